@@ -1,0 +1,59 @@
+#pragma once
+// Fitting a Gaussian mixture with EM, and using the fitted model.
+#include <cstdint>
+#include <vector>
+
+#include "cuem/data_view.hpp"
+#include "cuem/model.hpp"
+#include "cuem/options.hpp"
+
+namespace cuem {
+
+struct TracePoint {
+  int init = 0;                    ///< which restart
+  int iteration = 0;               ///< 1-based
+  double mean_log_likelihood = 0;  ///< per sample, before this iteration's M-step
+  double seconds = 0;              ///< wall time of the iteration
+};
+
+struct FitResult {
+  Model model;
+  bool converged = false;
+  int n_iter = 0;           ///< iterations of the best restart
+  double lower_bound = 0;   ///< mean log-likelihood of the best restart at its end
+  int best_init = 0;        ///< which restart won
+  std::vector<TracePoint> trace;  ///< every iteration of every restart, in order
+  /// Iterations whose log-likelihood fell below the previous one by more than rounding
+  /// (EM forbids it; a non-zero count is a bug to report) and the largest such fall.
+  int n_decreases = 0;
+  double max_decrease = 0;
+};
+
+/// Fits a mixture to X (N x D). Throws InvalidArgument, DataError, NumericalError or
+/// DeviceError, each with a message that says what to change.
+FitResult fit(DataView X, const FitOptions& options);
+
+/// Most probable component of every point (N).
+std::vector<int> predict(const Model& model, DataView X);
+/// Posterior probabilities, N x K row-major; each row sums to 1.
+std::vector<double> predict_proba(const Model& model, DataView X);
+/// log p(x_n) of every point (N).
+std::vector<double> score_samples(const Model& model, DataView X);
+/// Mean of score_samples.
+double score(const Model& model, DataView X);
+/// Bayesian and Akaike information criteria, scikit-learn's formulas (lower is better).
+double bic(const Model& model, DataView X);
+double aic(const Model& model, DataView X);
+
+struct Samples {
+  std::vector<double> X;    ///< n x D, grouped by component as scikit-learn does
+  std::vector<int> labels;  ///< n
+};
+/// Draws n points from the mixture; deterministic for a given seed.
+Samples sample(const Model& model, std::size_t n, std::uint64_t seed);
+
+/// Checks a model's shapes and values (weights on the simplex, positive definite
+/// factors); throws InvalidArgument naming the first problem.
+void validate_model(const Model& model);
+
+}  // namespace cuem

@@ -1,0 +1,69 @@
+#pragma once
+// Options of a fit. Defaults and meanings follow scikit-learn's GaussianMixture.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cuem/covariance_type.hpp"
+
+namespace cuem {
+
+/// How the responsibilities of the first iteration are made (scikit-learn's init_params).
+enum class InitMethod {
+  kmeans,            ///< Lloyd k-means from k-means++ seeds; hard labels
+  kmeans_plusplus,   ///< k-means++ seeds only: one point per component
+  random,            ///< uniform random responsibilities, normalised per point
+  random_from_data,  ///< K distinct points drawn uniformly: one per component
+};
+
+const char* to_string(InitMethod method) noexcept;
+/// "kmeans", "k-means++" (or "kmeans++"), "random", "random_from_data".
+InitMethod parse_init_method(const std::string& name);
+
+/// Which backend computes the E-step.
+enum class DeviceKind { cpu, cuda, automatic };
+
+struct Device {
+  DeviceKind kind = DeviceKind::cpu;
+  int index = 0;  ///< the CUDA device ordinal, for kind == cuda
+};
+
+/// "cpu", "cuda", "cuda:N" or "auto".
+Device parse_device(const std::string& name);
+
+/// What the iteration callback is told after each EM iteration.
+struct IterationInfo {
+  int init = 0;                   ///< which restart, 0-based
+  int iteration = 0;              ///< 1-based, as n_iter
+  double mean_log_likelihood = 0; ///< of the parameters before this iteration's M-step
+  double change = 0;              ///< against the previous iteration (inf on the first)
+  double seconds = 0;             ///< wall time of this iteration
+};
+
+struct FitOptions {
+  int n_components = 1;
+  CovarianceType covariance_type = CovarianceType::full;
+  double tol = 1e-3;       ///< on |change| of the mean per-sample log-likelihood
+  double reg_covar = 1e-6; ///< added to the diagonal of every covariance
+  int max_iter = 100;
+  int n_init = 1;
+  InitMethod init = InitMethod::kmeans;
+  std::uint64_t seed = 0;
+  Device device;
+  /// Number of CPU threads; 0 means OpenMP's default. Results do not depend on it.
+  int n_threads = 0;
+
+  /// Optional initial parameters (scikit-learn's weights_init, means_init,
+  /// precisions_init): empty means "derive from init". Shapes: weights K, means K x D,
+  /// precisions as the covariance table in model.hpp (precision matrices, not factors).
+  std::vector<double> weights_init;
+  std::vector<double> means_init;
+  std::vector<double> precisions_init;
+
+  /// Called after every iteration; return false to stop the fit early (the result then
+  /// holds the best model so far, with converged = false).
+  std::function<bool(const IterationInfo&)> on_iteration;
+};
+
+}  // namespace cuem

@@ -1,0 +1,42 @@
+// Device discovery that reads "no driver" or "no device" as an empty list, never a crash.
+#include <cuda_runtime.h>
+
+#include "core/cuda_devices.hpp"
+
+namespace cuem::cuda {
+
+std::vector<DeviceInfo> list_devices(std::string* reason) {
+  std::vector<DeviceInfo> out;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (reason) *reason = std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+    return out;
+  }
+  if (count == 0 && reason) *reason = "no CUDA device found";
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+      (void)cudaGetLastError();
+      continue;
+    }
+    DeviceInfo info;
+    info.index = i;
+    info.name = prop.name;
+    info.compute_major = prop.major;
+    info.compute_minor = prop.minor;
+    info.total_memory = prop.totalGlobalMem;
+    int previous = 0;
+    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(i) == cudaSuccess) {
+      std::size_t free_b = 0, total_b = 0;
+      if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) info.free_memory = free_b;
+      (void)cudaSetDevice(previous);
+    }
+    (void)cudaGetLastError();
+    out.push_back(info);
+  }
+  return out;
+}
+
+}  // namespace cuem::cuda

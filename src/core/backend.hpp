@@ -1,0 +1,33 @@
+#pragma once
+// The seam between the shared host code and the compute backends (DESIGN.md): given
+// prepared parameters and the data, a backend produces additive sufficient statistics
+// and per-point evaluations. Nothing above this header knows which backend runs.
+#include <cstddef>
+#include <memory>
+
+#include "core/prepared_params.hpp"
+#include "core/sufficient_stats.hpp"
+#include "cuem/data_view.hpp"
+#include "cuem/options.hpp"
+
+namespace cuem {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  /// One E-step over all points: statistics about params.means plus the log-likelihood.
+  virtual SufficientStats estep(const PreparedParams& params) = 0;
+
+  /// For points [begin, end): log p(x_n) into log_prob (may be null) and the
+  /// responsibilities, row-major (end - begin) x K, into resp (may be null).
+  virtual void evaluate(const PreparedParams& params, std::size_t begin, std::size_t end,
+                        double* log_prob, double* resp) = 0;
+
+  virtual const char* name() const noexcept = 0;
+};
+
+/// The backend for a device option; throws DeviceError when it cannot be had.
+std::unique_ptr<Backend> make_backend(DataView X, const Device& device, int n_threads);
+
+}  // namespace cuem

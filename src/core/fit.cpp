@@ -1,0 +1,96 @@
+// The EM driver: restarts, iterations, convergence and the monotonicity watch. It sees
+// only the backend seam (prepared parameters in, sufficient statistics out).
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "core/backend.hpp"
+#include "core/m_step.hpp"
+#include "core/prepared_params.hpp"
+#include "core/rng.hpp"
+#include "core/validate.hpp"
+#include "cuem/fit.hpp"
+#include "init/initialize.hpp"
+
+namespace cuem {
+namespace {
+
+// Sets OpenMP's thread count for this thread's parallel regions and restores it.
+class ThreadCountScope {
+ public:
+  explicit ThreadCountScope(int n) : previous_(omp_get_max_threads()), active_(n > 0) {
+    if (active_) omp_set_num_threads(n);
+  }
+  ~ThreadCountScope() {
+    if (active_) omp_set_num_threads(previous_);
+  }
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+
+ private:
+  int previous_;
+  bool active_;
+};
+
+// A fall of the mean log-likelihood smaller than this is rounding in the sums, not a
+// violation of EM's monotonicity.
+double rounding_slack(double lower_bound) { return 1e-10 * std::max(1.0, std::abs(lower_bound)); }
+
+}  // namespace
+
+FitResult fit(DataView X, const FitOptions& o) {
+  validate_data(X);
+  validate_options(o, X);
+  const ThreadCountScope threads(o.n_threads);
+  const std::unique_ptr<Backend> backend = make_backend(X, o.device, o.n_threads);
+  const double N = static_cast<double>(X.n_rows);
+  using Clock = std::chrono::steady_clock;
+
+  FitResult result;
+  double best_bound = -std::numeric_limits<double>::infinity();
+  bool have_best = false;
+  bool stopped = false;
+  for (int init = 0; init < o.n_init && !stopped; ++init) {
+    Model model = initialize(X, o, rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)));
+    double bound = -std::numeric_limits<double>::infinity();
+    bool converged = false;
+    int n_iter = 0;
+    for (int it = 1; it <= o.max_iter; ++it) {
+      const auto t0 = Clock::now();
+      const double previous = bound;
+      const SufficientStats stats = backend->estep(prepare(model));
+      bound = stats.log_likelihood / N;
+      model = m_step(stats, o.reg_covar);
+      n_iter = it;
+      const double change = bound - previous;
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      result.trace.push_back({init, it, bound, seconds});
+      if (it > 1 && change < -rounding_slack(previous)) {
+        ++result.n_decreases;
+        result.max_decrease = std::max(result.max_decrease, -change);
+      }
+      if (o.on_iteration && !o.on_iteration({init, it, bound, change, seconds})) {
+        stopped = true;
+        break;
+      }
+      if (std::abs(change) < o.tol) {
+        converged = true;
+        break;
+      }
+    }
+    if (!have_best || bound > best_bound) {
+      have_best = true;
+      best_bound = bound;
+      result.model = std::move(model);
+      result.converged = converged;
+      result.n_iter = n_iter;
+      result.lower_bound = bound;
+      result.best_init = init;
+    }
+  }
+  return result;
+}
+
+}  // namespace cuem

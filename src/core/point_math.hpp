@@ -1,0 +1,99 @@
+#pragma once
+// Per-point Gaussian-mixture math shared by the CPU backend and the CUDA kernels.
+//
+// Notation (DESIGN.md): for component k with mean mu and precision Cholesky factor P
+// (precision = P P^T; P upper triangular, scikit-learn's precisions_cholesky_),
+//   log p(x, k) = log pi_k - D/2 log(2 pi) + log|P| - 1/2 ||P^T (x - mu)||^2.
+// Everything here is a small inline function without allocation, so that nvcc can
+// compile it for the device as well as the host.
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define CUEM_HD __host__ __device__ __forceinline__
+#else
+#define CUEM_HD inline
+#endif
+
+namespace cuem::math {
+
+constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+
+/// ||P^T (x - mu)||^2 for an upper-triangular D x D row-major P. Row i of P holds the
+/// coefficients of (x_i - mu_i); column j of P^T (x - mu) uses rows 0..j.
+template <typename T>
+CUEM_HD double mahalanobis_sq_full(const T* x, const double* mu, const double* P, int D) {
+  double sum = 0.0;
+  for (int j = 0; j < D; ++j) {
+    double y = 0.0;
+    for (int i = 0; i <= j; ++i) y += (static_cast<double>(x[i]) - mu[i]) * P[i * D + j];
+    sum += y * y;
+  }
+  return sum;
+}
+
+/// sum_d ((x_d - mu_d) * p_d)^2 for a diagonal factor p (1 / sigma per dimension).
+template <typename T>
+CUEM_HD double mahalanobis_sq_diag(const T* x, const double* mu, const double* p, int D) {
+  double sum = 0.0;
+  for (int d = 0; d < D; ++d) {
+    const double y = (static_cast<double>(x[d]) - mu[d]) * p[d];
+    sum += y * y;
+  }
+  return sum;
+}
+
+/// ||x - mu||^2 p^2 for a spherical factor p (1 / sigma).
+template <typename T>
+CUEM_HD double mahalanobis_sq_spherical(const T* x, const double* mu, double p, int D) {
+  double sum = 0.0;
+  for (int d = 0; d < D; ++d) {
+    const double y = static_cast<double>(x[d]) - mu[d];
+    sum += y * y;
+  }
+  return sum * p * p;
+}
+
+/// log pi + log N(x | mu, Sigma) from a squared Mahalanobis distance; log_det_factor is
+/// log|P| = sum of the logs of the factor's diagonal (= -1/2 log|Sigma|).
+CUEM_HD double log_joint(double log_weight, double log_det_factor, double maha_sq, int D) {
+  return log_weight + log_det_factor - 0.5 * (static_cast<double>(D) * kLog2Pi + maha_sq);
+}
+
+/// log sum_k exp(v_k), stable for any finite inputs (and -inf entries).
+CUEM_HD double logsumexp(const double* v, int K) {
+  double m = v[0];
+  for (int k = 1; k < K; ++k) m = v[k] > m ? v[k] : m;
+  if (!(m > -INFINITY)) return m;  // all -inf (or NaN): nothing to normalise
+  double s = 0.0;
+  for (int k = 0; k < K; ++k) s += exp(v[k] - m);
+  return m + log(s);
+}
+
+/// Turns log joints into responsibilities in place: gamma_k = exp(v_k - lse).
+CUEM_HD void responsibilities(double* v, int K, double lse) {
+  for (int k = 0; k < K; ++k) v[k] = exp(v[k] - lse);
+}
+
+/// Adds one point with weight w to shifted statistics of one component:
+///   s1 += w (x - c),  s2 += w (x - c)(x - c)^T (upper triangle, row-major D x D).
+template <typename T>
+CUEM_HD void add_point_full(double* s1, double* s2, const T* x, const double* c, double w, int D) {
+  for (int i = 0; i < D; ++i) {
+    const double di = static_cast<double>(x[i]) - c[i];
+    const double wdi = w * di;
+    s1[i] += wdi;
+    for (int j = i; j < D; ++j) s2[i * D + j] += wdi * (static_cast<double>(x[j]) - c[j]);
+  }
+}
+
+/// Diagonal version: s1 += w (x - c), s2_d += w (x_d - c_d)^2.
+template <typename T>
+CUEM_HD void add_point_diag(double* s1, double* s2, const T* x, const double* c, double w, int D) {
+  for (int d = 0; d < D; ++d) {
+    const double dd = static_cast<double>(x[d]) - c[d];
+    s1[d] += w * dd;
+    s2[d] += w * dd * dd;
+  }
+}
+
+}  // namespace cuem::math

@@ -1,0 +1,64 @@
+// Using a fitted model: posteriors, log-densities, labels and information criteria.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/prepared_params.hpp"
+#include "core/validate.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "cuem/fit.hpp"
+
+namespace cuem {
+
+std::vector<double> predict_proba(const Model& model, DataView X) {
+  validate_model_and_data(model, X);
+  std::vector<double> resp(X.n_rows * static_cast<std::size_t>(model.n_components));
+  CpuBackend(X).evaluate(prepare(model), 0, X.n_rows, nullptr, resp.data());
+  return resp;
+}
+
+std::vector<int> predict(const Model& model, DataView X) {
+  validate_model_and_data(model, X);
+  const PreparedParams p = prepare(model);
+  const int K = model.n_components;
+  const std::size_t chunk = chunk_points(K);
+  std::vector<double> resp(chunk * static_cast<std::size_t>(K));
+  std::vector<int> labels(X.n_rows);
+  CpuBackend backend(X);
+  for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
+    const std::size_t count = std::min(chunk, X.n_rows - begin);
+    backend.evaluate(p, begin, begin + count, nullptr, resp.data());
+    for (std::size_t b = 0; b < count; ++b) {
+      const double* r = resp.data() + b * K;
+      labels[begin + b] = static_cast<int>(std::max_element(r, r + K) - r);
+    }
+  }
+  return labels;
+}
+
+std::vector<double> score_samples(const Model& model, DataView X) {
+  validate_model_and_data(model, X);
+  std::vector<double> log_prob(X.n_rows);
+  CpuBackend(X).evaluate(prepare(model), 0, X.n_rows, log_prob.data(), nullptr);
+  return log_prob;
+}
+
+double score(const Model& model, DataView X) {
+  const std::vector<double> lp = score_samples(model, X);
+  double s = 0.0;
+  for (double v : lp) s += v;
+  return s / static_cast<double>(lp.size());
+}
+
+double bic(const Model& model, DataView X) {
+  const double N = static_cast<double>(X.n_rows);
+  return -2.0 * score(model, X) * N + n_parameters(model) * std::log(N);
+}
+
+double aic(const Model& model, DataView X) {
+  const double N = static_cast<double>(X.n_rows);
+  return -2.0 * score(model, X) * N + 2.0 * n_parameters(model);
+}
+
+}  // namespace cuem

@@ -1,0 +1,160 @@
+#include "core/validate.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/linalg.hpp"
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+
+namespace cuem {
+namespace {
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw InvalidArgument(message);
+}
+
+bool all_finite(const std::vector<double>& v) {
+  for (double x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+void validate_data(DataView X) {
+  if (X.n_cols == 0) throw DataError("the data has no features (D = 0); every point needs at least one value");
+  if (X.n_rows == 0) throw DataError("the data has no points (N = 0)");
+  if (X.data == nullptr) throw DataError("the data pointer is null");
+  if (X.n_rows > std::numeric_limits<std::size_t>::max() / X.n_cols)
+    throw DataError("N x D overflows the address space");
+  // The first non-finite value in row-major order, found in parallel: each thread keeps
+  // the smallest flat index it saw.
+  const std::size_t total = X.n_rows * X.n_cols;
+  std::size_t first = total;
+#pragma omp parallel for schedule(static) reduction(min : first)
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
+    if (!std::isfinite(X.data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
+  if (first < total) {
+    const double v = X.data[first];
+    throw DataError(std::string("the data holds ") + (std::isnan(v) ? "NaN" : "Inf") + " at row " +
+                    std::to_string(first / X.n_cols) + ", column " + std::to_string(first % X.n_cols) +
+                    " (0-based); remove or impute non-finite values before fitting");
+  }
+}
+
+void validate_options(const FitOptions& o, DataView X) {
+  require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
+  require(std::isfinite(o.tol) && o.tol >= 0.0, "tol must be a finite number >= 0, got " + num(o.tol));
+  require(std::isfinite(o.reg_covar) && o.reg_covar >= 0.0,
+          "reg_covar must be a finite number >= 0, got " + num(o.reg_covar));
+  require(o.max_iter >= 1, "max_iter must be at least 1, got " + std::to_string(o.max_iter));
+  require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
+  require(o.n_threads >= 0, "n_threads must be >= 0 (0: OpenMP's default), got " + std::to_string(o.n_threads));
+  if (X.n_cols > static_cast<std::size_t>(std::numeric_limits<int>::max() / 64))
+    throw DataError("D = " + std::to_string(X.n_cols) + " features is more than cuem supports");
+  if (static_cast<std::size_t>(o.n_components) > X.n_rows)
+    throw DataError("n_components = " + std::to_string(o.n_components) + " is more than the " +
+                    std::to_string(X.n_rows) + " points in the data; use at most as many components as points");
+
+  const int K = o.n_components;
+  const int D = static_cast<int>(X.n_cols);
+  if (!o.weights_init.empty()) {
+    require(o.weights_init.size() == static_cast<std::size_t>(K),
+            "weights_init has " + std::to_string(o.weights_init.size()) + " values; expected n_components = " +
+                std::to_string(K));
+    double sum = 0.0;
+    for (double w : o.weights_init) {
+      require(std::isfinite(w) && w >= 0.0 && w <= 1.0, "weights_init values must lie in [0, 1], got " + num(w));
+      sum += w;
+    }
+    require(std::abs(sum - 1.0) <= 1e-6, "weights_init must sum to 1, sums to " + num(sum));
+  }
+  if (!o.means_init.empty()) {
+    require(o.means_init.size() == static_cast<std::size_t>(K) * D,
+            "means_init has " + std::to_string(o.means_init.size()) + " values; expected n_components x n_features = " +
+                std::to_string(static_cast<std::size_t>(K) * D));
+    require(all_finite(o.means_init), "means_init holds a non-finite value");
+  }
+  if (!o.precisions_init.empty()) {
+    const std::size_t want = covariance_size(o.covariance_type, K, D);
+    require(o.precisions_init.size() == want,
+            "precisions_init has " + std::to_string(o.precisions_init.size()) + " values; a '" +
+                to_string(o.covariance_type) + "' model needs " + std::to_string(want));
+    require(all_finite(o.precisions_init), "precisions_init holds a non-finite value");
+    if (o.covariance_type == CovarianceType::full || o.covariance_type == CovarianceType::tied) {
+      const std::size_t DD = static_cast<std::size_t>(D) * D;
+      for (std::size_t off = 0; off < want; off += DD) {
+        const double* A = o.precisions_init.data() + off;
+        for (int i = 0; i < D; ++i)
+          for (int j = 0; j < i; ++j)
+            require(std::abs(A[i * D + j] - A[j * D + i]) <= 1e-10 * (std::abs(A[i * D + j]) + std::abs(A[j * D + i]) + 1e-300),
+                    "precisions_init matrix " + std::to_string(off / DD) + " is not symmetric");
+        std::vector<double> L(A, A + DD);
+        require(linalg::cholesky_lower(L.data(), D) < 0,
+                "precisions_init matrix " + std::to_string(off / DD) + " is not positive definite");
+      }
+    } else {
+      for (double p : o.precisions_init) require(p > 0.0, "precisions_init values must be positive, got " + num(p));
+    }
+  }
+}
+
+void validate_model(const Model& m) {
+  require(m.n_components >= 1 && m.n_features >= 1, "the model is empty (fit it first)");
+  const auto K = static_cast<std::size_t>(m.n_components);
+  const auto D = static_cast<std::size_t>(m.n_features);
+  require(m.weights.size() == K, "model weights have " + std::to_string(m.weights.size()) + " values; expected " +
+                                     std::to_string(K));
+  require(m.means.size() == K * D, "model means have " + std::to_string(m.means.size()) + " values; expected " +
+                                       std::to_string(K * D));
+  const std::size_t cs = covariance_size(m.covariance_type, m.n_components, m.n_features);
+  require(m.covariances.size() == cs, "model covariances have " + std::to_string(m.covariances.size()) +
+                                          " values; expected " + std::to_string(cs));
+  require(m.precisions_cholesky.size() == cs, "model precisions_cholesky have " +
+                                                  std::to_string(m.precisions_cholesky.size()) + " values; expected " +
+                                                  std::to_string(cs));
+  double sum = 0.0;
+  for (double w : m.weights) {
+    require(std::isfinite(w) && w >= 0.0, "model weights must be finite and non-negative");
+    sum += w;
+  }
+  require(std::abs(sum - 1.0) <= 1e-6, "model weights must sum to 1, sum to " + num(sum));
+  require(all_finite(m.means), "model means hold a non-finite value");
+  require(all_finite(m.covariances), "model covariances hold a non-finite value");
+  require(all_finite(m.precisions_cholesky), "model precisions_cholesky hold a non-finite value");
+  // The factors' diagonals must be positive for the log-determinant.
+  const std::size_t DD = D * D;
+  switch (m.covariance_type) {
+    case CovarianceType::full:
+    case CovarianceType::tied:
+      for (std::size_t off = 0; off < cs; off += DD)
+        for (std::size_t i = 0; i < D; ++i)
+          require(m.precisions_cholesky[off + i * D + i] > 0.0,
+                  "model precisions_cholesky has a non-positive diagonal (matrix " + std::to_string(off / DD) + ")");
+      break;
+    case CovarianceType::diag:
+    case CovarianceType::spherical:
+      for (double p : m.precisions_cholesky) require(p > 0.0, "model precisions_cholesky values must be positive");
+      break;
+  }
+}
+
+void validate_model_and_data(const Model& m, DataView X) {
+  validate_model(m);
+  validate_data(X);
+  if (X.n_cols != static_cast<std::size_t>(m.n_features))
+    throw DataError("the data has " + std::to_string(X.n_cols) + " features but the model was fitted to " +
+                    std::to_string(m.n_features));
+}
+
+}  // namespace cuem

@@ -1,0 +1,20 @@
+#pragma once
+// Precondition checks at the API boundary: once, with messages that say what to do.
+#include "cuem/data_view.hpp"
+#include "cuem/model.hpp"
+#include "cuem/options.hpp"
+
+namespace cuem {
+
+/// N > 0, D > 0, a data pointer, and every value finite; DataError names the first bad
+/// row and column (0-based) otherwise.
+void validate_data(DataView X);
+
+/// Ranges of the options and shapes of the initial parameters against X; InvalidArgument
+/// (or DataError for K > N).
+void validate_options(const FitOptions& options, DataView X);
+
+/// validate_model plus X having the model's number of features.
+void validate_model_and_data(const Model& model, DataView X);
+
+}  // namespace cuem

@@ -1,0 +1,110 @@
+#include "cpu/cpu_backend.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/point_math.hpp"
+
+namespace cuem {
+
+std::size_t chunk_points(int K) noexcept {
+  // About 1 MiB of responsibilities per chunk, at least 64 points.
+  const std::size_t target = (std::size_t{1} << 17) / static_cast<std::size_t>(std::max(K, 1));
+  return std::clamp<std::size_t>(target, 64, 8192);
+}
+
+void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
+                    double* resp, double* log_prob) {
+  const int K = p.K;
+  const int D = p.D;
+  const auto n = static_cast<std::ptrdiff_t>(count);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t b = 0; b < n; ++b) {
+    const double* x = X.row(begin + static_cast<std::size_t>(b));
+    double* v = resp + static_cast<std::size_t>(b) * K;
+    for (int k = 0; k < K; ++k) {
+      const double* mu = p.means.data() + static_cast<std::size_t>(k) * D;
+      const double* f = p.factor(k);
+      double maha = 0.0;
+      switch (p.type) {
+        case CovarianceType::full:
+        case CovarianceType::tied: maha = math::mahalanobis_sq_full(x, mu, f, D); break;
+        case CovarianceType::diag: maha = math::mahalanobis_sq_diag(x, mu, f, D); break;
+        case CovarianceType::spherical: maha = math::mahalanobis_sq_spherical(x, mu, *f, D); break;
+      }
+      v[k] = math::log_joint(p.log_weights[k], p.log_det[k], maha, D);
+    }
+    const double lse = math::logsumexp(v, K);
+    math::responsibilities(v, K, lse);
+    if (log_prob) log_prob[b] = lse;
+  }
+}
+
+SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
+                                 const ResponsibilityFn& resp_fn, bool with_log_likelihood) {
+  const int D = static_cast<int>(X.n_cols);
+  const std::size_t DD = static_cast<std::size_t>(D) * D;
+  SufficientStats s = SufficientStats::zeros(type, K, D, std::move(shift));
+  const bool tied = type == CovarianceType::tied;
+  const bool full_scatter = type == CovarianceType::full || tied;
+  // Tied statistics are the sum over components of full ones; summing each component
+  // separately keeps the parallel loop over components free of shared writes.
+  std::vector<double> scatter_k;
+  if (tied) scatter_k.assign(static_cast<std::size_t>(K) * DD, 0.0);
+  double* s2_base = tied ? scatter_k.data() : s.s2.data();
+
+  const std::size_t chunk = chunk_points(K);
+  std::vector<double> resp(chunk * static_cast<std::size_t>(K));
+  std::vector<double> log_prob(with_log_likelihood ? chunk : 0);
+  for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
+    const std::size_t count = std::min(chunk, X.n_rows - begin);
+    resp_fn(begin, count, resp.data(), with_log_likelihood ? log_prob.data() : nullptr);
+    if (with_log_likelihood)
+      for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < K; ++k) {
+      const double* c = s.shift.data() + static_cast<std::size_t>(k) * D;
+      double* s1 = s.s1.data() + static_cast<std::size_t>(k) * D;
+      double nk = 0.0;
+      for (std::size_t b = 0; b < count; ++b) {
+        const double g = resp[b * K + k];
+        if (g == 0.0) continue;  // hard assignments: most rows do not touch this component
+        nk += g;
+        const double* x = X.row(begin + b);
+        if (full_scatter)
+          math::add_point_full(s1, s2_base + k * DD, x, c, g, D);
+        else
+          math::add_point_diag(s1, s.s2.data() + static_cast<std::size_t>(k) * D, x, c, g, D);
+      }
+      s.nk[k] += nk;
+    }
+  }
+  if (tied)
+    for (int k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < DD; ++i) s.s2[i] += scatter_k[k * DD + i];
+  s.n_points = X.n_rows;
+  return s;
+}
+
+SufficientStats CpuBackend::estep(const PreparedParams& p) {
+  return accumulate_stats(
+      X_, p.type, p.K, p.means,
+      [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
+        cpu_posteriors(X_, p, begin, count, resp, log_prob);
+      },
+      true);
+}
+
+void CpuBackend::evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
+                          double* resp) {
+  const std::size_t chunk = chunk_points(p.K);
+  std::vector<double> scratch(resp ? 0 : chunk * static_cast<std::size_t>(p.K));
+  for (std::size_t b = begin; b < end; b += chunk) {
+    const std::size_t count = std::min(chunk, end - b);
+    double* r = resp ? resp + (b - begin) * static_cast<std::size_t>(p.K) : scratch.data();
+    cpu_posteriors(X_, p, b, count, r, log_prob ? log_prob + (b - begin) : nullptr);
+  }
+}
+
+}  // namespace cuem

@@ -1,0 +1,43 @@
+#pragma once
+// The float64 CPU reference backend: OpenMP over points, bounded memory.
+#include <cstddef>
+#include <functional>
+
+#include "core/backend.hpp"
+
+namespace cuem {
+
+/// Fills the responsibilities (count x K, row-major) of points [begin, begin + count) and,
+/// when log_prob is not null, their log p(x_n). Called once per chunk, from one thread;
+/// it may parallelise inside.
+using ResponsibilityFn =
+    std::function<void(std::size_t begin, std::size_t count, double* resp, double* log_prob)>;
+
+/// Accumulates statistics about `shift` with weights from `resp_fn`, chunk by chunk.
+/// Each component's sums run over the points in order, so the result is bitwise the same
+/// for any number of threads. Memory: one chunk of responsibilities plus, for tied, K
+/// per-component scatters; never N x K.
+SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
+                                 const ResponsibilityFn& resp_fn, bool with_log_likelihood);
+
+/// Points per chunk for K components: bounded work buffers whatever N is.
+std::size_t chunk_points(int K) noexcept;
+
+/// Log joints, log p(x) and responsibilities for points [begin, begin + count), in
+/// parallel over points.
+void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
+                    double* resp, double* log_prob);
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(DataView X) : X_(X) {}
+  SufficientStats estep(const PreparedParams& params) override;
+  void evaluate(const PreparedParams& params, std::size_t begin, std::size_t end, double* log_prob,
+                double* resp) override;
+  const char* name() const noexcept override { return "cpu"; }
+
+ private:
+  DataView X_;
+};
+
+}  // namespace cuem

@@ -1,0 +1,126 @@
+#include "init/initialize.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+#include <vector>
+
+#include "core/linalg.hpp"
+#include "core/m_step.hpp"
+#include "core/rng.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "cuem/errors.hpp"
+#include "init/kmeans.hpp"
+
+namespace cuem {
+namespace {
+
+// K distinct indices drawn uniformly from [0, N) (Floyd's algorithm), in draw order.
+std::vector<std::size_t> distinct_indices(std::size_t N, int K, std::uint64_t seed) {
+  std::vector<std::size_t> out;
+  std::unordered_set<std::size_t> seen;
+  std::uint64_t counter = 0;
+  for (std::size_t j = N - static_cast<std::size_t>(K); j < N; ++j) {
+    const auto t = std::min(j, static_cast<std::size_t>(rng::uniform(seed, rng::kRandomFromData, counter++) *
+                                                        static_cast<double>(j + 1)));
+    const std::size_t pick = seen.count(t) ? j : t;
+    seen.insert(pick);
+    out.push_back(pick);
+  }
+  return out;
+}
+
+// One-hot responsibilities: point `index[k]` belongs wholly to component k, every other
+// point to none (scikit-learn's k-means++ and random_from_data initialisation).
+ResponsibilityFn one_hot_points(const std::vector<std::size_t>& index, int K) {
+  return [&index, K](std::size_t begin, std::size_t count, double* resp, double*) {
+    std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
+    for (int k = 0; k < K; ++k)
+      if (index[k] >= begin && index[k] < begin + count) resp[(index[k] - begin) * K + k] = 1.0;
+  };
+}
+
+// Two passes: the means first, then the scatter about them, so the M-step works on
+// centred sums whatever the data's offset.
+Model estimate_from_responsibilities(DataView X, const FitOptions& o, const ResponsibilityFn& fn) {
+  const int K = o.n_components;
+  const int D = static_cast<int>(X.n_cols);
+  SufficientStats first = accumulate_stats(X, CovarianceType::diag, K,
+                                           std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), fn, false);
+  std::vector<double> means(static_cast<std::size_t>(K) * D, 0.0);
+  for (int k = 0; k < K; ++k)
+    if (first.nk[k] > 0.0)
+      for (int d = 0; d < D; ++d) means[k * D + d] = first.s1[k * D + d] / first.nk[k];
+  SufficientStats second = accumulate_stats(X, o.covariance_type, K, std::move(means), fn, false);
+  return m_step(second, o.reg_covar);
+}
+
+}  // namespace
+
+Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
+  const int K = o.n_components;
+  const int D = static_cast<int>(X.n_cols);
+  Model m;
+  switch (o.init) {
+    case InitMethod::kmeans: {
+      const KMeansResult km = kmeans(X, K, seed);
+      m = estimate_from_responsibilities(
+          X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
+            std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
+#pragma omp parallel for schedule(static)
+            for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
+              resp[b * K + nearest_center(X.row(begin + b), km.centers, K, D)] = 1.0;
+          });
+      break;
+    }
+    case InitMethod::kmeans_plusplus: {
+      const std::vector<std::size_t> index = kmeans_plusplus(X, K, seed);
+      m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
+      break;
+    }
+    case InitMethod::random_from_data: {
+      const std::vector<std::size_t> index = distinct_indices(X.n_rows, K, seed);
+      m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
+      break;
+    }
+    case InitMethod::random:
+      m = estimate_from_responsibilities(
+          X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
+#pragma omp parallel for schedule(static)
+            for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b) {
+              double* r = resp + b * K;
+              const std::uint64_t n = begin + static_cast<std::size_t>(b);
+              double sum = 0.0;
+              for (int k = 0; k < K; ++k) sum += r[k] = rng::uniform(seed, rng::kRandomResp, n * K + k);
+              for (int k = 0; k < K; ++k) r[k] /= sum;
+            }
+          });
+      break;
+  }
+
+  if (!o.weights_init.empty()) m.weights = o.weights_init;
+  if (!o.means_init.empty()) m.means = o.means_init;
+  if (!o.precisions_init.empty()) {
+    // Keep the covariances consistent with the given precisions; the factor is derived
+    // from the covariance, so P P^T equals the given precision up to rounding.
+    const std::size_t DD = static_cast<std::size_t>(D) * D;
+    m.covariances.assign(o.precisions_init.size(), 0.0);
+    switch (o.covariance_type) {
+      case CovarianceType::full:
+      case CovarianceType::tied:
+        for (std::size_t off = 0; off < o.precisions_init.size(); off += DD)
+          if (linalg::spd_inverse(o.precisions_init.data() + off, m.covariances.data() + off, D) >= 0)
+            throw InvalidArgument("precisions_init is not symmetric positive definite (matrix " +
+                                  std::to_string(off / DD) + ")");
+        break;
+      case CovarianceType::diag:
+      case CovarianceType::spherical:
+        for (std::size_t i = 0; i < o.precisions_init.size(); ++i) m.covariances[i] = 1.0 / o.precisions_init[i];
+        break;
+    }
+    compute_precision_cholesky(m, o.reg_covar);
+  }
+  return m;
+}
+
+}  // namespace cuem

@@ -1,0 +1,15 @@
+#pragma once
+// The starting model of one EM run (scikit-learn's _initialize_parameters).
+#include <cstdint>
+
+#include "cuem/data_view.hpp"
+#include "cuem/model.hpp"
+#include "cuem/options.hpp"
+
+namespace cuem {
+
+/// Responsibilities from the init method, then one M-step from them; user-given weights,
+/// means and precisions replace the derived ones. `seed` is this restart's seed.
+Model initialize(DataView X, const FitOptions& options, std::uint64_t seed);
+
+}  // namespace cuem

@@ -1,0 +1,30 @@
+#pragma once
+// k-means for initialisation: greedy k-means++ seeding and Lloyd iterations.
+#include <cstdint>
+#include <vector>
+
+#include "cuem/data_view.hpp"
+
+namespace cuem {
+
+/// Indices of K seed points by greedy k-means++ (Arthur & Vassilvitskii 2007; each step
+/// draws 2 + floor(ln K) candidates with probability proportional to D(x)^2 and keeps the
+/// one that lowers the potential most, as scikit-learn does). Deterministic for a seed and
+/// independent of the thread count. Keeps one double per point (D(x)^2), never N x K.
+std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed);
+
+struct KMeansResult {
+  std::vector<double> centers;  ///< K x D
+  int n_iter = 0;
+  double inertia = 0;           ///< sum of squared distances to the nearest centre
+};
+
+/// Lloyd's algorithm from k-means++ seeds until the squared centre shift falls below
+/// tol * (mean feature variance), as scikit-learn's KMeans, or max_iter. An empty cluster
+/// keeps its previous centre.
+KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4);
+
+/// Index of the nearest centre (squared Euclidean; the lowest index on ties).
+int nearest_center(const double* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
+
+}  // namespace cuem

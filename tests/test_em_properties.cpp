@@ -1,0 +1,292 @@
+// Properties every fit must have, whatever the data: EM never lowers the likelihood;
+// results are a function of (data, options, seed) alone, bit for bit; a constant offset
+// of the data changes nothing but the means; restarts keep the best.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cuem/fit.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuem::CovarianceType;
+using cuem::InitMethod;
+
+// ---- monotone log-likelihood over a grid of shapes ----------------------------------
+
+struct GridCase {
+  CovarianceType type;
+  int k;
+  int d;
+  InitMethod init;
+  std::uint64_t seed;
+};
+
+std::string grid_name(const testing::TestParamInfo<GridCase>& info) {
+  const GridCase& c = info.param;
+  return std::string(cuem::to_string(c.type)) + "_K" + std::to_string(c.k) + "_D" + std::to_string(c.d) + "_" +
+         (c.init == InitMethod::random ? "random" : "kmeans") + "_seed" + std::to_string(c.seed);
+}
+
+// Points per fit: several per component so that fits are valid, more for small
+// problems; capped so that the K = 32, D = 64 full fits stay cheap (their components
+// then hold fewer points than dimensions and lean on reg_covar, a case EM must survive).
+std::size_t grid_n(const GridCase& c) { return static_cast<std::size_t>(std::max(4 * c.k, 64)); }
+
+class MonotoneTrace : public testing::TestWithParam<GridCase> {};
+
+TEST_P(MonotoneTrace, NeverDecreases) {
+  const GridCase& c = GetParam();
+  SCOPED_TRACE("seed " + std::to_string(c.seed));
+  // Overlapping clusters (separation 3, sds up to 1.4), so EM has work to do for many
+  // iterations instead of converging at once.
+  const cuem_test::Mixture mix = cuem_test::make_mixture(c.type, c.k, c.d, 3.0, c.seed);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, grid_n(c), c.seed + 1000);
+
+  cuem::FitOptions opt;
+  opt.n_components = c.k;
+  opt.covariance_type = c.type;
+  opt.init = c.init;
+  opt.seed = c.seed;
+  opt.tol = 1e-8;
+  opt.max_iter = 30;
+  const cuem::FitResult r = cuem::fit(ds.view(), opt);
+
+  EXPECT_EQ(r.n_decreases, 0) << "max_decrease " << r.max_decrease;
+  ASSERT_FALSE(r.trace.empty());
+  EXPECT_EQ(r.trace.size(), static_cast<std::size_t>(r.n_iter));  // n_init = 1
+  for (std::size_t i = 0; i < r.trace.size(); ++i) {
+    const double ll = r.trace[i].mean_log_likelihood;
+    ASSERT_TRUE(std::isfinite(ll)) << "iteration " << r.trace[i].iteration;
+    if (i == 0) continue;
+    const double prev = r.trace[i - 1].mean_log_likelihood;
+    EXPECT_GE(ll, prev - 1e-9 * std::max(1.0, std::abs(prev)))
+        << "iteration " << r.trace[i].iteration << " fell from " << prev << " to " << ll;
+  }
+  EXPECT_TRUE(cuem_test::all_finite(r.model));
+}
+
+std::vector<GridCase> grid_cases() {
+  std::vector<GridCase> cases;
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (int k : {1, 2, 3, 5, 8, 16, 32})
+      for (int d : {1, 2, 3, 8, 16, 64})
+        for (InitMethod init : {InitMethod::random, InitMethod::kmeans})
+          for (std::uint64_t seed : {1u, 2u}) cases.push_back({type, k, d, init, seed + 10u * k + 1000u * d});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Grid, MonotoneTrace, testing::ValuesIn(grid_cases()), grid_name);
+
+// ---- determinism ---------------------------------------------------------------------
+
+std::string type_name(const testing::TestParamInfo<CovarianceType>& info) {
+  return cuem::to_string(info.param);
+}
+
+class Determinism : public testing::TestWithParam<CovarianceType> {
+ protected:
+  cuem_test::Dataset data() const {
+    const cuem_test::Mixture mix = cuem_test::make_mixture(GetParam(), 5, 3, 4.0, 77);
+    return cuem_test::sample_mixture(mix, 5000, 78);
+  }
+  cuem::FitOptions options(std::uint64_t seed) const {
+    cuem::FitOptions opt;
+    opt.n_components = 5;
+    opt.covariance_type = GetParam();
+    opt.n_init = 2;
+    opt.max_iter = 40;
+    opt.tol = 1e-6;
+    opt.seed = seed;
+    return opt;
+  }
+};
+
+TEST_P(Determinism, SameSeedIsBitwiseIdentical) {
+  SCOPED_TRACE("data seed 77/78, fit seed 9");
+  const cuem_test::Dataset ds = data();
+  for (InitMethod init : {InitMethod::kmeans, InitMethod::kmeans_plusplus, InitMethod::random,
+                          InitMethod::random_from_data}) {
+    SCOPED_TRACE(cuem::to_string(init));
+    cuem::FitOptions opt = options(9);
+    opt.init = init;
+    const cuem::FitResult a = cuem::fit(ds.view(), opt);
+    const cuem::FitResult b = cuem::fit(ds.view(), opt);
+    // Exact equality is the point here: the reductions have a fixed order.
+    EXPECT_TRUE(a.model.weights == b.model.weights);
+    EXPECT_TRUE(a.model.means == b.model.means);
+    EXPECT_TRUE(a.model.covariances == b.model.covariances);
+    EXPECT_TRUE(a.model.precisions_cholesky == b.model.precisions_cholesky);
+    EXPECT_EQ(a.lower_bound, b.lower_bound);
+    EXPECT_EQ(a.n_iter, b.n_iter);
+    EXPECT_EQ(a.best_init, b.best_init);
+    ASSERT_EQ(a.trace.size(), b.trace.size());
+    for (std::size_t i = 0; i < a.trace.size(); ++i)
+      EXPECT_EQ(a.trace[i].mean_log_likelihood, b.trace[i].mean_log_likelihood) << "trace entry " << i;
+  }
+}
+
+TEST_P(Determinism, DifferentSeedsGiveDifferentInits) {
+  const cuem_test::Dataset ds = data();
+  cuem::FitOptions opt = options(0);
+  opt.init = InitMethod::random;
+  opt.n_init = 1;
+  opt.max_iter = 1;
+  std::set<double> first_ll;
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    opt.seed = seed;
+    const cuem::FitResult r = cuem::fit(ds.view(), opt);
+    ASSERT_FALSE(r.trace.empty());
+    first_ll.insert(r.trace.front().mean_log_likelihood);
+  }
+  // Random responsibilities from four seeds: four different starting likelihoods.
+  EXPECT_EQ(first_ll.size(), 4u);
+}
+
+TEST_P(Determinism, ThreadCountDoesNotMatter) {
+  SCOPED_TRACE("data seed 77/78, fit seed 4");
+  const cuem_test::Dataset ds = data();
+  cuem::FitOptions opt = options(4);
+  opt.n_threads = 1;
+  const cuem::FitResult one = cuem::fit(ds.view(), opt);
+  opt.n_threads = 2;
+  const cuem::FitResult two = cuem::fit(ds.view(), opt);
+  EXPECT_EQ(one.n_iter, two.n_iter);
+  EXPECT_EQ(one.best_init, two.best_init);
+  EXPECT_NEAR(one.lower_bound, two.lower_bound, 1e-12 * std::abs(one.lower_bound));
+  EXPECT_LT(cuem_test::max_rel_diff(one.model.weights, two.model.weights, 1e-300), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(one.model.means, two.model.means), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(one.model.covariances, two.model.covariances), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(one.model.precisions_cholesky, two.model.precisions_cholesky), 1e-12);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, Determinism, testing::ValuesIn(cuem_test::all_covariance_types()),
+                         type_name);
+
+// ---- offset data ---------------------------------------------------------------------
+
+// The same points shifted by 1e4 in every coordinate. Adding the offset rounds each
+// coordinate by up to 1e4 * 2^-53 ~ 1e-12, which bounds how closely the fits can agree;
+// an implementation that forms E[x x^T] - mu mu^T about zero loses ~8 digits to the
+// 1e8 squared offset and fails the covariance check by orders of magnitude.
+class OffsetData : public testing::TestWithParam<CovarianceType> {};
+
+TEST_P(OffsetData, FitsLikeCentredData) {
+  const CovarianceType type = GetParam();
+  const double offset = 1e4;
+  SCOPED_TRACE("mixture seed 31, data seed 32, fit seed 1");
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 4, 6.0, 31);
+  const cuem_test::Dataset centred = cuem_test::sample_mixture(mix, 4000, 32);
+  cuem_test::Dataset shifted = centred;
+  for (double& v : shifted.x) v += offset;
+
+  for (InitMethod init : {InitMethod::kmeans, InitMethod::random}) {
+    SCOPED_TRACE(cuem::to_string(init));
+    cuem::FitOptions opt;
+    opt.n_components = 3;
+    opt.covariance_type = type;
+    opt.init = init;
+    opt.seed = 1;
+    opt.tol = 0;  // a fixed number of iterations: no convergence test near a threshold
+    opt.max_iter = 40;
+    const cuem::FitResult a = cuem::fit(centred.view(), opt);
+    const cuem::FitResult b = cuem::fit(shifted.view(), opt);
+    ASSERT_EQ(a.n_iter, b.n_iter);
+
+    std::vector<double> means_back = b.model.means;
+    for (double& v : means_back) v -= offset;
+    EXPECT_LT(cuem_test::max_rel_diff(means_back, a.model.means), 1e-9);
+    EXPECT_LT(cuem_test::max_rel_diff(b.model.weights, a.model.weights), 1e-9);
+    EXPECT_LT(cuem_test::max_rel_diff(b.model.covariances, a.model.covariances,
+                                      cuem_test::max_abs(a.model.covariances)),
+              1e-8);
+    EXPECT_NEAR(b.lower_bound, a.lower_bound, 1e-9 * std::abs(a.lower_bound));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, OffsetData, testing::ValuesIn(cuem_test::all_covariance_types()),
+                         type_name);
+
+// ---- restarts --------------------------------------------------------------------------
+
+TEST(Restarts, KeepTheBestAndTraceEveryInit) {
+  const std::uint64_t seed = 12;
+  SCOPED_TRACE("mixture seed 41, data seed 42, fit seed " + std::to_string(seed));
+  // Overlapping clusters and more components than clusters: restarts end in different
+  // local optima.
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 4, 2, 2.5, 41);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2000, 42);
+  for (InitMethod init : {InitMethod::kmeans, InitMethod::random}) {
+    SCOPED_TRACE(cuem::to_string(init));
+    cuem::FitOptions opt;
+    opt.n_components = 6;
+    opt.init = init;
+    opt.seed = seed;
+    opt.max_iter = 60;
+    const cuem::FitResult single = cuem::fit(ds.view(), opt);
+    opt.n_init = 5;
+    const cuem::FitResult multi = cuem::fit(ds.view(), opt);
+
+    // The first restart is the n_init = 1 fit, so the best can only be as good or better.
+    EXPECT_GE(multi.lower_bound, single.lower_bound);
+
+    // Every restart is traced, in order, with iterations 1..n_i, and the winner is the
+    // restart whose final lower bound is highest (the first of equals, as scikit-learn).
+    std::vector<double> final_ll(opt.n_init, -INFINITY);
+    std::vector<int> count(opt.n_init, 0);
+    int prev_init = 0;
+    for (const cuem::TracePoint& t : multi.trace) {
+      ASSERT_GE(t.init, prev_init) << "restarts out of order";
+      ASSERT_LT(t.init, opt.n_init);
+      prev_init = t.init;
+      EXPECT_EQ(t.iteration, ++count[t.init]);
+      final_ll[t.init] = t.mean_log_likelihood;
+    }
+    for (int i = 0; i < opt.n_init; ++i) {
+      EXPECT_GE(count[i], 1) << "restart " << i << " missing from the trace";
+      EXPECT_LE(count[i], opt.max_iter);
+    }
+    const int best = static_cast<int>(std::max_element(final_ll.begin(), final_ll.end()) - final_ll.begin());
+    EXPECT_EQ(multi.best_init, best);
+    EXPECT_EQ(multi.lower_bound, final_ll[best]);
+    EXPECT_EQ(multi.n_iter, count[best]);
+  }
+}
+
+// ---- the iteration callback ------------------------------------------------------------
+
+TEST(Callback, SeesEveryIterationAndCanStop) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 3, 2, 3.0, 51);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 1000, 52);
+  cuem::FitOptions opt;
+  opt.n_components = 3;
+  opt.covariance_type = CovarianceType::diag;
+  opt.tol = 0;
+  opt.max_iter = 50;
+  std::vector<cuem::IterationInfo> seen;
+  opt.on_iteration = [&seen](const cuem::IterationInfo& info) {
+    seen.push_back(info);
+    return info.iteration < 4;  // stop after the fourth
+  };
+  const cuem::FitResult r = cuem::fit(ds.view(), opt);
+  EXPECT_FALSE(r.converged);
+  EXPECT_EQ(r.n_iter, 4);
+  ASSERT_EQ(seen.size(), 4u);
+  ASSERT_EQ(r.trace.size(), 4u);
+  EXPECT_TRUE(std::isinf(seen[0].change));
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].iteration, static_cast<int>(i) + 1);
+    EXPECT_EQ(seen[i].init, 0);
+    EXPECT_EQ(seen[i].mean_log_likelihood, r.trace[i].mean_log_likelihood);
+    if (i > 0)
+      EXPECT_NEAR(seen[i].change, seen[i].mean_log_likelihood - seen[i - 1].mean_log_likelihood, 1e-12);
+  }
+  EXPECT_TRUE(cuem_test::all_finite(r.model));
+}
+
+}  // namespace
