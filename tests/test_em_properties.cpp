@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -237,7 +238,7 @@ TEST(Restarts, KeepTheBestAndTraceEveryInit) {
 
     // Every restart is traced, in order, with iterations 1..n_i, and the winner is the
     // restart whose final lower bound is highest (the first of equals, as scikit-learn).
-    std::vector<double> final_ll(opt.n_init, -INFINITY);
+    std::vector<double> final_ll(opt.n_init, -std::numeric_limits<double>::infinity());
     std::vector<int> count(opt.n_init, 0);
     int prev_init = 0;
     for (const cuem::TracePoint& t : multi.trace) {
@@ -283,8 +284,9 @@ TEST(Callback, SeesEveryIterationAndCanStop) {
     EXPECT_EQ(seen[i].iteration, static_cast<int>(i) + 1);
     EXPECT_EQ(seen[i].init, 0);
     EXPECT_EQ(seen[i].mean_log_likelihood, r.trace[i].mean_log_likelihood);
-    if (i > 0)
+    if (i > 0) {
       EXPECT_NEAR(seen[i].change, seen[i].mean_log_likelihood - seen[i - 1].mean_log_likelihood, 1e-12);
+    }
   }
   EXPECT_TRUE(cuem_test::all_finite(r.model));
 }

@@ -69,9 +69,22 @@ CUEM_HD double logsumexp(const double* v, int K) {
   return m + log(s);
 }
 
-/// Turns log joints into responsibilities in place: gamma_k = exp(v_k - lse).
-CUEM_HD void responsibilities(double* v, int K, double lse) {
-  for (int k = 0; k < K; ++k) v[k] = exp(v[k] - lse);
+/// Turns log joints into responsibilities in place and returns log sum_k exp(v_k).
+/// gamma_k = exp(v_k - max) / sum_j exp(v_j - max): dividing by the sum, rather than
+/// subtracting the log-sum, keeps each row summing to 1 within a few ulps even when the
+/// log joints are large (their ulp would otherwise enter every gamma).
+CUEM_HD double normalize_log_joints(double* v, int K) {
+  double m = v[0];
+  for (int k = 1; k < K; ++k) m = v[k] > m ? v[k] : m;
+  if (!(m > -INFINITY)) {  // no component can explain the point: share it evenly
+    for (int k = 0; k < K; ++k) v[k] = 1.0 / K;
+    return m;
+  }
+  double s = 0.0;
+  for (int k = 0; k < K; ++k) s += v[k] = exp(v[k] - m);
+  const double inv = 1.0 / s;
+  for (int k = 0; k < K; ++k) v[k] *= inv;
+  return m + log(s);
 }
 
 /// Adds one point with weight w to shifted statistics of one component:

@@ -34,8 +34,7 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
       }
       v[k] = math::log_joint(p.log_weights[k], p.log_det[k], maha, D);
     }
-    const double lse = math::logsumexp(v, K);
-    math::responsibilities(v, K, lse);
+    const double lse = math::normalize_log_joints(v, K);
     if (log_prob) log_prob[b] = lse;
   }
 }

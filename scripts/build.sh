@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Configures and builds cuem into build/ (or $CUEM_BUILD_DIR). Extra arguments go to cmake.
+# CUDA is built when nvcc is found; CUEM_CUDA_ARCHS narrows the architectures (CI: one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${CUEM_BUILD_DIR:-build}
+args=(-DCMAKE_BUILD_TYPE=${CUEM_BUILD_TYPE:-Release})
+if [ -z "${CUEM_NO_CUDA:-}" ] && { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; }; then
+  nvcc_path=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+  args+=(-DCUEM_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc_path")
+  [ -n "${CUEM_CUDA_ARCHS:-}" ] && args+=(-DCMAKE_CUDA_ARCHITECTURES="$CUEM_CUDA_ARCHS")
+else
+  args+=(-DCUEM_WITH_CUDA=OFF)
+fi
+cmake -S . -B "$build_dir" "${args[@]}" "$@" >"$build_dir.configure.log" 2>&1 ||
+  { cat "$build_dir.configure.log"; exit 1; }
+cmake --build "$build_dir" -j"$(nproc)"
