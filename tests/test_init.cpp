@@ -1,0 +1,238 @@
+// Initialisation: every method starts a fit that converges; k-means lands on the blobs;
+// user-given parameters are used exactly as given (checked against an M-step computed
+// in the test); every method is a function of its seed; the option names parse.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+#include "cuem/options.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuem::CovarianceType;
+using cuem::InitMethod;
+
+const std::vector<InitMethod> kAllInits = {InitMethod::kmeans, InitMethod::kmeans_plusplus, InitMethod::random,
+                                           InitMethod::random_from_data};
+
+std::string init_name(const testing::TestParamInfo<InitMethod>& info) {
+  switch (info.param) {
+    case InitMethod::kmeans: return "kmeans";
+    case InitMethod::kmeans_plusplus: return "kmeans_plusplus";
+    case InitMethod::random: return "random";
+    case InitMethod::random_from_data: return "random_from_data";
+  }
+  return "unknown";
+}
+
+std::string type_name(const testing::TestParamInfo<CovarianceType>& info) {
+  return cuem::to_string(info.param);
+}
+
+// ---- every method converges ------------------------------------------------------------
+
+class EveryMethod : public testing::TestWithParam<InitMethod> {};
+
+TEST_P(EveryMethod, ConvergesToAValidModelOnSeparatedData) {
+  const std::uint64_t seed = 5;
+  SCOPED_TRACE("mixture seed 20, data seed 21, fit seed " + std::to_string(seed));
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 12.0, 20);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 3000, 21);
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    SCOPED_TRACE(cuem::to_string(type));
+    cuem::FitOptions opt;
+    opt.n_components = 3;
+    opt.covariance_type = type;
+    opt.init = GetParam();
+    opt.seed = seed;
+    opt.max_iter = 500;  // random responsibilities start near-symmetric and take a while
+    const cuem::FitResult r = cuem::fit(ds.view(), opt);
+    EXPECT_TRUE(r.converged) << "n_iter " << r.n_iter;
+    EXPECT_TRUE(cuem_test::all_finite(r.model));
+    EXPECT_TRUE(std::isfinite(r.lower_bound));
+    EXPECT_NO_THROW(cuem::validate_model(r.model));
+    EXPECT_EQ(r.n_decreases, 0);
+  }
+}
+
+// Methods that start from data points or k-means find the three blobs: every true mean
+// has a fitted mean within a tenth of a unit (sampling error ~0.04 with ~1000 points).
+TEST_P(EveryMethod, FindsTheBlobs) {
+  if (GetParam() == InitMethod::random) GTEST_SKIP() << "random responsibilities may end in a local optimum";
+  const std::uint64_t seed = 6;
+  SCOPED_TRACE("mixture seed 20, data seed 21, fit seed " + std::to_string(seed));
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 12.0, 20);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 3000, 21);
+  cuem::FitOptions opt;
+  opt.n_components = 3;
+  opt.init = GetParam();
+  opt.seed = seed;
+  opt.n_init = 3;  // one unlucky draw of 3 points may share a blob; three restarts rarely all do
+  const cuem::FitResult r = cuem::fit(ds.view(), opt);
+  const std::vector<int> perm = cuem_test::best_permutation(r.model.means, mix.means, 3, 2);
+  for (int t = 0; t < 3; ++t)
+    for (int i = 0; i < 2; ++i)
+      EXPECT_NEAR(r.model.means[perm[t] * 2 + i], mix.means[t * 2 + i], 0.1) << "component " << t << " dim " << i;
+}
+
+TEST_P(EveryMethod, DeterministicPerSeed) {
+  // One broad blob and four components: no natural answer, so the seed decides.
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 1, 3, 1.0, 22);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 1000, 23);
+  cuem::FitOptions opt;
+  opt.n_components = 4;
+  opt.init = GetParam();
+  opt.max_iter = 5;
+  opt.seed = 0;
+  const cuem::FitResult a = cuem::fit(ds.view(), opt);
+  const cuem::FitResult b = cuem::fit(ds.view(), opt);
+  EXPECT_TRUE(a.model.weights == b.model.weights);
+  EXPECT_TRUE(a.model.means == b.model.means);
+  EXPECT_TRUE(a.model.covariances == b.model.covariances);
+  EXPECT_TRUE(a.model.precisions_cholesky == b.model.precisions_cholesky);
+  ASSERT_FALSE(a.trace.empty());
+  ASSERT_FALSE(b.trace.empty());
+  EXPECT_EQ(a.trace.front().mean_log_likelihood, b.trace.front().mean_log_likelihood);
+
+  // The first log-likelihood is that of the initial parameters: another seed, another start.
+  bool differs = false;
+  for (std::uint64_t seed = 1; seed <= 3 && !differs; ++seed) {
+    opt.seed = seed;
+    const cuem::FitResult c = cuem::fit(ds.view(), opt);
+    differs = c.trace.front().mean_log_likelihood != a.trace.front().mean_log_likelihood;
+  }
+  EXPECT_TRUE(differs) << "seeds 0..3 all gave the same initial parameters";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, EveryMethod, testing::ValuesIn(kAllInits), init_name);
+
+// ---- k-means lands on the blobs before any EM ------------------------------------------
+
+// With max_iter = 1 the fit is k-means' parameters, one E-step and one M-step. On blobs 20
+// units apart k-means' hard labels are the true labels, so the means are the blob sample
+// means (within 5 standard errors sqrt(S_ii / n_k) of the true centres), and the lower
+// bound (the log-likelihood of k-means' parameters) is already the converged one.
+TEST(KMeans, LandsOnBlobCentresBeforeEm) {
+  const std::uint64_t seed = 8;
+  SCOPED_TRACE("mixture seed 24, data seed 25, fit seed " + std::to_string(seed));
+  const int k = 4, d = 3;
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, k, d, 20.0, 24);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 4000, 25);
+  cuem::FitOptions opt;
+  opt.n_components = k;
+  opt.init = InitMethod::kmeans;
+  opt.seed = seed;
+  opt.max_iter = 1;
+  const cuem::FitResult one = cuem::fit(ds.view(), opt);
+  EXPECT_EQ(one.n_iter, 1);
+  EXPECT_FALSE(one.converged);  // the first change is against -inf
+  ASSERT_EQ(one.trace.size(), 1u);
+
+  const std::vector<int> perm = cuem_test::best_permutation(one.model.means, mix.means, k, d);
+  for (int t = 0; t < k; ++t) {
+    const double nk = mix.weights[t] * 4000;
+    const cuem_test::Matrix s = mix.covariance(t);
+    for (int i = 0; i < d; ++i)
+      EXPECT_NEAR(one.model.means[perm[t] * d + i], mix.means[t * d + i], 5 * std::sqrt(s[i * d + i] / nk))
+          << "component " << t << " dim " << i;
+  }
+
+  opt.max_iter = 100;
+  const cuem::FitResult full = cuem::fit(ds.view(), opt);
+  EXPECT_TRUE(full.converged);
+  EXPECT_NEAR(one.lower_bound, full.lower_bound, 1e-6 * std::abs(full.lower_bound));
+}
+
+// ---- user-given parameters ---------------------------------------------------------------
+
+// Starting parameters given in full (weights, means, precisions) and max_iter = 1: the
+// fit's one E-step must use exactly them, so its lower bound is their mean
+// log-likelihood and its model is the M-step of their responsibilities, both computed
+// here by the textbook formulas, independently of the library.
+class UserInit : public testing::TestWithParam<CovarianceType> {};
+
+TEST_P(UserInit, OneIterationIsTheHandComputedMStep) {
+  const CovarianceType type = GetParam();
+  const int k = 3, d = 3;
+  SCOPED_TRACE("mixture seeds 26/27, data seed 28");
+  // Overlapping data, and starting parameters from a different mixture, so the
+  // responsibilities are soft and the M-step moves everything.
+  const cuem_test::Mixture data_mix = cuem_test::make_mixture(type, k, d, 3.0, 26);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(data_mix, 2000, 28);
+  const cuem::Model start = cuem_test::model_from_mixture(cuem_test::make_mixture(type, k, d, 3.0, 27), type);
+
+  for (InitMethod init : {InitMethod::kmeans, InitMethod::random}) {  // both must be overridden
+    SCOPED_TRACE(cuem::to_string(init));
+    cuem::FitOptions opt;
+    opt.n_components = k;
+    opt.covariance_type = type;
+    opt.init = init;
+    opt.max_iter = 1;
+    opt.reg_covar = 1e-3;  // visible in the comparison below
+    opt.weights_init = start.weights;
+    opt.means_init = start.means;
+    opt.precisions_init = cuem_test::precisions_of(start);
+    const cuem::FitResult r = cuem::fit(ds.view(), opt);
+    ASSERT_EQ(r.n_iter, 1);
+
+    const double ll = cuem_test::mean_log_likelihood(start, ds.view());
+    EXPECT_NEAR(r.lower_bound, ll, 1e-10 * std::abs(ll));
+
+    const cuem::Model expected =
+        cuem_test::m_step(ds.view(), cuem_test::responsibilities(start, ds.view()), k, type, opt.reg_covar);
+    const cuem::Model& got = r.model;
+    EXPECT_LT(cuem_test::max_rel_diff(got.weights, expected.weights), 1e-10);
+    EXPECT_LT(cuem_test::max_rel_diff(got.means, expected.means), 1e-10);
+    EXPECT_LT(cuem_test::max_rel_diff(got.covariances, expected.covariances, cuem_test::max_abs(expected.covariances)),
+              1e-10);
+    EXPECT_LT(cuem_test::max_rel_diff(got.precisions_cholesky, expected.precisions_cholesky,
+                                      cuem_test::max_abs(expected.precisions_cholesky)),
+              1e-10);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, UserInit, testing::ValuesIn(cuem_test::all_covariance_types()), type_name);
+
+// ---- names --------------------------------------------------------------------------------
+
+TEST(Names, CovarianceTypesRoundTrip) {
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    EXPECT_EQ(cuem::parse_covariance_type(cuem::to_string(type)), type);
+  EXPECT_EQ(cuem::parse_covariance_type("full"), CovarianceType::full);
+  EXPECT_EQ(cuem::parse_covariance_type("spherical"), CovarianceType::spherical);
+  for (const char* junk : {"", "fulll", "diagonal-ish", "tie", "banana"})
+    EXPECT_THROW(cuem::parse_covariance_type(junk), cuem::InvalidArgument) << "'" << junk << "'";
+}
+
+TEST(Names, InitMethodsRoundTrip) {
+  for (InitMethod m : kAllInits) EXPECT_EQ(cuem::parse_init_method(cuem::to_string(m)), m);
+  EXPECT_EQ(cuem::parse_init_method("kmeans"), InitMethod::kmeans);
+  EXPECT_EQ(cuem::parse_init_method("k-means++"), InitMethod::kmeans_plusplus);
+  EXPECT_EQ(cuem::parse_init_method("kmeans++"), InitMethod::kmeans_plusplus);
+  EXPECT_EQ(cuem::parse_init_method("random"), InitMethod::random);
+  EXPECT_EQ(cuem::parse_init_method("random_from_data"), InitMethod::random_from_data);
+  for (const char* junk : {"", "k-means", "kmeans+", "randomly", "banana"})
+    EXPECT_THROW(cuem::parse_init_method(junk), cuem::InvalidArgument) << "'" << junk << "'";
+}
+
+TEST(Names, DevicesParse) {
+  cuem::Device dev = cuem::parse_device("cpu");
+  EXPECT_EQ(dev.kind, cuem::DeviceKind::cpu);
+  dev = cuem::parse_device("auto");
+  EXPECT_EQ(dev.kind, cuem::DeviceKind::automatic);
+  dev = cuem::parse_device("cuda");
+  EXPECT_EQ(dev.kind, cuem::DeviceKind::cuda);
+  EXPECT_EQ(dev.index, 0);
+  dev = cuem::parse_device("cuda:3");
+  EXPECT_EQ(dev.kind, cuem::DeviceKind::cuda);
+  EXPECT_EQ(dev.index, 3);
+  for (const char* junk : {"", "gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cpu:0x", "banana"})
+    EXPECT_THROW(cuem::parse_device(junk), cuem::InvalidArgument) << "'" << junk << "'";
+}
+
+}  // namespace
