@@ -124,7 +124,7 @@ class Recovery : public testing::TestWithParam<RecoveryCase> {};
 //   weight  sqrt(w (1 - w) / N);  mean_i  sqrt(S_ii / n_k);
 //   S_ij    sqrt((S_ii S_jj + S_ij^2) / n_k)  (Wishart), with N in place of n_k for tied;
 //   spherical variance  v sqrt(2 / (n_k D)).
-// With about 200 comparisons per case, a 5-sigma miss by chance has odds below 1e-4.
+// With about 200 comparisons per case, a 5-sigma miss by chance has odds of about 1e-4.
 TEST_P(Recovery, ParametersWithinSamplingError) {
   const RecoveryCase& c = GetParam();
   const std::uint64_t mix_seed = 100 + c.k * 10 + c.d, data_seed = 7, fit_seed = 3;

@@ -23,6 +23,7 @@ std::string type_name(const testing::TestParamInfo<CovarianceType>& info) {
 
 constexpr int kK = 3;
 constexpr int kD = 3;
+constexpr const char* kModelApiSeeds = "mixture seed 61, data seeds 62 (train) / 63 (test), fit seed 64";
 
 // A fitted model of each type on overlapping clusters (so posteriors are not all 0/1),
 // and fresh points from the same mixture to evaluate it on.
@@ -43,6 +44,7 @@ class ModelApi : public testing::TestWithParam<CovarianceType> {
 };
 
 TEST_P(ModelApi, ShapesAreScikitLearns) {
+  SCOPED_TRACE(kModelApiSeeds);
   EXPECT_EQ(model_.covariance_type, GetParam());
   EXPECT_EQ(model_.n_components, kK);
   EXPECT_EQ(model_.n_features, kD);
@@ -65,6 +67,7 @@ TEST_P(ModelApi, ShapesAreScikitLearns) {
 // precisions_cholesky is scikit-learn's: full/tied an upper-triangular P with
 // P P^T = Sigma^-1; diag/spherical 1/sqrt(variance).
 TEST_P(ModelApi, PrecisionsCholeskyMatchCovariances) {
+  SCOPED_TRACE(kModelApiSeeds);
   const CovarianceType type = GetParam();
   if (type == CovarianceType::diag || type == CovarianceType::spherical) {
     for (std::size_t i = 0; i < model_.covariances.size(); ++i)
@@ -88,6 +91,7 @@ TEST_P(ModelApi, PrecisionsCholeskyMatchCovariances) {
 }
 
 TEST_P(ModelApi, PredictProbaRowsAreDistributions) {
+  SCOPED_TRACE(kModelApiSeeds);
   const std::vector<double> proba = cuem::predict_proba(model_, test_.view());
   ASSERT_EQ(proba.size(), test_.n * kK);
   int uncertain = 0;  // the test is vacuous if every row is one-hot
@@ -106,6 +110,7 @@ TEST_P(ModelApi, PredictProbaRowsAreDistributions) {
 }
 
 TEST_P(ModelApi, PredictProbaMatchesIndependentPosteriors) {
+  SCOPED_TRACE(kModelApiSeeds);
   const std::vector<double> proba = cuem::predict_proba(model_, test_.view());
   const std::vector<double> expected = cuem_test::responsibilities(model_, test_.view());
   ASSERT_EQ(proba.size(), expected.size());
@@ -114,6 +119,7 @@ TEST_P(ModelApi, PredictProbaMatchesIndependentPosteriors) {
 }
 
 TEST_P(ModelApi, PredictIsArgmaxOfProba) {
+  SCOPED_TRACE(kModelApiSeeds);
   const std::vector<int> labels = cuem::predict(model_, test_.view());
   const std::vector<double> proba = cuem::predict_proba(model_, test_.view());
   ASSERT_EQ(labels.size(), test_.n);
@@ -128,6 +134,7 @@ TEST_P(ModelApi, PredictIsArgmaxOfProba) {
 }
 
 TEST_P(ModelApi, ScoreSamplesMatchIndependentLogDensity) {
+  SCOPED_TRACE(kModelApiSeeds);
   const std::vector<double> got = cuem::score_samples(model_, test_.view());
   const std::vector<double> expected = cuem_test::log_likelihoods(model_, test_.view());
   ASSERT_EQ(got.size(), test_.n);
@@ -136,12 +143,14 @@ TEST_P(ModelApi, ScoreSamplesMatchIndependentLogDensity) {
 }
 
 TEST_P(ModelApi, ScoreIsMeanOfScoreSamples) {
+  SCOPED_TRACE(kModelApiSeeds);
   const std::vector<double> ss = cuem::score_samples(model_, test_.view());
   const double mean = std::accumulate(ss.begin(), ss.end(), 0.0) / static_cast<double>(ss.size());
   EXPECT_NEAR(cuem::score(model_, test_.view()), mean, 1e-12 * std::abs(mean));
 }
 
 TEST_P(ModelApi, InformationCriteriaFollowScikitLearn) {
+  SCOPED_TRACE(kModelApiSeeds);
   double cov_params = 0;
   switch (GetParam()) {
     case CovarianceType::full: cov_params = kK * kD * (kD + 1) / 2.0; break;
@@ -161,6 +170,7 @@ TEST_P(ModelApi, InformationCriteriaFollowScikitLearn) {
 }
 
 TEST_P(ModelApi, WrongFeatureCountIsRejected) {
+  SCOPED_TRACE(kModelApiSeeds);
   std::vector<double> x(10 * (kD + 1), 0.5);
   const cuem::DataView view(x.data(), 10, kD + 1);
   EXPECT_THROW(cuem::predict(model_, view), cuem::Error);
@@ -218,6 +228,7 @@ TEST_P(Sampling, DrawsHaveTheModelsMoments) {
 }
 
 TEST_P(Sampling, DeterministicPerSeed) {
+  SCOPED_TRACE("mixture seed 72, sample seeds 1, 1, 2");
   const CovarianceType type = GetParam();
   const cuem_test::Mixture mix = cuem_test::make_mixture(type, kK, kD, 4.0, 72);
   const cuem::Model model = cuem_test::model_from_mixture(mix, type);
@@ -230,6 +241,7 @@ TEST_P(Sampling, DeterministicPerSeed) {
 }
 
 TEST_P(Sampling, FittedModelRoundTrips) {
+  SCOPED_TRACE("mixture seed 73, sample seed 74, fit seed 0");
   // Fitting the model's own draws gives back a model that scores them about as well:
   // sample() and fit() agree on what the parameters mean (e.g. covariance vs precision).
   const CovarianceType type = GetParam();

@@ -11,7 +11,6 @@
 #include <limits>
 #include <numeric>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -121,13 +120,6 @@ inline Matrix invert_lower(const Matrix& l, int d) {
 inline Matrix inverse_spd(const Matrix& a, int d) {
   const Matrix li = invert_lower(cholesky_lower(a, d), d);
   return matmul(transpose(li, d), li, d);  // A^-1 = L^-T L^-1
-}
-
-inline double log_det_spd(const Matrix& a, int d) {
-  const Matrix l = cholesky_lower(a, d);
-  double s = 0;
-  for (int i = 0; i < d; ++i) s += 2.0 * std::log(l[i * d + i]);
-  return s;
 }
 
 /// Q diag(eig) Q^T with Q a random orthogonal matrix (Gram-Schmidt of a Gaussian matrix)

@@ -41,7 +41,7 @@ void validate_data(DataView X) {
   // the smallest flat index it saw.
   const std::size_t total = X.n_rows * X.n_cols;
   std::size_t first = total;
-#pragma omp parallel for schedule(static) reduction(min : first)
+#pragma omp parallel for schedule(static) reduction(min : first) if (total >= (std::size_t{1} << 16))
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
     if (!std::isfinite(X.data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
   if (first < total) {

@@ -18,7 +18,7 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
   const int K = p.K;
   const int D = p.D;
   const auto n = static_cast<std::ptrdiff_t>(count);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
   for (std::ptrdiff_t b = 0; b < n; ++b) {
     const double* x = X.row(begin + static_cast<std::size_t>(b));
     double* v = resp + static_cast<std::size_t>(b) * K;
@@ -61,7 +61,7 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
     if (with_log_likelihood)
       for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
 
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(count, K, D))
     for (int k = 0; k < K; ++k) {
       const double* c = s.shift.data() + static_cast<std::size_t>(k) * D;
       double* s1 = s.s1.data() + static_cast<std::size_t>(k) * D;

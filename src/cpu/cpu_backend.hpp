@@ -20,6 +20,12 @@ using ResponsibilityFn =
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood);
 
+/// Whether a parallel region over `count` points of K components in D dimensions pays
+/// for waking the threads; tiny problems run faster on one.
+inline bool worth_threads(std::size_t count, int K, int D) noexcept {
+  return count * static_cast<std::size_t>(K) * static_cast<std::size_t>(D) >= (std::size_t{1} << 15);
+}
+
 /// Points per chunk for K components: bounded work buffers whatever N is.
 std::size_t chunk_points(int K) noexcept;
 

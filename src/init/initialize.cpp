@@ -67,7 +67,7 @@ Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
       m = estimate_from_responsibilities(
           X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
             std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
             for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
               resp[b * K + nearest_center(X.row(begin + b), km.centers, K, D)] = 1.0;
           });
@@ -86,7 +86,7 @@ Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
     case InitMethod::random:
       m = estimate_from_responsibilities(
           X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(count, K, 1))
             for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b) {
               double* r = resp + b * K;
               const std::uint64_t n = begin + static_cast<std::size_t>(b);

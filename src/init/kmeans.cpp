@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/rng.hpp"
+#include "cpu/cpu_backend.hpp"
 
 namespace cuem {
 namespace {
@@ -29,7 +30,7 @@ template <typename F>
 double blocked_sum(std::size_t n, F f, std::vector<double>* block_sums = nullptr) {
   const std::size_t nb = n_blocks(n);
   std::vector<double> partial(nb);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nb > 1)
   for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
     const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
     const std::size_t hi = std::min(n, lo + kBlock);
@@ -147,7 +148,7 @@ KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double 
     res.inertia = 0.0;
     for (std::size_t begin = 0; begin < N; begin += kChunk) {
       const std::size_t count = std::min(kChunk, N - begin);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
       for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
         labels[b] = nearest_center(X.row(begin + b), res.centers, K, D, &dists[b]);
       for (std::size_t b = 0; b < count; ++b) {
