@@ -1,0 +1,40 @@
+#pragma once
+// Writing an output file atomically: the bytes go to a temporary file in the target's
+// folder, which is renamed over the target only on commit(). An error, an exception or
+// Ctrl-C before that leaves no partial file and never clobbers an existing good one.
+#include <cstddef>
+#include <cstdio>
+#include <string>
+
+namespace cuem::io {
+
+class AtomicFile {
+ public:
+  /// Creates the temporary file; throws OutputError when the folder is not writable.
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();  ///< removes the temporary file unless committed
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, std::size_t size);
+  void write(const std::string& text) { write(text.data(), text.size()); }
+  /// Flushes, syncs and renames over the target; throws OutputError on failure.
+  void commit();
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  std::string path_;
+  std::string temp_;
+  std::FILE* file_ = nullptr;
+  bool committed_ = false;
+};
+
+/// Writes a whole file atomically.
+void write_file_atomically(const std::string& path, const std::string& contents);
+
+/// Installs SIGINT/SIGTERM handlers that remove every live temporary file and exit with
+/// 128 + signal (130 for Ctrl-C). Call once from main.
+void install_interrupt_cleanup();
+
+}  // namespace cuem::io
