@@ -32,6 +32,14 @@ struct Device {
 /// "cpu", "cuda", "cuda:N" or "auto".
 Device parse_device(const std::string& name);
 
+/// Arithmetic of the CUDA E-step (statistics are always combined, and the M-step always
+/// run, in float64). The CPU backend is the float64 reference and ignores this.
+enum class Precision { float32, float64 };
+
+const char* to_string(Precision precision) noexcept;
+/// "float32" or "float64".
+Precision parse_precision(const std::string& name);
+
 /// What the iteration callback is told after each EM iteration.
 struct IterationInfo {
   int init = 0;                   ///< which restart, 0-based
@@ -51,6 +59,7 @@ struct FitOptions {
   InitMethod init = InitMethod::kmeans;
   std::uint64_t seed = 0;
   Device device;
+  Precision precision = Precision::float32;
   /// Number of CPU threads; 0 means OpenMP's default. Results do not depend on it.
   int n_threads = 0;
 

@@ -14,7 +14,7 @@ constexpr double kEmptyGuard = 10 * std::numeric_limits<double>::epsilon();
 
 [[noreturn]] void throw_not_positive_definite(const std::string& what, double reg_covar) {
   throw NumericalError(
-      "the covariance of " + what + " is not positive definite after adding reg_covar = " +
+      what + " is not positive definite after adding reg_covar = " +
       std::to_string(reg_covar) +
       " (collapsed or duplicated points, or a feature with no spread). Increase reg_covar "
       "(e.g. 1e-3), use fewer components, or scale the data.");
@@ -32,7 +32,7 @@ void compute_precision_cholesky(Model& m, double reg_covar) {
       for (int k = 0; k < K; ++k)
         if (linalg::precision_cholesky_from_covariance(m.covariances.data() + k * DD,
                                                        m.precisions_cholesky.data() + k * DD, D) >= 0)
-          throw_not_positive_definite("component " + std::to_string(k), reg_covar);
+          throw_not_positive_definite("the covariance of component " + std::to_string(k), reg_covar);
       break;
     case CovarianceType::tied:
       if (linalg::precision_cholesky_from_covariance(m.covariances.data(), m.precisions_cholesky.data(), D) >= 0)
@@ -44,7 +44,7 @@ void compute_precision_cholesky(Model& m, double reg_covar) {
       for (std::size_t i = 0; i < m.covariances.size(); ++i) {
         const double v = m.covariances[i];
         if (!(v > 0.0) || !std::isfinite(v))
-          throw_not_positive_definite("component " + std::to_string(i / per), reg_covar);
+          throw_not_positive_definite("the covariance of component " + std::to_string(i / per), reg_covar);
         m.precisions_cholesky[i] = 1.0 / std::sqrt(v);
       }
       break;

@@ -46,6 +46,16 @@ InitMethod parse_init_method(const std::string& name) {
                         "': use kmeans, k-means++, random or random_from_data");
 }
 
+const char* to_string(Precision precision) noexcept {
+  return precision == Precision::float64 ? "float64" : "float32";
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "float32") return Precision::float32;
+  if (name == "float64") return Precision::float64;
+  throw InvalidArgument("unknown precision '" + name + "': use float32 or float64");
+}
+
 Device parse_device(const std::string& name) {
   if (name == "cpu") return {DeviceKind::cpu, 0};
   if (name == "auto") return {DeviceKind::automatic, 0};

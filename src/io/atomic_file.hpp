@@ -2,9 +2,13 @@
 // Writing an output file atomically: the bytes go to a temporary file in the target's
 // folder, which is renamed over the target only on commit(). An error, an exception or
 // Ctrl-C before that leaves no partial file and never clobbers an existing good one.
+// A target that exists and is not a regular file (/dev/null, a pipe) is written directly:
+// replacing it would be wrong, and atomicity means nothing there.
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace cuem::io {
 
@@ -28,6 +32,19 @@ class AtomicFile {
   std::string temp_;
   std::FILE* file_ = nullptr;
   bool committed_ = false;
+  bool direct_ = false;
+};
+
+/// Several outputs of one command, all or nothing: every temporary file is created and
+/// filled before any is renamed, so an unwritable second path leaves no first file.
+class OutputBatch {
+ public:
+  void add(std::string path, std::string contents);
+  void commit();
+  bool empty() const noexcept { return items_.empty(); }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
 };
 
 /// Writes a whole file atomically.

@@ -7,7 +7,9 @@
 // Table::notices; anything else (big-endian, object, string, complex, structured,
 // more than 2 dimensions) is a DataError that says what was found and how to convert it.
 // Every header field is validated before any allocation: a truncated file, a wrong magic
-// string or an absurd header length or shape is a DataError, never a crash.
+// string or an absurd header length or shape is a DataError, never a crash. The data must
+// fill the file exactly (bytes after it are an error, not ignored). A shape with a zero
+// gives a Table with 0 rows or 0 columns, for the fit to report.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -24,7 +26,8 @@ Table parse_npy(const unsigned char* data, std::size_t size, const std::string& 
 Table read_npy(const std::string& path);
 
 /// The bytes of a .npy file (version 1.0, C order, little-endian) holding a rows x cols
-/// float64 array, or a 1-D array of `rows` values when cols == 0.
+/// float64 array, or a 1-D array of `rows` values when cols == 0: the same bytes as
+/// numpy.save writes, the data starting on a 64-byte boundary.
 std::string npy_bytes_f64(const double* values, std::size_t rows, std::size_t cols);
 /// Same for int64 values (labels).
 std::string npy_bytes_i64(const std::int64_t* values, std::size_t rows, std::size_t cols);

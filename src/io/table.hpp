@@ -19,4 +19,8 @@ struct Table {
 /// "x0", "x1", ... for a table without a header.
 std::vector<std::string> default_column_names(std::size_t cols);
 
+/// The whole content of a file. DataError, naming the path and the reason, when it is
+/// missing, a folder, or unreadable.
+std::string read_file_bytes(const std::string& path);
+
 }  // namespace cuem::io

@@ -1,0 +1,111 @@
+// cuem fit DATA -k K [...] [-o model.json] [--trace trace.csv] [--report report.svg]
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+#include "cli/common.hpp"
+#include "io/atomic_file.hpp"
+#include "io/model_json.hpp"
+#include "report/svg_report.hpp"
+
+namespace cuem::cli {
+namespace {
+
+struct Args {
+  DataArgs data;
+  FitArgs fit;
+  std::string output;
+  std::string trace;
+  std::string report;
+  std::string report_axes = "first";
+};
+
+std::string trace_csv(const FitResult& r) {
+  std::string out = "init,iteration,mean_log_likelihood,seconds\n";
+  char buf[128];
+  for (const TracePoint& t : r.trace) {
+    std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g\n", t.init, t.iteration, t.mean_log_likelihood, t.seconds);
+    out += buf;
+  }
+  return out;
+}
+
+int run(const Args& a, const GlobalFlags& flags) {
+  for (const std::string* out : {&a.output, &a.trace, &a.report})
+    if (!out->empty()) check_output_path(*out, {a.data.path});
+  const io::Table t = load_table(a.data, flags);
+  note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  FitOptions o = to_fit_options(a.fit);
+  o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
+  const DataView X(t.values.data(), t.rows, t.cols);
+  const FitResult r = with_data_name(a.data.path, [&] { return fit(X, o); });
+  end_progress(flags);
+  if (r.n_decreases > 0)
+    note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) + " time(s), by up to " +
+                    std::to_string(r.max_decrease) + "; EM forbids this: please report it");
+  if (!r.converged)
+    note(flags, "warning: did not converge in " + std::to_string(o.max_iter) +
+                    " iterations; raise --max-iter or --tol, or check the data's scale");
+
+  // Everything is computed before anything is written, so a failure leaves no files.
+  const double bic_v = bic(r.model, X);
+  const double aic_v = aic(r.model, X);
+  std::string svg;
+  if (!a.report.empty()) {
+    report::ReportOptions ro;
+    ro.axes = a.report_axes == "pca" ? report::Axes::principal : report::Axes::first_two;
+    ro.seed = a.fit.seed;
+    ro.title = a.data.path;
+    ro.feature_names = t.column_names;
+    svg = report::render_svg(r, X, ro);
+  }
+  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, a.data.path};
+  io::OutputBatch outputs;
+  if (!a.output.empty()) outputs.add(a.output, io::model_to_json(r.model, meta));
+  if (!a.trace.empty()) outputs.add(a.trace, trace_csv(r));
+  if (!svg.empty()) outputs.add(a.report, svg);
+  outputs.commit();
+
+  if (flags.json) {
+    nlohmann::json j = {{"converged", r.converged}, {"n_iter", r.n_iter},     {"lower_bound", r.lower_bound},
+                        {"bic", bic_v},             {"aic", aic_v},           {"n_samples", t.rows},
+                        {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases}};
+    if (!a.output.empty()) {
+      j["model_path"] = a.output;
+    } else {
+      j["model"] = nlohmann::json::parse(io::model_to_json(r.model, meta));
+    }
+    std::printf("%s\n", j.dump(1).c_str());
+    return kOk;
+  }
+  std::printf("%s after %d iterations (restart %d of %d); mean log-likelihood %.10g\n",
+              r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
+  std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
+  if (a.output.empty()) {
+    std::printf("\n%s", model_text(r.model, t.column_names).c_str());
+  } else {
+    std::printf("model written to %s\n", a.output.c_str());
+  }
+  if (!a.trace.empty()) std::printf("trace written to %s\n", a.trace.c_str());
+  if (!a.report.empty()) std::printf("report written to %s\n", a.report.c_str());
+  return kOk;
+}
+
+}  // namespace
+
+void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("fit", "fit a Gaussian mixture to DATA with EM");
+  cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
+  add_fit_options(cmd, args->fit, true);
+  add_data_options(cmd, args->data);
+  cmd->add_option("-o,--output", args->output, "write the model as JSON (default: print it)");
+  cmd->add_option("--trace", args->trace, "write the log-likelihood per iteration as CSV");
+  cmd->add_option("--report", args->report, "write an SVG picture of the fit");
+  cmd->add_option("--report-axes", args->report_axes, "report scatter axes: first (two features) or pca")
+      ->check(CLI::IsMember({"first", "pca"}))
+      ->capture_default_str();
+  cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
+}
+
+}  // namespace cuem::cli

@@ -1,0 +1,143 @@
+// cuem generate -n N -d D -k K [...] -o data.npy: a seeded synthetic Gaussian mixture, for
+// demos, tests and benchmarks. Rows are shuffled so the file is not sorted by component.
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "cli/common.hpp"
+#include "core/m_step.hpp"
+#include "core/rng.hpp"
+#include "io/atomic_file.hpp"
+#include "io/model_json.hpp"
+#include "io/npy.hpp"
+
+namespace cuem::cli {
+namespace {
+
+struct Args {
+  std::size_t n = 0;
+  int d = 2;
+  int k = 3;
+  std::string covariance = "full";
+  double separation = 4.0;
+  std::uint64_t seed = 0;
+  std::string output;
+  std::string labels;
+  std::string model;
+};
+
+// Streams of the generator's own draws, apart from the library's.
+enum : std::uint64_t { kWeights = 101, kMeans = 102, kCov = 103, kShuffle = 104 };
+
+Model random_model(const Args& a) {
+  Model m;
+  m.covariance_type = parse_covariance_type(a.covariance);
+  m.n_components = a.k;
+  m.n_features = a.d;
+  const auto K = static_cast<std::size_t>(a.k);
+  const auto D = static_cast<std::size_t>(a.d);
+  double total = 0.0;
+  for (std::size_t k = 0; k < K; ++k) total += m.weights.emplace_back(0.5 + rng::uniform(a.seed, kWeights, k));
+  for (double& w : m.weights) w /= total;
+  // Means ~ N(0, separation^2 I): typical distances of a few unit standard deviations.
+  for (std::size_t i = 0; i < K * D; ++i) m.means.push_back(a.separation * rng::normal(a.seed, kMeans, i));
+  std::uint64_t c = 0;
+  auto u = [&] { return rng::uniform(a.seed, kCov, c++); };
+  auto full = [&](double* S) {  // L L^T with diagonal in [0.5, 1.5] and mild correlations
+    std::vector<double> L(D * D, 0.0);
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = 0; j <= i; ++j) L[i * D + j] = i == j ? 0.5 + u() : 0.3 * (u() - 0.5);
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = 0; j < D; ++j) {
+        double s = 0.0;
+        for (std::size_t p = 0; p < D; ++p) s += L[i * D + p] * L[j * D + p];
+        S[i * D + j] = s;
+      }
+  };
+  m.covariances.assign(covariance_size(m.covariance_type, a.k, a.d), 0.0);
+  switch (m.covariance_type) {
+    case CovarianceType::full:
+      for (std::size_t k = 0; k < K; ++k) full(m.covariances.data() + k * D * D);
+      break;
+    case CovarianceType::tied: full(m.covariances.data()); break;
+    case CovarianceType::diag:
+    case CovarianceType::spherical:
+      for (double& v : m.covariances) v = 0.25 + 2.0 * u();
+      break;
+  }
+  compute_precision_cholesky(m, 0.0);
+  return m;
+}
+
+std::string csv_text(const std::vector<double>& X, std::size_t n, std::size_t d) {
+  std::string out;
+  for (std::size_t j = 0; j < d; ++j) out += (j ? ",x" : "x") + std::to_string(j);
+  out += "\n";
+  char buf[32];
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < d; ++j) {
+      std::snprintf(buf, sizeof buf, "%.17g", X[i * d + j]);
+      out += buf;
+      out += j + 1 < d ? "," : "\n";
+    }
+  return out;
+}
+
+int run(const Args& a, const GlobalFlags& flags) {
+  for (const std::string* out : {&a.output, &a.labels, &a.model})
+    if (!out->empty()) check_output_path(*out, {});
+  if (static_cast<std::size_t>(a.d) * a.n > (std::size_t{1} << 34))
+    throw UsageError("n x d is more than 2^34 values; generate in parts");
+  const Model m = random_model(a);
+  Samples s = sample(m, a.n, a.seed);
+  const auto D = static_cast<std::size_t>(a.d);
+  // Fisher-Yates with counter-based draws: deterministic for the seed.
+  std::vector<double> row(D);
+  for (std::size_t i = a.n - 1; i > 0; --i) {
+    const auto j = std::min(i, static_cast<std::size_t>(rng::uniform(a.seed, kShuffle, i) * static_cast<double>(i + 1)));
+    std::swap_ranges(s.X.begin() + static_cast<std::ptrdiff_t>(i * D), s.X.begin() + static_cast<std::ptrdiff_t>((i + 1) * D),
+                     s.X.begin() + static_cast<std::ptrdiff_t>(j * D));
+    std::swap(s.labels[i], s.labels[j]);
+  }
+  const bool csv = a.output.size() > 4 && a.output.compare(a.output.size() - 4, 4, ".csv") == 0;
+  io::OutputBatch outputs;
+  outputs.add(a.output, csv ? csv_text(s.X, a.n, D) : io::npy_bytes_f64(s.X.data(), a.n, D));
+  if (!a.labels.empty()) {
+    const std::vector<std::int64_t> wide(s.labels.begin(), s.labels.end());
+    outputs.add(a.labels, io::npy_bytes_i64(wide.data(), wide.size(), 0));
+  }
+  if (!a.model.empty()) outputs.add(a.model, io::model_to_json(m));
+  outputs.commit();
+  if (flags.json)
+    std::printf("%s\n", nlohmann::json({{"n_samples", a.n}, {"n_features", a.d}, {"n_components", a.k}, {"output", a.output}})
+                            .dump()
+                            .c_str());
+  else
+    note(flags, "wrote " + std::to_string(a.n) + " points x " + std::to_string(a.d) + " features from " +
+                    std::to_string(a.k) + " components to " + a.output);
+  return kOk;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("generate", "write a synthetic Gaussian mixture data set (seeded)");
+  cmd->add_option("-n", args->n, "number of points")->required()->check(CLI::Range(std::size_t{1}, std::size_t{1} << 34));
+  cmd->add_option("-d,--dims", args->d, "number of features")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("-k,--components", args->k, "number of components")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--covariance", args->covariance, "structure of the true covariances")
+      ->check(CLI::IsMember({"full", "tied", "diag", "spherical"}))
+      ->capture_default_str();
+  cmd->add_option("--separation", args->separation, "spread of the true means, in unit standard deviations")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "random seed")->check(unsigned_validator())->capture_default_str();
+  cmd->add_option("-o,--output", args->output, "data file: .npy (float64) or .csv")->required();
+  cmd->add_option("--labels", args->labels, "write the true component of each point as .npy (int64)");
+  cmd->add_option("--model", args->model, "write the true model as JSON");
+  cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
+}
+
+}  // namespace cuem::cli

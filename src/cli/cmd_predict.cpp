@@ -1,0 +1,73 @@
+// cuem predict MODEL DATA [-o labels.npy] [--proba proba.npy]
+#include <cstdio>
+
+#include "cli/common.hpp"
+#include "io/atomic_file.hpp"
+#include "io/model_json.hpp"
+#include "io/npy.hpp"
+
+namespace cuem::cli {
+namespace {
+
+struct Args {
+  std::string model;
+  DataArgs data;
+  std::string output;
+  std::string proba;
+};
+
+int run(const Args& a, const GlobalFlags& flags) {
+  for (const std::string* out : {&a.output, &a.proba})
+    if (!out->empty()) check_output_path(*out, {a.model, a.data.path});
+  const Model m = io::read_model(a.model);
+  const io::Table t = load_table(a.data, flags);
+  const DataView X(t.values.data(), t.rows, t.cols);
+  const std::vector<int> labels = with_data_name(a.data.path, [&] { return predict(m, X); });
+  std::vector<double> proba;
+  if (!a.proba.empty()) proba = predict_proba(m, X);
+  io::OutputBatch outputs;
+  if (!a.output.empty()) {
+    const std::vector<std::int64_t> wide(labels.begin(), labels.end());
+    outputs.add(a.output, io::npy_bytes_i64(wide.data(), wide.size(), 0));
+  }
+  if (!a.proba.empty())
+    outputs.add(a.proba, io::npy_bytes_f64(proba.data(), t.rows, static_cast<std::size_t>(m.n_components)));
+  outputs.commit();
+  if (a.output.empty() && a.proba.empty()) {
+    if (flags.json) {
+      std::printf("{\"labels\": [");
+      for (std::size_t i = 0; i < labels.size(); ++i) std::printf("%s%d", i ? ", " : "", labels[i]);
+      std::printf("]}\n");
+    } else {
+      for (int l : labels) std::printf("%d\n", l);
+    }
+    return kOk;
+  }
+  std::vector<std::size_t> counts(static_cast<std::size_t>(m.n_components), 0);
+  for (int l : labels) ++counts[static_cast<std::size_t>(l)];
+  if (flags.json) {
+    std::printf("{\"n_samples\": %zu, \"counts\": [", t.rows);
+    for (std::size_t k = 0; k < counts.size(); ++k) std::printf("%s%zu", k ? ", " : "", counts[k]);
+    std::printf("]}\n");
+  } else {
+    std::printf("%zu points labelled;", t.rows);
+    for (std::size_t k = 0; k < counts.size(); ++k) std::printf(" component %zu: %zu", k, counts[k]);
+    std::printf("\n");
+  }
+  return kOk;
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("predict", "label DATA with the most probable component of MODEL");
+  cmd->add_option("MODEL", args->model, "model JSON written by cuem fit")->required();
+  cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
+  add_data_options(cmd, args->data);
+  cmd->add_option("-o,--output", args->output, "write the labels as .npy (int64); default: print them");
+  cmd->add_option("--proba", args->proba, "write the posterior probabilities (N x K float64) as .npy");
+  cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
+}
+
+}  // namespace cuem::cli

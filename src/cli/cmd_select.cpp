@@ -1,0 +1,166 @@
+// cuem select DATA -k 1:16 [--covariance full,diag,...] [--criterion bic|aic] [-o best.json]
+// Fits every candidate and keeps the one with the lowest information criterion.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <limits>
+
+#include "cli/common.hpp"
+#include "cuem/errors.hpp"
+#include "io/model_json.hpp"
+
+namespace cuem::cli {
+namespace {
+
+struct Args {
+  DataArgs data;
+  FitArgs fit;
+  std::string k_range = "1:8";
+  std::vector<std::string> covariances{"full"};
+  std::string criterion = "bic";
+  std::string output;
+};
+
+struct Candidate {
+  int k = 0;
+  std::string covariance;
+  bool ok = false;
+  std::string error;
+  FitResult result;
+  double bic = 0, aic = 0, n_params = 0;
+};
+
+// "3", "1:16" or "2,4,8".
+std::vector<int> parse_k_list(const std::string& s) {
+  std::vector<int> ks;
+  auto number = [&](const std::string& t) {
+    if (t.empty() || t.size() > 7 || t.find_first_not_of("0123456789") != std::string::npos)
+      throw UsageError("-k takes N, A:B or a comma-separated list of positive integers, got '" + s + "'");
+    const int v = std::stoi(t);
+    if (v < 1) throw UsageError("-k values must be at least 1, got '" + s + "'");
+    return v;
+  };
+  const auto colon = s.find(':');
+  if (colon != std::string::npos) {
+    const int lo = number(s.substr(0, colon));
+    const int hi = number(s.substr(colon + 1));
+    if (hi < lo) throw UsageError("-k range " + s + " is empty");
+    if (hi - lo > 1000) throw UsageError("-k range " + s + " has more than 1000 candidates");
+    for (int k = lo; k <= hi; ++k) ks.push_back(k);
+    return ks;
+  }
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto comma = s.find(',', start);
+    ks.push_back(number(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ks;
+}
+
+int run(const Args& a, const GlobalFlags& flags) {
+  if (!a.output.empty()) check_output_path(a.output, {a.data.path});
+  const std::vector<int> ks = parse_k_list(a.k_range);
+  const io::Table t = load_table(a.data, flags);
+  const DataView X(t.values.data(), t.rows, t.cols);
+  note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+
+  std::vector<Candidate> cands;
+  int best = -1;
+  for (const std::string& cov : a.covariances)
+    for (int k : ks) {
+      Candidate c;
+      c.k = k;
+      c.covariance = cov;
+      FitArgs fa = a.fit;
+      fa.n_components = k;
+      fa.covariance = cov;
+      FitOptions o = to_fit_options(fa);
+      if (static_cast<std::size_t>(k) > t.rows) {
+        c.error = "more components than points";
+        cands.push_back(std::move(c));
+        continue;
+      }
+      o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init, "k=" + std::to_string(k) + " " + cov);
+      try {
+        c.result = with_data_name(a.data.path, [&] { return fit(X, o); });
+        c.ok = true;
+        c.bic = bic(c.result.model, X);
+        c.aic = aic(c.result.model, X);
+        c.n_params = n_parameters(c.result.model);
+      } catch (const NumericalError& e) {
+        c.error = "numerical failure (increase --reg-covar)";  // this candidate only
+      }
+      end_progress(flags);
+      cands.push_back(std::move(c));
+      const Candidate& last = cands.back();
+      const auto crit = [&](const Candidate& x) { return a.criterion == "aic" ? x.aic : x.bic; };
+      if (last.ok && (best < 0 || crit(last) < crit(cands[static_cast<std::size_t>(best)])))
+        best = static_cast<int>(cands.size()) - 1;
+    }
+  if (best < 0) throw NumericalError("no candidate could be fitted; increase --reg-covar or use fewer components");
+  const Candidate& win = cands[static_cast<std::size_t>(best)];
+  if (!a.output.empty())
+    io::write_model(a.output, win.result.model,
+                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, a.data.path});
+
+  if (flags.json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Candidate& c : cands) {
+      nlohmann::json r = {{"k", c.k}, {"covariance", c.covariance}, {"ok", c.ok}};
+      if (c.ok) {
+        r["n_parameters"] = c.n_params;
+        r["lower_bound"] = c.result.lower_bound;
+        r["bic"] = c.bic;
+        r["aic"] = c.aic;
+        r["converged"] = c.result.converged;
+        r["n_iter"] = c.result.n_iter;
+      } else {
+        r["error"] = c.error;
+      }
+      rows.push_back(r);
+    }
+    nlohmann::json j = {{"criterion", a.criterion}, {"candidates", rows},
+                        {"best", {{"k", win.k}, {"covariance", win.covariance}}}};
+    if (!a.output.empty()) j["model_path"] = a.output;
+    std::printf("%s\n", j.dump(1).c_str());
+    return kOk;
+  }
+  std::printf("%4s  %-9s  %8s  %16s  %16s  %16s  %s\n", "k", "cov", "params", "mean log-lik", "BIC", "AIC", "");
+  for (std::size_t i = 0; i < cands.size(); ++i) {
+    const Candidate& c = cands[i];
+    if (!c.ok) {
+      std::printf("%4d  %-9s  %s\n", c.k, c.covariance.c_str(), c.error.c_str());
+      continue;
+    }
+    std::printf("%4d  %-9s  %8.0f  %16.8g  %16.8g  %16.8g  %s%s\n", c.k, c.covariance.c_str(), c.n_params,
+                c.result.lower_bound, c.bic, c.aic, static_cast<int>(i) == best ? "<- best" : "",
+                c.result.converged ? "" : " (not converged)");
+  }
+  std::printf("\nbest by %s: k=%d, %s covariance\n", a.criterion == "aic" ? "AIC" : "BIC", win.k, win.covariance.c_str());
+  if (!a.output.empty()) std::printf("model written to %s\n", a.output.c_str());
+  return kOk;
+}
+
+}  // namespace
+
+void add_select_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("select", "choose the number of components and covariance type by BIC or AIC");
+  cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
+  cmd->add_option("-k,--components", args->k_range, "candidates: N, A:B or a list like 2,4,8")->capture_default_str();
+  cmd->add_option("--covariance", args->covariances, "covariance types to try (comma separated)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"full", "tied", "diag", "spherical"}))
+      ->capture_default_str();
+  cmd->add_option("--criterion", args->criterion, "bic or aic")
+      ->check(CLI::IsMember({"bic", "aic"}))
+      ->capture_default_str();
+  cmd->add_option("-o,--output", args->output, "write the best model as JSON");
+  add_fit_options(cmd, args->fit, false);
+  add_data_options(cmd, args->data);
+  cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
+}
+
+}  // namespace cuem::cli

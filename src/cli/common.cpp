@@ -1,0 +1,228 @@
+#include "cli/common.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstdio>
+
+#include "cuem/errors.hpp"
+
+namespace cuem::cli {
+
+void note(const GlobalFlags& flags, const std::string& message) {
+  if (!flags.quiet) std::fprintf(stderr, "cuem: %s\n", message.c_str());
+}
+
+void add_data_options(CLI::App* cmd, DataArgs& a) {
+  cmd->add_option("--delimiter", a.delimiter, "CSV delimiter: ',', ';', tab or space (default: detect)")
+      ->group("Data");
+  cmd->add_option("--header", a.header, "CSV header line: auto, yes or no")
+      ->check(CLI::IsMember({"auto", "yes", "no"}))
+      ->group("Data");
+  cmd->add_option("--columns", a.columns, "CSV columns to use, by 0-based number or header name (comma separated)")
+      ->delimiter(',')
+      ->group("Data");
+  cmd->add_option("--dims", a.dims, "read DATA as raw binary with D features per row")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+      ->group("Data");
+  cmd->add_option("--dtype", a.dtype, "raw binary value type: float32 or float64 (default float64; .f32 files float32)")
+      ->check(CLI::IsMember({"float32", "float64"}))
+      ->group("Data");
+}
+
+io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
+  io::LoadOptions o;
+  if (a.delimiter == "tab" || a.delimiter == "\\t") {
+    o.csv.delimiter = '\t';
+  } else if (a.delimiter == "space") {
+    o.csv.delimiter = ' ';
+  } else if (a.delimiter.size() == 1) {
+    o.csv.delimiter = a.delimiter[0];
+  } else if (!a.delimiter.empty()) {
+    throw UsageError("--delimiter must be one character, 'tab' or 'space', got '" + a.delimiter + "'");
+  }
+  o.csv.header = a.header == "yes" ? io::HeaderMode::present
+                 : a.header == "no" ? io::HeaderMode::absent
+                                    : io::HeaderMode::detect;
+  o.csv.columns = a.columns;
+  o.raw_dims = a.dims;
+  const bool f32_name = a.path.size() > 4 && a.path.compare(a.path.size() - 4, 4, ".f32") == 0;
+  o.raw_type = (a.dtype == "float32" || (a.dtype.empty() && f32_name)) ? io::RawType::float32 : io::RawType::float64;
+  if (!a.dtype.empty() && a.dims == 0) throw UsageError("--dtype applies to raw binary data: give --dims too");
+  io::Table t = io::load_data(a.path, o);
+  for (const std::string& n : t.notices) note(flags, a.path + ": " + n);
+  return t;
+}
+
+namespace {
+
+// Validators with plain messages (CLI11's own print the full double range).
+const CLI::Validator kNonNegative(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(x >= 0.0) || !std::isfinite(x)) return "must be a number >= 0, got '" + v + "'";
+      return {};
+    },
+    "NUMBER >= 0");
+const CLI::Validator kUnsigned(
+    [](std::string& v) -> std::string {
+      if (v.empty() || v.size() > 20 || v.find_first_not_of("0123456789") != std::string::npos)
+        return "must be a non-negative integer, got '" + v + "'";
+      return {};
+    },
+    "UINT");
+
+}  // namespace
+
+void add_fit_options(CLI::App* cmd, FitArgs& a, bool single) {
+  if (single) {
+    cmd->add_option("-k,--components", a.n_components, "number of mixture components")
+        ->required()
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--covariance", a.covariance, "covariance type: full, tied, diag or spherical")
+        ->check(CLI::IsMember({"full", "tied", "diag", "spherical"}))
+        ->capture_default_str();
+  }
+  cmd->add_option("--init", a.init, "initialisation: kmeans, k-means++, random or random_from_data")
+      ->check(CLI::IsMember({"kmeans", "k-means++", "kmeans++", "random", "random_from_data"}))
+      ->capture_default_str();
+  cmd->add_option("--n-init", a.n_init, "restarts; the best lower bound wins")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--max-iter", a.max_iter, "EM iterations per restart")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
+  cmd->add_option("--tol", a.tol, "convergence threshold on the change of the mean log-likelihood")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd->add_option("--reg-covar", a.reg_covar, "added to the diagonal of every covariance")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd->add_option("--seed", a.seed, "random seed (fits are deterministic for a seed)")
+      ->check(kUnsigned)
+      ->capture_default_str();
+  cmd->add_option("--device", a.device, "cpu, auto, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--precision", a.precision, "CUDA arithmetic: float32 or float64 (the CPU is always float64)")
+      ->check(CLI::IsMember({"float32", "float64"}))
+      ->capture_default_str();
+  cmd->add_option("--threads", a.threads, "CPU threads (0: all); results do not depend on it")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+}
+
+FitOptions to_fit_options(const FitArgs& a) {
+  FitOptions o;
+  o.n_components = a.n_components;
+  o.covariance_type = parse_covariance_type(a.covariance);
+  o.init = parse_init_method(a.init);
+  o.n_init = a.n_init;
+  o.max_iter = a.max_iter;
+  o.tol = a.tol;
+  o.reg_covar = a.reg_covar;
+  o.seed = a.seed;
+  o.device = parse_device(a.device);
+  o.precision = parse_precision(a.precision);
+  o.n_threads = a.threads;
+  if (!std::isfinite(o.tol) || !std::isfinite(o.reg_covar)) throw UsageError("--tol and --reg-covar must be finite");
+  return o;
+}
+
+std::function<bool(const IterationInfo&)> progress_reporter(const GlobalFlags& flags, int max_iter, int n_init,
+                                                            std::string label) {
+  if (flags.quiet) return {};
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  if (!label.empty()) label += "  ";
+  return [tty, max_iter, n_init, label](const IterationInfo& i) {
+    const std::string restart = n_init > 1 ? "init " + std::to_string(i.init + 1) + "/" + std::to_string(n_init) + "  " : "";
+    if (tty) {
+      constexpr int kWidth = 24;
+      const int filled = static_cast<int>(kWidth * static_cast<double>(i.iteration) / max_iter);
+      std::string bar(static_cast<std::size_t>(filled), '#');
+      bar.resize(kWidth, '.');
+      std::fprintf(stderr, "\r\033[K%s%s[%s] iter %d/%d  log-lik %.8g  change %.2e  %.3f s/iter", label.c_str(),
+                   restart.c_str(), bar.c_str(), i.iteration, max_iter, i.mean_log_likelihood, i.change, i.seconds);
+      std::fflush(stderr);
+    } else {
+      std::fprintf(stderr, "%s%siter %4d  mean log-likelihood %.10g  change %.3e  %.4f s\n", label.c_str(),
+                   restart.c_str(), i.iteration, i.mean_log_likelihood, i.change, i.seconds);
+    }
+    return true;
+  };
+}
+
+const CLI::Validator& unsigned_validator() { return kUnsigned; }
+
+void end_progress(const GlobalFlags& flags) {
+  if (!flags.quiet && ::isatty(STDERR_FILENO)) std::fputc('\n', stderr);
+}
+
+namespace {
+
+void append_row(std::string& out, const double* a, int n, const char* indent) {
+  char buf[64];
+  out += indent;
+  out += "[";
+  for (int j = 0; j < n; ++j) {
+    std::snprintf(buf, sizeof buf, "%s%12.6g", j ? ", " : "", a[j]);
+    out += buf;
+  }
+  out += "]\n";
+}
+
+}  // namespace
+
+std::string model_text(const Model& m, const std::vector<std::string>& names) {
+  const int D = m.n_features;
+  const auto Dz = static_cast<std::size_t>(D);
+  char buf[256];
+  std::string out;
+  std::snprintf(buf, sizeof buf, "Gaussian mixture: %d components, %s covariance, %d features\n", m.n_components,
+                to_string(m.covariance_type), D);
+  out += buf;
+  if (!names.empty()) {
+    out += "features:";
+    for (const std::string& n : names) out += " " + n;
+    out += "\n";
+  }
+  for (int k = 0; k < m.n_components; ++k) {
+    std::snprintf(buf, sizeof buf, "\ncomponent %d: weight %.6f\n  mean:\n", k, m.weights[k]);
+    out += buf;
+    append_row(out, m.means.data() + k * Dz, D, "    ");
+    switch (m.covariance_type) {
+      case CovarianceType::full:
+        out += "  covariance:\n";
+        for (int i = 0; i < D; ++i) append_row(out, m.covariances.data() + k * Dz * Dz + i * Dz, D, "    ");
+        break;
+      case CovarianceType::diag:
+        out += "  variances:\n";
+        append_row(out, m.covariances.data() + k * Dz, D, "    ");
+        break;
+      case CovarianceType::spherical:
+        std::snprintf(buf, sizeof buf, "  variance: %.6g\n", m.covariances[k]);
+        out += buf;
+        break;
+      case CovarianceType::tied: break;
+    }
+  }
+  if (m.covariance_type == CovarianceType::tied) {
+    out += "\nshared covariance:\n";
+    for (int i = 0; i < D; ++i) append_row(out, m.covariances.data() + i * Dz, D, "    ");
+  }
+  return out;
+}
+
+void check_output_path(const std::string& out, const std::vector<std::string>& inputs) {
+  struct stat so {};
+  if (::stat(out.c_str(), &so) != 0) return;  // does not exist yet
+  if (S_ISDIR(so.st_mode)) throw UsageError("the output path '" + out + "' is a folder; give a file name");
+  for (const std::string& in : inputs) {
+    struct stat si {};
+    if (::stat(in.c_str(), &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+      throw UsageError("the output '" + out + "' is the input '" + in + "'; choose another output path");
+  }
+}
+
+}  // namespace cuem::cli

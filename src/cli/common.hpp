@@ -1,0 +1,99 @@
+#pragma once
+// What every cuem command shares: global flags, data options, progress, exit codes.
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+#include "io/data_loader.hpp"
+
+namespace cuem::cli {
+
+/// Exit codes, documented in --help and the README.
+enum ExitCode { kOk = 0, kUsage = 2, kBadData = 3, kNumerical = 4, kDevice = 5, kInternal = 70 };
+
+/// A command-line mistake found after parsing (exit 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct GlobalFlags {
+  bool quiet = false;  ///< nothing on stderr but errors
+  bool json = false;   ///< machine-readable results on stdout
+};
+
+/// How to read a data file (all but the path are optional).
+struct DataArgs {
+  std::string path;
+  std::string delimiter;  ///< "", ",", ";", "tab", "space"
+  std::string header = "auto";
+  std::vector<std::string> columns;
+  std::size_t dims = 0;
+  std::string dtype;  ///< raw binary: float32 or float64
+};
+
+void add_data_options(CLI::App* cmd, DataArgs& args);
+/// Loads the data; notices (conversions) go to stderr unless quiet.
+io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
+
+/// Options of a fit that fit and select share.
+struct FitArgs {
+  int n_components = 0;
+  std::string covariance = "full";
+  std::string init = "kmeans";
+  int n_init = 1;
+  int max_iter = 100;
+  double tol = 1e-3;
+  double reg_covar = 1e-6;
+  std::uint64_t seed = 0;
+  std::string device = "cpu";
+  std::string precision = "float32";
+  int threads = 0;
+};
+
+/// Runs a library call on the data from `path`, naming the file in any data error.
+template <typename F>
+auto with_data_name(const std::string& path, F&& f) {
+  try {
+    return f();
+  } catch (const DataError& e) {
+    throw DataError(path + ": " + e.what());
+  }
+}
+
+/// Adds the fit options; `single` adds -k and --covariance (select has list forms).
+void add_fit_options(CLI::App* cmd, FitArgs& args, bool single);
+FitOptions to_fit_options(const FitArgs& args);
+
+/// The per-iteration report on stderr: a line per iteration, or a redrawn progress bar
+/// when stderr is a terminal. `label` prefixes each line (e.g. "k=3 full").
+std::function<bool(const IterationInfo&)> progress_reporter(const GlobalFlags& flags, int max_iter, int n_init,
+                                                            std::string label = {});
+
+/// Accepts only non-negative integers (CLI11 would wrap "-1" into a huge unsigned).
+const CLI::Validator& unsigned_validator();
+
+/// Ends a progress bar line on a terminal.
+void end_progress(const GlobalFlags& flags);
+
+/// The model as readable text: per component its weight, mean and covariance.
+std::string model_text(const Model& model, const std::vector<std::string>& feature_names);
+
+/// Writes "N,D" style messages only when not quiet.
+void note(const GlobalFlags& flags, const std::string& message);
+
+/// The output path must not be the same file as an input (it would be replaced).
+void check_output_path(const std::string& out, const std::vector<std::string>& inputs);
+
+// Commands: each registers its subcommand and returns the code its run produced through
+// the shared exit slot.
+void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_predict_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_score_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_sample_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_select_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_info_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_generate_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+
+}  // namespace cuem::cli

@@ -1,0 +1,153 @@
+#include "io/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "io/io_error.hpp"
+
+namespace cuem::io {
+namespace {
+
+// Live temporary files, readable from a signal handler: fixed slots of fixed-size paths,
+// each claimed and released with atomics (no allocation or locking in the handler).
+constexpr int kSlots = 32;
+constexpr std::size_t kPathMax = 4096;
+std::array<std::atomic<bool>, kSlots> g_used{};
+std::array<std::array<char, kPathMax>, kSlots> g_paths{};
+
+int claim_slot(const std::string& temp) {
+  if (temp.size() >= kPathMax) return -1;
+  for (int i = 0; i < kSlots; ++i) {
+    bool expected = false;
+    if (g_used[i].load() || !g_used[i].compare_exchange_strong(expected, true)) continue;
+    std::memcpy(g_paths[i].data(), temp.c_str(), temp.size() + 1);
+    return i;
+  }
+  return -1;
+}
+
+void release_slot(const std::string& temp) {
+  for (int i = 0; i < kSlots; ++i)
+    if (g_used[i].load() && temp == g_paths[i].data()) {
+      g_used[i].store(false);
+      return;
+    }
+}
+
+extern "C" void on_interrupt(int sig) {
+  for (int i = 0; i < kSlots; ++i)
+    if (g_used[i].load()) ::unlink(g_paths[i].data());
+  static const char msg[] = "\ncuem: interrupted; no output written\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+  ::_exit(128 + sig);
+}
+
+std::string folder_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) throw OutputError("an output path is empty");
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) throw OutputError("cannot write '" + path_ + "': it is a folder; give a file name");
+    file_ = std::fopen(path_.c_str(), "wb");
+    if (!file_) throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
+    direct_ = true;
+    return;
+  }
+  const std::string pattern = path_ + ".tmp-XXXXXX";
+  std::vector<char> tmpl(pattern.begin(), pattern.end());
+  tmpl.push_back('\0');
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0)
+    throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (is the folder '" +
+                      folder_of(path_) + "' there and writable?)");
+  temp_ = tmpl.data();
+  claim_slot(temp_);
+  const mode_t mask = ::umask(0);  // mkstemp makes 0600; give the usual 0666 & ~umask
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  file_ = ::fdopen(fd, "wb");
+  if (!file_) {
+    ::close(fd);
+    ::unlink(temp_.c_str());
+    release_slot(temp_);
+    throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (file_) std::fclose(file_);
+  if (direct_) return;
+  if (!committed_) ::unlink(temp_.c_str());
+  release_slot(temp_);
+}
+
+void AtomicFile::write(const void* data, std::size_t size) {
+  if (size > 0 && std::fwrite(data, 1, size, file_) != size)
+    throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
+}
+
+void AtomicFile::commit() {
+  if (direct_) {
+    const bool ok = std::fflush(file_) == 0;
+    std::fclose(file_);
+    file_ = nullptr;
+    if (!ok) throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
+    committed_ = true;
+    return;
+  }
+  const bool flushed = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  const int err = errno;
+  std::fclose(file_);
+  file_ = nullptr;
+  if (!flushed) throw OutputError("cannot write '" + path_ + "': " + std::strerror(err));
+  if (::rename(temp_.c_str(), path_.c_str()) != 0)
+    throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
+  committed_ = true;
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents) {
+  AtomicFile f(path);
+  f.write(contents);
+  f.commit();
+}
+
+void OutputBatch::add(std::string path, std::string contents) {
+  items_.emplace_back(std::move(path), std::move(contents));
+}
+
+void OutputBatch::commit() {
+  std::vector<std::unique_ptr<AtomicFile>> files;
+  for (const auto& [path, contents] : items_) {
+    files.push_back(std::make_unique<AtomicFile>(path));
+    files.back()->write(contents);
+  }
+  for (auto& f : files) f->commit();
+  items_.clear();
+}
+
+void install_interrupt_cleanup() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+}  // namespace cuem::io
