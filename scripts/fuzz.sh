@@ -14,21 +14,7 @@ build_dir=build-fuzz
 run_dir=$build_dir/run
 
 # ---- tools (Debian 12; idempotent, quiet when all is there) -------------------------------
-need=()
-command -v clang++-14 >/dev/null || need+=(clang-14)
-compgen -G "/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null || need+=(libclang-rt-14-dev)
-command -v cmake >/dev/null || need+=(cmake)
-command -v make >/dev/null || need+=(make)
-[ -f /usr/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake ] ||
-  [ -f /usr/lib/cmake/nlohmann_json/nlohmann_jsonConfig.cmake ] || need+=(nlohmann-json3-dev)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "fuzz: installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+bash scripts/setup.sh --fuzz
 
 # ---- build ---------------------------------------------------------------------------------
 mkdir -p "$build_dir"

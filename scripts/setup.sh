@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what cuem needs on a fresh Debian 12 machine (idempotent; quiet when all is there).
+# --fuzz adds clang and its sanitizer/fuzzer runtimes for scripts/fuzz.sh.
 set -euo pipefail
 
 need=()
@@ -12,6 +13,11 @@ command -v make >/dev/null || need+=(make)
 [ -f /usr/share/cmake/CLI11/CLI11Config.cmake ] || need+=(libcli11-dev)
 [ -f /usr/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake ] || need+=(nlohmann-json3-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "${1:-}" = "--fuzz" ]; then
+  command -v clang++-14 >/dev/null || need+=(clang-14)
+  compgen -G "/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null ||
+    need+=(libclang-rt-14-dev)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -10,6 +10,7 @@
 
 #include "core/linalg.hpp"
 #include "core/point_math.hpp"
+#include "test_util.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/version.hpp"
@@ -66,13 +67,8 @@ TEST(Device, SharedMathAgreesOnHostAndDevice) {
   for (double& x : X) x = 2 * z(gen);
   for (double& m : means) m = z(gen);
   for (int k = 0; k < K; ++k) {
-    std::vector<double> A(D * D), S(D * D, 0.0);
-    for (double& a : A) a = z(gen);
-    for (int i = 0; i < D; ++i)
-      for (int j = 0; j < D; ++j) {
-        for (int p = 0; p < D; ++p) S[i * D + j] += A[i * D + p] * A[j * D + p];
-        if (i == j) S[i * D + j] += 1.0;
-      }
+    cuem_test::Rng spd_rng(seed + k);
+    const std::vector<double> S = cuem_test::random_spd(spd_rng, D, 0.5, 5.0);
     ASSERT_LT(cuem::linalg::precision_cholesky_from_covariance(S.data(), P.data() + k * D * D, D), 0);
     log_det[k] = cuem::linalg::log_det_triangular(P.data() + k * D * D, D);
     log_w[k] = std::log(1.0 / K);

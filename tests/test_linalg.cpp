@@ -5,20 +5,14 @@
 #include <vector>
 
 #include "core/linalg.hpp"
+#include "test_util.hpp"
 
 namespace {
 
+// Eigenvalues between 0.1 and 10: well enough conditioned for the 1e-8 identities.
 std::vector<double> random_spd(int D, unsigned seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> z;
-  std::vector<double> A(D * D), S(D * D, 0.0);
-  for (double& a : A) a = z(gen);
-  for (int i = 0; i < D; ++i)
-    for (int j = 0; j < D; ++j) {
-      for (int p = 0; p < D; ++p) S[i * D + j] += A[i * D + p] * A[j * D + p];
-      if (i == j) S[i * D + j] += 0.1;
-    }
-  return S;
+  cuem_test::Rng rng(seed);
+  return cuem_test::random_spd(rng, D, 0.1, 10.0);
 }
 
 class Linalg : public ::testing::TestWithParam<int> {};

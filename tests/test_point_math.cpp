@@ -8,23 +8,11 @@
 
 #include "core/linalg.hpp"
 #include "core/point_math.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using cuem::math::kLog2Pi;
-
-// A random symmetric positive definite D x D matrix: A A^T + D I.
-std::vector<double> random_spd(int D, std::mt19937_64& gen) {
-  std::normal_distribution<double> z;
-  std::vector<double> A(D * D), S(D * D, 0.0);
-  for (double& a : A) a = z(gen);
-  for (int i = 0; i < D; ++i)
-    for (int j = 0; j < D; ++j) {
-      for (int p = 0; p < D; ++p) S[i * D + j] += A[i * D + p] * A[j * D + p];
-      if (i == j) S[i * D + j] += D;
-    }
-  return S;
-}
 
 // log N(x | mu, Sigma) by solving Sigma y = (x - mu) with Gaussian elimination and taking
 // the determinant from the elimination: independent of the Cholesky path under test.
@@ -60,7 +48,8 @@ TEST_P(FullDensity, MatchesDirectFormula) {
   std::mt19937_64 gen(1234 + D);
   SCOPED_TRACE("seed " + std::to_string(1234 + D));
   std::normal_distribution<double> z;
-  const std::vector<double> S = random_spd(D, gen);
+  cuem_test::Rng spd_rng(99 + D);
+  const std::vector<double> S = cuem_test::random_spd(spd_rng, D, 0.5, 5.0);
   std::vector<double> P(D * D);
   ASSERT_LT(cuem::linalg::precision_cholesky_from_covariance(S.data(), P.data(), D), 0);
   const double log_det = cuem::linalg::log_det_triangular(P.data(), D);
