@@ -274,3 +274,30 @@ TEST(DeviceErrors, CudaIsAnErrorOrWorks) {
 }
 
 }  // namespace
+
+namespace {
+
+// The interrupt hook stops a fit within one chunk of points and surfaces as Interrupted;
+// a hook that never fires changes nothing.
+TEST(Interrupt, StopsTheFitPromptly) {
+  std::vector<double> X(20000 * 2);
+  for (std::size_t i = 0; i < X.size(); ++i) X[i] = std::sin(0.37 * static_cast<double>(i)) + (i % 7);
+  cuem::FitOptions o;
+  o.n_components = 3;
+  o.max_iter = 50;
+  o.tol = 0;
+  int polls = 0;
+  o.interrupted = [&polls] { return ++polls > 25; };
+  EXPECT_THROW(cuem::fit(cuem::DataView(X.data(), 20000, 2), o), cuem::Interrupted);
+  EXPECT_EQ(polls, 26) << "the fit must stop at the first poll that says so";
+
+  cuem::FitOptions plain = o;
+  plain.interrupted = [] { return false; };
+  o.interrupted = nullptr;
+  const cuem::FitResult a = cuem::fit(cuem::DataView(X.data(), 20000, 2), plain);
+  const cuem::FitResult b = cuem::fit(cuem::DataView(X.data(), 20000, 2), o);
+  EXPECT_EQ(a.model.means, b.model.means);
+  EXPECT_EQ(a.n_iter, b.n_iter);
+}
+
+}  // namespace

@@ -37,4 +37,10 @@ class DeviceError : public Error {
   using Error::Error;
 };
 
+/// The fit was stopped by FitOptions::interrupted (e.g. Ctrl-C in a binding).
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace cuem

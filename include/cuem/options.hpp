@@ -73,6 +73,11 @@ struct FitOptions {
   /// Called after every iteration; return false to stop the fit early (the result then
   /// holds the best model so far, with converged = false).
   std::function<bool(const IterationInfo&)> on_iteration;
+
+  /// Polled often during a fit (between chunks of points, so within milliseconds); when
+  /// it returns true the fit stops at once and throws cuem::Interrupted. Language
+  /// bindings use it to honour Ctrl-C. Called from the thread that called fit.
+  std::function<bool()> interrupted;
 };
 
 }  // namespace cuem

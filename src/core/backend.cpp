@@ -10,6 +10,10 @@
 
 namespace cuem {
 
+void Backend::poll_interrupt() const {
+  if (interrupted_ && interrupted_()) throw Interrupted("the fit was interrupted");
+}
+
 std::unique_ptr<Backend> make_backend(DataView X, const Device& device, int /*n_threads*/) {
   switch (device.kind) {
     case DeviceKind::cpu:

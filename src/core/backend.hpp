@@ -3,6 +3,7 @@
 // prepared parameters and the data, a backend produces additive sufficient statistics
 // and per-point evaluations. Nothing above this header knows which backend runs.
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 #include "core/prepared_params.hpp"
@@ -25,6 +26,16 @@ class Backend {
                         double* log_prob, double* resp) = 0;
 
   virtual const char* name() const noexcept = 0;
+
+  /// A check the backend polls between chunks of work; true aborts with Interrupted.
+  void set_interrupt(std::function<bool()> check) { interrupted_ = std::move(check); }
+
+ protected:
+  /// Throws cuem::Interrupted when the interrupt check says so.
+  void poll_interrupt() const;
+
+ private:
+  std::function<bool()> interrupted_;
 };
 
 /// The backend for a device option; throws DeviceError when it cannot be had.

@@ -45,6 +45,7 @@ FitResult fit(DataView X, const FitOptions& o) {
   validate_options(o, X);
   const ThreadCountScope threads(o.n_threads);
   const std::unique_ptr<Backend> backend = make_backend(X, o.device, o.n_threads);
+  if (o.interrupted) backend->set_interrupt(o.interrupted);
   const double N = static_cast<double>(X.n_rows);
   using Clock = std::chrono::steady_clock;
 

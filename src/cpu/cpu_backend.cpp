@@ -40,7 +40,8 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
 }
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
-                                 const ResponsibilityFn& resp_fn, bool with_log_likelihood) {
+                                 const ResponsibilityFn& resp_fn, bool with_log_likelihood,
+                                 const std::function<void()>& between_chunks) {
   const int D = static_cast<int>(X.n_cols);
   const std::size_t DD = static_cast<std::size_t>(D) * D;
   SufficientStats s = SufficientStats::zeros(type, K, D, std::move(shift));
@@ -57,6 +58,7 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
   std::vector<double> log_prob(with_log_likelihood ? chunk : 0);
   for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
     const std::size_t count = std::min(chunk, X.n_rows - begin);
+    if (between_chunks) between_chunks();
     resp_fn(begin, count, resp.data(), with_log_likelihood ? log_prob.data() : nullptr);
     if (with_log_likelihood)
       for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
@@ -92,7 +94,7 @@ SufficientStats CpuBackend::estep(const PreparedParams& p) {
       [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
         cpu_posteriors(X_, p, begin, count, resp, log_prob);
       },
-      true);
+      true, [this] { poll_interrupt(); });
 }
 
 void CpuBackend::evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,

@@ -17,8 +17,10 @@ using ResponsibilityFn =
 /// Each component's sums run over the points in order, so the result is bitwise the same
 /// for any number of threads. Memory: one chunk of responsibilities plus, for tied, K
 /// per-component scatters; never N x K.
+/// `between_chunks` (may be empty) is called before every chunk, e.g. to poll an interrupt.
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
-                                 const ResponsibilityFn& resp_fn, bool with_log_likelihood);
+                                 const ResponsibilityFn& resp_fn, bool with_log_likelihood,
+                                 const std::function<void()>& between_chunks = {});
 
 /// Whether a parallel region over `count` points of K components in D dimensions pays
 /// for waking the threads; tiny problems run faster on one.

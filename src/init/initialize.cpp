@@ -63,7 +63,7 @@ Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
   Model m;
   switch (o.init) {
     case InitMethod::kmeans: {
-      const KMeansResult km = kmeans(X, K, seed);
+      const KMeansResult km = kmeans(X, K, seed, 300, 1e-4, o.interrupted);
       m = estimate_from_responsibilities(
           X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
             std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/rng.hpp"
+#include "cuem/errors.hpp"
 #include "cpu/cpu_backend.hpp"
 
 namespace cuem {
@@ -118,7 +119,8 @@ std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed) 
   return chosen;
 }
 
-KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double tol) {
+KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double tol,
+                    const std::function<bool()>& interrupted) {
   const std::size_t N = X.n_rows;
   const int D = static_cast<int>(X.n_cols);
   KMeansResult res;
@@ -143,6 +145,7 @@ KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double 
   std::vector<double> sums(static_cast<std::size_t>(K) * D);
   std::vector<double> counts(K);
   for (res.n_iter = 1; res.n_iter <= max_iter; ++res.n_iter) {
+    if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means");
     std::fill(sums.begin(), sums.end(), 0.0);
     std::fill(counts.begin(), counts.end(), 0.0);
     res.inertia = 0.0;

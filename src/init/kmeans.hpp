@@ -1,6 +1,7 @@
 #pragma once
 // k-means for initialisation: greedy k-means++ seeding and Lloyd iterations.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "cuem/data_view.hpp"
@@ -22,7 +23,9 @@ struct KMeansResult {
 /// Lloyd's algorithm from k-means++ seeds until the squared centre shift falls below
 /// tol * (mean feature variance), as scikit-learn's KMeans, or max_iter. An empty cluster
 /// keeps its previous centre.
-KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4);
+/// `interrupted`, when set, is polled every iteration (true throws cuem::Interrupted).
+KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4,
+                    const std::function<bool()>& interrupted = {});
 
 /// Index of the nearest centre (squared Euclidean; the lowest index on ties).
 int nearest_center(const double* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
