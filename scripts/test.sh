@@ -3,7 +3,7 @@
 # builds with CUDA where nvcc exists, runs the whole CTest suite (unit tests, the
 # scikit-learn comparison, the find_package consumer, the command line end to end), then
 # the unit and command-line tests under AddressSanitizer + UndefinedBehaviorSanitizer, then
-# the libFuzzer targets for a bounded time each (FUZZ_SECONDS, default 60).
+# the Python package's tests, then the libFuzzer targets for a bounded time each (FUZZ_SECONDS, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,6 +21,9 @@ CUEM_BUILD_DIR=build CUEM_CUDA_ARCHS=${CUEM_CUDA_ARCHS:-80-real} bash scripts/bu
   -DCUEM_PYTHON="$PWD/.venv/bin/python"
 echo "== tests (Release) =="
 (cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== Python package (pip install . into .venv, pytest tests/python) =="
+bash scripts/test_python.sh
 
 echo "== build (ASan + UBSan, CPU only) =="
 CUEM_NO_CUDA=1 CUEM_BUILD_DIR=build-asan CUEM_BUILD_TYPE=RelWithDebInfo bash scripts/build.sh \

@@ -1,0 +1,52 @@
+"""cuem: Gaussian mixture models fitted with Expectation-Maximization.
+
+``cuem.GaussianMixture`` is a drop-in for ``sklearn.mixture.GaussianMixture`` (the same
+parameters, attributes and methods, plus ``device`` and ``precision``), computed by the
+cuem C++ library: a float64 CPU reference that agrees with scikit-learn to rounding, and
+a CUDA backend where the library was built with one.
+
+    >>> import numpy as np, cuem
+    >>> X = np.random.default_rng(0).normal(size=(1000, 2))
+    >>> gm = cuem.GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.predict(X[:3]).shape
+    (3,)
+
+Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be fitted,
+``cuem.NumericalError`` for a covariance that is not positive definite even after
+``reg_covar``; both subclass ``ValueError``); an absent or failing device is
+``cuem.DeviceError``, a ``RuntimeError``. Ctrl-C stops a fit with ``KeyboardInterrupt``.
+"""
+
+from ._cuem import DataError, DeviceError, NumericalError
+from ._cuem import __version__ as _library_version
+from ._cuem import built_with_cuda as _built_with_cuda
+from .mixture import (
+    ConvergenceWarning,
+    GaussianMixture,
+    InvalidParameterError,
+    NotFittedError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "DeviceError",
+    "GaussianMixture",
+    "InvalidParameterError",
+    "NotFittedError",
+    "NumericalError",
+    "built_with_cuda",
+    "library_version",
+]
+
+
+def built_with_cuda():
+    """True when the compiled library has the CUDA backend (nvcc was present at build)."""
+    return bool(_built_with_cuda)
+
+
+def library_version():
+    """The version of the cuem C++ library this package was built against."""
+    return _library_version

@@ -1,0 +1,574 @@
+"""cuem.GaussianMixture: scikit-learn's GaussianMixture, computed by the cuem library.
+
+Parameters, attributes and methods are scikit-learn's (see ``GaussianMixture``); with
+scikit-learn installed the class is a real scikit-learn estimator (``DensityMixin``,
+``BaseEstimator``, as ``sklearn.mixture.GaussianMixture``), validates input with
+scikit-learn's ``validate_data`` and raises its ``NotFittedError`` and
+``ConvergenceWarning``. Without scikit-learn it works the same on NumPy input, with a
+small built-in base class and look-alike exceptions.
+
+Input data
+----------
+A C-contiguous float64 array is used as it is: no copy is made, and the library reads
+it in place while the GIL is released. Everything else is converted once to a
+C-contiguous float64 array on the Python side (float32 too: cuem's CPU path computes in
+float64, and the fitted attributes are float64 whatever the input dtype). Lists, pandas
+DataFrames and other array-likes are converted as scikit-learn converts them.
+
+Differences from scikit-learn
+-----------------------------
+- ``max_iter`` must be at least 1 (scikit-learn also accepts 0, meaning "initialise
+  only"; cuem always runs EM).
+- ``warm_start``: the next fit starts from the fitted parameters as scikit-learn's does,
+  but its first iteration is never counted as converged (scikit-learn compares it with
+  the previous fit's lower bound), so ``n_iter_`` can be one larger.
+- An empty component (one no point belongs to) keeps its previous mean; scikit-learn
+  moves it towards the origin. Everything else agrees with scikit-learn to rounding
+  given the same initial parameters; ``init_params`` uses cuem's own random numbers, so
+  the same ``random_state`` gives a different (equally valid) initialisation.
+- ``sample`` uses cuem's generator: the same ``random_state`` gives reproducible draws,
+  but not scikit-learn's.
+
+scikit-learn estimator checks
+-----------------------------
+``sklearn.utils.estimator_checks.check_estimator(cuem.GaussianMixture())`` passes every
+check (scikit-learn 1.9.1; its array-API check skips itself unless SCIPY_ARRAY_API=1 is
+set before SciPy is imported, and passes when it is). tests/python/test_mixture.py runs
+them all with ``parametrize_with_checks`` and lists no expected failure.
+"""
+
+import numbers
+import re
+import time
+import warnings
+
+import numpy as np
+
+from . import _cuem
+
+try:  # scikit-learn is optional
+    from sklearn.base import BaseEstimator, DensityMixin
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        from sklearn.utils.validation import validate_data as _sk_validate_data
+    except ImportError:  # scikit-learn < 1.6
+
+        def _sk_validate_data(estimator, X, **kwargs):
+            return estimator._validate_data(X, **kwargs)
+
+    _HAVE_SKLEARN = True
+except ImportError:
+    _HAVE_SKLEARN = False
+
+    class NotFittedError(ValueError, AttributeError):
+        """Raised when a method needs a fitted estimator (scikit-learn's, when installed)."""
+
+    class ConvergenceWarning(UserWarning):
+        """Warns that EM stopped at max_iter before converging (scikit-learn's, when installed)."""
+
+    class _MinimalBase:
+        """get_params / set_params / repr like scikit-learn's BaseEstimator."""
+
+        @classmethod
+        def _get_param_names(cls):
+            import inspect
+
+            sig = inspect.signature(cls.__init__)
+            return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+        def get_params(self, deep=True):
+            return {name: getattr(self, name) for name in self._get_param_names()}
+
+        def set_params(self, **params):
+            valid = self._get_param_names()
+            for key, value in params.items():
+                if key not in valid:
+                    raise ValueError(
+                        f"Invalid parameter {key!r} for estimator {self}. Valid parameters are: {valid!r}."
+                    )
+                setattr(self, key, value)
+            return self
+
+        def __repr__(self):
+            defaults = type(self)().get_params()
+            changed = {k: v for k, v in self.get_params().items() if not _same_value(v, defaults[k])}
+            return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def check_is_fitted(estimator):
+        fitted = [v for v in vars(estimator) if v.endswith("_") and not v.startswith("__")]
+        if not fitted:
+            raise NotFittedError(
+                f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+
+def _same_value(a, b):
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor parameter has a wrong type or value (raised by fit, as scikit-learn does)."""
+
+
+_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+_INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+_PRECISIONS = ("float32", "float64")
+_DEVICE = re.compile(r"^(cpu|auto|cuda|cuda:[0-9]{1,4})$")
+_MAX_SEED = 2**63 - 1
+
+
+def _seed_from(random_state):
+    """A cuem seed from scikit-learn's random_state: an int is used as it is, a
+    RandomState (or Generator) gives one draw, None draws from NumPy's global RandomState
+    (so np.random.seed makes it reproducible, as in scikit-learn)."""
+    if random_state is None or random_state is np.random:
+        return int(np.random.mtrand._rand.randint(0, _MAX_SEED, dtype=np.int64))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, _MAX_SEED, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, _MAX_SEED, dtype=np.int64))
+    raise InvalidParameterError(f"{random_state!r} cannot be used to seed a numpy.random.RandomState instance")
+
+
+def _as_c_float64(X):
+    """X as a C-contiguous float64 ndarray, copying only when it is not one already."""
+    if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.flags.c_contiguous:
+        return X
+    return np.ascontiguousarray(X, dtype=np.float64)
+
+
+class _VerbosePrinter:
+    """Prints EM progress as scikit-learn's verbose mode does (called with the GIL held
+    from the library's iteration callback)."""
+
+    def __init__(self, verbose, verbose_interval, tol, max_iter):
+        self.verbose = verbose
+        self.interval = verbose_interval
+        self.tol = tol
+        self.max_iter = max_iter
+        self.init_start = time.time()
+
+    def __call__(self, init, iteration, lower_bound, change, seconds):
+        if iteration == 1:
+            print("Initialization %d" % init)
+        if iteration % self.interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % iteration)
+            else:
+                print("  Iteration %d\t time lapse %.5fs\t ll change %.5f" % (iteration, seconds, change))
+        converged = abs(change) < self.tol
+        if converged or iteration == self.max_iter:
+            message = "converged" if converged else "did not converge"
+            if self.verbose == 1:
+                print(f"Initialization {message}.")
+            else:
+                lapse = time.time() - self.init_start
+                print(f"Initialization {message}. time lapse {lapse:.5f}s\t lower bound {lower_bound:.5f}.")
+            self.init_start = time.time()
+        return True
+
+
+_Bases = (DensityMixin, BaseEstimator) if _HAVE_SKLEARN else (_MinimalBase,)
+
+
+class GaussianMixture(*_Bases):
+    """Gaussian mixture model fitted with EM by the cuem library.
+
+    The parameters, attributes and methods are those of
+    ``sklearn.mixture.GaussianMixture``, with the same meanings and defaults; two are
+    added: ``device`` and ``precision``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Each component's own full covariance, one shared full covariance, each
+        component's own diagonal covariance, or each component's own single variance.
+    tol : float, default=1e-3
+        EM stops when the mean per-sample log-likelihood changes by less than this.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance, to keep it positive definite.
+    max_iter : int, default=100
+        EM iterations per initialisation (at least 1).
+    n_init : int, default=1
+        Initialisations; the one with the largest final log-likelihood is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the first responsibilities are made (ignored where weights_init, means_init
+        and precisions_init are all given).
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        Initial parameters; the precisions (inverse covariances) in the shape of
+        ``covariances_`` for the covariance type.
+    random_state : int, RandomState instance or None, default=None
+        Seeds cuem's initialisation (and ``sample``). An int is used as the seed; a
+        RandomState gives one draw; None draws from NumPy's global RandomState.
+    warm_start : bool, default=False
+        Start the next fit from this fit's parameters (n_init is then ignored).
+    verbose : int, default=0
+        1 prints each initialisation and iteration, 2 also times and changes.
+    verbose_interval : int, default=10
+        Iterations between progress lines.
+    device : {'cpu', 'auto', 'cuda', 'cuda:N'}, default='cpu'
+        Where the E-step runs. 'auto' uses a CUDA device when the library has one and
+        the CPU otherwise; 'cuda' raises ``cuem.DeviceError`` (a RuntimeError) where no
+        usable device or CUDA backend exists.
+    precision : {'float32', 'float64'}, default='float32'
+        Arithmetic of the CUDA E-step; statistics and the M-step are always float64, and
+        the CPU backend is float64 throughout.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        The fitted parameters, float64, in scikit-learn's shapes.
+    converged_ : bool
+    n_iter_ : int
+        Iterations of the best initialisation.
+    lower_bound_ : float
+        Mean log-likelihood of the training data at the end of the best initialisation.
+    lower_bounds_ : list of float
+        The same, after every iteration of the best initialisation.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on data with string column names (a pandas DataFrame).
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        device="cpu",
+        precision="float32",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.device = device
+        self.precision = precision
+
+    # ---- validation ------------------------------------------------------------------
+
+    def _check_parameters(self):
+        name = type(self).__name__
+
+        def bad(param, what):
+            value = getattr(self, param)
+            raise InvalidParameterError(f"The {param!r} parameter of {name} must be {what}. Got {value!r} instead.")
+
+        def integer(param, low):
+            v = getattr(self, param)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
+                bad(param, f"an int in the range [{low}, inf)")
+
+        def real(param):
+            v = getattr(self, param)
+            if (
+                not isinstance(v, numbers.Real)
+                or isinstance(v, bool)
+                or not np.isfinite(v)
+                or v < 0
+            ):
+                bad(param, "a float in the range [0.0, inf)")
+
+        def option(param, options):
+            if not isinstance(getattr(self, param), str) or getattr(self, param) not in options:
+                bad(param, "a str among {" + ", ".join(repr(o) for o in options) + "}")
+
+        integer("n_components", 1)
+        option("covariance_type", _COVARIANCE_TYPES)
+        real("tol")
+        real("reg_covar")
+        integer("max_iter", 1)
+        integer("n_init", 1)
+        option("init_params", _INIT_PARAMS)
+        rs = self.random_state
+        if not (
+            rs is None
+            or isinstance(rs, (np.random.RandomState, np.random.Generator))
+            or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and 0 <= rs <= 2**32 - 1)
+        ):
+            bad(
+                "random_state",
+                "an int in the range [0, 4294967295], an instance of 'numpy.random.RandomState' or None",
+            )
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            bad("warm_start", "an instance of 'bool' or an instance of 'numpy.bool'")
+        if not isinstance(self.verbose, (numbers.Integral, bool, np.bool_)) or self.verbose < 0:
+            bad("verbose", "an int in the range [0, inf) or a bool")
+        integer("verbose_interval", 1)
+        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
+            bad("device", "one of 'cpu', 'auto', 'cuda' or 'cuda:N'")
+        option("precision", _PRECISIONS)
+
+    def _validate_X(self, X, reset):
+        """X as C-contiguous float64 (no copy when it already is), with scikit-learn's
+        checks and feature bookkeeping when available."""
+        if _HAVE_SKLEARN:
+            kwargs = {"dtype": np.float64, "order": "C", "reset": reset}
+            if reset:
+                kwargs["ensure_min_samples"] = 2
+            return _as_c_float64(_sk_validate_data(self, X, **kwargs))
+        return self._validate_X_without_sklearn(X, reset)
+
+    def _validate_X_without_sklearn(self, X, reset):
+        columns = getattr(X, "columns", None)
+        X = np.asarray(X)
+        if np.iscomplexobj(X):
+            raise ValueError("Complex data not supported")
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected a 2D array, got {X.ndim}D array instead: reshape your data with "
+                "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it has a single sample."
+            )
+        X = _as_c_float64(X)
+        n, d = X.shape
+        if d < 1:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if reset:
+            if n < 2:
+                raise ValueError(f"Found array with {n} sample(s) (shape={X.shape}) while a minimum of 2 is required.")
+            self.n_features_in_ = d
+            if columns is not None and len(columns) == d and all(isinstance(c, str) for c in columns):
+                self.feature_names_in_ = np.asarray(list(columns), dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif d != self.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input."
+            )
+        return X
+
+    def _initial_parameters(self, n_features):
+        """weights_init, means_init, precisions_init as float64 arrays of the right shapes
+        (None where not given). cuem checks their values."""
+        K, D = self.n_components, n_features
+        shapes = {
+            "weights_init": (K,),
+            "means_init": (K, D),
+            "precisions_init": {
+                "full": (K, D, D),
+                "tied": (D, D),
+                "diag": (K, D),
+                "spherical": (K,),
+            }[self.covariance_type],
+        }
+        out = []
+        for param, shape in shapes.items():
+            value = getattr(self, param)
+            if value is None:
+                out.append(None)
+                continue
+            array = np.ascontiguousarray(value, dtype=np.float64)
+            if array.shape != shape:
+                raise ValueError(f"The parameter {param!r} should have the shape of {shape}, but got {array.shape}")
+            out.append(array)
+        return out
+
+    # ---- fitting ---------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Estimate the model parameters with EM (n_init initialisations, the best kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A C-contiguous float64 array is used without a copy; anything else is
+            converted once.
+        y : Ignored
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._fit(X)
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit the model to X and return the most probable component of every sample
+        (the same as ``fit(X).predict(X)``).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+        """
+        X = self._fit(X)
+        return _cuem.predict(X, *self._model_arrays())
+
+    def _fit(self, X):
+        self._check_parameters()
+        X = self._validate_X(X, reset=True)
+        weights_init, means_init, precisions_init = self._initial_parameters(X.shape[1])
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init
+        if not do_init:  # warm start: continue from the fitted parameters
+            n_init = 1
+            weights_init, means_init, precisions_init = self.weights_, self.means_, self.precisions_
+        init_params = self.init_params
+        if weights_init is not None and means_init is not None and precisions_init is not None:
+            # Every initial parameter is given, so the initialisation's result is replaced
+            # entirely (scikit-learn skips it); random_from_data is the cheapest to discard.
+            init_params = "random_from_data"
+
+        on_iteration = None
+        if self.verbose:
+            on_iteration = _VerbosePrinter(int(self.verbose), self.verbose_interval, self.tol, self.max_iter)
+
+        result = _cuem.fit(
+            X,
+            n_components=int(self.n_components),
+            covariance_type=self.covariance_type,
+            tol=float(self.tol),
+            reg_covar=float(self.reg_covar),
+            max_iter=int(self.max_iter),
+            n_init=int(n_init),
+            init_params=init_params,
+            seed=_seed_from(self.random_state),
+            device=self.device,
+            precision=self.precision,
+            weights_init=weights_init,
+            means_init=means_init,
+            precisions_init=precisions_init,
+            on_iteration=on_iteration,
+        )
+
+        self.weights_ = result["weights"]
+        self.means_ = result["means"]
+        self.covariances_ = result["covariances"]
+        self.precisions_cholesky_ = result["precisions_cholesky"]
+        self.precisions_ = self._precisions_from_cholesky(self.precisions_cholesky_)
+        self.converged_ = bool(result["converged"])
+        self.n_iter_ = int(result["n_iter"])
+        self.lower_bound_ = float(result["lower_bound"])
+        self.lower_bounds_ = [float(v) for v in result["lower_bounds"]]
+
+        if not self.converged_:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return X
+
+    def _precisions_from_cholesky(self, precisions_cholesky):
+        if self.covariance_type == "full":
+            return np.ascontiguousarray(precisions_cholesky @ np.transpose(precisions_cholesky, (0, 2, 1)))
+        if self.covariance_type == "tied":
+            return precisions_cholesky @ precisions_cholesky.T
+        return precisions_cholesky**2
+
+    # ---- using the fitted model ------------------------------------------------------
+
+    def _model_arrays(self):
+        return (self.covariance_type, self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _fitted_X(self, X):
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)
+
+    def predict(self, X):
+        """Most probable component of every sample.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+        """
+        X = self._fitted_X(X)
+        return _cuem.predict(X, *self._model_arrays())
+
+    def predict_proba(self, X):
+        """Posterior probability of every component for every sample.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        X = self._fitted_X(X)
+        return _cuem.predict_proba(X, *self._model_arrays())
+
+    def score_samples(self, X):
+        """Log-likelihood log p(x) of every sample.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        X = self._fitted_X(X)
+        return _cuem.score_samples(X, *self._model_arrays())
+
+    def score(self, X, y=None):
+        """Mean per-sample log-likelihood of X.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        X = self._fitted_X(X)
+        return float(_cuem.score(X, *self._model_arrays()))
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on X (lower is better)."""
+        X = self._fitted_X(X)
+        return float(_cuem.bic(X, *self._model_arrays()))
+
+    def aic(self, X):
+        """Akaike information criterion of the model on X (lower is better)."""
+        X = self._fitted_X(X)
+        return float(_cuem.aic(X, *self._model_arrays()))
+
+    def sample(self, n_samples=1):
+        """Draw random samples from the fitted mixture.
+
+        The draws are seeded by ``random_state`` as ``fit`` is (an int gives the same
+        samples on every call), with cuem's generator.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,), int64
+            The component of every sample; the samples are grouped by component.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %r . The sampling requires at least one sample." % (n_samples,)
+            )
+        return _cuem.sample(int(n_samples), _seed_from(self.random_state), *self._model_arrays())

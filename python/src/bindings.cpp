@@ -1,0 +1,309 @@
+// cuem._cuem: the nanobind module under cuem.GaussianMixture. It exposes cuem's public
+// API on plain NumPy arrays (model parameters in scikit-learn's shapes) and leaves the
+// estimator conventions (validation, attributes, warnings) to python/cuem/mixture.py.
+//
+// Data (X) is taken as a C-contiguous float64 array *without copying*: the argument is
+// marked noconvert, so anything else (float32, Fortran order, a list) is a TypeError here
+// and the Python layer converts it once beforehand. Model arrays are small and copied.
+//
+// The GIL is released while cuem computes. Ctrl-C: Python's signal handler only sets a
+// flag, which PyErr_CheckSignals turns into KeyboardInterrupt on the main thread; the
+// fit polls it through FitOptions::interrupted (re-acquiring the GIL briefly, at most
+// every kSignalPollInterval) and re-raises the pending KeyboardInterrupt after cuem has
+// unwound with cuem::Interrupted.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cuem/cuem.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using InputMatrix = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
+
+// How often a running fit looks at Python's signal flag. Each look takes the GIL, which
+// can wait up to the interpreter's switch interval (5 ms) when another thread runs Python,
+// so it is rate-limited; 50 ms keeps Ctrl-C prompt and that cost at a few percent at most.
+constexpr std::chrono::milliseconds kSignalPollInterval{50};
+
+// Hands a vector's storage to NumPy without copying: the array owns it through a capsule.
+template <typename T>
+nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, std::vector<std::size_t> shape) {
+  auto* owned = new std::vector<T>(std::move(values));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return nb::ndarray<nb::numpy, T>(owned->data(), shape.size(), shape.data(), owner);
+}
+
+// The shape of a covariance (and precision Cholesky) array, scikit-learn's.
+std::vector<std::size_t> covariance_shape(cuem::CovarianceType type, int K, int D) {
+  const auto k = static_cast<std::size_t>(K);
+  const auto d = static_cast<std::size_t>(D);
+  switch (type) {
+    case cuem::CovarianceType::full: return {k, d, d};
+    case cuem::CovarianceType::tied: return {d, d};
+    case cuem::CovarianceType::diag: return {k, d};
+    case cuem::CovarianceType::spherical: return {k};
+  }
+  return {};
+}
+
+std::vector<double> to_vector(const ParameterArray& a) { return {a.data(), a.data() + a.size()}; }
+
+cuem::DataView view_of(const InputMatrix& X) { return {X.data(), X.shape(0), X.shape(1)}; }
+
+// A model from scikit-learn-shaped arrays, checked by cuem (shapes, simplex, factors).
+cuem::Model make_model(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
+                       const ParameterArray& covariances, const ParameterArray& precisions_cholesky) {
+  if (weights.ndim() != 1) throw cuem::InvalidArgument("weights must be a 1-d array (n_components,)");
+  if (means.ndim() != 2) throw cuem::InvalidArgument("means must be a 2-d array (n_components, n_features)");
+  cuem::Model m;
+  m.covariance_type = cuem::parse_covariance_type(covariance_type);
+  m.n_components = static_cast<int>(weights.shape(0));
+  m.n_features = static_cast<int>(means.shape(1));
+  if (means.shape(0) != weights.shape(0))
+    throw cuem::InvalidArgument("means has " + std::to_string(means.shape(0)) + " rows but weights has " +
+                                std::to_string(weights.shape(0)) + " components");
+  m.weights = to_vector(weights);
+  m.means = to_vector(means);
+  m.covariances = to_vector(covariances);
+  m.precisions_cholesky = to_vector(precisions_cholesky);
+  cuem::validate_model(m);
+  return m;
+}
+
+// What the fit's C++ callbacks need from Python. The callbacks capture a pointer to this
+// (never a Python object by value: std::function copies would touch reference counts
+// without the GIL).
+struct PythonHooks {
+  bool poll_signals = false;          // only the main thread sees signals
+  bool python_error_pending = false;  // a KeyboardInterrupt or a callback's exception
+  std::chrono::steady_clock::time_point last_poll{};
+  nb::object on_iteration;  // None or callable(init, iteration, mll, change, seconds)
+};
+
+bool on_main_thread() {
+  nb::module_ threading = nb::module_::import_("threading");
+  return threading.attr("current_thread")().is(threading.attr("main_thread")());
+}
+
+nb::dict fit(const InputMatrix& X, int n_components, const std::string& covariance_type, double tol, double reg_covar,
+             int max_iter, int n_init, const std::string& init_params, std::uint64_t seed, const std::string& device,
+             const std::string& precision, int n_threads, const std::optional<ParameterArray>& weights_init,
+             const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
+             nb::object on_iteration) {
+  cuem::FitOptions o;
+  o.n_components = n_components;
+  o.covariance_type = cuem::parse_covariance_type(covariance_type);
+  o.tol = tol;
+  o.reg_covar = reg_covar;
+  o.max_iter = max_iter;
+  o.n_init = n_init;
+  o.init = cuem::parse_init_method(init_params);
+  o.seed = seed;
+  o.device = cuem::parse_device(device);
+  o.precision = cuem::parse_precision(precision);
+  o.n_threads = n_threads;
+  if (weights_init) o.weights_init = to_vector(*weights_init);
+  if (means_init) o.means_init = to_vector(*means_init);
+  if (precisions_init) o.precisions_init = to_vector(*precisions_init);
+
+  PythonHooks hooks;
+  hooks.poll_signals = on_main_thread();
+  hooks.on_iteration = std::move(on_iteration);
+  PythonHooks* h = &hooks;
+  if (hooks.poll_signals) {
+    o.interrupted = [h]() {
+      if (h->python_error_pending) return true;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - h->last_poll < kSignalPollInterval) return false;
+      h->last_poll = now;
+      nb::gil_scoped_acquire gil;
+      // -1: a handler raised (KeyboardInterrupt for SIGINT); the error stays set for
+      // the re-raise below.
+      if (PyErr_CheckSignals() != 0) h->python_error_pending = true;
+      return h->python_error_pending;
+    };
+  }
+  if (!hooks.on_iteration.is_none()) {
+    o.on_iteration = [h](const cuem::IterationInfo& info) {
+      nb::gil_scoped_acquire gil;
+      try {
+        nb::object r = h->on_iteration(info.init, info.iteration, info.mean_log_likelihood, info.change, info.seconds);
+        return r.ptr() != Py_False;  // returning False stops the fit early
+      } catch (nb::python_error& e) {
+        e.restore();  // re-raised after the fit
+        h->python_error_pending = true;
+        return false;
+      }
+    };
+  }
+
+  cuem::FitResult r;
+  try {
+    nb::gil_scoped_release release;
+    r = cuem::fit(view_of(X), o);
+  } catch (const cuem::Interrupted&) {
+    if (hooks.python_error_pending) throw nb::python_error();
+    throw;
+  }
+  if (hooks.python_error_pending) throw nb::python_error();
+
+  const cuem::Model& m = r.model;
+  const int K = m.n_components;
+  const int D = m.n_features;
+  std::vector<double> lower_bounds;  // the trace of the best restart, as sklearn's lower_bounds_
+  for (const cuem::TracePoint& t : r.trace)
+    if (t.init == r.best_init) lower_bounds.push_back(t.mean_log_likelihood);
+  const std::size_t n_bounds = lower_bounds.size();
+
+  nb::dict out;
+  out["weights"] = to_numpy(std::vector<double>(m.weights), {static_cast<std::size_t>(K)});
+  out["means"] = to_numpy(std::vector<double>(m.means), {static_cast<std::size_t>(K), static_cast<std::size_t>(D)});
+  out["covariances"] = to_numpy(std::vector<double>(m.covariances), covariance_shape(m.covariance_type, K, D));
+  out["precisions_cholesky"] =
+      to_numpy(std::vector<double>(m.precisions_cholesky), covariance_shape(m.covariance_type, K, D));
+  out["converged"] = r.converged;
+  out["n_iter"] = r.n_iter;
+  out["lower_bound"] = r.lower_bound;
+  out["lower_bounds"] = to_numpy(std::move(lower_bounds), {n_bounds});
+  out["best_init"] = r.best_init;
+  out["n_decreases"] = r.n_decreases;
+  out["max_decrease"] = r.max_decrease;
+  return out;
+}
+
+nb::ndarray<nb::numpy, std::int64_t> predict(const InputMatrix& X, const std::string& covariance_type,
+                                             const ParameterArray& weights, const ParameterArray& means,
+                                             const ParameterArray& covariances,
+                                             const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  std::vector<std::int64_t> labels;
+  {
+    nb::gil_scoped_release release;
+    const std::vector<int> l = cuem::predict(m, view_of(X));
+    labels.assign(l.begin(), l.end());
+  }
+  const std::size_t n = labels.size();
+  return to_numpy(std::move(labels), {n});
+}
+
+nb::ndarray<nb::numpy, double> predict_proba(const InputMatrix& X, const std::string& covariance_type,
+                                             const ParameterArray& weights, const ParameterArray& means,
+                                             const ParameterArray& covariances,
+                                             const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  std::vector<double> resp;
+  {
+    nb::gil_scoped_release release;
+    resp = cuem::predict_proba(m, view_of(X));
+  }
+  return to_numpy(std::move(resp), {X.shape(0), static_cast<std::size_t>(m.n_components)});
+}
+
+nb::ndarray<nb::numpy, double> score_samples(const InputMatrix& X, const std::string& covariance_type,
+                                             const ParameterArray& weights, const ParameterArray& means,
+                                             const ParameterArray& covariances,
+                                             const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  std::vector<double> log_prob;
+  {
+    nb::gil_scoped_release release;
+    log_prob = cuem::score_samples(m, view_of(X));
+  }
+  return to_numpy(std::move(log_prob), {X.shape(0)});
+}
+
+// score, bic and aic: one scalar of the model on X.
+template <double (*Criterion)(const cuem::Model&, cuem::DataView)>
+double model_scalar(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
+                    const ParameterArray& means, const ParameterArray& covariances,
+                    const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  nb::gil_scoped_release release;
+  return Criterion(m, view_of(X));
+}
+
+nb::tuple sample(std::size_t n_samples, std::uint64_t seed, const std::string& covariance_type,
+                 const ParameterArray& weights, const ParameterArray& means, const ParameterArray& covariances,
+                 const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  cuem::Samples s;
+  {
+    nb::gil_scoped_release release;
+    s = cuem::sample(m, n_samples, seed);
+  }
+  std::vector<std::int64_t> labels(s.labels.begin(), s.labels.end());
+  auto X = to_numpy(std::move(s.X), {n_samples, static_cast<std::size_t>(m.n_features)});
+  auto y = to_numpy(std::move(labels), {n_samples});
+  return nb::make_tuple(X, y);
+}
+
+void validate_model(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
+                    const ParameterArray& covariances, const ParameterArray& precisions_cholesky) {
+  make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+}
+
+}  // namespace
+
+NB_MODULE(_cuem, m) {
+  m.doc() =
+      "Low-level binding of the cuem C++ library. Use cuem.GaussianMixture; these functions take "
+      "C-contiguous float64 data (no copy is made; anything else is a TypeError) and model arrays in "
+      "scikit-learn's shapes.";
+  m.attr("__version__") = cuem::version();
+  m.attr("built_with_cuda") = cuem::built_with_cuda();
+
+  // cuem's errors as the Python exceptions a scikit-learn user expects: bad input and
+  // ill-defined covariances are ValueError (DataError and NumericalError subclass it),
+  // a missing or failing device is RuntimeError (DeviceError subclasses it).
+  nb::exception<cuem::DeviceError>(m, "DeviceError", PyExc_RuntimeError);
+  nb::exception<cuem::NumericalError>(m, "NumericalError", PyExc_ValueError);
+  nb::exception<cuem::DataError>(m, "DataError", PyExc_ValueError);
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const cuem::InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const cuem::Interrupted& e) {
+      PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
+    }
+  });
+
+  m.def("fit", &fit, "X"_a.noconvert(), "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a, "max_iter"_a,
+        "n_init"_a, "init_params"_a, "seed"_a, "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
+        "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
+        "on_iteration"_a = nb::none(),
+        "Fits a Gaussian mixture with EM. Returns a dict: weights, means, covariances, "
+        "precisions_cholesky (scikit-learn's shapes), converged, n_iter, lower_bound, lower_bounds "
+        "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, "
+        "max_decrease. on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
+        "after every iteration with the GIL held; returning False stops the fit early.");
+  m.def("predict", &predict, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
+        "precisions_cholesky"_a, "Most probable component of every row of X (int64).");
+  m.def("predict_proba", &predict_proba, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
+        "covariances"_a, "precisions_cholesky"_a, "Posterior probabilities, n_samples x n_components.");
+  m.def("score_samples", &score_samples, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
+        "covariances"_a, "precisions_cholesky"_a, "log p(x) of every row of X.");
+  m.def("score", &model_scalar<cuem::score>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
+        "covariances"_a, "precisions_cholesky"_a, "Mean of score_samples.");
+  m.def("bic", &model_scalar<cuem::bic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
+        "covariances"_a, "precisions_cholesky"_a, "Bayesian information criterion (lower is better).");
+  m.def("aic", &model_scalar<cuem::aic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
+        "covariances"_a, "precisions_cholesky"_a, "Akaike information criterion (lower is better).");
+  m.def("sample", &sample, "n_samples"_a, "seed"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
+        "precisions_cholesky"_a, "Draws n_samples points: (X float64 n x D, labels int64 n), grouped by component.");
+  m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
+        "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
+}

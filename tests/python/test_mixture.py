@@ -1,0 +1,602 @@
+"""Tests of the Python package: cuem.GaussianMixture against scikit-learn's, the
+estimator checks, pickling, errors, no-copy input, the GIL and Ctrl-C.
+
+Run by scripts/test_python.sh (pytest in .venv, after `pip install .`).
+"""
+
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import cuem
+from cuem import _cuem
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.mixture import GaussianMixture as SkGaussianMixture  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import compare_sklearn  # noqa: E402  (scripts/, put on sys.path by conftest.py)
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+RTOL = 1e-8
+
+
+def blobs(seed=0, n=600, d=2, k=3, spread=6.0):
+    """Well separated Gaussian blobs, C-contiguous float64."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=spread, size=(k, d))
+    x = np.concatenate([c + rng.normal(size=(n // k, d)) for c in centers])
+    rng.shuffle(x)
+    return np.ascontiguousarray(x)
+
+
+def fit_quietly(estimator, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X)
+
+
+# ---- agreement with scikit-learn from the same initial parameters -----------------------
+
+DATASETS = compare_sklearn.make_datasets()
+CASES = [(di, cov) for di in range(len(DATASETS)) for cov in COV_TYPES]
+
+
+@pytest.mark.parametrize("di,cov", CASES, ids=[f"{DATASETS[di][0]}-{cov}" for di, cov in CASES])
+def test_agrees_with_sklearn(di, cov):
+    """weights_, means_, covariances_, precisions_cholesky_, lower_bound_, the lower-bound
+    trace, n_iter_ and converged_ agree with scikit-learn to 1e-8 relative (the rules of
+    scripts/compare_sklearn.py: the means of empty components are left out)."""
+    name, x, k, scheme, tol, reg, max_iter = DATASETS[di]
+    w0, m0, p0 = compare_sklearn.initial_parameters(x, k, scheme, cov, reg, seed=100 + di)
+    sk = compare_sklearn.fit_sklearn(x, k, cov, tol, reg, max_iter, w0, m0, p0)
+    gm = cuem.GaussianMixture(
+        k,
+        covariance_type=cov,
+        tol=tol,
+        reg_covar=reg,
+        max_iter=max_iter,
+        weights_init=w0,
+        means_init=m0,
+        precisions_init=p0,
+        random_state=0,
+    )
+    fit_quietly(gm, x)
+    cu = {
+        "converged": gm.converged_,
+        "n_iter": gm.n_iter_,
+        "lower_bound": gm.lower_bound_,
+        "weights": np.ravel(gm.weights_),
+        "means": np.ravel(gm.means_),
+        "covariances": np.ravel(gm.covariances_),
+        "precisions_cholesky": np.ravel(gm.precisions_cholesky_),
+        "trace": np.asarray(gm.lower_bounds_),
+    }
+    diffs, problems = compare_sklearn.compare(sk, cu, RTOL, x.shape[0])
+    assert not problems, f"{name}/{cov}: {problems} (diffs {diffs})"
+    assert np.linalg.norm(gm.means_) > 0 and gm.n_iter_ >= 1  # not vacuous
+    # The shapes are scikit-learn's, and precisions_ is derived as scikit-learn derives it.
+    ref = SkGaussianMixture(k, covariance_type=cov, weights_init=w0, means_init=m0, precisions_init=p0)
+    fit_quietly(ref.set_params(max_iter=1), x)
+    for attr in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(gm, attr).shape == getattr(ref, attr).shape, attr
+        assert getattr(gm, attr).dtype == np.float64, attr
+    np.testing.assert_allclose(gm.precisions_, precisions_as_sklearn_derives(gm), rtol=1e-12, atol=0)
+
+
+def precisions_as_sklearn_derives(gm):
+    pc = gm.precisions_cholesky_
+    if gm.covariance_type == "full":
+        return np.stack([p @ p.T for p in pc])
+    if gm.covariance_type == "tied":
+        return pc @ pc.T
+    return pc**2
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_model_methods_equal_sklearn_on_the_same_parameters(cov):
+    """predict, predict_proba, score_samples, score, bic and aic equal scikit-learn's
+    when scikit-learn is given cuem's fitted parameters."""
+    X = blobs(seed=3, n=900, d=3, k=3)
+    gm = fit_quietly(cuem.GaussianMixture(3, covariance_type=cov, random_state=1), X)
+    sk = SkGaussianMixture(3, covariance_type=cov)
+    for attr in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        setattr(sk, attr, getattr(gm, attr).copy())
+    sk.n_features_in_ = X.shape[1]
+    sk.converged_ = True
+    Xt = blobs(seed=4, n=300, d=3, k=3)
+    np.testing.assert_array_equal(gm.predict(Xt), sk.predict(Xt))
+    np.testing.assert_allclose(gm.predict_proba(Xt), sk.predict_proba(Xt), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gm.score_samples(Xt), sk.score_samples(Xt), rtol=1e-10)
+    assert gm.score(Xt) == pytest.approx(sk.score(Xt), rel=1e-10)
+    assert gm.bic(Xt) == pytest.approx(sk.bic(Xt), rel=1e-10)
+    assert gm.aic(Xt) == pytest.approx(sk.aic(Xt), rel=1e-10)
+    assert gm.predict(Xt).dtype == np.int64
+
+
+# ---- scikit-learn's estimator checks ------------------------------------------------------
+
+# Checks that cuem.GaussianMixture is expected to fail, with the reason. None: it passes
+# every check of the installed scikit-learn (see the module docstring of cuem.mixture).
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks([cuem.GaussianMixture()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_is_a_sklearn_density_estimator():
+    from sklearn.base import BaseEstimator, DensityMixin, clone, is_clusterer
+
+    gm = cuem.GaussianMixture(4, covariance_type="diag", device="auto")
+    assert isinstance(gm, BaseEstimator) and isinstance(gm, DensityMixin)
+    assert not is_clusterer(gm)  # as scikit-learn's GaussianMixture
+    assert sklearn.utils.get_tags(gm).estimator_type == "density_estimator"
+    assert clone(gm).get_params() == gm.get_params()
+    sk_params = set(SkGaussianMixture().get_params())
+    assert sk_params <= set(gm.get_params())
+    assert set(gm.get_params()) - sk_params == {"device", "precision"}
+
+
+# ---- pickling ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_pickle_round_trip(cov):
+    X = blobs(seed=5, n=600, d=3, k=3)
+    gm = fit_quietly(cuem.GaussianMixture(3, covariance_type=cov, random_state=0), X)
+    copy = pickle.loads(pickle.dumps(gm))
+    assert copy.get_params() == gm.get_params()
+    for attr in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        a, b = getattr(gm, attr), getattr(copy, attr)
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), attr
+    for attr in ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_"):
+        assert getattr(gm, attr) == getattr(copy, attr), attr
+    np.testing.assert_array_equal(gm.predict(X), copy.predict(X))
+    assert gm.predict_proba(X).tobytes() == copy.predict_proba(X).tobytes()
+    assert gm.score_samples(X).tobytes() == copy.score_samples(X).tobytes()
+    s1, s2 = gm.sample(50), copy.sample(50)
+    assert s1[0].tobytes() == s2[0].tobytes() and s1[1].tobytes() == s2[1].tobytes()
+    # An unfitted estimator pickles too.
+    assert pickle.loads(pickle.dumps(cuem.GaussianMixture(2))).get_params() == cuem.GaussianMixture(2).get_params()
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+
+def test_nan_and_inf_are_value_errors():
+    X = blobs()
+    X[7, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        cuem.GaussianMixture(2).fit(X)
+    X[7, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        cuem.GaussianMixture(2).fit(X)
+    gm = cuem.GaussianMixture(2, random_state=0).fit(blobs())
+    with pytest.raises(ValueError, match="NaN"):
+        gm.predict(np.array([[0.0, np.nan]]))
+
+
+def test_more_components_than_points():
+    X = blobs(n=30)[:5]
+    with pytest.raises(ValueError, match="more than the 5 points"):
+        cuem.GaussianMixture(6).fit(X)
+    with pytest.raises(cuem.DataError):
+        cuem.GaussianMixture(6).fit(X)
+
+
+def test_wrong_number_of_features_at_predict():
+    gm = cuem.GaussianMixture(2, random_state=0).fit(blobs(d=2))
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(ValueError, match="3 features"):
+            getattr(gm, method)(np.ones((4, 3)))
+
+
+def test_not_fitted():
+    gm = cuem.GaussianMixture(2)
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(NotFittedError):
+            getattr(gm, method)(blobs())
+    with pytest.raises(NotFittedError):
+        gm.sample(3)
+    assert issubclass(cuem.NotFittedError, ValueError) and issubclass(cuem.NotFittedError, AttributeError)
+
+
+def test_convergence_warning():
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        gm = cuem.GaussianMixture(3, max_iter=1, random_state=0).fit(blobs())
+    assert gm.converged_ is False and gm.n_iter_ == 1
+    assert cuem.ConvergenceWarning is ConvergenceWarning
+
+
+def test_not_positive_definite_is_a_value_error():
+    # Two distinct points, each repeated: with reg_covar = 0 every full covariance is
+    # singular; scikit-learn raises ValueError here too.
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 10, axis=0)
+    gm = cuem.GaussianMixture(2, reg_covar=0.0, init_params="random_from_data", random_state=0)
+    with pytest.raises(cuem.NumericalError, match="reg_covar") as info:
+        gm.fit(X)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_components": 0},
+        {"n_components": 1.5},
+        {"covariance_type": "banded"},
+        {"tol": -1.0},
+        {"reg_covar": float("nan")},
+        {"max_iter": 0},
+        {"n_init": 0},
+        {"init_params": "kmeans+"},
+        {"random_state": -1},
+        {"random_state": "seed"},
+        {"verbose_interval": 0},
+        {"device": "gpu"},
+        {"precision": "float16"},
+    ],
+)
+def test_invalid_parameters(params):
+    with pytest.raises(cuem.InvalidParameterError) as info:
+        cuem.GaussianMixture(**params).fit(blobs())
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert next(iter(params)) in str(info.value)
+
+
+def test_invalid_initial_parameters():
+    X = blobs(d=2)
+    with pytest.raises(ValueError, match="means_init"):
+        cuem.GaussianMixture(3, means_init=np.zeros((2, 3))).fit(X)
+    with pytest.raises(ValueError, match="weights_init must sum to 1"):
+        cuem.GaussianMixture(3, weights_init=[0.5, 0.5, 0.5]).fit(X)
+    with pytest.raises(ValueError, match="positive definite"):
+        cuem.GaussianMixture(3, precisions_init=-np.stack([np.eye(2)] * 3)).fit(X)
+
+
+def test_device_cuda_without_a_usable_device_is_a_runtime_error():
+    X = blobs()
+    cpu = cuem.GaussianMixture(3, random_state=0).fit(X)
+    try:
+        gpu = cuem.GaussianMixture(3, random_state=0, device="cuda").fit(X)
+    except cuem.DeviceError as e:  # no CUDA backend, no device, or no CUDA E-step yet
+        assert isinstance(e, RuntimeError)
+        assert "'cpu'" in str(e), str(e)  # the message says what to use instead
+    else:  # a machine with a working CUDA E-step
+        np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-4)
+    auto = cuem.GaussianMixture(3, random_state=0, device="auto").fit(X)
+    np.testing.assert_allclose(auto.means_, cpu.means_, rtol=1e-4)
+    np.testing.assert_array_equal(auto.predict(X), cpu.predict(X))
+
+
+# ---- input conversion and no copies -------------------------------------------------------
+
+
+def test_fit_does_not_copy_c_contiguous_float64():
+    """tracemalloc sees every NumPy allocation; a copy of X (or a same-sized temporary)
+    would show as a peak of at least X.nbytes."""
+    X = np.random.default_rng(0).normal(size=(1_000_000, 4))
+    gm = cuem.GaussianMixture(2, covariance_type="diag", max_iter=2, init_params="random_from_data", random_state=0)
+    tracemalloc.start()
+    try:
+        fit_quietly(gm, X)
+        gm.predict(X)
+        gm.score_samples(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 20, f"peak Python allocation {peak} B during fit of a {X.nbytes} B array"
+
+
+def test_float32_is_converted_once():
+    X = np.random.default_rng(1).normal(size=(500_000, 4)).astype(np.float32)
+    gm = cuem.GaussianMixture(2, covariance_type="diag", max_iter=2, init_params="random_from_data", random_state=0)
+    tracemalloc.start()
+    try:
+        fit_quietly(gm, X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    f64 = X.size * 8
+    assert f64 <= peak < 1.2 * f64, f"peak {peak} B for one float64 copy of {f64} B"
+    ref = fit_quietly(gm.__class__(**gm.get_params()), X.astype(np.float64))
+    assert gm.means_.dtype == np.float64
+    assert gm.means_.tobytes() == ref.means_.tobytes()
+
+
+def test_low_level_fit_refuses_what_it_would_have_to_copy():
+    X = blobs()
+    args = dict(n_components=2, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=5, n_init=1,
+                init_params="kmeans", seed=0)
+    for bad in (X.astype(np.float32), np.asfortranarray(X), X[::2], X.tolist()):
+        with pytest.raises(TypeError):
+            _cuem.fit(bad, **args)
+    assert _cuem.fit(X, **args)["n_iter"] >= 1
+    # A read-only array is fine: cuem only reads the data.
+    X.setflags(write=False)
+    assert _cuem.fit(X, **args)["n_iter"] >= 1
+
+
+def test_array_likes_are_converted():
+    X = blobs(seed=2)
+    ref = cuem.GaussianMixture(3, random_state=0).fit(X)
+    for other in (X.tolist(), np.asfortranarray(X), np.repeat(X, 2, axis=0)[::2]):
+        gm = cuem.GaussianMixture(3, random_state=0).fit(other)
+        assert gm.means_.tobytes() == ref.means_.tobytes()
+
+
+def test_dataframe_feature_names():
+    pd = pytest.importorskip("pandas")
+    X = blobs(seed=2)
+    df = pd.DataFrame(X, columns=["a", "b"])
+    gm = cuem.GaussianMixture(3, random_state=0).fit(df)
+    assert list(gm.feature_names_in_) == ["a", "b"]
+    with pytest.warns(UserWarning, match="feature names"):  # as scikit-learn warns
+        labels = gm.predict(X)
+    np.testing.assert_array_equal(gm.predict(df), labels)
+
+
+# ---- the GIL and Ctrl-C -------------------------------------------------------------------
+
+
+def long_fit_data():
+    return np.random.default_rng(0).normal(size=(100_000, 6))
+
+
+def test_gil_is_released_during_fit():
+    """A Python thread that ticks every millisecond keeps ticking while the main thread
+    fits; with the GIL held it would be frozen for the whole fit (apart from the brief
+    signal checks). Fits are repeated until they have run for at least half a second."""
+    X = long_fit_data()
+    gm = cuem.GaussianMixture(6, tol=0.0, max_iter=8, init_params="random_from_data", random_state=0)
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    windows = []
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        while sum(t1 - t0 for t0, t1 in windows) < 0.5:
+            t0 = time.perf_counter()
+            fit_quietly(gm, X)
+            windows.append((t0, time.perf_counter()))
+    finally:
+        stop.set()
+        thread.join()
+    fitting = sum(t1 - t0 for t0, t1 in windows)
+    during = 0
+    longest_gap = 0.0
+    for t0, t1 in windows:
+        inside = [t for t in ticks if t0 <= t <= t1]
+        during += len(inside)
+        longest_gap = max(longest_gap, max(np.diff([t0] + inside + [t1])))
+    assert during > 0.2 * fitting / 0.001, f"{during} ticks in {fitting:.2f} s of fitting"
+    assert longest_gap < 0.25, f"the ticking thread stalled for {longest_gap:.3f} s"
+
+
+CTRL_C_CHILD = textwrap.dedent(
+    """
+    import sys, time, warnings
+    import numpy as np
+    import cuem
+    X = np.random.default_rng(0).normal(size=(200_000, 8))
+    gm = cuem.GaussianMixture(8, tol=0.0, max_iter=100000, init_params="{init}", random_state=0)
+    print("fitting", flush=True)
+    try:
+        gm.fit(X)
+    except KeyboardInterrupt:
+        print("interrupted", time.time(), hasattr(gm, "weights_"), flush=True)
+        sys.exit(0)
+    print("finished", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("init", ["random_from_data", "kmeans"])
+def test_ctrl_c_stops_a_long_fit(init):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_CHILD.format(init=init)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "fitting"
+        time.sleep(1.0)
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    fields = out.split()
+    assert fields[0] == "interrupted", out + err
+    latency = float(fields[1]) - sent
+    assert latency < 2.0, f"KeyboardInterrupt came {latency:.2f} s after SIGINT"
+    assert fields[2] == "False", "an interrupted fit must leave the estimator unfitted"
+
+
+def test_iteration_callback_errors_propagate():
+    X = blobs()
+    args = dict(n_components=2, covariance_type="full", tol=0.0, reg_covar=1e-6, max_iter=50, n_init=1,
+                init_params="kmeans", seed=0)
+
+    def boom(*_):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _cuem.fit(X, on_iteration=boom, **args)
+    seen = []
+    r = _cuem.fit(X, on_iteration=lambda init, it, ll, change, s: seen.append(it) or it < 3, **args)
+    assert seen == [1, 2, 3] and r["n_iter"] == 3 and not r["converged"]
+
+
+# ---- random_state, warm_start, fit_predict, sample, verbose -------------------------------
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_int_random_state_is_deterministic(init_params):
+    X = blobs(seed=6, n=900, d=3, k=4)
+    a = fit_quietly(cuem.GaussianMixture(4, init_params=init_params, random_state=7, n_init=2), X)
+    b = fit_quietly(cuem.GaussianMixture(4, init_params=init_params, random_state=7, n_init=2), X)
+    for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert getattr(a, attr).tobytes() == getattr(b, attr).tobytes(), attr
+    assert a.n_iter_ == b.n_iter_ and a.lower_bounds_ == b.lower_bounds_
+
+
+def test_random_state_none_and_instances():
+    X = blobs(seed=6, n=900, d=3, k=4)
+
+    def means(rs):
+        return fit_quietly(cuem.GaussianMixture(4, init_params="random", max_iter=3, random_state=rs), X).means_
+
+    np.random.seed(3)
+    first = means(None)
+    np.random.seed(3)
+    assert means(None).tobytes() == first.tobytes()  # None draws from NumPy's global state
+    rs = np.random.RandomState(0)
+    a, b = means(rs), means(rs)
+    assert a.tobytes() != b.tobytes()  # a RandomState advances between fits
+    assert means(np.random.RandomState(0)).tobytes() == a.tobytes()
+    assert means(1).tobytes() != means(2).tobytes()
+
+
+def test_warm_start_continues_the_fit():
+    X, k = blobs(seed=8, n=900, d=2, k=3, spread=2.0), 3
+    w0, m0, p0 = compare_sklearn.initial_parameters(X, k, "points", "full", 1e-6, seed=1)
+    init = dict(weights_init=w0, means_init=m0, precisions_init=p0, tol=0.0)
+    whole = fit_quietly(cuem.GaussianMixture(k, max_iter=10, **init), X)
+    warm = cuem.GaussianMixture(k, max_iter=5, warm_start=True, n_init=3, **init)
+    fit_quietly(warm, X)
+    first_bound = warm.lower_bound_
+    fit_quietly(warm, X)
+    assert warm.n_iter_ == 5 and warm.lower_bounds_[0] >= first_bound - 1e-12
+    np.testing.assert_allclose(warm.lower_bounds_, whole.lower_bounds_[5:], rtol=1e-10)
+    for attr in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(warm, attr), getattr(whole, attr), rtol=RTOL)
+    # scikit-learn's warm start reaches the same parameters.
+    sk = SkGaussianMixture(k, max_iter=5, warm_start=True, **init)
+    fit_quietly(sk, X)
+    fit_quietly(sk, X)
+    for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(warm, attr), getattr(sk, attr), rtol=RTOL)
+    assert warm.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-12)
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_fit_predict_equals_fit_then_predict(cov):
+    X = blobs(seed=9, n=600, d=3, k=3, spread=2.5)
+    labels = fit_quietly(cuem.GaussianMixture(3, covariance_type=cov, max_iter=3, random_state=0), X).predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fp = cuem.GaussianMixture(3, covariance_type=cov, max_iter=3, random_state=0).fit_predict(X)
+    np.testing.assert_array_equal(fp, labels)
+    assert fp.dtype == np.int64
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_sample(cov):
+    X = blobs(seed=10, n=900, d=3, k=3)
+    gm = fit_quietly(cuem.GaussianMixture(3, covariance_type=cov, random_state=0), X)
+    S, y = gm.sample(3000)
+    assert S.shape == (3000, 3) and S.dtype == np.float64
+    assert y.shape == (3000,) and y.dtype == np.int64
+    assert np.all(np.diff(y) >= 0), "samples are grouped by component, as scikit-learn's"
+    np.testing.assert_allclose(np.bincount(y, minlength=3) / 3000, gm.weights_, atol=0.05)
+    for k in range(3):
+        np.testing.assert_allclose(S[y == k].mean(axis=0), gm.means_[k], atol=0.25)
+    again = gm.sample(3000)
+    assert again[0].tobytes() == S.tobytes()  # an int random_state repeats its draws
+    assert gm.sample(1)[0].shape == (1, 3)
+    with pytest.raises(ValueError, match="n_samples"):
+        gm.sample(0)
+
+
+def test_verbose_output_matches_sklearn(capsys):
+    X, k = blobs(seed=11, n=600, d=2, k=3, spread=3.0), 3
+    w0, m0, p0 = compare_sklearn.initial_parameters(X, k, "points", "diag", 1e-6, seed=2)
+    params = dict(covariance_type="diag", weights_init=w0, means_init=m0, precisions_init=p0, verbose=1,
+                  verbose_interval=2, tol=1e-6)
+    fit_quietly(SkGaussianMixture(k, **params), X)
+    expected = capsys.readouterr().out
+    fit_quietly(cuem.GaussianMixture(k, **params), X)
+    assert capsys.readouterr().out == expected
+    assert "Initialization converged." in expected
+
+    fit_quietly(cuem.GaussianMixture(k, **dict(params, verbose=2, max_iter=4, tol=0.0)), X)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Initialization 0"
+    assert re.fullmatch(r"  Iteration 2\t time lapse \d+\.\d{5}s\t ll change -?\d+\.\d{5}", lines[1])
+    assert re.fullmatch(r"Initialization did not converge\. time lapse \d+\.\d{5}s\t lower bound -?\d+\.\d{5}\.",
+                        lines[-1])
+
+
+# ---- without scikit-learn -----------------------------------------------------------------
+
+WITHOUT_SKLEARN = textwrap.dedent(
+    """
+    import sys, warnings, pickle
+    sys.modules["sklearn"] = None  # any import of scikit-learn fails
+    import numpy as np
+    import cuem
+
+    def raises(kind, fn, text):
+        try:
+            fn()
+        except kind as e:
+            assert text in str(e), str(e)
+            return e
+        raise AssertionError(f"no {kind.__name__} raised")
+
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    gm = cuem.GaussianMixture(2, random_state=0)
+    e = raises(cuem.NotFittedError, lambda: gm.predict(X), "not fitted")
+    assert isinstance(e, ValueError) and isinstance(e, AttributeError)
+    gm.fit(X)
+    assert gm.n_features_in_ == 2 and gm.predict(X).shape == (300,)
+    assert repr(gm) == "GaussianMixture(n_components=2, random_state=0)", repr(gm)
+    assert gm.get_params()["device"] == "cpu" and gm.set_params(tol=1e-4) is gm
+    assert pickle.loads(pickle.dumps(gm)).means_.tobytes() == gm.means_.tobytes()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        cuem.GaussianMixture(2, max_iter=1, random_state=0).fit(X)
+    assert any(issubclass(x.category, cuem.ConvergenceWarning) for x in w)
+    raises(ValueError, lambda: gm.predict(np.ones((3, 5))), "5 features")
+    raises(ValueError, lambda: cuem.GaussianMixture(2).fit(X[:1]), "1 sample")
+    raises(ValueError, lambda: gm.predict(np.ones(3)), "2D array")
+    X[3, 1] = np.nan
+    raises(ValueError, lambda: cuem.GaussianMixture(2).fit(X), "row 3, column 1")
+    assert not any(m == "sklearn" or m.startswith("sklearn.") for m, v in sys.modules.items() if v is not None)
+    print("ok")
+    """
+)
+
+
+def test_works_without_sklearn():
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_SKLEARN], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_version():
+    assert cuem.__version__ == "0.1.0" == cuem.library_version()
+    assert isinstance(cuem.built_with_cuda(), bool)
