@@ -1,6 +1,7 @@
 // Properties every fit must have, whatever the data: EM never lowers the likelihood;
 // results are a function of (data, options, seed) alone, bit for bit; a constant offset
 // of the data changes nothing but the means; restarts keep the best.
+#include <limits>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "test_util.hpp"
 
@@ -314,6 +316,48 @@ TEST(Callback, SeesEveryIterationAndCanStop) {
     }
   }
   EXPECT_TRUE(cuem_test::all_finite(r.model));
+}
+
+}  // namespace
+
+namespace {
+
+// float32 data is read in place and every computation is float64, so a fit of a float32
+// array must equal, bitwise, the fit of its exact float64 conversion: for every
+// covariance type and init method, and for predict/score_samples/validation too.
+TEST(Float32Input, BitwiseEqualToItsFloat64Conversion) {
+  std::vector<float> xf(3000 * 3);
+  for (std::size_t i = 0; i < xf.size(); ++i)
+    xf[i] = static_cast<float>((i % 3) * 4.0 + std::sin(0.61 * static_cast<double>(i)) + 1e4 * (i % 3 == 2));
+  const std::vector<double> xd(xf.begin(), xf.end());
+  const cuem::DataView Xf(xf.data(), 3000, 3), Xd(xd.data(), 3000, 3);
+  for (auto type : {cuem::CovarianceType::full, cuem::CovarianceType::tied, cuem::CovarianceType::diag,
+                    cuem::CovarianceType::spherical})
+    for (auto init : {cuem::InitMethod::kmeans, cuem::InitMethod::kmeans_plusplus, cuem::InitMethod::random,
+                      cuem::InitMethod::random_from_data}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(init));
+      cuem::FitOptions o;
+      o.n_components = 3;
+      o.covariance_type = type;
+      o.init = init;
+      o.seed = 11;
+      const cuem::FitResult a = cuem::fit(Xf, o);
+      const cuem::FitResult b = cuem::fit(Xd, o);
+      EXPECT_EQ(a.model.weights, b.model.weights);
+      EXPECT_EQ(a.model.means, b.model.means);
+      EXPECT_EQ(a.model.covariances, b.model.covariances);
+      EXPECT_EQ(a.lower_bound, b.lower_bound);
+      EXPECT_EQ(a.n_iter, b.n_iter);
+      EXPECT_EQ(cuem::score_samples(a.model, Xf), cuem::score_samples(a.model, Xd));
+      EXPECT_EQ(cuem::predict(a.model, Xf), cuem::predict(a.model, Xd));
+    }
+  xf[7] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    cuem::fit(Xf, cuem::FitOptions{});
+    FAIL() << "NaN in float32 data must be rejected";
+  } catch (const cuem::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 2, column 1"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ TEST(DataErrors, EmptyData) {
   const cuem_test::Dataset ds = blobs();
   EXPECT_THROW(cuem::fit(cuem::DataView(ds.x.data(), 0, 3), options(1)), cuem::DataError);
   EXPECT_THROW(cuem::fit(cuem::DataView(ds.x.data(), 10, 0), options(1)), cuem::DataError);
-  EXPECT_THROW(cuem::fit(cuem::DataView(nullptr, 0, 0), options(1)), cuem::DataError);
+  EXPECT_THROW(cuem::fit(cuem::DataView(static_cast<const double*>(nullptr), 0, 0), options(1)), cuem::DataError);
 }
 
 struct BadValueCase {

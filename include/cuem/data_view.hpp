@@ -1,18 +1,29 @@
 #pragma once
-// A non-owning view of an N x D row-major float64 matrix in host memory.
+// A non-owning view of an N x D row-major matrix in host memory, float64 or float32.
+// float32 data is read in place (never copied) and every computation on it is still
+// done in float64.
 #include <cstddef>
 
 namespace cuem {
 
 struct DataView {
-  const double* data = nullptr;
-  std::size_t n_rows = 0;  ///< N, the number of points
-  std::size_t n_cols = 0;  ///< D, the number of features
+  const double* data = nullptr;     ///< float64 rows; null when the data is float32
+  const float* data_f32 = nullptr;  ///< float32 rows; null when the data is float64
+  std::size_t n_rows = 0;           ///< N, the number of points
+  std::size_t n_cols = 0;           ///< D, the number of features
 
   DataView() = default;
   DataView(const double* d, std::size_t rows, std::size_t cols) : data(d), n_rows(rows), n_cols(cols) {}
+  DataView(const float* d, std::size_t rows, std::size_t cols) : data_f32(d), n_rows(rows), n_cols(cols) {}
 
+  bool is_float32() const noexcept { return data_f32 != nullptr; }
+  bool empty_pointer() const noexcept { return data == nullptr && data_f32 == nullptr; }
+  /// Row i of float64 data (use value() or a typed visit for data of either type).
   const double* row(std::size_t i) const noexcept { return data + i * n_cols; }
+  /// Element (i, d) as a double, whatever the storage type.
+  double value(std::size_t i, std::size_t d) const noexcept {
+    return data_f32 ? static_cast<double>(data_f32[i * n_cols + d]) : data[i * n_cols + d];
+  }
 };
 
 }  // namespace cuem

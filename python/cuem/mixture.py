@@ -9,11 +9,11 @@ small built-in base class and look-alike exceptions.
 
 Input data
 ----------
-A C-contiguous float64 array is used as it is: no copy is made, and the library reads
-it in place while the GIL is released. Everything else is converted once to a
-C-contiguous float64 array on the Python side (float32 too: cuem's CPU path computes in
-float64, and the fitted attributes are float64 whatever the input dtype). Lists, pandas
-DataFrames and other array-likes are converted as scikit-learn converts them.
+A C-contiguous float64 or float32 array is used as it is: no copy is made, and the
+library reads it in place while the GIL is released (cuem computes in float64 whatever
+the input dtype, and the fitted attributes are float64). Everything else is converted
+once to a C-contiguous float64 array on the Python side: lists, pandas DataFrames and
+other array-likes as scikit-learn converts them.
 
 Differences from scikit-learn
 -----------------------------
@@ -143,8 +143,9 @@ def _seed_from(random_state):
 
 
 def _as_c_float64(X):
-    """X as a C-contiguous float64 ndarray, copying only when it is not one already."""
-    if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.flags.c_contiguous:
+    """X as a C-contiguous float64 or float32 ndarray (cuem reads both in place and
+    computes in float64), copying only when it is neither already."""
+    if isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32) and X.flags.c_contiguous:
         return X
     return np.ascontiguousarray(X, dtype=np.float64)
 
@@ -341,7 +342,7 @@ class GaussianMixture(*_Bases):
         """X as C-contiguous float64 (no copy when it already is), with scikit-learn's
         checks and feature bookkeeping when available."""
         if _HAVE_SKLEARN:
-            kwargs = {"dtype": np.float64, "order": "C", "reset": reset}
+            kwargs = {"dtype": [np.float64, np.float32], "order": "C", "reset": reset}
             if reset:
                 kwargs["ensure_min_samples"] = 2
             return _as_c_float64(_sk_validate_data(self, X, **kwargs))

@@ -2,9 +2,10 @@
 // API on plain NumPy arrays (model parameters in scikit-learn's shapes) and leaves the
 // estimator conventions (validation, attributes, warnings) to python/cuem/mixture.py.
 //
-// Data (X) is taken as a C-contiguous float64 array *without copying*: the argument is
-// marked noconvert, so anything else (float32, Fortran order, a list) is a TypeError here
-// and the Python layer converts it once beforehand. Model arrays are small and copied.
+// Data (X) is taken as a C-contiguous float64 or float32 array *without copying* (cuem
+// reads float32 rows in place and computes in float64): the argument is marked noconvert,
+// so anything else (another dtype, Fortran order, a list) is a TypeError here and the
+// Python layer converts it once beforehand. Model arrays are small and copied.
 //
 // The GIL is released while cuem computes. Ctrl-C: Python's signal handler only sets a
 // flag, which PyErr_CheckSignals turns into KeyboardInterrupt on the main thread; the
@@ -30,7 +31,8 @@ using namespace nb::literals;
 
 namespace {
 
-using InputMatrix = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+// float64 or float32; the dtype is checked in view_of.
+using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
 
 // How often a running fit looks at Python's signal flag. Each look takes the GIL, which
@@ -61,7 +63,11 @@ std::vector<std::size_t> covariance_shape(cuem::CovarianceType type, int K, int 
 
 std::vector<double> to_vector(const ParameterArray& a) { return {a.data(), a.data() + a.size()}; }
 
-cuem::DataView view_of(const InputMatrix& X) { return {X.data(), X.shape(0), X.shape(1)}; }
+cuem::DataView view_of(const InputMatrix& X) {
+  if (X.dtype() == nb::dtype<double>()) return {static_cast<const double*>(X.data()), X.shape(0), X.shape(1)};
+  if (X.dtype() == nb::dtype<float>()) return {static_cast<const float*>(X.data()), X.shape(0), X.shape(1)};
+  throw nb::type_error("X must be a C-contiguous float64 or float32 array");
+}
 
 // A model from scikit-learn-shaped arrays, checked by cuem (shapes, simplex, factors).
 cuem::Model make_model(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,

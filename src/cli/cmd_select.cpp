@@ -90,7 +90,7 @@ int run(const Args& a, const GlobalFlags& flags) {
         c.aic = aic(c.result.model, X);
         c.n_params = n_parameters(c.result.model);
       } catch (const NumericalError& e) {
-        c.error = "numerical failure (increase --reg-covar)";  // this candidate only
+        c.error = std::string("numerical failure: ") + e.what();  // this candidate only
       }
       end_progress(flags);
       cands.push_back(std::move(c));

@@ -1,6 +1,7 @@
 #include "core/m_step.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -12,12 +13,21 @@ namespace {
 
 constexpr double kEmptyGuard = 10 * std::numeric_limits<double>::epsilon();
 
-[[noreturn]] void throw_not_positive_definite(const std::string& what, double reg_covar) {
-  throw NumericalError(
-      what + " is not positive definite after adding reg_covar = " +
-      std::to_string(reg_covar) +
-      " (collapsed or duplicated points, or a feature with no spread). Increase reg_covar "
-      "(e.g. 1e-3), use fewer components, or scale the data.");
+[[noreturn]] void throw_not_positive_definite(const std::string& what, double reg_covar, bool finite) {
+  char reg[32];
+  std::snprintf(reg, sizeof reg, "%g", reg_covar);
+  if (!finite)
+    throw NumericalError(what + " overflowed (values too large for float64 arithmetic); scale the data, e.g. to "
+                                "unit variance, before fitting.");
+  throw NumericalError(what + " is not positive definite after adding reg_covar = " + reg +
+                       " (collapsed or duplicated points, or a feature with no spread). Increase reg_covar "
+                       "(e.g. 1e-3), use fewer components, or scale the data.");
+}
+
+bool all_finite(const double* v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
 }
 
 }  // namespace
@@ -32,11 +42,12 @@ void compute_precision_cholesky(Model& m, double reg_covar) {
       for (int k = 0; k < K; ++k)
         if (linalg::precision_cholesky_from_covariance(m.covariances.data() + k * DD,
                                                        m.precisions_cholesky.data() + k * DD, D) >= 0)
-          throw_not_positive_definite("the covariance of component " + std::to_string(k), reg_covar);
+          throw_not_positive_definite("the covariance of component " + std::to_string(k), reg_covar,
+                                      all_finite(m.covariances.data() + k * DD, DD));
       break;
     case CovarianceType::tied:
       if (linalg::precision_cholesky_from_covariance(m.covariances.data(), m.precisions_cholesky.data(), D) >= 0)
-        throw_not_positive_definite("the shared (tied) covariance", reg_covar);
+        throw_not_positive_definite("the shared (tied) covariance", reg_covar, all_finite(m.covariances.data(), DD));
       break;
     case CovarianceType::diag:
     case CovarianceType::spherical: {
@@ -44,7 +55,8 @@ void compute_precision_cholesky(Model& m, double reg_covar) {
       for (std::size_t i = 0; i < m.covariances.size(); ++i) {
         const double v = m.covariances[i];
         if (!(v > 0.0) || !std::isfinite(v))
-          throw_not_positive_definite("the covariance of component " + std::to_string(i / per), reg_covar);
+          throw_not_positive_definite("the covariance of component " + std::to_string(i / per), reg_covar,
+                                      std::isfinite(v));
         m.precisions_cholesky[i] = 1.0 / std::sqrt(v);
       }
       break;

@@ -6,13 +6,14 @@
 
 #include "core/linalg.hpp"
 #include "core/rng.hpp"
+#include "core/validate.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 
 namespace cuem {
 
 Samples sample(const Model& model, std::size_t n, std::uint64_t seed) {
-  validate_model(model);
+  check_model_consistency(model);
   if (n == 0) throw InvalidArgument("sample needs n >= 1 points");
   const int K = model.n_components;
   const int D = model.n_features;

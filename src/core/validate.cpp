@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data_access.hpp"
 #include "core/linalg.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
@@ -34,18 +35,20 @@ bool all_finite(const std::vector<double>& v) {
 void validate_data(DataView X) {
   if (X.n_cols == 0) throw DataError("the data has no features (D = 0); every point needs at least one value");
   if (X.n_rows == 0) throw DataError("the data has no points (N = 0)");
-  if (X.data == nullptr) throw DataError("the data pointer is null");
+  if (X.empty_pointer()) throw DataError("the data pointer is null");
   if (X.n_rows > std::numeric_limits<std::size_t>::max() / X.n_cols)
     throw DataError("N x D overflows the address space");
   // The first non-finite value in row-major order, found in parallel: each thread keeps
   // the smallest flat index it saw.
   const std::size_t total = X.n_rows * X.n_cols;
   std::size_t first = total;
+  visit_rows(X, [&](const auto* data) {
 #pragma omp parallel for schedule(static) reduction(min : first) if (total >= (std::size_t{1} << 16))
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
-    if (!std::isfinite(X.data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
+      if (!std::isfinite(data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
+  });
   if (first < total) {
-    const double v = X.data[first];
+    const double v = X.value(first / X.n_cols, first % X.n_cols);
     throw DataError(std::string("the data holds ") + (std::isnan(v) ? "NaN" : "Inf") + " at row " +
                     std::to_string(first / X.n_cols) + ", column " + std::to_string(first % X.n_cols) +
                     " (0-based); remove or impute non-finite values before fitting");
@@ -60,8 +63,15 @@ void validate_options(const FitOptions& o, DataView X) {
   require(o.max_iter >= 1, "max_iter must be at least 1, got " + std::to_string(o.max_iter));
   require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
   require(o.n_threads >= 0, "n_threads must be >= 0 (0: OpenMP's default), got " + std::to_string(o.n_threads));
-  if (X.n_cols > static_cast<std::size_t>(std::numeric_limits<int>::max() / 64))
-    throw DataError("D = " + std::to_string(X.n_cols) + " features is more than cuem supports");
+  // Component arrays are indexed with int: K x D and, for full and tied, D x D must fit.
+  const auto int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());
+  const std::size_t Dz = X.n_cols;
+  const bool square = o.covariance_type == CovarianceType::full || o.covariance_type == CovarianceType::tied;
+  if (Dz > int_max / std::max<std::size_t>(1, static_cast<std::size_t>(std::max(o.n_components, 1))) ||
+      (square && Dz > int_max / Dz))
+    throw DataError("D = " + std::to_string(Dz) + " features with " + std::to_string(o.n_components) + " '" +
+                    to_string(o.covariance_type) + "' components is more than cuem supports; use diag or spherical "
+                    "covariances, or fewer features");
   if (static_cast<std::size_t>(o.n_components) > X.n_rows)
     throw DataError("n_components = " + std::to_string(o.n_components) + " is more than the " +
                     std::to_string(X.n_rows) + " points in the data; use at most as many components as points");
@@ -132,19 +142,65 @@ void validate_model(const Model& m) {
   require(all_finite(m.means), "model means hold a non-finite value");
   require(all_finite(m.covariances), "model covariances hold a non-finite value");
   require(all_finite(m.precisions_cholesky), "model precisions_cholesky hold a non-finite value");
-  // The factors' diagonals must be positive for the log-determinant.
+  // The factors must be upper triangular (the E-step reads only that triangle) with a
+  // positive diagonal (for the log-determinant).
   const std::size_t DD = D * D;
   switch (m.covariance_type) {
     case CovarianceType::full:
     case CovarianceType::tied:
       for (std::size_t off = 0; off < cs; off += DD)
-        for (std::size_t i = 0; i < D; ++i)
+        for (std::size_t i = 0; i < D; ++i) {
           require(m.precisions_cholesky[off + i * D + i] > 0.0,
                   "model precisions_cholesky has a non-positive diagonal (matrix " + std::to_string(off / DD) + ")");
+          for (std::size_t j = 0; j < i; ++j)
+            require(m.precisions_cholesky[off + i * D + j] == 0.0,
+                    "model precisions_cholesky matrix " + std::to_string(off / DD) +
+                        " is not upper triangular (cuem and scikit-learn store P with precision = P P^T, P upper "
+                        "triangular)");
+        }
       break;
     case CovarianceType::diag:
     case CovarianceType::spherical:
       for (double p : m.precisions_cholesky) require(p > 0.0, "model precisions_cholesky values must be positive");
+      for (double c : m.covariances) require(c > 0.0, "model covariances (variances) must be positive");
+      break;
+  }
+}
+
+void check_model_consistency(const Model& m) {
+  validate_model(m);
+  const auto D = static_cast<std::size_t>(m.n_features);
+  const std::size_t DD = D * D;
+  // Sigma (P P^T) must be the identity: rounding grows with the condition number, so the
+  // bound is loose, but a factor of another matrix is far outside it.
+  constexpr double kTolerance = 1e-4;
+  switch (m.covariance_type) {
+    case CovarianceType::full:
+    case CovarianceType::tied:
+      for (std::size_t off = 0; off < m.covariances.size(); off += DD) {
+        const double* S = m.covariances.data() + off;
+        const double* P = m.precisions_cholesky.data() + off;
+        for (std::size_t i = 0; i < D; ++i)
+          for (std::size_t j = 0; j < D; ++j) {
+            double v = 0.0;
+            for (std::size_t p = 0; p < D; ++p) {
+              double prec_pj = 0.0;  // (P P^T)_pj over the upper triangles
+              for (std::size_t q = std::max(p, j); q < D; ++q) prec_pj += P[p * D + q] * P[j * D + q];
+              v += S[i * D + p] * prec_pj;
+            }
+            require(std::abs(v - (i == j ? 1.0 : 0.0)) <= kTolerance,
+                    "model covariance " + std::to_string(off / DD) +
+                        " does not match its precisions_cholesky (covariance x precision is not the identity)");
+          }
+      }
+      break;
+    case CovarianceType::diag:
+    case CovarianceType::spherical:
+      for (std::size_t i = 0; i < m.covariances.size(); ++i) {
+        const double p = m.precisions_cholesky[i];
+        require(std::abs(m.covariances[i] * p * p - 1.0) <= kTolerance,
+                "model covariance value " + std::to_string(i) + " does not match its precisions_cholesky");
+      }
       break;
   }
 }

@@ -14,6 +14,10 @@ void validate_data(DataView X);
 /// (or DataError for K > N).
 void validate_options(const FitOptions& options, DataView X);
 
+/// validate_model plus the covariances agreeing with the precision factors (O(K D^3):
+/// for models read from files and before sampling, not for every predict).
+void check_model_consistency(const Model& model);
+
 /// validate_model plus X having the model's number of features.
 void validate_model_and_data(const Model& model, DataView X);
 

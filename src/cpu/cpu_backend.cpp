@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/data_access.hpp"
 #include "core/point_math.hpp"
 
 namespace cuem {
@@ -13,14 +14,17 @@ std::size_t chunk_points(int K) noexcept {
   return std::clamp<std::size_t>(target, 64, 8192);
 }
 
-void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
-                    double* resp, double* log_prob) {
+namespace {
+
+template <typename T>
+void posteriors_typed(const T* base, std::size_t n_cols, const PreparedParams& p, std::size_t begin,
+                      std::size_t count, double* resp, double* log_prob) {
   const int K = p.K;
   const int D = p.D;
   const auto n = static_cast<std::ptrdiff_t>(count);
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
   for (std::ptrdiff_t b = 0; b < n; ++b) {
-    const double* x = X.row(begin + static_cast<std::size_t>(b));
+    const T* x = base + (begin + static_cast<std::size_t>(b)) * n_cols;
     double* v = resp + static_cast<std::size_t>(b) * K;
     for (int k = 0; k < K; ++k) {
       const double* mu = p.means.data() + static_cast<std::size_t>(k) * D;
@@ -37,6 +41,13 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
     const double lse = math::normalize_log_joints(v, K);
     if (log_prob) log_prob[b] = lse;
   }
+}
+
+}  // namespace
+
+void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
+                    double* resp, double* log_prob) {
+  visit_rows(X, [&](const auto* base) { posteriors_typed(base, X.n_cols, p, begin, count, resp, log_prob); });
 }
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
@@ -72,11 +83,13 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
         const double g = resp[b * K + k];
         if (g == 0.0) continue;  // hard assignments: most rows do not touch this component
         nk += g;
-        const double* x = X.row(begin + b);
-        if (full_scatter)
-          math::add_point_full(s1, s2_base + k * DD, x, c, g, D);
-        else
-          math::add_point_diag(s1, s.s2.data() + static_cast<std::size_t>(k) * D, x, c, g, D);
+        visit_rows(X, [&](const auto* base) {
+          const auto* x = base + (begin + b) * X.n_cols;
+          if (full_scatter)
+            math::add_point_full(s1, s2_base + k * DD, x, c, g, D);
+          else
+            math::add_point_diag(s1, s.s2.data() + static_cast<std::size_t>(k) * D, x, c, g, D);
+        });
       }
       s.nk[k] += nk;
     }

@@ -5,6 +5,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/data_access.hpp"
 #include "core/linalg.hpp"
 #include "core/m_step.hpp"
 #include "core/rng.hpp"
@@ -45,13 +46,16 @@ ResponsibilityFn one_hot_points(const std::vector<std::size_t>& index, int K) {
 Model estimate_from_responsibilities(DataView X, const FitOptions& o, const ResponsibilityFn& fn) {
   const int K = o.n_components;
   const int D = static_cast<int>(X.n_cols);
+  const std::function<void()> poll = [&o] {
+    if (o.interrupted && o.interrupted()) throw Interrupted("the fit was interrupted during initialisation");
+  };
   SufficientStats first = accumulate_stats(X, CovarianceType::diag, K,
-                                           std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), fn, false);
+                                           std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), fn, false, poll);
   std::vector<double> means(static_cast<std::size_t>(K) * D, 0.0);
   for (int k = 0; k < K; ++k)
     if (first.nk[k] > 0.0)
       for (int d = 0; d < D; ++d) means[k * D + d] = first.s1[k * D + d] / first.nk[k];
-  SufficientStats second = accumulate_stats(X, o.covariance_type, K, std::move(means), fn, false);
+  SufficientStats second = accumulate_stats(X, o.covariance_type, K, std::move(means), fn, false, poll);
   return m_step(second, o.reg_covar);
 }
 
@@ -69,12 +73,14 @@ Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
             std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
             for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
-              resp[b * K + nearest_center(X.row(begin + b), km.centers, K, D)] = 1.0;
+              resp[b * K + visit_rows(X, [&](const auto* base) {
+                     return nearest_center(base + (begin + b) * X.n_cols, km.centers, K, D);
+                   })] = 1.0;
           });
       break;
     }
     case InitMethod::kmeans_plusplus: {
-      const std::vector<std::size_t> index = kmeans_plusplus(X, K, seed);
+      const std::vector<std::size_t> index = kmeans_plusplus(X, K, seed, o.interrupted);
       m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
       break;
     }

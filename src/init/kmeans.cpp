@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "core/data_access.hpp"
 #include "core/rng.hpp"
 #include "cuem/errors.hpp"
 #include "cpu/cpu_backend.hpp"
@@ -15,10 +16,11 @@ namespace {
 // Fixed-size blocks give sums whose rounding does not depend on the thread count.
 constexpr std::size_t kBlock = 4096;
 
-double dist_sq(const double* a, const double* b, int D) {
+template <typename T>
+double dist_sq(const T* a, const double* b, int D) {
   double s = 0.0;
   for (int d = 0; d < D; ++d) {
-    const double t = a[d] - b[d];
+    const double t = static_cast<double>(a[d]) - b[d];
     s += t * t;
   }
   return s;
@@ -65,7 +67,8 @@ std::size_t weighted_index(const std::vector<double>& w, const std::vector<doubl
 
 }  // namespace
 
-int nearest_center(const double* x, const std::vector<double>& centers, int K, int D, double* out_dist) {
+template <typename T>
+int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* out_dist) {
   int best = 0;
   double best_d = std::numeric_limits<double>::infinity();
   for (int k = 0; k < K; ++k) {
@@ -79,9 +82,29 @@ int nearest_center(const double* x, const std::vector<double>& centers, int K, i
   return best;
 }
 
-std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed) {
-  const std::size_t N = X.n_rows;
+template int nearest_center(const double*, const std::vector<double>&, int, int, double*);
+template int nearest_center(const float*, const std::vector<double>&, int, int, double*);
+
+namespace {
+
+// Row i of X as float64 values.
+std::vector<double> row_copy(const DataView& X, std::size_t i) {
+  std::vector<double> r(X.n_cols);
+  for (std::size_t d = 0; d < X.n_cols; ++d) r[d] = X.value(i, d);
+  return r;
+}
+
+// Squared distance from row i of X to a float64 point.
+double row_dist_sq(const DataView& X, std::size_t i, const double* c) {
   const int D = static_cast<int>(X.n_cols);
+  return visit_rows(X, [&](const auto* base) { return dist_sq(base + i * X.n_cols, c, D); });
+}
+
+}  // namespace
+
+std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed,
+                                         const std::function<bool()>& interrupted) {
+  const std::size_t N = X.n_rows;
   const int n_trials = 2 + static_cast<int>(std::log(static_cast<double>(K)));
   std::uint64_t counter = 0;
 
@@ -92,27 +115,28 @@ std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed) 
 
   std::vector<double> closest(N);
   std::vector<double> block_sums;
-  const double* c0 = X.row(chosen[0]);
+  const std::vector<double> c0 = row_copy(X, chosen[0]);
   double potential = blocked_sum(
-      N, [&](std::size_t i) { return closest[i] = dist_sq(X.row(i), c0, D); }, &block_sums);
+      N, [&](std::size_t i) { return closest[i] = row_dist_sq(X, i, c0.data()); }, &block_sums);
 
   std::vector<std::size_t> candidates(n_trials);
   std::vector<double> candidate_potential(n_trials);
   for (int c = 1; c < K; ++c) {
+    if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means++ seeding");
     for (int t = 0; t < n_trials; ++t) {
       const double r = rng::uniform(seed, rng::kKmeansPlusPlus, counter++) * potential;
       candidates[t] = weighted_index(closest, block_sums, r);
     }
     int best = 0;
     for (int t = 0; t < n_trials; ++t) {
-      const double* xc = X.row(candidates[t]);
+      const std::vector<double> xc = row_copy(X, candidates[t]);
       candidate_potential[t] =
-          blocked_sum(N, [&](std::size_t i) { return std::min(closest[i], dist_sq(X.row(i), xc, D)); });
+          blocked_sum(N, [&](std::size_t i) { return std::min(closest[i], row_dist_sq(X, i, xc.data())); });
       if (candidate_potential[t] < candidate_potential[best]) best = t;
     }
-    const double* xb = X.row(candidates[best]);
+    const std::vector<double> xb = row_copy(X, candidates[best]);
     potential = blocked_sum(
-        N, [&](std::size_t i) { return closest[i] = std::min(closest[i], dist_sq(X.row(i), xb, D)); },
+        N, [&](std::size_t i) { return closest[i] = std::min(closest[i], row_dist_sq(X, i, xb.data())); },
         &block_sums);
     chosen.push_back(candidates[best]);
   }
@@ -125,16 +149,17 @@ KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double 
   const int D = static_cast<int>(X.n_cols);
   KMeansResult res;
   res.centers.resize(static_cast<std::size_t>(K) * D);
-  const std::vector<std::size_t> seeds = kmeans_plusplus(X, K, seed);
-  for (int k = 0; k < K; ++k) std::copy_n(X.row(seeds[k]), D, res.centers.begin() + static_cast<std::ptrdiff_t>(k) * D);
+  const std::vector<std::size_t> seeds = kmeans_plusplus(X, K, seed, interrupted);
+  for (int k = 0; k < K; ++k)
+    for (int d = 0; d < D; ++d) res.centers[static_cast<std::size_t>(k) * D + d] = X.value(seeds[k], d);
 
   // scikit-learn scales tol by the mean variance of the features.
   double mean_var = 0.0;
   for (int d = 0; d < D; ++d) {
     double m = 0.0, v = 0.0;
-    for (std::size_t i = 0; i < N; ++i) m += X.row(i)[d];
+    for (std::size_t i = 0; i < N; ++i) m += X.value(i, d);
     m /= static_cast<double>(N);
-    for (std::size_t i = 0; i < N; ++i) v += (X.row(i)[d] - m) * (X.row(i)[d] - m);
+    for (std::size_t i = 0; i < N; ++i) v += (X.value(i, d) - m) * (X.value(i, d) - m);
     mean_var += v / static_cast<double>(N);
   }
   const double threshold = tol * mean_var / D;
@@ -153,11 +178,12 @@ KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double 
       const std::size_t count = std::min(kChunk, N - begin);
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
       for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
-        labels[b] = nearest_center(X.row(begin + b), res.centers, K, D, &dists[b]);
+        labels[b] = visit_rows(X, [&](const auto* base) {
+          return nearest_center(base + (begin + b) * X.n_cols, res.centers, K, D, &dists[b]);
+        });
       for (std::size_t b = 0; b < count; ++b) {
-        const double* x = X.row(begin + b);
         double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
-        for (int d = 0; d < D; ++d) s[d] += x[d];
+        for (int d = 0; d < D; ++d) s[d] += X.value(begin + b, d);
         counts[labels[b]] += 1.0;
         res.inertia += dists[b];
       }

@@ -12,7 +12,9 @@ namespace cuem {
 /// draws 2 + floor(ln K) candidates with probability proportional to D(x)^2 and keeps the
 /// one that lowers the potential most, as scikit-learn does). Deterministic for a seed and
 /// independent of the thread count. Keeps one double per point (D(x)^2), never N x K.
-std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed);
+/// `interrupted`, when set, is polled before each new seed (true throws Interrupted).
+std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed,
+                                         const std::function<bool()>& interrupted = {});
 
 struct KMeansResult {
   std::vector<double> centers;  ///< K x D
@@ -27,7 +29,9 @@ struct KMeansResult {
 KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4,
                     const std::function<bool()>& interrupted = {});
 
-/// Index of the nearest centre (squared Euclidean; the lowest index on ties).
-int nearest_center(const double* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
+/// Index of the nearest centre (squared Euclidean; the lowest index on ties); x is a
+/// float64 or float32 row (instantiated for both).
+template <typename T>
+int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
 
 }  // namespace cuem

@@ -22,7 +22,8 @@ namespace {
 // each claimed and released with atomics (no allocation or locking in the handler).
 constexpr int kSlots = 32;
 constexpr std::size_t kPathMax = 4096;
-std::array<std::atomic<bool>, kSlots> g_used{};
+std::array<std::atomic<bool>, kSlots> g_used{};   // claimed by an AtomicFile
+std::array<std::atomic<bool>, kSlots> g_ready{};  // path written: the handler may read it
 std::array<std::array<char, kPathMax>, kSlots> g_paths{};
 
 int claim_slot(const std::string& temp) {
@@ -31,6 +32,7 @@ int claim_slot(const std::string& temp) {
     bool expected = false;
     if (g_used[i].load() || !g_used[i].compare_exchange_strong(expected, true)) continue;
     std::memcpy(g_paths[i].data(), temp.c_str(), temp.size() + 1);
+    g_ready[i].store(true);
     return i;
   }
   return -1;
@@ -38,7 +40,8 @@ int claim_slot(const std::string& temp) {
 
 void release_slot(const std::string& temp) {
   for (int i = 0; i < kSlots; ++i)
-    if (g_used[i].load() && temp == g_paths[i].data()) {
+    if (g_ready[i].load() && temp == g_paths[i].data()) {
+      g_ready[i].store(false);
       g_used[i].store(false);
       return;
     }
@@ -46,7 +49,7 @@ void release_slot(const std::string& temp) {
 
 extern "C" void on_interrupt(int sig) {
   for (int i = 0; i < kSlots; ++i)
-    if (g_used[i].load()) ::unlink(g_paths[i].data());
+    if (g_ready[i].load()) ::unlink(g_paths[i].data());
   static const char msg[] = "\ncuem: interrupted; no output written\n";
   (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
   ::_exit(128 + sig);
@@ -78,7 +81,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (is the folder '" +
                       folder_of(path_) + "' there and writable?)");
   temp_ = tmpl.data();
-  claim_slot(temp_);
+  claim_slot(temp_);  // with every slot taken, only Ctrl-C cleanup of this file is lost
   const mode_t mask = ::umask(0);  // mkstemp makes 0600; give the usual 0666 & ~umask
   ::umask(mask);
   ::fchmod(fd, 0666 & ~mask);
@@ -129,6 +132,9 @@ void write_file_atomically(const std::string& path, const std::string& contents)
 }
 
 void OutputBatch::add(std::string path, std::string contents) {
+  for (const auto& item : items_)
+    if (item.first == path)
+      throw OutputError("two outputs are both '" + path + "'; give each output its own file name");
   items_.emplace_back(std::move(path), std::move(contents));
 }
 

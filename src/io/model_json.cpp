@@ -8,6 +8,7 @@
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/version.hpp"
+#include "core/validate.hpp"
 #include "io/atomic_file.hpp"
 #include "io/table.hpp"
 
@@ -182,7 +183,7 @@ Model model_from_json(std::string_view text, const std::string& name, FitMetadat
   m.covariances = r.array(j, "covariances", shape_of(m.covariance_type, K, D));
   m.precisions_cholesky = r.array(j, "precisions_cholesky", shape_of(m.covariance_type, K, D));
   try {
-    validate_model(m);
+    check_model_consistency(m);
   } catch (const InvalidArgument& e) {
     r.fail(e.what());
   }

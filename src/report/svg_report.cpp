@@ -1111,6 +1111,11 @@ void draw_histogram(Svg& svg, const FitResult& result, DataView X, const ReportO
 }  // namespace
 
 std::string render_svg(const FitResult& result, DataView X, const ReportOptions& options) {
+  if (X.is_float32()) {  // the report is no hot path: draw from a float64 copy
+    std::vector<double> copy(X.n_rows * X.n_cols);
+    for (std::size_t i = 0; i < copy.size(); ++i) copy[i] = X.data_f32[i];
+    return render_svg(result, DataView(copy.data(), X.n_rows, X.n_cols), options);
+  }
   const Model& model = result.model;
   validate_model_and_data(model, X);
   validate_data(X);
