@@ -87,26 +87,34 @@ CUEM_HD double normalize_log_joints(double* v, int K) {
   return m + log(s);
 }
 
+/// Row i of add_point_full below: s1_i += w d_i and s2_row[j] += w d_i d_j for j >= i,
+/// with d = x - c. Rows are independent, so a caller may own and update them in parallel.
+template <typename T>
+CUEM_HD void add_point_full_row(double* s1_i, double* s2_row, const T* x, const double* c, double w, int D, int i) {
+  const double wdi = w * (static_cast<double>(x[i]) - c[i]);
+  *s1_i += wdi;
+  for (int j = i; j < D; ++j) s2_row[j] += wdi * (static_cast<double>(x[j]) - c[j]);
+}
+
 /// Adds one point with weight w to shifted statistics of one component:
 ///   s1 += w (x - c),  s2 += w (x - c)(x - c)^T (upper triangle, row-major D x D).
 template <typename T>
 CUEM_HD void add_point_full(double* s1, double* s2, const T* x, const double* c, double w, int D) {
-  for (int i = 0; i < D; ++i) {
-    const double di = static_cast<double>(x[i]) - c[i];
-    const double wdi = w * di;
-    s1[i] += wdi;
-    for (int j = i; j < D; ++j) s2[i * D + j] += wdi * (static_cast<double>(x[j]) - c[j]);
-  }
+  for (int i = 0; i < D; ++i) add_point_full_row(s1 + i, s2 + i * D, x, c, w, D, i);
+}
+
+/// Dimension d of add_point_diag below: s1_d += w (x_d - c_d), s2_d += w (x_d - c_d)^2.
+template <typename T>
+CUEM_HD void add_point_diag_dim(double* s1_d, double* s2_d, const T* x, const double* c, double w, int d) {
+  const double dd = static_cast<double>(x[d]) - c[d];
+  *s1_d += w * dd;
+  *s2_d += w * dd * dd;
 }
 
 /// Diagonal version: s1 += w (x - c), s2_d += w (x_d - c_d)^2.
 template <typename T>
 CUEM_HD void add_point_diag(double* s1, double* s2, const T* x, const double* c, double w, int D) {
-  for (int d = 0; d < D; ++d) {
-    const double dd = static_cast<double>(x[d]) - c[d];
-    s1[d] += w * dd;
-    s2[d] += w * dd * dd;
-  }
+  for (int d = 0; d < D; ++d) add_point_diag_dim(s1 + d, s2 + d, x, c, w, d);
 }
 
 }  // namespace cuem::math

@@ -1,5 +1,7 @@
 #include "cpu/cpu_backend.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -59,7 +61,7 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
   const bool tied = type == CovarianceType::tied;
   const bool full_scatter = type == CovarianceType::full || tied;
   // Tied statistics are the sum over components of full ones; summing each component
-  // separately keeps the parallel loop over components free of shared writes.
+  // separately keeps the parallel tasks free of shared writes.
   std::vector<double> scatter_k;
   if (tied) scatter_k.assign(static_cast<std::size_t>(K) * DD, 0.0);
   double* s2_base = tied ? scatter_k.data() : s.s2.data();
@@ -74,25 +76,37 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
     if (with_log_likelihood)
       for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
 
+    // Tasks own disjoint sums (whole components, or single rows of a component's scatter
+    // when there are too few components to keep the threads busy), and each sum runs over
+    // the points in order: the result is bitwise the same however the work is split.
+    const int rows_per_task = K >= 4 * omp_get_max_threads() ? D : 1;
+    const int tasks_per_component = (D + rows_per_task - 1) / rows_per_task;
+    visit_rows(X, [&](const auto* base) {
+      const int n_tasks = K * tasks_per_component;
 #pragma omp parallel for schedule(dynamic, 1) if (worth_threads(count, K, D))
-    for (int k = 0; k < K; ++k) {
-      const double* c = s.shift.data() + static_cast<std::size_t>(k) * D;
-      double* s1 = s.s1.data() + static_cast<std::size_t>(k) * D;
-      double nk = 0.0;
-      for (std::size_t b = 0; b < count; ++b) {
-        const double g = resp[b * K + k];
-        if (g == 0.0) continue;  // hard assignments: most rows do not touch this component
-        nk += g;
-        visit_rows(X, [&](const auto* base) {
+      for (int t = 0; t < n_tasks; ++t) {
+        const int k = t / tasks_per_component;
+        const int row_begin = (t % tasks_per_component) * rows_per_task;
+        const int row_end = std::min(D, row_begin + rows_per_task);
+        const double* c = s.shift.data() + static_cast<std::size_t>(k) * D;
+        double* s1 = s.s1.data() + static_cast<std::size_t>(k) * D;
+        double* s2 = full_scatter ? s2_base + k * DD : s.s2.data() + static_cast<std::size_t>(k) * D;
+        double nk = 0.0;
+        for (std::size_t b = 0; b < count; ++b) {
+          const double g = resp[b * K + k];
+          if (g == 0.0) continue;  // hard assignments: most rows do not touch this component
+          nk += g;
           const auto* x = base + (begin + b) * X.n_cols;
-          if (full_scatter)
-            math::add_point_full(s1, s2_base + k * DD, x, c, g, D);
-          else
-            math::add_point_diag(s1, s.s2.data() + static_cast<std::size_t>(k) * D, x, c, g, D);
-        });
+          for (int i = row_begin; i < row_end; ++i) {
+            if (full_scatter)
+              math::add_point_full_row(s1 + i, s2 + static_cast<std::size_t>(i) * D, x, c, g, D, i);
+            else
+              math::add_point_diag_dim(s1 + i, s2 + i, x, c, g, i);
+          }
+        }
+        if (row_begin == 0) s.nk[k] += nk;
       }
-      s.nk[k] += nk;
-    }
+    });
   }
   if (tied)
     for (int k = 0; k < K; ++k)
