@@ -84,13 +84,20 @@ old OpenBLAS builds, slow down a current numpy; they are removed from the sklear
 subprocess only (the environment's advice for benchmarking numpy), and the BLAS kernel
 that threadpoolctl then reports there is recorded.
 
+A shared machine: --wait-quiet S waits (up to S seconds) before each config until the
+CPU is less than --quiet-share busy, and every config records the share of the CPU that
+other processes took while it ran (from /proc/stat less this script's own and its
+children's CPU time), flagged in the notes above --foreign-flag (5%). Oversubscription
+hurts OpenBLAS's spinning threads most: scikit-learn on B measured 2.3 s per iteration
+beside a compiler and 0.56 s alone.
+
 Output: a table on stdout; --json PATH writes the results with a machine description
 (CPU model, family/model, cores, memory, load average) and tool versions; --save also
 writes bench/results/<machine>/<date>_peers[_quick].json and a markdown summary .md
 beside it (see bench/results/README.md).
 
     python3 scripts/compare_peers.py --quick
-    python3 scripts/compare_peers.py --configs A,B,E --save
+    python3 scripts/compare_peers.py --configs A,B,E,C,D --repeat 2 --wait-quiet 400 --save
 
 Exit status: 0 when cuem and sklearn agree everywhere they both ran, 1 on a
 disagreement or a cuem / sklearn failure, 2 on a setup error (no em_driver, no
