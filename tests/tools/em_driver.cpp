@@ -61,15 +61,17 @@ bool host_is_little_endian() {
 }
 
 std::vector<double> read_doubles(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw UsageError("cannot open '" + path + "' for reading");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() % sizeof(double) != 0) {
-    throw UsageError("'" + path + "' holds " + std::to_string(bytes.size()) +
-                     " bytes, not a whole number of float64 values");
+  const auto size = static_cast<std::size_t>(in.tellg());
+  if (size % sizeof(double) != 0) {
+    throw UsageError("'" + path + "' holds " + std::to_string(size) + " bytes, not a whole number of float64 values");
   }
-  std::vector<double> values(bytes.size() / sizeof(double));
-  if (!values.empty()) std::memcpy(values.data(), bytes.data(), bytes.size());
+  // Straight into the values: no second copy of a large data file.
+  std::vector<double> values(size / sizeof(double));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(size)))
+    throw UsageError("cannot read '" + path + "'");
   return values;
 }
 
@@ -156,8 +158,11 @@ int run(int argc, char** argv) {
       cuem::fit(cuem::DataView(data.data(), n, static_cast<std::size_t>(d)), options);
 
   std::vector<double> trace;
+  std::vector<double> trace_seconds;
   for (const cuem::TracePoint& p : result.trace) {
-    if (p.init == result.best_init) trace.push_back(p.mean_log_likelihood);
+    if (p.init != result.best_init) continue;
+    trace.push_back(p.mean_log_likelihood);
+    trace_seconds.push_back(p.seconds);
   }
 
   const std::string out_path = args["--out"];
@@ -175,6 +180,7 @@ int run(int argc, char** argv) {
   write_array(out, "covariances", result.model.covariances);
   write_array(out, "precisions_cholesky", result.model.precisions_cholesky);
   write_array(out, "trace", trace);
+  write_array(out, "trace_seconds", trace_seconds);
   const bool write_failed = std::ferror(out) != 0;
   if (std::fclose(out) != 0 || write_failed) throw UsageError("writing '" + out_path + "' failed");
   return 0;
