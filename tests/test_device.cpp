@@ -20,19 +20,7 @@
 
 namespace {
 
-TEST(Device, CudaRequestIsAClearErrorWithoutACudaEStep) {
-  std::vector<double> X{0.0, 1.0, 2.0, 3.0};
-  cuem::FitOptions o;
-  o.device = cuem::parse_device("cuda");
-  try {
-    cuem::fit(cuem::DataView(X.data(), 4, 1), o);
-    FAIL() << "device cuda should be refused in this version";
-  } catch (const cuem::DeviceError& e) {
-    EXPECT_NE(std::string(e.what()).find("cpu"), std::string::npos) << e.what();
-  }
-}
-
-TEST(Device, AutoFallsBackToTheCpu) {
+TEST(Device, AutoFitsOnWhateverIsThere) {
   std::vector<double> X{0.0, 1.0, 2.0, 3.0, 10.0, 11.0};
   cuem::FitOptions o;
   o.n_components = 2;

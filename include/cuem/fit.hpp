@@ -1,6 +1,7 @@
 #pragma once
 // Fitting a Gaussian mixture with EM, and using the fitted model.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cuem/data_view.hpp"
@@ -27,6 +28,10 @@ struct FitResult {
   /// (EM forbids it; a non-zero count is a bug to report) and the largest such fall.
   int n_decreases = 0;
   double max_decrease = 0;
+  /// What ran the E-steps, e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3), float32, ...".
+  std::string device;
+  /// Things a user should know, one line each (e.g. device 'auto' fell back to the CPU).
+  std::vector<std::string> notices;
 };
 
 /// Fits a mixture to X (N x D). Throws InvalidArgument, DataError, NumericalError or

@@ -1,5 +1,6 @@
 #pragma once
 // Options of a fit. Defaults and meanings follow scikit-learn's GaussianMixture.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -62,6 +63,10 @@ struct FitOptions {
   Precision precision = Precision::float32;
   /// Number of CPU threads; 0 means OpenMP's default. Results do not depend on it.
   int n_threads = 0;
+  /// Bytes of device memory the CUDA backend may use (data, when it fits, plus work
+  /// buffers); 0 means 80% of the device's free memory. Data that does not fit is
+  /// streamed from pinned host memory in chunks; the result is the same either way.
+  std::size_t device_memory_limit = 0;
 
   /// Optional initial parameters (scikit-learn's weights_init, means_init,
   /// precisions_init): empty means "derive from init". Shapes: weights K, means K x D,

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "core/prepared_params.hpp"
 #include "core/sufficient_stats.hpp"
@@ -27,6 +28,9 @@ class Backend {
 
   virtual const char* name() const noexcept = 0;
 
+  /// What runs the work, for reports: the device, precision and memory layout.
+  virtual std::string description() const { return name(); }
+
   /// A check the backend polls between chunks of work; true aborts with Interrupted.
   void set_interrupt(std::function<bool()> check) { interrupted_ = std::move(check); }
 
@@ -38,7 +42,15 @@ class Backend {
   std::function<bool()> interrupted_;
 };
 
-/// The backend for a device option; throws DeviceError when it cannot be had.
-std::unique_ptr<Backend> make_backend(DataView X, const Device& device, int n_threads);
+/// How a fit's backend is chosen and sized (the relevant part of FitOptions).
+struct BackendRequest {
+  Device device;
+  Precision precision = Precision::float32;
+  std::size_t device_memory_limit = 0;  ///< bytes; 0 = most of the free device memory
+};
+
+/// The backend for a request; throws DeviceError when it cannot be had. For device
+/// 'auto' without a usable GPU this is the CPU, and `notice` (when given) says so.
+std::unique_ptr<Backend> make_backend(DataView X, const BackendRequest& request, std::string* notice = nullptr);
 
 }  // namespace cuem

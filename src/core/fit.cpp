@@ -44,12 +44,16 @@ FitResult fit(DataView X, const FitOptions& o) {
   validate_data(X);
   validate_options(o, X);
   const ThreadCountScope threads(o.n_threads);
-  const std::unique_ptr<Backend> backend = make_backend(X, o.device, o.n_threads);
+  std::string notice;
+  const std::unique_ptr<Backend> backend =
+      make_backend(X, {o.device, o.precision, o.device_memory_limit}, &notice);
   if (o.interrupted) backend->set_interrupt(o.interrupted);
   const double N = static_cast<double>(X.n_rows);
   using Clock = std::chrono::steady_clock;
 
   FitResult result;
+  result.device = backend->description();
+  if (!notice.empty()) result.notices.push_back(notice);
   double best_bound = -std::numeric_limits<double>::infinity();
   bool have_best = false;
   bool stopped = false;

@@ -20,34 +20,36 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
 /// ||P^T (x - mu)||^2 for an upper-triangular D x D row-major P. Row i of P holds the
 /// coefficients of (x_i - mu_i); column j of P^T (x - mu) uses rows 0..j.
-template <typename T>
-CUEM_HD double mahalanobis_sq_full(const T* x, const double* mu, const double* P, int D) {
-  double sum = 0.0;
+/// T is the data's type; S, the parameters' type, is also the arithmetic's (double on
+/// the CPU, float or double in the CUDA kernels).
+template <typename T, typename S>
+CUEM_HD S mahalanobis_sq_full(const T* x, const S* mu, const S* P, int D) {
+  S sum = 0;
   for (int j = 0; j < D; ++j) {
-    double y = 0.0;
-    for (int i = 0; i <= j; ++i) y += (static_cast<double>(x[i]) - mu[i]) * P[i * D + j];
+    S y = 0;
+    for (int i = 0; i <= j; ++i) y += (static_cast<S>(x[i]) - mu[i]) * P[i * D + j];
     sum += y * y;
   }
   return sum;
 }
 
 /// sum_d ((x_d - mu_d) * p_d)^2 for a diagonal factor p (1 / sigma per dimension).
-template <typename T>
-CUEM_HD double mahalanobis_sq_diag(const T* x, const double* mu, const double* p, int D) {
-  double sum = 0.0;
+template <typename T, typename S>
+CUEM_HD S mahalanobis_sq_diag(const T* x, const S* mu, const S* p, int D) {
+  S sum = 0;
   for (int d = 0; d < D; ++d) {
-    const double y = (static_cast<double>(x[d]) - mu[d]) * p[d];
+    const S y = (static_cast<S>(x[d]) - mu[d]) * p[d];
     sum += y * y;
   }
   return sum;
 }
 
 /// ||x - mu||^2 p^2 for a spherical factor p (1 / sigma).
-template <typename T>
-CUEM_HD double mahalanobis_sq_spherical(const T* x, const double* mu, double p, int D) {
-  double sum = 0.0;
+template <typename T, typename S>
+CUEM_HD S mahalanobis_sq_spherical(const T* x, const S* mu, S p, int D) {
+  S sum = 0;
   for (int d = 0; d < D; ++d) {
-    const double y = static_cast<double>(x[d]) - mu[d];
+    const S y = static_cast<S>(x[d]) - mu[d];
     sum += y * y;
   }
   return sum * p * p;
@@ -55,8 +57,9 @@ CUEM_HD double mahalanobis_sq_spherical(const T* x, const double* mu, double p, 
 
 /// log pi + log N(x | mu, Sigma) from a squared Mahalanobis distance; log_det_factor is
 /// log|P| = sum of the logs of the factor's diagonal (= -1/2 log|Sigma|).
-CUEM_HD double log_joint(double log_weight, double log_det_factor, double maha_sq, int D) {
-  return log_weight + log_det_factor - 0.5 * (static_cast<double>(D) * kLog2Pi + maha_sq);
+template <typename S>
+CUEM_HD S log_joint(S log_weight, S log_det_factor, S maha_sq, int D) {
+  return log_weight + log_det_factor - S(0.5) * (static_cast<S>(D) * static_cast<S>(kLog2Pi) + maha_sq);
 }
 
 /// log sum_k exp(v_k), stable for any finite inputs (and -inf entries).

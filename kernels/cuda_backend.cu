@@ -1,0 +1,386 @@
+// The CUDA backend: owns the data on the device (or streams it from pinned host memory in
+// chunks), uploads each iteration's parameters, runs the E-step kernels chunk by chunk
+// and returns float64 sufficient statistics to the shared host code.
+//
+// Precision: the data are stored relative to a global origin (the column means, in
+// float64) and converted to the arithmetic type S once. Subtracting the origin first
+// keeps float32 from rounding away the spread of offset data (centred at 1e4, say).
+// The statistics are about the shift c_k = origin + S(mu_k - origin), which the
+// returned SufficientStats name exactly, so the host M-step stays exact in float64.
+//
+// Memory: the data (when they fit in the limit beside one chunk's workspace) plus, per
+// chunk of C points, K x C responsibilities, C log-likelihoods and the segment partials
+// (C / kSegmentPoints) x (K x M + 1) doubles. Nothing is proportional to N x K.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/cuda_backend.hpp"
+#include "core/data_access.hpp"
+#include "cuda_check.cuh"
+#include "device_memory.cuh"
+#include "estep.hpp"
+
+namespace cuem::cuda {
+namespace {
+
+std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
+
+std::size_t factor_count(CovarianceType type, int K, int D) {
+  const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
+  switch (type) {
+    case CovarianceType::full: return Kz * Dz * Dz;
+    case CovarianceType::tied: return Dz * Dz;
+    case CovarianceType::diag: return Kz * Dz;
+    case CovarianceType::spherical: return Kz;
+  }
+  return 0;
+}
+
+template <typename S>
+const char* precision_name() {
+  return sizeof(S) == 4 ? "float32" : "float64";
+}
+
+template <typename S>
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(DataView X, const BackendOptions& o) : X_(X), device_(o.device) {
+    const ScopedDevice on(device_);
+    cudaDeviceProp prop{};
+    CUEM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    device_name_ = prop.name;
+    std::size_t free_b = 0, total_b = 0;
+    CUEM_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    limit_ = o.memory_limit ? o.memory_limit : free_b / 10 * 8;
+    // Streams and events belong to the device that is current when they are made.
+    compute_ = std::make_unique<Stream>();
+    copy_ = std::make_unique<Stream>();
+    for (int i = 0; i < 2; ++i) {
+      copied_.emplace_back();
+      consumed_.emplace_back();
+    }
+    origin_ = column_means(X_);
+  }
+
+  ~CudaBackend() override {
+    // Work may still be queued when an exception (an interrupt, say) unwinds the fit:
+    // let it finish before the buffers it uses are freed.
+    if (compute_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
+    if (copy_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
+  }
+
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  const char* name() const noexcept override { return "cuda"; }
+
+  std::string description() const override {
+    std::string s = "cuda:" + std::to_string(device_) + " (" + device_name_ + "), " + precision_name<S>();
+    if (chunk_ != 0) {
+      s += resident_ ? ", data resident" : ", data streamed from pinned host memory";
+      s += ", chunks of " + std::to_string(chunk_) + " points";
+    }
+    return s;
+  }
+
+  SufficientStats estep(const PreparedParams& p) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    prepare(p.type, p.K);
+    std::vector<double> shift;
+    const ComponentParams<S> cp = upload_params(p, &shift);
+    const cudaStream_t s = compute_->get();
+    CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
+    std::size_t c = 0;
+    for (std::size_t begin = 0; begin < X_.n_rows; begin += chunk_, ++c) {
+      poll_interrupt();
+      const std::size_t count = std::min(chunk_, X_.n_rows - begin);
+      const int slot = static_cast<int>(c % 2);
+      const S* x = chunk_data(begin, count, slot);
+      launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+      launch_segment_stats(cp.K, cp.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(), entries_.data(),
+                           M_, partials_.data(), L_, s);
+      launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
+      if (!resident_) consumed_[slot].record(s);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
+    compute_->synchronize();
+    return unpack_stats(p, std::move(shift));
+  }
+
+  void evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
+                double* resp) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    prepare(p.type, p.K);
+    std::vector<double> shift;
+    const ComponentParams<S> cp = upload_params(p, &shift);
+    const cudaStream_t s = compute_->get();
+    const std::size_t K = static_cast<std::size_t>(p.K);
+    // Results come back through a pinned buffer of at most eval_chunk_ points.
+    std::size_t c = 0;
+    for (std::size_t b = begin; b < end; b += eval_chunk_, ++c) {
+      poll_interrupt();
+      const std::size_t count = std::min(eval_chunk_, end - b);
+      const int slot = static_cast<int>(c % 2);
+      const S* x = chunk_data(b, count, slot);
+      launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+      if (!resident_) consumed_[slot].record(s);
+      S* host_resp = eval_host_.data();
+      S* host_lp = eval_host_.data() + K * eval_chunk_;
+      if (resp)
+        CUEM_CUDA_CHECK(cudaMemcpy2DAsync(host_resp, count * sizeof(S), resp_.data(), chunk_ * sizeof(S),
+                                          count * sizeof(S), K, cudaMemcpyDeviceToHost, s));
+      if (log_prob)
+        CUEM_CUDA_CHECK(
+            cudaMemcpyAsync(host_lp, log_prob_.data(), count * sizeof(S), cudaMemcpyDeviceToHost, s));
+      compute_->synchronize();
+      if (resp)
+        for (std::size_t i = 0; i < count; ++i)
+          for (std::size_t k = 0; k < K; ++k)
+            resp[(b - begin + i) * K + k] = static_cast<double>(host_resp[k * count + i]);
+      if (log_prob)
+        for (std::size_t i = 0; i < count; ++i) log_prob[b - begin + i] = static_cast<double>(host_lp[i]);
+    }
+  }
+
+ private:
+  static std::vector<double> column_means(DataView X) {
+    std::vector<double> m(X.n_cols, 0.0);
+    if (X.n_rows == 0) return m;
+    visit_rows(X, [&](const auto* base) {
+      for (std::size_t i = 0; i < X.n_rows; ++i)
+        for (std::size_t d = 0; d < X.n_cols; ++d) m[d] += static_cast<double>(base[i * X.n_cols + d]);
+    });
+    for (double& v : m) v /= static_cast<double>(X.n_rows);
+    return m;
+  }
+
+  // Rows [begin, begin + count) converted to S relative to the origin, into dst.
+  void convert_rows(std::size_t begin, std::size_t count, S* dst) const {
+    const std::size_t D = X_.n_cols;
+    visit_rows(X_, [&](const auto* base) {
+      for (std::size_t i = 0; i < count; ++i)
+        for (std::size_t d = 0; d < D; ++d)
+          dst[i * D + d] = static_cast<S>(static_cast<double>(base[(begin + i) * D + d]) - origin_[d]);
+    });
+  }
+
+  // Bytes of work buffers per point of a chunk, and the chunk-independent remainder.
+  std::size_t workspace_per_point(int K, int M, bool streaming) const {
+    const std::size_t Kz = static_cast<std::size_t>(K);
+    const std::size_t L = Kz * static_cast<std::size_t>(M) + 1;
+    std::size_t b = (Kz + 1) * sizeof(S) + (L * sizeof(double) + kSegmentPoints - 1) / kSegmentPoints;
+    if (streaming) b += 2 * X_.n_cols * sizeof(S);
+    return b;
+  }
+
+  // Sizes the data placement (once) and the work buffers (whenever K or the type
+  // changes). Never called between the kernels of one E-step.
+  void prepare(CovarianceType type, int K) {
+    const int D = static_cast<int>(X_.n_cols);
+    if (K == ws_K_ && type == ws_type_) return;
+    const std::vector<unsigned> entries = stats_entries(type, D);
+    const int M = static_cast<int>(entries.size());
+    const std::size_t L = static_cast<std::size_t>(K) * M + 1;
+    const std::size_t fixed = L * sizeof(double) + entries.size() * sizeof(unsigned) +
+                              (2 * static_cast<std::size_t>(K) + static_cast<std::size_t>(K) * D +
+                               factor_count(type, K, D)) * sizeof(S) + (std::size_t{1} << 20);
+    const std::size_t N = X_.n_rows;
+    const std::size_t data_bytes = checked_bytes(N * X_.n_cols, sizeof(S));
+    const std::size_t min_chunk = std::min(round_up(N, kSegmentPoints), kSegmentPoints * 8);
+    if (!placed_) {
+      resident_ = data_bytes + fixed + workspace_per_point(K, M, false) * min_chunk <= limit_;
+      place_data();
+      placed_ = true;
+    }
+    const std::size_t used = (resident_ ? data_bytes : 0) + fixed;
+    const std::size_t per_point = workspace_per_point(K, M, !resident_);
+    const std::size_t room = limit_ > used ? (limit_ - used) / per_point : 0;
+    std::size_t chunk = std::min(room / kSegmentPoints * kSegmentPoints, round_up(N, kSegmentPoints));
+    if (chunk == 0)
+      throw DeviceError("the device memory limit (" + format_bytes(limit_) + ") is too small for " +
+                        std::to_string(K) + " components in " + std::to_string(D) + " dimensions: one chunk of " +
+                        std::to_string(kSegmentPoints) + " points needs " +
+                        format_bytes(used + per_point * kSegmentPoints) +
+                        ". Raise device_memory_limit (--device-memory) or use fewer components.");
+    // Release the old buffers first so that their memory can be reused.
+    resp_ = {};
+    log_prob_ = {};
+    partials_ = {};
+    chunk_ = chunk;
+    M_ = M;
+    L_ = L;
+    resp_ = DeviceBuffer<S>(static_cast<std::size_t>(K) * chunk_);
+    log_prob_ = DeviceBuffer<S>(chunk_);
+    partials_ = DeviceBuffer<double>(chunk_ / kSegmentPoints * L_);
+    total_ = DeviceBuffer<double>(L_);
+    total_host_ = PinnedBuffer<double>(L_);
+    entries_ = DeviceBuffer<unsigned>(entries.size());
+    CUEM_CUDA_CHECK(cudaMemcpy(entries_.data(), entries.data(), entries.size() * sizeof(unsigned),
+                               cudaMemcpyHostToDevice));
+    const std::size_t n_params = 2 * static_cast<std::size_t>(K) + static_cast<std::size_t>(K) * D +
+                                 factor_count(type, K, D);
+    params_ = DeviceBuffer<S>(n_params);
+    params_host_ = PinnedBuffer<S>(n_params);
+    // Evaluation returns K + 1 values per point through pinned memory: keep that small.
+    const std::size_t eval_target = (std::size_t{64} << 20) / ((static_cast<std::size_t>(K) + 1) * sizeof(S));
+    eval_chunk_ = std::clamp<std::size_t>(eval_target, 1, chunk_);
+    eval_host_ = PinnedBuffer<S>((static_cast<std::size_t>(K) + 1) * eval_chunk_);
+    if (!resident_ && stream_slots_.size() < 2 * chunk_ * X_.n_cols) {
+      stream_slots_ = {};
+      stream_slots_ = DeviceBuffer<S>(2 * chunk_ * X_.n_cols);
+    }
+    ws_K_ = K;
+    ws_type_ = type;
+  }
+
+  // Resident: the converted data on the device, uploaded through two pinned staging
+  // buffers so that conversion overlaps the copies. Streaming: the converted data in
+  // pinned host memory, copied chunk by chunk during each E-step.
+  void place_data() {
+    const std::size_t N = X_.n_rows, D = X_.n_cols;
+    if (!resident_) {
+      host_data_ = PinnedBuffer<S>(N * D);
+      convert_rows(0, N, host_data_.data());
+      return;
+    }
+    data_ = DeviceBuffer<S>(N * D);
+    const std::size_t rows = std::max<std::size_t>(1, (std::size_t{4} << 20) / (D * sizeof(S)));
+    PinnedBuffer<S> staging[2] = {PinnedBuffer<S>(rows * D), PinnedBuffer<S>(rows * D)};
+    Event done[2];
+    const cudaStream_t s = copy_->get();
+    std::size_t c = 0;
+    for (std::size_t begin = 0; begin < N; begin += rows, ++c) {
+      const std::size_t count = std::min(rows, N - begin);
+      const int b = static_cast<int>(c % 2);
+      if (c >= 2) done[b].synchronize();
+      convert_rows(begin, count, staging[b].data());
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(data_.data() + begin * D, staging[b].data(), count * D * sizeof(S),
+                                      cudaMemcpyHostToDevice, s));
+      done[b].record(s);
+    }
+    copy_->synchronize();
+  }
+
+  // The device rows of points [begin, begin + count); when streaming, the copy is
+  // queued on the copy stream once the compute stream has finished with the slot, and
+  // the compute stream waits for it.
+  const S* chunk_data(std::size_t begin, std::size_t count, int slot) {
+    const std::size_t D = X_.n_cols;
+    if (resident_) return data_.data() + begin * D;
+    S* dst = stream_slots_.data() + static_cast<std::size_t>(slot) * chunk_ * D;
+    CUEM_CUDA_CHECK(cudaStreamWaitEvent(copy_->get(), consumed_[slot].get(), 0));
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(dst, host_data_.data() + begin * D, count * D * sizeof(S),
+                                    cudaMemcpyHostToDevice, copy_->get()));
+    copied_[slot].record(copy_->get());
+    CUEM_CUDA_CHECK(cudaStreamWaitEvent(compute_->get(), copied_[slot].get(), 0));
+    return dst;
+  }
+
+  // Converts the parameters to S (means relative to the origin) and queues their upload.
+  // `shift` receives the means the device actually uses, in float64.
+  ComponentParams<S> upload_params(const PreparedParams& p, std::vector<double>* shift) {
+    const std::size_t K = static_cast<std::size_t>(p.K), D = static_cast<std::size_t>(p.D);
+    const std::size_t F = factor_count(p.type, p.K, p.D);
+    S* h = params_host_.data();
+    S* h_logw = h;
+    S* h_logdet = h + K;
+    S* h_means = h + 2 * K;
+    S* h_factors = h_means + K * D;
+    shift->assign(K * D, 0.0);
+    for (std::size_t k = 0; k < K; ++k) {
+      h_logw[k] = static_cast<S>(p.log_weights[k]);
+      h_logdet[k] = static_cast<S>(p.log_det[k]);
+      for (std::size_t d = 0; d < D; ++d) {
+        const S m = static_cast<S>(p.means[k * D + d] - origin_[d]);
+        h_means[k * D + d] = m;
+        (*shift)[k * D + d] = origin_[d] + static_cast<double>(m);
+      }
+    }
+    for (std::size_t i = 0; i < F; ++i) h_factors[i] = static_cast<S>(p.prec_chol[i]);
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, params_.bytes(), cudaMemcpyHostToDevice, compute_->get()));
+    ComponentParams<S> cp;
+    cp.type = p.type;
+    cp.K = p.K;
+    cp.D = p.D;
+    S* d = params_.data();
+    cp.log_weights = d;
+    cp.log_det = d + K;
+    cp.means = d + 2 * K;
+    cp.factors = d + 2 * K + K * D;
+    return cp;
+  }
+
+  SufficientStats unpack_stats(const PreparedParams& p, std::vector<double> shift) const {
+    const int K = p.K, D = p.D;
+    const std::size_t Dz = static_cast<std::size_t>(D), DD = Dz * Dz;
+    SufficientStats st = SufficientStats::zeros(p.type, K, D, std::move(shift));
+    const double* t = total_host_.data();
+    const bool full_scatter = p.type == CovarianceType::full || p.type == CovarianceType::tied;
+    for (int k = 0; k < K; ++k) {
+      const double* e = t + static_cast<std::size_t>(k) * M_;
+      st.nk[k] = e[0];
+      for (std::size_t i = 0; i < Dz; ++i) st.s1[k * Dz + i] = e[1 + i];
+      const double* s2 = e + 1 + Dz;
+      if (full_scatter) {
+        // Tied: the sum over components, in component order (as the CPU backend adds).
+        double* out = p.type == CovarianceType::tied ? st.s2.data() : st.s2.data() + k * DD;
+        std::size_t idx = 0;
+        for (std::size_t i = 0; i < Dz; ++i)
+          for (std::size_t j = i; j < Dz; ++j) out[i * Dz + j] += s2[idx++];
+      } else {
+        for (std::size_t d = 0; d < Dz; ++d) st.s2[k * Dz + d] = s2[d];
+      }
+    }
+    st.log_likelihood = t[static_cast<std::size_t>(K) * M_];
+    st.n_points = X_.n_rows;
+    return st;
+  }
+
+  DataView X_;
+  int device_ = 0;
+  std::string device_name_;
+  std::size_t limit_ = 0;
+  std::vector<double> origin_;
+  std::unique_ptr<Stream> compute_;
+  std::unique_ptr<Stream> copy_;
+  std::vector<Event> copied_;    // per streaming slot: its copy has landed
+  std::vector<Event> consumed_;  // per streaming slot: the kernels reading it are done
+
+  bool placed_ = false;
+  bool resident_ = true;
+  DeviceBuffer<S> data_;          // resident: N x D
+  PinnedBuffer<S> host_data_;     // streaming: N x D
+  DeviceBuffer<S> stream_slots_;  // streaming: 2 chunks
+
+  int ws_K_ = -1;
+  CovarianceType ws_type_ = CovarianceType::full;
+  std::size_t chunk_ = 0;
+  std::size_t eval_chunk_ = 0;
+  int M_ = 0;
+  std::size_t L_ = 0;
+  DeviceBuffer<S> resp_;
+  DeviceBuffer<S> log_prob_;
+  DeviceBuffer<double> partials_;
+  DeviceBuffer<double> total_;
+  PinnedBuffer<double> total_host_;
+  DeviceBuffer<unsigned> entries_;
+  DeviceBuffer<S> params_;
+  PinnedBuffer<S> params_host_;
+  PinnedBuffer<S> eval_host_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_backend(DataView X, const BackendOptions& options) {
+  if (options.precision == Precision::float64) return std::make_unique<CudaBackend<double>>(X, options);
+  return std::make_unique<CudaBackend<float>>(X, options);
+}
+
+}  // namespace cuem::cuda

@@ -1,0 +1,181 @@
+#pragma once
+// Owners of device memory, pinned host memory, streams and events: move-only RAII types
+// whose destructors never throw. Allocation failures are DeviceErrors that say how much
+// was asked for, so a user knows which option to change.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <limits>
+#include <cstdio>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "cuda_check.cuh"
+
+namespace cuem::cuda {
+
+inline std::string format_bytes(std::size_t bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+/// count * size with an overflow check.
+inline std::size_t checked_bytes(std::size_t count, std::size_t size) {
+  if (size != 0 && count > std::numeric_limits<std::size_t>::max() / size)
+    throw DeviceError("a device buffer size overflows size_t");
+  return count * size;
+}
+
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t count) : count_(count) {
+    if (count == 0) return;
+    const std::size_t bytes = checked_bytes(count, sizeof(T));
+    const cudaError_t err = cudaMalloc(&ptr_, bytes);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      ptr_ = nullptr;
+      std::size_t free_b = 0, total_b = 0;
+      (void)cudaMemGetInfo(&free_b, &total_b);
+      (void)cudaGetLastError();
+      throw DeviceError("out of device memory: asked for " + format_bytes(bytes) + " with " +
+                        format_bytes(free_b) + " free of " + format_bytes(total_b) +
+                        ". Lower the device memory limit (device_memory_limit / --device-memory) so "
+                        "that cuem streams the data in smaller chunks, or use fewer components.");
+    }
+  }
+  ~DeviceBuffer() { release(); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& other) noexcept
+      : ptr_(std::exchange(other.ptr_, nullptr)), count_(std::exchange(other.count_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      ptr_ = std::exchange(other.ptr_, nullptr);
+      count_ = std::exchange(other.count_, 0);
+    }
+    return *this;
+  }
+
+  T* data() const noexcept { return ptr_; }
+  std::size_t size() const noexcept { return count_; }
+  std::size_t bytes() const noexcept { return count_ * sizeof(T); }
+
+ private:
+  void release() noexcept {
+    if (ptr_) CUEM_CUDA_CHECK_NOTHROW(cudaFree(ptr_));
+    ptr_ = nullptr;
+  }
+  T* ptr_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+/// Page-locked host memory: the source of asynchronous copies that overlap kernels.
+template <typename T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(std::size_t count) : count_(count) {
+    if (count == 0) return;
+    const std::size_t bytes = checked_bytes(count, sizeof(T));
+    const cudaError_t err = cudaHostAlloc(reinterpret_cast<void**>(&ptr_), bytes, cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      ptr_ = nullptr;
+      throw DeviceError("could not pin " + format_bytes(bytes) + " of host memory for streaming (" +
+                        cudaGetErrorName(err) + "). Lower the device memory limit or free host memory.");
+    }
+  }
+  ~PinnedBuffer() { release(); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  PinnedBuffer(PinnedBuffer&& other) noexcept
+      : ptr_(std::exchange(other.ptr_, nullptr)), count_(std::exchange(other.count_, 0)) {}
+  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      ptr_ = std::exchange(other.ptr_, nullptr);
+      count_ = std::exchange(other.count_, 0);
+    }
+    return *this;
+  }
+
+  T* data() const noexcept { return ptr_; }
+  std::size_t size() const noexcept { return count_; }
+
+ private:
+  void release() noexcept {
+    if (ptr_) CUEM_CUDA_CHECK_NOTHROW(cudaFreeHost(ptr_));
+    ptr_ = nullptr;
+  }
+  T* ptr_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+/// A non-blocking stream (never the legacy default stream).
+class Stream {
+ public:
+  Stream() { CUEM_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  ~Stream() {
+    if (s_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamDestroy(s_));
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  Stream(Stream&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  Stream& operator=(Stream&&) = delete;
+  cudaStream_t get() const noexcept { return s_; }
+  void synchronize() const { CUEM_CUDA_CHECK(cudaStreamSynchronize(s_)); }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+class Event {
+ public:
+  explicit Event(unsigned flags = cudaEventDisableTiming) { CUEM_CUDA_CHECK(cudaEventCreateWithFlags(&e_, flags)); }
+  ~Event() {
+    if (e_) CUEM_CUDA_CHECK_NOTHROW(cudaEventDestroy(e_));
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  Event(Event&& other) noexcept : e_(std::exchange(other.e_, nullptr)) {}
+  Event& operator=(Event&&) = delete;
+  cudaEvent_t get() const noexcept { return e_; }
+  void record(cudaStream_t s) const { CUEM_CUDA_CHECK(cudaEventRecord(e_, s)); }
+  void synchronize() const { CUEM_CUDA_CHECK(cudaEventSynchronize(e_)); }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
+/// Makes `device` current for a scope and restores the previous one.
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int device) {
+    CUEM_CUDA_CHECK(cudaGetDevice(&previous_));
+    CUEM_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~ScopedDevice() { CUEM_CUDA_CHECK_NOTHROW(cudaSetDevice(previous_)); }
+  ScopedDevice(const ScopedDevice&) = delete;
+  ScopedDevice& operator=(const ScopedDevice&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+/// A host value narrowed for a kernel argument, with a check instead of a silent wrap.
+template <typename To, typename From>
+To checked_cast(From v, const char* what) {
+  bool negative = false;
+  if constexpr (std::is_signed_v<From>) negative = v < 0;
+  if (negative || static_cast<unsigned long long>(v) > static_cast<unsigned long long>(std::numeric_limits<To>::max()))
+    throw DeviceError(std::string("a launch parameter is out of range: ") + what + " = " + std::to_string(v));
+  return static_cast<To>(v);
+}
+
+}  // namespace cuem::cuda

@@ -1,0 +1,226 @@
+#pragma once
+// The E-step kernels (math in estep.hpp). Templated on the arithmetic type S; the tiny
+// estep_float.cu / estep_double.cu instantiate them.
+//
+// posteriors_kernel: one thread per point; the log joints go to the K-major
+// responsibility buffer (coalesced across the threads of a warp), are normalised there,
+// and the point's log-likelihood is kept.
+// segment_stats_kernel: one block per (segment, component). Points are staged in shared
+// memory a tile at a time as y = x - c_k (with y[D] = 1); each thread owns statistics
+// entries and sums g * y[a] * y[b] over the tile in S, then adds the tile's sum into a
+// float64 accumulator. When a component has fewer entries than the block has threads,
+// groups of threads split the tile's points and are combined in group order. Every sum
+// has a fixed order: results are bitwise reproducible.
+#include <cub/block/block_reduce.cuh>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/point_math.hpp"
+#include "cuda_check.cuh"
+#include "device_memory.cuh"
+#include "estep.hpp"
+
+namespace cuem::cuda {
+namespace detail {
+
+inline constexpr int kPosteriorThreads = 128;
+inline constexpr int kStatsThreads = 256;
+inline constexpr int kStatsAccumulators = 8;  // entries per thread per pass over a segment
+inline constexpr int kStatsTileBytes = 32 * 1024;
+inline constexpr int kSumThreads = 256;
+
+__device__ __forceinline__ float exp_s(float v) { return expf(v); }
+__device__ __forceinline__ double exp_s(double v) { return exp(v); }
+__device__ __forceinline__ float log_s(float v) { return logf(v); }
+__device__ __forceinline__ double log_s(double v) { return log(v); }
+
+template <typename S, CovarianceType C>
+__device__ __forceinline__ S mahalanobis_sq(const S* x, const ComponentParams<S>& p, int k) {
+  const int D = p.D;
+  const S* mu = p.means + static_cast<std::size_t>(k) * D;
+  if constexpr (C == CovarianceType::full)
+    return math::mahalanobis_sq_full(x, mu, p.factors + static_cast<std::size_t>(k) * D * D, D);
+  else if constexpr (C == CovarianceType::tied)
+    return math::mahalanobis_sq_full(x, mu, p.factors, D);
+  else if constexpr (C == CovarianceType::diag)
+    return math::mahalanobis_sq_diag(x, mu, p.factors + static_cast<std::size_t>(k) * D, D);
+  else
+    return math::mahalanobis_sq_spherical(x, mu, p.factors[k], D);
+}
+
+template <typename S, CovarianceType C>
+__global__ void __launch_bounds__(kPosteriorThreads)
+    posteriors_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
+                      std::size_t stride, S* __restrict__ log_prob) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const S* x = X + i * static_cast<std::size_t>(p.D);
+  const int K = p.K;
+  S m = S(-INFINITY);
+  for (int k = 0; k < K; ++k) {
+    const S v = math::log_joint(p.log_weights[k], p.log_det[k], mahalanobis_sq<S, C>(x, p, k), p.D);
+    resp[k * stride + i] = v;
+    m = v > m ? v : m;
+  }
+  S lp = m;
+  if (!(m > S(-INFINITY))) {  // no component can explain the point: share it evenly
+    for (int k = 0; k < K; ++k) resp[k * stride + i] = S(1) / static_cast<S>(K);
+  } else {
+    S s = 0;
+    for (int k = 0; k < K; ++k) {
+      const S e = exp_s(resp[k * stride + i] - m);
+      resp[k * stride + i] = e;
+      s += e;
+    }
+    const S inv = S(1) / s;
+    for (int k = 0; k < K; ++k) resp[k * stride + i] *= inv;
+    lp = m + log_s(s);
+  }
+  if (log_prob) log_prob[i] = lp;
+}
+
+template <typename S>
+__global__ void __launch_bounds__(kStatsThreads)
+    segment_stats_kernel(const S* __restrict__ X, std::size_t n, int D, const S* __restrict__ shift,
+                         const S* __restrict__ resp, std::size_t stride, const unsigned* __restrict__ entries,
+                         int M, int lanes, int groups, int tile_points, double* __restrict__ partials,
+                         std::size_t L) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  double* red = reinterpret_cast<double*>(smem);  // kStatsThreads
+  S* g = reinterpret_cast<S*>(red + kStatsThreads);  // tile_points
+  S* y = g + tile_points;                          // tile_points x (D + 1)
+  const int k = static_cast<int>(blockIdx.y);
+  const std::size_t seg = blockIdx.x;
+  const std::size_t begin = seg * kSegmentPoints;
+  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int group = tid / lanes;
+  const int lane = tid - group * lanes;
+  const bool active = group < groups;
+  const int W = D + 1;
+  const S* c = shift + static_cast<std::size_t>(k) * D;
+  const S* gk = resp + static_cast<std::size_t>(k) * stride;
+  double* out = partials + seg * L + static_cast<std::size_t>(k) * M;
+  const unsigned one_one = static_cast<unsigned>(D) | (static_cast<unsigned>(D) << 16);
+
+  for (int pass = 0; pass < M; pass += lanes * kStatsAccumulators) {
+    double acc[kStatsAccumulators];
+    unsigned ab[kStatsAccumulators];
+#pragma unroll
+    for (int j = 0; j < kStatsAccumulators; ++j) {
+      const int e = pass + j * lanes + lane;
+      acc[j] = 0.0;
+      ab[j] = active && e < M ? entries[e] : one_one;
+    }
+    for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
+      const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
+      __syncthreads();  // the previous tile is consumed
+      for (int idx = tid; idx < cnt * W; idx += kStatsThreads) {
+        const int q = idx / W;
+        const int d = idx - q * W;
+        y[idx] = d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d] - c[d] : S(1);
+      }
+      for (int idx = tid; idx < cnt; idx += kStatsThreads) g[idx] = gk[t0 + idx];
+      __syncthreads();
+      if (active) {
+        S part[kStatsAccumulators];
+#pragma unroll
+        for (int j = 0; j < kStatsAccumulators; ++j) part[j] = S(0);
+        for (int q = group; q < cnt; q += groups) {
+          const S gq = g[q];
+          if (gq == S(0)) continue;  // hard assignments: most points miss most components
+          const S* yq = y + q * W;
+#pragma unroll
+          for (int j = 0; j < kStatsAccumulators; ++j) part[j] += gq * yq[ab[j] & 0xffffu] * yq[ab[j] >> 16];
+        }
+#pragma unroll
+        for (int j = 0; j < kStatsAccumulators; ++j) acc[j] += static_cast<double>(part[j]);
+      }
+    }
+    if (groups == 1) {
+#pragma unroll
+      for (int j = 0; j < kStatsAccumulators; ++j) {
+        const int e = pass + j * lanes + lane;
+        if (e < M) out[e] = acc[j];
+      }
+    } else {
+      // Several groups only when M < kStatsThreads: then lanes == M, one pass, and only
+      // accumulator 0 holds an entry.
+      __syncthreads();
+      if (active) red[group * lanes + lane] = acc[0];
+      __syncthreads();
+      if (tid < M) {
+        double s = 0.0;
+        for (int q = 0; q < groups; ++q) s += red[q * lanes + tid];
+        out[tid] = s;
+      }
+    }
+  }
+}
+
+template <typename S>
+__global__ void __launch_bounds__(kSumThreads)
+    segment_log_likelihood_kernel(const S* __restrict__ log_prob, std::size_t n, double* __restrict__ partials,
+                                  std::size_t L, std::size_t offset) {
+  using BlockReduce = cub::BlockReduce<double, kSumThreads, cub::BLOCK_REDUCE_RAKING>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  const std::size_t seg = blockIdx.x;
+  const std::size_t begin = seg * kSegmentPoints;
+  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
+  double s = 0.0;
+  for (std::size_t i = begin + threadIdx.x; i < end; i += kSumThreads) s += static_cast<double>(log_prob[i]);
+  const double total = BlockReduce(temp).Sum(s);
+  if (threadIdx.x == 0) partials[seg * L + offset] = total;
+}
+
+template <typename S>
+void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std::size_t stride, S* log_prob,
+                cudaStream_t stream) {
+  if (n == 0) return;
+  const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
+  switch (p.type) {
+    case CovarianceType::full:
+      posteriors_kernel<S, CovarianceType::full><<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      break;
+    case CovarianceType::tied:
+      posteriors_kernel<S, CovarianceType::tied><<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      break;
+    case CovarianceType::diag:
+      posteriors_kernel<S, CovarianceType::diag><<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      break;
+    case CovarianceType::spherical:
+      posteriors_kernel<S, CovarianceType::spherical>
+          <<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      break;
+  }
+  CUEM_CUDA_CHECK_LAUNCH();
+}
+
+template <typename S>
+void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, const S* resp, std::size_t stride,
+                   const S* log_prob, const unsigned* entries, int M, double* partials, std::size_t L,
+                   cudaStream_t stream) {
+  if (n == 0) return;
+  if (D > max_stats_dim(sizeof(S)))
+    throw DeviceError("D = " + std::to_string(D) + " is more dimensions than the CUDA statistics kernel stages (" +
+                      std::to_string(max_stats_dim(sizeof(S))) + "); use device 'cpu'");
+  const std::size_t n_segments = (n + kSegmentPoints - 1) / kSegmentPoints;
+  const int lanes = std::min(M, kStatsThreads);
+  const int groups = kStatsThreads / lanes;
+  const std::size_t per_point = static_cast<std::size_t>(D + 2) * sizeof(S);
+  const int tile = static_cast<int>(std::clamp<std::size_t>(kStatsTileBytes / per_point, 1, 1024));
+  const std::size_t smem = kStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point;
+  const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"), checked_cast<unsigned>(K, "components"));
+  if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
+  segment_stats_kernel<S><<<grid, kStatsThreads, smem, stream>>>(X, n, D, shift, resp, stride, entries, M, lanes,
+                                                                 groups, tile, partials, L);
+  CUEM_CUDA_CHECK_LAUNCH();
+  segment_log_likelihood_kernel<S><<<grid.x, kSumThreads, 0, stream>>>(log_prob, n, partials, L,
+                                                                       static_cast<std::size_t>(K) * M);
+  CUEM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+}  // namespace cuem::cuda

@@ -1,0 +1,68 @@
+#pragma once
+// Launchers of the E-step kernels (kernels/estep.cuh), callable from host code compiled
+// by nvcc. The math, in DESIGN.md's notation, for a chunk of points x_n (already shifted
+// by a global origin and converted to the arithmetic type S):
+//   v_nk  = log pi_k + log|P_k| - 1/2 (D log 2pi + ||P_k^T (x_n - mu_k)||^2)
+//   lp_n  = logsumexp_k v_nk,  g_nk = exp(v_nk - lp_n)                (posteriors)
+//   per segment of kSegmentPoints points and component k, with y = x_n - c_k:
+//   N_k = sum g_nk,  S1_k = sum g_nk y,  S2_k = sum g_nk y y^T        (segment statistics)
+// and the running totals add the segments' float64 partials one after another
+// (accumulate_segments): the same sums in the same order however the points are
+// chunked, so a streamed fit equals an in-memory one bitwise.
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "cuem/covariance_type.hpp"
+
+namespace cuem::cuda {
+
+/// Points per statistics partial. Chunks of a streamed data set start at multiples of it.
+inline constexpr std::size_t kSegmentPoints = 8192;
+
+/// Device pointers to one iteration's parameters in the arithmetic type S. Means are
+/// relative to the data's origin. Factors: full K x D x D, tied D x D, diag K x D,
+/// spherical K (upper-triangular precision Cholesky factors, as in the model).
+template <typename S>
+struct ComponentParams {
+  CovarianceType type = CovarianceType::full;
+  int K = 0;
+  int D = 0;
+  const S* log_weights = nullptr;
+  const S* means = nullptr;
+  const S* factors = nullptr;
+  const S* log_det = nullptr;
+};
+
+/// Which products a component's statistics are: entry e sums g * y[a] * y[b] with
+/// (a, b) = (entries[e] & 0xffff, entries[e] >> 16) and y[D] = 1. Entry 0 is N_k,
+/// 1..D are S1_k, then S2_k: the upper triangle row by row (full, tied) or the
+/// diagonal (diag, spherical).
+std::vector<unsigned> stats_entries(CovarianceType type, int D);
+
+/// Largest D the statistics kernel can stage in shared memory for element size `bytes`.
+int max_stats_dim(std::size_t element_bytes) noexcept;
+
+/// Posteriors of n points: resp[k * resp_stride + i] = g_ik, log_prob[i] = lp_i (may be
+/// null). X is n x D row-major.
+void launch_posteriors(const ComponentParams<float>& p, const float* X, std::size_t n, float* resp,
+                       std::size_t resp_stride, float* log_prob, cudaStream_t stream);
+void launch_posteriors(const ComponentParams<double>& p, const double* X, std::size_t n, double* resp,
+                       std::size_t resp_stride, double* log_prob, cudaStream_t stream);
+
+/// Statistics of each segment of the chunk about `shift` (K x D, relative to the origin)
+/// into partials[s * L + k * M + e] (M = entries.size(), L >= K * M + 1), and the sum of
+/// the segment's log_prob into partials[s * L + K * M].
+void launch_segment_stats(int K, int D, const float* X, std::size_t n, const float* shift, const float* resp,
+                          std::size_t resp_stride, const float* log_prob, const unsigned* entries, int M,
+                          double* partials, std::size_t L, cudaStream_t stream);
+void launch_segment_stats(int K, int D, const double* X, std::size_t n, const double* shift, const double* resp,
+                          std::size_t resp_stride, const double* log_prob, const unsigned* entries, int M,
+                          double* partials, std::size_t L, cudaStream_t stream);
+
+/// total[j] += partials[0 * L + j] + partials[1 * L + j] + ... (segments in order), j < L.
+void launch_accumulate_segments(const double* partials, std::size_t n_segments, std::size_t L, double* total,
+                                cudaStream_t stream);
+
+}  // namespace cuem::cuda

@@ -1,0 +1,17 @@
+// float32 instantiations of the E-step kernels.
+#include "estep.cuh"
+
+namespace cuem::cuda {
+
+void launch_posteriors(const ComponentParams<float>& p, const float* X, std::size_t n, float* resp,
+                       std::size_t resp_stride, float* log_prob, cudaStream_t stream) {
+  detail::posteriors(p, X, n, resp, resp_stride, log_prob, stream);
+}
+
+void launch_segment_stats(int K, int D, const float* X, std::size_t n, const float* shift, const float* resp,
+                          std::size_t resp_stride, const float* log_prob, const unsigned* entries, int M,
+                          double* partials, std::size_t L, cudaStream_t stream) {
+  detail::segment_stats(K, D, X, n, shift, resp, resp_stride, log_prob, entries, M, partials, L, stream);
+}
+
+}  // namespace cuem::cuda

@@ -1,0 +1,370 @@
+// The CUDA backend against the float64 CPU reference. Every test here runs on any
+// machine: without a CUDA device (or in a build without CUDA) the GPU checks skip with
+// the reason, and the refusal of device 'cuda' is checked instead.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/m_step.hpp"
+#include "core/prepared_params.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+#include "test_util.hpp"
+#if defined(CUEM_HAVE_CUDA)
+#include "core/cuda_backend.hpp"
+#include "core/cuda_devices.hpp"
+#endif
+
+namespace {
+
+using cuem::CovarianceType;
+using cuem::Precision;
+
+// Empty when a device is usable, else why not.
+std::string no_device_reason() {
+#if defined(CUEM_HAVE_CUDA)
+  std::string reason;
+  if (!cuem::cuda::list_devices(&reason).empty()) return {};
+  return "no CUDA device: " + reason;
+#else
+  return "this build has no CUDA backend";
+#endif
+}
+
+#define REQUIRE_DEVICE()                                  \
+  do {                                                    \
+    const std::string why = no_device_reason();           \
+    if (!why.empty()) GTEST_SKIP() << why;                \
+  } while (0)
+
+TEST(CudaBackend, CudaWithoutADeviceIsAClearError) {
+  if (no_device_reason().empty()) GTEST_SKIP() << "a CUDA device is present";
+  std::vector<double> X{0.0, 1.0, 2.0, 3.0};
+  cuem::FitOptions o;
+  o.device = cuem::parse_device("cuda");
+  try {
+    cuem::fit(cuem::DataView(X.data(), 4, 1), o);
+    FAIL() << "device cuda should be refused without a device";
+  } catch (const cuem::DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("'cpu'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaBackend, AutoWithoutADeviceRunsOnTheCpuWithANotice) {
+  if (no_device_reason().empty()) GTEST_SKIP() << "a CUDA device is present";
+  std::vector<double> X{0.0, 1.0, 2.0, 3.0, 10.0, 11.0};
+  cuem::FitOptions o;
+  o.n_components = 2;
+  o.device = cuem::parse_device("auto");
+  const cuem::FitResult r = cuem::fit(cuem::DataView(X.data(), 6, 1), o);
+  EXPECT_EQ(r.device, "cpu");
+  ASSERT_EQ(r.notices.size(), 1u);
+  EXPECT_NE(r.notices[0].find("CPU"), std::string::npos) << r.notices[0];
+}
+
+#if defined(CUEM_HAVE_CUDA)
+
+// ---- sufficient statistics, CUDA against CPU --------------------------------------------
+
+struct StatsCase {
+  CovarianceType type;
+  int D;
+  int K;
+  std::size_t N;
+  double offset;  // added to every coordinate (data centred far from the origin)
+  Precision precision;
+  double tol;     // relative, see compare_stats
+};
+
+std::string case_name(const testing::TestParamInfo<StatsCase>& info) {
+  const StatsCase& c = info.param;
+  return std::string(cuem::to_string(c.type)) + "_D" + std::to_string(c.D) + "_K" + std::to_string(c.K) + "_N" +
+         std::to_string(c.N) + (c.offset != 0 ? "_offset" : "") +
+         (c.precision == Precision::float32 ? "_f32" : "_f64");
+}
+
+std::vector<StatsCase> stats_cases() {
+  std::vector<StatsCase> out;
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (int D : {1, 2, 3, 7, 16, 33, 64, 128})
+      for (int K : {1, 2, 5, 16, 64, 256})
+        for (Precision p : {Precision::float32, Precision::float64}) {
+          // Several statistics segments where the problem is small; N is never a
+          // multiple of a block or segment size.
+          const std::size_t N = D * K <= 256 ? 20011 : 2013;
+          out.push_back({type, D, K, N, 0.0, p, p == Precision::float32 ? 1e-5 : 1e-10});
+        }
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (int D : {2, 16})
+      for (Precision p : {Precision::float32, Precision::float64})
+        out.push_back({type, D, 5, 20011, 1e4, p, p == Precision::float32 ? 1e-5 : 1e-10});
+  return out;
+}
+
+// The statistics re-expressed about another shift (exact in float64):
+//   S1' = S1 + N (c - c'),  S2' = S2 + d S1^T + S1 d^T + N d d^T  with d = c - c'.
+cuem::SufficientStats recentre(const cuem::SufficientStats& s, const std::vector<double>& to) {
+  cuem::SufficientStats r = s;
+  const int K = s.K, D = s.D;
+  r.shift = to;
+  const bool full = s.type == CovarianceType::full || s.type == CovarianceType::tied;
+  if (s.type == CovarianceType::tied) {
+    // Tied S2 sums every component's scatter; each is re-centred with its own d.
+    for (int k = 0; k < K; ++k)
+      for (int i = 0; i < D; ++i)
+        for (int j = i; j < D; ++j) {
+          const double di = s.shift[k * D + i] - to[k * D + i], dj = s.shift[k * D + j] - to[k * D + j];
+          r.s2[i * D + j] += di * s.s1[k * D + j] + s.s1[k * D + i] * dj + s.nk[k] * di * dj;
+        }
+  }
+  for (int k = 0; k < K; ++k)
+    for (int i = 0; i < D; ++i) {
+      const double di = s.shift[k * D + i] - to[k * D + i];
+      r.s1[k * D + i] = s.s1[k * D + i] + s.nk[k] * di;
+      if (s.type == CovarianceType::tied) continue;
+      if (full) {
+        for (int j = i; j < D; ++j) {
+          const double dj = s.shift[k * D + j] - to[k * D + j];
+          r.s2[(k * D + i) * D + j] += di * s.s1[k * D + j] + s.s1[k * D + i] * dj + s.nk[k] * di * dj;
+        }
+      } else {
+        r.s2[k * D + i] += 2 * di * s.s1[k * D + i] + s.nk[k] * di * di;
+      }
+    }
+  return r;
+}
+
+// Compares CUDA statistics (re-centred to the CPU's shift) with the CPU's, each block
+// against its natural scale: N_k against N_k + 1; S1_k against sqrt(N_k trace S2_k)
+// (which bounds sum g |y|); S2_k against its largest diagonal entry (which bounds every
+// entry). Reports the first entry out of tolerance.
+void compare_stats(const cuem::SufficientStats& gpu_raw, const cuem::SufficientStats& cpu, double tol) {
+  const cuem::SufficientStats gpu = recentre(gpu_raw, cpu.shift);
+  const int K = cpu.K, D = cpu.D;
+  const bool full = cpu.type == CovarianceType::full || cpu.type == CovarianceType::tied;
+  ASSERT_EQ(gpu.s2.size(), cpu.s2.size());
+  // Not vacuous: the reference has mass and spread, and the device wrote every block.
+  double mass = 0;
+  for (int k = 0; k < K; ++k) mass += cpu.nk[k];
+  ASSERT_NEAR(mass, static_cast<double>(cpu.n_points), 1e-6 * cpu.n_points);
+  ASSERT_GT(cuem_test::max_abs(cpu.s2), 0.0);
+  ASSERT_GT(cuem_test::max_abs(gpu.s2), 0.0);
+  EXPECT_NEAR(gpu.log_likelihood, cpu.log_likelihood, tol * std::abs(cpu.log_likelihood))
+      << "log-likelihood";
+  auto s2_at = [&](const cuem::SufficientStats& s, int k, int i, int j) {
+    if (cpu.type == CovarianceType::tied) return s.s2[i * D + j];
+    if (full) return s.s2[(static_cast<std::size_t>(k) * D + i) * D + j];
+    return i == j ? s.s2[k * D + i] : 0.0;
+  };
+  for (int k = 0; k < K; ++k) {
+    ASSERT_NEAR(gpu.nk[k], cpu.nk[k], tol * (cpu.nk[k] + 1)) << "N_k, k = " << k;
+    const int kk = cpu.type == CovarianceType::tied ? 0 : k;
+    double trace = 0, max_diag = 0;
+    for (int i = 0; i < D; ++i) {
+      trace += s2_at(cpu, kk, i, i);
+      max_diag = std::max(max_diag, s2_at(cpu, kk, i, i));
+    }
+    const double s1_scale = std::sqrt(cpu.nk[k] * trace) + 1e-300;
+    for (int i = 0; i < D; ++i)
+      ASSERT_NEAR(gpu.s1[k * D + i], cpu.s1[k * D + i], tol * s1_scale) << "S1, k = " << k << ", i = " << i;
+    if (cpu.type == CovarianceType::tied && k > 0) continue;
+    for (int i = 0; i < D; ++i)
+      for (int j = i; j < (full ? D : i + 1); ++j)
+        ASSERT_NEAR(s2_at(gpu, kk, i, j), s2_at(cpu, kk, i, j), tol * (max_diag + 1e-300))
+            << "S2, k = " << kk << ", (" << i << ", " << j << ")";
+  }
+}
+
+// Parameters a little off the generating mixture, so that responsibilities are soft.
+cuem::Model perturbed_model(const cuem_test::Mixture& mix, CovarianceType type, double offset, std::uint64_t seed) {
+  cuem::Model m = cuem_test::model_from_mixture(mix, type);
+  cuem_test::Rng rng(seed);
+  for (double& v : m.means) v += offset + 0.3 * rng.normal();
+  return m;
+}
+
+class CudaStats : public testing::TestWithParam<StatsCase> {};
+
+TEST_P(CudaStats, AgreeWithTheCpuReference) {
+  REQUIRE_DEVICE();
+  const StatsCase c = GetParam();
+  const std::uint64_t seed = 1000u + static_cast<std::uint64_t>(c.D) * 31u + static_cast<std::uint64_t>(c.K);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const cuem_test::Mixture mix = cuem_test::make_mixture(c.type, c.K, c.D, 3.0, seed);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, c.N, seed + 1);
+  for (double& v : ds.x) v += c.offset;
+  const cuem::Model model = perturbed_model(mix, c.type, c.offset, seed + 2);
+  const cuem::PreparedParams params = cuem::prepare(model);
+
+  cuem::CpuBackend cpu(ds.view());
+  const cuem::SufficientStats want = cpu.estep(params);
+  const auto gpu = cuem::cuda::make_backend(ds.view(), {0, c.precision, 0});
+  const cuem::SufficientStats got = gpu->estep(params);
+  ASSERT_EQ(got.n_points, c.N);
+  compare_stats(got, want, c.tol);
+
+  // The same call again gives bitwise the same statistics.
+  const cuem::SufficientStats again = gpu->estep(params);
+  EXPECT_EQ(std::memcmp(again.s2.data(), got.s2.data(), got.s2.size() * sizeof(double)), 0);
+  EXPECT_EQ(std::memcmp(again.s1.data(), got.s1.data(), got.s1.size() * sizeof(double)), 0);
+  EXPECT_EQ(again.log_likelihood, got.log_likelihood);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllShapes, CudaStats, testing::ValuesIn(stats_cases()), case_name);
+
+// ---- whole fits and the backend's housekeeping --------------------------------------------
+
+cuem_test::Dataset small_problem(CovarianceType type, std::size_t n, std::uint64_t seed, double offset = 0) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 4, 3, 3.0, seed);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, n, seed + 1);
+  for (double& v : ds.x) v += offset;
+  return ds;
+}
+
+cuem::FitOptions fit_options(CovarianceType type, const std::string& device, Precision p) {
+  cuem::FitOptions o;
+  o.n_components = 4;
+  o.covariance_type = type;
+  o.device = cuem::parse_device(device);
+  o.precision = p;
+  o.tol = 1e-7;
+  o.max_iter = 300;
+  o.seed = 7;
+  return o;
+}
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+TEST(CudaFit, ReachesTheCpuLowerBound) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (Precision p : {Precision::float32, Precision::float64}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p));
+      const cuem_test::Dataset ds = small_problem(type, 30001, 11, 1e4);
+      const cuem::FitResult cpu = cuem::fit(ds.view(), fit_options(type, "cpu", p));
+      const cuem::FitResult gpu = cuem::fit(ds.view(), fit_options(type, "cuda", p));
+      EXPECT_NE(gpu.device.find("cuda:0"), std::string::npos) << gpu.device;
+      EXPECT_EQ(gpu.n_decreases, 0);
+      const double tol = p == Precision::float32 ? 1e-5 : 1e-9;
+      EXPECT_NEAR(gpu.lower_bound, cpu.lower_bound, tol * std::abs(cpu.lower_bound));
+      EXPECT_LT(cuem_test::max_rel_diff(gpu.model.weights, cpu.model.weights, 1e-3), 100 * tol);
+    }
+}
+
+TEST(CudaFit, IsBitwiseReproducible) {
+  REQUIRE_DEVICE();
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    const cuem_test::Dataset ds = small_problem(CovarianceType::full, 50003, 21);
+    const cuem::FitResult a = cuem::fit(ds.view(), fit_options(CovarianceType::full, "cuda", p));
+    const cuem::FitResult b = cuem::fit(ds.view(), fit_options(CovarianceType::full, "cuda", p));
+    EXPECT_TRUE(same_bits(a.model.means, b.model.means));
+    EXPECT_TRUE(same_bits(a.model.covariances, b.model.covariances));
+    EXPECT_TRUE(same_bits(a.model.weights, b.model.weights));
+    EXPECT_EQ(a.lower_bound, b.lower_bound);
+    EXPECT_EQ(a.n_iter, b.n_iter);
+  }
+}
+
+TEST(CudaFit, StreamedChunksEqualTheInMemoryFit) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    SCOPED_TRACE(cuem::to_string(type));
+    const cuem_test::Dataset ds = small_problem(type, 50003, 31, 1e4);
+    cuem::FitOptions o = fit_options(type, "cuda", Precision::float32);
+    o.max_iter = 20;
+    const cuem::FitResult whole = cuem::fit(ds.view(), o);
+    o.device_memory_limit = (std::size_t{3} << 20) / 2;  // 1.5 MiB: about 8192-point chunks
+    const cuem::FitResult streamed = cuem::fit(ds.view(), o);
+    EXPECT_NE(whole.device.find("resident"), std::string::npos) << whole.device;
+    EXPECT_NE(streamed.device.find("streamed"), std::string::npos) << streamed.device;
+    EXPECT_TRUE(same_bits(whole.model.means, streamed.model.means));
+    EXPECT_TRUE(same_bits(whole.model.covariances, streamed.model.covariances));
+    EXPECT_EQ(whole.lower_bound, streamed.lower_bound);
+  }
+}
+
+TEST(CudaFit, TooSmallAMemoryLimitIsAClearErrorAndLeavesTheDeviceUsable) {
+  REQUIRE_DEVICE();
+  const cuem_test::Dataset ds = small_problem(CovarianceType::full, 5000, 41);
+  cuem::FitOptions o = fit_options(CovarianceType::full, "cuda", Precision::float32);
+  o.device_memory_limit = 4096;
+  try {
+    cuem::fit(ds.view(), o);
+    FAIL() << "a 4 KiB limit cannot hold a chunk";
+  } catch (const cuem::DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("memory limit"), std::string::npos) << e.what();
+  }
+  o.device_memory_limit = 0;
+  EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));
+}
+
+TEST(CudaFit, RepeatedFitsDoNotLeakDeviceMemory) {
+  REQUIRE_DEVICE();
+  const cuem_test::Dataset ds = small_problem(CovarianceType::diag, 100003, 51);
+  cuem::FitOptions o = fit_options(CovarianceType::diag, "cuda", Precision::float32);
+  o.max_iter = 3;
+  cuem::fit(ds.view(), o);  // the first fit creates the context and the library's pools
+  const std::size_t before = cuem::cuda::list_devices()[0].free_memory;
+  for (int i = 0; i < 10; ++i) cuem::fit(ds.view(), o);
+  const std::size_t after = cuem::cuda::list_devices()[0].free_memory;
+  EXPECT_EQ(after, before) << "device memory went from " << before << " to " << after << " bytes free";
+}
+
+TEST(CudaFit, InterruptStopsTheFitAndFreesItsWork) {
+  REQUIRE_DEVICE();
+  const cuem_test::Dataset ds = small_problem(CovarianceType::full, 20000, 61);
+  cuem::FitOptions o = fit_options(CovarianceType::full, "cuda", Precision::float32);
+  int polls = 0;
+  o.interrupted = [&] { return ++polls > 3; };
+  EXPECT_THROW(cuem::fit(ds.view(), o), cuem::Interrupted);
+  o.interrupted = nullptr;
+  EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));
+}
+
+TEST(CudaBackendEvaluate, MatchesTheCpu) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (Precision p : {Precision::float32, Precision::float64}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p));
+      const cuem_test::Mixture mix = cuem_test::make_mixture(type, 6, 5, 3.0, 71);
+      const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 12345, 72);
+      const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 73));
+      const std::size_t begin = 100, end = 12001, n = end - begin, K = 6;
+      std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
+      cuem::CpuBackend cpu(ds.view());
+      cpu.evaluate(params, begin, end, lp_cpu.data(), r_cpu.data());
+      const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+      gpu->evaluate(params, begin, end, lp_gpu.data(), r_gpu.data());
+      const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
+      for (std::size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(lp_gpu[i], lp_cpu[i], tol * (std::abs(lp_cpu[i]) + 1)) << "point " << begin + i;
+        for (std::size_t k = 0; k < K; ++k)
+          ASSERT_NEAR(r_gpu[i * K + k], r_cpu[i * K + k], 10 * tol) << "point " << begin + i << ", k " << k;
+      }
+    }
+}
+
+TEST(CudaBackend, NonexistentDeviceIndexIsAClearError) {
+  REQUIRE_DEVICE();
+  std::vector<double> X{0.0, 1.0, 2.0, 3.0};
+  cuem::FitOptions o;
+  o.device = cuem::parse_device("cuda:999");
+  try {
+    cuem::fit(cuem::DataView(X.data(), 4, 1), o);
+    FAIL() << "cuda:999 should not exist";
+  } catch (const cuem::DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda:999"), std::string::npos) << e.what();
+  }
+}
+
+#endif  // CUEM_HAVE_CUDA
+
+}  // namespace
