@@ -230,6 +230,10 @@ class GaussianMixture(*_Bases):
     precision : {'float32', 'float64'}, default='float32'
         Arithmetic of the CUDA E-step; statistics and the M-step are always float64, and
         the CPU backend is float64 throughout.
+    device_memory_limit : int, default=None
+        Bytes of device memory the CUDA backend may use (None: 80% of the free memory).
+        Data that do not fit are streamed from pinned host memory in chunks; the fitted
+        model is the same either way.
 
     Attributes
     ----------
@@ -242,6 +246,8 @@ class GaussianMixture(*_Bases):
         Mean log-likelihood of the training data at the end of the best initialisation.
     lower_bounds_ : list of float
         The same, after every iteration of the best initialisation.
+    device_ : str
+        What ran the E-steps, e.g. 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3), float32, ...'.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on data with string column names (a pandas DataFrame).
@@ -266,6 +272,7 @@ class GaussianMixture(*_Bases):
         verbose_interval=10,
         device="cpu",
         precision="float32",
+        device_memory_limit=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -283,6 +290,7 @@ class GaussianMixture(*_Bases):
         self.verbose_interval = verbose_interval
         self.device = device
         self.precision = precision
+        self.device_memory_limit = device_memory_limit
 
     # ---- validation ------------------------------------------------------------------
 
@@ -337,6 +345,11 @@ class GaussianMixture(*_Bases):
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
             bad("device", "one of 'cpu', 'auto', 'cuda' or 'cuda:N'")
         option("precision", _PRECISIONS)
+        limit = self.device_memory_limit
+        if limit is not None and (
+            not isinstance(limit, numbers.Integral) or isinstance(limit, (bool, np.bool_)) or limit < 1
+        ):
+            bad("device_memory_limit", "a positive int (bytes) or None")
 
     def _validate_X(self, X, reset):
         """X as C-contiguous float64 (no copy when it already is), with scikit-learn's
@@ -464,6 +477,7 @@ class GaussianMixture(*_Bases):
             seed=_seed_from(self.random_state),
             device=self.device,
             precision=self.precision,
+            device_memory_limit=int(self.device_memory_limit or 0),
             weights_init=weights_init,
             means_init=means_init,
             precisions_init=precisions_init,
@@ -478,6 +492,9 @@ class GaussianMixture(*_Bases):
         self.converged_ = bool(result["converged"])
         self.n_iter_ = int(result["n_iter"])
         self.lower_bound_ = float(result["lower_bound"])
+        self.device_ = result["device"]
+        for notice in result["notices"]:
+            warnings.warn(notice, UserWarning, stacklevel=2)
         self.lower_bounds_ = [float(v) for v in result["lower_bounds"]]
 
         if not self.converged_:

@@ -106,7 +106,8 @@ bool on_main_thread() {
 
 nb::dict fit(const InputMatrix& X, int n_components, const std::string& covariance_type, double tol, double reg_covar,
              int max_iter, int n_init, const std::string& init_params, std::uint64_t seed, const std::string& device,
-             const std::string& precision, int n_threads, const std::optional<ParameterArray>& weights_init,
+             const std::string& precision, int n_threads, std::size_t device_memory_limit,
+             const std::optional<ParameterArray>& weights_init,
              const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
              nb::object on_iteration) {
   cuem::FitOptions o;
@@ -121,6 +122,7 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
+  o.device_memory_limit = device_memory_limit;
   if (weights_init) o.weights_init = to_vector(*weights_init);
   if (means_init) o.means_init = to_vector(*means_init);
   if (precisions_init) o.precisions_init = to_vector(*precisions_init);
@@ -186,6 +188,10 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   out["lower_bounds"] = to_numpy(std::move(lower_bounds), {n_bounds});
   out["best_init"] = r.best_init;
   out["n_decreases"] = r.n_decreases;
+  out["device"] = r.device;
+  nb::list notices;
+  for (const std::string& n : r.notices) notices.append(n);
+  out["notices"] = notices;
   out["max_decrease"] = r.max_decrease;
   return out;
 }
@@ -289,11 +295,12 @@ NB_MODULE(_cuem, m) {
 
   m.def("fit", &fit, "X"_a.noconvert(), "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a, "max_iter"_a,
         "n_init"_a, "init_params"_a, "seed"_a, "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
+        "device_memory_limit"_a = 0,
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
         "on_iteration"_a = nb::none(),
         "Fits a Gaussian mixture with EM. Returns a dict: weights, means, covariances, "
         "precisions_cholesky (scikit-learn's shapes), converged, n_iter, lower_bound, lower_bounds "
-        "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, "
+        "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, device, notices, "
         "max_decrease. on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
         "after every iteration with the GIL held; returning False stops the fit early.");
   m.def("predict", &predict, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,

@@ -40,6 +40,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   const DataView X(t.values.data(), t.rows, t.cols);
   const FitResult r = with_data_name(a.data.path, [&] { return fit(X, o); });
   end_progress(flags);
+  for (const std::string& n : r.notices) note(flags, "note: " + n);
   if (r.n_decreases > 0)
     note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) + " time(s), by up to " +
                     std::to_string(r.max_decrease) + "; EM forbids this: please report it");
@@ -69,7 +70,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (flags.json) {
     nlohmann::json j = {{"converged", r.converged}, {"n_iter", r.n_iter},     {"lower_bound", r.lower_bound},
                         {"bic", bic_v},             {"aic", aic_v},           {"n_samples", t.rows},
-                        {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases}};
+                        {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases},
+                        {"device", r.device}};
     if (!a.output.empty()) {
       j["model_path"] = a.output;
     } else {

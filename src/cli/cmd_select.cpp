@@ -68,6 +68,7 @@ int run(const Args& a, const GlobalFlags& flags) {
 
   std::vector<Candidate> cands;
   int best = -1;
+  bool noticed = false;  // a device notice is the same for every candidate: say it once
   for (const std::string& cov : a.covariances)
     for (int k : ks) {
       Candidate c;
@@ -86,6 +87,9 @@ int run(const Args& a, const GlobalFlags& flags) {
       try {
         c.result = with_data_name(a.data.path, [&] { return fit(X, o); });
         c.ok = true;
+        if (!noticed)
+          for (const std::string& n : c.result.notices) note(flags, "note: " + n);
+        noticed = noticed || !c.result.notices.empty();
         c.bic = bic(c.result.model, X);
         c.aic = aic(c.result.model, X);
         c.n_params = n_parameters(c.result.model);

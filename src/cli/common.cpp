@@ -108,9 +108,42 @@ void add_fit_options(CLI::App* cmd, FitArgs& a, bool single) {
   cmd->add_option("--precision", a.precision, "CUDA arithmetic: float32 or float64 (the CPU is always float64)")
       ->check(CLI::IsMember({"float32", "float64"}))
       ->capture_default_str();
+  cmd->add_option("--device-memory", a.device_memory,
+                  "device memory the CUDA backend may use, e.g. 8G or 512M (default: 80% of free); "
+                  "data that do not fit are streamed from host memory in chunks, with the same result");
   cmd->add_option("--threads", a.threads, "CPU threads (0: all); results do not depend on it")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
+}
+
+std::size_t parse_byte_size(const std::string& text) {
+  const auto bad = [&] {
+    return UsageError("--device-memory: '" + text + "' is not a size; use bytes or a number with K, M, G or T");
+  };
+  std::size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (const std::exception&) {
+    throw bad();
+  }
+  std::string unit = text.substr(pos);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  double scale = 1;
+  if (unit.size() > 1) throw bad();
+  if (!unit.empty()) {
+    switch (unit[0]) {
+      case 'k': case 'K': scale = 1024.0; break;
+      case 'm': case 'M': scale = 1024.0 * 1024; break;
+      case 'g': case 'G': scale = 1024.0 * 1024 * 1024; break;
+      case 't': case 'T': scale = 1024.0 * 1024 * 1024 * 1024; break;
+      default: throw bad();
+    }
+  }
+  const double bytes = value * scale;
+  if (!std::isfinite(bytes) || bytes < 1 || bytes > 1e18) throw bad();
+  return static_cast<std::size_t>(bytes);
 }
 
 FitOptions to_fit_options(const FitArgs& a) {
@@ -126,6 +159,7 @@ FitOptions to_fit_options(const FitArgs& a) {
   o.device = parse_device(a.device);
   o.precision = parse_precision(a.precision);
   o.n_threads = a.threads;
+  if (!a.device_memory.empty()) o.device_memory_limit = parse_byte_size(a.device_memory);
   if (!std::isfinite(o.tol) || !std::isfinite(o.reg_covar)) throw UsageError("--tol and --reg-covar must be finite");
   return o;
 }

@@ -50,7 +50,11 @@ struct FitArgs {
   std::string device = "cpu";
   std::string precision = "float32";
   int threads = 0;
+  std::string device_memory;  ///< e.g. "2G", "512M" or bytes; empty: the library's default
 };
+
+/// Bytes from "123", "64K", "512M", "2G" or "1T" (binary units); UsageError otherwise.
+std::size_t parse_byte_size(const std::string& text);
 
 /// Runs a library call on the data from `path`, naming the file in any data error.
 template <typename F>

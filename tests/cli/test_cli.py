@@ -613,6 +613,9 @@ USAGE_CASES = {
     "zero_n_init": ["fit", "{X}", "-k", 3, "--n-init", 0, "-o", "m.json"],
     "zero_max_iter": ["fit", "{X}", "-k", 3, "--max-iter", 0, "-o", "m.json"],
     "unknown_device": ["fit", "{X}", "-k", 3, "--device", "gpu", "-o", "m.json"],
+    "bad_device_memory": ["fit", "{X}", "-k", 3, "--device-memory", "lots", "-o", "m.json"],
+    "negative_device_memory": ["fit", "{X}", "-k", 3, "--device-memory", "-5G", "-o", "m.json"],
+    "device_memory_unit": ["fit", "{X}", "-k", 3, "--device-memory", "5Q", "-o", "m.json"],
     "bad_delimiter": ["fit", "{X}", "-k", 3, "--delimiter", "xx", "-o", "m.json"],
     "dtype_without_dims": ["fit", "{X}", "-k", 3, "--dtype", "float32", "-o", "m.json"],
     "bad_header_mode": ["fit", "{X}", "-k", 3, "--header", "maybe", "-o", "m.json"],
@@ -683,8 +686,21 @@ def test_cuda_without_gpu_exits_5(cuem, tmp_path, blobs):
         assert "device" in proc.stderr.lower()
     proc = cuem("select", blobs["X"], "-k", "1:2", "--device", "cuda", "-o", "m.json", expect=DEVICE)
     assert os.listdir(tmp_path) == []
-    # auto falls back to the CPU
-    cuem("-q", "fit", blobs["X"], "-k", 3, "--device", "auto", "-o", "m.json")
+    # auto falls back to the CPU, and says so
+    proc = cuem("fit", blobs["X"], "-k", 3, "--device", "auto", "-o", "m.json")
+    assert "running on the CPU" in proc.stderr
+    assert cuem.json("fit", blobs["X"], "-k", 3, "--device", "auto")["device"] == "cpu"
+
+
+def test_cuda_fit_agrees_with_cpu(cuem, tmp_path, blobs):
+    if not cuem.json("info")["devices"]:
+        pytest.skip("no CUDA device on this machine")
+    cpu = cuem.json("fit", blobs["X"], "-k", 3, "--tol", "1e-8", "--seed", 3)
+    for precision, tol in [("float32", 1e-5), ("float64", 1e-9)]:
+        gpu = cuem.json("fit", blobs["X"], "-k", 3, "--tol", "1e-8", "--seed", 3, "--device", "cuda",
+                        "--precision", precision, "--device-memory", "256M")
+        assert gpu["device"].startswith("cuda:0")
+        assert abs(gpu["lower_bound"] - cpu["lower_bound"]) <= tol * abs(cpu["lower_bound"])
 
 
 def test_cuda_device_index_out_of_range_exits_5(cuem, tmp_path, blobs):

@@ -247,6 +247,10 @@ def test_not_positive_definite_is_a_value_error():
         {"verbose_interval": 0},
         {"device": "gpu"},
         {"precision": "float16"},
+        {"device_memory_limit": 0},
+        {"device_memory_limit": -1},
+        {"device_memory_limit": 1.5e9},
+        {"device_memory_limit": True},
     ],
 )
 def test_invalid_parameters(params):
@@ -276,7 +280,14 @@ def test_device_cuda_without_a_usable_device_is_a_runtime_error():
         assert "'cpu'" in str(e), str(e)  # the message says what to use instead
     else:  # a machine with a working CUDA E-step
         np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-4)
-    auto = cuem.GaussianMixture(3, random_state=0, device="auto").fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = cuem.GaussianMixture(3, random_state=0, device="auto").fit(X)
+    if auto.device_ == "cpu":  # the fallback is announced once
+        assert [str(w.message) for w in caught if "CPU" in str(w.message)], [str(w.message) for w in caught]
+    else:
+        assert auto.device_.startswith("cuda:0"), auto.device_
+    assert cpu.device_ == "cpu"
     np.testing.assert_allclose(auto.means_, cpu.means_, rtol=1e-4)
     np.testing.assert_array_equal(auto.predict(X), cpu.predict(X))
 

@@ -1,0 +1,132 @@
+// CUDA backend throughput against the card's measured ceilings (issue 5): one EM
+// iteration (E-step + statistics + M-step), the E-step alone, score_samples and
+// predict_proba, on the GPU-scale configurations G1-G5 and on A-E. Every E-step call
+// ends in a stream synchronisation (the statistics come back to the host), so the
+// wall-clock time around it, taken with UseManualTime, is the device time plus the host
+// work of the iteration. Counters: points/s, bytes/s and FLOP/s by the performance model
+// (perf_model.hpp), and x_floor = time / max(bytes / copy bandwidth, flops / GEMM rate)
+// with the ceilings measured at start in this process (ceilings.cu).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "ceilings.hpp"
+#include "core/backend.hpp"
+#include "core/cuda_backend.hpp"
+#include "core/cuda_devices.hpp"
+#include "core/m_step.hpp"
+#include "core/prepared_params.hpp"
+#include "perf_model.hpp"
+
+namespace {
+
+using cuem::bench::Config;
+using Clock = std::chrono::steady_clock;
+
+cuem::bench::Ceilings g_ceilings;
+
+enum class Work { em_iteration, estep, score_samples, predict_proba };
+
+const char* work_name(Work w) {
+  switch (w) {
+    case Work::em_iteration: return "cuda_em_iteration";
+    case Work::estep: return "cuda_estep";
+    case Work::score_samples: return "cuda_score_samples";
+    case Work::predict_proba: return "cuda_predict_proba";
+  }
+  return "?";
+}
+
+void run(benchmark::State& state, const Config& c, Work work, cuem::Precision precision) {
+  const std::vector<double>& data = cuem::bench::data_for(c);
+  const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
+  const auto backend = cuem::cuda::make_backend(X, {0, precision, 0});
+  cuem::Model model = cuem::bench::start_model(c, data);
+  const cuem::PreparedParams p = cuem::prepare(model);
+  // predict_proba returns N x K float64: evaluate a bounded slice so host memory stays sane.
+  const std::size_t n_eval = work == Work::predict_proba ? std::min<std::size_t>(c.N, 1u << 18) : c.N;
+  std::vector<double> out_lp(work == Work::score_samples ? c.N : 0);
+  std::vector<double> out_resp(work == Work::predict_proba ? n_eval * static_cast<std::size_t>(c.K) : 0);
+  auto once = [&] {
+    switch (work) {
+      case Work::em_iteration: {
+        const cuem::SufficientStats s = backend->estep(cuem::prepare(model));
+        model = cuem::m_step(s, 1e-6);
+        break;
+      }
+      case Work::estep: benchmark::DoNotOptimize(backend->estep(p).log_likelihood); break;
+      case Work::score_samples: backend->evaluate(p, 0, c.N, out_lp.data(), nullptr); break;
+      case Work::predict_proba: backend->evaluate(p, 0, n_eval, nullptr, out_resp.data()); break;
+    }
+  };
+  once();  // warm-up: data placement, workspaces, first-launch costs
+  double total = 0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    once();
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    state.SetIterationTime(s);
+    total += s;
+  }
+  const double elem = precision == cuem::Precision::float32 ? 4.0 : 8.0;
+  const double N = static_cast<double>(n_eval), D = c.D, K = c.K;
+  cuem::bench::Cost cost;
+  if (work == Work::em_iteration || work == Work::estep)
+    cost = cuem::bench::em_iteration_cost(c.type, N, D, K, elem);
+  else
+    cost = cuem::bench::evaluate_cost(c.type, N, D, K, elem, work == Work::predict_proba ? K : 1);
+  const double rate = precision == cuem::Precision::float32 ? g_ceilings.sgemm_flops_per_s : g_ceilings.dgemm_flops_per_s;
+  const double per_iter = total / static_cast<double>(state.iterations());
+  state.counters["points/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] = benchmark::Counter(cost.bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(cost.flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["x_floor"] = per_iter / cuem::bench::floor_seconds(cost, g_ceilings.copy_bytes_per_s, rate);
+  state.SetLabel(backend->description());
+}
+
+void register_all() {
+  std::vector<Config> configs = cuem::bench::gpu_configs();
+  for (const Config& c : cuem::bench::cpu_configs()) configs.push_back(c);
+  for (const Config& c : configs)
+    for (Work w : {Work::em_iteration, Work::estep, Work::score_samples, Work::predict_proba}) {
+      const bool gpu_scale = c.name[0] == 'G';
+      if (!gpu_scale && (w == Work::score_samples || w == Work::predict_proba)) continue;
+      benchmark::RegisterBenchmark((std::string(work_name(w)) + "/" + c.name + "/f32").c_str(),
+                                   [c, w](benchmark::State& s) { run(s, c, w, cuem::Precision::float32); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseManualTime();
+    }
+  for (const Config& c : cuem::bench::cpu_configs())
+    benchmark::RegisterBenchmark((std::string("cuda_em_iteration/") + c.name + "/f64").c_str(),
+                                 [c](benchmark::State& s) { run(s, c, Work::em_iteration, cuem::Precision::float64); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string reason;
+  if (cuem::cuda::list_devices(&reason).empty()) {
+    std::printf("bench_cuda: no CUDA device (%s); nothing to measure\n", reason.c_str());
+    return 0;
+  }
+  g_ceilings = cuem::bench::measure_ceilings(0);
+  std::printf("device: %s\nceilings: copy %.0f GB/s (read + write), SGEMM %.1f TFLOP/s, DGEMM %.1f TFLOP/s\n",
+              g_ceilings.device.c_str(), g_ceilings.copy_bytes_per_s * 1e-9, g_ceilings.sgemm_flops_per_s * 1e-12,
+              g_ceilings.dgemm_flops_per_s * 1e-12);
+  benchmark::AddCustomContext("device", g_ceilings.device);
+  benchmark::AddCustomContext("copy_GBps", std::to_string(g_ceilings.copy_bytes_per_s * 1e-9));
+  benchmark::AddCustomContext("sgemm_TFLOPs", std::to_string(g_ceilings.sgemm_flops_per_s * 1e-12));
+  benchmark::AddCustomContext("dgemm_TFLOPs", std::to_string(g_ceilings.dgemm_flops_per_s * 1e-12));
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The one command for a GPU machine (issue 3): build for this card's architecture, run
+# every test, run compute-sanitizer (memcheck, racecheck, initcheck) over the CUDA tests,
+# run the GPU benchmarks, and print a short table last. Logs and the benchmark JSON go to
+# $OUT (the device tool's output folder) or, without it, build-gpu/check/.
+#
+# The GPU machine has no network and lacks GoogleTest, Google Benchmark, CLI11 and
+# nlohmann-json: run scripts/gpu_deps.sh on the development machine first and carry
+# .gpu-deps; they are unpacked into a private prefix here.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+out=${OUT:-build-gpu/check}
+mkdir -p "$out"
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+elapsed() { echo $(( $(date +%s) - start ))s; }
+
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
+  echo "gpu_check: no NVIDIA GPU here (nvidia-smi failed); this script is for a GPU machine" >&2
+  exit 2
+fi
+gpu=$(nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader | head -1)
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
+note "GPU: $gpu (sm_$arch)"
+export PATH=$PATH:/usr/local/cuda/bin
+nvcc --version | tail -1
+
+prefix=""
+if [ -d .gpu-deps ] && ls .gpu-deps/*.deb >/dev/null 2>&1; then
+  prefix=/tmp/cuem-deps
+  rm -rf "$prefix" && mkdir -p "$prefix"
+  for f in .gpu-deps/*.deb; do dpkg -x "$f" "$prefix"; done
+  export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+fi
+py=$(command -v python3 || true)
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+# arch 90 gets the 'a' features (wgmma etc.) only where asked; plain 90 SASS is enough here.
+cmake -S . -B build-gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCUEM_WITH_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCUEM_PTXAS_VERBOSE=ON \
+  ${prefix:+-DCMAKE_PREFIX_PATH=$prefix/usr} ${py:+-DCUEM_PYTHON=$py} >"$out/configure.log" 2>&1 ||
+  { tail -30 "$out/configure.log"; echo "gpu_check: configure failed" >&2; exit 1; }
+if cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1; then
+  note "build: ok ($(elapsed))"
+else
+  grep -E "error" -A3 "$out/build.log" | head -40
+  echo "gpu_check: build failed" >&2
+  exit 1
+fi
+# ptxas resource usage of the E-step kernels (registers, spills, shared memory).
+grep -A2 -E "Compiling entry function '.*(posteriors|segment_stats|segment_log_likelihood|accumulate)" "$out/build.log" |
+  grep -E "entry function|registers|spill" | sed -E 's/^ptxas info +: //' >"$out/ptxas.txt" || true
+spills=$(grep -cE "[1-9][0-9]* bytes spill (stores|loads)" "$out/ptxas.txt" || true)
+note "ptxas: $(grep -c 'entry function' "$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
+
+export OMP_WAIT_POLICY=PASSIVE
+if ctest --test-dir build-gpu -j8 --output-on-failure --timeout 600 >"$out/ctest.log" 2>&1; then
+  note "ctest: $(grep -E 'tests passed' "$out/ctest.log") ($(elapsed))"
+else
+  grep -E "\(Failed\)|\(Timeout\)|\(SEGFAULT\)|Exception" "$out/ctest.log" | head -30
+  note "ctest: FAILED: $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
+fi
+skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
+note "ctest: ${skipped:-0} skipped (a CUDA test that skips on a GPU machine is a bug)"
+
+# compute-sanitizer over a cross-section of the CUDA tests (it slows kernels ~100x).
+sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck initcheck; do
+    extra=()
+    [ "$tool" = memcheck ] && extra=(--leak-check full)
+    if timeout 300 compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 \
+         build-gpu/tests/test_cuda_backend --gtest_filter="$sanitize_filter" >"$out/sanitizer_$tool.log" 2>&1; then
+      note "compute-sanitizer $tool: clean ($(elapsed))"
+    else
+      grep -E "ERROR SUMMARY|Invalid|Race|Uninitialized|FAILED" "$out/sanitizer_$tool.log" | head -10
+      note "compute-sanitizer $tool: PROBLEMS (sanitizer_$tool.log)"
+    fi
+  done
+else
+  note "compute-sanitizer: not found"
+fi
+
+# GPU benchmarks: the card's ceilings, then the configurations against their floors.
+if [ -x build-gpu/bench/bench_cuda ]; then
+  timeout 300 build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda.json" --benchmark_out_format=json \
+    --benchmark_min_time=0.5s >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
+    note "bench_cuda: FAILED or timed out (bench_cuda.log)"
+  cat "$out/bench_cuda.log" | tail -40
+fi
+
+echo
+echo "==================== gpu_check summary ($(elapsed)) ===================="
+for line in "${summary[@]}"; do echo "  $line"; done
+[ -f "$out/ptxas.txt" ] && { echo "  ptxas:"; sed 's/^/    /' "$out/ptxas.txt" | head -60; }
