@@ -41,6 +41,12 @@ std::size_t factor_count(CovarianceType type, int K, int D) {
   return 0;
 }
 
+// Parameters uploaded per iteration: log weights, log-dets, means (two parts), factors.
+std::size_t param_count(CovarianceType type, int K, int D) {
+  const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
+  return 2 * Kz + 2 * Kz * Dz + factor_count(type, K, D);
+}
+
 template <typename S>
 const char* precision_name() {
   return sizeof(S) == 4 ? "float32" : "float64";
@@ -68,10 +74,30 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    // The backend's device must be current while its memory, streams and events are
+    // released (the caller may have another one current), so they are released here, in
+    // the scope of a no-throw device switch, rather than by the member destructors.
+    const ScopedDeviceNoThrow on(device_);
     // Work may still be queued when an exception (an interrupt, say) unwinds the fit:
     // let it finish before the buffers it uses are freed.
     if (compute_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
     if (copy_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
+    data_ = {};
+    host_data_ = {};
+    stream_slots_ = {};
+    resp_ = {};
+    log_prob_ = {};
+    partials_ = {};
+    total_ = {};
+    total_host_ = {};
+    entries_ = {};
+    params_ = {};
+    params_host_ = {};
+    eval_host_ = {};
+    copied_.clear();
+    consumed_.clear();
+    compute_.reset();
+    copy_.reset();
   }
 
   CudaBackend(const CudaBackend&) = delete;
@@ -188,9 +214,9 @@ class CudaBackend final : public Backend {
     const std::vector<unsigned> entries = stats_entries(type, D);
     const int M = static_cast<int>(entries.size());
     const std::size_t L = static_cast<std::size_t>(K) * M + 1;
-    const std::size_t fixed = L * sizeof(double) + entries.size() * sizeof(unsigned) +
-                              (2 * static_cast<std::size_t>(K) + static_cast<std::size_t>(K) * D +
-                               factor_count(type, K, D)) * sizeof(S) + (std::size_t{1} << 20);
+    const std::size_t n_params = param_count(type, K, D);
+    const std::size_t fixed = L * sizeof(double) + entries.size() * sizeof(unsigned) + n_params * sizeof(S) +
+                              (std::size_t{1} << 20);
     const std::size_t N = X_.n_rows;
     const std::size_t data_bytes = checked_bytes(N * X_.n_cols, sizeof(S));
     const std::size_t min_chunk = std::min(round_up(N, kSegmentPoints), kSegmentPoints * 8);
@@ -224,8 +250,6 @@ class CudaBackend final : public Backend {
     entries_ = DeviceBuffer<unsigned>(entries.size());
     CUEM_CUDA_CHECK(cudaMemcpy(entries_.data(), entries.data(), entries.size() * sizeof(unsigned),
                                cudaMemcpyHostToDevice));
-    const std::size_t n_params = 2 * static_cast<std::size_t>(K) + static_cast<std::size_t>(K) * D +
-                                 factor_count(type, K, D);
     params_ = DeviceBuffer<S>(n_params);
     params_host_ = PinnedBuffer<S>(n_params);
     // Evaluation returns K + 1 values per point through pinned memory: keep that small.
@@ -292,14 +316,17 @@ class CudaBackend final : public Backend {
     S* h_logw = h;
     S* h_logdet = h + K;
     S* h_means = h + 2 * K;
-    S* h_factors = h_means + K * D;
+    S* h_means_lo = h_means + K * D;
+    S* h_factors = h_means_lo + K * D;
     shift->assign(K * D, 0.0);
     for (std::size_t k = 0; k < K; ++k) {
       h_logw[k] = static_cast<S>(p.log_weights[k]);
       h_logdet[k] = static_cast<S>(p.log_det[k]);
       for (std::size_t d = 0; d < D; ++d) {
-        const S m = static_cast<S>(p.means[k * D + d] - origin_[d]);
+        const double centred = p.means[k * D + d] - origin_[d];
+        const S m = static_cast<S>(centred);
         h_means[k * D + d] = m;
+        h_means_lo[k * D + d] = static_cast<S>(centred - static_cast<double>(m));
         (*shift)[k * D + d] = origin_[d] + static_cast<double>(m);
       }
     }
@@ -313,7 +340,8 @@ class CudaBackend final : public Backend {
     cp.log_weights = d;
     cp.log_det = d + K;
     cp.means = d + 2 * K;
-    cp.factors = d + 2 * K + K * D;
+    cp.means_lo = d + 2 * K + K * D;
+    cp.factors = d + 2 * K + 2 * K * D;
     return cp;
   }
 

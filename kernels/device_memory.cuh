@@ -168,6 +168,25 @@ class ScopedDevice {
   int previous_ = 0;
 };
 
+/// The same for destructors: failures are reported, never thrown.
+class ScopedDeviceNoThrow {
+ public:
+  explicit ScopedDeviceNoThrow(int device) noexcept {
+    restore_ = cudaGetDevice(&previous_) == cudaSuccess;
+    if (!restore_) (void)cudaGetLastError();
+    CUEM_CUDA_CHECK_NOTHROW(cudaSetDevice(device));
+  }
+  ~ScopedDeviceNoThrow() {
+    if (restore_) CUEM_CUDA_CHECK_NOTHROW(cudaSetDevice(previous_));
+  }
+  ScopedDeviceNoThrow(const ScopedDeviceNoThrow&) = delete;
+  ScopedDeviceNoThrow& operator=(const ScopedDeviceNoThrow&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool restore_ = false;
+};
+
 /// A host value narrowed for a kernel argument, with a check instead of a silent wrap.
 template <typename To, typename From>
 To checked_cast(From v, const char* what) {

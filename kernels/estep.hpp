@@ -22,8 +22,13 @@ namespace cuem::cuda {
 inline constexpr std::size_t kSegmentPoints = 8192;
 
 /// Device pointers to one iteration's parameters in the arithmetic type S. Means are
-/// relative to the data's origin. Factors: full K x D x D, tied D x D, diag K x D,
-/// spherical K (upper-triangular precision Cholesky factors, as in the model).
+/// relative to the data's origin and split in two: `means` = S(mu - origin), which is
+/// also the statistics' shift, and `means_lo` = S(mu - origin - means), the part S
+/// rounded away. The posteriors use (x - means) - means_lo: in float32 the rounding of
+/// the means alone (up to half an ulp of the data's extent) would move every
+/// responsibility of a component the same way, a bias that does not average out over
+/// points. Factors: full K x D x D, tied D x D, diag K x D, spherical K
+/// (upper-triangular precision Cholesky factors, as in the model).
 template <typename S>
 struct ComponentParams {
   CovarianceType type = CovarianceType::full;
@@ -31,6 +36,7 @@ struct ComponentParams {
   int D = 0;
   const S* log_weights = nullptr;
   const S* means = nullptr;
+  const S* means_lo = nullptr;
   const S* factors = nullptr;
   const S* log_det = nullptr;
 };
