@@ -248,8 +248,9 @@ class CudaBackend final : public Backend {
     total_ = DeviceBuffer<double>(L_);
     total_host_ = PinnedBuffer<double>(L_);
     entries_ = DeviceBuffer<unsigned>(entries.size());
-    CUEM_CUDA_CHECK(cudaMemcpy(entries_.data(), entries.data(), entries.size() * sizeof(unsigned),
-                               cudaMemcpyHostToDevice));
+    // From pageable memory: the call returns once `entries` has been staged.
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(entries_.data(), entries.data(), entries.size() * sizeof(unsigned),
+                                    cudaMemcpyHostToDevice, compute_->get()));
     params_ = DeviceBuffer<S>(n_params);
     params_host_ = PinnedBuffer<S>(n_params);
     // Evaluation returns K + 1 values per point through pinned memory: keep that small.

@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_devices.hpp"
+#include "device_memory.cuh"
 
 namespace cuem::cuda {
 
@@ -38,5 +39,7 @@ std::vector<DeviceInfo> list_devices(std::string* reason) {
   }
   return out;
 }
+
+MemoryInUse memory_in_use() noexcept { return {g_device_bytes.load(), g_pinned_bytes.load()}; }
 
 }  // namespace cuem::cuda

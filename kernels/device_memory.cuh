@@ -4,6 +4,7 @@
 // was asked for, so a user knows which option to change.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <limits>
 #include <cstdio>
@@ -20,6 +21,11 @@ inline std::string format_bytes(std::size_t bytes) {
   std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
   return buf;
 }
+
+/// Bytes this process holds through the types below: the leak tests read it (through
+/// cuda::memory_in_use) rather than the device's free memory, which other processes move.
+inline std::atomic<std::size_t> g_device_bytes{0};
+inline std::atomic<std::size_t> g_pinned_bytes{0};
 
 /// count * size with an overflow check.
 inline std::size_t checked_bytes(std::size_t count, std::size_t size) {
@@ -47,6 +53,7 @@ class DeviceBuffer {
                         ". Lower the device memory limit (device_memory_limit / --device-memory) so "
                         "that cuem streams the data in smaller chunks, or use fewer components.");
     }
+    g_device_bytes += bytes;
   }
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
@@ -68,7 +75,10 @@ class DeviceBuffer {
 
  private:
   void release() noexcept {
-    if (ptr_) CUEM_CUDA_CHECK_NOTHROW(cudaFree(ptr_));
+    if (ptr_) {
+      CUEM_CUDA_CHECK_NOTHROW(cudaFree(ptr_));
+      g_device_bytes -= count_ * sizeof(T);
+    }
     ptr_ = nullptr;
   }
   T* ptr_ = nullptr;
@@ -90,6 +100,7 @@ class PinnedBuffer {
       throw DeviceError("could not pin " + format_bytes(bytes) + " of host memory for streaming (" +
                         cudaGetErrorName(err) + "). Lower the device memory limit or free host memory.");
     }
+    g_pinned_bytes += bytes;
   }
   ~PinnedBuffer() { release(); }
   PinnedBuffer(const PinnedBuffer&) = delete;
@@ -110,7 +121,10 @@ class PinnedBuffer {
 
  private:
   void release() noexcept {
-    if (ptr_) CUEM_CUDA_CHECK_NOTHROW(cudaFreeHost(ptr_));
+    if (ptr_) {
+      CUEM_CUDA_CHECK_NOTHROW(cudaFreeHost(ptr_));
+      g_pinned_bytes -= count_ * sizeof(T);
+    }
     ptr_ = nullptr;
   }
   T* ptr_ = nullptr;

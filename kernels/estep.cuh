@@ -36,42 +36,23 @@ __device__ __forceinline__ double exp_s(double v) { return exp(v); }
 __device__ __forceinline__ float log_s(float v) { return logf(v); }
 __device__ __forceinline__ double log_s(double v) { return log(v); }
 
-// ||P^T (x - mu)||^2 as in point_math.hpp, with the mean in two parts (estep.hpp):
+// ||P^T (x - mu)||^2 by the shared math, with the mean in two parts (estep.hpp):
 // x_i - mu_i is taken as (x_i - hi_i) - lo_i, whose first difference is exact for the
 // points near the component, the ones whose responsibilities matter.
-template <typename S>
-__device__ __forceinline__ S centred(const S* x, const S* hi, const S* lo, int i) {
-  return (x[i] - hi[i]) - lo[i];
-}
-
 template <typename S, CovarianceType C>
 __device__ __forceinline__ S mahalanobis_sq(const S* x, const ComponentParams<S>& p, int k) {
   const int D = p.D;
   const S* hi = p.means + static_cast<std::size_t>(k) * D;
   const S* lo = p.means_lo + static_cast<std::size_t>(k) * D;
-  S sum = 0;
-  if constexpr (C == CovarianceType::full || C == CovarianceType::tied) {
-    const S* P = C == CovarianceType::full ? p.factors + static_cast<std::size_t>(k) * D * D : p.factors;
-    for (int j = 0; j < D; ++j) {
-      S y = 0;
-      for (int i = 0; i <= j; ++i) y += centred(x, hi, lo, i) * P[i * D + j];
-      sum += y * y;
-    }
-  } else if constexpr (C == CovarianceType::diag) {
-    const S* f = p.factors + static_cast<std::size_t>(k) * D;
-    for (int d = 0; d < D; ++d) {
-      const S y = centred(x, hi, lo, d) * f[d];
-      sum += y * y;
-    }
-  } else {
-    for (int d = 0; d < D; ++d) {
-      const S y = centred(x, hi, lo, d);
-      sum += y * y;
-    }
-    const S f = p.factors[k];
-    sum *= f * f;
-  }
-  return sum;
+  const auto diff = [&](int i) { return (x[i] - hi[i]) - lo[i]; };
+  if constexpr (C == CovarianceType::full)
+    return math::mahalanobis_sq_full_of(diff, p.factors + static_cast<std::size_t>(k) * D * D, D);
+  else if constexpr (C == CovarianceType::tied)
+    return math::mahalanobis_sq_full_of(diff, p.factors, D);
+  else if constexpr (C == CovarianceType::diag)
+    return math::mahalanobis_sq_diag_of(diff, p.factors + static_cast<std::size_t>(k) * D, D);
+  else
+    return math::mahalanobis_sq_spherical_of(diff, p.factors[k], D);
 }
 
 template <typename S, CovarianceType C>

@@ -68,6 +68,19 @@ TEST(CudaBackend, AutoWithoutADeviceRunsOnTheCpuWithANotice) {
   EXPECT_NE(r.notices[0].find("CPU"), std::string::npos) << r.notices[0];
 }
 
+TEST(CudaBackend, EvaluatingOnCudaWithoutADeviceIsAClearError) {
+  if (no_device_reason().empty()) GTEST_SKIP() << "a CUDA device is present";
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 2, 2, 3.0, 5);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 50, 6);
+  const cuem::Model m = cuem_test::model_from_mixture(mix, CovarianceType::full);
+  cuem::EvaluateOptions where;
+  where.device = cuem::parse_device("cuda");
+  EXPECT_THROW(cuem::predict(m, ds.view(), where), cuem::DeviceError);
+  EXPECT_THROW(cuem::score_samples(m, ds.view(), where), cuem::DeviceError);
+  where.device = cuem::parse_device("auto");  // falls back to the CPU
+  EXPECT_EQ(cuem::predict(m, ds.view(), where), cuem::predict(m, ds.view()));
+}
+
 #if defined(CUEM_HAVE_CUDA)
 
 // ---- sufficient statistics, CUDA against CPU --------------------------------------------
@@ -348,11 +361,19 @@ TEST(CudaFit, RepeatedFitsDoNotLeakDeviceMemory) {
   const cuem_test::Dataset ds = small_problem(CovarianceType::diag, 100003, 51);
   cuem::FitOptions o = fit_options(CovarianceType::diag, "cuda", Precision::float32);
   o.max_iter = 3;
-  cuem::fit(ds.view(), o);  // the first fit creates the context and the library's pools
-  const std::size_t before = cuem::cuda::list_devices()[0].free_memory;
-  for (int i = 0; i < 10; ++i) cuem::fit(ds.view(), o);
-  const std::size_t after = cuem::cuda::list_devices()[0].free_memory;
-  EXPECT_EQ(after, before) << "device memory went from " << before << " to " << after << " bytes free";
+  ASSERT_EQ(cuem::cuda::memory_in_use().device_bytes, 0u);
+  for (int i = 0; i < 10; ++i) {
+    o.device_memory_limit = i % 2 ? 0 : (std::size_t{3} << 20);  // resident and streamed
+    cuem::fit(ds.view(), o);
+    const cuem::cuda::MemoryInUse left = cuem::cuda::memory_in_use();
+    ASSERT_EQ(left.device_bytes, 0u) << "fit " << i;
+    ASSERT_EQ(left.pinned_bytes, 0u) << "fit " << i;
+  }
+  // A failing fit releases what it took too.
+  o.device_memory_limit = 4096;
+  EXPECT_THROW(cuem::fit(ds.view(), o), cuem::DeviceError);
+  EXPECT_EQ(cuem::cuda::memory_in_use().device_bytes, 0u);
+  EXPECT_EQ(cuem::cuda::memory_in_use().pinned_bytes, 0u);
 }
 
 TEST(CudaFit, InterruptStopsTheFitAndFreesItsWork) {
@@ -362,6 +383,7 @@ TEST(CudaFit, InterruptStopsTheFitAndFreesItsWork) {
   int polls = 0;
   o.interrupted = [&] { return ++polls > 3; };
   EXPECT_THROW(cuem::fit(ds.view(), o), cuem::Interrupted);
+  EXPECT_EQ(cuem::cuda::memory_in_use().device_bytes, 0u);
   o.interrupted = nullptr;
   EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));
 }
@@ -387,6 +409,27 @@ TEST(CudaBackendEvaluate, MatchesTheCpu) {
           ASSERT_NEAR(r_gpu[i * K + k], r_cpu[i * K + k], 10 * tol) << "point " << begin + i << ", k " << k;
       }
     }
+}
+
+TEST(CudaPredict, AgreesWithTheCpu) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    SCOPED_TRACE(cuem::to_string(type));
+    const cuem_test::Mixture mix = cuem_test::make_mixture(type, 5, 4, 4.0, 81);
+    const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 40009, 82);
+    const cuem::Model m = cuem_test::model_from_mixture(mix, type);
+    cuem::EvaluateOptions gpu;
+    gpu.device = cuem::parse_device("cuda");
+    const std::vector<int> want = cuem::predict(m, ds.view());
+    const std::vector<int> got = cuem::predict(m, ds.view(), gpu);
+    ASSERT_EQ(got.size(), want.size());
+    std::size_t differ = 0;  // float32 may flip points on a decision boundary, very few
+    for (std::size_t i = 0; i < got.size(); ++i) differ += got[i] != want[i];
+    EXPECT_LE(differ, got.size() / 10000 + 1);
+    EXPECT_NEAR(cuem::score(m, ds.view(), gpu), cuem::score(m, ds.view()), 1e-5 * std::abs(cuem::score(m, ds.view())));
+    gpu.precision = Precision::float64;
+    EXPECT_EQ(cuem::predict(m, ds.view(), gpu), want);
+  }
 }
 
 TEST(CudaBackend, NonexistentDeviceIndexIsAClearError) {

@@ -38,14 +38,22 @@ struct FitResult {
 /// DeviceError, each with a message that says what to change.
 FitResult fit(DataView X, const FitOptions& options);
 
+/// Where a fitted model is evaluated (predict, predict_proba, score_samples, score). The
+/// default is the float64 CPU; on a CUDA device the values carry the precision's rounding.
+struct EvaluateOptions {
+  Device device;
+  Precision precision = Precision::float32;
+  std::size_t device_memory_limit = 0;  ///< bytes; 0 = 80% of the free device memory
+};
+
 /// Most probable component of every point (N).
-std::vector<int> predict(const Model& model, DataView X);
+std::vector<int> predict(const Model& model, DataView X, const EvaluateOptions& where = {});
 /// Posterior probabilities, N x K row-major; each row sums to 1.
-std::vector<double> predict_proba(const Model& model, DataView X);
+std::vector<double> predict_proba(const Model& model, DataView X, const EvaluateOptions& where = {});
 /// log p(x_n) of every point (N).
-std::vector<double> score_samples(const Model& model, DataView X);
+std::vector<double> score_samples(const Model& model, DataView X, const EvaluateOptions& where = {});
 /// Mean of score_samples.
-double score(const Model& model, DataView X);
+double score(const Model& model, DataView X, const EvaluateOptions& where = {});
 /// Bayesian and Akaike information criteria, scikit-learn's formulas (lower is better).
 double bic(const Model& model, DataView X);
 double aic(const Model& model, DataView X);

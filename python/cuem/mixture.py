@@ -443,7 +443,7 @@ class GaussianMixture(*_Bases):
         labels : ndarray of shape (n_samples,), int64
         """
         X = self._fit(X)
-        return _cuem.predict(X, *self._model_arrays())
+        return _cuem.predict(X, *self._model_arrays(), **self._where())
 
     def _fit(self, X):
         self._check_parameters()
@@ -522,6 +522,14 @@ class GaussianMixture(*_Bases):
         check_is_fitted(self)
         return self._validate_X(X, reset=False)
 
+    def _where(self):
+        """Where the fitted model is evaluated: the estimator's own device settings."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "device_memory_limit": int(self.device_memory_limit or 0),
+        }
+
     def predict(self, X):
         """Most probable component of every sample.
 
@@ -530,7 +538,7 @@ class GaussianMixture(*_Bases):
         labels : ndarray of shape (n_samples,), int64
         """
         X = self._fitted_X(X)
-        return _cuem.predict(X, *self._model_arrays())
+        return _cuem.predict(X, *self._model_arrays(), **self._where())
 
     def predict_proba(self, X):
         """Posterior probability of every component for every sample.
@@ -540,7 +548,7 @@ class GaussianMixture(*_Bases):
         resp : ndarray of shape (n_samples, n_components)
         """
         X = self._fitted_X(X)
-        return _cuem.predict_proba(X, *self._model_arrays())
+        return _cuem.predict_proba(X, *self._model_arrays(), **self._where())
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of every sample.
@@ -550,7 +558,7 @@ class GaussianMixture(*_Bases):
         log_prob : ndarray of shape (n_samples,)
         """
         X = self._fitted_X(X)
-        return _cuem.score_samples(X, *self._model_arrays())
+        return _cuem.score_samples(X, *self._model_arrays(), **self._where())
 
     def score(self, X, y=None):
         """Mean per-sample log-likelihood of X.
@@ -560,7 +568,7 @@ class GaussianMixture(*_Bases):
         log_likelihood : float
         """
         X = self._fitted_X(X)
-        return float(_cuem.score(X, *self._model_arrays()))
+        return float(_cuem.score(X, *self._model_arrays(), **self._where()))
 
     def bic(self, X):
         """Bayesian information criterion of the model on X (lower is better)."""

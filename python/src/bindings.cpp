@@ -196,17 +196,38 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   return out;
 }
 
+// A model and where to evaluate it, as the evaluation bindings take them.
+struct ModelArgs {
+  cuem::Model model;
+  cuem::EvaluateOptions where;
+};
+
+ModelArgs model_args(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
+                     const ParameterArray& covariances, const ParameterArray& precisions_cholesky,
+                     const std::string& device, const std::string& precision, std::size_t device_memory_limit) {
+  ModelArgs a{make_model(covariance_type, weights, means, covariances, precisions_cholesky), {}};
+  a.where.device = cuem::parse_device(device);
+  a.where.precision = cuem::parse_precision(precision);
+  a.where.device_memory_limit = device_memory_limit;
+  return a;
+}
+
+// Runs one library call on the model with the GIL released.
+template <typename F>
+auto released(F&& f) {
+  nb::gil_scoped_release release;
+  return f();
+}
+
 nb::ndarray<nb::numpy, std::int64_t> predict(const InputMatrix& X, const std::string& covariance_type,
                                              const ParameterArray& weights, const ParameterArray& means,
                                              const ParameterArray& covariances,
-                                             const ParameterArray& precisions_cholesky) {
-  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
-  std::vector<std::int64_t> labels;
-  {
-    nb::gil_scoped_release release;
-    const std::vector<int> l = cuem::predict(m, view_of(X));
-    labels.assign(l.begin(), l.end());
-  }
+                                             const ParameterArray& precisions_cholesky, const std::string& device,
+                                             const std::string& precision, std::size_t device_memory_limit) {
+  const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
+                                 device_memory_limit);
+  const std::vector<int> l = released([&] { return cuem::predict(a.model, view_of(X), a.where); });
+  std::vector<std::int64_t> labels(l.begin(), l.end());
   const std::size_t n = labels.size();
   return to_numpy(std::move(labels), {n});
 }
@@ -214,37 +235,40 @@ nb::ndarray<nb::numpy, std::int64_t> predict(const InputMatrix& X, const std::st
 nb::ndarray<nb::numpy, double> predict_proba(const InputMatrix& X, const std::string& covariance_type,
                                              const ParameterArray& weights, const ParameterArray& means,
                                              const ParameterArray& covariances,
-                                             const ParameterArray& precisions_cholesky) {
-  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
-  std::vector<double> resp;
-  {
-    nb::gil_scoped_release release;
-    resp = cuem::predict_proba(m, view_of(X));
-  }
-  return to_numpy(std::move(resp), {X.shape(0), static_cast<std::size_t>(m.n_components)});
+                                             const ParameterArray& precisions_cholesky, const std::string& device,
+                                             const std::string& precision, std::size_t device_memory_limit) {
+  const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
+                                 device_memory_limit);
+  std::vector<double> resp = released([&] { return cuem::predict_proba(a.model, view_of(X), a.where); });
+  return to_numpy(std::move(resp), {X.shape(0), static_cast<std::size_t>(a.model.n_components)});
 }
 
 nb::ndarray<nb::numpy, double> score_samples(const InputMatrix& X, const std::string& covariance_type,
                                              const ParameterArray& weights, const ParameterArray& means,
                                              const ParameterArray& covariances,
-                                             const ParameterArray& precisions_cholesky) {
-  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
-  std::vector<double> log_prob;
-  {
-    nb::gil_scoped_release release;
-    log_prob = cuem::score_samples(m, view_of(X));
-  }
+                                             const ParameterArray& precisions_cholesky, const std::string& device,
+                                             const std::string& precision, std::size_t device_memory_limit) {
+  const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
+                                 device_memory_limit);
+  std::vector<double> log_prob = released([&] { return cuem::score_samples(a.model, view_of(X), a.where); });
   return to_numpy(std::move(log_prob), {X.shape(0)});
 }
 
-// score, bic and aic: one scalar of the model on X.
+double score(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
+             const ParameterArray& means, const ParameterArray& covariances, const ParameterArray& precisions_cholesky,
+             const std::string& device, const std::string& precision, std::size_t device_memory_limit) {
+  const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
+                                 device_memory_limit);
+  return released([&] { return cuem::score(a.model, view_of(X), a.where); });
+}
+
+// bic and aic: one scalar of the model on X, on the CPU.
 template <double (*Criterion)(const cuem::Model&, cuem::DataView)>
 double model_scalar(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
                     const ParameterArray& means, const ParameterArray& covariances,
                     const ParameterArray& precisions_cholesky) {
   const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
-  nb::gil_scoped_release release;
-  return Criterion(m, view_of(X));
+  return released([&] { return Criterion(m, view_of(X)); });
 }
 
 nb::tuple sample(std::size_t n_samples, std::uint64_t seed, const std::string& covariance_type,
@@ -268,6 +292,8 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 }
 
 }  // namespace
+
+#define CUEM_WHERE_DOC " device, precision and device_memory_limit say where (as for fit)."
 
 NB_MODULE(_cuem, m) {
   m.doc() =
@@ -304,13 +330,18 @@ NB_MODULE(_cuem, m) {
         "max_decrease. on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
         "after every iteration with the GIL held; returning False stops the fit early.");
   m.def("predict", &predict, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
-        "precisions_cholesky"_a, "Most probable component of every row of X (int64).");
+        "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
+        "Most probable component of every row of X (int64)." CUEM_WHERE_DOC);
   m.def("predict_proba", &predict_proba, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
-        "covariances"_a, "precisions_cholesky"_a, "Posterior probabilities, n_samples x n_components.");
+        "covariances"_a, "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32",
+        "device_memory_limit"_a = 0,
+        "Posterior probabilities, n_samples x n_components." CUEM_WHERE_DOC);
   m.def("score_samples", &score_samples, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
-        "covariances"_a, "precisions_cholesky"_a, "log p(x) of every row of X.");
-  m.def("score", &model_scalar<cuem::score>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
-        "covariances"_a, "precisions_cholesky"_a, "Mean of score_samples.");
+        "covariances"_a, "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32",
+        "device_memory_limit"_a = 0, "log p(x) of every row of X." CUEM_WHERE_DOC);
+  m.def("score", &score, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
+        "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
+        "Mean of score_samples." CUEM_WHERE_DOC);
   m.def("bic", &model_scalar<cuem::bic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
         "covariances"_a, "precisions_cholesky"_a, "Bayesian information criterion (lower is better).");
   m.def("aic", &model_scalar<cuem::aic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,

@@ -1,4 +1,5 @@
 // cuem predict MODEL DATA [-o labels.npy] [--proba proba.npy]
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/common.hpp"
@@ -14,6 +15,7 @@ struct Args {
   DataArgs data;
   std::string output;
   std::string proba;
+  DeviceArgs where;
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
@@ -22,9 +24,20 @@ int run(const Args& a, const GlobalFlags& flags) {
   const Model m = io::read_model(a.model);
   const io::Table t = load_table(a.data, flags);
   const DataView X(t.values.data(), t.rows, t.cols);
-  const std::vector<int> labels = with_data_name(a.data.path, [&] { return predict(m, X); });
+  const EvaluateOptions where = to_evaluate_options(a.where);
+  std::vector<int> labels;
   std::vector<double> proba;
-  if (!a.proba.empty()) proba = predict_proba(m, X);
+  if (a.proba.empty()) {
+    labels = with_data_name(a.data.path, [&] { return predict(m, X, where); });
+  } else {  // one pass: the labels are the posteriors' argmax
+    proba = with_data_name(a.data.path, [&] { return predict_proba(m, X, where); });
+    const std::size_t K = static_cast<std::size_t>(m.n_components);
+    labels.resize(t.rows);
+    for (std::size_t i = 0; i < t.rows; ++i) {
+      const double* r = proba.data() + i * K;
+      labels[i] = static_cast<int>(std::max_element(r, r + K) - r);
+    }
+  }
   io::OutputBatch outputs;
   if (!a.output.empty()) {
     const std::vector<std::int64_t> wide(labels.begin(), labels.end());
@@ -65,6 +78,7 @@ void add_predict_command(CLI::App& app, const GlobalFlags& flags, int& exit_code
   cmd->add_option("MODEL", args->model, "model JSON written by cuem fit")->required();
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
+  add_device_options(cmd, args->where);
   cmd->add_option("-o,--output", args->output, "write the labels as .npy (int64); default: print them");
   cmd->add_option("--proba", args->proba, "write the posterior probabilities (N x K float64) as .npy");
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });

@@ -10,13 +10,14 @@ namespace {
 struct Args {
   std::string model;
   DataArgs data;
+  DeviceArgs where;
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
   const Model m = io::read_model(a.model);
   const io::Table t = load_table(a.data, flags);
   const DataView X(t.values.data(), t.rows, t.cols);
-  const double s = with_data_name(a.data.path, [&] { return score(m, X); });
+  const double s = with_data_name(a.data.path, [&] { return score(m, X, to_evaluate_options(a.where)); });
   const double b = bic(m, X);
   const double c = aic(m, X);
   if (flags.json) {
@@ -37,6 +38,7 @@ void add_score_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) 
   cmd->add_option("MODEL", args->model, "model JSON written by cuem fit")->required();
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
+  add_device_options(cmd, args->where);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

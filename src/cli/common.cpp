@@ -104,13 +104,7 @@ void add_fit_options(CLI::App* cmd, FitArgs& a, bool single) {
   cmd->add_option("--seed", a.seed, "random seed (fits are deterministic for a seed)")
       ->check(kUnsigned)
       ->capture_default_str();
-  cmd->add_option("--device", a.device, "cpu, auto, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--precision", a.precision, "CUDA arithmetic: float32 or float64 (the CPU is always float64)")
-      ->check(CLI::IsMember({"float32", "float64"}))
-      ->capture_default_str();
-  cmd->add_option("--device-memory", a.device_memory,
-                  "device memory the CUDA backend may use, e.g. 8G or 512M (default: 80% of free); "
-                  "data that do not fit are streamed from host memory in chunks, with the same result");
+  add_device_options(cmd, a.where);
   cmd->add_option("--threads", a.threads, "CPU threads (0: all); results do not depend on it")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
@@ -146,6 +140,24 @@ std::size_t parse_byte_size(const std::string& text) {
   return static_cast<std::size_t>(bytes);
 }
 
+void add_device_options(CLI::App* cmd, DeviceArgs& a) {
+  cmd->add_option("--device", a.device, "cpu, auto, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--precision", a.precision, "CUDA arithmetic: float32 or float64 (the CPU is always float64)")
+      ->check(CLI::IsMember({"float32", "float64"}))
+      ->capture_default_str();
+  cmd->add_option("--device-memory", a.memory,
+                  "device memory the CUDA backend may use, e.g. 8G or 512M (default: 80% of free); "
+                  "data that do not fit are streamed from host memory in chunks, with the same result");
+}
+
+EvaluateOptions to_evaluate_options(const DeviceArgs& a) {
+  EvaluateOptions w;
+  w.device = parse_device(a.device);
+  w.precision = parse_precision(a.precision);
+  if (!a.memory.empty()) w.device_memory_limit = parse_byte_size(a.memory);
+  return w;
+}
+
 FitOptions to_fit_options(const FitArgs& a) {
   FitOptions o;
   o.n_components = a.n_components;
@@ -156,10 +168,11 @@ FitOptions to_fit_options(const FitArgs& a) {
   o.tol = a.tol;
   o.reg_covar = a.reg_covar;
   o.seed = a.seed;
-  o.device = parse_device(a.device);
-  o.precision = parse_precision(a.precision);
+  const EvaluateOptions where = to_evaluate_options(a.where);
+  o.device = where.device;
+  o.precision = where.precision;
+  o.device_memory_limit = where.device_memory_limit;
   o.n_threads = a.threads;
-  if (!a.device_memory.empty()) o.device_memory_limit = parse_byte_size(a.device_memory);
   if (!std::isfinite(o.tol) || !std::isfinite(o.reg_covar)) throw UsageError("--tol and --reg-covar must be finite");
   return o;
 }

@@ -37,6 +37,16 @@ void add_data_options(CLI::App* cmd, DataArgs& args);
 /// Loads the data; notices (conversions) go to stderr unless quiet.
 io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
 
+/// Where the work runs: --device, --precision, --device-memory.
+struct DeviceArgs {
+  std::string device = "cpu";
+  std::string precision = "float32";
+  std::string memory;  ///< e.g. "2G", "512M" or bytes; empty: the library's default
+};
+
+void add_device_options(CLI::App* cmd, DeviceArgs& a);
+EvaluateOptions to_evaluate_options(const DeviceArgs& a);
+
 /// Options of a fit that fit and select share.
 struct FitArgs {
   int n_components = 0;
@@ -47,10 +57,8 @@ struct FitArgs {
   double tol = 1e-3;
   double reg_covar = 1e-6;
   std::uint64_t seed = 0;
-  std::string device = "cpu";
-  std::string precision = "float32";
+  DeviceArgs where;
   int threads = 0;
-  std::string device_memory;  ///< e.g. "2G", "512M" or bytes; empty: the library's default
 };
 
 /// Bytes from "123", "64K", "512M", "2G" or "1T" (binary units); UsageError otherwise.

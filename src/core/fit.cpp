@@ -52,7 +52,6 @@ FitResult fit(DataView X, const FitOptions& o) {
   using Clock = std::chrono::steady_clock;
 
   FitResult result;
-  result.device = backend->description();
   if (!notice.empty()) result.notices.push_back(notice);
   double best_bound = -std::numeric_limits<double>::infinity();
   bool have_best = false;
@@ -95,6 +94,8 @@ FitResult fit(DataView X, const FitOptions& o) {
       result.best_init = init;
     }
   }
+  // After the iterations: a backend settles its memory layout in the first E-step.
+  result.device = backend->description();
   return result;
 }
 

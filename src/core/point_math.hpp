@@ -18,41 +18,57 @@ namespace cuem::math {
 
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
-/// ||P^T (x - mu)||^2 for an upper-triangular D x D row-major P. Row i of P holds the
-/// coefficients of (x_i - mu_i); column j of P^T (x - mu) uses rows 0..j.
-/// T is the data's type; S, the parameters' type, is also the arithmetic's (double on
-/// the CPU, float or double in the CUDA kernels).
-template <typename T, typename S>
-CUEM_HD S mahalanobis_sq_full(const T* x, const S* mu, const S* P, int D) {
+/// ||P^T y||^2 for an upper-triangular D x D row-major P, with y_i = diff(i) (x_i - mu_i
+/// in whatever form a caller computes it). Row i of P holds the coefficients of y_i;
+/// column j of P^T y uses rows 0..j.
+template <typename S, typename Diff>
+CUEM_HD S mahalanobis_sq_full_of(Diff diff, const S* P, int D) {
   S sum = 0;
   for (int j = 0; j < D; ++j) {
     S y = 0;
-    for (int i = 0; i <= j; ++i) y += (static_cast<S>(x[i]) - mu[i]) * P[i * D + j];
+    for (int i = 0; i <= j; ++i) y += diff(i) * P[i * D + j];
     sum += y * y;
   }
   return sum;
 }
 
-/// sum_d ((x_d - mu_d) * p_d)^2 for a diagonal factor p (1 / sigma per dimension).
-template <typename T, typename S>
-CUEM_HD S mahalanobis_sq_diag(const T* x, const S* mu, const S* p, int D) {
+/// sum_d (y_d p_d)^2 for a diagonal factor p (1 / sigma per dimension), y_d = diff(d).
+template <typename S, typename Diff>
+CUEM_HD S mahalanobis_sq_diag_of(Diff diff, const S* p, int D) {
   S sum = 0;
   for (int d = 0; d < D; ++d) {
-    const S y = (static_cast<S>(x[d]) - mu[d]) * p[d];
+    const S y = diff(d) * p[d];
     sum += y * y;
   }
   return sum;
 }
 
-/// ||x - mu||^2 p^2 for a spherical factor p (1 / sigma).
-template <typename T, typename S>
-CUEM_HD S mahalanobis_sq_spherical(const T* x, const S* mu, S p, int D) {
+/// ||y||^2 p^2 for a spherical factor p (1 / sigma), y_d = diff(d).
+template <typename S, typename Diff>
+CUEM_HD S mahalanobis_sq_spherical_of(Diff diff, S p, int D) {
   S sum = 0;
   for (int d = 0; d < D; ++d) {
-    const S y = static_cast<S>(x[d]) - mu[d];
+    const S y = diff(d);
     sum += y * y;
   }
   return sum * p * p;
+}
+
+/// The same with y = x - mu. T is the data's type; S, the parameters' type, is also the
+/// arithmetic's (double on the CPU, float or double in the CUDA kernels).
+template <typename T, typename S>
+CUEM_HD S mahalanobis_sq_full(const T* x, const S* mu, const S* P, int D) {
+  return mahalanobis_sq_full_of([&](int i) { return static_cast<S>(x[i]) - mu[i]; }, P, D);
+}
+
+template <typename T, typename S>
+CUEM_HD S mahalanobis_sq_diag(const T* x, const S* mu, const S* p, int D) {
+  return mahalanobis_sq_diag_of([&](int d) { return static_cast<S>(x[d]) - mu[d]; }, p, D);
+}
+
+template <typename T, typename S>
+CUEM_HD S mahalanobis_sq_spherical(const T* x, const S* mu, S p, int D) {
+  return mahalanobis_sq_spherical_of([&](int d) { return static_cast<S>(x[d]) - mu[d]; }, p, D);
 }
 
 /// log pi + log N(x | mu, Sigma) from a squared Mahalanobis distance; log_det_factor is

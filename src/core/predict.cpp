@@ -1,6 +1,7 @@
 // Using a fitted model: posteriors, log-densities, labels and information criteria.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/backend.hpp"
@@ -11,24 +12,33 @@
 
 namespace cuem {
 
-std::vector<double> predict_proba(const Model& model, DataView X) {
+namespace {
+
+std::unique_ptr<Backend> evaluator(DataView X, const EvaluateOptions& where) {
+  return make_backend(X, {where.device, where.precision, where.device_memory_limit});
+}
+
+}  // namespace
+
+std::vector<double> predict_proba(const Model& model, DataView X, const EvaluateOptions& where) {
   validate_model_and_data(model, X);
   std::vector<double> resp(X.n_rows * static_cast<std::size_t>(model.n_components));
-  CpuBackend(X).evaluate(prepare(model), 0, X.n_rows, nullptr, resp.data());
+  evaluator(X, where)->evaluate(prepare(model), 0, X.n_rows, nullptr, resp.data());
   return resp;
 }
 
-std::vector<int> predict(const Model& model, DataView X) {
+std::vector<int> predict(const Model& model, DataView X, const EvaluateOptions& where) {
   validate_model_and_data(model, X);
   const PreparedParams p = prepare(model);
   const int K = model.n_components;
-  const std::size_t chunk = chunk_points(K);
-  std::vector<double> resp(chunk * static_cast<std::size_t>(K));
+  // Responsibilities of one chunk at a time (about 8 MiB, at least the CPU's chunk).
+  const std::size_t chunk = std::max(chunk_points(K), (std::size_t{1} << 20) / static_cast<std::size_t>(K));
+  std::vector<double> resp(std::min(chunk, X.n_rows) * static_cast<std::size_t>(K));
   std::vector<int> labels(X.n_rows);
-  CpuBackend backend(X);
+  const std::unique_ptr<Backend> backend = evaluator(X, where);
   for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
     const std::size_t count = std::min(chunk, X.n_rows - begin);
-    backend.evaluate(p, begin, begin + count, nullptr, resp.data());
+    backend->evaluate(p, begin, begin + count, nullptr, resp.data());
     for (std::size_t b = 0; b < count; ++b) {
       const double* r = resp.data() + b * K;
       labels[begin + b] = static_cast<int>(std::max_element(r, r + K) - r);
@@ -37,15 +47,15 @@ std::vector<int> predict(const Model& model, DataView X) {
   return labels;
 }
 
-std::vector<double> score_samples(const Model& model, DataView X) {
+std::vector<double> score_samples(const Model& model, DataView X, const EvaluateOptions& where) {
   validate_model_and_data(model, X);
   std::vector<double> log_prob(X.n_rows);
-  CpuBackend(X).evaluate(prepare(model), 0, X.n_rows, log_prob.data(), nullptr);
+  evaluator(X, where)->evaluate(prepare(model), 0, X.n_rows, log_prob.data(), nullptr);
   return log_prob;
 }
 
-double score(const Model& model, DataView X) {
-  const std::vector<double> lp = score_samples(model, X);
+double score(const Model& model, DataView X, const EvaluateOptions& where) {
+  const std::vector<double> lp = score_samples(model, X, where);
   double s = 0.0;
   for (double v : lp) s += v;
   return s / static_cast<double>(lp.size());

@@ -686,6 +686,10 @@ def test_cuda_without_gpu_exits_5(cuem, tmp_path, blobs):
         assert "device" in proc.stderr.lower()
     proc = cuem("select", blobs["X"], "-k", "1:2", "--device", "cuda", "-o", "m.json", expect=DEVICE)
     assert os.listdir(tmp_path) == []
+    for cmd in (["predict", blobs["model"], blobs["X"], "-o", "l.npy"], ["score", blobs["model"], blobs["X"]]):
+        proc = cuem(*cmd, "--device", "cuda", expect=DEVICE)
+        assert "device" in proc.stderr.lower()
+    assert os.listdir(tmp_path) == []
     # auto falls back to the CPU, and says so
     proc = cuem("fit", blobs["X"], "-k", 3, "--device", "auto", "-o", "m.json")
     assert "running on the CPU" in proc.stderr
