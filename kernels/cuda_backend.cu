@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_backend.hpp"
@@ -24,6 +25,7 @@
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
 #include "estep.hpp"
+#include "kmeans.hpp"
 
 namespace cuem::cuda {
 namespace {
@@ -45,6 +47,14 @@ std::size_t factor_count(CovarianceType type, int K, int D) {
 std::size_t param_count(CovarianceType type, int K, int D) {
   const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
   return 2 * Kz + 2 * Kz * Dz + factor_count(type, K, D);
+}
+
+// A coordinate relative to the origin in two parts, hi = S(v) and lo = S(v - hi), so
+// that hi + lo carries what float32 alone would round away (estep.hpp, kmeans.hpp).
+template <typename S>
+void split(double v, S* hi, S* lo) {
+  *hi = static_cast<S>(v);
+  *lo = static_cast<S>(v - static_cast<double>(*hi));
 }
 
 template <typename S>
@@ -94,6 +104,14 @@ class CudaBackend final : public Backend {
     params_ = {};
     params_host_ = {};
     eval_host_ = {};
+    closest_ = {};
+    block_sums_ = {};
+    block_sums_host_ = {};
+    sample_host_ = {};
+    centres_ = {};
+    centres_host_ = {};
+    labels_ = {};
+    labels_host_ = {};
     copied_.clear();
     consumed_.clear();
     compute_.reset();
@@ -175,7 +193,166 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // ---- k-means (Backend's k-means section) ---------------------------------------------
+
+  void reserve(CovarianceType type, int K) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    prepare(type, K);
+  }
+
+  double closest_reset(const double* c) override { return closest_pass(c, ClosestMode::reset); }
+  double closest_potential(const double* c) override { return closest_pass(c, ClosestMode::potential); }
+  double closest_update(const double* c) override { return closest_pass(c, ClosestMode::update); }
+
+  // The block from the sums of the last reset/update, then a scan of that block's values
+  // in float64 (the CPU backend's rule).
+  std::size_t closest_sample(double r) override {
+    const ScopedDevice on(device_);
+    const std::size_t N = X_.n_rows;
+    double prefix = 0.0;
+    std::size_t b = 0;
+    for (; b + 1 < closest_block_sums_.size(); ++b) {
+      if (prefix + closest_block_sums_[b] > r) break;
+      prefix += closest_block_sums_[b];
+    }
+    const std::size_t lo = b * kClosestBlock;
+    const std::size_t hi = std::min(N, lo + kClosestBlock);
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(sample_host_.data(), closest_.data() + lo, (hi - lo) * sizeof(S),
+                                    cudaMemcpyDeviceToHost, compute_->get()));
+    compute_->synchronize();
+    double partial = 0.0;
+    for (std::size_t i = lo; i < hi; ++i) {
+      partial += static_cast<double>(sample_host_.data()[i - lo]);
+      if (prefix + partial > r) return i;
+    }
+    return hi - 1;
+  }
+
+  // Hard one-hot responsibilities through the statistics kernel (diag layout): N_k and
+  // the sums of each centre's points about the centre, and the inertia in the
+  // log-likelihood slot.
+  LloydStep lloyd_step(const std::vector<double>& centers, int K) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    prepare(CovarianceType::diag, K);
+    const std::size_t D = X_.n_cols;
+    std::vector<double> shift;
+    const auto [hi, lo] = upload_centres(centers.data(), K, &shift);
+    const cudaStream_t s = compute_->get();
+    CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
+    std::size_t c = 0;
+    for (std::size_t begin = 0; begin < X_.n_rows; begin += chunk_, ++c) {
+      poll_interrupt();
+      const std::size_t count = std::min(chunk_, X_.n_rows - begin);
+      const int slot = static_cast<int>(c % 2);
+      const S* x = chunk_data(begin, count, slot);
+      launch_hard_assign(x, count, static_cast<int>(D), K, hi, lo, nullptr, log_prob_.data(), resp_.data(), chunk_, s);
+      launch_segment_stats(K, static_cast<int>(D), x, count, hi, resp_.data(), chunk_, log_prob_.data(),
+                           entries_.data(), M_, partials_.data(), L_, s);
+      launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
+      if (!resident_) consumed_[slot].record(s);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
+    compute_->synchronize();
+    const double* t = total_host_.data();
+    LloydStep out;
+    out.centers = centers;
+    out.counts.assign(K, 0.0);
+    out.inertia = t[static_cast<std::size_t>(K) * M_];
+    for (int k = 0; k < K; ++k) {
+      const double* e = t + static_cast<std::size_t>(k) * M_;
+      out.counts[k] = e[0];
+      if (e[0] == 0.0) continue;  // empty cluster: keep its centre
+      for (std::size_t d = 0; d < D; ++d) out.centers[k * D + d] = shift[k * D + d] + e[1 + d] / e[0];
+    }
+    return out;
+  }
+
+  void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
+                      int* labels) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    if (!placed_) prepare(CovarianceType::diag, K);
+    if (labels_.size() < chunk_) {
+      labels_ = {};
+      labels_ = DeviceBuffer<int>(chunk_);
+      labels_host_ = PinnedBuffer<int>(chunk_);
+    }
+    const auto [hi, lo] = upload_centres(centers.data(), K, nullptr);
+    const cudaStream_t s = compute_->get();
+    std::size_t c = 0;
+    for (std::size_t b = begin; b < begin + count; b += chunk_, ++c) {
+      poll_interrupt();
+      const std::size_t n = std::min(chunk_, begin + count - b);
+      const int slot = static_cast<int>(c % 2);
+      const S* x = chunk_data(b, n, slot);
+      launch_hard_assign(x, n, static_cast<int>(X_.n_cols), K, hi, lo, labels_.data(), nullptr, nullptr, 0, s);
+      if (!resident_) consumed_[slot].record(s);
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(labels_host_.data(), labels_.data(), n * sizeof(int), cudaMemcpyDeviceToHost, s));
+      compute_->synchronize();
+      std::copy(labels_host_.data(), labels_host_.data() + n, labels + (b - begin));
+    }
+  }
+
  private:
+  // One pass of the closest-distance bookkeeping over every chunk; the block sums come
+  // back and are added in order on the host.
+  double closest_pass(const double* c, ClosestMode mode) {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    if (!placed_) prepare(CovarianceType::diag, 1);
+    const std::size_t N = X_.n_rows;
+    const std::size_t n_blocks = (N + kClosestBlock - 1) / kClosestBlock;
+    if (closest_.size() != N) {
+      closest_ = DeviceBuffer<S>(N);
+      block_sums_ = DeviceBuffer<double>(n_blocks);
+      block_sums_host_ = PinnedBuffer<double>(n_blocks);
+      sample_host_ = PinnedBuffer<S>(kClosestBlock);
+    }
+    const auto [hi, lo] = upload_centres(c, 1, nullptr);
+    const cudaStream_t s = compute_->get();
+    std::size_t k = 0;
+    for (std::size_t begin = 0; begin < N; begin += chunk_, ++k) {
+      poll_interrupt();
+      const std::size_t count = std::min(chunk_, N - begin);
+      const int slot = static_cast<int>(k % 2);
+      const S* x = chunk_data(begin, count, slot);
+      launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, closest_.data() + begin, mode,
+                     block_sums_.data(), begin / kClosestBlock, s);
+      if (!resident_) consumed_[slot].record(s);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(block_sums_host_.data(), block_sums_.data(), n_blocks * sizeof(double),
+                                    cudaMemcpyDeviceToHost, s));
+    compute_->synchronize();
+    double total = 0.0;
+    for (std::size_t b = 0; b < n_blocks; ++b) total += block_sums_host_.data()[b];
+    if (mode != ClosestMode::potential)
+      closest_block_sums_.assign(block_sums_host_.data(), block_sums_host_.data() + n_blocks);
+    return total;
+  }
+
+  // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
+  // returns the device parts (hi, lo). `shift`, when given, receives origin + hi.
+  std::pair<const S*, const S*> upload_centres(const double* c, int K, std::vector<double>* shift) {
+    const std::size_t D = X_.n_cols;
+    const std::size_t n = static_cast<std::size_t>(K) * D;
+    if (centres_host_.size() < 2 * n) {
+      centres_host_ = PinnedBuffer<S>(2 * n);
+      centres_ = {};
+      centres_ = DeviceBuffer<S>(2 * n);
+    }
+    S* h = centres_host_.data();
+    if (shift) shift->assign(n, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t d = i % D;
+      split(c[i] - origin_[d], &h[i], &h[n + i]);
+      if (shift) (*shift)[i] = origin_[d] + static_cast<double>(h[i]);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(centres_.data(), h, 2 * n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
+    return {centres_.data(), centres_.data() + n};
+  }
+
   static std::vector<double> column_means(DataView X) {
     std::vector<double> m(X.n_cols, 0.0);
     if (X.n_rows == 0) return m;
@@ -324,11 +501,8 @@ class CudaBackend final : public Backend {
       h_logw[k] = static_cast<S>(p.log_weights[k]);
       h_logdet[k] = static_cast<S>(p.log_det[k]);
       for (std::size_t d = 0; d < D; ++d) {
-        const double centred = p.means[k * D + d] - origin_[d];
-        const S m = static_cast<S>(centred);
-        h_means[k * D + d] = m;
-        h_means_lo[k * D + d] = static_cast<S>(centred - static_cast<double>(m));
-        (*shift)[k * D + d] = origin_[d] + static_cast<double>(m);
+        split(p.means[k * D + d] - origin_[d], &h_means[k * D + d], &h_means_lo[k * D + d]);
+        (*shift)[k * D + d] = origin_[d] + static_cast<double>(h_means[k * D + d]);
       }
     }
     for (std::size_t i = 0; i < F; ++i) h_factors[i] = static_cast<S>(p.prec_chol[i]);
@@ -403,6 +577,17 @@ class CudaBackend final : public Backend {
   DeviceBuffer<S> params_;
   PinnedBuffer<S> params_host_;
   PinnedBuffer<S> eval_host_;
+
+  // k-means
+  DeviceBuffer<S> closest_;                 // N: squared distance to the nearest seed so far
+  DeviceBuffer<double> block_sums_;         // per kClosestBlock points
+  PinnedBuffer<double> block_sums_host_;
+  std::vector<double> closest_block_sums_;  // from the last reset/update, for sampling
+  PinnedBuffer<S> sample_host_;             // one block of closest values
+  DeviceBuffer<S> centres_;                 // K x D hi, then K x D lo
+  PinnedBuffer<S> centres_host_;
+  DeviceBuffer<int> labels_;                // chunk
+  PinnedBuffer<int> labels_host_;
 };
 
 }  // namespace

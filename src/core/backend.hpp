@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/prepared_params.hpp"
 #include "core/sufficient_stats.hpp"
@@ -13,6 +14,13 @@
 #include "cuem/options.hpp"
 
 namespace cuem {
+
+/// The result of one Lloyd assignment over all points.
+struct LloydStep {
+  std::vector<double> centers;  ///< K x D: the mean of each centre's points (an empty one stays put)
+  std::vector<double> counts;   ///< K: points per centre
+  double inertia = 0;           ///< sum of squared distances to the nearest centre
+};
 
 class Backend {
  public:
@@ -25,6 +33,29 @@ class Backend {
   /// responsibilities, row-major (end - begin) x K, into resp (may be null).
   virtual void evaluate(const PreparedParams& params, std::size_t begin, std::size_t end,
                         double* log_prob, double* resp) = 0;
+
+  /// Tells the backend the shape of the fit to come, so that it can place the data and
+  /// size its buffers once (the CUDA backend decides there what stays on the device).
+  virtual void reserve(CovarianceType /*type*/, int /*K*/) {}
+
+  // ---- k-means, for the initialisation (src/init/kmeans.cpp) ------------------------
+  // The backend keeps one value per point, closest_i, the squared distance to the nearest
+  // seed chosen so far. Sums run over fixed blocks of points in order, so they do not
+  // depend on the thread count.
+
+  /// closest_i = ||x_i - c||^2 for every point; returns sum_i closest_i.
+  virtual double closest_reset(const double* c) = 0;
+  /// sum_i min(closest_i, ||x_i - c||^2), leaving closest as it is.
+  virtual double closest_potential(const double* c) = 0;
+  /// closest_i = min(closest_i, ||x_i - c||^2); returns the new sum.
+  virtual double closest_update(const double* c) = 0;
+  /// The first index whose running sum of closest exceeds r (the last index if none).
+  virtual std::size_t closest_sample(double r) = 0;
+  /// One Lloyd step: every point to its nearest centre (the lowest index on ties).
+  virtual LloydStep lloyd_step(const std::vector<double>& centers, int K) = 0;
+  /// The nearest of K centres for points [begin, begin + count).
+  virtual void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
+                              int* labels) = 0;
 
   virtual const char* name() const noexcept = 0;
 

@@ -48,6 +48,7 @@ FitResult fit(DataView X, const FitOptions& o) {
   const std::unique_ptr<Backend> backend =
       make_backend(X, {o.device, o.precision, o.device_memory_limit}, &notice);
   if (o.interrupted) backend->set_interrupt(o.interrupted);
+  backend->reserve(o.covariance_type, o.n_components);
   const double N = static_cast<double>(X.n_rows);
   using Clock = std::chrono::steady_clock;
 
@@ -57,7 +58,8 @@ FitResult fit(DataView X, const FitOptions& o) {
   bool have_best = false;
   bool stopped = false;
   for (int init = 0; init < o.n_init && !stopped; ++init) {
-    Model model = initialize(X, o, rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)));
+    Model model =
+        initialize(*backend, X, o, rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)));
     double bound = -std::numeric_limits<double>::infinity();
     bool converged = false;
     int n_iter = 0;

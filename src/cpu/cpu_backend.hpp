@@ -2,6 +2,7 @@
 // The float64 CPU reference backend: OpenMP over points, bounded memory.
 #include <cstddef>
 #include <functional>
+#include <vector>
 
 #include "core/backend.hpp"
 
@@ -36,16 +37,33 @@ std::size_t chunk_points(int K) noexcept;
 void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
                     double* resp, double* log_prob);
 
+/// Index of the nearest centre (squared Euclidean; the lowest index on ties); x is a
+/// float64 or float32 row (instantiated for both).
+template <typename T>
+int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(DataView X) : X_(X) {}
   SufficientStats estep(const PreparedParams& params) override;
   void evaluate(const PreparedParams& params, std::size_t begin, std::size_t end, double* log_prob,
                 double* resp) override;
+
+  // k-means (cpu_kmeans.cpp)
+  double closest_reset(const double* c) override;
+  double closest_potential(const double* c) override;
+  double closest_update(const double* c) override;
+  std::size_t closest_sample(double r) override;
+  LloydStep lloyd_step(const std::vector<double>& centers, int K) override;
+  void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
+                      int* labels) override;
+
   const char* name() const noexcept override { return "cpu"; }
 
  private:
   DataView X_;
+  std::vector<double> closest_;     // N: squared distance to the nearest seed so far
+  std::vector<double> block_sums_;  // closest summed per block, from the last reset/update
 };
 
 }  // namespace cuem

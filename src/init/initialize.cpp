@@ -62,25 +62,29 @@ Model estimate_from_responsibilities(DataView X, const FitOptions& o, const Resp
 }  // namespace
 
 Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
+  CpuBackend backend(X);
+  return initialize(backend, X, o, seed);
+}
+
+Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_t seed) {
   const int K = o.n_components;
   const int D = static_cast<int>(X.n_cols);
   Model m;
   switch (o.init) {
     case InitMethod::kmeans: {
-      const KMeansResult km = kmeans(X, K, seed, 300, 1e-4, o.interrupted);
+      const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
+      std::vector<int> labels;
       m = estimate_from_responsibilities(
           X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
+            labels.resize(count);
+            backend.nearest_labels(km.centers, K, begin, count, labels.data());
             std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
-#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
-            for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
-              resp[b * K + visit_rows(X, [&](const auto* base) {
-                     return nearest_center(base + (begin + b) * X.n_cols, km.centers, K, D);
-                   })] = 1.0;
+            for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[b]] = 1.0;
           });
       break;
     }
     case InitMethod::kmeans_plusplus: {
-      const std::vector<std::size_t> index = kmeans_plusplus(X, K, seed, o.interrupted);
+      const std::vector<std::size_t> index = kmeans_plusplus(backend, X, K, seed, o.interrupted);
       m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
       break;
     }

@@ -2,6 +2,7 @@
 // The starting model of one EM run (scikit-learn's _initialize_parameters).
 #include <cstdint>
 
+#include "core/backend.hpp"
 #include "cuem/data_view.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
@@ -10,6 +11,10 @@ namespace cuem {
 
 /// Responsibilities from the init method, then one M-step from them; user-given weights,
 /// means and precisions replace the derived ones. `seed` is this restart's seed.
+/// The k-means methods run their per-point work on `backend` (the fit's); the statistics
+/// of the starting responsibilities are taken on the CPU. The overload without a backend
+/// uses the CPU for everything.
+Model initialize(Backend& backend, DataView X, const FitOptions& options, std::uint64_t seed);
 Model initialize(DataView X, const FitOptions& options, std::uint64_t seed);
 
 }  // namespace cuem

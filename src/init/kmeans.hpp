@@ -1,9 +1,11 @@
 #pragma once
-// k-means for initialisation: greedy k-means++ seeding and Lloyd iterations.
+// k-means for initialisation: greedy k-means++ seeding and Lloyd iterations. The
+// algorithms are written once here; the per-point work runs in a backend (CPU or CUDA).
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "core/backend.hpp"
 #include "cuem/data_view.hpp"
 
 namespace cuem {
@@ -11,9 +13,9 @@ namespace cuem {
 /// Indices of K seed points by greedy k-means++ (Arthur & Vassilvitskii 2007; each step
 /// draws 2 + floor(ln K) candidates with probability proportional to D(x)^2 and keeps the
 /// one that lowers the potential most, as scikit-learn does). Deterministic for a seed and
-/// independent of the thread count. Keeps one double per point (D(x)^2), never N x K.
+/// backend, independent of the thread count. The backend keeps one value per point.
 /// `interrupted`, when set, is polled before each new seed (true throws Interrupted).
-std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed,
+std::vector<std::size_t> kmeans_plusplus(Backend& backend, DataView X, int K, std::uint64_t seed,
                                          const std::function<bool()>& interrupted = {});
 
 struct KMeansResult {
@@ -26,12 +28,13 @@ struct KMeansResult {
 /// tol * (mean feature variance), as scikit-learn's KMeans, or max_iter. An empty cluster
 /// keeps its previous centre.
 /// `interrupted`, when set, is polled every iteration (true throws cuem::Interrupted).
-KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4,
+KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4,
                     const std::function<bool()>& interrupted = {});
 
-/// Index of the nearest centre (squared Euclidean; the lowest index on ties); x is a
-/// float64 or float32 row (instantiated for both).
-template <typename T>
-int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
+/// The same on the CPU backend.
+std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed,
+                                         const std::function<bool()>& interrupted = {});
+KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4,
+                    const std::function<bool()>& interrupted = {});
 
 }  // namespace cuem

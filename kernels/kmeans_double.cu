@@ -1,0 +1,16 @@
+// float64 instantiations of the k-means kernels.
+#include "kmeans.cuh"
+
+namespace cuem::cuda {
+
+void launch_closest(const double* X, std::size_t n, int D, const double* c_hi, const double* c_lo, double* closest,
+                    ClosestMode mode, double* block_sums, std::size_t first_block, cudaStream_t stream) {
+  detail::closest(X, n, D, c_hi, c_lo, closest, mode, block_sums, first_block, stream);
+}
+
+void launch_hard_assign(const double* X, std::size_t n, int D, int K, const double* c_hi, const double* c_lo, int* labels,
+                        double* dist, double* resp, std::size_t resp_stride, cudaStream_t stream) {
+  detail::hard_assign(X, n, D, K, c_hi, c_lo, labels, dist, resp, resp_stride, stream);
+}
+
+}  // namespace cuem::cuda

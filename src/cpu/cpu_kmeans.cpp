@@ -1,0 +1,148 @@
+// The CPU backend's k-means operations (Backend's k-means section): squared distances in
+// float64, sums over fixed blocks of kBlock points so that their rounding does not depend
+// on the thread count.
+#include <algorithm>
+#include <limits>
+#include <numeric>
+
+#include "core/data_access.hpp"
+#include "cpu/cpu_backend.hpp"
+
+namespace cuem {
+namespace {
+
+constexpr std::size_t kBlock = 4096;
+
+template <typename T>
+double dist_sq(const T* a, const double* b, int D) {
+  double s = 0.0;
+  for (int d = 0; d < D; ++d) {
+    const double t = static_cast<double>(a[d]) - b[d];
+    s += t * t;
+  }
+  return s;
+}
+
+std::size_t n_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
+
+// Sums f(i) over i in [0, n) block by block; block_sums receives each block's sum.
+template <typename F>
+double blocked_sum(std::size_t n, F f, std::vector<double>* block_sums = nullptr) {
+  const std::size_t nb = n_blocks(n);
+  std::vector<double> partial(nb);
+#pragma omp parallel for schedule(static) if (nb > 1)
+  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+    const std::size_t hi = std::min(n, lo + kBlock);
+    double s = 0.0;
+    for (std::size_t i = lo; i < hi; ++i) s += f(i);
+    partial[b] = s;
+  }
+  const double total = std::accumulate(partial.begin(), partial.end(), 0.0);
+  if (block_sums) *block_sums = std::move(partial);
+  return total;
+}
+
+// Squared distance from row i of X to a float64 point.
+double row_dist_sq(const DataView& X, std::size_t i, const double* c) {
+  const int D = static_cast<int>(X.n_cols);
+  return visit_rows(X, [&](const auto* base) { return dist_sq(base + i * X.n_cols, c, D); });
+}
+
+}  // namespace
+
+template <typename T>
+int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* out_dist) {
+  int best = 0;
+  double best_d = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < K; ++k) {
+    const double d = dist_sq(x, centers.data() + static_cast<std::size_t>(k) * D, D);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  if (out_dist) *out_dist = best_d;
+  return best;
+}
+
+template int nearest_center(const double*, const std::vector<double>&, int, int, double*);
+template int nearest_center(const float*, const std::vector<double>&, int, int, double*);
+
+double CpuBackend::closest_reset(const double* c) {
+  closest_.resize(X_.n_rows);
+  return blocked_sum(
+      X_.n_rows, [&](std::size_t i) { return closest_[i] = row_dist_sq(X_, i, c); }, &block_sums_);
+}
+
+double CpuBackend::closest_potential(const double* c) {
+  return blocked_sum(X_.n_rows, [&](std::size_t i) { return std::min(closest_[i], row_dist_sq(X_, i, c)); });
+}
+
+double CpuBackend::closest_update(const double* c) {
+  return blocked_sum(
+      X_.n_rows, [&](std::size_t i) { return closest_[i] = std::min(closest_[i], row_dist_sq(X_, i, c)); },
+      &block_sums_);
+}
+
+// numpy's searchsorted on the cumulative sum, following the block structure above.
+std::size_t CpuBackend::closest_sample(double r) {
+  double prefix = 0.0;
+  std::size_t b = 0;
+  for (; b + 1 < block_sums_.size(); ++b) {
+    if (prefix + block_sums_[b] > r) break;
+    prefix += block_sums_[b];
+  }
+  const std::size_t lo = b * kBlock;
+  const std::size_t hi = std::min(closest_.size(), lo + kBlock);
+  double partial = 0.0;
+  for (std::size_t i = lo; i < hi; ++i) {
+    partial += closest_[i];
+    if (prefix + partial > r) return i;
+  }
+  return closest_.size() - 1;
+}
+
+LloydStep CpuBackend::lloyd_step(const std::vector<double>& centers, int K) {
+  const std::size_t N = X_.n_rows;
+  const int D = static_cast<int>(X_.n_cols);
+  constexpr std::size_t kChunk = 8192;
+  std::vector<int> labels(kChunk);
+  std::vector<double> dists(kChunk);
+  std::vector<double> sums(static_cast<std::size_t>(K) * D, 0.0);
+  LloydStep out;
+  out.counts.assign(K, 0.0);
+  for (std::size_t begin = 0; begin < N; begin += kChunk) {
+    poll_interrupt();
+    const std::size_t count = std::min(kChunk, N - begin);
+#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
+    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
+      labels[b] = visit_rows(X_, [&](const auto* base) {
+        return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D, &dists[b]);
+      });
+    for (std::size_t b = 0; b < count; ++b) {
+      double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
+      for (int d = 0; d < D; ++d) s[d] += X_.value(begin + b, d);
+      out.counts[labels[b]] += 1.0;
+      out.inertia += dists[b];
+    }
+  }
+  out.centers = centers;
+  for (int k = 0; k < K; ++k) {
+    if (out.counts[k] == 0.0) continue;  // empty cluster: keep its centre
+    for (int d = 0; d < D; ++d)
+      out.centers[static_cast<std::size_t>(k) * D + d] = sums[static_cast<std::size_t>(k) * D + d] / out.counts[k];
+  }
+  return out;
+}
+
+void CpuBackend::nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
+                                int* labels) {
+  const int D = static_cast<int>(X_.n_cols);
+#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
+  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
+    labels[b] = visit_rows(
+        X_, [&](const auto* base) { return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D); });
+}
+
+}  // namespace cuem
