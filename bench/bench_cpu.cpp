@@ -1,88 +1,68 @@
-// CPU backend throughput: one EM iteration (E-step + statistics + M-step) and the E-step
-// alone on the standard configurations A-E (generated, seeded). Points per second are
-// reported; the roofline counters of the performance model come with the benchmark
-// suites of the performance work.
+// CPU backend throughput: one EM iteration (E-step + statistics + M-step), the E-step
+// alone, score_samples and predict_proba on the standard configurations A-E (generated,
+// seeded; bench_common.hpp). Counters: points/s, and bytes/s and FLOP/s by the
+// performance model (perf_model.hpp; float64 data, 8 bytes per element).
 #include <benchmark/benchmark.h>
 
-#include <map>
-#include <random>
-#include <tuple>
+#include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
 #include "cpu/cpu_backend.hpp"
-#include "cuem/fit.hpp"
-#include "init/initialize.hpp"
+#include "perf_model.hpp"
 
 namespace {
 
-struct Config {
-  const char* name;
-  std::size_t N;
-  int D;
-  int K;
-  cuem::CovarianceType type;
-};
+using cuem::bench::Config;
 
-const Config kConfigs[] = {
-    {"A", 1000000, 2, 8, cuem::CovarianceType::full},  {"B", 200000, 16, 16, cuem::CovarianceType::full},
-    {"C", 1000000, 32, 32, cuem::CovarianceType::diag}, {"D", 100000, 64, 64, cuem::CovarianceType::full},
-    {"E", 2000000, 1, 4, cuem::CovarianceType::full},
-};
+enum class Work { em_iteration, estep, score_samples, predict_proba };
 
-// K Gaussian blobs with unit spread around centres drawn from N(0, 5^2 I).
-const std::vector<double>& data_for(const Config& c) {
-  static std::map<std::tuple<std::size_t, int, int>, std::vector<double>> cache;
-  auto& X = cache[{c.N, c.D, c.K}];
-  if (X.empty()) {
-    std::mt19937_64 gen(42);
-    std::normal_distribution<double> z;
-    std::vector<double> centres(static_cast<std::size_t>(c.K) * c.D);
-    for (double& m : centres) m = 5.0 * z(gen);
-    X.resize(c.N * c.D);
-    for (std::size_t i = 0; i < c.N; ++i) {
-      const std::size_t k = i % static_cast<std::size_t>(c.K);
-      for (int d = 0; d < c.D; ++d) X[i * c.D + d] = centres[k * c.D + d] + z(gen);
+const char* work_name(Work w) {
+  switch (w) {
+    case Work::em_iteration: return "cpu_em_iteration";
+    case Work::estep: return "cpu_estep";
+    case Work::score_samples: return "cpu_score_samples";
+    case Work::predict_proba: return "cpu_predict_proba";
+  }
+  return "?";
+}
+
+void run(benchmark::State& state, const Config& c, Work work) {
+  const std::vector<double>& data = cuem::bench::data_for(c);
+  const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
+  cuem::CpuBackend backend(X);
+  cuem::Model model = cuem::bench::start_model(c, data);
+  const cuem::PreparedParams p = cuem::prepare(model);
+  const std::size_t n_eval = work == Work::predict_proba ? std::min<std::size_t>(c.N, 1u << 18) : c.N;
+  std::vector<double> out_lp(work == Work::score_samples ? c.N : 0);
+  std::vector<double> out_resp(work == Work::predict_proba ? n_eval * static_cast<std::size_t>(c.K) : 0);
+  for (auto _ : state) {
+    switch (work) {
+      case Work::em_iteration: model = cuem::m_step(backend.estep(cuem::prepare(model)), 1e-6); break;
+      case Work::estep: benchmark::DoNotOptimize(backend.estep(p).log_likelihood); break;
+      case Work::score_samples: backend.evaluate(p, 0, c.N, out_lp.data(), nullptr); break;
+      case Work::predict_proba: backend.evaluate(p, 0, n_eval, nullptr, out_resp.data()); break;
     }
   }
-  return X;
-}
-
-cuem::Model start_model(const Config& c, cuem::DataView X) {
-  cuem::FitOptions o;
-  o.n_components = c.K;
-  o.covariance_type = c.type;
-  o.init = cuem::InitMethod::random_from_data;
-  return cuem::initialize(X, o, 1);
-}
-
-void em_iteration(benchmark::State& state, const Config& c, bool estep_only) {
-  const std::vector<double>& data = data_for(c);
-  const cuem::DataView X(data.data(), c.N, c.D);
-  cuem::CpuBackend backend(X);
-  cuem::Model model = start_model(c, X);
-  const cuem::PreparedParams p = cuem::prepare(model);
-  for (auto _ : state) {
-    cuem::SufficientStats s = backend.estep(p);
-    if (!estep_only) model = cuem::m_step(s, 1e-6);
-    benchmark::DoNotOptimize(s.log_likelihood);
-  }
-  state.counters["points/s"] =
-      benchmark::Counter(static_cast<double>(c.N) * state.iterations(), benchmark::Counter::kIsRate);
+  const double N = static_cast<double>(n_eval), D = c.D, K = c.K;
+  const cuem::bench::Cost cost =
+      work == Work::em_iteration || work == Work::estep
+          ? cuem::bench::em_iteration_cost(c.type, N, D, K, 8.0)
+          : cuem::bench::evaluate_cost(c.type, N, D, K, 8.0, work == Work::predict_proba ? K : 1);
+  state.counters["points/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bytes/s"] = benchmark::Counter(cost.bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(cost.flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void register_all() {
-  for (const Config& c : kConfigs) {
-    benchmark::RegisterBenchmark((std::string("cpu_em_iteration/") + c.name).c_str(),
-                                 [c](benchmark::State& s) { em_iteration(s, c, false); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-    benchmark::RegisterBenchmark((std::string("cpu_estep/") + c.name).c_str(),
-                                 [c](benchmark::State& s) { em_iteration(s, c, true); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  }
+  for (const Config& c : cuem::bench::cpu_configs())
+    for (Work w : {Work::em_iteration, Work::estep, Work::score_samples, Work::predict_proba})
+      benchmark::RegisterBenchmark((std::string(work_name(w)) + "/" + c.name).c_str(),
+                                   [c, w](benchmark::State& s) { run(s, c, w); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
 }
 
 }  // namespace
