@@ -22,6 +22,23 @@ struct Config {
   CovarianceType type;
 };
 
+/// What a benchmark times.
+enum class Work { em_iteration, estep, score_samples, predict_proba };
+
+/// "<prefix>_em_iteration" and so on: the suite names of both backends.
+inline std::string work_name(const std::string& prefix, Work w) {
+  switch (w) {
+    case Work::em_iteration: return prefix + "_em_iteration";
+    case Work::estep: return prefix + "_estep";
+    case Work::score_samples: return prefix + "_score_samples";
+    case Work::predict_proba: return prefix + "_predict_proba";
+  }
+  return prefix;
+}
+
+/// predict_proba returns N x K float64: the suites evaluate at most this many points.
+inline constexpr std::size_t kProbaPoints = std::size_t{1} << 18;
+
 /// A-E: the CPU comparison set; G1-G5: GPU scale.
 inline std::vector<Config> cpu_configs() {
   return {{"A", 1000000, 2, 8, CovarianceType::full},

@@ -17,17 +17,7 @@ namespace {
 
 using cuem::bench::Config;
 
-enum class Work { em_iteration, estep, score_samples, predict_proba };
-
-const char* work_name(Work w) {
-  switch (w) {
-    case Work::em_iteration: return "cpu_em_iteration";
-    case Work::estep: return "cpu_estep";
-    case Work::score_samples: return "cpu_score_samples";
-    case Work::predict_proba: return "cpu_predict_proba";
-  }
-  return "?";
-}
+using cuem::bench::Work;
 
 void run(benchmark::State& state, const Config& c, Work work) {
   const std::vector<double>& data = cuem::bench::data_for(c);
@@ -35,7 +25,7 @@ void run(benchmark::State& state, const Config& c, Work work) {
   cuem::CpuBackend backend(X);
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
-  const std::size_t n_eval = work == Work::predict_proba ? std::min<std::size_t>(c.N, 1u << 18) : c.N;
+  const std::size_t n_eval = work == Work::predict_proba ? std::min(c.N, cuem::bench::kProbaPoints) : c.N;
   std::vector<double> out_lp(work == Work::score_samples ? c.N : 0);
   std::vector<double> out_resp(work == Work::predict_proba ? n_eval * static_cast<std::size_t>(c.K) : 0);
   for (auto _ : state) {
@@ -59,7 +49,7 @@ void run(benchmark::State& state, const Config& c, Work work) {
 void register_all() {
   for (const Config& c : cuem::bench::cpu_configs())
     for (Work w : {Work::em_iteration, Work::estep, Work::score_samples, Work::predict_proba})
-      benchmark::RegisterBenchmark((std::string(work_name(w)) + "/" + c.name).c_str(),
+      benchmark::RegisterBenchmark((cuem::bench::work_name("cpu", w) + "/" + c.name).c_str(),
                                    [c, w](benchmark::State& s) { run(s, c, w); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();

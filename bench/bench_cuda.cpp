@@ -30,17 +30,7 @@ using Clock = std::chrono::steady_clock;
 
 cuem::bench::Ceilings g_ceilings;
 
-enum class Work { em_iteration, estep, score_samples, predict_proba };
-
-const char* work_name(Work w) {
-  switch (w) {
-    case Work::em_iteration: return "cuda_em_iteration";
-    case Work::estep: return "cuda_estep";
-    case Work::score_samples: return "cuda_score_samples";
-    case Work::predict_proba: return "cuda_predict_proba";
-  }
-  return "?";
-}
+using cuem::bench::Work;
 
 void run(benchmark::State& state, const Config& c, Work work, cuem::Precision precision) {
   const std::vector<double>& data = cuem::bench::data_for(c);
@@ -49,7 +39,7 @@ void run(benchmark::State& state, const Config& c, Work work, cuem::Precision pr
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
   // predict_proba returns N x K float64: evaluate a bounded slice so host memory stays sane.
-  const std::size_t n_eval = work == Work::predict_proba ? std::min<std::size_t>(c.N, 1u << 18) : c.N;
+  const std::size_t n_eval = work == Work::predict_proba ? std::min(c.N, cuem::bench::kProbaPoints) : c.N;
   std::vector<double> out_lp(work == Work::score_samples ? c.N : 0);
   std::vector<double> out_resp(work == Work::predict_proba ? n_eval * static_cast<std::size_t>(c.K) : 0);
   auto once = [&] {
@@ -96,7 +86,7 @@ void register_all() {
     for (Work w : {Work::em_iteration, Work::estep, Work::score_samples, Work::predict_proba}) {
       const bool gpu_scale = c.name[0] == 'G';
       if (!gpu_scale && (w == Work::score_samples || w == Work::predict_proba)) continue;
-      benchmark::RegisterBenchmark((std::string(work_name(w)) + "/" + c.name + "/f32").c_str(),
+      benchmark::RegisterBenchmark((cuem::bench::work_name("cuda", w) + "/" + c.name + "/f32").c_str(),
                                    [c, w](benchmark::State& s) { run(s, c, w, cuem::Precision::float32); })
           ->Unit(benchmark::kMillisecond)
           ->UseManualTime();
