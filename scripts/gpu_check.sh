@@ -64,6 +64,22 @@ fi
 skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
 note "ctest: ${skipped:-0} skipped (a CUDA test that skips on a GPU machine is a bug)"
 
+# The Python package against this build's CUDA backend (offline: the image has
+# scikit-build-core and nanobind, so no build isolation).
+if [ -n "$py" ] && "$py" -c 'import scikit_build_core, nanobind, sklearn, pytest' 2>/dev/null; then
+  rm -rf /tmp/cuem-py
+  if CUEM_WITH_CUDA=ON CUEM_CUDA_ARCHS="$arch" timeout 600 "$py" -m pip install -q --no-build-isolation --no-deps \
+       --target /tmp/cuem-py . >"$out/python_build.log" 2>&1 &&
+     PYTHONPATH=/tmp/cuem-py timeout 600 "$py" -m pytest -q -p no:cacheprovider tests/python >"$out/pytest.log" 2>&1; then
+    note "python: $(tail -1 "$out/pytest.log")"
+  else
+    tail -15 "$out/python_build.log" "$out/pytest.log" 2>/dev/null
+    note "python: FAILED (python_build.log, pytest.log)"
+  fi
+else
+  note "python: skipped (no scikit-build-core/nanobind/scikit-learn/pytest)"
+fi
+
 # compute-sanitizer over a cross-section of the CUDA tests (it slows kernels ~100x).
 sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
 if command -v compute-sanitizer >/dev/null; then
