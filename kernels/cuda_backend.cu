@@ -10,7 +10,9 @@
 //
 // Memory: the data (when they fit in the limit beside one chunk's workspace) plus, per
 // chunk of C points, K x C responsibilities, C log-likelihoods and the segment partials
-// (C / kSegmentPoints) x (K x M + 1) doubles. Nothing is proportional to N x K.
+// (C / kSegmentPoints) x (K x M + 1) doubles. Nothing is proportional to N x K. k-means
+// keeps one value per point: on the device beside resident data when the limit allows,
+// else in pinned host memory, moved through the log-likelihood buffer chunk by chunk.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -30,7 +32,13 @@
 namespace cuem::cuda {
 namespace {
 
+// A chunk starts on a segment boundary, so on a closest-sum block boundary too.
+static_assert(kSegmentPoints % kClosestBlock == 0, "closest blocks must tile a segment");
+
 std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
+
+// Labels returned per copy by nearest_labels (pinned memory: keep it small).
+constexpr std::size_t kLabelPiece = std::size_t{1} << 22;
 
 std::size_t factor_count(CovarianceType type, int K, int D) {
   const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
@@ -105,12 +113,12 @@ class CudaBackend final : public Backend {
     params_host_ = {};
     eval_host_ = {};
     closest_ = {};
+    closest_host_ = {};
     block_sums_ = {};
     block_sums_host_ = {};
     sample_host_ = {};
     centres_ = {};
     centres_host_ = {};
-    labels_ = {};
     labels_host_ = {};
     copied_.clear();
     consumed_.clear();
@@ -209,6 +217,8 @@ class CudaBackend final : public Backend {
   // in float64 (the CPU backend's rule).
   std::size_t closest_sample(double r) override {
     const ScopedDevice on(device_);
+    require_closest("closest_sample");
+    compute_->synchronize();
     const std::size_t N = X_.n_rows;
     double prefix = 0.0;
     std::size_t b = 0;
@@ -218,12 +228,18 @@ class CudaBackend final : public Backend {
     }
     const std::size_t lo = b * kClosestBlock;
     const std::size_t hi = std::min(N, lo + kClosestBlock);
-    CUEM_CUDA_CHECK(cudaMemcpyAsync(sample_host_.data(), closest_.data() + lo, (hi - lo) * sizeof(S),
-                                    cudaMemcpyDeviceToHost, compute_->get()));
-    compute_->synchronize();
+    const S* values = nullptr;
+    if (closest_on_device_) {
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(sample_host_.data(), closest_.data() + lo, (hi - lo) * sizeof(S),
+                                      cudaMemcpyDeviceToHost, compute_->get()));
+      compute_->synchronize();
+      values = sample_host_.data();
+    } else {
+      values = closest_host_.data() + lo;
+    }
     double partial = 0.0;
     for (std::size_t i = lo; i < hi; ++i) {
-      partial += static_cast<double>(sample_host_.data()[i - lo]);
+      partial += static_cast<double>(values[i - lo]);
       if (prefix + partial > r) return i;
     }
     return hi - 1;
@@ -235,7 +251,10 @@ class CudaBackend final : public Backend {
   LloydStep lloyd_step(const std::vector<double>& centers, int K) override {
     const ScopedDevice on(device_);
     compute_->synchronize();
-    prepare(CovarianceType::diag, K);
+    // N_k and S1 lead every layout; diag's is the smallest with them (spherical's has the
+    // same entries, so a spherical fit keeps its buffers).
+    prepare(ws_type_ == CovarianceType::spherical && ws_K_ == K ? CovarianceType::spherical : CovarianceType::diag,
+            K);
     const std::size_t D = X_.n_cols;
     std::vector<double> shift;
     const auto [hi, lo] = upload_centres(centers.data(), K, &shift);
@@ -274,22 +293,26 @@ class CudaBackend final : public Backend {
     const ScopedDevice on(device_);
     compute_->synchronize();
     if (!placed_) prepare(CovarianceType::diag, K);
-    if (labels_.size() < chunk_) {
-      labels_ = {};
-      labels_ = DeviceBuffer<int>(chunk_);
-      labels_host_ = PinnedBuffer<int>(chunk_);
+    // The labels go through the log-likelihood buffer (chunk_ values of S, each at least
+    // an int's size) and a pinned buffer of at most `piece` labels.
+    static_assert(sizeof(S) >= sizeof(int), "labels reuse the log-likelihood buffer");
+    int* labels_dev = reinterpret_cast<int*>(log_prob_.data());
+    const std::size_t piece = std::min({chunk_, count, kLabelPiece});
+    if (labels_host_.size() < piece) {
+      labels_host_ = {};
+      labels_host_ = PinnedBuffer<int>(piece);
     }
     const auto [hi, lo] = upload_centres(centers.data(), K, nullptr);
     const cudaStream_t s = compute_->get();
     std::size_t c = 0;
-    for (std::size_t b = begin; b < begin + count; b += chunk_, ++c) {
+    for (std::size_t b = begin; b < begin + count; b += piece, ++c) {
       poll_interrupt();
-      const std::size_t n = std::min(chunk_, begin + count - b);
+      const std::size_t n = std::min(piece, begin + count - b);
       const int slot = static_cast<int>(c % 2);
       const S* x = chunk_data(b, n, slot);
-      launch_hard_assign(x, n, static_cast<int>(X_.n_cols), K, hi, lo, labels_.data(), nullptr, nullptr, 0, s);
+      launch_hard_assign(x, n, static_cast<int>(X_.n_cols), K, hi, lo, labels_dev, nullptr, nullptr, 0, s);
       if (!resident_) consumed_[slot].record(s);
-      CUEM_CUDA_CHECK(cudaMemcpyAsync(labels_host_.data(), labels_.data(), n * sizeof(int), cudaMemcpyDeviceToHost, s));
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(labels_host_.data(), labels_dev, n * sizeof(int), cudaMemcpyDeviceToHost, s));
       compute_->synchronize();
       std::copy(labels_host_.data(), labels_host_.data() + n, labels + (b - begin));
     }
@@ -302,14 +325,24 @@ class CudaBackend final : public Backend {
     const ScopedDevice on(device_);
     compute_->synchronize();
     if (!placed_) prepare(CovarianceType::diag, 1);
+    if (mode != ClosestMode::reset)
+      require_closest(mode == ClosestMode::update ? "closest_update" : "closest_potential");
     const std::size_t N = X_.n_rows;
     const std::size_t n_blocks = (N + kClosestBlock - 1) / kClosestBlock;
-    if (closest_.size() != N) {
-      closest_ = DeviceBuffer<S>(N);
+    if (block_sums_.size() != n_blocks) {
+      // On the device when prepare() budgeted it there, else in pinned host memory and
+      // moved through the log-likelihood buffer chunk by chunk.
+      if (closest_on_device_) {
+        closest_ = DeviceBuffer<S>(N);
+        sample_host_ = PinnedBuffer<S>(kClosestBlock);
+      } else {
+        closest_host_ = PinnedBuffer<S>(N);
+      }
       block_sums_ = DeviceBuffer<double>(n_blocks);
       block_sums_host_ = PinnedBuffer<double>(n_blocks);
-      sample_host_ = PinnedBuffer<S>(kClosestBlock);
     }
+    // A reset or update that stops half way (an interrupt) leaves no valid values.
+    if (mode != ClosestMode::potential) closest_valid_ = false;
     const auto [hi, lo] = upload_centres(c, 1, nullptr);
     const cudaStream_t s = compute_->get();
     std::size_t k = 0;
@@ -318,8 +351,17 @@ class CudaBackend final : public Backend {
       const std::size_t count = std::min(chunk_, N - begin);
       const int slot = static_cast<int>(k % 2);
       const S* x = chunk_data(begin, count, slot);
-      launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, closest_.data() + begin, mode,
-                     block_sums_.data(), begin / kClosestBlock, s);
+      S* values = closest_on_device_ ? closest_.data() + begin : log_prob_.data();
+      // Host values: every copy and the kernel run in order on the compute stream, so
+      // the one device buffer is reused safely.
+      if (!closest_on_device_ && mode != ClosestMode::reset)
+        CUEM_CUDA_CHECK(cudaMemcpyAsync(values, closest_host_.data() + begin, count * sizeof(S),
+                                        cudaMemcpyHostToDevice, s));
+      launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, values, mode, block_sums_.data(),
+                     begin / kClosestBlock, s);
+      if (!closest_on_device_ && mode != ClosestMode::potential)
+        CUEM_CUDA_CHECK(cudaMemcpyAsync(closest_host_.data() + begin, values, count * sizeof(S),
+                                        cudaMemcpyDeviceToHost, s));
       if (!resident_) consumed_[slot].record(s);
     }
     CUEM_CUDA_CHECK(cudaMemcpyAsync(block_sums_host_.data(), block_sums_.data(), n_blocks * sizeof(double),
@@ -329,7 +371,13 @@ class CudaBackend final : public Backend {
     for (std::size_t b = 0; b < n_blocks; ++b) total += block_sums_host_.data()[b];
     if (mode != ClosestMode::potential)
       closest_block_sums_.assign(block_sums_host_.data(), block_sums_host_.data() + n_blocks);
+    closest_valid_ = true;
     return total;
+  }
+
+  void require_closest(const char* what) const {
+    if (!closest_valid_)
+      throw InvalidArgument(std::string(what) + " needs the closest distances of a completed closest_reset first");
   }
 
   // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
@@ -392,17 +440,25 @@ class CudaBackend final : public Backend {
     const int M = static_cast<int>(entries.size());
     const std::size_t L = static_cast<std::size_t>(K) * M + 1;
     const std::size_t n_params = param_count(type, K, D);
-    const std::size_t fixed = L * sizeof(double) + entries.size() * sizeof(unsigned) + n_params * sizeof(S) +
-                              (std::size_t{1} << 20);
     const std::size_t N = X_.n_rows;
+    // k-means: the closest-sum blocks and K centres in two parts.
+    const std::size_t kmeans_fixed = (N + kClosestBlock - 1) / kClosestBlock * sizeof(double) +
+                                     2 * static_cast<std::size_t>(K) * X_.n_cols * sizeof(S);
+    const std::size_t fixed = L * sizeof(double) + entries.size() * sizeof(unsigned) + n_params * sizeof(S) +
+                              kmeans_fixed + (std::size_t{1} << 20);
     const std::size_t data_bytes = checked_bytes(N * X_.n_cols, sizeof(S));
+    const std::size_t closest_bytes = checked_bytes(N, sizeof(S));
     const std::size_t min_chunk = std::min(round_up(N, kSegmentPoints), kSegmentPoints * 8);
     if (!placed_) {
-      resident_ = data_bytes + fixed + workspace_per_point(K, M, false) * min_chunk <= limit_;
+      const std::size_t min_work = workspace_per_point(K, M, false) * min_chunk;
+      resident_ = data_bytes + fixed + min_work <= limit_;
+      // k-means's one value per point stays on the device when it fits beside resident
+      // data; otherwise it lives in pinned host memory and travels with the chunks.
+      closest_on_device_ = resident_ && data_bytes + closest_bytes + fixed + min_work <= limit_;
       place_data();
       placed_ = true;
     }
-    const std::size_t used = (resident_ ? data_bytes : 0) + fixed;
+    const std::size_t used = (resident_ ? data_bytes : 0) + (closest_on_device_ ? closest_bytes : 0) + fixed;
     const std::size_t per_point = workspace_per_point(K, M, !resident_);
     const std::size_t room = limit_ > used ? (limit_ - used) / per_point : 0;
     std::size_t chunk = std::min(room / kSegmentPoints * kSegmentPoints, round_up(N, kSegmentPoints));
@@ -412,10 +468,16 @@ class CudaBackend final : public Backend {
                         std::to_string(kSegmentPoints) + " points needs " +
                         format_bytes(used + per_point * kSegmentPoints) +
                         ". Raise device_memory_limit (--device-memory) or use fewer components.");
-    // Release the old buffers first so that their memory can be reused.
+    // Release the old buffers first so that their memory can be reused (and the limit is
+    // never exceeded by old and new together). Until the new ones exist the workspace
+    // matches no layout, so a failed allocation is retried by the next call.
+    ws_K_ = -1;
     resp_ = {};
     log_prob_ = {};
     partials_ = {};
+    total_ = {};
+    entries_ = {};
+    params_ = {};
     chunk_ = chunk;
     M_ = M;
     L_ = L;
@@ -434,7 +496,9 @@ class CudaBackend final : public Backend {
     const std::size_t eval_target = (std::size_t{64} << 20) / ((static_cast<std::size_t>(K) + 1) * sizeof(S));
     eval_chunk_ = std::clamp<std::size_t>(eval_target, 1, chunk_);
     eval_host_ = PinnedBuffer<S>((static_cast<std::size_t>(K) + 1) * eval_chunk_);
-    if (!resident_ && stream_slots_.size() < 2 * chunk_ * X_.n_cols) {
+    // Exactly two chunks: a larger chunk of an earlier layout (a k-means step's) must not
+    // outlive it, or the slots would exceed this layout's budget.
+    if (!resident_ && stream_slots_.size() != 2 * chunk_ * X_.n_cols) {
       stream_slots_ = {};
       stream_slots_ = DeviceBuffer<S>(2 * chunk_ * X_.n_cols);
     }
@@ -579,15 +643,17 @@ class CudaBackend final : public Backend {
   PinnedBuffer<S> eval_host_;
 
   // k-means
+  bool closest_on_device_ = true;           // else closest_host_
+  bool closest_valid_ = false;              // a reset (and any later update) completed
   DeviceBuffer<S> closest_;                 // N: squared distance to the nearest seed so far
+  PinnedBuffer<S> closest_host_;            // N: the same, when the device has no room
   DeviceBuffer<double> block_sums_;         // per kClosestBlock points
   PinnedBuffer<double> block_sums_host_;
   std::vector<double> closest_block_sums_;  // from the last reset/update, for sampling
   PinnedBuffer<S> sample_host_;             // one block of closest values
   DeviceBuffer<S> centres_;                 // K x D hi, then K x D lo
   PinnedBuffer<S> centres_host_;
-  DeviceBuffer<int> labels_;                // chunk
-  PinnedBuffer<int> labels_host_;
+  PinnedBuffer<int> labels_host_;           // at most kLabelPiece labels
 };
 
 }  // namespace

@@ -323,9 +323,8 @@ TEST(CudaFit, StreamedChunksEqualTheInMemoryFit) {
     EXPECT_TRUE(same_bits(whole.model.covariances, streamed.model.covariances));
     EXPECT_EQ(whole.lower_bound, streamed.lower_bound);
 
-    // The placement is decided at the first E-step (after fit() has read the backend's
-    // description), so it is checked on backends sized the same way, which must also
-    // agree bitwise on one E-step.
+    // The placement is checked on backends sized the same way as the fits', which must
+    // also agree bitwise on one E-step.
     const cuem::PreparedParams params = cuem::prepare(whole.model);
     const auto resident = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, 0});
     const auto chunked = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, limit});
@@ -477,6 +476,56 @@ TEST(CudaKMeans, ClosestDistancesAndLloydStepsAgreeWithTheCpu) {
     std::size_t differ = 0;
     for (std::size_t i = 0; i < ds.n; ++i) differ += lab_g[i] != lab_c[i];
     EXPECT_LE(differ, p == Precision::float64 ? 0u : 3u);
+  }
+}
+
+// Streamed chunks (closest distances kept in pinned host memory, block sums written at
+// each chunk's block offset, labels in pieces) give bitwise what the resident backend does.
+TEST(CudaKMeans, StreamedEqualsResidentBitwise) {
+  REQUIRE_DEVICE();
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    SCOPED_TRACE(cuem::to_string(p));
+    const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 6, 5, 4.0, 93);
+    cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 94);
+    for (double& v : ds.x) v += 1e3;
+    // Data, the 1 MiB reserve and the smallest resident workspace exceed these limits,
+    // which leave room for 8192-point chunks (four of them) with K = 1 and K = 6.
+    const std::size_t limit = p == Precision::float32 ? (std::size_t{7} << 20) / 4 : (std::size_t{5} << 20) / 2;
+    const auto whole = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, limit});
+    const double* c0 = ds.row(3);
+    const double* c1 = ds.row(29000);
+    const double* c2 = ds.row(12345);
+    const double r0 = whole->closest_reset(c0);
+    EXPECT_GT(r0, 0.0);
+    EXPECT_EQ(streamed->closest_reset(c0), r0);
+    EXPECT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
+    EXPECT_NE(whole->description().find("resident"), std::string::npos) << whole->description();
+    EXPECT_EQ(streamed->closest_potential(c1), whole->closest_potential(c1));
+    const double r2 = whole->closest_update(c2);
+    EXPECT_LT(r2, r0);
+    EXPECT_EQ(streamed->closest_update(c2), r2);
+    for (double frac : {0.0, 0.3, 0.7, 0.999})
+      EXPECT_EQ(streamed->closest_sample(frac * r2), whole->closest_sample(frac * r2)) << frac;
+    std::vector<double> centers(mix.means);
+    for (double& v : centers) v += 1e3 + 0.25;
+    const cuem::LloydStep a = whole->lloyd_step(centers, mix.k);
+    const cuem::LloydStep b = streamed->lloyd_step(centers, mix.k);
+    EXPECT_TRUE(same_bits(a.centers, b.centers));
+    EXPECT_TRUE(same_bits(a.counts, b.counts));
+    EXPECT_EQ(a.inertia, b.inertia);
+    EXPECT_GT(a.inertia, 0.0);
+    std::vector<int> la(ds.n, -1), lb(ds.n, -2);
+    whole->nearest_labels(centers, mix.k, 0, ds.n, la.data());
+    streamed->nearest_labels(centers, mix.k, 0, ds.n, lb.data());
+    EXPECT_EQ(la, lb);
+    // The same assignment as the Lloyd step's, so its counts.
+    std::vector<std::size_t> per(mix.k, 0);
+    for (int l : la) {
+      ASSERT_TRUE(l >= 0 && l < mix.k) << l;
+      ++per[l];
+    }
+    for (int k = 0; k < mix.k; ++k) EXPECT_EQ(static_cast<double>(per[k]), a.counts[k]) << "k " << k;
   }
 }
 

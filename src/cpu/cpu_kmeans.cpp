@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <string>
 
 #include "core/data_access.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "cuem/errors.hpp"
 
 namespace cuem {
 namespace {
@@ -43,6 +45,12 @@ double blocked_sum(std::size_t n, F f, std::vector<double>* block_sums = nullptr
   return total;
 }
 
+// closest_ exists only after a reset (X has at least one row).
+void require_closest(const std::vector<double>& closest, std::size_t n, const char* what) {
+  if (closest.size() != n || n == 0)
+    throw InvalidArgument(std::string(what) + " needs the closest distances of a closest_reset first");
+}
+
 // Squared distance from row i of X to a float64 point.
 double row_dist_sq(const DataView& X, std::size_t i, const double* c) {
   const int D = static_cast<int>(X.n_cols);
@@ -76,10 +84,12 @@ double CpuBackend::closest_reset(const double* c) {
 }
 
 double CpuBackend::closest_potential(const double* c) {
+  require_closest(closest_, X_.n_rows, "closest_potential");
   return blocked_sum(X_.n_rows, [&](std::size_t i) { return std::min(closest_[i], row_dist_sq(X_, i, c)); });
 }
 
 double CpuBackend::closest_update(const double* c) {
+  require_closest(closest_, X_.n_rows, "closest_update");
   return blocked_sum(
       X_.n_rows, [&](std::size_t i) { return closest_[i] = std::min(closest_[i], row_dist_sq(X_, i, c)); },
       &block_sums_);
@@ -87,6 +97,7 @@ double CpuBackend::closest_update(const double* c) {
 
 // numpy's searchsorted on the cumulative sum, following the block structure above.
 std::size_t CpuBackend::closest_sample(double r) {
+  require_closest(closest_, X_.n_rows, "closest_sample");
   double prefix = 0.0;
   std::size_t b = 0;
   for (; b + 1 < block_sums_.size(); ++b) {
