@@ -24,6 +24,7 @@
 
 #include "core/cuda_backend.hpp"
 #include "core/data_access.hpp"
+#include "cuem/model.hpp"
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
 #include "estep.hpp"
@@ -40,21 +41,11 @@ std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m;
 // Labels returned per copy by nearest_labels (pinned memory: keep it small).
 constexpr std::size_t kLabelPiece = std::size_t{1} << 22;
 
-std::size_t factor_count(CovarianceType type, int K, int D) {
-  const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
-  switch (type) {
-    case CovarianceType::full: return Kz * Dz * Dz;
-    case CovarianceType::tied: return Dz * Dz;
-    case CovarianceType::diag: return Kz * Dz;
-    case CovarianceType::spherical: return Kz;
-  }
-  return 0;
-}
-
-// Parameters uploaded per iteration: log weights, log-dets, means (two parts), factors.
+// Parameters uploaded per iteration: log weights, log-dets, means (two parts), factors
+// (a covariance's worth of values).
 std::size_t param_count(CovarianceType type, int K, int D) {
   const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
-  return 2 * Kz + 2 * Kz * Dz + factor_count(type, K, D);
+  return 2 * Kz + 2 * Kz * Dz + covariance_size(type, K, D);
 }
 
 // A coordinate relative to the origin in two parts, hi = S(v) and lo = S(v - hi), so
@@ -148,18 +139,12 @@ class CudaBackend final : public Backend {
     const ComponentParams<S> cp = upload_params(p, &shift);
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
-    std::size_t c = 0;
-    for (std::size_t begin = 0; begin < X_.n_rows; begin += chunk_, ++c) {
-      poll_interrupt();
-      const std::size_t count = std::min(chunk_, X_.n_rows - begin);
-      const int slot = static_cast<int>(c % 2);
-      const S* x = chunk_data(begin, count, slot);
+    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
       launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
       launch_segment_stats(cp.K, cp.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(), entries_.data(),
                            M_, partials_.data(), L_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
-      if (!resident_) consumed_[slot].record(s);
-    }
+    });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
     return unpack_stats(p, std::move(shift));
@@ -175,14 +160,8 @@ class CudaBackend final : public Backend {
     const cudaStream_t s = compute_->get();
     const std::size_t K = static_cast<std::size_t>(p.K);
     // Results come back through a pinned buffer of at most eval_chunk_ points.
-    std::size_t c = 0;
-    for (std::size_t b = begin; b < end; b += eval_chunk_, ++c) {
-      poll_interrupt();
-      const std::size_t count = std::min(eval_chunk_, end - b);
-      const int slot = static_cast<int>(c % 2);
-      const S* x = chunk_data(b, count, slot);
+    for_each_piece(begin, end, eval_chunk_, [&](const S* x, std::size_t b, std::size_t count) {
       launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
-      if (!resident_) consumed_[slot].record(s);
       S* host_resp = eval_host_.data();
       S* host_lp = eval_host_.data() + K * eval_chunk_;
       if (resp)
@@ -198,7 +177,7 @@ class CudaBackend final : public Backend {
             resp[(b - begin + i) * K + k] = static_cast<double>(host_resp[k * count + i]);
       if (log_prob)
         for (std::size_t i = 0; i < count; ++i) log_prob[b - begin + i] = static_cast<double>(host_lp[i]);
-    }
+    });
   }
 
   // ---- k-means (Backend's k-means section) ---------------------------------------------
@@ -257,21 +236,17 @@ class CudaBackend final : public Backend {
             K);
     const std::size_t D = X_.n_cols;
     std::vector<double> shift;
-    const auto [hi, lo] = upload_centres(centers.data(), K, &shift);
+    const CentreParts centres = upload_centres(centers.data(), K, &shift);
+    const S* hi = centres.hi;
+    const S* lo = centres.lo;
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
-    std::size_t c = 0;
-    for (std::size_t begin = 0; begin < X_.n_rows; begin += chunk_, ++c) {
-      poll_interrupt();
-      const std::size_t count = std::min(chunk_, X_.n_rows - begin);
-      const int slot = static_cast<int>(c % 2);
-      const S* x = chunk_data(begin, count, slot);
+    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
       launch_hard_assign(x, count, static_cast<int>(D), K, hi, lo, nullptr, log_prob_.data(), resp_.data(), chunk_, s);
       launch_segment_stats(K, static_cast<int>(D), x, count, hi, resp_.data(), chunk_, log_prob_.data(),
                            entries_.data(), M_, partials_.data(), L_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
-      if (!resident_) consumed_[slot].record(s);
-    }
+    });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
     const double* t = total_host_.data();
@@ -302,20 +277,16 @@ class CudaBackend final : public Backend {
       labels_host_ = {};
       labels_host_ = PinnedBuffer<int>(piece);
     }
-    const auto [hi, lo] = upload_centres(centers.data(), K, nullptr);
+    const CentreParts centres = upload_centres(centers.data(), K, nullptr);
+    const S* hi = centres.hi;
+    const S* lo = centres.lo;
     const cudaStream_t s = compute_->get();
-    std::size_t c = 0;
-    for (std::size_t b = begin; b < begin + count; b += piece, ++c) {
-      poll_interrupt();
-      const std::size_t n = std::min(piece, begin + count - b);
-      const int slot = static_cast<int>(c % 2);
-      const S* x = chunk_data(b, n, slot);
+    for_each_piece(begin, begin + count, piece, [&](const S* x, std::size_t b, std::size_t n) {
       launch_hard_assign(x, n, static_cast<int>(X_.n_cols), K, hi, lo, labels_dev, nullptr, nullptr, 0, s);
-      if (!resident_) consumed_[slot].record(s);
       CUEM_CUDA_CHECK(cudaMemcpyAsync(labels_host_.data(), labels_dev, n * sizeof(int), cudaMemcpyDeviceToHost, s));
       compute_->synchronize();
       std::copy(labels_host_.data(), labels_host_.data() + n, labels + (b - begin));
-    }
+    });
   }
 
  private:
@@ -343,14 +314,11 @@ class CudaBackend final : public Backend {
     }
     // A reset or update that stops half way (an interrupt) leaves no valid values.
     if (mode != ClosestMode::potential) closest_valid_ = false;
-    const auto [hi, lo] = upload_centres(c, 1, nullptr);
+    const CentreParts centres = upload_centres(c, 1, nullptr);
+    const S* hi = centres.hi;
+    const S* lo = centres.lo;
     const cudaStream_t s = compute_->get();
-    std::size_t k = 0;
-    for (std::size_t begin = 0; begin < N; begin += chunk_, ++k) {
-      poll_interrupt();
-      const std::size_t count = std::min(chunk_, N - begin);
-      const int slot = static_cast<int>(k % 2);
-      const S* x = chunk_data(begin, count, slot);
+    for_each_piece(0, N, chunk_, [&](const S* x, std::size_t begin, std::size_t count) {
       S* values = closest_on_device_ ? closest_.data() + begin : log_prob_.data();
       // Host values: every copy and the kernel run in order on the compute stream, so
       // the one device buffer is reused safely.
@@ -362,8 +330,7 @@ class CudaBackend final : public Backend {
       if (!closest_on_device_ && mode != ClosestMode::potential)
         CUEM_CUDA_CHECK(cudaMemcpyAsync(closest_host_.data() + begin, values, count * sizeof(S),
                                         cudaMemcpyDeviceToHost, s));
-      if (!resident_) consumed_[slot].record(s);
-    }
+    });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(block_sums_host_.data(), block_sums_.data(), n_blocks * sizeof(double),
                                     cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
@@ -380,9 +347,14 @@ class CudaBackend final : public Backend {
       throw InvalidArgument(std::string(what) + " needs the closest distances of a completed closest_reset first");
   }
 
+  struct CentreParts {
+    const S* hi;
+    const S* lo;
+  };
+
   // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
   // returns the device parts (hi, lo). `shift`, when given, receives origin + hi.
-  std::pair<const S*, const S*> upload_centres(const double* c, int K, std::vector<double>* shift) {
+  CentreParts upload_centres(const double* c, int K, std::vector<double>* shift) {
     const std::size_t D = X_.n_cols;
     const std::size_t n = static_cast<std::size_t>(K) * D;
     if (centres_host_.size() < 2 * n) {
@@ -534,6 +506,21 @@ class CudaBackend final : public Backend {
     copy_->synchronize();
   }
 
+  // Runs f(x, begin, count) over the points [first, last) in pieces of at most `step`
+  // (at most a chunk), polling the interrupt before each. f queues its work on the
+  // compute stream; a streamed piece's slot is then marked free for the copy two pieces on.
+  template <typename F>
+  void for_each_piece(std::size_t first, std::size_t last, std::size_t step, F&& f) {
+    std::size_t c = 0;
+    for (std::size_t b = first; b < last; b += step, ++c) {
+      poll_interrupt();
+      const std::size_t count = std::min(step, last - b);
+      const int slot = static_cast<int>(c % 2);
+      f(chunk_data(b, count, slot), b, count);
+      if (!resident_) consumed_[slot].record(compute_->get());
+    }
+  }
+
   // The device rows of points [begin, begin + count); when streaming, the copy is
   // queued on the copy stream once the compute stream has finished with the slot, and
   // the compute stream waits for it.
@@ -553,7 +540,7 @@ class CudaBackend final : public Backend {
   // `shift` receives the means the device actually uses, in float64.
   ComponentParams<S> upload_params(const PreparedParams& p, std::vector<double>* shift) {
     const std::size_t K = static_cast<std::size_t>(p.K), D = static_cast<std::size_t>(p.D);
-    const std::size_t F = factor_count(p.type, p.K, p.D);
+    const std::size_t F = covariance_size(p.type, p.K, p.D);
     S* h = params_host_.data();
     S* h_logw = h;
     S* h_logdet = h + K;

@@ -34,33 +34,58 @@ inline std::size_t checked_bytes(std::size_t count, std::size_t size) {
   return count * size;
 }
 
-template <typename T>
-class DeviceBuffer {
+/// Device memory (cudaMalloc): where an allocation fails, the message says how much was
+/// asked and what is free.
+struct DeviceMemory {
+  static cudaError_t allocate(void** p, std::size_t bytes) { return cudaMalloc(p, bytes); }
+  static cudaError_t release(void* p) { return cudaFree(p); }
+  static std::atomic<std::size_t>& in_use() { return g_device_bytes; }
+  static std::string failure(std::size_t bytes, cudaError_t) {
+    std::size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    (void)cudaGetLastError();
+    return "out of device memory: asked for " + format_bytes(bytes) + " with " + format_bytes(free_b) +
+           " free of " + format_bytes(total_b) +
+           ". Lower the device memory limit (device_memory_limit / --device-memory) so that cuem streams the "
+           "data in smaller chunks, or use fewer components.";
+  }
+};
+
+/// Page-locked host memory (cudaHostAlloc): the source of asynchronous copies that
+/// overlap kernels.
+struct PinnedMemory {
+  static cudaError_t allocate(void** p, std::size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
+  static cudaError_t release(void* p) { return cudaFreeHost(p); }
+  static std::atomic<std::size_t>& in_use() { return g_pinned_bytes; }
+  static std::string failure(std::size_t bytes, cudaError_t err) {
+    return "could not pin " + format_bytes(bytes) + " of host memory for streaming (" + cudaGetErrorName(err) +
+           "). Lower the device memory limit or free host memory.";
+  }
+};
+
+/// `count` elements of T in the memory `Memory` names; move-only, freed on destruction.
+template <typename T, typename Memory>
+class Buffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t count) : count_(count) {
+  Buffer() = default;
+  explicit Buffer(std::size_t count) : count_(count) {
     if (count == 0) return;
     const std::size_t bytes = checked_bytes(count, sizeof(T));
-    const cudaError_t err = cudaMalloc(&ptr_, bytes);
+    void* p = nullptr;
+    const cudaError_t err = Memory::allocate(&p, bytes);
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
-      ptr_ = nullptr;
-      std::size_t free_b = 0, total_b = 0;
-      (void)cudaMemGetInfo(&free_b, &total_b);
-      (void)cudaGetLastError();
-      throw DeviceError("out of device memory: asked for " + format_bytes(bytes) + " with " +
-                        format_bytes(free_b) + " free of " + format_bytes(total_b) +
-                        ". Lower the device memory limit (device_memory_limit / --device-memory) so "
-                        "that cuem streams the data in smaller chunks, or use fewer components.");
+      throw DeviceError(Memory::failure(bytes, err));
     }
-    g_device_bytes += bytes;
+    ptr_ = static_cast<T*>(p);
+    Memory::in_use() += bytes;
   }
-  ~DeviceBuffer() { release(); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& other) noexcept
+  ~Buffer() { release(); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept
       : ptr_(std::exchange(other.ptr_, nullptr)), count_(std::exchange(other.count_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+  Buffer& operator=(Buffer&& other) noexcept {
     if (this != &other) {
       release();
       ptr_ = std::exchange(other.ptr_, nullptr);
@@ -70,66 +95,26 @@ class DeviceBuffer {
   }
 
   T* data() const noexcept { return ptr_; }
-  std::size_t size() const noexcept { return count_; }
-  std::size_t bytes() const noexcept { return count_ * sizeof(T); }
+  std::size_t size() const noexcept { return ptr_ ? count_ : 0; }
+  std::size_t bytes() const noexcept { return size() * sizeof(T); }
 
  private:
   void release() noexcept {
     if (ptr_) {
-      CUEM_CUDA_CHECK_NOTHROW(cudaFree(ptr_));
-      g_device_bytes -= count_ * sizeof(T);
+      CUEM_CUDA_CHECK_NOTHROW(Memory::release(ptr_));
+      Memory::in_use() -= count_ * sizeof(T);
     }
     ptr_ = nullptr;
+    count_ = 0;
   }
   T* ptr_ = nullptr;
   std::size_t count_ = 0;
 };
 
-/// Page-locked host memory: the source of asynchronous copies that overlap kernels.
 template <typename T>
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(std::size_t count) : count_(count) {
-    if (count == 0) return;
-    const std::size_t bytes = checked_bytes(count, sizeof(T));
-    const cudaError_t err = cudaHostAlloc(reinterpret_cast<void**>(&ptr_), bytes, cudaHostAllocDefault);
-    if (err != cudaSuccess) {
-      (void)cudaGetLastError();
-      ptr_ = nullptr;
-      throw DeviceError("could not pin " + format_bytes(bytes) + " of host memory for streaming (" +
-                        cudaGetErrorName(err) + "). Lower the device memory limit or free host memory.");
-    }
-    g_pinned_bytes += bytes;
-  }
-  ~PinnedBuffer() { release(); }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  PinnedBuffer(PinnedBuffer&& other) noexcept
-      : ptr_(std::exchange(other.ptr_, nullptr)), count_(std::exchange(other.count_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& other) noexcept {
-    if (this != &other) {
-      release();
-      ptr_ = std::exchange(other.ptr_, nullptr);
-      count_ = std::exchange(other.count_, 0);
-    }
-    return *this;
-  }
-
-  T* data() const noexcept { return ptr_; }
-  std::size_t size() const noexcept { return count_; }
-
- private:
-  void release() noexcept {
-    if (ptr_) {
-      CUEM_CUDA_CHECK_NOTHROW(cudaFreeHost(ptr_));
-      g_pinned_bytes -= count_ * sizeof(T);
-    }
-    ptr_ = nullptr;
-  }
-  T* ptr_ = nullptr;
-  std::size_t count_ = 0;
-};
+using DeviceBuffer = Buffer<T, DeviceMemory>;
+template <typename T>
+using PinnedBuffer = Buffer<T, PinnedMemory>;
 
 /// A non-blocking stream (never the legacy default stream).
 class Stream {

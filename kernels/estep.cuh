@@ -111,6 +111,9 @@ __global__ void __launch_bounds__(kStatsThreads)
   const unsigned one_one = static_cast<unsigned>(D) | (static_cast<unsigned>(D) << 16);
 
   for (int pass = 0; pass < M; pass += lanes * kStatsAccumulators) {
+    // Accumulators this pass needs (the same for the whole block): M = 257 needs 2, not 8.
+    const int left = (M - pass + lanes - 1) / lanes;
+    const int used = left < kStatsAccumulators ? left : kStatsAccumulators;
     double acc[kStatsAccumulators];
     unsigned ab[kStatsAccumulators];
 #pragma unroll
@@ -138,7 +141,8 @@ __global__ void __launch_bounds__(kStatsThreads)
           if (gq == S(0)) continue;  // hard assignments: most points miss most components
           const S* yq = y + q * W;
 #pragma unroll
-          for (int j = 0; j < kStatsAccumulators; ++j) part[j] += gq * yq[ab[j] & 0xffffu] * yq[ab[j] >> 16];
+          for (int j = 0; j < kStatsAccumulators; ++j)
+            if (j < used) part[j] += gq * yq[ab[j] & 0xffffu] * yq[ab[j] >> 16];
         }
 #pragma unroll
         for (int j = 0; j < kStatsAccumulators; ++j) acc[j] += static_cast<double>(part[j]);
