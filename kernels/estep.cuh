@@ -26,6 +26,9 @@ namespace cuem::cuda {
 namespace detail {
 
 inline constexpr int kPosteriorThreads = 128;
+// Eight resident blocks of 128 threads allow 64 registers a thread. Without a minimum,
+// nvcc 12 capped the float64 full/tied posteriors at 32 and spilled (sm_80).
+inline constexpr int kPosteriorMinBlocks = 8;
 inline constexpr int kStatsThreads = 256;
 inline constexpr int kStatsAccumulators = 8;  // entries per thread per pass over a segment
 inline constexpr int kStatsTileBytes = 32 * 1024;
@@ -56,7 +59,7 @@ __device__ __forceinline__ S mahalanobis_sq(const S* x, const ComponentParams<S>
 }
 
 template <typename S, CovarianceType C>
-__global__ void __launch_bounds__(kPosteriorThreads)
+__global__ void __launch_bounds__(kPosteriorThreads, kPosteriorMinBlocks)
     posteriors_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
                       std::size_t stride, S* __restrict__ log_prob) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -16,7 +16,9 @@ namespace cuem::cuda {
 namespace detail {
 
 inline constexpr int kClosestThreads = 256;
+inline constexpr int kClosestMinBlocks = 4;  // 64 registers a thread (no spills on sm_90)
 inline constexpr int kAssignThreads = 128;
+inline constexpr int kAssignMinBlocks = 8;
 
 template <typename S>
 __device__ __forceinline__ S dist_sq(const S* x, const S* hi, const S* lo, int D) {
@@ -29,7 +31,7 @@ __device__ __forceinline__ S dist_sq(const S* x, const S* hi, const S* lo, int D
 }
 
 template <typename S>
-__global__ void __launch_bounds__(kClosestThreads)
+__global__ void __launch_bounds__(kClosestThreads, kClosestMinBlocks)
     closest_kernel(const S* __restrict__ X, std::size_t n, int D, const S* __restrict__ c_hi,
                    const S* __restrict__ c_lo, S* __restrict__ closest, ClosestMode mode,
                    double* __restrict__ block_sums, std::size_t first_block) {
@@ -50,7 +52,7 @@ __global__ void __launch_bounds__(kClosestThreads)
 }
 
 template <typename S>
-__global__ void __launch_bounds__(kAssignThreads)
+__global__ void __launch_bounds__(kAssignThreads, kAssignMinBlocks)
     hard_assign_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ c_hi,
                        const S* __restrict__ c_lo, int* __restrict__ labels, S* __restrict__ dist,
                        S* __restrict__ resp, std::size_t stride) {
