@@ -4,7 +4,7 @@
 //   em_driver --cov full|tied|diag|spherical --k K --data X.bin --d D
 //             [--n N] [--weights w.bin] [--means m.bin] [--precisions p.bin]
 //             [--tol X] [--reg X] [--max-iter N] [--device cpu|cuda|auto]
-//             [--threads T] [--seed S] --out result.txt
+//             [--precision float32|float64] [--device-memory BYTES] [--threads T] [--seed S] --out result.txt
 //
 // The .bin files are raw little-endian float64 in row-major order (numpy's tofile):
 // the data N x D, weights K, means K x D, precisions in the shape of the covariance
@@ -51,7 +51,7 @@ const char* const kUsage =
     "usage: em_driver --cov full|tied|diag|spherical --k K --data X.bin --d D\n"
     "                 [--n N] [--weights w.bin] [--means m.bin] [--precisions p.bin]\n"
     "                 [--tol X] [--reg X] [--max-iter N] [--device cpu|cuda|auto]\n"
-    "                 [--threads T] [--seed S] --out result.txt\n";
+    "                 [--precision float32|float64] [--device-memory BYTES] [--threads T] [--seed S] --out result.txt\n";
 
 bool host_is_little_endian() {
   const std::uint16_t one = 1;
@@ -109,7 +109,7 @@ int run(int argc, char** argv) {
   static const char* const known[] = {"--cov",     "--k",         "--data",  "--d",      "--n",
                                       "--weights", "--means",     "--precisions", "--tol",
                                       "--reg",     "--max-iter",  "--device", "--threads",
-                                      "--seed",    "--out"};
+                                      "--seed",    "--out",       "--precision", "--device-memory"};
   std::map<std::string, std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -136,6 +136,9 @@ int run(int argc, char** argv) {
   if (args.count("--reg")) options.reg_covar = parse_real("--reg", args["--reg"]);
   if (args.count("--max-iter")) options.max_iter = static_cast<int>(parse_integer("--max-iter", args["--max-iter"]));
   if (args.count("--device")) options.device = cuem::parse_device(args["--device"]);
+  if (args.count("--precision")) options.precision = cuem::parse_precision(args["--precision"]);
+  if (args.count("--device-memory"))
+    options.device_memory_limit = static_cast<std::size_t>(parse_integer("--device-memory", args["--device-memory"]));
   if (args.count("--threads")) options.n_threads = static_cast<int>(parse_integer("--threads", args["--threads"]));
   if (args.count("--seed")) options.seed = static_cast<std::uint64_t>(parse_integer("--seed", args["--seed"]));
   if (args.count("--weights")) options.weights_init = read_doubles(args["--weights"]);
