@@ -221,6 +221,29 @@ TEST(Names, CovarianceTypesRoundTrip) {
     EXPECT_THROW(cuem::parse_covariance_type(junk), cuem::InvalidArgument) << "'" << junk << "'";
 }
 
+// With weights, means and precisions all given there is nothing for the init method to
+// do: it is not run, so every method gives the same fit.
+TEST(Init, AllParametersGivenSkipTheInitMethod) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 4.0, 77);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 3000, 78);
+  const cuem::Model truth = cuem_test::model_from_mixture(mix, CovarianceType::full);
+  cuem::FitOptions o;
+  o.n_components = 3;
+  o.weights_init = truth.weights;
+  o.means_init = truth.means;
+  o.precisions_init = cuem_test::precisions_of(truth);
+  o.max_iter = 5;
+  o.init = InitMethod::kmeans;
+  const cuem::FitResult a = cuem::fit(ds.view(), o);
+  for (InitMethod m : {InitMethod::random, InitMethod::kmeans_plusplus, InitMethod::random_from_data}) {
+    o.init = m;
+    const cuem::FitResult b = cuem::fit(ds.view(), o);
+    EXPECT_EQ(b.model.means, a.model.means) << cuem::to_string(m);
+    EXPECT_EQ(b.model.covariances, a.model.covariances) << cuem::to_string(m);
+    EXPECT_EQ(b.lower_bound, a.lower_bound) << cuem::to_string(m);
+  }
+}
+
 TEST(Names, InitMethodsRoundTrip) {
   for (InitMethod m : kAllInits) EXPECT_EQ(cuem::parse_init_method(cuem::to_string(m)), m);
   EXPECT_EQ(cuem::parse_init_method("kmeans"), InitMethod::kmeans);

@@ -70,42 +70,51 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
   const int K = o.n_components;
   const int D = static_cast<int>(X.n_cols);
   Model m;
-  switch (o.init) {
-    case InitMethod::kmeans: {
-      const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
-      std::vector<int> labels;
-      m = estimate_from_responsibilities(
-          X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
-            labels.resize(count);
-            backend.nearest_labels(km.centers, K, begin, count, labels.data());
-            std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
-            for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[b]] = 1.0;
-          });
-      break;
-    }
-    case InitMethod::kmeans_plusplus: {
-      const std::vector<std::size_t> index = kmeans_plusplus(backend, X, K, seed, o.interrupted);
-      m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
-      break;
-    }
-    case InitMethod::random_from_data: {
-      const std::vector<std::size_t> index = distinct_indices(X.n_rows, K, seed);
-      m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
-      break;
-    }
-    case InitMethod::random:
-      m = estimate_from_responsibilities(
-          X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
+  // With every parameter given the init method has nothing left to decide (scikit-learn
+  // 1.9 skips it too): no k-means pass over the data.
+  const bool all_given = !o.weights_init.empty() && !o.means_init.empty() && !o.precisions_init.empty();
+  if (all_given) {
+    m.covariance_type = o.covariance_type;
+    m.n_components = K;
+    m.n_features = D;
+  } else {
+    switch (o.init) {
+      case InitMethod::kmeans: {
+        const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
+        std::vector<int> labels;
+        m = estimate_from_responsibilities(
+            X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
+              labels.resize(count);
+              backend.nearest_labels(km.centers, K, begin, count, labels.data());
+              std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
+              for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[b]] = 1.0;
+            });
+        break;
+      }
+      case InitMethod::kmeans_plusplus: {
+        const std::vector<std::size_t> index = kmeans_plusplus(backend, X, K, seed, o.interrupted);
+        m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
+        break;
+      }
+      case InitMethod::random_from_data: {
+        const std::vector<std::size_t> index = distinct_indices(X.n_rows, K, seed);
+        m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
+        break;
+      }
+      case InitMethod::random:
+        m = estimate_from_responsibilities(
+            X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, 1))
-            for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b) {
-              double* r = resp + b * K;
-              const std::uint64_t n = begin + static_cast<std::size_t>(b);
-              double sum = 0.0;
-              for (int k = 0; k < K; ++k) sum += r[k] = rng::uniform(seed, rng::kRandomResp, n * K + k);
-              for (int k = 0; k < K; ++k) r[k] /= sum;
-            }
-          });
-      break;
+              for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b) {
+                double* r = resp + b * K;
+                const std::uint64_t n = begin + static_cast<std::size_t>(b);
+                double sum = 0.0;
+                for (int k = 0; k < K; ++k) sum += r[k] = rng::uniform(seed, rng::kRandomResp, n * K + k);
+                for (int k = 0; k < K; ++k) r[k] /= sum;
+              }
+            });
+        break;
+    }
   }
 
   if (!o.weights_init.empty()) m.weights = o.weights_init;
