@@ -11,6 +11,7 @@
 // float64 accumulator. When a component has fewer entries than the block has threads,
 // groups of threads split the tile's points and are combined in group order. Every sum
 // has a fixed order: results are bitwise reproducible.
+// diag_segment_stats_kernel: the diagonal layout for several components per block (below).
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
@@ -172,6 +173,92 @@ __global__ void __launch_bounds__(kStatsThreads)
   }
 }
 
+// The diagonal layout (M = 1 + 2D: N_k, S1, the diagonal of S2) for several components
+// per block: the tile of points is staged once, unshifted, and each thread owns
+// (component, dimension) pairs, forming y = x_d - c_kd in registers. Staging is then
+// shared by G components instead of repeated for each (the generic kernel reads a
+// segment K times; at K = 1024 that is most of its time). Used when a block's pairs give
+// every thread work; the sums run in the same fixed order pattern (tile sums in S, then
+// float64).
+inline constexpr int kDiagThreads = 256;
+inline constexpr int kDiagPairs = 4;  // (component, dimension) pairs per thread per pass
+inline constexpr int kDiagTileBytes = 32 * 1024;
+inline constexpr int kDiagMinTile = 32;
+
+template <typename S>
+__global__ void __launch_bounds__(kDiagThreads)
+    diag_segment_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
+                              const S* __restrict__ resp, std::size_t stride, int G, int tile_points,
+                              double* __restrict__ partials, std::size_t L) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  S* x = reinterpret_cast<S*>(smem);                             // tile_points x D
+  S* g = x + static_cast<std::size_t>(tile_points) * D;          // G x tile_points
+  const int k0 = static_cast<int>(blockIdx.y) * G;
+  const int Gb = K - k0 < G ? K - k0 : G;
+  const std::size_t seg = blockIdx.x;
+  const std::size_t begin = seg * kSegmentPoints;
+  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int P = Gb * D;
+  const std::size_t M = 1 + 2 * static_cast<std::size_t>(D);
+  for (int pass = 0; pass < P; pass += kDiagThreads * kDiagPairs) {
+    int jj[kDiagPairs], dd[kDiagPairs];
+    bool own[kDiagPairs];
+    S c[kDiagPairs];
+    double a1[kDiagPairs], a2[kDiagPairs], an[kDiagPairs];
+#pragma unroll
+    for (int p = 0; p < kDiagPairs; ++p) {
+      const int idx = pass + p * kDiagThreads + tid;
+      own[p] = idx < P;
+      jj[p] = own[p] ? idx / D : 0;
+      dd[p] = own[p] ? idx - jj[p] * D : 0;
+      c[p] = own[p] ? shift[static_cast<std::size_t>(k0 + jj[p]) * D + dd[p]] : S(0);
+      a1[p] = a2[p] = an[p] = 0.0;
+    }
+    for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
+      const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
+      __syncthreads();  // the previous tile is consumed
+      const S* src = X + t0 * static_cast<std::size_t>(D);
+      for (int idx = tid; idx < cnt * D; idx += kDiagThreads) x[idx] = src[idx];
+      for (int idx = tid; idx < Gb * cnt; idx += kDiagThreads) {
+        const int j = idx / cnt;
+        const int q = idx - j * cnt;
+        g[j * tile_points + q] = resp[static_cast<std::size_t>(k0 + j) * stride + t0 + q];
+      }
+      __syncthreads();
+      S p1[kDiagPairs], p2[kDiagPairs], pn[kDiagPairs];
+#pragma unroll
+      for (int p = 0; p < kDiagPairs; ++p) p1[p] = p2[p] = pn[p] = S(0);
+      for (int q = 0; q < cnt; ++q) {
+#pragma unroll
+        for (int p = 0; p < kDiagPairs; ++p) {
+          if (!own[p]) continue;
+          const S gq = g[jj[p] * tile_points + q];
+          const S y = x[q * D + dd[p]] - c[p];
+          const S gy = gq * y;
+          p1[p] += gy;
+          p2[p] += gy * y;
+          pn[p] += gq;
+        }
+      }
+#pragma unroll
+      for (int p = 0; p < kDiagPairs; ++p) {
+        a1[p] += static_cast<double>(p1[p]);
+        a2[p] += static_cast<double>(p2[p]);
+        an[p] += static_cast<double>(pn[p]);
+      }
+    }
+#pragma unroll
+    for (int p = 0; p < kDiagPairs; ++p) {
+      if (!own[p]) continue;
+      double* o = partials + seg * L + static_cast<std::size_t>(k0 + jj[p]) * M;
+      o[1 + dd[p]] = a1[p];
+      o[1 + D + dd[p]] = a2[p];
+      if (dd[p] == 0) o[0] = an[p];
+    }
+  }
+}
+
 template <typename S>
 __global__ void __launch_bounds__(kSumThreads)
     segment_log_likelihood_kernel(const S* __restrict__ log_prob, std::size_t n, double* __restrict__ partials,
@@ -219,6 +306,29 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     throw DeviceError("D = " + std::to_string(D) + " is more dimensions than the CUDA statistics kernel stages (" +
                       std::to_string(max_stats_dim(sizeof(S))) + "); use device 'cpu'");
   const std::size_t n_segments = (n + kSegmentPoints - 1) / kSegmentPoints;
+  // The diagonal layout with enough (component, dimension) pairs per block for every
+  // thread: the multi-component kernel. (For D = 1 every layout is this one.)
+  // A grid has at most 65535 component groups; beyond that the generic path says so.
+  // G is also held to a tile of at least 32 points (kDiagMinTile), or the barriers
+  // would outnumber the work when D is small and K large.
+  const int tile_cap = static_cast<int>(kDiagTileBytes / (kDiagMinTile * sizeof(S))) - D;
+  const int G = std::min({K, std::max(1, kDiagThreads * kDiagPairs / D), std::max(1, tile_cap)});
+  if (M == 1 + 2 * D && G * D >= kDiagThreads && (K + G - 1) / G <= 65535) {
+    const std::size_t per_point = (static_cast<std::size_t>(D) + static_cast<std::size_t>(G)) * sizeof(S);
+    const int tile = static_cast<int>(std::clamp<std::size_t>(kDiagTileBytes / per_point, 1, 1024));
+    const std::size_t smem = static_cast<std::size_t>(tile) * per_point;
+    if (smem <= 48 * 1024) {
+      const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
+                      checked_cast<unsigned>((K + G - 1) / G, "component groups"));
+      diag_segment_stats_kernel<S><<<grid, kDiagThreads, smem, stream>>>(X, n, D, K, shift, resp, stride, G, tile,
+                                                                         partials, L);
+      CUEM_CUDA_CHECK_LAUNCH();
+      segment_log_likelihood_kernel<S><<<grid.x, kSumThreads, 0, stream>>>(log_prob, n, partials, L,
+                                                                           static_cast<std::size_t>(K) * M);
+      CUEM_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
   const int lanes = std::min(M, kStatsThreads);
   const int groups = kStatsThreads / lanes;
   const std::size_t per_point = static_cast<std::size_t>(D + 2) * sizeof(S);
