@@ -81,13 +81,14 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
     switch (o.init) {
       case InitMethod::kmeans: {
         const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
-        std::vector<int> labels;
+        // All labels first, in one backend pass on this thread (N ints): the statistics
+        // pass may ask for responsibilities from several threads at once.
+        std::vector<int> labels(X.n_rows);
+        backend.nearest_labels(km.centers, K, 0, X.n_rows, labels.data());
         m = estimate_from_responsibilities(
             X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
-              labels.resize(count);
-              backend.nearest_labels(km.centers, K, begin, count, labels.data());
               std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
-              for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[b]] = 1.0;
+              for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[begin + b]] = 1.0;
             });
         break;
       }
