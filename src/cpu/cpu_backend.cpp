@@ -99,19 +99,8 @@ void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, s
         break;
     }
     cpu::exp_normalise_block(lj, K, e, row_max, row_sum);
-    // gamma_k = exp(v_k - max) / sum_j exp(v_j - max) (math::normalize_log_joints).
-    for (int r = 0; r < rows; ++r) {
-      double* v = resp + (b0 + static_cast<std::size_t>(r)) * K;
-      double lp = row_max[r];
-      if (!(row_max[r] > -INFINITY)) {  // no component can explain the point: share it evenly
-        for (int k = 0; k < K; ++k) v[k] = 1.0 / K;
-      } else {
-        const double inv = 1.0 / row_sum[r];
-        for (int k = 0; k < K; ++k) v[k] = e[k * R + r] * inv;
-        lp += std::log(row_sum[r]);
-      }
-      if (log_prob) log_prob[b0 + static_cast<std::size_t>(r)] = lp;
-    }
+    cpu::responsibilities_block(e, row_max, row_sum, K, rows, resp + b0 * static_cast<std::size_t>(K),
+                                log_prob ? log_prob + b0 : nullptr);
   }
 }
 
@@ -156,7 +145,7 @@ class StatsPass {
     // Split full scatters by rows when there are too few components for the threads;
     // the split changes which task computes a sum, never the order of its terms.
     const int n_tiles = full_ ? cpu::pad4(D) / 4 : 1;
-    const int groups = full_ && K < 2 * n_threads ? std::min(n_tiles, (2 * n_threads + K - 1) / K) : 1;
+    const int groups = full_ && D > 8 && K < 2 * n_threads ? std::min(n_tiles, (2 * n_threads + K - 1) / K) : 1;
     for (int k = 0; k < K; ++k)
       for (int g = 0; g < groups; ++g) {
         const int b = n_tiles * g / groups, e = n_tiles * (g + 1) / groups;
@@ -207,7 +196,10 @@ class StatsPass {
         double* s1 = s1_.data() + static_cast<std::size_t>(k) * W_;
         if (first)
           for (int i = 0; i < n; ++i) nk_[k] += s.g[i];
-        if (full_) {
+        if (full_ && W_ == 8) {  // D <= 8: each task owns its whole component
+          cpu::add_full_narrow(s.x.data(), s.index.data(), s.g.data(), n, c, D_, s1,
+                               s2_.data() + static_cast<std::size_t>(k) * R4 * W_);
+        } else if (full_) {
           cpu::gather_shifted(s.x.data(), s.index.data(), s.g.data(), n, c, W_, s.y.data(), s.a.data(),
                               first ? s1 : nullptr);
           cpu::scatter_tiles(s.a.data(), s.y.data(), n, W_, task.tile_begin, task.tile_end,

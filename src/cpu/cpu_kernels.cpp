@@ -1,5 +1,7 @@
 #include "cpu/cpu_kernels.hpp"
 
+#include <cmath>
+
 #include "core/point_math.hpp"
 
 // One clone per instruction-set level, chosen by the loader (ifunc). Helpers below are
@@ -57,6 +59,36 @@ CUEM_INLINE v8d exp_nonpositive(v8d t) {
   const v8d scale = (v8d)bits;  // NOLINT(google-readability-casting)
   const v8d zero = splat(0.0);
   return t < splat(-708.0) ? zero : p * scale;
+}
+
+// log(s) for positive normal s: s = 2^e m with m in [sqrt(1/2), sqrt(2)), and
+// log m = 2 atanh(f) = 2 (f + f^3/3 + ... + f^23/23), f = (m - 1) / (m + 1), |f| <= 0.172
+// (truncation below 1e-18 relative).
+CUEM_INLINE v8d log_positive(v8d s) {
+  const v8l bits = (v8l)s;  // NOLINT(google-readability-casting)
+  const v8l mant_mask = v8l{} + 0x000FFFFFFFFFFFFFLL;
+  const v8l one_bits = v8l{} + 0x3FF0000000000000LL;
+  v8l ex = (bits >> 52) - 1023;
+  v8d m = (v8d)((bits & mant_mask) | one_bits);  // NOLINT(google-readability-casting)
+  const v8l big = m > splat(1.4142135623730951);
+  m = big ? m * splat(0.5) : m;
+  ex = ex - big;  // a true comparison is -1
+  const v8d f = (m - splat(1.0)) / (m + splat(1.0));
+  const v8d f2 = f * f;
+  v8d p = splat(1.0 / 23.0);
+  p = p * f2 + splat(1.0 / 21.0);
+  p = p * f2 + splat(1.0 / 19.0);
+  p = p * f2 + splat(1.0 / 17.0);
+  p = p * f2 + splat(1.0 / 15.0);
+  p = p * f2 + splat(1.0 / 13.0);
+  p = p * f2 + splat(1.0 / 11.0);
+  p = p * f2 + splat(1.0 / 9.0);
+  p = p * f2 + splat(1.0 / 7.0);
+  p = p * f2 + splat(1.0 / 5.0);
+  p = p * f2 + splat(1.0 / 3.0);
+  const v8d logm = splat(2.0) * f + splat(2.0) * f * (f2 * p);
+  const v8d e = __builtin_convertvector(ex, v8d);
+  return e * splat(6.93147180369123816490e-01) + (logm + e * splat(1.90821492927058770002e-10));
 }
 
 CUEM_INLINE void finish_log_joint(double constant, int D, v8d m0, v8d m1, double* lj) {
@@ -166,6 +198,61 @@ void exp_normalise_block(const double* lj, int K, double* e, double* row_max, do
   store(row_max + 8, m1);
   store(row_sum, s0);
   store(row_sum + 8, s1);
+}
+
+CUEM_CLONES
+void responsibilities_block(const double* e, const double* row_max, const double* row_sum, int K, int rows,
+                            double* resp, double* log_prob) {
+  double inv[16], lp[16];
+  for (int h = 0; h < 16; h += 8) {
+    const v8d s = load(row_sum + h);
+    // Rows without a finite maximum have a meaningless sum: keep the logarithm finite.
+    const v8d safe = load(row_max + h) > splat(-INFINITY) ? s : splat(1.0);
+    store(inv + h, splat(1.0) / safe);
+    store(lp + h, load(row_max + h) + log_positive(safe));
+  }
+  for (int r = 0; r < rows; ++r) {
+    double* v = resp + static_cast<std::size_t>(r) * K;
+    if (!(row_max[r] > -INFINITY)) {  // no component can explain the point: share it evenly
+      for (int k = 0; k < K; ++k) v[k] = 1.0 / K;
+      lp[r] = row_max[r];
+    } else {
+      for (int k = 0; k < K; ++k) v[k] = e[k * 16 + r] * inv[r];
+    }
+    if (log_prob) log_prob[r] = lp[r];
+  }
+}
+
+template <int D>
+CUEM_INLINE void add_full_narrow_impl(const double* x, const int* index, const double* g, int n, const double* c,
+                                      double* s1, double* s2) {
+  const v8d cv = load(c);
+  v8d a1 = load(s1);
+  v8d acc[D];
+  for (int i = 0; i < D; ++i) acc[i] = load(s2 + i * 8);
+  for (int t = 0; t < n; ++t) {
+    const v8d d = load(x + static_cast<std::size_t>(index[t]) * 8) - cv;
+    const v8d wd = splat(g[t]) * d;
+    a1 += wd;
+    for (int i = 0; i < D; ++i) acc[i] += splat(wd[i]) * d;
+  }
+  store(s1, a1);
+  for (int i = 0; i < D; ++i) store(s2 + i * 8, acc[i]);
+}
+
+CUEM_CLONES
+void add_full_narrow(const double* x, const int* index, const double* g, int n, const double* c, int D, double* s1,
+                     double* s2) {
+  switch (D) {
+    case 1: add_full_narrow_impl<1>(x, index, g, n, c, s1, s2); break;
+    case 2: add_full_narrow_impl<2>(x, index, g, n, c, s1, s2); break;
+    case 3: add_full_narrow_impl<3>(x, index, g, n, c, s1, s2); break;
+    case 4: add_full_narrow_impl<4>(x, index, g, n, c, s1, s2); break;
+    case 5: add_full_narrow_impl<5>(x, index, g, n, c, s1, s2); break;
+    case 6: add_full_narrow_impl<6>(x, index, g, n, c, s1, s2); break;
+    case 7: add_full_narrow_impl<7>(x, index, g, n, c, s1, s2); break;
+    default: add_full_narrow_impl<8>(x, index, g, n, c, s1, s2); break;
+  }
 }
 
 CUEM_CLONES

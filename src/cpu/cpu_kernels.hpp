@@ -42,6 +42,19 @@ void log_joints_spherical(const double* xt, int D, int K, const double* means, c
 /// lj, e: K x 16; row_max, row_sum: 16.
 void exp_normalise_block(const double* lj, int K, double* e, double* row_max, double* row_sum);
 
+/// Responsibilities and log p(x) of the first `rows` rows of a block from the output of
+/// exp_normalise_block: resp[r][k] = e[k][r] / row_sum[r], log_prob[r] = row_max[r] +
+/// log(row_sum[r]) (log_prob may be null); a row whose maximum is -inf or NaN is shared
+/// evenly (1/K) with log_prob = its maximum. resp: rows x K.
+void responsibilities_block(const double* e, const double* row_max, const double* row_sum, int K, int rows,
+                            double* resp, double* log_prob);
+
+/// Full statistics of one component for D <= 8 (one vector per row), t in order:
+///   s1 += g[t] y[t],  s2[i][j] += g[t] y[t][i] y[t][j]  with y[t] = x[index[t]] - c.
+/// x: rows of width 8, c, s1: 8, s2: pad4(D) x 8 (rows i < D written).
+void add_full_narrow(const double* x, const int* index, const double* g, int n, const double* c, int D, double* s1,
+                     double* s2);
+
 /// Shifted rows of one component for the scatter: for the n gathered rows t,
 ///   y[t] = x[index[t]] - c,  a[t] = g[t] y[t],  and when s1 is not null s1 += a[t] in t order.
 /// x: rows of width W = pad8(D) (zero padding), c: W (zero padding), y, a: n x W.
