@@ -27,7 +27,10 @@ using v8d_u = double __attribute__((vector_size(64), aligned(8)));  // unaligned
 
 CUEM_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_u*>(p); }
 CUEM_INLINE void store(double* p, v8d v) { *reinterpret_cast<v8d_u*>(p) = v; }
-CUEM_INLINE v8d splat(double x) { return v8d{x, x, x, x, x, x, x, x}; }
+// Written as a sum because GCC 12 builds a braced {x, x, ...} 512-bit vector from eight
+// masked broadcasts; this is one scalar add and one broadcast (and turns -0 into +0,
+// which no result here can tell apart).
+CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
 CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
 
 // exp(t) for t <= 0, 0 below -708 (where exp would be subnormal) and for -inf.
