@@ -161,7 +161,7 @@ class StatsPass {
   Scratch scratch() const {
     const std::size_t rows = kStatsRows * static_cast<std::size_t>(W_);
     return {std::vector<double>(rows, 0.0), std::vector<double>(full_ ? rows : 0), std::vector<double>(full_ ? rows : 0),
-            std::vector<double>(kStatsRows), std::vector<int>(kStatsRows)};
+            std::vector<double>(kStatsRows + 1), std::vector<int>(kStatsRows + 1)};
   }
 
   // Adds points [begin, begin + count) with responsibilities resp (count x K) to the sums
@@ -182,14 +182,15 @@ class StatsPass {
         const StatsTask& task = tasks_[t];
         const int k = task.k;
         const bool first = task.tile_begin == 0;
-        // Rows with zero weight add nothing: hard assignments touch few components.
+        // Rows with zero weight add nothing: hard assignments touch few components. The
+        // list is built without branches (which mispredict on soft assignments).
         int n = 0;
+        const double* g_col = resp + b0 * static_cast<std::size_t>(K_) + k;
         for (int r = 0; r < rows; ++r) {
-          const double g = resp[(b0 + static_cast<std::size_t>(r)) * K_ + k];
-          if (g == 0.0) continue;
+          const double g = g_col[static_cast<std::size_t>(r) * K_];
           s.index[n] = r;
           s.g[n] = g;
-          ++n;
+          n += g != 0.0 ? 1 : 0;
         }
         if (n == 0) continue;
         const double* c = centres_.data() + static_cast<std::size_t>(k) * W_;
