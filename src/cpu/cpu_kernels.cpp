@@ -27,9 +27,9 @@ using v8d_u = double __attribute__((vector_size(64), aligned(8)));  // unaligned
 
 CUEM_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_u*>(p); }
 CUEM_INLINE void store(double* p, v8d v) { *reinterpret_cast<v8d_u*>(p) = v; }
-// Written as a sum because GCC 12 builds a braced {x, x, ...} 512-bit vector from eight
-// masked broadcasts; this is one scalar add and one broadcast (and turns -0 into +0,
-// which no result here can tell apart).
+// For constants. GCC 12 builds a braced {x, x, ...} 512-bit vector from eight masked
+// broadcasts, so this is a sum (folded for constants); hot loops rather write a scalar
+// operand (`v * x`), which becomes an embedded broadcast ({1to8}) on AVX-512.
 CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
 CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
 
@@ -111,9 +111,8 @@ void log_joints_full(const double* xt, int D, int K, const double* means, const 
     const double* mu = means + static_cast<std::size_t>(k) * D;
     const double* P = factors + static_cast<std::size_t>(k) * D * Dp;
     for (int i = 0; i < D; ++i) {
-      const v8d m = splat(mu[i]);
-      store(yt + i * 16, load(xt + i * 16) - m);
-      store(yt + i * 16 + 8, load(xt + i * 16 + 8) - m);
+      store(yt + i * 16, load(xt + i * 16) - mu[i]);
+      store(yt + i * 16 + 8, load(xt + i * 16 + 8) - mu[i]);
     }
     // Column block jb..jb+3 of P^T (x - mu) uses rows 0..jb+3 of P (zeros below the
     // diagonal); its squares join the sum in column order.
@@ -124,15 +123,14 @@ void log_joints_full(const double* xt, int D, int K, const double* means, const 
       for (int i = 0; i < i_end; ++i) {
         const v8d y0 = load(yt + i * 16), y1 = load(yt + i * 16 + 8);
         const double* pr = P + static_cast<std::size_t>(i) * Dp + jb;
-        const v8d p0 = splat(pr[0]), p1 = splat(pr[1]), p2 = splat(pr[2]), p3 = splat(pr[3]);
-        a00 += y0 * p0;
-        a01 += y1 * p0;
-        a10 += y0 * p1;
-        a11 += y1 * p1;
-        a20 += y0 * p2;
-        a21 += y1 * p2;
-        a30 += y0 * p3;
-        a31 += y1 * p3;
+        a00 += y0 * pr[0];
+        a01 += y1 * pr[0];
+        a10 += y0 * pr[1];
+        a11 += y1 * pr[1];
+        a20 += y0 * pr[2];
+        a21 += y1 * pr[2];
+        a30 += y0 * pr[3];
+        a31 += y1 * pr[3];
       }
       maha0 += a00 * a00;
       maha1 += a01 * a01;
@@ -155,8 +153,7 @@ void log_joints_diag(const double* xt, int D, int K, const double* means, const 
     const double* f = factors + static_cast<std::size_t>(k) * D;
     v8d s0 = splat(0.0), s1 = s0;
     for (int d = 0; d < D; ++d) {
-      const v8d m = splat(mu[d]), p = splat(f[d]);
-      const v8d y0 = (load(xt + d * 16) - m) * p, y1 = (load(xt + d * 16 + 8) - m) * p;
+      const v8d y0 = (load(xt + d * 16) - mu[d]) * f[d], y1 = (load(xt + d * 16 + 8) - mu[d]) * f[d];
       s0 += y0 * y0;
       s1 += y1 * y1;
     }
@@ -171,8 +168,7 @@ void log_joints_spherical(const double* xt, int D, int K, const double* means, c
     const double* mu = means + static_cast<std::size_t>(k) * D;
     v8d s0 = splat(0.0), s1 = s0;
     for (int d = 0; d < D; ++d) {
-      const v8d m = splat(mu[d]);
-      const v8d y0 = load(xt + d * 16) - m, y1 = load(xt + d * 16 + 8) - m;
+      const v8d y0 = load(xt + d * 16) - mu[d], y1 = load(xt + d * 16 + 8) - mu[d];
       s0 += y0 * y0;
       s1 += y1 * y1;
     }
@@ -235,9 +231,9 @@ CUEM_INLINE void add_full_narrow_impl(const double* x, const int* index, const d
   for (int i = 0; i < D; ++i) acc[i] = load(s2 + i * 8);
   for (int t = 0; t < n; ++t) {
     const v8d d = load(x + static_cast<std::size_t>(index[t]) * 8) - cv;
-    const v8d wd = splat(g[t]) * d;
+    const v8d wd = g[t] * d;
     a1 += wd;
-    for (int i = 0; i < D; ++i) acc[i] += splat(wd[i]) * d;
+    for (int i = 0; i < D; ++i) acc[i] += wd[i] * d;
   }
   store(s1, a1);
   for (int i = 0; i < D; ++i) store(s2 + i * 8, acc[i]);
@@ -263,10 +259,9 @@ void gather_shifted(const double* x, const int* index, const double* g, int n, c
                     double* a, double* s1) {
   for (int t = 0; t < n; ++t) {
     const double* xr = x + static_cast<std::size_t>(index[t]) * W;
-    const v8d w = splat(g[t]);
     for (int v = 0; v < W; v += 8) {
       const v8d d = load(xr + v) - load(c + v);
-      const v8d wd = w * d;
+      const v8d wd = g[t] * d;
       store(y + static_cast<std::size_t>(t) * W + v, d);
       store(a + static_cast<std::size_t>(t) * W + v, wd);
       if (s1) store(s1 + v, load(s1 + v) + wd);
@@ -290,15 +285,14 @@ void scatter_tiles(const double* a, const double* y, int n, int W, int tile_begi
         const double* yt = y + static_cast<std::size_t>(t) * W + j;
         const double* at = a + static_cast<std::size_t>(t) * W + i;
         const v8d y0 = load(yt), y1 = load(yt + 8);
-        const v8d a0 = splat(at[0]), a1 = splat(at[1]), a2 = splat(at[2]), a3 = splat(at[3]);
-        c00 += a0 * y0;
-        c01 += a0 * y1;
-        c10 += a1 * y0;
-        c11 += a1 * y1;
-        c20 += a2 * y0;
-        c21 += a2 * y1;
-        c30 += a3 * y0;
-        c31 += a3 * y1;
+        c00 += at[0] * y0;
+        c01 += at[0] * y1;
+        c10 += at[1] * y0;
+        c11 += at[1] * y1;
+        c20 += at[2] * y0;
+        c21 += at[2] * y1;
+        c30 += at[3] * y0;
+        c31 += at[3] * y1;
       }
       store(r0 + j, c00);
       store(r0 + j + 8, c01);
@@ -314,10 +308,10 @@ void scatter_tiles(const double* a, const double* y, int n, int W, int tile_begi
       for (int t = 0; t < n; ++t) {
         const v8d y0 = load(y + static_cast<std::size_t>(t) * W + j);
         const double* at = a + static_cast<std::size_t>(t) * W + i;
-        c0 += splat(at[0]) * y0;
-        c1 += splat(at[1]) * y0;
-        c2 += splat(at[2]) * y0;
-        c3 += splat(at[3]) * y0;
+        c0 += at[0] * y0;
+        c1 += at[1] * y0;
+        c2 += at[2] * y0;
+        c3 += at[3] * y0;
       }
       store(r0 + j, c0);
       store(r1 + j, c1);
@@ -335,7 +329,7 @@ void add_diag(const double* x, const int* index, const double* g, int n, const d
     v8d a1 = load(s1 + v), a2 = load(s2 + v);
     for (int t = 0; t < n; ++t) {
       const v8d d = load(x + static_cast<std::size_t>(index[t]) * W + v) - cv;
-      const v8d wd = splat(g[t]) * d;
+      const v8d wd = g[t] * d;
       a1 += wd;
       a2 += wd * d;
     }
