@@ -7,7 +7,8 @@
 // One clone per instruction-set level, chosen by the loader (ifunc). Helpers below are
 // always inlined, so each clone gets them compiled for its own level; nothing compiled for
 // a higher level is ever shared with the baseline (no ODR hazard).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CUEM_NO_TARGET_CLONES)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(CUEM_NO_TARGET_CLONES)
 #define CUEM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CUEM_CLONES
