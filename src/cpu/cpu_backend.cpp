@@ -3,123 +3,330 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
 #include <vector>
 
 #include "core/data_access.hpp"
-#include "core/point_math.hpp"
+#include "cpu/cpu_kernels.hpp"
 
 namespace cuem {
 
 std::size_t chunk_points(int K) noexcept {
-  // About 1 MiB of responsibilities per chunk, at least 64 points.
-  const std::size_t target = (std::size_t{1} << 17) / static_cast<std::size_t>(std::max(K, 1));
-  return std::clamp<std::size_t>(target, 64, 8192);
+  // About 2 MiB of responsibilities per chunk, a multiple of the E-step block; few chunks
+  // keep the threads' synchronisation rare.
+  const std::size_t target = (std::size_t{1} << 18) / static_cast<std::size_t>(std::max(K, 1));
+  return std::clamp<std::size_t>(target, 256, 65536) / cpu::kBlockRows * cpu::kBlockRows;
 }
 
 namespace {
 
-template <typename T>
-void posteriors_typed(const T* base, std::size_t n_cols, const PreparedParams& p, std::size_t begin,
-                      std::size_t count, double* resp, double* log_prob) {
-  const int K = p.K;
-  const int D = p.D;
-  const auto n = static_cast<std::ptrdiff_t>(count);
-#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
-  for (std::ptrdiff_t b = 0; b < n; ++b) {
-    const T* x = base + (begin + static_cast<std::size_t>(b)) * n_cols;
-    double* v = resp + static_cast<std::size_t>(b) * K;
-    for (int k = 0; k < K; ++k) {
-      const double* mu = p.means.data() + static_cast<std::size_t>(k) * D;
-      const double* f = p.factor(k);
-      double maha = 0.0;
-      switch (p.type) {
-        case CovarianceType::full:
-        case CovarianceType::tied: maha = math::mahalanobis_sq_full(x, mu, f, D); break;
-        case CovarianceType::diag: maha = math::mahalanobis_sq_diag(x, mu, f, D); break;
-        case CovarianceType::spherical: maha = math::mahalanobis_sq_spherical(x, mu, *f, D); break;
+// Points per sub-block of the statistics pass: the rows one thread converts to float64
+// and every one of its components then reads from L1.
+constexpr int kStatsRows = 64;
+
+// The parameters in the kernels' layout (cpu_kernels.hpp), built once per E-step.
+struct EstepLayout {
+  CovarianceType type;
+  int K;
+  int D;
+  const double* means;
+  std::vector<double> factors;
+  std::vector<double> constants;
+
+  explicit EstepLayout(const PreparedParams& p) : type(p.type), K(p.K), D(p.D), means(p.means.data()) {
+    const std::size_t uD = static_cast<std::size_t>(D);
+    constants.resize(static_cast<std::size_t>(K));
+    for (int k = 0; k < K; ++k) constants[k] = p.log_weights[k] + p.log_det[k];
+    switch (type) {
+      case CovarianceType::full:
+      case CovarianceType::tied: {
+        const std::size_t Dp = static_cast<std::size_t>(cpu::pad4(D));
+        factors.assign(static_cast<std::size_t>(K) * uD * Dp, 0.0);
+        for (int k = 0; k < K; ++k) {
+          const double* P = p.factor(k);
+          double* out = factors.data() + static_cast<std::size_t>(k) * uD * Dp;
+          for (std::size_t i = 0; i < uD; ++i)
+            for (std::size_t j = i; j < uD; ++j) out[i * Dp + j] = P[i * uD + j];
+        }
+        break;
       }
-      v[k] = math::log_joint(p.log_weights[k], p.log_det[k], maha, D);
+      case CovarianceType::diag:
+        factors.resize(static_cast<std::size_t>(K) * uD);
+        for (int k = 0; k < K; ++k) std::copy(p.factor(k), p.factor(k) + D, factors.begin() + k * uD);
+        break;
+      case CovarianceType::spherical:
+        factors.resize(static_cast<std::size_t>(K));
+        for (int k = 0; k < K; ++k) factors[k] = *p.factor(k);
+        break;
     }
-    const double lse = math::normalize_log_joints(v, K);
-    if (log_prob) log_prob[b] = lse;
+  }
+};
+
+// Posteriors of points [begin, begin + count), one block of 16 rows at a time, on the
+// calling thread. Each row is computed in its own vector lane (padding lanes repeat the
+// first row and are dropped), so a row's values do not depend on the block it falls in.
+template <typename T>
+void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, std::size_t begin,
+                      std::size_t count, double* resp, double* log_prob) {
+  constexpr int R = cpu::kBlockRows;
+  const int D = L.D;
+  const int K = L.K;
+  std::vector<double> buf(static_cast<std::size_t>(2 * D + 2 * K + 2) * R);
+  double* xt = buf.data();
+  double* yt = xt + static_cast<std::size_t>(D) * R;
+  double* lj = yt + static_cast<std::size_t>(D) * R;
+  double* e = lj + static_cast<std::size_t>(K) * R;
+  double* row_max = e + static_cast<std::size_t>(K) * R;
+  double* row_sum = row_max + R;
+  for (std::size_t b0 = 0; b0 < count; b0 += R) {
+    const int rows = static_cast<int>(std::min<std::size_t>(R, count - b0));
+    for (int r = 0; r < R; ++r) {
+      const T* x = base + (begin + b0 + static_cast<std::size_t>(r < rows ? r : 0)) * n_cols;
+      for (int d = 0; d < D; ++d) xt[d * R + r] = static_cast<double>(x[d]);
+    }
+    switch (L.type) {
+      case CovarianceType::full:
+      case CovarianceType::tied:
+        cpu::log_joints_full(xt, D, K, L.means, L.factors.data(), L.constants.data(), yt, lj);
+        break;
+      case CovarianceType::diag:
+        cpu::log_joints_diag(xt, D, K, L.means, L.factors.data(), L.constants.data(), lj);
+        break;
+      case CovarianceType::spherical:
+        cpu::log_joints_spherical(xt, D, K, L.means, L.factors.data(), L.constants.data(), lj);
+        break;
+    }
+    cpu::exp_normalise_block(lj, K, e, row_max, row_sum);
+    cpu::responsibilities_block(e, row_max, row_sum, K, rows, resp + b0 * static_cast<std::size_t>(K),
+                                log_prob ? log_prob + b0 : nullptr);
   }
 }
 
+void posteriors_range(DataView X, const EstepLayout& L, std::size_t begin, std::size_t count, double* resp,
+                      double* log_prob) {
+  visit_rows(X, [&](const auto* base) { posteriors_range(base, X.n_cols, L, begin, count, resp, log_prob); });
+}
+
+// Rows [lo, hi) of `blocks` whole blocks of cpu::kBlockRows rows split evenly over nt parts.
+std::pair<std::size_t, std::size_t> block_share(std::size_t count, int part, int nt) {
+  const std::size_t blocks = (count + cpu::kBlockRows - 1) / cpu::kBlockRows;
+  const std::size_t lo = blocks * static_cast<std::size_t>(part) / static_cast<std::size_t>(nt);
+  const std::size_t hi = blocks * static_cast<std::size_t>(part + 1) / static_cast<std::size_t>(nt);
+  return {std::min(count, lo * cpu::kBlockRows), std::min(count, hi * cpu::kBlockRows)};
+}
+
+// A unit of the statistics pass: component k, and for full scatters the 4-row tiles
+// [tile_begin, tile_end) of its S2 (the task with the first tile also owns N_k and S1).
+struct StatsTask {
+  int k;
+  int tile_begin;
+  int tile_end;
+};
+
+// Accumulators of the statistics pass in the kernels' padded layout: each sum runs over
+// all points in order, owned by one task at a time.
+class StatsPass {
+ public:
+  StatsPass(CovarianceType type, int K, int D, const std::vector<double>& shift, int n_threads)
+      : type_(type),
+        K_(K),
+        D_(D),
+        W_(cpu::pad8(D)),
+        full_(type == CovarianceType::full || type == CovarianceType::tied),
+        centres_(static_cast<std::size_t>(K) * W_, 0.0),
+        nk_(static_cast<std::size_t>(K), 0.0),
+        s1_(static_cast<std::size_t>(K) * W_, 0.0),
+        s2_(static_cast<std::size_t>(K) * (full_ ? static_cast<std::size_t>(cpu::pad4(D)) : 1) * W_, 0.0) {
+    for (int k = 0; k < K; ++k)
+      std::copy(shift.begin() + static_cast<std::ptrdiff_t>(k) * D, shift.begin() + static_cast<std::ptrdiff_t>(k + 1) * D,
+                centres_.begin() + static_cast<std::ptrdiff_t>(k) * W_);
+    // Split full scatters by rows when there are too few components for the threads;
+    // the split changes which task computes a sum, never the order of its terms.
+    const int n_tiles = full_ ? cpu::pad4(D) / 4 : 1;
+    const int groups = full_ && D > 8 && K < 2 * n_threads ? std::min(n_tiles, (2 * n_threads + K - 1) / K) : 1;
+    for (int k = 0; k < K; ++k)
+      for (int g = 0; g < groups; ++g) {
+        const int b = n_tiles * g / groups, e = n_tiles * (g + 1) / groups;
+        if (b < e) tasks_.push_back({k, b, e});
+      }
+  }
+
+  // Per-thread work buffers.
+  struct Scratch {
+    std::vector<double> x, y, a, g;
+    std::vector<int> index;
+  };
+  Scratch scratch() const {
+    const std::size_t rows = kStatsRows * static_cast<std::size_t>(W_);
+    return {std::vector<double>(rows, 0.0), std::vector<double>(full_ ? rows : 0), std::vector<double>(full_ ? rows : 0),
+            std::vector<double>(kStatsRows + 1), std::vector<int>(kStatsRows + 1)};
+  }
+
+  // Adds points [begin, begin + count) with responsibilities resp (count x K) to the sums
+  // of the tasks t with t % nt == part.
+  template <typename T>
+  void add(const T* base, std::size_t n_cols, std::size_t begin, std::size_t count, const double* resp, int part,
+           int nt, Scratch& s) {
+    if (static_cast<std::size_t>(part) >= tasks_.size()) return;
+    const std::size_t R4 = static_cast<std::size_t>(cpu::pad4(D_));
+    for (std::size_t b0 = 0; b0 < count; b0 += kStatsRows) {
+      const int rows = static_cast<int>(std::min<std::size_t>(kStatsRows, count - b0));
+      for (int r = 0; r < rows; ++r) {
+        const T* x = base + (begin + b0 + static_cast<std::size_t>(r)) * n_cols;
+        double* out = s.x.data() + static_cast<std::size_t>(r) * W_;
+        for (int d = 0; d < D_; ++d) out[d] = static_cast<double>(x[d]);
+      }
+      for (std::size_t t = static_cast<std::size_t>(part); t < tasks_.size(); t += static_cast<std::size_t>(nt)) {
+        const StatsTask& task = tasks_[t];
+        const int k = task.k;
+        const bool first = task.tile_begin == 0;
+        // Rows with zero weight add nothing: hard assignments touch few components. The
+        // list is built without branches (which mispredict on soft assignments).
+        int n = 0;
+        const double* g_col = resp + b0 * static_cast<std::size_t>(K_) + k;
+        for (int r = 0; r < rows; ++r) {
+          const double g = g_col[static_cast<std::size_t>(r) * K_];
+          s.index[n] = r;
+          s.g[n] = g;
+          n += g != 0.0 ? 1 : 0;
+        }
+        if (n == 0) continue;
+        const double* c = centres_.data() + static_cast<std::size_t>(k) * W_;
+        double* s1 = s1_.data() + static_cast<std::size_t>(k) * W_;
+        if (first)
+          for (int i = 0; i < n; ++i) nk_[k] += s.g[i];
+        if (full_ && W_ == 8) {  // D <= 8: each task owns its whole component
+          cpu::add_full_narrow(s.x.data(), s.index.data(), s.g.data(), n, c, D_, s1,
+                               s2_.data() + static_cast<std::size_t>(k) * R4 * W_);
+        } else if (full_) {
+          cpu::gather_shifted(s.x.data(), s.index.data(), s.g.data(), n, c, W_, s.y.data(), s.a.data(),
+                              first ? s1 : nullptr);
+          cpu::scatter_tiles(s.a.data(), s.y.data(), n, W_, task.tile_begin, task.tile_end,
+                             s2_.data() + static_cast<std::size_t>(k) * R4 * W_);
+        } else {
+          cpu::add_diag(s.x.data(), s.index.data(), s.g.data(), n, c, W_, s1,
+                        s2_.data() + static_cast<std::size_t>(k) * W_);
+        }
+      }
+    }
+  }
+
+  // The sums in SufficientStats' layout; tied scatters are summed over k in order.
+  void finish(SufficientStats& s) const {
+    const std::size_t D = static_cast<std::size_t>(D_), W = static_cast<std::size_t>(W_);
+    const std::size_t R4 = static_cast<std::size_t>(cpu::pad4(D_));
+    for (int k = 0; k < K_; ++k) {
+      s.nk[k] = nk_[k];
+      for (std::size_t i = 0; i < D; ++i) s.s1[k * D + i] = s1_[k * W + i];
+      const double* a2 = s2_.data() + static_cast<std::size_t>(k) * (full_ ? R4 : 1) * W;
+      switch (type_) {
+        case CovarianceType::full:
+          for (std::size_t i = 0; i < D; ++i)
+            for (std::size_t j = i; j < D; ++j) s.s2[k * D * D + i * D + j] = a2[i * W + j];
+          break;
+        case CovarianceType::tied:
+          for (std::size_t i = 0; i < D; ++i)
+            for (std::size_t j = i; j < D; ++j) s.s2[i * D + j] += a2[i * W + j];
+          break;
+        case CovarianceType::diag:
+        case CovarianceType::spherical:
+          for (std::size_t i = 0; i < D; ++i) s.s2[k * D + i] = a2[i];
+          break;
+      }
+    }
+  }
+
+ private:
+  CovarianceType type_;
+  int K_;
+  int D_;
+  int W_;
+  bool full_;
+  std::vector<double> centres_;  // K x W
+  std::vector<double> nk_;       // K
+  std::vector<double> s1_;       // K x W
+  std::vector<double> s2_;       // K x pad4(D) x W (full, tied) or K x W
+  std::vector<StatsTask> tasks_;
+};
+
 }  // namespace
 
-void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
-                    double* resp, double* log_prob) {
-  visit_rows(X, [&](const auto* base) { posteriors_typed(base, X.n_cols, p, begin, count, resp, log_prob); });
+void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count, double* resp,
+                    double* log_prob) {
+  const EstepLayout L(p);
+  const int nt = worth_threads(count, p.K, p.D) ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(nt)
+  {
+    const auto [lo, hi] = block_share(count, omp_get_thread_num(), omp_get_num_threads());
+    if (lo < hi)
+      posteriors_range(X, L, begin + lo, hi - lo, resp + lo * static_cast<std::size_t>(p.K),
+                       log_prob ? log_prob + lo : nullptr);
+  }
 }
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,
                                  const std::function<void()>& between_chunks) {
   const int D = static_cast<int>(X.n_cols);
-  const std::size_t DD = static_cast<std::size_t>(D) * D;
   SufficientStats s = SufficientStats::zeros(type, K, D, std::move(shift));
-  const bool tied = type == CovarianceType::tied;
-  const bool full_scatter = type == CovarianceType::full || tied;
-  // Tied statistics are the sum over components of full ones; summing each component
-  // separately keeps the parallel tasks free of shared writes.
-  std::vector<double> scatter_k;
-  if (tied) scatter_k.assign(static_cast<std::size_t>(K) * DD, 0.0);
-  double* s2_base = tied ? scatter_k.data() : s.s2.data();
-
   const std::size_t chunk = chunk_points(K);
+  const int n_threads = worth_threads(std::min(chunk, X.n_rows), K, D) ? omp_get_max_threads() : 1;
+  StatsPass pass(type, K, D, s.shift, n_threads);
   std::vector<double> resp(chunk * static_cast<std::size_t>(K));
   std::vector<double> log_prob(with_log_likelihood ? chunk : 0);
-  for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
-    const std::size_t count = std::min(chunk, X.n_rows - begin);
-    if (between_chunks) between_chunks();
-    resp_fn(begin, count, resp.data(), with_log_likelihood ? log_prob.data() : nullptr);
-    if (with_log_likelihood)
-      for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+  std::exception_ptr error;
+  std::mutex error_mutex;
 
-    // Tasks own disjoint sums (whole components, or single rows of a component's scatter
-    // when there are too few components to keep the threads busy), and each sum runs over
-    // the points in order: the result is bitwise the same however the work is split.
-    const int rows_per_task = K >= 4 * omp_get_max_threads() ? D : 1;
-    const int tasks_per_component = (D + rows_per_task - 1) / rows_per_task;
-    visit_rows(X, [&](const auto* base) {
-      const int n_tasks = K * tasks_per_component;
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(count, K, D))
-      for (int t = 0; t < n_tasks; ++t) {
-        const int k = t / tasks_per_component;
-        const int row_begin = (t % tasks_per_component) * rows_per_task;
-        const int row_end = std::min(D, row_begin + rows_per_task);
-        const double* c = s.shift.data() + static_cast<std::size_t>(k) * D;
-        double* s1 = s.s1.data() + static_cast<std::size_t>(k) * D;
-        double* s2 = full_scatter ? s2_base + k * DD : s.s2.data() + static_cast<std::size_t>(k) * D;
-        double nk = 0.0;
-        for (std::size_t b = 0; b < count; ++b) {
-          const double g = resp[b * K + k];
-          if (g == 0.0) continue;  // hard assignments: most rows do not touch this component
-          nk += g;
-          const auto* x = base + (begin + b) * X.n_cols;
-          for (int i = row_begin; i < row_end; ++i) {
-            if (full_scatter)
-              math::add_point_full_row(s1 + i, s2 + static_cast<std::size_t>(i) * D, x, c, g, D, i);
-            else
-              math::add_point_diag_dim(s1 + i, s2 + i, x, c, g, i);
-          }
+  // One parallel region for the whole pass. Per chunk: the calling thread polls, the
+  // threads fill the responsibilities of their share of rows, then each thread adds the
+  // chunk to the sums of the tasks it owns (fixed ownership, points in order).
+#pragma omp parallel num_threads(n_threads)
+  {
+    const int part = omp_get_thread_num();
+    const int nt = omp_get_num_threads();
+    StatsPass::Scratch scratch = pass.scratch();
+    for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
+      const std::size_t count = std::min(chunk, X.n_rows - begin);
+      if (part == 0 && between_chunks) {  // on the caller's thread: Python polls signals there
+        try {
+          between_chunks();
+        } catch (...) {
+          const std::lock_guard<std::mutex> lock(error_mutex);
+          error = std::current_exception();
         }
-        if (row_begin == 0) s.nk[k] += nk;
       }
-    });
+      const auto [lo, hi] = block_share(count, part, nt);
+      if (lo < hi) {
+        try {
+          resp_fn(begin + lo, hi - lo, resp.data() + lo * static_cast<std::size_t>(K),
+                  with_log_likelihood ? log_prob.data() + lo : nullptr);
+        } catch (...) {
+          const std::lock_guard<std::mutex> lock(error_mutex);
+          if (!error) error = std::current_exception();
+        }
+      }
+#pragma omp barrier
+      if (error) break;  // every thread sees the same value after the barrier
+      if (with_log_likelihood && part == nt - 1)
+        for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+      visit_rows(X, [&](const auto* base) { pass.add(base, X.n_cols, begin, count, resp.data(), part, nt, scratch); });
+#pragma omp barrier
+    }
   }
-  if (tied)
-    for (int k = 0; k < K; ++k)
-      for (std::size_t i = 0; i < DD; ++i) s.s2[i] += scatter_k[k * DD + i];
+  if (error) std::rethrow_exception(error);
+  pass.finish(s);
   s.n_points = X.n_rows;
   return s;
 }
 
 SufficientStats CpuBackend::estep(const PreparedParams& p) {
+  const EstepLayout L(p);
   return accumulate_stats(
       X_, p.type, p.K, p.means,
       [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
-        cpu_posteriors(X_, p, begin, count, resp, log_prob);
+        posteriors_range(X_, L, begin, count, resp, log_prob);
       },
       true, [this] { poll_interrupt(); });
 }

@@ -9,16 +9,19 @@
 namespace cuem {
 
 /// Fills the responsibilities (count x K, row-major) of points [begin, begin + count) and,
-/// when log_prob is not null, their log p(x_n). Called once per chunk, from one thread;
-/// it may parallelise inside.
+/// when log_prob is not null, their log p(x_n). accumulate_stats calls it concurrently,
+/// from its OpenMP threads, on disjoint row ranges (a parallel region inside it runs on
+/// one thread), so it must be safe to call that way and must not depend on the ranges.
 using ResponsibilityFn =
     std::function<void(std::size_t begin, std::size_t count, double* resp, double* log_prob)>;
 
-/// Accumulates statistics about `shift` with weights from `resp_fn`, chunk by chunk.
-/// Each component's sums run over the points in order, so the result is bitwise the same
-/// for any number of threads. Memory: one chunk of responsibilities plus, for tied, K
-/// per-component scatters; never N x K.
-/// `between_chunks` (may be empty) is called before every chunk, e.g. to poll an interrupt.
+/// Accumulates statistics about `shift` with weights from `resp_fn`, chunk by chunk, in
+/// one OpenMP parallel region. Each sum runs over the points in order, so the result is
+/// bitwise the same for any number of threads. Memory: one chunk of responsibilities plus
+/// K padded per-component scatters (O(K D^2)); never N x K.
+/// `between_chunks` (may be empty) is called before every chunk on the calling thread,
+/// e.g. to poll an interrupt; an exception from it or from resp_fn ends the pass and is
+/// rethrown.
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,
                                  const std::function<void()>& between_chunks = {});
@@ -33,7 +36,8 @@ inline bool worth_threads(std::size_t count, int K, int D) noexcept {
 std::size_t chunk_points(int K) noexcept;
 
 /// Log joints, log p(x) and responsibilities for points [begin, begin + count), in
-/// parallel over points.
+/// parallel over blocks of points (vector kernels of cpu_kernels.hpp; every point's
+/// values are the same however the points are split).
 void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
                     double* resp, double* log_prob);
 

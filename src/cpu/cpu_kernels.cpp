@@ -1,0 +1,342 @@
+#include "cpu/cpu_kernels.hpp"
+
+#include <cmath>
+
+#include "core/point_math.hpp"
+
+// One clone per instruction-set level, chosen by the loader (ifunc). Helpers below are
+// always inlined, so each clone gets them compiled for its own level; nothing compiled for
+// a higher level is ever shared with the baseline (no ODR hazard).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(CUEM_NO_TARGET_CLONES)
+#define CUEM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CUEM_CLONES
+#endif
+#define CUEM_INLINE inline __attribute__((always_inline))
+
+// The helpers pass 64-byte vectors by value; they are always inlined, so the baseline
+// clone's different calling convention for them never matters.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace cuem::cpu {
+namespace {
+
+using v8d = double __attribute__((vector_size(64)));
+using v8l = long long __attribute__((vector_size(64)));
+using v8d_u = double __attribute__((vector_size(64), aligned(8)));  // unaligned access
+
+CUEM_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_u*>(p); }
+CUEM_INLINE void store(double* p, v8d v) { *reinterpret_cast<v8d_u*>(p) = v; }
+// For constants. GCC 12 builds a braced {x, x, ...} 512-bit vector from eight masked
+// broadcasts, so this is a sum (folded for constants); hot loops rather write a scalar
+// operand (`v * x`), which becomes an embedded broadcast ({1to8}) on AVX-512.
+CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
+CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
+
+// exp(t) for t <= 0, 0 below -708 (where exp would be subnormal) and for -inf.
+// t = n ln 2 + r, |r| <= ln2 / 2 (Cody-Waite with a two-part ln 2); exp(r) by its Taylor
+// polynomial of degree 13 (truncation below 1e-17 relative); 2^n built in the exponent bits.
+CUEM_INLINE v8d exp_nonpositive(v8d t) {
+  const v8d shifter = splat(0x1.8p52);  // adding it rounds to an integer held in the low bits
+  const v8d kd = t * splat(1.4426950408889634) + shifter;
+  const v8d n = kd - shifter;
+  v8d r = t - n * splat(6.93147180369123816490e-01);
+  r = r - n * splat(1.90821492927058770002e-10);
+  v8d p = splat(1.0 / 6227020800.0);
+  p = p * r + splat(1.0 / 479001600.0);
+  p = p * r + splat(1.0 / 39916800.0);
+  p = p * r + splat(1.0 / 3628800.0);
+  p = p * r + splat(1.0 / 362880.0);
+  p = p * r + splat(1.0 / 40320.0);
+  p = p * r + splat(1.0 / 5040.0);
+  p = p * r + splat(1.0 / 720.0);
+  p = p * r + splat(1.0 / 120.0);
+  p = p * r + splat(1.0 / 24.0);
+  p = p * r + splat(1.0 / 6.0);
+  p = p * r + splat(0.5);
+  p = p * r + splat(1.0);
+  p = p * r + splat(1.0);
+  // GCC's casts between vector types of one size reinterpret the bits.
+  const v8l ni = (v8l)kd - (v8l)shifter;  // NOLINT(google-readability-casting)
+  const v8l bits = (ni + 1023) << 52;
+  const v8d scale = (v8d)bits;  // NOLINT(google-readability-casting)
+  const v8d zero = splat(0.0);
+  return t < splat(-708.0) ? zero : p * scale;
+}
+
+// log(s) for positive normal s: s = 2^e m with m in [sqrt(1/2), sqrt(2)), and
+// log m = 2 atanh(f) = 2 (f + f^3/3 + ... + f^23/23), f = (m - 1) / (m + 1), |f| <= 0.172
+// (truncation below 1e-18 relative).
+CUEM_INLINE v8d log_positive(v8d s) {
+  const v8l bits = (v8l)s;  // NOLINT(google-readability-casting)
+  const v8l mant_mask = v8l{} + 0x000FFFFFFFFFFFFFLL;
+  const v8l one_bits = v8l{} + 0x3FF0000000000000LL;
+  v8l ex = (bits >> 52) - 1023;
+  v8d m = (v8d)((bits & mant_mask) | one_bits);  // NOLINT(google-readability-casting)
+  const v8l big = m > splat(1.4142135623730951);
+  m = big ? m * splat(0.5) : m;
+  ex = ex - big;  // a true comparison is -1
+  const v8d f = (m - splat(1.0)) / (m + splat(1.0));
+  const v8d f2 = f * f;
+  v8d p = splat(1.0 / 23.0);
+  p = p * f2 + splat(1.0 / 21.0);
+  p = p * f2 + splat(1.0 / 19.0);
+  p = p * f2 + splat(1.0 / 17.0);
+  p = p * f2 + splat(1.0 / 15.0);
+  p = p * f2 + splat(1.0 / 13.0);
+  p = p * f2 + splat(1.0 / 11.0);
+  p = p * f2 + splat(1.0 / 9.0);
+  p = p * f2 + splat(1.0 / 7.0);
+  p = p * f2 + splat(1.0 / 5.0);
+  p = p * f2 + splat(1.0 / 3.0);
+  const v8d logm = splat(2.0) * f + splat(2.0) * f * (f2 * p);
+  const v8d e = __builtin_convertvector(ex, v8d);
+  return e * splat(6.93147180369123816490e-01) + (logm + e * splat(1.90821492927058770002e-10));
+}
+
+CUEM_INLINE void finish_log_joint(double constant, int D, v8d m0, v8d m1, double* lj) {
+  const v8d c = splat(constant);
+  const v8d dl = splat(static_cast<double>(D) * math::kLog2Pi);
+  store(lj, c - splat(0.5) * (dl + m0));
+  store(lj + 8, c - splat(0.5) * (dl + m1));
+}
+
+}  // namespace
+
+CUEM_CLONES
+void log_joints_full(const double* xt, int D, int K, const double* means, const double* factors,
+                     const double* constants, double* yt, double* lj) {
+  const int Dp = pad4(D);
+  for (int k = 0; k < K; ++k) {
+    const double* mu = means + static_cast<std::size_t>(k) * D;
+    const double* P = factors + static_cast<std::size_t>(k) * D * Dp;
+    for (int i = 0; i < D; ++i) {
+      store(yt + i * 16, load(xt + i * 16) - mu[i]);
+      store(yt + i * 16 + 8, load(xt + i * 16 + 8) - mu[i]);
+    }
+    // Column block jb..jb+3 of P^T (x - mu) uses rows 0..jb+3 of P (zeros below the
+    // diagonal); its squares join the sum in column order.
+    v8d maha0 = splat(0.0), maha1 = splat(0.0);
+    for (int jb = 0; jb < Dp; jb += 4) {
+      v8d a00 = splat(0.0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+      const int i_end = jb + 4 < D ? jb + 4 : D;
+      for (int i = 0; i < i_end; ++i) {
+        const v8d y0 = load(yt + i * 16), y1 = load(yt + i * 16 + 8);
+        const double* pr = P + static_cast<std::size_t>(i) * Dp + jb;
+        a00 += y0 * pr[0];
+        a01 += y1 * pr[0];
+        a10 += y0 * pr[1];
+        a11 += y1 * pr[1];
+        a20 += y0 * pr[2];
+        a21 += y1 * pr[2];
+        a30 += y0 * pr[3];
+        a31 += y1 * pr[3];
+      }
+      maha0 += a00 * a00;
+      maha1 += a01 * a01;
+      maha0 += a10 * a10;
+      maha1 += a11 * a11;
+      maha0 += a20 * a20;
+      maha1 += a21 * a21;
+      maha0 += a30 * a30;
+      maha1 += a31 * a31;
+    }
+    finish_log_joint(constants[k], D, maha0, maha1, lj + k * 16);
+  }
+}
+
+CUEM_CLONES
+void log_joints_diag(const double* xt, int D, int K, const double* means, const double* factors,
+                     const double* constants, double* lj) {
+  for (int k = 0; k < K; ++k) {
+    const double* mu = means + static_cast<std::size_t>(k) * D;
+    const double* f = factors + static_cast<std::size_t>(k) * D;
+    v8d s0 = splat(0.0), s1 = s0;
+    for (int d = 0; d < D; ++d) {
+      const v8d y0 = (load(xt + d * 16) - mu[d]) * f[d], y1 = (load(xt + d * 16 + 8) - mu[d]) * f[d];
+      s0 += y0 * y0;
+      s1 += y1 * y1;
+    }
+    finish_log_joint(constants[k], D, s0, s1, lj + k * 16);
+  }
+}
+
+CUEM_CLONES
+void log_joints_spherical(const double* xt, int D, int K, const double* means, const double* factors,
+                          const double* constants, double* lj) {
+  for (int k = 0; k < K; ++k) {
+    const double* mu = means + static_cast<std::size_t>(k) * D;
+    v8d s0 = splat(0.0), s1 = s0;
+    for (int d = 0; d < D; ++d) {
+      const v8d y0 = load(xt + d * 16) - mu[d], y1 = load(xt + d * 16 + 8) - mu[d];
+      s0 += y0 * y0;
+      s1 += y1 * y1;
+    }
+    const v8d pp = splat(factors[k]) * splat(factors[k]);
+    finish_log_joint(constants[k], D, s0 * pp, s1 * pp, lj + k * 16);
+  }
+}
+
+CUEM_CLONES
+void exp_normalise_block(const double* lj, int K, double* e, double* row_max, double* row_sum) {
+  v8d m0 = load(lj), m1 = load(lj + 8);
+  for (int k = 1; k < K; ++k) {
+    m0 = vmax(load(lj + k * 16), m0);
+    m1 = vmax(load(lj + k * 16 + 8), m1);
+  }
+  v8d s0 = splat(0.0), s1 = s0;
+  for (int k = 0; k < K; ++k) {
+    const v8d e0 = exp_nonpositive(load(lj + k * 16) - m0);
+    const v8d e1 = exp_nonpositive(load(lj + k * 16 + 8) - m1);
+    store(e + k * 16, e0);
+    store(e + k * 16 + 8, e1);
+    s0 += e0;
+    s1 += e1;
+  }
+  store(row_max, m0);
+  store(row_max + 8, m1);
+  store(row_sum, s0);
+  store(row_sum + 8, s1);
+}
+
+CUEM_CLONES
+void responsibilities_block(const double* e, const double* row_max, const double* row_sum, int K, int rows,
+                            double* resp, double* log_prob) {
+  double inv[16], lp[16];
+  for (int h = 0; h < 16; h += 8) {
+    const v8d s = load(row_sum + h);
+    // Rows without a finite maximum have a meaningless sum: keep the logarithm finite.
+    const v8d safe = load(row_max + h) > splat(-INFINITY) ? s : splat(1.0);
+    store(inv + h, splat(1.0) / safe);
+    store(lp + h, load(row_max + h) + log_positive(safe));
+  }
+  for (int r = 0; r < rows; ++r) {
+    double* v = resp + static_cast<std::size_t>(r) * K;
+    if (!(row_max[r] > -INFINITY)) {  // no component can explain the point: share it evenly
+      for (int k = 0; k < K; ++k) v[k] = 1.0 / K;
+      lp[r] = row_max[r];
+    } else {
+      for (int k = 0; k < K; ++k) v[k] = e[k * 16 + r] * inv[r];
+    }
+    if (log_prob) log_prob[r] = lp[r];
+  }
+}
+
+template <int D>
+CUEM_INLINE void add_full_narrow_impl(const double* x, const int* index, const double* g, int n, const double* c,
+                                      double* s1, double* s2) {
+  const v8d cv = load(c);
+  v8d a1 = load(s1);
+  v8d acc[D];
+  for (int i = 0; i < D; ++i) acc[i] = load(s2 + i * 8);
+  for (int t = 0; t < n; ++t) {
+    const v8d d = load(x + static_cast<std::size_t>(index[t]) * 8) - cv;
+    const v8d wd = g[t] * d;
+    a1 += wd;
+    for (int i = 0; i < D; ++i) acc[i] += wd[i] * d;
+  }
+  store(s1, a1);
+  for (int i = 0; i < D; ++i) store(s2 + i * 8, acc[i]);
+}
+
+CUEM_CLONES
+void add_full_narrow(const double* x, const int* index, const double* g, int n, const double* c, int D, double* s1,
+                     double* s2) {
+  switch (D) {
+    case 1: add_full_narrow_impl<1>(x, index, g, n, c, s1, s2); break;
+    case 2: add_full_narrow_impl<2>(x, index, g, n, c, s1, s2); break;
+    case 3: add_full_narrow_impl<3>(x, index, g, n, c, s1, s2); break;
+    case 4: add_full_narrow_impl<4>(x, index, g, n, c, s1, s2); break;
+    case 5: add_full_narrow_impl<5>(x, index, g, n, c, s1, s2); break;
+    case 6: add_full_narrow_impl<6>(x, index, g, n, c, s1, s2); break;
+    case 7: add_full_narrow_impl<7>(x, index, g, n, c, s1, s2); break;
+    default: add_full_narrow_impl<8>(x, index, g, n, c, s1, s2); break;
+  }
+}
+
+CUEM_CLONES
+void gather_shifted(const double* x, const int* index, const double* g, int n, const double* c, int W, double* y,
+                    double* a, double* s1) {
+  for (int t = 0; t < n; ++t) {
+    const double* xr = x + static_cast<std::size_t>(index[t]) * W;
+    for (int v = 0; v < W; v += 8) {
+      const v8d d = load(xr + v) - load(c + v);
+      const v8d wd = g[t] * d;
+      store(y + static_cast<std::size_t>(t) * W + v, d);
+      store(a + static_cast<std::size_t>(t) * W + v, wd);
+      if (s1) store(s1 + v, load(s1 + v) + wd);
+    }
+  }
+}
+
+CUEM_CLONES
+void scatter_tiles(const double* a, const double* y, int n, int W, int tile_begin, int tile_end, double* s2) {
+  for (int tile = tile_begin; tile < tile_end; ++tile) {
+    const int i = tile * 4;
+    double* r0 = s2 + static_cast<std::size_t>(i) * W;
+    double* r1 = r0 + W;
+    double* r2 = r1 + W;
+    double* r3 = r2 + W;
+    int j = i / 8 * 8;
+    for (; j + 16 <= W; j += 16) {
+      v8d c00 = load(r0 + j), c01 = load(r0 + j + 8), c10 = load(r1 + j), c11 = load(r1 + j + 8);
+      v8d c20 = load(r2 + j), c21 = load(r2 + j + 8), c30 = load(r3 + j), c31 = load(r3 + j + 8);
+      for (int t = 0; t < n; ++t) {
+        const double* yt = y + static_cast<std::size_t>(t) * W + j;
+        const double* at = a + static_cast<std::size_t>(t) * W + i;
+        const v8d y0 = load(yt), y1 = load(yt + 8);
+        c00 += at[0] * y0;
+        c01 += at[0] * y1;
+        c10 += at[1] * y0;
+        c11 += at[1] * y1;
+        c20 += at[2] * y0;
+        c21 += at[2] * y1;
+        c30 += at[3] * y0;
+        c31 += at[3] * y1;
+      }
+      store(r0 + j, c00);
+      store(r0 + j + 8, c01);
+      store(r1 + j, c10);
+      store(r1 + j + 8, c11);
+      store(r2 + j, c20);
+      store(r2 + j + 8, c21);
+      store(r3 + j, c30);
+      store(r3 + j + 8, c31);
+    }
+    if (j < W) {  // one last vector of columns
+      v8d c0 = load(r0 + j), c1 = load(r1 + j), c2 = load(r2 + j), c3 = load(r3 + j);
+      for (int t = 0; t < n; ++t) {
+        const v8d y0 = load(y + static_cast<std::size_t>(t) * W + j);
+        const double* at = a + static_cast<std::size_t>(t) * W + i;
+        c0 += at[0] * y0;
+        c1 += at[1] * y0;
+        c2 += at[2] * y0;
+        c3 += at[3] * y0;
+      }
+      store(r0 + j, c0);
+      store(r1 + j, c1);
+      store(r2 + j, c2);
+      store(r3 + j, c3);
+    }
+  }
+}
+
+CUEM_CLONES
+void add_diag(const double* x, const int* index, const double* g, int n, const double* c, int W, double* s1,
+              double* s2) {
+  for (int v = 0; v < W; v += 8) {
+    const v8d cv = load(c + v);
+    v8d a1 = load(s1 + v), a2 = load(s2 + v);
+    for (int t = 0; t < n; ++t) {
+      const v8d d = load(x + static_cast<std::size_t>(index[t]) * W + v) - cv;
+      const v8d wd = g[t] * d;
+      a1 += wd;
+      a2 += wd * d;
+    }
+    store(s1 + v, a1);
+    store(s2 + v, a2);
+  }
+}
+
+}  // namespace cuem::cpu

@@ -1,0 +1,186 @@
+// The float64 CPU backend's vector kernels (src/cpu/cpu_kernels.*) against plain
+// textbook loops, and their independence of the thread count: every covariance type,
+// D from 1 (one padded vector) to 33 (several vectors and a ragged tile), K from 1 to 64
+// (several chunks), N not a multiple of the 16-row blocks or the 64-row sub-blocks,
+// float32 input, an outlier whose other responsibilities underflow, offset data.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/prepared_params.hpp"
+#include "core/sufficient_stats.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuem::CovarianceType;
+
+struct Shape {
+  int d;
+  int k;
+  std::size_t n;
+};
+
+// Enough work in each that worth_threads lets the threads in.
+const Shape kShapes[] = {{1, 4, 9001}, {2, 8, 3001}, {5, 3, 3001}, {9, 2, 2001},
+                         {16, 16, 301}, {33, 5, 257}, {3, 64, 9001}, {1, 1, 40001}};
+
+// Statistics about the model's means from the reference responsibilities of test_util.
+cuem::SufficientStats reference_stats(const cuem::Model& m, const cuem_test::Dataset& ds) {
+  const int K = m.n_components, D = m.n_features;
+  const std::vector<double> resp = cuem_test::responsibilities(m, ds.view());
+  const std::vector<double> ll = cuem_test::log_likelihoods(m, ds.view());
+  cuem::SufficientStats s = cuem::SufficientStats::zeros(m.covariance_type, K, D, m.means);
+  const bool full = m.covariance_type == CovarianceType::full || m.covariance_type == CovarianceType::tied;
+  const std::size_t DD = static_cast<std::size_t>(D) * D;
+  for (std::size_t p = 0; p < ds.n; ++p) {
+    s.log_likelihood += ll[p];
+    for (int k = 0; k < K; ++k) {
+      const double g = resp[p * K + k];
+      s.nk[k] += g;
+      for (int i = 0; i < D; ++i) {
+        const double di = ds.row(p)[i] - m.means[k * D + i];
+        s.s1[k * D + i] += g * di;
+        if (!full) {
+          s.s2[k * D + i] += g * di * di;
+          continue;
+        }
+        double* row = s.s2.data() + (m.covariance_type == CovarianceType::full ? k * DD : 0) + i * D;
+        for (int j = i; j < D; ++j) row[j] += g * di * (ds.row(p)[j] - m.means[k * D + j]);
+      }
+    }
+  }
+  return s;
+}
+
+// A model of the mixture that generated the data, moved a little so that it is not exact.
+cuem::Model perturbed_model(const cuem_test::Mixture& mix, CovarianceType type) {
+  cuem::Model m = cuem_test::model_from_mixture(mix, type);
+  for (std::size_t i = 0; i < m.means.size(); ++i) m.means[i] += 0.1 * std::sin(1.3 * static_cast<double>(i));
+  return m;
+}
+
+cuem::SufficientStats estep_with_threads(cuem::DataView X, const cuem::PreparedParams& p, int threads) {
+  const int previous = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  cuem::CpuBackend backend(X);
+  cuem::SufficientStats s = backend.estep(p);
+  omp_set_num_threads(previous);
+  return s;
+}
+
+void expect_bitwise_equal(const cuem::SufficientStats& a, const cuem::SufficientStats& b) {
+  EXPECT_EQ(a.nk, b.nk);
+  EXPECT_EQ(a.s1, b.s1);
+  EXPECT_EQ(a.s2, b.s2);
+  EXPECT_EQ(a.log_likelihood, b.log_likelihood);
+  EXPECT_EQ(a.n_points, b.n_points);
+}
+
+class CpuKernels : public testing::TestWithParam<std::tuple<CovarianceType, Shape>> {
+ protected:
+  void SetUp() override {
+    type = std::get<0>(GetParam());
+    shape = std::get<1>(GetParam());
+    const cuem_test::Mixture mix = cuem_test::make_mixture(type, shape.k, shape.d, 3.0, 1000 + shape.d * 7 + shape.k);
+    ds = cuem_test::sample_mixture(mix, shape.n, 2000 + shape.d);
+    // An outlier far from every component: all but one responsibility underflow to 0.
+    for (int i = 0; i < shape.d; ++i) ds.x[5 * static_cast<std::size_t>(shape.d) + i] = 60.0 + i;
+    model = perturbed_model(mix, type);
+    SCOPED_TRACE("seeds 1000 + 7 d + k (mixture), 2000 + d (data)");
+  }
+  CovarianceType type{};
+  Shape shape{};
+  cuem_test::Dataset ds;
+  cuem::Model model;
+};
+
+TEST_P(CpuKernels, StatisticsMatchTextbookLoops) {
+  const cuem::SufficientStats ref = reference_stats(model, ds);
+  const cuem::SufficientStats got = estep_with_threads(ds.view(), cuem::prepare(model), 2);
+  ASSERT_GT(cuem_test::max_abs(got.s2), 0.0);
+  ASSERT_GT(cuem_test::max_abs(got.nk), 0.0);
+  const double n = static_cast<double>(ds.n);
+  EXPECT_LT(cuem_test::max_rel_diff(got.nk, ref.nk, 1e-3 * n), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(got.s1, ref.s1, cuem_test::max_abs(ref.s1)), 1e-11);
+  EXPECT_LT(cuem_test::max_rel_diff(got.s2, ref.s2, cuem_test::max_abs(ref.s2)), 1e-11);
+  EXPECT_NEAR(got.log_likelihood, ref.log_likelihood, 1e-12 * std::abs(ref.log_likelihood));
+  EXPECT_EQ(got.n_points, ds.n);
+}
+
+TEST_P(CpuKernels, EvaluateMatchesTextbookPosteriors) {
+  std::vector<double> resp(ds.n * shape.k), log_prob(ds.n);
+  cuem::CpuBackend(ds.view()).evaluate(cuem::prepare(model), 0, ds.n, log_prob.data(), resp.data());
+  const std::vector<double> ref_resp = cuem_test::responsibilities(model, ds.view());
+  const std::vector<double> ref_ll = cuem_test::log_likelihoods(model, ds.view());
+  EXPECT_LT(cuem_test::max_rel_diff(resp, ref_resp), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(log_prob, ref_ll), 1e-12);
+  for (std::size_t p = 0; p < ds.n; ++p) {
+    double sum = 0;
+    for (int k = 0; k < shape.k; ++k) {
+      ASSERT_GE(resp[p * shape.k + k], 0.0) << "point " << p;
+      sum += resp[p * shape.k + k];
+    }
+    ASSERT_NEAR(sum, 1.0, 1e-14) << "point " << p;
+  }
+}
+
+TEST_P(CpuKernels, BitwiseTheSameForAnyThreadCount) {
+  const cuem::PreparedParams p = cuem::prepare(model);
+  const cuem::SufficientStats one = estep_with_threads(ds.view(), p, 1);
+  for (int threads : {2, 3, 7}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    expect_bitwise_equal(estep_with_threads(ds.view(), p, threads), one);
+  }
+  // Posteriors over a range that starts off the block grid, split differently.
+  const std::size_t begin = 3, end = ds.n - 2;
+  std::vector<double> r1((end - begin) * shape.k), l1(end - begin), r7 = r1, l7 = l1;
+  const int previous = omp_get_max_threads();
+  omp_set_num_threads(1);
+  cuem::CpuBackend(ds.view()).evaluate(p, begin, end, l1.data(), r1.data());
+  omp_set_num_threads(7);
+  cuem::CpuBackend(ds.view()).evaluate(p, begin, end, l7.data(), r7.data());
+  omp_set_num_threads(previous);
+  EXPECT_EQ(r1, r7);
+  EXPECT_EQ(l1, l7);
+}
+
+TEST_P(CpuKernels, Float32InputEqualsItsFloat64Conversion) {
+  std::vector<float> xf(ds.x.begin(), ds.x.end());
+  const std::vector<double> xd(xf.begin(), xf.end());
+  const cuem::PreparedParams p = cuem::prepare(model);
+  const cuem::DataView Xf(xf.data(), ds.n, static_cast<std::size_t>(shape.d));
+  const cuem::DataView Xd(xd.data(), ds.n, static_cast<std::size_t>(shape.d));
+  expect_bitwise_equal(estep_with_threads(Xf, p, 2), estep_with_threads(Xd, p, 2));
+}
+
+TEST_P(CpuKernels, OffsetDataGivesTheSameScatter) {
+  // Data and means moved by 1e4: the statistics about the means barely change; an
+  // expansion about zero would lose ~8 digits of the scatter.
+  cuem_test::Dataset moved = ds;
+  for (double& v : moved.x) v += 1e4;
+  cuem::Model m2 = model;
+  for (double& v : m2.means) v += 1e4;
+  const cuem::SufficientStats a = estep_with_threads(ds.view(), cuem::prepare(model), 2);
+  const cuem::SufficientStats b = estep_with_threads(moved.view(), cuem::prepare(m2), 2);
+  EXPECT_LT(cuem_test::max_rel_diff(b.s2, a.s2, cuem_test::max_abs(a.s2)), 1e-9);
+  EXPECT_LT(cuem_test::max_rel_diff(b.nk, a.nk, 1.0), 1e-9);
+}
+
+std::string shape_name(const testing::TestParamInfo<CpuKernels::ParamType>& info) {
+  const Shape s = std::get<1>(info.param);
+  return std::string(cuem::to_string(std::get<0>(info.param))) + "_d" + std::to_string(s.d) + "_k" +
+         std::to_string(s.k) + "_n" + std::to_string(s.n);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypesAndShapes, CpuKernels,
+                         testing::Combine(testing::ValuesIn(cuem_test::all_covariance_types()),
+                                          testing::ValuesIn(kShapes)),
+                         shape_name);
+
+}  // namespace
