@@ -133,10 +133,8 @@ class CudaBackend final : public Backend {
 
   SufficientStats estep(const PreparedParams& p) override {
     const ScopedDevice on(device_);
-    compute_->synchronize();
-    prepare(p.type, p.K);
     std::vector<double> shift;
-    const ComponentParams<S> cp = upload_params(p, &shift);
+    const ComponentParams<S> cp = begin_pass(p, &shift);
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
     for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
@@ -153,10 +151,8 @@ class CudaBackend final : public Backend {
   void evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
                 double* resp) override {
     const ScopedDevice on(device_);
-    compute_->synchronize();
-    prepare(p.type, p.K);
     std::vector<double> shift;
-    const ComponentParams<S> cp = upload_params(p, &shift);
+    const ComponentParams<S> cp = begin_pass(p, &shift);
     const cudaStream_t s = compute_->get();
     const std::size_t K = static_cast<std::size_t>(p.K);
     // Results come back through a pinned buffer of at most eval_chunk_ points.
@@ -534,6 +530,14 @@ class CudaBackend final : public Backend {
     copied_[slot].record(copy_->get());
     CUEM_CUDA_CHECK(cudaStreamWaitEvent(compute_->get(), copied_[slot].get(), 0));
     return dst;
+  }
+
+  // The start of an E-step or evaluation (the caller has made the device current): the
+  // previous work finished, buffers sized for the shape, the parameters queued.
+  ComponentParams<S> begin_pass(const PreparedParams& p, std::vector<double>* shift) {
+    compute_->synchronize();
+    prepare(p.type, p.K);
+    return upload_params(p, shift);
   }
 
   // Converts the parameters to S (means relative to the origin) and queues their upload.
