@@ -47,11 +47,13 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 # arch 90 gets the 'a' features (wgmma etc.) only where asked; plain 90 SASS is enough here.
 cmake -S . -B build-gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCUEM_WITH_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCUEM_PTXAS_VERBOSE=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCUEM_PTXAS_VERBOSE=ON -DCUEM_WERROR=OFF \
   ${prefix:+-DCMAKE_PREFIX_PATH=$prefix/usr} ${py:+-DCUEM_PYTHON=$py} >"$out/configure.log" 2>&1 ||
   { tail -30 "$out/configure.log"; echo "gpu_check: configure failed" >&2; exit 1; }
 if cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1; then
-  note "build: ok ($(elapsed))"
+  # Another toolchain may warn where ours does not: shown, not fatal (CUEM_WERROR=OFF).
+  n_warn=$(grep -c "warning" "$out/build.log" || true)
+  note "build: ok ($(elapsed)); ${n_warn:-0} warning lines in build.log"
 else
   grep -E "error" -A3 "$out/build.log" | head -40
   echo "gpu_check: build failed" >&2
@@ -118,7 +120,7 @@ if ! room_for 240; then
   note "python: skipped (time budget)"
 elif [ -n "$py" ] && "$py" -c 'import scikit_build_core, nanobind, sklearn, pytest' 2>/dev/null; then
   rm -rf /tmp/cuem-py
-  if CUEM_WITH_CUDA=ON CUEM_CUDA_ARCHS="$arch" timeout 600 "$py" -m pip install -q --no-build-isolation --no-deps \
+  if CUEM_WITH_CUDA=ON CUEM_CUDA_ARCHS="$arch" CMAKE_ARGS="-DCUEM_WERROR=OFF" timeout 600 "$py" -m pip install -q --no-build-isolation --no-deps \
        --target /tmp/cuem-py . >"$out/python_build.log" 2>&1 &&
      PYTHONPATH=/tmp/cuem-py timeout 600 "$py" -m pytest -q -p no:cacheprovider tests/python >"$out/pytest.log" 2>&1; then
     note "python: $(tail -1 "$out/pytest.log")"
