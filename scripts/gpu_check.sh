@@ -28,6 +28,9 @@ gpu=$(nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --form
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
 note "GPU: $gpu (sm_$arch)"
 export PATH=$PATH:/usr/local/cuda/bin
+# CMake 4 refuses package files that ask for policies older than 3.5; Debian's ask for
+# ranges ending at 3.19-3.22, which it accepts, and this covers any that do not.
+export CMAKE_POLICY_VERSION_MINIMUM=3.5
 nvcc --version | tail -1
 
 prefix=""
