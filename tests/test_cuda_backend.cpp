@@ -125,39 +125,6 @@ std::vector<StatsCase> stats_cases() {
   return out;
 }
 
-// The statistics re-expressed about another shift (exact in float64):
-//   S1' = S1 + N (c - c'),  S2' = S2 + d S1^T + S1 d^T + N d d^T  with d = c - c'.
-cuem::SufficientStats recentre(const cuem::SufficientStats& s, const std::vector<double>& to) {
-  cuem::SufficientStats r = s;
-  const int K = s.K, D = s.D;
-  r.shift = to;
-  const bool full = s.type == CovarianceType::full || s.type == CovarianceType::tied;
-  if (s.type == CovarianceType::tied) {
-    // Tied S2 sums every component's scatter; each is re-centred with its own d.
-    for (int k = 0; k < K; ++k)
-      for (int i = 0; i < D; ++i)
-        for (int j = i; j < D; ++j) {
-          const double di = s.shift[k * D + i] - to[k * D + i], dj = s.shift[k * D + j] - to[k * D + j];
-          r.s2[i * D + j] += di * s.s1[k * D + j] + s.s1[k * D + i] * dj + s.nk[k] * di * dj;
-        }
-  }
-  for (int k = 0; k < K; ++k)
-    for (int i = 0; i < D; ++i) {
-      const double di = s.shift[k * D + i] - to[k * D + i];
-      r.s1[k * D + i] = s.s1[k * D + i] + s.nk[k] * di;
-      if (s.type == CovarianceType::tied) continue;
-      if (full) {
-        for (int j = i; j < D; ++j) {
-          const double dj = s.shift[k * D + j] - to[k * D + j];
-          r.s2[(k * D + i) * D + j] += di * s.s1[k * D + j] + s.s1[k * D + i] * dj + s.nk[k] * di * dj;
-        }
-      } else {
-        r.s2[k * D + i] += 2 * di * s.s1[k * D + i] + s.nk[k] * di * di;
-      }
-    }
-  return r;
-}
-
 // Compares CUDA statistics (re-centred to the CPU's shift) with the CPU's, each block
 // against its natural scale: N_k against N_k + 1; S1_k against sqrt(N_k trace S2_k)
 // (which bounds sum g |y|); S2_k against its largest diagonal entry (which bounds every
@@ -166,7 +133,7 @@ cuem::SufficientStats recentre(const cuem::SufficientStats& s, const std::vector
 // held to one point's worth rather than to a relative error of its vanishing sums.
 // Reports the first entry out of tolerance.
 void compare_stats(const cuem::SufficientStats& gpu_raw, const cuem::SufficientStats& cpu, double tol) {
-  const cuem::SufficientStats gpu = recentre(gpu_raw, cpu.shift);
+  const cuem::SufficientStats gpu = gpu_raw.recentred(cpu.shift);  // tested in test_sufficient_stats
   const int K = cpu.K, D = cpu.D;
   const bool full = cpu.type == CovarianceType::full || cpu.type == CovarianceType::tied;
   ASSERT_EQ(gpu.s2.size(), cpu.s2.size());

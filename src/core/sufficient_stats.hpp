@@ -26,7 +26,15 @@ struct SufficientStats {
   /// Zeroed statistics about the given shift (K x D).
   static SufficientStats zeros(CovarianceType type, int K, int D, std::vector<double> shift);
 
-  /// Adds another set taken about the same shift (a monoid: exact, order fixed by caller).
+  /// The same statistics about another shift (K x D), exactly in float64:
+  ///   S1' = S1 + N_k d,  S2' = S2 + S1 d^T + d S1^T + N_k d d^T,  d = shift - to
+  /// (tied: the sum of each component's term). Backends may report different shifts for
+  /// the same means (the CUDA backend's include the data's origin), so merging goes
+  /// through this.
+  SufficientStats recentred(const std::vector<double>& to) const;
+
+  /// Adds another set of the same shape (a monoid; the order is fixed by the caller). A
+  /// set taken about a different shift is first re-centred to this one's.
   void merge(const SufficientStats& other);
 };
 
