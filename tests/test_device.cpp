@@ -11,6 +11,7 @@
 #include "core/linalg.hpp"
 #include "core/point_math.hpp"
 #include "test_util.hpp"
+#include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/version.hpp"
@@ -27,6 +28,20 @@ TEST(Device, AutoFitsOnWhateverIsThere) {
   o.device = cuem::parse_device("auto");
   const cuem::FitResult r = cuem::fit(cuem::DataView(X.data(), 6, 1), o);
   EXPECT_TRUE(std::isfinite(r.lower_bound));
+}
+
+TEST(Device, PublicDeviceListSaysWhyItIsEmpty) {
+  std::string reason;
+  const std::vector<cuem::CudaDevice> devices = cuem::cuda_devices(&reason);
+  if (devices.empty()) {
+    EXPECT_FALSE(reason.empty());
+    EXPECT_EQ(cuem::built_with_cuda(), reason.find("without CUDA") == std::string::npos) << reason;
+  }
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    EXPECT_EQ(devices[i].index, static_cast<int>(i));
+    EXPECT_FALSE(devices[i].name.empty());
+    EXPECT_GT(devices[i].total_memory, 0u);
+  }
 }
 
 #if defined(CUEM_HAVE_CUDA)

@@ -2,6 +2,7 @@
 // Umbrella header: everything a user of the library needs.
 #include "cuem/covariance_type.hpp"
 #include "cuem/data_view.hpp"
+#include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/model.hpp"

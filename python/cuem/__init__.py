@@ -20,6 +20,7 @@ Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be 
 from ._cuem import DataError, DeviceError, NumericalError
 from ._cuem import __version__ as _library_version
 from ._cuem import built_with_cuda as _built_with_cuda
+from ._cuem import devices as _devices
 from .mixture import (
     ConvergenceWarning,
     GaussianMixture,
@@ -38,6 +39,7 @@ __all__ = [
     "NotFittedError",
     "NumericalError",
     "built_with_cuda",
+    "devices",
     "library_version",
 ]
 
@@ -45,6 +47,19 @@ __all__ = [
 def built_with_cuda():
     """True when the compiled library has the CUDA backend (nvcc was present at build)."""
     return bool(_built_with_cuda)
+
+
+def devices():
+    """The CUDA devices cuem can use, as dicts (index, name, compute_capability,
+    total_memory and free_memory in bytes): what ``device='cuda:N'`` may name. Empty
+    without a GPU, a driver or a CUDA build; a ``RuntimeWarning`` then says why.
+    """
+    found, reason = _devices()
+    if not found:
+        import warnings
+
+        warnings.warn(f"no CUDA device: {reason}", RuntimeWarning, stacklevel=2)
+    return list(found)
 
 
 def library_version():

@@ -302,6 +302,23 @@ NB_MODULE(_cuem, m) {
       "scikit-learn's shapes.";
   m.attr("__version__") = cuem::version();
   m.attr("built_with_cuda") = cuem::built_with_cuda();
+  m.def(
+      "devices",
+      []() {
+        std::string reason;
+        nb::list out;
+        for (const cuem::CudaDevice& d : cuem::cuda_devices(&reason)) {
+          nb::dict e;
+          e["index"] = d.index;
+          e["name"] = d.name;
+          e["compute_capability"] = nb::make_tuple(d.compute_major, d.compute_minor);
+          e["total_memory"] = d.total_memory;
+          e["free_memory"] = d.free_memory;
+          out.append(e);
+        }
+        return nb::make_tuple(out, reason);
+      },
+      "The usable CUDA devices as dicts, and why there are none when the list is empty.");
 
   // cuem's errors as the Python exceptions a scikit-learn user expects: bad input and
   // ill-defined covariances are ValueError (DataError and NumericalError subclass it),

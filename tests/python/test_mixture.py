@@ -270,6 +270,18 @@ def test_invalid_initial_parameters():
         cuem.GaussianMixture(3, precisions_init=-np.stack([np.eye(2)] * 3)).fit(X)
 
 
+def test_devices_lists_what_device_cuda_may_name():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = cuem.devices()
+    assert isinstance(found, list)
+    if not found:  # the reason comes as a warning
+        assert any(issubclass(w.category, RuntimeWarning) and "no CUDA device" in str(w.message) for w in caught)
+    for i, d in enumerate(found):
+        assert d["index"] == i and d["name"] and d["total_memory"] > 0
+        assert len(d["compute_capability"]) == 2
+
+
 def test_device_cuda_without_a_usable_device_is_a_runtime_error():
     X = blobs()
     cpu = cuem.GaussianMixture(3, random_state=0).fit(X)
