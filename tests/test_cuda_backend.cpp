@@ -13,6 +13,7 @@
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
 #include "cpu/cpu_backend.hpp"
+#include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "test_util.hpp"
@@ -28,13 +29,9 @@ using cuem::Precision;
 
 // Empty when a device is usable, else why not.
 std::string no_device_reason() {
-#if defined(CUEM_HAVE_CUDA)
   std::string reason;
-  if (!cuem::cuda::list_devices(&reason).empty()) return {};
+  if (!cuem::cuda_devices(&reason).empty()) return {};
   return "no CUDA device: " + reason;
-#else
-  return "this build has no CUDA backend";
-#endif
 }
 
 #define REQUIRE_DEVICE()                                  \

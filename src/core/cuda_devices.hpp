@@ -4,16 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "cuem/devices.hpp"
+
 namespace cuem::cuda {
 
-struct DeviceInfo {
-  int index = 0;
-  std::string name;
-  int compute_major = 0;
-  int compute_minor = 0;
-  std::size_t total_memory = 0;
-  std::size_t free_memory = 0;
-};
+/// A device as the public API describes it (cuem/devices.hpp).
+using DeviceInfo = CudaDevice;
 
 /// The CUDA devices present. On a machine without a GPU or driver this is empty and
 /// `reason` (if given) says why, e.g. the runtime's "insufficient driver" message; it never

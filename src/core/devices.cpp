@@ -7,14 +7,12 @@
 namespace cuem {
 
 std::vector<CudaDevice> cuda_devices(std::string* reason) {
-  std::vector<CudaDevice> out;
 #if defined(CUEM_HAVE_CUDA)
-  for (const cuda::DeviceInfo& d : cuda::list_devices(reason))
-    out.push_back({d.index, d.name, d.compute_major, d.compute_minor, d.total_memory, d.free_memory});
+  return cuda::list_devices(reason);
 #else
   if (reason) *reason = "this cuem was built without CUDA";
+  return {};
 #endif
-  return out;
 }
 
 }  // namespace cuem
