@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -121,6 +122,8 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   const char* name() const noexcept override { return "cuda"; }
+
+  double unit_roundoff() const noexcept override { return std::numeric_limits<S>::epsilon() / 2; }
 
   std::string description() const override {
     std::string s = "cuda:" + std::to_string(device_) + " (" + device_name_ + "), " + precision_name<S>();

@@ -43,3 +43,12 @@ inline void check_launch(const char* file, int line) {
 #define CUEM_CUDA_CHECK_NOTHROW(call) ::cuem::cuda::warn_on_error((call), #call, __FILE__, __LINE__)
 /// After a launch: checks the launch itself (configuration errors).
 #define CUEM_CUDA_CHECK_LAUNCH() ::cuem::cuda::check_launch(__FILE__, __LINE__)
+
+// Launches and dynamic shared memory through macros, so that the emulated runtime
+// (tests/emu, for testing the kernels on machines without a GPU) can stand in for the
+// <<< >>> syntax a host compiler cannot read. A template kernel goes in parentheses:
+// CUEM_LAUNCH((kernel<S, C>), grid, block, shared_bytes, stream)(arguments...).
+#if !defined(CUEM_EMULATED_DEVICE)
+#define CUEM_LAUNCH(kernel, grid, block, shared_bytes, stream) kernel<<<grid, block, shared_bytes, stream>>>
+#define CUEM_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif

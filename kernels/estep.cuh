@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kStatsThreads)
                          const S* __restrict__ resp, std::size_t stride, const unsigned* __restrict__ entries,
                          int M, int lanes, int groups, int tile_points, double* __restrict__ partials,
                          std::size_t L) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  CUEM_DYNAMIC_SHARED(smem);
   double* red = reinterpret_cast<double*>(smem);  // kStatsThreads
   S* g = reinterpret_cast<S*>(red + kStatsThreads);  // tile_points
   S* y = g + tile_points;                          // tile_points x (D + 1)
@@ -153,10 +153,12 @@ __global__ void __launch_bounds__(kStatsThreads)
       }
     }
     if (groups == 1) {
+      // Only the threads of group 0: when lanes does not divide the block (M = 153 for
+      // full D = 16), the idle threads past it would write zeros over its entries.
 #pragma unroll
       for (int j = 0; j < kStatsAccumulators; ++j) {
         const int e = pass + j * lanes + lane;
-        if (e < M) out[e] = acc[j];
+        if (active && e < M) out[e] = acc[j];
       }
     } else {
       // Several groups only when M < kStatsThreads: then lanes == M, one pass, and only
@@ -190,7 +192,7 @@ __global__ void __launch_bounds__(kDiagThreads)
     diag_segment_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
                               const S* __restrict__ resp, std::size_t stride, int G, int tile_points,
                               double* __restrict__ partials, std::size_t L) {
-  extern __shared__ __align__(16) unsigned char smem[];
+  CUEM_DYNAMIC_SHARED(smem);
   S* x = reinterpret_cast<S*>(smem);                             // tile_points x D
   S* g = x + static_cast<std::size_t>(tile_points) * D;          // G x tile_points
   const int k0 = static_cast<int>(blockIdx.y) * G;
@@ -281,17 +283,16 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
   const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
   switch (p.type) {
     case CovarianceType::full:
-      posteriors_kernel<S, CovarianceType::full><<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::full>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
       break;
     case CovarianceType::tied:
-      posteriors_kernel<S, CovarianceType::tied><<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::tied>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
       break;
     case CovarianceType::diag:
-      posteriors_kernel<S, CovarianceType::diag><<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::diag>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
       break;
     case CovarianceType::spherical:
-      posteriors_kernel<S, CovarianceType::spherical>
-          <<<blocks, kPosteriorThreads, 0, stream>>>(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::spherical>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
       break;
   }
   CUEM_CUDA_CHECK_LAUNCH();
@@ -320,10 +321,10 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     if (smem <= 48 * 1024) {
       const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
                       checked_cast<unsigned>((K + G - 1) / G, "component groups"));
-      diag_segment_stats_kernel<S><<<grid, kDiagThreads, smem, stream>>>(X, n, D, K, shift, resp, stride, G, tile,
+      CUEM_LAUNCH((diag_segment_stats_kernel<S>), grid, kDiagThreads, smem, stream)(X, n, D, K, shift, resp, stride, G, tile,
                                                                          partials, L);
       CUEM_CUDA_CHECK_LAUNCH();
-      segment_log_likelihood_kernel<S><<<grid.x, kSumThreads, 0, stream>>>(log_prob, n, partials, L,
+      CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(log_prob, n, partials, L,
                                                                            static_cast<std::size_t>(K) * M);
       CUEM_CUDA_CHECK_LAUNCH();
       return;
@@ -336,10 +337,10 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
   const std::size_t smem = kStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point;
   const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"), checked_cast<unsigned>(K, "components"));
   if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
-  segment_stats_kernel<S><<<grid, kStatsThreads, smem, stream>>>(X, n, D, shift, resp, stride, entries, M, lanes,
+  CUEM_LAUNCH((segment_stats_kernel<S>), grid, kStatsThreads, smem, stream)(X, n, D, shift, resp, stride, entries, M, lanes,
                                                                  groups, tile, partials, L);
   CUEM_CUDA_CHECK_LAUNCH();
-  segment_log_likelihood_kernel<S><<<grid.x, kSumThreads, 0, stream>>>(log_prob, n, partials, L,
+  CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(log_prob, n, partials, L,
                                                                        static_cast<std::size_t>(K) * M);
   CUEM_CUDA_CHECK_LAUNCH();
 }

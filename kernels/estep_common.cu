@@ -41,7 +41,7 @@ void launch_accumulate_segments(const double* partials, std::size_t n_segments, 
   if (n_segments == 0 || L == 0) return;
   constexpr int threads = 256;
   const auto blocks = checked_cast<unsigned>((L + threads - 1) / threads, "accumulate blocks");
-  accumulate_segments_kernel<<<blocks, threads, 0, stream>>>(partials, n_segments, L, total);
+  CUEM_LAUNCH(accumulate_segments_kernel, blocks, threads, 0, stream)(partials, n_segments, L, total);
   CUEM_CUDA_CHECK_LAUNCH();
 }
 

@@ -69,7 +69,7 @@ void log_joint_full_on_device(int device, const double* X, int n, int D, int K, 
   DeviceBuffer dout(nk);
   const int threads = 128;
   const auto blocks = static_cast<unsigned>((nk + threads - 1) / threads);
-  log_joint_full_kernel<<<blocks, threads, 0, stream>>>(dX.get(), n, D, K, dw.get(), dm.get(), dp.get(),
+  CUEM_LAUNCH(log_joint_full_kernel, blocks, threads, 0, stream)(dX.get(), n, D, K, dw.get(), dm.get(), dp.get(),
                                                         dl.get(), dout.get());
   CUEM_CUDA_CHECK_LAUNCH();
   CUEM_CUDA_CHECK(cudaMemcpyAsync(out, dout.get(), nk * sizeof(double), cudaMemcpyDeviceToHost, stream));

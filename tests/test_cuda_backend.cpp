@@ -108,6 +108,13 @@ std::vector<StatsCase> stats_cases() {
           // Several statistics segments where the problem is small; N is never a
           // multiple of a block or segment size.
           const std::size_t N = D * K <= 256 ? 20011 : 2013;
+#if defined(CUEM_EMULATED_DEVICE)
+          // The emulated device runs the kernels serially: the largest full cases
+          // (billions of multiply-adds) are left to a GPU; every code path stays.
+          const bool full = type == CovarianceType::full || type == CovarianceType::tied;
+          const double M = full ? 1.0 + D + D * (D + 1) / 2.0 : 1.0 + 2.0 * D;
+          if (static_cast<double>(N) * K * M > 3e8) continue;
+#endif
           out.push_back({type, D, K, N, 0.0, p, p == Precision::float32 ? 1e-5 : 1e-10});
         }
   // The diagonal layout's multi-component kernel over several segments.
@@ -256,7 +263,7 @@ TEST(CudaFit, ReachesTheCpuLowerBound) {
       const cuem::FitResult cpu = cuem::fit(ds.view(), fit_options(type, "cpu", p));
       const cuem::FitResult gpu = cuem::fit(ds.view(), fit_options(type, "cuda", p));
       EXPECT_NE(gpu.device.find("cuda:0"), std::string::npos) << gpu.device;
-      EXPECT_EQ(gpu.n_decreases, 0);
+      EXPECT_EQ(gpu.n_decreases, 0) << "largest fall " << gpu.max_decrease << " of " << gpu.lower_bound;
       const double tol = p == Precision::float32 ? 1e-5 : 1e-9;
       EXPECT_NEAR(gpu.lower_bound, cpu.lower_bound, tol * std::abs(cpu.lower_bound));
       EXPECT_LT(cuem_test::max_rel_diff(gpu.model.weights, cpu.model.weights, 1e-3), 100 * tol);

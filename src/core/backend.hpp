@@ -59,6 +59,10 @@ class Backend {
 
   virtual const char* name() const noexcept = 0;
 
+  /// The unit roundoff of the E-step's arithmetic (2^-53 for float64, 2^-24 for
+  /// float32): how far a log-likelihood may move by rounding alone.
+  virtual double unit_roundoff() const noexcept { return 0x1p-53; }
+
   /// What runs the work, for reports: the device, precision and memory layout.
   virtual std::string description() const { return name(); }
 

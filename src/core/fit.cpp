@@ -36,7 +36,12 @@ class ThreadCountScope {
 
 // A fall of the mean log-likelihood smaller than this is rounding in the sums, not a
 // violation of EM's monotonicity.
-double rounding_slack(double lower_bound) { return 1e-10 * std::max(1.0, std::abs(lower_bound)); }
+// How far the mean log-likelihood may fall by rounding alone: 1e-10 relative for float64
+// E-steps; for float32 ones (a GPU's default) every log p(x) carries a few ulps, and near
+// convergence the true rise is smaller than that, so 16 ulps of the bound.
+double rounding_slack(double lower_bound, double unit_roundoff) {
+  return std::max(1e-10, 16 * unit_roundoff) * std::max(1.0, std::abs(lower_bound));
+}
 
 }  // namespace
 
@@ -73,7 +78,7 @@ FitResult fit(DataView X, const FitOptions& o) {
       const double change = bound - previous;
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       result.trace.push_back({init, it, bound, seconds});
-      if (it > 1 && change < -rounding_slack(previous)) {
+      if (it > 1 && change < -rounding_slack(previous, backend->unit_roundoff())) {
         ++result.n_decreases;
         result.max_decrease = std::max(result.max_decrease, -change);
       }

@@ -1,0 +1,187 @@
+#pragma once
+// An emulated CUDA runtime: just enough of the runtime API, the kernel language and the
+// launch syntax (CUEM_LAUNCH) for cuem's kernels and CUDA backend to compile with a host
+// C++ compiler and run on the CPU. It exists so that the kernels' logic (indexing,
+// barriers, shared memory, launch configurations, the host side's copies and budgets) is
+// tested on every machine, CI included, where no GPU is. It says nothing about speed, and
+// it runs the threads of a block as fibers that switch only at __syncthreads, so a race
+// between threads goes unseen (compute-sanitizer's racecheck on a GPU covers that).
+//
+// What it checks that a GPU would also refuse: launch configurations (threads per block,
+// grid extents, dynamic shared memory over 48 KiB), copies whose direction does not
+// match their pointers or that run past an allocation, unknown pointers to cudaFree,
+// allocations beyond the emulated device's memory. Device and shared memory start filled
+// with 0xff bytes (NaN in float and double), so reading what was never written shows.
+//
+// Settings (environment): CUEM_EMU_DEVICES (default 1), CUEM_EMU_MEMORY (bytes per
+// device, default 1 GiB).
+#include <cmath>
+#include <cstddef>
+#include <math.h>
+#include <tuple>
+#include <utility>
+
+#define CUEM_EMULATED_DEVICE 1
+
+// ---- the kernel language --------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+// Static shared memory: one object for all threads of the emulated block (blocks run
+// one at a time, and launches are serialised).
+#define __shared__ static
+#define __align__(n) alignas(n)
+
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
+};
+
+extern thread_local uint3 threadIdx;
+extern thread_local uint3 blockIdx;
+extern thread_local dim3 blockDim;
+extern thread_local dim3 gridDim;
+
+/// Waits until every thread of the block that has not returned arrives.
+void __syncthreads();
+
+// ---- the runtime API ------------------------------------------------------------------
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidPitchValue = 12,
+  cudaErrorInvalidDevicePointer = 17,
+  cudaErrorInvalidMemcpyDirection = 21,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
+};
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+struct CUstream_st;
+struct CUevent_st;
+using cudaStream_t = CUstream_st*;
+using cudaEvent_t = CUevent_st*;
+
+inline constexpr unsigned cudaStreamDefault = 0;
+inline constexpr unsigned cudaStreamNonBlocking = 1;
+inline constexpr unsigned cudaEventDefault = 0;
+inline constexpr unsigned cudaEventDisableTiming = 2;
+inline constexpr unsigned cudaHostAllocDefault = 0;
+
+struct cudaDeviceProp {
+  char name[256];
+  std::size_t totalGlobalMem;
+  std::size_t sharedMemPerBlock;
+  int major;
+  int minor;
+  int multiProcessorCount;
+  int maxThreadsPerBlock;
+};
+
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes);
+cudaError_t cudaMalloc(void** p, std::size_t bytes);
+cudaError_t cudaFree(void* p);
+cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned flags);
+cudaError_t cudaFreeHost(void* p);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream = nullptr);
+cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
+                              std::size_t width, std::size_t height, cudaMemcpyKind kind,
+                              cudaStream_t stream = nullptr);
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t stream = nullptr);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+const char* cudaGetErrorName(cudaError_t err);
+const char* cudaGetErrorString(cudaError_t err);
+
+template <typename T>
+cudaError_t cudaMalloc(T** p, std::size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+
+// ---- launches -------------------------------------------------------------------------
+namespace cuem::emu {
+
+struct LaunchConfig {
+  dim3 grid;
+  dim3 block;
+  std::size_t shared_bytes;
+  cudaStream_t stream;
+};
+
+/// Runs body once per thread of every block of the grid (a configuration a GPU would
+/// refuse sets the launch error instead, and runs nothing).
+void run_grid(const LaunchConfig& config, void (*body)(void*), void* context);
+
+/// This block's dynamic shared memory (the launch's shared_bytes).
+unsigned char* dynamic_shared();
+
+/// Reports a misuse the hardware would fault on (or that CUB leaves undefined) and aborts.
+[[noreturn]] void fail(const char* what);
+
+/// Launches so far in this process; tests read it to see that kernels ran.
+unsigned long long launch_count();
+
+template <typename... P>
+class Launch {
+ public:
+  Launch(void (*kernel)(P...), LaunchConfig config) : kernel_(kernel), config_(config) {}
+  // Arguments are converted to the parameter types once, as a launch copies them; every
+  // emulated thread gets its own copy.
+  template <typename... A>
+  void operator()(A&&... args) const {
+    struct Context {
+      void (*kernel)(P...);
+      std::tuple<P...> args;
+    } context{kernel_, std::tuple<P...>(std::forward<A>(args)...)};
+    run_grid(
+        config_,
+        [](void* c) {
+          auto* ctx = static_cast<Context*>(c);
+          std::apply(ctx->kernel, ctx->args);
+        },
+        &context);
+  }
+
+ private:
+  void (*kernel_)(P...);
+  LaunchConfig config_;
+};
+
+template <typename... P>
+Launch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream) {
+  return Launch<P...>(kernel, LaunchConfig{grid, block, shared_bytes, stream});
+}
+
+}  // namespace cuem::emu
+
+#define CUEM_LAUNCH(kernel, grid, block, shared_bytes, stream) \
+  ::cuem::emu::launch(kernel, dim3(grid), dim3(block), shared_bytes, stream)
+#define CUEM_DYNAMIC_SHARED(name) unsigned char* name = ::cuem::emu::dynamic_shared()

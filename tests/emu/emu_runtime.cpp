@@ -1,0 +1,562 @@
+// The emulated CUDA runtime (see cuda_runtime.h here): memory as tracked host
+// allocations, streams and events as handles (every call completes before it returns),
+// and kernels run block after block, each block's threads as fibers that
+// switch only at __syncthreads, in thread order: deterministic, one host thread.
+#include "cuda_runtime.h"
+
+#include <ucontext.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define CUEM_EMU_ASAN 1
+#endif
+
+thread_local uint3 threadIdx{0, 0, 0};
+thread_local uint3 blockIdx{0, 0, 0};
+thread_local dim3 blockDim{1, 1, 1};
+thread_local dim3 gridDim{1, 1, 1};
+
+namespace cuem::emu {
+namespace {
+
+constexpr unsigned char kFill = 0xff;  // NaN in float and double: unwritten memory shows
+constexpr std::size_t kMaxSharedBytes = 48 * 1024;
+constexpr std::size_t kStackBytes = 256 * 1024;
+
+std::size_t env_size(const char* name, std::size_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const unsigned long long x = std::strtoull(v, &end, 10);
+  return end && *end == '\0' ? static_cast<std::size_t>(x) : fallback;
+}
+int device_count() { return static_cast<int>(env_size("CUEM_EMU_DEVICES", 1)); }
+std::size_t device_memory() { return env_size("CUEM_EMU_MEMORY", std::size_t{1} << 30); }
+
+// ---- memory ---------------------------------------------------------------------------
+struct Allocation {
+  std::size_t bytes;
+  int device;  // -1: pinned host memory
+};
+
+std::mutex g_memory_mutex;
+std::map<std::uintptr_t, Allocation> g_allocations;  // by start address
+std::map<int, std::size_t> g_device_used;
+std::set<const void*> g_handles;  // live streams and events
+
+thread_local int t_device = 0;
+thread_local cudaError_t t_last_error = cudaSuccess;
+
+cudaError_t fail_call(cudaError_t err, const std::string& why) {
+  std::fprintf(stderr, "cuem emulated device: %s\n", why.c_str());
+  t_last_error = err;
+  return err;
+}
+
+// Where [p, p + bytes) lies: in one device allocation (its device), pinned memory (-1) or
+// memory the runtime did not allocate (-2). A range that starts in an allocation and runs
+// past its end is an error (-3).
+constexpr int kUnknown = -2;
+constexpr int kOverrun = -3;
+int locate(const void* p, std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  auto it = g_allocations.upper_bound(a);
+  if (it == g_allocations.begin()) return kUnknown;
+  --it;
+  if (a >= it->first + it->second.bytes) return kUnknown;
+  if (a + bytes > it->first + it->second.bytes) return kOverrun;
+  return it->second.device;
+}
+
+cudaError_t allocate(void** p, std::size_t bytes, int device) {
+  if (!p) return fail_call(cudaErrorInvalidValue, "allocation with a null result pointer");
+  const std::size_t rounded = (bytes + 255) / 256 * 256;
+  {
+    std::lock_guard<std::mutex> lock(g_memory_mutex);
+    if (device >= 0 && g_device_used[device] + rounded > device_memory())
+      return fail_call(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) +
+                                                      " bytes exceeds the emulated device memory");
+  }
+  void* q = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  if (!q) return fail_call(cudaErrorMemoryAllocation, "host allocation failed");
+  std::memset(q, kFill, rounded == 0 ? 256 : rounded);
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  g_allocations[reinterpret_cast<std::uintptr_t>(q)] = {bytes, device};
+  if (device >= 0) g_device_used[device] += rounded;
+  *p = q;
+  return cudaSuccess;
+}
+
+cudaError_t release(void* p, bool device, const char* call) {
+  if (!p) return cudaSuccess;
+  std::unique_lock<std::mutex> lock(g_memory_mutex);
+  const auto it = g_allocations.find(reinterpret_cast<std::uintptr_t>(p));
+  if (it == g_allocations.end() || (it->second.device >= 0) != device) {
+    lock.unlock();
+    return fail_call(cudaErrorInvalidValue, std::string(call) + " of a pointer it did not allocate");
+  }
+  if (device) g_device_used[it->second.device] -= (it->second.bytes + 255) / 256 * 256;
+  g_allocations.erase(it);
+  lock.unlock();
+  std::free(p);
+  return cudaSuccess;
+}
+
+bool live_handle(const void* h) {
+  if (!h) return true;  // the default stream
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  return g_handles.count(h) != 0;
+}
+
+// ---- fibers ---------------------------------------------------------------------------
+// A context switch: on x86-64 a few instructions that save the callee-saved registers
+// and the stack pointer (swapcontext would also save the signal mask, a system call per
+// switch, which made the emulation system-bound); elsewhere ucontext.
+#if defined(__x86_64__)
+extern "C" void cuem_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .pushsection .text
+  .globl cuem_emu_switch
+  .type cuem_emu_switch, @function
+cuem_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size cuem_emu_switch, .-cuem_emu_switch
+  .popsection
+)");
+
+struct Context {
+  void* sp = nullptr;
+};
+inline void switch_context(Context* from, Context* to) { cuem_emu_switch(&from->sp, to->sp); }
+// A new context "returns" into entry on a fresh 16-byte aligned stack, as if called.
+void make_context(Context* c, char* stack, std::size_t bytes, void (*entry)()) {
+  auto top = (reinterpret_cast<std::uintptr_t>(stack) + bytes) & ~std::uintptr_t{15};
+  auto* slot = reinterpret_cast<std::uintptr_t*>(top);
+  *--slot = 0;                                          // entry's (never used) return address
+  *--slot = reinterpret_cast<std::uintptr_t>(entry);    // popped by ret
+  for (int r = 0; r < 6; ++r) *--slot = 0;              // rbp rbx r12 r13 r14 r15
+  --slot;                                               // mxcsr and x87 control word:
+  std::uint32_t mxcsr = 0;                              // the creator's
+  std::uint16_t fpcw = 0;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpcw));
+  std::memcpy(reinterpret_cast<char*>(slot), &mxcsr, 4);
+  std::memcpy(reinterpret_cast<char*>(slot) + 4, &fpcw, 2);
+  c->sp = slot;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void switch_context(Context* from, Context* to) { swapcontext(&from->uc, &to->uc); }
+void make_context(Context* c, char* stack, std::size_t bytes, void (*entry)()) {
+  getcontext(&c->uc);
+  c->uc.uc_stack.ss_sp = stack;
+  c->uc.uc_stack.ss_size = bytes;
+  c->uc.uc_link = nullptr;
+  makecontext(&c->uc, entry, 0);
+}
+#endif
+
+enum class State { runnable, waiting, done };
+
+struct Fiber {
+  Context context;
+  State state = State::runnable;
+  uint3 index{0, 0, 0};
+  char* stack = nullptr;
+#if defined(CUEM_EMU_ASAN)
+  void* fake_stack = nullptr;
+#endif
+};
+
+struct Block {
+  std::vector<Fiber> fibers;
+  Fiber* current = nullptr;
+  Context scheduler;
+  void (*body)(void*) = nullptr;
+  void* context = nullptr;
+  std::vector<unsigned char> shared;
+#if defined(CUEM_EMU_ASAN)
+  const void* scheduler_bottom = nullptr;
+  std::size_t scheduler_size = 0;
+#endif
+};
+
+thread_local Block* t_block = nullptr;
+thread_local std::vector<std::unique_ptr<char[]>> t_stacks;  // reused across launches
+std::mutex g_launch_mutex;                                   // static __shared__ objects are global
+unsigned long long g_launches = 0;
+
+void switch_to_scheduler(Block* b, Fiber* f, bool dying) {
+#if defined(CUEM_EMU_ASAN)
+  __sanitizer_start_switch_fiber(dying ? nullptr : &f->fake_stack, b->scheduler_bottom, b->scheduler_size);
+#else
+  (void)dying;
+#endif
+  switch_context(&f->context, &b->scheduler);
+#if defined(CUEM_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(f->fake_stack, nullptr, nullptr);
+#endif
+}
+
+void fiber_main() {
+  Block* b = t_block;
+#if defined(CUEM_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(nullptr, &b->scheduler_bottom, &b->scheduler_size);
+#endif
+  b->body(b->context);
+  b->current->state = State::done;
+  switch_to_scheduler(b, b->current, true);
+}
+
+void run_fiber(Block* b, Fiber* f) {
+  b->current = f;
+  threadIdx = f->index;
+#if defined(CUEM_EMU_ASAN)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, f->stack, kStackBytes);
+#endif
+  switch_context(&b->scheduler, &f->context);
+#if defined(CUEM_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+void run_block(Block& b) {
+  for (Fiber& f : b.fibers) {
+    f.state = State::runnable;
+    make_context(&f.context, f.stack, kStackBytes, fiber_main);
+  }
+  std::fill(b.shared.begin(), b.shared.end(), kFill);
+  std::size_t left = b.fibers.size();
+  while (left > 0) {
+    for (Fiber& f : b.fibers) {
+      if (f.state != State::runnable) continue;
+      run_fiber(&b, &f);
+      if (f.state == State::done) --left;
+    }
+    // Every thread has returned or waits at the barrier: release it.
+    for (Fiber& f : b.fibers)
+      if (f.state == State::waiting) f.state = State::runnable;
+  }
+}
+
+bool valid_config(const LaunchConfig& c) {
+  const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
+  return threads > 0 && threads <= 1024 && c.block.z <= 64 && c.grid.x > 0 && c.grid.y > 0 && c.grid.z > 0 &&
+         c.grid.x <= 0x7fffffffu && c.grid.y <= 65535 && c.grid.z <= 65535;
+}
+
+}  // namespace
+
+void fail(const char* what) {
+  std::fprintf(stderr, "cuem emulated device: %s\n", what);
+  std::abort();
+}
+
+unsigned char* dynamic_shared() {
+  if (!t_block) fail("dynamic shared memory outside a kernel");
+  return t_block->shared.data();
+}
+
+unsigned long long launch_count() {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  return g_launches;
+}
+
+void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
+  if (device_count() == 0) {
+    t_last_error = cudaErrorNoDevice;
+    return;
+  }
+  if (!valid_config(config)) {
+    fail_call(cudaErrorInvalidConfiguration, "launch configuration out of range (grid " +
+                                                 std::to_string(config.grid.x) + "x" + std::to_string(config.grid.y) +
+                                                 "x" + std::to_string(config.grid.z) + ", block " +
+                                                 std::to_string(config.block.x) + "x" +
+                                                 std::to_string(config.block.y) + "x" + std::to_string(config.block.z) + ")");
+    return;
+  }
+  if (config.shared_bytes > kMaxSharedBytes) {
+    fail_call(cudaErrorInvalidValue, "a launch asks for " + std::to_string(config.shared_bytes) +
+                                         " bytes of dynamic shared memory (at most 48 KiB without opting in)");
+    return;
+  }
+  if (!live_handle(config.stream)) {
+    fail_call(cudaErrorInvalidResourceHandle, "a launch on a stream that does not exist");
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  ++g_launches;
+  if (t_block) fail("a kernel launched from inside a kernel");
+  const unsigned threads = config.block.x * config.block.y * config.block.z;
+  while (t_stacks.size() < threads) t_stacks.emplace_back(new char[kStackBytes]);
+  Block b;
+  b.fibers.resize(threads);
+  for (unsigned t = 0; t < threads; ++t) {
+    Fiber& f = b.fibers[t];
+    f.stack = t_stacks[t].get();
+    f.index = {t % config.block.x, (t / config.block.x) % config.block.y, t / (config.block.x * config.block.y)};
+  }
+  b.body = body;
+  b.context = context;
+  b.shared.resize(config.shared_bytes);
+  blockDim = config.block;
+  gridDim = config.grid;
+  t_block = &b;
+  for (unsigned z = 0; z < config.grid.z; ++z)
+    for (unsigned y = 0; y < config.grid.y; ++y)
+      for (unsigned x = 0; x < config.grid.x; ++x) {
+        blockIdx = {x, y, z};
+        run_block(b);
+      }
+  t_block = nullptr;
+}
+
+}  // namespace cuem::emu
+
+using cuem::emu::fail_call;
+
+void __syncthreads() {
+  using namespace cuem::emu;
+  Block* b = t_block;
+  if (!b || !b->current) fail("__syncthreads outside a kernel");
+  b->current->state = State::waiting;
+  switch_to_scheduler(b, b->current, false);
+}
+
+// ---- the runtime API --------------------------------------------------------------------
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (!count) return fail_call(cudaErrorInvalidValue, "cudaGetDeviceCount(nullptr)");
+  *count = cuem::emu::device_count();
+  if (*count == 0) return cuem::emu::t_last_error = cudaErrorNoDevice;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (!prop || device < 0 || device >= cuem::emu::device_count())
+    return fail_call(cudaErrorInvalidDevice, "cudaGetDeviceProperties of a device that does not exist");
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "cuem emulated device %d", device);
+  prop->totalGlobalMem = cuem::emu::device_memory();
+  prop->sharedMemPerBlock = cuem::emu::kMaxSharedBytes;
+  prop->major = 8;
+  prop->minor = 0;
+  prop->multiProcessorCount = 4;
+  prop->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (device < 0 || device >= cuem::emu::device_count())
+    return fail_call(cudaErrorInvalidDevice, "cudaSetDevice(" + std::to_string(device) + ")");
+  cuem::emu::t_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (!device) return fail_call(cudaErrorInvalidValue, "cudaGetDevice(nullptr)");
+  *device = cuem::emu::t_device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  if (!free_bytes || !total_bytes) return fail_call(cudaErrorInvalidValue, "cudaMemGetInfo(nullptr)");
+  std::lock_guard<std::mutex> lock(cuem::emu::g_memory_mutex);
+  *total_bytes = cuem::emu::device_memory();
+  *free_bytes = *total_bytes - cuem::emu::g_device_used[cuem::emu::t_device];
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** p, std::size_t bytes) { return cuem::emu::allocate(p, bytes, cuem::emu::t_device); }
+cudaError_t cudaFree(void* p) { return cuem::emu::release(p, true, "cudaFree"); }
+cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned) { return cuem::emu::allocate(p, bytes, -1); }
+cudaError_t cudaFreeHost(void* p) { return cuem::emu::release(p, false, "cudaFreeHost"); }
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  using namespace cuem::emu;
+  if (bytes == 0) return cudaSuccess;
+  if (!dst || !src) return fail_call(cudaErrorInvalidValue, "cudaMemcpyAsync with a null pointer");
+  if (!live_handle(stream)) return fail_call(cudaErrorInvalidResourceHandle, "cudaMemcpyAsync on a dead stream");
+  const int to = locate(dst, bytes);
+  const int from = locate(src, bytes);
+  if (to == kOverrun || from == kOverrun)
+    return fail_call(cudaErrorInvalidValue, "cudaMemcpyAsync of " + std::to_string(bytes) +
+                                                " bytes runs past the end of an allocation");
+  const bool to_device = to >= 0, from_device = from >= 0;
+  const bool ok = kind == cudaMemcpyDefault || (kind == cudaMemcpyHostToDevice && to_device && !from_device) ||
+                  (kind == cudaMemcpyDeviceToHost && !to_device && from_device) ||
+                  (kind == cudaMemcpyDeviceToDevice && to_device && from_device) ||
+                  (kind == cudaMemcpyHostToHost && !to_device && !from_device);
+  if (!ok)
+    return fail_call(cudaErrorInvalidMemcpyDirection, "cudaMemcpyAsync kind " + std::to_string(kind) +
+                                                          " does not match its pointers (destination " +
+                                                          (to_device ? "device" : "host") + ", source " +
+                                                          (from_device ? "device" : "host") + ")");
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+// Row by row, after checking the whole pitched extent of both sides against their
+// allocations (the last row need only be width bytes long).
+cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
+                              std::size_t width, std::size_t height, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (width == 0 || height == 0) return cudaSuccess;
+  if (width > dst_pitch || width > src_pitch)
+    return fail_call(cudaErrorInvalidPitchValue, "cudaMemcpy2DAsync with a width wider than a pitch");
+  const cudaError_t whole =
+      cudaMemcpyAsync(dst, src, 0, kind, stream);  // handles only; the extents follow
+  if (whole != cudaSuccess) return whole;
+  const std::size_t dst_extent = dst_pitch * (height - 1) + width;
+  const std::size_t src_extent = src_pitch * (height - 1) + width;
+  using namespace cuem::emu;
+  if (locate(dst, dst_extent) == kOverrun || locate(src, src_extent) == kOverrun)
+    return fail_call(cudaErrorInvalidValue, "cudaMemcpy2DAsync runs past the end of an allocation");
+  for (std::size_t r = 0; r < height; ++r) {
+    const cudaError_t err = cudaMemcpyAsync(static_cast<char*>(dst) + r * dst_pitch,
+                                            static_cast<const char*>(src) + r * src_pitch, width, kind, stream);
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+}
+
+cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t stream) {
+  using namespace cuem::emu;
+  if (bytes == 0) return cudaSuccess;
+  if (!live_handle(stream)) return fail_call(cudaErrorInvalidResourceHandle, "cudaMemsetAsync on a dead stream");
+  if (locate(p, bytes) < 0)
+    return fail_call(cudaErrorInvalidValue, "cudaMemsetAsync outside a device allocation");
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+
+struct CUstream_st {
+  unsigned flags;
+};
+struct CUevent_st {
+  unsigned flags;
+};
+
+namespace {
+template <typename H>
+cudaError_t create_handle(H** h, unsigned flags) {
+  if (!h) return fail_call(cudaErrorInvalidValue, "handle creation with a null result pointer");
+  *h = new H{flags};
+  std::lock_guard<std::mutex> lock(cuem::emu::g_memory_mutex);
+  cuem::emu::g_handles.insert(*h);
+  return cudaSuccess;
+}
+template <typename H>
+cudaError_t destroy_handle(H* h) {
+  {
+    std::lock_guard<std::mutex> lock(cuem::emu::g_memory_mutex);
+    if (!h || cuem::emu::g_handles.erase(h) == 0)
+      return fail_call(cudaErrorInvalidResourceHandle, "destroying a stream or event that does not exist");
+  }
+  delete h;
+  return cudaSuccess;
+}
+cudaError_t check_handle(const void* h) {
+  return cuem::emu::live_handle(h) ? cudaSuccess
+                                   : fail_call(cudaErrorInvalidResourceHandle, "a stream or event that does not exist");
+}
+}  // namespace
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) { return create_handle(s, flags); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { return destroy_handle(s); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return check_handle(s); }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent on a null event");
+  const cudaError_t err = check_handle(s);
+  return err != cudaSuccess ? err : check_handle(e);
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) { return create_handle(e, flags); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { return destroy_handle(e); }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaEventRecord on a null event");
+  const cudaError_t err = check_handle(e);
+  return err != cudaSuccess ? err : check_handle(s);
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaEventSynchronize on a null event");
+  return check_handle(e);
+}
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = cuem::emu::t_last_error;
+  cuem::emu::t_last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return cuem::emu::t_last_error; }
+
+const char* cudaGetErrorName(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidPitchValue: return "cudaErrorInvalidPitchValue";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+  }
+  return "cudaErrorUnknown";
+}
+
+const char* cudaGetErrorString(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidPitchValue: return "invalid pitch argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected (emulated)";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+  }
+  return "unknown error";
+}
