@@ -5,6 +5,8 @@
 // posteriors_kernel: one thread per point; the log joints go to the K-major
 // responsibility buffer (coalesced across the threads of a warp), are normalised there,
 // and the point's log-likelihood is kept.
+// tiled_log_joint_kernel + normalize_kernel: the same for the diagonal and spherical
+// layouts with many components, as register-blocked tiles (below).
 // segment_stats_kernel: one block per (segment, component). Points are staged in shared
 // memory a tile at a time as y = x - c_k (with y[D] = 1); each thread owns statistics
 // entries and sums g * y[a] * y[b] over the tile in S, then adds the tile's sum into a
@@ -17,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "core/point_math.hpp"
 #include "cuda_check.cuh"
@@ -59,6 +62,30 @@ __device__ __forceinline__ S mahalanobis_sq(const S* x, const ComponentParams<S>
     return math::mahalanobis_sq_spherical_of(diff, p.factors[k], D);
 }
 
+// Turns point i's log joints (K-major in resp) into responsibilities, in place, and
+// returns log p(x_i).
+template <typename S>
+__device__ __forceinline__ S normalize_point(S* __restrict__ resp, std::size_t stride, std::size_t i, int K) {
+  S m = S(-INFINITY);
+  for (int k = 0; k < K; ++k) {
+    const S v = resp[k * stride + i];
+    m = v > m ? v : m;
+  }
+  if (!(m > S(-INFINITY))) {  // no component can explain the point: share it evenly
+    for (int k = 0; k < K; ++k) resp[k * stride + i] = S(1) / static_cast<S>(K);
+    return m;
+  }
+  S s = 0;
+  for (int k = 0; k < K; ++k) {
+    const S e = exp_s(resp[k * stride + i] - m);
+    resp[k * stride + i] = e;
+    s += e;
+  }
+  const S inv = S(1) / s;
+  for (int k = 0; k < K; ++k) resp[k * stride + i] *= inv;
+  return m + log_s(s);
+}
+
 template <typename S, CovarianceType C>
 __global__ void __launch_bounds__(kPosteriorThreads, kPosteriorMinBlocks)
     posteriors_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
@@ -66,28 +93,120 @@ __global__ void __launch_bounds__(kPosteriorThreads, kPosteriorMinBlocks)
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const S* x = X + i * static_cast<std::size_t>(p.D);
-  const int K = p.K;
-  S m = S(-INFINITY);
-  for (int k = 0; k < K; ++k) {
-    const S v = math::log_joint(p.log_weights[k], p.log_det[k], mahalanobis_sq<S, C>(x, p, k), p.D);
-    resp[k * stride + i] = v;
-    m = v > m ? v : m;
-  }
-  S lp = m;
-  if (!(m > S(-INFINITY))) {  // no component can explain the point: share it evenly
-    for (int k = 0; k < K; ++k) resp[k * stride + i] = S(1) / static_cast<S>(K);
-  } else {
-    S s = 0;
-    for (int k = 0; k < K; ++k) {
-      const S e = exp_s(resp[k * stride + i] - m);
-      resp[k * stride + i] = e;
-      s += e;
-    }
-    const S inv = S(1) / s;
-    for (int k = 0; k < K; ++k) resp[k * stride + i] *= inv;
-    lp = m + log_s(s);
-  }
+  for (int k = 0; k < p.K; ++k)
+    resp[k * stride + i] = math::log_joint(p.log_weights[k], p.log_det[k], mahalanobis_sq<S, C>(x, p, k), p.D);
+  const S lp = normalize_point(resp, stride, i, p.K);
   if (log_prob) log_prob[i] = lp;
+}
+
+template <typename S>
+__global__ void __launch_bounds__(kPosteriorThreads)
+    normalize_kernel(int K, std::size_t n, S* __restrict__ resp, std::size_t stride, S* __restrict__ log_prob) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const S lp = normalize_point(resp, stride, i, K);
+  if (log_prob) log_prob[i] = lp;
+}
+
+// Log joints of the diagonal and spherical layouts as tiles of kTilePoints points x
+// kTileComponents components per block: dimensions are staged kTileDims at a time in
+// shared memory (points and parameters, rows padded by one against bank conflicts), and
+// each thread sums a register tile of kTileRP points x kTileRK components, so a value
+// loaded from shared memory feeds kTileRK or kTileRP cells instead of one. (One thread
+// per point reads its own row of X, strided across the warp: at D = 128 every load of
+// a warp touches 32 cache lines.) Lanes take neighbouring points, so the K-major stores
+// are coalesced; normalize_kernel then makes them responsibilities. Padding (points past
+// n, components past K, dimensions past D) is zero and adds exactly zero.
+inline constexpr int kTileThreads = 256;  // 16 x 16
+inline constexpr int kTileRP = 8;
+inline constexpr int kTileRK = 4;
+inline constexpr int kTilePoints = 16 * kTileRP;
+inline constexpr int kTileComponents = 16 * kTileRK;
+inline constexpr int kTileDims = 16;
+inline constexpr int kTilePitch = kTileDims + 1;
+
+template <typename S, CovarianceType C>
+__global__ void __launch_bounds__(kTileThreads)
+    tiled_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
+                           std::size_t stride) {
+  constexpr bool kDiag = C == CovarianceType::diag;
+  __shared__ S xs[kTilePoints * kTilePitch];
+  __shared__ S hs[kTileComponents * kTilePitch];
+  __shared__ S ls[kTileComponents * kTilePitch];
+  __shared__ S fs[kDiag ? kTileComponents * kTilePitch : 1];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int tp = tid % 16;
+  const int tk = tid / 16;
+  const std::size_t p0 = static_cast<std::size_t>(blockIdx.x) * kTilePoints;
+  const int k0 = static_cast<int>(blockIdx.y) * kTileComponents;
+  const int D = p.D;
+  const int K = p.K;
+  S acc[kTileRP][kTileRK];
+#pragma unroll
+  for (int r = 0; r < kTileRP; ++r)
+#pragma unroll
+    for (int c = 0; c < kTileRK; ++c) acc[r][c] = S(0);
+
+  for (int d0 = 0; d0 < D; d0 += kTileDims) {
+    __syncthreads();  // the previous step's tiles are consumed
+    for (int idx = tid; idx < kTilePoints * kTileDims; idx += kTileThreads) {
+      const int q = idx / kTileDims;
+      const int d = idx - q * kTileDims;
+      const std::size_t i = p0 + static_cast<std::size_t>(q);
+      xs[q * kTilePitch + d] = i < n && d0 + d < D ? X[i * static_cast<std::size_t>(D) + d0 + d] : S(0);
+    }
+    for (int idx = tid; idx < kTileComponents * kTileDims; idx += kTileThreads) {
+      const int j = idx / kTileDims;
+      const int d = idx - j * kTileDims;
+      const bool in = k0 + j < K && d0 + d < D;
+      const std::size_t at = static_cast<std::size_t>(k0 + j) * D + d0 + d;
+      hs[j * kTilePitch + d] = in ? p.means[at] : S(0);
+      ls[j * kTilePitch + d] = in ? p.means_lo[at] : S(0);
+      if constexpr (kDiag) fs[j * kTilePitch + d] = in ? p.factors[at] : S(0);
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int d = 0; d < kTileDims; ++d) {
+      S xv[kTileRP];
+#pragma unroll
+      for (int r = 0; r < kTileRP; ++r) xv[r] = xs[(tp + 16 * r) * kTilePitch + d];
+#pragma unroll
+      for (int c = 0; c < kTileRK; ++c) {
+        const int j = tk + 16 * c;
+        const S h = hs[j * kTilePitch + d];
+        const S l = ls[j * kTilePitch + d];
+        if constexpr (kDiag) {
+          const S f = fs[j * kTilePitch + d];
+#pragma unroll
+          for (int r = 0; r < kTileRP; ++r) {
+            const S y = ((xv[r] - h) - l) * f;
+            acc[r][c] += y * y;
+          }
+        } else {
+#pragma unroll
+          for (int r = 0; r < kTileRP; ++r) {
+            const S y = (xv[r] - h) - l;
+            acc[r][c] += y * y;
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < kTileRK; ++c) {
+    const int k = k0 + tk + 16 * c;
+    if (k >= K) continue;
+    const S lw = p.log_weights[k];
+    const S ld = p.log_det[k];
+    const S f = kDiag ? S(1) : p.factors[k];
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) {
+      const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
+      if (i >= n) continue;
+      const S maha = kDiag ? acc[r][c] : acc[r][c] * f * f;
+      resp[static_cast<std::size_t>(k) * stride + i] = math::log_joint(lw, ld, maha, D);
+    }
+  }
 }
 
 template <typename S>
@@ -276,23 +395,54 @@ __global__ void __launch_bounds__(kSumThreads)
   if (threadIdx.x == 0) partials[seg * L + offset] = total;
 }
 
+// The tiled kernel where a block's tile of components is mostly used (K >= 8) and the
+// layout is diagonal or spherical. CUEM_CUDA_TILED=0 in the environment keeps one thread
+// per point everywhere, for side-by-side timing of the two (bench/NOTES.md).
+inline bool tiled_posteriors_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("CUEM_CUDA_TILED");
+    return !(v && v[0] == '0');
+  }();
+  return enabled;
+}
+
 template <typename S>
 void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std::size_t stride, S* log_prob,
                 cudaStream_t stream) {
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
+  const bool tiled_layout = p.type == CovarianceType::diag || p.type == CovarianceType::spherical;
+  if (tiled_layout && p.K >= 8 && tiled_posteriors_enabled()) {
+    const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "posterior tiles"),
+                    checked_cast<unsigned>((p.K + kTileComponents - 1) / kTileComponents, "component tiles"));
+    if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 x 64 components; use device 'cpu'");
+    if (p.type == CovarianceType::diag)
+      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::diag>), grid, kTileThreads, 0, stream)(p, X, n, resp,
+                                                                                                     stride);
+    else
+      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical>), grid, kTileThreads, 0, stream)(
+          p, X, n, resp, stride);
+    CUEM_CUDA_CHECK_LAUNCH();
+    CUEM_LAUNCH((normalize_kernel<S>), blocks, kPosteriorThreads, 0, stream)(p.K, n, resp, stride, log_prob);
+    CUEM_CUDA_CHECK_LAUNCH();
+    return;
+  }
   switch (p.type) {
     case CovarianceType::full:
-      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::full>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::full>), blocks, kPosteriorThreads, 0, stream)(
+          p, X, n, resp, stride, log_prob);
       break;
     case CovarianceType::tied:
-      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::tied>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::tied>), blocks, kPosteriorThreads, 0, stream)(
+          p, X, n, resp, stride, log_prob);
       break;
     case CovarianceType::diag:
-      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::diag>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::diag>), blocks, kPosteriorThreads, 0, stream)(
+          p, X, n, resp, stride, log_prob);
       break;
     case CovarianceType::spherical:
-      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::spherical>), blocks, kPosteriorThreads, 0, stream)(p, X, n, resp, stride, log_prob);
+      CUEM_LAUNCH((posteriors_kernel<S, CovarianceType::spherical>), blocks, kPosteriorThreads, 0, stream)(
+          p, X, n, resp, stride, log_prob);
       break;
   }
   CUEM_CUDA_CHECK_LAUNCH();

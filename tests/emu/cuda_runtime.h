@@ -42,10 +42,12 @@ struct dim3 {
   constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
 };
 
-extern thread_local uint3 threadIdx;
-extern thread_local uint3 blockIdx;
-extern thread_local dim3 blockDim;
-extern thread_local dim3 gridDim;
+// Plain globals (launches are serialised): extern thread_local ones would go through
+// TLS wrapper functions, which GCC 12 miscompiles under UBSan's null checks.
+extern uint3 threadIdx;
+extern uint3 blockIdx;
+extern dim3 blockDim;
+extern dim3 gridDim;
 
 /// Waits until every thread of the block that has not returned arrives.
 void __syncthreads();
@@ -142,6 +144,25 @@ void run_grid(const LaunchConfig& config, void (*body)(void*), void* context);
 
 /// This block's dynamic shared memory (the launch's shared_bytes).
 unsigned char* dynamic_shared();
+
+/// The order in which blocks, and the threads of a block between barriers, run. A GPU
+/// promises no order; a kernel whose results change with it has a race (two threads or
+/// blocks writing one place, or reading what another writes without a barrier).
+enum class Schedule { forward, reverse };
+void set_schedule(Schedule s);
+Schedule schedule();
+
+/// Sets a schedule for a scope.
+class ScheduleScope {
+ public:
+  explicit ScheduleScope(Schedule s) : previous_(schedule()) { set_schedule(s); }
+  ~ScheduleScope() { set_schedule(previous_); }
+  ScheduleScope(const ScheduleScope&) = delete;
+  ScheduleScope& operator=(const ScheduleScope&) = delete;
+
+ private:
+  Schedule previous_;
+};
 
 /// Reports a misuse the hardware would fault on (or that CUB leaves undefined) and aborts.
 [[noreturn]] void fail(const char* what);

@@ -6,6 +6,7 @@
 
 #include <ucontext.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -22,10 +23,10 @@
 #define CUEM_EMU_ASAN 1
 #endif
 
-thread_local uint3 threadIdx{0, 0, 0};
-thread_local uint3 blockIdx{0, 0, 0};
-thread_local dim3 blockDim{1, 1, 1};
-thread_local dim3 gridDim{1, 1, 1};
+uint3 threadIdx{0, 0, 0};
+uint3 blockIdx{0, 0, 0};
+dim3 blockDim{1, 1, 1};
+dim3 gridDim{1, 1, 1};
 
 namespace cuem::emu {
 namespace {
@@ -219,6 +220,7 @@ thread_local Block* t_block = nullptr;
 thread_local std::vector<std::unique_ptr<char[]>> t_stacks;  // reused across launches
 std::mutex g_launch_mutex;                                   // static __shared__ objects are global
 unsigned long long g_launches = 0;
+std::atomic<Schedule> g_schedule{Schedule::forward};
 
 void switch_to_scheduler(Block* b, Fiber* f, bool dying) {
 #if defined(CUEM_EMU_ASAN)
@@ -261,9 +263,12 @@ void run_block(Block& b) {
     make_context(&f.context, f.stack, kStackBytes, fiber_main);
   }
   std::fill(b.shared.begin(), b.shared.end(), kFill);
-  std::size_t left = b.fibers.size();
+  const std::size_t n = b.fibers.size();
+  const bool reverse = g_schedule.load() == Schedule::reverse;
+  std::size_t left = n;
   while (left > 0) {
-    for (Fiber& f : b.fibers) {
+    for (std::size_t i = 0; i < n; ++i) {
+      Fiber& f = b.fibers[reverse ? n - 1 - i : i];
       if (f.state != State::runnable) continue;
       run_fiber(&b, &f);
       if (f.state == State::done) --left;
@@ -281,6 +286,9 @@ bool valid_config(const LaunchConfig& c) {
 }
 
 }  // namespace
+
+void set_schedule(Schedule s) { g_schedule.store(s); }
+Schedule schedule() { return g_schedule.load(); }
 
 void fail(const char* what) {
   std::fprintf(stderr, "cuem emulated device: %s\n", what);
@@ -337,12 +345,14 @@ void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
   blockDim = config.block;
   gridDim = config.grid;
   t_block = &b;
-  for (unsigned z = 0; z < config.grid.z; ++z)
-    for (unsigned y = 0; y < config.grid.y; ++y)
-      for (unsigned x = 0; x < config.grid.x; ++x) {
-        blockIdx = {x, y, z};
-        run_block(b);
-      }
+  const unsigned long long blocks = 1ull * config.grid.x * config.grid.y * config.grid.z;
+  const bool reverse = g_schedule.load() == Schedule::reverse;
+  for (unsigned long long i = 0; i < blocks; ++i) {
+    const unsigned long long j = reverse ? blocks - 1 - i : i;
+    blockIdx = {static_cast<unsigned>(j % config.grid.x), static_cast<unsigned>(j / config.grid.x % config.grid.y),
+                static_cast<unsigned>(j / (1ull * config.grid.x * config.grid.y))};
+    run_block(b);
+  }
   t_block = nullptr;
 }
 
