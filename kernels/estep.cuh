@@ -380,6 +380,118 @@ __global__ void __launch_bounds__(kDiagThreads)
   }
 }
 
+// The diagonal layout's statistics for many components and dimensions as register
+// tiles: a block owns 64 components x 64 dimensions of one segment, each thread 4 x 4
+// (component, dimension) cells, and the segment's points pass through shared memory
+// kStatTilePoints at a time (x rows and the components' responsibilities, padded rows).
+// Per point a thread loads 4 x values and 4 responsibilities for 16 cells, where
+// diag_segment_stats_kernel loads 2 values per cell. Sums as there: over a tile in S,
+// then into float64, in point order. Padding (points past the segment, components past
+// K, dimensions past D) is zero and adds exactly zero; only real cells are written.
+inline constexpr int kStatTileThreads = 256;  // 16 x 16
+inline constexpr int kStatRK = 4;
+inline constexpr int kStatRD = 4;
+inline constexpr int kStatTileComponents = 16 * kStatRK;
+inline constexpr int kStatTileDims = 16 * kStatRD;
+template <typename S>
+inline constexpr int kStatTilePoints = static_cast<int>(256 / sizeof(S));  // 32 KiB of tiles
+
+template <typename S>
+__global__ void __launch_bounds__(kStatTileThreads)
+    tiled_diag_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
+                            const S* __restrict__ resp, std::size_t stride, double* __restrict__ partials,
+                            std::size_t L) {
+  constexpr int TP = kStatTilePoints<S>;
+  __shared__ S xs[TP * (kStatTileDims + 1)];        // [point][dimension]
+  __shared__ S gs[kStatTileComponents * (TP + 1)];  // [component][point]
+  const int tid = static_cast<int>(threadIdx.x);
+  const int td = tid % 16;
+  const int tk = tid / 16;
+  const std::size_t seg = blockIdx.x;
+  const int k0 = static_cast<int>(blockIdx.y) * kStatTileComponents;
+  const int d0 = static_cast<int>(blockIdx.z) * kStatTileDims;
+  const std::size_t begin = seg * kSegmentPoints;
+  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
+  S c[kStatRK][kStatRD];
+  double a1[kStatRK][kStatRD], a2[kStatRK][kStatRD], an[kStatRK];
+#pragma unroll
+  for (int i = 0; i < kStatRK; ++i) {
+    const int k = k0 + tk + 16 * i;
+    an[i] = 0.0;
+#pragma unroll
+    for (int j = 0; j < kStatRD; ++j) {
+      const int d = d0 + td + 16 * j;
+      c[i][j] = k < K && d < D ? shift[static_cast<std::size_t>(k) * D + d] : S(0);
+      a1[i][j] = a2[i][j] = 0.0;
+    }
+  }
+  for (std::size_t t0 = begin; t0 < end; t0 += TP) {
+    const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(TP) ? end - t0 : TP);
+    __syncthreads();  // the previous tile is consumed
+    for (int idx = tid; idx < TP * kStatTileDims; idx += kStatTileThreads) {
+      const int q = idx / kStatTileDims;
+      const int d = idx - q * kStatTileDims;
+      xs[q * (kStatTileDims + 1) + d] =
+          q < cnt && d0 + d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d0 + d] : S(0);
+    }
+    for (int idx = tid; idx < kStatTileComponents * TP; idx += kStatTileThreads) {
+      const int j = idx / TP;
+      const int q = idx - j * TP;
+      gs[j * (TP + 1) + q] = q < cnt && k0 + j < K ? resp[static_cast<std::size_t>(k0 + j) * stride + t0 + q] : S(0);
+    }
+    __syncthreads();
+    S p1[kStatRK][kStatRD], p2[kStatRK][kStatRD], pn[kStatRK];
+#pragma unroll
+    for (int i = 0; i < kStatRK; ++i) {
+      pn[i] = S(0);
+#pragma unroll
+      for (int j = 0; j < kStatRD; ++j) p1[i][j] = p2[i][j] = S(0);
+    }
+    for (int q = 0; q < TP; ++q) {
+      S xv[kStatRD], gv[kStatRK];
+#pragma unroll
+      for (int j = 0; j < kStatRD; ++j) xv[j] = xs[q * (kStatTileDims + 1) + td + 16 * j];
+#pragma unroll
+      for (int i = 0; i < kStatRK; ++i) gv[i] = gs[(tk + 16 * i) * (TP + 1) + q];
+#pragma unroll
+      for (int i = 0; i < kStatRK; ++i) {
+        pn[i] += gv[i];
+#pragma unroll
+        for (int j = 0; j < kStatRD; ++j) {
+          const S y = xv[j] - c[i][j];
+          const S gy = gv[i] * y;
+          p1[i][j] += gy;
+          p2[i][j] += gy * y;
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kStatRK; ++i) {
+      an[i] += static_cast<double>(pn[i]);
+#pragma unroll
+      for (int j = 0; j < kStatRD; ++j) {
+        a1[i][j] += static_cast<double>(p1[i][j]);
+        a2[i][j] += static_cast<double>(p2[i][j]);
+      }
+    }
+  }
+  const std::size_t M = 1 + 2 * static_cast<std::size_t>(D);
+#pragma unroll
+  for (int i = 0; i < kStatRK; ++i) {
+    const int k = k0 + tk + 16 * i;
+    if (k >= K) continue;
+    double* o = partials + seg * L + static_cast<std::size_t>(k) * M;
+    if (td == 0 && blockIdx.z == 0) o[0] = an[i];
+#pragma unroll
+    for (int j = 0; j < kStatRD; ++j) {
+      const int d = d0 + td + 16 * j;
+      if (d >= D) continue;
+      o[1 + d] = a1[i][j];
+      o[1 + D + d] = a2[i][j];
+    }
+  }
+}
+
 template <typename S>
 __global__ void __launch_bounds__(kSumThreads)
     segment_log_likelihood_kernel(const S* __restrict__ log_prob, std::size_t n, double* __restrict__ partials,
@@ -395,10 +507,11 @@ __global__ void __launch_bounds__(kSumThreads)
   if (threadIdx.x == 0) partials[seg * L + offset] = total;
 }
 
-// The tiled kernel where a block's tile of components is mostly used (K >= 8) and the
-// layout is diagonal or spherical. CUEM_CUDA_TILED=0 in the environment keeps one thread
-// per point everywhere, for side-by-side timing of the two (bench/NOTES.md).
-inline bool tiled_posteriors_enabled() {
+// The tiled kernels (tiled_log_joint_kernel where a block's tile of components is mostly
+// used, K >= 8, in the diagonal and spherical layouts; tiled_diag_stats_kernel for their
+// statistics with K >= 64 and D >= 32). CUEM_CUDA_TILED=0 in the environment keeps the
+// simpler kernels everywhere, for side-by-side timing of the two (bench/NOTES.md).
+inline bool tiled_kernels_enabled() {
   static const bool enabled = [] {
     const char* v = std::getenv("CUEM_CUDA_TILED");
     return !(v && v[0] == '0');
@@ -412,7 +525,7 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
   const bool tiled_layout = p.type == CovarianceType::diag || p.type == CovarianceType::spherical;
-  if (tiled_layout && p.K >= 8 && tiled_posteriors_enabled()) {
+  if (tiled_layout && p.K >= 8 && tiled_kernels_enabled()) {
     const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "posterior tiles"),
                     checked_cast<unsigned>((p.K + kTileComponents - 1) / kTileComponents, "component tiles"));
     if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 x 64 components; use device 'cpu'");
@@ -464,6 +577,22 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
   // would outnumber the work when D is small and K large.
   const int tile_cap = static_cast<int>(kDiagTileBytes / (kDiagMinTile * sizeof(S))) - D;
   const int G = std::min({K, std::max(1, kDiagThreads * kDiagPairs / D), std::max(1, tile_cap)});
+  // Many components and dimensions: the register-tiled kernel (it idles threads where
+  // K or D is well under its 64 x 64 tile, so smaller shapes keep the kernel below).
+  if (M == 1 + 2 * D && K >= kStatTileComponents && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
+      (K + kStatTileComponents - 1) / kStatTileComponents <= 65535 &&
+      (D + kStatTileDims - 1) / kStatTileDims <= 65535) {
+    const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
+                    static_cast<unsigned>((K + kStatTileComponents - 1) / kStatTileComponents),
+                    static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
+    CUEM_LAUNCH((tiled_diag_stats_kernel<S>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp, stride,
+                                                                                  partials, L);
+    CUEM_CUDA_CHECK_LAUNCH();
+    CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(
+        log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
+    CUEM_CUDA_CHECK_LAUNCH();
+    return;
+  }
   if (M == 1 + 2 * D && G * D >= kDiagThreads && (K + G - 1) / G <= 65535) {
     const std::size_t per_point = (static_cast<std::size_t>(D) + static_cast<std::size_t>(G)) * sizeof(S);
     const int tile = static_cast<int>(std::clamp<std::size_t>(kDiagTileBytes / per_point, 1, 1024));
