@@ -63,7 +63,7 @@ else
   exit 1
 fi
 # ptxas resource usage of the E-step kernels (registers, spills, shared memory).
-grep -A2 -E "Compiling entry function '.*(posteriors|segment_stats|segment_log_likelihood|accumulate)" "$out/build.log" |
+grep -A2 -E "Compiling entry function '.*(posteriors|segment_stats|segment_log_likelihood|accumulate|tiled_|normalize)" "$out/build.log" |
   grep -E "entry function|registers|spill" | sed -E 's/^ptxas info +: //' >"$out/ptxas.txt" || true
 spills=$(grep -cE "[1-9][0-9]* bytes spill (stores|loads)" "$out/ptxas.txt" || true)
 note "ptxas: $(grep -c 'entry function' "$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
@@ -81,7 +81,7 @@ grep -E "\*\*\*Skipped" "$out/ctest.log" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+) .
 note "ctest: $(wc -l <"$out/skipped.txt") unexpected skips (skipped.txt)$(head -5 "$out/skipped.txt" | tr '\n' ' ')"
 
 # compute-sanitizer over a cross-section of the CUDA tests (it slows kernels ~100x).
-sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
+sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/spherical_D33_K16_*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck initcheck; do
     room_for 60 || { note "compute-sanitizer $tool: skipped (time budget)"; continue; }
@@ -105,6 +105,15 @@ if [ -x build-gpu/bench/bench_cuda ] && room_for 120; then
     --benchmark_filter='/G|em_iteration/[A-E]/f32' --benchmark_min_time=0.2s >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
     note "bench_cuda: FAILED or timed out (bench_cuda.log)"
   tail -40 "$out/bench_cuda.log"
+  # The same G3/G4 iterations with the tiled kernels off (CUEM_CUDA_TILED=0): the
+  # side-by-side measure of what tiling buys (bench/NOTES.md).
+  if room_for 90; then
+    CUEM_CUDA_TILED=0 timeout 120 build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda_untiled.json" \
+      --benchmark_out_format=json --benchmark_filter='cuda_(em_iteration|estep)/G[34]' --benchmark_min_time=0.2s \
+      >"$out/bench_cuda_untiled.log" 2>&1 && note "bench_cuda untiled G3/G4: done ($(elapsed))" ||
+      note "bench_cuda untiled: FAILED or timed out (bench_cuda_untiled.log)"
+    grep -E "^cuda_" "$out/bench_cuda_untiled.log" | head -12
+  fi
 else
   note "bench_cuda: skipped (not built or time budget)"
 fi
