@@ -209,6 +209,111 @@ __global__ void __launch_bounds__(kTileThreads)
   }
 }
 
+// Log joints of the full and tied layouts for 8 <= D <= kFullMaxD: per component, a tile
+// of points is staged as y = (x - hi) - lo (once, not once per multiply-add as in the
+// per-point kernel) with the factor P (its lower triangle as zeros) beside it; each
+// thread forms z = P^T y for kFullRP points x 4 consecutive columns, loading 4 y values
+// and one row of 4 factors per 16 multiply-adds, and sums its z^2; the column groups'
+// sums are then added in group order per point. Components run one after another over
+// the same tile (kFullComponents per block).
+inline constexpr int kFullThreads = 256;
+inline constexpr int kFullRP = 4;
+inline constexpr int kFullRJ = 4;
+inline constexpr int kFullComponents = 8;
+inline constexpr int kFullMinD = 8;
+inline constexpr int kFullTileElements = 4608;  // max over D >= 8 of points x (D + 1)
+template <typename S>
+inline constexpr int kFullMaxD = sizeof(S) == 4 ? 64 : 32;
+
+// Point groups per tile for D: 256 threads as (point group, column group) pairs.
+__host__ __device__ inline int full_point_groups(int D) {
+  const int column_groups = (D + kFullRJ - 1) / kFullRJ;
+  return kFullThreads / column_groups;
+}
+
+// Three resident blocks (their 34-45 KiB of shared memory allow no more): up to 85
+// registers. Without a minimum, ptxas for sm_90 held the float kernel to 48 and spilled.
+template <typename S, CovarianceType C>
+__global__ void __launch_bounds__(kFullThreads, 3)
+    tiled_full_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n,
+                                S* __restrict__ resp, std::size_t stride) {
+  constexpr int MD = kFullMaxD<S>;
+  __shared__ S ys[kFullTileElements];  // [point][D + 1]; then the column groups' sums
+  __shared__ S ps[MD * MD];            // [i][j], zero below the diagonal
+  const int D = p.D;
+  const int K = p.K;
+  const int CG = (D + kFullRJ - 1) / kFullRJ;
+  const int PG = kFullThreads / CG;
+  const int TP = PG * kFullRP;
+  const int W = D + 1;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int pg = tid % PG;
+  const int cg = tid / PG;  // == CG for the few threads past PG * CG: idle
+  const int j0 = cg * kFullRJ;
+  const std::size_t p0 = static_cast<std::size_t>(blockIdx.x) * TP;
+  const int k_first = static_cast<int>(blockIdx.y) * kFullComponents;
+  const int k_last = k_first + kFullComponents < K ? k_first + kFullComponents : K;
+  for (int k = k_first; k < k_last; ++k) {
+    const S* hi = p.means + static_cast<std::size_t>(k) * D;
+    const S* lo = p.means_lo + static_cast<std::size_t>(k) * D;
+    const S* P = C == CovarianceType::tied ? p.factors : p.factors + static_cast<std::size_t>(k) * D * D;
+    __syncthreads();  // the previous component's sums are read
+    for (int idx = tid; idx < D * D; idx += kFullThreads) {
+      const int i = idx / D;
+      const int j = idx - i * D;
+      ps[idx] = i <= j ? P[idx] : S(0);
+    }
+    for (int idx = tid; idx < TP * D; idx += kFullThreads) {
+      const int q = idx / D;
+      const int i = idx - q * D;
+      const std::size_t pt = p0 + static_cast<std::size_t>(q);
+      ys[q * W + i] = pt < n ? (X[pt * static_cast<std::size_t>(D) + i] - hi[i]) - lo[i] : S(0);
+    }
+    __syncthreads();
+    S part[kFullRP];
+#pragma unroll
+    for (int r = 0; r < kFullRP; ++r) part[r] = S(0);
+    if (cg < CG) {
+      S z[kFullRP][kFullRJ];
+#pragma unroll
+      for (int r = 0; r < kFullRP; ++r)
+#pragma unroll
+        for (int c = 0; c < kFullRJ; ++c) z[r][c] = S(0);
+      const int rows = j0 + kFullRJ < D ? j0 + kFullRJ : D;  // z_j needs rows i <= j
+      for (int i = 0; i < rows; ++i) {
+        S pv[kFullRJ];
+#pragma unroll
+        for (int c = 0; c < kFullRJ; ++c) pv[c] = j0 + c < D ? ps[i * D + j0 + c] : S(0);
+#pragma unroll
+        for (int r = 0; r < kFullRP; ++r) {
+          const S y = ys[(pg + PG * r) * W + i];
+#pragma unroll
+          for (int c = 0; c < kFullRJ; ++c) z[r][c] += y * pv[c];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kFullRP; ++r)
+#pragma unroll
+        for (int c = 0; c < kFullRJ; ++c) part[r] += z[r][c] * z[r][c];
+    }
+    __syncthreads();  // ys is free: it takes the sums [column group][point]
+    if (cg < CG) {
+#pragma unroll
+      for (int r = 0; r < kFullRP; ++r) ys[cg * TP + pg + PG * r] = part[r];
+    }
+    __syncthreads();
+    const S lw = p.log_weights[k];
+    const S ld = p.log_det[k];
+    for (int q = tid; q < TP; q += kFullThreads) {
+      const std::size_t pt = p0 + static_cast<std::size_t>(q);
+      if (pt >= n) continue;
+      S maha = S(0);
+      for (int g = 0; g < CG; ++g) maha += ys[g * TP + q];
+      resp[static_cast<std::size_t>(k) * stride + pt] = math::log_joint(lw, ld, maha, D);
+    }
+  }
+}
+
 template <typename S>
 __global__ void __launch_bounds__(kStatsThreads)
     segment_stats_kernel(const S* __restrict__ X, std::size_t n, int D, const S* __restrict__ shift,
@@ -534,6 +639,23 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
                                                                                                      stride);
     else
       CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical>), grid, kTileThreads, 0, stream)(
+          p, X, n, resp, stride);
+    CUEM_CUDA_CHECK_LAUNCH();
+    CUEM_LAUNCH((normalize_kernel<S>), blocks, kPosteriorThreads, 0, stream)(p.K, n, resp, stride, log_prob);
+    CUEM_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const bool full_layout = p.type == CovarianceType::full || p.type == CovarianceType::tied;
+  if (full_layout && p.D >= kFullMinD && p.D <= kFullMaxD<S> && tiled_kernels_enabled()) {
+    const int TP = full_point_groups(p.D) * kFullRP;
+    const dim3 grid(checked_cast<unsigned>((n + TP - 1) / TP, "posterior tiles"),
+                    checked_cast<unsigned>((p.K + kFullComponents - 1) / kFullComponents, "component groups"));
+    if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 x 8 components; use device 'cpu'");
+    if (p.type == CovarianceType::full)
+      CUEM_LAUNCH((tiled_full_log_joint_kernel<S, CovarianceType::full>), grid, kFullThreads, 0, stream)(
+          p, X, n, resp, stride);
+    else
+      CUEM_LAUNCH((tiled_full_log_joint_kernel<S, CovarianceType::tied>), grid, kFullThreads, 0, stream)(
           p, X, n, resp, stride);
     CUEM_CUDA_CHECK_LAUNCH();
     CUEM_LAUNCH((normalize_kernel<S>), blocks, kPosteriorThreads, 0, stream)(p.K, n, resp, stride, log_prob);
