@@ -399,6 +399,118 @@ __global__ void __launch_bounds__(kStatsThreads)
   }
 }
 
+// The full layout's statistics (M = 1 + D + D(D+1)/2) in 4 x 4 blocks: with y extended
+// by y[D] = 1, N_k, S1_k and S2_k are the upper triangle of sum g y y^T over D + 1
+// coordinates. A block takes one (segment, component); each thread one 4 x 4 block of
+// that triangle and a share of the points (groups of threads split a tile's points and
+// are added in group order at the end). Per point a thread loads 4 + 4 coordinates and
+// the responsibility for 16 products, where segment_stats_kernel loads 2 or 3 values per
+// product. Rows of the staged tile are zero past y[D], so no load needs a guard.
+inline constexpr int kBlockStatsThreads = 256;
+inline constexpr int kBlockStatsMinD = 8;
+inline constexpr int kBlockStatsMaxD = 87;  // (D + 1) / 4 blocks a side: at most 256 blocks
+
+__host__ __device__ inline int stats_block_side(int D) { return (D + 1 + 3) / 4; }
+
+template <typename S>
+__global__ void __launch_bounds__(kBlockStatsThreads)
+    block_stats_kernel(const S* __restrict__ X, std::size_t n, int D, const S* __restrict__ shift,
+                       const S* __restrict__ resp, std::size_t stride, int tile_points,
+                       double* __restrict__ partials, std::size_t L) {
+  CUEM_DYNAMIC_SHARED(smem);
+  double* red = reinterpret_cast<double*>(smem);       // kBlockStatsThreads
+  S* g = reinterpret_cast<S*>(red + kBlockStatsThreads);  // tile_points
+  S* y = g + tile_points;                                // tile_points x pitch
+  const int CB = stats_block_side(D);
+  const int pitch = 4 * CB + 1;
+  const int nb = CB * (CB + 1) / 2;
+  const int groups = kBlockStatsThreads / nb;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int blk = tid % nb;
+  const int grp = tid / nb;
+  const bool active = grp < groups;
+  int bi = 0, rest = blk;  // blk -> (bi, bj), bi <= bj, row by row
+  while (rest >= CB - bi) {
+    rest -= CB - bi;
+    ++bi;
+  }
+  const int bj = bi + rest;
+  const int k = static_cast<int>(blockIdx.y);
+  const std::size_t seg = blockIdx.x;
+  const std::size_t begin = seg * kSegmentPoints;
+  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
+  const S* c = shift + static_cast<std::size_t>(k) * D;
+  const S* gk = resp + static_cast<std::size_t>(k) * stride;
+  double acc[4][4];
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) acc[u][v] = 0.0;
+  for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
+    const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
+    __syncthreads();  // the previous tile is consumed
+    const int width = 4 * CB;
+    for (int idx = tid; idx < cnt * width; idx += kBlockStatsThreads) {
+      const int q = idx / width;
+      const int d = idx - q * width;
+      y[q * pitch + d] = d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d] - c[d] : (d == D ? S(1) : S(0));
+    }
+    for (int idx = tid; idx < cnt; idx += kBlockStatsThreads) g[idx] = gk[t0 + idx];
+    __syncthreads();
+    if (active) {
+      S part[4][4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) part[u][v] = S(0);
+      for (int q = grp; q < cnt; q += groups) {
+        const S gq = g[q];
+        if (gq == S(0)) continue;  // hard assignments: most points miss most components
+        const S* yq = y + q * pitch;
+        S ga[4], yb[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) ga[u] = gq * yq[4 * bi + u];
+#pragma unroll
+        for (int v = 0; v < 4; ++v) yb[v] = yq[4 * bj + v];
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+#pragma unroll
+          for (int v = 0; v < 4; ++v) part[u][v] += ga[u] * yb[v];
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) acc[u][v] += static_cast<double>(part[u][v]);
+    }
+  }
+  // Entry of (a, b), a <= b <= D: N_k at (D, D), S1 at (a, D), S2 row by row.
+  double* out = partials + seg * L + static_cast<std::size_t>(k) * (1 + D + static_cast<std::size_t>(D) * (D + 1) / 2);
+  const auto entry = [D](int a, int b) {
+    if (b == D) return a == D ? 0 : 1 + a;
+    return 1 + D + a * D - a * (a - 1) / 2 + (b - a);
+  };
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) {
+      const int a = 4 * bi + u;
+      const int b = 4 * bj + v;
+      const bool real = active && a <= b && b <= D;
+      if (groups == 1) {
+        if (real) out[entry(a, b)] = acc[u][v];
+        continue;
+      }
+      __syncthreads();  // the previous cell's sums are read
+      if (active) red[grp * nb + blk] = acc[u][v];
+      __syncthreads();
+      if (real && grp == 0) {
+        double sum = 0.0;
+        for (int q = 0; q < groups; ++q) sum += red[q * nb + blk];
+        out[entry(a, b)] = sum;
+      }
+    }
+}
+
 // The diagonal layout (M = 1 + 2D: N_k, S1, the diagonal of S2) for several components
 // per block: the tile of points is staged once, unshifted, and each thread owns
 // (component, dimension) pairs, forming y = x_d - c_kd in registers. Staging is then
@@ -730,6 +842,22 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
       CUEM_CUDA_CHECK_LAUNCH();
       return;
     }
+  }
+  const bool full_layout = M == 1 + D + D * (D + 1) / 2 && M != 1 + 2 * D;
+  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled()) {
+    const int pitch = 4 * stats_block_side(D) + 1;
+    const std::size_t per_point = static_cast<std::size_t>(pitch + 1) * sizeof(S);
+    const int tile = static_cast<int>(std::clamp<std::size_t>(kStatsTileBytes / per_point, 1, 1024));
+    const std::size_t smem = kBlockStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point;
+    const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"), checked_cast<unsigned>(K, "components"));
+    if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
+    CUEM_LAUNCH((block_stats_kernel<S>), grid, kBlockStatsThreads, smem, stream)(X, n, D, shift, resp, stride, tile,
+                                                                                 partials, L);
+    CUEM_CUDA_CHECK_LAUNCH();
+    CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(
+        log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
+    CUEM_CUDA_CHECK_LAUNCH();
+    return;
   }
   const int lanes = std::min(M, kStatsThreads);
   const int groups = kStatsThreads / lanes;
