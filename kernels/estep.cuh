@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <type_traits>
 
 #include "core/point_math.hpp"
 #include "cuda_check.cuh"
@@ -111,41 +112,50 @@ __global__ void __launch_bounds__(kPosteriorThreads)
 // Log joints of the diagonal and spherical layouts as tiles of kTilePoints points x
 // kTileComponents components per block: dimensions are staged kTileDims at a time in
 // shared memory (points and parameters, rows padded by one against bank conflicts), and
-// each thread sums a register tile of kTileRP points x kTileRK components, so a value
-// loaded from shared memory feeds kTileRK or kTileRP cells instead of one. (One thread
+// each thread sums a register tile of kTileRP points x RK components, so a value loaded
+// from shared memory feeds RK or kTileRP cells instead of one. (One thread
 // per point reads its own row of X, strided across the warp: at D = 128 every load of
 // a warp touches 32 cache lines.) Lanes take neighbouring points, so the K-major stores
 // are coalesced; normalize_kernel then makes them responsibilities. Padding (points past
 // n, components past K, dimensions past D) is zero and adds exactly zero.
 inline constexpr int kTileThreads = 256;  // 16 x 16
 inline constexpr int kTileRP = 8;
-inline constexpr int kTileRK = 4;
 inline constexpr int kTilePoints = 16 * kTileRP;
-inline constexpr int kTileComponents = 16 * kTileRK;
 inline constexpr int kTileDims = 16;
 inline constexpr int kTilePitch = kTileDims + 1;
 
-template <typename S, CovarianceType C>
-__global__ void __launch_bounds__(kTileThreads)
+// RK components per thread: 4 (64 per block), or 2 or 1 where K is at most 32 or 16, so
+// that a block's tile is not mostly padding.
+template <int RK>
+inline constexpr int kTileComponents = 16 * RK;
+
+// Resident blocks asked of ptxas: with the thread count alone it held some of the
+// smaller tiles to 40-48 registers and spilled; 3 blocks allow 85, 2 allow 128 (float64
+// with 4 components a thread needs 128; sm_90 spilled float64 at 80).
+template <typename S, int RK>
+inline constexpr int kTileMinBlocks = sizeof(S) == 8 ? 2 : 3;
+
+template <typename S, CovarianceType C, int RK>
+__global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK>))
     tiled_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
                            std::size_t stride) {
   constexpr bool kDiag = C == CovarianceType::diag;
   __shared__ S xs[kTilePoints * kTilePitch];
-  __shared__ S hs[kTileComponents * kTilePitch];
-  __shared__ S ls[kTileComponents * kTilePitch];
-  __shared__ S fs[kDiag ? kTileComponents * kTilePitch : 1];
+  __shared__ S hs[kTileComponents<RK> * kTilePitch];
+  __shared__ S ls[kTileComponents<RK> * kTilePitch];
+  __shared__ S fs[kDiag ? kTileComponents<RK> * kTilePitch : 1];
   const int tid = static_cast<int>(threadIdx.x);
   const int tp = tid % 16;
   const int tk = tid / 16;
   const std::size_t p0 = static_cast<std::size_t>(blockIdx.x) * kTilePoints;
-  const int k0 = static_cast<int>(blockIdx.y) * kTileComponents;
+  const int k0 = static_cast<int>(blockIdx.y) * kTileComponents<RK>;
   const int D = p.D;
   const int K = p.K;
-  S acc[kTileRP][kTileRK];
+  S acc[kTileRP][RK];
 #pragma unroll
   for (int r = 0; r < kTileRP; ++r)
 #pragma unroll
-    for (int c = 0; c < kTileRK; ++c) acc[r][c] = S(0);
+    for (int c = 0; c < RK; ++c) acc[r][c] = S(0);
 
   for (int d0 = 0; d0 < D; d0 += kTileDims) {
     __syncthreads();  // the previous step's tiles are consumed
@@ -155,7 +165,7 @@ __global__ void __launch_bounds__(kTileThreads)
       const std::size_t i = p0 + static_cast<std::size_t>(q);
       xs[q * kTilePitch + d] = i < n && d0 + d < D ? X[i * static_cast<std::size_t>(D) + d0 + d] : S(0);
     }
-    for (int idx = tid; idx < kTileComponents * kTileDims; idx += kTileThreads) {
+    for (int idx = tid; idx < kTileComponents<RK> * kTileDims; idx += kTileThreads) {
       const int j = idx / kTileDims;
       const int d = idx - j * kTileDims;
       const bool in = k0 + j < K && d0 + d < D;
@@ -171,7 +181,7 @@ __global__ void __launch_bounds__(kTileThreads)
 #pragma unroll
       for (int r = 0; r < kTileRP; ++r) xv[r] = xs[(tp + 16 * r) * kTilePitch + d];
 #pragma unroll
-      for (int c = 0; c < kTileRK; ++c) {
+      for (int c = 0; c < RK; ++c) {
         const int j = tk + 16 * c;
         const S h = hs[j * kTilePitch + d];
         const S l = ls[j * kTilePitch + d];
@@ -193,7 +203,7 @@ __global__ void __launch_bounds__(kTileThreads)
     }
   }
 #pragma unroll
-  for (int c = 0; c < kTileRK; ++c) {
+  for (int c = 0; c < RK; ++c) {
     const int k = k0 + tk + 16 * c;
     if (k >= K) continue;
     const S lw = p.log_weights[k];
@@ -743,16 +753,25 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
   const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
   const bool tiled_layout = p.type == CovarianceType::diag || p.type == CovarianceType::spherical;
   if (tiled_layout && p.K >= 8 && tiled_kernels_enabled()) {
-    const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "posterior tiles"),
-                    checked_cast<unsigned>((p.K + kTileComponents - 1) / kTileComponents, "component tiles"));
-    if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 x 64 components; use device 'cpu'");
-    if (p.type == CovarianceType::diag)
-      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::diag>), grid, kTileThreads, 0, stream)(p, X, n, resp,
-                                                                                                     stride);
+    const auto launch = [&](auto rk) {
+      constexpr int RK = decltype(rk)::value;
+      const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "posterior tiles"),
+                      checked_cast<unsigned>((p.K + kTileComponents<RK> - 1) / kTileComponents<RK>, "component tiles"));
+      if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
+      if (p.type == CovarianceType::diag)
+        CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::diag, RK>), grid, kTileThreads, 0, stream)(
+            p, X, n, resp, stride);
+      else
+        CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK>), grid, kTileThreads, 0, stream)(
+            p, X, n, resp, stride);
+      CUEM_CUDA_CHECK_LAUNCH();
+    };
+    if (p.K <= 16)
+      launch(std::integral_constant<int, 1>{});
+    else if (p.K <= 32)
+      launch(std::integral_constant<int, 2>{});
     else
-      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical>), grid, kTileThreads, 0, stream)(
-          p, X, n, resp, stride);
-    CUEM_CUDA_CHECK_LAUNCH();
+      launch(std::integral_constant<int, 4>{});
     CUEM_LAUNCH((normalize_kernel<S>), blocks, kPosteriorThreads, 0, stream)(p.K, n, resp, stride, log_prob);
     CUEM_CUDA_CHECK_LAUNCH();
     return;

@@ -122,7 +122,7 @@ std::vector<StatsCase> stats_cases() {
         }
   // The diagonal layout's multi-component kernel over several segments.
   for (CovarianceType type : {CovarianceType::diag, CovarianceType::spherical})
-    for (auto [D, K] : {std::pair{32, 64}, std::pair{128, 16}, std::pair{7, 256}})
+    for (auto [D, K] : {std::pair{32, 64}, std::pair{128, 16}, std::pair{7, 256}, std::pair{32, 32}, std::pair{9, 17}})
       for (Precision p : {Precision::float32, Precision::float64})
         out.push_back({type, D, K, 20011, 0.0, p, p == Precision::float32 ? 1e-5 : 1e-10});
   for (CovarianceType type : cuem_test::all_covariance_types())
