@@ -141,9 +141,11 @@ class CudaBackend final : public Backend {
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
     for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
-      launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
-      launch_segment_stats(cp.K, cp.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(), entries_.data(),
-                           M_, partials_.data(), L_, s);
+      if (!launch_fused_estep(cp, x, count, partials_.data(), L_, s)) {
+        launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+        launch_segment_stats(cp.K, cp.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(),
+                             entries_.data(), M_, partials_.data(), L_, s);
+      }
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
     });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));

@@ -734,6 +734,117 @@ __global__ void __launch_bounds__(kSumThreads)
   if (threadIdx.x == 0) partials[seg * L + offset] = total;
 }
 
+// The whole E-step of a segment in one kernel, for one or two dimensions and few
+// components (G1, G5, configs A and E): a block is a segment (256 threads x 32 points,
+// strided so loads coalesce); each thread forms its points' responsibilities in
+// registers and adds them straight into its statistics (sums in S over its 32 points),
+// and the block adds every thread's sums in float64 with CUB's raking reduction, in a
+// fixed order. No N x K responsibilities are written or read back, and the data are
+// read once where the two-kernel path reads them once per component.
+inline constexpr int kFusedThreads = 256;
+inline constexpr int kFusedPerThread = static_cast<int>(kSegmentPoints) / kFusedThreads;
+
+template <CovarianceType C, int D>
+inline constexpr int kFusedM = C == CovarianceType::full || C == CovarianceType::tied ? 1 + D + D * (D + 1) / 2
+                                                                                      : 1 + 2 * D;
+// The largest K per D: K x M sums in registers, about 48 in float32 and half that in
+// float64 (at 16 x 3 doubles ptxas spilled on sm_80).
+template <typename S, int D>
+inline constexpr int kFusedMaxK = (D == 1 ? 16 : 8) / (sizeof(S) == 8 ? 2 : 1);
+
+template <typename S, CovarianceType C, int D>
+__global__ void __launch_bounds__(kFusedThreads)
+    fused_estep_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, double* __restrict__ partials,
+                       std::size_t L) {
+  constexpr int KMAX = kFusedMaxK<S, D>;
+  constexpr int M = kFusedM<C, D>;
+  constexpr bool kFull = C == CovarianceType::full || C == CovarianceType::tied;
+  using BlockReduce = cub::BlockReduce<double, kFusedThreads, cub::BLOCK_REDUCE_RAKING>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  const int K = p.K;
+  const std::size_t seg = blockIdx.x;
+  const std::size_t begin = seg * kSegmentPoints;
+  S acc[KMAX][M];
+  S lp_sum = S(0);
+#pragma unroll
+  for (int k = 0; k < KMAX; ++k)
+#pragma unroll
+    for (int e = 0; e < M; ++e) acc[k][e] = S(0);
+  for (int j = 0; j < kFusedPerThread; ++j) {
+    const std::size_t i = begin + static_cast<std::size_t>(j) * kFusedThreads + threadIdx.x;
+    if (i >= n) break;
+    S x[D];
+#pragma unroll
+    for (int d = 0; d < D; ++d) x[d] = X[i * D + d];
+    S v[KMAX];
+    S m = S(-INFINITY);
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) {
+      v[k] = S(0);
+      if (k >= K) break;
+      const S* hi = p.means + k * D;
+      const S* lo = p.means_lo + k * D;
+      const auto diff = [&](int d) { return (x[d] - hi[d]) - lo[d]; };
+      S maha;
+      if constexpr (C == CovarianceType::full)
+        maha = math::mahalanobis_sq_full_of(diff, p.factors + k * D * D, D);
+      else if constexpr (C == CovarianceType::tied)
+        maha = math::mahalanobis_sq_full_of(diff, p.factors, D);
+      else if constexpr (C == CovarianceType::diag)
+        maha = math::mahalanobis_sq_diag_of(diff, p.factors + k * D, D);
+      else
+        maha = math::mahalanobis_sq_spherical_of(diff, p.factors[k], D);
+      v[k] = math::log_joint(p.log_weights[k], p.log_det[k], maha, D);
+      m = v[k] > m ? v[k] : m;
+    }
+    // As normalize_point: exp(v - m) / sum, or an even share where no component can
+    // explain the point.
+    const bool none = !(m > S(-INFINITY));
+    S sum = S(0);
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) {
+      if (k >= K) break;
+      v[k] = none ? S(1) / static_cast<S>(K) : exp_s(v[k] - m);
+      sum += v[k];
+    }
+    const S inv = none ? S(1) : S(1) / sum;
+    lp_sum += none ? m : m + log_s(sum);
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) {
+      if (k >= K) break;
+      const S g = none ? v[k] : v[k] * inv;
+      S y[D];
+#pragma unroll
+      for (int d = 0; d < D; ++d) y[d] = x[d] - p.means[k * D + d];  // about the shift (hi)
+      acc[k][0] += g;
+#pragma unroll
+      for (int a = 0; a < D; ++a) acc[k][1 + a] += g * y[a];
+      int e = 1 + D;
+#pragma unroll
+      for (int a = 0; a < D; ++a)
+#pragma unroll
+        for (int b = kFull ? a : 0; b < (kFull ? D : 1); ++b) {
+          const int bb = kFull ? b : a;
+          acc[k][e] += g * y[a] * y[bb];
+          ++e;
+        }
+    }
+  }
+  double* out = partials + seg * L;
+#pragma unroll
+  for (int k = 0; k < KMAX; ++k) {
+    if (k >= K) break;
+#pragma unroll
+    for (int e = 0; e < M; ++e) {
+      const double total = BlockReduce(temp).Sum(static_cast<double>(acc[k][e]));
+      if (threadIdx.x == 0) out[k * M + e] = total;
+      __syncthreads();  // temp is reused
+    }
+  }
+  const double total = BlockReduce(temp).Sum(static_cast<double>(lp_sum));
+  if (threadIdx.x == 0) out[static_cast<std::size_t>(K) * M] = total;
+}
+
 // The tiled kernels (tiled_log_joint_kernel where a block's tile of components is mostly
 // used, K >= 8, in the diagonal and spherical layouts; tiled_diag_stats_kernel for their
 // statistics with K >= 64 and D >= 32). CUEM_CUDA_TILED=0 in the environment keeps the
@@ -812,6 +923,38 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
       break;
   }
   CUEM_CUDA_CHECK_LAUNCH();
+}
+
+// The fused E-step where it applies (one or two dimensions, K up to kFusedMaxK, the
+// tiled kernels enabled); false where the caller must run posteriors and statistics.
+template <typename S>
+bool fused_estep(const ComponentParams<S>& p, const S* X, std::size_t n, double* partials, std::size_t L,
+                 cudaStream_t stream) {
+  if (!tiled_kernels_enabled() || p.D < 1 || p.D > 2 || p.K < 1) return false;
+  if (p.K > (p.D == 1 ? kFusedMaxK<S, 1> : kFusedMaxK<S, 2>)) return false;
+  if (n == 0) return true;
+  const auto blocks = checked_cast<unsigned>((n + kSegmentPoints - 1) / kSegmentPoints, "statistics segments");
+  const auto launch = [&](auto type, auto dims) {
+    constexpr CovarianceType C = decltype(type)::value;
+    constexpr int D = decltype(dims)::value;
+    CUEM_LAUNCH((fused_estep_kernel<S, C, D>), blocks, kFusedThreads, 0, stream)(p, X, n, partials, L);
+  };
+  const auto with_type = [&](auto dims) {
+    switch (p.type) {
+      case CovarianceType::full: launch(std::integral_constant<CovarianceType, CovarianceType::full>{}, dims); break;
+      case CovarianceType::tied: launch(std::integral_constant<CovarianceType, CovarianceType::tied>{}, dims); break;
+      case CovarianceType::diag: launch(std::integral_constant<CovarianceType, CovarianceType::diag>{}, dims); break;
+      case CovarianceType::spherical:
+        launch(std::integral_constant<CovarianceType, CovarianceType::spherical>{}, dims);
+        break;
+    }
+  };
+  if (p.D == 1)
+    with_type(std::integral_constant<int, 1>{});
+  else
+    with_type(std::integral_constant<int, 2>{});
+  CUEM_CUDA_CHECK_LAUNCH();
+  return true;
 }
 
 template <typename S>

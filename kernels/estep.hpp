@@ -57,6 +57,14 @@ void launch_posteriors(const ComponentParams<float>& p, const float* X, std::siz
 void launch_posteriors(const ComponentParams<double>& p, const double* X, std::size_t n, double* resp,
                        std::size_t resp_stride, double* log_prob, cudaStream_t stream);
 
+/// Posteriors and statistics (about p.means) of each segment in one pass, where the
+/// problem is small enough (D <= 2, few components): the same partials as
+/// launch_segment_stats. Returns false, launching nothing, where it does not apply.
+bool launch_fused_estep(const ComponentParams<float>& p, const float* X, std::size_t n, double* partials,
+                        std::size_t L, cudaStream_t stream);
+bool launch_fused_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* partials,
+                        std::size_t L, cudaStream_t stream);
+
 /// Statistics of each segment of the chunk about `shift` (K x D, relative to the origin)
 /// into partials[s * L + k * M + e] (M = entries.size(), L >= K * M + 1), and the sum of
 /// the segment's log_prob into partials[s * L + K * M].

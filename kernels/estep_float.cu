@@ -14,4 +14,9 @@ void launch_segment_stats(int K, int D, const float* X, std::size_t n, const flo
   detail::segment_stats(K, D, X, n, shift, resp, resp_stride, log_prob, entries, M, partials, L, stream);
 }
 
+bool launch_fused_estep(const ComponentParams<float>& p, const float* X, std::size_t n, double* partials, std::size_t L,
+                        cudaStream_t stream) {
+  return detail::fused_estep(p, X, n, partials, L, stream);
+}
+
 }  // namespace cuem::cuda

@@ -240,8 +240,10 @@ INSTANTIATE_TEST_SUITE_P(AllShapes, CudaStats, testing::ValuesIn(stats_cases()),
 
 // ---- whole fits and the backend's housekeeping --------------------------------------------
 
-cuem_test::Dataset small_problem(CovarianceType type, std::size_t n, std::uint64_t seed, double offset = 0) {
-  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 4, 3, 3.0, seed);
+// K = 4 components in D dimensions (D <= 2 takes the fused E-step kernel).
+cuem_test::Dataset small_problem(CovarianceType type, std::size_t n, std::uint64_t seed, double offset = 0,
+                                 int D = 3) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 4, D, 3.0, seed);
   cuem_test::Dataset ds = cuem_test::sample_mixture(mix, n, seed + 1);
   for (double& v : ds.x) v += offset;
   return ds;
@@ -266,17 +268,18 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 TEST(CudaFit, ReachesTheCpuLowerBound) {
   REQUIRE_DEVICE();
   for (CovarianceType type : cuem_test::all_covariance_types())
-    for (Precision p : {Precision::float32, Precision::float64}) {
-      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p));
-      const cuem_test::Dataset ds = small_problem(type, 30001, 11, 1e4);
-      const cuem::FitResult cpu = cuem::fit(ds.view(), fit_options(type, "cpu", p));
-      const cuem::FitResult gpu = cuem::fit(ds.view(), fit_options(type, "cuda", p));
-      EXPECT_NE(gpu.device.find("cuda:0"), std::string::npos) << gpu.device;
-      EXPECT_EQ(gpu.n_decreases, 0) << "largest fall " << gpu.max_decrease << " of " << gpu.lower_bound;
-      const double tol = p == Precision::float32 ? 1e-5 : 1e-9;
-      EXPECT_NEAR(gpu.lower_bound, cpu.lower_bound, tol * std::abs(cpu.lower_bound));
-      EXPECT_LT(cuem_test::max_rel_diff(gpu.model.weights, cpu.model.weights, 1e-3), 100 * tol);
-    }
+    for (Precision p : {Precision::float32, Precision::float64})
+      for (int D : {3, 1}) {
+        SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p) + " D " + std::to_string(D));
+        const cuem_test::Dataset ds = small_problem(type, 30001, 11, 1e4, D);
+        const cuem::FitResult cpu = cuem::fit(ds.view(), fit_options(type, "cpu", p));
+        const cuem::FitResult gpu = cuem::fit(ds.view(), fit_options(type, "cuda", p));
+        EXPECT_NE(gpu.device.find("cuda:0"), std::string::npos) << gpu.device;
+        EXPECT_EQ(gpu.n_decreases, 0) << "largest fall " << gpu.max_decrease << " of " << gpu.lower_bound;
+        const double tol = p == Precision::float32 ? 1e-5 : 1e-9;
+        EXPECT_NEAR(gpu.lower_bound, cpu.lower_bound, tol * std::abs(cpu.lower_bound));
+        EXPECT_LT(cuem_test::max_rel_diff(gpu.model.weights, cpu.model.weights, 1e-3), 100 * tol);
+      }
 }
 
 TEST(CudaFit, IsBitwiseReproducible) {
@@ -298,34 +301,35 @@ TEST(CudaFit, IsBitwiseReproducible) {
 
 TEST(CudaFit, StreamedChunksEqualTheInMemoryFit) {
   REQUIRE_DEVICE();
-  for (CovarianceType type : cuem_test::all_covariance_types()) {
-    SCOPED_TRACE(cuem::to_string(type));
-    const cuem_test::Dataset ds = small_problem(type, 50003, 31, 1e4);
-    cuem::FitOptions o = fit_options(type, "cuda", Precision::float32);
-    o.max_iter = 20;
-    const cuem::FitResult whole = cuem::fit(ds.view(), o);
-    const std::size_t limit = (std::size_t{3} << 20) / 2;  // 1.5 MiB: 8192-point chunks
-    o.device_memory_limit = limit;
-    const cuem::FitResult streamed = cuem::fit(ds.view(), o);
-    EXPECT_TRUE(same_bits(whole.model.means, streamed.model.means));
-    EXPECT_TRUE(same_bits(whole.model.covariances, streamed.model.covariances));
-    EXPECT_EQ(whole.lower_bound, streamed.lower_bound);
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (int D : {3, 2}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " D " + std::to_string(D));
+      const cuem_test::Dataset ds = small_problem(type, 50003, 31, 1e4, D);
+      cuem::FitOptions o = fit_options(type, "cuda", Precision::float32);
+      o.max_iter = 20;
+      const cuem::FitResult whole = cuem::fit(ds.view(), o);
+      const std::size_t limit = (std::size_t{3} << 20) / 2;  // 1.5 MiB: 8192-point chunks
+      o.device_memory_limit = limit;
+      const cuem::FitResult streamed = cuem::fit(ds.view(), o);
+      EXPECT_TRUE(same_bits(whole.model.means, streamed.model.means));
+      EXPECT_TRUE(same_bits(whole.model.covariances, streamed.model.covariances));
+      EXPECT_EQ(whole.lower_bound, streamed.lower_bound);
 
-    // The placement is checked on backends sized the same way as the fits', which must
-    // also agree bitwise on one E-step.
-    const cuem::PreparedParams params = cuem::prepare(whole.model);
-    const auto resident = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, 0});
-    const auto chunked = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, limit});
-    const cuem::SufficientStats a = resident->estep(params);
-    const cuem::SufficientStats b = chunked->estep(params);
-    EXPECT_NE(resident->description().find("resident"), std::string::npos) << resident->description();
-    EXPECT_NE(chunked->description().find("streamed"), std::string::npos) << chunked->description();
-    EXPECT_NE(chunked->description().find("chunks of 8192 points"), std::string::npos) << chunked->description();
-    EXPECT_TRUE(same_bits(a.nk, b.nk));
-    EXPECT_TRUE(same_bits(a.s1, b.s1));
-    EXPECT_TRUE(same_bits(a.s2, b.s2));
-    EXPECT_EQ(a.log_likelihood, b.log_likelihood);
-  }
+      // The placement is checked on backends sized the same way as the fits', which must
+      // also agree bitwise on one E-step.
+      const cuem::PreparedParams params = cuem::prepare(whole.model);
+      const auto resident = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, 0});
+      const auto chunked = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, limit});
+      const cuem::SufficientStats a = resident->estep(params);
+      const cuem::SufficientStats b = chunked->estep(params);
+      EXPECT_NE(resident->description().find("resident"), std::string::npos) << resident->description();
+      EXPECT_NE(chunked->description().find("streamed"), std::string::npos) << chunked->description();
+      EXPECT_NE(chunked->description().find("chunks of 8192 points"), std::string::npos) << chunked->description();
+      EXPECT_TRUE(same_bits(a.nk, b.nk));
+      EXPECT_TRUE(same_bits(a.s1, b.s1));
+      EXPECT_TRUE(same_bits(a.s2, b.s2));
+      EXPECT_EQ(a.log_likelihood, b.log_likelihood);
+    }
 }
 
 TEST(CudaFit, TooSmallAMemoryLimitIsAClearErrorAndLeavesTheDeviceUsable) {
