@@ -264,6 +264,44 @@ class CudaBackend final : public Backend {
     return out;
   }
 
+  bool partition_stats(const std::vector<double>& centers, int K, CovarianceType type,
+                       SufficientStats* out) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    prepare(type, K);  // every layout's entries start with N_k and S1
+    const std::size_t D = X_.n_cols;
+    const std::size_t n = static_cast<std::size_t>(K) * D;
+    std::vector<double> centre_shift;
+    const CentreParts centres = upload_centres(centers.data(), K, &centre_shift);
+    partition_pass(centres, K, centres.hi);
+    // Each part's mean, zero for an empty part (as the host's first pass).
+    std::vector<double> means(n, 0.0);
+    for (int k = 0; k < K; ++k) {
+      const double* e = total_host_.data() + static_cast<std::size_t>(k) * M_;
+      if (e[0] > 0.0)
+        for (std::size_t d = 0; d < D; ++d) means[k * D + d] = centre_shift[k * D + d] + e[1 + d] / e[0];
+    }
+    // The second pass's shift: the means in S, in the parameter buffer (whose first K x D
+    // values no pass is reading now).
+    std::vector<double> shift(n);
+    S* h = params_host_.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t d = i % D;
+      S lo;
+      split(means[i] - origin_[d], &h[i], &lo);
+      shift[i] = origin_[d] + static_cast<double>(h[i]);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
+    partition_pass(centres, K, params_.data());
+    PreparedParams shape;
+    shape.type = type;
+    shape.K = K;
+    shape.D = static_cast<int>(D);
+    *out = unpack_stats(shape, std::move(shift));
+    out->log_likelihood = 0.0;  // the pass summed distances there, not log-likelihoods
+    return true;
+  }
+
   void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
                       int* labels) override {
     const ScopedDevice on(device_);
@@ -355,6 +393,22 @@ class CudaBackend final : public Backend {
 
   // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
   // returns the device parts (hi, lo). `shift`, when given, receives origin + hi.
+  // Statistics (in the prepared layout, about `shift` on the device) of the partition
+  // "nearest of the uploaded centres", into total_host_.
+  void partition_pass(const CentreParts& centres, int K, const S* shift) {
+    const cudaStream_t s = compute_->get();
+    const int D = static_cast<int>(X_.n_cols);
+    CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
+    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
+      launch_hard_assign(x, count, D, K, centres.hi, centres.lo, nullptr, log_prob_.data(), resp_.data(), chunk_, s);
+      launch_segment_stats(K, D, x, count, shift, resp_.data(), chunk_, log_prob_.data(), entries_.data(), M_,
+                           partials_.data(), L_, s);
+      launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
+    });
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
+    compute_->synchronize();
+  }
+
   CentreParts upload_centres(const double* c, int K, std::vector<double>* shift) {
     const std::size_t D = X_.n_cols;
     const std::size_t n = static_cast<std::size_t>(K) * D;

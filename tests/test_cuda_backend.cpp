@@ -540,6 +540,51 @@ TEST(CudaKMeans, InitialisedFitsMatchTheCpu) {
   }
 }
 
+// The k-means initialisation's two passes on the device (Backend::partition_stats)
+// against the same passes on the host: labels of the nearest centre, each part's mean
+// (zero for an empty part), then the partition's statistics about the means.
+TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (int D : {2, 16}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " D " + std::to_string(D));
+      const int K = 5;
+      const cuem_test::Mixture mix = cuem_test::make_mixture(type, K, D, 3.0, 77);
+      cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 78);
+      for (double& v : ds.x) v += 100.0;
+      make_float32_exact(ds);
+      std::vector<double> centers(mix.means);
+      for (double& v : centers) v += 100.0;
+      centers[(K - 1) * D] += 1e6;  // a centre no point is nearest to: an empty part
+
+      cuem::CpuBackend cpu(ds.view());
+      std::vector<int> labels(ds.n);
+      cpu.nearest_labels(centers, K, 0, ds.n, labels.data());
+      const cuem::ResponsibilityFn one_hot = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        std::fill(resp, resp + count * K, 0.0);
+        for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[begin + b]] = 1.0;
+      };
+      const cuem::SufficientStats first = cuem::accumulate_stats(
+          ds.view(), CovarianceType::diag, K, std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), one_hot, false);
+      std::vector<double> means(static_cast<std::size_t>(K) * D, 0.0);
+      for (int k = 0; k < K; ++k)
+        if (first.nk[k] > 0)
+          for (int d = 0; d < D; ++d) means[k * D + d] = first.s1[k * D + d] / first.nk[k];
+      const cuem::SufficientStats want = cuem::accumulate_stats(ds.view(), type, K, means, one_hot, false);
+      ASSERT_EQ(want.nk[K - 1], 0.0);
+
+      for (Precision p : {Precision::float32, Precision::float64}) {
+        const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+        cuem::SufficientStats got;
+        ASSERT_TRUE(gpu->partition_stats(centers, K, type, &got));
+        const double tol = p == Precision::float32 ? 1e-5 : 1e-10;
+        for (int k = 0; k < K; ++k) EXPECT_EQ(got.nk[k], want.nk[k]) << "N_k, k = " << k;  // counts are exact
+        // The device's shift is the means rounded to S; compare about the host's.
+        compare_stats(got, want, tol);
+      }
+    }
+}
+
 TEST(CudaBackend, NonexistentDeviceIndexIsAClearError) {
   REQUIRE_DEVICE();
   std::vector<double> X{0.0, 1.0, 2.0, 3.0};

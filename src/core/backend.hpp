@@ -57,6 +57,16 @@ class Backend {
   virtual void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
                               int* labels) = 0;
 
+  /// The k-means initialisation's starting statistics where the data live: every point
+  /// to its nearest centre (as nearest_labels), each part's mean (zero for an empty part)
+  /// from one pass, then the partition's statistics in `type`'s layout about those means
+  /// from a second (log_likelihood 0). Returns false, doing nothing, where the backend leaves this to the
+  /// host (the CPU backend: src/init/initialize.cpp does the same passes over labels).
+  virtual bool partition_stats(const std::vector<double>& /*centers*/, int /*K*/, CovarianceType /*type*/,
+                               SufficientStats* /*out*/) {
+    return false;
+  }
+
   virtual const char* name() const noexcept = 0;
 
   /// The unit roundoff of the E-step's arithmetic (2^-53 for float64, 2^-24 for

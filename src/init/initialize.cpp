@@ -81,6 +81,13 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
     switch (o.init) {
       case InitMethod::kmeans: {
         const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
+        // On a device the two passes run there (at G-scale they would take the host longer
+        // than the whole fit).
+        SufficientStats partition;
+        if (backend.partition_stats(km.centers, K, o.covariance_type, &partition)) {
+          m = m_step(partition, o.reg_covar);
+          break;
+        }
         // All labels first, in one backend pass on this thread (N ints): the statistics
         // pass may ask for responsibilities from several threads at once.
         std::vector<int> labels(X.n_rows);
