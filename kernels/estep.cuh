@@ -974,6 +974,13 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
   // would outnumber the work when D is small and K large.
   const int tile_cap = static_cast<int>(kDiagTileBytes / (kDiagMinTile * sizeof(S))) - D;
   const int G = std::min({K, std::max(1, kDiagThreads * kDiagPairs / D), std::max(1, tile_cap)});
+  // After the statistics kernel: its launch check, then each segment's log-likelihood.
+  const auto log_likelihoods = [&] {
+    CUEM_CUDA_CHECK_LAUNCH();
+    CUEM_LAUNCH((segment_log_likelihood_kernel<S>), static_cast<unsigned>(n_segments), kSumThreads, 0, stream)(
+        log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
+    CUEM_CUDA_CHECK_LAUNCH();
+  };
   // Many components and dimensions: the register-tiled kernel (it idles threads where
   // K or D is well under its 64 x 64 tile, so smaller shapes keep the kernel below).
   if (M == 1 + 2 * D && K >= kStatTileComponents && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
@@ -984,10 +991,7 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
                     static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
     CUEM_LAUNCH((tiled_diag_stats_kernel<S>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp, stride,
                                                                                   partials, L);
-    CUEM_CUDA_CHECK_LAUNCH();
-    CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(
-        log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
-    CUEM_CUDA_CHECK_LAUNCH();
+    log_likelihoods();
     return;
   }
   if (M == 1 + 2 * D && G * D >= kDiagThreads && (K + G - 1) / G <= 65535) {
@@ -997,12 +1001,9 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     if (smem <= 48 * 1024) {
       const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
                       checked_cast<unsigned>((K + G - 1) / G, "component groups"));
-      CUEM_LAUNCH((diag_segment_stats_kernel<S>), grid, kDiagThreads, smem, stream)(X, n, D, K, shift, resp, stride, G, tile,
-                                                                         partials, L);
-      CUEM_CUDA_CHECK_LAUNCH();
-      CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(log_prob, n, partials, L,
-                                                                           static_cast<std::size_t>(K) * M);
-      CUEM_CUDA_CHECK_LAUNCH();
+      CUEM_LAUNCH((diag_segment_stats_kernel<S>), grid, kDiagThreads, smem, stream)(X, n, D, K, shift, resp, stride,
+                                                                                    G, tile, partials, L);
+      log_likelihoods();
       return;
     }
   }
@@ -1016,10 +1017,7 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
     CUEM_LAUNCH((block_stats_kernel<S>), grid, kBlockStatsThreads, smem, stream)(X, n, D, shift, resp, stride, tile,
                                                                                  partials, L);
-    CUEM_CUDA_CHECK_LAUNCH();
-    CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(
-        log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
-    CUEM_CUDA_CHECK_LAUNCH();
+    log_likelihoods();
     return;
   }
   const int lanes = std::min(M, kStatsThreads);
@@ -1029,12 +1027,9 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
   const std::size_t smem = kStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point;
   const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"), checked_cast<unsigned>(K, "components"));
   if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
-  CUEM_LAUNCH((segment_stats_kernel<S>), grid, kStatsThreads, smem, stream)(X, n, D, shift, resp, stride, entries, M, lanes,
-                                                                 groups, tile, partials, L);
-  CUEM_CUDA_CHECK_LAUNCH();
-  CUEM_LAUNCH((segment_log_likelihood_kernel<S>), grid.x, kSumThreads, 0, stream)(log_prob, n, partials, L,
-                                                                       static_cast<std::size_t>(K) * M);
-  CUEM_CUDA_CHECK_LAUNCH();
+  CUEM_LAUNCH((segment_stats_kernel<S>), grid, kStatsThreads, smem, stream)(X, n, D, shift, resp, stride, entries, M,
+                                                                              lanes, groups, tile, partials, L);
+  log_likelihoods();
 }
 
 }  // namespace detail

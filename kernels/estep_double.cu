@@ -14,8 +14,8 @@ void launch_segment_stats(int K, int D, const double* X, std::size_t n, const do
   detail::segment_stats(K, D, X, n, shift, resp, resp_stride, log_prob, entries, M, partials, L, stream);
 }
 
-bool launch_fused_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* partials, std::size_t L,
-                        cudaStream_t stream) {
+bool launch_fused_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* partials,
+                        std::size_t L, cudaStream_t stream) {
   return detail::fused_estep(p, X, n, partials, L, stream);
 }
 

@@ -80,8 +80,8 @@ void closest(const S* X, std::size_t n, int D, const S* c_hi, const S* c_lo, S* 
              double* block_sums, std::size_t first_block, cudaStream_t stream) {
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kClosestBlock - 1) / kClosestBlock, "closest blocks");
-  CUEM_LAUNCH((closest_kernel<S>), blocks, kClosestThreads, 0, stream)(X, n, D, c_hi, c_lo, closest_values, mode, block_sums,
-                                                            first_block);
+  CUEM_LAUNCH((closest_kernel<S>), blocks, kClosestThreads, 0, stream)(X, n, D, c_hi, c_lo, closest_values, mode,
+                                                                         block_sums, first_block);
   CUEM_CUDA_CHECK_LAUNCH();
 }
 
@@ -90,7 +90,8 @@ void hard_assign(const S* X, std::size_t n, int D, int K, const S* c_hi, const S
                  std::size_t stride, cudaStream_t stream) {
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kAssignThreads - 1) / kAssignThreads, "assign blocks");
-  CUEM_LAUNCH((hard_assign_kernel<S>), blocks, kAssignThreads, 0, stream)(X, n, D, K, c_hi, c_lo, labels, dist, resp, stride);
+  CUEM_LAUNCH((hard_assign_kernel<S>), blocks, kAssignThreads, 0, stream)(X, n, D, K, c_hi, c_lo, labels, dist, resp,
+                                                                            stride);
   CUEM_CUDA_CHECK_LAUNCH();
 }
 

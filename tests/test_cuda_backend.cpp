@@ -564,8 +564,9 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
         std::fill(resp, resp + count * K, 0.0);
         for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[begin + b]] = 1.0;
       };
-      const cuem::SufficientStats first = cuem::accumulate_stats(
-          ds.view(), CovarianceType::diag, K, std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), one_hot, false);
+      const std::vector<double> origin(static_cast<std::size_t>(K) * D, 0.0);
+      const cuem::SufficientStats first =
+          cuem::accumulate_stats(ds.view(), CovarianceType::diag, K, origin, one_hot, false);
       std::vector<double> means(static_cast<std::size_t>(K) * D, 0.0);
       for (int k = 0; k < K; ++k)
         if (first.nk[k] > 0)

@@ -315,7 +315,8 @@ void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
                                                  std::to_string(config.grid.x) + "x" + std::to_string(config.grid.y) +
                                                  "x" + std::to_string(config.grid.z) + ", block " +
                                                  std::to_string(config.block.x) + "x" +
-                                                 std::to_string(config.block.y) + "x" + std::to_string(config.block.z) + ")");
+                                                 std::to_string(config.block.y) + "x" +
+                                                 std::to_string(config.block.z) + ")");
     return;
   }
   if (config.shared_bytes > kMaxSharedBytes) {
