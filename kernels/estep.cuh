@@ -135,7 +135,10 @@ inline constexpr int kTileComponents = 16 * RK;
 template <typename S, int RK>
 inline constexpr int kTileMinBlocks = sizeof(S) == 8 ? 2 : 3;
 
-template <typename S, CovarianceType C, int RK>
+// kDistance (with C spherical): writes the squared distances ||(x - hi) - lo||^2 instead
+// of log joints, for the k-means assignment (kmeans.cuh); only p.means, p.means_lo, p.K
+// and p.D are read then.
+template <typename S, CovarianceType C, int RK, bool kDistance = false>
 __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK>))
     tiled_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
                            std::size_t stride) {
@@ -206,15 +209,23 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK>))
   for (int c = 0; c < RK; ++c) {
     const int k = k0 + tk + 16 * c;
     if (k >= K) continue;
-    const S lw = p.log_weights[k];
-    const S ld = p.log_det[k];
-    const S f = kDiag ? S(1) : p.factors[k];
+    if constexpr (kDistance) {
 #pragma unroll
-    for (int r = 0; r < kTileRP; ++r) {
-      const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
-      if (i >= n) continue;
-      const S maha = kDiag ? acc[r][c] : acc[r][c] * f * f;
-      resp[static_cast<std::size_t>(k) * stride + i] = math::log_joint(lw, ld, maha, D);
+      for (int r = 0; r < kTileRP; ++r) {
+        const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
+        if (i < n) resp[static_cast<std::size_t>(k) * stride + i] = acc[r][c];
+      }
+    } else {
+      const S lw = p.log_weights[k];
+      const S ld = p.log_det[k];
+      const S f = kDiag ? S(1) : p.factors[k];
+#pragma unroll
+      for (int r = 0; r < kTileRP; ++r) {
+        const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
+        if (i >= n) continue;
+        const S maha = kDiag ? acc[r][c] : acc[r][c] * f * f;
+        resp[static_cast<std::size_t>(k) * stride + i] = math::log_joint(lw, ld, maha, D);
+      }
     }
   }
 }

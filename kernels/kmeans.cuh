@@ -4,12 +4,14 @@
 //
 // closest_kernel: one block per kClosestBlock points, each thread a strided share of
 // them; the block's sum is a CUB raking reduction (fixed order) in float64.
-// hard_assign_kernel: one thread per point, a loop over the centres.
+// hard_assign_kernel: one thread per point, a loop over the centres; with 8 or more
+// centres the tiled distance kernel of estep.cuh and argmin_assign_kernel instead.
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
+#include "estep.cuh"  // the tiled distance kernel
 #include "kmeans.hpp"
 
 namespace cuem::cuda {
@@ -75,6 +77,29 @@ __global__ void __launch_bounds__(kAssignThreads, kAssignMinBlocks)
     for (int k = 0; k < K; ++k) resp[k * stride + i] = k == best ? S(1) : S(0);
 }
 
+// After tiled_log_joint_kernel<S, spherical, RK, true> wrote every point's squared
+// distances K-major into resp: the nearest (the lowest index on ties, as
+// hard_assign_kernel), its distance, its label, and the one-hot row over the distances.
+template <typename S>
+__global__ void __launch_bounds__(kAssignThreads)
+    argmin_assign_kernel(std::size_t n, int K, int* __restrict__ labels, S* __restrict__ dist,
+                         S* __restrict__ resp, std::size_t stride) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  int best = 0;
+  S best_d = S(INFINITY);
+  for (int k = 0; k < K; ++k) {
+    const S d = resp[k * stride + i];
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  if (labels) labels[i] = best;
+  if (dist) dist[i] = best_d;
+  for (int k = 0; k < K; ++k) resp[k * stride + i] = k == best ? S(1) : S(0);
+}
+
 template <typename S>
 void closest(const S* X, std::size_t n, int D, const S* c_hi, const S* c_lo, S* closest_values, ClosestMode mode,
              double* block_sums, std::size_t first_block, cudaStream_t stream) {
@@ -90,6 +115,35 @@ void hard_assign(const S* X, std::size_t n, int D, int K, const S* c_hi, const S
                  std::size_t stride, cudaStream_t stream) {
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kAssignThreads - 1) / kAssignThreads, "assign blocks");
+  // Many centres and a responsibility buffer to hold the distances: the register-tiled
+  // distance kernel (one thread per point reads its own row of X, strided across a warp),
+  // then the per-point argmin over the distances.
+  if (resp && K >= 8 && tiled_kernels_enabled()) {
+    ComponentParams<S> p;
+    p.type = CovarianceType::spherical;
+    p.K = K;
+    p.D = D;
+    p.means = c_hi;
+    p.means_lo = c_lo;
+    const auto launch = [&](auto rk) {
+      constexpr int RK = decltype(rk)::value;
+      const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "distance tiles"),
+                      checked_cast<unsigned>((K + kTileComponents<RK> - 1) / kTileComponents<RK>, "centre tiles"));
+      if (grid.y > 65535u) throw DeviceError("too many centres for the CUDA backend; use device 'cpu'");
+      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK, true>), grid, kTileThreads, 0, stream)(
+          p, X, n, resp, stride);
+      CUEM_CUDA_CHECK_LAUNCH();
+    };
+    if (K <= 16)
+      launch(std::integral_constant<int, 1>{});
+    else if (K <= 32)
+      launch(std::integral_constant<int, 2>{});
+    else
+      launch(std::integral_constant<int, 4>{});
+    CUEM_LAUNCH((argmin_assign_kernel<S>), blocks, kAssignThreads, 0, stream)(n, K, labels, dist, resp, stride);
+    CUEM_CUDA_CHECK_LAUNCH();
+    return;
+  }
   CUEM_LAUNCH((hard_assign_kernel<S>), blocks, kAssignThreads, 0, stream)(X, n, D, K, c_hi, c_lo, labels, dist, resp,
                                                                             stride);
   CUEM_CUDA_CHECK_LAUNCH();

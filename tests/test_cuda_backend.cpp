@@ -425,50 +425,53 @@ TEST(CudaPredict, AgreesWithTheCpu) {
 
 // ---- k-means on the device ------------------------------------------------------------------
 
+// K = 6 takes the per-point assignment kernel; 16 and 70 (two tiles of 64, the second
+// partial; D = 20 in two staging steps) the tiled distances and argmin.
 TEST(CudaKMeans, ClosestDistancesAndLloydStepsAgreeWithTheCpu) {
   REQUIRE_DEVICE();
-  for (Precision p : {Precision::float32, Precision::float64}) {
-    SCOPED_TRACE(cuem::to_string(p));
-    const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
-    const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 6, 5, 4.0, 91);
-    cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 92);
-    for (double& v : ds.x) v += 1e3;  // offset: the device works relative to the data's origin
-    cuem::CpuBackend cpu(ds.view());
-    const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-    const double* c0 = ds.row(17);
-    const double* c1 = ds.row(20000);
-    const double* c2 = ds.row(5);
-    EXPECT_NEAR(gpu->closest_reset(c0), cpu.closest_reset(c0), tol * cpu.closest_reset(c0));
-    EXPECT_NEAR(gpu->closest_potential(c1), cpu.closest_potential(c1), tol * cpu.closest_potential(c1));
-    const double want = cpu.closest_update(c2);
-    EXPECT_NEAR(gpu->closest_update(c2), want, tol * want);
-    for (double frac : {0.0, 0.1, 0.5, 0.9, 0.999999}) {
-      const std::size_t a = gpu->closest_sample(frac * want), b = cpu.closest_sample(frac * want);
-      if (p == Precision::float64)
-        EXPECT_EQ(a, b) << frac;
-      else  // float32 sums may move the crossing by a point or two
-        EXPECT_LE(a > b ? a - b : b - a, 2u) << frac;
+  for (auto [K, D] : {std::pair{6, 5}, std::pair{16, 3}, std::pair{70, 20}})
+    for (Precision p : {Precision::float32, Precision::float64}) {
+      SCOPED_TRACE(std::string(cuem::to_string(p)) + " K " + std::to_string(K) + " D " + std::to_string(D));
+      const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
+      const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 4.0, 91);
+      cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 92);
+      for (double& v : ds.x) v += 1e3;  // offset: the device works relative to the data's origin
+      cuem::CpuBackend cpu(ds.view());
+      const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+      const double* c0 = ds.row(17);
+      const double* c1 = ds.row(20000);
+      const double* c2 = ds.row(5);
+      EXPECT_NEAR(gpu->closest_reset(c0), cpu.closest_reset(c0), tol * cpu.closest_reset(c0));
+      EXPECT_NEAR(gpu->closest_potential(c1), cpu.closest_potential(c1), tol * cpu.closest_potential(c1));
+      const double want = cpu.closest_update(c2);
+      EXPECT_NEAR(gpu->closest_update(c2), want, tol * want);
+      for (double frac : {0.0, 0.1, 0.5, 0.9, 0.999999}) {
+        const std::size_t a = gpu->closest_sample(frac * want), b = cpu.closest_sample(frac * want);
+        if (p == Precision::float64)
+          EXPECT_EQ(a, b) << frac;
+        else  // float32 sums may move the crossing by a point or two
+          EXPECT_LE(a > b ? a - b : b - a, 2u) << frac;
+      }
+      // Lloyd steps from the same centres.
+      std::vector<double> centers(mix.means);
+      for (double& v : centers) v += 1e3 + 0.5;
+      const cuem::LloydStep lc = cpu.lloyd_step(centers, mix.k);
+      const cuem::LloydStep lg = gpu->lloyd_step(centers, mix.k);
+      double total = 0;
+      for (int k = 0; k < mix.k; ++k) {
+        total += lg.counts[k];
+        EXPECT_NEAR(lg.counts[k], lc.counts[k], p == Precision::float64 ? 0.0 : 3.0) << "k " << k;
+      }
+      EXPECT_EQ(total, static_cast<double>(ds.n));
+      EXPECT_LT(cuem_test::max_rel_diff(lg.centers, lc.centers, 1.0), p == Precision::float64 ? 1e-12 : 1e-4);
+      EXPECT_NEAR(lg.inertia, lc.inertia, 10 * tol * lc.inertia);
+      std::vector<int> lab_g(ds.n), lab_c(ds.n);
+      gpu->nearest_labels(lc.centers, mix.k, 0, ds.n, lab_g.data());
+      cpu.nearest_labels(lc.centers, mix.k, 0, ds.n, lab_c.data());
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < ds.n; ++i) differ += lab_g[i] != lab_c[i];
+      EXPECT_LE(differ, p == Precision::float64 ? 0u : 3u);
     }
-    // Lloyd steps from the same centres.
-    std::vector<double> centers(mix.means);
-    for (double& v : centers) v += 1e3 + 0.5;
-    const cuem::LloydStep lc = cpu.lloyd_step(centers, mix.k);
-    const cuem::LloydStep lg = gpu->lloyd_step(centers, mix.k);
-    double total = 0;
-    for (int k = 0; k < mix.k; ++k) {
-      total += lg.counts[k];
-      EXPECT_NEAR(lg.counts[k], lc.counts[k], p == Precision::float64 ? 0.0 : 3.0) << "k " << k;
-    }
-    EXPECT_EQ(total, static_cast<double>(ds.n));
-    EXPECT_LT(cuem_test::max_rel_diff(lg.centers, lc.centers, 1.0), p == Precision::float64 ? 1e-12 : 1e-4);
-    EXPECT_NEAR(lg.inertia, lc.inertia, 10 * tol * lc.inertia);
-    std::vector<int> lab_g(ds.n), lab_c(ds.n);
-    gpu->nearest_labels(lc.centers, mix.k, 0, ds.n, lab_g.data());
-    cpu.nearest_labels(lc.centers, mix.k, 0, ds.n, lab_c.data());
-    std::size_t differ = 0;
-    for (std::size_t i = 0; i < ds.n; ++i) differ += lab_g[i] != lab_c[i];
-    EXPECT_LE(differ, p == Precision::float64 ? 0u : 3u);
-  }
 }
 
 // Streamed chunks (closest distances kept in pinned host memory, block sums written at
@@ -546,9 +549,8 @@ TEST(CudaKMeans, InitialisedFitsMatchTheCpu) {
 TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
   REQUIRE_DEVICE();
   for (CovarianceType type : cuem_test::all_covariance_types())
-    for (int D : {2, 16}) {
-      SCOPED_TRACE(std::string(cuem::to_string(type)) + " D " + std::to_string(D));
-      const int K = 5;
+    for (auto [K, D] : {std::pair{5, 2}, std::pair{5, 16}, std::pair{20, 9}}) {  // K = 20: tiled assignment
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " K " + std::to_string(K) + " D " + std::to_string(D));
       const cuem_test::Mixture mix = cuem_test::make_mixture(type, K, D, 3.0, 77);
       cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 78);
       for (double& v : ds.x) v += 100.0;
