@@ -627,33 +627,34 @@ __global__ void __launch_bounds__(kDiagThreads)
 // then into float64, in point order. Padding (points past the segment, components past
 // K, dimensions past D) is zero and adds exactly zero; only real cells are written.
 inline constexpr int kStatTileThreads = 256;  // 16 x 16
-inline constexpr int kStatRK = 4;
 inline constexpr int kStatRD = 4;
-inline constexpr int kStatTileComponents = 16 * kStatRK;
+// RK components a thread: 4 (64 a block), or 2 where K is at most 32.
+template <int RK>
+inline constexpr int kStatTileComponents = 16 * RK;
 inline constexpr int kStatTileDims = 16 * kStatRD;
 template <typename S>
 inline constexpr int kStatTilePoints = static_cast<int>(256 / sizeof(S));  // 32 KiB of tiles
 
-template <typename S>
+template <typename S, int RK>
 __global__ void __launch_bounds__(kStatTileThreads)
     tiled_diag_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
                             const S* __restrict__ resp, std::size_t stride, double* __restrict__ partials,
                             std::size_t L) {
   constexpr int TP = kStatTilePoints<S>;
   __shared__ S xs[TP * (kStatTileDims + 1)];        // [point][dimension]
-  __shared__ S gs[kStatTileComponents * (TP + 1)];  // [component][point]
+  __shared__ S gs[kStatTileComponents<RK> * (TP + 1)];  // [component][point]
   const int tid = static_cast<int>(threadIdx.x);
   const int td = tid % 16;
   const int tk = tid / 16;
   const std::size_t seg = blockIdx.x;
-  const int k0 = static_cast<int>(blockIdx.y) * kStatTileComponents;
+  const int k0 = static_cast<int>(blockIdx.y) * kStatTileComponents<RK>;
   const int d0 = static_cast<int>(blockIdx.z) * kStatTileDims;
   const std::size_t begin = seg * kSegmentPoints;
   const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
-  S c[kStatRK][kStatRD];
-  double a1[kStatRK][kStatRD], a2[kStatRK][kStatRD], an[kStatRK];
+  S c[RK][kStatRD];
+  double a1[RK][kStatRD], a2[RK][kStatRD], an[RK];
 #pragma unroll
-  for (int i = 0; i < kStatRK; ++i) {
+  for (int i = 0; i < RK; ++i) {
     const int k = k0 + tk + 16 * i;
     an[i] = 0.0;
 #pragma unroll
@@ -672,27 +673,27 @@ __global__ void __launch_bounds__(kStatTileThreads)
       xs[q * (kStatTileDims + 1) + d] =
           q < cnt && d0 + d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d0 + d] : S(0);
     }
-    for (int idx = tid; idx < kStatTileComponents * TP; idx += kStatTileThreads) {
+    for (int idx = tid; idx < kStatTileComponents<RK> * TP; idx += kStatTileThreads) {
       const int j = idx / TP;
       const int q = idx - j * TP;
       gs[j * (TP + 1) + q] = q < cnt && k0 + j < K ? resp[static_cast<std::size_t>(k0 + j) * stride + t0 + q] : S(0);
     }
     __syncthreads();
-    S p1[kStatRK][kStatRD], p2[kStatRK][kStatRD], pn[kStatRK];
+    S p1[RK][kStatRD], p2[RK][kStatRD], pn[RK];
 #pragma unroll
-    for (int i = 0; i < kStatRK; ++i) {
+    for (int i = 0; i < RK; ++i) {
       pn[i] = S(0);
 #pragma unroll
       for (int j = 0; j < kStatRD; ++j) p1[i][j] = p2[i][j] = S(0);
     }
     for (int q = 0; q < TP; ++q) {
-      S xv[kStatRD], gv[kStatRK];
+      S xv[kStatRD], gv[RK];
 #pragma unroll
       for (int j = 0; j < kStatRD; ++j) xv[j] = xs[q * (kStatTileDims + 1) + td + 16 * j];
 #pragma unroll
-      for (int i = 0; i < kStatRK; ++i) gv[i] = gs[(tk + 16 * i) * (TP + 1) + q];
+      for (int i = 0; i < RK; ++i) gv[i] = gs[(tk + 16 * i) * (TP + 1) + q];
 #pragma unroll
-      for (int i = 0; i < kStatRK; ++i) {
+      for (int i = 0; i < RK; ++i) {
         pn[i] += gv[i];
 #pragma unroll
         for (int j = 0; j < kStatRD; ++j) {
@@ -704,7 +705,7 @@ __global__ void __launch_bounds__(kStatTileThreads)
       }
     }
 #pragma unroll
-    for (int i = 0; i < kStatRK; ++i) {
+    for (int i = 0; i < RK; ++i) {
       an[i] += static_cast<double>(pn[i]);
 #pragma unroll
       for (int j = 0; j < kStatRD; ++j) {
@@ -715,7 +716,7 @@ __global__ void __launch_bounds__(kStatTileThreads)
   }
   const std::size_t M = 1 + 2 * static_cast<std::size_t>(D);
 #pragma unroll
-  for (int i = 0; i < kStatRK; ++i) {
+  for (int i = 0; i < RK; ++i) {
     const int k = k0 + tk + 16 * i;
     if (k >= K) continue;
     double* o = partials + seg * L + static_cast<std::size_t>(k) * M;
@@ -859,7 +860,7 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
 
 // The tiled kernels (tiled_log_joint_kernel where a block's tile of components is mostly
 // used, K >= 8, in the diagonal and spherical layouts; tiled_diag_stats_kernel for their
-// statistics with K >= 64 and D >= 32). CUEM_CUDA_TILED=0 in the environment keeps the
+// statistics with K >= 32 and D >= 32). CUEM_CUDA_TILED=0 in the environment keeps the
 // simpler kernels everywhere, for side-by-side timing of the two (bench/NOTES.md).
 inline bool tiled_kernels_enabled() {
   static const bool enabled = [] {
@@ -992,16 +993,25 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
         log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
     CUEM_CUDA_CHECK_LAUNCH();
   };
-  // Many components and dimensions: the register-tiled kernel (it idles threads where
-  // K or D is well under its 64 x 64 tile, so smaller shapes keep the kernel below).
-  if (M == 1 + 2 * D && K >= kStatTileComponents && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
-      (K + kStatTileComponents - 1) / kStatTileComponents <= 65535 &&
-      (D + kStatTileDims - 1) / kStatTileDims <= 65535) {
-    const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
-                    static_cast<unsigned>((K + kStatTileComponents - 1) / kStatTileComponents),
-                    static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
-    CUEM_LAUNCH((tiled_diag_stats_kernel<S>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp, stride,
-                                                                                  partials, L);
+  // Many components and dimensions: the register-tiled kernel (32 or 64 components x 64
+  // dimensions a block; it idles threads where K or D is well under its tile, so smaller
+  // shapes keep the kernel below).
+  if (M == 1 + 2 * D && K >= kStatTileComponents<2> && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
+      D <= 65535 * kStatTileDims) {
+    const auto launch = [&](auto rk) {
+      constexpr int RK = decltype(rk)::value;
+      const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
+                      checked_cast<unsigned>((K + kStatTileComponents<RK> - 1) / kStatTileComponents<RK>,
+                                             "component tiles"),
+                      static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
+      if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
+      CUEM_LAUNCH((tiled_diag_stats_kernel<S, RK>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp,
+                                                                                       stride, partials, L);
+    };
+    if (K <= 32)
+      launch(std::integral_constant<int, 2>{});
+    else
+      launch(std::integral_constant<int, 4>{});
     log_likelihoods();
     return;
   }
