@@ -90,9 +90,12 @@ cudaError_t allocate(void** p, std::size_t bytes, int device) {
       return fail_call(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) +
                                                       " bytes exceeds the emulated device memory");
   }
-  void* q = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
-  if (!q) return fail_call(cudaErrorMemoryAllocation, "host allocation failed");
-  std::memset(q, kFill, rounded == 0 ? 256 : rounded);
+  // Exactly `bytes` (at least 1), 256-byte aligned like cudaMalloc: under AddressSanitizer
+  // a kernel reading or writing one element past an allocation is caught.
+  void* q = nullptr;
+  if (posix_memalign(&q, 256, bytes == 0 ? 1 : bytes) != 0 || !q)
+    return fail_call(cudaErrorMemoryAllocation, "host allocation failed");
+  std::memset(q, kFill, bytes == 0 ? 1 : bytes);
   std::lock_guard<std::mutex> lock(g_memory_mutex);
   g_allocations[reinterpret_cast<std::uintptr_t>(q)] = {bytes, device};
   if (device >= 0) g_device_used[device] += rounded;
