@@ -129,19 +129,32 @@ inline constexpr int kTilePitch = kTileDims + 1;
 template <int RK>
 inline constexpr int kTileComponents = 16 * RK;
 
+// What the kernel writes into resp (K-major):
+//   log_joint: the log joints, for normalize_kernel;
+//   responsibilities: when one block's tile holds all K (gridDim.y == 1), the normalised
+//     responsibilities and log p(x) (into log_prob, may be null) straight away, the
+//     maxima and sums taken across the 16 threads that share a point through shared
+//     memory in a fixed order: no log joints are written and read back;
+//   distance (with C spherical): the squared distances ||(x - hi) - lo||^2, for the
+//     k-means assignment (kmeans.cuh); only p.means, p.means_lo, p.K and p.D are read.
+enum class TileOut { log_joint, responsibilities, distance };
+
 // Resident blocks asked of ptxas: with the thread count alone it held some of the
 // smaller tiles to 40-48 registers and spilled; 3 blocks allow 85, 2 allow 128 (float64
-// with 4 components a thread needs 128; sm_90 spilled float64 at 80).
-template <typename S, int RK>
-inline constexpr int kTileMinBlocks = sizeof(S) == 8 ? 2 : 3;
+// with 4 components a thread needs 128, and its normalising variant more; sm_90 spilled
+// float64 at 80).
+template <typename S, int RK, TileOut Out>
+inline constexpr int kTileMinBlocks = sizeof(S) == 4 ? 3 : RK == 4 && Out == TileOut::responsibilities ? 1 : 2;
 
-// kDistance (with C spherical): writes the squared distances ||(x - hi) - lo||^2 instead
-// of log joints, for the k-means assignment (kmeans.cuh); only p.means, p.means_lo, p.K
-// and p.D are read then.
-template <typename S, CovarianceType C, int RK, bool kDistance = false>
-__global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK>))
+template <typename S, CovarianceType C, int RK, TileOut Out>
+__device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&acc)[kTileRP][RK], std::size_t n,
+                                              S* __restrict__ resp, std::size_t stride, S* __restrict__ log_prob,
+                                              S* red, std::size_t p0, int k0, int tp, int tk);
+
+template <typename S, CovarianceType C, int RK, TileOut Out>
+__global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
     tiled_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
-                           std::size_t stride) {
+                           std::size_t stride, S* __restrict__ log_prob) {
   constexpr bool kDiag = C == CovarianceType::diag;
   __shared__ S xs[kTilePoints * kTilePitch];
   __shared__ S hs[kTileComponents<RK> * kTilePitch];
@@ -205,27 +218,111 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK>))
       }
     }
   }
+  if constexpr (Out == TileOut::distance) {
 #pragma unroll
-  for (int c = 0; c < RK; ++c) {
-    const int k = k0 + tk + 16 * c;
-    if (k >= K) continue;
-    if constexpr (kDistance) {
+    for (int c = 0; c < RK; ++c) {
+      const int k = k0 + tk + 16 * c;
+      if (k >= K) continue;
 #pragma unroll
       for (int r = 0; r < kTileRP; ++r) {
         const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
         if (i < n) resp[static_cast<std::size_t>(k) * stride + i] = acc[r][c];
       }
-    } else {
-      const S lw = p.log_weights[k];
-      const S ld = p.log_det[k];
-      const S f = kDiag ? S(1) : p.factors[k];
+    }
+  } else {
+    tile_epilogue<S, C, RK, Out>(p, acc, n, resp, stride, log_prob, xs, p0, k0, tp, tk);
+  }
+}
+
+// The log-joint and responsibility epilogues of tiled_log_joint_kernel (a function of its
+// own so that the distance instantiation has no unreachable code). red is the kernel's
+// point tile in shared memory, free once the sums are done.
+template <typename S, CovarianceType C, int RK, TileOut Out>
+__device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&acc)[kTileRP][RK], std::size_t n,
+                                              S* __restrict__ resp, std::size_t stride, S* __restrict__ log_prob,
+                                              S* red, std::size_t p0, int k0, int tp, int tk) {
+  constexpr bool kDiag = C == CovarianceType::diag;
+  const int K = p.K;
+  const int D = p.D;
+  // The log joints, in place of the distances (components past K: -inf).
+#pragma unroll
+  for (int c = 0; c < RK; ++c) {
+    const int k = k0 + tk + 16 * c;
+    if (k >= K) {
+#pragma unroll
+      for (int r = 0; r < kTileRP; ++r) acc[r][c] = S(-INFINITY);
+      continue;
+    }
+    const S lw = p.log_weights[k];
+    const S ld = p.log_det[k];
+    const S f = kDiag ? S(1) : p.factors[k];
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) {
+      const S maha = kDiag ? acc[r][c] : acc[r][c] * f * f;
+      acc[r][c] = math::log_joint(lw, ld, maha, D);
+    }
+  }
+  if constexpr (Out == TileOut::log_joint) {
+#pragma unroll
+    for (int c = 0; c < RK; ++c) {
+      const int k = k0 + tk + 16 * c;
+      if (k >= K) continue;
 #pragma unroll
       for (int r = 0; r < kTileRP; ++r) {
         const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
-        if (i >= n) continue;
-        const S maha = kDiag ? acc[r][c] : acc[r][c] * f * f;
-        resp[static_cast<std::size_t>(k) * stride + i] = math::log_joint(lw, ld, maha, D);
+        if (i < n) resp[static_cast<std::size_t>(k) * stride + i] = acc[r][c];
       }
+    }
+  } else {
+    // Per point: the maximum, then the sum of exp(v - max), each over the 16 threads that
+    // hold its components (thread tk has components tk, tk + 16, ...), through red
+    // (kTilePoints x 16 values, [tk][point]).
+    S m[kTileRP], sum[kTileRP];
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) {
+      S v = acc[r][0];
+#pragma unroll
+      for (int c = 1; c < RK; ++c) v = acc[r][c] > v ? acc[r][c] : v;
+      m[r] = v;
+    }
+    __syncthreads();  // the point tile is consumed
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) red[tk * kTilePoints + tp + 16 * r] = m[r];
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) {
+      S v = red[tp + 16 * r];
+      for (int t = 1; t < 16; ++t) {
+        const S w = red[t * kTilePoints + tp + 16 * r];
+        v = w > v ? w : v;
+      }
+      m[r] = v;
+      S part = S(0);
+#pragma unroll
+      for (int c = 0; c < RK; ++c) {
+        acc[r][c] = m[r] > S(-INFINITY) ? exp_s(acc[r][c] - m[r]) : S(0);
+        part += acc[r][c];
+      }
+      sum[r] = part;
+    }
+    __syncthreads();  // the maxima are read
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) red[tk * kTilePoints + tp + 16 * r] = sum[r];
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) {
+      S total = S(0);
+      for (int t = 0; t < 16; ++t) total += red[t * kTilePoints + tp + 16 * r];
+      const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
+      if (i >= n) continue;
+      const bool none = !(m[r] > S(-INFINITY));  // no component explains the point: share it
+      const S inv = none ? S(0) : S(1) / total;
+#pragma unroll
+      for (int c = 0; c < RK; ++c) {
+        const int k = k0 + tk + 16 * c;
+        if (k < K) resp[static_cast<std::size_t>(k) * stride + i] = none ? S(1) / static_cast<S>(K) : acc[r][c] * inv;
+      }
+      if (log_prob && tk == 0) log_prob[i] = none ? m[r] : m[r] + log_s(total);
     }
   }
 }
@@ -877,27 +974,34 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
   const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
   const bool tiled_layout = p.type == CovarianceType::diag || p.type == CovarianceType::spherical;
   if (tiled_layout && p.K >= 8 && tiled_kernels_enabled()) {
-    const auto launch = [&](auto rk) {
+    // K <= 64: one tile holds every component and the kernel normalises; beyond, the
+    // log joints go to normalize_kernel.
+    const auto launch = [&](auto rk, auto out) {
       constexpr int RK = decltype(rk)::value;
+      constexpr TileOut Out = decltype(out)::value;
       const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "posterior tiles"),
                       checked_cast<unsigned>((p.K + kTileComponents<RK> - 1) / kTileComponents<RK>, "component tiles"));
       if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
       if (p.type == CovarianceType::diag)
-        CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::diag, RK>), grid, kTileThreads, 0, stream)(
-            p, X, n, resp, stride);
+        CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::diag, RK, Out>), grid, kTileThreads, 0, stream)(
+            p, X, n, resp, stride, log_prob);
       else
-        CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK>), grid, kTileThreads, 0, stream)(
-            p, X, n, resp, stride);
+        CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK, Out>), grid, kTileThreads, 0, stream)(
+            p, X, n, resp, stride, log_prob);
       CUEM_CUDA_CHECK_LAUNCH();
     };
-    if (p.K <= 16)
-      launch(std::integral_constant<int, 1>{});
-    else if (p.K <= 32)
-      launch(std::integral_constant<int, 2>{});
-    else
-      launch(std::integral_constant<int, 4>{});
-    CUEM_LAUNCH((normalize_kernel<S>), blocks, kPosteriorThreads, 0, stream)(p.K, n, resp, stride, log_prob);
-    CUEM_CUDA_CHECK_LAUNCH();
+    using Normalised = std::integral_constant<TileOut, TileOut::responsibilities>;
+    if (p.K <= 16) {
+      launch(std::integral_constant<int, 1>{}, Normalised{});
+    } else if (p.K <= 32) {
+      launch(std::integral_constant<int, 2>{}, Normalised{});
+    } else if (p.K <= 64) {
+      launch(std::integral_constant<int, 4>{}, Normalised{});
+    } else {
+      launch(std::integral_constant<int, 4>{}, std::integral_constant<TileOut, TileOut::log_joint>{});
+      CUEM_LAUNCH((normalize_kernel<S>), blocks, kPosteriorThreads, 0, stream)(p.K, n, resp, stride, log_prob);
+      CUEM_CUDA_CHECK_LAUNCH();
+    }
     return;
   }
   const bool full_layout = p.type == CovarianceType::full || p.type == CovarianceType::tied;

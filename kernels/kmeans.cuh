@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(kAssignThreads, kAssignMinBlocks)
     for (int k = 0; k < K; ++k) resp[k * stride + i] = k == best ? S(1) : S(0);
 }
 
-// After tiled_log_joint_kernel<S, spherical, RK, true> wrote every point's squared
+// After tiled_log_joint_kernel<S, spherical, RK, TileOut::distance> wrote every point's squared
 // distances K-major into resp: the nearest (the lowest index on ties, as
 // hard_assign_kernel), its distance, its label, and the one-hot row over the distances.
 template <typename S>
@@ -130,8 +130,8 @@ void hard_assign(const S* X, std::size_t n, int D, int K, const S* c_hi, const S
       const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "distance tiles"),
                       checked_cast<unsigned>((K + kTileComponents<RK> - 1) / kTileComponents<RK>, "centre tiles"));
       if (grid.y > 65535u) throw DeviceError("too many centres for the CUDA backend; use device 'cpu'");
-      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK, true>), grid, kTileThreads, 0, stream)(
-          p, X, n, resp, stride);
+      CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK, TileOut::distance>), grid, kTileThreads,
+                  0, stream)(p, X, n, resp, stride, nullptr);
       CUEM_CUDA_CHECK_LAUNCH();
     };
     if (K <= 16)

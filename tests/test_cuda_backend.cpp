@@ -379,27 +379,30 @@ TEST(CudaFit, InterruptStopsTheFitAndFreesItsWork) {
   EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));
 }
 
+// K = 6 in D = 5 takes the per-point kernel; K = 20 in D = 9 the tiled ones (diag and
+// spherical normalising in the tile, full and tied through normalize_kernel).
 TEST(CudaBackendEvaluate, MatchesTheCpu) {
   REQUIRE_DEVICE();
   for (CovarianceType type : cuem_test::all_covariance_types())
-    for (Precision p : {Precision::float32, Precision::float64}) {
-      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p));
-      const cuem_test::Mixture mix = cuem_test::make_mixture(type, 6, 5, 3.0, 71);
-      const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 12345, 72);
-      const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 73));
-      const std::size_t begin = 100, end = 12001, n = end - begin, K = 6;
-      std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
-      cuem::CpuBackend cpu(ds.view());
-      cpu.evaluate(params, begin, end, lp_cpu.data(), r_cpu.data());
-      const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-      gpu->evaluate(params, begin, end, lp_gpu.data(), r_gpu.data());
-      const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
-      for (std::size_t i = 0; i < n; ++i) {
-        ASSERT_NEAR(lp_gpu[i], lp_cpu[i], tol * (std::abs(lp_cpu[i]) + 1)) << "point " << begin + i;
-        for (std::size_t k = 0; k < K; ++k)
-          ASSERT_NEAR(r_gpu[i * K + k], r_cpu[i * K + k], 10 * tol) << "point " << begin + i << ", k " << k;
+    for (Precision p : {Precision::float32, Precision::float64})
+      for (auto [KK, D] : {std::pair{6, 5}, std::pair{20, 9}}) {
+        SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p) + " K " + std::to_string(KK));
+        const cuem_test::Mixture mix = cuem_test::make_mixture(type, KK, D, 3.0, 71);
+        const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 12345, 72);
+        const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 73));
+        const std::size_t begin = 100, end = 12001, n = end - begin, K = static_cast<std::size_t>(KK);
+        std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
+        cuem::CpuBackend cpu(ds.view());
+        cpu.evaluate(params, begin, end, lp_cpu.data(), r_cpu.data());
+        const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+        gpu->evaluate(params, begin, end, lp_gpu.data(), r_gpu.data());
+        const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
+        for (std::size_t i = 0; i < n; ++i) {
+          ASSERT_NEAR(lp_gpu[i], lp_cpu[i], tol * (std::abs(lp_cpu[i]) + 1)) << "point " << begin + i;
+          for (std::size_t k = 0; k < K; ++k)
+            ASSERT_NEAR(r_gpu[i * K + k], r_cpu[i * K + k], 10 * tol) << "point " << begin + i << ", k " << k;
+        }
       }
-    }
 }
 
 TEST(CudaPredict, AgreesWithTheCpu) {
