@@ -191,8 +191,11 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
       if constexpr (kDiag) fs[j * kTilePitch + d] = in ? p.factors[at] : S(0);
     }
     __syncthreads();
+    // Only the dimensions this step holds (the padding would add zeros, 16 / D times the
+    // work where D is small).
+    const int dims = D - d0 < kTileDims ? D - d0 : kTileDims;
 #pragma unroll 4
-    for (int d = 0; d < kTileDims; ++d) {
+    for (int d = 0; d < dims; ++d) {
       S xv[kTileRP];
 #pragma unroll
       for (int r = 0; r < kTileRP; ++r) xv[r] = xs[(tp + 16 * r) * kTilePitch + d];
@@ -328,18 +331,18 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
 }
 
 // Log joints of the full and tied layouts for 8 <= D <= kFullMaxD: per component, a tile
-// of points is staged as y = (x - hi) - lo (once, not once per multiply-add as in the
-// per-point kernel) with the factor P (its lower triangle as zeros) beside it; each
-// thread forms z = P^T y for kFullRP points x 4 consecutive columns, loading 4 y values
-// and one row of 4 factors per 16 multiply-adds, and sums its z^2; the column groups'
-// sums are then added in group order per point. Components run one after another over
-// the same tile (kFullComponents per block).
+// of points is staged (rows of odd pitch) as y = (x - hi) - lo (once, not once per
+// multiply-add as in the per-point kernel) with the factor P (its lower triangle as
+// zeros) beside it; each thread forms z = P^T y for kFullRP points x 4 consecutive
+// columns, loading 4 y values and one row of 4 factors per 16 multiply-adds, and sums
+// its z^2; the column groups' sums are then added in group order per point. Components
+// run one after another over the same tile (kFullComponents per block).
 inline constexpr int kFullThreads = 256;
 inline constexpr int kFullRP = 4;
 inline constexpr int kFullRJ = 4;
 inline constexpr int kFullComponents = 8;
 inline constexpr int kFullMinD = 8;
-inline constexpr int kFullTileElements = 4608;  // max over D >= 8 of points x (D + 1)
+inline constexpr int kFullTileElements = 4608;  // max over D >= 8 of points x ((D + 1) | 1)
 template <typename S>
 inline constexpr int kFullMaxD = sizeof(S) == 4 ? 64 : 32;
 
@@ -363,7 +366,7 @@ __global__ void __launch_bounds__(kFullThreads, 3)
   const int CG = (D + kFullRJ - 1) / kFullRJ;
   const int PG = kFullThreads / CG;
   const int TP = PG * kFullRP;
-  const int W = D + 1;
+  const int W = (D + 1) | 1;  // odd: lanes on neighbouring points read distinct banks
   const int tid = static_cast<int>(threadIdx.x);
   const int pg = tid % PG;
   const int cg = tid / PG;  // == CG for the few threads past PG * CG: idle
