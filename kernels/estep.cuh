@@ -850,11 +850,11 @@ __global__ void __launch_bounds__(kSumThreads)
 // components (G1, G5, configs A and E): a block is a segment (256 threads x 32 points,
 // strided so loads coalesce); each thread forms its points' responsibilities in
 // registers and adds them straight into its statistics (sums in S over its 32 points),
-// and the block adds every thread's sums in float64 with CUB's raking reduction, in a
-// fixed order. No N x K responsibilities are written or read back, and the data are
+// and the block adds every thread's sums in float64 in a fixed order (below). No N x K responsibilities are written or read back, and the data are
 // read once where the two-kernel path reads them once per component.
 inline constexpr int kFusedThreads = 256;
 inline constexpr int kFusedPerThread = static_cast<int>(kSegmentPoints) / kFusedThreads;
+inline constexpr int kFusedBatch = 16;  // values summed per round; kFusedBatch^2 == kFusedThreads
 
 template <CovarianceType C, int D>
 inline constexpr int kFusedM = C == CovarianceType::full || C == CovarianceType::tied ? 1 + D + D * (D + 1) / 2
@@ -873,8 +873,8 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
   constexpr int KMAX = kFusedMaxK<S, D>;
   constexpr int M = kFusedM<C, D>;
   constexpr bool kFull = C == CovarianceType::full || C == CovarianceType::tied;
-  using BlockReduce = cub::BlockReduce<double, kFusedThreads, cub::BLOCK_REDUCE_RAKING>;
-  __shared__ typename BlockReduce::TempStorage temp;
+  __shared__ double values[kFusedBatch][kFusedThreads];
+  __shared__ double parts[kFusedBatch][kFusedBatch];
   const int K = p.K;
   const std::size_t seg = blockIdx.x;
   const std::size_t begin = seg * kSegmentPoints;
@@ -943,19 +943,39 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
         }
     }
   }
+  // The block's sums of the K x M statistics and the log-likelihood (value v = k M + e,
+  // then K M), 16 values at a time: every thread's values in shared memory, 16 partial
+  // sums of 16 threads each, then the 16 totals; every sum in thread order. (One block
+  // reduction per value would cost two barriers each, 98 at K x M = 48.)
   double* out = partials + seg * L;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int n_values = K * M + 1;
+  for (int base = 0; base < n_values; base += kFusedBatch) {
+    __syncthreads();  // the previous batch is read
 #pragma unroll
-  for (int k = 0; k < KMAX; ++k) {
-    if (k >= K) break;
+    for (int k = 0; k < KMAX; ++k)
 #pragma unroll
-    for (int e = 0; e < M; ++e) {
-      const double total = BlockReduce(temp).Sum(static_cast<double>(acc[k][e]));
-      if (threadIdx.x == 0) out[k * M + e] = total;
-      __syncthreads();  // temp is reused
+      for (int e = 0; e < M; ++e) {
+        const int v = k * M + e - base;
+        if (k < K && v >= 0 && v < kFusedBatch) values[v][tid] = static_cast<double>(acc[k][e]);
+      }
+    if (K * M - base >= 0 && K * M - base < kFusedBatch) values[K * M - base][tid] = static_cast<double>(lp_sum);
+    __syncthreads();
+    {
+      const int j = tid / kFusedBatch;
+      const int part = tid % kFusedBatch;
+      double sum = 0.0;
+      if (base + j < n_values)
+        for (int t = 0; t < kFusedThreads / kFusedBatch; ++t) sum += values[j][part * (kFusedThreads / kFusedBatch) + t];
+      parts[j][part] = sum;
+    }
+    __syncthreads();
+    if (tid < kFusedBatch && base + tid < n_values) {
+      double sum = 0.0;
+      for (int q = 0; q < kFusedBatch; ++q) sum += parts[tid][q];
+      out[base + tid] = sum;
     }
   }
-  const double total = BlockReduce(temp).Sum(static_cast<double>(lp_sum));
-  if (threadIdx.x == 0) out[static_cast<std::size_t>(K) * M] = total;
 }
 
 // The tiled kernels (tiled_log_joint_kernel where a block's tile of components is mostly
