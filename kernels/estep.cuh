@@ -67,23 +67,28 @@ __device__ __forceinline__ S mahalanobis_sq(const S* x, const ComponentParams<S>
 // returns log p(x_i).
 template <typename S>
 __device__ __forceinline__ S normalize_point(S* __restrict__ resp, std::size_t stride, std::size_t i, int K) {
+  // One pass for the maximum and the sum of exp(v - max) together (the sum rescaled
+  // when the maximum moves), one for the responsibilities: the N x K log joints are read
+  // twice and written once, where a pass each for the maximum, the exponentials and the
+  // scaling read them three times and wrote them twice (the traffic is the time at
+  // large K).
   S m = S(-INFINITY);
+  S s = S(0);
   for (int k = 0; k < K; ++k) {
     const S v = resp[k * stride + i];
-    m = v > m ? v : m;
+    if (v > m) {
+      s = (m > S(-INFINITY) ? s * exp_s(m - v) : S(0)) + S(1);
+      m = v;
+    } else if (v > S(-INFINITY)) {
+      s += exp_s(v - m);
+    }
   }
   if (!(m > S(-INFINITY))) {  // no component can explain the point: share it evenly
     for (int k = 0; k < K; ++k) resp[k * stride + i] = S(1) / static_cast<S>(K);
     return m;
   }
-  S s = 0;
-  for (int k = 0; k < K; ++k) {
-    const S e = exp_s(resp[k * stride + i] - m);
-    resp[k * stride + i] = e;
-    s += e;
-  }
   const S inv = S(1) / s;
-  for (int k = 0; k < K; ++k) resp[k * stride + i] *= inv;
+  for (int k = 0; k < K; ++k) resp[k * stride + i] = exp_s(resp[k * stride + i] - m) * inv;
   return m + log_s(s);
 }
 
