@@ -156,6 +156,22 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
                                               S* __restrict__ resp, std::size_t stride, S* __restrict__ log_prob,
                                               S* red, std::size_t p0, int k0, int tp, int tk);
 
+// A thread's tile of values to resp[k * stride + i] (K-major), real cells only.
+template <typename S, int RK>
+__device__ __forceinline__ void store_tile(const S (&acc)[kTileRP][RK], std::size_t n, int K, S* __restrict__ resp,
+                                           std::size_t stride, std::size_t p0, int k0, int tp, int tk) {
+#pragma unroll
+  for (int c = 0; c < RK; ++c) {
+    const int k = k0 + tk + 16 * c;
+    if (k >= K) continue;
+#pragma unroll
+    for (int r = 0; r < kTileRP; ++r) {
+      const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
+      if (i < n) resp[static_cast<std::size_t>(k) * stride + i] = acc[r][c];
+    }
+  }
+}
+
 template <typename S, CovarianceType C, int RK, TileOut Out>
 __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
     tiled_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
@@ -227,16 +243,7 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
     }
   }
   if constexpr (Out == TileOut::distance) {
-#pragma unroll
-    for (int c = 0; c < RK; ++c) {
-      const int k = k0 + tk + 16 * c;
-      if (k >= K) continue;
-#pragma unroll
-      for (int r = 0; r < kTileRP; ++r) {
-        const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
-        if (i < n) resp[static_cast<std::size_t>(k) * stride + i] = acc[r][c];
-      }
-    }
+    store_tile<S, RK>(acc, n, K, resp, stride, p0, k0, tp, tk);
   } else {
     tile_epilogue<S, C, RK, Out>(p, acc, n, resp, stride, log_prob, xs, p0, k0, tp, tk);
   }
@@ -271,16 +278,7 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
     }
   }
   if constexpr (Out == TileOut::log_joint) {
-#pragma unroll
-    for (int c = 0; c < RK; ++c) {
-      const int k = k0 + tk + 16 * c;
-      if (k >= K) continue;
-#pragma unroll
-      for (int r = 0; r < kTileRP; ++r) {
-        const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
-        if (i < n) resp[static_cast<std::size_t>(k) * stride + i] = acc[r][c];
-      }
-    }
+    store_tile<S, RK>(acc, n, K, resp, stride, p0, k0, tp, tk);
   } else {
     // Per point: the maximum, then the sum of exp(v - max), each over the 16 threads that
     // hold its components (thread tk has components tk, tk + 16, ...), through red
