@@ -34,6 +34,14 @@
 #define __shared__ static
 #define __align__(n) alignas(n)
 
+// The vector types the kernels load through (alignment as CUDA's).
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(16) double2 {
+  double x, y;
+};
+
 struct uint3 {
   unsigned x, y, z;
 };
