@@ -114,11 +114,27 @@ def as_numpy(a):
         return np.asarray(a, dtype=np.float64)
 
 
+def fastest_fit(x, cfg, init, iters, reg, xp, device):
+    """sklearn_fit, and where it is cheap (under half a second) the fastest of three runs:
+    on a busy machine one run of a small fit can take longer than the whole difference
+    run_sklearn takes between two of them."""
+    t, gm = sklearn_fit(x, cfg, init, iters, reg, xp, device)
+    if t < 0.5:
+        for _ in range(2):
+            t = min(t, sklearn_fit(x, cfg, init, iters, reg, xp, device)[0])
+    return t, gm
+
+
 def run_sklearn(x, cfg, init, args, torch_device=None):
     xp = "torch" if torch_device else None
-    t_full, gm = sklearn_fit(x, cfg, init, args.iters, args.reg, xp, torch_device)
-    t_one, _ = sklearn_fit(x, cfg, init, 1, args.reg, xp, torch_device)
-    return dict(seconds=(t_full - t_one) / (args.iters - 1), weights=as_numpy(gm.weights_),
+    t_full, gm = fastest_fit(x, cfg, init, args.iters, args.reg, xp, torch_device)
+    t_one, _ = fastest_fit(x, cfg, init, 1, args.reg, xp, torch_device)
+    # Per iteration: the difference takes the fit's setup out; where noise still makes it
+    # non-positive, the whole fit's time per iteration (setup included) stands instead.
+    per_iter = (t_full - t_one) / (args.iters - 1)
+    if not per_iter > 0:
+        per_iter = t_full / args.iters
+    return dict(seconds=per_iter, weights=as_numpy(gm.weights_),
                 means=as_numpy(gm.means_), covariances=as_numpy(gm.covariances_))
 
 
