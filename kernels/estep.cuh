@@ -555,6 +555,13 @@ inline constexpr int kBlockStatsMaxD = 87;  // (D + 1) / 4 blocks a side: at mos
 
 __host__ __device__ inline int stats_block_side(int D) { return (D + 1 + 3) / 4; }
 
+// The statistics entry of (a, b), a <= b <= D, over y extended by y[D] = 1: N_k at
+// (D, D), S1 at (a, D), S2's upper triangle row by row (stats_entries' order).
+__host__ __device__ inline int stats_entry(int D, int a, int b) {
+  if (b == D) return a == D ? 0 : 1 + a;
+  return 1 + D + a * D - a * (a - 1) / 2 + (b - a);
+}
+
 template <typename S>
 __global__ void __launch_bounds__(kBlockStatsThreads)
     block_stats_kernel(const S* __restrict__ X, std::size_t n, int D, const S* __restrict__ shift,
@@ -628,10 +635,7 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
   }
   // Entry of (a, b), a <= b <= D: N_k at (D, D), S1 at (a, D), S2 row by row.
   double* out = partials + seg * L + static_cast<std::size_t>(k) * (1 + D + static_cast<std::size_t>(D) * (D + 1) / 2);
-  const auto entry = [D](int a, int b) {
-    if (b == D) return a == D ? 0 : 1 + a;
-    return 1 + D + a * D - a * (a - 1) / 2 + (b - a);
-  };
+
 #pragma unroll
   for (int u = 0; u < 4; ++u)
 #pragma unroll
@@ -640,7 +644,7 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
       const int b = 4 * bj + v;
       const bool real = active && a <= b && b <= D;
       if (groups == 1) {
-        if (real) out[entry(a, b)] = acc[u][v];
+        if (real) out[stats_entry(D, a, b)] = acc[u][v];
         continue;
       }
       __syncthreads();  // the previous cell's sums are read
@@ -649,8 +653,113 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
       if (real && grp == 0) {
         double sum = 0.0;
         for (int q = 0; q < groups; ++q) sum += red[q * nb + blk];
-        out[entry(a, b)] = sum;
+        out[stats_entry(D, a, b)] = sum;
       }
+    }
+}
+
+// The same 4 x 4 blocks for several components a block where the triangle leaves room
+// (G = 256 / blocks >= 2, D <= 56): the tile is staged once, unshifted (x[D] = 1), for G
+// components instead of once per component, and each thread, one (component, block)
+// pair, forms y = x - c_k for its 8 coordinates in registers and runs over all the
+// tile's points (no groups to add at the end).
+__host__ __device__ inline int stats_components_per_block(int D) {
+  const int CB = stats_block_side(D);
+  return kBlockStatsThreads / (CB * (CB + 1) / 2);
+}
+
+template <typename S>
+__global__ void __launch_bounds__(kBlockStatsThreads)
+    multi_block_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
+                             const S* __restrict__ resp, std::size_t stride, int tile_points,
+                             double* __restrict__ partials, std::size_t L) {
+  CUEM_DYNAMIC_SHARED(smem);
+  const int CB = stats_block_side(D);
+  const int pitch = 4 * CB;
+  const int nb = CB * (CB + 1) / 2;
+  const int G = kBlockStatsThreads / nb;
+  S* x = reinterpret_cast<S*>(smem);                        // tile_points x pitch, 16-byte rows
+  S* g = x + static_cast<std::size_t>(tile_points) * pitch;  // G x tile_points
+  const int tid = static_cast<int>(threadIdx.x);
+  const int j = tid / nb;
+  const int blk = tid % nb;
+  const int k0 = static_cast<int>(blockIdx.y) * G;
+  const int Gb = K - k0 < G ? K - k0 : G;
+  const bool active = j < Gb;
+  int bi = 0, rest = blk;  // blk -> (bi, bj), bi <= bj, row by row
+  while (rest >= CB - bi) {
+    rest -= CB - bi;
+    ++bi;
+  }
+  const int bj = bi + rest;
+  const int k = k0 + (active ? j : 0);
+  const std::size_t seg = blockIdx.x;
+  const std::size_t begin = seg * kSegmentPoints;
+  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
+  S ca[4], cb[4];  // the shift of this thread's coordinates (0 for the ones and the padding)
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    ca[u] = 4 * bi + u < D ? shift[static_cast<std::size_t>(k) * D + 4 * bi + u] : S(0);
+    cb[u] = 4 * bj + u < D ? shift[static_cast<std::size_t>(k) * D + 4 * bj + u] : S(0);
+  }
+  double acc[4][4];
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) acc[u][v] = 0.0;
+  for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
+    const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
+    __syncthreads();  // the previous tile is consumed
+    for (int idx = tid; idx < cnt * pitch; idx += kBlockStatsThreads) {
+      const int q = idx / pitch;
+      const int d = idx - q * pitch;
+      x[q * pitch + d] = d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d] : (d == D ? S(1) : S(0));
+    }
+    for (int idx = tid; idx < Gb * cnt; idx += kBlockStatsThreads) {
+      const int jj = idx / cnt;
+      const int q = idx - jj * cnt;
+      g[jj * tile_points + q] = resp[static_cast<std::size_t>(k0 + jj) * stride + t0 + q];
+    }
+    __syncthreads();
+    if (active) {
+      S part[4][4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) part[u][v] = S(0);
+      const S* gj = g + j * tile_points;
+      for (int q = 0; q < cnt; ++q) {
+        const S gq = gj[q];
+        if (gq == S(0)) continue;  // hard assignments: most points miss most components
+        const S* xq = x + q * pitch;
+        S ga[4], yb[4];
+        load4(xq + 4 * bi, ga);
+        load4(xq + 4 * bj, yb);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          ga[u] = gq * (ga[u] - ca[u]);
+          yb[u] -= cb[u];
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+#pragma unroll
+          for (int v = 0; v < 4; ++v) part[u][v] += ga[u] * yb[v];
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) acc[u][v] += static_cast<double>(part[u][v]);
+    }
+  }
+  if (!active) return;
+  double* out = partials + seg * L + static_cast<std::size_t>(k) * (1 + D + static_cast<std::size_t>(D) * (D + 1) / 2);
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) {
+      const int a = 4 * bi + u;
+      const int b = 4 * bj + v;
+      if (a <= b && b <= D) out[stats_entry(D, a, b)] = acc[u][v];
     }
 }
 
@@ -1178,6 +1287,22 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     }
   }
   const bool full_layout = M == 1 + D + D * (D + 1) / 2 && M != 1 + 2 * D;
+  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled() &&
+      stats_components_per_block(D) >= 2) {
+    const int G = stats_components_per_block(D);
+    const int pitch = 4 * stats_block_side(D);
+    const std::size_t per_point = static_cast<std::size_t>(pitch + G) * sizeof(S);
+    // Whole 16-byte rows after the tile: a multiple of 4 points.
+    const int tile = static_cast<int>(std::clamp<std::size_t>(kStatsTileBytes / per_point, 4, 1024)) / 4 * 4;
+    const std::size_t smem = static_cast<std::size_t>(tile) * per_point;
+    const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
+                    checked_cast<unsigned>((K + G - 1) / G, "component groups"));
+    if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
+    CUEM_LAUNCH((multi_block_stats_kernel<S>), grid, kBlockStatsThreads, smem, stream)(X, n, D, K, shift, resp,
+                                                                                       stride, tile, partials, L);
+    log_likelihoods();
+    return;
+  }
   if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled()) {
     const int pitch = 4 * stats_block_side(D);
     const std::size_t per_point = static_cast<std::size_t>(pitch + 1) * sizeof(S);
