@@ -550,6 +550,7 @@ __device__ __forceinline__ void load4(const double* p, double (&out)[4]) {
 }
 
 inline constexpr int kBlockStatsThreads = 256;
+
 inline constexpr int kBlockStatsMinD = 8;
 inline constexpr int kBlockStatsMaxD = 87;  // (D + 1) / 4 blocks a side: at most 256 blocks
 
@@ -561,6 +562,43 @@ __host__ __device__ inline int stats_entry(int D, int a, int b) {
   if (b == D) return a == D ? 0 : 1 + a;
   return 1 + D + a * D - a * (a - 1) / 2 + (b - a);
 }
+
+// The pieces both 4 x 4 block kernels share: which block of the triangle a thread owns,
+// and the per-point and per-tile updates of its 16 cells.
+__device__ __forceinline__ void stats_block_of(int blk, int CB, int* bi, int* bj) {
+  int i = 0, rest = blk;  // row by row over the blocks (i, j), i <= j
+  while (rest >= CB - i) {
+    rest -= CB - i;
+    ++i;
+  }
+  *bi = i;
+  *bj = i + rest;
+}
+
+template <typename S>
+__device__ __forceinline__ void outer_add(const S (&a)[4], const S (&b)[4], S (&part)[4][4]) {
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) part[u][v] += a[u] * b[v];
+}
+
+template <typename S, typename T>
+__device__ __forceinline__ void fill4x4(T (&cells)[4][4], S value) {
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) cells[u][v] = static_cast<T>(value);
+}
+
+template <typename S>
+__device__ __forceinline__ void add_tile(const S (&part)[4][4], double (&acc)[4][4]) {
+#pragma unroll
+  for (int u = 0; u < 4; ++u)
+#pragma unroll
+    for (int v = 0; v < 4; ++v) acc[u][v] += static_cast<double>(part[u][v]);
+}
+
 
 template <typename S>
 __global__ void __launch_bounds__(kBlockStatsThreads)
@@ -579,12 +617,8 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
   const int blk = tid % nb;
   const int grp = tid / nb;
   const bool active = grp < groups;
-  int bi = 0, rest = blk;  // blk -> (bi, bj), bi <= bj, row by row
-  while (rest >= CB - bi) {
-    rest -= CB - bi;
-    ++bi;
-  }
-  const int bj = bi + rest;
+  int bi = 0, bj = 0;
+  stats_block_of(blk, CB, &bi, &bj);
   const int k = static_cast<int>(blockIdx.y);
   const std::size_t seg = blockIdx.x;
   const std::size_t begin = seg * kSegmentPoints;
@@ -592,10 +626,7 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
   const S* c = shift + static_cast<std::size_t>(k) * D;
   const S* gk = resp + static_cast<std::size_t>(k) * stride;
   double acc[4][4];
-#pragma unroll
-  for (int u = 0; u < 4; ++u)
-#pragma unroll
-    for (int v = 0; v < 4; ++v) acc[u][v] = 0.0;
+  fill4x4(acc, 0.0);
   for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
     const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
     __syncthreads();  // the previous tile is consumed
@@ -609,10 +640,7 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
     __syncthreads();
     if (active) {
       S part[4][4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) part[u][v] = S(0);
+      fill4x4(part, S(0));
       for (int q = grp; q < cnt; q += groups) {
         const S gq = g[q];
         if (gq == S(0)) continue;  // hard assignments: most points miss most components
@@ -622,20 +650,13 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
         load4(yq + 4 * bj, yb);
 #pragma unroll
         for (int u = 0; u < 4; ++u) ga[u] *= gq;
-#pragma unroll
-        for (int u = 0; u < 4; ++u)
-#pragma unroll
-          for (int v = 0; v < 4; ++v) part[u][v] += ga[u] * yb[v];
+        outer_add(ga, yb, part);
       }
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) acc[u][v] += static_cast<double>(part[u][v]);
+      add_tile(part, acc);
     }
   }
   // Entry of (a, b), a <= b <= D: N_k at (D, D), S1 at (a, D), S2 row by row.
   double* out = partials + seg * L + static_cast<std::size_t>(k) * (1 + D + static_cast<std::size_t>(D) * (D + 1) / 2);
-
 #pragma unroll
   for (int u = 0; u < 4; ++u)
 #pragma unroll
@@ -686,12 +707,8 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
   const int k0 = static_cast<int>(blockIdx.y) * G;
   const int Gb = K - k0 < G ? K - k0 : G;
   const bool active = j < Gb;
-  int bi = 0, rest = blk;  // blk -> (bi, bj), bi <= bj, row by row
-  while (rest >= CB - bi) {
-    rest -= CB - bi;
-    ++bi;
-  }
-  const int bj = bi + rest;
+  int bi = 0, bj = 0;
+  stats_block_of(blk, CB, &bi, &bj);
   const int k = k0 + (active ? j : 0);
   const std::size_t seg = blockIdx.x;
   const std::size_t begin = seg * kSegmentPoints;
@@ -703,10 +720,7 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
     cb[u] = 4 * bj + u < D ? shift[static_cast<std::size_t>(k) * D + 4 * bj + u] : S(0);
   }
   double acc[4][4];
-#pragma unroll
-  for (int u = 0; u < 4; ++u)
-#pragma unroll
-    for (int v = 0; v < 4; ++v) acc[u][v] = 0.0;
+  fill4x4(acc, 0.0);
   for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
     const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
     __syncthreads();  // the previous tile is consumed
@@ -723,10 +737,7 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
     __syncthreads();
     if (active) {
       S part[4][4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) part[u][v] = S(0);
+      fill4x4(part, S(0));
       const S* gj = g + j * tile_points;
       for (int q = 0; q < cnt; ++q) {
         const S gq = gj[q];
@@ -740,15 +751,9 @@ __global__ void __launch_bounds__(kBlockStatsThreads)
           ga[u] = gq * (ga[u] - ca[u]);
           yb[u] -= cb[u];
         }
-#pragma unroll
-        for (int u = 0; u < 4; ++u)
-#pragma unroll
-          for (int v = 0; v < 4; ++v) part[u][v] += ga[u] * yb[v];
+        outer_add(ga, yb, part);
       }
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) acc[u][v] += static_cast<double>(part[u][v]);
+      add_tile(part, acc);
     }
   }
   if (!active) return;
