@@ -525,12 +525,11 @@ __global__ void __launch_bounds__(kStatsThreads)
 
 // The full layout's statistics (M = 1 + D + D(D+1)/2) in 4 x 4 blocks: with y extended
 // by y[D] = 1, N_k, S1_k and S2_k are the upper triangle of sum g y y^T over D + 1
-// coordinates. A block takes one (segment, component); each thread one 4 x 4 block of
-// that triangle and a share of the points (groups of threads split a tile's points and
-// are added in group order at the end). Per point a thread loads 4 + 4 coordinates and
-// the responsibility for 16 products, where segment_stats_kernel loads 2 or 3 values per
-// product (two vector loads and the responsibility in fact: rows are whole 16-byte
-// blocks). Rows of the staged tile are zero past y[D], so no load needs a guard.
+// coordinates, and each thread of multi_block_stats_kernel (below) owns one 4 x 4 block
+// of it. Per point it makes two vector loads and reads a responsibility for 16 products,
+// where segment_stats_kernel loads 2 or 3 values per product. Rows of the staged tile
+// are zero past x[D], so no load needs a guard.
+
 // Four consecutive values from 16-byte aligned shared memory in vector loads (one
 // instruction in float32, two in float64, where four scalar loads issued four).
 __device__ __forceinline__ void load4(const float* p, float (&out)[4]) {
@@ -563,8 +562,8 @@ __host__ __device__ inline int stats_entry(int D, int a, int b) {
   return 1 + D + a * D - a * (a - 1) / 2 + (b - a);
 }
 
-// The pieces both 4 x 4 block kernels share: which block of the triangle a thread owns,
-// and the per-point and per-tile updates of its 16 cells.
+// Which block of the triangle a thread owns, and the per-point and per-tile updates of
+// its 16 cells.
 __device__ __forceinline__ void stats_block_of(int blk, int CB, int* bi, int* bj) {
   int i = 0, rest = blk;  // row by row over the blocks (i, j), i <= j
   while (rest >= CB - i) {
@@ -600,90 +599,11 @@ __device__ __forceinline__ void add_tile(const S (&part)[4][4], double (&acc)[4]
 }
 
 
-template <typename S>
-__global__ void __launch_bounds__(kBlockStatsThreads)
-    block_stats_kernel(const S* __restrict__ X, std::size_t n, int D, const S* __restrict__ shift,
-                       const S* __restrict__ resp, std::size_t stride, int tile_points,
-                       double* __restrict__ partials, std::size_t L) {
-  CUEM_DYNAMIC_SHARED(smem);
-  double* red = reinterpret_cast<double*>(smem);          // kBlockStatsThreads
-  S* y = reinterpret_cast<S*>(red + kBlockStatsThreads);  // tile_points x pitch, 16-byte rows
-  const int CB = stats_block_side(D);
-  const int pitch = 4 * CB;  // whole blocks of 4: each block of a row is one aligned vector load
-  S* g = y + static_cast<std::size_t>(tile_points) * pitch;  // tile_points
-  const int nb = CB * (CB + 1) / 2;
-  const int groups = kBlockStatsThreads / nb;
-  const int tid = static_cast<int>(threadIdx.x);
-  const int blk = tid % nb;
-  const int grp = tid / nb;
-  const bool active = grp < groups;
-  int bi = 0, bj = 0;
-  stats_block_of(blk, CB, &bi, &bj);
-  const int k = static_cast<int>(blockIdx.y);
-  const std::size_t seg = blockIdx.x;
-  const std::size_t begin = seg * kSegmentPoints;
-  const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
-  const S* c = shift + static_cast<std::size_t>(k) * D;
-  const S* gk = resp + static_cast<std::size_t>(k) * stride;
-  double acc[4][4];
-  fill4x4(acc, 0.0);
-  for (std::size_t t0 = begin; t0 < end; t0 += static_cast<std::size_t>(tile_points)) {
-    const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(tile_points) ? end - t0 : tile_points);
-    __syncthreads();  // the previous tile is consumed
-    const int width = 4 * CB;
-    for (int idx = tid; idx < cnt * width; idx += kBlockStatsThreads) {
-      const int q = idx / width;
-      const int d = idx - q * width;
-      y[q * pitch + d] = d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d] - c[d] : (d == D ? S(1) : S(0));
-    }
-    for (int idx = tid; idx < cnt; idx += kBlockStatsThreads) g[idx] = gk[t0 + idx];
-    __syncthreads();
-    if (active) {
-      S part[4][4];
-      fill4x4(part, S(0));
-      for (int q = grp; q < cnt; q += groups) {
-        const S gq = g[q];
-        if (gq == S(0)) continue;  // hard assignments: most points miss most components
-        const S* yq = y + q * pitch;
-        S ga[4], yb[4];
-        load4(yq + 4 * bi, ga);
-        load4(yq + 4 * bj, yb);
-#pragma unroll
-        for (int u = 0; u < 4; ++u) ga[u] *= gq;
-        outer_add(ga, yb, part);
-      }
-      add_tile(part, acc);
-    }
-  }
-  // Entry of (a, b), a <= b <= D: N_k at (D, D), S1 at (a, D), S2 row by row.
-  double* out = partials + seg * L + static_cast<std::size_t>(k) * (1 + D + static_cast<std::size_t>(D) * (D + 1) / 2);
-#pragma unroll
-  for (int u = 0; u < 4; ++u)
-#pragma unroll
-    for (int v = 0; v < 4; ++v) {
-      const int a = 4 * bi + u;
-      const int b = 4 * bj + v;
-      const bool real = active && a <= b && b <= D;
-      if (groups == 1) {
-        if (real) out[stats_entry(D, a, b)] = acc[u][v];
-        continue;
-      }
-      __syncthreads();  // the previous cell's sums are read
-      if (active) red[grp * nb + blk] = acc[u][v];
-      __syncthreads();
-      if (real && grp == 0) {
-        double sum = 0.0;
-        for (int q = 0; q < groups; ++q) sum += red[q * nb + blk];
-        out[stats_entry(D, a, b)] = sum;
-      }
-    }
-}
 
-// The same 4 x 4 blocks for several components a block where the triangle leaves room
-// (G = 256 / blocks >= 2, D <= 56): the tile is staged once, unshifted (x[D] = 1), for G
-// components instead of once per component, and each thread, one (component, block)
-// pair, forms y = x - c_k for its 8 coordinates in registers and runs over all the
-// tile's points (no groups to add at the end).
+// A block takes one segment and G = 256 / blocks components (G = 1 past D = 59; 5 at
+// D = 32): the tile is staged once, unshifted (x[D] = 1), for all G, and each thread,
+// one (component, block) pair, forms y = x - c_k for its 8 coordinates in registers and
+// runs over all the tile's points.
 __host__ __device__ inline int stats_components_per_block(int D) {
   const int CB = stats_block_side(D);
   return kBlockStatsThreads / (CB * (CB + 1) / 2);
@@ -1292,8 +1212,7 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     }
   }
   const bool full_layout = M == 1 + D + D * (D + 1) / 2 && M != 1 + 2 * D;
-  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled() &&
-      stats_components_per_block(D) >= 2) {
+  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled()) {
     const int G = stats_components_per_block(D);
     const int pitch = 4 * stats_block_side(D);
     const std::size_t per_point = static_cast<std::size_t>(pitch + G) * sizeof(S);
@@ -1305,18 +1224,6 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
     if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
     CUEM_LAUNCH((multi_block_stats_kernel<S>), grid, kBlockStatsThreads, smem, stream)(X, n, D, K, shift, resp,
                                                                                        stride, tile, partials, L);
-    log_likelihoods();
-    return;
-  }
-  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled()) {
-    const int pitch = 4 * stats_block_side(D);
-    const std::size_t per_point = static_cast<std::size_t>(pitch + 1) * sizeof(S);
-    const int tile = static_cast<int>(std::clamp<std::size_t>(kStatsTileBytes / per_point, 1, 1024));
-    const std::size_t smem = kBlockStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point;
-    const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"), checked_cast<unsigned>(K, "components"));
-    if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
-    CUEM_LAUNCH((block_stats_kernel<S>), grid, kBlockStatsThreads, smem, stream)(X, n, D, shift, resp, stride, tile,
-                                                                                 partials, L);
     log_likelihoods();
     return;
   }
