@@ -16,6 +16,7 @@
 #include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
+#include "init/kmeans.hpp"
 #include "test_util.hpp"
 #if defined(CUEM_HAVE_CUDA)
 #include "core/cuda_backend.hpp"
@@ -589,6 +590,23 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
         compare_stats(got, want, tol);
       }
     }
+}
+
+// k-means' tolerance scale, the mean feature variance, from the device's passes against
+// the host's two passes, on data far from the origin.
+TEST(CudaKMeans, MeanFeatureVarianceMatchesTheHost) {
+  REQUIRE_DEVICE();
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 3, 7, 4.0, 79);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 80);
+  for (double& v : ds.x) v += 1e4;
+  make_float32_exact(ds);
+  cuem::CpuBackend cpu(ds.view());
+  const double want = cuem::mean_feature_variance(cpu, ds.view());
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+    const double got = cuem::mean_feature_variance(*gpu, ds.view());
+    EXPECT_NEAR(got, want, (p == Precision::float32 ? 1e-6 : 1e-12) * want);
+  }
 }
 
 TEST(CudaBackend, NonexistentDeviceIndexIsAClearError) {

@@ -10,6 +10,10 @@
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/options.hpp"
+#include "core/m_step.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "init/initialize.hpp"
+#include "init/kmeans.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -122,6 +126,90 @@ TEST_P(SeedingMethod, FindsTheBlobs) {
 INSTANTIATE_TEST_SUITE_P(FromDataPoints, SeedingMethod,
                          testing::Values(InitMethod::kmeans, InitMethod::kmeans_plusplus, InitMethod::random_from_data),
                          init_name);
+
+// ---- k-means' tolerance scale -----------------------------------------------------------
+
+// The mean over features of the population variance (numpy's X.var(axis=0).mean(), which
+// scikit-learn's KMeans scales tol by), on a case computed by hand: columns {1, 2, 3, 4}
+// (variance 1.25) and {10, 10, 10, 14} (variance 3).
+TEST(KMeansTolerance, MeanFeatureVarianceByHand) {
+  const std::vector<double> x{1, 10, 2, 10, 3, 10, 4, 14};
+  const cuem::DataView X(x.data(), 4, 2);
+  cuem::CpuBackend cpu(X);
+  EXPECT_DOUBLE_EQ(cuem::mean_feature_variance(cpu, X), (1.25 + 3.0) / 2);
+}
+
+// ---- point-seeded starts without a pass over the data ----------------------------------
+
+// k-means++ and random_from_data start from K data points. The starting model is built from
+// those points alone; it must be bitwise the M-step of the two statistics passes over
+// one-hot responsibilities that scikit-learn's definition implies (means first, then the
+// scatter about them). Data with a negative zero, an offset and float32 storage included.
+TEST(PointSeeded, KMeansPlusPlusIsTheOneHotMStepBitwise) {
+  SCOPED_TRACE("mixture seed 26, data seed 27, fit seed 3");
+  const int K = 5, D = 3;
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, K, D, 6.0, 26);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 700, 27);
+  for (double& v : ds.x) v += 1e4;
+  ds.x[0] = -0.0;
+  std::vector<float> x32(ds.x.begin(), ds.x.end());
+  const cuem::DataView views[] = {ds.view(), cuem::DataView(x32.data(), ds.n, static_cast<std::size_t>(D))};
+  for (const cuem::DataView& X : views) {
+    for (CovarianceType type : cuem_test::all_covariance_types()) {
+      SCOPED_TRACE(cuem::to_string(type));
+      cuem::FitOptions opt;
+      opt.n_components = K;
+      opt.covariance_type = type;
+      opt.init = InitMethod::kmeans_plusplus;
+      const cuem::Model got = cuem::initialize(X, opt, 3);
+
+      const std::vector<std::size_t> index = cuem::kmeans_plusplus(X, K, 3);
+      const cuem::ResponsibilityFn one_hot = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        std::fill(resp, resp + count * K, 0.0);
+        for (int k = 0; k < K; ++k)
+          if (index[k] >= begin && index[k] < begin + count) resp[(index[k] - begin) * K + k] = 1.0;
+      };
+      const cuem::SufficientStats first =
+          cuem::accumulate_stats(X, CovarianceType::diag, K, std::vector<double>(K * D, 0.0), one_hot, false);
+      std::vector<double> means(K * D);
+      for (int i = 0; i < K * D; ++i) means[i] = first.s1[i] / first.nk[i / D];
+      const cuem::Model want =
+          cuem::m_step(cuem::accumulate_stats(X, type, K, means, one_hot, false), opt.reg_covar);
+      EXPECT_TRUE(got.weights == want.weights);
+      EXPECT_TRUE(got.means == want.means);
+      EXPECT_TRUE(got.covariances == want.covariances);
+      EXPECT_TRUE(got.precisions_cholesky == want.precisions_cholesky);
+    }
+  }
+}
+
+// random_from_data: K distinct data rows as means, equal weights, reg_covar as the covariance.
+TEST(PointSeeded, RandomFromDataIsKDistinctRows) {
+  SCOPED_TRACE("mixture seed 28, data seed 29, fit seeds 0..4");
+  const int K = 6, D = 2;
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, D, 6.0, 28);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 50, 29);
+  for (std::uint64_t seed = 0; seed < 5; ++seed) {
+    cuem::FitOptions opt;
+    opt.n_components = K;
+    opt.covariance_type = CovarianceType::diag;
+    opt.init = InitMethod::random_from_data;
+    opt.reg_covar = 1e-3;
+    const cuem::Model m = cuem::initialize(ds.view(), opt, seed);
+    std::vector<std::size_t> rows;
+    for (int k = 0; k < K; ++k) {
+      std::size_t found = ds.n;
+      for (std::size_t i = 0; i < ds.n && found == ds.n; ++i)
+        if (m.means[k * D] == ds.row(i)[0] && m.means[k * D + 1] == ds.row(i)[1]) found = i;
+      ASSERT_LT(found, ds.n) << "mean " << k << " is not a data row";
+      for (std::size_t r : rows) EXPECT_NE(r, found) << "row " << found << " seeds two components";
+      rows.push_back(found);
+      EXPECT_DOUBLE_EQ(m.weights[k], 1.0 / K);
+      EXPECT_EQ(m.covariances[k * D], 1e-3);
+      EXPECT_EQ(m.covariances[k * D + 1], 1e-3);
+    }
+  }
+}
 
 // ---- k-means lands on the blobs before any EM ------------------------------------------
 

@@ -31,14 +31,21 @@ std::vector<std::size_t> distinct_indices(std::size_t N, int K, std::uint64_t se
   return out;
 }
 
-// One-hot responsibilities: point `index[k]` belongs wholly to component k, every other
-// point to none (scikit-learn's k-means++ and random_from_data initialisation).
-ResponsibilityFn one_hot_points(const std::vector<std::size_t>& index, int K) {
-  return [&index, K](std::size_t begin, std::size_t count, double* resp, double*) {
-    std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
-    for (int k = 0; k < K; ++k)
-      if (index[k] >= begin && index[k] < begin + count) resp[(index[k] - begin) * K + k] = 1.0;
-  };
+// scikit-learn's k-means++ and random_from_data starts: component k is the one point
+// index[k] with weight one and no other. Its statistics need no pass over the data:
+// about the point itself N_k = 1, S1 = 0 and S2 = 0, which is bitwise what two passes over
+// one-hot responsibilities give (each sum adds only zeros to x), in O(K D) instead of
+// O(N K D) on the host, which at G-scale would take longer than the fit.
+Model point_seeded_model(DataView X, const FitOptions& o, const std::vector<std::size_t>& index) {
+  const int K = o.n_components;
+  const std::size_t D = X.n_cols;
+  std::vector<double> points(static_cast<std::size_t>(K) * D);
+  for (std::size_t k = 0; k < static_cast<std::size_t>(K); ++k)
+    for (std::size_t d = 0; d < D; ++d) points[k * D + d] = X.value(index[k], d);
+  SufficientStats s = SufficientStats::zeros(o.covariance_type, K, static_cast<int>(D), std::move(points));
+  std::fill(s.nk.begin(), s.nk.end(), 1.0);
+  s.n_points = X.n_rows;
+  return m_step(s, o.reg_covar);
 }
 
 // Two passes: the means first, then the scatter about them, so the M-step works on
@@ -101,12 +108,12 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
       }
       case InitMethod::kmeans_plusplus: {
         const std::vector<std::size_t> index = kmeans_plusplus(backend, X, K, seed, o.interrupted);
-        m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
+        m = point_seeded_model(X, o, index);
         break;
       }
       case InitMethod::random_from_data: {
         const std::vector<std::size_t> index = distinct_indices(X.n_rows, K, seed);
-        m = estimate_from_responsibilities(X, o, one_hot_points(index, K));
+        m = point_seeded_model(X, o, index);
         break;
       }
       case InitMethod::random:

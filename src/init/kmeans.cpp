@@ -19,6 +19,32 @@ std::vector<double> row_copy(const DataView& X, std::size_t i) {
 
 }  // namespace
 
+double mean_feature_variance(Backend& backend, DataView X) {
+  const std::size_t N = X.n_rows;
+  const int D = static_cast<int>(X.n_cols);
+  // Where the data live on a device, one part holding every point: its S1 and S2 about
+  // the mean, from the two passes there (two host passes over G-scale data would take
+  // longer than the fit).
+  SufficientStats all;
+  if (backend.partition_stats(std::vector<double>(X.n_cols, 0.0), 1, CovarianceType::diag, &all)) {
+    double sum = 0.0;
+    for (int d = 0; d < D; ++d) {
+      const double m = all.s1[d] / all.nk[0];
+      sum += all.s2[d] / all.nk[0] - m * m;
+    }
+    return sum / D;
+  }
+  double mean_var = 0.0;
+  for (int d = 0; d < D; ++d) {
+    double m = 0.0, v = 0.0;
+    for (std::size_t i = 0; i < N; ++i) m += X.value(i, d);
+    m /= static_cast<double>(N);
+    for (std::size_t i = 0; i < N; ++i) v += (X.value(i, d) - m) * (X.value(i, d) - m);
+    mean_var += v / static_cast<double>(N);
+  }
+  return mean_var / D;
+}
+
 std::vector<std::size_t> kmeans_plusplus(Backend& backend, DataView X, int K, std::uint64_t seed,
                                          const std::function<bool()>& interrupted) {
   const std::size_t N = X.n_rows;
@@ -52,7 +78,6 @@ std::vector<std::size_t> kmeans_plusplus(Backend& backend, DataView X, int K, st
 
 KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int max_iter, double tol,
                     const std::function<bool()>& interrupted) {
-  const std::size_t N = X.n_rows;
   const int D = static_cast<int>(X.n_cols);
   KMeansResult res;
   res.centers.resize(static_cast<std::size_t>(K) * D);
@@ -61,15 +86,8 @@ KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int
     for (int d = 0; d < D; ++d) res.centers[static_cast<std::size_t>(k) * D + d] = X.value(seeds[k], d);
 
   // scikit-learn scales tol by the mean variance of the features.
-  double mean_var = 0.0;
-  for (int d = 0; d < D; ++d) {
-    double m = 0.0, v = 0.0;
-    for (std::size_t i = 0; i < N; ++i) m += X.value(i, d);
-    m /= static_cast<double>(N);
-    for (std::size_t i = 0; i < N; ++i) v += (X.value(i, d) - m) * (X.value(i, d) - m);
-    mean_var += v / static_cast<double>(N);
-  }
-  const double threshold = tol * mean_var / D;
+  const double mean_var = mean_feature_variance(backend, X);
+  const double threshold = tol * mean_var;
 
   for (res.n_iter = 1; res.n_iter <= max_iter; ++res.n_iter) {
     if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means");

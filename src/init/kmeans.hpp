@@ -10,6 +10,11 @@
 
 namespace cuem {
 
+/// The variance of each feature (population, about its mean), averaged over the features:
+/// the scale of k-means' tolerance. Taken on the backend where it holds the data
+/// (Backend::partition_stats), else in two host passes.
+double mean_feature_variance(Backend& backend, DataView X);
+
 /// Indices of K seed points by greedy k-means++ (Arthur & Vassilvitskii 2007; each step
 /// draws 2 + floor(ln K) candidates with probability proportional to D(x)^2 and keeps the
 /// one that lowers the potential most, as scikit-learn does). Deterministic for a seed and
