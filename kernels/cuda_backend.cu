@@ -97,6 +97,7 @@ class CudaBackend final : public Backend {
     stream_slots_ = {};
     resp_ = {};
     log_prob_ = {};
+    norm_ = {};
     partials_ = {};
     total_ = {};
     total_host_ = {};
@@ -141,11 +142,9 @@ class CudaBackend final : public Backend {
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
     for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
-      if (!launch_fused_estep(cp, x, count, partials_.data(), L_, s)) {
-        launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
-        launch_segment_stats(cp.K, cp.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(),
-                             entries_.data(), M_, partials_.data(), L_, s);
-      }
+      if (!launch_fused_estep(cp, x, count, partials_.data(), L_, s))
+        launch_estep(cp, x, count, resp_.data(), chunk_, log_prob_.data(), norm_.data(), entries_.data(), M_,
+                     partials_.data(), L_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
     });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
@@ -450,10 +449,12 @@ class CudaBackend final : public Backend {
   }
 
   // Bytes of work buffers per point of a chunk, and the chunk-independent remainder.
-  std::size_t workspace_per_point(int K, int M, bool streaming) const {
+  // (Responsibilities, log p(x) and the E-step's normalisation rows, launch_estep.)
+  std::size_t workspace_per_point(CovarianceType type, int K, int M, bool streaming) const {
     const std::size_t Kz = static_cast<std::size_t>(K);
     const std::size_t L = Kz * static_cast<std::size_t>(M) + 1;
-    std::size_t b = (Kz + 1) * sizeof(S) + (L * sizeof(double) + kSegmentPoints - 1) / kSegmentPoints;
+    const std::size_t norm_rows = deferred_norm_rows(type, K, static_cast<int>(X_.n_cols), sizeof(S));
+    std::size_t b = (Kz + 1 + norm_rows) * sizeof(S) + (L * sizeof(double) + kSegmentPoints - 1) / kSegmentPoints;
     if (streaming) b += 2 * X_.n_cols * sizeof(S);
     return b;
   }
@@ -477,7 +478,7 @@ class CudaBackend final : public Backend {
     const std::size_t closest_bytes = checked_bytes(N, sizeof(S));
     const std::size_t min_chunk = std::min(round_up(N, kSegmentPoints), kSegmentPoints * 8);
     if (!placed_) {
-      const std::size_t min_work = workspace_per_point(K, M, false) * min_chunk;
+      const std::size_t min_work = workspace_per_point(type, K, M, false) * min_chunk;
       resident_ = data_bytes + fixed + min_work <= limit_;
       // k-means's one value per point stays on the device when it fits beside resident
       // data; otherwise it lives in pinned host memory and travels with the chunks.
@@ -486,7 +487,7 @@ class CudaBackend final : public Backend {
       placed_ = true;
     }
     const std::size_t used = (resident_ ? data_bytes : 0) + (closest_on_device_ ? closest_bytes : 0) + fixed;
-    const std::size_t per_point = workspace_per_point(K, M, !resident_);
+    const std::size_t per_point = workspace_per_point(type, K, M, !resident_);
     const std::size_t room = limit_ > used ? (limit_ - used) / per_point : 0;
     std::size_t chunk = std::min(room / kSegmentPoints * kSegmentPoints, round_up(N, kSegmentPoints));
     if (chunk == 0)
@@ -501,6 +502,7 @@ class CudaBackend final : public Backend {
     ws_K_ = -1;
     resp_ = {};
     log_prob_ = {};
+    norm_ = {};
     partials_ = {};
     total_ = {};
     entries_ = {};
@@ -510,6 +512,7 @@ class CudaBackend final : public Backend {
     L_ = L;
     resp_ = DeviceBuffer<S>(static_cast<std::size_t>(K) * chunk_);
     log_prob_ = DeviceBuffer<S>(chunk_);
+    norm_ = DeviceBuffer<S>(deferred_norm_rows(type, K, D, sizeof(S)) * chunk_);
     partials_ = DeviceBuffer<double>(chunk_ / kSegmentPoints * L_);
     total_ = DeviceBuffer<double>(L_);
     total_host_ = PinnedBuffer<double>(L_);
@@ -684,6 +687,7 @@ class CudaBackend final : public Backend {
   std::size_t L_ = 0;
   DeviceBuffer<S> resp_;
   DeviceBuffer<S> log_prob_;
+  DeviceBuffer<S> norm_;  // launch_estep's normalisation rows (empty where it normalises in place)
   DeviceBuffer<double> partials_;
   DeviceBuffer<double> total_;
   PinnedBuffer<double> total_host_;

@@ -114,6 +114,50 @@ __global__ void __launch_bounds__(kPosteriorThreads)
   if (log_prob) log_prob[i] = lp;
 }
 
+// Deferred normalisation (the diagonal and spherical E-step with K > 64, whose
+// statistics kernels normalise as they read): the log joints stay in resp, and the
+// normalisation buffer aux (stride values a row) holds
+//   row 0: each point's maximum log joint m,   row 1: 1 / sum_k exp(v_k - m),
+//   rows 2 .. 2 + T: each component tile's maximum m_t,   rows 2 + T .. 2 + 2 T: its
+//   sum of exp(v - m_t) (T tiles, written by tiled_log_joint_kernel),
+// so the log joints are written once and read once, by the statistics, where the
+// in-place normalisation read them twice and wrote them again (12 GB at G4's shape).
+// This kernel combines the tiles in order into rows 0 and 1 and log p(x) = m + log(sum).
+template <typename S>
+__global__ void __launch_bounds__(kPosteriorThreads)
+    combine_tiles_kernel(int T, std::size_t n, S* __restrict__ aux, std::size_t stride, S* __restrict__ log_prob) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const S* tile_max = aux + 2 * stride;
+  const S* tile_sum = aux + (2 + static_cast<std::size_t>(T)) * stride;
+  S m = S(-INFINITY);
+  for (int t = 0; t < T; ++t) {
+    const S v = tile_max[t * stride + i];
+    m = v > m ? v : m;
+  }
+  S sum = S(0);
+  if (m > S(-INFINITY))
+    for (int t = 0; t < T; ++t) {
+      const S mt = tile_max[t * stride + i];
+      if (mt > S(-INFINITY)) sum += tile_sum[t * stride + i] * exp_s(mt - m);
+    }
+  aux[i] = m;
+  aux[stride + i] = m > S(-INFINITY) ? S(1) / sum : S(0);
+  if (log_prob) log_prob[i] = m > S(-INFINITY) ? m + log_s(sum) : m;
+}
+
+// g_ik as the diagonal statistics kernels stage it: resp holds the responsibilities, or
+// with norm (the normalisation buffer above) the log joints, normalised here as
+// normalize_point does (a point no component explains is shared evenly).
+template <typename S>
+__device__ __forceinline__ S staged_resp(const S* __restrict__ resp, const S* __restrict__ norm, std::size_t stride,
+                                         int k, int K, std::size_t i) {
+  const S v = resp[static_cast<std::size_t>(k) * stride + i];
+  if (!norm) return v;
+  const S m = norm[i];
+  return m > S(-INFINITY) ? exp_s(v - m) * norm[stride + i] : S(1) / static_cast<S>(K);
+}
+
 // Log joints of the diagonal and spherical layouts as tiles of kTilePoints points x
 // kTileComponents components per block: dimensions are staged kTileDims at a time in
 // shared memory (points and parameters, rows padded by one against bank conflicts), and
@@ -141,19 +185,25 @@ inline constexpr int kTileComponents = 16 * RK;
 //     maxima and sums taken across the 16 threads that share a point through shared
 //     memory in a fixed order: no log joints are written and read back;
 //   distance (with C spherical): the squared distances ||(x - hi) - lo||^2, for the
-//     k-means assignment (kmeans.cuh); only p.means, p.means_lo, p.K and p.D are read.
-enum class TileOut { log_joint, responsibilities, distance };
+//     k-means assignment (kmeans.cuh); only p.means, p.means_lo, p.K and p.D are read;
+//   deferred: the log joints, and per point the tile's maximum m_t and sum of
+//     exp(v - m_t) into aux (the normalisation buffer, layout at combine_tiles_kernel),
+//     for an E-step whose statistics kernel normalises as it reads (K > 64).
+// aux is log p(x) for responsibilities (may be null), the normalisation buffer for
+// deferred, unused otherwise.
+enum class TileOut { log_joint, responsibilities, distance, deferred };
 
 // Resident blocks asked of ptxas: with the thread count alone it held some of the
 // smaller tiles to 40-48 registers and spilled; 3 blocks allow 85, 2 allow 128 (float64
 // with 4 components a thread needs 128, and its normalising variant more; sm_90 spilled
 // float64 at 80).
 template <typename S, int RK, TileOut Out>
-inline constexpr int kTileMinBlocks = sizeof(S) == 4 ? 3 : RK == 4 && Out == TileOut::responsibilities ? 1 : 2;
+inline constexpr int kTileMinBlocks =
+    sizeof(S) == 4 ? 3 : RK == 4 && (Out == TileOut::responsibilities || Out == TileOut::deferred) ? 1 : 2;
 
 template <typename S, CovarianceType C, int RK, TileOut Out>
 __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&acc)[kTileRP][RK], std::size_t n,
-                                              S* __restrict__ resp, std::size_t stride, S* __restrict__ log_prob,
+                                              S* __restrict__ resp, std::size_t stride, S* __restrict__ aux,
                                               S* red, std::size_t p0, int k0, int tp, int tk);
 
 // A thread's tile of values to resp[k * stride + i] (K-major), real cells only.
@@ -175,7 +225,7 @@ __device__ __forceinline__ void store_tile(const S (&acc)[kTileRP][RK], std::siz
 template <typename S, CovarianceType C, int RK, TileOut Out>
 __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
     tiled_log_joint_kernel(ComponentParams<S> p, const S* __restrict__ X, std::size_t n, S* __restrict__ resp,
-                           std::size_t stride, S* __restrict__ log_prob) {
+                           std::size_t stride, S* __restrict__ aux) {
   constexpr bool kDiag = C == CovarianceType::diag;
   __shared__ S xs[kTilePoints * kTilePitch];
   __shared__ S hs[kTileComponents<RK> * kTilePitch];
@@ -245,7 +295,7 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
   if constexpr (Out == TileOut::distance) {
     store_tile<S, RK>(acc, n, K, resp, stride, p0, k0, tp, tk);
   } else {
-    tile_epilogue<S, C, RK, Out>(p, acc, n, resp, stride, log_prob, xs, p0, k0, tp, tk);
+    tile_epilogue<S, C, RK, Out>(p, acc, n, resp, stride, aux, xs, p0, k0, tp, tk);
   }
 }
 
@@ -254,7 +304,7 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
 // point tile in shared memory, free once the sums are done.
 template <typename S, CovarianceType C, int RK, TileOut Out>
 __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&acc)[kTileRP][RK], std::size_t n,
-                                              S* __restrict__ resp, std::size_t stride, S* __restrict__ log_prob,
+                                              S* __restrict__ resp, std::size_t stride, S* __restrict__ aux,
                                               S* red, std::size_t p0, int k0, int tp, int tk) {
   constexpr bool kDiag = C == CovarianceType::diag;
   const int K = p.K;
@@ -294,6 +344,8 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
     __syncthreads();  // the point tile is consumed
 #pragma unroll
     for (int r = 0; r < kTileRP; ++r) red[tk * kTilePoints + tp + 16 * r] = m[r];
+    // The log joints themselves, before they become exponentials.
+    if constexpr (Out == TileOut::deferred) store_tile<S, RK>(acc, n, K, resp, stride, p0, k0, tp, tk);
     __syncthreads();
 #pragma unroll
     for (int r = 0; r < kTileRP; ++r) {
@@ -321,6 +373,13 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
       for (int t = 0; t < 16; ++t) total += red[t * kTilePoints + tp + 16 * r];
       const std::size_t i = p0 + static_cast<std::size_t>(tp + 16 * r);
       if (i >= n) continue;
+      if constexpr (Out == TileOut::deferred) {
+        if (tk == 0) {
+          aux[(2 + static_cast<std::size_t>(blockIdx.y)) * stride + i] = m[r];
+          aux[(2 + static_cast<std::size_t>(gridDim.y) + blockIdx.y) * stride + i] = total;
+        }
+        continue;
+      }
       const bool none = !(m[r] > S(-INFINITY));  // no component explains the point: share it
       const S inv = none ? S(0) : S(1) / total;
 #pragma unroll
@@ -328,7 +387,7 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
         const int k = k0 + tk + 16 * c;
         if (k < K) resp[static_cast<std::size_t>(k) * stride + i] = none ? S(1) / static_cast<S>(K) : acc[r][c] * inv;
       }
-      if (log_prob && tk == 0) log_prob[i] = none ? m[r] : m[r] + log_s(total);
+      if (aux && tk == 0) aux[i] = none ? m[r] : m[r] + log_s(total);
     }
   }
 }
@@ -703,7 +762,8 @@ inline constexpr int kDiagMinTile = 32;
 template <typename S>
 __global__ void __launch_bounds__(kDiagThreads)
     diag_segment_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
-                              const S* __restrict__ resp, std::size_t stride, int G, int tile_points,
+                              const S* __restrict__ resp, const S* __restrict__ norm, std::size_t stride, int G,
+                              int tile_points,
                               double* __restrict__ partials, std::size_t L) {
   CUEM_DYNAMIC_SHARED(smem);
   S* x = reinterpret_cast<S*>(smem);                             // tile_points x D
@@ -738,7 +798,7 @@ __global__ void __launch_bounds__(kDiagThreads)
       for (int idx = tid; idx < Gb * cnt; idx += kDiagThreads) {
         const int j = idx / cnt;
         const int q = idx - j * cnt;
-        g[j * tile_points + q] = resp[static_cast<std::size_t>(k0 + j) * stride + t0 + q];
+        g[j * tile_points + q] = staged_resp(resp, norm, stride, k0 + j, K, t0 + q);
       }
       __syncthreads();
       S p1[kDiagPairs], p2[kDiagPairs], pn[kDiagPairs];
@@ -794,8 +854,8 @@ inline constexpr int kStatTilePoints = static_cast<int>(256 / sizeof(S));  // 32
 template <typename S, int RK>
 __global__ void __launch_bounds__(kStatTileThreads)
     tiled_diag_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
-                            const S* __restrict__ resp, std::size_t stride, double* __restrict__ partials,
-                            std::size_t L) {
+                            const S* __restrict__ resp, const S* __restrict__ norm, std::size_t stride,
+                            double* __restrict__ partials, std::size_t L) {
   constexpr int TP = kStatTilePoints<S>;
   __shared__ S xs[TP * (kStatTileDims + 1)];        // [point][dimension]
   __shared__ S gs[kStatTileComponents<RK> * (TP + 1)];  // [component][point]
@@ -832,7 +892,7 @@ __global__ void __launch_bounds__(kStatTileThreads)
     for (int idx = tid; idx < kStatTileComponents<RK> * TP; idx += kStatTileThreads) {
       const int j = idx / TP;
       const int q = idx - j * TP;
-      gs[j * (TP + 1) + q] = q < cnt && k0 + j < K ? resp[static_cast<std::size_t>(k0 + j) * stride + t0 + q] : S(0);
+      gs[j * (TP + 1) + q] = q < cnt && k0 + j < K ? staged_resp(resp, norm, stride, k0 + j, K, t0 + q) : S(0);
     }
     __syncthreads();
     S p1[RK][kStatRD], p2[RK][kStatRD], pn[RK];
@@ -1153,15 +1213,26 @@ bool fused_estep(const ComponentParams<S>& p, const S* X, std::size_t n, double*
   return true;
 }
 
+// Which statistics kernel a chunk's segments take, and its launch shape.
+enum class StatsKernel { tiled_diag, diag_segment, multi_block, generic };
+struct StatsPlan {
+  StatsKernel kernel = StatsKernel::generic;
+  int G = 1;             // components a block (diag_segment, multi_block)
+  int tile = 1;          // points staged at a time (diag_segment, multi_block, generic)
+  std::size_t smem = 0;  // dynamic shared memory
+};
+
 template <typename S>
-void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, const S* resp, std::size_t stride,
-                   const S* log_prob, const unsigned* entries, int M, double* partials, std::size_t L,
-                   cudaStream_t stream) {
-  if (n == 0) return;
-  if (D > max_stats_dim(sizeof(S)))
-    throw DeviceError("D = " + std::to_string(D) + " is more dimensions than the CUDA statistics kernel stages (" +
-                      std::to_string(max_stats_dim(sizeof(S))) + "); use device 'cpu'");
-  const std::size_t n_segments = (n + kSegmentPoints - 1) / kSegmentPoints;
+StatsPlan plan_stats(int K, int D, int M) {
+  StatsPlan plan;
+  // Many components and dimensions: the register-tiled kernel (32 or 64 components x 64
+  // dimensions a block; it idles threads where K or D is well under its tile, so smaller
+  // shapes keep the kernels below).
+  if (M == 1 + 2 * D && K >= kStatTileComponents<2> && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
+      D <= 65535 * kStatTileDims) {
+    plan.kernel = StatsKernel::tiled_diag;
+    return plan;
+  }
   // The diagonal layout with enough (component, dimension) pairs per block for every
   // thread: the multi-component kernel. (For D = 1 every layout is this one.)
   // A grid has at most 65535 component groups; beyond that the generic path says so.
@@ -1169,74 +1240,137 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
   // would outnumber the work when D is small and K large.
   const int tile_cap = static_cast<int>(kDiagTileBytes / (kDiagMinTile * sizeof(S))) - D;
   const int G = std::min({K, std::max(1, kDiagThreads * kDiagPairs / D), std::max(1, tile_cap)});
-  // After the statistics kernel: its launch check, then each segment's log-likelihood.
-  const auto log_likelihoods = [&] {
-    CUEM_CUDA_CHECK_LAUNCH();
-    CUEM_LAUNCH((segment_log_likelihood_kernel<S>), static_cast<unsigned>(n_segments), kSumThreads, 0, stream)(
-        log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
-    CUEM_CUDA_CHECK_LAUNCH();
-  };
-  // Many components and dimensions: the register-tiled kernel (32 or 64 components x 64
-  // dimensions a block; it idles threads where K or D is well under its tile, so smaller
-  // shapes keep the kernel below).
-  if (M == 1 + 2 * D && K >= kStatTileComponents<2> && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
-      D <= 65535 * kStatTileDims) {
-    const auto launch = [&](auto rk) {
-      constexpr int RK = decltype(rk)::value;
-      const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
-                      checked_cast<unsigned>((K + kStatTileComponents<RK> - 1) / kStatTileComponents<RK>,
-                                             "component tiles"),
-                      static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
-      if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
-      CUEM_LAUNCH((tiled_diag_stats_kernel<S, RK>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp,
-                                                                                       stride, partials, L);
-    };
-    if (K <= 32)
-      launch(std::integral_constant<int, 2>{});
-    else
-      launch(std::integral_constant<int, 4>{});
-    log_likelihoods();
-    return;
-  }
   if (M == 1 + 2 * D && G * D >= kDiagThreads && (K + G - 1) / G <= 65535) {
     const std::size_t per_point = (static_cast<std::size_t>(D) + static_cast<std::size_t>(G)) * sizeof(S);
     const int tile = static_cast<int>(std::clamp<std::size_t>(kDiagTileBytes / per_point, 1, 1024));
     const std::size_t smem = static_cast<std::size_t>(tile) * per_point;
-    if (smem <= 48 * 1024) {
-      const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
-                      checked_cast<unsigned>((K + G - 1) / G, "component groups"));
-      CUEM_LAUNCH((diag_segment_stats_kernel<S>), grid, kDiagThreads, smem, stream)(X, n, D, K, shift, resp, stride,
-                                                                                    G, tile, partials, L);
-      log_likelihoods();
-      return;
-    }
+    if (smem <= 48 * 1024) return {StatsKernel::diag_segment, G, tile, smem};
   }
   const bool full_layout = M == 1 + D + D * (D + 1) / 2 && M != 1 + 2 * D;
   if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled()) {
-    const int G = stats_components_per_block(D);
+    const int Gb = stats_components_per_block(D);
     const int pitch = 4 * stats_block_side(D);
-    const std::size_t per_point = static_cast<std::size_t>(pitch + G) * sizeof(S);
+    const std::size_t per_point = static_cast<std::size_t>(pitch + Gb) * sizeof(S);
     // Whole 16-byte rows after the tile: a multiple of 4 points.
     const int tile = static_cast<int>(std::clamp<std::size_t>(kStatsTileBytes / per_point, 4, 1024)) / 4 * 4;
-    const std::size_t smem = static_cast<std::size_t>(tile) * per_point;
-    const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"),
-                    checked_cast<unsigned>((K + G - 1) / G, "component groups"));
-    if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
-    CUEM_LAUNCH((multi_block_stats_kernel<S>), grid, kBlockStatsThreads, smem, stream)(X, n, D, K, shift, resp,
-                                                                                       stride, tile, partials, L);
-    log_likelihoods();
-    return;
+    return {StatsKernel::multi_block, Gb, tile, static_cast<std::size_t>(tile) * per_point};
   }
-  const int lanes = std::min(M, kStatsThreads);
-  const int groups = kStatsThreads / lanes;
   const std::size_t per_point = static_cast<std::size_t>(D + 2) * sizeof(S);
   const int tile = static_cast<int>(std::clamp<std::size_t>(kStatsTileBytes / per_point, 1, 1024));
-  const std::size_t smem = kStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point;
-  const dim3 grid(checked_cast<unsigned>(n_segments, "statistics segments"), checked_cast<unsigned>(K, "components"));
-  if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
-  CUEM_LAUNCH((segment_stats_kernel<S>), grid, kStatsThreads, smem, stream)(X, n, D, shift, resp, stride, entries, M,
-                                                                              lanes, groups, tile, partials, L);
-  log_likelihoods();
+  return {StatsKernel::generic, 1, tile, kStatsThreads * sizeof(double) + static_cast<std::size_t>(tile) * per_point};
+}
+
+// Whether an E-step of this shape defers its normalisation to the statistics kernel
+// (combine_tiles_kernel): the diagonal and spherical layouts with more components than
+// one tile holds, whose statistics take a diagonal kernel that normalises as it stages.
+template <typename S>
+bool defers_normalization(CovarianceType type, int K, int D) {
+  if (type != CovarianceType::diag && type != CovarianceType::spherical) return false;
+  if (K <= kTileComponents<4> || !tiled_kernels_enabled()) return false;
+  const StatsKernel k = plan_stats<S>(K, D, 1 + 2 * D).kernel;
+  return k == StatsKernel::tiled_diag || k == StatsKernel::diag_segment;
+}
+
+// Rows of the normalisation buffer (combine_tiles_kernel) where the E-step defers, else 0.
+template <typename S>
+std::size_t deferred_norm_rows(CovarianceType type, int K, int D) {
+  if (!defers_normalization<S>(type, K, D)) return 0;
+  return 2 + 2 * static_cast<std::size_t>((K + kTileComponents<4> - 1) / kTileComponents<4>);
+}
+
+// Statistics of every segment of the chunk; norm: null where resp holds responsibilities,
+// else the normalisation buffer of a deferred E-step (resp then holds log joints).
+template <typename S>
+void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, const S* resp, const S* norm,
+                   std::size_t stride, const S* log_prob, const unsigned* entries, int M, double* partials,
+                   std::size_t L, cudaStream_t stream) {
+  if (n == 0) return;
+  if (D > max_stats_dim(sizeof(S)))
+    throw DeviceError("D = " + std::to_string(D) + " is more dimensions than the CUDA statistics kernel stages (" +
+                      std::to_string(max_stats_dim(sizeof(S))) + "); use device 'cpu'");
+  const std::size_t n_segments = (n + kSegmentPoints - 1) / kSegmentPoints;
+  const StatsPlan plan = plan_stats<S>(K, D, M);
+  if (norm && plan.kernel != StatsKernel::tiled_diag && plan.kernel != StatsKernel::diag_segment)
+    throw Error("internal: deferred normalisation for a statistics kernel that cannot apply it");
+  const auto segments = checked_cast<unsigned>(n_segments, "statistics segments");
+  switch (plan.kernel) {
+    case StatsKernel::tiled_diag: {
+      const auto launch = [&](auto rk) {
+        constexpr int RK = decltype(rk)::value;
+        const dim3 grid(segments,
+                        checked_cast<unsigned>((K + kStatTileComponents<RK> - 1) / kStatTileComponents<RK>,
+                                               "component tiles"),
+                        static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
+        if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
+        CUEM_LAUNCH((tiled_diag_stats_kernel<S, RK>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp,
+                                                                                         norm, stride, partials, L);
+      };
+      if (K <= 32)
+        launch(std::integral_constant<int, 2>{});
+      else
+        launch(std::integral_constant<int, 4>{});
+      break;
+    }
+    case StatsKernel::diag_segment: {
+      const dim3 grid(segments, checked_cast<unsigned>((K + plan.G - 1) / plan.G, "component groups"));
+      CUEM_LAUNCH((diag_segment_stats_kernel<S>), grid, kDiagThreads, plan.smem, stream)(
+          X, n, D, K, shift, resp, norm, stride, plan.G, plan.tile, partials, L);
+      break;
+    }
+    case StatsKernel::multi_block: {
+      const dim3 grid(segments, checked_cast<unsigned>((K + plan.G - 1) / plan.G, "component groups"));
+      if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
+      CUEM_LAUNCH((multi_block_stats_kernel<S>), grid, kBlockStatsThreads, plan.smem, stream)(
+          X, n, D, K, shift, resp, stride, plan.tile, partials, L);
+      break;
+    }
+    case StatsKernel::generic: {
+      const int lanes = std::min(M, kStatsThreads);
+      const int groups = kStatsThreads / lanes;
+      const dim3 grid(segments, checked_cast<unsigned>(K, "components"));
+      if (grid.y > 65535u) throw DeviceError("the CUDA backend handles at most 65535 components; use device 'cpu'");
+      CUEM_LAUNCH((segment_stats_kernel<S>), grid, kStatsThreads, plan.smem, stream)(
+          X, n, D, shift, resp, stride, entries, M, lanes, groups, plan.tile, partials, L);
+      break;
+    }
+  }
+  CUEM_CUDA_CHECK_LAUNCH();
+  // Each segment's log-likelihood after the statistics.
+  CUEM_LAUNCH((segment_log_likelihood_kernel<S>), segments, kSumThreads, 0, stream)(
+      log_prob, n, partials, L, static_cast<std::size_t>(K) * M);
+  CUEM_CUDA_CHECK_LAUNCH();
+}
+
+// The two-kernel E-step of a chunk: posteriors, then the segments' statistics about
+// p.means. Where defers_normalization holds and norm is given (deferred_norm_rows x
+// stride values), the tiles' log joints go straight to the statistics kernel, which
+// normalises them as it stages them (combine_tiles_kernel).
+template <typename S>
+void estep(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std::size_t stride, S* log_prob,
+           S* norm, const unsigned* entries, int M, double* partials, std::size_t L, cudaStream_t stream) {
+  if (n == 0) return;
+  if (!norm || !defers_normalization<S>(p.type, p.K, p.D)) {
+    posteriors(p, X, n, resp, stride, log_prob, stream);
+    segment_stats(p.K, p.D, X, n, p.means, resp, static_cast<const S*>(nullptr), stride, log_prob, entries, M,
+                  partials, L, stream);
+    return;
+  }
+  constexpr int RK = 4;
+  const unsigned T = checked_cast<unsigned>((p.K + kTileComponents<RK> - 1) / kTileComponents<RK>, "component tiles");
+  if (T > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
+  const dim3 grid(checked_cast<unsigned>((n + kTilePoints - 1) / kTilePoints, "posterior tiles"), T);
+  if (p.type == CovarianceType::diag)
+    CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::diag, RK, TileOut::deferred>), grid, kTileThreads, 0,
+                stream)(p, X, n, resp, stride, norm);
+  else
+    CUEM_LAUNCH((tiled_log_joint_kernel<S, CovarianceType::spherical, RK, TileOut::deferred>), grid, kTileThreads, 0,
+                stream)(p, X, n, resp, stride, norm);
+  CUEM_CUDA_CHECK_LAUNCH();
+  const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
+  CUEM_LAUNCH((combine_tiles_kernel<S>), blocks, kPosteriorThreads, 0, stream)(static_cast<int>(T), n, norm, stride,
+                                                                               log_prob);
+  CUEM_CUDA_CHECK_LAUNCH();
+  segment_stats(p.K, p.D, X, n, p.means, resp, norm, stride, log_prob, entries, M, partials, L, stream);
 }
 
 }  // namespace detail

@@ -75,6 +75,24 @@ void launch_segment_stats(int K, int D, const double* X, std::size_t n, const do
                           std::size_t resp_stride, const double* log_prob, const unsigned* entries, int M,
                           double* partials, std::size_t L, cudaStream_t stream);
 
+/// The E-step of a chunk where launch_fused_estep does not apply: launch_posteriors, then
+/// launch_segment_stats about p.means, with the same partials. For the diagonal and
+/// spherical layouts with K > 64 the log joints are not normalised in place: each
+/// component tile leaves its points' maxima and sums in `norm` and the statistics kernel
+/// normalises as it reads (12 GB less traffic at K = 1024, D = 128, N = 1M); resp then
+/// holds log joints, not responsibilities. `norm` holds deferred_norm_rows(...) x
+/// resp_stride values (may be null where that is 0).
+void launch_estep(const ComponentParams<float>& p, const float* X, std::size_t n, float* resp,
+                  std::size_t resp_stride, float* log_prob, float* norm, const unsigned* entries, int M,
+                  double* partials, std::size_t L, cudaStream_t stream);
+void launch_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* resp,
+                  std::size_t resp_stride, double* log_prob, double* norm, const unsigned* entries, int M,
+                  double* partials, std::size_t L, cudaStream_t stream);
+
+/// Rows of launch_estep's normalisation buffer for this shape and element size (0 where
+/// the E-step normalises in place).
+std::size_t deferred_norm_rows(CovarianceType type, int K, int D, std::size_t element_bytes);
+
 /// total[j] += partials[0 * L + j] + partials[1 * L + j] + ... (segments in order), j < L.
 void launch_accumulate_segments(const double* partials, std::size_t n_segments, std::size_t L, double* total,
                                 cudaStream_t stream);

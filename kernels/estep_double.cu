@@ -11,7 +11,14 @@ void launch_posteriors(const ComponentParams<double>& p, const double* X, std::s
 void launch_segment_stats(int K, int D, const double* X, std::size_t n, const double* shift, const double* resp,
                           std::size_t resp_stride, const double* log_prob, const unsigned* entries, int M,
                           double* partials, std::size_t L, cudaStream_t stream) {
-  detail::segment_stats(K, D, X, n, shift, resp, resp_stride, log_prob, entries, M, partials, L, stream);
+  detail::segment_stats(K, D, X, n, shift, resp, static_cast<const double*>(nullptr), resp_stride, log_prob, entries, M,
+                        partials, L, stream);
+}
+
+void launch_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* resp, std::size_t resp_stride,
+                  double* log_prob, double* norm, const unsigned* entries, int M, double* partials, std::size_t L,
+                  cudaStream_t stream) {
+  detail::estep(p, X, n, resp, resp_stride, log_prob, norm, entries, M, partials, L, stream);
 }
 
 bool launch_fused_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* partials,

@@ -11,7 +11,14 @@ void launch_posteriors(const ComponentParams<float>& p, const float* X, std::siz
 void launch_segment_stats(int K, int D, const float* X, std::size_t n, const float* shift, const float* resp,
                           std::size_t resp_stride, const float* log_prob, const unsigned* entries, int M,
                           double* partials, std::size_t L, cudaStream_t stream) {
-  detail::segment_stats(K, D, X, n, shift, resp, resp_stride, log_prob, entries, M, partials, L, stream);
+  detail::segment_stats(K, D, X, n, shift, resp, static_cast<const float*>(nullptr), resp_stride, log_prob, entries, M,
+                        partials, L, stream);
+}
+
+void launch_estep(const ComponentParams<float>& p, const float* X, std::size_t n, float* resp, std::size_t resp_stride,
+                  float* log_prob, float* norm, const unsigned* entries, int M, double* partials, std::size_t L,
+                  cudaStream_t stream) {
+  detail::estep(p, X, n, resp, resp_stride, log_prob, norm, entries, M, partials, L, stream);
 }
 
 bool launch_fused_estep(const ComponentParams<float>& p, const float* X, std::size_t n, double* partials, std::size_t L,

@@ -130,6 +130,16 @@ std::vector<StatsCase> stats_cases() {
     for (int D : {2, 16})
       for (Precision p : {Precision::float32, Precision::float64})
         out.push_back({type, D, 5, 20011, 1e4, p, p == Precision::float32 ? 1e-5 : 1e-10});
+  // More components than one tile (K > 64): the log joints go unnormalised to the
+  // diagonal statistics kernels, which normalise them from each tile's maxima and sums
+  // (tiled kernel: D >= 32; multi-component kernel: D = 9, 7 above), over several
+  // segments and a last tile of components partly padding; offset data too.
+  for (CovarianceType type : {CovarianceType::diag, CovarianceType::spherical})
+    for (auto [D, K] : {std::pair{40, 80}, std::pair{33, 130}, std::pair{9, 70}})
+      for (Precision p : {Precision::float32, Precision::float64}) {
+        out.push_back({type, D, K, 20011, 0.0, p, p == Precision::float32 ? 1e-5 : 1e-10});
+        if (D == 40) out.push_back({type, D, K, 9001, 1e4, p, p == Precision::float32 ? 1e-5 : 1e-10});
+      }
   return out;
 }
 
