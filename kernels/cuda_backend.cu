@@ -30,6 +30,7 @@
 #include "device_memory.cuh"
 #include "estep.hpp"
 #include "kmeans.hpp"
+#include "random_resp.hpp"
 
 namespace cuem::cuda {
 namespace {
@@ -268,36 +269,34 @@ class CudaBackend final : public Backend {
     const ScopedDevice on(device_);
     compute_->synchronize();
     prepare(type, K);  // every layout's entries start with N_k and S1
-    const std::size_t D = X_.n_cols;
-    const std::size_t n = static_cast<std::size_t>(K) * D;
     std::vector<double> centre_shift;
     const CentreParts centres = upload_centres(centers.data(), K, &centre_shift);
-    partition_pass(centres, K, centres.hi);
-    // Each part's mean, zero for an empty part (as the host's first pass).
-    std::vector<double> means(n, 0.0);
-    for (int k = 0; k < K; ++k) {
-      const double* e = total_host_.data() + static_cast<std::size_t>(k) * M_;
-      if (e[0] > 0.0)
-        for (std::size_t d = 0; d < D; ++d) means[k * D + d] = centre_shift[k * D + d] + e[1 + d] / e[0];
-    }
-    // The second pass's shift: the means in S, in the parameter buffer (whose first K x D
-    // values no pass is reading now).
-    std::vector<double> shift(n);
-    S* h = params_host_.data();
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t d = i % D;
-      S lo;
-      split(means[i] - origin_[d], &h[i], &lo);
-      shift[i] = origin_[d] + static_cast<double>(h[i]);
-    }
-    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
-    partition_pass(centres, K, params_.data());
-    PreparedParams shape;
-    shape.type = type;
-    shape.K = K;
-    shape.D = static_cast<int>(D);
-    *out = unpack_stats(shape, std::move(shift));
-    out->log_likelihood = 0.0;  // the pass summed distances there, not log-likelihoods
+    const auto assign = [&](const S* x, std::size_t, std::size_t count, cudaStream_t s) {
+      launch_hard_assign(x, count, static_cast<int>(X_.n_cols), K, centres.hi, centres.lo, nullptr, log_prob_.data(),
+                         resp_.data(), chunk_, s);
+    };
+    *out = two_pass_stats(K, type, centres.hi, centre_shift, assign);
+    return true;
+  }
+
+  bool random_stats(std::uint64_t seed, int K, CovarianceType type, SufficientStats* out) override {
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    prepare(type, K);
+    // The first pass's shift: zero in S, at the data's origin (the parameter buffer's
+    // first K x D values; the second pass's shift replaces them after the first pass).
+    const std::size_t n = static_cast<std::size_t>(K) * X_.n_cols;
+    std::vector<double> origin_shift(n);
+    for (std::size_t i = 0; i < n; ++i) origin_shift[i] = origin_[i % X_.n_cols];
+    std::fill(params_host_.data(), params_host_.data() + n, S(0));
+    CUEM_CUDA_CHECK(
+        cudaMemcpyAsync(params_.data(), params_host_.data(), n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
+    const auto draw = [&](const S*, std::size_t b, std::size_t count, cudaStream_t s) {
+      launch_random_resp(seed, K, b, count, resp_.data(), chunk_, s);
+      // segment_log_likelihood_kernel sums log_prob: give it zeros.
+      CUEM_CUDA_CHECK(cudaMemsetAsync(log_prob_.data(), 0, count * sizeof(S), s));
+    };
+    *out = two_pass_stats(K, type, params_.data(), origin_shift, draw);
     return true;
   }
 
@@ -392,20 +391,59 @@ class CudaBackend final : public Backend {
 
   // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
   // returns the device parts (hi, lo). `shift`, when given, receives origin + hi.
-  // Statistics (in the prepared layout, about `shift` on the device) of the partition
-  // "nearest of the uploaded centres", into total_host_.
-  void partition_pass(const CentreParts& centres, int K, const S* shift) {
+  // Statistics (in the prepared layout, about `shift` on the device) of the
+  // responsibilities `fill(x, begin, count, stream)` leaves in resp_ for each chunk, into
+  // total_host_.
+  template <typename Fill>
+  void stats_pass(int K, const S* shift, const Fill& fill) {
     const cudaStream_t s = compute_->get();
     const int D = static_cast<int>(X_.n_cols);
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
-    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
-      launch_hard_assign(x, count, D, K, centres.hi, centres.lo, nullptr, log_prob_.data(), resp_.data(), chunk_, s);
+    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t b, std::size_t count) {
+      fill(x, b, count, s);
       launch_segment_stats(K, D, x, count, shift, resp_.data(), chunk_, log_prob_.data(), entries_.data(), M_,
                            partials_.data(), L_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
     });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
+  }
+
+  // An initialisation's two passes over the same responsibilities (`fill`, as stats_pass):
+  // each component's mean (zero where it has no mass, as the host's first pass) from
+  // statistics about `first_shift` (device, S; `first_shift_host` its float64 values),
+  // then the statistics in `type`'s prepared layout about those means.
+  template <typename Fill>
+  SufficientStats two_pass_stats(int K, CovarianceType type, const S* first_shift,
+                                 const std::vector<double>& first_shift_host, const Fill& fill) {
+    const std::size_t D = X_.n_cols;
+    const std::size_t n = static_cast<std::size_t>(K) * D;
+    stats_pass(K, first_shift, fill);
+    std::vector<double> means(n, 0.0);
+    for (int k = 0; k < K; ++k) {
+      const double* e = total_host_.data() + static_cast<std::size_t>(k) * M_;
+      if (e[0] > 0.0)
+        for (std::size_t d = 0; d < D; ++d) means[k * D + d] = first_shift_host[k * D + d] + e[1 + d] / e[0];
+    }
+    // The second pass's shift: the means in S, in the parameter buffer (whose first K x D
+    // values the first pass may have read, but it has finished).
+    std::vector<double> shift(n);
+    S* h = params_host_.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t d = i % D;
+      S lo;
+      split(means[i] - origin_[d], &h[i], &lo);
+      shift[i] = origin_[d] + static_cast<double>(h[i]);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
+    stats_pass(K, params_.data(), fill);
+    PreparedParams shape;
+    shape.type = type;
+    shape.K = K;
+    shape.D = static_cast<int>(D);
+    SufficientStats out = unpack_stats(shape, std::move(shift));
+    out.log_likelihood = 0.0;  // the passes summed no log-likelihoods
+    return out;
   }
 
   CentreParts upload_centres(const double* c, int K, std::vector<double>* shift) {

@@ -63,7 +63,7 @@ else
   exit 1
 fi
 # ptxas resource usage of the E-step kernels (registers, spills, shared memory).
-grep -A2 -E "Compiling entry function '.*(posteriors|segment_stats|segment_log_likelihood|accumulate|tiled_|normalize|combine_tiles)" "$out/build.log" |
+grep -A2 -E "Compiling entry function '.*(posteriors|segment_stats|segment_log_likelihood|accumulate|tiled_|normalize|combine_tiles|random_resp)" "$out/build.log" |
   grep -E "entry function|registers|spill" | sed -E 's/^ptxas info +: //' >"$out/ptxas.txt" || true
 spills=$(grep -cE "[1-9][0-9]* bytes spill (stores|loads)" "$out/ptxas.txt" || true)
 note "ptxas: $(grep -c 'entry function' "$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
@@ -81,7 +81,7 @@ grep -E "\*\*\*Skipped" "$out/ctest.log" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+) .
 note "ctest: $(wc -l <"$out/skipped.txt") unexpected skips (skipped.txt)$(head -5 "$out/skipped.txt" | tr '\n' ' ')"
 
 # compute-sanitizer over a cross-section of the CUDA tests (it slows kernels ~100x).
-sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
+sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaInit.*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck initcheck; do
     room_for 60 || { note "compute-sanitizer $tool: skipped (time budget)"; continue; }

@@ -12,6 +12,7 @@
 #include "core/backend.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
+#include "core/rng.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
@@ -599,6 +600,53 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
         // The device's shift is the means rounded to S; compare about the host's.
         compare_stats(got, want, tol);
       }
+    }
+}
+
+// The 'random' initialisation's two passes on the device (Backend::random_stats) against
+// the host's: the same draws (rng stream kRandomResp, normalised in float64), the means
+// from the first pass, the statistics about them from the second. Several chunks of a
+// streamed data set too, since a draw depends on the point's global index.
+TEST(CudaInit, RandomStatisticsMatchTheHostPasses) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : cuem_test::all_covariance_types())
+    for (auto [K, D] : {std::pair{3, 2}, std::pair{7, 9}}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " K " + std::to_string(K) + " D " + std::to_string(D));
+      const cuem_test::Mixture mix = cuem_test::make_mixture(type, K, D, 3.0, 81);
+      cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 82);
+      for (double& v : ds.x) v += 100.0;
+      make_float32_exact(ds);
+      const std::uint64_t seed = 5;
+      const cuem::ResponsibilityFn draws = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        for (std::size_t b = 0; b < count; ++b) {
+          double sum = 0.0;
+          for (int k = 0; k < K; ++k)
+            sum += resp[b * K + k] = cuem::rng::uniform(seed, cuem::rng::kRandomResp, (begin + b) * K + k);
+          for (int k = 0; k < K; ++k) resp[b * K + k] /= sum;
+        }
+      };
+      const cuem::SufficientStats first = cuem::accumulate_stats(
+          ds.view(), CovarianceType::diag, K, std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), draws, false);
+      std::vector<double> means(static_cast<std::size_t>(K) * D);
+      for (int k = 0; k < K; ++k)
+        for (int d = 0; d < D; ++d) means[k * D + d] = first.s1[k * D + d] / first.nk[k];
+      const cuem::SufficientStats want = cuem::accumulate_stats(ds.view(), type, K, means, draws, false);
+      for (Precision p : {Precision::float32, Precision::float64})
+        for (bool streamed : {false, true}) {
+          if (streamed && D < 9) continue;  // small data would stay resident
+          SCOPED_TRACE(std::string(cuem::to_string(p)) + (streamed ? " streamed" : " resident"));
+          // Streamed: room for one 8192-point chunk (and its two staging slots) beside the
+          // backend's fixed 1 MiB, less than residence asks (the data and three chunks).
+          const std::size_t S = p == Precision::float32 ? 4 : 8;
+          const std::size_t per_point = (K + 1 + 2 * static_cast<std::size_t>(D)) * S;
+          const std::size_t limit = streamed ? (std::size_t{5} << 18) + 8192 * per_point : 0;
+          const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, limit});
+          cuem::SufficientStats got;
+          ASSERT_TRUE(gpu->random_stats(seed, K, type, &got));
+          EXPECT_EQ(gpu->description().find("streamed") != std::string::npos, streamed) << gpu->description();
+          EXPECT_EQ(got.log_likelihood, 0.0);
+          compare_stats(got, want, p == Precision::float32 ? 1e-5 : 1e-10);
+        }
     }
 }
 

@@ -67,6 +67,15 @@ class Backend {
     return false;
   }
 
+  /// The 'random' initialisation's starting statistics where the data live: every point's
+  /// responsibilities drawn from rng stream kRandomResp as src/init/initialize.cpp draws
+  /// them, the means from one pass, then the statistics in `type`'s layout about those
+  /// means from a second (log_likelihood 0). Returns false, doing nothing, where the
+  /// backend leaves this to the host (the CPU backend).
+  virtual bool random_stats(std::uint64_t /*seed*/, int /*K*/, CovarianceType /*type*/, SufficientStats* /*out*/) {
+    return false;
+  }
+
   virtual const char* name() const noexcept = 0;
 
   /// The unit roundoff of the E-step's arithmetic (2^-53 for float64, 2^-24 for

@@ -4,22 +4,30 @@
 #include <cmath>
 #include <cstdint>
 
+// The uniform draws also run on a device (kernels/random_resp.cu draws the 'random'
+// initialisation's responsibilities there, bitwise those of the host).
+#if defined(__CUDACC__)
+#define CUEM_RNG_HD __host__ __device__ inline
+#else
+#define CUEM_RNG_HD inline
+#endif
+
 namespace cuem::rng {
 
 /// SplitMix64's finaliser: a bijective 64-bit mix with good avalanche.
-inline std::uint64_t mix(std::uint64_t z) {
+CUEM_RNG_HD std::uint64_t mix(std::uint64_t z) {
   z += 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
 
-inline std::uint64_t hash(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
+CUEM_RNG_HD std::uint64_t hash(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
   return mix(mix(mix(seed) ^ stream) ^ counter);
 }
 
 /// Uniform in [0, 1) with 53 random bits.
-inline double uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
+CUEM_RNG_HD double uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
   return static_cast<double>(hash(seed, stream, counter) >> 11) * 0x1.0p-53;
 }
 

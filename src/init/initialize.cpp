@@ -116,7 +116,14 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
         m = point_seeded_model(X, o, index);
         break;
       }
-      case InitMethod::random:
+      case InitMethod::random: {
+        // On a device the two passes run there (at G-scale the host's would take longer
+        // than the whole fit); their responsibilities are the same draws.
+        SufficientStats drawn;
+        if (backend.random_stats(seed, K, o.covariance_type, &drawn)) {
+          m = m_step(drawn, o.reg_covar);
+          break;
+        }
         m = estimate_from_responsibilities(
             X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, 1))
@@ -129,6 +136,7 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
               }
             });
         break;
+      }
     }
   }
 

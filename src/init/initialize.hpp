@@ -11,11 +11,11 @@ namespace cuem {
 
 /// Responsibilities from the init method, then one M-step from them; user-given weights,
 /// means and precisions replace the derived ones. `seed` is this restart's seed.
-/// The k-means methods run their per-point work on `backend` (the fit's), and 'kmeans'
-/// its two starting statistics passes too where the backend takes them
-/// (Backend::partition_stats). The point-seeded starts ('k-means++', 'random_from_data')
-/// need no pass over the data; 'random' takes its statistics on the CPU. The overload
-/// without a backend uses the CPU for everything.
+/// The k-means methods run their per-point work on `backend` (the fit's); 'kmeans' and
+/// 'random' their two starting statistics passes too where the backend takes them
+/// (Backend::partition_stats, Backend::random_stats; the CPU backend leaves them to the
+/// host code here). The point-seeded starts ('k-means++', 'random_from_data') need no
+/// pass over the data. The overload without a backend uses the CPU for everything.
 Model initialize(Backend& backend, DataView X, const FitOptions& options, std::uint64_t seed);
 Model initialize(DataView X, const FitOptions& options, std::uint64_t seed);
 
