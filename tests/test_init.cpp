@@ -139,6 +139,27 @@ TEST(KMeansTolerance, MeanFeatureVarianceByHand) {
   EXPECT_DOUBLE_EQ(cuem::mean_feature_variance(cpu, X), (1.25 + 3.0) / 2);
 }
 
+// ---- k-means on duplicate points ------------------------------------------------------
+
+// Two distinct points, repeated, for three components: k-means ends with an empty cluster,
+// and the fit says so (scikit-learn warns "Number of distinct clusters found smaller than
+// n_clusters"), once however many restarts meet it; separated data say nothing.
+TEST(KMeansNotice, FewerDistinctClustersThanComponentsIsNoticed) {
+  std::vector<double> x;
+  for (int i = 0; i < 60; ++i) x.push_back(i % 2 ? 5.0 : -5.0);
+  cuem::FitOptions opt;
+  opt.n_components = 3;
+  opt.n_init = 2;
+  opt.max_iter = 5;
+  const cuem::FitResult r = cuem::fit(cuem::DataView(x.data(), 60, 1), opt);
+  ASSERT_EQ(r.notices.size(), 1u);
+  EXPECT_NE(r.notices[0].find("2 distinct clusters for 3 components"), std::string::npos) << r.notices[0];
+
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 12.0, 20);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 600, 21);
+  EXPECT_TRUE(cuem::fit(ds.view(), opt).notices.empty());
+}
+
 // ---- point-seeded starts without a pass over the data ----------------------------------
 
 // k-means++ and random_from_data start from K data points. The starting model is built from

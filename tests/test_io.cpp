@@ -1,8 +1,11 @@
-// File formats of the command line: CSV parsing, model JSON round trips, atomic writes.
+// File formats of the command line: CSV parsing, format detection and column selection,
+// model JSON round trips, atomic writes.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <dirent.h>
@@ -15,8 +18,10 @@
 #include "cuem/fit.hpp"
 #include "io/atomic_file.hpp"
 #include "io/csv.hpp"
+#include "io/data_loader.hpp"
 #include "io/io_error.hpp"
 #include "io/model_json.hpp"
+#include "io/npy.hpp"
 
 namespace {
 
@@ -31,6 +36,18 @@ std::string message_of(const std::function<void()>& f) {
   }
   return "(no DataError)";
 }
+
+// Column selection mistakes are usage errors (exit 2), not bad data.
+std::string usage_message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cuem::InvalidArgument& e) {
+    return e.what();
+  }
+  return "(no InvalidArgument)";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 TEST(Csv, DetectsHeaderAndDelimiter) {
   const auto t = parse_csv("a;b;c\n1;2;3\n4;5;6\n", {}, "t.csv");
@@ -62,7 +79,83 @@ TEST(Csv, SelectsColumnsByNameOrIndex) {
   const auto u = parse_csv("1,2,setosa\n3,4,virginica\n", o, "t.csv");
   EXPECT_EQ(u.values, (std::vector<double>{2, 4}));
   o.columns = {"zzz"};
-  EXPECT_NE(message_of([&] { parse_csv("a,b\n1,2\n", o, "t.csv"); }).find("no column 'zzz'"), std::string::npos);
+  EXPECT_NE(usage_message_of([&] { parse_csv("a,b\n1,2\n", o, "t.csv"); }).find("no column 'zzz'"), std::string::npos);
+}
+
+TEST(Csv, ColumnSelectionMistakesAreUsageErrors) {
+  CsvOptions o;
+  const auto err = [&](std::vector<std::string> columns, const char* text = "a,b,c\n1,2,3\n") {
+    o.columns = std::move(columns);
+    return usage_message_of([&] { parse_csv(text, o, "t.csv"); });
+  };
+  EXPECT_TRUE(contains(err({"0", "0", "1"}), "column 0 twice")) << err({"0", "0", "1"});
+  EXPECT_TRUE(contains(err({"a", "0"}), "column 0 twice"));
+  EXPECT_TRUE(contains(err({"0", "", "1"}), "empty entry"));
+  EXPECT_TRUE(contains(err({" "}), "empty entry"));
+  EXPECT_TRUE(contains(err({"3"}), "no column '3'"));
+  EXPECT_TRUE(contains(err({"3"}), "0 to 2"));
+  EXPECT_TRUE(contains(err({"99999999999999999999999"}), "no column"));
+  EXPECT_TRUE(contains(err({"-1"}), "no column '-1'"));
+  EXPECT_TRUE(contains(err({"x0"}, "1,2\n3,4\n"), "no header line"));
+  EXPECT_TRUE(contains(err({"a"}, "a,a,b\n1,2,3\n"), "choose by 0-based number"));
+  // Blanks around entries are ignored.
+  o.columns = {" 2", "0 "};
+  const auto t = parse_csv("a,b,c\n1,2,3\n", o, "t.csv");
+  EXPECT_EQ(t.values, (std::vector<double>{3, 1}));
+  EXPECT_EQ(t.column_names, (std::vector<std::string>{"c", "a"}));
+  // A number is a position even where the header has numeric names.
+  o.columns = {"1"};
+  o.header = cuem::io::HeaderMode::present;
+  EXPECT_EQ(parse_csv("1,2,3\n4,5,6\n", o, "t.csv").values, (std::vector<double>{5}));
+}
+
+TEST(Csv, QuotedFieldsFollowRfc4180) {
+  const auto t = parse_csv("\"x,1\",\"say \"\"hi\"\"\", c \n\"1.5\", 2 , \"3\" \n4,5,6\n", {}, "q.csv");
+  EXPECT_EQ(t.column_names, (std::vector<std::string>{"x,1", "say \"hi\"", "c"}));
+  EXPECT_EQ(t.values, (std::vector<double>{1.5, 2, 3, 4, 5, 6}));
+  // The delimiter is detected outside quotes.
+  const auto s = parse_csv("\"a,b\";c\n1;2\n", {}, "q.csv");
+  EXPECT_EQ(s.column_names, (std::vector<std::string>{"a,b", "c"}));
+  // Whitespace-separated text takes quotes too.
+  EXPECT_EQ(parse_csv("\"a b\" c\n1 2\n", {}, "q.txt").column_names, (std::vector<std::string>{"a b", "c"}));
+  CsvOptions o;
+  o.columns = {"x,1"};
+  EXPECT_EQ(parse_csv("\"x,1\",b\n7,8\n", o, "q.csv").values, (std::vector<double>{7}));
+  const std::string open = message_of([] { parse_csv("a,b\n1,\"2\n", {}, "q.csv"); });
+  EXPECT_TRUE(contains(open, "q.csv:2:") && contains(open, "not closed")) << open;
+  EXPECT_TRUE(contains(message_of([] { parse_csv("\"a\"b,c\n1,2\n", {}, "q.csv"); }), "closing quote"));
+  EXPECT_TRUE(contains(message_of([] { parse_csv("a,b\n\"1,5\",2\n", {}, "q.csv"); }), "column 0 ('1,5')"));
+}
+
+TEST(Csv, OnlyDecimalNumbers) {
+  CsvOptions o;
+  o.header = cuem::io::HeaderMode::absent;
+  o.delimiter = ';';
+  for (const char* good : {"1", "-2", "+1.5", ".5", "5.", "1e3", "1E-3", "-2.5e+07", "007"}) {
+    const auto t = parse_csv(std::string(good) + "\n", o, "n.csv");
+    EXPECT_EQ(t.values[0], std::strtod(good, nullptr)) << good;
+  }
+  for (const char* bad : {"0x10", "-0X1A", "0x1p3", "1e", "e3", ".", "-", "1_000", "nan(1)", "1d3", "infinit", "1.2.3",
+                          "--1", "1e+", "NA", "TRUE", "1,5e"}) {
+    const std::string m = message_of([&] { parse_csv(std::string("1;") + bad + "\n", o, "n.csv"); });
+    EXPECT_TRUE(contains(m, "column 1 ('") && contains(m, "is not a number")) << bad << ": " << m;
+  }
+  EXPECT_TRUE(contains(message_of([&] { parse_csv("0x10\n", o, "n.csv"); }), "only decimal numbers"));
+}
+
+TEST(Csv, NonFiniteValuesNameTheLineAndColumn) {
+  const std::string nan = message_of([] { parse_csv("a,b\n1,2\n# note\n3,4\n5,nan\n", {}, "f.csv"); });
+  EXPECT_TRUE(contains(nan, "f.csv:5: NaN at row 2, column 1")) << nan;
+  const std::string inf = message_of([] { parse_csv("1,2\n-Infinity,4\n", {}, "f.csv"); });
+  EXPECT_TRUE(contains(inf, "f.csv:2: Inf at row 1, column 0")) << inf;
+  const std::string big = message_of([] { parse_csv("1,2\n3,1e999\n", {}, "f.csv"); });
+  EXPECT_TRUE(contains(big, "f.csv:2: Inf at row 1, column 1") && contains(big, "'1e999' is beyond")) << big;
+  // Columns are those of the file, as --columns numbers them.
+  CsvOptions o;
+  o.columns = {"2"};
+  EXPECT_TRUE(contains(message_of([&] { parse_csv("1,2,3\n4,5,inf\n", o, "f.csv"); }), "column 2"));
+  // A first line of inf/nan words is data, not a header.
+  EXPECT_TRUE(contains(message_of([] { parse_csv("nan,inf\n1,2\n", {}, "f.csv"); }), "f.csv:1: NaN at row 0"));
 }
 
 TEST(Csv, ForcedHeaderModes) {
@@ -77,7 +170,8 @@ TEST(Csv, ErrorsNameTheLineAndField) {
   EXPECT_NE(message_of([] { parse_csv("1,2\n3,4,5\n", {}, "r.csv"); }).find("r.csv:2"), std::string::npos);
   const std::string m = message_of([] { parse_csv("1,2\n3,x\n", {}, "n.csv"); });
   EXPECT_NE(m.find("n.csv:2"), std::string::npos) << m;
-  EXPECT_NE(m.find("field 2"), std::string::npos) << m;
+  EXPECT_NE(m.find("column 1 ('x') is not a number"), std::string::npos) << m;
+  EXPECT_NE(m.find("--columns, 0-based"), std::string::npos) << m;
   EXPECT_NE(message_of([] { parse_csv("", {}, "e.csv"); }).find("empty"), std::string::npos);
   EXPECT_NE(message_of([] { parse_csv("\xEF\xBB\xBF" "1,NA\n2,3\n", {}, "na.csv"); }).find("na.csv:1"), std::string::npos);
   EXPECT_EQ(parse_csv("\xEF\xBB\xBF" "a,b\n2,3\n", {}, "bom.csv").column_names[0], "a");
@@ -232,6 +326,116 @@ TEST_F(AtomicFileTest, UnwritableFolderIsAnOutputError) {
   EXPECT_THROW(cuem::io::write_file_atomically(dir_ + "/missing/out.txt", "x"), cuem::io::OutputError);
   EXPECT_THROW(cuem::io::write_file_atomically("", "x"), cuem::io::OutputError);
   EXPECT_TRUE(files_in(dir_).empty());
+}
+
+// load_data: the content decides the format where it can, and every option either
+// applies to the format or is refused.
+class LoadData : public AtomicFileTest {
+ protected:
+  std::string put(const std::string& file, const std::string& bytes) {
+    const std::string path = dir_ + "/" + file;
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  }
+  static std::string npy_3x3() {
+    const double v[9] = {0, 1, 2, 10, 11, 12, 20, 21, 22};
+    return cuem::io::npy_bytes_f64(v, 3, 3);
+  }
+  static std::string raw_3x3() {
+    // Values near 1, as real data are: never printable in every byte.
+    const double v[9] = {0.5, 1.25, 2.75, -1.5, 1.0 / 3, 3.5, 1e-3, 7.25, -0.875};
+    return std::string(reinterpret_cast<const char*>(v), sizeof v);
+  }
+};
+
+TEST_F(LoadData, NpySignatureWinsOverTheName) {
+  for (const char* name : {"x.tsv", "x.txt", "x.csv", "x.CSV", "x.bin", "x.dat", "x.f32", "x"}) {
+    const auto t = cuem::io::load_data(put(name, npy_3x3()), {});
+    EXPECT_EQ(t.rows, 3u) << name;
+    EXPECT_EQ(t.cols, 3u) << name;
+    EXPECT_EQ(t.values[5], 12.0) << name;
+  }
+  // --dims on a .npy file keeps its own message.
+  cuem::io::LoadOptions o;
+  o.raw_dims = 3;
+  EXPECT_TRUE(contains(message_of([&] { cuem::io::load_data(put("y.bin", npy_3x3()), o); }), "this is a .npy file"));
+}
+
+TEST_F(LoadData, ColumnsSelectForEveryFormat) {
+  cuem::io::LoadOptions o;
+  o.columns = {"2", " 0"};
+  const auto n = cuem::io::load_data(put("x.npy", npy_3x3()), o);
+  EXPECT_EQ(n.cols, 2u);
+  EXPECT_EQ(n.values, (std::vector<double>{2, 0, 12, 10, 22, 20}));
+  EXPECT_EQ(n.column_names, (std::vector<std::string>{"x2", "x0"}));
+  o.raw_dims = 3;
+  const auto r = cuem::io::load_data(put("x.bin", raw_3x3()), o);
+  EXPECT_EQ(r.cols, 2u);
+  EXPECT_EQ(r.values, (std::vector<double>{2.75, 0.5, 3.5, -1.5, -0.875, 1e-3}));
+  o.raw_dims = 0;
+  EXPECT_EQ(cuem::io::load_data(put("x.csv", "a,b,c\n1,2,3\n"), o).values, (std::vector<double>{3, 1}));
+  // Names need a header; numbers must be in range, once each.
+  o.columns = {"x0"};
+  EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put("x.npy", npy_3x3()), o); }),
+                       ".npy data have no column names"));
+  o.columns = {"3"};
+  EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put("x.npy", npy_3x3()), o); }), "no column '3'"));
+  o.columns = {"1", "1"};
+  o.raw_dims = 3;
+  EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put("x.bin", raw_3x3()), o); }), "twice"));
+}
+
+TEST_F(LoadData, TextOptionsAreRefusedForBinaryInput) {
+  cuem::io::LoadOptions o;
+  o.csv.delimiter = ',';
+  EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put("x.npy", npy_3x3()), o); }),
+                       "--delimiter applies to CSV/text input"));
+  EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put("x.tsv", npy_3x3()), o); }), "read as .npy"));
+  o.csv.delimiter = 0;
+  o.csv.header = cuem::io::HeaderMode::absent;
+  o.raw_dims = 3;
+  EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put("x.bin", raw_3x3()), o); }),
+                       "--header applies to CSV/text input"));
+}
+
+TEST_F(LoadData, DimsIsRefusedForText) {
+  cuem::io::LoadOptions o;
+  o.raw_dims = 1;
+  std::string rows;
+  for (int i = 0; i < 8; ++i) rows += "1.0,2.0,3.0\n";  // 96 bytes: a whole number of float64 rows
+  for (const char* name : {"m.csv", "m.TSV", "m.txt"})
+    EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put(name, rows), o); }), "text file by its name"))
+        << name;
+  for (const char* name : {"m.dat", "m.bin", "m"})
+    EXPECT_TRUE(contains(usage_message_of([&] { cuem::io::load_data(put(name, rows), o); }), "holds text")) << name;
+  // Without --dims, a raw-binary name holding text is read as text.
+  o.raw_dims = 0;
+  EXPECT_EQ(cuem::io::load_data(put("t.bin", rows), o).rows, 8u);
+  EXPECT_TRUE(contains(message_of([&] { cuem::io::load_data(put("r.bin", raw_3x3()), o); }), "--dims"));
+}
+
+TEST(LooksLikeText, PrintableAsciiWithADigit) {
+  EXPECT_TRUE(cuem::io::looks_like_text("1.0,2.0\n"));
+  EXPECT_TRUE(cuem::io::looks_like_text("\xEF\xBB\xBF" "a\tb\r\n1\t2\r\n"));
+  EXPECT_FALSE(cuem::io::looks_like_text(""));
+  EXPECT_FALSE(cuem::io::looks_like_text("abc def\n"));  // no digit
+  EXPECT_FALSE(cuem::io::looks_like_text(std::string("1,2\0", 4)));
+  // Only the first KiB is looked at.
+  EXPECT_TRUE(cuem::io::looks_like_text(std::string(1024, '1') + "\x01"));
+  // Random float64 and float32 data (seed 7): never text.
+  std::uint64_t state = 7;
+  for (int trial = 0; trial < 1000; ++trial) {
+    std::vector<double> v(4);
+    for (double& x : v) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      x = static_cast<double>(state >> 11) / 9007199254740992.0 * 200.0 - 100.0;
+    }
+    const std::string f64(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+    std::vector<float> w(v.begin(), v.end());
+    const std::string f32(reinterpret_cast<const char*>(w.data()), w.size() * sizeof(float));
+    EXPECT_FALSE(cuem::io::looks_like_text(f64)) << trial;
+    EXPECT_FALSE(cuem::io::looks_like_text(f32)) << trial;
+  }
 }
 
 }  // namespace

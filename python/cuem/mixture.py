@@ -242,7 +242,7 @@ class GaussianMixture(*_Bases):
     converged_ : bool
     n_iter_ : int
         Iterations of the best initialisation.
-    lower_bound_ : float
+    lower_bound_ : numpy.float64
         Mean log-likelihood of the training data at the end of the best initialisation.
     lower_bounds_ : list of float
         The same, after every iteration of the best initialisation.
@@ -491,7 +491,7 @@ class GaussianMixture(*_Bases):
         self.precisions_ = self._precisions_from_cholesky(self.precisions_cholesky_)
         self.converged_ = bool(result["converged"])
         self.n_iter_ = int(result["n_iter"])
-        self.lower_bound_ = float(result["lower_bound"])
+        self.lower_bound_ = np.float64(result["lower_bound"])  # as scikit-learn
         self.device_ = result["device"]
         for notice in result["notices"]:
             warnings.warn(notice, UserWarning, stacklevel=2)

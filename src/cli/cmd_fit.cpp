@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cli/outputs.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
 #include "report/svg_report.hpp"
@@ -31,11 +32,10 @@ std::string trace_csv(const FitResult& r) {
 }
 
 int run(const Args& a, const GlobalFlags& flags) {
-  for (const std::string* out : {&a.output, &a.trace, &a.report})
-    if (!out->empty()) check_output_path(*out, {a.data.path});
+  check_outputs({a.output, a.trace, a.report}, {a.data.path});
+  FitOptions o = to_fit_options(a.fit);  // option mistakes before the data are read
   const io::Table t = load_table(a.data, flags);
   note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
-  FitOptions o = to_fit_options(a.fit);
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
   const DataView X(t.values.data(), t.rows, t.cols);
   const FitResult r = with_data_name(a.data.path, [&] { return fit(X, o); });
@@ -80,7 +80,9 @@ int run(const Args& a, const GlobalFlags& flags) {
     std::printf("%s\n", j.dump(1).c_str());
     return kOk;
   }
-  std::printf("%s after %d iterations (restart %d of %d); mean log-likelihood %.10g\n",
+  // The lower bound is scikit-learn's lower_bound_: the mean log-likelihood under the
+  // parameters of the last E-step, before its M-step (score gives the final model's).
+  std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
   if (a.output.empty()) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cli/outputs.hpp"
 #include "core/m_step.hpp"
 #include "core/rng.hpp"
 #include "io/atomic_file.hpp"
@@ -70,23 +71,10 @@ Model random_model(const Args& a) {
   return m;
 }
 
-std::string csv_text(const std::vector<double>& X, std::size_t n, std::size_t d) {
-  std::string out;
-  for (std::size_t j = 0; j < d; ++j) out += (j ? ",x" : "x") + std::to_string(j);
-  out += "\n";
-  char buf[32];
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < d; ++j) {
-      std::snprintf(buf, sizeof buf, "%.17g", X[i * d + j]);
-      out += buf;
-      out += j + 1 < d ? "," : "\n";
-    }
-  return out;
-}
-
 int run(const Args& a, const GlobalFlags& flags) {
-  for (const std::string* out : {&a.output, &a.labels, &a.model})
-    if (!out->empty()) check_output_path(*out, {});
+  check_outputs({a.output, a.labels, a.model}, {});
+  check_data_output_name(a.output, "-o");
+  check_data_output_name(a.labels, "--labels");
   if (static_cast<std::size_t>(a.d) * a.n > (std::size_t{1} << 34))
     throw UsageError("n x d is more than 2^34 values; generate in parts");
   const Model m = random_model(a);
@@ -100,13 +88,11 @@ int run(const Args& a, const GlobalFlags& flags) {
                      s.X.begin() + static_cast<std::ptrdiff_t>(j * D));
     std::swap(s.labels[i], s.labels[j]);
   }
-  const bool csv = a.output.size() > 4 && a.output.compare(a.output.size() - 4, 4, ".csv") == 0;
+  std::vector<std::string> names(D);  // the text formats' header: x0, x1, ...
+  for (std::size_t j = 0; j < D; ++j) names[j] = "x" + std::to_string(j);
   io::OutputBatch outputs;
-  outputs.add(a.output, csv ? csv_text(s.X, a.n, D) : io::npy_bytes_f64(s.X.data(), a.n, D));
-  if (!a.labels.empty()) {
-    const std::vector<std::int64_t> wide(s.labels.begin(), s.labels.end());
-    outputs.add(a.labels, io::npy_bytes_i64(wide.data(), wide.size(), 0));
-  }
+  outputs.add(a.output, matrix_file_bytes(a.output, s.X.data(), a.n, D, names));
+  if (!a.labels.empty()) outputs.add(a.labels, labels_file_bytes(a.labels, s.labels));
   if (!a.model.empty()) outputs.add(a.model, io::model_to_json(m));
   outputs.commit();
   if (flags.json)
@@ -134,8 +120,8 @@ void add_generate_command(CLI::App& app, const GlobalFlags& flags, int& exit_cod
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
   cmd->add_option("--seed", args->seed, "random seed")->check(unsigned_validator())->capture_default_str();
-  cmd->add_option("-o,--output", args->output, "data file: .npy (float64) or .csv")->required();
-  cmd->add_option("--labels", args->labels, "write the true component of each point as .npy (int64)");
+  cmd->add_option("-o,--output", args->output, "data file: .npy (float64), or text: .csv, .tsv or .txt (with a header line)")->required();
+  cmd->add_option("--labels", args->labels, "write the true component of each point as .npy (int64) or text (.csv/.tsv/.txt)");
   cmd->add_option("--model", args->model, "write the true model as JSON");
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }

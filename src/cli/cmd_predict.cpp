@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cli/outputs.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
 #include "io/npy.hpp"
@@ -19,12 +20,13 @@ struct Args {
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
-  for (const std::string* out : {&a.output, &a.proba})
-    if (!out->empty()) check_output_path(*out, {a.model, a.data.path});
+  check_outputs({a.output, a.proba}, {a.model, a.data.path});
+  check_data_output_name(a.output, "-o");
+  check_data_output_name(a.proba, "--proba");
+  const EvaluateOptions where = to_evaluate_options(a.where);
   const Model m = io::read_model(a.model);
   const io::Table t = load_table(a.data, flags);
   const DataView X(t.values.data(), t.rows, t.cols);
-  const EvaluateOptions where = to_evaluate_options(a.where);
   std::vector<int> labels;
   std::vector<double> proba;
   if (a.proba.empty()) {
@@ -39,12 +41,9 @@ int run(const Args& a, const GlobalFlags& flags) {
     }
   }
   io::OutputBatch outputs;
-  if (!a.output.empty()) {
-    const std::vector<std::int64_t> wide(labels.begin(), labels.end());
-    outputs.add(a.output, io::npy_bytes_i64(wide.data(), wide.size(), 0));
-  }
+  if (!a.output.empty()) outputs.add(a.output, labels_file_bytes(a.output, labels));
   if (!a.proba.empty())
-    outputs.add(a.proba, io::npy_bytes_f64(proba.data(), t.rows, static_cast<std::size_t>(m.n_components)));
+    outputs.add(a.proba, matrix_file_bytes(a.proba, proba.data(), t.rows, static_cast<std::size_t>(m.n_components)));
   outputs.commit();
   if (a.output.empty() && a.proba.empty()) {
     if (flags.json) {
@@ -79,8 +78,10 @@ void add_predict_command(CLI::App& app, const GlobalFlags& flags, int& exit_code
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
   add_device_options(cmd, args->where);
-  cmd->add_option("-o,--output", args->output, "write the labels as .npy (int64); default: print them");
-  cmd->add_option("--proba", args->proba, "write the posterior probabilities (N x K float64) as .npy");
+  cmd->add_option("-o,--output", args->output,
+                  "write the labels as .npy (int64) or text (.csv/.tsv/.txt); without -o and --proba, print them");
+  cmd->add_option("--proba", args->proba,
+                  "write the posterior probabilities (N x K float64) as .npy or text (.csv/.tsv/.txt)");
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

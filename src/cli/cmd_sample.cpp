@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cli/outputs.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
 #include "io/npy.hpp"
@@ -20,16 +21,14 @@ struct Args {
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
-  for (const std::string* out : {&a.output, &a.labels})
-    if (!out->empty()) check_output_path(*out, {a.model});
+  check_outputs({a.output, a.labels}, {a.model});
+  check_data_output_name(a.output, "-o");
+  check_data_output_name(a.labels, "--labels");
   const Model m = io::read_model(a.model);
   const Samples s = sample(m, a.n, a.seed);
   io::OutputBatch outputs;
-  outputs.add(a.output, io::npy_bytes_f64(s.X.data(), a.n, static_cast<std::size_t>(m.n_features)));
-  if (!a.labels.empty()) {
-    const std::vector<std::int64_t> wide(s.labels.begin(), s.labels.end());
-    outputs.add(a.labels, io::npy_bytes_i64(wide.data(), wide.size(), 0));
-  }
+  outputs.add(a.output, matrix_file_bytes(a.output, s.X.data(), a.n, static_cast<std::size_t>(m.n_features)));
+  if (!a.labels.empty()) outputs.add(a.labels, labels_file_bytes(a.labels, s.labels));
   outputs.commit();
   if (flags.json)
     std::printf("%s\n",
@@ -46,8 +45,9 @@ void add_sample_command(CLI::App& app, const GlobalFlags& flags, int& exit_code)
   CLI::App* cmd = app.add_subcommand("sample", "draw points from MODEL");
   cmd->add_option("MODEL", args->model, "model JSON written by cuem fit")->required();
   cmd->add_option("-n", args->n, "number of points")->required()->check(CLI::Range(std::size_t{1}, std::size_t{1} << 40));
-  cmd->add_option("-o,--output", args->output, "write the points as .npy (n x D float64)")->required();
-  cmd->add_option("--labels", args->labels, "write each point's component as .npy (int64)");
+  cmd->add_option("-o,--output", args->output, "write the points as .npy (n x D float64) or text (.csv/.tsv/.txt)")
+      ->required();
+  cmd->add_option("--labels", args->labels, "write each point's component as .npy (int64) or text (.csv/.tsv/.txt)");
   cmd->add_option("--seed", args->seed, "random seed")->check(unsigned_validator())->capture_default_str();
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }

@@ -2,10 +2,13 @@
 // Fits every candidate and keeps the one with the lowest information criterion.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <limits>
 
 #include "cli/common.hpp"
+#include "cli/outputs.hpp"
 #include "cuem/errors.hpp"
 #include "io/model_json.hpp"
 
@@ -60,8 +63,14 @@ std::vector<int> parse_k_list(const std::string& s) {
 }
 
 int run(const Args& a, const GlobalFlags& flags) {
-  if (!a.output.empty()) check_output_path(a.output, {a.data.path});
+  check_outputs({a.output}, {a.data.path});
   const std::vector<int> ks = parse_k_list(a.k_range);
+  {  // option mistakes before the data are read
+    FitArgs first = a.fit;
+    first.n_components = ks.front();
+    first.covariance = a.covariances.front();
+    (void)to_fit_options(first);
+  }
   const io::Table t = load_table(a.data, flags);
   const DataView X(t.values.data(), t.rows, t.cols);
   note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
@@ -103,7 +112,12 @@ int run(const Args& a, const GlobalFlags& flags) {
       if (last.ok && (best < 0 || crit(last) < crit(cands[static_cast<std::size_t>(best)])))
         best = static_cast<int>(cands.size()) - 1;
     }
-  if (best < 0) throw NumericalError("no candidate could be fitted; increase --reg-covar or use fewer components");
+  if (best < 0) {
+    if (std::all_of(cands.begin(), cands.end(), [&](const Candidate& c) { return static_cast<std::size_t>(c.k) > t.rows; }))
+      throw DataError(a.data.path + ": " + std::to_string(t.rows) +
+                      " points are fewer than every candidate's components; give -k at most " + std::to_string(t.rows));
+    throw NumericalError("no candidate could be fitted; increase --reg-covar or use fewer components");
+  }
   const Candidate& win = cands[static_cast<std::size_t>(best)];
   if (!a.output.empty())
     io::write_model(a.output, win.result.model,
@@ -114,7 +128,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     for (const Candidate& c : cands) {
       nlohmann::json r = {{"k", c.k}, {"covariance", c.covariance}, {"ok", c.ok}};
       if (c.ok) {
-        r["n_parameters"] = c.n_params;
+        r["n_parameters"] = static_cast<std::int64_t>(c.n_params);  // a count
         r["lower_bound"] = c.result.lower_bound;
         r["bic"] = c.bic;
         r["aic"] = c.aic;

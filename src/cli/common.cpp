@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -16,14 +17,14 @@ void note(const GlobalFlags& flags, const std::string& message) {
 }
 
 void add_data_options(CLI::App* cmd, DataArgs& a) {
-  cmd->add_option("--delimiter", a.delimiter, "CSV delimiter: ',', ';', tab or space (default: detect)")
+  cmd->add_option("--delimiter", a.delimiter, "CSV/text delimiter: ',', ';', tab or space (default: detect)")
       ->group("Data");
-  cmd->add_option("--header", a.header, "CSV header line: auto, yes or no")
+  cmd->add_option("--header", a.header, "CSV/text header line: auto, yes or no")
       ->check(CLI::IsMember({"auto", "yes", "no"}))
       ->group("Data");
-  cmd->add_option("--columns", a.columns, "CSV columns to use, by 0-based number or header name (comma separated)")
-      ->delimiter(',')
-      ->group("Data");
+  cmd->add_option("--columns", a.columns,
+                  "columns to use, by 0-based number (any format) or CSV header name, comma separated")
+      ->group("Data");  // split in load_table: CLI11's delimiter drops empty entries ("0,,1")
   cmd->add_option("--dims", a.dims, "read DATA as raw binary with D features per row")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
       ->group("Data");
@@ -46,7 +47,12 @@ io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
   o.csv.header = a.header == "yes" ? io::HeaderMode::present
                  : a.header == "no" ? io::HeaderMode::absent
                                     : io::HeaderMode::detect;
-  o.csv.columns = a.columns;
+  for (const std::string& list : a.columns) {
+    std::size_t start = 0;
+    for (std::size_t comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1)
+      o.columns.push_back(list.substr(start, comma - start));
+    o.columns.push_back(list.substr(start));
+  }
   o.raw_dims = a.dims;
   const bool f32_name = a.path.size() > 4 && a.path.compare(a.path.size() - 4, 4, ".f32") == 0;
   o.raw_type = (a.dtype == "float32" || (a.dtype.empty() && f32_name)) ? io::RawType::float32 : io::RawType::float64;
@@ -71,6 +77,10 @@ const CLI::Validator kUnsigned(
     [](std::string& v) -> std::string {
       if (v.empty() || v.size() > 20 || v.find_first_not_of("0123456789") != std::string::npos)
         return "must be a non-negative integer, got '" + v + "'";
+      // 20 digits may pass 2^64 - 1, which CLI11 would clamp silently.
+      errno = 0;
+      (void)std::strtoull(v.c_str(), nullptr, 10);
+      if (errno == ERANGE) return "must be at most 18446744073709551615, got '" + v + "'";
       return {};
     },
     "UINT");
@@ -259,17 +269,6 @@ std::string model_text(const Model& m, const std::vector<std::string>& names) {
     for (int i = 0; i < D; ++i) append_row(out, m.covariances.data() + i * Dz, D, "    ");
   }
   return out;
-}
-
-void check_output_path(const std::string& out, const std::vector<std::string>& inputs) {
-  struct stat so {};
-  if (::stat(out.c_str(), &so) != 0) return;  // does not exist yet
-  if (S_ISDIR(so.st_mode)) throw UsageError("the output path '" + out + "' is a folder; give a file name");
-  for (const std::string& in : inputs) {
-    struct stat si {};
-    if (::stat(in.c_str(), &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-      throw UsageError("the output '" + out + "' is the input '" + in + "'; choose another output path");
-  }
 }
 
 }  // namespace cuem::cli

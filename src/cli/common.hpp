@@ -95,9 +95,6 @@ std::string model_text(const Model& model, const std::vector<std::string>& featu
 /// Writes "N,D" style messages only when not quiet.
 void note(const GlobalFlags& flags, const std::string& message);
 
-/// The output path must not be the same file as an input (it would be replaced).
-void check_output_path(const std::string& out, const std::vector<std::string>& inputs);
-
 // Commands: each registers its subcommand and returns the code its run produced through
 // the shared exit slot.
 void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);

@@ -35,8 +35,8 @@ std::unique_ptr<Backend> make_backend(DataView X, const BackendRequest& request,
       std::string reason;
       const auto devices = cuda::list_devices(&reason);
       if (devices.empty())
-        throw DeviceError("device 'cuda' was requested but no CUDA device is usable (" + reason +
-                          "). Use device 'cpu' or 'auto'.");
+        throw DeviceError("device '" + std::string(device.index == 0 ? "cuda" : "cuda:" + std::to_string(device.index)) +
+                          "' was requested but no CUDA device is usable (" + reason + "). Use device 'cpu' or 'auto'.");
       if (device.index < 0 || device.index >= static_cast<int>(devices.size()))
         throw DeviceError("device 'cuda:" + std::to_string(device.index) + "' does not exist: " +
                           std::to_string(devices.size()) + " CUDA device(s) found.");

@@ -2,6 +2,7 @@
 // only the backend seam (prepared parameters in, sufficient statistics out).
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -63,8 +64,12 @@ FitResult fit(DataView X, const FitOptions& o) {
   bool have_best = false;
   bool stopped = false;
   for (int init = 0; init < o.n_init && !stopped; ++init) {
-    Model model =
-        initialize(*backend, X, o, rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)));
+    std::vector<std::string> init_notices;
+    Model model = initialize(*backend, X, o, rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)),
+                             &init_notices);
+    for (const std::string& n : init_notices)  // once, however many restarts say it
+      if (std::find(result.notices.begin(), result.notices.end(), n) == result.notices.end())
+        result.notices.push_back(n);
     double bound = -std::numeric_limits<double>::infinity();
     bool converged = false;
     int n_iter = 0;

@@ -73,7 +73,8 @@ Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
   return initialize(backend, X, o, seed);
 }
 
-Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_t seed) {
+Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_t seed,
+                 std::vector<std::string>* notices) {
   const int K = o.n_components;
   const int D = static_cast<int>(X.n_cols);
   Model m;
@@ -88,6 +89,9 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
     switch (o.init) {
       case InitMethod::kmeans: {
         const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
+        if (km.n_empty > 0 && notices)
+          notices->push_back("k-means found " + std::to_string(K - km.n_empty) + " distinct clusters for " +
+                             std::to_string(K) + " components (duplicate points?); some components start empty");
         // On a device the two passes run there (at G-scale they would take the host longer
         // than the whole fit).
         SufficientStats partition;

@@ -27,6 +27,7 @@ struct KMeansResult {
   std::vector<double> centers;  ///< K x D
   int n_iter = 0;
   double inertia = 0;           ///< sum of squared distances to the nearest centre
+  int n_empty = 0;              ///< clusters no point was nearest to in the last step
 };
 
 /// Lloyd's algorithm from k-means++ seeds until the squared centre shift falls below

@@ -55,36 +55,52 @@ extern "C" void on_interrupt(int sig) {
   ::_exit(128 + sig);
 }
 
+}  // namespace
+
 std::string folder_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-}  // namespace
-
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), target_(path_) {
   if (path_.empty()) throw OutputError("an output path is empty");
   struct stat st {};
-  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+  const bool exists = ::stat(path_.c_str(), &st) == 0;
+  if (exists && !S_ISREG(st.st_mode)) {
     if (S_ISDIR(st.st_mode)) throw OutputError("cannot write '" + path_ + "': it is a folder; give a file name");
     file_ = std::fopen(path_.c_str(), "wb");
     if (!file_) throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
     direct_ = true;
     return;
   }
-  const std::string pattern = path_ + ".tmp-XXXXXX";
+  struct stat link {};
+  if (::lstat(path_.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+    // Replace the file the link names, not the link itself.
+    char* real = exists ? ::realpath(path_.c_str(), nullptr) : nullptr;
+    if (!real) throw OutputError("cannot write '" + path_ + "': it is a symbolic link to a file that does not exist");
+    target_ = real;
+    std::free(real);
+  }
+  if (exists && ::access(target_.c_str(), W_OK) != 0)
+    throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (the file is read-only?)");
+  const std::string pattern = target_ + ".tmp-XXXXXX";
   std::vector<char> tmpl(pattern.begin(), pattern.end());
   tmpl.push_back('\0');
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0)
     throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (is the folder '" +
-                      folder_of(path_) + "' there and writable?)");
+                      folder_of(target_) + "' there and writable?)");
   temp_ = tmpl.data();
   claim_slot(temp_);  // with every slot taken, only Ctrl-C cleanup of this file is lost
-  const mode_t mask = ::umask(0);  // mkstemp makes 0600; give the usual 0666 & ~umask
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
+  if (exists) {  // the replacement keeps the old file's permissions and, where allowed, owner
+    ::fchmod(fd, st.st_mode & 07777);
+    if (st.st_uid != ::geteuid() || st.st_gid != ::getegid()) (void)!::fchown(fd, st.st_uid, st.st_gid);
+  } else {  // mkstemp makes 0600; give the usual 0666 & ~umask
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd, 0666 & ~mask);
+  }
   file_ = ::fdopen(fd, "wb");
   if (!file_) {
     ::close(fd);
@@ -120,7 +136,7 @@ void AtomicFile::commit() {
   std::fclose(file_);
   file_ = nullptr;
   if (!flushed) throw OutputError("cannot write '" + path_ + "': " + std::strerror(err));
-  if (::rename(temp_.c_str(), path_.c_str()) != 0)
+  if (::rename(temp_.c_str(), target_.c_str()) != 0)
     throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno));
   committed_ = true;
 }

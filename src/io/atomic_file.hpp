@@ -3,7 +3,10 @@
 // folder, which is renamed over the target only on commit(). An error, an exception or
 // Ctrl-C before that leaves no partial file and never clobbers an existing good one.
 // A target that exists and is not a regular file (/dev/null, a pipe) is written directly:
-// replacing it would be wrong, and atomicity means nothing there.
+// replacing it would be wrong, and atomicity means nothing there. A symbolic link is
+// written through (its target is replaced, as shell redirection would write it), and a
+// replaced file keeps its permissions (and owner, where the process may set it); a
+// read-only file is refused.
 #include <cstddef>
 #include <cstdio>
 #include <string>
@@ -28,7 +31,8 @@ class AtomicFile {
   const std::string& path() const noexcept { return path_; }
 
  private:
-  std::string path_;
+  std::string path_;    // as given, for messages
+  std::string target_;  // the file replaced: path_ with a symbolic link resolved
   std::string temp_;
   std::FILE* file_ = nullptr;
   bool committed_ = false;
@@ -46,6 +50,9 @@ class OutputBatch {
  private:
   std::vector<std::pair<std::string, std::string>> items_;
 };
+
+/// The folder part of a path ("." for a bare name).
+std::string folder_of(const std::string& path);
 
 /// Writes a whole file atomically.
 void write_file_atomically(const std::string& path, const std::string& contents);

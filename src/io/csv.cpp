@@ -1,45 +1,107 @@
 #include "io/csv.hpp"
 
+#include <cctype>
+#include <cmath>
 #include <cstdlib>
-#include <limits>
 
 #include "cuem/errors.hpp"
 
 namespace cuem::io {
 namespace {
 
-std::string_view trim(std::string_view f) {
-  const auto b = f.find_first_not_of(" \t\"");
-  if (b == std::string_view::npos) return {};
-  const auto e = f.find_last_not_of(" \t\"");
-  return f.substr(b, e - b + 1);
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+// Splits one line into fields, each trimmed of blanks. A space delimiter means runs of
+// blanks (whitespace-separated text). A field in double quotes may hold the delimiter and
+// "" stands for one quote (RFC 4180); such a field is unescaped into `scratch`, which is
+// reserved up front so that the views into it stay valid. Returns what is wrong with the
+// line, or nullptr.
+const char* split(std::string_view line, char delim, std::vector<std::string_view>& out, std::string& scratch) {
+  out.clear();
+  scratch.clear();
+  scratch.reserve(line.size());
+  const bool blanks = delim == ' ';
+  const auto separates = [&](char c) { return blanks ? is_blank(c) : c == delim; };
+  const auto padding = [&](char c) { return is_blank(c) && (blanks || c != delim); };
+  const std::size_t n = line.size();
+  std::size_t i = 0;
+  while (true) {
+    while (i < n && padding(line[i])) ++i;
+    if (blanks && i == n) break;  // trailing blanks end the line, not an empty field
+    if (i < n && line[i] == '"') {
+      const std::size_t start = scratch.size();
+      for (++i;; ++i) {
+        if (i == n) return "a quoted field is not closed on its line (fields cannot span lines)";
+        if (line[i] != '"') {
+          scratch += line[i];
+        } else if (i + 1 < n && line[i + 1] == '"') {
+          scratch += '"';
+          ++i;
+        } else {
+          ++i;
+          break;
+        }
+      }
+      out.push_back(std::string_view(scratch).substr(start));
+      if (!blanks)
+        while (i < n && padding(line[i])) ++i;
+      if (i < n && !separates(line[i])) return "text follows a closing quote (write \"\" for a quote inside a quoted field)";
+    } else {
+      const std::size_t start = i;
+      while (i < n && !separates(line[i])) ++i;
+      std::size_t end = i;
+      while (end > start && is_blank(line[end - 1])) --end;
+      out.push_back(line.substr(start, end - start));
+    }
+    if (i == n) break;
+    if (!blanks) ++i;  // past the delimiter; a delimiter at the end leaves an empty last field
+  }
+  return nullptr;
 }
 
-// Splits one line. A space delimiter means runs of blanks (whitespace-separated text).
-void split(std::string_view line, char delim, std::vector<std::string_view>& out) {
-  out.clear();
-  if (delim == ' ') {
-    std::size_t i = 0;
-    while (i < line.size()) {
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-      if (i == line.size()) break;
-      const std::size_t start = i;
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-      out.push_back(line.substr(start, i - start));
-    }
-    return;
+bool iequals(std::string_view a, const char* b) {
+  const std::string_view bv(b);
+  if (a.size() != bv.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != bv[i]) return false;
+  return true;
+}
+
+// Decimal numbers only, as numpy.loadtxt and pandas read them: [+-]digits[.digits][e[+-]digits]
+// (digits on at least one side of the point), or inf, infinity, nan. strtod alone would
+// also take hexadecimal ("0x10" as 16), hex floats and "nan(...)".
+bool is_decimal(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  const std::string_view word = s.substr(i);
+  if (iequals(word, "inf") || iequals(word, "infinity") || iequals(word, "nan")) return true;
+  const auto digits = [&] {
+    std::size_t d = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++d;
+    return d;
+  };
+  std::size_t mantissa = digits();
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    mantissa += digits();
   }
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t pos = line.find(delim, start);
-    out.push_back(trim(line.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start)));
-    if (pos == std::string_view::npos) break;
-    start = pos + 1;
+  if (mantissa == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (digits() == 0) return false;
   }
+  return i == s.size();
+}
+
+// inf, infinity or nan, signed or not: written as such rather than overflowing.
+bool is_word(std::string_view s) {
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) s.remove_prefix(1);
+  return !s.empty() && (s[0] < '0' || s[0] > '9') && s[0] != '.';
 }
 
 bool parse_number(std::string_view s, double* out) {
-  if (s.empty() || s.size() > 1024) return false;
+  if (s.empty() || s.size() > 1024 || !is_decimal(s)) return false;
   char small[96];
   std::string large;
   char* buf = small;
@@ -53,38 +115,25 @@ bool parse_number(std::string_view s, double* out) {
   char* end = nullptr;
   const double v = std::strtod(buf, &end);
   if (end != buf + s.size()) return false;
-  *out = v;  // overflow gives +-inf, which the fit's finiteness check reports with its place
+  *out = v;  // overflow gives +-inf, which the caller reports with its place
   return true;
 }
 
+// The first of ',' ';' tab found outside quotes, else whitespace.
 char detect_delimiter(std::string_view line) {
-  for (char c : {',', ';', '\t'})
-    if (line.find(c) != std::string_view::npos) return c;
-  return ' ';
+  bool quoted = false;
+  bool seen[3] = {false, false, false};
+  for (char c : line) {
+    if (c == '"') quoted = !quoted;
+    if (quoted) continue;
+    seen[0] = seen[0] || c == ',';
+    seen[1] = seen[1] || c == ';';
+    seen[2] = seen[2] || c == '\t';
+  }
+  return seen[0] ? ',' : seen[1] ? ';' : seen[2] ? '\t' : ' ';
 }
 
 std::string where(const std::string& name, std::size_t line_no) { return name + ":" + std::to_string(line_no) + ": "; }
-
-// Indices of the selected columns, by number or by header name.
-std::vector<std::size_t> select_columns(const CsvOptions& o, const std::vector<std::string>& names,
-                                        const std::string& name) {
-  std::vector<std::size_t> idx;
-  for (const std::string& c : o.columns) {
-    std::size_t found = names.size();
-    for (std::size_t i = 0; i < names.size(); ++i)
-      if (names[i] == c) found = i;
-    if (found == names.size() && !c.empty() && c.find_first_not_of("0123456789") == std::string::npos &&
-        c.size() < 10) {
-      found = static_cast<std::size_t>(std::strtoul(c.c_str(), nullptr, 10));
-      if (found >= names.size()) found = names.size();
-    }
-    if (found == names.size())
-      throw DataError(name + ": no column '" + c + "' (the file has " + std::to_string(names.size()) +
-                      " columns; give 0-based numbers or header names)");
-    idx.push_back(found);
-  }
-  return idx;
-}
 
 }  // namespace
 
@@ -139,7 +188,11 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
   if (!lines.next(line, line_no)) throw DataError(name + ": no data rows (only comment lines)");
   const char delim = o.delimiter != 0 ? o.delimiter : detect_delimiter(line);
   std::vector<std::string_view> fields;
-  split(line, delim, fields);
+  std::string scratch;
+  const auto split_line = [&] {
+    if (const char* problem = split(line, delim, fields, scratch)) throw DataError(where(name, line_no) + problem);
+  };
+  split_line();
   const std::size_t n_fields = fields.size();
 
   const bool header = o.header == HeaderMode::present || (o.header == HeaderMode::detect && looks_like_header(fields));
@@ -152,26 +205,38 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
   if (o.columns.empty()) {
     for (std::size_t i = 0; i < n_fields; ++i) keep.push_back(i);
   } else {
-    keep = select_columns(o, t.column_names, name);
+    keep = resolve_columns(o.columns, n_fields, header ? &t.column_names : nullptr,
+                           "the file has no header line to take names from (--header yes reads one)", name);
     std::vector<std::string> kept;
     for (std::size_t i : keep) kept.push_back(t.column_names[i]);
     t.column_names = kept;
   }
   t.cols = keep.size();
 
+  // Columns are numbered from 0 in every message, as --columns counts them.
   double v = 0.0;
   bool have_line = !header;  // without a header the first line is data
   while (have_line || lines.next(line, line_no)) {
+    if (!have_line) split_line();
     have_line = false;
-    split(line, delim, fields);
     if (fields.size() != n_fields)
       throw DataError(where(name, line_no) + fields_text(fields.size()) + " where the first line has " +
                       fields_text(n_fields) + " (ragged rows are not allowed)");
     for (std::size_t c : keep) {
-      if (!parse_number(fields[c], &v))
-        throw DataError(where(name, line_no) + "field " + std::to_string(c + 1) + " ('" +
-                        std::string(fields[c].substr(0, 40)) + "') is not a number" +
-                        (o.columns.empty() ? "; choose numeric columns with --columns" : ""));
+      const std::string_view f = fields[c];
+      if (!parse_number(f, &v)) {
+        const std::string_view u = !f.empty() && (f[0] == '+' || f[0] == '-') ? f.substr(1) : f;
+        const bool hex = u.size() > 2 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X');
+        throw DataError(where(name, line_no) + "column " + std::to_string(c) + " ('" + std::string(f.substr(0, 40)) +
+                        "') is not a number" + (hex ? " (only decimal numbers are read)" : "") +
+                        (o.columns.empty() ? "; choose numeric columns with --columns, 0-based" : ""));
+      }
+      // Here, where the file line is known: the fit's own check could only name the row.
+      if (!std::isfinite(v))
+        throw DataError(where(name, line_no) + (std::isnan(v) ? "NaN" : "Inf") + " at row " + std::to_string(t.rows) +
+                        ", column " + std::to_string(c) + " (0-based, rows counting data lines only" +
+                        (is_word(f) ? "" : "; '" + std::string(f.substr(0, 40)) + "' is beyond the float64 range") +
+                        "); remove or impute non-finite values");
       t.values.push_back(v);
     }
     ++t.rows;

@@ -1,7 +1,9 @@
 #pragma once
 // Reading a numeric table from CSV text: one point per line, the same number of fields on
 // every line, an optional header line, a delimiter (',' ';' tab, or whitespace),
-// optional column selection.
+// optional column selection. A field in double quotes may hold the delimiter, and "" in
+// it is a quote (RFC 4180; a quoted field cannot span lines). Values are decimal numbers
+// (optional sign, point and exponent) or inf/nan words; hexadecimal is not a number.
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,12 +18,14 @@ struct CsvOptions {
   char delimiter = 0;  ///< 0: detect from the first line (',' then ';' then tab, else ' ')
   HeaderMode header = HeaderMode::detect;  ///< detect: the first line is a header when
                                            ///< any of its fields is not a number
-  /// Columns to keep, by 0-based index or header name; empty keeps all.
+  /// Columns to keep, by 0-based number or header name (see resolve_columns); empty keeps
+  /// all.
   std::vector<std::string> columns;
 };
 
-/// Parses CSV text; `name` is used in messages. Throws DataError naming the line and field
-/// of the first problem (empty input, ragged line, non-numeric field, unknown column).
+/// Parses CSV text; `name` is used in messages. Throws DataError naming the file line and
+/// the 0-based column of the first problem (empty input, ragged line, bad quoting, a field
+/// that is not a number, NaN or Inf), InvalidArgument for a bad column selection.
 Table parse_csv(std::string_view text, const CsvOptions& options, const std::string& name);
 
 /// Reads and parses a file; a missing or unreadable file is a DataError.

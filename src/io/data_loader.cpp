@@ -1,5 +1,6 @@
 #include "io/data_loader.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "cuem/errors.hpp"
@@ -16,21 +17,72 @@ bool ends_with(const std::string& s, const char* suffix) {
   return true;
 }
 
+bool text_name(const std::string& path) {
+  return ends_with(path, ".csv") || ends_with(path, ".tsv") || ends_with(path, ".txt");
+}
+
+bool raw_name(const std::string& path) {
+  return ends_with(path, ".bin") || ends_with(path, ".raw") || ends_with(path, ".f32") || ends_with(path, ".f64");
+}
+
+bool npy_signature(const std::string& bytes) { return bytes.compare(0, 6, "\x93NUMPY") == 0; }
+
+// Binary formats carry their own layout: options that would change it are mistakes, not
+// something to ignore silently.
+void refuse_text_options(const CsvOptions& csv, const std::string& path, const char* what) {
+  const bool delim = csv.delimiter != 0;
+  const bool header = csv.header != HeaderMode::detect;
+  if (!delim && !header) return;
+  throw InvalidArgument(std::string(delim && header ? "--delimiter and --header apply" : delim ? "--delimiter applies"
+                                                                                              : "--header applies") +
+                        " to CSV/text input, and '" + path + "' is read as " + what + "; leave it out");
+}
+
+Table select(Table t, const std::vector<std::string>& columns, const std::string& path, const char* what) {
+  if (!columns.empty())
+    keep_columns(t, resolve_columns(columns, t.cols, nullptr, std::string(what) + " data have no column names", path));
+  return t;
+}
+
 }  // namespace
 
+bool looks_like_text(const std::string& bytes) {
+  std::size_t begin = bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  const std::size_t end = std::min(bytes.size(), begin + 1024);
+  bool digit = false;
+  for (std::size_t i = begin; i < end; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (!((c >= 0x20 && c <= 0x7E) || c == '\t' || c == '\r' || c == '\n')) return false;
+    digit = digit || (c >= '0' && c <= '9');
+  }
+  return digit;
+}
+
 Table load_data(const std::string& path, const LoadOptions& o) {
-  if (o.raw_dims > 0) return read_raw(path, o.raw_dims, o.raw_type);
-  if (ends_with(path, ".npy")) return read_npy(path);
-  if (ends_with(path, ".csv") || ends_with(path, ".tsv") || ends_with(path, ".txt") || ends_with(path, ".dat"))
-    return read_csv(path, o.csv);
-  if (ends_with(path, ".bin") || ends_with(path, ".raw") || ends_with(path, ".f32") || ends_with(path, ".f64"))
+  if (o.raw_dims > 0 && text_name(path))
+    throw InvalidArgument("--dims reads raw binary, and '" + path +
+                          "' is a text file by its name; read it without --dims (and --dtype)");
+  const std::string bytes = read_file_bytes(path);
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (o.raw_dims > 0) {
+    // parse_raw names an NPY signature itself (a data error: the file is not what --dims says).
+    if (!npy_signature(bytes) && looks_like_text(bytes))
+      throw InvalidArgument("--dims reads raw binary, and '" + path +
+                            "' holds text (printable characters and digits only); read it without --dims (and "
+                            "--dtype)");
+    refuse_text_options(o.csv, path, "raw binary (--dims)");
+    return select(parse_raw(data, bytes.size(), o.raw_dims, o.raw_type, path), o.columns, path, "raw binary");
+  }
+  if (npy_signature(bytes) || ends_with(path, ".npy")) {
+    refuse_text_options(o.csv, path, ".npy");
+    return select(parse_npy(data, bytes.size(), path), o.columns, path, ".npy");
+  }
+  if (raw_name(path) && !looks_like_text(bytes))
     throw DataError("'" + path + "' looks like raw binary: give the number of features with --dims D (and "
                     "--dtype float32 or float64)");
-  // Unknown extension: sniff the npy magic, else treat as text.
-  const std::string bytes = read_file_bytes(path);
-  if (bytes.size() >= 6 && bytes.compare(0, 6, "\x93NUMPY") == 0)
-    return parse_npy(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), path);
-  return parse_csv(bytes, o.csv, path);
+  CsvOptions csv = o.csv;
+  csv.columns = o.columns;
+  return parse_csv(bytes, csv, path);
 }
 
 }  // namespace cuem::io

@@ -1,8 +1,11 @@
 #pragma once
-// Loading a data set for the command line, by file extension: .npy, .csv/.tsv/.txt, and
-// raw binary (.bin/.raw/.f32/.f64 or any file when --dims is given).
+// Loading a data set for the command line. The content decides where it can: a file that
+// starts with the NPY signature is read as .npy whatever its name. Otherwise the name does:
+// .npy, raw binary (.bin/.raw/.f32/.f64, or any file when --dims is given), else text
+// (CSV/TSV/whitespace). Column selection works for every format.
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "io/csv.hpp"
 #include "io/raw.hpp"
@@ -11,11 +14,23 @@
 namespace cuem::io {
 
 struct LoadOptions {
+  /// Text input only: a delimiter or header mode other than detect given for .npy or raw
+  /// binary input is an InvalidArgument. load_data ignores csv.columns (see `columns`).
   CsvOptions csv;
+  /// Columns to keep, by 0-based number, or by header name for text with a header; empty
+  /// keeps all.
+  std::vector<std::string> columns;
   std::size_t raw_dims = 0;  ///< > 0: read as raw binary with this many features
   RawType raw_type = RawType::float64;
 };
 
 Table load_data(const std::string& path, const LoadOptions& options);
+
+/// Whether bytes are evidently text rather than raw binary numbers: the first KiB (the whole
+/// content if shorter), after an optional UTF-8 byte-order mark, is only printable ASCII,
+/// tabs and line breaks, with at least one digit. Raw float data practically never passes:
+/// every byte of every value would have to be printable, and values near 1 (exponent bytes
+/// 0x3F 0xF0-0xFF or 0x40 0x00-0x0F in float64) already fail.
+bool looks_like_text(const std::string& bytes);
 
 }  // namespace cuem::io

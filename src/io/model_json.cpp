@@ -80,6 +80,9 @@ class Reader {
       if (dim + 1 < shape.size()) {
         flatten(e, shape, dim + 1, key, out);
       } else {
+        if (e.is_array())  // e.g. a full model's matrices under covariance_type "diag"
+          fail(std::string("\"") + key + "\" must be a nested array of shape " + shape_text(shape) +
+               " for its covariance_type and sizes; it has more levels");
         if (!e.is_number()) fail(std::string("\"") + key + "\" holds a value that is not a number");
         out.push_back(e.get<double>());
       }

@@ -19,6 +19,19 @@ struct Table {
 /// "x0", "x1", ... for a table without a header.
 std::vector<std::string> default_column_names(std::size_t cols);
 
+/// Resolves --columns entries to 0-based indices into a table of `n_cols` columns, in
+/// the order given. An entry (blanks around it ignored) made of digits is a 0-based
+/// column number, anything else a name from `header`; `header` is null when the file has
+/// none, and `no_names` then says why names cannot be used (e.g. ".npy files have no
+/// column names"). InvalidArgument (a usage error) for an empty entry, a repeated column,
+/// a number out of range or an unknown name; `name` (the file) prefixes the message.
+std::vector<std::size_t> resolve_columns(const std::vector<std::string>& spec, std::size_t n_cols,
+                                         const std::vector<std::string>* header, const std::string& no_names,
+                                         const std::string& name);
+
+/// Keeps the columns `idx` of `t`, in that order, with their names.
+void keep_columns(Table& t, const std::vector<std::size_t>& idx);
+
 /// The whole content of a file. DataError, naming the path and the reason, when it is
 /// missing, a folder, or unreadable.
 std::string read_file_bytes(const std::string& path);

@@ -1,0 +1,150 @@
+#include "cli/outputs.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cli/common.hpp"
+#include "io/atomic_file.hpp"
+#include "io/npy.hpp"
+
+namespace cuem::cli {
+namespace {
+
+// Where an output would land: stat of the file when it exists (through symbolic links),
+// and its canonical path (for a new file: the canonical folder plus the name), so that two
+// spellings of one file compare equal.
+struct Target {
+  bool exists = false;
+  struct stat st {};
+  std::string canonical;
+};
+
+std::string real_path(const std::string& path) {
+  char* r = ::realpath(path.c_str(), nullptr);
+  if (!r) return {};
+  std::string out(r);
+  std::free(r);
+  return out;
+}
+
+Target resolve(const std::string& path) {
+  Target t;
+  if (::stat(path.c_str(), &t.st) == 0) {
+    t.exists = true;
+    t.canonical = real_path(path);
+    return t;
+  }
+  struct stat link {};
+  if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
+    throw UsageError("cannot write '" + path + "': it is a symbolic link to a file that does not exist");
+  const std::string folder = io::folder_of(path);
+  struct stat fs {};
+  if (::stat(folder.c_str(), &fs) != 0 || !S_ISDIR(fs.st_mode))
+    throw UsageError("cannot write '" + path + "': the folder '" + folder + "' does not exist");
+  if (::access(folder.c_str(), W_OK | X_OK) != 0)
+    throw UsageError("cannot write '" + path + "': the folder '" + folder + "' is not writable (" +
+                     std::strerror(errno) + ")");
+  const std::string real_folder = real_path(folder);
+  t.canonical = (real_folder.empty() ? folder : real_folder) + "/" + path.substr(path.find_last_of('/') + 1);
+  return t;
+}
+
+void check_writable(const std::string& path, const Target& t) {
+  if (!t.exists) return;  // resolve() checked the folder
+  if (S_ISDIR(t.st.st_mode)) throw UsageError("the output path '" + path + "' is a folder; give a file name");
+  if (::access(path.c_str(), W_OK) != 0)
+    throw UsageError("cannot write '" + path + "': " + std::strerror(errno) + " (the file is read-only?)");
+  if (!S_ISREG(t.st.st_mode)) return;  // a device or pipe is written in place
+  // A regular file is replaced by renaming a new file over it, in its (real) folder.
+  const std::string folder = io::folder_of(t.canonical.empty() ? path : t.canonical);
+  if (::access(folder.c_str(), W_OK | X_OK) != 0)
+    throw UsageError("cannot write '" + path + "': the folder '" + folder + "' is not writable (" +
+                     std::strerror(errno) + ")");
+}
+
+bool same_file(const Target& a, const Target& b) {
+  if (a.exists && b.exists) return a.st.st_dev == b.st.st_dev && a.st.st_ino == b.st.st_ino;
+  return !a.canonical.empty() && a.canonical == b.canonical;
+}
+
+enum class Format { npy, csv, tsv, txt, other };
+
+Format format_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return Format::npy;
+  const auto dot = path.find_last_of('.');
+  const auto slash = path.find_last_of('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return Format::other;
+  std::string ext = path.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == "npy") return Format::npy;
+  if (ext == "csv") return Format::csv;
+  if (ext == "tsv") return Format::tsv;
+  if (ext == "txt") return Format::txt;
+  return Format::other;
+}
+
+char delimiter_of(Format f) { return f == Format::csv ? ',' : f == Format::tsv ? '\t' : ' '; }
+
+}  // namespace
+
+void check_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs) {
+  std::vector<std::pair<std::string, Target>> seen;
+  for (const std::string& out : outputs) {
+    if (out.empty()) continue;
+    const Target t = resolve(out);
+    check_writable(out, t);
+    for (const std::string& in : inputs) {
+      struct stat si {};
+      if (t.exists && ::stat(in.c_str(), &si) == 0 && si.st_dev == t.st.st_dev && si.st_ino == t.st.st_ino)
+        throw UsageError("the output '" + out + "' is the input '" + in + "'; choose another output path");
+    }
+    for (const auto& [other, ot] : seen)
+      if (same_file(t, ot))
+        throw UsageError("the outputs '" + other + "' and '" + out +
+                         "' are the same file; give each output its own file name");
+    seen.emplace_back(out, t);
+  }
+}
+
+void check_data_output_name(const std::string& path, const std::string& option) {
+  if (path.empty() || format_of(path) != Format::other) return;
+  throw UsageError(option + " '" + path + "': name the format by the extension: .npy, or text as .csv, .tsv or .txt");
+}
+
+std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,
+                              const std::vector<std::string>& header) {
+  const Format f = format_of(path);
+  if (f == Format::npy || f == Format::other) return io::npy_bytes_f64(values, rows, cols);
+  const char delim = delimiter_of(f);
+  std::string out;
+  for (std::size_t j = 0; j < header.size(); ++j) out += header[j] + (j + 1 < header.size() ? delim : '\n');
+  char buf[32];
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) {
+      std::snprintf(buf, sizeof buf, "%.17g", values[i * cols + j]);  // round-trips exactly
+      out += buf;
+      out += j + 1 < cols ? delim : '\n';
+    }
+  return out;
+}
+
+std::string labels_file_bytes(const std::string& path, const std::vector<int>& labels) {
+  const Format f = format_of(path);
+  if (f == Format::npy || f == Format::other) {
+    const std::vector<std::int64_t> wide(labels.begin(), labels.end());
+    return io::npy_bytes_i64(wide.data(), wide.size(), 0);
+  }
+  std::string out;
+  for (int l : labels) out += std::to_string(l) + '\n';
+  return out;
+}
+
+}  // namespace cuem::cli

@@ -1,0 +1,29 @@
+#pragma once
+// A command's output files: checked before any work is done, so that a mistake in an
+// output path costs nothing, and written in the format their names ask for.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace cuem::cli {
+
+/// Throws UsageError unless every output can be written: its folder exists and is
+/// writable; an existing output is a writable file (not a folder); no output is the same
+/// file as an input or as another output, however the paths are spelled (./x and x,
+/// symbolic and hard links). Empty paths are skipped (options not given).
+void check_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
+
+/// Throws UsageError unless `path` names a data format: .npy, or text as .csv (commas),
+/// .tsv (tabs) or .txt (spaces), in any case. An existing device or pipe (/dev/null) is
+/// accepted and gets .npy bytes.
+void check_data_output_name(const std::string& path, const std::string& option);
+
+/// A rows x cols float64 matrix (row-major) as the bytes of the format `path` names; text
+/// formats start with `header` (column names) when it is given.
+std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,
+                              const std::vector<std::string>& header = {});
+
+/// Integer labels as the bytes of the format `path` names (.npy: int64, one dimension).
+std::string labels_file_bytes(const std::string& path, const std::vector<int>& labels);
+
+}  // namespace cuem::cli
