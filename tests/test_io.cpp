@@ -353,7 +353,7 @@ TEST_F(LoadData, NpySignatureWinsOverTheName) {
     const auto t = cuem::io::load_data(put(name, npy_3x3()), {});
     EXPECT_EQ(t.rows, 3u) << name;
     EXPECT_EQ(t.cols, 3u) << name;
-    EXPECT_EQ(t.values[5], 12.0) << name;
+    EXPECT_EQ(t.view().value(1, 2), 12.0) << name;
   }
   // --dims on a .npy file keeps its own message.
   cuem::io::LoadOptions o;
@@ -412,6 +412,70 @@ TEST_F(LoadData, DimsIsRefusedForText) {
   o.raw_dims = 0;
   EXPECT_EQ(cuem::io::load_data(put("t.bin", rows), o).rows, 8u);
   EXPECT_TRUE(contains(message_of([&] { cuem::io::load_data(put("r.bin", raw_3x3()), o); }), "--dims"));
+}
+
+// float64 and float32 rows in a .npy (C order, or one column) or raw file are used where
+// they lie in the mapped file, not copied; other layouts and dtypes, misaligned data and
+// column selection give float64 copies; the values are the same either way.
+TEST_F(LoadData, FloatRowsAreReadInPlace) {
+  const auto in_place = [](const cuem::io::Table& t) { return t.values.empty() && !t.in_place.empty_pointer(); };
+  const auto t = cuem::io::load_data(put("x.npy", npy_3x3()), {});
+  EXPECT_TRUE(in_place(t));
+  EXPECT_FALSE(t.view().is_float32());
+  EXPECT_EQ(t.view().value(2, 1), 21.0);
+  EXPECT_EQ(t.column_names.size(), 3u);
+
+  // float32, by hand: version 1.0 header padded so that the data start at byte 128.
+  const auto npy = [](const std::string& descr, bool fortran, const std::string& shape, const std::string& data) {
+    std::string header = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+                         ", 'shape': " + shape + ", }";
+    header.resize(128 - 10 - 1, ' ');
+    header += '\n';
+    std::string out = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(header.size()) + '\0' + header;
+    return out + data;
+  };
+  const float f[6] = {1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f};
+  const std::string f_bytes(reinterpret_cast<const char*>(f), sizeof f);
+  const auto t32 = cuem::io::load_data(put("f.npy", npy("<f4", false, "(3, 2)", f_bytes)), {});
+  EXPECT_TRUE(in_place(t32));
+  EXPECT_TRUE(t32.view().is_float32());
+  EXPECT_EQ(t32.view().value(2, 1), 6.5);
+  // Fortran order with two columns: a transposed copy.
+  const auto tf = cuem::io::load_data(put("g.npy", npy("<f4", true, "(3, 2)", f_bytes)), {});
+  EXPECT_FALSE(in_place(tf));
+  EXPECT_EQ(tf.view().value(0, 1), 4.5);
+  // One column in Fortran order is one column in C order: in place.
+  EXPECT_TRUE(in_place(cuem::io::load_data(put("h.npy", npy("<f4", true, "(6,)", f_bytes)), {})));
+  // Another dtype: converted, with its notice.
+  const std::int32_t i4[2] = {3, -4};
+  const auto ti = cuem::io::load_data(
+      put("i.npy", npy("<i4", false, "(2,)", std::string(reinterpret_cast<const char*>(i4), sizeof i4))), {});
+  EXPECT_FALSE(in_place(ti));
+  EXPECT_EQ(ti.values, (std::vector<double>{3, -4}));
+  // Misaligned data (a header 4 bytes longer than a float64 boundary allows): a copy.
+  std::string odd = npy_3x3();
+  const std::size_t data_start = odd.size() - 9 * sizeof(double);
+  odd.insert(data_start - 1, 4, ' ');
+  odd[8] = static_cast<char>(static_cast<unsigned char>(odd[8]) + 4);
+  const auto tm = cuem::io::load_data(put("m.npy", odd), {});
+  EXPECT_FALSE(in_place(tm));
+  EXPECT_EQ(tm.view().value(1, 2), 12.0);
+  // Raw binary: in place too.
+  cuem::io::LoadOptions raw;
+  raw.raw_dims = 3;
+  const auto tr = cuem::io::load_data(put("r.bin", raw_3x3()), raw);
+  EXPECT_TRUE(in_place(tr));
+  EXPECT_EQ(tr.view().value(1, 1), 1.0 / 3);
+  // Column selection copies what it keeps.
+  cuem::io::LoadOptions cols;
+  cols.columns = {"2", "0"};
+  const auto tc = cuem::io::load_data(put("c.npy", npy_3x3()), cols);
+  EXPECT_FALSE(in_place(tc));
+  EXPECT_EQ(tc.values, (std::vector<double>{2, 0, 12, 10, 22, 20}));
+  // The mapping outlives the loader: the table keeps it.
+  cuem::io::Table kept = cuem::io::load_data(put("k.npy", npy_3x3()), {});
+  ::unlink((dir_ + "/k.npy").c_str());
+  EXPECT_EQ(kept.view().value(2, 2), 22.0);
 }
 
 TEST(LooksLikeText, PrintableAsciiWithADigit) {

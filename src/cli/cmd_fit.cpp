@@ -37,7 +37,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   const io::Table t = load_table(a.data, flags);
   note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
-  const DataView X(t.values.data(), t.rows, t.cols);
+  const DataView X = t.view();
   const FitResult r = with_data_name(a.data.path, [&] { return fit(X, o); });
   end_progress(flags);
   for (const std::string& n : r.notices) note(flags, "note: " + n);

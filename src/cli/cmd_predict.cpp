@@ -26,7 +26,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   const EvaluateOptions where = to_evaluate_options(a.where);
   const Model m = io::read_model(a.model);
   const io::Table t = load_table(a.data, flags);
-  const DataView X(t.values.data(), t.rows, t.cols);
+  const DataView X = t.view();
   std::vector<int> labels;
   std::vector<double> proba;
   if (a.proba.empty()) {

@@ -17,7 +17,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   const EvaluateOptions where = to_evaluate_options(a.where);  // option mistakes before the data are read
   const Model m = io::read_model(a.model);
   const io::Table t = load_table(a.data, flags);
-  const DataView X(t.values.data(), t.rows, t.cols);
+  const DataView X = t.view();
   const double s = with_data_name(a.data.path, [&] { return score(m, X, where); });
   const double b = bic(m, X);
   const double c = aic(m, X);

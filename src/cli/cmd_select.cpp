@@ -72,7 +72,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     (void)to_fit_options(first);
   }
   const io::Table t = load_table(a.data, flags);
-  const DataView X(t.values.data(), t.rows, t.cols);
+  const DataView X = t.view();
   note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
 
   std::vector<Candidate> cands;

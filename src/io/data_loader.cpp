@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "cuem/errors.hpp"
+#include "io/mapped_file.hpp"
 #include "io/npy.hpp"
 
 namespace cuem::io {
@@ -62,27 +63,31 @@ Table load_data(const std::string& path, const LoadOptions& o) {
   if (o.raw_dims > 0 && text_name(path))
     throw InvalidArgument("--dims reads raw binary, and '" + path +
                           "' is a text file by its name; read it without --dims (and --dtype)");
-  const std::string bytes = read_file_bytes(path);
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  // Mapped, not read: the binary formats keep their float rows in place (mapped_file.hpp).
+  const std::shared_ptr<const FileBytes> file = FileBytes::open(path);
+  const unsigned char* data = file->data();
+  const std::size_t size = file->size();
+  // What the sniffing looks at: the signature, and text's first KiB after a byte-order mark.
+  const std::string head(reinterpret_cast<const char*>(data), std::min<std::size_t>(size, 1024 + 3));
   if (o.raw_dims > 0) {
     // parse_raw names an NPY signature itself (a data error: the file is not what --dims says).
-    if (!npy_signature(bytes) && looks_like_text(bytes))
+    if (!npy_signature(head) && looks_like_text(head))
       throw InvalidArgument("--dims reads raw binary, and '" + path +
                             "' holds text (printable characters and digits only); read it without --dims (and "
                             "--dtype)");
     refuse_text_options(o.csv, path, "raw binary (--dims)");
-    return select(parse_raw(data, bytes.size(), o.raw_dims, o.raw_type, path), o.columns, path, "raw binary");
+    return select(parse_raw(data, size, o.raw_dims, o.raw_type, path, file), o.columns, path, "raw binary");
   }
-  if (npy_signature(bytes) || ends_with(path, ".npy")) {
+  if (npy_signature(head) || ends_with(path, ".npy")) {
     refuse_text_options(o.csv, path, ".npy");
-    return select(parse_npy(data, bytes.size(), path), o.columns, path, ".npy");
+    return select(parse_npy(data, size, path, file), o.columns, path, ".npy");
   }
-  if (raw_name(path) && !looks_like_text(bytes))
+  if (raw_name(path) && !looks_like_text(head))
     throw DataError("'" + path + "' looks like raw binary: give the number of features with --dims D (and "
                     "--dtype float32 or float64)");
   CsvOptions csv = o.csv;
   csv.columns = o.columns;
-  return parse_csv(bytes, csv, path);
+  return parse_csv(std::string(reinterpret_cast<const char*>(data), size), csv, path);
 }
 
 }  // namespace cuem::io

@@ -573,7 +573,8 @@ void write_npy_file(const std::string& path, const char* descr, const T* values,
 
 }  // namespace
 
-Table parse_npy(const unsigned char* data, std::size_t size, const std::string& name) {
+Table parse_npy(const unsigned char* data, std::size_t size, const std::string& name,
+                std::shared_ptr<const void> keep) {
   const std::string resave = "; save the array again with numpy.save";
   if (size == 0) throw DataError(name + ": the file is empty (0 bytes); expected a .npy file");
   const std::size_t magic_seen = size < kMagicSize ? size : kMagicSize;
@@ -674,6 +675,17 @@ Table parse_npy(const unsigned char* data, std::size_t size, const std::string& 
   Table t;
   t.rows = static_cast<std::size_t>(rows64);
   t.cols = static_cast<std::size_t>(cols64);
+  t.column_names = default_column_names(t.cols);
+  // Rows of float64 or float32 already, aligned: read them where they lie.
+  const unsigned char* first = data + data_start;
+  const bool row_major = !fortran->boolean || t.cols == 1 || t.rows <= 1;
+  if (keep && count > 0 && dtype.kind == Kind::float_ && (dtype.size == 8 || dtype.size == 4) && row_major &&
+      reinterpret_cast<std::uintptr_t>(first) % dtype.size == 0) {
+    t.in_place = dtype.size == 8 ? DataView(reinterpret_cast<const double*>(first), t.rows, t.cols)
+                                 : DataView(reinterpret_cast<const float*>(first), t.rows, t.cols);
+    t.storage = std::move(keep);
+    return t;
+  }
   t.values.resize(static_cast<std::size_t>(count));
   if (count > 0) {
     const bool rounded = convert(data + data_start, dtype, t.rows, t.cols, fortran->boolean, t.values.data());
@@ -684,7 +696,6 @@ Table parse_npy(const unsigned char* data, std::size_t size, const std::string& 
       t.notices.push_back(notice);
     }
   }
-  t.column_names = default_column_names(t.cols);
   return t;
 }
 

@@ -12,6 +12,7 @@
 // gives a Table with 0 rows or 0 columns, for the fit to report.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,11 @@
 
 namespace cuem::io {
 
-/// Parses .npy bytes; `name` is used in messages.
-Table parse_npy(const unsigned char* data, std::size_t size, const std::string& name);
+/// Parses .npy bytes; `name` is used in messages. With `keep` (what keeps `data` alive, e.g.
+/// a FileBytes mapping) a little-endian float64 or float32 array in C order (or one
+/// column) whose data are aligned is used in place (Table::in_place), not copied.
+Table parse_npy(const unsigned char* data, std::size_t size, const std::string& name,
+                std::shared_ptr<const void> keep = {});
 
 /// Reads a .npy file (DataError if missing or unreadable).
 Table read_npy(const std::string& path);

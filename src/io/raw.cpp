@@ -22,7 +22,8 @@ const char* type_name(RawType type) { return type == RawType::float32 ? "float32
 
 }  // namespace
 
-Table parse_raw(const unsigned char* data, std::size_t size, std::size_t dims, RawType type, const std::string& name) {
+Table parse_raw(const unsigned char* data, std::size_t size, std::size_t dims, RawType type, const std::string& name,
+                std::shared_ptr<const void> keep) {
   if (dims == 0) throw InvalidArgument("--dims must be at least 1 (the number of features of each point)");
   const std::size_t item = type == RawType::float32 ? 4 : 8;
   std::size_t row_bytes = 0;
@@ -46,6 +47,14 @@ Table parse_raw(const unsigned char* data, std::size_t size, std::size_t dims, R
   Table t;
   t.cols = dims;
   t.rows = size / row_bytes;
+  t.column_names = default_column_names(t.cols);
+  const bool little_endian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+  if (keep && little_endian && reinterpret_cast<std::uintptr_t>(data) % item == 0) {
+    t.in_place = item == 8 ? DataView(reinterpret_cast<const double*>(data), t.rows, t.cols)
+                           : DataView(reinterpret_cast<const float*>(data), t.rows, t.cols);
+    t.storage = std::move(keep);
+    return t;
+  }
   const std::size_t n = size / item;
   t.values.resize(n);
   if (type == RawType::float64) {
@@ -61,7 +70,6 @@ Table parse_raw(const unsigned char* data, std::size_t size, std::size_t dims, R
       t.values[i] = v;
     }
   }
-  t.column_names = default_column_names(t.cols);
   return t;
 }
 

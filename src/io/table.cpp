@@ -80,13 +80,16 @@ std::vector<std::size_t> resolve_columns(const std::vector<std::string>& spec, s
 }
 
 void keep_columns(Table& t, const std::vector<std::size_t>& idx) {
+  const DataView from = t.view();
   std::vector<double> values;
   values.reserve(t.rows * idx.size());
   for (std::size_t r = 0; r < t.rows; ++r)
-    for (std::size_t c : idx) values.push_back(t.values[r * t.cols + c]);
+    for (std::size_t c : idx) values.push_back(from.value(r, c));
   std::vector<std::string> names;
   for (std::size_t c : idx) names.push_back(c < t.column_names.size() ? t.column_names[c] : "x" + std::to_string(c));
   t.values = std::move(values);
+  t.in_place = DataView();
+  t.storage.reset();
   t.column_names = std::move(names);
   t.cols = idx.size();
 }

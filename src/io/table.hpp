@@ -1,19 +1,32 @@
 #pragma once
 // A numeric table read from a file: the common result of every data reader.
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "cuem/data_view.hpp"
 
 namespace cuem::io {
 
 struct Table {
-  std::vector<double> values;  ///< rows x cols, row-major, float64
+  std::vector<double> values;  ///< rows x cols, row-major, float64 (empty when in place)
   std::size_t rows = 0;
   std::size_t cols = 0;
+  /// The values used in place, where the file's bytes are already rows of little-endian
+  /// float64 or float32 (mapped_file.hpp): `in_place` views them and `storage` keeps them
+  /// mapped; `values` is then empty.
+  DataView in_place;
+  std::shared_ptr<const void> storage;
   std::vector<std::string> column_names;  ///< from a CSV header, else "x0", "x1", ...
   /// Things the user should know but that are not errors, one line each (e.g. "int64
   /// values converted to float64").
   std::vector<std::string> notices;
+
+  /// The rows as the library reads them (in place, or `values`).
+  DataView view() const {
+    return in_place.empty_pointer() ? DataView(values.data(), rows, cols) : in_place;
+  }
 };
 
 /// "x0", "x1", ... for a table without a header.
@@ -29,7 +42,8 @@ std::vector<std::size_t> resolve_columns(const std::vector<std::string>& spec, s
                                          const std::vector<std::string>* header, const std::string& no_names,
                                          const std::string& name);
 
-/// Keeps the columns `idx` of `t`, in that order, with their names.
+/// Keeps the columns `idx` of `t`, in that order, with their names (as float64 values,
+/// also where `t` was in place).
 void keep_columns(Table& t, const std::vector<std::size_t>& idx);
 
 /// The whole content of a file. DataError, naming the path and the reason, when it is

@@ -1,0 +1,44 @@
+#include "io/mapped_file.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "cuem/errors.hpp"
+#include "io/table.hpp"
+
+namespace cuem::io {
+
+std::shared_ptr<const FileBytes> FileBytes::open(const std::string& path) {
+  std::shared_ptr<FileBytes> f(new FileBytes());
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw DataError("cannot read '" + path + "': it is a folder, not a file");
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
+    void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);  // the mapping stays valid without the descriptor
+    if (p != MAP_FAILED) {
+      f->data_ = static_cast<const unsigned char*>(p);
+      f->size_ = static_cast<std::size_t>(st.st_size);
+      f->mapped_ = true;
+      return f;
+    }
+  }
+  // Empty, not mappable (a pipe, some file systems): read it.
+  f->copy_ = read_file_bytes(path);
+  f->data_ = reinterpret_cast<const unsigned char*>(f->copy_.data());
+  f->size_ = f->copy_.size();
+  return f;
+}
+
+FileBytes::~FileBytes() {
+  if (mapped_) ::munmap(const_cast<unsigned char*>(data_), size_);
+}
+
+}  // namespace cuem::io

@@ -1,0 +1,33 @@
+#pragma once
+// A data file's bytes without copying them: the file is memory-mapped read-only where it
+// can be (a regular file), else read into memory (a pipe). A reader that can use the
+// bytes in place (a little-endian float64 or float32 .npy in C order, raw binary) keeps
+// the mapping alive in its Table, so a large data set costs no copy and no anonymous
+// memory: the kernel pages it in as the fit reads it, and may drop it again.
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace cuem::io {
+
+class FileBytes {
+ public:
+  /// DataError, naming the path and the reason, when it is missing, a folder, or unreadable.
+  static std::shared_ptr<const FileBytes> open(const std::string& path);
+  ~FileBytes();
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+
+  const unsigned char* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  bool mapped() const noexcept { return mapped_; }
+
+ private:
+  FileBytes() = default;
+  const unsigned char* data_ = nullptr;
+  std::size_t size_ = 0;
+  bool mapped_ = false;
+  std::string copy_;  // the bytes, where the file could not be mapped
+};
+
+}  // namespace cuem::io
