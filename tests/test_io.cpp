@@ -198,7 +198,9 @@ class ModelJson : public ::testing::TestWithParam<cuem::CovarianceType> {};
 
 TEST_P(ModelJson, RoundTripsBitwise) {
   const cuem::Model m = fitted_model(GetParam());
-  const std::string text = cuem::io::model_to_json(m, {true, true, 7, -1.25, 300, "data.csv"});
+  std::vector<std::string> names;
+  for (int d = 0; d < m.n_features; ++d) names.push_back("f" + std::to_string(d));
+  const std::string text = cuem::io::model_to_json(m, {true, true, 7, -1.25, 300, "data.csv", names});
   cuem::io::FitMetadata meta;
   const cuem::Model back = cuem::io::model_from_json(text, "m.json", &meta);
   EXPECT_EQ(back.covariance_type, m.covariance_type);
@@ -212,6 +214,7 @@ TEST_P(ModelJson, RoundTripsBitwise) {
   EXPECT_TRUE(meta.present);
   EXPECT_EQ(meta.n_iter, 7);
   EXPECT_EQ(meta.data_source, "data.csv");
+  EXPECT_EQ(meta.feature_names, names);
   EXPECT_EQ(cuem::io::model_to_json(back, meta), text);
 }
 

@@ -60,7 +60,8 @@ int run(const Args& a, const GlobalFlags& flags) {
     ro.feature_names = t.column_names;
     svg = report::render_svg(r, X, ro);
   }
-  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, a.data.path};
+  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, a.data.path, {}};
+  if (t.named_columns) meta.feature_names = t.column_names;
   io::OutputBatch outputs;
   if (!a.output.empty()) outputs.add(a.output, io::model_to_json(r.model, meta));
   if (!a.trace.empty()) outputs.add(a.trace, trace_csv(r));

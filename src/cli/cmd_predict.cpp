@@ -24,8 +24,10 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.proba, "--proba");
   const EvaluateOptions where = to_evaluate_options(a.where);
-  const Model m = io::read_model(a.model);
+  io::FitMetadata meta;
+  const Model m = io::read_model(a.model, &meta);
   const io::Table t = load_table(a.data, flags);
+  if (t.named_columns) io::check_feature_names(meta, t.column_names, a.data.path);
   const DataView X = t.view();
   std::vector<int> labels;
   std::vector<double> proba;

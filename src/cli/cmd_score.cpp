@@ -15,8 +15,10 @@ struct Args {
 
 int run(const Args& a, const GlobalFlags& flags) {
   const EvaluateOptions where = to_evaluate_options(a.where);  // option mistakes before the data are read
-  const Model m = io::read_model(a.model);
+  io::FitMetadata meta;
+  const Model m = io::read_model(a.model, &meta);
   const io::Table t = load_table(a.data, flags);
+  if (t.named_columns) io::check_feature_names(meta, t.column_names, a.data.path);
   const DataView X = t.view();
   const double s = with_data_name(a.data.path, [&] { return score(m, X, where); });
   const double b = bic(m, X);

@@ -121,7 +121,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   const Candidate& win = cands[static_cast<std::size_t>(best)];
   if (!a.output.empty())
     io::write_model(a.output, win.result.model,
-                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, a.data.path});
+                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, a.data.path,
+                     t.named_columns ? t.column_names : std::vector<std::string>{}});
 
   if (flags.json) {
     nlohmann::json rows = nlohmann::json::array();

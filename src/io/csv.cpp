@@ -198,6 +198,7 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
   const bool header = o.header == HeaderMode::present || (o.header == HeaderMode::detect && looks_like_header(fields));
   if (header) {
     for (std::string_view f : fields) t.column_names.emplace_back(f);
+    t.named_columns = true;
   } else {
     t.column_names = default_column_names(n_fields);
   }

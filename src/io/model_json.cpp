@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -143,6 +144,7 @@ std::string model_to_json(const Model& m, const FitMetadata& meta) {
   j["means"] = nest(m.means, {K, D});
   j["covariances"] = nest(m.covariances, shape_of(m.covariance_type, K, D));
   j["precisions_cholesky"] = nest(m.precisions_cholesky, shape_of(m.covariance_type, K, D));
+  if (!meta.feature_names.empty()) j["feature_names"] = meta.feature_names;
   if (meta.present) {
     j["fit"] = {{"converged", meta.converged},
                 {"n_iter", meta.n_iter},
@@ -190,8 +192,37 @@ Model model_from_json(std::string_view text, const std::string& name, FitMetadat
   } catch (const InvalidArgument& e) {
     r.fail(e.what());
   }
-  if (meta) *meta = read_metadata(j, r);
+  if (meta) {
+    *meta = read_metadata(j, r);
+    const auto names = j.find("feature_names");
+    if (names != j.end()) {
+      if (!names->is_array() || names->size() != D)
+        r.fail("\"feature_names\" must be an array of " + std::to_string(D) + " strings (one per feature)");
+      for (const json& n : *names) {
+        if (!n.is_string()) r.fail("\"feature_names\" must hold strings");
+        meta->feature_names.push_back(n.get<std::string>());
+      }
+    }
+  }
   return m;
+}
+
+void check_feature_names(const FitMetadata& meta, const std::vector<std::string>& names, const std::string& data_name) {
+  if (meta.feature_names.empty() || names.empty() || names == meta.feature_names) return;
+  const auto joined = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const std::string& n : v) s += (s.empty() ? "" : ",") + n;
+    return s;
+  };
+  std::vector<std::string> a = names, b = meta.feature_names;
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  const std::string fix = "; select the model's features in its order with --columns " + joined(meta.feature_names);
+  if (a == b)
+    throw DataError(data_name + ": its columns (" + joined(names) + ") are the model's features in another order (" +
+                    joined(meta.feature_names) + ")" + fix);
+  throw DataError(data_name + ": its columns (" + joined(names) + ") are not the features the model was fitted to (" +
+                  joined(meta.feature_names) + ")" + fix + " where the data have them");
 }
 
 Model read_model(const std::string& path, FitMetadata* meta) {

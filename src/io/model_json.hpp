@@ -4,10 +4,12 @@
 //
 // {"format": "cuem-gaussian-mixture", "version": 1, "covariance_type": "full",
 //  "n_components": K, "n_features": D, "weights": [...], "means": [[...], ...],
-//  "covariances": [...], "precisions_cholesky": [...], "fit": {...optional metadata}}
+//  "covariances": [...], "precisions_cholesky": [...], "feature_names": [...optional, D],
+//  "fit": {...optional metadata}}
 // Arrays are nested in scikit-learn's shapes (see cuem/model.hpp).
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cuem/model.hpp"
 
@@ -23,7 +25,15 @@ struct FitMetadata {
   double lower_bound = 0;
   std::size_t n_samples = 0;
   std::string data_source;
+  /// The data's column names where its file named them (a header line), else empty:
+  /// scikit-learn's feature_names_in_, so that predicting on columns in another order
+  /// is caught (check_feature_names).
+  std::vector<std::string> feature_names;
 };
+
+/// DataError when a model fitted to named columns meets data whose named columns differ
+/// (another order, or other columns); `names` empty (data without a header) passes.
+void check_feature_names(const FitMetadata& meta, const std::vector<std::string>& names, const std::string& data_name);
 
 std::string model_to_json(const Model& model, const FitMetadata& meta = {});
 

@@ -19,6 +19,7 @@ struct Table {
   DataView in_place;
   std::shared_ptr<const void> storage;
   std::vector<std::string> column_names;  ///< from a CSV header, else "x0", "x1", ...
+  bool named_columns = false;             ///< column_names come from a header line
   /// Things the user should know but that are not errors, one line each (e.g. "int64
   /// values converted to float64").
   std::vector<std::string> notices;

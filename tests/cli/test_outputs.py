@@ -171,3 +171,37 @@ def test_a_model_with_the_wrong_covariance_shape_says_so(cuem, tmp_path):
     (tmp_path / "bad.json").write_text(text)
     proc = cuem("predict", "bad.json", "x.npy", expect=BAD_DATA)
     assert "shape (2, 2)" in proc.stderr and "more levels" in proc.stderr
+
+
+def _named_csv(path, names, X):
+    path.write_text(",".join(names) + "\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X))
+
+
+def test_feature_names_from_a_header_are_kept_and_checked(cuem, tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3)) + np.array([0.0, 10.0, 100.0])
+    _named_csv(tmp_path / "train.csv", ["a", "b", "c"], X)
+    cuem("-q", "fit", "train.csv", "-k", 2, "-o", "m.json")
+    import json
+    assert json.loads((tmp_path / "m.json").read_text())["feature_names"] == ["a", "b", "c"]
+    # The same columns: fine; no header (an .npy): nothing to check.
+    cuem("-q", "predict", "m.json", "train.csv", "-o", "l.npy")
+    np.save(tmp_path / "x.npy", X)
+    cuem("-q", "score", "m.json", "x.npy")
+    # Reordered columns: refused with the fix, which then works.
+    _named_csv(tmp_path / "shuffled.csv", ["c", "a", "b"], X[:, [2, 0, 1]])
+    before = listing(tmp_path)
+    proc = cuem("predict", "m.json", "shuffled.csv", "-o", "p.npy", expect=BAD_DATA)
+    assert "another order" in proc.stderr and "--columns a,b,c" in proc.stderr
+    assert listing(tmp_path) == before
+    cuem("score", "m.json", "shuffled.csv", expect=BAD_DATA)
+    cuem("-q", "predict", "m.json", "shuffled.csv", "--columns", "a,b,c", "-o", "p.npy")
+    assert np.array_equal(np.load(tmp_path / "p.npy"), np.load(tmp_path / "l.npy"))
+    # Other columns: refused.
+    _named_csv(tmp_path / "other.csv", ["a", "b", "z"], X)
+    proc = cuem("predict", "m.json", "other.csv", expect=BAD_DATA)
+    assert "not the features the model was fitted to" in proc.stderr
+    # A model fitted to unnamed data carries no names and checks nothing.
+    cuem("-q", "fit", "x.npy", "-k", 2, "-o", "plain.json")
+    assert "feature_names" not in json.loads((tmp_path / "plain.json").read_text())
+    cuem("-q", "predict", "plain.json", "shuffled.csv")
