@@ -47,7 +47,8 @@ constexpr std::size_t kLabelPiece = std::size_t{1} << 22;
 // (a covariance's worth of values).
 std::size_t param_count(CovarianceType type, int K, int D) {
   const std::size_t Kz = static_cast<std::size_t>(K), Dz = static_cast<std::size_t>(D);
-  return 2 * Kz + 2 * Kz * Dz + covariance_size(type, K, D);
+  const std::size_t scaled = type == CovarianceType::diag ? 2 * Kz * Dz : 0;  // ComponentParams::scaled_means
+  return 2 * Kz + 2 * Kz * Dz + covariance_size(type, K, D) + scaled;
 }
 
 // A coordinate relative to the origin in two parts, hi = S(v) and lo = S(v - hi), so
@@ -661,7 +662,14 @@ class CudaBackend final : public Backend {
       }
     }
     for (std::size_t i = 0; i < F; ++i) h_factors[i] = static_cast<S>(p.prec_chol[i]);
-    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, params_.bytes(), cudaMemcpyHostToDevice, compute_->get()));
+    const bool scaled = p.type == CovarianceType::diag;
+    if (scaled) {  // (mu - origin) times the factor as the device holds it, in two parts
+      S* h_scaled = h_factors + F;
+      for (std::size_t i = 0; i < K * D; ++i)
+        split((p.means[i] - origin_[i % D]) * static_cast<double>(h_factors[i]), &h_scaled[i], &h_scaled[K * D + i]);
+    }
+    const std::size_t n = param_count(p.type, p.K, p.D);
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
     ComponentParams<S> cp;
     cp.type = p.type;
     cp.K = p.K;
@@ -672,6 +680,10 @@ class CudaBackend final : public Backend {
     cp.means = d + 2 * K;
     cp.means_lo = d + 2 * K + K * D;
     cp.factors = d + 2 * K + 2 * K * D;
+    if (scaled) {
+      cp.scaled_means = cp.factors + F;
+      cp.scaled_means_lo = cp.scaled_means + K * D;
+    }
     return cp;
   }
 

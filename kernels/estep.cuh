@@ -43,6 +43,8 @@ __device__ __forceinline__ float exp_s(float v) { return expf(v); }
 __device__ __forceinline__ double exp_s(double v) { return exp(v); }
 __device__ __forceinline__ float log_s(float v) { return logf(v); }
 __device__ __forceinline__ double log_s(double v) { return log(v); }
+__device__ __forceinline__ float fma_s(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_s(double a, double b, double c) { return fma(a, b, c); }
 
 // ||P^T (x - mu)||^2 by the shared math, with the mean in two parts (estep.hpp):
 // x_i - mu_i is taken as (x_i - hi_i) - lo_i, whose first difference is exact for the
@@ -195,11 +197,10 @@ enum class TileOut { log_joint, responsibilities, distance, deferred };
 
 // Resident blocks asked of ptxas: with the thread count alone it held some of the
 // smaller tiles to 40-48 registers and spilled; 3 blocks allow 85, 2 allow 128 (float64
-// with 4 components a thread needs 128, and its normalising variant more; sm_90 spilled
-// float64 at 80).
+// with 4 components a thread needs 128 or more with the diagonal layout's scaled means,
+// so it runs one block an SM; sm_90 spilled float64 at 80).
 template <typename S, int RK, TileOut Out>
-inline constexpr int kTileMinBlocks =
-    sizeof(S) == 4 ? 3 : RK == 4 && (Out == TileOut::responsibilities || Out == TileOut::deferred) ? 1 : 2;
+inline constexpr int kTileMinBlocks = sizeof(S) == 4 ? 3 : RK == 4 && Out != TileOut::distance ? 1 : 2;
 
 template <typename S, CovarianceType C, int RK, TileOut Out>
 __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&acc)[kTileRP][RK], std::size_t n,
@@ -252,13 +253,16 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
       const std::size_t i = p0 + static_cast<std::size_t>(q);
       xs[q * kTilePitch + d] = i < n && d0 + d < D ? X[i * static_cast<std::size_t>(D) + d0 + d] : S(0);
     }
+    // diag: the means scaled by the factors (ComponentParams::scaled_means).
+    const S* mh = kDiag ? p.scaled_means : p.means;
+    const S* ml = kDiag ? p.scaled_means_lo : p.means_lo;
     for (int idx = tid; idx < kTileComponents<RK> * kTileDims; idx += kTileThreads) {
       const int j = idx / kTileDims;
       const int d = idx - j * kTileDims;
       const bool in = k0 + j < K && d0 + d < D;
       const std::size_t at = static_cast<std::size_t>(k0 + j) * D + d0 + d;
-      hs[j * kTilePitch + d] = in ? p.means[at] : S(0);
-      ls[j * kTilePitch + d] = in ? p.means_lo[at] : S(0);
+      hs[j * kTilePitch + d] = in ? mh[at] : S(0);
+      ls[j * kTilePitch + d] = in ? ml[at] : S(0);
       if constexpr (kDiag) fs[j * kTilePitch + d] = in ? p.factors[at] : S(0);
     }
     __syncthreads();
@@ -279,8 +283,8 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
           const S f = fs[j * kTilePitch + d];
 #pragma unroll
           for (int r = 0; r < kTileRP; ++r) {
-            const S y = ((xv[r] - h) - l) * f;
-            acc[r][c] += y * y;
+            const S y = fma_s(xv[r], f, -h) - l;  // (x - mu) P: 3 instructions a cell, not 4
+            acc[r][c] = fma_s(y, y, acc[r][c]);
           }
         } else {
 #pragma unroll

@@ -39,6 +39,13 @@ struct ComponentParams {
   const S* means_lo = nullptr;
   const S* factors = nullptr;
   const S* log_det = nullptr;
+  /// diag only (else null): S(mu - origin) times each factor S(P_kd), in two parts the
+  /// same way, so that (x - mu) P = fma(x, P, -scaled_means) - scaled_means_lo: one
+  /// instruction fewer per (point, component, dimension) than ((x - hi) - lo) P, to the
+  /// same accuracy (the fma's product is exact and the two parts carry mu P to float64
+  /// precision, for the factor the kernel multiplies x by).
+  const S* scaled_means = nullptr;
+  const S* scaled_means_lo = nullptr;
 };
 
 /// Which products a component's statistics are: entry e sums g * y[a] * y[b] with
