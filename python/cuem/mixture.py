@@ -28,6 +28,10 @@ Differences from scikit-learn
   the same ``random_state`` gives a different (equally valid) initialisation.
 - ``sample`` uses cuem's generator: the same ``random_state`` gives reproducible draws,
   but not scikit-learn's.
+- float32 input: scikit-learn 1.9 computes in float32 and returns float32 attributes,
+  probabilities and log-likelihoods; cuem computes in float64 and returns float64
+  (more accurate; cast with ``.astype(np.float32)`` where the dtype matters).
+- ``random_state`` may also be a ``numpy.random.Generator`` (scikit-learn refuses one).
 
 scikit-learn estimator checks
 -----------------------------
