@@ -141,6 +141,10 @@ std::vector<StatsCase> stats_cases() {
         out.push_back({type, D, K, 20011, 0.0, p, p == Precision::float32 ? 1e-5 : 1e-10});
         if (D == 40) out.push_back({type, D, K, 9001, 1e4, p, p == Precision::float32 ? 1e-5 : 1e-10});
       }
+  // Two dimension tiles of the statistics kernel, each normalising the same log joints.
+  for (CovarianceType type : {CovarianceType::diag, CovarianceType::spherical})
+    for (Precision p : {Precision::float32, Precision::float64})
+      out.push_back({type, 72, 70, 3001, 0.0, p, p == Precision::float32 ? 1e-5 : 1e-10});
   return out;
 }
 
