@@ -61,7 +61,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     svg = report::render_svg(r, X, ro);
   }
   io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, a.data.path, {}};
-  if (t.named_columns) meta.feature_names = t.column_names;
+  if (t.named_columns) meta.feature_names = io::usable_feature_names(t.column_names);
   io::OutputBatch outputs;
   if (!a.output.empty()) outputs.add(a.output, io::model_to_json(r.model, meta));
   if (!a.trace.empty()) outputs.add(a.trace, trace_csv(r));
@@ -87,7 +87,7 @@ int run(const Args& a, const GlobalFlags& flags) {
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
   if (a.output.empty()) {
-    std::printf("\n%s", model_text(r.model, t.column_names).c_str());
+    std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {
     std::printf("model written to %s\n", a.output.c_str());
   }

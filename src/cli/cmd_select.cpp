@@ -122,7 +122,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (!a.output.empty())
     io::write_model(a.output, win.result.model,
                     {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, a.data.path,
-                     t.named_columns ? t.column_names : std::vector<std::string>{}});
+                     t.named_columns ? io::usable_feature_names(t.column_names) : std::vector<std::string>{}});
 
   if (flags.json) {
     nlohmann::json rows = nlohmann::json::array();

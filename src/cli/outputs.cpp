@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "cli/common.hpp"
 #include "io/atomic_file.hpp"
@@ -41,13 +42,17 @@ Target resolve(const std::string& path) {
     t.canonical = real_path(path);
     return t;
   }
+  const int err = errno;
   struct stat link {};
   if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
-    throw UsageError("cannot write '" + path + "': it is a symbolic link to a file that does not exist");
+    throw UsageError("cannot write '" + path + "': it is a symbolic link to a file that does not exist" +
+                     (err == ELOOP ? std::string(" (a loop of links)") : std::string()));
   const std::string folder = io::folder_of(path);
   struct stat fs {};
-  if (::stat(folder.c_str(), &fs) != 0 || !S_ISDIR(fs.st_mode))
+  if (::stat(folder.c_str(), &fs) != 0)
     throw UsageError("cannot write '" + path + "': the folder '" + folder + "' does not exist");
+  if (!S_ISDIR(fs.st_mode))
+    throw UsageError("cannot write '" + path + "': '" + folder + "' is a file, not a folder");
   if (::access(folder.c_str(), W_OK | X_OK) != 0)
     throw UsageError("cannot write '" + path + "': the folder '" + folder + "' is not writable (" +
                      std::strerror(errno) + ")");
@@ -57,19 +62,38 @@ Target resolve(const std::string& path) {
 }
 
 void check_writable(const std::string& path, const Target& t) {
-  if (!t.exists) return;  // resolve() checked the folder
-  if (S_ISDIR(t.st.st_mode)) throw UsageError("the output path '" + path + "' is a folder; give a file name");
-  if (::access(path.c_str(), W_OK) != 0)
-    throw UsageError("cannot write '" + path + "': " + std::strerror(errno) + " (the file is read-only?)");
-  if (!S_ISREG(t.st.st_mode)) return;  // a device or pipe is written in place
-  // A regular file is replaced by renaming a new file over it, in its (real) folder.
-  const std::string folder = io::folder_of(t.canonical.empty() ? path : t.canonical);
-  if (::access(folder.c_str(), W_OK | X_OK) != 0)
-    throw UsageError("cannot write '" + path + "': the folder '" + folder + "' is not writable (" +
-                     std::strerror(errno) + ")");
+  if (t.exists) {
+    if (S_ISDIR(t.st.st_mode)) throw UsageError("the output path '" + path + "' is a folder; give a file name");
+    if (::access(path.c_str(), W_OK) != 0)
+      throw UsageError("cannot write '" + path + "': " + std::strerror(errno) + " (the file is read-only?)");
+    if (!S_ISREG(t.st.st_mode)) return;  // a device or pipe is written in place
+  }
+  // A regular file is written as a new file beside it, renamed over it at the end.
+  const std::string target = t.canonical.empty() ? path : t.canonical;
+  const std::string folder = io::folder_of(target);
+  struct stat fs {};
+  // In a sticky folder (as /tmp) only a file's owner, the folder's or root may replace it.
+  if (t.exists && ::stat(folder.c_str(), &fs) == 0 && (fs.st_mode & S_ISVTX) && ::geteuid() != 0 &&
+      t.st.st_uid != ::geteuid() && fs.st_uid != ::geteuid())
+    throw UsageError("cannot replace '" + path + "': it belongs to another user, in a folder where only owners may " +
+                     "replace files (sticky, as /tmp); write another name");
+  // Whether the folder takes that new file: made and removed again now, so that a folder
+  // that refuses it (a read-only or special file system, a name too long) fails here and
+  // not after the work.
+  std::vector<char> tmpl;
+  const std::string pattern = io::temp_pattern(target);
+  tmpl.assign(pattern.begin(), pattern.end());
+  tmpl.push_back('\0');
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0)
+    throw UsageError("cannot write '" + path + "': " + std::strerror(errno) + " (in the folder '" + folder + "')");
+  ::close(fd);
+  ::unlink(tmpl.data());
 }
 
 bool same_file(const Target& a, const Target& b) {
+  // Devices and pipes (/dev/null, /dev/stdout) take any number of outputs.
+  if ((a.exists && !S_ISREG(a.st.st_mode)) || (b.exists && !S_ISREG(b.st.st_mode))) return false;
   if (a.exists && b.exists) return a.st.st_dev == b.st.st_dev && a.st.st_ino == b.st.st_ino;
   return !a.canonical.empty() && a.canonical == b.canonical;
 }

@@ -47,12 +47,27 @@ void release_slot(const std::string& temp) {
     }
 }
 
-extern "C" void on_interrupt(int sig) {
+void remove_temporary_files() {
   for (int i = 0; i < kSlots; ++i)
     if (g_ready[i].load()) ::unlink(g_paths[i].data());
+}
+
+extern "C" void on_interrupt(int sig) {
+  remove_temporary_files();
   static const char msg[] = "\ncuem: interrupted; no output written\n";
   (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
   ::_exit(128 + sig);
+}
+
+// A memory-mapped input (mapped_file.hpp) that shrinks while it is read: its pages past
+// the new end raise SIGBUS. Bad input (exit 3), said plainly, not a crash.
+extern "C" void on_bus_error(int) {
+  remove_temporary_files();
+  static const char msg[] =
+      "\ncuem: bad input data: an input file was truncated or became unreadable while it was being read (bus "
+      "error); no output written\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+  ::_exit(3);
 }
 
 }  // namespace
@@ -62,6 +77,28 @@ std::string folder_of(const std::string& path) {
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
 }
+
+std::string temp_pattern(const std::string& target) {
+  const std::size_t base = target.size() - (target.find_last_of('/') + 1);
+  // A name near the file system's 255-byte limit leaves no room for a suffix.
+  if (base + 11 <= 255) return target + ".tmp-XXXXXX";
+  return folder_of(target) + "/.cuem.tmp-XXXXXX";
+}
+
+namespace {
+
+// A new, unused name from a mkstemp pattern (the file made and removed again).
+std::string fresh_name(const std::string& pattern) {
+  std::vector<char> tmpl(pattern.begin(), pattern.end());
+  tmpl.push_back('\0');
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) return {};
+  ::close(fd);
+  ::unlink(tmpl.data());
+  return tmpl.data();
+}
+
+}  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), target_(path_) {
   if (path_.empty()) throw OutputError("an output path is empty");
@@ -84,7 +121,8 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), target_(path_
   }
   if (exists && ::access(target_.c_str(), W_OK) != 0)
     throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (the file is read-only?)");
-  const std::string pattern = target_ + ".tmp-XXXXXX";
+  replaces_ = exists;
+  const std::string pattern = temp_pattern(target_);
   std::vector<char> tmpl(pattern.begin(), pattern.end());
   tmpl.push_back('\0');
   const int fd = ::mkstemp(tmpl.data());
@@ -148,10 +186,42 @@ void write_file_atomically(const std::string& path, const std::string& contents)
 }
 
 void OutputBatch::add(std::string path, std::string contents) {
+  struct stat st {};
+  const bool special = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);  // /dev/null takes several
   for (const auto& item : items_)
-    if (item.first == path)
+    if (item.first == path && !special)
       throw OutputError("two outputs are both '" + path + "'; give each output its own file name");
   items_.emplace_back(std::move(path), std::move(contents));
+}
+
+std::string AtomicFile::keep_old() {
+  if (direct_ || !replaces_) return {};
+  // In a sticky folder a second name for another user's file could not be removed again
+  // (and the file cannot be replaced there either: its rename fails first).
+  struct stat file {}, folder {};
+  if (::stat(target_.c_str(), &file) != 0 || ::stat(folder_of(target_).c_str(), &folder) != 0) return {};
+  const uid_t me = ::geteuid();
+  if ((folder.st_mode & S_ISVTX) && me != 0 && file.st_uid != me && folder.st_uid != me) return {};
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::string name = fresh_name(temp_pattern(target_));
+    if (name.empty()) return {};
+    if (::link(target_.c_str(), name.c_str()) == 0) {
+      claim_slot(name);
+      return name;
+    }
+    if (errno != EEXIST) return {};  // no hard links here: no way back for this file
+  }
+  return {};
+}
+
+void AtomicFile::put_back(const std::string& old) {
+  if (direct_ || !committed_) return;
+  if (!old.empty()) {
+    ::rename(old.c_str(), target_.c_str());
+    release_slot(old);
+  } else if (!replaces_) {
+    ::unlink(target_.c_str());
+  }
 }
 
 void OutputBatch::commit() {
@@ -160,7 +230,27 @@ void OutputBatch::commit() {
     files.push_back(std::make_unique<AtomicFile>(path));
     files.back()->write(contents);
   }
-  for (auto& f : files) f->commit();
+  // Every file is complete; each one replaced keeps a second name (a hard link) until all
+  // are in place, so that a failed rename (another user's file in a sticky folder, say)
+  // puts the earlier ones back: all or nothing.
+  std::vector<std::string> old(files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) old[i] = files[i]->keep_old();
+  const auto drop = [&](std::size_t from) {
+    for (std::size_t i = from; i < old.size(); ++i)
+      if (!old[i].empty()) {
+        ::unlink(old[i].c_str());
+        release_slot(old[i]);
+      }
+  };
+  std::size_t done = 0;
+  try {
+    for (; done < files.size(); ++done) files[done]->commit();
+  } catch (...) {
+    for (std::size_t i = 0; i < done; ++i) files[i]->put_back(old[i]);
+    drop(done);
+    throw;
+  }
+  drop(0);
   items_.clear();
 }
 
@@ -170,6 +260,10 @@ void install_interrupt_cleanup() {
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction bus {};
+  bus.sa_handler = on_bus_error;
+  sigemptyset(&bus.sa_mask);
+  ::sigaction(SIGBUS, &bus, nullptr);
 }
 
 }  // namespace cuem::io

@@ -30,6 +30,12 @@ class AtomicFile {
 
   const std::string& path() const noexcept { return path_; }
 
+  /// Before commit: a second name (hard link) for the file about to be replaced, "" where
+  /// there is none (a new file, a device, no hard links). After commit, put_back(name)
+  /// restores the old file (or removes a new one): OutputBatch's rollback.
+  std::string keep_old();
+  void put_back(const std::string& old);
+
  private:
   std::string path_;    // as given, for messages
   std::string target_;  // the file replaced: path_ with a symbolic link resolved
@@ -37,10 +43,12 @@ class AtomicFile {
   std::FILE* file_ = nullptr;
   bool committed_ = false;
   bool direct_ = false;
+  bool replaces_ = false;  // target_ existed (a regular file)
 };
 
 /// Several outputs of one command, all or nothing: every temporary file is created and
-/// filled before any is renamed, so an unwritable second path leaves no first file.
+/// filled before any is renamed, so an unwritable second path leaves no first file, and a
+/// rename that fails puts the files already renamed back as they were.
 class OutputBatch {
  public:
   void add(std::string path, std::string contents);
@@ -54,11 +62,16 @@ class OutputBatch {
 /// The folder part of a path ("." for a bare name).
 std::string folder_of(const std::string& path);
 
+/// The mkstemp pattern of a temporary file beside `target`: target + ".tmp-XXXXXX", or a
+/// short hidden name in its folder where the name is too long for a suffix.
+std::string temp_pattern(const std::string& target);
+
 /// Writes a whole file atomically.
 void write_file_atomically(const std::string& path, const std::string& contents);
 
 /// Installs SIGINT/SIGTERM handlers that remove every live temporary file and exit with
-/// 128 + signal (130 for Ctrl-C). Call once from main.
+/// 128 + signal (130 for Ctrl-C), and a SIGBUS handler (a memory-mapped input truncated
+/// while read) that does the same and exits 3, as bad input. Call once from main.
 void install_interrupt_cleanup();
 
 }  // namespace cuem::io

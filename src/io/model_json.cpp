@@ -192,37 +192,61 @@ Model model_from_json(std::string_view text, const std::string& name, FitMetadat
   } catch (const InvalidArgument& e) {
     r.fail(e.what());
   }
-  if (meta) {
-    *meta = read_metadata(j, r);
-    const auto names = j.find("feature_names");
-    if (names != j.end()) {
-      if (!names->is_array() || names->size() != D)
-        r.fail("\"feature_names\" must be an array of " + std::to_string(D) + " strings (one per feature)");
-      for (const json& n : *names) {
-        if (!n.is_string()) r.fail("\"feature_names\" must hold strings");
-        meta->feature_names.push_back(n.get<std::string>());
-      }
+  FitMetadata read = read_metadata(j, r);  // checked whether or not the caller wants it
+  const auto names = j.find("feature_names");
+  if (names != j.end()) {
+    if (!names->is_array() || names->size() != D)
+      r.fail("\"feature_names\" must be an array of " + std::to_string(D) + " strings (one per feature)");
+    for (const json& n : *names) {
+      if (!n.is_string() || n.get<std::string>().empty()) r.fail("\"feature_names\" must hold non-empty strings");
+      read.feature_names.push_back(n.get<std::string>());
     }
+    std::vector<std::string> sorted = read.feature_names;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+      r.fail("\"feature_names\" names a feature twice");
   }
+  if (meta) *meta = std::move(read);
   return m;
+}
+
+std::vector<std::string> usable_feature_names(const std::vector<std::string>& names) {
+  std::vector<std::string> sorted = names;
+  std::sort(sorted.begin(), sorted.end());
+  const bool blank = !sorted.empty() && sorted.front().empty();
+  if (blank || std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return {};
+  return names;
 }
 
 void check_feature_names(const FitMetadata& meta, const std::vector<std::string>& names, const std::string& data_name) {
   if (meta.feature_names.empty() || names.empty() || names == meta.feature_names) return;
-  const auto joined = [](const std::vector<std::string>& v) {
+  const auto quoted = [](const std::vector<std::string>& v) {
     std::string s;
-    for (const std::string& n : v) s += (s.empty() ? "" : ",") + n;
+    for (const std::string& n : v) s += (s.empty() ? "'" : ", '") + n + "'";
     return s;
   };
+  // The fix as 0-based column numbers (names may hold commas or repeat): each model
+  // feature's one column in the data, where every one has exactly one.
+  std::string numbers;
+  for (const std::string& f : meta.feature_names) {
+    const auto n = std::count(names.begin(), names.end(), f);
+    if (n != 1) {
+      numbers.clear();
+      break;
+    }
+    numbers += (numbers.empty() ? "" : ",") +
+               std::to_string(std::find(names.begin(), names.end(), f) - names.begin());
+  }
   std::vector<std::string> a = names, b = meta.feature_names;
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
-  const std::string fix = "; select the model's features in its order with --columns " + joined(meta.feature_names);
+  const std::string fix = numbers.empty() ? "; give the data the model's features, in its order"
+                                          : "; select them in the model's order with --columns " + numbers;
   if (a == b)
-    throw DataError(data_name + ": its columns (" + joined(names) + ") are the model's features in another order (" +
-                    joined(meta.feature_names) + ")" + fix);
-  throw DataError(data_name + ": its columns (" + joined(names) + ") are not the features the model was fitted to (" +
-                  joined(meta.feature_names) + ")" + fix + " where the data have them");
+    throw DataError(data_name + ": its columns (" + quoted(names) + ") are the model's features in another order (" +
+                    quoted(meta.feature_names) + ")" + fix);
+  throw DataError(data_name + ": its columns (" + quoted(names) + ") are not the features the model was fitted to (" +
+                  quoted(meta.feature_names) + ")" + fix);
 }
 
 Model read_model(const std::string& path, FitMetadata* meta) {

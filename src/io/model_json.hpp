@@ -31,6 +31,9 @@ struct FitMetadata {
   std::vector<std::string> feature_names;
 };
 
+/// `names` where they can identify features (none empty, none twice), else empty.
+std::vector<std::string> usable_feature_names(const std::vector<std::string>& names);
+
 /// DataError when a model fitted to named columns meets data whose named columns differ
 /// (another order, or other columns); `names` empty (data without a header) passes.
 void check_feature_names(const FitMetadata& meta, const std::vector<std::string>& names, const std::string& data_name);
