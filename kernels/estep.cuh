@@ -1110,6 +1110,18 @@ inline bool tiled_kernels_enabled() {
   return enabled;
 }
 
+// Components a thread of tiled_diag_stats_kernel takes where K > 32: 4 (64 a block, 0.5
+// shared loads a cell, ~175 registers: one block an SM) unless CUEM_CUDA_STATS_RK=2 in
+// the environment asks for 2 (32 a block, 0.75 loads a cell, ~96 registers: two blocks),
+// so that the first GPU run can time both (scripts/gpu_check.sh, bench/NOTES.md).
+inline int diag_stats_rk() {
+  static const int rk = [] {
+    const char* v = std::getenv("CUEM_CUDA_STATS_RK");
+    return v && v[0] == '2' && v[1] == '\0' ? 2 : 4;
+  }();
+  return rk;
+}
+
 template <typename S>
 void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std::size_t stride, S* log_prob,
                 cudaStream_t stream) {
@@ -1309,7 +1321,7 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
         CUEM_LAUNCH((tiled_diag_stats_kernel<S, RK>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp,
                                                                                          norm, stride, partials, L);
       };
-      if (K <= 32)
+      if (K <= 32 || diag_stats_rk() == 2)
         launch(std::integral_constant<int, 2>{});
       else
         launch(std::integral_constant<int, 4>{});

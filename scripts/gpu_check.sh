@@ -114,6 +114,14 @@ if [ -x build-gpu/bench/bench_cuda ] && room_for 120; then
       note "bench_cuda untiled: FAILED or timed out (bench_cuda_untiled.log)"
     grep -E "^cuda_" "$out/bench_cuda_untiled.log" | head -12
   fi
+  # G4's statistics kernel with 2 components a thread (two blocks an SM) instead of 4 (one).
+  if room_for 60; then
+    CUEM_CUDA_STATS_RK=2 timeout 60 build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda_stats_rk2.json" \
+      --benchmark_out_format=json --benchmark_filter='cuda_(em_iteration|estep)/G4' --benchmark_min_time=0.2s \
+      >"$out/bench_cuda_stats_rk2.log" 2>&1 && note "bench_cuda G4 with CUEM_CUDA_STATS_RK=2: done ($(elapsed))" ||
+      note "bench_cuda G4 RK=2: FAILED or timed out (bench_cuda_stats_rk2.log)"
+    grep -E "^cuda_" "$out/bench_cuda_stats_rk2.log" | head -8
+  fi
 else
   note "bench_cuda: skipped (not built or time budget)"
 fi
