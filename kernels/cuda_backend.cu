@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -56,7 +57,9 @@ std::size_t param_count(CovarianceType type, int K, int D) {
 template <typename S>
 void split(double v, S* hi, S* lo) {
   *hi = static_cast<S>(v);
-  *lo = static_cast<S>(v - static_cast<double>(*hi));
+  // Past S's range hi is infinite and so is the point's distance; a lo of -inf would make
+  // it NaN.
+  *lo = std::isfinite(static_cast<double>(*hi)) ? static_cast<S>(v - static_cast<double>(*hi)) : S(0);
 }
 
 template <typename S>
@@ -390,8 +393,6 @@ class CudaBackend final : public Backend {
     const S* lo;
   };
 
-  // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
-  // returns the device parts (hi, lo). `shift`, when given, receives origin + hi.
   // Statistics (in the prepared layout, about `shift` on the device) of the
   // responsibilities `fill(x, begin, count, stream)` leaves in resp_ for each chunk, into
   // total_host_.
@@ -447,6 +448,8 @@ class CudaBackend final : public Backend {
     return out;
   }
 
+  // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
+  // returns the device parts (hi, lo). `shift`, when given, receives origin + hi.
   CentreParts upload_centres(const double* c, int K, std::vector<double>* shift) {
     const std::size_t D = X_.n_cols;
     const std::size_t n = static_cast<std::size_t>(K) * D;

@@ -151,6 +151,7 @@ __global__ void __launch_bounds__(kPosteriorThreads)
 // g_ik as the diagonal statistics kernels stage it: resp holds the responsibilities, or
 // with norm (the normalisation buffer above) the log joints, normalised here as
 // normalize_point does (a point no component explains is shared evenly).
+// (tiled_diag_stats_kernel inlines the same with the point's two values hoisted.)
 template <typename S>
 __device__ __forceinline__ S staged_resp(const S* __restrict__ resp, const S* __restrict__ norm, std::size_t stride,
                                          int k, int K, std::size_t i) {
@@ -197,10 +198,11 @@ enum class TileOut { log_joint, responsibilities, distance, deferred };
 
 // Resident blocks asked of ptxas: with the thread count alone it held some of the
 // smaller tiles to 40-48 registers and spilled; 3 blocks allow 85, 2 allow 128 (float64
-// with 4 components a thread needs 128 or more with the diagonal layout's scaled means,
-// so it runs one block an SM; sm_90 spilled float64 at 80).
+// with 4 components a thread needs 128, and its normalising variants more; sm_90
+// spilled float64 at 80).
 template <typename S, int RK, TileOut Out>
-inline constexpr int kTileMinBlocks = sizeof(S) == 4 ? 3 : RK == 4 && Out != TileOut::distance ? 1 : 2;
+inline constexpr int kTileMinBlocks =
+    sizeof(S) == 4 ? 3 : RK == 4 && (Out == TileOut::responsibilities || Out == TileOut::deferred) ? 1 : 2;
 
 template <typename S, CovarianceType C, int RK, TileOut Out>
 __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&acc)[kTileRP][RK], std::size_t n,
@@ -229,8 +231,10 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
                            std::size_t stride, S* __restrict__ aux) {
   constexpr bool kDiag = C == CovarianceType::diag;
   __shared__ S xs[kTilePoints * kTilePitch];
+  // float64 holds a mean exactly: its low part is zero, neither staged nor subtracted.
+  constexpr bool kLo = sizeof(S) == 4;
   __shared__ S hs[kTileComponents<RK> * kTilePitch];
-  __shared__ S ls[kTileComponents<RK> * kTilePitch];
+  __shared__ S ls[kLo ? kTileComponents<RK> * kTilePitch : 1];
   __shared__ S fs[kDiag ? kTileComponents<RK> * kTilePitch : 1];
   const int tid = static_cast<int>(threadIdx.x);
   const int tp = tid % 16;
@@ -262,7 +266,7 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
       const bool in = k0 + j < K && d0 + d < D;
       const std::size_t at = static_cast<std::size_t>(k0 + j) * D + d0 + d;
       hs[j * kTilePitch + d] = in ? mh[at] : S(0);
-      ls[j * kTilePitch + d] = in ? ml[at] : S(0);
+      if constexpr (kLo) ls[j * kTilePitch + d] = in ? ml[at] : S(0);
       if constexpr (kDiag) fs[j * kTilePitch + d] = in ? p.factors[at] : S(0);
     }
     __syncthreads();
@@ -278,18 +282,20 @@ __global__ void __launch_bounds__(kTileThreads, (kTileMinBlocks<S, RK, Out>))
       for (int c = 0; c < RK; ++c) {
         const int j = tk + 16 * c;
         const S h = hs[j * kTilePitch + d];
-        const S l = ls[j * kTilePitch + d];
+        const S l = kLo ? ls[j * kTilePitch + d] : S(0);
         if constexpr (kDiag) {
           const S f = fs[j * kTilePitch + d];
 #pragma unroll
           for (int r = 0; r < kTileRP; ++r) {
-            const S y = fma_s(xv[r], f, -h) - l;  // (x - mu) P: 3 instructions a cell, not 4
+            S y = fma_s(xv[r], f, -h);  // (x - mu) P: 3 instructions a cell, not 4
+            if constexpr (kLo) y -= l;
             acc[r][c] = fma_s(y, y, acc[r][c]);
           }
         } else {
 #pragma unroll
           for (int r = 0; r < kTileRP; ++r) {
-            const S y = (xv[r] - h) - l;
+            S y = xv[r] - h;
+            if constexpr (kLo) y -= l;
             acc[r][c] += y * y;
           }
         }
@@ -337,12 +343,14 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
     // Per point: the maximum, then the sum of exp(v - max), each over the 16 threads that
     // hold its components (thread tk has components tk, tk + 16, ...), through red
     // (kTilePoints x 16 values, [tk][point]).
+    // A NaN log joint takes no part in the maximum or the sum (its own responsibility is
+    // NaN), as in normalize_point.
     S m[kTileRP], sum[kTileRP];
 #pragma unroll
     for (int r = 0; r < kTileRP; ++r) {
-      S v = acc[r][0];
+      S v = S(-INFINITY);
 #pragma unroll
-      for (int c = 1; c < RK; ++c) v = acc[r][c] > v ? acc[r][c] : v;
+      for (int c = 0; c < RK; ++c) v = acc[r][c] > v ? acc[r][c] : v;
       m[r] = v;
     }
     __syncthreads();  // the point tile is consumed
@@ -363,7 +371,7 @@ __device__ __forceinline__ void tile_epilogue(const ComponentParams<S>& p, S (&a
 #pragma unroll
       for (int c = 0; c < RK; ++c) {
         acc[r][c] = m[r] > S(-INFINITY) ? exp_s(acc[r][c] - m[r]) : S(0);
-        part += acc[r][c];
+        part += acc[r][c] == acc[r][c] ? acc[r][c] : S(0);
       }
       sum[r] = part;
     }
@@ -893,10 +901,22 @@ __global__ void __launch_bounds__(kStatTileThreads)
       xs[q * (kStatTileDims + 1) + d] =
           q < cnt && d0 + d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d0 + d] : S(0);
     }
-    for (int idx = tid; idx < kStatTileComponents<RK> * TP; idx += kStatTileThreads) {
-      const int j = idx / TP;
-      const int q = idx - j * TP;
-      gs[j * (TP + 1) + q] = q < cnt && k0 + j < K ? staged_resp(resp, norm, stride, k0 + j, K, t0 + q) : S(0);
+    {
+      // A thread stages one point's components (TP divides the thread count), so a
+      // deferred normalisation's maximum and reciprocal sum are read once a tile.
+      static_assert(kStatTileThreads % TP == 0, "a thread's point must not change within a tile");
+      const int q = tid % TP;
+      const std::size_t i = t0 + static_cast<std::size_t>(q);
+      const S m = norm && q < cnt ? norm[i] : S(0);
+      const S inv = norm && q < cnt ? norm[stride + i] : S(0);
+      for (int j = tid / TP; j < kStatTileComponents<RK>; j += kStatTileThreads / TP) {
+        S g = S(0);
+        if (q < cnt && k0 + j < K) {
+          const S v = resp[static_cast<std::size_t>(k0 + j) * stride + i];
+          g = !norm ? v : m > S(-INFINITY) ? exp_s(v - m) * inv : S(1) / static_cast<S>(K);
+        }
+        gs[j * (TP + 1) + q] = g;
+      }
     }
     __syncthreads();
     S p1[RK][kStatRD], p2[RK][kStatRD], pn[RK];

@@ -401,7 +401,10 @@ TEST(CudaBackendEvaluate, MatchesTheCpu) {
   REQUIRE_DEVICE();
   for (CovarianceType type : cuem_test::all_covariance_types())
     for (Precision p : {Precision::float32, Precision::float64})
-      for (auto [KK, D] : {std::pair{6, 5}, std::pair{20, 9}}) {
+      for (auto [KK, D] : {std::pair{6, 5}, std::pair{20, 9}, std::pair{80, 40}}) {
+        // K = 80: the only path left that normalises K > 64 log joints in place
+        // (normalize_kernel; an E-step defers that to its statistics kernel).
+        if (KK == 80 && type != CovarianceType::diag && type != CovarianceType::spherical) continue;
         SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(p) + " K " + std::to_string(KK));
         const cuem_test::Mixture mix = cuem_test::make_mixture(type, KK, D, 3.0, 71);
         const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 12345, 72);
@@ -419,6 +422,40 @@ TEST(CudaBackendEvaluate, MatchesTheCpu) {
             ASSERT_NEAR(r_gpu[i * K + k], r_cpu[i * K + k], 10 * tol) << "point " << begin + i << ", k " << k;
         }
       }
+}
+
+// The deferred normalisation (K > 64) across chunks of a streamed data set: bitwise the
+// resident E-step (the normalisation buffer is reused chunk after chunk), and N_k equal
+// to the column sums of the in-place path's responsibilities (evaluate).
+TEST(CudaStats, DeferredNormalisationStreamedEqualsResident) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : {CovarianceType::diag, CovarianceType::spherical}) {
+    SCOPED_TRACE(cuem::to_string(type));
+    const int K = 80, D = 40;
+    const cuem_test::Mixture mix = cuem_test::make_mixture(type, K, D, 3.0, 91);
+    cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 92);
+    make_float32_exact(ds);
+    const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 93));
+    const auto resident = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, 0});
+    const cuem::SufficientStats want = resident->estep(params);
+    // Room for about one 8192-point chunk beside the fixed buffers: streamed.
+    const std::size_t per_point = (K + 1 + 2 + 2 * 2 + 2 * D) * sizeof(float) + 8;
+    const std::size_t limit = (std::size_t{3} << 19) + 10000 * per_point;
+    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, limit});
+    const cuem::SufficientStats got = streamed->estep(params);
+    ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
+    EXPECT_TRUE(same_bits(got.nk, want.nk));
+    EXPECT_TRUE(same_bits(got.s1, want.s1));
+    EXPECT_TRUE(same_bits(got.s2, want.s2));
+    EXPECT_EQ(got.log_likelihood, want.log_likelihood);
+    std::vector<double> resp(ds.n * static_cast<std::size_t>(K));
+    resident->evaluate(params, 0, ds.n, nullptr, resp.data());
+    for (int k = 0; k < K; ++k) {
+      double nk = 0;
+      for (std::size_t i = 0; i < ds.n; ++i) nk += resp[i * K + k];
+      EXPECT_NEAR(want.nk[k], nk, 1e-5 * (nk + 1)) << "k " << k;
+    }
+  }
 }
 
 TEST(CudaPredict, AgreesWithTheCpu) {

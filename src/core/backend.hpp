@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,10 @@ class Backend {
   virtual bool random_stats(std::uint64_t /*seed*/, int /*K*/, CovarianceType /*type*/, SufficientStats* /*out*/) {
     return false;
   }
+
+  /// k-means' tolerance scale for these data (src/init/kmeans.cpp), kept once computed:
+  /// the data do not change between restarts, and on a device the pass costs a workspace.
+  std::optional<double> mean_feature_variance;
 
   virtual const char* name() const noexcept = 0;
 

@@ -20,6 +20,8 @@ std::vector<double> row_copy(const DataView& X, std::size_t i) {
 }  // namespace
 
 double mean_feature_variance(Backend& backend, DataView X) {
+  // The data do not change between restarts: computed once per backend.
+  if (backend.mean_feature_variance) return *backend.mean_feature_variance;
   const std::size_t N = X.n_rows;
   const int D = static_cast<int>(X.n_cols);
   // Where the data live on a device, one part holding every point: its S1 and S2 about
@@ -30,8 +32,11 @@ double mean_feature_variance(Backend& backend, DataView X) {
     double sum = 0.0;
     for (int d = 0; d < D; ++d) {
       const double m = all.s1[d] / all.nk[0];
-      sum += all.s2[d] / all.nk[0] - m * m;
+      // float32 sums can round a constant feature's variance below zero; k-means' stop
+      // test (shift <= tol * variance) would then never pass.
+      sum += std::max(0.0, all.s2[d] / all.nk[0] - m * m);
     }
+    backend.mean_feature_variance = sum / D;
     return sum / D;
   }
   double mean_var = 0.0;
@@ -42,6 +47,7 @@ double mean_feature_variance(Backend& backend, DataView X) {
     for (std::size_t i = 0; i < N; ++i) v += (X.value(i, d) - m) * (X.value(i, d) - m);
     mean_var += v / static_cast<double>(N);
   }
+  backend.mean_feature_variance = mean_var / D;
   return mean_var / D;
 }
 
