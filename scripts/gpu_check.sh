@@ -105,23 +105,20 @@ if [ -x build-gpu/bench/bench_cuda ] && room_for 120; then
     --benchmark_filter='/G|em_iteration/[A-E]/f32' --benchmark_min_time=0.2s >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
     note "bench_cuda: FAILED or timed out (bench_cuda.log)"
   tail -40 "$out/bench_cuda.log"
-  # The same G3/G4 iterations with the tiled kernels off (CUEM_CUDA_TILED=0): the
-  # side-by-side measure of what tiling buys (bench/NOTES.md).
-  if room_for 90; then
-    CUEM_CUDA_TILED=0 timeout 120 build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda_untiled.json" \
-      --benchmark_out_format=json --benchmark_filter='cuda_(em_iteration|estep)/G[34]' --benchmark_min_time=0.2s \
-      >"$out/bench_cuda_untiled.log" 2>&1 && note "bench_cuda untiled G3/G4: done ($(elapsed))" ||
-      note "bench_cuda untiled: FAILED or timed out (bench_cuda_untiled.log)"
-    grep -E "^cuda_" "$out/bench_cuda_untiled.log" | head -12
-  fi
+  # A variant of the kernels, set by one environment variable, timed on a few configs:
+  # variant NAME ENV=VALUE SECONDS FILTER (results in bench_cuda_NAME.{json,log}).
+  variant() {
+    room_for $(( $3 + 30 )) || { note "bench_cuda $1: skipped (time budget)"; return; }
+    env "$2" timeout "$3" build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda_$1.json" \
+      --benchmark_out_format=json --benchmark_filter="$4" --benchmark_min_time=0.2s \
+      >"$out/bench_cuda_$1.log" 2>&1 && note "bench_cuda $1 ($2): done ($(elapsed))" ||
+      note "bench_cuda $1: FAILED or timed out (bench_cuda_$1.log)"
+    grep -E "^cuda_" "$out/bench_cuda_$1.log" | head -12
+  }
+  # G3/G4 with the tiled kernels off: the side-by-side measure of what tiling buys.
+  variant untiled CUEM_CUDA_TILED=0 120 'cuda_(em_iteration|estep)/G[34]'
   # G4's statistics kernel with 2 components a thread (two blocks an SM) instead of 4 (one).
-  if room_for 60; then
-    CUEM_CUDA_STATS_RK=2 timeout 60 build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda_stats_rk2.json" \
-      --benchmark_out_format=json --benchmark_filter='cuda_(em_iteration|estep)/G4' --benchmark_min_time=0.2s \
-      >"$out/bench_cuda_stats_rk2.log" 2>&1 && note "bench_cuda G4 with CUEM_CUDA_STATS_RK=2: done ($(elapsed))" ||
-      note "bench_cuda G4 RK=2: FAILED or timed out (bench_cuda_stats_rk2.log)"
-    grep -E "^cuda_" "$out/bench_cuda_stats_rk2.log" | head -8
-  fi
+  variant stats_rk2 CUEM_CUDA_STATS_RK=2 60 'cuda_(em_iteration|estep)/G4'
 else
   note "bench_cuda: skipped (not built or time budget)"
 fi
