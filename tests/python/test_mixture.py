@@ -422,9 +422,12 @@ def test_gil_is_released_during_fit():
 
 CTRL_C_CHILD = textwrap.dedent(
     """
-    import sys, time, warnings
+    import signal, sys, time, warnings
     import numpy as np
     import cuem
+    # Python leaves SIGINT ignored when it starts ignored, as it does under a background
+    # job of a non-interactive shell (a CI runner's, say): take Ctrl-C as a user would.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     X = np.random.default_rng(0).normal(size=(200_000, 8))
     gm = cuem.GaussianMixture(8, tol=0.0, max_iter=100000, init_params="{init}", random_state=0)
     print("fitting", flush=True)
