@@ -258,8 +258,13 @@ void install_interrupt_cleanup() {
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  // A signal that arrives ignored stays ignored: a background job of a non-interactive
+  // shell ignores SIGINT so that Ctrl-C at the terminal leaves it running.
+  for (const int sig : {SIGINT, SIGTERM}) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    ::sigaction(sig, &sa, nullptr);
+  }
   struct sigaction bus {};
   bus.sa_handler = on_bus_error;
   sigemptyset(&bus.sa_mask);

@@ -69,8 +69,8 @@ std::string temp_pattern(const std::string& target);
 /// Writes a whole file atomically.
 void write_file_atomically(const std::string& path, const std::string& contents);
 
-/// Installs SIGINT/SIGTERM handlers that remove every live temporary file and exit with
-/// 128 + signal (130 for Ctrl-C), and a SIGBUS handler (a memory-mapped input truncated
+/// Installs SIGINT/SIGTERM handlers (unless the signal arrives ignored) that remove every
+/// live temporary file and exit with 128 + signal (130 for Ctrl-C), and a SIGBUS handler (a memory-mapped input truncated
 /// while read) that does the same and exits 3, as bad input. Call once from main.
 void install_interrupt_cleanup();
 

@@ -7,6 +7,7 @@ run leaves behind (or must not leave behind) are easy to list.
 import json
 import os
 import pathlib
+import signal
 import subprocess
 
 import numpy as np
@@ -69,8 +70,12 @@ class Cuem:
             raise AssertionError(f"`cuem {' '.join(map(str, args))}` printed no valid JSON ({e}):\n{proc.stdout}")
 
     def popen(self, *args, cwd=None):
+        # As a command typed at a terminal: SIGINT at its default even where this test
+        # runs as a background job, whose commands inherit it ignored (and cuem, as Unix
+        # programs should, leaves an ignored SIGINT ignored).
         return subprocess.Popen([self.binary] + [str(a) for a in args], cwd=str(cwd or self.cwd),
-                                env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.fixture
