@@ -148,17 +148,21 @@ __global__ void __launch_bounds__(kPosteriorThreads)
   if (log_prob) log_prob[i] = m > S(-INFINITY) ? m + log_s(sum) : m;
 }
 
+// A deferred log joint v as a responsibility, given its point's maximum m and reciprocal
+// sum inv (the normalisation buffer above), as normalize_point forms it: a point no
+// component explains is shared evenly.
+template <typename S>
+__device__ __forceinline__ S deferred_resp(S v, S m, S inv, int K) {
+  return m > S(-INFINITY) ? exp_s(v - m) * inv : S(1) / static_cast<S>(K);
+}
+
 // g_ik as the diagonal statistics kernels stage it: resp holds the responsibilities, or
-// with norm (the normalisation buffer above) the log joints, normalised here as
-// normalize_point does (a point no component explains is shared evenly).
-// (tiled_diag_stats_kernel inlines the same with the point's two values hoisted.)
+// with norm the log joints (tiled_diag_stats_kernel reads m and inv once a tile instead).
 template <typename S>
 __device__ __forceinline__ S staged_resp(const S* __restrict__ resp, const S* __restrict__ norm, std::size_t stride,
                                          int k, int K, std::size_t i) {
   const S v = resp[static_cast<std::size_t>(k) * stride + i];
-  if (!norm) return v;
-  const S m = norm[i];
-  return m > S(-INFINITY) ? exp_s(v - m) * norm[stride + i] : S(1) / static_cast<S>(K);
+  return norm ? deferred_resp(v, norm[i], norm[stride + i], K) : v;
 }
 
 // Log joints of the diagonal and spherical layouts as tiles of kTilePoints points x
@@ -913,7 +917,7 @@ __global__ void __launch_bounds__(kStatTileThreads)
         S g = S(0);
         if (q < cnt && k0 + j < K) {
           const S v = resp[static_cast<std::size_t>(k0 + j) * stride + i];
-          g = !norm ? v : m > S(-INFINITY) ? exp_s(v - m) * inv : S(1) / static_cast<S>(K);
+          g = norm ? deferred_resp(v, m, inv, K) : v;
         }
         gs[j * (TP + 1) + q] = g;
       }

@@ -80,15 +80,12 @@ void check_writable(const std::string& path, const Target& t) {
   // Whether the folder takes that new file: made and removed again now, so that a folder
   // that refuses it (a read-only or special file system, a name too long) fails here and
   // not after the work.
-  std::vector<char> tmpl;
-  const std::string pattern = io::temp_pattern(target);
-  tmpl.assign(pattern.begin(), pattern.end());
-  tmpl.push_back('\0');
-  const int fd = ::mkstemp(tmpl.data());
+  std::string trial;
+  const int fd = io::make_temp_beside(target, &trial);
   if (fd < 0)
     throw UsageError("cannot write '" + path + "': " + std::strerror(errno) + " (in the folder '" + folder + "')");
   ::close(fd);
-  ::unlink(tmpl.data());
+  ::unlink(trial.c_str());
 }
 
 bool same_file(const Target& a, const Target& b) {

@@ -78,24 +78,28 @@ std::string folder_of(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-std::string temp_pattern(const std::string& target) {
+int make_temp_beside(const std::string& target, std::string* name) {
+  // target + ".tmp-XXXXXX", or a short hidden name in its folder where the name is near
+  // the file system's 255-byte limit and leaves no room for a suffix.
   const std::size_t base = target.size() - (target.find_last_of('/') + 1);
-  // A name near the file system's 255-byte limit leaves no room for a suffix.
-  if (base + 11 <= 255) return target + ".tmp-XXXXXX";
-  return folder_of(target) + "/.cuem.tmp-XXXXXX";
+  const std::string pattern = base + 11 <= 255 ? target + ".tmp-XXXXXX" : folder_of(target) + "/.cuem.tmp-XXXXXX";
+  std::vector<char> tmpl(pattern.begin(), pattern.end());
+  tmpl.push_back('\0');
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd >= 0) *name = tmpl.data();
+  return fd;
 }
 
 namespace {
 
-// A new, unused name from a mkstemp pattern (the file made and removed again).
-std::string fresh_name(const std::string& pattern) {
-  std::vector<char> tmpl(pattern.begin(), pattern.end());
-  tmpl.push_back('\0');
-  const int fd = ::mkstemp(tmpl.data());
+// A new, unused name beside `target` (the file made and removed again).
+std::string fresh_name(const std::string& target) {
+  std::string name;
+  const int fd = make_temp_beside(target, &name);
   if (fd < 0) return {};
   ::close(fd);
-  ::unlink(tmpl.data());
-  return tmpl.data();
+  ::unlink(name.c_str());
+  return name;
 }
 
 }  // namespace
@@ -122,14 +126,10 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), target_(path_
   if (exists && ::access(target_.c_str(), W_OK) != 0)
     throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (the file is read-only?)");
   replaces_ = exists;
-  const std::string pattern = temp_pattern(target_);
-  std::vector<char> tmpl(pattern.begin(), pattern.end());
-  tmpl.push_back('\0');
-  const int fd = ::mkstemp(tmpl.data());
+  const int fd = make_temp_beside(target_, &temp_);
   if (fd < 0)
     throw OutputError("cannot write '" + path_ + "': " + std::strerror(errno) + " (is the folder '" +
                       folder_of(target_) + "' there and writable?)");
-  temp_ = tmpl.data();
   claim_slot(temp_);  // with every slot taken, only Ctrl-C cleanup of this file is lost
   if (exists) {  // the replacement keeps the old file's permissions and, where allowed, owner
     ::fchmod(fd, st.st_mode & 07777);
@@ -203,7 +203,7 @@ std::string AtomicFile::keep_old() {
   const uid_t me = ::geteuid();
   if ((folder.st_mode & S_ISVTX) && me != 0 && file.st_uid != me && folder.st_uid != me) return {};
   for (int attempt = 0; attempt < 8; ++attempt) {
-    const std::string name = fresh_name(temp_pattern(target_));
+    const std::string name = fresh_name(target_);
     if (name.empty()) return {};
     if (::link(target_.c_str(), name.c_str()) == 0) {
       claim_slot(name);

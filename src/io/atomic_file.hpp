@@ -62,9 +62,10 @@ class OutputBatch {
 /// The folder part of a path ("." for a bare name).
 std::string folder_of(const std::string& path);
 
-/// The mkstemp pattern of a temporary file beside `target`: target + ".tmp-XXXXXX", or a
-/// short hidden name in its folder where the name is too long for a suffix.
-std::string temp_pattern(const std::string& target);
+/// Creates a temporary file beside `target` (target + ".tmp-XXXXXX", or a short hidden
+/// name in its folder where the name is too long for a suffix); returns its descriptor
+/// and sets *name, or -1 with errno set.
+int make_temp_beside(const std::string& target, std::string* name);
 
 /// Writes a whole file atomically.
 void write_file_atomically(const std::string& path, const std::string& contents);

@@ -201,10 +201,8 @@ Model model_from_json(std::string_view text, const std::string& name, FitMetadat
       if (!n.is_string() || n.get<std::string>().empty()) r.fail("\"feature_names\" must hold non-empty strings");
       read.feature_names.push_back(n.get<std::string>());
     }
-    std::vector<std::string> sorted = read.feature_names;
-    std::sort(sorted.begin(), sorted.end());
-    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
-      r.fail("\"feature_names\" names a feature twice");
+    // None is empty (checked above): names that cannot identify features repeat one.
+    if (usable_feature_names(read.feature_names).empty()) r.fail("\"feature_names\" names a feature twice");
   }
   if (meta) *meta = std::move(read);
   return m;
