@@ -40,6 +40,18 @@ __global__ void early_return_kernel(int* out) {
   if (threadIdx.x == 0) out[0] = count[0];
 }
 
+// A barrier that half the threads reach by one branch and half by another: a GPU hangs
+// or mixes the two; the emulation stops.
+__global__ void divergent_barrier_kernel(int* out) {
+  if (threadIdx.x < 16) {
+    __syncthreads();
+    out[threadIdx.x] = 1;
+  } else {
+    __syncthreads();
+    out[threadIdx.x] = 2;
+  }
+}
+
 __global__ void sum_kernel(const double* in, double* out) {
   using BlockReduce = cub::BlockReduce<double, 128, cub::BLOCK_REDUCE_RAKING>;
   __shared__ typename BlockReduce::TempStorage temp;
@@ -84,6 +96,13 @@ TEST(EmulatedRuntime, ReturnedThreadsDoNotBlockABarrier) {
   int h = 0;
   ASSERT_EQ(cudaMemcpyAsync(&h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
   EXPECT_EQ(h, 48);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+TEST(EmulatedRuntimeDeathTest, StopsAtABarrierInDivergentCode) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* d = device_alloc<int>(32);
+  EXPECT_DEATH(CUEM_LAUNCH(divergent_barrier_kernel, 1, 32, 0, nullptr)(d), "different __syncthreads");
   EXPECT_EQ(cudaFree(d), cudaSuccess);
 }
 

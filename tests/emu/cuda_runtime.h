@@ -7,10 +7,11 @@
 // it runs the threads of a block as fibers that switch only at __syncthreads, so a race
 // between threads goes unseen (compute-sanitizer's racecheck on a GPU covers that).
 //
-// What it checks that a GPU would also refuse: launch configurations (threads per block,
-// grid extents, dynamic shared memory over 48 KiB), copies whose direction does not
-// match their pointers or that run past an allocation, unknown pointers to cudaFree,
-// allocations beyond the emulated device's memory. Device and shared memory start filled
+// What it checks that a GPU would also refuse (or hang on): a __syncthreads that the
+// block's waiting threads reach at different calls (a barrier in divergent code), launch
+// configurations (threads per block, grid extents, dynamic shared memory over 48 KiB),
+// copies whose direction does not match their pointers or that run past an allocation,
+// unknown pointers to cudaFree, allocations beyond the emulated device's memory. Device and shared memory start filled
 // with 0xff bytes (NaN in float and double), so reading what was never written shows.
 //
 // Settings (environment): CUEM_EMU_DEVICES (default 1), CUEM_EMU_MEMORY (bytes per
@@ -57,8 +58,12 @@ extern uint3 blockIdx;
 extern dim3 blockDim;
 extern dim3 gridDim;
 
-/// Waits until every thread of the block that has not returned arrives.
-void __syncthreads();
+namespace cuem::emu {
+/// Waits until every thread of the block that has not returned arrives, and checks that
+/// they all arrive at this same call (file and line: a compiler may duplicate one call).
+void syncthreads_at(const char* file, int line);
+}  // namespace cuem::emu
+#define __syncthreads() ::cuem::emu::syncthreads_at(__FILE__, __LINE__)
 
 // ---- the runtime API ------------------------------------------------------------------
 enum cudaError_t {

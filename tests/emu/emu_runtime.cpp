@@ -199,6 +199,8 @@ enum class State { runnable, waiting, done };
 struct Fiber {
   Context context;
   State state = State::runnable;
+  const char* barrier_file = nullptr;  // the __syncthreads call this thread waits at
+  int barrier_line = 0;
   uint3 index{0, 0, 0};
   char* stack = nullptr;
 #if defined(CUEM_EMU_ASAN)
@@ -276,9 +278,24 @@ void run_block(Block& b) {
       run_fiber(&b, &f);
       if (f.state == State::done) --left;
     }
-    // Every thread has returned or waits at the barrier: release it.
-    for (Fiber& f : b.fibers)
-      if (f.state == State::waiting) f.state = State::runnable;
+    // Every thread has returned or waits at a barrier: release it. All must wait at the
+    // same __syncthreads: a barrier in code that only some threads reach (a condition
+    // that differs within the block) hangs a GPU or corrupts its shared memory.
+    const Fiber* first = nullptr;
+    for (Fiber& f : b.fibers) {
+      if (f.state != State::waiting) continue;
+      if (first && (f.barrier_line != first->barrier_line || std::strcmp(f.barrier_file, first->barrier_file) != 0)) {
+        char what[1024];
+        std::snprintf(what, sizeof what,
+                      "threads %u and %u of block (%u, %u, %u) wait at different __syncthreads calls "
+                      "(%s:%d and %s:%d): a barrier in divergent code",
+                      first->index.x, f.index.x, blockIdx.x, blockIdx.y, blockIdx.z, first->barrier_file,
+                      first->barrier_line, f.barrier_file, f.barrier_line);
+        fail(what);
+      }
+      if (!first) first = &f;
+      f.state = State::runnable;
+    }
   }
 }
 
@@ -364,11 +381,12 @@ void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
 
 using cuem::emu::fail_call;
 
-void __syncthreads() {
-  using namespace cuem::emu;
+void cuem::emu::syncthreads_at(const char* file, int line) {
   Block* b = t_block;
   if (!b || !b->current) fail("__syncthreads outside a kernel");
   b->current->state = State::waiting;
+  b->current->barrier_file = file;
+  b->current->barrier_line = line;
   switch_to_scheduler(b, b->current, false);
 }
 
