@@ -32,6 +32,7 @@ std::string trace_csv(const FitResult& r) {
 }
 
 int run(const Args& a, const GlobalFlags& flags) {
+  check_model_output_name(a.output, "-o");
   check_outputs({a.output, a.trace, a.report}, {a.data.path});
   FitOptions o = to_fit_options(a.fit);  // option mistakes before the data are read
   const io::Table t = load_table(a.data, flags);

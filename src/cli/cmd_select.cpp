@@ -63,6 +63,7 @@ std::vector<int> parse_k_list(const std::string& s) {
 }
 
 int run(const Args& a, const GlobalFlags& flags) {
+  check_model_output_name(a.output, "-o");
   check_outputs({a.output}, {a.data.path});
   const std::vector<int> ks = parse_k_list(a.k_range);
   {  // option mistakes before the data are read

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   CLI::App app{"cuem: Gaussian mixture models fitted with EM (CPU float64 reference; CUDA when present)", "cuem"};
   app.footer(kFooter);
   app.require_subcommand(1);
+  // Every error starts with "cuem: ", CLI11's own too.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("cuem: ") + e.what() + "\nRun with --help for more information.\n";
+  });
   app.set_version_flag("--version", std::string("cuem ") + cuem::version());
   GlobalFlags flags;
   app.add_flag("-q,--quiet", flags.quiet, "print no progress or notices on stderr");
@@ -45,6 +49,13 @@ int main(int argc, char** argv) {
     // Global flags are accepted after the command name too.
     sub->add_flag("-q,--quiet", flags.quiet, "print no progress or notices on stderr");
     sub->add_flag("--json", flags.json, "print results as JSON on stdout");
+    // An empty value ('-o ""', an unset shell variable) is a mistake, never "not given":
+    // without this, -o "" would print the model instead of writing a file.
+    for (CLI::Option* opt : sub->get_options())
+      if (opt->get_type_size() != 0)
+        opt->check(CLI::Validator(
+            [](std::string& value) { return value.empty() ? std::string("an empty value is not allowed") : std::string(); },
+            "", "non-empty"));
   }
 
   try {

@@ -97,14 +97,24 @@ bool same_file(const Target& a, const Target& b) {
 
 enum class Format { npy, csv, tsv, txt, other };
 
-Format format_of(const std::string& path) {
+bool is_existing_non_file(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return Format::npy;
+  return ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+// The name's extension in lower case, without the dot ("" where it has none).
+std::string extension_of(const std::string& path) {
   const auto dot = path.find_last_of('.');
   const auto slash = path.find_last_of('/');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return Format::other;
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
   std::string ext = path.substr(dot + 1);
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+Format format_of(const std::string& path) {
+  if (is_existing_non_file(path)) return Format::npy;
+  const std::string ext = extension_of(path);
   if (ext == "npy") return Format::npy;
   if (ext == "csv") return Format::csv;
   if (ext == "tsv") return Format::tsv;
@@ -138,6 +148,13 @@ void check_outputs(const std::vector<std::string>& outputs, const std::vector<st
 void check_data_output_name(const std::string& path, const std::string& option) {
   if (path.empty() || format_of(path) != Format::other) return;
   throw UsageError(option + " '" + path + "': name the format by the extension: .npy, or text as .csv, .tsv or .txt");
+}
+
+void check_model_output_name(const std::string& path, const std::string& option) {
+  if (path.empty() || is_existing_non_file(path)) return;
+  const std::string ext = extension_of(path);
+  if (ext == "npy" || ext == "csv" || ext == "tsv")
+    throw UsageError(option + " '" + path + "': a model is written as JSON, not ." + ext + "; name it .json");
 }
 
 std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,

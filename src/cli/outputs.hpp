@@ -18,6 +18,10 @@ void check_outputs(const std::vector<std::string>& outputs, const std::vector<st
 /// accepted and gets .npy bytes.
 void check_data_output_name(const std::string& path, const std::string& option);
 
+/// Refuses a model output named as a data file (.npy, .csv, .tsv): models are JSON, and
+/// such a name is almost surely a mix-up with predict's outputs.
+void check_model_output_name(const std::string& path, const std::string& option);
+
 /// A rows x cols float64 matrix (row-major) as the bytes of the format `path` names; text
 /// formats start with `header` (column names) when it is given.
 std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,

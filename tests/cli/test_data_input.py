@@ -176,7 +176,7 @@ def test_non_finite_column_is_the_file_column_under_selection(cuem, helpers, tmp
     ("a,0", ["column 0 twice", "'a' and '0'"]),
     ("0,,1", ["empty entry"]),
     ("0,1,", ["empty entry"]),
-    ("", ["empty entry"]),
+    ("", ["--columns: an empty value is not allowed"]),
     ("3", ["no column '3'", "counts from 0", "0 to 2"]),
     ("zz", ["no column 'zz'", "a, b, c"]),
     ("-1", ["no column '-1'"]),

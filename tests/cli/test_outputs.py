@@ -139,6 +139,38 @@ def test_a_data_output_with_an_unknown_extension_is_refused(cuem, tmp_path, argv
     assert listing(tmp_path) == before
 
 
+@pytest.mark.parametrize("argv", [
+    ["fit", "g.npy", "-k", 2, "-o", "model.npy"],
+    ["fit", "g.npy", "-k", 2, "-o", "labels.CSV"],
+    ["select", "g.npy", "-k", "1:2", "-o", "best.tsv"],
+])
+def test_a_model_output_named_as_data_is_refused(cuem, tmp_path, argv):
+    cuem("-q", "generate", "-n", 50, "-d", 2, "-k", 2, "-o", "g.npy")
+    before = listing(tmp_path)
+    proc = cuem(*argv, expect=USAGE)
+    assert "a model is written as JSON" in proc.stderr
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "g.npy", "-k", 2, "-o", ""],
+    ["fit", "g.npy", "-k", 2, "--trace", ""],
+    ["fit", "", "-k", 2],
+    ["predict", "m.json", "g.npy", "--proba", ""],
+    ["generate", "-n", 10, "-o", "x.npy", "--labels", ""],
+    ["fit", "g.npy", "-k", 2, "--device", ""],
+])
+def test_an_empty_value_is_a_usage_error_not_an_absent_option(cuem, tmp_path, argv):
+    # -o "" (an unset shell variable, say) must not fall back to printing the model.
+    cuem("-q", "generate", "-n", 50, "-d", 2, "-k", 2, "-o", "g.npy")
+    cuem("-q", "fit", "g.npy", "-k", 2, "-o", "m.json")
+    before = listing(tmp_path)
+    proc = cuem(*argv, expect=USAGE)
+    assert "an empty value is not allowed" in proc.stderr
+    assert proc.stdout == ""
+    assert listing(tmp_path) == before
+
+
 def test_dev_null_takes_any_output(cuem):
     _data(cuem)
     cuem("-q", "fit", "x.npy", "-k", 2, "-o", "m.json")
