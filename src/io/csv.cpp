@@ -2,7 +2,9 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 #include "cuem/errors.hpp"
 
@@ -135,6 +137,23 @@ char detect_delimiter(std::string_view line) {
 
 std::string where(const std::string& name, std::size_t line_no) { return name + ":" + std::to_string(line_no) + ": "; }
 
+// A field as a message quotes it: at most 40 bytes, and bytes outside printable ASCII as
+// \xNN, so that binary content or a stray encoding cannot garble the terminal.
+std::string shown(std::string_view f) {
+  std::string out;
+  char buf[8];
+  for (const char ch : f.substr(0, 40)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    }
+  }
+  return out + (f.size() > 40 ? "..." : "");
+}
+
 }  // namespace
 
 namespace {
@@ -228,7 +247,7 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
       if (!parse_number(f, &v)) {
         const std::string_view u = !f.empty() && (f[0] == '+' || f[0] == '-') ? f.substr(1) : f;
         const bool hex = u.size() > 2 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X');
-        throw DataError(where(name, line_no) + "column " + std::to_string(c) + " ('" + std::string(f.substr(0, 40)) +
+        throw DataError(where(name, line_no) + "column " + std::to_string(c) + " ('" + shown(f) +
                         "') is not a number" + (hex ? " (only decimal numbers are read)" : "") +
                         (o.columns.empty() ? "; choose numeric columns with --columns, 0-based" : ""));
       }
@@ -236,7 +255,7 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
       if (!std::isfinite(v))
         throw DataError(where(name, line_no) + (std::isnan(v) ? "NaN" : "Inf") + " at row " + std::to_string(t.rows) +
                         ", column " + std::to_string(c) + " (0-based, rows counting data lines only" +
-                        (is_word(f) ? "" : "; '" + std::string(f.substr(0, 40)) + "' is beyond the float64 range") +
+                        (is_word(f) ? "" : "; '" + shown(f) + "' is beyond the float64 range") +
                         "); remove or impute non-finite values");
       t.values.push_back(v);
     }

@@ -28,6 +28,28 @@ bool raw_name(const std::string& path) {
 
 bool npy_signature(const std::string& bytes) { return bytes.compare(0, 6, "\x93NUMPY") == 0; }
 
+// Files that users hand over by mistake, told by their signatures, so that the message
+// names what the file is instead of quoting its bytes as a text line. Only signatures
+// that no data text can start with (control bytes, or bytes past ASCII) are used.
+std::string foreign_format(const std::string& head, const std::string& path) {
+  const auto starts = [&](const char* sig, std::size_t n) { return head.compare(0, n, sig, n) == 0; };
+  const std::string shown = is_stdin_name(path) ? "FILE" : path;
+  if (starts("\x1f\x8b", 2))
+    return "gzip-compressed: decompress it first (gunzip -k " + shown + "), or pipe it in (gunzip -c " + shown +
+           " | cuem ... -)";
+  if (starts("\xfd" "7zXZ\x00", 6)) return "xz-compressed: decompress it first (unxz -k " + shown + ")";
+  if (starts("\x28\xb5\x2f\xfd", 4)) return "zstd-compressed: decompress it first (unzstd " + shown + ")";
+  if (starts("BZh", 3) && head.size() >= 10 && head.compare(4, 6, "\x31\x41\x59\x26\x53\x59") == 0)
+    return "bzip2-compressed: decompress it first (bunzip2 -k " + shown + ")";
+  if (starts("PK\x03\x04", 4))
+    return "a zip archive (as .npz and .xlsx files are): save the array itself with numpy.save (.npy), or the "
+           "sheet as CSV";
+  if (starts("\x89HDF\r\n\x1a\n", 8)) return "an HDF5 file: write the array out as .npy (numpy.save) or CSV";
+  if (starts("\xd0\xcf\x11\xe0", 4)) return "an OLE document (an .xls workbook?): save the sheet as CSV";
+  if (starts("\xff\xfe", 2) || starts("\xfe\xff", 2)) return "UTF-16 text: save it as UTF-8 (or ASCII) text";
+  return "";
+}
+
 // Binary formats carry their own layout: options that would change it are mistakes, not
 // something to ignore silently.
 void refuse_text_options(const CsvOptions& csv, const std::string& path, const char* what) {
@@ -60,8 +82,10 @@ bool looks_like_text(const std::string& bytes) {
 }
 
 Table load_data(const std::string& path, const LoadOptions& o) {
+  // Messages name standard input so; the format then follows from the bytes alone.
+  const std::string name = is_stdin_name(path) ? "(standard input)" : path;
   if (o.raw_dims > 0 && text_name(path))
-    throw InvalidArgument("--dims reads raw binary, and '" + path +
+    throw InvalidArgument("--dims reads raw binary, and '" + name +
                           "' is a text file by its name; read it without --dims (and --dtype)");
   // Mapped, not read: the binary formats keep their float rows in place (mapped_file.hpp).
   const std::shared_ptr<const FileBytes> file = FileBytes::open(path);
@@ -69,25 +93,29 @@ Table load_data(const std::string& path, const LoadOptions& o) {
   const std::size_t size = file->size();
   // What the sniffing looks at: the signature, and text's first KiB after a byte-order mark.
   const std::string head(reinterpret_cast<const char*>(data), std::min<std::size_t>(size, 1024 + 3));
+  if (!npy_signature(head)) {
+    const std::string foreign = foreign_format(head, path);
+    if (!foreign.empty()) throw DataError("'" + name + "' is " + foreign);
+  }
   if (o.raw_dims > 0) {
     // parse_raw names an NPY signature itself (a data error: the file is not what --dims says).
     if (!npy_signature(head) && looks_like_text(head))
-      throw InvalidArgument("--dims reads raw binary, and '" + path +
+      throw InvalidArgument("--dims reads raw binary, and '" + name +
                             "' holds text (printable characters and digits only); read it without --dims (and "
                             "--dtype)");
-    refuse_text_options(o.csv, path, "raw binary (--dims)");
-    return select(parse_raw(data, size, o.raw_dims, o.raw_type, path, file), o.columns, path, "raw binary");
+    refuse_text_options(o.csv, name, "raw binary (--dims)");
+    return select(parse_raw(data, size, o.raw_dims, o.raw_type, name, file), o.columns, name, "raw binary");
   }
   if (npy_signature(head) || ends_with(path, ".npy")) {
-    refuse_text_options(o.csv, path, ".npy");
-    return select(parse_npy(data, size, path, file), o.columns, path, ".npy");
+    refuse_text_options(o.csv, name, ".npy");
+    return select(parse_npy(data, size, name, file), o.columns, name, ".npy");
   }
   if (raw_name(path) && !looks_like_text(head))
     throw DataError("'" + path + "' looks like raw binary: give the number of features with --dims D (and "
                     "--dtype float32 or float64)");
   CsvOptions csv = o.csv;
   csv.columns = o.columns;
-  return parse_csv(std::string(reinterpret_cast<const char*>(data), size), csv, path);
+  return parse_csv(std::string(reinterpret_cast<const char*>(data), size), csv, name);
 }
 
 }  // namespace cuem::io

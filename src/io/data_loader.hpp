@@ -2,7 +2,9 @@
 // Loading a data set for the command line. The content decides where it can: a file that
 // starts with the NPY signature is read as .npy whatever its name. Otherwise the name does:
 // .npy, raw binary (.bin/.raw/.f32/.f64, or any file when --dims is given), else text
-// (CSV/TSV/whitespace). Column selection works for every format.
+// (CSV/TSV/whitespace). Column selection works for every format. "-" reads standard input
+// (NPY by its signature, else text). Compressed files, zip archives (.npz), HDF5, UTF-16
+// text and OLE documents are named in a DataError instead of being parsed as text.
 #include <cstddef>
 #include <string>
 #include <vector>

@@ -95,6 +95,14 @@ void keep_columns(Table& t, const std::vector<std::size_t>& idx) {
 }
 
 std::string read_file_bytes(const std::string& path) {
+  if (is_stdin_name(path)) {
+    std::string out;
+    char buf[1 << 16];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) out.append(buf, n);
+    if (std::ferror(stdin)) throw DataError(std::string("error reading standard input: ") + std::strerror(errno));
+    return out;
+  }
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     throw DataError("cannot open '" + path + "': " + std::strerror(errno));

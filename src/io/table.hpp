@@ -47,8 +47,11 @@ std::vector<std::size_t> resolve_columns(const std::vector<std::string>& spec, s
 /// also where `t` was in place).
 void keep_columns(Table& t, const std::vector<std::size_t>& idx);
 
-/// The whole content of a file. DataError, naming the path and the reason, when it is
-/// missing, a folder, or unreadable.
+/// "-" names standard input where a data file is read.
+inline bool is_stdin_name(const std::string& path) { return path == "-"; }
+
+/// The whole content of a file ("-": standard input, to its end). DataError, naming the
+/// path and the reason, when it is missing, a folder, or unreadable.
 std::string read_file_bytes(const std::string& path);
 
 }  // namespace cuem::io

@@ -51,10 +51,13 @@ class Cuem:
         self.binary = str(binary)
         self.cwd = pathlib.Path(cwd)
 
-    def __call__(self, *args, expect=OK, timeout=120, cwd=None):
+    def __call__(self, *args, expect=OK, timeout=120, cwd=None, stdin=None):
+        """`stdin`: bytes for standard input (otherwise it is empty, as from /dev/null)."""
         argv = [self.binary] + [str(a) for a in args]
         proc = subprocess.run(argv, cwd=str(cwd or self.cwd), env=_child_env(), capture_output=True,
-                              text=True, timeout=timeout)
+                              input=b"" if stdin is None else stdin, timeout=timeout)
+        proc.stdout = proc.stdout.decode("utf-8", errors="replace")
+        proc.stderr = proc.stderr.decode("utf-8", errors="replace")
         if expect is not None and proc.returncode != expect:
             raise AssertionError(
                 f"`cuem {' '.join(argv[1:])}` exited {proc.returncode}, expected {expect}\n"

@@ -235,3 +235,52 @@ def test_quoted_fields_may_hold_the_delimiter_and_quotes(cuem, tmp_path):
 def test_bad_quoting_names_the_line(cuem, helpers, tmp_path, text, words):
     (tmp_path / "x.csv").write_text(text)
     fails(cuem, helpers, tmp_path, ["fit", "x.csv", "-k", 1], BAD_DATA, words)
+
+
+# --- 7. standard input, and files that are not data ---------------------------------------
+
+def _npy_bytes(X):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, X)
+    return buf.getvalue()
+
+
+def test_dash_reads_standard_input_as_text_or_npy(cuem, tmp_path):
+    X = data()
+    np.save(tmp_path / "x.npy", X)
+    text = "a,b,c\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X)
+    want = lower_bound(cuem, "x.npy")
+    assert cuem.json("fit", "-", *FIT, stdin=text.encode())["lower_bound"] == want
+    assert cuem.json("fit", "-", *FIT, stdin=_npy_bytes(X))["lower_bound"] == want
+    cuem("-q", "fit", "x.npy", *FIT, "-o", "m.json")
+    scored = cuem.json("score", "m.json", "-", stdin=_npy_bytes(X))
+    assert scored["mean_log_likelihood"] == cuem.json("score", "m.json", "x.npy")["mean_log_likelihood"]
+    proc = cuem("fit", "-", *FIT, stdin=b"a,b\n1,x\n", expect=BAD_DATA)
+    assert "(standard input):2: column 1 ('x') is not a number" in proc.stderr
+
+
+def _gzip(b):
+    import gzip
+    return gzip.compress(b)
+
+
+@pytest.mark.parametrize("name,content,words", [
+    ("x.csv.gz", lambda: _gzip(b"a,b\n1,2\n3,4\n"), ["gzip-compressed", "gunzip -k x.csv.gz"]),
+    ("x.npz", None, ["zip archive", "numpy.save"]),
+    ("x.h5", lambda: b"\x89HDF\r\n\x1a\n" + bytes(200), ["HDF5"]),
+    ("x.csv", lambda: "a,b\n1,2\n".encode("utf-16"), ["UTF-16"]),
+    ("x.xls", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), ["OLE document"]),
+])
+def test_compressed_and_foreign_files_are_named_not_parsed(cuem, helpers, tmp_path, name, content, words):
+    if content is None:
+        np.savez(tmp_path / name, a=data())
+    else:
+        (tmp_path / name).write_bytes(content())
+    fails(cuem, helpers, tmp_path, ["fit", name, "-k", 1], BAD_DATA, words)
+
+
+def test_binary_bytes_in_a_message_are_escaped(cuem, helpers, tmp_path):
+    (tmp_path / "x.csv").write_bytes(b"a,b\n1,2\n3,\x01\x9bz\n")
+    err = fails(cuem, helpers, tmp_path, ["fit", "x.csv", "-k", 1], BAD_DATA, ["x.csv:3:", r"('\x01\x9Bz')"])
+    assert "\x01" not in err
