@@ -84,11 +84,19 @@ else
   note "build: FAILED (build.log)"
   exit 1
 fi
-# ptxas resource usage of the E-step kernels (registers, spills, shared memory).
-grep -A2 -E "Compiling entry function '.*(posteriors|segment_stats|segment_log_likelihood|accumulate|tiled_|normalize|combine_tiles|random_resp)" "$out/build.log" |
-  grep -E "entry function|registers|spill" | sed -E 's/^ptxas info +: //' >"$out/ptxas.txt" || true
-spills=$(grep -cE "[1-9][0-9]* bytes spill (stores|loads)" "$out/ptxas.txt" || true)
-note "ptxas: $(grep -c 'entry function' "$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
+# ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
+demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
+awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
+     /bytes spill stores/ { spill = $5 "/" $9 }
+     /Used [0-9]+ registers/ { match($0, /Used [0-9]+/); regs = substr($0, RSTART + 5, RLENGTH - 5);
+       smem = "0"; if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11);
+       print name "\t" arch "\tregs " regs "\tspill st/ld " spill "\tsmem " smem }' "$out/build.log" |
+  demangle | sed -E 's/cuem::cuda::(detail::)?//g; s/\(cuem::CovarianceType\)0/full/g; s/\(cuem::CovarianceType\)1/tied/g;
+                    s/\(cuem::CovarianceType\)2/diag/g; s/\(cuem::CovarianceType\)3/spherical/g;
+                    s/\([^()]*\)\t/\t/; s/^void //; s/\(anonymous namespace\):://' | tr -d "'" |
+  sort -u >"$out/ptxas.txt" || true
+spills=$(grep -cvE "spill st/ld 0/0" "$out/ptxas.txt" || true)
+note "ptxas: $(wc -l <"$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
 
 export OMP_WAIT_POLICY=PASSIVE
 # The emulated-device tests are left out: they run the kernels' source on the CPU, as CI
