@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -178,6 +179,37 @@ TEST(Csv, ErrorsNameTheLineAndField) {
   EXPECT_NE(message_of([] { parse_csv("a,b\n", {}, "h.csv"); }).find("no data rows"), std::string::npos);
   EXPECT_NE(message_of([] { cuem::io::read_csv("/nonexistent/file.csv"); }).find("cannot open"), std::string::npos);
   EXPECT_NE(message_of([] { cuem::io::read_csv("/tmp"); }).find("folder"), std::string::npos);
+}
+
+// A large text is read with its values reserved from the bytes read so far (not by
+// doubling), and the parser says now and then, in order, which bytes it is done with.
+TEST(Csv, LargeTextGrowsByProjectionAndReportsProgress) {
+  // 6 x 699051 values: just past 2^22, where a doubling vector would hold 2x.
+  constexpr int kRows = 699051, kCols = 6;
+  std::string text = "a,b,c,d,e,f\n";
+  std::vector<double> want;
+  char field[32];
+  for (int i = 0; i < kRows; ++i)
+    for (int j = 0; j < kCols; ++j) {
+      const double v = 1000.0 + (i % 1000) * 0.5 + j;
+      std::snprintf(field, sizeof field, "%.6f%c", v, j + 1 < kCols ? ',' : '\n');
+      text += field;
+      want.push_back(v);
+    }
+  std::vector<std::size_t> offsets;
+  const auto t = parse_csv(text, {}, "big.csv", [&](std::size_t o) { offsets.push_back(o); });
+  EXPECT_EQ(t.rows, static_cast<std::size_t>(kRows));
+  EXPECT_EQ(t.values, want);
+  EXPECT_LE(t.values.capacity(), t.values.size() + t.values.size() / 10);
+  ASSERT_GE(offsets.size(), 1u);  // the text is over 32 MiB
+  for (std::size_t i = 0; i < offsets.size(); ++i) {
+    EXPECT_LT(offsets[i], text.size());
+    EXPECT_EQ(text[offsets[i] - 1], '\n');  // a line start: nothing before it is read again
+    if (i > 0) {
+      EXPECT_GT(offsets[i], offsets[i - 1]);
+    }
+  }
+  EXPECT_EQ(parse_csv(text, {}, "big.csv").values, want);  // the same without the callback
 }
 
 cuem::Model fitted_model(cuem::CovarianceType type) {

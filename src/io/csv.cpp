@@ -197,8 +197,10 @@ std::string fields_text(std::size_t n) { return std::to_string(n) + (n == 1 ? " 
 
 }  // namespace
 
-Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& name) {
+Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& name,
+                const std::function<void(std::size_t)>& done_with) {
   Table t;
+  const char* const begin = text.data();
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte-order mark (Excel)
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) throw DataError(name + ": the file is empty");
   LineReader lines(text);
@@ -233,12 +235,29 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
   }
   t.cols = keep.size();
 
+  // Past the first MiB, the values grow to the size that the bytes read so far project
+  // for the whole text, not by doubling: a vector that doubles can hold twice the data at
+  // its last step. (Before it, the sample would be too small to project from.)
+  const auto grow = [&] {
+    const auto read = static_cast<std::size_t>(line.data() + line.size() - text.data()) + 1;
+    if (read < (std::size_t{1} << 20)) return;
+    const double projected =
+        static_cast<double>(t.values.size()) * static_cast<double>(text.size()) / static_cast<double>(read);
+    t.values.reserve(static_cast<std::size_t>(projected * 1.02) + 64 * t.cols + 1024);
+  };
+  constexpr std::size_t kReleaseBytes = std::size_t{32} << 20;
+  std::size_t released = 0;
   // Columns are numbered from 0 in every message, as --columns counts them.
   double v = 0.0;
   bool have_line = !header;  // without a header the first line is data
   while (have_line || lines.next(line, line_no)) {
     if (!have_line) split_line();
     have_line = false;
+    if (t.values.size() + t.cols > t.values.capacity()) grow();
+    if (done_with) {
+      const auto offset = static_cast<std::size_t>(line.data() - begin);
+      if (offset - released >= kReleaseBytes) done_with(released = offset);
+    }
     if (fields.size() != n_fields)
       throw DataError(where(name, line_no) + fields_text(fields.size()) + " where the first line has " +
                       fields_text(n_fields) + " (ragged rows are not allowed)");

@@ -4,6 +4,8 @@
 // optional column selection. A field in double quotes may hold the delimiter, and "" in
 // it is a quote (RFC 4180; a quoted field cannot span lines). Values are decimal numbers
 // (optional sign, point and exponent) or inf/nan words; hexadecimal is not a number.
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +28,10 @@ struct CsvOptions {
 /// Parses CSV text; `name` is used in messages. Throws DataError naming the file line and
 /// the 0-based column of the first problem (empty input, ragged line, bad quoting, a field
 /// that is not a number, NaN or Inf), InvalidArgument for a bad column selection.
-Table parse_csv(std::string_view text, const CsvOptions& options, const std::string& name);
+/// `done_with`, when given, is told now and then that the text before an offset will not
+/// be read again (a mapped file can then give those pages back).
+Table parse_csv(std::string_view text, const CsvOptions& options, const std::string& name,
+                const std::function<void(std::size_t)>& done_with = {});
 
 /// Reads and parses a file; a missing or unreadable file is a DataError.
 Table read_csv(const std::string& path, const CsvOptions& options = {});

@@ -115,7 +115,10 @@ Table load_data(const std::string& path, const LoadOptions& o) {
                     "--dtype float32 or float64)");
   CsvOptions csv = o.csv;
   csv.columns = o.columns;
-  return parse_csv(std::string(reinterpret_cast<const char*>(data), size), csv, name);
+  // Parsed where it lies, and given back as it is parsed: a text file costs about the
+  // values it holds, not the file's size on top.
+  return parse_csv(std::string_view(reinterpret_cast<const char*>(data), size), csv, name,
+                   [&file](std::size_t offset) { file->done_with(offset); });
 }
 
 }  // namespace cuem::io

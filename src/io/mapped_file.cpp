@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -37,6 +38,13 @@ std::shared_ptr<const FileBytes> FileBytes::open(const std::string& path) {
   f->data_ = reinterpret_cast<const unsigned char*>(f->copy_.data());
   f->size_ = f->copy_.size();
   return f;
+}
+
+void FileBytes::done_with(std::size_t offset) const noexcept {
+  if (!mapped_) return;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t bytes = std::min(offset, size_) / page * page;
+  if (bytes > 0) ::madvise(const_cast<unsigned char*>(data_), bytes, MADV_DONTNEED);
 }
 
 FileBytes::~FileBytes() {

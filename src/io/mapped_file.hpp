@@ -21,6 +21,10 @@ class FileBytes {
   const unsigned char* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
   bool mapped() const noexcept { return mapped_; }
+  /// Tells the kernel that a mapped file's bytes before `offset` will not be read again:
+  /// their pages leave this process's memory (reading them later would page them in
+  /// again). Nothing happens for bytes that were read rather than mapped.
+  void done_with(std::size_t offset) const noexcept;
 
  private:
   FileBytes() = default;
