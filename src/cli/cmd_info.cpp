@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cpu/cpu_kernels.hpp"
 #include "cuem/version.hpp"
 #if defined(CUEM_HAVE_CUDA)
 #include "core/cuda_devices.hpp"
@@ -12,6 +13,14 @@
 
 namespace cuem::cli {
 namespace {
+
+#if defined(__clang__)
+constexpr const char* kCompiler = "Clang " __clang_version__;
+#elif defined(__GNUC__)
+constexpr const char* kCompiler = "GCC " __VERSION__;
+#else
+constexpr const char* kCompiler = __VERSION__;
+#endif
 
 int run(const GlobalFlags& flags) {
   nlohmann::json devices = nlohmann::json::array();
@@ -28,7 +37,8 @@ int run(const GlobalFlags& flags) {
   nlohmann::json j = {{"version", version()},
                       {"cuda_built", built_with_cuda()},
                       {"openmp_max_threads", omp_get_max_threads()},
-                      {"compiler", __VERSION__},
+                      {"compiler", kCompiler},
+                      {"cpu_kernels", cpu::kernel_level()},
                       {"devices", devices}};
   if (devices.empty()) j["devices_note"] = device_note;
   if (flags.json) {
@@ -38,7 +48,8 @@ int run(const GlobalFlags& flags) {
   std::printf("cuem %s\n", version());
   std::printf("CUDA code built:   %s\n", built_with_cuda() ? "yes" : "no");
   std::printf("CPU threads:       %d (OpenMP)\n", omp_get_max_threads());
-  std::printf("compiler:          %s\n", __VERSION__);
+  std::printf("CPU kernels:       %s\n", cpu::kernel_level());
+  std::printf("compiler:          %s\n", kCompiler);
   if (devices.empty()) std::printf("CUDA devices:      none (%s)\n", device_note.c_str());
   for (const auto& d : devices)
     std::printf("CUDA device %d:     %s, compute capability %s, %.1f GiB (%.1f GiB free)\n", d["index"].get<int>(),

@@ -27,7 +27,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   io::FitMetadata meta;
   const Model m = io::read_model(a.model, &meta);
   const io::Table t = load_table(a.data, flags);
-  if (t.named_columns) io::check_feature_names(meta, t.column_names, a.data.path);
+  check_data_for_model(meta, t, a.data, flags);
   const DataView X = t.view();
   std::vector<int> labels;
   std::vector<double> proba;

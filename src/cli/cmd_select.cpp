@@ -148,8 +148,27 @@ int run(const Args& a, const GlobalFlags& flags) {
     return kOk;
   }
   std::printf("%4s  %-9s  %8s  %16s  %16s  %16s  %s\n", "k", "cov", "params", "mean log-lik", "BIC", "AIC", "");
+  const auto too_many = [&](std::size_t i) {
+    return i < cands.size() && static_cast<std::size_t>(cands[i].k) > t.rows;
+  };
   for (std::size_t i = 0; i < cands.size(); ++i) {
     const Candidate& c = cands[i];
+    if (too_many(i)) {
+      // One line for a run of them (-k 1:500 on 178 points is 322 candidates).
+      std::size_t last = i;
+      while (too_many(last + 1) && cands[last + 1].covariance == c.covariance) ++last;
+      bool contiguous = true;
+      std::string ks = std::to_string(c.k);
+      for (std::size_t j = i + 1; j <= last; ++j) {
+        contiguous = contiguous && cands[j].k == cands[j - 1].k + 1;
+        if (last - i < 4) ks += "," + std::to_string(cands[j].k);
+      }
+      if (last - i >= 4) ks += (contiguous ? "-" : ",...,") + std::to_string(cands[last].k);
+      std::printf("%4s  %-9s  skipped: more components than the %zu points\n", ks.c_str(), c.covariance.c_str(),
+                  t.rows);
+      i = last;
+      continue;
+    }
     if (!c.ok) {
       std::printf("%4d  %-9s  %s\n", c.k, c.covariance.c_str(), c.error.c_str());
       continue;

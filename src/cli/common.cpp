@@ -59,7 +59,26 @@ io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
   if (!a.dtype.empty() && a.dims == 0) throw UsageError("--dtype applies to raw binary data: give --dims too");
   io::Table t = io::load_data(a.path, o);
   for (const std::string& n : t.notices) note(flags, a.path + ": " + n);
+  // pandas' to_csv writes the index as a first column with an empty name: a feature by
+  // mistake, almost always.
+  if (t.named_columns && o.columns.empty() && t.column_names.size() > 1 && t.column_names[0].empty()) {
+    std::string rest;
+    for (std::size_t j = 1; j < t.column_names.size() && j <= 8; ++j) rest += (j > 1 ? "," : "") + std::to_string(j);
+    if (t.column_names.size() > 9) rest += ",...";
+    note(flags, "note: " + a.path + ": column 0 has no name in the header line, as a table index written by "
+                "pandas has; it is read as a feature (leave it out with --columns " + rest + ")");
+  }
   return t;
+}
+
+void check_data_for_model(const io::FitMetadata& meta, const io::Table& t, const DataArgs& a,
+                          const GlobalFlags& flags) {
+  if (t.named_columns) {
+    io::check_feature_names(meta, t.column_names, a.path);
+  } else if (!meta.feature_names.empty()) {
+    note(flags, "note: " + a.path + " has no column names, but the model was fitted with named features; its " +
+                    "columns are taken as the model's, in order");
+  }
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "io/data_loader.hpp"
+#include "io/model_json.hpp"
 
 namespace cuem::cli {
 
@@ -36,6 +37,12 @@ struct DataArgs {
 void add_data_options(CLI::App* cmd, DataArgs& args);
 /// Loads the data; notices (conversions) go to stderr unless quiet.
 io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
+
+/// Data for a fitted model: columns named in another order or other names than the
+/// model's features are a DataError (io::check_feature_names); data without names for a
+/// model with them get a notice, as scikit-learn warns, since nothing can check them.
+void check_data_for_model(const io::FitMetadata& meta, const io::Table& t, const DataArgs& args,
+                          const GlobalFlags& flags);
 
 /// Where the work runs: --device, --precision, --device-memory.
 struct DeviceArgs {

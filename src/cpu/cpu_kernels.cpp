@@ -10,6 +10,7 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
     !defined(CUEM_NO_TARGET_CLONES)
 #define CUEM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CUEM_HAVE_CLONES 1
 #else
 #define CUEM_CLONES
 #endif
@@ -20,6 +21,19 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace cuem::cpu {
+
+// The same test as the loader's resolver for the clones' "arch=" levels.
+const char* kernel_level() noexcept {
+#if defined(CUEM_HAVE_CLONES)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+  if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2, FMA)";
+  return "x86-64 baseline";
+#else
+  return "one portable build (no run-time choice)";
+#endif
+}
+
 namespace {
 
 using v8d = double __attribute__((vector_size(64)));

@@ -18,6 +18,10 @@ namespace cuem::cpu {
 /// Rows per E-step block: two vectors of 8 doubles.
 constexpr int kBlockRows = 16;
 
+/// The instruction-set level whose clones of these kernels run on this CPU (as the
+/// loader picks them), for `cuem info`.
+const char* kernel_level() noexcept;
+
 constexpr int pad4(int n) noexcept { return (n + 3) / 4 * 4; }
 constexpr int pad8(int n) noexcept { return (n + 7) / 8 * 8; }
 

@@ -266,8 +266,14 @@ Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& n
       if (!parse_number(f, &v)) {
         const std::string_view u = !f.empty() && (f[0] == '+' || f[0] == '-') ? f.substr(1) : f;
         const bool hex = u.size() > 2 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X');
+        // "5,1" from a locale that writes a decimal comma (with ';' between fields).
+        std::string dotted(f);
+        const auto comma = dotted.find(',');
+        if (comma != std::string::npos) dotted[comma] = '.';
+        const bool decimal_comma = comma != std::string::npos && parse_number(dotted, &v);
         throw DataError(where(name, line_no) + "column " + std::to_string(c) + " ('" + shown(f) +
                         "') is not a number" + (hex ? " (only decimal numbers are read)" : "") +
+                        (decimal_comma ? " (a decimal comma? only a decimal point is read: write " + dotted + ")" : "") +
                         (o.columns.empty() ? "; choose numeric columns with --columns, 0-based" : ""));
       }
       // Here, where the file line is known: the fit's own check could only name the row.

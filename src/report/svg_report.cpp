@@ -65,6 +65,52 @@ std::string with_minus(std::string s) {
   return s;
 }
 
+// "10¹²", "10⁻³".
+std::string power_of_ten(int exponent) {
+  std::string s = "10";
+  if (exponent < 0) s += "\u207b";
+  for (char c : std::to_string(std::abs(exponent))) s += kSuperscript[c - '0'];
+  return s;
+}
+
+// x rounded to a multiple of 10^k, computed so that the result is the double nearest
+// that multiple (10^|k| is exact for |k| <= 22), which keeps its shortest text clean.
+double round_to_power(double x, int k) {
+  return k >= 0 ? std::round(x / std::pow(10.0, k)) * std::pow(10.0, k)
+                : std::round(x * std::pow(10.0, -k)) / std::pow(10.0, -k);
+}
+
+// A positive axis offset in the fewest digits that give it back exactly: "16.813",
+// "10¹²", "1.23456789×10⁹".
+std::string offset_text(double v) {
+  char buf[64];
+  if (v >= 1e-3 && v < 1e5) {
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+    return r.ec == std::errc() ? std::string(buf, r.ptr) : "0";
+  }
+  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  if (r.ec != std::errc()) return "0";
+  const std::string sci(buf, r.ptr);  // "1.23456789e+09"
+  const std::size_t e = sci.find('e');
+  const std::string mantissa = sci.substr(0, e);
+  const std::string power = power_of_ten(std::stoi(sci.substr(e + 1)));
+  return mantissa == "1" ? power : mantissa + "\u00d7" + power;
+}
+
+// An offset for ticks over [lo, hi] with spacing `step` that need one (see Ticks): the
+// roundest multiple of a power of ten that keeps every label within five ranges of zero,
+// so that the labels differ in their leading digits.
+double tick_offset(double lo, double hi, double step) {
+  const double span = hi - lo, mid = 0.5 * (lo + hi);
+  const int k_min = static_cast<int>(std::floor(std::log10(step)));
+  const int k_max = std::max(k_min, static_cast<int>(std::floor(std::log10(std::max(std::fabs(lo), std::fabs(hi))))));
+  for (int k = k_max; k > k_min; --k) {
+    const double off = round_to_power(mid, k);
+    if (std::max(std::fabs(lo - off), std::fabs(hi - off)) <= 5.0 * span) return off;
+  }
+  return round_to_power(mid, k_min);  // within (step + span) / 2 <= span of both ends
+}
+
 }  // namespace
 
 void widen_range(double& lo, double& hi, double pad) {
@@ -85,10 +131,13 @@ void widen_range(double& lo, double& hi, double pad) {
 
 std::string exponent_suffix(int exponent) {
   if (exponent == 0) return {};
-  std::string s = " (\u00d710";
-  if (exponent < 0) s += "\u207b";
-  for (char c : std::to_string(std::abs(exponent))) s += kSuperscript[c - '0'];
-  return s + ")";
+  return " (\u00d7" + power_of_ten(exponent) + ")";
+}
+
+std::string axis_suffix(const Ticks& ticks) {
+  std::string s;
+  if (ticks.offset != 0.0) s = (ticks.offset > 0 ? " \u2212 " : " + ") + offset_text(std::fabs(ticks.offset));
+  return s + exponent_suffix(ticks.exponent);
 }
 
 Ticks nice_ticks(double lo, double hi, int target, bool integer) {
@@ -110,14 +159,21 @@ Ticks nice_ticks(double lo, double hi, int target, bool integer) {
   }
   if (integer) step = std::max(1.0, std::round(step));
 
+  // Labels of more than about five significant digits beyond what all ticks share read
+  // as one number (every tick of 1e12 + [0, 8] is "1.000000000000"): such ticks are
+  // labelled relative to an offset, as matplotlib's offset notation does.
   const double maxabs = std::max(std::fabs(lo), std::fabs(hi));
-  if (maxabs >= 1e5 || maxabs < 1e-3) t.exponent = std::clamp(static_cast<int>(std::floor(std::log10(maxabs))), -290, 290);
+  if (!integer && maxabs >= 1e4 * (hi - lo)) t.offset = tick_offset(lo, hi, step);
+  if (!std::isfinite(t.offset)) t.offset = 0.0;
+  const double relabs = std::max(std::fabs(lo - t.offset), std::fabs(hi - t.offset));
+  if (relabs >= 1e5 || relabs < 1e-3) t.exponent = std::clamp(static_cast<int>(std::floor(std::log10(relabs))), -290, 290);
   const double scale = std::pow(10.0, -t.exponent);
   const double scaled_step = step * scale;
+  // Decimals that make the step a whole number (so neighbouring labels differ).
   int decimals = 0;
   while (decimals < 15) {
     const double v = scaled_step * std::pow(10.0, decimals);
-    if (std::fabs(v - std::round(v)) <= 1e-6 * std::max(1.0, v)) break;
+    if (std::round(v) >= 1.0 && std::fabs(v - std::round(v)) <= 1e-6 * v) break;
     ++decimals;
   }
   const double first = std::ceil(lo / step - 1e-9);
@@ -125,8 +181,10 @@ Ticks nice_ticks(double lo, double hi, int target, bool integer) {
   for (double i = first; i <= last && t.values.size() < 100; i += 1.0) {
     double v = i * step;
     if (std::fabs(v) < 1e-9 * step) v = 0.0;
+    double rel = v - t.offset;
+    if (std::fabs(rel) < 1e-9 * step) rel = 0.0;
     t.values.push_back(v);
-    t.labels.push_back(with_minus(fixed(v * scale, decimals)));
+    t.labels.push_back(with_minus(fixed(rel * scale, decimals)));
   }
   return t;
 }
@@ -382,11 +440,13 @@ using detail::Ticks;
 using detail::with_minus;
 using detail::xml_escape;
 
-// Okabe & Ito's colour-blind-safe palette, black replaced by a dark grey (the means are
-// marked in a darker shade of their component's colour). Cycles for larger K.
-constexpr const char* kPalette[] = {"#0072B2", "#E69F00", "#009E73", "#D55E00",
-                                    "#CC79A7", "#56B4E9", "#F0E442", "#555555"};
-constexpr int kPaletteSize = 8;
+// Ten clearly distinct colours (the values of matplotlib's "tab10"); the means are marked
+// in a darker shade of their component's colour. Past ten components the colours come
+// round again: components 10 to 19 are drawn as rings (dotted curves for D == 1), and
+// the caption says so.
+constexpr const char* kPalette[] = {"#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD",
+                                    "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF"};
+constexpr int kPaletteSize = 10;
 
 constexpr double kWidth = 1140, kHeight = 540;  // the height grows with the captions
 constexpr double kPlotTop = 100, kPlotBottom = 420;
@@ -436,6 +496,17 @@ std::string thousands(std::size_t n) {
 
 std::string colour(int k) { return kPalette[k % kPaletteSize]; }
 
+// The second round of colours (components 10 to 19) is drawn hollow.
+bool hollow(int k) { return k / kPaletteSize == 1; }
+
+// What the caption says when colours repeat; empty for K <= 10.
+std::string palette_note(int K, const char* hollow_marks) {
+  if (K <= kPaletteSize) return {};
+  return "Colours repeat after " + std::to_string(kPaletteSize) + " components: components " +
+         std::to_string(kPaletteSize) + "\u2013" + std::to_string(std::min(K, 2 * kPaletteSize) - 1) + " are drawn " +
+         hollow_marks + (K > 2 * kPaletteSize ? ", and from " + std::to_string(2 * kPaletteSize) + " on both colours and marks repeat." : ".");
+}
+
 // The palette colour mixed 35% towards black: ellipse strokes and mean markers drawn
 // over points of their own colour.
 std::string dark_colour(int k) {
@@ -451,12 +522,14 @@ std::string dark_colour(int k) {
   return out;
 }
 
-double text_width(std::string_view utf8, double font_size) {
-  std::size_t chars = 0;  // code points
+double code_points(std::string_view utf8) {
+  std::size_t chars = 0;
   for (unsigned char c : utf8)
     if ((c & 0xC0) != 0x80) ++chars;
-  return 0.62 * font_size * static_cast<double>(chars);
+  return static_cast<double>(chars);
 }
+
+double text_width(std::string_view utf8, double font_size) { return 0.62 * font_size * code_points(utf8); }
 
 // Text cut in the middle, at code points, to fit an estimated width: long paths keep
 // both their start and their file name.
@@ -571,13 +644,16 @@ void draw_axes(Svg& svg, const Plot& p, const std::string& heading, const std::s
     svg.line(p.x0 - 4, y, p.x0, y, "#8A9099", 1);
     svg.text(p.x0 - 7, y + 4, p.yt.labels[i], kTickFont, "end", kMuted);
   }
-  svg.text(0.5 * (p.x0 + p.x1), p.y1 + 40,
-           fit_text(xtitle, p.x1 - p.x0 - 70, kAxisTitleFont) + detail::exponent_suffix(p.xt.exponent), kAxisTitleFont,
-           "middle");
+  // The titles are cut to fit with their offset and exponent, which are never cut. The
+  // y title may run a little past the plot's ends: nothing else is drawn beside them.
+  const auto title = [](const std::string& name, const std::string& suffix, double width) {
+    return fit_text(name, std::max(width - 0.55 * kAxisTitleFont * code_points(suffix), 60.0), kAxisTitleFont) + suffix;
+  };
+  svg.text(0.5 * (p.x0 + p.x1), p.y1 + 40, title(xtitle, detail::axis_suffix(p.xt), p.x1 - p.x0 - 70),
+           kAxisTitleFont, "middle");
   const double ty = 0.5 * (p.y0 + p.y1);
   const std::string rotate = "transform=\"rotate(-90 " + px(left + 12) + " " + px(ty) + ")\"";
-  svg.text(left + 12, ty, fit_text(ytitle, p.y1 - p.y0 - 60, kAxisTitleFont) + detail::exponent_suffix(p.yt.exponent),
-           kAxisTitleFont, "middle", kInk,
+  svg.text(left + 12, ty, title(ytitle, detail::axis_suffix(p.yt), p.y1 - p.y0 + 20), kAxisTitleFont, "middle", kInk,
            rotate.c_str());
   svg.text(p.x0, p.y0 - 14, heading, 15, "start", kInk, "font-weight=\"bold\"");
   svg.out += "</g>\n";
@@ -642,7 +718,10 @@ void draw_trace(Svg& svg, const FitResult& result) {
 
   // The first iterations from a poor start can lie so far below the rest that the climb
   // that matters is a flat line; up to three of them are then left below the plot when
-  // each one stretches the range more than eightfold.
+  // each one stretches the range more than eightfold. The range compared is the axis the
+  // plot would get (widened as layout_plot widens it): when the later iterations are all
+  // equal it is not zero but a band around them, which may well hold the earlier ones.
+  constexpr double kPad = 0.04;
   const auto low_from = [&](int first) {
     double lo = std::numeric_limits<double>::infinity();
     for (const TracePoint& t : result.trace)
@@ -652,12 +731,15 @@ void draw_trace(Svg& svg, const FitResult& result) {
   int skipped = 0;
   while (skipped < 3) {
     const double next = low_from(skipped + 2);
-    if (!std::isfinite(next) || !(yhi - low_from(skipped + 1) > 8.0 * (yhi - next))) break;
+    if (!std::isfinite(next)) break;
+    double axis_lo = next, axis_hi = yhi;
+    detail::widen_range(axis_lo, axis_hi, kPad);
+    if (!(axis_hi - low_from(skipped + 1) > 8.0 * (axis_hi - axis_lo))) break;
     ++skipped;
     ylo = next;
   }
 
-  const Plot p = layout_plot(left, right, 1, xmax, ylo, yhi, true, 0.04);
+  const Plot p = layout_plot(left, right, 1, xmax, ylo, yhi, true, kPad);
   draw_axes(svg, p, "Log-likelihood per iteration", "iteration", "mean log-likelihood per point", left);
   svg.out += "<clipPath id=\"cuem-trace-clip\">";
   svg.rect(p.x0 - 6, p.y0 - 6, p.x1 - p.x0 + 12, p.y1 - p.y0 + 6, "");
@@ -739,7 +821,7 @@ void draw_trace(Svg& svg, const FitResult& result) {
   }
   caption.emplace_back("Final lower bound (mean log-likelihood per point): " + pretty(result.lower_bound, 6) + ".",
                        kInk);
-  if (skipped > 0)
+  if (skipped > 0 && low_from(1) < p.yt.lo)
     caption.emplace_back((skipped == 1 ? std::string("Iteration 1 (at ")
                                        : "Iterations 1\u2013" + std::to_string(skipped) + " (from ") +
                              pretty(low_from(1), 3) + (skipped == 1 ? ") lies" : ") lie") + " below the plot.",
@@ -811,7 +893,9 @@ void draw_legend_components(Svg& svg, double x, double y0, double y_max, const M
   const int shown = K <= fits ? K : fits - 1;
   for (int k = 0; k < shown; ++k, y += 18) {
     if (lines)
-      svg.line(x, y - 4, x + 14, y - 4, colour(k), 2.2, "stroke-dasharray=\"4 2\"");
+      svg.line(x, y - 4, x + 14, y - 4, colour(k), 2.2, hollow(k) ? "stroke-dasharray=\"1.5 2\"" : "stroke-dasharray=\"4 2\"");
+    else if (hollow(k))
+      svg.rect(x + 1, y - 9, 10, 10, "fill=\"none\" stroke=\"" + colour(k) + "\" stroke-width=\"2\" rx=\"5\"");
     else
       svg.rect(x, y - 10, 12, 12, "fill=\"" + colour(k) + "\" rx=\"2\"");
     svg.text(x + 20, y, std::to_string(k) + "  weight " + fixed(model.weights[static_cast<std::size_t>(k)], 2), 11.5);
@@ -826,7 +910,7 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
 
   // The projection.
   std::vector<double> P(2 * D, 0.0), centre(D, 0.0);
-  std::string xtitle, ytitle, plane, pca_note;
+  std::string xtitle, ytitle, xname, yname, plane, pca_note;
   if (o.axes == Axes::principal) {
     const detail::PrincipalAxes pa = detail::principal_axes(X, o.seed);
     P = pa.axes;
@@ -838,13 +922,15 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
     };
     xtitle = share(0);
     ytitle = share(1);
+    xname = "PC1";
+    yname = "PC2";
     plane = "the data's top two principal axes";
     if (pa.rows_used < N) pca_note = "(Axes and variances from a sample of " + thousands(pa.rows_used) + " points.)";
   } else {
     P[0] = 1.0;
     P[D + 1] = 1.0;
-    xtitle = axis_name(o, 0);
-    ytitle = axis_name(o, 1);
+    xtitle = xname = axis_name(o, 0);
+    ytitle = yname = axis_name(o, 1);
     plane = "the first two features";
   }
   const auto project = [&](const double* x, double& u, double& v) {
@@ -923,11 +1009,14 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
     std::swap(order[i - 1], order[detail::uniform_index(o.seed, detail::kStreamDrawOrder, i, i)]);
   const double r = M <= 500 ? 2.8 : M <= 2000 ? 2.2 : M <= 10000 ? 1.7 : 1.2;
   const double alpha = M <= 500 ? 0.7 : M <= 2000 ? 0.6 : M <= 10000 ? 0.45 : 0.3;
-  svg.out += "<g class=\"points\" fill-opacity=\"" + fixed(alpha, 2) + "\">\n";
+  svg.out += "<g class=\"points\" fill-opacity=\"" + fixed(alpha, 2) + "\"" +
+             (K > kPaletteSize ? " stroke-opacity=\"" + fixed(std::min(1.0, alpha + 0.2), 2) + "\"" : std::string()) +
+             ">\n";
   const std::string radius = px(r);
   for (std::size_t i : order) {
-    svg.out += "<circle class=\"c" + std::to_string(labels[i] % kPaletteSize) + "\" cx=\"" + px(p.X(uv[2 * i])) +
-               "\" cy=\"" + px(p.Y(uv[2 * i + 1])) + "\" r=\"" + radius + "\"/>\n";
+    svg.out += std::string("<circle class=\"") + (hollow(labels[i]) ? "r" : "c") +
+               std::to_string(labels[i] % kPaletteSize) + "\" cx=\"" + px(p.X(uv[2 * i])) + "\" cy=\"" +
+               px(p.Y(uv[2 * i + 1])) + "\" r=\"" + radius + "\"/>\n";
   }
   svg.out += "</g>\n";
 
@@ -936,6 +1025,10 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
   const double sx = (p.x1 - p.x0) / (p.xt.hi - p.xt.lo), sy = (p.y1 - p.y0) / (p.yt.hi - p.yt.lo);
   svg.out += "<g class=\"ellipses\" fill=\"none\">\n";
   int enclosing = 0;
+  // Components whose 1-sigma contour reaches far past the plot along one axis: only the
+  // sides of their ellipses show, as near-straight lines; the caption says why.
+  std::vector<int> tall, wide;
+  double tall_sd = 0, wide_sd = 0;
   for (int k = 0; k < K; ++k) {
     const double a = sx * sx * cov[3 * k], b = -sx * sy * cov[3 * k + 1], c = sy * sy * cov[3 * k + 2];
     const double mid = 0.5 * (a + c), rad = std::hypot(0.5 * (a - c), b);
@@ -952,6 +1045,14 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
           holds_plot = holds_plot && (c * vx * vx - 2 * b * vx * vy + a * vy * vy) / det < 1.0;
         }
       if (holds_plot) ++enclosing;
+      if (!holds_plot && std::sqrt(c) > 10 * (p.y1 - p.y0)) {
+        tall.push_back(k);
+        tall_sd = std::max(tall_sd, std::sqrt(cov[3 * k + 2]));
+      }
+      if (!holds_plot && std::sqrt(a) > 10 * (p.x1 - p.x0)) {
+        wide.push_back(k);
+        wide_sd = std::max(wide_sd, std::sqrt(cov[3 * k]));
+      }
     }
     for (int sigma = 2; sigma >= 1; --sigma) {
       const double rx = std::min(sigma * std::sqrt(l1), 1e5), ry = std::min(sigma * std::sqrt(l2), 1e5);
@@ -993,6 +1094,28 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
     caption.emplace_back(std::to_string(enclosing) + (enclosing == 1 ? " component's ellipses enclose" : " components' ellipses enclose") +
                              " the whole plot and cannot be seen.",
                          kMuted);
+  const auto cut_off = [&](const std::vector<int>& ks, double sd, const char* shape, const std::string& axis,
+                           const Ticks& t) {
+    if (ks.empty()) return;
+    std::string which;
+    if (ks.size() > 4) {
+      which = "of " + std::to_string(ks.size()) + " components";
+    } else {
+      which = ks.size() == 1 ? "of component " : "of components ";
+      for (std::size_t i = 0; i < ks.size(); ++i)
+        which += (i == 0 ? "" : i + 1 == ks.size() ? " and " : ", ") + std::to_string(ks[i]);
+    }
+    caption.emplace_back("The ellipses " + which + " are far " + shape + " than the plot (1\u03c3 along " + axis +
+                             (ks.size() > 1 ? " up to " : ": ") + pretty(sd, 3) + ", against a plotted range of " +
+                             pretty(t.hi - t.lo, 3) +
+                             "), so only their sides show. A variance so far beyond the points' spread usually "
+                             "comes from reg_covar, the constant added to each covariance's diagonal, on a feature "
+                             "of tiny scale.",
+                         kMuted);
+  };
+  cut_off(tall, tall_sd, "taller", yname, p.yt);
+  cut_off(wide, wide_sd, "wider", xname, p.xt);
+  if (const std::string note = palette_note(K, "as rings"); !note.empty()) caption.emplace_back(note, kMuted);
   if (!pca_note.empty()) caption.emplace_back(pca_note, kMuted);
   draw_caption(svg, p.x0, kRightRegion[1], caption);
 }
@@ -1092,7 +1215,8 @@ void draw_histogram(Svg& svg, const FitResult& result, DataView X, const ReportO
   svg.polyline(curve(mix, 0.0), std::string("stroke=\"") + kInk + "\" stroke-width=\"2.6\" stroke-linejoin=\"round\"");
   for (int k = 0; k < K; ++k)
     svg.polyline(curve(comp[static_cast<std::size_t>(k)], 2e-3 * (p.yt.hi - p.yt.lo)),
-                 "stroke=\"" + colour(k) + "\" stroke-width=\"2\" stroke-dasharray=\"6 3\" stroke-linejoin=\"round\"");
+                 "stroke=\"" + colour(k) + "\" stroke-width=\"2\" stroke-dasharray=\"" +
+                     (hollow(k) ? "1.5 2.5" : "6 3") + "\" stroke-linejoin=\"round\"");
   svg.out += "</g>\n";
 
   const double lx = p.x1 + 16;
@@ -1105,6 +1229,7 @@ void draw_histogram(Svg& svg, const FitResult& result, DataView X, const ReportO
                            " bins); solid: the fitted mixture density; dashed: each component's weighted density "
                            "w\u2096 N(x; \u03bc\u2096, \u03c3\u2096\u00b2).",
                        kInk);
+  if (const std::string note = palette_note(K, "dotted"); !note.empty()) caption.emplace_back(note, kMuted);
   draw_caption(svg, p.x0, kRightRegion[1], caption);
 }
 
@@ -1147,6 +1272,9 @@ std::string render_svg(const FitResult& result, DataView X, const ReportOptions&
          "\" font-family=\"'DejaVu Sans', 'Helvetica Neue', Arial, sans-serif\">\n";
   doc += "<title>" + xml_escape("cuem report: " + title) + "</title>\n<style>";
   for (int k = 0; k < kPaletteSize; ++k) doc += ".c" + std::to_string(k) + "{fill:" + kPalette[k] + "}";
+  if (D >= 2 && K > kPaletteSize)
+    for (int k = 0; k < kPaletteSize; ++k)
+      doc += ".r" + std::to_string(k) + "{fill:none;stroke:" + kPalette[k] + ";stroke-width:1.3}";
   doc += "</style>\n<rect x=\"0\" y=\"0\" width=\"" + px(kWidth) + "\" height=\"" + px(height) + "\" fill=\"white\"/>\n";
   doc += svg.out;
   doc += "</svg>\n";

@@ -13,13 +13,17 @@
 namespace cuem::report::detail {
 
 /// Ticks of one plot axis over [lo, hi] (already padded by the caller). Labels are
-/// value / 10^exponent with just enough decimals to tell the ticks apart; the exponent is
-/// non-zero only for very large or very small ranges and is shown once, in the axis title.
+/// (value - offset) / 10^exponent with just enough decimals to tell the ticks apart. The
+/// offset is a round number, non-zero only when the range is narrow beside its distance
+/// from zero (1e12 + [0, 8]), where plain labels would need a dozen digits; the exponent
+/// is non-zero only for very large or very small (offset) values. Both are shown once, in
+/// the axis title (axis_suffix).
 struct Ticks {
   double lo = 0, hi = 1;            ///< the axis range
   std::vector<double> values;
   std::vector<std::string> labels;  ///< UTF-8, negative numbers with a true minus sign
   int exponent = 0;
+  double offset = 0;
 };
 
 /// [lo, hi] widened to a usable range: a zero-width or non-finite range becomes one of
@@ -32,6 +36,11 @@ Ticks nice_ticks(double lo, double hi, int target, bool integer);
 
 /// " (×10⁶)" for exponent 6; empty for 0.
 std::string exponent_suffix(int exponent);
+
+/// What an axis title needs after the name for its tick labels to read as values: the
+/// offset taken away, then the exponent: " − 10¹² (×10⁻³)", " + 16.813", " (×10⁶)", or
+/// empty.
+std::string axis_suffix(const Ticks& ticks);
 
 /// All eigenpairs of a symmetric n x n matrix (row-major) by cyclic Jacobi rotations, in
 /// float64: eigenvalues in descending order, eigenvectors as the matching rows of
