@@ -889,9 +889,12 @@ void draw_legend_components(Svg& svg, double x, double y0, double y_max, const M
   const int K = model.n_components;
   svg.text(x, y0, "Component", 12.5, "start", kInk, "font-weight=\"bold\"");
   double y = y0 + 20;
-  const int fits = std::max(1, static_cast<int>((y_max - y) / 18));
+  // Rows close up to 14 px so that a few more components (the ring-marked ones past the
+  // tenth among them) find room.
+  const double row = std::clamp((y_max - y) / std::max(K, 1), 14.0, 18.0);
+  const int fits = std::max(1, static_cast<int>((y_max - y) / row));
   const int shown = K <= fits ? K : fits - 1;
-  for (int k = 0; k < shown; ++k, y += 18) {
+  for (int k = 0; k < shown; ++k, y += row) {
     if (lines)
       svg.line(x, y - 4, x + 14, y - 4, colour(k), 2.2, hollow(k) ? "stroke-dasharray=\"1.5 2\"" : "stroke-dasharray=\"4 2\"");
     else if (hollow(k))

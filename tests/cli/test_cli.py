@@ -90,6 +90,10 @@ def test_info(cuem):
     # --json is accepted before and after the command name
     j2 = json.loads(cuem("info", "--json").stdout)
     assert j2["version"] == j["version"]
+    assert j["cpu_kernels"].startswith(("x86-64", "one portable build"))
+    assert j["compiler"].split()[0] in ("GCC", "Clang")
+    if not j["devices"]:  # the reason reads as one a user can act on
+        assert "cudaError" not in j["devices_note"], j["devices_note"]
 
 
 # ---- generate --------------------------------------------------------------------------------
@@ -387,6 +391,12 @@ def test_select_candidate_with_more_components_than_points(cuem, tmp_path):
     c = {x["k"]: x for x in j["candidates"]}
     assert c[6]["ok"] is False and "error" in c[6]
     assert j["best"]["k"] in range(1, 6)
+    # The table gives a run of such candidates one line.
+    out = cuem("-q", "select", "x.npy", "-k", "1:40", "--covariance", "spherical,diag", "--reg-covar", 1e-3).stdout
+    assert re.search(r"^6-40\s+spherical\s+skipped: more components than the 5 points$", out, re.M), out
+    assert re.search(r"^6-40\s+diag\s+skipped", out, re.M), out
+    out = cuem("-q", "select", "x.npy", "-k", "2,7,9", "--covariance", "spherical", "--reg-covar", 1e-3).stdout
+    assert re.search(r"^\s*7,9\s+spherical\s+skipped", out, re.M), out
 
 
 # ---- the model file round trip --------------------------------------------------------------

@@ -280,6 +280,37 @@ def test_compressed_and_foreign_files_are_named_not_parsed(cuem, helpers, tmp_pa
     fails(cuem, helpers, tmp_path, ["fit", name, "-k", 1], BAD_DATA, words)
 
 
+def test_a_decimal_comma_is_named(cuem, helpers, tmp_path):
+    (tmp_path / "x.csv").write_text("a;b\n5,1;3,5\n4,9;3\n")
+    fails(cuem, helpers, tmp_path, ["fit", "x.csv", "-k", 1], BAD_DATA,
+          ["x.csv:2:", "('5,1') is not a number", "decimal comma", "write 5.1"])
+
+
+def test_an_unnamed_first_column_is_noted_as_a_likely_index(cuem, tmp_path):
+    # pandas' DataFrame.to_csv writes the index first, under an empty name.
+    X = data()
+    lines = [",a,b,c"] + [f"{i}," + ",".join(repr(float(v)) for v in row) for i, row in enumerate(X)]
+    (tmp_path / "pd.csv").write_text("\n".join(lines) + "\n")
+    proc = cuem("fit", "pd.csv", *FIT)
+    assert "column 0 has no name" in proc.stderr and "--columns 1,2,3" in proc.stderr
+    np.save(tmp_path / "x.npy", X)
+    assert lower_bound(cuem, "pd.csv", "--columns", "1,2,3") == lower_bound(cuem, "x.npy")
+    assert "no name" not in cuem("fit", "pd.csv", "--columns", "1,2,3", *FIT).stderr
+    assert "no name" not in cuem("-q", "fit", "pd.csv", *FIT).stderr
+
+
+def test_data_without_names_for_a_named_model_is_noted(cuem, tmp_path):
+    X = data()
+    (tmp_path / "named.csv").write_text("a,b,c\n" + "".join(",".join(repr(float(v)) for v in r) + "\n" for r in X))
+    np.save(tmp_path / "x.npy", X)
+    cuem("-q", "fit", "named.csv", *FIT, "-o", "m.json")
+    for cmd in (["score", "m.json", "x.npy"], ["predict", "m.json", "x.npy", "-o", "l.npy"]):
+        assert "has no column names, but the model was fitted with named features" in cuem(*cmd).stderr
+    np.save(tmp_path / "x.npy", X)
+    cuem("-q", "fit", "x.npy", *FIT, "-o", "m2.json")
+    assert "column names" not in cuem("score", "m2.json", "x.npy").stderr
+
+
 def test_binary_bytes_in_a_message_are_escaped(cuem, helpers, tmp_path):
     (tmp_path / "x.csv").write_bytes(b"a,b\n1,2\n3,\x01\x9bz\n")
     err = fails(cuem, helpers, tmp_path, ["fit", "x.csv", "-k", 1], BAD_DATA, ["x.csv:3:", r"('\x01\x9Bz')"])
