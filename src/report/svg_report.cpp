@@ -1110,14 +1110,15 @@ void draw_scatter(Svg& svg, const FitResult& result, DataView X, const ReportOpt
     }
     caption.emplace_back("The ellipses " + which + " are far " + shape + " than the plot (1\u03c3 along " + axis +
                              (ks.size() > 1 ? " up to " : ": ") + pretty(sd, 3) + ", against a plotted range of " +
-                             pretty(t.hi - t.lo, 3) +
-                             "), so only their sides show. A variance so far beyond the points' spread usually "
-                             "comes from reg_covar, the constant added to each covariance's diagonal, on a feature "
-                             "of tiny scale.",
+                             pretty(t.hi - t.lo, 3) + "), so only their sides show.",
                          kMuted);
   };
   cut_off(tall, tall_sd, "taller", yname, p.yt);
   cut_off(wide, wide_sd, "wider", xname, p.xt);
+  if (!tall.empty() || !wide.empty())
+    caption.back().first +=
+        " A variance so far beyond the points' spread usually comes from reg_covar, the constant added to each "
+        "covariance's diagonal, on a feature of tiny scale.";
   if (const std::string note = palette_note(K, "as rings"); !note.empty()) caption.emplace_back(note, kMuted);
   if (!pca_note.empty()) caption.emplace_back(pca_note, kMuted);
   draw_caption(svg, p.x0, kRightRegion[1], caption);

@@ -124,49 +124,30 @@ def test_text_outputs_follow_the_extension_and_read_back(cuem, tmp_path, ext, de
     assert len((tmp_path / ("s" + ext)).read_text().splitlines()) == 7
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "-n", 10, "-o", "x.bin"],
-    ["generate", "-n", 10, "-o", "x.npy", "--labels", "lab.json"],
-    ["predict", "m.json", "g.npy", "-o", "labels"],
-    ["sample", "m.json", "-n", 3, "-o", "s.dat"],
+@pytest.mark.parametrize("argv,words", [
+    # a data output with an unknown extension
+    (["generate", "-n", 10, "-o", "x.bin"], ".npy, or text as .csv, .tsv or .txt"),
+    (["generate", "-n", 10, "-o", "x.npy", "--labels", "lab.json"], ".npy, or text as .csv, .tsv or .txt"),
+    (["predict", "m.json", "g.npy", "-o", "labels"], ".npy, or text as .csv, .tsv or .txt"),
+    (["sample", "m.json", "-n", 3, "-o", "s.dat"], ".npy, or text as .csv, .tsv or .txt"),
+    # a model output named as data
+    (["fit", "g.npy", "-k", 2, "-o", "model.npy"], "a model is written as JSON"),
+    (["fit", "g.npy", "-k", 2, "-o", "labels.CSV"], "a model is written as JSON"),
+    (["select", "g.npy", "-k", "1:2", "-o", "best.tsv"], "a model is written as JSON"),
+    # an empty value: -o "" (an unset shell variable, say) must not read as no -o
+    (["fit", "g.npy", "-k", 2, "-o", ""], "an empty value is not allowed"),
+    (["fit", "g.npy", "-k", 2, "--trace", ""], "an empty value is not allowed"),
+    (["fit", "", "-k", 2], "an empty value is not allowed"),
+    (["predict", "m.json", "g.npy", "--proba", ""], "an empty value is not allowed"),
+    (["generate", "-n", 10, "-o", "x.npy", "--labels", ""], "an empty value is not allowed"),
+    (["fit", "g.npy", "-k", 2, "--device", ""], "an empty value is not allowed"),
 ])
-def test_a_data_output_with_an_unknown_extension_is_refused(cuem, tmp_path, argv):
+def test_output_names_and_empty_values_are_usage_errors(cuem, tmp_path, argv, words):
     cuem("-q", "generate", "-n", 50, "-d", 2, "-k", 2, "-o", "g.npy")
     cuem("-q", "fit", "g.npy", "-k", 2, "-o", "m.json")
     before = listing(tmp_path)
     proc = cuem(*argv, expect=USAGE)
-    assert ".npy, or text as .csv, .tsv or .txt" in proc.stderr
-    assert listing(tmp_path) == before
-
-
-@pytest.mark.parametrize("argv", [
-    ["fit", "g.npy", "-k", 2, "-o", "model.npy"],
-    ["fit", "g.npy", "-k", 2, "-o", "labels.CSV"],
-    ["select", "g.npy", "-k", "1:2", "-o", "best.tsv"],
-])
-def test_a_model_output_named_as_data_is_refused(cuem, tmp_path, argv):
-    cuem("-q", "generate", "-n", 50, "-d", 2, "-k", 2, "-o", "g.npy")
-    before = listing(tmp_path)
-    proc = cuem(*argv, expect=USAGE)
-    assert "a model is written as JSON" in proc.stderr
-    assert listing(tmp_path) == before
-
-
-@pytest.mark.parametrize("argv", [
-    ["fit", "g.npy", "-k", 2, "-o", ""],
-    ["fit", "g.npy", "-k", 2, "--trace", ""],
-    ["fit", "", "-k", 2],
-    ["predict", "m.json", "g.npy", "--proba", ""],
-    ["generate", "-n", 10, "-o", "x.npy", "--labels", ""],
-    ["fit", "g.npy", "-k", 2, "--device", ""],
-])
-def test_an_empty_value_is_a_usage_error_not_an_absent_option(cuem, tmp_path, argv):
-    # -o "" (an unset shell variable, say) must not fall back to printing the model.
-    cuem("-q", "generate", "-n", 50, "-d", 2, "-k", 2, "-o", "g.npy")
-    cuem("-q", "fit", "g.npy", "-k", 2, "-o", "m.json")
-    before = listing(tmp_path)
-    proc = cuem(*argv, expect=USAGE)
-    assert "an empty value is not allowed" in proc.stderr
+    assert words in proc.stderr
     assert proc.stdout == ""
     assert listing(tmp_path) == before
 
