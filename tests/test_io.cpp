@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -210,6 +211,52 @@ TEST(Csv, LargeTextGrowsByProjectionAndReportsProgress) {
     }
   }
   EXPECT_EQ(parse_csv(text, {}, "big.csv").values, want);  // the same without the callback
+}
+
+// Text streamed in (standard input) in chunks of any size gives what the whole text gives:
+// the same table, or the same error with the same line.
+TEST(Csv, StreamedTextMatchesTheWholeText) {
+  const std::vector<std::string> texts = {
+      "a;b;c\n1;2;3\n4;5;6\n",
+      "# comment\r\n1\t2\r\n\r\n3\t4e-3\r\n",
+      "\xEF\xBB\xBF" "x,y\n1,2\n3,4",  // no final line break
+      "  1  2   3\n4 5 6\n",
+      "\"p,q\",r\n\"1\",2\n",
+      "a,b\n1,2\n3,4,5\n",     // ragged: line 3
+      "a,b\n1,2\n\n# c\n3,x\n",  // not a number: line 5
+      "a,b\n",                 // only a header
+      "# only\n# comments\n",
+      " \n\t\n",                // empty
+      "a;b\n5,1;3\n",            // a decimal comma
+  };
+  for (const std::string& text : texts)
+    for (std::size_t head : {std::size_t{0}, std::size_t{1}, std::size_t{3}, text.size()})
+      for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{1} << 20}) {
+        const std::size_t h = std::min(head, text.size());
+        std::FILE* f = std::tmpfile();
+        ASSERT_NE(f, nullptr);
+        std::fwrite(text.data() + h, 1, text.size() - h, f);
+        std::rewind(f);
+        std::string want, got;
+        cuem::io::Table a, b;
+        try {
+          a = parse_csv(text, {}, "s.csv");
+        } catch (const std::exception& e) {
+          want = e.what();
+        }
+        try {
+          b = cuem::io::parse_csv_stream(f, text.substr(0, h), {}, "s.csv", chunk);
+        } catch (const std::exception& e) {
+          got = e.what();
+        }
+        std::fclose(f);
+        const std::string where = "text " + std::to_string(&text - texts.data()) + ", head " + std::to_string(h) +
+                                  ", chunk " + std::to_string(chunk);
+        EXPECT_EQ(got, want) << where;
+        EXPECT_EQ(b.values, a.values) << where;
+        EXPECT_EQ(b.column_names, a.column_names) << where;
+        EXPECT_EQ(b.rows, a.rows) << where;
+      }
 }
 
 cuem::Model fitted_model(cuem::CovarianceType type) {

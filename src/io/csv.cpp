@@ -1,9 +1,12 @@
 #include "io/csv.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "cuem/errors.hpp"
@@ -158,30 +161,12 @@ std::string shown(std::string_view f) {
 
 namespace {
 
-// Iterates over the lines that hold data or a header: blank and '#' lines are skipped.
-class LineReader {
- public:
-  explicit LineReader(std::string_view text) : text_(text) {}
-  bool next(std::string_view& line, std::size_t& line_no) {
-    while (pos_ < text_.size()) {
-      std::size_t eol = text_.find('\n', pos_);
-      if (eol == std::string_view::npos) eol = text_.size();
-      line = text_.substr(pos_, eol - pos_);
-      pos_ = eol + 1;
-      ++line_no_;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.find_first_not_of(" \t") == std::string_view::npos || line.front() == '#') continue;
-      line_no = line_no_;
-      return true;
-    }
-    return false;
-  }
-
- private:
-  std::string_view text_;
-  std::size_t pos_ = 0;
-  std::size_t line_no_ = 0;
-};
+// Whether a line (its '\n' removed) holds data or a header; blank and '#' lines do not.
+// Removes a trailing '\r' (CRLF files).
+bool content_line(std::string_view& line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line.find_first_not_of(" \t") != std::string_view::npos && line.front() != '#';
+}
 
 // The first line is a header when none of its fields is a number: a line that mixes
 // numbers and text (such as "1,NA" or "5.1,3.5,setosa") is data, and a bad field in it is
@@ -195,99 +180,182 @@ bool looks_like_header(const std::vector<std::string_view>& first) {
 
 std::string fields_text(std::size_t n) { return std::to_string(n) + (n == 1 ? " field" : " fields"); }
 
+// Takes the content lines of a text one at a time, in order: the first decides the
+// delimiter, the header and the columns; every later one is a row.
+class Parser {
+ public:
+  /// `total_bytes`: the whole text's size where it is known (0 where it streams in).
+  Parser(const CsvOptions& o, const std::string& name, std::size_t total_bytes)
+      : o_(o), name_(name), total_bytes_(total_bytes) {}
+
+  /// One content line with its file line number; `read` bytes of the text lie before
+  /// its end.
+  void line(std::string_view line, std::size_t line_no, std::size_t read) {
+    if (first_ && o_.delimiter == 0) delim_ = detect_delimiter(line);
+    if (const char* problem = split(line, delim_, fields_, scratch_)) throw DataError(where(name_, line_no) + problem);
+    if (first_) {
+      first_ = false;
+      if (!start()) return;  // a header
+    }
+    if (fields_.size() != n_fields_)
+      throw DataError(where(name_, line_no) + fields_text(fields_.size()) + " where the first line has " +
+                      fields_text(n_fields_) + " (ragged rows are not allowed)");
+    if (t_.values.size() + t_.cols > t_.values.capacity()) grow(read);
+    double v = 0.0;
+    // Columns are numbered from 0 in every message, as --columns counts them.
+    for (std::size_t c : keep_) {
+      const std::string_view f = fields_[c];
+      if (!parse_number(f, &v)) not_a_number(f, c, line_no);
+      // Here, where the file line is known: the fit's own check could only name the row.
+      if (!std::isfinite(v))
+        throw DataError(where(name_, line_no) + (std::isnan(v) ? "NaN" : "Inf") + " at row " +
+                        std::to_string(t_.rows) + ", column " + std::to_string(c) +
+                        " (0-based, rows counting data lines only" +
+                        (is_word(f) ? "" : "; '" + shown(f) + "' is beyond the float64 range") +
+                        "); remove or impute non-finite values");
+      t_.values.push_back(v);
+    }
+    ++t_.rows;
+  }
+
+  /// The table; DataError when the text held no data row.
+  Table finish() {
+    if (first_) throw DataError(name_ + ": no data rows (only comment lines)");
+    if (t_.rows == 0) throw DataError(name_ + ": no data rows (only a header line)");
+    return std::move(t_);
+  }
+
+ private:
+  // The first line: the delimiter, whether it is a header, the columns to keep. Returns
+  // whether the line is data.
+  bool start() {
+    n_fields_ = fields_.size();
+    const bool header =
+        o_.header == HeaderMode::present || (o_.header == HeaderMode::detect && looks_like_header(fields_));
+    if (header) {
+      for (std::string_view f : fields_) t_.column_names.emplace_back(f);
+      t_.named_columns = true;
+    } else {
+      t_.column_names = default_column_names(n_fields_);
+    }
+    if (o_.columns.empty()) {
+      for (std::size_t i = 0; i < n_fields_; ++i) keep_.push_back(i);
+    } else {
+      keep_ = resolve_columns(o_.columns, n_fields_, header ? &t_.column_names : nullptr,
+                              "the file has no header line to take names from (--header yes reads one)", name_);
+      std::vector<std::string> kept;
+      for (std::size_t i : keep_) kept.push_back(t_.column_names[i]);
+      t_.column_names = kept;
+    }
+    t_.cols = keep_.size();
+    return !header;
+  }
+
+  // Past the first MiB of a text of known size, the values grow to the size that the bytes
+  // read so far project for the whole, not by doubling: a vector that doubles can hold
+  // twice the data at its last step. (Before it, the sample is too small to project from;
+  // a stream's size is unknown, and it grows as vectors do.)
+  void grow(std::size_t read) {
+    if (total_bytes_ == 0 || read < (std::size_t{1} << 20)) return;
+    const double projected =
+        static_cast<double>(t_.values.size()) * static_cast<double>(total_bytes_) / static_cast<double>(read);
+    t_.values.reserve(static_cast<std::size_t>(projected * 1.02) + 64 * t_.cols + 1024);
+  }
+
+  [[noreturn]] void not_a_number(std::string_view f, std::size_t c, std::size_t line_no) const {
+    const std::string_view u = !f.empty() && (f[0] == '+' || f[0] == '-') ? f.substr(1) : f;
+    const bool hex = u.size() > 2 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X');
+    // "5,1" from a locale that writes a decimal comma (with ';' between fields).
+    std::string dotted(f);
+    const auto comma = dotted.find(',');
+    if (comma != std::string::npos) dotted[comma] = '.';
+    double v = 0.0;
+    const bool decimal_comma = comma != std::string::npos && parse_number(dotted, &v);
+    throw DataError(where(name_, line_no) + "column " + std::to_string(c) + " ('" + shown(f) + "') is not a number" +
+                    (hex ? " (only decimal numbers are read)" : "") +
+                    (decimal_comma ? " (a decimal comma? only a decimal point is read: write " + dotted + ")" : "") +
+                    (o_.columns.empty() ? "; choose numeric columns with --columns, 0-based" : ""));
+  }
+
+  const CsvOptions& o_;
+  const std::string& name_;
+  const std::size_t total_bytes_;
+  Table t_;
+  bool first_ = true;
+  char delim_ = o_.delimiter;
+  std::size_t n_fields_ = 0;
+  std::vector<std::size_t> keep_;
+  std::vector<std::string_view> fields_;
+  std::string scratch_;
+};
+
+bool all_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
+
 }  // namespace
 
 Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& name,
                 const std::function<void(std::size_t)>& done_with) {
-  Table t;
   const char* const begin = text.data();
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte-order mark (Excel)
-  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) throw DataError(name + ": the file is empty");
-  LineReader lines(text);
-  std::string_view line;
-  std::size_t line_no = 0;
-  if (!lines.next(line, line_no)) throw DataError(name + ": no data rows (only comment lines)");
-  const char delim = o.delimiter != 0 ? o.delimiter : detect_delimiter(line);
-  std::vector<std::string_view> fields;
-  std::string scratch;
-  const auto split_line = [&] {
-    if (const char* problem = split(line, delim, fields, scratch)) throw DataError(where(name, line_no) + problem);
-  };
-  split_line();
-  const std::size_t n_fields = fields.size();
-
-  const bool header = o.header == HeaderMode::present || (o.header == HeaderMode::detect && looks_like_header(fields));
-  if (header) {
-    for (std::string_view f : fields) t.column_names.emplace_back(f);
-    t.named_columns = true;
-  } else {
-    t.column_names = default_column_names(n_fields);
-  }
-  std::vector<std::size_t> keep;
-  if (o.columns.empty()) {
-    for (std::size_t i = 0; i < n_fields; ++i) keep.push_back(i);
-  } else {
-    keep = resolve_columns(o.columns, n_fields, header ? &t.column_names : nullptr,
-                           "the file has no header line to take names from (--header yes reads one)", name);
-    std::vector<std::string> kept;
-    for (std::size_t i : keep) kept.push_back(t.column_names[i]);
-    t.column_names = kept;
-  }
-  t.cols = keep.size();
-
-  // Past the first MiB, the values grow to the size that the bytes read so far project
-  // for the whole text, not by doubling: a vector that doubles can hold twice the data at
-  // its last step. (Before it, the sample would be too small to project from.)
-  const auto grow = [&] {
-    const auto read = static_cast<std::size_t>(line.data() + line.size() - text.data()) + 1;
-    if (read < (std::size_t{1} << 20)) return;
-    const double projected =
-        static_cast<double>(t.values.size()) * static_cast<double>(text.size()) / static_cast<double>(read);
-    t.values.reserve(static_cast<std::size_t>(projected * 1.02) + 64 * t.cols + 1024);
-  };
+  if (all_blank(text)) throw DataError(name + ": the file is empty");
+  Parser parser(o, name, text.size());
   constexpr std::size_t kReleaseBytes = std::size_t{32} << 20;
-  std::size_t released = 0;
-  // Columns are numbered from 0 in every message, as --columns counts them.
-  double v = 0.0;
-  bool have_line = !header;  // without a header the first line is data
-  while (have_line || lines.next(line, line_no)) {
-    if (!have_line) split_line();
-    have_line = false;
-    if (t.values.size() + t.cols > t.values.capacity()) grow();
+  std::size_t released = 0, line_no = 0;
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    ++line_no;
+    if (content_line(line)) parser.line(line, line_no, eol);
     if (done_with) {
       const auto offset = static_cast<std::size_t>(line.data() - begin);
       if (offset - released >= kReleaseBytes) done_with(released = offset);
     }
-    if (fields.size() != n_fields)
-      throw DataError(where(name, line_no) + fields_text(fields.size()) + " where the first line has " +
-                      fields_text(n_fields) + " (ragged rows are not allowed)");
-    for (std::size_t c : keep) {
-      const std::string_view f = fields[c];
-      if (!parse_number(f, &v)) {
-        const std::string_view u = !f.empty() && (f[0] == '+' || f[0] == '-') ? f.substr(1) : f;
-        const bool hex = u.size() > 2 && u[0] == '0' && (u[1] == 'x' || u[1] == 'X');
-        // "5,1" from a locale that writes a decimal comma (with ';' between fields).
-        std::string dotted(f);
-        const auto comma = dotted.find(',');
-        if (comma != std::string::npos) dotted[comma] = '.';
-        const bool decimal_comma = comma != std::string::npos && parse_number(dotted, &v);
-        throw DataError(where(name, line_no) + "column " + std::to_string(c) + " ('" + shown(f) +
-                        "') is not a number" + (hex ? " (only decimal numbers are read)" : "") +
-                        (decimal_comma ? " (a decimal comma? only a decimal point is read: write " + dotted + ")" : "") +
-                        (o.columns.empty() ? "; choose numeric columns with --columns, 0-based" : ""));
-      }
-      // Here, where the file line is known: the fit's own check could only name the row.
-      if (!std::isfinite(v))
-        throw DataError(where(name, line_no) + (std::isnan(v) ? "NaN" : "Inf") + " at row " + std::to_string(t.rows) +
-                        ", column " + std::to_string(c) + " (0-based, rows counting data lines only" +
-                        (is_word(f) ? "" : "; '" + shown(f) + "' is beyond the float64 range") +
-                        "); remove or impute non-finite values");
-      t.values.push_back(v);
-    }
-    ++t.rows;
+    pos = eol + 1;
   }
-  if (t.rows == 0) throw DataError(name + ": no data rows (only a header line)");
-  return t;
+  return parser.finish();
+}
+
+Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& o, const std::string& name,
+                       std::size_t chunk_bytes) {
+  Parser parser(o, name, 0);
+  bool bom_checked = false;  // a UTF-8 byte-order mark (Excel) is dropped from the start
+  std::string pending = std::move(head);  // bytes whose line has not ended yet
+  std::size_t line_no = 0, read = 0;
+  bool blank = true;  // only white space so far
+  std::vector<char> chunk(std::max<std::size_t>(chunk_bytes, 1));
+  for (bool more = true; more;) {
+    const std::size_t n = std::fread(chunk.data(), 1, chunk.size(), in);
+    if (n < chunk.size()) {
+      if (std::ferror(in)) throw DataError("error reading " + name + ": " + std::strerror(errno));
+      more = false;
+    }
+    pending.append(chunk.data(), n);
+    if (!bom_checked && (pending.size() >= 3 || !more)) {
+      bom_checked = true;
+      if (pending.compare(0, 3, "\xEF\xBB\xBF") == 0) pending.erase(0, 3);
+    }
+    if (!bom_checked) continue;
+    // Every complete line (and, at the end, the last one without its '\n').
+    std::size_t pos = 0;
+    for (;;) {
+      std::size_t eol = pending.find('\n', pos);
+      if (eol == std::string::npos) {
+        if (more || pos == pending.size()) break;
+        eol = pending.size();
+      }
+      std::string_view line(pending.data() + pos, eol - pos);
+      ++line_no;
+      blank = blank && all_blank(line);
+      if (content_line(line)) parser.line(line, line_no, read + eol);
+      pos = eol + 1;
+      if (pos > pending.size()) break;
+    }
+    read += std::min(pos, pending.size());
+    pending.erase(0, std::min(pos, pending.size()));
+  }
+  if (blank) throw DataError(name + ": the file is empty");
+  return parser.finish();
 }
 
 Table read_csv(const std::string& path, const CsvOptions& o) {

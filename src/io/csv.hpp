@@ -5,6 +5,7 @@
 // it is a quote (RFC 4180; a quoted field cannot span lines). Values are decimal numbers
 // (optional sign, point and exponent) or inf/nan words; hexadecimal is not a number.
 #include <cstddef>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,12 @@ struct CsvOptions {
 /// be read again (a mapped file can then give those pages back).
 Table parse_csv(std::string_view text, const CsvOptions& options, const std::string& name,
                 const std::function<void(std::size_t)>& done_with = {});
+
+/// Parses CSV text as it streams in from `in` (standard input), after `head`, the bytes
+/// already read from it: memory holds the values and one chunk of text, not the whole
+/// text (`chunk_bytes` at a time). The same results and errors as parse_csv.
+Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& options, const std::string& name,
+                       std::size_t chunk_bytes = std::size_t{8} << 20);
 
 /// Reads and parses a file; a missing or unreadable file is a DataError.
 Table read_csv(const std::string& path, const CsvOptions& options = {});

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "cuem/errors.hpp"
 #include "io/mapped_file.hpp"
@@ -67,6 +70,20 @@ Table select(Table t, const std::vector<std::string>& columns, const std::string
   return t;
 }
 
+// Up to `n` bytes from the start of a stream (fewer only at its end).
+std::string read_some(std::FILE* in, std::size_t n) {
+  std::string out(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    const std::size_t r = std::fread(&out[got], 1, n - got, in);
+    if (r == 0) break;
+    got += r;
+  }
+  if (std::ferror(in)) throw DataError(std::string("error reading standard input: ") + std::strerror(errno));
+  out.resize(got);
+  return out;
+}
+
 }  // namespace
 
 bool looks_like_text(const std::string& bytes) {
@@ -88,7 +105,21 @@ Table load_data(const std::string& path, const LoadOptions& o) {
     throw InvalidArgument("--dims reads raw binary, and '" + name +
                           "' is a text file by its name; read it without --dims (and --dtype)");
   // Mapped, not read: the binary formats keep their float rows in place (mapped_file.hpp).
-  const std::shared_ptr<const FileBytes> file = FileBytes::open(path);
+  // Standard input is sniffed from its first bytes: text is parsed as it streams in, and
+  // anything else is read whole.
+  std::shared_ptr<const FileBytes> file;
+  if (is_stdin_name(path)) {
+    std::string head = read_some(stdin, 1024 + 3);
+    if (o.raw_dims == 0 && !npy_signature(head) && foreign_format(head, path).empty()) {
+      CsvOptions csv = o.csv;
+      csv.columns = o.columns;
+      return parse_csv_stream(stdin, std::move(head), csv, name);
+    }
+    head += read_file_bytes(path);  // the rest
+    file = FileBytes::adopt(std::move(head));
+  } else {
+    file = FileBytes::open(path);
+  }
   const unsigned char* data = file->data();
   const std::size_t size = file->size();
   // What the sniffing looks at: the signature, and text's first KiB after a byte-order mark.

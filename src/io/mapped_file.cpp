@@ -40,6 +40,14 @@ std::shared_ptr<const FileBytes> FileBytes::open(const std::string& path) {
   return f;
 }
 
+std::shared_ptr<const FileBytes> FileBytes::adopt(std::string bytes) {
+  std::shared_ptr<FileBytes> f(new FileBytes());
+  f->copy_ = std::move(bytes);
+  f->data_ = reinterpret_cast<const unsigned char*>(f->copy_.data());
+  f->size_ = f->copy_.size();
+  return f;
+}
+
 void FileBytes::done_with(std::size_t offset) const noexcept {
   if (!mapped_) return;
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
