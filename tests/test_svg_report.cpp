@@ -189,6 +189,63 @@ TEST(XmlChecker, RejectsBrokenDocuments) {
   EXPECT_NE(xml_problem("<a>"), "");
 }
 
+// ---- text, ticks and the plot rectangle, read back from a document ---------------------
+
+// The content of every <text> element, in order, joined by spaces: wrapped caption lines
+// read again as the sentences they were cut from.
+std::string all_text(const std::string& svg) {
+  static const std::regex re("<text[^>]*>([^<]*)</text>");
+  std::string out;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it)
+    out += (*it)[1].str() + " ";
+  return out;
+}
+
+struct AxisText {
+  std::vector<std::string> x_labels, y_labels;
+  std::string x_title, y_title;
+};
+
+// Tick labels and axis titles of the trace panel (right_panel false) or of the scatter.
+AxisText axis_text(const std::string& svg, bool right_panel) {
+  const std::size_t split = svg.find("class=\"trace\"");
+  const std::string part = right_panel ? svg.substr(split, svg.find("cuem-scatter-clip") - split) : svg.substr(0, split);
+  static const std::regex tick(
+      "font-size=\"11\" text-anchor=\"(middle|end)\" fill=\"#555555\">([^<]*)</text>");
+  static const std::regex title("font-size=\"13\" text-anchor=\"middle\"( transform=\"[^\"]*\")?>([^<]*)</text>");
+  AxisText t;
+  for (auto it = std::sregex_iterator(part.begin(), part.end(), tick); it != std::sregex_iterator(); ++it)
+    ((*it)[1] == "middle" ? t.x_labels : t.y_labels).push_back((*it)[2]);
+  for (auto it = std::sregex_iterator(part.begin(), part.end(), title); it != std::sregex_iterator(); ++it)
+    ((*it)[1].matched ? t.y_title : t.x_title) = (*it)[2];
+  return t;
+}
+
+double label_value(std::string label) {
+  const std::string minus = "\u2212";
+  if (label.compare(0, minus.size(), minus) == 0) label.replace(0, minus.size(), "-");
+  return std::stod(label);
+}
+
+void expect_distinct(const std::vector<std::string>& labels, const std::string& what) {
+  EXPECT_GE(labels.size(), 3u) << what;
+  EXPECT_EQ(std::set<std::string>(labels.begin(), labels.end()).size(), labels.size())
+      << what << ": every tick reads differently";
+}
+
+struct Rect {
+  double x, y, w, h;
+};
+
+Rect scatter_rect(const std::string& svg) {
+  static const std::regex re(
+      "<clipPath id=\"cuem-scatter-clip\"><rect x=\"([-0-9.]+)\" y=\"([-0-9.]+)\" width=\"([-0-9.]+)\" "
+      "height=\"([-0-9.]+)\"");
+  std::smatch m;
+  if (!std::regex_search(svg, m, re)) return {0, 0, 0, 0};
+  return {std::stod(m[1]), std::stod(m[2]), std::stod(m[3]), std::stod(m[4])};
+}
+
 // ---- fits to render ---------------------------------------------------------------------
 
 struct Fitted {
@@ -506,16 +563,207 @@ TEST(SvgReport, DegenerateInputsStayFiniteAndWellFormed) {
 }
 
 TEST(SvgReport, ManyComponentsCycleThePaletteAndTheLegendStaysInside) {
-  constexpr int K = 20;
-  const Fitted f = fit_mixture(CovarianceType::spherical, K, 2, 2000, 161);
+  constexpr int K = 22;
+  const Fitted f = fit_mixture(CovarianceType::spherical, K, 2, 2200, 161);
   ReportOptions o;
   o.max_points = 1000;
   const std::string svg = render_svg(f.result, f.data.view(), o);
   expect_well_formed(svg);
   EXPECT_EQ(count(svg, "<ellipse "), 2u * K);
   EXPECT_EQ(count(svg, "<circle "), 1000u);
-  EXPECT_EQ(svg.find("class=\"c8\""), std::string::npos) << "colour classes cycle through 8";
+  EXPECT_EQ(svg.find("class=\"c10\""), std::string::npos) << "colour classes cycle through 10";
   EXPECT_NE(svg.find("more</text>"), std::string::npos) << "the legend ends with '... and N more'";
+  const std::string text = all_text(svg);
+  EXPECT_NE(text.find("Colours repeat after 10 components: components 10\u201319 are drawn as rings, and from 20 on "
+                      "both colours and marks repeat."),
+            std::string::npos)
+      << text;
+}
+
+// The first ten components get ten clearly different colours (no two closer than 50 in
+// RGB, 0-255 a channel); components 10 to 19 reuse them as rings, and the caption says so.
+TEST(SvgReport, TenDistinctColoursThenRings) {
+  const Fitted f = fit_mixture(CovarianceType::spherical, 10, 2, 1000, 163);
+  const std::string svg = render_svg(f.result, f.data.view(), ReportOptions{});
+  expect_well_formed(svg);
+  std::vector<int> rgb;
+  for (int k = 0; k < 10; ++k) {
+    const std::string key = ".c" + std::to_string(k) + "{fill:#";
+    const std::size_t at = svg.find(key);
+    ASSERT_NE(at, std::string::npos) << "colour class " << k;
+    const std::string hex = svg.substr(at + key.size(), 6);
+    for (int i = 0; i < 3; ++i) rgb.push_back(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  for (int a = 0; a < 10; ++a)
+    for (int b = a + 1; b < 10; ++b) {
+      double d2 = 0;
+      for (int i = 0; i < 3; ++i) d2 += std::pow(rgb[3 * a + i] - rgb[3 * b + i], 2);
+      EXPECT_GT(std::sqrt(d2), 50.0) << "colours " << a << " and " << b;
+    }
+  for (int k = 0; k < 10; ++k)
+    EXPECT_NE(svg.find("class=\"c" + std::to_string(k) + "\""), std::string::npos) << "a point of component " << k;
+  EXPECT_EQ(svg.find(".r0{"), std::string::npos) << "no rings for K <= 10";
+  EXPECT_EQ(svg.find("Colours repeat"), std::string::npos);
+
+  const Fitted g = fit_mixture(CovarianceType::spherical, 13, 2, 1300, 164);
+  const std::string many = render_svg(g.result, g.data.view(), ReportOptions{});
+  expect_well_formed(many);
+  EXPECT_NE(many.find(".r0{fill:none;stroke:#"), std::string::npos);
+  const std::vector<int> labels = cuem::predict(g.result.model, g.data.view());
+  for (int k : labels)
+    if (k >= 10) {
+      EXPECT_NE(many.find("class=\"r" + std::to_string(k - 10) + "\""), std::string::npos) << "component " << k;
+    }
+  EXPECT_NE(all_text(many).find("Colours repeat after 10 components: components 10 and up are drawn as rings."),
+            std::string::npos);
+  EXPECT_NE(many.find(">12  weight"), std::string::npos) << "the legend closes up to list all 13";
+  // D == 1: the eleventh component's curve is dotted, not dashed like the first's.
+  const Fitted h = fit_mixture(CovarianceType::full, 11, 1, 1100, 165);
+  const std::string hist = render_svg(h.result, h.data.view(), ReportOptions{});
+  expect_well_formed(hist);
+  EXPECT_EQ(count(hist, "stroke-dasharray=\"6 3\""), 10u);
+  EXPECT_EQ(count(hist, "stroke-dasharray=\"1.5 2.5\""), 1u);
+  EXPECT_NE(all_text(hist).find("components 10 and up are drawn dotted."), std::string::npos);
+}
+
+// ---- bug cases: offsets, flat traces, mixed scales ------------------------------------
+
+// Two unit clusters shifted far from zero: each axis's ticks read differently, relative to
+// an offset named in the axis title, and the principal axes (centred) need none.
+TEST(SvgReport, OffsetDataGetsDistinctTickLabels) {
+  for (double shift : {1e8, 1e12}) {
+    SCOPED_TRACE("shift " + std::to_string(shift) + ", data seed 271");
+    cuem_test::Rng rng(271);
+    cuem_test::Dataset d;
+    d.n = 300;
+    d.d = 2;
+    for (std::size_t i = 0; i < d.n; ++i)
+      for (int j = 0; j < 2; ++j) d.x.push_back(shift + rng.normal() + 5.0 * static_cast<double>(i % 2));
+    const cuem::FitResult r = fit_view(d.view(), 2);
+    const std::string power = shift == 1e8 ? "10\u2078" : "10\u00b9\u00b2";
+
+    const std::string svg = render_svg(r, d.view(), ReportOptions{});
+    expect_well_formed(svg);
+    const AxisText t = axis_text(svg, true);
+    expect_distinct(t.x_labels, "x ticks");
+    expect_distinct(t.y_labels, "y ticks");
+    EXPECT_EQ(t.x_title, "feature 1 \u2212 " + power);
+    EXPECT_EQ(t.y_title, "feature 2 \u2212 " + power);
+    for (const auto* labels : {&t.x_labels, &t.y_labels})
+      for (const std::string& l : *labels) {
+        EXPECT_GT(label_value(l), -10.0) << l;
+        EXPECT_LT(label_value(l), 20.0) << l;
+      }
+
+    ReportOptions o;
+    o.axes = Axes::principal;
+    const AxisText pc = axis_text(render_svg(r, d.view(), o), true);
+    expect_distinct(pc.x_labels, "PC1 ticks");
+    expect_distinct(pc.y_labels, "PC2 ticks");
+    EXPECT_EQ(pc.x_title.find("\u2212"), std::string::npos) << pc.x_title;
+  }
+}
+
+// The note that early iterations lie below the plot is made only when they do: a trace
+// whose later iterations are all equal gets an axis band around them that may hold the
+// first one (the tester's case: -16.81349 then -16.8133).
+TEST(SvgReport, TraceNoteOnlyForIterationsOutsideTheAxis) {
+  const Fitted f = fit_mixture(CovarianceType::full, 2, 2, 200, 281);
+  const auto with_trace = [&](const std::vector<double>& values) {
+    cuem::FitResult r = f.result;
+    r.trace.clear();
+    for (std::size_t i = 0; i < values.size(); ++i) r.trace.push_back({0, static_cast<int>(i + 1), values[i], 0.0});
+    r.n_iter = static_cast<int>(values.size());
+    r.lower_bound = values.back();
+    r.best_init = 0;
+    return render_svg(r, f.data.view(), ReportOptions{});
+  };
+  for (const std::vector<double>& inside : {std::vector<double>{-16.81349, -16.8133},
+                                            std::vector<double>{-16.9, -16.8133, -16.8133},
+                                            std::vector<double>{-3.0, -2.0, -1.9, -1.85}}) {
+    SCOPED_TRACE("first iteration " + std::to_string(inside.front()));
+    const std::string svg = with_trace(inside);
+    expect_well_formed(svg);
+    EXPECT_EQ(all_text(svg).find("below the plot"), std::string::npos);
+    expect_distinct(axis_text(svg, false).y_labels, "trace y ticks");
+  }
+  // Far below a climb that matters: left out, and said to be.
+  const std::string svg = with_trace({-50.0, -2.0, -1.9, -1.85});
+  EXPECT_NE(all_text(svg).find("Iteration 1 (at \u221250.0) lies below the plot."), std::string::npos);
+  const AxisText t = axis_text(svg, false);
+  ASSERT_FALSE(t.y_labels.empty());
+  EXPECT_EQ(t.y_title, "mean log-likelihood per point");
+  for (const std::string& l : t.y_labels) EXPECT_GT(label_value(l), -2.2) << "the axis is the climb's";
+}
+
+// x0 in units of 1e9, x1 in units of 1e-9, two clusters.
+cuem_test::Dataset mixed_scale_data() {
+  cuem_test::Rng rng(291);
+  cuem_test::Dataset d;
+  d.n = 300;
+  d.d = 2;
+  for (std::size_t i = 0; i < d.n; ++i) {
+    const double c = 5.0 * static_cast<double>(i % 2);
+    d.x.push_back((rng.normal() + c) * 1e9);
+    d.x.push_back((rng.normal() + 0.5 * c) * 1e-9);
+  }
+  return d;
+}
+
+// Covariances of 1e18 and 1e-18 on one plot: the ellipses are drawn in pixels, so they
+// come out as the round ellipses they are there, inside the plot rectangle.
+TEST(SvgReport, MixedScalesGiveProperEllipsesInsideThePlot) {
+  const cuem_test::Dataset d = mixed_scale_data();
+  cuem::FitOptions opt;
+  opt.n_components = 2;
+  opt.seed = 5;
+  opt.reg_covar = 0.0;  // the covariances are the data's own
+  const cuem::FitResult r = cuem::fit(d.view(), opt);
+  for (Axes axes : {Axes::first_two, Axes::principal}) {
+    SCOPED_TRACE(axes == Axes::principal ? "principal" : "first two");
+    ReportOptions o;
+    o.axes = axes;
+    const std::string svg = render_svg(r, d.view(), o);
+    expect_well_formed(svg);
+    const Rect plot = scatter_rect(svg);
+    ASSERT_GT(plot.w, 100);
+    ASSERT_GT(plot.h, 100);
+    const std::vector<DrawnEllipse> drawn = ellipses_of(svg);
+    ASSERT_EQ(drawn.size(), 4u);
+    for (const DrawnEllipse& e : drawn) {
+      const double t = e.angle_degrees * cuem_test::kPi / 180, c = std::cos(t), s = std::sin(t);
+      const double hx = std::sqrt(e.rx * e.rx * c * c + e.ry * e.ry * s * s);
+      const double hy = std::sqrt(e.rx * e.rx * s * s + e.ry * e.ry * c * c);
+      EXPECT_GT(std::min(e.rx, e.ry), 5.0) << "a visible ellipse, not a line";
+      EXPECT_LT(std::max(e.rx, e.ry), 4.0 * std::min(e.rx, e.ry)) << "round clusters, roundish ellipses";
+      EXPECT_GE(e.cx - hx, plot.x - 1);
+      EXPECT_LE(e.cx + hx, plot.x + plot.w + 1);
+      EXPECT_GE(e.cy - hy, plot.y - 1);
+      EXPECT_LE(e.cy + hy, plot.y + plot.h + 1);
+    }
+    EXPECT_EQ(all_text(svg).find("only their sides show"), std::string::npos);
+  }
+}
+
+// With the default reg_covar of 1e-6, x1's variance (1e-18) is swamped and each 1-sigma
+// contour is some 10^5 plot heights tall: only its sides cross the plot. They are drawn
+// under the plot's clip path, and the caption says what is seen and why.
+TEST(SvgReport, EllipsesFarTallerThanThePlotAreClippedAndExplained) {
+  const cuem_test::Dataset d = mixed_scale_data();
+  const cuem::FitResult r = fit_view(d.view(), 2);
+  const std::string svg = render_svg(r, d.view(), ReportOptions{});
+  expect_well_formed(svg);
+  const std::size_t clip = svg.find("<g clip-path=\"url(#cuem-scatter-clip)\">");
+  ASSERT_NE(clip, std::string::npos);
+  EXPECT_LT(clip, svg.find("<ellipse "));
+  EXPECT_LT(svg.rfind("<ellipse "), svg.find("class=\"means\""));
+  const std::string text = all_text(svg);
+  EXPECT_NE(text.find("The ellipses of components 0 and 1 are far taller than the plot (1\u03c3 along feature 2 up "
+                      "to 0.00100"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("reg_covar"), std::string::npos);
+  EXPECT_EQ(text.find("below the plot"), std::string::npos) << "a two-iteration flat trace";
 }
 
 TEST(SvgReport, NoPointsWhenMaxPointsIsZero) {
@@ -592,6 +840,53 @@ TEST(SvgReportTicks, NiceStepsAndLabels) {
   EXPECT_EQ(cuem::report::detail::exponent_suffix(-12), " (\u00d710\u207b\u00b9\u00b2)");
   t = nice_ticks(-0.3, 0.3, 6, false);
   EXPECT_NE(std::find(t.labels.begin(), t.labels.end(), "0.0"), t.labels.end()) << "zero is never '-0.0'";
+  EXPECT_EQ(t.offset, 0.0);
+}
+
+// A narrow range far from zero is labelled relative to a round offset that the axis
+// title names (matplotlib's offset notation).
+TEST(SvgReportTicks, NarrowRangesFarFromZeroUseAnOffset) {
+  using cuem::report::detail::axis_suffix;
+  auto t = nice_ticks(1e12 - 3, 1e12 + 8, 6, false);
+  EXPECT_EQ(t.offset, 1e12);
+  EXPECT_EQ(t.exponent, 0);
+  EXPECT_EQ(t.labels, (std::vector<std::string>{"\u22122", "0", "2", "4", "6", "8"}));
+  EXPECT_EQ(axis_suffix(t), " \u2212 10\u00b9\u00b2");
+  t = nice_ticks(-16.81350, -16.81329, 6, false);  // a flat log-likelihood trace
+  EXPECT_EQ(t.offset, -16.813);
+  EXPECT_EQ(t.exponent, -4);
+  EXPECT_EQ(axis_suffix(t), " + 16.813 (\u00d710\u207b\u2074)");
+  t = nice_ticks(1234567890.0 - 0.004, 1234567890.0 + 0.006, 5, false);
+  EXPECT_EQ(axis_suffix(t), " \u2212 1.23456789\u00d710\u2079");
+  EXPECT_EQ(t.labels.front(), "\u22120.004");
+  t = nice_ticks(1000.0, 1010.0, 5, false);
+  EXPECT_EQ(t.offset, 0.0) << "four-digit labels need no offset";
+  EXPECT_EQ(axis_suffix(t), "");
+  EXPECT_EQ(nice_ticks(0.0, 10.0, 5, true).offset, 0.0) << "iteration counts never get one";
+}
+
+// Over ranges of every magnitude and every width down to 1e-11 of it, the labels are
+// short (at most ten characters), all different, and read back (label x 10^exponent + offset) as the tick values.
+TEST(SvgReportTicks, LabelsReadBackAsTheValuesAtEveryScale) {
+  for (int p = -12; p <= 15; p += 3) {
+    for (int q = 1; q <= 11; ++q) {
+      for (double sign : {1.0, -1.0}) {
+        const double centre = sign * 3.7 * std::pow(10.0, p), span = 2.3 * std::pow(10.0, p - q);
+        const auto t = nice_ticks(centre - 0.4 * span, centre + 0.6 * span, 6, false);
+        SCOPED_TRACE("centre " + std::to_string(centre) + ", span 1e" + std::to_string(p - q));
+        ASSERT_GE(t.values.size(), 3u);
+        EXPECT_EQ(std::set<std::string>(t.labels.begin(), t.labels.end()).size(), t.labels.size());
+        const double step = t.values[1] - t.values[0];
+        for (std::size_t i = 0; i < t.values.size(); ++i) {
+          std::size_t points = 0;
+          for (unsigned char c : t.labels[i]) points += (c & 0xC0) != 0x80;
+          EXPECT_LE(points, 10u) << t.labels[i];
+          const double back = label_value(t.labels[i]) * std::pow(10.0, t.exponent) + t.offset;
+          EXPECT_NEAR(back, t.values[i], 1e-3 * step + 1e-15 * std::fabs(centre)) << t.labels[i];
+        }
+      }
+    }
+  }
 }
 
 TEST(SvgReportTicks, WidenRangeGivesEveryRangeAPositiveWidth) {

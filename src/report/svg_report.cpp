@@ -159,14 +159,16 @@ Ticks nice_ticks(double lo, double hi, int target, bool integer) {
   }
   if (integer) step = std::max(1.0, std::round(step));
 
-  // Labels of more than about five significant digits beyond what all ticks share read
-  // as one number (every tick of 1e12 + [0, 8] is "1.000000000000"): such ticks are
-  // labelled relative to an offset, as matplotlib's offset notation does.
+  // A range under 1e-4 of its distance from zero would need labels whose first five or
+  // more digits are the same on every tick (1e12 + [0, 8] reads "1" at the exponent's
+  // precision): such ticks are labelled relative to an offset, as matplotlib's offset
+  // notation does.
   const double maxabs = std::max(std::fabs(lo), std::fabs(hi));
   if (!integer && maxabs >= 1e4 * (hi - lo)) t.offset = tick_offset(lo, hi, step);
   if (!std::isfinite(t.offset)) t.offset = 0.0;
   const double relabs = std::max(std::fabs(lo - t.offset), std::fabs(hi - t.offset));
-  if (relabs >= 1e5 || relabs < 1e-3) t.exponent = std::clamp(static_cast<int>(std::floor(std::log10(relabs))), -290, 290);
+  if (relabs >= 1e5 || relabs < 1e-3)
+    t.exponent = std::clamp(static_cast<int>(std::floor(std::log10(relabs))), -290, 290);
   const double scale = std::pow(10.0, -t.exponent);
   const double scaled_step = step * scale;
   // Decimals that make the step a whole number (so neighbouring labels differ).
@@ -502,9 +504,11 @@ bool hollow(int k) { return k / kPaletteSize == 1; }
 // What the caption says when colours repeat; empty for K <= 10.
 std::string palette_note(int K, const char* hollow_marks) {
   if (K <= kPaletteSize) return {};
-  return "Colours repeat after " + std::to_string(kPaletteSize) + " components: components " +
-         std::to_string(kPaletteSize) + "\u2013" + std::to_string(std::min(K, 2 * kPaletteSize) - 1) + " are drawn " +
-         hollow_marks + (K > 2 * kPaletteSize ? ", and from " + std::to_string(2 * kPaletteSize) + " on both colours and marks repeat." : ".");
+  const std::string head = "Colours repeat after " + std::to_string(kPaletteSize) + " components: components " +
+                           std::to_string(kPaletteSize);
+  if (K <= 2 * kPaletteSize) return head + " and up are drawn " + hollow_marks + ".";
+  return head + "\u2013" + std::to_string(2 * kPaletteSize - 1) + " are drawn " + hollow_marks + ", and from " +
+         std::to_string(2 * kPaletteSize) + " on both colours and marks repeat.";
 }
 
 // The palette colour mixed 35% towards black: ellipse strokes and mean markers drawn
@@ -896,7 +900,8 @@ void draw_legend_components(Svg& svg, double x, double y0, double y_max, const M
   const int shown = K <= fits ? K : fits - 1;
   for (int k = 0; k < shown; ++k, y += row) {
     if (lines)
-      svg.line(x, y - 4, x + 14, y - 4, colour(k), 2.2, hollow(k) ? "stroke-dasharray=\"1.5 2\"" : "stroke-dasharray=\"4 2\"");
+      svg.line(x, y - 4, x + 14, y - 4, colour(k), 2.2,
+               hollow(k) ? "stroke-dasharray=\"1.5 2\"" : "stroke-dasharray=\"4 2\"");
     else if (hollow(k))
       svg.rect(x + 1, y - 9, 10, 10, "fill=\"none\" stroke=\"" + colour(k) + "\" stroke-width=\"2\" rx=\"5\"");
     else
