@@ -224,4 +224,51 @@ TEST(Textbook, OneDimensionalTwoComponents) {
   }
 }
 
+// A feature whose spread is far below reg_covar is named in a notice (reg_covar swamps it
+// and the components cannot be told apart along it); a constant feature, the case
+// reg_covar exists for, and data at ordinary scales are not; reg_covar 0 names nothing.
+TEST(Notices, FeaturesThatRegCovarSwampsAreNamed) {
+  cuem_test::Mixture mix;
+  mix.k = 2;
+  mix.d = 1;
+  mix.weights = {0.5, 0.5};
+  mix.means = {-3.0, 3.0};
+  mix.covariances = {1.0, 1.0};
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2000, 7);
+  const cuem_test::Dataset other = cuem_test::sample_mixture(mix, 2000, 8);
+  std::vector<double> X, Y;  // features: ordinary, 1e-6 of another, constant 16 (Y: the first two)
+  for (std::size_t i = 0; i < 2000; ++i) {
+    const double v = ds.view().value(i, 0), w = 1e-6 * other.view().value(i, 0);
+    X.insert(X.end(), {v, w, 16.0});
+    Y.insert(Y.end(), {v, w});
+  }
+  const cuem::DataView view(X.data(), 2000, 3);
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    SCOPED_TRACE(cuem::to_string(type));
+    cuem::FitOptions opt;
+    opt.n_components = 2;
+    opt.covariance_type = type;
+    const cuem::FitResult r = cuem::fit(view, opt);
+    std::string swamped;
+    for (const std::string& n : r.notices)
+      if (n.find("too little") != std::string::npos) swamped = n;
+    if (type == CovarianceType::spherical) {  // no per-feature variances to tell
+      EXPECT_EQ(swamped, "");
+      continue;
+    }
+    EXPECT_NE(swamped.find("feature 1 (0-based) varies too little"), std::string::npos) << swamped;
+    EXPECT_NE(swamped.find("standardise the data or lower reg_covar"), std::string::npos) << swamped;
+    opt.reg_covar = 0;  // (the constant feature would make the covariances singular)
+    for (const std::string& n : cuem::fit(cuem::DataView(Y.data(), 2000, 2), opt).notices)
+      EXPECT_EQ(n.find("too little"), std::string::npos) << n;
+  }
+  // Ordinary data and a constant feature: nothing to say.
+  std::vector<double> plain;
+  for (std::size_t i = 0; i < 2000; ++i) plain.insert(plain.end(), {ds.view().value(i, 0), 16.0});
+  cuem::FitOptions opt;
+  opt.n_components = 2;
+  opt.covariance_type = CovarianceType::diag;
+  EXPECT_TRUE(cuem::fit(cuem::DataView(plain.data(), 2000, 2), opt).notices.empty());
+}
+
 }  // namespace
