@@ -21,6 +21,7 @@ std::string no_device_reason(cudaError_t err) {
   (void)cudaRuntimeGetVersion(&runtime);
   (void)cudaGetLastError();
   if (driver == 0) return "no NVIDIA driver is installed";
+  if (driver >= runtime) return raw;
   return "the NVIDIA driver supports CUDA up to " + cuda_version(driver) + ", and this build needs " +
          cuda_version(runtime) + ": update the driver";
 }

@@ -75,6 +75,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.labels, a.model}, {});
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.labels, "--labels");
+  check_model_output_name(a.model, "--model");
   if (static_cast<std::size_t>(a.d) * a.n > (std::size_t{1} << 34))
     throw UsageError("n x d is more than 2^34 values; generate in parts");
   const Model m = random_model(a);

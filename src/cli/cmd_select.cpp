@@ -74,11 +74,11 @@ int run(const Args& a, const GlobalFlags& flags) {
   }
   const io::Table t = load_table(a.data, flags);
   const DataView X = t.view();
-  note(flags, a.data.path + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  note(flags, shown_path(a.data.path) + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
 
   std::vector<Candidate> cands;
   int best = -1;
-  bool noticed = false;  // a device notice is the same for every candidate: say it once
+  std::set<std::string> said;  // a notice (the device's, say) can come with every candidate: once each
   for (const std::string& cov : a.covariances)
     for (int k : ks) {
       Candidate c;
@@ -95,11 +95,10 @@ int run(const Args& a, const GlobalFlags& flags) {
       }
       o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init, "k=" + std::to_string(k) + " " + cov);
       try {
-        c.result = with_data_name(a.data.path, [&] { return fit(X, o); });
+        c.result = with_data_name(shown_path(a.data.path), [&] { return fit(X, o); });
         c.ok = true;
-        if (!noticed)
-          for (const std::string& n : c.result.notices) note(flags, "note: " + n);
-        noticed = noticed || !c.result.notices.empty();
+        for (const std::string& n : c.result.notices)
+          if (said.insert(n).second) note(flags, "note: " + n);
         c.bic = bic(c.result.model, X);
         c.aic = aic(c.result.model, X);
         c.n_params = n_parameters(c.result.model);
@@ -115,14 +114,14 @@ int run(const Args& a, const GlobalFlags& flags) {
     }
   if (best < 0) {
     if (std::all_of(cands.begin(), cands.end(), [&](const Candidate& c) { return static_cast<std::size_t>(c.k) > t.rows; }))
-      throw DataError(a.data.path + ": " + std::to_string(t.rows) +
+      throw DataError(shown_path(a.data.path) + ": " + std::to_string(t.rows) +
                       " points are fewer than every candidate's components; give -k at most " + std::to_string(t.rows));
     throw NumericalError("no candidate could be fitted; increase --reg-covar or use fewer components");
   }
   const Candidate& win = cands[static_cast<std::size_t>(best)];
   if (!a.output.empty())
     io::write_model(a.output, win.result.model,
-                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, a.data.path,
+                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, shown_path(a.data.path),
                      t.named_columns ? io::usable_feature_names(t.column_names) : std::vector<std::string>{}});
 
   if (flags.json) {

@@ -38,6 +38,9 @@ void add_data_options(CLI::App* cmd, DataArgs& args);
 /// Loads the data; notices (conversions) go to stderr unless quiet.
 io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
 
+/// A data path as messages name it: "-" is "(standard input)".
+std::string shown_path(const std::string& path);
+
 /// Data for a fitted model: columns named in another order or other names than the
 /// model's features are a DataError (io::check_feature_names); data without names for a
 /// model with them get a notice, as scikit-learn warns, since nothing can check them.

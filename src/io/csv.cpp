@@ -165,7 +165,8 @@ namespace {
 // Removes a trailing '\r' (CRLF files).
 bool content_line(std::string_view& line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  return line.find_first_not_of(" \t") != std::string_view::npos && line.front() != '#';
+  // A stray '\r' counts as blank, as it does in the whole text's emptiness test.
+  return line.find_first_not_of(" \t\r") != std::string_view::npos && line.front() != '#';
 }
 
 // The first line is a header when none of its fields is a number: a line that mixes
@@ -259,7 +260,10 @@ class Parser {
     if (total_bytes_ == 0 || read < (std::size_t{1} << 20)) return;
     const double projected =
         static_cast<double>(t_.values.size()) * static_cast<double>(total_bytes_) / static_cast<double>(read);
-    t_.values.reserve(static_cast<std::size_t>(projected * 1.02) + 64 * t_.cols + 1024);
+    // Every value takes at least two bytes of text (a digit and a separator): a bound
+    // however odd the text (one 200 MB line of CR-separated rows, say).
+    const std::size_t most = total_bytes_ / 2 + t_.cols;
+    t_.values.reserve(std::min(most, static_cast<std::size_t>(projected * 1.02) + 64 * t_.cols + 1024));
   }
 
   [[noreturn]] void not_a_number(std::string_view f, std::size_t c, std::size_t line_no) const {
@@ -270,7 +274,9 @@ class Parser {
     const auto comma = dotted.find(',');
     if (comma != std::string::npos) dotted[comma] = '.';
     double v = 0.0;
-    const bool decimal_comma = comma != std::string::npos && parse_number(dotted, &v);
+    // Only where commas do not separate fields: ';' and tab files of such locales.
+    const bool decimal_comma = (delim_ == ';' || delim_ == '\t') && comma != std::string::npos &&
+                               parse_number(dotted, &v);
     throw DataError(where(name_, line_no) + "column " + std::to_string(c) + " ('" + shown(f) + "') is not a number" +
                     (hex ? " (only decimal numbers are read)" : "") +
                     (decimal_comma ? " (a decimal comma? only a decimal point is read: write " + dotted + ")" : "") +
@@ -322,6 +328,7 @@ Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& o, con
   bool bom_checked = false;  // a UTF-8 byte-order mark (Excel) is dropped from the start
   std::string pending = std::move(head);  // bytes whose line has not ended yet
   std::size_t line_no = 0, read = 0;
+  std::size_t scanned = 0;  // bytes of `pending` known to hold no '\n' (a long line's start)
   bool blank = true;  // only white space so far
   std::vector<char> chunk(std::max<std::size_t>(chunk_bytes, 1));
   for (bool more = true; more;) {
@@ -339,7 +346,7 @@ Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& o, con
     // Every complete line (and, at the end, the last one without its '\n').
     std::size_t pos = 0;
     for (;;) {
-      std::size_t eol = pending.find('\n', pos);
+      std::size_t eol = pending.find('\n', std::max(pos, scanned));
       if (eol == std::string::npos) {
         if (more || pos == pending.size()) break;
         eol = pending.size();
@@ -353,6 +360,7 @@ Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& o, con
     }
     read += std::min(pos, pending.size());
     pending.erase(0, std::min(pos, pending.size()));
+    scanned = pending.size();
   }
   if (blank) throw DataError(name + ": the file is empty");
   return parser.finish();

@@ -32,8 +32,10 @@ bool raw_name(const std::string& path) {
 bool npy_signature(const std::string& bytes) { return bytes.compare(0, 6, "\x93NUMPY") == 0; }
 
 // Files that users hand over by mistake, told by their signatures, so that the message
-// names what the file is instead of quoting its bytes as a text line. Only signatures
-// that no data text can start with (control bytes, or bytes past ASCII) are used.
+// names what the file is instead of quoting its bytes as a text line. Signatures that
+// no data text starts with (control bytes or bytes past ASCII; bzip2's printable "BZh"
+// only with its binary block magic after it). Not for raw binary, which may start with
+// any bytes.
 std::string foreign_format(const std::string& head, const std::string& path) {
   const auto starts = [&](const char* sig, std::size_t n) { return head.compare(0, n, sig, n) == 0; };
   const std::string shown = is_stdin_name(path) ? "FILE" : path;
@@ -84,6 +86,20 @@ std::string read_some(std::FILE* in, std::size_t n) {
   return out;
 }
 
+// Appends the rest of a stream to `out`, growing it by half at a time (not doubling).
+void read_rest(std::FILE* in, std::string& out) {
+  constexpr std::size_t kStep = std::size_t{1} << 20;
+  for (;;) {
+    if (out.capacity() - out.size() < kStep) out.reserve(out.size() + out.size() / 2 + kStep);
+    const std::size_t got = out.size();
+    out.resize(out.capacity());
+    const std::size_t r = std::fread(&out[got], 1, out.size() - got, in);
+    out.resize(got + r);
+    if (r == 0) break;
+  }
+  if (std::ferror(in)) throw DataError(std::string("error reading standard input: ") + std::strerror(errno));
+}
+
 }  // namespace
 
 bool looks_like_text(const std::string& bytes) {
@@ -110,12 +126,14 @@ Table load_data(const std::string& path, const LoadOptions& o) {
   std::shared_ptr<const FileBytes> file;
   if (is_stdin_name(path)) {
     std::string head = read_some(stdin, 1024 + 3);
-    if (o.raw_dims == 0 && !npy_signature(head) && foreign_format(head, path).empty()) {
+    const std::string foreign = o.raw_dims > 0 || npy_signature(head) ? "" : foreign_format(head, path);
+    if (!foreign.empty()) throw DataError("'" + name + "' is " + foreign);  // before reading it all
+    if (o.raw_dims == 0 && !npy_signature(head)) {
       CsvOptions csv = o.csv;
       csv.columns = o.columns;
       return parse_csv_stream(stdin, std::move(head), csv, name);
     }
-    head += read_file_bytes(path);  // the rest
+    read_rest(stdin, head);
     file = FileBytes::adopt(std::move(head));
   } else {
     file = FileBytes::open(path);
@@ -124,7 +142,8 @@ Table load_data(const std::string& path, const LoadOptions& o) {
   const std::size_t size = file->size();
   // What the sniffing looks at: the signature, and text's first KiB after a byte-order mark.
   const std::string head(reinterpret_cast<const char*>(data), std::min<std::size_t>(size, 1024 + 3));
-  if (!npy_signature(head)) {
+  // Raw binary (--dims) can start with any bytes: its values are not tested as signatures.
+  if (o.raw_dims == 0 && !npy_signature(head)) {
     const std::string foreign = foreign_format(head, path);
     if (!foreign.empty()) throw DataError("'" + name + "' is " + foreign);
   }

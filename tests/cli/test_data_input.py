@@ -311,6 +311,41 @@ def test_data_without_names_for_a_named_model_is_noted(cuem, tmp_path):
     assert "column names" not in cuem("score", "m2.json", "x.npy").stderr
 
 
+def test_raw_binary_may_start_with_any_bytes(cuem, tmp_path):
+    # A float32 whose bytes are ff fe 00 3f (about 0.50389): UTF-16's byte-order mark, were it text.
+    first = np.frombuffer(b"\xff\xfe\x00\x3f", dtype="<f4")[0]
+    X = np.array([[first, 1.0], [0.25, 2.0], [0.75, 0.5], [0.6, 1.5]], dtype=np.float32)
+    assert X.tobytes()[:2] == b"\xff\xfe"
+    (tmp_path / "r.f32").write_bytes(X.tobytes())
+    assert cuem.json("fit", "r.f32", "--dims", 2, "-k", 1)["model"]["means"][0][0] == pytest.approx(X[:, 0].mean())
+    assert cuem.json("fit", "-", "--dims", 2, "--dtype", "float32", "-k", 1,
+                     stdin=X.tobytes())["model"]["means"][0][0] == pytest.approx(X[:, 0].mean())
+
+
+def test_stray_carriage_returns_read_alike_from_a_file_and_a_stream(cuem, helpers, tmp_path):
+    for text in [b"\r\r\n", b"\r\t\n", b"\xef\xbb\xbf \n\r \n"]:
+        (tmp_path / "f.csv").write_bytes(text)
+        a = cuem("fit", "f.csv", "-k", 1, "--header", "no", expect=BAD_DATA).stderr
+        b = cuem("fit", "-", "-k", 1, "--header", "no", stdin=text, expect=BAD_DATA).stderr
+        assert "is empty" in a and "is empty" in b, (a, b)
+
+
+def test_a_decimal_comma_is_only_suggested_where_commas_do_not_separate(cuem, helpers, tmp_path):
+    (tmp_path / "x.txt").write_text("1,2 3\n4,5 6\n")
+    err = fails(cuem, helpers, tmp_path, ["fit", "x.txt", "-k", 1, "--delimiter", "space"], BAD_DATA, ["not a number"])
+    assert "decimal comma" not in err
+
+
+def test_standard_input_named_so_and_not_taken_twice(cuem, tmp_path):
+    X = data()
+    np.save(tmp_path / "x.npy", X)
+    cuem("-q", "fit", "x.npy", *FIT, "-o", "m.json")
+    proc = cuem("predict", "m.json", "-", stdin=_npy_bytes(np.ones((3, 2))), expect=BAD_DATA)
+    assert "(standard input)" in proc.stderr and "-:" not in proc.stderr
+    proc = cuem("predict", "-", "-", stdin=b"", expect=USAGE)
+    assert "cannot both be '-'" in proc.stderr
+
+
 def test_binary_bytes_in_a_message_are_escaped(cuem, helpers, tmp_path):
     (tmp_path / "x.csv").write_bytes(b"a,b\n1,2\n3,\x01\x9bz\n")
     err = fails(cuem, helpers, tmp_path, ["fit", "x.csv", "-k", 1], BAD_DATA, ["x.csv:3:", r"('\x01\x9Bz')"])

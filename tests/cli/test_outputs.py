@@ -134,6 +134,7 @@ def test_text_outputs_follow_the_extension_and_read_back(cuem, tmp_path, ext, de
     (["fit", "g.npy", "-k", 2, "-o", "model.npy"], "a model is written as JSON"),
     (["fit", "g.npy", "-k", 2, "-o", "labels.CSV"], "a model is written as JSON"),
     (["select", "g.npy", "-k", "1:2", "-o", "best.tsv"], "a model is written as JSON"),
+    (["generate", "-n", 10, "-o", "x.npy", "--model", "true.npy"], "a model is written as JSON"),
     # an empty value: -o "" (an unset shell variable, say) must not read as no -o
     (["fit", "g.npy", "-k", 2, "-o", ""], "an empty value is not allowed"),
     (["fit", "g.npy", "-k", 2, "--trace", ""], "an empty value is not allowed"),

@@ -287,10 +287,11 @@ void run_block(Block& b) {
       if (first && (f.barrier_line != first->barrier_line || std::strcmp(f.barrier_file, first->barrier_file) != 0)) {
         char what[1024];
         std::snprintf(what, sizeof what,
-                      "threads %u and %u of block (%u, %u, %u) wait at different __syncthreads calls "
-                      "(%s:%d and %s:%d): a barrier in divergent code",
-                      first->index.x, f.index.x, blockIdx.x, blockIdx.y, blockIdx.z, first->barrier_file,
-                      first->barrier_line, f.barrier_file, f.barrier_line);
+                      "threads (%u, %u, %u) and (%u, %u, %u) of block (%u, %u, %u) wait at different "
+                      "__syncthreads calls (%s:%d and %s:%d): a barrier in divergent code",
+                      first->index.x, first->index.y, first->index.z, f.index.x, f.index.y, f.index.z, blockIdx.x,
+                      blockIdx.y, blockIdx.z, first->barrier_file, first->barrier_line, f.barrier_file,
+                      f.barrier_line);
         fail(what);
       }
       if (!first) first = &f;
