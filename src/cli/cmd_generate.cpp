@@ -100,9 +100,12 @@ int run(const Args& a, const GlobalFlags& flags) {
     std::printf("%s\n", nlohmann::json({{"n_samples", a.n}, {"n_features", a.d}, {"n_components", a.k}, {"output", a.output}})
                             .dump()
                             .c_str());
-  else
-    note(flags, "wrote " + std::to_string(a.n) + " points x " + std::to_string(a.d) + " features from " +
-                    std::to_string(a.k) + " components to " + a.output);
+  else {  // what was written goes to stdout, as fit's "model written to" does
+    std::printf("%zu points x %d features from %d components written to %s\n", static_cast<std::size_t>(a.n), a.d, a.k,
+                a.output.c_str());
+    if (!a.labels.empty()) std::printf("labels written to %s\n", a.labels.c_str());
+    if (!a.model.empty()) std::printf("true model written to %s\n", a.model.c_str());
+  }
   return kOk;
 }
 

@@ -33,8 +33,10 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (flags.json)
     std::printf("%s\n",
                 nlohmann::json({{"n_samples", a.n}, {"n_features", m.n_features}, {"output", a.output}}).dump().c_str());
-  else
-    note(flags, "wrote " + std::to_string(a.n) + " points to " + a.output);
+  else {  // what was written goes to stdout, as fit's "model written to" does
+    std::printf("%zu points written to %s\n", static_cast<std::size_t>(a.n), a.output.c_str());
+    if (!a.labels.empty()) std::printf("labels written to %s\n", a.labels.c_str());
+  }
   return kOk;
 }
 

@@ -153,6 +153,17 @@ def test_output_names_and_empty_values_are_usage_errors(cuem, tmp_path, argv, wo
     assert listing(tmp_path) == before
 
 
+def test_every_command_says_on_stdout_what_it_wrote(cuem):
+    # As fit says "model written to": stdout holds the result, stderr progress and notes.
+    out = cuem("-q", "generate", "-n", 20, "-d", 2, "-k", 2, "-o", "g.npy", "--labels", "l.npy",
+               "--model", "t.json").stdout
+    assert out.splitlines() == ["20 points x 2 features from 2 components written to g.npy",
+                                "labels written to l.npy", "true model written to t.json"]
+    out = cuem("-q", "sample", "t.json", "-n", 5, "-o", "s.csv", "--labels", "sl.npy").stdout
+    assert out.splitlines() == ["5 points written to s.csv", "labels written to sl.npy"]
+    assert "model written to m.json" in cuem("-q", "fit", "g.npy", "-k", 2, "-o", "m.json").stdout
+
+
 def test_dev_null_takes_any_output(cuem):
     _data(cuem)
     cuem("-q", "fit", "x.npy", "-k", 2, "-o", "m.json")
