@@ -36,10 +36,11 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.trace, a.report}, {a.data.path});
   FitOptions o = to_fit_options(a.fit);  // option mistakes before the data are read
   const io::Table t = load_table(a.data, flags);
-  note(flags, shown_path(a.data.path) + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  const std::string data_name = io::display_name(a.data.path);
+  note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
   const DataView X = t.view();
-  const FitResult r = with_data_name(shown_path(a.data.path), [&] { return fit(X, o); });
+  const FitResult r = with_data_name(data_name, [&] { return fit(X, o); });
   end_progress(flags);
   for (const std::string& n : r.notices) note(flags, "note: " + n);
   if (r.n_decreases > 0)
@@ -57,11 +58,11 @@ int run(const Args& a, const GlobalFlags& flags) {
     report::ReportOptions ro;
     ro.axes = a.report_axes == "pca" ? report::Axes::principal : report::Axes::first_two;
     ro.seed = a.fit.seed;
-    ro.title = shown_path(a.data.path);
+    ro.title = data_name;
     ro.feature_names = t.column_names;
     svg = report::render_svg(r, X, ro);
   }
-  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, shown_path(a.data.path), {}};
+  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, data_name, {}};
   if (t.named_columns) meta.feature_names = io::usable_feature_names(t.column_names);
   io::OutputBatch outputs;
   if (!a.output.empty()) outputs.add(a.output, io::model_to_json(r.model, meta));

@@ -24,19 +24,17 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.proba, "--proba");
   const EvaluateOptions where = to_evaluate_options(a.where);
-  if (io::is_stdin_name(a.model) && io::is_stdin_name(a.data.path))
-    throw UsageError("MODEL and DATA cannot both be '-' (standard input)");
-  io::FitMetadata meta;
-  const Model m = io::read_model(a.model, &meta);
-  const io::Table t = load_table(a.data, flags);
-  check_data_for_model(meta, t, a.data, flags);
+  const ModelAndData md = load_model_and_data(a.model, a.data, flags);
+  const Model& m = md.model;
+  const io::Table& t = md.data;
+  const std::string data_name = io::display_name(a.data.path);
   const DataView X = t.view();
   std::vector<int> labels;
   std::vector<double> proba;
   if (a.proba.empty()) {
-    labels = with_data_name(shown_path(a.data.path), [&] { return predict(m, X, where); });
+    labels = with_data_name(data_name, [&] { return predict(m, X, where); });
   } else {  // one pass: the labels are the posteriors' argmax
-    proba = with_data_name(shown_path(a.data.path), [&] { return predict_proba(m, X, where); });
+    proba = with_data_name(data_name, [&] { return predict_proba(m, X, where); });
     const std::size_t K = static_cast<std::size_t>(m.n_components);
     labels.resize(t.rows);
     for (std::size_t i = 0; i < t.rows; ++i) {

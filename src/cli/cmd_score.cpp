@@ -15,14 +15,12 @@ struct Args {
 
 int run(const Args& a, const GlobalFlags& flags) {
   const EvaluateOptions where = to_evaluate_options(a.where);  // option mistakes before the data are read
-  if (io::is_stdin_name(a.model) && io::is_stdin_name(a.data.path))
-    throw UsageError("MODEL and DATA cannot both be '-' (standard input)");
-  io::FitMetadata meta;
-  const Model m = io::read_model(a.model, &meta);
-  const io::Table t = load_table(a.data, flags);
-  check_data_for_model(meta, t, a.data, flags);
+  const ModelAndData md = load_model_and_data(a.model, a.data, flags);
+  const Model& m = md.model;
+  const io::Table& t = md.data;
+  const std::string data_name = io::display_name(a.data.path);
   const DataView X = t.view();
-  const double s = with_data_name(shown_path(a.data.path), [&] { return score(m, X, where); });
+  const double s = with_data_name(data_name, [&] { return score(m, X, where); });
   const double b = bic(m, X);
   const double c = aic(m, X);
   if (flags.json) {

@@ -28,6 +28,7 @@ struct Candidate {
   int k = 0;
   std::string covariance;
   bool ok = false;
+  bool too_many = false;  // more components than points: not fitted
   std::string error;
   FitResult result;
   double bic = 0, aic = 0, n_params = 0;
@@ -73,8 +74,9 @@ int run(const Args& a, const GlobalFlags& flags) {
     (void)to_fit_options(first);
   }
   const io::Table t = load_table(a.data, flags);
+  const std::string data_name = io::display_name(a.data.path);
   const DataView X = t.view();
-  note(flags, shown_path(a.data.path) + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
 
   std::vector<Candidate> cands;
   int best = -1;
@@ -89,13 +91,14 @@ int run(const Args& a, const GlobalFlags& flags) {
       fa.covariance = cov;
       FitOptions o = to_fit_options(fa);
       if (static_cast<std::size_t>(k) > t.rows) {
+        c.too_many = true;
         c.error = "more components than points";
         cands.push_back(std::move(c));
         continue;
       }
       o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init, "k=" + std::to_string(k) + " " + cov);
       try {
-        c.result = with_data_name(shown_path(a.data.path), [&] { return fit(X, o); });
+        c.result = with_data_name(data_name, [&] { return fit(X, o); });
         c.ok = true;
         for (const std::string& n : c.result.notices)
           if (said.insert(n).second) note(flags, "note: " + n);
@@ -113,15 +116,15 @@ int run(const Args& a, const GlobalFlags& flags) {
         best = static_cast<int>(cands.size()) - 1;
     }
   if (best < 0) {
-    if (std::all_of(cands.begin(), cands.end(), [&](const Candidate& c) { return static_cast<std::size_t>(c.k) > t.rows; }))
-      throw DataError(shown_path(a.data.path) + ": " + std::to_string(t.rows) +
+    if (std::all_of(cands.begin(), cands.end(), [](const Candidate& c) { return c.too_many; }))
+      throw DataError(data_name + ": " + std::to_string(t.rows) +
                       " points are fewer than every candidate's components; give -k at most " + std::to_string(t.rows));
     throw NumericalError("no candidate could be fitted; increase --reg-covar or use fewer components");
   }
   const Candidate& win = cands[static_cast<std::size_t>(best)];
   if (!a.output.empty())
     io::write_model(a.output, win.result.model,
-                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, shown_path(a.data.path),
+                    {true, win.result.converged, win.result.n_iter, win.result.lower_bound, t.rows, data_name,
                      t.named_columns ? io::usable_feature_names(t.column_names) : std::vector<std::string>{}});
 
   if (flags.json) {
@@ -147,9 +150,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     return kOk;
   }
   std::printf("%4s  %-9s  %8s  %16s  %16s  %16s  %s\n", "k", "cov", "params", "mean log-lik", "BIC", "AIC", "");
-  const auto too_many = [&](std::size_t i) {
-    return i < cands.size() && static_cast<std::size_t>(cands[i].k) > t.rows;
-  };
+  const auto too_many = [&](std::size_t i) { return i < cands.size() && cands[i].too_many; };
   for (std::size_t i = 0; i < cands.size(); ++i) {
     const Candidate& c = cands[i];
     if (too_many(i)) {

@@ -33,8 +33,6 @@ void add_data_options(CLI::App* cmd, DataArgs& a) {
       ->group("Data");
 }
 
-std::string shown_path(const std::string& path) { return io::is_stdin_name(path) ? "(standard input)" : path; }
-
 io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
   io::LoadOptions o;
   if (a.delimiter == "tab" || a.delimiter == "\\t") {
@@ -60,7 +58,7 @@ io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
   o.raw_type = (a.dtype == "float32" || (a.dtype.empty() && f32_name)) ? io::RawType::float32 : io::RawType::float64;
   if (!a.dtype.empty() && a.dims == 0) throw UsageError("--dtype applies to raw binary data: give --dims too");
   io::Table t = io::load_data(a.path, o);
-  for (const std::string& n : t.notices) note(flags, shown_path(a.path) + ": " + n);
+  for (const std::string& n : t.notices) note(flags, io::display_name(a.path) + ": " + n);
   // pandas' to_csv writes the index as a first column with an empty name: a feature by
   // mistake, almost always.
   if (t.named_columns && o.columns.empty() && t.column_names.size() > 1 && t.column_names[0].empty()) {
@@ -68,20 +66,25 @@ io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
     std::string fix = "--columns ";
     for (std::size_t j = 1; j < n && n <= 13; ++j) fix += (j > 1 ? "," : "") + std::to_string(j);
     if (n > 13) fix += "listing every column from 1 to " + std::to_string(n - 1);
-    note(flags, "note: " + shown_path(a.path) + ": column 0 has no name in the header line, as a table index written by "
+    note(flags, "note: " + io::display_name(a.path) + ": column 0 has no name in the header line, as a table index written by "
                 "pandas has; it is read as a feature (leave it out with " + fix + ")");
   }
   return t;
 }
 
-void check_data_for_model(const io::FitMetadata& meta, const io::Table& t, const DataArgs& a,
-                          const GlobalFlags& flags) {
-  if (t.named_columns) {
-    io::check_feature_names(meta, t.column_names, shown_path(a.path));
-  } else if (!meta.feature_names.empty()) {
-    note(flags, "note: " + shown_path(a.path) + " has no column names, but the model was fitted with named features; its " +
-                    "columns are taken as the model's, in order");
+ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& a, const GlobalFlags& flags) {
+  if (io::is_stdin_name(model_path) && io::is_stdin_name(a.path))
+    throw UsageError("MODEL and DATA cannot both be '-' (standard input)");
+  ModelAndData r;
+  r.model = io::read_model(model_path, &r.meta);
+  r.data = load_table(a, flags);
+  if (r.data.named_columns) {
+    io::check_feature_names(r.meta, r.data.column_names, io::display_name(a.path));
+  } else if (!r.meta.feature_names.empty()) {
+    note(flags, "note: " + io::display_name(a.path) + " has no column names, but the model was fitted with named " +
+                    "features; its columns are taken as the model's, in order");
   }
+  return r;
 }
 
 namespace {

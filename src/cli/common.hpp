@@ -38,14 +38,16 @@ void add_data_options(CLI::App* cmd, DataArgs& args);
 /// Loads the data; notices (conversions) go to stderr unless quiet.
 io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
 
-/// A data path as messages name it: "-" is "(standard input)".
-std::string shown_path(const std::string& path);
-
-/// Data for a fitted model: columns named in another order or other names than the
-/// model's features are a DataError (io::check_feature_names); data without names for a
-/// model with them get a notice, as scikit-learn warns, since nothing can check them.
-void check_data_for_model(const io::FitMetadata& meta, const io::Table& t, const DataArgs& args,
-                          const GlobalFlags& flags);
+/// A model and data for it (predict, score): at most one of them from standard input.
+/// Columns named in another order or other names than the model's features are a
+/// DataError (io::check_feature_names); data without names for a model with them get a
+/// notice, as scikit-learn warns, since nothing can check them.
+struct ModelAndData {
+  Model model;
+  io::FitMetadata meta;
+  io::Table data;
+};
+ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& data, const GlobalFlags& flags);
 
 /// Where the work runs: --device, --precision, --device-memory.
 struct DeviceArgs {

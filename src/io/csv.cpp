@@ -157,10 +157,6 @@ std::string shown(std::string_view f) {
   return out + (f.size() > 40 ? "..." : "");
 }
 
-}  // namespace
-
-namespace {
-
 // Whether a line (its '\n' removed) holds data or a header; blank and '#' lines do not.
 // Removes a trailing '\r' (CRLF files).
 bool content_line(std::string_view& line) {
@@ -181,6 +177,8 @@ bool looks_like_header(const std::vector<std::string_view>& first) {
 
 std::string fields_text(std::size_t n) { return std::to_string(n) + (n == 1 ? " field" : " fields"); }
 
+bool all_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
+
 // Takes the content lines of a text one at a time, in order: the first decides the
 // delimiter, the header and the columns; every later one is a row.
 class Parser {
@@ -189,8 +187,23 @@ class Parser {
   Parser(const CsvOptions& o, const std::string& name, std::size_t total_bytes)
       : o_(o), name_(name), total_bytes_(total_bytes) {}
 
-  /// One content line with its file line number; `read` bytes of the text lie before
-  /// its end.
+  /// The text's next line, its '\n' removed; `read` bytes of the text lie before its end.
+  void take(std::string_view text_line, std::size_t read) {
+    ++line_no_;
+    blank_ = blank_ && all_blank(text_line);
+    if (content_line(text_line)) line(text_line, line_no_, read);
+  }
+
+  /// The table; DataError when the text held no data row.
+  Table finish() {
+    if (blank_) throw DataError(name_ + ": the file is empty");
+    if (first_) throw DataError(name_ + ": no data rows (only comment lines)");
+    if (t_.rows == 0) throw DataError(name_ + ": no data rows (only a header line)");
+    return std::move(t_);
+  }
+
+ private:
+  // One content line with its file line number.
   void line(std::string_view line, std::size_t line_no, std::size_t read) {
     if (first_ && o_.delimiter == 0) delim_ = detect_delimiter(line);
     if (const char* problem = split(line, delim_, fields_, scratch_)) throw DataError(where(name_, line_no) + problem);
@@ -219,14 +232,6 @@ class Parser {
     ++t_.rows;
   }
 
-  /// The table; DataError when the text held no data row.
-  Table finish() {
-    if (first_) throw DataError(name_ + ": no data rows (only comment lines)");
-    if (t_.rows == 0) throw DataError(name_ + ": no data rows (only a header line)");
-    return std::move(t_);
-  }
-
- private:
   // The first line: the delimiter, whether it is a header, the columns to keep. Returns
   // whether the line is data.
   bool start() {
@@ -287,6 +292,8 @@ class Parser {
   const std::string& name_;
   const std::size_t total_bytes_;
   Table t_;
+  std::size_t line_no_ = 0;
+  bool blank_ = true;  // only white space so far
   bool first_ = true;
   char delim_ = o_.delimiter;
   std::size_t n_fields_ = 0;
@@ -295,41 +302,51 @@ class Parser {
   std::string scratch_;
 };
 
-bool all_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
+// Gives `parser` the lines of `text` that a '\n' ends, and where `last`, the rest too; a
+// '\n' is looked for from `scan` on (the text before it holds none). `base`: bytes of the
+// whole text before `text`. `after` is called with each line's start once the parser has
+// it. Returns the bytes given.
+template <typename After>
+std::size_t feed_lines(Parser& parser, std::string_view text, std::size_t scan, std::size_t base, bool last,
+                       After&& after) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t eol = text.find('\n', std::max(pos, scan));
+    if (eol == std::string_view::npos) {
+      if (!last) break;
+      eol = text.size();
+    }
+    parser.take(text.substr(pos, eol - pos), base + eol);
+    after(pos);
+    pos = eol + 1;
+  }
+  return std::min(pos, text.size());
+}
+
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";  // UTF-8's, as Excel writes it
 
 }  // namespace
 
 Table parse_csv(std::string_view text, const CsvOptions& o, const std::string& name,
                 const std::function<void(std::size_t)>& done_with) {
-  const char* const begin = text.data();
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte-order mark (Excel)
-  if (all_blank(text)) throw DataError(name + ": the file is empty");
+  const std::size_t bom = text.substr(0, 3) == kByteOrderMark ? 3 : 0;
+  text.remove_prefix(bom);
   Parser parser(o, name, text.size());
   constexpr std::size_t kReleaseBytes = std::size_t{32} << 20;
-  std::size_t released = 0, line_no = 0;
-  for (std::size_t pos = 0; pos < text.size();) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = text.substr(pos, eol - pos);
-    ++line_no;
-    if (content_line(line)) parser.line(line, line_no, eol);
-    if (done_with) {
-      const auto offset = static_cast<std::size_t>(line.data() - begin);
-      if (offset - released >= kReleaseBytes) done_with(released = offset);
-    }
-    pos = eol + 1;
-  }
+  std::size_t released = 0;
+  feed_lines(parser, text, 0, 0, true, [&](std::size_t start) {
+    const std::size_t offset = bom + start;  // the parsed line's start in the caller's text
+    if (done_with && offset - released >= kReleaseBytes) done_with(released = offset);
+  });
   return parser.finish();
 }
 
 Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& o, const std::string& name,
                        std::size_t chunk_bytes) {
   Parser parser(o, name, 0);
-  bool bom_checked = false;  // a UTF-8 byte-order mark (Excel) is dropped from the start
+  bool bom_checked = false;
   std::string pending = std::move(head);  // bytes whose line has not ended yet
-  std::size_t line_no = 0, read = 0;
-  std::size_t scanned = 0;  // bytes of `pending` known to hold no '\n' (a long line's start)
-  bool blank = true;  // only white space so far
+  std::size_t read = 0, scanned = 0;      // scanned: bytes of `pending` known to hold no '\n'
   std::vector<char> chunk(std::max<std::size_t>(chunk_bytes, 1));
   for (bool more = true; more;) {
     const std::size_t n = std::fread(chunk.data(), 1, chunk.size(), in);
@@ -340,29 +357,14 @@ Table parse_csv_stream(std::FILE* in, std::string head, const CsvOptions& o, con
     pending.append(chunk.data(), n);
     if (!bom_checked && (pending.size() >= 3 || !more)) {
       bom_checked = true;
-      if (pending.compare(0, 3, "\xEF\xBB\xBF") == 0) pending.erase(0, 3);
+      if (std::string_view(pending).substr(0, 3) == kByteOrderMark) pending.erase(0, 3);
     }
     if (!bom_checked) continue;
-    // Every complete line (and, at the end, the last one without its '\n').
-    std::size_t pos = 0;
-    for (;;) {
-      std::size_t eol = pending.find('\n', std::max(pos, scanned));
-      if (eol == std::string::npos) {
-        if (more || pos == pending.size()) break;
-        eol = pending.size();
-      }
-      std::string_view line(pending.data() + pos, eol - pos);
-      ++line_no;
-      blank = blank && all_blank(line);
-      if (content_line(line)) parser.line(line, line_no, read + eol);
-      pos = eol + 1;
-      if (pos > pending.size()) break;
-    }
-    read += std::min(pos, pending.size());
-    pending.erase(0, std::min(pos, pending.size()));
+    const std::size_t used = feed_lines(parser, pending, scanned, read, !more, [](std::size_t) {});
+    read += used;
+    pending.erase(0, used);
     scanned = pending.size();
   }
-  if (blank) throw DataError(name + ": the file is empty");
   return parser.finish();
 }
 

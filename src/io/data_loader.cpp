@@ -86,20 +86,6 @@ std::string read_some(std::FILE* in, std::size_t n) {
   return out;
 }
 
-// Appends the rest of a stream to `out`, growing it by half at a time (not doubling).
-void read_rest(std::FILE* in, std::string& out) {
-  constexpr std::size_t kStep = std::size_t{1} << 20;
-  for (;;) {
-    if (out.capacity() - out.size() < kStep) out.reserve(out.size() + out.size() / 2 + kStep);
-    const std::size_t got = out.size();
-    out.resize(out.capacity());
-    const std::size_t r = std::fread(&out[got], 1, out.size() - got, in);
-    out.resize(got + r);
-    if (r == 0) break;
-  }
-  if (std::ferror(in)) throw DataError(std::string("error reading standard input: ") + std::strerror(errno));
-}
-
 }  // namespace
 
 bool looks_like_text(const std::string& bytes) {
@@ -115,56 +101,51 @@ bool looks_like_text(const std::string& bytes) {
 }
 
 Table load_data(const std::string& path, const LoadOptions& o) {
-  // Messages name standard input so; the format then follows from the bytes alone.
-  const std::string name = is_stdin_name(path) ? "(standard input)" : path;
+  const std::string name = display_name(path);
   if (o.raw_dims > 0 && text_name(path))
     throw InvalidArgument("--dims reads raw binary, and '" + name +
                           "' is a text file by its name; read it without --dims (and --dtype)");
   // Mapped, not read: the binary formats keep their float rows in place (mapped_file.hpp).
-  // Standard input is sniffed from its first bytes: text is parsed as it streams in, and
-  // anything else is read whole.
-  std::shared_ptr<const FileBytes> file;
-  if (is_stdin_name(path)) {
-    std::string head = read_some(stdin, 1024 + 3);
-    const std::string foreign = o.raw_dims > 0 || npy_signature(head) ? "" : foreign_format(head, path);
-    if (!foreign.empty()) throw DataError("'" + name + "' is " + foreign);  // before reading it all
-    if (o.raw_dims == 0 && !npy_signature(head)) {
-      CsvOptions csv = o.csv;
-      csv.columns = o.columns;
-      return parse_csv_stream(stdin, std::move(head), csv, name);
-    }
-    read_rest(stdin, head);
-    file = FileBytes::adopt(std::move(head));
-  } else {
-    file = FileBytes::open(path);
-  }
-  const unsigned char* data = file->data();
-  const std::size_t size = file->size();
+  // Standard input is known by its first bytes alone: text is parsed as it streams in,
+  // and anything else is read whole.
+  const bool from_stdin = is_stdin_name(path);
+  std::shared_ptr<const FileBytes> file = from_stdin ? nullptr : FileBytes::open(path);
   // What the sniffing looks at: the signature, and text's first KiB after a byte-order mark.
-  const std::string head(reinterpret_cast<const char*>(data), std::min<std::size_t>(size, 1024 + 3));
+  std::string head = from_stdin ? read_some(stdin, 1024 + 3)
+                                : std::string(reinterpret_cast<const char*>(file->data()),
+                                              std::min<std::size_t>(file->size(), 1024 + 3));
   // Raw binary (--dims) can start with any bytes: its values are not tested as signatures.
-  if (o.raw_dims == 0 && !npy_signature(head)) {
+  const bool npy = npy_signature(head);
+  if (o.raw_dims == 0 && !npy) {
     const std::string foreign = foreign_format(head, path);
     if (!foreign.empty()) throw DataError("'" + name + "' is " + foreign);
   }
+  CsvOptions csv = o.csv;
+  csv.columns = o.columns;
+  if (from_stdin) {
+    if (o.raw_dims == 0 && !npy) return parse_csv_stream(stdin, std::move(head), csv, name);
+    std::string bytes = head;
+    read_stream(stdin, bytes);
+    file = FileBytes::adopt(std::move(bytes));
+  }
+  const unsigned char* data = file->data();
+  const std::size_t size = file->size();
   if (o.raw_dims > 0) {
     // parse_raw names an NPY signature itself (a data error: the file is not what --dims says).
-    if (!npy_signature(head) && looks_like_text(head))
+    if (!npy && looks_like_text(head))
       throw InvalidArgument("--dims reads raw binary, and '" + name +
                             "' holds text (printable characters and digits only); read it without --dims (and "
                             "--dtype)");
     refuse_text_options(o.csv, name, "raw binary (--dims)");
     return select(parse_raw(data, size, o.raw_dims, o.raw_type, name, file), o.columns, name, "raw binary");
   }
-  if (npy_signature(head) || ends_with(path, ".npy")) {
+  if (npy || ends_with(path, ".npy")) {
     refuse_text_options(o.csv, name, ".npy");
     return select(parse_npy(data, size, name, file), o.columns, name, ".npy");
   }
   if (raw_name(path) && !looks_like_text(head))
-    throw DataError("'" + path + "' looks like raw binary: give the number of features with --dims D (and "
+    throw DataError("'" + name + "' looks like raw binary: give the number of features with --dims D (and "
                     "--dtype float32 or float64)");
-  CsvOptions csv = o.csv;
-  csv.columns = o.columns;
   // Parsed where it lies, and given back as it is parsed: a text file costs about the
   // values it holds, not the file's size on top.
   return parse_csv(std::string_view(reinterpret_cast<const char*>(data), size), csv, name,

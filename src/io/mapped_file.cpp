@@ -17,9 +17,7 @@ namespace cuem::io {
 std::shared_ptr<const FileBytes> FileBytes::open(const std::string& path) {
   std::shared_ptr<FileBytes> f(new FileBytes());
   struct stat st {};
-  if (is_stdin_name(path)) {
-    st.st_mode = S_IFIFO;  // read, as a pipe is
-  } else if (::stat(path.c_str(), &st) != 0) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
+  if (::stat(path.c_str(), &st) != 0) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
   if (S_ISDIR(st.st_mode)) throw DataError("cannot read '" + path + "': it is a folder, not a file");
   if (S_ISREG(st.st_mode) && st.st_size > 0) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -14,7 +14,8 @@ class FileBytes {
  public:
   /// DataError, naming the path and the reason, when it is missing, a folder, or unreadable.
   static std::shared_ptr<const FileBytes> open(const std::string& path);
-  /// Bytes already in memory (read from standard input), held as a file's would be.
+  /// Bytes already in memory (read from standard input), held as a file's would be. (open
+  /// takes paths; load_data reads standard input itself, so as to sniff it first.)
   static std::shared_ptr<const FileBytes> adopt(std::string bytes);
   ~FileBytes();
   FileBytes(const FileBytes&) = delete;

@@ -94,13 +94,23 @@ void keep_columns(Table& t, const std::vector<std::size_t>& idx) {
   t.cols = idx.size();
 }
 
+void read_stream(std::FILE* in, std::string& out) {
+  constexpr std::size_t kStep = std::size_t{1} << 20;
+  for (;;) {
+    if (out.capacity() - out.size() < kStep) out.reserve(out.size() + out.size() / 2 + kStep);
+    const std::size_t got = out.size();
+    out.resize(out.capacity());
+    const std::size_t r = std::fread(&out[got], 1, out.size() - got, in);
+    out.resize(got + r);
+    if (r == 0) break;
+  }
+  if (std::ferror(in)) throw DataError(std::string("error reading standard input: ") + std::strerror(errno));
+}
+
 std::string read_file_bytes(const std::string& path) {
   if (is_stdin_name(path)) {
     std::string out;
-    char buf[1 << 16];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) out.append(buf, n);
-    if (std::ferror(stdin)) throw DataError(std::string("error reading standard input: ") + std::strerror(errno));
+    read_stream(stdin, out);
     return out;
   }
   struct stat st {};

@@ -1,6 +1,7 @@
 #pragma once
 // A numeric table read from a file: the common result of every data reader.
 #include <cstddef>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,13 @@ void keep_columns(Table& t, const std::vector<std::size_t>& idx);
 
 /// "-" names standard input where a data file is read.
 inline bool is_stdin_name(const std::string& path) { return path == "-"; }
+
+/// A path as messages name it: "-" is "(standard input)".
+inline std::string display_name(const std::string& path) { return is_stdin_name(path) ? "(standard input)" : path; }
+
+/// Appends the rest of a stream to `out`, growing it by half at a time (not doubling).
+/// DataError when reading fails.
+void read_stream(std::FILE* in, std::string& out);
 
 /// The whole content of a file ("-": standard input, to its end). DataError, naming the
 /// path and the reason, when it is missing, a folder, or unreadable.
