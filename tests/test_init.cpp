@@ -3,7 +3,9 @@
 // in the test); every method is a function of its seed; the option names parse.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -231,6 +233,127 @@ TEST(PointSeeded, RandomFromDataIsKDistinctRows) {
     }
   }
 }
+
+// ---- random responsibilities, against their distribution ----------------------------------
+
+// 'random' draws a uniform u_nk per point and component and normalises each row. The draws
+// cannot be seen directly, but on the data x_n = e_n (N points in D = N dimensions, one
+// one-hot row each) the starting model gives them back: mean k is sum_n r_nk e_n / N_k,
+// so r_nk = mean_k[n] N_k with N_k = weight_k N. The test checks what the draws must be
+// without calling the library's generator: rows on the simplex; for K = 2, r_n0 =
+// u_1 / (u_1 + u_2) has CDF r / (2 (1 - r)) below 1/2 and 1 - (1 - r) / (2 r) above
+// (Kolmogorov-Smirnov against it); neighbouring points uncorrelated; one seed
+// reproduces its draws, another seed gives others; and the starting model is the M-step
+// of those responsibilities by the textbook formulas (cuem_test::m_step).
+std::vector<double> one_hot_rows(int n) {
+  std::vector<double> x(static_cast<std::size_t>(n) * n, 0.0);
+  for (int i = 0; i < n; ++i) x[static_cast<std::size_t>(i) * n + i] = 1.0;
+  return x;
+}
+
+// The responsibilities (N x K) a starting model on one_hot_rows(N) was made from.
+std::vector<double> recovered_responsibilities(const cuem::Model& m, int n) {
+  const int k = m.n_components;
+  std::vector<double> r(static_cast<std::size_t>(n) * k);
+  for (int c = 0; c < k; ++c)
+    for (int i = 0; i < n; ++i) r[i * k + c] = m.means[static_cast<std::size_t>(c) * n + i] * m.weights[c] * n;
+  return r;
+}
+
+cuem::Model random_start(cuem::DataView X, int k, CovarianceType type, std::uint64_t seed) {
+  cuem::FitOptions opt;
+  opt.n_components = k;
+  opt.covariance_type = type;
+  opt.init = InitMethod::random;
+  opt.reg_covar = 1e-3;
+  return cuem::initialize(X, opt, seed);
+}
+
+TEST(RandomInit, ResponsibilitiesAreNormalisedUniformDraws) {
+  const int n = 1000, k = 2;
+  SCOPED_TRACE("init seeds 11 and 12");
+  const std::vector<double> x = one_hot_rows(n);
+  const cuem::DataView X(x.data(), n, n);
+  const std::vector<double> r = recovered_responsibilities(random_start(X, k, CovarianceType::diag, 11), n);
+
+  std::vector<double> first(n);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_NEAR(r[i * k] + r[i * k + 1], 1.0, 1e-12) << "row " << i;
+    ASSERT_GT(r[i * k], 0.0) << "row " << i;
+    ASSERT_LT(r[i * k], 1.0) << "row " << i;
+    first[i] = r[i * k];
+  }
+
+  // Kolmogorov-Smirnov against the ratio's CDF; 2.23 / sqrt(N) is the 1e-4 level.
+  std::vector<double> sorted = first;
+  std::sort(sorted.begin(), sorted.end());
+  const auto cdf = [](double v) { return v <= 0.5 ? v / (2 * (1 - v)) : 1 - (1 - v) / (2 * v); };
+  double ks = 0;
+  for (int i = 0; i < n; ++i)
+    ks = std::max({ks, std::abs(cdf(sorted[i]) - static_cast<double>(i) / n),
+                   std::abs(cdf(sorted[i]) - static_cast<double>(i + 1) / n)});
+  EXPECT_LT(ks, 2.23 / std::sqrt(static_cast<double>(n))) << "KS statistic " << ks;
+
+  // Neighbouring points are independent: lag-1 correlation within 4 standard errors of 0.
+  const double mean = std::accumulate(first.begin(), first.end(), 0.0) / n;
+  double cov01 = 0, var = 0;
+  for (int i = 0; i < n; ++i) var += (first[i] - mean) * (first[i] - mean);
+  for (int i = 0; i + 1 < n; ++i) cov01 += (first[i] - mean) * (first[i + 1] - mean);
+  EXPECT_LT(std::abs(cov01 / var), 4 / std::sqrt(static_cast<double>(n))) << "lag-1 correlation";
+  EXPECT_GT(var / n, 0.01) << "responsibilities hardly vary: not uniform draws";  // the ratio's variance is ~0.046
+
+  // One seed reproduces its draws bitwise; another seed gives different, uncorrelated ones.
+  EXPECT_TRUE(recovered_responsibilities(random_start(X, k, CovarianceType::diag, 11), n) == r);
+  const std::vector<double> other = recovered_responsibilities(random_start(X, k, CovarianceType::diag, 12), n);
+  int same = 0;
+  double cross = 0;
+  for (int i = 0; i < n; ++i) {
+    same += std::abs(other[i * k] - r[i * k]) < 1e-9;
+    cross += (other[i * k] - mean) * (first[i] - mean);
+  }
+  EXPECT_EQ(same, 0) << "seeds 11 and 12 share draws";
+  EXPECT_LT(std::abs(cross / var), 4 / std::sqrt(static_cast<double>(n))) << "seeds 11 and 12 are correlated";
+}
+
+// Three components: every column's mean responsibility is 1/3 within 5 standard errors
+// (the variance of u_1 / (u_1 + u_2 + u_3) is below 1/20).
+TEST(RandomInit, ThreeComponentsShareTheMassEvenly) {
+  const int n = 1000, k = 3;
+  SCOPED_TRACE("init seed 13");
+  const std::vector<double> x = one_hot_rows(n);
+  const std::vector<double> r =
+      recovered_responsibilities(random_start(cuem::DataView(x.data(), n, n), k, CovarianceType::spherical, 13), n);
+  for (int c = 0; c < k; ++c) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += r[i * k + c];
+    EXPECT_NEAR(sum / n, 1.0 / 3, 5 * std::sqrt(0.05 / n)) << "component " << c;
+  }
+  for (int i = 0; i < n; ++i) ASSERT_NEAR(r[i * k] + r[i * k + 1] + r[i * k + 2], 1.0, 1e-12) << "row " << i;
+}
+
+// The starting model is the M-step of the drawn responsibilities, for every covariance
+// type: the covariances (which the recovery does not use) by the textbook formulas.
+class RandomInitMStep : public testing::TestWithParam<CovarianceType> {};
+
+TEST_P(RandomInitMStep, StartIsTheMStepOfTheDraws) {
+  const CovarianceType type = GetParam();
+  const int n = 60, k = 3;
+  SCOPED_TRACE("init seed 14");
+  const std::vector<double> x = one_hot_rows(n);
+  const cuem::DataView X(x.data(), n, n);
+  const cuem::Model got = random_start(X, k, type, 14);
+  const std::vector<double> r = recovered_responsibilities(got, n);
+  for (int i = 0; i < n; ++i) ASSERT_NEAR(r[i * k] + r[i * k + 1] + r[i * k + 2], 1.0, 1e-12) << "row " << i;
+  const cuem::Model want = cuem_test::m_step(X, r, k, type, 1e-3);
+  EXPECT_LT(cuem_test::max_rel_diff(got.weights, want.weights), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(got.means, want.means, cuem_test::max_abs(want.means)), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(got.covariances, want.covariances, cuem_test::max_abs(want.covariances)), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(got.precisions_cholesky, want.precisions_cholesky,
+                                    cuem_test::max_abs(want.precisions_cholesky)),
+            1e-10);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, RandomInitMStep, testing::ValuesIn(cuem_test::all_covariance_types()), type_name);
 
 // ---- k-means lands on the blobs before any EM ------------------------------------------
 
