@@ -54,7 +54,7 @@ struct LogJointProblem {
   static constexpr int n = 1000, D = 7, K = 5;
   static constexpr unsigned seed = 2024;
   std::vector<double> X, means, P, log_w, log_det;
-  cuem::Model model;     // the same components, as the oracle takes them
+  cuem::Model model;         // the same components, as the oracle takes them
   std::vector<double> want;  // n x K, from the oracle
 };
 

@@ -434,9 +434,9 @@ TEST(DeviceErrors, CudaWithoutAUsableDeviceIsAnErrorThatSaysWhy) {
 
 // Well-separated blobs and a full start, so both fits follow the same path to the same
 // optimum; the device's float32 E-step then differs from the float64 CPU fit by float32
-// rounding (relative ~6e-8 a value, summed in float64; the emulated device's float32
-// path agrees to ~5e-8), so means, weights, covariances and the lower bound are compared
-// to 1e-5 relative, ~100 float32 ulps: far below any wrong formula.
+// rounding (relative 6e-8 a value, summed in float64), so means, weights, covariances
+// and the lower bound are compared to 1e-5 relative, ~100 float32 ulps: far below any
+// wrong formula.
 TEST(DeviceErrors, CudaWithADeviceMatchesTheCpu) {
   std::string reason;
   const std::vector<cuem::CudaDevice> devices = cuem::cuda_devices(&reason);
