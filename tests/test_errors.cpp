@@ -53,8 +53,8 @@ TEST(DataErrors, MoreComponentsThanPoints) {
 }
 
 // K = N is legal: k-means gives every point its own cluster and EM keeps it so (the
-// points are units apart, so another point's density under variance reg_covar is
-// exp(-1e5) = 0). Every mean is one of the points, every covariance reg_covar * I, every
+// points are at squared distances above 0.1, so another point's density under variance
+// reg_covar is below exp(-5e4) = 0). Every mean is one of the points, every covariance reg_covar * I, every
 // weight 1/N, and the lower bound is log(1/N) + log N(0 | 0, reg_covar I). (Full and tied:
 // test_em_invariants.cpp.)
 TEST(DataErrors, AsManyComponentsAsPointsFitsEachPoint) {
