@@ -36,6 +36,22 @@ def cuem_bin(request):
     return path
 
 
+def driver_device_count():
+    """(CUDA devices, why none) as the NVIDIA driver itself reports them, through libcuda and
+    not through cuem, so that which device test applies is decided without the code under
+    test. `why` is None, 'no driver' or 'no device'."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0, "no driver"
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return 0, "no device"
+    return count.value, None
+
+
 def _child_env():
     env = dict(os.environ)
     # Small data: a couple of threads is plenty and keeps parallel ctest runs fair.
@@ -174,4 +190,5 @@ def helpers():
     h.assert_no_new_files = assert_no_new_files
     h.read_model_json = read_model_json
     h.sklearn_model = sklearn_model
+    h.driver_device_count = driver_device_count
     return h

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import time
+import warnings
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -48,6 +49,27 @@ def check_model(m, k, d, cov=None):
 def load_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def full_covariances(m):
+    """The K covariance matrices of a model JSON, whatever its covariance type (K x D x D)."""
+    k, d, cov = m["n_components"], m["n_features"], m["covariance_type"]
+    c = np.asarray(m["covariances"], dtype=np.float64)
+    if cov == "full":
+        return c
+    if cov == "tied":
+        return np.broadcast_to(c, (k, d, d)).copy()
+    if cov == "diag":
+        return np.stack([np.diag(row) for row in c])
+    return np.stack([v * np.eye(d) for v in c])
+
+
+def matching(ref_means, means):
+    """The permutation p with means[p[j]] nearest ref_means[j], checked to be one-to-one."""
+    dist = ((np.asarray(ref_means)[:, None, :] - np.asarray(means)[None, :, :]) ** 2).sum(axis=2)
+    p = dist.argmin(axis=1)
+    assert sorted(p.tolist()) == list(range(len(p))), f"components do not pair up: {dist}"
+    return p
 
 
 def read_bytes(path):
@@ -159,8 +181,18 @@ def test_fit_iris(cuem, tmp_path):
     assert j["n_samples"] == 150 and j["n_features"] == 4
     assert j["n_decreases"] == 0
     assert j["model_path"] == "m.json" and "model" not in j
-    assert math.isfinite(j["lower_bound"]) and -5 < j["lower_bound"] < 0
+    # scikit-learn's k-means init reaches the same partition of iris as cuem's, so the two
+    # EM runs then agree to rounding: the same iterations and lower bound.
+    from sklearn.mixture import GaussianMixture
+    X = np.loadtxt(IRIS, delimiter=",", skiprows=1)
+    ref = GaussianMixture(3, random_state=0).fit(X)
+    assert j["lower_bound"] == pytest.approx(ref.lower_bound_, rel=1e-9, abs=0)
+    assert j["n_iter"] == ref.n_iter_
     m = load_json(tmp_path / "m.json")
+    p = matching(ref.means_, m["means"])
+    np.testing.assert_allclose(np.asarray(m["weights"])[p], ref.weights_, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(m["means"])[p], ref.means_, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(m["covariances"])[p], ref.covariances_, rtol=1e-7, atol=1e-12)
     check_model(m, 3, 4, "full")
     assert m["fit"]["lower_bound"] == j["lower_bound"]  # exactly: the same double printed twice
     assert m["fit"]["n_iter"] == j["n_iter"] and m["fit"]["n_samples"] == 150
@@ -211,12 +243,42 @@ def test_fit_report_one_feature(cuem, tmp_path):
 
 @pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("cov", COVARIANCES)
-def test_fit_covariance_and_init(cuem, blobs, cov, init):
-    j = cuem.json("fit", blobs["X"], "-k", 3, "--covariance", cov, "--init", init, "--seed", 2)
+def test_fit_covariance_and_init(cuem, tmp_path, blobs, helpers, cov, init):
+    # Converged tightly, so that the fitted parameters are a fixed point of EM to rounding.
+    j = cuem.json("fit", blobs["X"], "-k", 3, "--covariance", cov, "--init", init, "--seed", 2,
+                  "--tol", 1e-12, "--max-iter", 2000, "-o", "m.json")
     assert FIT_KEYS <= set(j)
-    assert j["n_decreases"] == 0
-    check_model(j["model"], 3, 3, cov)
-    assert math.isfinite(j["lower_bound"]) and math.isfinite(j["bic"]) and math.isfinite(j["aic"])
+    assert j["converged"] is True and j["n_decreases"] == 0
+    m = load_json(tmp_path / "m.json")
+    check_model(m, 3, 3, cov)
+    X = np.load(blobs["X"])
+    gm = helpers.sklearn_model(m)
+    # The lower bound is the data's mean log-likelihood under the fitted model (scikit-learn's score).
+    assert j["lower_bound"] == pytest.approx(gm.score(X), rel=1e-12, abs=0)
+    # One EM step by scikit-learn from the fitted parameters gives them back: a wrong E- or
+    # M-step in cuem converges elsewhere.
+    from sklearn.mixture import GaussianMixture
+    step = GaussianMixture(3, covariance_type=cov, max_iter=1, tol=0, weights_init=gm.weights_, means_init=gm.means_,
+                           precisions_init=gm.precisions_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning after the single step
+        step.fit(X)
+    np.testing.assert_allclose(step.weights_, gm.weights_, rtol=1e-9)
+    np.testing.assert_allclose(step.means_, gm.means_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(step.covariances_, gm.covariances_, rtol=1e-9, atol=1e-12)
+    # The saved model predicts as scikit-learn does with its parameters, by both paths
+    # (labels alone; labels as the argmax of the probabilities written with them).
+    cuem("-q", "predict", "m.json", blobs["X"], "-o", "l.npy")
+    cuem("-q", "predict", "m.json", blobs["X"], "-o", "lp.npy", "--proba", "p.npy")
+    labels = np.load(tmp_path / "l.npy")
+    np.testing.assert_array_equal(labels, gm.predict(X))
+    np.testing.assert_array_equal(np.load(tmp_path / "lp.npy"), labels)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), gm.predict_proba(X), rtol=0, atol=1e-12)
+    # Well-separated blobs: every init finds the true components.
+    truth = np.load(blobs["labels"])
+    conf = np.zeros((3, 3), int)
+    np.add.at(conf, (truth, labels), 1)
+    assert conf.max(axis=1).sum() / blobs["n"] > 0.97, conf
 
 
 def test_fit_n_init(cuem, tmp_path, blobs):
@@ -338,11 +400,33 @@ def test_sample_is_deterministic_per_seed(cuem, tmp_path, blobs):
 @pytest.mark.parametrize("cov", ["tied", "diag", "spherical"])
 def test_sample_other_covariance_types(cuem, tmp_path, blobs, cov):
     cuem("-q", "fit", blobs["X"], "-k", 3, "--covariance", cov, "-o", "m.json")
-    cuem("-q", "sample", "m.json", "-n", 2000, "-o", "s.npy")
+    n = 30000
+    cuem("-q", "sample", "m.json", "-n", n, "--seed", 6, "-o", "s.npy", "--labels", "l.npy")
     S = np.load(tmp_path / "s.npy")
-    assert S.shape == (2000, 3) and np.all(np.isfinite(S))
+    L = np.load(tmp_path / "l.npy")
+    assert S.shape == (n, 3) and np.all(np.isfinite(S))
+    m = load_json(tmp_path / "m.json")
+    w = np.asarray(m["weights"])
+    mu = np.asarray(m["means"])
+    C = full_covariances(m)  # expanded here from the JSON, so the sampler's own layout is not trusted
+    # Bounds of 5 to 6 standard errors, from the model: a wrong weight, mean, variance or a
+    # dropped off-diagonal (tied) moves a statistic by tens of them at this n.
+    frac = np.bincount(L, minlength=3) / n
+    assert np.all(np.abs(frac - w) < 5 * np.sqrt(w * (1 - w) / n)), (frac, w)
+    for k in range(3):
+        Sk = S[L == k]
+        nk = len(Sk)
+        sd = np.sqrt(np.diag(C[k]))
+        assert np.all(np.abs(Sk.mean(axis=0) - mu[k]) < 5 * sd / np.sqrt(nk)), (k, Sk.mean(axis=0), mu[k])
+        Ck = np.cov(Sk, rowvar=False)
+        tol = 6 * np.sqrt((np.outer(np.diag(C[k]), np.diag(C[k])) + C[k] ** 2) / nk)
+        assert np.all(np.abs(Ck - C[k]) < tol), (k, Ck, C[k])
+    # The mixture's mean and covariance: the M-step makes the mean that of the data.
+    mean = w @ mu
+    total = np.einsum("k,kij->ij", w, C + np.einsum("ki,kj->kij", mu, mu)) - np.outer(mean, mean)
     X = np.load(blobs["X"])
-    assert np.allclose(S.mean(axis=0), X.mean(axis=0), atol=0.5)
+    np.testing.assert_allclose(mean, X.mean(axis=0), rtol=0, atol=1e-9)
+    assert np.all(np.abs(S.mean(axis=0) - mean) < 5 * np.sqrt(np.diag(total) / n)), (S.mean(axis=0), mean)
 
 
 # ---- select --------------------------------------------------------------------------------
@@ -689,28 +773,50 @@ def test_select_numerical_failure(cuem, tmp_path):
     assert j["best"]["k"] in [k for k, v in ok.items() if v]
 
 
-def test_cuda_without_gpu_exits_5(cuem, tmp_path, blobs):
+# cuem's device errors (src/core/backend.cpp); the reason in parentheses follows from what
+# the NVIDIA driver says (kernels/device_info.cu).
+NOT_BUILT = ("cuem: device error: this cuem was built without CUDA; use device 'cpu' or 'auto', or rebuild with "
+             "-DCUEM_WITH_CUDA=ON on a machine with nvcc.")
+NO_DEVICE = "cuem: device error: device 'cuda' was requested but no CUDA device is usable ({}). Use device 'cpu' or 'auto'."
+NO_DEVICE_REASONS = {"no driver": "no NVIDIA driver is installed",
+                     "no device": "cudaErrorNoDevice: no CUDA-capable device is detected"}
+
+
+def test_cuda_without_gpu_exits_5(cuem, tmp_path, blobs, helpers):
+    count, why = helpers.driver_device_count()
     info = cuem.json("info")
-    if info["devices"]:
-        pytest.skip("this machine has a CUDA device")
+    if info["cuda_built"]:
+        if count:
+            pytest.skip(f"the NVIDIA driver reports {count} CUDA device(s)")
+        expected = NO_DEVICE.format(NO_DEVICE_REASONS[why])
+        assert info["devices"] == [] and info["devices_note"] == NO_DEVICE_REASONS[why], info
+    else:
+        expected = NOT_BUILT
+        assert info["devices"] == [] and info["devices_note"] == "this build has no CUDA code", info
     for dev in ["cuda", "cuda:0"]:
-        proc = cuem("fit", blobs["X"], "-k", 3, "--device", dev, "-o", "m.json", expect=DEVICE)
-        assert "device" in proc.stderr.lower()
-    proc = cuem("select", blobs["X"], "-k", "1:2", "--device", "cuda", "-o", "m.json", expect=DEVICE)
+        proc = cuem("-q", "fit", blobs["X"], "-k", 3, "--device", dev, "-o", "m.json", expect=DEVICE)
+        assert proc.stderr.strip() == expected
+    proc = cuem("-q", "select", blobs["X"], "-k", "1:2", "--device", "cuda", "-o", "m.json", expect=DEVICE)
+    assert expected in proc.stderr
     assert os.listdir(tmp_path) == []
     for cmd in (["predict", blobs["model"], blobs["X"], "-o", "l.npy"], ["score", blobs["model"], blobs["X"]]):
-        proc = cuem(*cmd, "--device", "cuda", expect=DEVICE)
-        assert "device" in proc.stderr.lower()
+        proc = cuem("-q", *cmd, "--device", "cuda", expect=DEVICE)
+        assert proc.stderr.strip() == expected
     assert os.listdir(tmp_path) == []
-    # auto falls back to the CPU, and says so
+    # auto falls back to the CPU, and says so; the model is the CPU's, byte for byte
     proc = cuem("fit", blobs["X"], "-k", 3, "--device", "auto", "-o", "m.json")
     assert "running on the CPU" in proc.stderr
     assert cuem.json("fit", blobs["X"], "-k", 3, "--device", "auto")["device"] == "cpu"
+    cuem("-q", "fit", blobs["X"], "-k", 3, "--device", "cpu", "-o", "cpu.json")
+    assert load_json(tmp_path / "m.json")["means"] == load_json(tmp_path / "cpu.json")["means"]
 
 
-def test_cuda_fit_agrees_with_cpu(cuem, tmp_path, blobs):
-    if not cuem.json("info")["devices"]:
-        pytest.skip("no CUDA device on this machine")
+def test_cuda_fit_agrees_with_cpu(cuem, tmp_path, blobs, helpers):
+    count, _ = helpers.driver_device_count()
+    info = cuem.json("info")
+    if not info["cuda_built"] or count == 0:
+        pytest.skip("needs a CUDA build and a CUDA device (the NVIDIA driver reports none, or the build has no CUDA)")
+    assert len(info["devices"]) == count, info
     cpu = cuem.json("fit", blobs["X"], "-k", 3, "--tol", "1e-8", "--seed", 3)
     for precision, tol in [("float32", 1e-5), ("float64", 1e-9)]:
         gpu = cuem.json("fit", blobs["X"], "-k", 3, "--tol", "1e-8", "--seed", 3, "--device", "cuda",
@@ -804,13 +910,21 @@ def test_output_to_a_fifo_does_not_replace_it(cuem, tmp_path):
     # buffer (64 KiB) holds the small output.
     fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
     try:
-        proc = cuem("-q", "generate", "-n", 10, "-o", fifo, expect=None, timeout=20)
+        # A pipe is written in place (src/io/atomic_file.hpp): exit 0, the bytes in the pipe.
+        cuem("-q", "generate", "-n", 10, "-d", 2, "--seed", 3, "-o", fifo, timeout=20)
         assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a regular file"
-        assert proc.returncode in (OK, USAGE), proc.stderr
-        if proc.returncode == OK:
-            assert os.read(fd, 1 << 16).startswith(b"\x93NUMPY")
+        through_pipe = os.read(fd, 1 << 16)
+        try:
+            extra = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            extra = b""
     finally:
         os.close(fd)
+    # Exactly the bytes the same command writes to a regular file, once.
+    cuem("-q", "generate", "-n", 10, "-d", 2, "--seed", 3, "-o", "file.npy")
+    assert through_pipe + extra == read_bytes(tmp_path / "file.npy")
+    assert np.load(tmp_path / "file.npy").shape == (10, 2)
+    assert sorted(os.listdir(tmp_path)) == ["file.npy", "pipe.npy"]
 
 
 def test_failed_runs_leave_existing_outputs_untouched(cuem, tmp_path, blobs):

@@ -270,36 +270,110 @@ def test_invalid_initial_parameters():
         cuem.GaussianMixture(3, precisions_init=-np.stack([np.eye(2)] * 3)).fit(X)
 
 
-def test_devices_lists_what_device_cuda_may_name():
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        found = cuem.devices()
-    assert isinstance(found, list)
-    if not found:  # the reason comes as a warning
-        assert any(issubclass(w.category, RuntimeWarning) and "no CUDA device" in str(w.message) for w in caught)
-    for i, d in enumerate(found):
-        assert d["index"] == i and d["name"] and d["total_memory"] > 0
-        assert len(d["compute_capability"]) == 2
+def driver_device_count():
+    """CUDA devices as the NVIDIA driver itself counts them (libcuda through ctypes, not
+    cuem): which of the device tests below applies is decided without the code they test.
+    0 where there is no driver."""
+    import ctypes
 
-
-def test_device_cuda_without_a_usable_device_is_a_runtime_error():
-    X = blobs()
-    cpu = cuem.GaussianMixture(3, random_state=0).fit(X)
     try:
-        gpu = cuem.GaussianMixture(3, random_state=0, device="cuda").fit(X)
-    except cuem.DeviceError as e:  # no CUDA backend, no device, or no CUDA E-step yet
-        assert isinstance(e, RuntimeError)
-        assert "'cpu'" in str(e), str(e)  # the message says what to use instead
-    else:  # a machine with a working CUDA E-step
-        np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-4)
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def cuda_build():
+    """Whether the package was built with the CUDA backend: scripts/test_python.sh passes
+    the build's choice in CUEM_WITH_CUDA, and the library must say the same."""
+    import os
+
+    given = os.environ.get("CUEM_WITH_CUDA")
+    if given is not None:
+        assert cuem.built_with_cuda() == (given.upper() in ("ON", "1", "TRUE")), given
+    return cuem.built_with_cuda()
+
+
+NOT_BUILT = ("this cuem was built without CUDA; use device 'cpu' or 'auto', or rebuild with -DCUEM_WITH_CUDA=ON "
+             "on a machine with nvcc.")
+NO_DEVICE = re.compile(r"device 'cuda' was requested but no CUDA device is usable \((.+)\)\. Use device 'cpu' or 'auto'\.")
+
+
+def fit_auto(X):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         auto = cuem.GaussianMixture(3, random_state=0, device="auto").fit(X)
-    if auto.device_ == "cpu":  # the fallback is announced once
-        assert [str(w.message) for w in caught if "CPU" in str(w.message)], [str(w.message) for w in caught]
-    else:
-        assert auto.device_.startswith("cuda:0"), auto.device_
-    assert cpu.device_ == "cpu"
+    return auto, [str(w.message) for w in caught]
+
+
+def devices_and_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = cuem.devices()
+    return found, [(w.category, str(w.message)) for w in caught]
+
+
+def test_device_cuda_in_a_build_without_cuda():
+    if cuda_build():
+        pytest.skip("this package was built with the CUDA backend")
+    X = blobs()
+    with pytest.raises(cuem.DeviceError) as info:
+        cuem.GaussianMixture(3, random_state=0, device="cuda").fit(X)
+    assert isinstance(info.value, RuntimeError)
+    assert str(info.value) == NOT_BUILT
+    found, caught = devices_and_warnings()
+    assert found == [] and caught == [(RuntimeWarning, "no CUDA device: this cuem was built without CUDA")]
+    auto, messages = fit_auto(X)
+    assert auto.device_ == "cpu"
+    assert messages == ["device 'auto': this cuem was built without CUDA, running on the CPU"]
+    cpu = cuem.GaussianMixture(3, random_state=0).fit(X)
+    assert auto.means_.tobytes() == cpu.means_.tobytes()
+
+
+def test_device_cuda_without_a_device():
+    if not cuda_build():
+        pytest.skip("this package was built without CUDA (test_device_cuda_in_a_build_without_cuda applies)")
+    if driver_device_count() > 0:
+        pytest.skip("the NVIDIA driver reports a CUDA device (test_device_cuda_with_a_device applies)")
+    X = blobs()
+    with pytest.raises(cuem.DeviceError) as info:
+        cuem.GaussianMixture(3, random_state=0, device="cuda").fit(X)
+    assert isinstance(info.value, RuntimeError)
+    match = NO_DEVICE.fullmatch(str(info.value))
+    assert match, str(info.value)
+    reason = match.group(1)
+    found, caught = devices_and_warnings()
+    assert found == [] and caught == [(RuntimeWarning, f"no CUDA device: {reason}")]
+    auto, messages = fit_auto(X)
+    assert auto.device_ == "cpu"
+    assert messages == [f"device 'auto': no usable CUDA device ({reason}), running on the CPU"]
+    cpu = cuem.GaussianMixture(3, random_state=0).fit(X)
+    assert auto.means_.tobytes() == cpu.means_.tobytes()
+
+
+def test_device_cuda_with_a_device():
+    count = driver_device_count()
+    if not cuda_build() or count == 0:
+        pytest.skip("needs a CUDA build and a CUDA device (the NVIDIA driver reports none, or the build has no CUDA)")
+    found, caught = devices_and_warnings()
+    assert caught == [] and len(found) == count
+    for i, d in enumerate(found):
+        assert d["index"] == i and d["name"] and d["total_memory"] > 0
+        assert len(d["compute_capability"]) == 2
+    X = blobs()
+    cpu = cuem.GaussianMixture(3, random_state=0).fit(X)
+    gpu = cuem.GaussianMixture(3, random_state=0, device="cuda").fit(X)
+    assert gpu.device_.startswith("cuda:0"), gpu.device_
+    # float32 on the device against the float64 CPU path, on well-separated blobs.
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-4)
+    np.testing.assert_allclose(gpu.weights_, cpu.weights_, rtol=1e-4)
+    np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-3)
+    auto, messages = fit_auto(X)
+    assert auto.device_.startswith("cuda:0"), auto.device_
+    assert not [m for m in messages if "CPU" in m], messages
     np.testing.assert_allclose(auto.means_, cpu.means_, rtol=1e-4)
     np.testing.assert_array_equal(auto.predict(X), cpu.predict(X))
 
@@ -365,15 +439,40 @@ def test_array_likes_are_converted():
         assert gm.means_.tobytes() == ref.means_.tobytes()
 
 
-def test_dataframe_feature_names():
-    pd = pytest.importorskip("pandas")
+@pytest.mark.parametrize("with_sklearn_validation", [True, False], ids=["sklearn-validation", "own-validation"])
+def test_dataframe_feature_names(monkeypatch, with_sklearn_validation):
+    pd = pytest.importorskip("pandas", reason="pandas is not installed (scripts/test.sh puts it in the test venv)")
+    if not with_sklearn_validation:  # the path taken where scikit-learn is not installed
+        monkeypatch.setattr(cuem.mixture, "_HAVE_SKLEARN", False)
     X = blobs(seed=2)
-    df = pd.DataFrame(X, columns=["a", "b"])
+    ref = cuem.GaussianMixture(3, random_state=0).fit(X)
+    # Mixed column dtypes: the frame is converted to the float64 array, column by column.
+    df = pd.DataFrame({"a": X[:, 0], "b": X[:, 1].astype(np.float32)})
+    Xf = np.column_stack([X[:, 0], X[:, 1].astype(np.float32).astype(np.float64)])
     gm = cuem.GaussianMixture(3, random_state=0).fit(df)
     assert list(gm.feature_names_in_) == ["a", "b"]
-    with pytest.warns(UserWarning, match="feature names"):  # as scikit-learn warns
-        labels = gm.predict(X)
+    assert gm.means_.tobytes() == cuem.GaussianMixture(3, random_state=0).fit(Xf).means_.tobytes()
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-6)  # the float32 column's rounding only
+    with warnings.catch_warnings():  # an array for a model fitted with names: checked below
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        labels = gm.predict(Xf)
+        proba = gm.predict_proba(Xf)
+        log_density = gm.score_samples(Xf)
     np.testing.assert_array_equal(gm.predict(df), labels)
+    np.testing.assert_array_equal(gm.predict_proba(df), proba)
+    np.testing.assert_array_equal(gm.score_samples(df), log_density)
+    # A frame whose rows carry an index other than 0..N-1 is read by position.
+    shuffled = df.sample(frac=1.0, random_state=1)
+    np.testing.assert_array_equal(gm.predict(shuffled), labels[shuffled.index.to_numpy()])
+    # Fitting an array afterwards forgets the names.
+    assert not hasattr(cuem.GaussianMixture(3, random_state=0).fit(df).fit(X), "feature_names_in_")
+    if with_sklearn_validation:  # scikit-learn's own name checks, as its GaussianMixture makes them
+        with pytest.warns(UserWarning, match="feature names"):
+            gm.predict(Xf)
+        with pytest.raises(ValueError, match="feature names"):
+            gm.predict(df[["b", "a"]])
+        with pytest.warns(UserWarning, match="feature names"):
+            ref.predict(df)
 
 
 # ---- the GIL and Ctrl-C -------------------------------------------------------------------
