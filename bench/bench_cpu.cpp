@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_flags.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
 #include "cpu/cpu_backend.hpp"
@@ -59,7 +60,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
   register_all();
-  benchmark::Initialize(&argc, argv);
+  if (!cuem::bench::initialize_benchmark(&argc, argv)) return 2;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

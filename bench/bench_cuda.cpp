@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_flags.hpp"
 #include "ceilings.hpp"
 #include "core/backend.hpp"
 #include "core/cuda_backend.hpp"
@@ -101,6 +102,8 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Flags first: a bad one is an error before any device work.
+  if (!cuem::bench::initialize_benchmark(&argc, argv)) return 2;
   std::string reason;
   if (cuem::cuda::list_devices(&reason).empty()) {
     std::printf("bench_cuda: no CUDA device (%s); nothing to measure\n", reason.c_str());
@@ -115,7 +118,6 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("sgemm_TFLOPs", std::to_string(g_ceilings.sgemm_flops_per_s * 1e-12));
   benchmark::AddCustomContext("dgemm_TFLOPs", std::to_string(g_ceilings.dgemm_flops_per_s * 1e-12));
   register_all();
-  benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

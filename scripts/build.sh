@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds cuem into build/ (or $CUEM_BUILD_DIR). Extra arguments go to cmake.
 # CUDA is built when nvcc is found; CUEM_CUDA_ARCHS narrows the architectures (CI: one).
+# CUEM_BUILD_TARGETS (space-separated) builds only those targets instead of everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${CUEM_BUILD_DIR:-build}
@@ -14,4 +15,6 @@ else
 fi
 cmake -S . -B "$build_dir" "${args[@]}" "$@" >"$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log"; exit 1; }
-cmake --build "$build_dir" -j"$(nproc)"
+targets=()
+for t in ${CUEM_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-CUEM_BUILD_DIR=${CUEM_BUILD_DIR:-build} bash scripts/build.sh -DCUEM_BUILD_TESTS=OFF -DCUEM_BUILD_BENCH=OFF >/dev/null
+# Only the command line is built, and no other option is changed: build/ stays as scripts/test.sh
+# configures it (and test.sh states its own options), so either may run first.
+CUEM_BUILD_DIR=${CUEM_BUILD_DIR:-build} CUEM_BUILD_TARGETS=cuem_cli bash scripts/build.sh -DCUEM_BUILD_CLI=ON >/dev/null
 echo
 echo "== cuem fit data/iris.csv -k 3 (full covariance, k-means init, seed 0) =="
 "${CUEM_BUILD_DIR:-build}/cuem" fit data/iris.csv -k 3 --seed 0 --report "${CUEM_BUILD_DIR:-build}/iris_report.svg" "$@"

@@ -1,46 +1,61 @@
 #!/usr/bin/env bash
-# The one command for a GPU machine (issue 3): build for this card's architecture, run
-# every test, run compute-sanitizer (memcheck, racecheck, initcheck) over the CUDA tests,
-# run the GPU benchmarks, and print a short table last. Logs and results are written to
-# build-gpu/check/; where $OUT is set (the device tool's output folder, which returns at
-# most 8 files) it receives, refreshed after every step so that a run cut short still
-# returns what it did: summary.txt, ptxas.txt, the benchmark and comparison JSON/markdown,
-# and gpu_check_logs.tar.gz with every log.
+# The check for a GPU machine, in steps that each fit one device call (at most 10 minutes a
+# call, 15 minutes of device time in all, the machine's start included):
+#
+#   gpu_check.sh build      build for this card; the CUDA tests (test_cuda_backend and its
+#                           untiled / stats-RK=2 variants, test_device, test_errors,
+#                           test_init) and the command line's device tests; ptxas table
+#   gpu_check.sh sanitize   compute-sanitizer memcheck, racecheck and synccheck (then
+#                           initcheck if time is left) over a cross-section of the CUDA tests
+#   gpu_check.sh bench      bench_cuda (ceilings, configurations against their floors, two
+#                           kernel variants) and compare_gpu.py against scikit-learn
+#   gpu_check.sh python     the Python package built against this card, its tests
+#   gpu_check.sh all        the four in turn (a machine of your own, no per-call limit)
+#
+# A later step reuses build-gpu/ where the machine is still warm, and builds only what it
+# needs where it is not. Logs go to build-gpu/check/STEP/; where $OUT is set (the device
+# tool's output folder, which returns at most 8 files) it receives, refreshed after every
+# stage so that a call cut short still returns what it did: summary_STEP.txt, the step's
+# results (ptxas.txt, test XML, benchmark and comparison JSON) and STEP_logs.tar.gz.
+#
+# Each step stops its optional stages when its budget (GPU_CHECK_BUDGET_S, default below
+# per step) runs low, and says so; give the device call a timeout_s of about budget + 60.
 #
 # The GPU machine has no network and lacks GoogleTest, Google Benchmark, CLI11 and
 # nlohmann-json: run scripts/gpu_deps.sh on the development machine first and carry
 # .gpu-deps; they are unpacked into a private prefix here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+step=${1:-}
+case "$step" in
+  build) default_budget=420 ;;
+  sanitize) default_budget=300 ;;
+  bench) default_budget=420 ;;
+  python) default_budget=420 ;;
+  all) default_budget=1800 ;;
+  *) echo "usage: gpu_check.sh build|sanitize|bench|python|all" >&2; exit 2 ;;
+esac
 start=$(date +%s)
-out=build-gpu/check
+budget=${GPU_CHECK_BUDGET_S:-$default_budget}
+out=build-gpu/check/$step
 rm -rf "$out" && mkdir -p "$out"
 summary=()
-# Copies the results so far to $OUT (at most 8 files: the device tool's limit).
+results=()  # files of $out that go to $OUT (with the summary and the tarball: at most 8)
+
 publish() {
   [ -n "${OUT:-}" ] && [ -d "$OUT" ] || return 0
-  printf '%s\n' "${summary[@]}" >"$OUT/summary.txt"
+  printf '%s\n' "${summary[@]}" >"$OUT/summary_$step.txt"
   local f
-  for f in ptxas.txt bench_cuda.json bench_cuda_untiled.json bench_cuda_stats_rk2.json; do
-    [ -f "$out/$f" ] && cp "$out/$f" "$OUT/"
-  done
-  for f in "$out"/*_gpu_peers*.json "$out"/*_gpu_peers*.md; do
-    [ -f "$f" ] && cp "$f" "$OUT/gpu_peers.${f##*.}"
-  done
-  # Made beside, then moved in: a run cut off mid-tar leaves no ninth file in $OUT.
-  tar -czf build-gpu/gpu_check_logs.tar.gz -C "$out" . 2>/dev/null &&
-    mv build-gpu/gpu_check_logs.tar.gz "$OUT/gpu_check_logs.tar.gz"
+  for f in "${results[@]}"; do [ -f "$out/$f" ] && cp "$out/$f" "$OUT/"; done
+  # Made beside, then moved in: a run cut off mid-tar leaves no partial file in $OUT.
+  tar -czf "build-gpu/${step}_logs.tar.gz" -C "$out" . 2>/dev/null &&
+    mv "build-gpu/${step}_logs.tar.gz" "$OUT/${step}_logs.tar.gz"
 }
 note() { summary+=("$1"); echo "== $1"; publish; }
 elapsed() { echo $(( $(date +%s) - start ))s; }
-# The whole check must end well inside the device tool's 10 minutes a command (and a
-# session's 15 minutes of device time, the machine's start included): optional steps run
-# only while this many seconds remain of an 8-minute budget, and say so when skipped.
-# Give the device call a timeout_s of about budget + 60.
-budget=${GPU_CHECK_BUDGET_S:-480}
 left() { echo $(( budget - ($(date +%s) - start) )); }
 room_for() { [ "$(left)" -ge "$1" ]; }
-# A step's time limit: at most $1 seconds, and never past the budget.
+# A stage's time limit: at most $1 seconds, and never past the budget less $2 seconds.
 limit() { local l; l=$(( $(left) - ${2:-10} )); [ "$l" -lt "$1" ] && echo $(( l > 1 ? l : 1 )) || echo "$1"; }
 
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
@@ -49,147 +64,220 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
 fi
 gpu=$(nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader | head -1)
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
-note "GPU: $gpu (sm_$arch)"
+note "GPU: $gpu (sm_$arch); step $step, budget ${budget}s"
 export PATH=$PATH:/usr/local/cuda/bin
 # CMake 4 refuses package files that ask for policies older than 3.5; Debian's ask for
 # ranges ending at 3.19-3.22, which it accepts, and this covers any that do not.
 export CMAKE_POLICY_VERSION_MINIMUM=3.5
-nvcc --version | tail -1
+export OMP_WAIT_POLICY=PASSIVE
 
 prefix=""
 if [ -d .gpu-deps ] && ls .gpu-deps/*.deb >/dev/null 2>&1; then
   prefix=/tmp/cuem-deps
-  rm -rf "$prefix" && mkdir -p "$prefix"
-  for f in .gpu-deps/*.deb; do dpkg -x "$f" "$prefix"; done
+  if [ ! -d "$prefix/usr" ]; then
+    mkdir -p "$prefix"
+    for f in .gpu-deps/*.deb; do dpkg -x "$f" "$prefix"; done
+  fi
   export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 fi
 # The comparison and command-line tests need numpy, scikit-learn and pytest.
 py=$(command -v python3 || true)
 if [ -n "$py" ] && ! "$py" -c 'import numpy, sklearn, pytest' 2>/dev/null; then
-  note "python3 lacks numpy/scikit-learn/pytest: the Python-driven tests are left out"
+  note "python3 lacks numpy/scikit-learn/pytest: the Python-driven stages are left out"
   py=""
 fi
-gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
-# arch 90 gets the 'a' features (wgmma etc.) only where asked; plain 90 SASS is enough here.
-cmake -S . -B build-gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCUEM_WITH_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCUEM_PTXAS_VERBOSE=ON -DCUEM_WERROR=OFF \
-  ${prefix:+-DCMAKE_PREFIX_PATH=$prefix/usr} ${py:+-DCUEM_PYTHON=$py} >"$out/configure.log" 2>&1 ||
-  { tail -30 "$out/configure.log"; note "configure: FAILED (configure.log)"; exit 1; }
-if cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1; then
-  # Another toolchain may warn where ours does not: shown, not fatal (CUEM_WERROR=OFF).
-  n_warn=$(grep -c "warning" "$out/build.log" || true)
-  note "build: ok ($(elapsed)); ${n_warn:-0} warning lines in build.log"
-else
-  grep -E "error" -A3 "$out/build.log" | head -40
-  note "build: FAILED (build.log)"
-  exit 1
-fi
-# ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
-demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
-awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
-     /bytes spill stores/ { spill = $5 "/" $9 }
-     /Used [0-9]+ registers/ { match($0, /Used [0-9]+/); regs = substr($0, RSTART + 5, RLENGTH - 5);
-       smem = "0"; if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11);
-       print name "\t" arch "\tregs " regs "\tspill st/ld " spill "\tsmem " smem }' "$out/build.log" |
-  demangle | sed -E 's/cuem::cuda::(detail::)?//g; s/\(cuem::CovarianceType\)0/full/g; s/\(cuem::CovarianceType\)1/tied/g;
-                    s/\(cuem::CovarianceType\)2/diag/g; s/\(cuem::CovarianceType\)3/spherical/g;
-                    s/\([^()]*\)\t/\t/; s/^void //; s/\(anonymous namespace\):://' | tr -d "'" |
-  sort -u >"$out/ptxas.txt" || true
-spills=$(grep -cvE "spill st/ld 0/0" "$out/ptxas.txt" || true)
-note "ptxas: $(wc -l <"$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
 
-export OMP_WAIT_POLICY=PASSIVE
-# The emulated-device tests are left out: they run the kernels' source on the CPU, as CI
-# does on every commit, and only take time from the real ones here.
-if ! room_for 200; then
-  note "ctest: skipped (time budget: $(left) s left after the build)"
-  : >"$out/ctest.log"
-elif timeout "$(limit 420 150)" ctest --test-dir build-gpu -j8 -E 'emulated' --output-on-failure --timeout 300 >"$out/ctest.log" 2>&1; then
-  note "ctest: $(grep -E 'tests passed' "$out/ctest.log") ($(elapsed))"
-else
-  grep -E "\(Failed\)|\(Timeout\)|\(SEGFAULT\)|Exception" "$out/ctest.log" | head -30
-  note "ctest: FAILED: $(grep -E 'tests passed|tests failed' "$out/ctest.log")"
-fi
-# On a GPU machine only the checks of the no-device behaviour should skip.
-grep -E "\*\*\*Skipped" "$out/ctest.log" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+) .*$/\1/' |
-  grep -v "WithoutADevice" >"$out/skipped.txt" || true
-note "ctest: $(wc -l <"$out/skipped.txt") unexpected skips (skipped.txt): $(head -5 "$out/skipped.txt" | tr '\n' ' ')"
+# build TARGET...: configures build-gpu/ once for this card and builds only what is asked.
+configured=""
+build() {
+  if [ -z "$configured" ]; then
+    local gen=()
+    command -v ninja >/dev/null && gen=(-G Ninja)
+    [ -f build-gpu/CMakeCache.txt ] && ! grep -q "^CMAKE_GENERATOR:INTERNAL=Ninja" build-gpu/CMakeCache.txt &&
+      gen=()
+    # arch 90 gets the 'a' features (wgmma etc.) only where asked; plain 90 SASS is enough here.
+    cmake -S . -B build-gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCUEM_WITH_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCUEM_PTXAS_VERBOSE=ON -DCUEM_WERROR=OFF \
+      -DCUEM_BUILD_TESTS=ON -DCUEM_BUILD_BENCH=ON -DCUEM_BUILD_CLI=ON \
+      ${prefix:+-DCMAKE_PREFIX_PATH=$prefix/usr} ${py:+-DCUEM_PYTHON=$py} >"$out/configure.log" 2>&1 ||
+      { tail -30 "$out/configure.log"; note "configure: FAILED (configure.log)"; exit 1; }
+    configured=1
+  fi
+  local targets=() t
+  for t in "$@"; do targets+=(--target "$t"); done
+  local t0=$(date +%s)
+  if cmake --build build-gpu -j"$(nproc)" "${targets[@]}" >>"$out/build.log" 2>&1; then
+    # Another toolchain may warn where ours does not: shown, not fatal (CUEM_WERROR=OFF).
+    note "build ($*): ok in $(( $(date +%s) - t0 ))s with $(nproc) jobs; $(grep -c "warning" "$out/build.log" || true) warning lines"
+  else
+    grep -E "error" -A3 "$out/build.log" | head -40
+    note "build: FAILED (build.log)"
+    exit 1
+  fi
+}
 
-# compute-sanitizer over a cross-section of the CUDA tests (it slows kernels ~100x).
-sanitize_filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaInit.*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
-if command -v compute-sanitizer >/dev/null; then
-  for tool in memcheck racecheck initcheck; do
-    room_for 60 || { note "compute-sanitizer $tool: skipped (time budget)"; continue; }
+# gtest NAME TIME_LIMIT [ENV=VALUE...] -- [ARGS...]: one test binary, XML report into $out.
+gtest() {
+  local name=$1 cap=$2
+  shift 2
+  local envs=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  local bin=${name%%.*}
+  room_for 20 || { note "$name: skipped (time budget)"; return; }
+  results+=("$name.xml")
+  local rc=0
+  env "${envs[@]}" timeout "$(limit "$cap" 10)" "build-gpu/tests/$bin" --gtest_output="xml:$out/$name.xml" "$@" \
+    >"$out/$name.log" 2>&1 || rc=$?
+  local line
+  line=$(python3 scripts/test_summary.py "$out/$name.xml" --phase "$name" 2>/dev/null ||
+         echo "$name: no report (exit $rc)")
+  [ $rc -eq 124 ] && line="$line -- TIMED OUT"
+  note "$line"
+  grep -E "^\[  FAILED  \]|Failure$" "$out/$name.log" | head -10
+}
+
+step_build() {
+  build cuem_cli test_cuda_backend test_device test_errors test_init em_driver bench_cuda
+  # ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
+  demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
+  awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
+       /bytes spill stores/ { spill = $5 "/" $9 }
+       /Used [0-9]+ registers/ { match($0, /Used [0-9]+/); regs = substr($0, RSTART + 5, RLENGTH - 5);
+         smem = "0"; if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11);
+         print name "\t" arch "\tregs " regs "\tspill st/ld " spill "\tsmem " smem }' "$out/build.log" |
+    demangle | sed -E 's/cuem::cuda::(detail::)?//g; s/\(cuem::CovarianceType\)0/full/g; s/\(cuem::CovarianceType\)1/tied/g;
+                      s/\(cuem::CovarianceType\)2/diag/g; s/\(cuem::CovarianceType\)3/spherical/g;
+                      s/\([^()]*\)\t/\t/; s/^void //; s/\(anonymous namespace\):://' | tr -d "'" |
+    sort -u >"$out/ptxas.txt" || true
+  results+=(ptxas.txt)
+  local spills
+  spills=$(grep -cvE "spill st/ld 0/0" "$out/ptxas.txt" || true)
+  note "ptxas: $(wc -l <"$out/ptxas.txt") kernel instantiations, ${spills:-0} with spills (ptxas.txt)"
+  # The device tests first, then the variants the tests' CMake registers as well.
+  gtest test_cuda_backend 240 --
+  gtest test_device 60 --
+  gtest test_errors 60 --
+  gtest test_init 60 --
+  gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
+    --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
+  gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \
+    --gtest_filter='AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D40_K80_*:AllShapes/CudaStats.*_D72_K70_*:AllShapes/CudaStats.*_D33_K130_*'
+  # On a GPU machine only the checks of the no-device behaviour should skip.
+  grep -h 'result="skipped"' "$out"/*.xml 2>/dev/null | grep -o ' name="[^"]*"' |
+    grep -v WithoutADevice >"$out/unexpected_skips.txt" || true
+  note "unexpected skips: $(wc -l <"$out/unexpected_skips.txt") $(head -5 "$out/unexpected_skips.txt" | tr '\n' ' ')"
+  # The command line on the device (its tests that name a device; the rest are CI's).
+  if [ -n "$py" ] && room_for 60; then
+    results+=(cli_device.xml)
+    timeout "$(limit 180 10)" "$py" -m pytest -q -p no:cacheprovider tests/cli -k "cuda or device" \
+      --cuem-bin=build-gpu/cuem --junitxml="$out/cli_device.xml" >"$out/cli_device.log" 2>&1
+    note "$(python3 scripts/test_summary.py "$out/cli_device.xml" --phase cli_device 2>/dev/null || tail -1 "$out/cli_device.log")"
+  fi
+}
+
+step_sanitize() {
+  build test_cuda_backend
+  # A cross-section of the CUDA tests: every kernel family and layout once (the sanitizers
+  # slow kernels about 100x).
+  local filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaInit.*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
+  if ! command -v compute-sanitizer >/dev/null; then
+    note "compute-sanitizer: not found"
+    return
+  fi
+  local tool extra
+  for tool in memcheck racecheck synccheck initcheck; do
+    room_for 45 || { note "compute-sanitizer $tool: skipped (time budget: $(left)s left)"; continue; }
     extra=()
     [ "$tool" = memcheck ] && extra=(--leak-check full)
-    if timeout "$(limit 300 30)" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 \
-         build-gpu/tests/test_cuda_backend --gtest_filter="$sanitize_filter" >"$out/sanitizer_$tool.log" 2>&1; then
-      note "compute-sanitizer $tool: clean ($(elapsed))"
+    if timeout "$(limit 150 15)" compute-sanitizer --tool "$tool" "${extra[@]}" --error-exitcode 99 \
+         build-gpu/tests/test_cuda_backend --gtest_filter="$filter" >"$out/sanitizer_$tool.log" 2>&1; then
+      note "compute-sanitizer $tool: clean, $(grep -cE '^\[       OK \]' "$out/sanitizer_$tool.log") tests ($(elapsed))"
     elif grep -qE "Device not supported|Unable to find injection|LibraryNotLoaded" "$out/sanitizer_$tool.log"; then
       # Some of the lent machines' runtimes (gVisor) refuse the tool: not a finding.
       note "compute-sanitizer: not supported on this machine ($(grep -m1 -E 'Device not supported|Unable|LibraryNotLoaded' "$out/sanitizer_$tool.log"))"
       break
     else
-      grep -E "ERROR SUMMARY|Invalid|Race|Uninitialized|FAILED" "$out/sanitizer_$tool.log" | head -10
-      note "compute-sanitizer $tool: PROBLEMS (sanitizer_$tool.log)"
+      grep -E "ERROR SUMMARY|Invalid|Race|Uninitialized|FAILED|Barrier" "$out/sanitizer_$tool.log" | head -10
+      note "compute-sanitizer $tool: PROBLEMS or timed out (sanitizer_$tool.log)"
     fi
   done
-else
-  note "compute-sanitizer: not found"
-fi
+}
 
-# GPU benchmarks: the card's ceilings, then the configurations against their floors.
-if [ -x build-gpu/bench/bench_cuda ] && room_for 120; then
-  timeout "$(limit 600 60)" build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda.json" --benchmark_out_format=json \
-    --benchmark_filter='/G|em_iteration/[A-E]/f32' --benchmark_min_time=0.2s >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
-    note "bench_cuda: FAILED or timed out (bench_cuda.log)"
-  tail -40 "$out/bench_cuda.log"
+step_bench() {
+  build bench_cuda em_driver
+  if room_for 120; then
+    results+=(bench_cuda.json)
+    # Google Benchmark 1.7 (Debian's, carried in .gpu-deps) takes seconds as a plain number.
+    timeout "$(limit 240 120)" build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda.json" \
+      --benchmark_out_format=json --benchmark_filter='/G|em_iteration/[A-E]/f32' --benchmark_min_time=0.2 \
+      >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
+      note "bench_cuda: FAILED or timed out (bench_cuda.log)"
+    tail -40 "$out/bench_cuda.log"
+  else
+    note "bench_cuda: skipped (time budget)"
+  fi
   # A variant of the kernels, set by one environment variable, timed on a few configs:
   # variant NAME ENV=VALUE SECONDS FILTER (results in bench_cuda_NAME.{json,log}).
   variant() {
-    room_for $(( $3 + 30 )) || { note "bench_cuda $1: skipped (time budget)"; return; }
+    room_for $(( $3 + 90 )) || { note "bench_cuda $1: skipped (time budget)"; return; }
+    results+=("bench_cuda_$1.json")
     env "$2" timeout "$3" build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda_$1.json" \
-      --benchmark_out_format=json --benchmark_filter="$4" --benchmark_min_time=0.2s \
+      --benchmark_out_format=json --benchmark_filter="$4" --benchmark_min_time=0.2 \
       >"$out/bench_cuda_$1.log" 2>&1 && note "bench_cuda $1 ($2): done ($(elapsed))" ||
       note "bench_cuda $1: FAILED or timed out (bench_cuda_$1.log)"
     grep -E "^cuda_" "$out/bench_cuda_$1.log" | head -12
   }
   # G3/G4 with the tiled kernels off: the side-by-side measure of what tiling buys.
-  variant untiled CUEM_CUDA_TILED=0 120 'cuda_(em_iteration|estep)/G[34]'
+  variant untiled CUEM_CUDA_TILED=0 60 'cuda_(em_iteration|estep)/G[34]'
   # G4's statistics kernel with 2 components a thread (two blocks an SM) instead of 4 (one).
-  variant stats_rk2 CUEM_CUDA_STATS_RK=2 60 'cuda_(em_iteration|estep)/G4'
-else
-  note "bench_cuda: skipped (not built or time budget)"
-fi
-
-# Side by side with scikit-learn's Array API path on torch (quick sizes: N / 20).
-if [ -n "$py" ] && room_for 60; then
-  timeout "$(limit 600 20)" "$py" scripts/compare_gpu.py --quick \
-    --driver build-gpu/tests/em_driver --out "$out" >"$out/compare_gpu.log" 2>&1 &&
-    note "compare_gpu (quick): done" || note "compare_gpu: FAILED or timed out (compare_gpu.log)"
-  grep -E "^\| " "$out/compare_gpu.log" | head -40
-fi
-
-# The Python package against this build's CUDA backend (offline: the image has
-# scikit-build-core and nanobind, so no build isolation).
-if ! room_for 240; then
-  note "python: skipped (time budget)"
-elif [ -n "$py" ] && "$py" -c 'import scikit_build_core, nanobind, sklearn, pytest' 2>/dev/null; then
-  rm -rf /tmp/cuem-py
-  if CUEM_WITH_CUDA=ON CUEM_CUDA_ARCHS="$arch" CMAKE_ARGS="-DCUEM_WERROR=OFF" timeout "$(limit 600 60)" "$py" -m pip install -q --no-build-isolation --no-deps \
-       --target /tmp/cuem-py . >"$out/python_build.log" 2>&1 &&
-     PYTHONPATH=/tmp/cuem-py timeout "$(limit 600 5)" "$py" -m pytest -q -p no:cacheprovider tests/python >"$out/pytest.log" 2>&1; then
-    note "python: $(tail -1 "$out/pytest.log")"
-  else
-    tail -15 "$out/python_build.log" "$out/pytest.log" 2>/dev/null
-    note "python: FAILED (python_build.log, pytest.log)"
+  variant stats_rk2 CUEM_CUDA_STATS_RK=2 40 'cuda_(em_iteration|estep)/G4'
+  # Side by side with scikit-learn's Array API path on torch (quick sizes: N / 20); it
+  # rewrites its JSON and markdown after every configuration.
+  if [ -n "$py" ] && room_for 45; then
+    results+=(gpu_peers.json gpu_peers.md)
+    timeout "$(limit 300 10)" "$py" scripts/compare_gpu.py --quick --cuem-cpu --check --cuda-built 1 \
+      --driver build-gpu/tests/em_driver --out "$out" >"$out/compare_gpu.log" 2>&1 &&
+      note "compare_gpu (quick): done ($(elapsed))" || note "compare_gpu: FAILED or timed out (compare_gpu.log)"
+    local f
+    for f in "$out"/*_gpu_peers*.json "$out"/*_gpu_peers*.md; do
+      [ -f "$f" ] && cp "$f" "$out/gpu_peers.${f##*.}"
+    done
+    publish
+    grep -E "^\| " "$out/compare_gpu.log" | head -40
   fi
-else
-  note "python: skipped (no scikit-build-core/nanobind/scikit-learn/pytest)"
+}
+
+step_python() {
+  # The Python package against this build's CUDA backend (offline: the image has
+  # scikit-build-core and nanobind, so no build isolation).
+  if [ -z "$py" ] || ! "$py" -c 'import scikit_build_core, nanobind, sklearn, pytest' 2>/dev/null; then
+    note "python: skipped (no scikit-build-core/nanobind/scikit-learn/pytest)"
+    return
+  fi
+  results+=(pytest_python.xml)
+  local t0=$(date +%s)
+  if CUEM_WITH_CUDA=ON CUEM_CUDA_ARCHS="$arch" CMAKE_ARGS="-DCUEM_WERROR=OFF" \
+       CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout "$(limit 300 60)" \
+       "$py" -m pip install -q --no-build-isolation --no-deps --target /tmp/cuem-py . >"$out/python_build.log" 2>&1; then
+    note "python: package built in $(( $(date +%s) - t0 ))s"
+    PYTHONPATH=/tmp/cuem-py timeout "$(limit 300 5)" "$py" -m pytest -q -p no:cacheprovider tests/python \
+      --junitxml="$out/pytest_python.xml" >"$out/pytest.log" 2>&1
+    note "$(python3 scripts/test_summary.py "$out/pytest_python.xml" --phase pytest_python 2>/dev/null || tail -1 "$out/pytest.log")"
+  else
+    tail -15 "$out/python_build.log"
+    note "python: build FAILED or timed out (python_build.log)"
+  fi
+}
+
+if [ "$step" = all ]; then
+  for s in build sanitize bench python; do
+    GPU_CHECK_BUDGET_S=$(left) bash "$0" "$s" || true
+  done
+  exit 0
 fi
+"step_$step"
 
 echo
-echo "==================== gpu_check summary ($(elapsed)) ===================="
+echo "==================== gpu_check $step summary ($(elapsed)) ===================="
 for line in "${summary[@]}"; do echo "  $line"; done
-[ -f "$out/ptxas.txt" ] && { echo "  ptxas:"; sed 's/^/    /' "$out/ptxas.txt" | head -60; }

@@ -1,37 +1,107 @@
 #!/usr/bin/env bash
-# Every test: installs what is missing (apt, and numpy + scikit-learn + pytest into .venv),
-# builds with CUDA where nvcc exists, runs the whole CTest suite (unit tests, the
-# scikit-learn comparison, the find_package consumer, the command line end to end), then
-# the unit and command-line tests under AddressSanitizer + UndefinedBehaviorSanitizer, then
-# the Python package's tests, then the libFuzzer targets for a bounded time each (FUZZ_SECONDS, default 60).
+# Every test: installs what is missing (apt, and numpy + scikit-learn + pytest + pandas into
+# .venv), builds with CUDA where nvcc exists, runs the whole CTest suite (unit tests, the
+# emulated CUDA device, the scikit-learn comparison, the find_package consumer, the command
+# line end to end), then the unit and command-line tests under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then the Python package's tests, then the libFuzzer targets
+# for a bounded time each (FUZZ_SECONDS, default 60). Ends with one line per phase: what
+# ran, passed, failed and was skipped, and why.
+#
+# Each phase states every build option it depends on, so that a build folder left by
+# scripts/demo.sh (or by hand) never changes what runs; a phase that runs no test, or fewer
+# than its build registered, fails (scripts/test_summary.py).
+# TEST_PHASES narrows the phases (default "release python asan fuzz").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-# Python for the comparison against scikit-learn.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn, numpy, pytest' 2>/dev/null; then
-  echo "test: creating .venv with numpy, scikit-learn and pytest"
+read -r -a phases <<<"${TEST_PHASES:-release python asan fuzz}"
+has_phase() { [[ " ${phases[*]} " == *" $1 "* ]]; }
+
+# Python for the comparison against scikit-learn and the command-line tests.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn, numpy, pytest, pandas' 2>/dev/null; then
+  echo "test: creating .venv with numpy, scikit-learn, pytest and pandas"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest
+  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas
 fi
+py=$PWD/.venv/bin/python
 
 jobs=$(nproc)
-echo "== build (Release) =="
-CUEM_BUILD_DIR=build CUEM_CUDA_ARCHS=${CUEM_CUDA_ARCHS:-80-real} bash scripts/build.sh \
-  -DCUEM_PYTHON="$PWD/.venv/bin/python"
-echo "== tests (Release) =="
-(cd build && ctest --output-on-failure -j"$jobs")
+reports=build-reports
+rm -rf "$reports" && mkdir -p "$reports"
+summary=$reports/summary.txt
+: >"$summary"
+status=0
 
-echo "== Python package (pip install . into .venv, pytest tests/python) =="
-bash scripts/test_python.sh
+# run_ctest PHASE BUILD_DIR REQUIRED [ctest args...]: every registered test of the
+# selection must run; REQUIRED names tests that must be among them.
+run_ctest() {
+  local phase=$1 dir=$2 require=$3
+  shift 3
+  local registered
+  registered=$(ctest --test-dir "$dir" -N "$@" | sed -n 's/^Total Tests: *//p')
+  local rc=0
+  ctest --test-dir "$dir" --no-tests=error --output-on-failure -j"$jobs" \
+    --output-junit "$PWD/$reports/$phase.xml" "$@" || rc=$?
+  "$py" scripts/test_summary.py "$reports/$phase.xml" --phase "$phase" --expect "${registered:-0}" \
+    --require "$require" --out "$summary" || rc=1
+  return $rc
+}
 
-echo "== build (ASan + UBSan, CPU only) =="
-CUEM_NO_CUDA=1 CUEM_BUILD_DIR=build-asan CUEM_BUILD_TYPE=RelWithDebInfo bash scripts/build.sh \
-  -DCUEM_SANITIZE=ON -DCUEM_BUILD_BENCH=OFF -DCUEM_PYTHON="$PWD/.venv/bin/python"
-echo "== tests (ASan + UBSan) =="
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && ctest --output-on-failure -j"$jobs" -L 'unit|cli')
+if has_phase release; then
+  echo "== build (Release) =="
+  CUEM_BUILD_DIR=build CUEM_CUDA_ARCHS=${CUEM_CUDA_ARCHS:-80-real} bash scripts/build.sh \
+    -DCUEM_BUILD_TESTS=ON -DCUEM_BUILD_BENCH=ON -DCUEM_BUILD_CLI=ON -DCUEM_SANITIZE=OFF -DCUEM_PYTHON="$py"
+  echo "== tests (Release) =="
+  run_ctest ctest-release build "compare_sklearn,compare_gpu_smoke,cli_end_to_end,cli_demo_fit,install_consumer,emulated:,scripts_syntax" ||
+    status=1
+fi
 
-echo "== fuzzing (npy, CSV and model readers) =="
-bash scripts/fuzz.sh
+if has_phase python; then
+  echo "== Python package (pip install . into .venv, pytest tests/python) =="
+  rc=0
+  bash scripts/test_python.sh --junitxml="$PWD/$reports/pytest-python.xml" || rc=$?
+  "$py" scripts/test_summary.py "$reports/pytest-python.xml" --phase pytest-python --out "$summary" || rc=1
+  [ $rc -eq 0 ] || status=1
+fi
+
+if has_phase asan; then
+  echo "== build (ASan + UBSan, CPU only) =="
+  CUEM_NO_CUDA=1 CUEM_BUILD_DIR=build-asan CUEM_BUILD_TYPE=RelWithDebInfo bash scripts/build.sh \
+    -DCUEM_BUILD_TESTS=ON -DCUEM_BUILD_CLI=ON -DCUEM_SANITIZE=ON -DCUEM_BUILD_BENCH=OFF -DCUEM_PYTHON="$py"
+  echo "== tests (ASan + UBSan) =="
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_ctest ctest-asan build-asan "cli_end_to_end,emulated:" -L 'unit|cli' || status=1
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if has_phase fuzz; then
+  echo "== fuzzing (npy, CSV and model readers) =="
+  if bash scripts/fuzz.sh | tee "$reports/fuzz.log"; then
+    n=$(grep -c '^fuzz [a-z]*: ok' "$reports/fuzz.log" || true)
+    echo "fuzz: ${n} targets clean for ${FUZZ_SECONDS:-60} s each" >>"$summary"
+  else
+    echo "fuzz: FAILED ($(grep -E '^fuzz: FAILED' "$reports/fuzz.log" | head -1))" >>"$summary"
+    status=1
+  fi
+fi
+
+echo
+echo "==================== test summary ===================="
+cat "$summary"
+# One closing line over every phase's test reports.
+"$py" - "$reports" <<'EOF'
+import glob, sys, xml.etree.ElementTree as ET
+p = f = s = 0
+for path in glob.glob(sys.argv[1] + "/*.xml"):
+    for c in ET.parse(path).getroot().iter("testcase"):
+        if c.find("failure") is not None or c.find("error") is not None or c.get("status") == "fail":
+            f += 1
+        elif c.find("skipped") is not None or c.get("status") in ("notrun", "disabled"):
+            s += 1
+        else:
+            p += 1
+print(f"total: {p} passed, {f} failed, {s} skipped")
+EOF
+exit $status
