@@ -16,7 +16,8 @@
 # needs where it is not. Logs go to build-gpu/check/STEP/; where $OUT is set (the device
 # tool's output folder, which returns at most 8 files) it receives, refreshed after every
 # stage so that a call cut short still returns what it did: summary_STEP.txt, the step's
-# results (ptxas.txt, test XML, benchmark and comparison JSON) and STEP_logs.tar.gz.
+# results (ptxas.txt, benchmark and comparison JSON) and STEP_logs.tar.gz (every log and
+# test report).
 #
 # Each step stops its optional stages when its budget (GPU_CHECK_BUDGET_S, default below
 # per step) runs low, and says so; give the device call a timeout_s of about budget + 60.
@@ -125,7 +126,6 @@ gtest() {
   shift
   local bin=${name%%.*}
   room_for 20 || { note "$name: skipped (time budget)"; return; }
-  results+=("$name.xml")
   local rc=0
   env "${envs[@]}" timeout "$(limit "$cap" 10)" "build-gpu/tests/$bin" --gtest_output="xml:$out/$name.xml" "$@" \
     >"$out/$name.log" 2>&1 || rc=$?
@@ -169,7 +169,6 @@ step_build() {
   note "unexpected skips: $(wc -l <"$out/unexpected_skips.txt") $(head -5 "$out/unexpected_skips.txt" | tr '\n' ' ')"
   # The command line on the device (its tests that name a device; the rest are CI's).
   if [ -n "$py" ] && room_for 60; then
-    results+=(cli_device.xml)
     timeout "$(limit 180 10)" "$py" -m pytest -q -p no:cacheprovider tests/cli -k "cuda or device" \
       --cuem-bin=build-gpu/cuem --junitxml="$out/cli_device.xml" >"$out/cli_device.log" 2>&1
     note "$(python3 scripts/test_summary.py "$out/cli_device.xml" --phase cli_device 2>/dev/null || tail -1 "$out/cli_device.log")"
@@ -213,6 +212,7 @@ step_bench() {
       --benchmark_out_format=json --benchmark_filter='/G|em_iteration/[A-E]/f32' --benchmark_min_time=0.2 \
       >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
       note "bench_cuda: FAILED or timed out (bench_cuda.log)"
+    grep -q "^bench_cuda: no CUDA device" "$out/bench_cuda.log" && note "$(grep -m1 "^bench_cuda: no CUDA device" "$out/bench_cuda.log")"
     tail -40 "$out/bench_cuda.log"
   else
     note "bench_cuda: skipped (time budget)"
@@ -236,7 +236,7 @@ step_bench() {
   # rewrites its JSON and markdown after every configuration.
   if [ -n "$py" ] && room_for 45; then
     results+=(gpu_peers.json gpu_peers.md)
-    timeout "$(limit 300 10)" "$py" scripts/compare_gpu.py --quick --cuem-cpu --check --cuda-built 1 \
+    timeout "$(limit 300 10)" "$py" scripts/compare_gpu.py --quick --check --cuda-built 1 \
       --driver build-gpu/tests/em_driver --out "$out" >"$out/compare_gpu.log" 2>&1 &&
       note "compare_gpu (quick): done ($(elapsed))" || note "compare_gpu: FAILED or timed out (compare_gpu.log)"
     local f

@@ -16,6 +16,10 @@ def skip_reason(case):
     """Why a test was skipped, in a few words: GoogleTest's GTEST_SKIP message, pytest's."""
     skipped = case.find("skipped")
     message = skipped.get("message", "") if skipped is not None else ""
+    # GoogleTest's own XML: "file:line" then the message on the next line.
+    m = re.match(r"\S+:\d+\n(.+)", message)
+    if m:
+        message = m.group(1)
     out = case.findtext("system-out") or ""
     # GoogleTest prints "file:line: Skipped" and the message on the next line(s).
     m = re.search(r":\d+: Skipped\n(.+)", out)
