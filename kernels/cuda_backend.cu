@@ -1,6 +1,6 @@
-// The CUDA backend: owns the data on the device (or streams it from pinned host memory in
-// chunks), uploads each iteration's parameters, runs the E-step kernels chunk by chunk
-// and returns float64 sufficient statistics to the shared host code.
+// The CUDA backend: owns the data on the device (or streams it from host memory in chunks,
+// through two pinned staging buffers), uploads each iteration's parameters, runs the E-step
+// kernels chunk by chunk and returns float64 sufficient statistics to the shared host code.
 //
 // Precision: the data are stored relative to a global origin (the column means, in
 // float64) and converted to the arithmetic type S once. Subtracting the origin first
@@ -44,6 +44,11 @@ std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m;
 // Labels returned per copy by nearest_labels (pinned memory: keep it small).
 constexpr std::size_t kLabelPiece = std::size_t{1} << 22;
 
+// Bytes of each of the two pinned buffers that streamed data pass through: large enough
+// for copies near the link's bandwidth, small beside the chunks (which may fill most of
+// the device).
+constexpr std::size_t kStagingBytes = std::size_t{8} << 20;
+
 // Parameters uploaded per iteration: log weights, log-dets, means (two parts), factors
 // (a covariance's worth of values).
 std::size_t param_count(CovarianceType type, int K, int D) {
@@ -84,6 +89,7 @@ class CudaBackend final : public Backend {
     for (int i = 0; i < 2; ++i) {
       copied_.emplace_back();
       consumed_.emplace_back();
+      staged_.emplace_back();
     }
     origin_ = column_means(X_);
   }
@@ -98,7 +104,7 @@ class CudaBackend final : public Backend {
     if (compute_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
     if (copy_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
     data_ = {};
-    host_data_ = {};
+    stream_staging_ = {};
     stream_slots_ = {};
     resp_ = {};
     log_prob_ = {};
@@ -120,6 +126,7 @@ class CudaBackend final : public Backend {
     labels_host_ = {};
     copied_.clear();
     consumed_.clear();
+    staged_.clear();
     compute_.reset();
     copy_.reset();
   }
@@ -134,7 +141,7 @@ class CudaBackend final : public Backend {
   std::string description() const override {
     std::string s = "cuda:" + std::to_string(device_) + " (" + device_name_ + "), " + precision_name<S>();
     if (chunk_ != 0) {
-      s += resident_ ? ", data resident" : ", data streamed from pinned host memory";
+      s += resident_ ? ", data resident" : ", data streamed through pinned staging buffers";
       s += ", chunks of " + std::to_string(chunk_) + " points";
     }
     return s;
@@ -164,14 +171,18 @@ class CudaBackend final : public Backend {
     const ComponentParams<S> cp = begin_pass(p, &shift);
     const cudaStream_t s = compute_->get();
     const std::size_t K = static_cast<std::size_t>(p.K);
-    // Results come back through a pinned buffer of at most eval_chunk_ points.
+    // Results come back through a pinned buffer of at most eval_chunk_ points. A piece's
+    // responsibilities are laid out K x count (stride count, not chunk_) so that they
+    // come back in one contiguous copy: a pitched copy with the chunk as its pitch is
+    // refused above the device's pitch limit (memPitch, 2^31 - 1 bytes: chunks of about
+    // 536M float32 points).
     for_each_piece(begin, end, eval_chunk_, [&](const S* x, std::size_t b, std::size_t count) {
-      launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+      launch_posteriors(cp, x, count, resp_.data(), count, log_prob_.data(), s);
       S* host_resp = eval_host_.data();
       S* host_lp = eval_host_.data() + K * eval_chunk_;
       if (resp)
-        CUEM_CUDA_CHECK(cudaMemcpy2DAsync(host_resp, count * sizeof(S), resp_.data(), chunk_ * sizeof(S),
-                                          count * sizeof(S), K, cudaMemcpyDeviceToHost, s));
+        CUEM_CUDA_CHECK(
+            cudaMemcpyAsync(host_resp, resp_.data(), K * count * sizeof(S), cudaMemcpyDeviceToHost, s));
       if (log_prob)
         CUEM_CUDA_CHECK(
             cudaMemcpyAsync(host_lp, log_prob_.data(), count * sizeof(S), cudaMemcpyDeviceToHost, s));
@@ -579,13 +590,14 @@ class CudaBackend final : public Backend {
   }
 
   // Resident: the converted data on the device, uploaded through two pinned staging
-  // buffers so that conversion overlaps the copies. Streaming: the converted data in
-  // pinned host memory, copied chunk by chunk during each E-step.
+  // buffers so that conversion overlaps the copies. Streaming: only those two buffers;
+  // every pass converts the rows again as it copies them (chunk_data), so pinned memory
+  // stays at 2 x kStagingBytes whatever N and the chunk are.
   void place_data() {
     const std::size_t N = X_.n_rows, D = X_.n_cols;
     if (!resident_) {
-      host_data_ = PinnedBuffer<S>(N * D);
-      convert_rows(0, N, host_data_.data());
+      stage_rows_ = std::max<std::size_t>(1, std::min(kStagingBytes / (D * sizeof(S)), N));
+      stream_staging_ = PinnedBuffer<S>(2 * stage_rows_ * D);
       return;
     }
     data_ = DeviceBuffer<S>(N * D);
@@ -621,16 +633,28 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // The device rows of points [begin, begin + count); when streaming, the copy is
-  // queued on the copy stream once the compute stream has finished with the slot, and
-  // the compute stream waits for it.
+  // The device rows of points [begin, begin + count). When streaming, the rows go to the
+  // device slot once the compute stream has finished with it (the piece two back), in
+  // runs of stage_rows_ through the two pinned staging buffers in turn: each run is
+  // converted on the host once the copy that last read its buffer has landed, so the
+  // conversion of a run overlaps the copy of the one before, and the whole piece's
+  // conversion the kernels of the previous piece. The compute stream waits for the copies.
   const S* chunk_data(std::size_t begin, std::size_t count, int slot) {
     const std::size_t D = X_.n_cols;
     if (resident_) return data_.data() + begin * D;
     S* dst = stream_slots_.data() + static_cast<std::size_t>(slot) * chunk_ * D;
     CUEM_CUDA_CHECK(cudaStreamWaitEvent(copy_->get(), consumed_[slot].get(), 0));
-    CUEM_CUDA_CHECK(cudaMemcpyAsync(dst, host_data_.data() + begin * D, count * D * sizeof(S),
-                                    cudaMemcpyHostToDevice, copy_->get()));
+    for (std::size_t r = 0; r < count; r += stage_rows_) {
+      const std::size_t rows = std::min(stage_rows_, count - r);
+      const int b = staging_turn_;
+      staging_turn_ ^= 1;
+      S* staging = stream_staging_.data() + static_cast<std::size_t>(b) * stage_rows_ * D;
+      staged_[b].synchronize();
+      convert_rows(begin + r, rows, staging);
+      CUEM_CUDA_CHECK(
+          cudaMemcpyAsync(dst + r * D, staging, rows * D * sizeof(S), cudaMemcpyHostToDevice, copy_->get()));
+      staged_[b].record(copy_->get());
+    }
     copied_[slot].record(copy_->get());
     CUEM_CUDA_CHECK(cudaStreamWaitEvent(compute_->get(), copied_[slot].get(), 0));
     return dst;
@@ -725,12 +749,15 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Stream> copy_;
   std::vector<Event> copied_;    // per streaming slot: its copy has landed
   std::vector<Event> consumed_;  // per streaming slot: the kernels reading it are done
+  std::vector<Event> staged_;    // per staging buffer: the copy that last read it has landed
 
   bool placed_ = false;
   bool resident_ = true;
-  DeviceBuffer<S> data_;          // resident: N x D
-  PinnedBuffer<S> host_data_;     // streaming: N x D
-  DeviceBuffer<S> stream_slots_;  // streaming: 2 chunks
+  DeviceBuffer<S> data_;            // resident: N x D
+  PinnedBuffer<S> stream_staging_;  // streaming: 2 x stage_rows_ rows, converted on the host
+  std::size_t stage_rows_ = 0;
+  int staging_turn_ = 0;            // the staging buffer the next run goes through
+  DeviceBuffer<S> stream_slots_;    // streaming: 2 chunks
 
   int ws_K_ = -1;
   CovarianceType ws_type_ = CovarianceType::full;

@@ -1,13 +1,24 @@
 // The emulated CUDA runtime (tests/emu) that lets the CUDA backend's tests run without a
 // GPU: its barriers, shared memory, launch checks and memory checks must behave as a
-// GPU's do, or the tests built on it prove nothing.
+// GPU's do, or the tests built on it prove nothing. Also the CUDA backend against the
+// limits the emulator enforces beyond a small test's reach (the copy pitch, pinned memory).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
+
+#include "core/backend.hpp"
+#include "core/cuda_backend.hpp"
+#include "core/prepared_params.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "cuem/options.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -27,6 +38,31 @@ __global__ void dynamic_kernel(unsigned char* first, int n) {
   if (threadIdx.x == 0) first[blockIdx.x] = smem[n - 1];
   __syncthreads();
   smem[threadIdx.x] = 7;
+}
+
+// Static shared memory: each thread records its element before anyone writes it, then
+// the block writes its index there. Every block must read the fill pattern: neither a
+// static's initial zeros nor what the previous block left.
+__global__ void static_shared_kernel(unsigned* first) {
+  __shared__ unsigned values[64];
+  const unsigned t = threadIdx.x;
+  first[blockIdx.x * blockDim.x + t] = values[t];
+  __syncthreads();
+  values[t] = blockIdx.x + 1;
+}
+
+// The same in a template (whose statics the compiler emits as unique global symbols) with
+// two objects, in floating point: unwritten values are NaN.
+template <typename T>
+__global__ void static_shared_template_kernel(T* first) {
+  __shared__ T a[32];
+  __shared__ T b[3];
+  const unsigned t = threadIdx.x;
+  first[blockIdx.x * 2 * blockDim.x + t] = a[t];
+  first[(blockIdx.x * 2 + 1) * blockDim.x + t] = b[t % 3];
+  __syncthreads();
+  a[t] = T(1);
+  if (t < 3) b[t] = T(2);
 }
 
 // Threads that return early do not hold the others at the barrier.
@@ -86,6 +122,38 @@ TEST(EmulatedRuntime, DynamicSharedMemoryStartsFilledInEveryBlock) {
   unsigned char h[4];
   ASSERT_EQ(cudaMemcpyAsync(h, d, 4, cudaMemcpyDeviceToHost), cudaSuccess);
   for (unsigned char v : h) EXPECT_EQ(v, 0xff);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+TEST(EmulatedRuntime, StaticSharedMemoryStartsFilledInEveryBlock) {
+  EXPECT_EQ(cuem::emu::static_shared_bytes(reinterpret_cast<const void*>(&static_shared_kernel)),
+            64 * sizeof(unsigned));
+  const unsigned blocks = 3, threads = 64;
+  unsigned* d = device_alloc<unsigned>(blocks * threads);
+  CUEM_LAUNCH(static_shared_kernel, blocks, threads, 0, nullptr)(d);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<unsigned> h(blocks * threads, 0);
+  ASSERT_EQ(cudaMemcpyAsync(h.data(), d, h.size() * sizeof(unsigned), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (unsigned i = 0; i < h.size(); ++i)
+    EXPECT_EQ(h[i], 0xffffffffu) << "block " << i / threads << ", thread " << i % threads;
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+TEST(EmulatedRuntime, StaticSharedMemoryOfATemplateKernelStartsFilledInEveryBlock) {
+  const auto* kernel = reinterpret_cast<const void*>(&static_shared_template_kernel<float>);
+  EXPECT_EQ(cuem::emu::static_shared_bytes(kernel), (32 + 3) * sizeof(float));
+  const unsigned blocks = 2, threads = 32;
+  float* d = device_alloc<float>(blocks * 2 * threads);
+  CUEM_LAUNCH(static_shared_template_kernel<float>, blocks, threads, 0, nullptr)(d);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<float> h(blocks * 2 * threads, 0.0f);
+  ASSERT_EQ(cudaMemcpyAsync(h.data(), d, h.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, &h[i], sizeof bits);
+    EXPECT_EQ(bits, 0xffffffffu) << "value " << i;
+    EXPECT_TRUE(std::isnan(h[i])) << "value " << i;
+  }
   EXPECT_EQ(cudaFree(d), cudaSuccess);
 }
 
@@ -154,6 +222,61 @@ TEST(EmulatedRuntime, ChecksCopiesAgainstTheirAllocations) {
   (void)cudaGetLastError();
 }
 
+// cudaMemcpy2D* refuses a pitch above cudaDeviceProp::memPitch (2^31 - 1 bytes on
+// current GPUs) with cudaErrorInvalidPitchValue, whatever else the copy is.
+TEST(EmulatedRuntime, RefusesPitchesAboveTheDeviceLimit) {
+  constexpr std::size_t kLimit = 2147483647;
+  cudaDeviceProp prop{};
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  EXPECT_EQ(prop.memPitch, kLimit);
+  char* d = device_alloc<char>(256);
+  std::vector<char> h(256, 0);
+  for (int i = 0; i < 256; ++i) h[i] = static_cast<char>(i);
+  ASSERT_EQ(cudaMemcpyAsync(d, h.data(), 256, cudaMemcpyHostToDevice), cudaSuccess);
+  // One row, so that the pitch is the only thing out of range.
+  EXPECT_EQ(cudaMemcpy2DAsync(h.data(), 16, d, kLimit + 1, 16, 1, cudaMemcpyDeviceToHost), cudaErrorInvalidPitchValue);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidPitchValue);
+  EXPECT_EQ(cudaMemcpy2DAsync(h.data(), kLimit + 1, d, 16, 16, 1, cudaMemcpyDeviceToHost), cudaErrorInvalidPitchValue);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaMemcpy2DAsync(h.data(), 16, d, kLimit, 16, 1, cudaMemcpyDeviceToHost), cudaSuccess);
+  {
+    const cuem::emu::MaxPitchScope low(64);
+    ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+    EXPECT_EQ(prop.memPitch, 64u);
+    EXPECT_EQ(cudaMemcpy2DAsync(h.data(), 65, d, 64, 8, 2, cudaMemcpyDeviceToHost), cudaErrorInvalidPitchValue);
+    EXPECT_EQ(cudaMemcpy2DAsync(h.data(), 8, d, 65, 8, 2, cudaMemcpyDeviceToHost), cudaErrorInvalidPitchValue);
+    (void)cudaGetLastError();
+    std::vector<char> rows(16, 0);
+    ASSERT_EQ(cudaMemcpy2DAsync(rows.data(), 8, d, 64, 8, 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int r = 0; r < 2; ++r)
+      for (int c = 0; c < 8; ++c) EXPECT_EQ(rows[r * 8 + c], static_cast<char>(r * 64 + c)) << r << " " << c;
+  }
+  EXPECT_EQ(cuem::emu::max_pitch(), kLimit);  // the scope restored it
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+TEST(EmulatedRuntime, CountsPinnedMemoryAndItsPeak) {
+  const std::size_t before = cuem::emu::pinned_bytes();
+  cuem::emu::reset_peak_pinned_bytes();
+  EXPECT_EQ(cuem::emu::peak_pinned_bytes(), before);
+  void* a = nullptr;
+  void* b = nullptr;
+  ASSERT_EQ(cudaHostAlloc(&a, 1000, cudaHostAllocDefault), cudaSuccess);
+  ASSERT_EQ(cudaHostAlloc(&b, 500, cudaHostAllocDefault), cudaSuccess);
+  EXPECT_EQ(cuem::emu::pinned_bytes(), before + 1500);
+  EXPECT_EQ(cudaFreeHost(a), cudaSuccess);
+  EXPECT_EQ(cuem::emu::pinned_bytes(), before + 500);
+  EXPECT_EQ(cuem::emu::peak_pinned_bytes(), before + 1500);
+  void* c = nullptr;
+  ASSERT_EQ(cudaMalloc(&c, 4000), cudaSuccess);  // device memory is not pinned memory
+  EXPECT_EQ(cuem::emu::peak_pinned_bytes(), before + 1500);
+  cuem::emu::reset_peak_pinned_bytes();
+  EXPECT_EQ(cuem::emu::peak_pinned_bytes(), before + 500);
+  EXPECT_EQ(cudaFreeHost(b), cudaSuccess);
+  EXPECT_EQ(cudaFree(c), cudaSuccess);
+  EXPECT_EQ(cuem::emu::pinned_bytes(), before);
+}
+
 TEST(EmulatedRuntime, DeviceMemoryIsBoundedAndAccounted) {
   std::size_t free0 = 0, total = 0;
   ASSERT_EQ(cudaMemGetInfo(&free0, &total), cudaSuccess);
@@ -184,6 +307,98 @@ TEST(EmulatedRuntime, StreamsAndEventsAreHandles) {
   EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
   EXPECT_EQ(cudaStreamSynchronize(s), cudaErrorInvalidResourceHandle);  // destroyed
   (void)cudaGetLastError();
+}
+
+// ---- the CUDA backend against those limits ---------------------------------------------
+
+using cuem::CovarianceType;
+using cuem::Precision;
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+// The chunk size a backend reports in its description ("chunks of C points").
+std::size_t chunk_points(const std::string& description) {
+  const std::string key = "chunks of ";
+  const std::size_t at = description.find(key);
+  return at == std::string::npos ? 0 : std::stoull(description.substr(at + key.size()));
+}
+
+// predict_proba and score_samples return the responsibilities of a chunk of C points;
+// once C x sizeof(S) exceeds the device's pitch limit a pitched copy of them is refused
+// (on a GPU from about 536M float32 points a chunk). The limit is lowered here to 4 KiB,
+// far below one chunk's row, and the results must still equal the float64 CPU path's.
+TEST(EmulatedBackend, PredictProbaWorksWhereAChunkRowExceedsThePitchLimit) {
+  const cuem::emu::MaxPitchScope low(4096);
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    SCOPED_TRACE(cuem::to_string(p));
+    const int KK = 5, D = 3;
+    const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, KK, D, 3.0, 311);
+    const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 312);
+    const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::full));
+    const std::size_t begin = 7, end = ds.n, n = end - begin, K = KK;
+    std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
+    cuem::CpuBackend cpu(ds.view());
+    cpu.evaluate(params, begin, end, lp_cpu.data(), r_cpu.data());
+    const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+    gpu->evaluate(params, begin, end, lp_gpu.data(), r_gpu.data());
+    const std::size_t row_bytes = chunk_points(gpu->description()) * (p == Precision::float32 ? 4 : 8);
+    ASSERT_GT(row_bytes, cuem::emu::max_pitch()) << gpu->description();
+    const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(lp_gpu[i], lp_cpu[i], tol * (std::abs(lp_cpu[i]) + 1)) << "point " << begin + i;
+      for (std::size_t k = 0; k < K; ++k)
+        ASSERT_NEAR(r_gpu[i * K + k], r_cpu[i * K + k], 10 * tol) << "point " << begin + i << ", k " << k;
+    }
+  }
+}
+
+// Streaming (data beyond the device memory limit) passes the data through two pinned
+// staging buffers of 8 MiB, converting them as it goes, rather than pinning a converted
+// copy of the whole data set (or of two chunks, which may fill most of the device), and
+// gives bitwise the resident backend's results, pass after pass.
+TEST(EmulatedBackend, StreamingPinsTwoStagingBuffersNotTheData) {
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    SCOPED_TRACE(cuem::to_string(p));
+    const std::size_t S = p == Precision::float32 ? 4 : 8;
+    const int K = 4, D = 64;
+    const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 321);
+    const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 300007, 322);
+    const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::diag));
+    const auto resident = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+    const cuem::SufficientStats want = resident->estep(params);
+    std::vector<double> lp_want(ds.n);
+    resident->evaluate(params, 0, ds.n, lp_want.data(), nullptr);
+
+    cuem::emu::reset_peak_pinned_bytes();
+    const std::size_t pinned_before = cuem::emu::pinned_bytes();
+    // 40 MiB of device memory: chunks of tens of thousands of points, several MiB each.
+    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, std::size_t{40} << 20});
+    const cuem::SufficientStats got = streamed->estep(params);
+    const cuem::SufficientStats again = streamed->estep(params);  // the staging buffers reused
+    std::vector<double> lp_got(ds.n, std::nan(""));
+    streamed->evaluate(params, 0, ds.n, lp_got.data(), nullptr);
+    const std::size_t peak = cuem::emu::peak_pinned_bytes() - pinned_before;
+
+    ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
+    const std::size_t chunk = chunk_points(streamed->description());
+    // Two staging buffers, the results of one chunk (K + 1 values a point) and small
+    // parameter buffers.
+    const std::size_t bound = 2 * (std::size_t{8} << 20) + (K + 1) * chunk * S + (std::size_t{256} << 10);
+    ASSERT_GT(2 * chunk * D * S, bound) << "two chunks of staging must break the bound, chunk " << chunk;
+    ASSERT_GT(ds.n * D * S, 2 * bound) << "the data must dwarf the bound";
+    EXPECT_LE(peak, bound) << "chunk " << chunk;
+    EXPECT_GE(peak, 2 * (std::size_t{8} << 20)) << "chunk " << chunk;
+
+    for (const cuem::SufficientStats* st : {&got, &again}) {
+      EXPECT_TRUE(same_bits(st->nk, want.nk));
+      EXPECT_TRUE(same_bits(st->s1, want.s1));
+      EXPECT_TRUE(same_bits(st->s2, want.s2));
+      EXPECT_EQ(st->log_likelihood, want.log_likelihood);
+    }
+    EXPECT_TRUE(same_bits(lp_got, lp_want));
+  }
 }
 
 }  // namespace

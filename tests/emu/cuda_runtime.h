@@ -11,11 +11,13 @@
 // block's waiting threads reach at different calls (a barrier in divergent code), launch
 // configurations (threads per block, grid extents, dynamic shared memory over 48 KiB),
 // copies whose direction does not match their pointers or that run past an allocation,
-// unknown pointers to cudaFree, allocations beyond the emulated device's memory. Device and shared memory start filled
-// with 0xff bytes (NaN in float and double), so reading what was never written shows.
+// pitched copies whose pitch exceeds the device's limit (memPitch), unknown pointers to
+// cudaFree, allocations beyond the emulated device's memory. Device memory, and shared
+// memory (dynamic and static) at the start of every block, are filled with 0xff bytes
+// (NaN in float and double), so reading what was never written shows.
 //
 // Settings (environment): CUEM_EMU_DEVICES (default 1), CUEM_EMU_MEMORY (bytes per
-// device, default 1 GiB).
+// device, default 1 GiB). Test hooks (below): the pitch limit, pinned-memory counters.
 #include <cmath>
 #include <cstddef>
 #include <math.h>
@@ -31,7 +33,8 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 // Static shared memory: one object for all threads of the emulated block (blocks run
-// one at a time, and launches are serialised).
+// one at a time, and launches are serialised). The runtime finds a kernel's static
+// objects by name in the executable's symbol table and fills them before each block.
 #define __shared__ static
 #define __align__(n) alignas(n)
 
@@ -105,6 +108,7 @@ struct cudaDeviceProp {
   int minor;
   int multiProcessorCount;
   int maxThreadsPerBlock;
+  std::size_t memPitch;  // the largest pitch cudaMemcpy2D* accepts
 };
 
 cudaError_t cudaGetDeviceCount(int* count);
@@ -152,6 +156,7 @@ struct LaunchConfig {
   dim3 block;
   std::size_t shared_bytes;
   cudaStream_t stream;
+  const void* kernel;  // its static __shared__ objects are filled before each block
 };
 
 /// Runs body once per thread of every block of the grid (a configuration a GPU would
@@ -186,6 +191,33 @@ class ScheduleScope {
 /// Launches so far in this process; tests read it to see that kernels ran.
 unsigned long long launch_count();
 
+/// Bytes of static __shared__ objects the runtime found for a kernel (and fills before
+/// each of its blocks); 0 where it found none.
+std::size_t static_shared_bytes(const void* kernel);
+
+/// The pitch limit of cudaMemcpy2D* (cudaDeviceProp::memPitch): 2^31 - 1 bytes, as on
+/// current GPUs. Tests lower it to reach the limit without allocating gigabytes.
+std::size_t max_pitch();
+void set_max_pitch(std::size_t bytes);
+
+/// Sets the pitch limit for a scope.
+class MaxPitchScope {
+ public:
+  explicit MaxPitchScope(std::size_t bytes) : previous_(max_pitch()) { set_max_pitch(bytes); }
+  ~MaxPitchScope() { set_max_pitch(previous_); }
+  MaxPitchScope(const MaxPitchScope&) = delete;
+  MaxPitchScope& operator=(const MaxPitchScope&) = delete;
+
+ private:
+  std::size_t previous_;
+};
+
+/// Pinned host memory (cudaHostAlloc) held now, and the most held at once since the last
+/// reset_peak_pinned_bytes (which sets the peak to what is held now).
+std::size_t pinned_bytes();
+std::size_t peak_pinned_bytes();
+void reset_peak_pinned_bytes();
+
 template <typename... P>
 class Launch {
  public:
@@ -198,8 +230,10 @@ class Launch {
       void (*kernel)(P...);
       std::tuple<P...> args;
     } context{kernel_, std::tuple<P...>(std::forward<A>(args)...)};
+    LaunchConfig config = config_;
+    config.kernel = reinterpret_cast<const void*>(kernel_);
     run_grid(
-        config_,
+        config,
         [](void* c) {
           auto* ctx = static_cast<Context*>(c);
           std::apply(ctx->kernel, ctx->args);
@@ -214,7 +248,7 @@ class Launch {
 
 template <typename... P>
 Launch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream) {
-  return Launch<P...>(kernel, LaunchConfig{grid, block, shared_bytes, stream});
+  return Launch<P...>(kernel, LaunchConfig{grid, block, shared_bytes, stream, nullptr});
 }
 
 }  // namespace cuem::emu

@@ -4,8 +4,15 @@
 // switch only at __syncthreads, in thread order: deterministic, one host thread.
 #include "cuda_runtime.h"
 
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <ucontext.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -16,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -54,7 +62,10 @@ struct Allocation {
 std::mutex g_memory_mutex;
 std::map<std::uintptr_t, Allocation> g_allocations;  // by start address
 std::map<int, std::size_t> g_device_used;
+std::size_t g_pinned_used = 0;
+std::size_t g_pinned_peak = 0;
 std::set<const void*> g_handles;  // live streams and events
+std::atomic<std::size_t> g_max_pitch{2147483647};  // every current GPU's memPitch
 
 thread_local int t_device = 0;
 thread_local cudaError_t t_last_error = cudaSuccess;
@@ -98,7 +109,12 @@ cudaError_t allocate(void** p, std::size_t bytes, int device) {
   std::memset(q, kFill, bytes == 0 ? 1 : bytes);
   std::lock_guard<std::mutex> lock(g_memory_mutex);
   g_allocations[reinterpret_cast<std::uintptr_t>(q)] = {bytes, device};
-  if (device >= 0) g_device_used[device] += rounded;
+  if (device >= 0) {
+    g_device_used[device] += rounded;
+  } else {
+    g_pinned_used += bytes;
+    g_pinned_peak = std::max(g_pinned_peak, g_pinned_used);
+  }
   *p = q;
   return cudaSuccess;
 }
@@ -111,7 +127,10 @@ cudaError_t release(void* p, bool device, const char* call) {
     lock.unlock();
     return fail_call(cudaErrorInvalidValue, std::string(call) + " of a pointer it did not allocate");
   }
-  if (device) g_device_used[it->second.device] -= (it->second.bytes + 255) / 256 * 256;
+  if (device)
+    g_device_used[it->second.device] -= (it->second.bytes + 255) / 256 * 256;
+  else
+    g_pinned_used -= it->second.bytes;
   g_allocations.erase(it);
   lock.unlock();
   std::free(p);
@@ -194,6 +213,90 @@ void make_context(Context* c, char* stack, std::size_t bytes, void (*entry)()) {
 }
 #endif
 
+// ---- static shared memory ------------------------------------------------------------
+// `__shared__` is `static` here, so a kernel's static shared objects are function-local
+// statics: zero once, and whatever the last block left for the next. A GPU's shared
+// memory holds no such promise, so each block starts with them filled, as dynamic shared
+// memory is. They are found by name in the executable's symbol table: the local static
+// `name` of the function mangled _Z<encoding> is the object _ZZ<encoding>E<name>.
+struct Span {
+  unsigned char* p;
+  std::size_t bytes;
+};
+
+class StaticShared {
+ public:
+  // The static objects declared in the function at `fn` (none where the executable has
+  // no symbol table, or `fn` is not a function in it).
+  const std::vector<Span>& objects_of(const void* fn) {
+    const auto cached = cache_.find(fn);
+    if (cached != cache_.end()) return cached->second;
+    if (!loaded_) load();
+    std::vector<Span>& out = cache_[fn];
+    const auto f = functions_.find(reinterpret_cast<std::uintptr_t>(fn));
+    if (f == functions_.end()) return out;
+    const std::string prefix = "_ZZ" + f->second.substr(2) + "E";
+    auto it = std::lower_bound(statics_.begin(), statics_.end(), prefix,
+                               [](const auto& entry, const std::string& key) { return entry.first < key; });
+    for (; it != statics_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) out.push_back(it->second);
+    return out;
+  }
+
+ private:
+  void load() {
+    loaded_ = true;
+    // The executable's load address (position-independent executables are relocated).
+    std::uintptr_t bias = 0;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* out) {
+          *static_cast<std::uintptr_t*>(out) = info->dlpi_addr;
+          return 1;  // the first object is the executable
+        },
+        &bias);
+    const int fd = open("/proc/self/exe", O_RDONLY);
+    if (fd < 0) return;
+    struct stat st {};
+    void* map = fstat(fd, &st) == 0 ? mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0)
+                                    : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return;
+    const auto* base = static_cast<const unsigned char*>(map);
+    const std::size_t size = static_cast<std::size_t>(st.st_size);
+    const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
+    const bool elf64 = size >= sizeof(Elf64_Ehdr) && std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 &&
+                       eh->e_ident[EI_CLASS] == ELFCLASS64 && eh->e_shoff + eh->e_shnum * sizeof(Elf64_Shdr) <= size;
+    if (elf64) {
+      const auto* sh = reinterpret_cast<const Elf64_Shdr*>(base + eh->e_shoff);
+      for (unsigned i = 0; i < eh->e_shnum; ++i) {
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum) continue;
+        const Elf64_Shdr& strtab = sh[sh[i].sh_link];
+        if (sh[i].sh_offset + sh[i].sh_size > size || strtab.sh_offset + strtab.sh_size > size) continue;
+        const auto* syms = reinterpret_cast<const Elf64_Sym*>(base + sh[i].sh_offset);
+        const char* names = reinterpret_cast<const char*>(base + strtab.sh_offset);
+        for (std::size_t j = 0; j < sh[i].sh_size / sizeof(Elf64_Sym); ++j) {
+          const Elf64_Sym& sym = syms[j];
+          if (sym.st_value == 0 || sym.st_name >= strtab.sh_size) continue;
+          const char* name = names + sym.st_name;
+          if (std::strncmp(name, "_Z", 2) != 0) continue;
+          const std::uintptr_t address = bias + sym.st_value;
+          if (ELF64_ST_TYPE(sym.st_info) == STT_FUNC)
+            functions_.emplace(address, name);
+          else if (ELF64_ST_TYPE(sym.st_info) == STT_OBJECT && sym.st_size > 0 && std::strncmp(name, "_ZZ", 3) == 0)
+            statics_.emplace_back(name, Span{reinterpret_cast<unsigned char*>(address), sym.st_size});
+        }
+      }
+    }
+    munmap(map, size);
+    std::sort(statics_.begin(), statics_.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+
+  bool loaded_ = false;
+  std::map<std::uintptr_t, std::string> functions_;      // mangled names by address
+  std::vector<std::pair<std::string, Span>> statics_;    // function-local statics, by name
+  std::map<const void*, std::vector<Span>> cache_;       // by kernel
+};
+
 enum class State { runnable, waiting, done };
 
 struct Fiber {
@@ -215,6 +318,7 @@ struct Block {
   void (*body)(void*) = nullptr;
   void* context = nullptr;
   std::vector<unsigned char> shared;
+  const std::vector<Span>* statics = nullptr;  // the kernel's static __shared__ objects
 #if defined(CUEM_EMU_ASAN)
   const void* scheduler_bottom = nullptr;
   std::size_t scheduler_size = 0;
@@ -225,6 +329,7 @@ thread_local Block* t_block = nullptr;
 thread_local std::vector<std::unique_ptr<char[]>> t_stacks;  // reused across launches
 std::mutex g_launch_mutex;                                   // static __shared__ objects are global
 unsigned long long g_launches = 0;
+StaticShared g_static_shared;  // under g_launch_mutex
 std::atomic<Schedule> g_schedule{Schedule::forward};
 
 void switch_to_scheduler(Block* b, Fiber* f, bool dying) {
@@ -268,6 +373,7 @@ void run_block(Block& b) {
     make_context(&f.context, f.stack, kStackBytes, fiber_main);
   }
   std::fill(b.shared.begin(), b.shared.end(), kFill);
+  for (const Span& s : *b.statics) std::memset(s.p, kFill, s.bytes);
   const std::size_t n = b.fibers.size();
   const bool reverse = g_schedule.load() == Schedule::reverse;
   std::size_t left = n;
@@ -326,6 +432,29 @@ unsigned long long launch_count() {
   return g_launches;
 }
 
+std::size_t static_shared_bytes(const void* kernel) {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  std::size_t total = 0;
+  for (const Span& s : g_static_shared.objects_of(kernel)) total += s.bytes;
+  return total;
+}
+
+std::size_t max_pitch() { return g_max_pitch.load(); }
+void set_max_pitch(std::size_t bytes) { g_max_pitch.store(bytes); }
+
+std::size_t pinned_bytes() {
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  return g_pinned_used;
+}
+std::size_t peak_pinned_bytes() {
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  return g_pinned_peak;
+}
+void reset_peak_pinned_bytes() {
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  g_pinned_peak = g_pinned_used;
+}
+
 void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
   if (device_count() == 0) {
     t_last_error = cudaErrorNoDevice;
@@ -364,6 +493,7 @@ void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
   b.body = body;
   b.context = context;
   b.shared.resize(config.shared_bytes);
+  b.statics = &g_static_shared.objects_of(config.kernel);
   blockDim = config.block;
   gridDim = config.grid;
   t_block = &b;
@@ -423,6 +553,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->minor = 0;
   prop->multiProcessorCount = 4;
   prop->maxThreadsPerBlock = 1024;
+  prop->memPitch = cuem::emu::max_pitch();
   return cudaSuccess;
 }
 
@@ -482,6 +613,13 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
 // allocations (the last row need only be width bytes long).
 cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dst_pitch, const void* src, std::size_t src_pitch,
                               std::size_t width, std::size_t height, cudaMemcpyKind kind, cudaStream_t stream) {
+  // "Returns an error if dpitch or spitch is greater than the maximum allowed" (the
+  // runtime's documentation): memPitch, 2^31 - 1 bytes on current GPUs.
+  if (dst_pitch > cuem::emu::max_pitch() || src_pitch > cuem::emu::max_pitch())
+    return fail_call(cudaErrorInvalidPitchValue, "cudaMemcpy2DAsync with a pitch of " +
+                                                     std::to_string(std::max(dst_pitch, src_pitch)) +
+                                                     " bytes, above the device's limit (memPitch, " +
+                                                     std::to_string(cuem::emu::max_pitch()) + ")");
   if (width == 0 || height == 0) return cudaSuccess;
   if (width > dst_pitch || width > src_pitch)
     return fail_call(cudaErrorInvalidPitchValue, "cudaMemcpy2DAsync with a width wider than a pitch");
