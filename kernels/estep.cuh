@@ -855,42 +855,49 @@ __global__ void __launch_bounds__(kDiagThreads)
 // (component, dimension) cells, and the segment's points pass through shared memory
 // kStatTilePoints at a time (x rows and the components' responsibilities, padded rows).
 // Per point a thread loads 4 x values and 4 responsibilities for 16 cells, where
-// diag_segment_stats_kernel loads 2 values per cell. Sums as there: over a tile in S,
-// then into float64, in point order. Padding (points past the segment, components past
-// K, dimensions past D) is zero and adds exactly zero; only real cells are written.
+// diag_segment_stats_kernel loads 2 values per cell. Tiles of 32 dimensions (RD = 2,
+// 2 x values and RK responsibilities for 2 RK cells) where they pad fewer dimensions
+// than tiles of 64 (D mod 64 in 1..32: at D = 32 a 64-dimension tile is half padding).
+// Sums as there: over a tile in S, then into float64, in point order. Padding (points
+// past the segment, components past K, dimensions past D) is zero and adds exactly zero;
+// only real cells are written.
 inline constexpr int kStatTileThreads = 256;  // 16 x 16
-inline constexpr int kStatRD = 4;
 // RK components a thread: 4 (64 a block), or 2 where K is at most 32.
 template <int RK>
 inline constexpr int kStatTileComponents = 16 * RK;
-inline constexpr int kStatTileDims = 16 * kStatRD;
+// RD dimensions a thread: 4 (64 a block), or 2 (32) where that pads fewer dimensions.
+template <int RD>
+inline constexpr int kStatTileDimsOf = 16 * RD;
+inline constexpr int kStatTileDims = kStatTileDimsOf<4>;
+inline bool narrow_stat_tiles(int D) { return (D + 31) / 32 * 32 < (D + 63) / 64 * 64; }
 template <typename S>
 inline constexpr int kStatTilePoints = static_cast<int>(256 / sizeof(S));  // 32 KiB of tiles
 
-template <typename S, int RK>
+template <typename S, int RK, int RD>
 __global__ void __launch_bounds__(kStatTileThreads)
     tiled_diag_stats_kernel(const S* __restrict__ X, std::size_t n, int D, int K, const S* __restrict__ shift,
                             const S* __restrict__ resp, const S* __restrict__ norm, std::size_t stride,
                             double* __restrict__ partials, std::size_t L) {
   constexpr int TP = kStatTilePoints<S>;
-  __shared__ S xs[TP * (kStatTileDims + 1)];        // [point][dimension]
+  constexpr int TD = kStatTileDimsOf<RD>;
+  __shared__ S xs[TP * (TD + 1)];                       // [point][dimension]
   __shared__ S gs[kStatTileComponents<RK> * (TP + 1)];  // [component][point]
   const int tid = static_cast<int>(threadIdx.x);
   const int td = tid % 16;
   const int tk = tid / 16;
   const std::size_t seg = blockIdx.x;
   const int k0 = static_cast<int>(blockIdx.y) * kStatTileComponents<RK>;
-  const int d0 = static_cast<int>(blockIdx.z) * kStatTileDims;
+  const int d0 = static_cast<int>(blockIdx.z) * TD;
   const std::size_t begin = seg * kSegmentPoints;
   const std::size_t end = begin + kSegmentPoints < n ? begin + kSegmentPoints : n;
-  S c[RK][kStatRD];
-  double a1[RK][kStatRD], a2[RK][kStatRD], an[RK];
+  S c[RK][RD];
+  double a1[RK][RD], a2[RK][RD], an[RK];
 #pragma unroll
   for (int i = 0; i < RK; ++i) {
     const int k = k0 + tk + 16 * i;
     an[i] = 0.0;
 #pragma unroll
-    for (int j = 0; j < kStatRD; ++j) {
+    for (int j = 0; j < RD; ++j) {
       const int d = d0 + td + 16 * j;
       c[i][j] = k < K && d < D ? shift[static_cast<std::size_t>(k) * D + d] : S(0);
       a1[i][j] = a2[i][j] = 0.0;
@@ -899,10 +906,10 @@ __global__ void __launch_bounds__(kStatTileThreads)
   for (std::size_t t0 = begin; t0 < end; t0 += TP) {
     const int cnt = static_cast<int>(end - t0 < static_cast<std::size_t>(TP) ? end - t0 : TP);
     __syncthreads();  // the previous tile is consumed
-    for (int idx = tid; idx < TP * kStatTileDims; idx += kStatTileThreads) {
-      const int q = idx / kStatTileDims;
-      const int d = idx - q * kStatTileDims;
-      xs[q * (kStatTileDims + 1) + d] =
+    for (int idx = tid; idx < TP * TD; idx += kStatTileThreads) {
+      const int q = idx / TD;
+      const int d = idx - q * TD;
+      xs[q * (TD + 1) + d] =
           q < cnt && d0 + d < D ? X[(t0 + q) * static_cast<std::size_t>(D) + d0 + d] : S(0);
     }
     {
@@ -923,24 +930,24 @@ __global__ void __launch_bounds__(kStatTileThreads)
       }
     }
     __syncthreads();
-    S p1[RK][kStatRD], p2[RK][kStatRD], pn[RK];
+    S p1[RK][RD], p2[RK][RD], pn[RK];
 #pragma unroll
     for (int i = 0; i < RK; ++i) {
       pn[i] = S(0);
 #pragma unroll
-      for (int j = 0; j < kStatRD; ++j) p1[i][j] = p2[i][j] = S(0);
+      for (int j = 0; j < RD; ++j) p1[i][j] = p2[i][j] = S(0);
     }
     for (int q = 0; q < TP; ++q) {
-      S xv[kStatRD], gv[RK];
+      S xv[RD], gv[RK];
 #pragma unroll
-      for (int j = 0; j < kStatRD; ++j) xv[j] = xs[q * (kStatTileDims + 1) + td + 16 * j];
+      for (int j = 0; j < RD; ++j) xv[j] = xs[q * (TD + 1) + td + 16 * j];
 #pragma unroll
       for (int i = 0; i < RK; ++i) gv[i] = gs[(tk + 16 * i) * (TP + 1) + q];
 #pragma unroll
       for (int i = 0; i < RK; ++i) {
         pn[i] += gv[i];
 #pragma unroll
-        for (int j = 0; j < kStatRD; ++j) {
+        for (int j = 0; j < RD; ++j) {
           const S y = xv[j] - c[i][j];
           const S gy = gv[i] * y;
           p1[i][j] += gy;
@@ -952,7 +959,7 @@ __global__ void __launch_bounds__(kStatTileThreads)
     for (int i = 0; i < RK; ++i) {
       an[i] += static_cast<double>(pn[i]);
 #pragma unroll
-      for (int j = 0; j < kStatRD; ++j) {
+      for (int j = 0; j < RD; ++j) {
         a1[i][j] += static_cast<double>(p1[i][j]);
         a2[i][j] += static_cast<double>(p2[i][j]);
       }
@@ -966,7 +973,7 @@ __global__ void __launch_bounds__(kStatTileThreads)
     double* o = partials + seg * L + static_cast<std::size_t>(k) * M;
     if (td == 0 && blockIdx.z == 0) o[0] = an[i];
 #pragma unroll
-    for (int j = 0; j < kStatRD; ++j) {
+    for (int j = 0; j < RD; ++j) {
       const int d = d0 + td + 16 * j;
       if (d >= D) continue;
       o[1 + d] = a1[i][j];
@@ -1018,7 +1025,7 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
   constexpr int M = kFusedM<C, D>;
   constexpr bool kFull = C == CovarianceType::full || C == CovarianceType::tied;
   __shared__ double values[kFusedBatch][kFusedThreads];
-  __shared__ double parts[kFusedBatch][kFusedBatch];
+  __shared__ double parts[kFusedBatch][kFusedBatch + 1];  // odd pitch: the totals' reads hit distinct banks
   const int K = p.K;
   const std::size_t seg = blockIdx.x;
   const std::size_t begin = seg * kSegmentPoints;
@@ -1089,8 +1096,10 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
   }
   // The block's sums of the K x M statistics and the log-likelihood (value v = k M + e,
   // then K M), 16 values at a time: every thread's values in shared memory, 16 partial
-  // sums of 16 threads each, then the 16 totals; every sum in thread order. (One block
-  // reduction per value would cost two barriers each, 98 at K x M = 48.)
+  // sums of 16 threads each (partial q of threads q, q + 16, ..., so that the 16 lanes
+  // reading one value's row hit 16 different banks), then the 16 totals; every sum in a
+  // fixed order. (One block reduction per value would cost two barriers each, 98 at
+  // K x M = 48.)
   double* out = partials + seg * L;
   const int tid = static_cast<int>(threadIdx.x);
   const int n_values = K * M + 1;
@@ -1110,7 +1119,7 @@ __global__ void __launch_bounds__(kFusedThreads, 2)
       const int part = tid % kFusedBatch;
       double sum = 0.0;
       if (base + j < n_values)
-        for (int t = 0; t < kFusedThreads / kFusedBatch; ++t) sum += values[j][part * (kFusedThreads / kFusedBatch) + t];
+        for (int t = 0; t < kFusedThreads / kFusedBatch; ++t) sum += values[j][t * kFusedBatch + part];
       parts[j][part] = sum;
     }
     __syncthreads();
@@ -1335,20 +1344,27 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
   const auto segments = checked_cast<unsigned>(n_segments, "statistics segments");
   switch (plan.kernel) {
     case StatsKernel::tiled_diag: {
-      const auto launch = [&](auto rk) {
+      const auto launch = [&](auto rk, auto rd) {
         constexpr int RK = decltype(rk)::value;
+        constexpr int RD = decltype(rd)::value;
         const dim3 grid(segments,
                         checked_cast<unsigned>((K + kStatTileComponents<RK> - 1) / kStatTileComponents<RK>,
                                                "component tiles"),
-                        static_cast<unsigned>((D + kStatTileDims - 1) / kStatTileDims));
+                        static_cast<unsigned>((D + kStatTileDimsOf<RD> - 1) / kStatTileDimsOf<RD>));
         if (grid.y > 65535u) throw DeviceError("too many components for the CUDA backend; use device 'cpu'");
-        CUEM_LAUNCH((tiled_diag_stats_kernel<S, RK>), grid, kStatTileThreads, 0, stream)(X, n, D, K, shift, resp,
-                                                                                         norm, stride, partials, L);
+        CUEM_LAUNCH((tiled_diag_stats_kernel<S, RK, RD>), grid, kStatTileThreads, 0, stream)(
+            X, n, D, K, shift, resp, norm, stride, partials, L);
+      };
+      const auto with_dims = [&](auto rk) {
+        if (narrow_stat_tiles(D))
+          launch(rk, std::integral_constant<int, 2>{});
+        else
+          launch(rk, std::integral_constant<int, 4>{});
       };
       if (K <= 32 || diag_stats_rk() == 2)
-        launch(std::integral_constant<int, 2>{});
+        with_dims(std::integral_constant<int, 2>{});
       else
-        launch(std::integral_constant<int, 4>{});
+        with_dims(std::integral_constant<int, 4>{});
       break;
     }
     case StatsKernel::diag_segment: {
