@@ -236,8 +236,8 @@ class GaussianMixture(*_Bases):
         the CPU backend is float64 throughout.
     device_memory_limit : int, default=None
         Bytes of device memory the CUDA backend may use (None: 80% of the free memory).
-        Data that do not fit are streamed from pinned host memory in chunks; the fitted
-        model is the same either way.
+        Data that do not fit are streamed from host memory in chunks, through two small
+        pinned staging buffers; the fitted model is the same either way.
 
     Attributes
     ----------
