@@ -89,13 +89,18 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
     switch (o.init) {
       case InitMethod::kmeans: {
         const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
-        if (km.n_empty > 0 && notices)
-          notices->push_back("k-means found " + std::to_string(K - km.n_empty) + " distinct clusters for " +
-                             std::to_string(K) + " components (duplicate points?); some components start empty");
+        // Counted on the final partition: a relocated cluster can still lose its point to
+        // a duplicate's lower-numbered centre there.
+        const auto note_empty = [&](int n_empty) {
+          if (n_empty > 0 && notices)
+            notices->push_back("k-means found " + std::to_string(K - n_empty) + " distinct clusters for " +
+                               std::to_string(K) + " components (duplicate points?); some components start empty");
+        };
         // On a device the two passes run there (at G-scale they would take the host longer
         // than the whole fit).
         SufficientStats partition;
         if (backend.partition_stats(km.centers, K, o.covariance_type, &partition)) {
+          note_empty(static_cast<int>(std::count(partition.nk.begin(), partition.nk.end(), 0.0)));
           m = m_step(partition, o.reg_covar);
           break;
         }
@@ -103,6 +108,9 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
         // pass may ask for responsibilities from several threads at once.
         std::vector<int> labels(X.n_rows);
         backend.nearest_labels(km.centers, K, 0, X.n_rows, labels.data());
+        std::vector<char> used(K, 0);
+        for (const int l : labels) used[l] = 1;
+        note_empty(static_cast<int>(std::count(used.begin(), used.end(), 0)));
         m = estimate_from_responsibilities(
             X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
               std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <queue>
 
 #include "core/rng.hpp"
 #include "cpu/cpu_backend.hpp"
@@ -17,7 +18,84 @@ std::vector<double> row_copy(const DataView& X, std::size_t i) {
   return r;
 }
 
+// Points per nearest_labels call of the relocation pass (bounded host memory).
+constexpr std::size_t kLabelPiece = std::size_t{1} << 16;
+
+// scikit-learn's rule for empty clusters (its _relocate_empty_clusters), as kmeans.hpp
+// states it. `centers` are the step's starting centres; `step` its result, updated in
+// place. Empty clusters are rare from k-means++ seeds, so the pass that finds the points
+// runs only then: the backend's labels, host distances in float64 (written once here for
+// every backend).
+void relocate_empty_clusters(Backend& backend, const DataView& X, const std::vector<double>& centers, int K,
+                             LloydStep& step) {
+  std::vector<int> empty;
+  for (int k = 0; k < K; ++k)
+    if (step.counts[k] == 0.0) empty.push_back(k);
+  const std::size_t n = std::min(empty.size(), X.n_rows);
+  if (n == 0) return;
+  const std::size_t N = X.n_rows;
+  const std::size_t D = X.n_cols;
+  struct Far {
+    double dist;
+    std::size_t index;
+    int label;
+  };
+  // `a` moves before `b`: farther, or as far and earlier.
+  const auto before = [](const Far& a, const Far& b) {
+    return a.dist > b.dist || (a.dist == b.dist && a.index < b.index);
+  };
+  // The n best so far; the top is the one that would move last.
+  std::priority_queue<Far, std::vector<Far>, decltype(before)> kept(before);
+  std::vector<int> labels(std::min(N, kLabelPiece));
+  for (std::size_t begin = 0; begin < N; begin += kLabelPiece) {
+    const std::size_t count = std::min(kLabelPiece, N - begin);
+    backend.nearest_labels(centers, K, begin, count, labels.data());
+    for (std::size_t b = 0; b < count; ++b) {
+      const std::size_t i = begin + b;
+      const double* c = centers.data() + static_cast<std::size_t>(labels[b]) * D;
+      double dist = 0.0;
+      for (std::size_t d = 0; d < D; ++d) dist += (X.value(i, d) - c[d]) * (X.value(i, d) - c[d]);
+      const Far f{dist, i, labels[b]};
+      if (kept.size() < n) {
+        kept.push(f);
+      } else if (before(f, kept.top())) {
+        kept.pop();
+        kept.push(f);
+      }
+    }
+  }
+  std::vector<Far> far;
+  for (; !kept.empty(); kept.pop()) far.push_back(kept.top());
+  std::reverse(far.begin(), far.end());
+  for (std::size_t j = 0; j < far.size(); ++j) {
+    const Far& f = far[j];
+    const std::size_t donor = static_cast<std::size_t>(f.label);
+    const std::size_t target = static_cast<std::size_t>(empty[j]);
+    double* m = step.centers.data() + donor * D;
+    if (step.counts[donor] >= 2.0) {
+      // The donor's mean without the point: m + (m - x) / (count - 1), no sums re-formed.
+      step.counts[donor] -= 1.0;
+      for (std::size_t d = 0; d < D; ++d) m[d] += (m[d] - X.value(f.index, d)) / step.counts[donor];
+    } else if (step.counts[donor] == 1.0) {
+      // Its only point left: an empty cluster keeps its centre.
+      step.counts[donor] = 0.0;
+      std::copy_n(centers.data() + donor * D, D, m);
+    }
+    // (Otherwise the step counted the point in another cluster: on a float32 device its
+    // two assignment kernels can split a near-tie. Its donor is then unknown; the point
+    // still moves.)
+    for (std::size_t d = 0; d < D; ++d) step.centers[target * D + d] = X.value(f.index, d);
+    step.counts[target] = 1.0;
+  }
+}
+
 }  // namespace
+
+LloydStep lloyd_step_relocating(Backend& backend, DataView X, const std::vector<double>& centers, int K) {
+  LloydStep step = backend.lloyd_step(centers, K);
+  relocate_empty_clusters(backend, X, centers, K, step);
+  return step;
+}
 
 double mean_feature_variance(Backend& backend, DataView X) {
   // The data do not change between restarts: computed once per backend.
@@ -97,7 +175,7 @@ KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int
 
   for (res.n_iter = 1; res.n_iter <= max_iter; ++res.n_iter) {
     if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means");
-    LloydStep step = backend.lloyd_step(res.centers, K);
+    LloydStep step = lloyd_step_relocating(backend, X, res.centers, K);
     res.inertia = step.inertia;
     res.n_empty = static_cast<int>(std::count(step.counts.begin(), step.counts.end(), 0.0));
     double shift = 0.0;

@@ -27,12 +27,20 @@ struct KMeansResult {
   std::vector<double> centers;  ///< K x D
   int n_iter = 0;
   double inertia = 0;           ///< sum of squared distances to the nearest centre
-  int n_empty = 0;              ///< clusters no point was nearest to in the last step
+  int n_empty = 0;              ///< clusters the last step left empty (after relocation)
 };
 
+/// One Lloyd step (Backend::lloyd_step) followed by scikit-learn's relocation of empty
+/// clusters (its _relocate_empty_clusters): when n clusters are empty, the n points
+/// farthest from the centres they were assigned to (`centers`) become their centres, the
+/// farthest the lowest-numbered empty cluster's, ties to the lower point index; each
+/// leaves its own cluster, whose mean and count lose it. A cluster whose only point
+/// moved keeps its centre in `centers`. LloydStep::inertia is the step's, before moving.
+LloydStep lloyd_step_relocating(Backend& backend, DataView X, const std::vector<double>& centers, int K);
+
 /// Lloyd's algorithm from k-means++ seeds until the squared centre shift falls below
-/// tol * (mean feature variance), as scikit-learn's KMeans, or max_iter. An empty cluster
-/// keeps its previous centre.
+/// tol * (mean feature variance), as scikit-learn's KMeans, or max_iter; each step is
+/// lloyd_step_relocating's, so empty clusters move as scikit-learn moves them.
 /// `interrupted`, when set, is polled every iteration (true throws cuem::Interrupted).
 KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int max_iter = 300, double tol = 1e-4,
                     const std::function<bool()>& interrupted = {});
