@@ -14,6 +14,7 @@
 // keeps one value per point: on the device beside resident data when the limit allows,
 // else in pinned host memory, moved through the log-likelihood buffer chunk by chunk.
 #include <cuda_runtime.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -30,6 +31,7 @@
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
 #include "estep.hpp"
+#include "host_threads.hpp"
 #include "kmeans.hpp"
 #include "random_resp.hpp"
 
@@ -491,14 +493,21 @@ class CudaBackend final : public Backend {
     return m;
   }
 
-  // Rows [begin, begin + count) converted to S relative to the origin, into dst.
-  void convert_rows(std::size_t begin, std::size_t count, S* dst) const {
-    const std::size_t D = X_.n_cols;
+  // Rows [begin, begin + count) converted to S relative to the origin, into dst, on the
+  // pool's threads.
+  void convert_rows(HostThreads& pool, std::size_t begin, std::size_t count, S* dst) const {
     visit_rows(X_, [&](const auto* base) {
-      for (std::size_t i = 0; i < count; ++i)
-        for (std::size_t d = 0; d < D; ++d)
-          dst[i * D + d] = static_cast<S>(static_cast<double>(base[(begin + i) * D + d]) - origin_[d]);
+      cuda::convert_rows(pool, base, X_.n_cols, origin_.data(), begin, count, dst);
     });
+  }
+
+  // Threads for converting runs of `values` values: the fit's thread count (fit sets
+  // OpenMP's, where the CPU backend reads it too), else OpenMP's default, the host's
+  // cores; fewer where a run has too little work for them. OpenMP is only asked, not
+  // used: nvcc compiles the .cu files without it.
+  static int host_thread_count(std::size_t values) {
+    const std::size_t asked = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+    return static_cast<int>(std::min(asked, std::max<std::size_t>(1, values / kMinValuesPerThread)));
   }
 
   // Bytes of work buffers per point of a chunk, and the chunk-independent remainder.
@@ -592,16 +601,19 @@ class CudaBackend final : public Backend {
   // Resident: the converted data on the device, uploaded through two pinned staging
   // buffers so that conversion overlaps the copies. Streaming: only those two buffers;
   // every pass converts the rows again as it copies them (chunk_data), so pinned memory
-  // stays at 2 x kStagingBytes whatever N and the chunk are.
+  // stays at 2 x kStagingBytes whatever N and the chunk are, and the host threads stay
+  // for those passes: one thread converts several times slower than the link copies.
   void place_data() {
     const std::size_t N = X_.n_rows, D = X_.n_cols;
     if (!resident_) {
       stage_rows_ = std::max<std::size_t>(1, std::min(kStagingBytes / (D * sizeof(S)), N));
       stream_staging_ = PinnedBuffer<S>(2 * stage_rows_ * D);
+      host_threads_ = std::make_unique<HostThreads>(host_thread_count(stage_rows_ * D));
       return;
     }
     data_ = DeviceBuffer<S>(N * D);
     const std::size_t rows = std::max<std::size_t>(1, (std::size_t{4} << 20) / (D * sizeof(S)));
+    HostThreads pool(host_thread_count(std::min(rows, N) * D));
     PinnedBuffer<S> staging[2] = {PinnedBuffer<S>(rows * D), PinnedBuffer<S>(rows * D)};
     Event done[2];
     const cudaStream_t s = copy_->get();
@@ -610,7 +622,7 @@ class CudaBackend final : public Backend {
       const std::size_t count = std::min(rows, N - begin);
       const int b = static_cast<int>(c % 2);
       if (c >= 2) done[b].synchronize();
-      convert_rows(begin, count, staging[b].data());
+      convert_rows(pool, begin, count, staging[b].data());
       CUEM_CUDA_CHECK(cudaMemcpyAsync(data_.data() + begin * D, staging[b].data(), count * D * sizeof(S),
                                       cudaMemcpyHostToDevice, s));
       done[b].record(s);
@@ -636,8 +648,8 @@ class CudaBackend final : public Backend {
   // The device rows of points [begin, begin + count). When streaming, the rows go to the
   // device slot once the compute stream has finished with it (the piece two back), in
   // runs of stage_rows_ through the two pinned staging buffers in turn: each run is
-  // converted on the host once the copy that last read its buffer has landed, so the
-  // conversion of a run overlaps the copy of the one before, and the whole piece's
+  // converted by the host threads once the copy that last read its buffer has landed, so
+  // the conversion of a run overlaps the copy of the one before, and the whole piece's
   // conversion the kernels of the previous piece. The compute stream waits for the copies.
   const S* chunk_data(std::size_t begin, std::size_t count, int slot) {
     const std::size_t D = X_.n_cols;
@@ -650,7 +662,7 @@ class CudaBackend final : public Backend {
       staging_turn_ ^= 1;
       S* staging = stream_staging_.data() + static_cast<std::size_t>(b) * stage_rows_ * D;
       staged_[b].synchronize();
-      convert_rows(begin + r, rows, staging);
+      convert_rows(*host_threads_, begin + r, rows, staging);
       CUEM_CUDA_CHECK(
           cudaMemcpyAsync(dst + r * D, staging, rows * D * sizeof(S), cudaMemcpyHostToDevice, copy_->get()));
       staged_[b].record(copy_->get());
@@ -757,6 +769,7 @@ class CudaBackend final : public Backend {
   PinnedBuffer<S> stream_staging_;  // streaming: 2 x stage_rows_ rows, converted on the host
   std::size_t stage_rows_ = 0;
   int staging_turn_ = 0;            // the staging buffer the next run goes through
+  std::unique_ptr<HostThreads> host_threads_;  // streaming: converts the runs
   DeviceBuffer<S> stream_slots_;    // streaming: 2 chunks
 
   int ws_K_ = -1;

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
+#include <omp.h>
 
 #include "core/backend.hpp"
 #include "core/cuda_backend.hpp"
@@ -398,6 +400,73 @@ TEST(EmulatedBackend, StreamingPinsTwoStagingBuffersNotTheData) {
       EXPECT_EQ(st->log_likelihood, want.log_likelihood);
     }
     EXPECT_TRUE(same_bits(lp_got, lp_want));
+  }
+}
+
+// The number of threads in this process (Linux: one entry per thread in /proc/self/task).
+std::size_t process_threads() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Streaming converts each run of rows on several host threads (the fit's thread count,
+// which fit sets as OpenMP's), each a contiguous range of the run's rows. With thread
+// counts that divide neither the runs nor the chunks, every point's log-likelihood must
+// still match the float64 CPU path (a row converted twice, skipped or taken from the
+// wrong place shows up there), and the results must be bitwise those of one thread.
+TEST(EmulatedBackend, StreamedRunsAreConvertedByTheFitsThreads) {
+  const int K = 3, D = 24;
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 331);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 100003, 332);
+  const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::diag));
+  std::vector<double> lp_cpu(ds.n);
+  cuem::CpuBackend cpu(ds.view());
+  cpu.evaluate(params, 0, ds.n, lp_cpu.data(), nullptr);
+  ASSERT_TRUE(std::isfinite(lp_cpu[0]) && lp_cpu[0] != 0.0);
+
+  // Counted once, here: a joined thread may linger in /proc for a moment.
+  const std::size_t threads_before = process_threads();
+  const int before = omp_get_max_threads();
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    SCOPED_TRACE(cuem::to_string(p));
+    std::vector<double> lp_one;
+    cuem::SufficientStats st_one;
+    for (int threads : {1, 3, 7}) {
+      SCOPED_TRACE("threads " + std::to_string(threads));
+      omp_set_num_threads(threads);
+      // Device memory for chunks of 32768 points, each converted in one run of 786432
+      // values (twelve threads' worth at the least the backend gives a thread).
+      const std::size_t limit = (p == Precision::float32 ? std::size_t{8} : std::size_t{16}) << 20;
+      const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, limit});
+      std::vector<double> lp(ds.n, std::nan(""));
+      streamed->evaluate(params, 0, ds.n, lp.data(), nullptr);
+      const cuem::SufficientStats st = streamed->estep(params);
+      omp_set_num_threads(before);
+      ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
+      const std::size_t chunk = chunk_points(streamed->description());
+      ASSERT_GT(ds.n, 3 * chunk) << streamed->description();
+      if (threads > 1) {
+        ASSERT_NE(chunk % static_cast<std::size_t>(threads), 0u) << "chunk " << chunk;
+      }
+      ASSERT_GE(chunk * D, static_cast<std::size_t>(threads) << 16) << "too little work to give every thread a part";
+      EXPECT_EQ(process_threads() - threads_before, static_cast<std::size_t>(threads - 1))
+          << "the backend's conversion threads beside the calling one";
+
+      const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
+      for (std::size_t i = 0; i < ds.n; ++i)
+        ASSERT_NEAR(lp[i], lp_cpu[i], tol * (std::abs(lp_cpu[i]) + 1)) << "point " << i;
+      if (threads == 1) {
+        lp_one = lp;
+        st_one = st;
+        continue;
+      }
+      EXPECT_TRUE(same_bits(lp, lp_one));
+      EXPECT_TRUE(same_bits(st.nk, st_one.nk));
+      EXPECT_TRUE(same_bits(st.s1, st_one.s1));
+      EXPECT_TRUE(same_bits(st.s2, st_one.s2));
+      EXPECT_EQ(st.log_likelihood, st_one.log_likelihood);
+    }
   }
 }
 
