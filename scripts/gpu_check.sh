@@ -4,7 +4,8 @@
 #
 #   gpu_check.sh build      build for this card; the CUDA tests (test_cuda_backend and its
 #                           untiled / stats-RK=2 variants, test_device, test_errors,
-#                           test_init) and the command line's device tests; ptxas table
+#                           test_init, test_kmeans_relocation) and the command line's
+#                           device tests; ptxas table
 #   gpu_check.sh sanitize   compute-sanitizer memcheck, racecheck and synccheck (then
 #                           initcheck if time is left) over a cross-section of the CUDA tests
 #   gpu_check.sh bench      bench_cuda (ceilings, configurations against their floors, two
@@ -138,7 +139,7 @@ gtest() {
 }
 
 step_build() {
-  build cuem_cli test_cuda_backend test_device test_errors test_init em_driver bench_cuda
+  build cuem_cli test_cuda_backend test_device test_errors test_init test_kmeans_relocation em_driver bench_cuda
   # ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
   demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
   awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
@@ -159,6 +160,7 @@ step_build() {
   gtest test_device 60 --
   gtest test_errors 60 --
   gtest test_init 60 --
+  gtest test_kmeans_relocation 60 --
   gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
     --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
   gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \
