@@ -361,6 +361,23 @@ def test_score_matches_sklearn(cuem, tmp_path, blobs, helpers, cov):
 
 # ---- sample --------------------------------------------------------------------------------
 
+def assert_samples_follow(S, L, w, mu, C):
+    """Samples S with labels L follow the mixture (weights w, means mu, covariances C), within
+    5 to 6 standard errors from the model: a wrong weight, mean, variance or a dropped
+    off-diagonal moves a statistic by tens of them at n = 30000."""
+    n, K = len(S), len(w)
+    frac = np.bincount(L, minlength=K) / n
+    assert np.all(np.abs(frac - w) < 5 * np.sqrt(w * (1 - w) / n)), (frac, w)
+    for k in range(K):
+        Sk = S[L == k]
+        nk = len(Sk)
+        sd = np.sqrt(np.diag(C[k]))
+        assert np.all(np.abs(Sk.mean(axis=0) - mu[k]) < 5 * sd / np.sqrt(nk)), (k, Sk.mean(axis=0), mu[k])
+        Ck = np.cov(Sk, rowvar=False)
+        tol = 6 * np.sqrt((np.outer(np.diag(C[k]), np.diag(C[k])) + C[k] ** 2) / nk)
+        assert np.all(np.abs(Ck - C[k]) < tol), (k, Ck, C[k])
+
+
 def test_sample(cuem, tmp_path, blobs):
     model = load_json(blobs["true_model"])
     n = 30000
@@ -373,16 +390,7 @@ def test_sample(cuem, tmp_path, blobs):
     w = np.asarray(model["weights"])
     mu = np.asarray(model["means"])
     C = np.asarray(model["covariances"])
-    frac = np.bincount(L, minlength=3) / n
-    assert np.all(np.abs(frac - w) < 5 * np.sqrt(w * (1 - w) / n)), (frac, w)
-    for k in range(3):
-        Sk = S[L == k]
-        nk = len(Sk)
-        sd = np.sqrt(np.diag(C[k]))
-        assert np.all(np.abs(Sk.mean(axis=0) - mu[k]) < 5 * sd / np.sqrt(nk))
-        Ck = np.cov(Sk, rowvar=False)
-        tol = 6 * np.sqrt((np.outer(np.diag(C[k]), np.diag(C[k])) + C[k] ** 2) / nk)
-        assert np.all(np.abs(Ck - C[k]) < tol), (Ck, C[k])
+    assert_samples_follow(S, L, w, mu, C)
     overall = (w[:, None] * mu).sum(axis=0)
     assert np.allclose(S.mean(axis=0), overall, atol=0.2)
 
@@ -409,18 +417,7 @@ def test_sample_other_covariance_types(cuem, tmp_path, blobs, cov):
     w = np.asarray(m["weights"])
     mu = np.asarray(m["means"])
     C = full_covariances(m)  # expanded here from the JSON, so the sampler's own layout is not trusted
-    # Bounds of 5 to 6 standard errors, from the model: a wrong weight, mean, variance or a
-    # dropped off-diagonal (tied) moves a statistic by tens of them at this n.
-    frac = np.bincount(L, minlength=3) / n
-    assert np.all(np.abs(frac - w) < 5 * np.sqrt(w * (1 - w) / n)), (frac, w)
-    for k in range(3):
-        Sk = S[L == k]
-        nk = len(Sk)
-        sd = np.sqrt(np.diag(C[k]))
-        assert np.all(np.abs(Sk.mean(axis=0) - mu[k]) < 5 * sd / np.sqrt(nk)), (k, Sk.mean(axis=0), mu[k])
-        Ck = np.cov(Sk, rowvar=False)
-        tol = 6 * np.sqrt((np.outer(np.diag(C[k]), np.diag(C[k])) + C[k] ** 2) / nk)
-        assert np.all(np.abs(Ck - C[k]) < tol), (k, Ck, C[k])
+    assert_samples_follow(S, L, w, mu, C)
     # The mixture's mean and covariance: the M-step makes the mean that of the data.
     mean = w @ mu
     total = np.einsum("k,kij->ij", w, C + np.einsum("ki,kj->kij", mu, mu)) - np.outer(mean, mean)
