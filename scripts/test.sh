@@ -53,7 +53,7 @@ if has_phase release; then
   CUEM_BUILD_DIR=build CUEM_CUDA_ARCHS=${CUEM_CUDA_ARCHS:-80-real} bash scripts/build.sh \
     -DCUEM_BUILD_TESTS=ON -DCUEM_BUILD_BENCH=ON -DCUEM_BUILD_CLI=ON -DCUEM_SANITIZE=OFF -DCUEM_PYTHON="$py"
   echo "== tests (Release) =="
-  run_ctest ctest-release build "compare_sklearn,compare_gpu_smoke,cli_end_to_end,cli_demo_fit,install_consumer,emulated:,scripts_syntax" ||
+  run_ctest ctest-release build "compare_sklearn,compare_gpu_smoke,cli_end_to_end,cli_demo_fit,install_consumer,emulated:,scripts_syntax,golden_models" ||
     status=1
 fi
 
