@@ -2,6 +2,7 @@
 // machine: without a CUDA device (or in a build without CUDA) the GPU checks skip with
 // the reason, and the refusal of device 'cuda' is checked instead.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -788,6 +789,46 @@ TEST(CudaFit, StreamedChunksEqualTheInMemoryFit) {
       EXPECT_TRUE(same_bits(a.s2, b.s2));
       EXPECT_EQ(a.log_likelihood, b.log_likelihood);
     }
+}
+
+// Chunks larger than one pinned staging run (8 MiB), converted on several host threads:
+// every run of every chunk must reach the device in place, bitwise as the resident copy
+// (the emulator's own test also bounds the pinned bytes; this one runs on a GPU too,
+// where the staging buffers' event ordering is real).
+TEST(CudaFit, StreamedChunksOfSeveralStagingRunsEqualResident) {
+  REQUIRE_DEVICE();
+  const int K = 4, D = 64;
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 341);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 200003, 342);
+  const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::diag));
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(3);  // divides neither the runs nor the chunks
+  for (Precision p : {Precision::float32, Precision::float64}) {
+    SCOPED_TRACE(cuem::to_string(p));
+    const std::size_t bytes = p == Precision::float32 ? 4 : 8;
+    const auto resident = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, std::size_t{40} << 20});
+    const cuem::SufficientStats want = resident->estep(params);
+    for (int pass = 0; pass < 2; ++pass) {  // the second reuses the staging buffers
+      const cuem::SufficientStats got = streamed->estep(params);
+      if (pass == 0) {  // the data are placed at the first E-step
+        const std::string desc = streamed->description();
+        const std::size_t at = desc.find("chunks of ");
+        ASSERT_NE(at, std::string::npos) << desc;
+        const std::size_t chunk = std::stoull(desc.substr(at + 10));
+        ASSERT_GT(chunk * D * bytes, std::size_t{8} << 20) << "a chunk must span several staging runs: " << desc;
+      }
+      EXPECT_TRUE(same_bits(got.nk, want.nk)) << "pass " << pass;
+      EXPECT_TRUE(same_bits(got.s1, want.s1)) << "pass " << pass;
+      EXPECT_TRUE(same_bits(got.s2, want.s2)) << "pass " << pass;
+      EXPECT_EQ(got.log_likelihood, want.log_likelihood) << "pass " << pass;
+    }
+    std::vector<double> lp_want(ds.n), lp_got(ds.n, std::nan(""));
+    resident->evaluate(params, 0, ds.n, lp_want.data(), nullptr);
+    streamed->evaluate(params, 0, ds.n, lp_got.data(), nullptr);
+    EXPECT_TRUE(same_bits(lp_got, lp_want));
+  }
+  omp_set_num_threads(threads_before);
 }
 
 TEST(CudaFit, TooSmallAMemoryLimitIsAClearErrorAndLeavesTheDeviceUsable) {
