@@ -177,7 +177,6 @@ KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int
     if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means");
     LloydStep step = lloyd_step_relocating(backend, X, res.centers, K);
     res.inertia = step.inertia;
-    res.n_empty = static_cast<int>(std::count(step.counts.begin(), step.counts.end(), 0.0));
     double shift = 0.0;
     for (std::size_t i = 0; i < res.centers.size(); ++i)
       shift += (step.centers[i] - res.centers[i]) * (step.centers[i] - res.centers[i]);

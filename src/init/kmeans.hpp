@@ -27,7 +27,6 @@ struct KMeansResult {
   std::vector<double> centers;  ///< K x D
   int n_iter = 0;
   double inertia = 0;           ///< sum of squared distances to the nearest centre
-  int n_empty = 0;              ///< clusters the last step left empty (after relocation)
 };
 
 /// One Lloyd step (Backend::lloyd_step) followed by scikit-learn's relocation of empty
