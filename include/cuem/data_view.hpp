@@ -26,4 +26,17 @@ struct DataView {
   }
 };
 
+/// Per-point weights (scikit-learn's sample_weight): n non-negative float64 values, one
+/// per row of the data they go with; a null view means every weight is 1.
+struct WeightView {
+  const double* data = nullptr;
+  std::size_t n = 0;
+
+  WeightView() = default;
+  WeightView(const double* w, std::size_t count) : data(w), n(count) {}
+  bool empty() const noexcept { return data == nullptr; }
+  /// Weight of row i (1 without weights).
+  double at(std::size_t i) const noexcept { return data ? data[i] : 1.0; }
+};
+
 }  // namespace cuem

@@ -71,6 +71,7 @@ void SufficientStats::merge(const SufficientStats& o) {
   for (std::size_t i = 0; i < s2.size(); ++i) s2[i] += o.s2[i];
   log_likelihood += o.log_likelihood;
   n_points += o.n_points;
+  weight += o.weight;
 }
 
 }  // namespace cuem

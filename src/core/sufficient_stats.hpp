@@ -20,8 +20,9 @@ struct SufficientStats {
   std::vector<double> nk;     ///< K
   std::vector<double> s1;     ///< K x D
   std::vector<double> s2;     ///< see above
-  double log_likelihood = 0;  ///< sum_n log p(x_n)
+  double log_likelihood = 0;  ///< sum_n w_n log p(x_n)
   std::size_t n_points = 0;
+  double weight = 0;          ///< sum_n w_n over the points summed (n_points without weights)
 
   /// Zeroed statistics about the given shift (K x D).
   static SufficientStats zeros(CovarianceType type, int K, int D, std::vector<double> shift);
