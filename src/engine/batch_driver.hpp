@@ -1,0 +1,112 @@
+#pragma once
+// Batch EM for any model (DESIGN.md, "The EM engine"): restarts, iterations, the
+// convergence test, the log-likelihood trace and its monotonicity watch, best of n. The
+// driver knows no model; a model is any type with the members below (src/engine/model.hpp
+// says what each must do):
+//
+//   using Params; using Stats;       // Stats: log_likelihood (sum of w log p), weight (sum of w)
+//   Params initialize(std::uint64_t seed, std::vector<std::string>* notices);
+//   Stats e_step(const Params&);     // over all of the model's data, in a fixed order
+//   Params m_step(const Stats&);
+//   double unit_roundoff() const;    // of the E-step's log-density arithmetic
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/rng.hpp"
+#include "cuem/fit.hpp"
+#include "cuem/options.hpp"
+
+namespace cuem::engine {
+
+struct BatchOptions {
+  int n_init = 1;
+  int max_iter = 100;
+  double tol = 1e-3;  ///< on |change| of the mean log-likelihood per unit weight
+  std::uint64_t seed = 0;
+  /// Called after every iteration; false stops the fit (the best model so far is kept).
+  std::function<bool(const IterationInfo&)> on_iteration;
+};
+
+template <class Params>
+struct BatchResult {
+  Params params;            ///< the best restart's, after its last M-step
+  bool fitted = false;      ///< false only when the first restart was stopped before an iteration
+  bool converged = false;
+  int n_iter = 0;
+  double lower_bound = -std::numeric_limits<double>::infinity();
+  int best_init = 0;
+  std::vector<TracePoint> trace;  ///< every iteration of every restart, in order
+  int n_decreases = 0;            ///< iterations that fell by more than rounding (EM forbids it)
+  double max_decrease = 0;
+  std::vector<std::string> notices;  ///< the models' initialisation notices, each once
+};
+
+/// How far the mean log-likelihood may fall by rounding alone: 1e-10 relative for float64
+/// E-steps; for float32 ones every log p(x) carries a few ulps, and near convergence the
+/// true rise is smaller than that, so 16 ulps of the bound.
+inline double rounding_slack(double lower_bound, double unit_roundoff) {
+  return std::max(1e-10, 16 * unit_roundoff) * std::max(1.0, std::abs(lower_bound));
+}
+
+/// Runs n_init restarts (restart i starts from seed rng::hash(seed, kInitSeed, i)) of at
+/// most max_iter iterations each and keeps the restart with the highest final bound (the
+/// first on ties). The bound of an iteration is the mean log-likelihood per unit weight
+/// of the parameters before its M-step, as scikit-learn reports it.
+template <class Model>
+BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  BatchResult<typename Model::Params> result;
+  bool stopped = false;
+  for (int init = 0; init < o.n_init && !stopped; ++init) {
+    std::vector<std::string> notices;
+    typename Model::Params params =
+        model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
+    for (const std::string& n : notices)  // once, however many restarts say it
+      if (std::find(result.notices.begin(), result.notices.end(), n) == result.notices.end())
+        result.notices.push_back(n);
+    double bound = -std::numeric_limits<double>::infinity();
+    bool converged = false;
+    int n_iter = 0;
+    for (int it = 1; it <= o.max_iter; ++it) {
+      const auto t0 = Clock::now();
+      const double previous = bound;
+      const typename Model::Stats stats = model.e_step(params);
+      bound = stats.log_likelihood / stats.weight;
+      params = model.m_step(stats);
+      n_iter = it;
+      const double change = bound - previous;
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      result.trace.push_back({init, it, bound, seconds});
+      if (it > 1 && change < -rounding_slack(previous, model.unit_roundoff())) {
+        ++result.n_decreases;
+        result.max_decrease = std::max(result.max_decrease, -change);
+      }
+      if (o.on_iteration && !o.on_iteration({init, it, bound, change, seconds})) {
+        stopped = true;
+        break;
+      }
+      if (std::abs(change) < o.tol) {
+        converged = true;
+        break;
+      }
+    }
+    if (!result.fitted || bound > result.lower_bound) {
+      result.fitted = true;
+      result.params = std::move(params);
+      result.converged = converged;
+      result.n_iter = n_iter;
+      result.lower_bound = bound;
+      result.best_init = init;
+    }
+  }
+  return result;
+}
+
+}  // namespace cuem::engine
