@@ -36,7 +36,10 @@ struct FitResult {
 
 /// Fits a mixture to X (N x D). Throws InvalidArgument, DataError, NumericalError or
 /// DeviceError, each with a message that says what to change.
-FitResult fit(DataView X, const FitOptions& options);
+/// `sample_weight` (one non-negative weight per row, not all zero; empty: all 1) weights
+/// every sum over points, so that a row of integer weight w counts as w copies of it and a
+/// row of weight 0 as absent; the lower bound and trace are then means per unit weight.
+FitResult fit(DataView X, const FitOptions& options, WeightView sample_weight = {});
 
 /// Where a fitted model is evaluated (predict, predict_proba, score_samples, score). The
 /// default is the float64 CPU; on a CUDA device the values carry the precision's rounding.
@@ -52,11 +55,23 @@ std::vector<int> predict(const Model& model, DataView X, const EvaluateOptions& 
 std::vector<double> predict_proba(const Model& model, DataView X, const EvaluateOptions& where = {});
 /// log p(x_n) of every point (N).
 std::vector<double> score_samples(const Model& model, DataView X, const EvaluateOptions& where = {});
-/// Mean of score_samples.
-double score(const Model& model, DataView X, const EvaluateOptions& where = {});
-/// Bayesian and Akaike information criteria, scikit-learn's formulas (lower is better).
-double bic(const Model& model, DataView X);
-double aic(const Model& model, DataView X);
+/// Mean of score_samples (weighted by sample_weight where given: sum w lp / sum w).
+double score(const Model& model, DataView X, const EvaluateOptions& where = {}, WeightView sample_weight = {});
+/// Bayesian and Akaike information criteria, scikit-learn's formulas (lower is better),
+/// on the float64 CPU; with weights the data's size is sum w and its log-likelihood
+/// sum w lp: bic = -2 sum w lp + p log(sum w), aic = -2 sum w lp + 2 p.
+double bic(const Model& model, DataView X, WeightView sample_weight = {});
+double aic(const Model& model, DataView X, WeightView sample_weight = {});
+
+/// score, bic and aic from one pass over X on the chosen device (bic and aic then carry
+/// its precision's rounding, where bic() and aic() are float64).
+struct Criteria {
+  double score = 0;         ///< mean log-likelihood per unit weight
+  double bic = 0;
+  double aic = 0;
+  double total_weight = 0;  ///< sum w (N without weights)
+};
+Criteria criteria(const Model& model, DataView X, const EvaluateOptions& where = {}, WeightView sample_weight = {});
 
 struct Samples {
   std::vector<double> X;    ///< n x D, grouped by component as scikit-learn does

@@ -7,6 +7,7 @@
 
 #include "core/backend.hpp"
 #include "core/validate.hpp"
+#include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/gmm_model.hpp"
@@ -33,9 +34,12 @@ class ThreadCountScope {
 
 }  // namespace
 
-FitResult fit(DataView X, const FitOptions& o) {
+FitResult fit(DataView X, const FitOptions& o, WeightView sample_weight) {
   validate_data(X);
   validate_options(o, X);
+  validate_weights(sample_weight, X, o.n_components);
+  if (!sample_weight.empty())
+    throw InvalidArgument("sample_weight is not supported by this build yet (the weighted primitives are to come)");
   const ThreadCountScope threads(o.n_threads);
   std::string notice;
   const std::unique_ptr<Backend> backend =

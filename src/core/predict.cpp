@@ -54,21 +54,35 @@ std::vector<double> score_samples(const Model& model, DataView X, const Evaluate
   return log_prob;
 }
 
-double score(const Model& model, DataView X, const EvaluateOptions& where) {
+Criteria criteria(const Model& model, DataView X, const EvaluateOptions& where, WeightView w) {
   const std::vector<double> lp = score_samples(model, X, where);
+  validate_weights(w, X);
+  Criteria c;
   double s = 0.0;
-  for (double v : lp) s += v;
-  return s / static_cast<double>(lp.size());
+  if (w.empty()) {
+    for (double v : lp) s += v;
+    c.total_weight = static_cast<double>(lp.size());
+  } else {
+    // A zero weight drops its point, whose log-density may be -inf.
+    for (std::size_t i = 0; i < lp.size(); ++i)
+      if (w.data[i] != 0.0) {
+        s += w.data[i] * lp[i];
+        c.total_weight += w.data[i];
+      }
+  }
+  c.score = s / c.total_weight;
+  const double p = n_parameters(model);
+  c.bic = -2.0 * c.score * c.total_weight + p * std::log(c.total_weight);
+  c.aic = -2.0 * c.score * c.total_weight + 2.0 * p;
+  return c;
 }
 
-double bic(const Model& model, DataView X) {
-  const double N = static_cast<double>(X.n_rows);
-  return -2.0 * score(model, X) * N + n_parameters(model) * std::log(N);
+double score(const Model& model, DataView X, const EvaluateOptions& where, WeightView w) {
+  return criteria(model, X, where, w).score;
 }
 
-double aic(const Model& model, DataView X) {
-  const double N = static_cast<double>(X.n_rows);
-  return -2.0 * score(model, X) * N + 2.0 * n_parameters(model);
-}
+double bic(const Model& model, DataView X, WeightView w) { return criteria(model, X, {}, w).bic; }
+
+double aic(const Model& model, DataView X, WeightView w) { return criteria(model, X, {}, w).aic; }
 
 }  // namespace cuem

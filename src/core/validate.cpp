@@ -55,6 +55,26 @@ void validate_data(DataView X) {
   }
 }
 
+void validate_weights(WeightView w, DataView X, int n_components) {
+  if (w.empty()) return;
+  if (w.n != X.n_rows)
+    throw InvalidArgument("sample_weight has " + std::to_string(w.n) + " values for " + std::to_string(X.n_rows) +
+                          " rows of data; give one weight per row");
+  std::size_t positive = 0;
+  for (std::size_t i = 0; i < w.n; ++i) {
+    const double v = w.data[i];
+    if (!std::isfinite(v) || v < 0.0)
+      throw InvalidArgument("sample_weight[" + std::to_string(i) + "] is " + num(v) +
+                            "; weights must be finite and non-negative");
+    positive += v > 0.0 ? 1 : 0;
+  }
+  if (positive == 0)
+    throw InvalidArgument("sample_weight is zero for every row; at least one weight must be positive");
+  if (static_cast<std::size_t>(n_components) > positive)
+    throw DataError("n_components = " + std::to_string(n_components) + " is more than the " +
+                    std::to_string(positive) + " rows with a positive sample_weight; use at most as many components");
+}
+
 void validate_options(const FitOptions& o, DataView X) {
   require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
   require(std::isfinite(o.tol) && o.tol >= 0.0, "tol must be a finite number >= 0, got " + num(o.tol));

@@ -14,6 +14,11 @@ void validate_data(DataView X);
 /// (or DataError for K > N).
 void validate_options(const FitOptions& options, DataView X);
 
+/// Per-point weights for X (sample_weight): one per row, finite, non-negative and not all
+/// zero; InvalidArgument naming the first bad one otherwise. With weights, n_components
+/// may not exceed the number of rows of positive weight (DataError, as K > N).
+void validate_weights(WeightView w, DataView X, int n_components = 1);
+
 /// validate_model plus the covariances agreeing with the precision factors (O(K D^3):
 /// for models read from files and before sampling, not for every predict).
 void check_model_consistency(const Model& model);
