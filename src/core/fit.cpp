@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "core/backend.hpp"
+#include "engine/primitives.hpp"
 #include "core/validate.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
@@ -18,18 +18,16 @@ namespace {
 FitResult run_fit(PlacedData& data, const FitOptions& o) {
   PlacedData::Impl& placed = data.impl();
   const engine::ThreadCountScope threads(placed.resources->options().n_threads);
-  Backend& prims = placed.primitives();
-  if (!placed.w.empty())
-    throw InvalidArgument("sample_weight is not supported by this build yet (the weighted primitives are to come)");
+  Primitives& prims = placed.primitives();
   // The interrupt check lives as long as this call; the placed data may outlive it.
   struct InterruptScope {
-    Backend& b;
+    Primitives& b;
     ~InterruptScope() { b.set_interrupt({}); }
   } interrupt_scope{prims};
   if (o.interrupted) prims.set_interrupt(o.interrupted);
   prims.reserve(o.covariance_type, o.n_components);
 
-  engine::GaussianMixtureEM model(prims, placed.X, o);
+  engine::GaussianMixtureEM model(prims, placed.X, o, placed.kmeans);
   engine::BatchResult<Model> run = engine::run_batch_em(model, {o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration});
 
   FitResult result;

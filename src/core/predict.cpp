@@ -5,10 +5,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/backend.hpp"
+#include "engine/primitives.hpp"
 #include "core/prepared_params.hpp"
 #include "core/validate.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/fit.hpp"
 #include "engine/placed_data.hpp"
 
@@ -22,7 +22,7 @@ ResourceOptions resource_options(const EvaluateOptions& where) {
 
 std::vector<double> proba_of(PlacedData::Impl& d, const Model& model) {
   std::vector<double> resp(d.X.n_rows * static_cast<std::size_t>(model.n_components));
-  d.primitives().evaluate(prepare(model), 0, d.X.n_rows, nullptr, resp.data());
+  d.primitives().posteriors(prepare(model), 0, d.X.n_rows, nullptr, resp.data());
   return resp;
 }
 
@@ -34,10 +34,10 @@ std::vector<int> labels_of(PlacedData::Impl& d, const Model& model) {
   const std::size_t chunk = std::max(chunk_points(K), (std::size_t{1} << 20) / static_cast<std::size_t>(K));
   std::vector<double> resp(std::min(chunk, N) * static_cast<std::size_t>(K));
   std::vector<int> labels(N);
-  Backend& prims = d.primitives();
+  Primitives& prims = d.primitives();
   for (std::size_t begin = 0; begin < N; begin += chunk) {
     const std::size_t count = std::min(chunk, N - begin);
-    prims.evaluate(p, begin, begin + count, nullptr, resp.data());
+    prims.posteriors(p, begin, begin + count, nullptr, resp.data());
     for (std::size_t b = 0; b < count; ++b) {
       const double* r = resp.data() + b * K;
       labels[begin + b] = static_cast<int>(std::max_element(r, r + K) - r);
@@ -48,7 +48,7 @@ std::vector<int> labels_of(PlacedData::Impl& d, const Model& model) {
 
 std::vector<double> log_prob_of(PlacedData::Impl& d, const Model& model) {
   std::vector<double> log_prob(d.X.n_rows);
-  d.primitives().evaluate(prepare(model), 0, d.X.n_rows, log_prob.data(), nullptr);
+  d.primitives().posteriors(prepare(model), 0, d.X.n_rows, log_prob.data(), nullptr);
   return log_prob;
 }
 

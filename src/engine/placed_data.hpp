@@ -5,8 +5,9 @@
 #include <memory>
 #include <string>
 
-#include "core/backend.hpp"
+#include "engine/primitives.hpp"
 #include "cuem/resources.hpp"
+#include "init/kmeans.hpp"
 
 namespace cuem {
 
@@ -19,7 +20,8 @@ struct PlacedData::Impl {
   DataView X;
   WeightView w;
   std::string notice;
-  std::unique_ptr<Backend> placed;
+  std::unique_ptr<Primitives> placed;
+  KMeansShared kmeans;  ///< what k-means learns once about the data (every fit's restarts share it)
 
   /// Placed data for X and w that the caller has validated (validate_data,
   /// validate_weights): each check is one pass over the data, made once per call.
@@ -27,7 +29,7 @@ struct PlacedData::Impl {
 
   /// The primitives over the placed data, made at the first use, so that a fit reports
   /// its option errors before it asks for a device.
-  Backend& primitives();
+  Primitives& primitives();
 };
 
 namespace engine {

@@ -19,10 +19,10 @@ PlacedData PlacedData::Impl::unchecked(Resources& resources, DataView X, WeightV
   return PlacedData(std::move(impl));
 }
 
-Backend& PlacedData::Impl::primitives() {
+Primitives& PlacedData::Impl::primitives() {
   if (!placed) {
     const ResourceOptions& o = resources->options();
-    placed = make_backend(X, {o.device, o.precision, o.device_memory_limit}, &notice);
+    placed = make_primitives(X, w, {o.device, o.precision, o.device_memory_limit}, &notice);
   }
   return *placed;
 }
