@@ -95,6 +95,97 @@ TEST_P(SampleWeight, ZeroWeightDropsAPointWhoseDensityIsZero) {
   EXPECT_EQ(got, cuem::score(m, cuem::DataView(x.data() + kD, 9, kD)));
 }
 
+cuem::FitOptions fit_options(CovarianceType type, cuem::InitMethod init) {
+  cuem::FitOptions o;
+  o.n_components = kK;
+  o.covariance_type = type;
+  o.init = init;
+  o.seed = 73;
+  o.tol = 1e-9;
+  o.max_iter = 60;
+  return o;
+}
+
+void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_LT(rel(got[i], want[i]), tol) << what << "[" << i << "]";
+}
+
+void expect_same_fit(const cuem::FitResult& a, const cuem::FitResult& b, double tol) {
+  EXPECT_GT(a.n_iter, 2);  // EM moved: the comparison covers iterations, not only the start
+  EXPECT_EQ(a.n_iter, b.n_iter);
+  EXPECT_LT(rel(a.lower_bound, b.lower_bound), tol);
+  expect_close(a.model.weights, b.model.weights, tol, "weights");
+  expect_close(a.model.means, b.model.means, tol, "means");
+  expect_close(a.model.covariances, b.model.covariances, tol, "covariances");
+}
+
+// The starts that depend on the data only through sums over rows (k-means and its
+// seeding by cumulative weight) and the given start. 'random' draws per row and
+// 'random_from_data' picks rows uniformly, so repeated rows are other draws there.
+const cuem::InitMethod kWeightedInits[] = {cuem::InitMethod::kmeans, cuem::InitMethod::kmeans_plusplus};
+
+TEST_P(SampleWeight, IntegerWeightsFitAsRepeatedRows) {
+  const WeightedData wd(GetParam());
+  for (const cuem::InitMethod init : kWeightedInits) {
+    SCOPED_TRACE(cuem::to_string(init));
+    const cuem::FitOptions o = fit_options(GetParam(), init);
+    const cuem::FitResult weighted = cuem::fit(wd.view(), o, wd.weights());
+    const cuem::FitResult repeated = cuem::fit(wd.repeated_view(), o);
+    expect_same_fit(weighted, repeated, 1e-12);
+  }
+}
+
+TEST_P(SampleWeight, IntegerWeightsFitAsRepeatedRowsFromAGivenStart) {
+  const WeightedData wd(GetParam());
+  cuem::FitOptions o = fit_options(GetParam(), cuem::InitMethod::random);
+  const cuem::Model start =
+      cuem_test::model_from_mixture(cuem_test::make_mixture(GetParam(), kK, kD, 2.0, 74), GetParam());
+  o.weights_init = start.weights;
+  o.means_init = start.means;
+  o.precisions_init = cuem_test::precisions_of(start);  // every parameter given: no init pass
+  expect_same_fit(cuem::fit(wd.view(), o, wd.weights()), cuem::fit(wd.repeated_view(), o), 1e-12);
+}
+
+TEST_P(SampleWeight, ZeroWeightsFitAsDroppedRows) {
+  const WeightedData wd(GetParam(), 1);  // weights 0 and 1: the repeated data drop rows
+  for (const cuem::InitMethod init : {cuem::InitMethod::kmeans, cuem::InitMethod::kmeans_plusplus,
+                                      cuem::InitMethod::random_from_data}) {
+    SCOPED_TRACE(cuem::to_string(init));
+    const cuem::FitOptions o = fit_options(GetParam(), init);
+    expect_same_fit(cuem::fit(wd.view(), o, wd.weights()), cuem::fit(wd.repeated_view(), o), 1e-12);
+  }
+}
+
+TEST_P(SampleWeight, OnesAreNoWeightsBitwise) {
+  const WeightedData wd(GetParam());
+  const std::vector<double> ones(wd.data.n, 1.0);
+  for (const cuem::InitMethod init : {cuem::InitMethod::kmeans, cuem::InitMethod::kmeans_plusplus,
+                                      cuem::InitMethod::random, cuem::InitMethod::random_from_data}) {
+    SCOPED_TRACE(cuem::to_string(init));
+    cuem::FitOptions o = fit_options(GetParam(), init);
+    o.n_init = 2;
+    const cuem::FitResult a = cuem::fit(wd.view(), o, {ones.data(), ones.size()});
+    const cuem::FitResult b = cuem::fit(wd.view(), o);
+    EXPECT_EQ(a.model.weights, b.model.weights);
+    EXPECT_EQ(a.model.means, b.model.means);
+    EXPECT_EQ(a.model.covariances, b.model.covariances);
+    EXPECT_EQ(a.lower_bound, b.lower_bound);
+    EXPECT_EQ(a.n_iter, b.n_iter);
+  }
+}
+
+TEST_P(SampleWeight, ScalingEveryWeightChangesNothing) {
+  // Weights say how much each row counts relative to the others: w and 2.5 w fit the same
+  // model with the same mean log-likelihood per unit weight.
+  const WeightedData wd(GetParam());
+  std::vector<double> scaled = wd.w;
+  for (double& v : scaled) v *= 2.5;
+  const cuem::FitOptions o = fit_options(GetParam(), cuem::InitMethod::kmeans);
+  expect_same_fit(cuem::fit(wd.view(), o, {scaled.data(), scaled.size()}), cuem::fit(wd.view(), o, wd.weights()),
+                  1e-12);
+}
+
 TEST(SampleWeightErrors, BadWeightsAreRefusedWithTheirIndex) {
   const cuem_test::Dataset ds = cuem_test::sample_mixture(
       cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 81), 20, 82);
