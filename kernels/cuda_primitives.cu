@@ -876,7 +876,8 @@ class CudaPrimitives final : public Primitives {
 
 }  // namespace
 
-std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options) {
+std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options,
+                                            const CudaTuning& /*tuning: not wired to the kernels yet*/) {
   if (!w.empty()) throw InvalidArgument("sample_weight is not supported on CUDA yet; use device 'cpu'");
   if (options.precision == Precision::float64) return std::make_unique<CudaPrimitives<double>>(X, options);
   return std::make_unique<CudaPrimitives<float>>(X, options);

@@ -59,7 +59,7 @@ class PlacedDataTest : public testing::TestWithParam<CovarianceType> {
 };
 
 TEST_P(PlacedDataTest, FitsAndEvaluationsEqualThePerCallFunctions) {
-  cuem::Resources resources({o_.device, o_.precision});
+  cuem::Resources resources({o_.device, o_.precision, 0, 0, {}});
   cuem::PlacedData data(resources, ds_.view());
   const cuem::FitResult placed = cuem::fit(data, o_);
   const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
@@ -70,7 +70,7 @@ TEST_P(PlacedDataTest, FitsAndEvaluationsEqualThePerCallFunctions) {
   EXPECT_EQ(placed.device, direct.device);
   EXPECT_EQ(data.description(), direct.device);
 
-  const cuem::EvaluateOptions where{o_.device, o_.precision, 0};
+  const cuem::EvaluateOptions where{o_.device, o_.precision, 0, {}};
   EXPECT_EQ(cuem::predict(data, placed.model), cuem::predict(placed.model, ds_.view(), where));
   EXPECT_EQ(cuem::predict_proba(data, placed.model), cuem::predict_proba(placed.model, ds_.view(), where));
   EXPECT_EQ(cuem::score_samples(data, placed.model), cuem::score_samples(placed.model, ds_.view(), where));
@@ -85,7 +85,7 @@ TEST_P(PlacedDataTest, FitsAndEvaluationsEqualThePerCallFunctions) {
 TEST_P(PlacedDataTest, ManyFitsShareOnePlacement) {
   // Model selection's pattern: fits of several sizes on one placement, each equal to its
   // own per-call fit (a previous fit's buffers and shape leave nothing behind).
-  cuem::Resources resources({o_.device, o_.precision});
+  cuem::Resources resources({o_.device, o_.precision, 0, 0, {}});
   cuem::PlacedData data(resources, ds_.view());
   for (int k : {4, 1, 3, 2}) {
     cuem::FitOptions o = o_;
@@ -99,7 +99,7 @@ TEST_P(PlacedDataTest, ManyFitsShareOnePlacement) {
 }
 
 TEST_P(PlacedDataTest, AnInterruptEndsWithItsFit) {
-  cuem::Resources resources({o_.device, o_.precision});
+  cuem::Resources resources({o_.device, o_.precision, 0, 0, {}});
   cuem::PlacedData data(resources, ds_.view());
   {
     cuem::FitOptions o = o_;
@@ -135,7 +135,7 @@ TEST(PlacedData, ChecksTheDataAndTheModel) {
 #if defined(CUEM_EMULATED_DEVICE)
 TEST_P(PlacedDataTest, TheDataGoUpOnce) {
   const std::size_t values = ds_.x.size();
-  cuem::Resources resources({o_.device, o_.precision});
+  cuem::Resources resources({o_.device, o_.precision, 0, 0, {}});
   cuem::PlacedData data(resources, ds_.view());
   const std::size_t before = cuem::emu::host_to_device_bytes();
   const cuem::FitResult first = cuem::fit(data, o_);
@@ -150,7 +150,7 @@ TEST_P(PlacedDataTest, TheDataGoUpOnce) {
   EXPECT_LT(cuem::emu::host_to_device_bytes() - mark, values * sizeof(float) / 4);
   // While per-call functions place the data again each time.
   const std::size_t per_call = cuem::emu::host_to_device_bytes();
-  cuem::criteria(first.model, ds_.view(), {o_.device, o_.precision, 0});
+  cuem::criteria(first.model, ds_.view(), {o_.device, o_.precision, 0, {}});
   EXPECT_GE(cuem::emu::host_to_device_bytes() - per_call, values * sizeof(float));
 }
 #endif

@@ -47,6 +47,7 @@ struct EvaluateOptions {
   Device device;
   Precision precision = Precision::float32;
   std::size_t device_memory_limit = 0;  ///< bytes; 0 = 80% of the free device memory
+  CudaTuning cuda_tuning;
 };
 
 /// Most probable component of every point (N).

@@ -41,6 +41,16 @@ const char* to_string(Precision precision) noexcept;
 /// "float32" or "float64".
 Precision parse_precision(const std::string& name);
 
+/// Choices among CUDA kernels that compute the same values (up to rounding), for timing
+/// them side by side (bench/NOTES.md); the defaults are the ones to use.
+struct CudaTuning {
+  /// The tiled kernels (log-densities of the diagonal and spherical layouts with K >= 8,
+  /// their statistics with K >= 32 and D >= 32); false keeps the simpler ones everywhere.
+  bool tiled = true;
+  /// Components a thread of the tiled diagonal statistics takes where K > 32: 4 or 2.
+  int diag_stats_components = 4;
+};
+
 /// What the iteration callback is told after each EM iteration.
 struct IterationInfo {
   int init = 0;                   ///< which restart, 0-based
@@ -67,6 +77,7 @@ struct FitOptions {
   /// buffers); 0 means 80% of the device's free memory. Data that does not fit is
   /// streamed from pinned host memory in chunks; the result is the same either way.
   std::size_t device_memory_limit = 0;
+  CudaTuning cuda_tuning;
 
   /// Optional initial parameters (scikit-learn's weights_init, means_init,
   /// precisions_init): empty means "derive from init". Shapes: weights K, means K x D,

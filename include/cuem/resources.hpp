@@ -29,6 +29,7 @@ struct ResourceOptions {
   int n_threads = 0;
   /// Bytes of device memory the work may use; 0 means 80% of the device's free memory.
   std::size_t device_memory_limit = 0;
+  CudaTuning cuda_tuning;
 };
 
 /// A device to run on, with its settings, shared by the data placed there. Not

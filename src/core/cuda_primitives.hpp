@@ -18,7 +18,9 @@ struct BackendOptions {
 };
 
 /// The primitives on CUDA device `options.device` for the data X and weights w (which
-/// must outlive them). Throws DeviceError when the device cannot be used.
-std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options);
+/// must outlive them), with the kernel choices of `tuning`. Throws DeviceError when the
+/// device cannot be used.
+std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options,
+                                            const CudaTuning& tuning = {});
 
 }  // namespace cuem::cuda

@@ -56,7 +56,7 @@ FitResult fit(DataView X, const FitOptions& o, WeightView sample_weight) {
   validate_data(X);
   validate_options(o, X);
   validate_weights(sample_weight, X, o.n_components);
-  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit});
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});
   PlacedData data = PlacedData::Impl::unchecked(resources, X, sample_weight);
   return run_fit(data, o);
 }

@@ -17,7 +17,7 @@ namespace cuem {
 namespace {
 
 ResourceOptions resource_options(const EvaluateOptions& where) {
-  return {where.device, where.precision, 0, where.device_memory_limit};
+  return {where.device, where.precision, 0, where.device_memory_limit, where.cuda_tuning};
 }
 
 std::vector<double> proba_of(PlacedData::Impl& d, const Model& model) {

@@ -82,6 +82,9 @@ void validate_options(const FitOptions& o, DataView X) {
           "reg_covar must be a finite number >= 0, got " + num(o.reg_covar));
   require(o.max_iter >= 1, "max_iter must be at least 1, got " + std::to_string(o.max_iter));
   require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
+  require(o.cuda_tuning.diag_stats_components == 2 || o.cuda_tuning.diag_stats_components == 4,
+          "cuda_tuning.diag_stats_components must be 2 or 4, got " +
+              std::to_string(o.cuda_tuning.diag_stats_components));
   require(o.n_threads >= 0, "n_threads must be >= 0 (0: OpenMP's default), got " + std::to_string(o.n_threads));
   // Component arrays are indexed with int: K x D and, for full and tied, D x D must fit.
   const auto int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());

@@ -24,7 +24,7 @@ std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const Prim
 #if defined(CUEM_HAVE_CUDA)
       std::string reason;
       if (!cuda::list_devices(&reason).empty())
-        return cuda::make_primitives(X, w, {0, request.precision, request.device_memory_limit});
+        return cuda::make_primitives(X, w, {0, request.precision, request.device_memory_limit}, request.cuda_tuning);
       if (notice) *notice = "device 'auto': no usable CUDA device (" + reason + "), running on the CPU";
 #else
       if (notice) *notice = "device 'auto': this cuem was built without CUDA, running on the CPU";
@@ -41,7 +41,8 @@ std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const Prim
       if (device.index < 0 || device.index >= static_cast<int>(devices.size()))
         throw DeviceError("device 'cuda:" + std::to_string(device.index) + "' does not exist: " +
                           std::to_string(devices.size()) + " CUDA device(s) found.");
-      return cuda::make_primitives(X, w, {device.index, request.precision, request.device_memory_limit});
+      return cuda::make_primitives(X, w, {device.index, request.precision, request.device_memory_limit},
+                                   request.cuda_tuning);
 #else
       throw DeviceError("this cuem was built without CUDA; use device 'cpu' or 'auto', or rebuild "
                         "with -DCUEM_WITH_CUDA=ON on a machine with nvcc.");

@@ -146,6 +146,7 @@ struct PrimitivesRequest {
   Device device;
   Precision precision = Precision::float32;
   std::size_t device_memory_limit = 0;  ///< bytes; 0 = most of the free device memory
+  CudaTuning cuda_tuning;
 };
 
 /// The primitives for data X (and weights w, null for none; both must outlive them);

@@ -22,7 +22,7 @@ PlacedData PlacedData::Impl::unchecked(Resources& resources, DataView X, WeightV
 Primitives& PlacedData::Impl::primitives() {
   if (!placed) {
     const ResourceOptions& o = resources->options();
-    placed = make_primitives(X, w, {o.device, o.precision, o.device_memory_limit}, &notice);
+    placed = make_primitives(X, w, {o.device, o.precision, o.device_memory_limit, o.cuda_tuning}, &notice);
   }
   return *placed;
 }
