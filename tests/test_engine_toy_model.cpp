@@ -91,6 +91,9 @@ class BernoulliMixture {
   int N_, D_, K_;
 };
 
+static_assert(cuem::engine::is_batch_model<BernoulliMixture>::value, "the toy model is an engine model");
+static_assert(!cuem::engine::is_batch_model<BernoulliParams>::value, "parameters alone are not");
+
 // Two well separated profiles over 20 features, 30% / 70%.
 struct ToyData {
   int N = 3000, D = 20, K = 2;

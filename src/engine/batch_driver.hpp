@@ -1,14 +1,7 @@
 #pragma once
 // Batch EM for any model (DESIGN.md, "The EM engine"): restarts, iterations, the
 // convergence test, the log-likelihood trace and its monotonicity watch, best of n. The
-// driver knows no model; a model is any type with the members below (src/engine/model.hpp
-// says what each must do):
-//
-//   using Params; using Stats;       // Stats: log_likelihood (sum of w log p), weight (sum of w)
-//   Params initialize(std::uint64_t seed, std::vector<std::string>* notices);
-//   Stats e_step(const Params&);     // over all of the model's data, in a fixed order
-//   Params m_step(const Stats&);
-//   double unit_roundoff() const;    // of the E-step's log-density arithmetic
+// driver knows no model; src/engine/model.hpp says what a model provides.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +15,7 @@
 #include "core/rng.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/options.hpp"
+#include "engine/model.hpp"
 
 namespace cuem::engine {
 
@@ -61,6 +55,7 @@ inline double rounding_slack(double lower_bound, double unit_roundoff) {
 /// of the parameters before its M-step, as scikit-learn reports it.
 template <class Model>
 BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOptions& o) {
+  static_assert(is_batch_model<Model>::value, "not an engine model: see src/engine/model.hpp for the members");
   using Clock = std::chrono::steady_clock;
   BatchResult<typename Model::Params> result;
   bool stopped = false;
