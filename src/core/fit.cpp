@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
 #include "core/rng.hpp"
 #include "core/validate.hpp"
 #include "cuem/fit.hpp"
+#include "engine/primitives.hpp"
 #include "init/initialize.hpp"
 
 namespace cuem {
@@ -97,13 +97,14 @@ FitResult fit(DataView X, const FitOptions& o) {
   validate_options(o, X);
   const ThreadCountScope threads(o.n_threads);
   std::string notice;
-  const std::unique_ptr<Backend> backend =
-      make_backend(X, {o.device, o.precision, o.device_memory_limit}, &notice);
+  const std::unique_ptr<Primitives> backend =
+      make_primitives(X, {}, {o.device, o.precision, o.device_memory_limit}, &notice);
   if (o.interrupted) backend->set_interrupt(o.interrupted);
   backend->reserve(o.covariance_type, o.n_components);
   const double N = static_cast<double>(X.n_rows);
   using Clock = std::chrono::steady_clock;
 
+  KMeansShared kmeans_shared;
   FitResult result;
   if (!notice.empty()) result.notices.push_back(notice);
   double best_bound = -std::numeric_limits<double>::infinity();
@@ -112,7 +113,7 @@ FitResult fit(DataView X, const FitOptions& o) {
   for (int init = 0; init < o.n_init && !stopped; ++init) {
     std::vector<std::string> init_notices;
     Model model = initialize(*backend, X, o, rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)),
-                             &init_notices);
+                             &init_notices, &kmeans_shared);
     for (const std::string& n : init_notices)  // once, however many restarts say it
       if (std::find(result.notices.begin(), result.notices.end(), n) == result.notices.end())
         result.notices.push_back(n);
@@ -122,7 +123,7 @@ FitResult fit(DataView X, const FitOptions& o) {
     for (int it = 1; it <= o.max_iter; ++it) {
       const auto t0 = Clock::now();
       const double previous = bound;
-      const SufficientStats stats = backend->estep(prepare(model));
+      const SufficientStats stats = backend->gaussian_estep(prepare(model));
       bound = stats.log_likelihood / N;
       model = m_step(stats, o.reg_covar);
       n_iter = it;

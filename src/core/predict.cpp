@@ -4,18 +4,17 @@
 #include <memory>
 #include <vector>
 
-#include "core/backend.hpp"
 #include "core/prepared_params.hpp"
 #include "core/validate.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/fit.hpp"
 
 namespace cuem {
 
 namespace {
 
-std::unique_ptr<Backend> evaluator(DataView X, const EvaluateOptions& where) {
-  return make_backend(X, {where.device, where.precision, where.device_memory_limit});
+std::unique_ptr<Primitives> evaluator(DataView X, const EvaluateOptions& where) {
+  return make_primitives(X, {}, {where.device, where.precision, where.device_memory_limit});
 }
 
 }  // namespace
@@ -23,7 +22,7 @@ std::unique_ptr<Backend> evaluator(DataView X, const EvaluateOptions& where) {
 std::vector<double> predict_proba(const Model& model, DataView X, const EvaluateOptions& where) {
   validate_model_and_data(model, X);
   std::vector<double> resp(X.n_rows * static_cast<std::size_t>(model.n_components));
-  evaluator(X, where)->evaluate(prepare(model), 0, X.n_rows, nullptr, resp.data());
+  evaluator(X, where)->posteriors(prepare(model), 0, X.n_rows, nullptr, resp.data());
   return resp;
 }
 
@@ -35,10 +34,10 @@ std::vector<int> predict(const Model& model, DataView X, const EvaluateOptions& 
   const std::size_t chunk = std::max(chunk_points(K), (std::size_t{1} << 20) / static_cast<std::size_t>(K));
   std::vector<double> resp(std::min(chunk, X.n_rows) * static_cast<std::size_t>(K));
   std::vector<int> labels(X.n_rows);
-  const std::unique_ptr<Backend> backend = evaluator(X, where);
+  const std::unique_ptr<Primitives> backend = evaluator(X, where);
   for (std::size_t begin = 0; begin < X.n_rows; begin += chunk) {
     const std::size_t count = std::min(chunk, X.n_rows - begin);
-    backend->evaluate(p, begin, begin + count, nullptr, resp.data());
+    backend->posteriors(p, begin, begin + count, nullptr, resp.data());
     for (std::size_t b = 0; b < count; ++b) {
       const double* r = resp.data() + b * K;
       labels[begin + b] = static_cast<int>(std::max_element(r, r + K) - r);
@@ -50,7 +49,7 @@ std::vector<int> predict(const Model& model, DataView X, const EvaluateOptions& 
 std::vector<double> score_samples(const Model& model, DataView X, const EvaluateOptions& where) {
   validate_model_and_data(model, X);
   std::vector<double> log_prob(X.n_rows);
-  evaluator(X, where)->evaluate(prepare(model), 0, X.n_rows, log_prob.data(), nullptr);
+  evaluator(X, where)->posteriors(prepare(model), 0, X.n_rows, log_prob.data(), nullptr);
   return log_prob;
 }
 

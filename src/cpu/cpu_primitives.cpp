@@ -1,4 +1,4 @@
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 
 #include <omp.h>
 
@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "core/data_access.hpp"
+#include "core/rng.hpp"
 #include "cpu/cpu_kernels.hpp"
+#include "cuem/errors.hpp"
 
 namespace cuem {
 
@@ -318,21 +320,31 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
   if (error) std::rethrow_exception(error);
   pass.finish(s);
   s.n_points = X.n_rows;
+  s.weight = static_cast<double>(X.n_rows);
   return s;
 }
 
-SufficientStats CpuBackend::estep(const PreparedParams& p) {
+CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_weight_(static_cast<double>(X.n_rows)) {
+  if (!w_.empty()) {
+    total_weight_ = 0.0;
+    for (std::size_t i = 0; i < X_.n_rows; ++i) total_weight_ += w_.data[i];
+  }
+}
+
+SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
   const EstepLayout L(p);
-  return accumulate_stats(
+  SufficientStats s = accumulate_stats(
       X_, p.type, p.K, p.means,
       [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
         posteriors_range(X_, L, begin, count, resp, log_prob);
       },
       true, [this] { poll_interrupt(); });
+  s.weight = total_weight_;
+  return s;
 }
 
-void CpuBackend::evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
-                          double* resp) {
+void CpuPrimitives::posteriors(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
+                               double* resp) {
   const std::size_t chunk = chunk_points(p.K);
   std::vector<double> scratch(resp ? 0 : chunk * static_cast<std::size_t>(p.K));
   for (std::size_t b = begin; b < end; b += chunk) {
@@ -340,6 +352,55 @@ void CpuBackend::evaluate(const PreparedParams& p, std::size_t begin, std::size_
     double* r = resp ? resp + (b - begin) * static_cast<std::size_t>(p.K) : scratch.data();
     cpu_posteriors(X_, p, b, count, r, log_prob ? log_prob + (b - begin) : nullptr);
   }
+}
+
+SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, CovarianceType type, int K,
+                                              const std::vector<double>& shift) {
+  const int D = static_cast<int>(X_.n_cols);
+  const std::size_t uK = static_cast<std::size_t>(K);
+  ResponsibilityFn fill;
+  std::unique_ptr<EstepLayout> layout;
+  switch (g.kind) {
+    case Responsibilities::Kind::nearest:
+      if (!g.centers || g.centers->size() != uK * X_.n_cols)
+        throw InvalidArgument("weighted_stats: nearest needs K x D centres");
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        std::fill(resp, resp + count * uK, 0.0);
+        visit_rows(X_, [&](const auto* base) {
+          for (std::size_t b = 0; b < count; ++b)
+            resp[b * uK + static_cast<std::size_t>(nearest_center(base + (begin + b) * X_.n_cols, *g.centers, K, D))] =
+                1.0;
+        });
+      };
+      break;
+    case Responsibilities::Kind::random:
+      // The draws of the 'random' start: u_nk = uniform(seed, kRandomResp, n K + k),
+      // normalised per point (kernels/random_resp.hpp draws the same on a device).
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        for (std::size_t b = 0; b < count; ++b) {
+          double* r = resp + b * uK;
+          const std::uint64_t n = begin + b;
+          double sum = 0.0;
+          for (int k = 0; k < K; ++k) sum += r[k] = rng::uniform(g.seed, rng::kRandomResp, n * uK + k);
+          for (int k = 0; k < K; ++k) r[k] /= sum;
+        }
+      };
+      break;
+    case Responsibilities::Kind::posteriors:
+      if (!g.params || g.params->K != K) throw InvalidArgument("weighted_stats: posteriors needs K components");
+      layout = std::make_unique<EstepLayout>(*g.params);
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        posteriors_range(X_, *layout, begin, count, resp, nullptr);
+      };
+      break;
+  }
+  SufficientStats s = accumulate_stats(X_, type, K, shift, fill, false, [this] { poll_interrupt(); });
+  s.weight = total_weight_;
+  return s;
+}
+
+std::vector<double> CpuPrimitives::first_pass_shift(const Responsibilities&, int K) const {
+  return std::vector<double>(static_cast<std::size_t>(K) * X_.n_cols, 0.0);
 }
 
 }  // namespace cuem
