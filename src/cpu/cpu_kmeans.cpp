@@ -91,10 +91,34 @@ int nearest_center(const T* x, const std::vector<double>& centers, int K, int D,
 template int nearest_center(const double*, const std::vector<double>&, int, int, double*);
 template int nearest_center(const float*, const std::vector<double>&, int, int, double*);
 
+// closest() with weights: the values stay distances, the sums are of w_i v_i.
+double CpuPrimitives::weighted_closest(PointValues& values, const double* c, ClosestMode mode) {
+  CpuPointValues& v = cpu_values(values);
+  const double* w = w_.data;
+  switch (mode) {
+    case ClosestMode::reset:
+      v.closest.resize(X_.n_rows);
+      return blocked_sum(
+          X_.n_rows, [&](std::size_t i) { return w[i] * (v.closest[i] = row_dist_sq(X_, i, c)); }, &v.block_sums);
+    case ClosestMode::potential:
+      require_closest(v, X_.n_rows, "closest(potential)");
+      return blocked_sum(X_.n_rows,
+                         [&](std::size_t i) { return w[i] * std::min(v.closest[i], row_dist_sq(X_, i, c)); });
+    case ClosestMode::update:
+      require_closest(v, X_.n_rows, "closest(update)");
+      return blocked_sum(
+          X_.n_rows,
+          [&](std::size_t i) { return w[i] * (v.closest[i] = std::min(v.closest[i], row_dist_sq(X_, i, c))); },
+          &v.block_sums);
+  }
+  throw InvalidArgument("unknown closest mode");
+}
+
 std::unique_ptr<PointValues> CpuPrimitives::make_point_values() { return std::make_unique<CpuPointValues>(); }
 
 double CpuPrimitives::closest(PointValues& values, const double* c, ClosestMode mode) {
   CpuPointValues& v = cpu_values(values);
+  if (!w_.empty()) return weighted_closest(v, c, mode);
   switch (mode) {
     case ClosestMode::reset:
       v.closest.resize(X_.n_rows);
@@ -126,7 +150,7 @@ std::size_t CpuPrimitives::sample_point(const PointValues& values, double r) {
   const std::size_t hi = std::min(v.closest.size(), lo + kBlock);
   double partial = 0.0;
   for (std::size_t i = lo; i < hi; ++i) {
-    partial += v.closest[i];
+    partial += w_.empty() ? v.closest[i] : w_.data[i] * v.closest[i];
     if (prefix + partial > r) return i;
   }
   return v.closest.size() - 1;
@@ -149,11 +173,21 @@ LloydStep CpuPrimitives::lloyd_step(const std::vector<double>& centers, int K) {
       labels[b] = visit_rows(X_, [&](const auto* base) {
         return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D, &dists[b]);
       });
-    for (std::size_t b = 0; b < count; ++b) {
-      double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
-      for (int d = 0; d < D; ++d) s[d] += X_.value(begin + b, d);
-      out.counts[labels[b]] += 1.0;
-      out.inertia += dists[b];
+    if (w_.empty()) {
+      for (std::size_t b = 0; b < count; ++b) {
+        double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
+        for (int d = 0; d < D; ++d) s[d] += X_.value(begin + b, d);
+        out.counts[labels[b]] += 1.0;
+        out.inertia += dists[b];
+      }
+    } else {
+      for (std::size_t b = 0; b < count; ++b) {
+        const double w = w_.data[begin + b];
+        double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
+        for (int d = 0; d < D; ++d) s[d] += w * X_.value(begin + b, d);
+        out.counts[labels[b]] += w;
+        out.inertia += w * dists[b];
+      }
     }
   }
   out.centers = centers;
@@ -175,11 +209,22 @@ void CpuPrimitives::nearest_labels(const std::vector<double>& centers, int K, st
 }
 
 // The population variance of each feature in two host passes (the mean, then the
-// squares about it), averaged over the features.
+// squares about it), averaged over the features; weighted by w where there are weights.
 double CpuPrimitives::mean_feature_variance() {
   const std::size_t N = X_.n_rows;
   const int D = static_cast<int>(X_.n_cols);
   double mean_var = 0.0;
+  if (!w_.empty()) {
+    const double* w = w_.data;
+    for (int d = 0; d < D; ++d) {
+      double m = 0.0, v = 0.0;
+      for (std::size_t i = 0; i < N; ++i) m += w[i] * X_.value(i, d);
+      m /= total_weight_;
+      for (std::size_t i = 0; i < N; ++i) v += w[i] * ((X_.value(i, d) - m) * (X_.value(i, d) - m));
+      mean_var += v / total_weight_;
+    }
+    return mean_var / D;
+  }
   for (int d = 0; d < D; ++d) {
     double m = 0.0, v = 0.0;
     for (std::size_t i = 0; i < N; ++i) m += X_.value(i, d);

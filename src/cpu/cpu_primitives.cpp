@@ -6,6 +6,7 @@
 #include <cmath>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/data_access.hpp"
@@ -270,7 +271,7 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,
-                                 const std::function<void()>& between_chunks) {
+                                 const std::function<void()>& between_chunks, WeightView w) {
   const int D = static_cast<int>(X.n_cols);
   SufficientStats s = SufficientStats::zeros(type, K, D, std::move(shift));
   const std::size_t chunk = chunk_points(K);
@@ -302,8 +303,11 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
       const auto [lo, hi] = block_share(count, part, nt);
       if (lo < hi) {
         try {
-          resp_fn(begin + lo, hi - lo, resp.data() + lo * static_cast<std::size_t>(K),
-                  with_log_likelihood ? log_prob.data() + lo : nullptr);
+          double* r = resp.data() + lo * static_cast<std::size_t>(K);
+          resp_fn(begin + lo, hi - lo, r, with_log_likelihood ? log_prob.data() + lo : nullptr);
+          if (!w.empty())  // g_nk w_n: the statistics pass then sums weighted rows as they are
+            for (std::size_t b = lo; b < hi; ++b, r += K)
+              for (int k = 0; k < K; ++k) r[k] *= w.data[begin + b];
         } catch (...) {
           const std::lock_guard<std::mutex> lock(error_mutex);
           if (!error) error = std::current_exception();
@@ -311,8 +315,15 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
       }
 #pragma omp barrier
       if (error) break;  // every thread sees the same value after the barrier
-      if (with_log_likelihood && part == nt - 1)
-        for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+      if (with_log_likelihood && part == nt - 1) {
+        if (w.empty()) {
+          for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+        } else {
+          // A point of zero weight is left out: 0 * -inf would be NaN.
+          for (std::size_t b = 0; b < count; ++b)
+            if (w.data[begin + b] != 0.0) s.log_likelihood += w.data[begin + b] * log_prob[b];
+        }
+      }
       visit_rows(X, [&](const auto* base) { pass.add(base, X.n_cols, begin, count, resp.data(), part, nt, scratch); });
 #pragma omp barrier
     }
@@ -321,11 +332,18 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
   pass.finish(s);
   s.n_points = X.n_rows;
   s.weight = static_cast<double>(X.n_rows);
+  if (!w.empty()) {
+    s.weight = 0.0;
+    for (std::size_t i = 0; i < X.n_rows; ++i) s.weight += w.data[i];
+  }
   return s;
 }
 
 CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_weight_(static_cast<double>(X.n_rows)) {
   if (!w_.empty()) {
+    if (w_.n != X_.n_rows)
+      throw InvalidArgument("sample_weight has " + std::to_string(w_.n) + " values for " +
+                            std::to_string(X_.n_rows) + " rows");
     total_weight_ = 0.0;
     for (std::size_t i = 0; i < X_.n_rows; ++i) total_weight_ += w_.data[i];
   }
@@ -338,7 +356,7 @@ SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
       [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
         posteriors_range(X_, L, begin, count, resp, log_prob);
       },
-      true, [this] { poll_interrupt(); });
+      true, [this] { poll_interrupt(); }, w_);
   s.weight = total_weight_;
   return s;
 }
@@ -394,7 +412,7 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
       };
       break;
   }
-  SufficientStats s = accumulate_stats(X_, type, K, shift, fill, false, [this] { poll_interrupt(); });
+  SufficientStats s = accumulate_stats(X_, type, K, shift, fill, false, [this] { poll_interrupt(); }, w_);
   s.weight = total_weight_;
   return s;
 }

@@ -22,10 +22,12 @@ using ResponsibilityFn =
 /// K padded per-component scatters (O(K D^2)); never N x K.
 /// `between_chunks` (may be empty) is called before every chunk on the calling thread,
 /// e.g. to poll an interrupt; an exception from it or from resp_fn ends the pass and is
-/// rethrown.
+/// rethrown. With weights w every point's responsibilities are scaled by w_n and the
+/// log-likelihood is sum_n w_n log p(x_n) over the points with w_n != 0; a point of zero
+/// weight then adds nothing, as if it were not there.
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,
-                                 const std::function<void()>& between_chunks = {});
+                                 const std::function<void()>& between_chunks = {}, WeightView w = {});
 
 /// Whether a parallel region over `count` points of K components in D dimensions pays
 /// for waking the threads; tiny problems run faster on one.
@@ -78,6 +80,8 @@ class CpuPrimitives final : public Primitives {
   const char* name() const noexcept override { return "cpu"; }
 
  private:
+  double weighted_closest(PointValues& v, const double* c, ClosestMode mode);
+
   DataView X_;
   WeightView w_;
   double total_weight_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -31,12 +32,29 @@ std::vector<std::size_t> distinct_indices(std::size_t N, int K, std::uint64_t se
   return out;
 }
 
+// random_from_data's rows: K distinct rows drawn uniformly, with weights among the rows
+// of positive weight (the others are not there).
+std::vector<std::size_t> random_rows(const WeightView& w, std::size_t N, int K, std::uint64_t seed) {
+  if (w.empty()) return distinct_indices(N, K, seed);
+  std::vector<std::size_t> positive;
+  for (std::size_t i = 0; i < N; ++i)
+    if (w.data[i] > 0.0) positive.push_back(i);
+  if (positive.size() < static_cast<std::size_t>(K))
+    throw InvalidArgument("init 'random_from_data' needs at least n_components = " + std::to_string(K) +
+                          " rows of positive sample_weight; " + std::to_string(positive.size()) + " have it");
+  std::vector<std::size_t> index = distinct_indices(positive.size(), K, seed);
+  for (std::size_t& i : index) i = positive[i];
+  return index;
+}
+
 // scikit-learn's k-means++ and random_from_data starts: component k is the one point
 // index[k] with weight one and no other. Its statistics need no pass over the data:
 // about the point itself N_k = 1, S1 = 0 and S2 = 0, which is bitwise what two passes over
 // one-hot responsibilities give (each sum adds only zeros to x), in O(K D) instead of
 // O(N K D) on the host, which at G-scale would take longer than the fit.
-Model point_seeded_model(DataView X, const FitOptions& o, const std::vector<std::size_t>& index) {
+// With weights N_k stays 1: a start on one point of weight w is the start on one of its w
+// repeats.
+Model point_seeded_model(DataView X, double total_weight, const FitOptions& o, const std::vector<std::size_t>& index) {
   const int K = o.n_components;
   const std::size_t D = X.n_cols;
   std::vector<double> points(static_cast<std::size_t>(K) * D);
@@ -45,7 +63,7 @@ Model point_seeded_model(DataView X, const FitOptions& o, const std::vector<std:
   SufficientStats s = SufficientStats::zeros(o.covariance_type, K, static_cast<int>(D), std::move(points));
   std::fill(s.nk.begin(), s.nk.end(), 1.0);
   s.n_points = X.n_rows;
-  s.weight = static_cast<double>(X.n_rows);
+  s.weight = total_weight;
   return m_step(s, o.reg_covar);
 }
 
@@ -88,12 +106,11 @@ Model initialize(Primitives& prims, DataView X, const FitOptions& o, std::uint64
       }
       case InitMethod::kmeans_plusplus: {
         const std::vector<std::size_t> index = kmeans_plusplus(prims, X, K, seed, o.interrupted);
-        m = point_seeded_model(X, o, index);
+        m = point_seeded_model(X, prims.total_weight(), o, index);
         break;
       }
       case InitMethod::random_from_data: {
-        const std::vector<std::size_t> index = distinct_indices(X.n_rows, K, seed);
-        m = point_seeded_model(X, o, index);
+        m = point_seeded_model(X, prims.total_weight(), o, random_rows(prims.weights(), X.n_rows, K, seed));
         break;
       }
       case InitMethod::random:

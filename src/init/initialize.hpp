@@ -18,7 +18,8 @@ namespace cuem {
 /// made for): k-means on the primitives, and 'kmeans' and 'random' their two starting
 /// statistics passes through two_pass_stats. The point-seeded starts ('k-means++',
 /// 'random_from_data') need no pass over the data. The overload without primitives uses
-/// the CPU for everything. `notices`, when given, receives what a user should hear about
+/// the CPU for everything. With weights placed in `prims`, 'random_from_data' draws among
+/// the rows of positive weight. `notices`, when given, receives what a user should hear about
 /// the start (k-means found fewer distinct clusters than components, as scikit-learn
 /// warns); `shared`, when given, carries what the fit's restarts reuse.
 Model initialize(Primitives& prims, DataView X, const FitOptions& options, std::uint64_t seed,

@@ -26,12 +26,18 @@ constexpr std::size_t kLabelPiece = std::size_t{1} << 16;
 // place. Empty clusters are rare from k-means++ seeds, so the pass that finds the points
 // runs only then: the primitives' labels, host distances in float64 (written once here
 // for every backend).
+// With weights only points of positive weight move (a point of zero weight is not
+// there), and a cluster's count is its weight.
 void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::vector<double>& centers, int K,
                              LloydStep& step) {
+  const WeightView w = prims.weights();
   std::vector<int> empty;
   for (int k = 0; k < K; ++k)
     if (step.counts[k] == 0.0) empty.push_back(k);
-  const std::size_t n = std::min(empty.size(), X.n_rows);
+  std::size_t movable = X.n_rows;
+  if (!w.empty() && !empty.empty())
+    movable = static_cast<std::size_t>(std::count_if(w.data, w.data + X.n_rows, [](double v) { return v > 0.0; }));
+  const std::size_t n = std::min(empty.size(), movable);
   if (n == 0) return;
   const std::size_t N = X.n_rows;
   const std::size_t D = X.n_cols;
@@ -52,6 +58,7 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
     prims.nearest_labels(centers, K, begin, count, labels.data());
     for (std::size_t b = 0; b < count; ++b) {
       const std::size_t i = begin + b;
+      if (!w.empty() && !(w.data[i] > 0.0)) continue;
       const double* c = centers.data() + static_cast<std::size_t>(labels[b]) * D;
       double dist = 0.0;
       for (std::size_t d = 0; d < D; ++d) dist += (X.value(i, d) - c[d]) * (X.value(i, d) - c[d]);
@@ -72,11 +79,13 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
     const std::size_t donor = static_cast<std::size_t>(f.label);
     const std::size_t target = static_cast<std::size_t>(empty[j]);
     double* m = step.centers.data() + donor * D;
-    if (step.counts[donor] >= 2.0) {
-      // The donor's mean without the point: m + (m - x) / (count - 1), no sums re-formed.
-      step.counts[donor] -= 1.0;
-      for (std::size_t d = 0; d < D; ++d) m[d] += (m[d] - X.value(f.index, d)) / step.counts[donor];
-    } else if (step.counts[donor] == 1.0) {
+    const double wi = w.at(f.index);  // 1 without weights: the same arithmetic as counting
+    const double rest = step.counts[donor] - wi;
+    if (rest > 0.0) {
+      // The donor's mean without the point: m + w (m - x) / (W - w), no sums re-formed.
+      step.counts[donor] = rest;
+      for (std::size_t d = 0; d < D; ++d) m[d] += wi * (m[d] - X.value(f.index, d)) / rest;
+    } else if (rest == 0.0) {
       // Its only point left: an empty cluster keeps its centre.
       step.counts[donor] = 0.0;
       std::copy_n(centers.data() + donor * D, D, m);
@@ -85,8 +94,25 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
     // two assignment kernels can split a near-tie. Its donor is then unknown; the point
     // still moves.)
     for (std::size_t d = 0; d < D; ++d) step.centers[target * D + d] = X.value(f.index, d);
-    step.counts[target] = 1.0;
+    step.counts[target] = wi;
   }
+}
+
+// The first k-means++ seed for a uniform draw u: a point drawn with probability
+// proportional to its weight (scikit-learn's choice(p = w / sum w)), the first whose
+// running sum of weights exceeds u sum w; without weights floor(u N).
+std::size_t first_seed(const WeightView& w, double total_weight, std::size_t N, double u) {
+  if (w.empty()) return std::min(static_cast<std::size_t>(u * N), N - 1);
+  const double r = u * total_weight;
+  double running = 0.0;
+  std::size_t last = 0;  // the last point of positive weight, should rounding leave r unreached
+  for (std::size_t i = 0; i < N; ++i) {
+    if (!(w.data[i] > 0.0)) continue;
+    running += w.data[i];
+    last = i;
+    if (running > r) return i;
+  }
+  return last;
 }
 
 }  // namespace
@@ -105,8 +131,8 @@ std::vector<std::size_t> kmeans_plusplus(Primitives& prims, DataView X, int K, s
 
   std::vector<std::size_t> chosen;
   chosen.reserve(K);
-  const auto first = static_cast<std::size_t>(rng::uniform(seed, rng::kKmeansPlusPlus, counter++) * N);
-  chosen.push_back(std::min(first, N - 1));
+  chosen.push_back(first_seed(prims.weights(), prims.total_weight(), N,
+                              rng::uniform(seed, rng::kKmeansPlusPlus, counter++)));
   const std::unique_ptr<PointValues> closest = prims.make_point_values();
   double potential = prims.closest(*closest, row_copy(X, chosen[0]).data(), ClosestMode::reset);
 

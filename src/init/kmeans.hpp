@@ -21,8 +21,10 @@ struct KMeansShared {
 /// Indices of K seed points by greedy k-means++ (Arthur & Vassilvitskii 2007; each step
 /// draws 2 + floor(ln K) candidates with probability proportional to D(x)^2 and keeps the
 /// one that lowers the potential most, as scikit-learn does). Deterministic for a seed and
-/// backend, independent of the thread count. The distances live in a PointValues owned
-/// here; X is the data the primitives were made for (the seeds are read from it).
+/// backend, independent of the thread count. With weights the draws are proportional to
+/// w D(x)^2, and the first seed to w (as scikit-learn's KMeans with sample_weight). The
+/// distances live in a PointValues owned here; X is the data the primitives were made for
+/// (the seeds are read from it).
 /// `interrupted`, when set, is polled before each new seed (true throws Interrupted).
 std::vector<std::size_t> kmeans_plusplus(Primitives& prims, DataView X, int K, std::uint64_t seed,
                                          const std::function<bool()>& interrupted = {});
@@ -39,6 +41,8 @@ struct KMeansResult {
 /// farthest the lowest-numbered empty cluster's, ties to the lower point index; each
 /// leaves its own cluster, whose mean and count lose it. A cluster whose only point
 /// moved keeps its centre in `centers`. LloydStep::inertia is the step's, before moving.
+/// With weights only points of positive weight move, each with its weight, and the donor
+/// keeps the weighted mean of its other points.
 LloydStep lloyd_step_relocating(Primitives& prims, DataView X, const std::vector<double>& centers, int K);
 
 /// Lloyd's algorithm from k-means++ seeds until the squared centre shift falls below
