@@ -134,12 +134,12 @@ class CudaPrimitives final : public Primitives {
       consumed_.emplace_back();
       staged_.emplace_back();
     }
-    origin_ = column_means(X_);
     total_weight_ = static_cast<double>(X_.n_rows);
     if (weighted()) {
       total_weight_ = 0.0;
       for (std::size_t i = 0; i < X_.n_rows; ++i) total_weight_ += w_.data[i];
     }
+    origin_ = weighted() ? weighted_column_means() : column_means(X_);
   }
 
   ~CudaPrimitives() override {
@@ -624,6 +624,23 @@ class CudaPrimitives final : public Primitives {
         for (std::size_t d = 0; d < X.n_cols; ++d) m[d] += static_cast<double>(base[i * X.n_cols + d]);
     });
     for (double& v : m) v /= static_cast<double>(X.n_rows);
+    return m;
+  }
+
+  // The weighted column means: a row of weight 0 moves neither the origin nor so the
+  // rounding of the others, as if it were not there (with unit weights the same
+  // arithmetic as column_means).
+  std::vector<double> weighted_column_means() const {
+    std::vector<double> m(X_.n_cols, 0.0);
+    if (!(total_weight_ > 0.0)) return column_means(X_);
+    visit_rows(X_, [&](const auto* base) {
+      for (std::size_t i = 0; i < X_.n_rows; ++i) {
+        if (w_.data[i] == 0.0) continue;
+        for (std::size_t d = 0; d < X_.n_cols; ++d)
+          m[d] += w_.data[i] * static_cast<double>(base[i * X_.n_cols + d]);
+      }
+    });
+    for (double& v : m) v /= total_weight_;
     return m;
   }
 

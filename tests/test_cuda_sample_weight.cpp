@@ -43,13 +43,17 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 // The data as the float32 path stores them (x - origin rounded to float, the origin the
-// column means), so that the comparisons measure the kernels' arithmetic, not storage.
-void make_float32_exact(cuem_test::Dataset& ds) {
+// weighted column means), so that the comparisons measure the kernels' arithmetic, not
+// storage.
+void make_float32_exact(cuem_test::Dataset& ds, const std::vector<double>& w) {
   const std::size_t D = ds.d;
   std::vector<double> m(D, 0.0);
-  for (std::size_t i = 0; i < ds.n; ++i)
-    for (std::size_t d = 0; d < D; ++d) m[d] += ds.x[i * D + d];
-  for (double& v : m) v /= static_cast<double>(ds.n);
+  double total = 0;
+  for (std::size_t i = 0; i < ds.n; ++i) {
+    total += w[i];
+    for (std::size_t d = 0; d < D; ++d) m[d] += w[i] * ds.x[i * D + d];
+  }
+  for (double& v : m) v /= total;
   for (std::size_t i = 0; i < ds.n; ++i)
     for (std::size_t d = 0; d < D; ++d)
       ds.x[i * D + d] = m[d] + static_cast<double>(static_cast<float>(ds.x[i * D + d] - m[d]));
@@ -150,8 +154,8 @@ TEST(CudaSampleWeight, EstepMatchesAFloat64Loop) {
       const cuem_test::Mixture mix = cuem_test::make_mixture(c.type, c.K, c.D, 3.0, seed);
       cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, seed + 1);
       for (double& v : ds.x) v += 100.0;
-      if (p == Precision::float32) make_float32_exact(ds);
       const std::vector<double> w = test_weights(ds.n, seed + 2);
+      if (p == Precision::float32) make_float32_exact(ds, w);
       const cuem::Model model = perturbed_model(mix, c.type, 100.0, seed + 3);
       const auto gpu = cuem::cuda::make_primitives(ds.view(), {w.data(), w.size()}, {0, p, 0});
       ASSERT_TRUE(gpu->weighted());
