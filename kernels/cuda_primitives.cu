@@ -14,6 +14,12 @@
 // keeps one value per point (in the caller's PointValues): on the device beside resident
 // data when the limit allows, else in pinned host memory, moved through the
 // log-likelihood buffer chunk by chunk.
+//
+// Weights (sample_weight): placed with the data, in S (resident: N values beside the
+// data; streamed: each chunk's beside its rows). A weighted pass scales each chunk's
+// responsibilities and log-likelihoods by them before the unchanged statistics kernels
+// sum them (sample_weights.hpp), and takes the weighted closest sums; an unweighted one
+// runs exactly the code it ran before weights existed.
 #include <cuda_runtime.h>
 #include <omp.h>
 
@@ -23,6 +29,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,6 +42,7 @@
 #include "host_threads.hpp"
 #include "kmeans.hpp"
 #include "random_resp.hpp"
+#include "sample_weights.hpp"
 
 namespace cuem::cuda {
 namespace {
@@ -110,7 +118,7 @@ struct CudaPointValues final : PointValues {
 template <typename S>
 class CudaPrimitives final : public Primitives {
  public:
-  CudaPrimitives(DataView X, const BackendOptions& o) : X_(X), device_(o.device) {
+  CudaPrimitives(DataView X, WeightView w, const BackendOptions& o) : X_(X), w_(w), device_(o.device) {
     const ScopedDevice on(device_);
     cudaDeviceProp prop{};
     CUEM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
@@ -126,7 +134,12 @@ class CudaPrimitives final : public Primitives {
       consumed_.emplace_back();
       staged_.emplace_back();
     }
-    origin_ = column_means(X_);
+    total_weight_ = static_cast<double>(X_.n_rows);
+    if (weighted()) {
+      total_weight_ = 0.0;
+      for (std::size_t i = 0; i < X_.n_rows; ++i) total_weight_ += w_.data[i];
+    }
+    origin_ = weighted() ? weighted_column_means() : column_means(X_);
   }
 
   ~CudaPrimitives() override {
@@ -139,8 +152,10 @@ class CudaPrimitives final : public Primitives {
     if (compute_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
     if (copy_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
     data_ = {};
+    weights_ = {};
     stream_staging_ = {};
     stream_slots_ = {};
+    stream_weights_ = {};
     resp_ = {};
     log_prob_ = {};
     norm_ = {};
@@ -166,9 +181,9 @@ class CudaPrimitives final : public Primitives {
 
   std::size_t rows() const noexcept override { return X_.n_rows; }
   std::size_t cols() const noexcept override { return X_.n_cols; }
-  bool weighted() const noexcept override { return false; }
-  double total_weight() const noexcept override { return static_cast<double>(X_.n_rows); }
-  WeightView weights() const noexcept override { return {}; }
+  bool weighted() const noexcept override { return !w_.empty(); }
+  double total_weight() const noexcept override { return total_weight_; }
+  WeightView weights() const noexcept override { return w_; }
 
   const char* name() const noexcept override { return "cuda"; }
 
@@ -189,12 +204,26 @@ class CudaPrimitives final : public Primitives {
     const ComponentParams<S> cp = begin_pass(p, &shift);
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
-    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
-      if (!launch_fused_estep(cp, x, count, partials_.data(), L_, s))
-        launch_estep(cp, x, count, resp_.data(), chunk_, log_prob_.data(), norm_.data(), entries_.data(), M_,
-                     partials_.data(), L_, s);
-      launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
-    });
+    if (weighted()) {
+      // Not fused, and normalised in place: the weights scale responsibilities between
+      // the posteriors and the statistics.
+      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count, const S* w) {
+        launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+        launch_scale_rows(w, count, p.K, resp_.data(), chunk_, log_prob_.data(), s);
+        launch_segment_stats(p.K, p.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(), entries_.data(),
+                             M_, partials_.data(), L_, s);
+        launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_,
+                                   total_.data(), s);
+      });
+    } else {
+      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
+        if (!launch_fused_estep(cp, x, count, partials_.data(), L_, s))
+          launch_estep(cp, x, count, resp_.data(), chunk_, log_prob_.data(), norm_.data(), entries_.data(), M_,
+                       partials_.data(), L_, s);
+        launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_,
+                                   total_.data(), s);
+      });
+    }
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
     return unpack_stats(p, std::move(shift));
@@ -277,19 +306,27 @@ class CudaPrimitives final : public Primitives {
                                     : mode == cuem::ClosestMode::update ? ClosestMode::update
                                                                          : ClosestMode::potential;
     const cudaStream_t s = compute_->get();
-    for_each_piece(0, N, chunk_, [&](const S* x, std::size_t begin, std::size_t count) {
+    const auto pass = [&](const S* x, std::size_t begin, std::size_t count, const S* w) {
       S* values_dev = v.on_device ? v.closest.data() + begin : log_prob_.data();
       // Host values: every copy and the kernel run in order on the compute stream, so
       // the one device buffer is reused safely.
       if (!v.on_device && mode != cuem::ClosestMode::reset)
         CUEM_CUDA_CHECK(cudaMemcpyAsync(values_dev, v.closest_host.data() + begin, count * sizeof(S),
                                         cudaMemcpyHostToDevice, s));
-      launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, values_dev, kernel_mode, v.block_sums.data(),
-                     begin / kClosestBlock, s);
+      if (w)
+        launch_weighted_closest(x, w, count, static_cast<int>(X_.n_cols), hi, lo, values_dev, kernel_mode,
+                                v.block_sums.data(), begin / kClosestBlock, s);
+      else
+        launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, values_dev, kernel_mode, v.block_sums.data(),
+                       begin / kClosestBlock, s);
       if (!v.on_device && mode != cuem::ClosestMode::potential)
         CUEM_CUDA_CHECK(cudaMemcpyAsync(v.closest_host.data() + begin, values_dev, count * sizeof(S),
                                         cudaMemcpyDeviceToHost, s));
-    });
+    };
+    if (weighted())
+      for_each_piece(0, N, chunk_, pass);
+    else
+      for_each_piece(0, N, chunk_, [&](const S* x, std::size_t b, std::size_t count) { pass(x, b, count, nullptr); });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(v.block_sums_host.data(), v.block_sums.data(), n_blocks * sizeof(double),
                                     cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
@@ -327,6 +364,15 @@ class CudaPrimitives final : public Primitives {
       host = v.closest_host.data() + lo;
     }
     double partial = 0.0;
+    if (weighted()) {
+      // w v as weighted_closest_kernel sums it: the weight as the device holds it.
+      for (std::size_t i = lo; i < hi; ++i) {
+        const S wi = static_cast<S>(w_.data[i]);
+        if (wi != S(0)) partial += static_cast<double>(wi) * static_cast<double>(host[i - lo]);
+        if (prefix + partial > r) return i;
+      }
+      return hi - 1;
+    }
     for (std::size_t i = lo; i < hi; ++i) {
       partial += static_cast<double>(host[i - lo]);
       if (prefix + partial > r) return i;
@@ -336,7 +382,7 @@ class CudaPrimitives final : public Primitives {
 
   // Hard one-hot responsibilities through the statistics kernel (diag layout): N_k and
   // the sums of each centre's points about the centre, and the inertia in the
-  // log-likelihood slot.
+  // log-likelihood slot; with weights the one-hot rows and distances scaled by them.
   LloydStep lloyd_step(const std::vector<double>& centers, int K) override {
     const ScopedDevice on(device_);
     compute_->synchronize();
@@ -351,12 +397,18 @@ class CudaPrimitives final : public Primitives {
     const S* lo = centres.lo;
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
-    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
+    const auto step = [&](const S* x, std::size_t count, const S* w) {
       launch_hard_assign(x, count, static_cast<int>(D), K, hi, lo, nullptr, log_prob_.data(), resp_.data(), chunk_, s);
+      if (w) launch_scale_rows(w, count, K, resp_.data(), chunk_, log_prob_.data(), s);
       launch_segment_stats(K, static_cast<int>(D), x, count, hi, resp_.data(), chunk_, log_prob_.data(),
                            entries_.data(), M_, partials_.data(), L_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
-    });
+    };
+    if (weighted())
+      for_each_piece(0, X_.n_rows, chunk_,
+                     [&](const S* x, std::size_t, std::size_t count, const S* w) { step(x, count, w); });
+    else
+      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) { step(x, count, nullptr); });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
     const double* t = total_host_.data();
@@ -521,19 +573,24 @@ class CudaPrimitives final : public Primitives {
   };
 
   // Statistics (in the prepared layout, about `shift` on the device) of the
-  // responsibilities `fill(x, begin, count, stream)` leaves in resp_ for each chunk, into
-  // total_host_.
+  // responsibilities `fill(x, begin, count, stream)` leaves in resp_ for each chunk (times
+  // the weights, where there are any), into total_host_.
   template <typename Fill>
   void stats_pass(int K, const S* shift, const Fill& fill) {
     const cudaStream_t s = compute_->get();
     const int D = static_cast<int>(X_.n_cols);
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
-    for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t b, std::size_t count) {
+    const auto pass = [&](const S* x, std::size_t b, std::size_t count, const S* w) {
       fill(x, b, count, s);
+      if (w) launch_scale_rows(w, count, K, resp_.data(), chunk_, log_prob_.data(), s);
       launch_segment_stats(K, D, x, count, shift, resp_.data(), chunk_, log_prob_.data(), entries_.data(), M_,
                            partials_.data(), L_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
-    });
+    };
+    if (weighted())
+      for_each_piece(0, X_.n_rows, chunk_, pass);
+    else
+      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t b, std::size_t count) { pass(x, b, count, nullptr); });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
   }
@@ -570,6 +627,23 @@ class CudaPrimitives final : public Primitives {
     return m;
   }
 
+  // The weighted column means: a row of weight 0 moves neither the origin nor so the
+  // rounding of the others, as if it were not there (with unit weights the same
+  // arithmetic as column_means).
+  std::vector<double> weighted_column_means() const {
+    std::vector<double> m(X_.n_cols, 0.0);
+    if (!(total_weight_ > 0.0)) return column_means(X_);
+    visit_rows(X_, [&](const auto* base) {
+      for (std::size_t i = 0; i < X_.n_rows; ++i) {
+        if (w_.data[i] == 0.0) continue;
+        for (std::size_t d = 0; d < X_.n_cols; ++d)
+          m[d] += w_.data[i] * static_cast<double>(base[i * X_.n_cols + d]);
+      }
+    });
+    for (double& v : m) v /= total_weight_;
+    return m;
+  }
+
   // Rows [begin, begin + count) converted to S relative to the origin, into dst, on the
   // pool's threads.
   void convert_rows(HostThreads& pool, std::size_t begin, std::size_t count, S* dst) const {
@@ -588,13 +662,14 @@ class CudaPrimitives final : public Primitives {
   }
 
   // Bytes of work buffers per point of a chunk, and the chunk-independent remainder.
-  // (Responsibilities, log p(x) and the E-step's normalisation rows, launch_estep.)
+  // (Responsibilities, log p(x) and the E-step's normalisation rows, launch_estep;
+  // streaming: two slots of rows, and of weights where there are any.)
   std::size_t workspace_per_point(CovarianceType type, int K, int M, bool streaming) const {
     const std::size_t Kz = static_cast<std::size_t>(K);
     const std::size_t L = Kz * static_cast<std::size_t>(M) + 1;
     const std::size_t norm_rows = deferred_norm_rows(type, K, static_cast<int>(X_.n_cols), sizeof(S));
     std::size_t b = (Kz + 1 + norm_rows) * sizeof(S) + (L * sizeof(double) + kSegmentPoints - 1) / kSegmentPoints;
-    if (streaming) b += 2 * X_.n_cols * sizeof(S);
+    if (streaming) b += 2 * (X_.n_cols + (weighted() ? 1 : 0)) * sizeof(S);
     return b;
   }
 
@@ -613,7 +688,8 @@ class CudaPrimitives final : public Primitives {
                                      2 * static_cast<std::size_t>(K) * X_.n_cols * sizeof(S);
     const std::size_t fixed = L * sizeof(double) + entries.size() * sizeof(unsigned) + n_params * sizeof(S) +
                               kmeans_fixed + (std::size_t{1} << 20);
-    const std::size_t data_bytes = checked_bytes(N * X_.n_cols, sizeof(S));
+    // The data, and the weights that are placed with them.
+    const std::size_t data_bytes = checked_bytes(N * (X_.n_cols + (weighted() ? 1 : 0)), sizeof(S));
     const std::size_t closest_bytes = checked_bytes(N, sizeof(S));
     const std::size_t min_chunk = std::min(round_up(N, kSegmentPoints), kSegmentPoints * 8);
     if (!placed_) {
@@ -671,6 +747,10 @@ class CudaPrimitives final : public Primitives {
       stream_slots_ = {};
       stream_slots_ = DeviceBuffer<S>(2 * chunk_ * X_.n_cols);
     }
+    if (!resident_ && weighted() && stream_weights_.size() != 2 * chunk_) {
+      stream_weights_ = {};
+      stream_weights_ = DeviceBuffer<S>(2 * chunk_);
+    }
     ws_K_ = K;
     ws_type_ = type;
   }
@@ -680,6 +760,8 @@ class CudaPrimitives final : public Primitives {
   // every pass converts the rows again as it copies them (chunk_data), so pinned memory
   // stays at 2 x kStagingBytes whatever N and the chunk are, and the host threads stay
   // for those passes: one thread converts several times slower than the link copies.
+  // Weights follow the data the same way: resident after them, streamed beside each
+  // chunk's rows.
   void place_data() {
     const std::size_t N = X_.n_rows, D = X_.n_cols;
     if (!resident_) {
@@ -689,6 +771,7 @@ class CudaPrimitives final : public Primitives {
       return;
     }
     data_ = DeviceBuffer<S>(N * D);
+    if (weighted()) weights_ = DeviceBuffer<S>(N);
     const std::size_t rows = std::max<std::size_t>(1, (std::size_t{4} << 20) / (D * sizeof(S)));
     HostThreads pool(host_thread_count(std::min(rows, N) * D));
     PinnedBuffer<S> staging[2] = {PinnedBuffer<S>(rows * D), PinnedBuffer<S>(rows * D)};
@@ -704,20 +787,44 @@ class CudaPrimitives final : public Primitives {
                                       cudaMemcpyHostToDevice, s));
       done[b].record(s);
     }
+    const std::size_t run = rows * D;
+    for (std::size_t begin = 0; weighted() && begin < N; begin += run, ++c) {
+      const std::size_t count = std::min(run, N - begin);
+      const int b = static_cast<int>(c % 2);
+      if (c >= 2) done[b].synchronize();
+      convert_weights(begin, count, staging[b].data());
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(weights_.data() + begin, staging[b].data(), count * sizeof(S),
+                                      cudaMemcpyHostToDevice, s));
+      done[b].record(s);
+    }
     copy_->synchronize();
   }
 
+  // Weights [begin, begin + count) in S, into dst.
+  void convert_weights(std::size_t begin, std::size_t count, S* dst) const {
+    for (std::size_t i = 0; i < count; ++i) dst[i] = static_cast<S>(w_.data[begin + i]);
+  }
+
   // Runs f(x, begin, count) over the points [first, last) in pieces of at most `step`
-  // (at most a chunk), polling the interrupt before each. f queues its work on the
-  // compute stream; a streamed piece's slot is then marked free for the copy two pieces on.
+  // (at most a chunk), polling the interrupt before each; f(x, begin, count, w) where f
+  // takes the piece's weights too (null without weights; streamed only for such an f). f
+  // queues its work on the compute stream; a streamed piece's slot is then marked free for
+  // the copy two pieces on.
   template <typename F>
   void for_each_piece(std::size_t first, std::size_t last, std::size_t step, F&& f) {
+    constexpr bool with_weights = std::is_invocable_v<F&, const S*, std::size_t, std::size_t, const S*>;
     std::size_t c = 0;
     for (std::size_t b = first; b < last; b += step, ++c) {
       poll_interrupt();
       const std::size_t count = std::min(step, last - b);
       const int slot = static_cast<int>(c % 2);
-      f(chunk_data(b, count, slot), b, count);
+      if constexpr (with_weights) {
+        const S* w = nullptr;
+        const S* x = chunk_data(b, count, slot, &w);
+        f(x, b, count, w);
+      } else {
+        f(chunk_data(b, count, slot, nullptr), b, count);
+      }
       if (!resident_) consumed_[slot].record(compute_->get());
     }
   }
@@ -728,9 +835,15 @@ class CudaPrimitives final : public Primitives {
   // converted by the host threads once the copy that last read its buffer has landed, so
   // the conversion of a run overlaps the copy of the one before, and the whole piece's
   // conversion the kernels of the previous piece. The compute stream waits for the copies.
-  const S* chunk_data(std::size_t begin, std::size_t count, int slot) {
+  // `w` (may be null): receives the piece's weights on the device (null without weights),
+  // which a streamed piece then copies after its rows, through the same staging buffers.
+  const S* chunk_data(std::size_t begin, std::size_t count, int slot, const S** w) {
     const std::size_t D = X_.n_cols;
-    if (resident_) return data_.data() + begin * D;
+    if (w) *w = nullptr;
+    if (resident_) {
+      if (w && weighted()) *w = weights_.data() + begin;
+      return data_.data() + begin * D;
+    }
     S* dst = stream_slots_.data() + static_cast<std::size_t>(slot) * chunk_ * D;
     CUEM_CUDA_CHECK(cudaStreamWaitEvent(copy_->get(), consumed_[slot].get(), 0));
     for (std::size_t r = 0; r < count; r += stage_rows_) {
@@ -743,6 +856,21 @@ class CudaPrimitives final : public Primitives {
       CUEM_CUDA_CHECK(
           cudaMemcpyAsync(dst + r * D, staging, rows * D * sizeof(S), cudaMemcpyHostToDevice, copy_->get()));
       staged_[b].record(copy_->get());
+    }
+    if (w && weighted()) {
+      S* w_dst = stream_weights_.data() + static_cast<std::size_t>(slot) * chunk_;
+      const std::size_t run = stage_rows_ * D;
+      for (std::size_t r = 0; r < count; r += run) {
+        const std::size_t n = std::min(run, count - r);
+        const int b = staging_turn_;
+        staging_turn_ ^= 1;
+        S* staging = stream_staging_.data() + static_cast<std::size_t>(b) * run;
+        staged_[b].synchronize();
+        convert_weights(begin + r, n, staging);
+        CUEM_CUDA_CHECK(cudaMemcpyAsync(w_dst + r, staging, n * sizeof(S), cudaMemcpyHostToDevice, copy_->get()));
+        staged_[b].record(copy_->get());
+      }
+      *w = w_dst;
     }
     copied_[slot].record(copy_->get());
     CUEM_CUDA_CHECK(cudaStreamWaitEvent(compute_->get(), copied_[slot].get(), 0));
@@ -826,11 +954,13 @@ class CudaPrimitives final : public Primitives {
     }
     st.log_likelihood = t[static_cast<std::size_t>(K) * M_];
     st.n_points = X_.n_rows;
-    st.weight = static_cast<double>(X_.n_rows);
+    st.weight = total_weight_;
     return st;
   }
 
   DataView X_;
+  WeightView w_;               // empty: unweighted
+  double total_weight_ = 0.0;  // sum of w in float64, in order (N without weights)
   int device_ = 0;
   std::string device_name_;
   std::size_t limit_ = 0;
@@ -844,11 +974,13 @@ class CudaPrimitives final : public Primitives {
   bool placed_ = false;
   bool resident_ = true;
   DeviceBuffer<S> data_;            // resident: N x D
+  DeviceBuffer<S> weights_;         // resident, weighted: N
   PinnedBuffer<S> stream_staging_;  // streaming: 2 x stage_rows_ rows, converted on the host
   std::size_t stage_rows_ = 0;
   int staging_turn_ = 0;            // the staging buffer the next run goes through
   std::unique_ptr<HostThreads> host_threads_;  // streaming: converts the runs
   DeviceBuffer<S> stream_slots_;    // streaming: 2 chunks
+  DeviceBuffer<S> stream_weights_;  // streaming, weighted: 2 chunks' weights
 
   int ws_K_ = -1;
   CovarianceType ws_type_ = CovarianceType::full;
@@ -878,9 +1010,11 @@ class CudaPrimitives final : public Primitives {
 
 std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options,
                                             const CudaTuning& /*tuning: not wired to the kernels yet*/) {
-  if (!w.empty()) throw InvalidArgument("sample_weight is not supported on CUDA yet; use device 'cpu'");
-  if (options.precision == Precision::float64) return std::make_unique<CudaPrimitives<double>>(X, options);
-  return std::make_unique<CudaPrimitives<float>>(X, options);
+  if (!w.empty() && w.n != X.n_rows)
+    throw InvalidArgument("sample_weight has " + std::to_string(w.n) + " values for " + std::to_string(X.n_rows) +
+                          " rows");
+  if (options.precision == Precision::float64) return std::make_unique<CudaPrimitives<double>>(X, w, options);
+  return std::make_unique<CudaPrimitives<float>>(X, w, options);
 }
 
 }  // namespace cuem::cuda
