@@ -349,7 +349,8 @@ NB_MODULE(_cuem, m) {
         "device_memory_limit"_a = 0,
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
         "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(),
-        "Fits a Gaussian mixture with EM; sample_weight (None, or float64 n_samples) weights every row. Returns a dict: weights, means, covariances, "
+        "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples). "
+        "Returns a dict: weights, means, covariances, "
         "precisions_cholesky (scikit-learn's shapes), converged, n_iter, lower_bound, lower_bounds "
         "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, device, notices, "
         "max_decrease. on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "

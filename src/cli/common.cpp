@@ -129,7 +129,8 @@ std::vector<double> load_weights(const std::string& path, const io::Table& data,
     // --dims text, say), and the message names the weights file, not the data.
     if (!dynamic_cast<const DataError*>(&e) && !dynamic_cast<const InvalidArgument*>(&e)) throw;
     const std::string what = e.what();
-    const bool named = what.compare(0, name.size() + 1, name + ":") == 0 || what.find("'" + name + "'") != std::string::npos;
+    const bool named =
+        what.compare(0, name.size() + 1, name + ":") == 0 || what.find("'" + name + "'") != std::string::npos;
     throw DataError(named ? what : name + ": " + what);
   }
   return w;

@@ -155,6 +155,17 @@ def test_weights_reach_the_library_uncopied(monkeypatch):
         assert seen[name][1] is None, name
 
 
+def test_low_level_weights_refuse_what_would_be_copied():
+    X = blobs(seed=4)
+    gm = fitted(X)
+    w = np.linspace(0.5, 2.0, len(X))
+    args = (X, *gm._model_arrays())
+    assert _cuem.score(*args, sample_weight=w) == gm.score(X, sample_weight=w)
+    for bad in (w.tolist(), w.astype(np.float32), w[::-1], np.repeat(w, 2)[::2]):
+        with pytest.raises(TypeError):
+            _cuem.score(*args, sample_weight=bad)
+
+
 def test_caller_weights_are_left_as_they_were():
     X = blobs(seed=5)
     gm = fitted(X)
