@@ -11,7 +11,7 @@
 #include "bench_flags.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "perf_model.hpp"
 
 namespace {
@@ -23,7 +23,7 @@ using cuem::bench::Work;
 void run(benchmark::State& state, const Config& c, Work work) {
   const std::vector<double>& data = cuem::bench::data_for(c);
   const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
-  cuem::CpuBackend backend(X);
+  cuem::CpuPrimitives backend(X);
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
   const std::size_t n_eval = work == Work::predict_proba ? std::min(c.N, cuem::bench::kProbaPoints) : c.N;
@@ -31,10 +31,10 @@ void run(benchmark::State& state, const Config& c, Work work) {
   std::vector<double> out_resp(work == Work::predict_proba ? n_eval * static_cast<std::size_t>(c.K) : 0);
   for (auto _ : state) {
     switch (work) {
-      case Work::em_iteration: model = cuem::m_step(backend.estep(cuem::prepare(model)), 1e-6); break;
-      case Work::estep: benchmark::DoNotOptimize(backend.estep(p).log_likelihood); break;
-      case Work::score_samples: backend.evaluate(p, 0, c.N, out_lp.data(), nullptr); break;
-      case Work::predict_proba: backend.evaluate(p, 0, n_eval, nullptr, out_resp.data()); break;
+      case Work::em_iteration: model = cuem::m_step(backend.gaussian_estep(cuem::prepare(model)), 1e-6); break;
+      case Work::estep: benchmark::DoNotOptimize(backend.gaussian_estep(p).log_likelihood); break;
+      case Work::score_samples: backend.posteriors(p, 0, c.N, out_lp.data(), nullptr); break;
+      case Work::predict_proba: backend.posteriors(p, 0, n_eval, nullptr, out_resp.data()); break;
     }
   }
   const double N = static_cast<double>(n_eval), D = c.D, K = c.K;

@@ -17,11 +17,11 @@
 #include "bench_common.hpp"
 #include "bench_flags.hpp"
 #include "ceilings.hpp"
-#include "core/backend.hpp"
-#include "core/cuda_backend.hpp"
 #include "core/cuda_devices.hpp"
+#include "core/cuda_primitives.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
+#include "engine/primitives.hpp"
 #include "perf_model.hpp"
 
 namespace {
@@ -36,7 +36,7 @@ using cuem::bench::Work;
 void run(benchmark::State& state, const Config& c, Work work, cuem::Precision precision) {
   const std::vector<double>& data = cuem::bench::data_for(c);
   const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
-  const auto backend = cuem::cuda::make_backend(X, {0, precision, 0});
+  const auto backend = cuem::cuda::make_primitives(X, {}, {0, precision, 0});
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
   // predict_proba returns N x K float64: evaluate a bounded slice so host memory stays sane.
@@ -46,13 +46,13 @@ void run(benchmark::State& state, const Config& c, Work work, cuem::Precision pr
   auto once = [&] {
     switch (work) {
       case Work::em_iteration: {
-        const cuem::SufficientStats s = backend->estep(cuem::prepare(model));
+        const cuem::SufficientStats s = backend->gaussian_estep(cuem::prepare(model));
         model = cuem::m_step(s, 1e-6);
         break;
       }
-      case Work::estep: benchmark::DoNotOptimize(backend->estep(p).log_likelihood); break;
-      case Work::score_samples: backend->evaluate(p, 0, c.N, out_lp.data(), nullptr); break;
-      case Work::predict_proba: backend->evaluate(p, 0, n_eval, nullptr, out_resp.data()); break;
+      case Work::estep: benchmark::DoNotOptimize(backend->gaussian_estep(p).log_likelihood); break;
+      case Work::score_samples: backend->posteriors(p, 0, c.N, out_lp.data(), nullptr); break;
+      case Work::predict_proba: backend->posteriors(p, 0, n_eval, nullptr, out_resp.data()); break;
     }
   };
   once();  // warm-up: data placement, workspaces, first-launch costs

@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr std::size_t kStagingBytes = std::size_t{8} << 20;  // as cuda_backend.cu
+constexpr std::size_t kStagingBytes = std::size_t{8} << 20;  // as cuda_primitives.cu
 
 template <typename S, typename T>
 void convert_serial(const T* src, std::size_t D, const double* origin, std::size_t begin, std::size_t count, S* dst) {

@@ -1,4 +1,4 @@
-// The CUDA backend against the float64 CPU reference. Every test here runs on any
+// The CUDA primitives against the float64 CPU reference. Every test here runs on any
 // machine: without a CUDA device (or in a build without CUDA) the GPU checks skip with
 // the reason, and the refusal of device 'cuda' is checked instead.
 #include <gtest/gtest.h>
@@ -12,19 +12,19 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
 #include "core/rng.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
+#include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 #include "test_util.hpp"
 #if defined(CUEM_HAVE_CUDA)
-#include "core/cuda_backend.hpp"
 #include "core/cuda_devices.hpp"
+#include "core/cuda_primitives.hpp"
 #endif
 #if defined(CUEM_EMULATED_DEVICE)
 #include <cuda_runtime.h>  // the emulated runtime (tests/emu): its schedule
@@ -32,6 +32,7 @@
 
 namespace {
 
+using cuem::ClosestMode;
 using cuem::CovarianceType;
 using cuem::Precision;
 
@@ -550,10 +551,10 @@ TEST_P(CudaStats, AgreeWithTheCpuReference) {
   const cuem::Model model = perturbed_model(mix, c.type, c.offset, seed + 2);
   const cuem::PreparedParams params = cuem::prepare(model);
 
-  cuem::CpuBackend cpu(ds.view());
-  const cuem::SufficientStats want = cpu.estep(params);
-  const auto gpu = cuem::cuda::make_backend(ds.view(), {0, c.precision, 0});
-  const cuem::SufficientStats got = gpu->estep(params);
+  cuem::CpuPrimitives cpu(ds.view());
+  const cuem::SufficientStats want = cpu.gaussian_estep(params);
+  const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, c.precision, 0});
+  const cuem::SufficientStats got = gpu->gaussian_estep(params);
   ASSERT_EQ(got.n_points, c.N);
   compare_stats(got, want, c.tol);
 
@@ -563,7 +564,7 @@ TEST_P(CudaStats, AgreeWithTheCpuReference) {
 #if defined(CUEM_EMULATED_DEVICE)
   const cuem::emu::ScheduleScope reverse(cuem::emu::Schedule::reverse);
 #endif
-  const cuem::SufficientStats again = gpu->estep(params);
+  const cuem::SufficientStats again = gpu->gaussian_estep(params);
   EXPECT_EQ(std::memcmp(again.s2.data(), got.s2.data(), got.s2.size() * sizeof(double)), 0);
   EXPECT_EQ(std::memcmp(again.s1.data(), got.s1.data(), got.s1.size() * sizeof(double)), 0);
   EXPECT_EQ(std::memcmp(again.nk.data(), got.nk.data(), got.nk.size() * sizeof(double)), 0);
@@ -777,10 +778,10 @@ TEST(CudaFit, StreamedChunksEqualTheInMemoryFit) {
       // The placement is checked on backends sized the same way as the fits', which must
       // also agree bitwise on one E-step.
       const cuem::PreparedParams params = cuem::prepare(whole.model);
-      const auto resident = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, 0});
-      const auto chunked = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, limit});
-      const cuem::SufficientStats a = resident->estep(params);
-      const cuem::SufficientStats b = chunked->estep(params);
+      const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, 0});
+      const auto chunked = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, limit});
+      const cuem::SufficientStats a = resident->gaussian_estep(params);
+      const cuem::SufficientStats b = chunked->gaussian_estep(params);
       EXPECT_NE(resident->description().find("resident"), std::string::npos) << resident->description();
       EXPECT_NE(chunked->description().find("streamed"), std::string::npos) << chunked->description();
       EXPECT_NE(chunked->description().find("chunks of 8192 points"), std::string::npos) << chunked->description();
@@ -806,11 +807,11 @@ TEST(CudaFit, StreamedChunksOfSeveralStagingRunsEqualResident) {
   for (Precision p : {Precision::float32, Precision::float64}) {
     SCOPED_TRACE(cuem::to_string(p));
     const std::size_t bytes = p == Precision::float32 ? 4 : 8;
-    const auto resident = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, std::size_t{40} << 20});
-    const cuem::SufficientStats want = resident->estep(params);
+    const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, p, std::size_t{40} << 20});
+    const cuem::SufficientStats want = resident->gaussian_estep(params);
     for (int pass = 0; pass < 2; ++pass) {  // the second reuses the staging buffers
-      const cuem::SufficientStats got = streamed->estep(params);
+      const cuem::SufficientStats got = streamed->gaussian_estep(params);
       if (pass == 0) {  // the data are placed at the first E-step
         const std::string desc = streamed->description();
         const std::size_t at = desc.find("chunks of ");
@@ -824,8 +825,8 @@ TEST(CudaFit, StreamedChunksOfSeveralStagingRunsEqualResident) {
       EXPECT_EQ(got.log_likelihood, want.log_likelihood) << "pass " << pass;
     }
     std::vector<double> lp_want(ds.n), lp_got(ds.n, std::nan(""));
-    resident->evaluate(params, 0, ds.n, lp_want.data(), nullptr);
-    streamed->evaluate(params, 0, ds.n, lp_got.data(), nullptr);
+    resident->posteriors(params, 0, ds.n, lp_want.data(), nullptr);
+    streamed->posteriors(params, 0, ds.n, lp_got.data(), nullptr);
     EXPECT_TRUE(same_bits(lp_got, lp_want));
   }
   omp_set_num_threads(threads_before);
@@ -894,10 +895,10 @@ TEST(CudaBackendEvaluate, MatchesTheCpu) {
         const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 73));
         const std::size_t begin = 100, end = 12001, n = end - begin, K = static_cast<std::size_t>(KK);
         std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
-        cuem::CpuBackend cpu(ds.view());
-        cpu.evaluate(params, begin, end, lp_cpu.data(), r_cpu.data());
-        const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-        gpu->evaluate(params, begin, end, lp_gpu.data(), r_gpu.data());
+        cuem::CpuPrimitives cpu(ds.view());
+        cpu.posteriors(params, begin, end, lp_cpu.data(), r_cpu.data());
+        const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+        gpu->posteriors(params, begin, end, lp_gpu.data(), r_gpu.data());
         const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
         for (std::size_t i = 0; i < n; ++i) {
           ASSERT_NEAR(lp_gpu[i], lp_cpu[i], tol * (std::abs(lp_cpu[i]) + 1)) << "point " << begin + i;
@@ -919,20 +920,20 @@ TEST(CudaStats, DeferredNormalisationStreamedEqualsResident) {
     cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 92);
     make_float32_exact(ds);
     const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 93));
-    const auto resident = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, 0});
-    const cuem::SufficientStats want = resident->estep(params);
+    const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, 0});
+    const cuem::SufficientStats want = resident->gaussian_estep(params);
     // Room for about one 8192-point chunk beside the fixed buffers: streamed.
     const std::size_t per_point = (K + 1 + 2 + 2 * 2 + 2 * D) * sizeof(float) + 8;
     const std::size_t limit = (std::size_t{3} << 19) + 10000 * per_point;
-    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, Precision::float32, limit});
-    const cuem::SufficientStats got = streamed->estep(params);
+    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, limit});
+    const cuem::SufficientStats got = streamed->gaussian_estep(params);
     ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
     EXPECT_TRUE(same_bits(got.nk, want.nk));
     EXPECT_TRUE(same_bits(got.s1, want.s1));
     EXPECT_TRUE(same_bits(got.s2, want.s2));
     EXPECT_EQ(got.log_likelihood, want.log_likelihood);
     std::vector<double> resp(ds.n * static_cast<std::size_t>(K));
-    resident->evaluate(params, 0, ds.n, nullptr, resp.data());
+    resident->posteriors(params, 0, ds.n, nullptr, resp.data());
     for (int k = 0; k < K; ++k) {
       double nk = 0;
       for (std::size_t i = 0; i < ds.n; ++i) nk += resp[i * K + k];
@@ -963,6 +964,41 @@ TEST(CudaPredict, AgreesWithTheCpu) {
   }
 }
 
+// The generic composition on the device (posteriors formed into the responsibility
+// buffer, then the statistics kernel about a given shift) against the fused E-step:
+// the fused kernel (D <= 2), the deferred normalisation (diag, K > 64), full and tied.
+TEST(CudaPrimitives, WeightedStatsOfThePosteriorsAgreeWithTheEstep) {
+  REQUIRE_DEVICE();
+  struct Case {
+    CovarianceType type;
+    int D, K;
+  };
+  for (const Case c : {Case{CovarianceType::full, 2, 3}, Case{CovarianceType::tied, 5, 4},
+                       Case{CovarianceType::diag, 9, 70}, Case{CovarianceType::spherical, 3, 5}})
+    for (Precision p : {Precision::float32, Precision::float64}) {
+      SCOPED_TRACE(std::string(cuem::to_string(c.type)) + " D " + std::to_string(c.D) + " K " + std::to_string(c.K) +
+                   " " + cuem::to_string(p));
+      const std::uint64_t seed = 300u + static_cast<std::uint64_t>(c.D * 7 + c.K);
+      const cuem_test::Mixture mix = cuem_test::make_mixture(c.type, c.K, c.D, 3.0, seed);
+      cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, seed + 1);
+      for (double& v : ds.x) v += 100.0;
+      if (p == Precision::float32) make_float32_exact(ds);
+      const cuem::Model model = perturbed_model(mix, c.type, 100.0, seed + 2);
+      const cuem::PreparedParams params = cuem::prepare(model);
+      const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+      const cuem::SufficientStats want = gpu->gaussian_estep(params);
+      cuem::SufficientStats got =
+          gpu->weighted_stats(cuem::Responsibilities::posterior(params), c.type, c.K, model.means);
+      EXPECT_EQ(got.log_likelihood, 0.0);
+      EXPECT_EQ(got.n_points, ds.n);
+      EXPECT_EQ(got.weight, static_cast<double>(ds.n));
+      // The same rounding of the shift as the E-step's.
+      EXPECT_TRUE(same_bits(got.shift, want.shift));
+      got.log_likelihood = want.log_likelihood;
+      compare_stats(got, want, p == Precision::float32 ? 1e-5 : 1e-10);
+    }
+}
+
 // ---- k-means on the device ------------------------------------------------------------------
 
 // K = 6 takes the per-point assignment kernel; 16 and 70 (two tiles of 64, the second
@@ -976,24 +1012,28 @@ TEST(CudaKMeans, ClosestDistancesAndLloydStepsAgreeWithTheCpu) {
       const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 4.0, 91);
       cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 92);
       for (double& v : ds.x) v += 1e3;  // offset: the device works relative to the data's origin
-      cuem::CpuBackend cpu(ds.view());
-      const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
+      cuem::CpuPrimitives cpu(ds.view());
+      const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
       const double* c0 = ds.row(17);
       const double* c1 = ds.row(20000);
       const double* c2 = ds.row(5);
-      EXPECT_NEAR(gpu->closest_reset(c0), cpu.closest_reset(c0), tol * cpu.closest_reset(c0));
-      EXPECT_NEAR(gpu->closest_potential(c1), cpu.closest_potential(c1), tol * cpu.closest_potential(c1));
-      const double want = cpu.closest_update(c2);
-      EXPECT_NEAR(gpu->closest_update(c2), want, tol * want);
+      const auto vc = cpu.make_point_values();
+      const auto vg = gpu->make_point_values();
+      const double reset = cpu.closest(*vc, c0, ClosestMode::reset);
+      EXPECT_NEAR(gpu->closest(*vg, c0, ClosestMode::reset), reset, tol * reset);
+      const double potential = cpu.closest(*vc, c1, ClosestMode::potential);
+      EXPECT_NEAR(gpu->closest(*vg, c1, ClosestMode::potential), potential, tol * potential);
+      const double want = cpu.closest(*vc, c2, ClosestMode::update);
+      EXPECT_NEAR(gpu->closest(*vg, c2, ClosestMode::update), want, tol * want);
       // The sampled index is where the running sum of the closest distances passes r: the
       // device's may differ from the float64 one only where that sum is within the
       // device's rounding of r (and so few indices qualify that the check has teeth).
       const RunningSum running = closest_running_sum(ds, {c0, c2}, p);
       for (double frac : {0.0, 0.1, 0.5, 0.9, 0.999999}) {
         const double r = frac * want;
-        const std::size_t b = cpu.closest_sample(r);
+        const std::size_t b = cpu.sample_point(*vc, r);
         EXPECT_TRUE(running.may_cross_at(b, r)) << frac << ": the CPU's index " << b;
-        const std::size_t a = gpu->closest_sample(r);
+        const std::size_t a = gpu->sample_point(*vg, r);
         ASSERT_LT(a, ds.n);
         EXPECT_TRUE(running.may_cross_at(a, r)) << frac << ": index " << a << " (the CPU's " << b << "), running sum "
                                                 << running.sum[a] << " +- " << running.error[a] << " against " << r;
@@ -1048,22 +1088,24 @@ TEST(CudaKMeans, StreamedEqualsResidentBitwise) {
     // Data, the 1 MiB reserve and the smallest resident workspace exceed these limits,
     // which leave room for 8192-point chunks (four of them) with K = 1 and K = 6.
     const std::size_t limit = p == Precision::float32 ? (std::size_t{7} << 20) / 4 : (std::size_t{5} << 20) / 2;
-    const auto whole = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, limit});
+    const auto whole = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, p, limit});
     const double* c0 = ds.row(3);
     const double* c1 = ds.row(29000);
     const double* c2 = ds.row(12345);
-    const double r0 = whole->closest_reset(c0);
+    const auto vw = whole->make_point_values();
+    const auto vs = streamed->make_point_values();
+    const double r0 = whole->closest(*vw, c0, ClosestMode::reset);
     EXPECT_GT(r0, 0.0);
-    EXPECT_EQ(streamed->closest_reset(c0), r0);
+    EXPECT_EQ(streamed->closest(*vs, c0, ClosestMode::reset), r0);
     EXPECT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
     EXPECT_NE(whole->description().find("resident"), std::string::npos) << whole->description();
-    EXPECT_EQ(streamed->closest_potential(c1), whole->closest_potential(c1));
-    const double r2 = whole->closest_update(c2);
+    EXPECT_EQ(streamed->closest(*vs, c1, ClosestMode::potential), whole->closest(*vw, c1, ClosestMode::potential));
+    const double r2 = whole->closest(*vw, c2, ClosestMode::update);
     EXPECT_LT(r2, r0);
-    EXPECT_EQ(streamed->closest_update(c2), r2);
+    EXPECT_EQ(streamed->closest(*vs, c2, ClosestMode::update), r2);
     for (double frac : {0.0, 0.3, 0.7, 0.999})
-      EXPECT_EQ(streamed->closest_sample(frac * r2), whole->closest_sample(frac * r2)) << frac;
+      EXPECT_EQ(streamed->sample_point(*vs, frac * r2), whole->sample_point(*vw, frac * r2)) << frac;
     std::vector<double> centers(mix.means);
     for (double& v : centers) v += 1e3 + 0.25;
     const cuem::LloydStep a = whole->lloyd_step(centers, mix.k);
@@ -1105,7 +1147,8 @@ TEST(CudaKMeans, InitialisedFitsMatchTheCpu) {
   }
 }
 
-// The k-means initialisation's two passes on the device (Backend::partition_stats)
+// The k-means initialisation's two passes on the device (two_pass_stats of the nearest
+// centres)
 // against the same passes on the host: labels of the nearest centre, each part's mean
 // (zero for an empty part), then the partition's statistics about the means.
 TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
@@ -1121,7 +1164,7 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
       for (double& v : centers) v += 100.0;
       centers[(K - 1) * D] += 1e6;  // a centre no point is nearest to: an empty part
 
-      cuem::CpuBackend cpu(ds.view());
+      cuem::CpuPrimitives cpu(ds.view());
       std::vector<int> labels(ds.n);
       cpu.nearest_labels(centers, K, 0, ds.n, labels.data());
       const cuem::ResponsibilityFn one_hot = [&](std::size_t begin, std::size_t count, double* resp, double*) {
@@ -1139,9 +1182,9 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
       ASSERT_EQ(want.nk[K - 1], 0.0);
 
       for (Precision p : {Precision::float32, Precision::float64}) {
-        const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-        cuem::SufficientStats got;
-        ASSERT_TRUE(gpu->partition_stats(centers, K, type, &got));
+        const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+        const cuem::SufficientStats got =
+            cuem::two_pass_stats(*gpu, cuem::Responsibilities::nearest_centre(centers), type, K);
         const double tol = p == Precision::float32 ? 1e-5 : 1e-10;
         // No point of these data lies within the device's rounding of a tie between two
         // centres (measured here on the float64 distances, whatever the device), so the
@@ -1155,7 +1198,7 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
     }
 }
 
-// The 'random' initialisation's two passes on the device (Backend::random_stats) against
+// The 'random' initialisation's two passes on the device (two_pass_stats of the draws) against
 // the host's: the same draws (rng stream kRandomResp, normalised in float64), the means
 // from the first pass, the statistics about them from the second. Several chunks of a
 // streamed data set too, since a draw depends on the point's global index.
@@ -1192,9 +1235,9 @@ TEST(CudaInit, RandomStatisticsMatchTheHostPasses) {
           const std::size_t S = p == Precision::float32 ? 4 : 8;
           const std::size_t per_point = (K + 1 + 2 * static_cast<std::size_t>(D)) * S;
           const std::size_t limit = streamed ? (std::size_t{5} << 18) + 8192 * per_point : 0;
-          const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, limit});
-          cuem::SufficientStats got;
-          ASSERT_TRUE(gpu->random_stats(seed, K, type, &got));
+          const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, limit});
+          const cuem::SufficientStats got =
+              cuem::two_pass_stats(*gpu, cuem::Responsibilities::random_draws(seed), type, K);
           EXPECT_EQ(gpu->description().find("streamed") != std::string::npos, streamed) << gpu->description();
           EXPECT_EQ(got.log_likelihood, 0.0);
           compare_stats(got, want, p == Precision::float32 ? 1e-5 : 1e-10);
@@ -1210,11 +1253,11 @@ TEST(CudaKMeans, MeanFeatureVarianceMatchesTheHost) {
   cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 80);
   for (double& v : ds.x) v += 1e4;
   make_float32_exact(ds);
-  cuem::CpuBackend cpu(ds.view());
-  const double want = cuem::mean_feature_variance(cpu, ds.view());
+  cuem::CpuPrimitives cpu(ds.view());
+  const double want = cpu.mean_feature_variance();
   for (Precision p : {Precision::float32, Precision::float64}) {
-    const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-    const double got = cuem::mean_feature_variance(*gpu, ds.view());
+    const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+    const double got = gpu->mean_feature_variance();
     EXPECT_NEAR(got, want, (p == Precision::float32 ? 1e-6 : 1e-12) * want);
   }
 }

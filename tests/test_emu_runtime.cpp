@@ -15,11 +15,11 @@
 #include <cuda_runtime.h>
 #include <omp.h>
 
-#include "core/backend.hpp"
-#include "core/cuda_backend.hpp"
+#include "core/cuda_primitives.hpp"
 #include "core/prepared_params.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/options.hpp"
+#include "engine/primitives.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -341,10 +341,10 @@ TEST(EmulatedBackend, PredictProbaWorksWhereAChunkRowExceedsThePitchLimit) {
     const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::full));
     const std::size_t begin = 7, end = ds.n, n = end - begin, K = KK;
     std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
-    cuem::CpuBackend cpu(ds.view());
-    cpu.evaluate(params, begin, end, lp_cpu.data(), r_cpu.data());
-    const auto gpu = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-    gpu->evaluate(params, begin, end, lp_gpu.data(), r_gpu.data());
+    cuem::CpuPrimitives cpu(ds.view());
+    cpu.posteriors(params, begin, end, lp_cpu.data(), r_cpu.data());
+    const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+    gpu->posteriors(params, begin, end, lp_gpu.data(), r_gpu.data());
     const std::size_t row_bytes = chunk_points(gpu->description()) * (p == Precision::float32 ? 4 : 8);
     ASSERT_GT(row_bytes, cuem::emu::max_pitch()) << gpu->description();
     const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
@@ -368,19 +368,19 @@ TEST(EmulatedBackend, StreamingPinsTwoStagingBuffersNotTheData) {
     const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 321);
     const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 300007, 322);
     const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::diag));
-    const auto resident = cuem::cuda::make_backend(ds.view(), {0, p, 0});
-    const cuem::SufficientStats want = resident->estep(params);
+    const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+    const cuem::SufficientStats want = resident->gaussian_estep(params);
     std::vector<double> lp_want(ds.n);
-    resident->evaluate(params, 0, ds.n, lp_want.data(), nullptr);
+    resident->posteriors(params, 0, ds.n, lp_want.data(), nullptr);
 
     cuem::emu::reset_peak_pinned_bytes();
     const std::size_t pinned_before = cuem::emu::pinned_bytes();
     // 40 MiB of device memory: chunks of tens of thousands of points, several MiB each.
-    const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, std::size_t{40} << 20});
-    const cuem::SufficientStats got = streamed->estep(params);
-    const cuem::SufficientStats again = streamed->estep(params);  // the staging buffers reused
+    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, p, std::size_t{40} << 20});
+    const cuem::SufficientStats got = streamed->gaussian_estep(params);
+    const cuem::SufficientStats again = streamed->gaussian_estep(params);  // the staging buffers reused
     std::vector<double> lp_got(ds.n, std::nan(""));
-    streamed->evaluate(params, 0, ds.n, lp_got.data(), nullptr);
+    streamed->posteriors(params, 0, ds.n, lp_got.data(), nullptr);
     const std::size_t peak = cuem::emu::peak_pinned_bytes() - pinned_before;
 
     ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
@@ -421,8 +421,8 @@ TEST(EmulatedBackend, StreamedRunsAreConvertedByTheFitsThreads) {
   const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 100003, 332);
   const cuem::PreparedParams params = cuem::prepare(cuem_test::model_from_mixture(mix, CovarianceType::diag));
   std::vector<double> lp_cpu(ds.n);
-  cuem::CpuBackend cpu(ds.view());
-  cpu.evaluate(params, 0, ds.n, lp_cpu.data(), nullptr);
+  cuem::CpuPrimitives cpu(ds.view());
+  cpu.posteriors(params, 0, ds.n, lp_cpu.data(), nullptr);
   ASSERT_TRUE(std::isfinite(lp_cpu[0]) && lp_cpu[0] != 0.0);
 
   // Counted once, here: a joined thread may linger in /proc for a moment.
@@ -438,10 +438,10 @@ TEST(EmulatedBackend, StreamedRunsAreConvertedByTheFitsThreads) {
       // Device memory for chunks of 32768 points, each converted in one run of 786432
       // values (twelve threads' worth at the least the backend gives a thread).
       const std::size_t limit = (p == Precision::float32 ? std::size_t{8} : std::size_t{16}) << 20;
-      const auto streamed = cuem::cuda::make_backend(ds.view(), {0, p, limit});
+      const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, p, limit});
       std::vector<double> lp(ds.n, std::nan(""));
-      streamed->evaluate(params, 0, ds.n, lp.data(), nullptr);
-      const cuem::SufficientStats st = streamed->estep(params);
+      streamed->posteriors(params, 0, ds.n, lp.data(), nullptr);
+      const cuem::SufficientStats st = streamed->gaussian_estep(params);
       omp_set_num_threads(before);
       ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
       const std::size_t chunk = chunk_points(streamed->description());

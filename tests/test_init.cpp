@@ -13,7 +13,7 @@
 #include "cuem/fit.hpp"
 #include "cuem/options.hpp"
 #include "core/m_step.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "init/initialize.hpp"
 #include "init/kmeans.hpp"
 #include "test_util.hpp"
@@ -137,8 +137,8 @@ INSTANTIATE_TEST_SUITE_P(FromDataPoints, SeedingMethod,
 TEST(KMeansTolerance, MeanFeatureVarianceByHand) {
   const std::vector<double> x{1, 10, 2, 10, 3, 10, 4, 14};
   const cuem::DataView X(x.data(), 4, 2);
-  cuem::CpuBackend cpu(X);
-  EXPECT_DOUBLE_EQ(cuem::mean_feature_variance(cpu, X), (1.25 + 3.0) / 2);
+  cuem::CpuPrimitives cpu(X);
+  EXPECT_DOUBLE_EQ(cpu.mean_feature_variance(), (1.25 + 3.0) / 2);
 }
 
 // ---- k-means on duplicate points ------------------------------------------------------

@@ -1,6 +1,6 @@
 // k-means' relocation of empty clusters (scikit-learn's _relocate_empty_clusters) through
-// lloyd_step_relocating, on the CPU backend and, in builds with CUDA (the emulated device
-// included), on the CUDA backend in float32 and float64. Constructed cases whose answers
+// lloyd_step_relocating, on the CPU primitives and, in builds with CUDA (the emulated device
+// included), on the CUDA primitives in float32 and float64. Constructed cases whose answers
 // are worked out by hand, and random data against a plain loop written here.
 //
 // Built twice: against the library (CPU; the CUDA cases skip with the reason) and against
@@ -14,14 +14,14 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.hpp"
 #include "core/rng.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/data_view.hpp"
 #include "cuem/devices.hpp"
+#include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 #if defined(CUEM_HAVE_CUDA)
-#include "core/cuda_backend.hpp"
+#include "core/cuda_primitives.hpp"
 #endif
 
 namespace {
@@ -43,16 +43,15 @@ std::string kind_name(const testing::TestParamInfo<Kind>& info) {
 }
 
 // The backend of `kind` for X, or null with `why` set when it cannot run here.
-std::unique_ptr<cuem::Backend> make(Kind kind, DataView X, std::string* why) {
-  if (kind == Kind::cpu) return std::make_unique<cuem::CpuBackend>(X);
+std::unique_ptr<cuem::Primitives> make(Kind kind, DataView X, std::string* why) {
+  if (kind == Kind::cpu) return std::make_unique<cuem::CpuPrimitives>(X);
 #if defined(CUEM_HAVE_CUDA)
   std::string reason;
   if (cuem::cuda_devices(&reason).empty()) {
     *why = "no CUDA device: " + reason;
     return nullptr;
   }
-  return cuem::cuda::make_backend(
-      X, {0, kind == Kind::cuda_float32 ? cuem::Precision::float32 : cuem::Precision::float64, 0});
+  return cuem::cuda::make_primitives(X, {}, {0, kind == Kind::cuda_float32 ? cuem::Precision::float32 : cuem::Precision::float64, 0});
 #else
   *why = "built without CUDA";
   return nullptr;
@@ -76,7 +75,7 @@ class Relocation : public testing::TestWithParam<Kind> {
   double tol() const { return GetParam() == Kind::cuda_float32 ? 1e-5 : 1e-12; }
 
   DataView X_;
-  std::unique_ptr<cuem::Backend> backend_;
+  std::unique_ptr<cuem::Primitives> backend_;
   std::string why_;  // why backend_ could not be made
 };
 

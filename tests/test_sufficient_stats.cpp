@@ -15,7 +15,7 @@
 
 #include "core/sufficient_stats.hpp"
 #include "cuem/errors.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -7,4 +7,5 @@
 #include "cuem/fit.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
+#include "cuem/resources.hpp"
 #include "cuem/version.hpp"

@@ -225,12 +225,25 @@ void check_model_consistency(const Model& m) {
   }
 }
 
+namespace {
+
+void check_feature_count(const Model& m, std::size_t n_features) {
+  if (n_features != static_cast<std::size_t>(m.n_features))
+    throw DataError("the data has " + std::to_string(n_features) + " features but the model was fitted to " +
+                    std::to_string(m.n_features));
+}
+
+}  // namespace
+
+void validate_model_for(const Model& m, std::size_t n_features) {
+  validate_model(m);
+  check_feature_count(m, n_features);
+}
+
 void validate_model_and_data(const Model& m, DataView X) {
   validate_model(m);
   validate_data(X);
-  if (X.n_cols != static_cast<std::size_t>(m.n_features))
-    throw DataError("the data has " + std::to_string(X.n_cols) + " features but the model was fitted to " +
-                    std::to_string(m.n_features));
+  check_feature_count(m, X.n_cols);
 }
 
 }  // namespace cuem

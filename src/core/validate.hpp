@@ -23,6 +23,9 @@ void validate_weights(WeightView w, DataView X, int n_components = 1);
 /// for models read from files and before sampling, not for every predict).
 void check_model_consistency(const Model& model);
 
+/// validate_model plus data of n_features features (for data validated before).
+void validate_model_for(const Model& model, std::size_t n_features);
+
 /// validate_model plus X having the model's number of features.
 void validate_model_and_data(const Model& model, DataView X);
 

@@ -1,7 +1,7 @@
 #pragma once
 // Vector kernels of the float64 CPU backend: log joints and their normalisation for a block
 // of rows, and the weighted sums of the statistics. Plain functions on padded float64
-// buffers; cpu_backend.cpp lays the data out and splits the work over threads.
+// buffers; cpu_primitives.cpp lays the data out and splits the work over threads.
 //
 // Every kernel is compiled for x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA) and the baseline,
 // and the loader picks one at run time (GCC target_clones), so one build runs anywhere and

@@ -1,4 +1,4 @@
-// The CPU backend's k-means operations (Backend's k-means section): squared distances in
+// The CPU primitives' k-means operations (Primitives' k-means section): squared distances in
 // float64, sums over fixed blocks of kBlock points so that their rounding does not depend
 // on the thread count.
 #include <algorithm>
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/data_access.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/errors.hpp"
 
 namespace cuem {
@@ -45,11 +45,25 @@ double blocked_sum(std::size_t n, F f, std::vector<double>* block_sums = nullptr
   return total;
 }
 
-// closest_ exists only after a reset (X has at least one row).
-void require_closest(const std::vector<double>& closest, std::size_t n, const char* what) {
-  if (closest.size() != n || n == 0)
-    throw InvalidArgument(std::string(what) + " needs the closest distances of a closest_reset first");
+// The caller's k-means++ values: the squared distance to the nearest seed so far, and
+// their sums per block from the last reset or update.
+struct CpuPointValues final : PointValues {
+  std::vector<double> closest;     // N
+  std::vector<double> block_sums;  // per kBlock points
+};
+
+// Values exist only after a reset (X has at least one row).
+void require_closest(const CpuPointValues& v, std::size_t n, const char* what) {
+  if (v.closest.size() != n || n == 0)
+    throw InvalidArgument(std::string(what) + " needs the closest distances of a reset first");
 }
+
+CpuPointValues& cpu_values(PointValues& v) {
+  auto* p = dynamic_cast<CpuPointValues*>(&v);
+  if (!p) throw InvalidArgument("these point values belong to another backend");
+  return *p;
+}
+const CpuPointValues& cpu_values(const PointValues& v) { return cpu_values(const_cast<PointValues&>(v)); }
 
 // Squared distance from row i of X to a float64 point.
 double row_dist_sq(const DataView& X, std::size_t i, const double* c) {
@@ -77,44 +91,72 @@ int nearest_center(const T* x, const std::vector<double>& centers, int K, int D,
 template int nearest_center(const double*, const std::vector<double>&, int, int, double*);
 template int nearest_center(const float*, const std::vector<double>&, int, int, double*);
 
-double CpuBackend::closest_reset(const double* c) {
-  closest_.resize(X_.n_rows);
-  return blocked_sum(
-      X_.n_rows, [&](std::size_t i) { return closest_[i] = row_dist_sq(X_, i, c); }, &block_sums_);
+// closest() with weights: the values stay distances, the sums are of w_i v_i.
+double CpuPrimitives::weighted_closest(PointValues& values, const double* c, ClosestMode mode) {
+  CpuPointValues& v = cpu_values(values);
+  const double* w = w_.data;
+  switch (mode) {
+    case ClosestMode::reset:
+      v.closest.resize(X_.n_rows);
+      return blocked_sum(
+          X_.n_rows, [&](std::size_t i) { return w[i] * (v.closest[i] = row_dist_sq(X_, i, c)); }, &v.block_sums);
+    case ClosestMode::potential:
+      require_closest(v, X_.n_rows, "closest(potential)");
+      return blocked_sum(X_.n_rows,
+                         [&](std::size_t i) { return w[i] * std::min(v.closest[i], row_dist_sq(X_, i, c)); });
+    case ClosestMode::update:
+      require_closest(v, X_.n_rows, "closest(update)");
+      return blocked_sum(
+          X_.n_rows,
+          [&](std::size_t i) { return w[i] * (v.closest[i] = std::min(v.closest[i], row_dist_sq(X_, i, c))); },
+          &v.block_sums);
+  }
+  throw InvalidArgument("unknown closest mode");
 }
 
-double CpuBackend::closest_potential(const double* c) {
-  require_closest(closest_, X_.n_rows, "closest_potential");
-  return blocked_sum(X_.n_rows, [&](std::size_t i) { return std::min(closest_[i], row_dist_sq(X_, i, c)); });
-}
+std::unique_ptr<PointValues> CpuPrimitives::make_point_values() { return std::make_unique<CpuPointValues>(); }
 
-double CpuBackend::closest_update(const double* c) {
-  require_closest(closest_, X_.n_rows, "closest_update");
-  return blocked_sum(
-      X_.n_rows, [&](std::size_t i) { return closest_[i] = std::min(closest_[i], row_dist_sq(X_, i, c)); },
-      &block_sums_);
+double CpuPrimitives::closest(PointValues& values, const double* c, ClosestMode mode) {
+  CpuPointValues& v = cpu_values(values);
+  if (!w_.empty()) return weighted_closest(v, c, mode);
+  switch (mode) {
+    case ClosestMode::reset:
+      v.closest.resize(X_.n_rows);
+      return blocked_sum(
+          X_.n_rows, [&](std::size_t i) { return v.closest[i] = row_dist_sq(X_, i, c); }, &v.block_sums);
+    case ClosestMode::potential:
+      require_closest(v, X_.n_rows, "closest(potential)");
+      return blocked_sum(X_.n_rows, [&](std::size_t i) { return std::min(v.closest[i], row_dist_sq(X_, i, c)); });
+    case ClosestMode::update:
+      require_closest(v, X_.n_rows, "closest(update)");
+      return blocked_sum(
+          X_.n_rows, [&](std::size_t i) { return v.closest[i] = std::min(v.closest[i], row_dist_sq(X_, i, c)); },
+          &v.block_sums);
+  }
+  throw InvalidArgument("unknown closest mode");
 }
 
 // numpy's searchsorted on the cumulative sum, following the block structure above.
-std::size_t CpuBackend::closest_sample(double r) {
-  require_closest(closest_, X_.n_rows, "closest_sample");
+std::size_t CpuPrimitives::sample_point(const PointValues& values, double r) {
+  const CpuPointValues& v = cpu_values(values);
+  require_closest(v, X_.n_rows, "sample_point");
   double prefix = 0.0;
   std::size_t b = 0;
-  for (; b + 1 < block_sums_.size(); ++b) {
-    if (prefix + block_sums_[b] > r) break;
-    prefix += block_sums_[b];
+  for (; b + 1 < v.block_sums.size(); ++b) {
+    if (prefix + v.block_sums[b] > r) break;
+    prefix += v.block_sums[b];
   }
   const std::size_t lo = b * kBlock;
-  const std::size_t hi = std::min(closest_.size(), lo + kBlock);
+  const std::size_t hi = std::min(v.closest.size(), lo + kBlock);
   double partial = 0.0;
   for (std::size_t i = lo; i < hi; ++i) {
-    partial += closest_[i];
+    partial += w_.empty() ? v.closest[i] : w_.data[i] * v.closest[i];
     if (prefix + partial > r) return i;
   }
-  return closest_.size() - 1;
+  return v.closest.size() - 1;
 }
 
-LloydStep CpuBackend::lloyd_step(const std::vector<double>& centers, int K) {
+LloydStep CpuPrimitives::lloyd_step(const std::vector<double>& centers, int K) {
   const std::size_t N = X_.n_rows;
   const int D = static_cast<int>(X_.n_cols);
   constexpr std::size_t kChunk = 8192;
@@ -131,11 +173,21 @@ LloydStep CpuBackend::lloyd_step(const std::vector<double>& centers, int K) {
       labels[b] = visit_rows(X_, [&](const auto* base) {
         return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D, &dists[b]);
       });
-    for (std::size_t b = 0; b < count; ++b) {
-      double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
-      for (int d = 0; d < D; ++d) s[d] += X_.value(begin + b, d);
-      out.counts[labels[b]] += 1.0;
-      out.inertia += dists[b];
+    if (w_.empty()) {
+      for (std::size_t b = 0; b < count; ++b) {
+        double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
+        for (int d = 0; d < D; ++d) s[d] += X_.value(begin + b, d);
+        out.counts[labels[b]] += 1.0;
+        out.inertia += dists[b];
+      }
+    } else {
+      for (std::size_t b = 0; b < count; ++b) {
+        const double w = w_.data[begin + b];
+        double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
+        for (int d = 0; d < D; ++d) s[d] += w * X_.value(begin + b, d);
+        out.counts[labels[b]] += w;
+        out.inertia += w * dists[b];
+      }
     }
   }
   out.centers = centers;
@@ -147,13 +199,40 @@ LloydStep CpuBackend::lloyd_step(const std::vector<double>& centers, int K) {
   return out;
 }
 
-void CpuBackend::nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
-                                int* labels) {
+void CpuPrimitives::nearest_labels(const std::vector<double>& centers, int K, std::size_t begin,
+                                   std::size_t count, int* labels) {
   const int D = static_cast<int>(X_.n_cols);
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
   for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
     labels[b] = visit_rows(
         X_, [&](const auto* base) { return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D); });
+}
+
+// The population variance of each feature in two host passes (the mean, then the
+// squares about it), averaged over the features; weighted by w where there are weights.
+double CpuPrimitives::mean_feature_variance() {
+  const std::size_t N = X_.n_rows;
+  const int D = static_cast<int>(X_.n_cols);
+  double mean_var = 0.0;
+  if (!w_.empty()) {
+    const double* w = w_.data;
+    for (int d = 0; d < D; ++d) {
+      double m = 0.0, v = 0.0;
+      for (std::size_t i = 0; i < N; ++i) m += w[i] * X_.value(i, d);
+      m /= total_weight_;
+      for (std::size_t i = 0; i < N; ++i) v += w[i] * ((X_.value(i, d) - m) * (X_.value(i, d) - m));
+      mean_var += v / total_weight_;
+    }
+    return mean_var / D;
+  }
+  for (int d = 0; d < D; ++d) {
+    double m = 0.0, v = 0.0;
+    for (std::size_t i = 0; i < N; ++i) m += X_.value(i, d);
+    m /= static_cast<double>(N);
+    for (std::size_t i = 0; i < N; ++i) v += (X_.value(i, d) - m) * (X_.value(i, d) - m);
+    mean_var += v / static_cast<double>(N);
+  }
+  return mean_var / D;
 }
 
 }  // namespace cuem

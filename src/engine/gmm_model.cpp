@@ -57,13 +57,11 @@ std::string swamped_features_notice(const Model& m, double reg_covar) {
 }  // namespace
 
 Model GaussianMixtureEM::initialize(std::uint64_t seed, std::vector<std::string>* notices) {
-  return cuem::initialize(prims_, X_, o_, seed, notices);
+  return cuem::initialize(prims_, X_, o_, seed, notices, &shared_);
 }
 
 SufficientStats GaussianMixtureEM::e_step(const Model& m) {
-  SufficientStats s = prims_.estep(prepare(m));
-  s.weight = static_cast<double>(X_.n_rows);
-  return s;
+  return prims_.gaussian_estep(prepare(m));
 }
 
 Model GaussianMixtureEM::m_step(const SufficientStats& s) const { return cuem::m_step(s, o_.reg_covar); }

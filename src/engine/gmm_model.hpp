@@ -6,11 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.hpp"
+#include "engine/primitives.hpp"
 #include "core/sufficient_stats.hpp"
 #include "cuem/data_view.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
+#include "init/kmeans.hpp"
 
 namespace cuem::engine {
 
@@ -19,8 +20,10 @@ class GaussianMixtureEM {
   using Params = Model;
   using Stats = SufficientStats;
 
-  /// X and o must outlive the model; prims holds the placed data.
-  GaussianMixtureEM(Backend& prims, DataView X, const FitOptions& o) : prims_(prims), X_(X), o_(o) {}
+  /// X, o and shared must outlive the model; prims holds the placed data, `shared` what
+  /// k-means learns once about them.
+  GaussianMixtureEM(Primitives& prims, DataView X, const FitOptions& o, KMeansShared& shared)
+      : prims_(prims), X_(X), o_(o), shared_(shared) {}
 
   /// The start of one restart (src/init/initialize.hpp), user-given parameters applied.
   Model initialize(std::uint64_t seed, std::vector<std::string>* notices);
@@ -32,9 +35,10 @@ class GaussianMixtureEM {
   std::string final_notice(const Model& m) const;
 
  private:
-  Backend& prims_;
+  Primitives& prims_;
   DataView X_;
   const FitOptions& o_;
+  KMeansShared& shared_;
 };
 
 }  // namespace cuem::engine

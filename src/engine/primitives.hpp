@@ -69,6 +69,9 @@ class Primitives {
   virtual bool weighted() const noexcept = 0;
   /// sum_n w_n (N without weights): the mass every mean over points divides by.
   virtual double total_weight() const noexcept = 0;
+  /// The weights placed with the data, as the caller gave them on the host (empty for
+  /// none): the host-side protocols (the first k-means++ seed, relocation) read them.
+  virtual WeightView weights() const noexcept = 0;
 
   /// Tells the backend the shape of the work to come, so that it places the data and
   /// sizes its buffers once (the CUDA backend decides here what stays on the device).
@@ -96,6 +99,10 @@ class Primitives {
   /// The shift a first statistics pass should take for `g` when the means are not yet
   /// known (two_pass_stats): where this backend's sums cancel least.
   virtual std::vector<double> first_pass_shift(const Responsibilities& g, int K) const = 0;
+  /// The layout a first statistics pass should take (it needs only N_k and S1, which
+  /// lead every layout) on the way to statistics in `type`'s: the smallest, diag, by
+  /// default; a backend whose buffers are sized per layout keeps `type`'s.
+  virtual CovarianceType first_pass_layout(CovarianceType /*type*/) const { return CovarianceType::diag; }
 
   // ---- k-means (src/init/kmeans.cpp) -----------------------------------------------------
   // Sums run over fixed blocks of points in order, so they do not depend on the thread count.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -9,7 +10,7 @@
 #include "core/linalg.hpp"
 #include "core/m_step.hpp"
 #include "core/rng.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/errors.hpp"
 #include "init/kmeans.hpp"
 
@@ -31,12 +32,29 @@ std::vector<std::size_t> distinct_indices(std::size_t N, int K, std::uint64_t se
   return out;
 }
 
+// random_from_data's rows: K distinct rows drawn uniformly, with weights among the rows
+// of positive weight (the others are not there).
+std::vector<std::size_t> random_rows(const WeightView& w, std::size_t N, int K, std::uint64_t seed) {
+  if (w.empty()) return distinct_indices(N, K, seed);
+  std::vector<std::size_t> positive;
+  for (std::size_t i = 0; i < N; ++i)
+    if (w.data[i] > 0.0) positive.push_back(i);
+  if (positive.size() < static_cast<std::size_t>(K))
+    throw InvalidArgument("init 'random_from_data' needs at least n_components = " + std::to_string(K) +
+                          " rows of positive sample_weight; " + std::to_string(positive.size()) + " have it");
+  std::vector<std::size_t> index = distinct_indices(positive.size(), K, seed);
+  for (std::size_t& i : index) i = positive[i];
+  return index;
+}
+
 // scikit-learn's k-means++ and random_from_data starts: component k is the one point
 // index[k] with weight one and no other. Its statistics need no pass over the data:
 // about the point itself N_k = 1, S1 = 0 and S2 = 0, which is bitwise what two passes over
 // one-hot responsibilities give (each sum adds only zeros to x), in O(K D) instead of
 // O(N K D) on the host, which at G-scale would take longer than the fit.
-Model point_seeded_model(DataView X, const FitOptions& o, const std::vector<std::size_t>& index) {
+// With weights N_k stays 1: a start on one point of weight w is the start on one of its w
+// repeats.
+Model point_seeded_model(DataView X, double total_weight, const FitOptions& o, const std::vector<std::size_t>& index) {
   const int K = o.n_components;
   const std::size_t D = X.n_cols;
   std::vector<double> points(static_cast<std::size_t>(K) * D);
@@ -45,36 +63,20 @@ Model point_seeded_model(DataView X, const FitOptions& o, const std::vector<std:
   SufficientStats s = SufficientStats::zeros(o.covariance_type, K, static_cast<int>(D), std::move(points));
   std::fill(s.nk.begin(), s.nk.end(), 1.0);
   s.n_points = X.n_rows;
+  s.weight = total_weight;
   return m_step(s, o.reg_covar);
-}
-
-// Two passes: the means first, then the scatter about them, so the M-step works on
-// centred sums whatever the data's offset.
-Model estimate_from_responsibilities(DataView X, const FitOptions& o, const ResponsibilityFn& fn) {
-  const int K = o.n_components;
-  const int D = static_cast<int>(X.n_cols);
-  const std::function<void()> poll = [&o] {
-    if (o.interrupted && o.interrupted()) throw Interrupted("the fit was interrupted during initialisation");
-  };
-  SufficientStats first = accumulate_stats(X, CovarianceType::diag, K,
-                                           std::vector<double>(static_cast<std::size_t>(K) * D, 0.0), fn, false, poll);
-  std::vector<double> means(static_cast<std::size_t>(K) * D, 0.0);
-  for (int k = 0; k < K; ++k)
-    if (first.nk[k] > 0.0)
-      for (int d = 0; d < D; ++d) means[k * D + d] = first.s1[k * D + d] / first.nk[k];
-  SufficientStats second = accumulate_stats(X, o.covariance_type, K, std::move(means), fn, false, poll);
-  return m_step(second, o.reg_covar);
 }
 
 }  // namespace
 
 Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
-  CpuBackend backend(X);
-  return initialize(backend, X, o, seed);
+  CpuPrimitives prims(X);
+  if (o.interrupted) prims.set_interrupt(o.interrupted);
+  return initialize(prims, X, o, seed);
 }
 
-Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_t seed,
-                 std::vector<std::string>* notices) {
+Model initialize(Primitives& prims, DataView X, const FitOptions& o, std::uint64_t seed,
+                 std::vector<std::string>* notices, KMeansShared* shared) {
   const int K = o.n_components;
   const int D = static_cast<int>(X.n_cols);
   Model m;
@@ -88,67 +90,33 @@ Model initialize(Backend& backend, DataView X, const FitOptions& o, std::uint64_
   } else {
     switch (o.init) {
       case InitMethod::kmeans: {
-        const KMeansResult km = kmeans(backend, X, K, seed, 300, 1e-4, o.interrupted);
-        // Counted on the final partition: a relocated cluster can still lose its point to
-        // a duplicate's lower-numbered centre there.
-        const auto note_empty = [&](int n_empty) {
-          if (n_empty > 0 && notices)
-            notices->push_back("k-means found " + std::to_string(K - n_empty) + " distinct clusters for " +
-                               std::to_string(K) + " components (duplicate points?); some components start empty");
-        };
-        // On a device the two passes run there (at G-scale they would take the host longer
-        // than the whole fit).
-        SufficientStats partition;
-        if (backend.partition_stats(km.centers, K, o.covariance_type, &partition)) {
-          note_empty(static_cast<int>(std::count(partition.nk.begin(), partition.nk.end(), 0.0)));
-          m = m_step(partition, o.reg_covar);
-          break;
-        }
-        // All labels first, in one backend pass on this thread (N ints): the statistics
-        // pass may ask for responsibilities from several threads at once.
-        std::vector<int> labels(X.n_rows);
-        backend.nearest_labels(km.centers, K, 0, X.n_rows, labels.data());
-        std::vector<char> used(K, 0);
-        for (const int l : labels) used[l] = 1;
-        note_empty(static_cast<int>(std::count(used.begin(), used.end(), 0)));
-        m = estimate_from_responsibilities(
-            X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
-              std::fill(resp, resp + count * static_cast<std::size_t>(K), 0.0);
-              for (std::size_t b = 0; b < count; ++b) resp[b * K + labels[begin + b]] = 1.0;
-            });
+        const KMeansResult km = kmeans(prims, X, K, seed, 300, 1e-4, o.interrupted, shared);
+        // The partition's statistics where the data live (at G-scale the host's passes
+        // would take longer than the whole fit). Counted on the final partition: a
+        // relocated cluster can still lose its point to a duplicate's lower-numbered
+        // centre there.
+        const SufficientStats partition =
+            two_pass_stats(prims, Responsibilities::nearest_centre(km.centers), o.covariance_type, K);
+        const int n_empty = static_cast<int>(std::count(partition.nk.begin(), partition.nk.end(), 0.0));
+        if (n_empty > 0 && notices)
+          notices->push_back("k-means found " + std::to_string(K - n_empty) + " distinct clusters for " +
+                             std::to_string(K) + " components (duplicate points?); some components start empty");
+        m = m_step(partition, o.reg_covar);
         break;
       }
       case InitMethod::kmeans_plusplus: {
-        const std::vector<std::size_t> index = kmeans_plusplus(backend, X, K, seed, o.interrupted);
-        m = point_seeded_model(X, o, index);
+        const std::vector<std::size_t> index = kmeans_plusplus(prims, X, K, seed, o.interrupted);
+        m = point_seeded_model(X, prims.total_weight(), o, index);
         break;
       }
       case InitMethod::random_from_data: {
-        const std::vector<std::size_t> index = distinct_indices(X.n_rows, K, seed);
-        m = point_seeded_model(X, o, index);
+        m = point_seeded_model(X, prims.total_weight(), o, random_rows(prims.weights(), X.n_rows, K, seed));
         break;
       }
-      case InitMethod::random: {
-        // On a device the two passes run there (at G-scale the host's would take longer
-        // than the whole fit); their responsibilities are the same draws.
-        SufficientStats drawn;
-        if (backend.random_stats(seed, K, o.covariance_type, &drawn)) {
-          m = m_step(drawn, o.reg_covar);
-          break;
-        }
-        m = estimate_from_responsibilities(
-            X, o, [&](std::size_t begin, std::size_t count, double* resp, double*) {
-#pragma omp parallel for schedule(static) if (worth_threads(count, K, 1))
-              for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b) {
-                double* r = resp + b * K;
-                const std::uint64_t n = begin + static_cast<std::size_t>(b);
-                double sum = 0.0;
-                for (int k = 0; k < K; ++k) sum += r[k] = rng::uniform(seed, rng::kRandomResp, n * K + k);
-                for (int k = 0; k < K; ++k) r[k] /= sum;
-              }
-            });
+      case InitMethod::random:
+        // Responsibilities drawn from rng stream kRandomResp per point, on every backend.
+        m = m_step(two_pass_stats(prims, Responsibilities::random_draws(seed), o.covariance_type, K), o.reg_covar);
         break;
-      }
     }
   }
 

@@ -4,24 +4,26 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.hpp"
 #include "cuem/data_view.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
+#include "engine/primitives.hpp"
+#include "init/kmeans.hpp"
 
 namespace cuem {
 
 /// Responsibilities from the init method, then one M-step from them; user-given weights,
 /// means and precisions replace the derived ones. `seed` is this restart's seed.
-/// The k-means methods run their per-point work on `backend` (the fit's); 'kmeans' and
-/// 'random' their two starting statistics passes too where the backend takes them
-/// (Backend::partition_stats, Backend::random_stats; the CPU backend leaves them to the
-/// host code here). The point-seeded starts ('k-means++', 'random_from_data') need no
-/// pass over the data. The overload without a backend uses the CPU for everything.
-/// `notices`, when given, receives what a user should hear about the start (k-means
-/// found fewer distinct clusters than components, as scikit-learn warns).
-Model initialize(Backend& backend, DataView X, const FitOptions& options, std::uint64_t seed,
-                 std::vector<std::string>* notices = nullptr);
+/// Every method runs its per-point work on `prims` (the fit's; X is the data they were
+/// made for): k-means on the primitives, and 'kmeans' and 'random' their two starting
+/// statistics passes through two_pass_stats. The point-seeded starts ('k-means++',
+/// 'random_from_data') need no pass over the data. The overload without primitives uses
+/// the CPU for everything. With weights placed in `prims`, 'random_from_data' draws among
+/// the rows of positive weight. `notices`, when given, receives what a user should hear about
+/// the start (k-means found fewer distinct clusters than components, as scikit-learn
+/// warns); `shared`, when given, carries what the fit's restarts reuse.
+Model initialize(Primitives& prims, DataView X, const FitOptions& options, std::uint64_t seed,
+                 std::vector<std::string>* notices = nullptr, KMeansShared* shared = nullptr);
 Model initialize(DataView X, const FitOptions& options, std::uint64_t seed);
 
 }  // namespace cuem

@@ -5,7 +5,7 @@
 #include <queue>
 
 #include "core/rng.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/errors.hpp"
 
 namespace cuem {
@@ -24,14 +24,20 @@ constexpr std::size_t kLabelPiece = std::size_t{1} << 16;
 // scikit-learn's rule for empty clusters (its _relocate_empty_clusters), as kmeans.hpp
 // states it. `centers` are the step's starting centres; `step` its result, updated in
 // place. Empty clusters are rare from k-means++ seeds, so the pass that finds the points
-// runs only then: the backend's labels, host distances in float64 (written once here for
-// every backend).
-void relocate_empty_clusters(Backend& backend, const DataView& X, const std::vector<double>& centers, int K,
+// runs only then: the primitives' labels, host distances in float64 (written once here
+// for every backend).
+// With weights only points of positive weight move (a point of zero weight is not
+// there), and a cluster's count is its weight.
+void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::vector<double>& centers, int K,
                              LloydStep& step) {
+  const WeightView w = prims.weights();
   std::vector<int> empty;
   for (int k = 0; k < K; ++k)
     if (step.counts[k] == 0.0) empty.push_back(k);
-  const std::size_t n = std::min(empty.size(), X.n_rows);
+  std::size_t movable = X.n_rows;
+  if (!w.empty() && !empty.empty())
+    movable = static_cast<std::size_t>(std::count_if(w.data, w.data + X.n_rows, [](double v) { return v > 0.0; }));
+  const std::size_t n = std::min(empty.size(), movable);
   if (n == 0) return;
   const std::size_t N = X.n_rows;
   const std::size_t D = X.n_cols;
@@ -49,9 +55,10 @@ void relocate_empty_clusters(Backend& backend, const DataView& X, const std::vec
   std::vector<int> labels(std::min(N, kLabelPiece));
   for (std::size_t begin = 0; begin < N; begin += kLabelPiece) {
     const std::size_t count = std::min(kLabelPiece, N - begin);
-    backend.nearest_labels(centers, K, begin, count, labels.data());
+    prims.nearest_labels(centers, K, begin, count, labels.data());
     for (std::size_t b = 0; b < count; ++b) {
       const std::size_t i = begin + b;
+      if (!w.empty() && !(w.data[i] > 0.0)) continue;
       const double* c = centers.data() + static_cast<std::size_t>(labels[b]) * D;
       double dist = 0.0;
       for (std::size_t d = 0; d < D; ++d) dist += (X.value(i, d) - c[d]) * (X.value(i, d) - c[d]);
@@ -72,11 +79,13 @@ void relocate_empty_clusters(Backend& backend, const DataView& X, const std::vec
     const std::size_t donor = static_cast<std::size_t>(f.label);
     const std::size_t target = static_cast<std::size_t>(empty[j]);
     double* m = step.centers.data() + donor * D;
-    if (step.counts[donor] >= 2.0) {
-      // The donor's mean without the point: m + (m - x) / (count - 1), no sums re-formed.
-      step.counts[donor] -= 1.0;
-      for (std::size_t d = 0; d < D; ++d) m[d] += (m[d] - X.value(f.index, d)) / step.counts[donor];
-    } else if (step.counts[donor] == 1.0) {
+    const double wi = w.at(f.index);  // 1 without weights: the same arithmetic as counting
+    const double rest = step.counts[donor] - wi;
+    if (rest > 0.0) {
+      // The donor's mean without the point: m + w (m - x) / (W - w), no sums re-formed.
+      step.counts[donor] = rest;
+      for (std::size_t d = 0; d < D; ++d) m[d] += wi * (m[d] - X.value(f.index, d)) / rest;
+    } else if (rest == 0.0) {
       // Its only point left: an empty cluster keeps its centre.
       step.counts[donor] = 0.0;
       std::copy_n(centers.data() + donor * D, D, m);
@@ -85,51 +94,36 @@ void relocate_empty_clusters(Backend& backend, const DataView& X, const std::vec
     // two assignment kernels can split a near-tie. Its donor is then unknown; the point
     // still moves.)
     for (std::size_t d = 0; d < D; ++d) step.centers[target * D + d] = X.value(f.index, d);
-    step.counts[target] = 1.0;
+    step.counts[target] = wi;
   }
+}
+
+// The first k-means++ seed for a uniform draw u: a point drawn with probability
+// proportional to its weight (scikit-learn's choice(p = w / sum w)), the first whose
+// running sum of weights exceeds u sum w; without weights floor(u N).
+std::size_t first_seed(const WeightView& w, double total_weight, std::size_t N, double u) {
+  if (w.empty()) return std::min(static_cast<std::size_t>(u * N), N - 1);
+  const double r = u * total_weight;
+  double running = 0.0;
+  std::size_t last = 0;  // the last point of positive weight, should rounding leave r unreached
+  for (std::size_t i = 0; i < N; ++i) {
+    if (!(w.data[i] > 0.0)) continue;
+    running += w.data[i];
+    last = i;
+    if (running > r) return i;
+  }
+  return last;
 }
 
 }  // namespace
 
-LloydStep lloyd_step_relocating(Backend& backend, DataView X, const std::vector<double>& centers, int K) {
-  LloydStep step = backend.lloyd_step(centers, K);
-  relocate_empty_clusters(backend, X, centers, K, step);
+LloydStep lloyd_step_relocating(Primitives& prims, DataView X, const std::vector<double>& centers, int K) {
+  LloydStep step = prims.lloyd_step(centers, K);
+  relocate_empty_clusters(prims, X, centers, K, step);
   return step;
 }
 
-double mean_feature_variance(Backend& backend, DataView X) {
-  // The data do not change between restarts: computed once per backend.
-  if (backend.mean_feature_variance) return *backend.mean_feature_variance;
-  const std::size_t N = X.n_rows;
-  const int D = static_cast<int>(X.n_cols);
-  // Where the data live on a device, one part holding every point: its S1 and S2 about
-  // the mean, from the two passes there (two host passes over G-scale data would take
-  // longer than the fit).
-  SufficientStats all;
-  if (backend.partition_stats(std::vector<double>(X.n_cols, 0.0), 1, CovarianceType::diag, &all)) {
-    double sum = 0.0;
-    for (int d = 0; d < D; ++d) {
-      const double m = all.s1[d] / all.nk[0];
-      // float32 sums can round a constant feature's variance below zero; k-means' stop
-      // test (shift <= tol * variance) would then never pass.
-      sum += std::max(0.0, all.s2[d] / all.nk[0] - m * m);
-    }
-    backend.mean_feature_variance = sum / D;
-    return sum / D;
-  }
-  double mean_var = 0.0;
-  for (int d = 0; d < D; ++d) {
-    double m = 0.0, v = 0.0;
-    for (std::size_t i = 0; i < N; ++i) m += X.value(i, d);
-    m /= static_cast<double>(N);
-    for (std::size_t i = 0; i < N; ++i) v += (X.value(i, d) - m) * (X.value(i, d) - m);
-    mean_var += v / static_cast<double>(N);
-  }
-  backend.mean_feature_variance = mean_var / D;
-  return mean_var / D;
-}
-
-std::vector<std::size_t> kmeans_plusplus(Backend& backend, DataView X, int K, std::uint64_t seed,
+std::vector<std::size_t> kmeans_plusplus(Primitives& prims, DataView X, int K, std::uint64_t seed,
                                          const std::function<bool()>& interrupted) {
   const std::size_t N = X.n_rows;
   const int n_trials = 2 + static_cast<int>(std::log(static_cast<double>(K)));
@@ -137,9 +131,10 @@ std::vector<std::size_t> kmeans_plusplus(Backend& backend, DataView X, int K, st
 
   std::vector<std::size_t> chosen;
   chosen.reserve(K);
-  const auto first = static_cast<std::size_t>(rng::uniform(seed, rng::kKmeansPlusPlus, counter++) * N);
-  chosen.push_back(std::min(first, N - 1));
-  double potential = backend.closest_reset(row_copy(X, chosen[0]).data());
+  chosen.push_back(first_seed(prims.weights(), prims.total_weight(), N,
+                              rng::uniform(seed, rng::kKmeansPlusPlus, counter++)));
+  const std::unique_ptr<PointValues> closest = prims.make_point_values();
+  double potential = prims.closest(*closest, row_copy(X, chosen[0]).data(), ClosestMode::reset);
 
   std::vector<std::size_t> candidates(n_trials);
   std::vector<double> candidate_potential(n_trials);
@@ -147,35 +142,41 @@ std::vector<std::size_t> kmeans_plusplus(Backend& backend, DataView X, int K, st
     if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means++ seeding");
     for (int t = 0; t < n_trials; ++t) {
       const double r = rng::uniform(seed, rng::kKmeansPlusPlus, counter++) * potential;
-      candidates[t] = backend.closest_sample(r);
+      candidates[t] = prims.sample_point(*closest, r);
     }
     int best = 0;
     for (int t = 0; t < n_trials; ++t) {
-      candidate_potential[t] = backend.closest_potential(row_copy(X, candidates[t]).data());
+      candidate_potential[t] = prims.closest(*closest, row_copy(X, candidates[t]).data(), ClosestMode::potential);
       if (candidate_potential[t] < candidate_potential[best]) best = t;
     }
-    potential = backend.closest_update(row_copy(X, candidates[best]).data());
+    potential = prims.closest(*closest, row_copy(X, candidates[best]).data(), ClosestMode::update);
     chosen.push_back(candidates[best]);
   }
   return chosen;
 }
 
-KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int max_iter, double tol,
-                    const std::function<bool()>& interrupted) {
+KMeansResult kmeans(Primitives& prims, DataView X, int K, std::uint64_t seed, int max_iter, double tol,
+                    const std::function<bool()>& interrupted, KMeansShared* shared) {
   const int D = static_cast<int>(X.n_cols);
   KMeansResult res;
   res.centers.resize(static_cast<std::size_t>(K) * D);
-  const std::vector<std::size_t> seeds = kmeans_plusplus(backend, X, K, seed, interrupted);
+  const std::vector<std::size_t> seeds = kmeans_plusplus(prims, X, K, seed, interrupted);
   for (int k = 0; k < K; ++k)
     for (int d = 0; d < D; ++d) res.centers[static_cast<std::size_t>(k) * D + d] = X.value(seeds[k], d);
 
   // scikit-learn scales tol by the mean variance of the features.
-  const double mean_var = mean_feature_variance(backend, X);
+  double mean_var = 0.0;
+  if (shared && shared->mean_feature_variance) {
+    mean_var = *shared->mean_feature_variance;
+  } else {
+    mean_var = prims.mean_feature_variance();
+    if (shared) shared->mean_feature_variance = mean_var;
+  }
   const double threshold = tol * mean_var;
 
   for (res.n_iter = 1; res.n_iter <= max_iter; ++res.n_iter) {
     if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means");
-    LloydStep step = lloyd_step_relocating(backend, X, res.centers, K);
+    LloydStep step = lloyd_step_relocating(prims, X, res.centers, K);
     res.inertia = step.inertia;
     double shift = 0.0;
     for (std::size_t i = 0; i < res.centers.size(); ++i)
@@ -189,14 +190,14 @@ KMeansResult kmeans(Backend& backend, DataView X, int K, std::uint64_t seed, int
 
 std::vector<std::size_t> kmeans_plusplus(DataView X, int K, std::uint64_t seed,
                                          const std::function<bool()>& interrupted) {
-  CpuBackend backend(X);
-  return kmeans_plusplus(backend, X, K, seed, interrupted);
+  CpuPrimitives prims(X);
+  return kmeans_plusplus(prims, X, K, seed, interrupted);
 }
 
 KMeansResult kmeans(DataView X, int K, std::uint64_t seed, int max_iter, double tol,
                     const std::function<bool()>& interrupted) {
-  CpuBackend backend(X);
-  return kmeans(backend, X, K, seed, max_iter, tol, interrupted);
+  CpuPrimitives prims(X);
+  return kmeans(prims, X, K, seed, max_iter, tol, interrupted);
 }
 
 }  // namespace cuem

@@ -191,6 +191,10 @@ class ScheduleScope {
 /// Launches so far in this process; tests read it to see that kernels ran.
 unsigned long long launch_count();
 
+/// Bytes copied from host to device memory so far in this process (tests read it to see
+/// what was uploaded, and how often).
+std::size_t host_to_device_bytes();
+
 /// Bytes of static __shared__ objects the runtime found for a kernel (and fills before
 /// each of its blocks); 0 where it found none.
 std::size_t static_shared_bytes(const void* kernel);

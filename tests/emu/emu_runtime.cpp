@@ -329,6 +329,7 @@ thread_local Block* t_block = nullptr;
 thread_local std::vector<std::unique_ptr<char[]>> t_stacks;  // reused across launches
 std::mutex g_launch_mutex;                                   // static __shared__ objects are global
 unsigned long long g_launches = 0;
+std::atomic<std::size_t> g_host_to_device_bytes{0};
 StaticShared g_static_shared;  // under g_launch_mutex
 std::atomic<Schedule> g_schedule{Schedule::forward};
 
@@ -426,6 +427,8 @@ unsigned char* dynamic_shared() {
   if (!t_block) fail("dynamic shared memory outside a kernel");
   return t_block->shared.data();
 }
+
+std::size_t host_to_device_bytes() { return g_host_to_device_bytes.load(); }
 
 unsigned long long launch_count() {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
@@ -605,6 +608,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
                                                           " does not match its pointers (destination " +
                                                           (to_device ? "device" : "host") + ", source " +
                                                           (from_device ? "device" : "host") + ")");
+  if (to_device && !from_device) g_host_to_device_bytes += bytes;
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }

@@ -1,4 +1,4 @@
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 
 #include <omp.h>
 
@@ -6,10 +6,13 @@
 #include <cmath>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/data_access.hpp"
+#include "core/rng.hpp"
 #include "cpu/cpu_kernels.hpp"
+#include "cuem/errors.hpp"
 
 namespace cuem {
 
@@ -268,7 +271,7 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,
-                                 const std::function<void()>& between_chunks) {
+                                 const std::function<void()>& between_chunks, WeightView w) {
   const int D = static_cast<int>(X.n_cols);
   SufficientStats s = SufficientStats::zeros(type, K, D, std::move(shift));
   const std::size_t chunk = chunk_points(K);
@@ -300,8 +303,11 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
       const auto [lo, hi] = block_share(count, part, nt);
       if (lo < hi) {
         try {
-          resp_fn(begin + lo, hi - lo, resp.data() + lo * static_cast<std::size_t>(K),
-                  with_log_likelihood ? log_prob.data() + lo : nullptr);
+          double* r = resp.data() + lo * static_cast<std::size_t>(K);
+          resp_fn(begin + lo, hi - lo, r, with_log_likelihood ? log_prob.data() + lo : nullptr);
+          if (!w.empty())  // g_nk w_n: the statistics pass then sums weighted rows as they are
+            for (std::size_t b = lo; b < hi; ++b, r += K)
+              for (int k = 0; k < K; ++k) r[k] *= w.data[begin + b];
         } catch (...) {
           const std::lock_guard<std::mutex> lock(error_mutex);
           if (!error) error = std::current_exception();
@@ -309,8 +315,15 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
       }
 #pragma omp barrier
       if (error) break;  // every thread sees the same value after the barrier
-      if (with_log_likelihood && part == nt - 1)
-        for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+      if (with_log_likelihood && part == nt - 1) {
+        if (w.empty()) {
+          for (std::size_t b = 0; b < count; ++b) s.log_likelihood += log_prob[b];
+        } else {
+          // A point of zero weight is left out: 0 * -inf would be NaN.
+          for (std::size_t b = 0; b < count; ++b)
+            if (w.data[begin + b] != 0.0) s.log_likelihood += w.data[begin + b] * log_prob[b];
+        }
+      }
       visit_rows(X, [&](const auto* base) { pass.add(base, X.n_cols, begin, count, resp.data(), part, nt, scratch); });
 #pragma omp barrier
     }
@@ -318,21 +331,38 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
   if (error) std::rethrow_exception(error);
   pass.finish(s);
   s.n_points = X.n_rows;
+  s.weight = static_cast<double>(X.n_rows);
+  if (!w.empty()) {
+    s.weight = 0.0;
+    for (std::size_t i = 0; i < X.n_rows; ++i) s.weight += w.data[i];
+  }
   return s;
 }
 
-SufficientStats CpuBackend::estep(const PreparedParams& p) {
+CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_weight_(static_cast<double>(X.n_rows)) {
+  if (!w_.empty()) {
+    if (w_.n != X_.n_rows)
+      throw InvalidArgument("sample_weight has " + std::to_string(w_.n) + " values for " +
+                            std::to_string(X_.n_rows) + " rows");
+    total_weight_ = 0.0;
+    for (std::size_t i = 0; i < X_.n_rows; ++i) total_weight_ += w_.data[i];
+  }
+}
+
+SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
   const EstepLayout L(p);
-  return accumulate_stats(
+  SufficientStats s = accumulate_stats(
       X_, p.type, p.K, p.means,
       [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
         posteriors_range(X_, L, begin, count, resp, log_prob);
       },
-      true, [this] { poll_interrupt(); });
+      true, [this] { poll_interrupt(); }, w_);
+  s.weight = total_weight_;
+  return s;
 }
 
-void CpuBackend::evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
-                          double* resp) {
+void CpuPrimitives::posteriors(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
+                               double* resp) {
   const std::size_t chunk = chunk_points(p.K);
   std::vector<double> scratch(resp ? 0 : chunk * static_cast<std::size_t>(p.K));
   for (std::size_t b = begin; b < end; b += chunk) {
@@ -340,6 +370,55 @@ void CpuBackend::evaluate(const PreparedParams& p, std::size_t begin, std::size_
     double* r = resp ? resp + (b - begin) * static_cast<std::size_t>(p.K) : scratch.data();
     cpu_posteriors(X_, p, b, count, r, log_prob ? log_prob + (b - begin) : nullptr);
   }
+}
+
+SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, CovarianceType type, int K,
+                                              const std::vector<double>& shift) {
+  const int D = static_cast<int>(X_.n_cols);
+  const std::size_t uK = static_cast<std::size_t>(K);
+  ResponsibilityFn fill;
+  std::unique_ptr<EstepLayout> layout;
+  switch (g.kind) {
+    case Responsibilities::Kind::nearest:
+      if (!g.centers || g.centers->size() != uK * X_.n_cols)
+        throw InvalidArgument("weighted_stats: nearest needs K x D centres");
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        std::fill(resp, resp + count * uK, 0.0);
+        visit_rows(X_, [&](const auto* base) {
+          for (std::size_t b = 0; b < count; ++b)
+            resp[b * uK + static_cast<std::size_t>(nearest_center(base + (begin + b) * X_.n_cols, *g.centers, K, D))] =
+                1.0;
+        });
+      };
+      break;
+    case Responsibilities::Kind::random:
+      // The draws of the 'random' start: u_nk = uniform(seed, kRandomResp, n K + k),
+      // normalised per point (kernels/random_resp.hpp draws the same on a device).
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        for (std::size_t b = 0; b < count; ++b) {
+          double* r = resp + b * uK;
+          const std::uint64_t n = begin + b;
+          double sum = 0.0;
+          for (int k = 0; k < K; ++k) sum += r[k] = rng::uniform(g.seed, rng::kRandomResp, n * uK + k);
+          for (int k = 0; k < K; ++k) r[k] /= sum;
+        }
+      };
+      break;
+    case Responsibilities::Kind::posteriors:
+      if (!g.params || g.params->K != K) throw InvalidArgument("weighted_stats: posteriors needs K components");
+      layout = std::make_unique<EstepLayout>(*g.params);
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        posteriors_range(X_, *layout, begin, count, resp, nullptr);
+      };
+      break;
+  }
+  SufficientStats s = accumulate_stats(X_, type, K, shift, fill, false, [this] { poll_interrupt(); }, w_);
+  s.weight = total_weight_;
+  return s;
+}
+
+std::vector<double> CpuPrimitives::first_pass_shift(const Responsibilities&, int K) const {
+  return std::vector<double>(static_cast<std::size_t>(K) * X_.n_cols, 0.0);
 }
 
 }  // namespace cuem

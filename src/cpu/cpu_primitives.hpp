@@ -1,10 +1,11 @@
 #pragma once
-// The float64 CPU reference backend: OpenMP over points, bounded memory.
+// The float64 CPU reference primitives: OpenMP over points, bounded memory.
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <vector>
 
-#include "core/backend.hpp"
+#include "engine/primitives.hpp"
 
 namespace cuem {
 
@@ -21,10 +22,12 @@ using ResponsibilityFn =
 /// K padded per-component scatters (O(K D^2)); never N x K.
 /// `between_chunks` (may be empty) is called before every chunk on the calling thread,
 /// e.g. to poll an interrupt; an exception from it or from resp_fn ends the pass and is
-/// rethrown.
+/// rethrown. With weights w every point's responsibilities are scaled by w_n and the
+/// log-likelihood is sum_n w_n log p(x_n) over the points with w_n != 0; a point of zero
+/// weight then adds nothing, as if it were not there.
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,
-                                 const std::function<void()>& between_chunks = {});
+                                 const std::function<void()>& between_chunks = {}, WeightView w = {});
 
 /// Whether a parallel region over `count` points of K components in D dimensions pays
 /// for waking the threads; tiny problems run faster on one.
@@ -46,28 +49,42 @@ void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std:
 template <typename T>
 int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
 
-class CpuBackend final : public Backend {
+class CpuPrimitives final : public Primitives {
  public:
-  explicit CpuBackend(DataView X) : X_(X) {}
-  SufficientStats estep(const PreparedParams& params) override;
-  void evaluate(const PreparedParams& params, std::size_t begin, std::size_t end, double* log_prob,
-                double* resp) override;
+  /// The primitives over X with weights w (empty for none); both must outlive them.
+  explicit CpuPrimitives(DataView X, WeightView w = {});
+
+  std::size_t rows() const noexcept override { return X_.n_rows; }
+  std::size_t cols() const noexcept override { return X_.n_cols; }
+  bool weighted() const noexcept override { return !w_.empty(); }
+  double total_weight() const noexcept override { return total_weight_; }
+  WeightView weights() const noexcept override { return w_; }
+
+  SufficientStats gaussian_estep(const PreparedParams& params) override;
+  void posteriors(const PreparedParams& params, std::size_t begin, std::size_t end, double* log_prob,
+                  double* resp) override;
+  SufficientStats weighted_stats(const Responsibilities& g, CovarianceType type, int K,
+                                 const std::vector<double>& shift) override;
+  /// Zeros: the CPU sums in float64, where the first pass's shift does not matter.
+  std::vector<double> first_pass_shift(const Responsibilities& g, int K) const override;
 
   // k-means (cpu_kmeans.cpp)
-  double closest_reset(const double* c) override;
-  double closest_potential(const double* c) override;
-  double closest_update(const double* c) override;
-  std::size_t closest_sample(double r) override;
+  std::unique_ptr<PointValues> make_point_values() override;
+  double closest(PointValues& v, const double* c, ClosestMode mode) override;
+  std::size_t sample_point(const PointValues& v, double r) override;
   LloydStep lloyd_step(const std::vector<double>& centers, int K) override;
   void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
                       int* labels) override;
+  double mean_feature_variance() override;
 
   const char* name() const noexcept override { return "cpu"; }
 
  private:
+  double weighted_closest(PointValues& v, const double* c, ClosestMode mode);
+
   DataView X_;
-  std::vector<double> closest_;     // N: squared distance to the nearest seed so far
-  std::vector<double> block_sums_;  // closest summed per block, from the last reset/update
+  WeightView w_;
+  double total_weight_;
 };
 
 }  // namespace cuem

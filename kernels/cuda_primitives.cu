@@ -1,4 +1,4 @@
-// The CUDA backend: owns the data on the device (or streams it from host memory in chunks,
+// The CUDA primitives: own the data on the device (or streams it from host memory in chunks,
 // through two pinned staging buffers), uploads each iteration's parameters, runs the E-step
 // kernels chunk by chunk and returns float64 sufficient statistics to the shared host code.
 //
@@ -11,8 +11,9 @@
 // Memory: the data (when they fit in the limit beside one chunk's workspace) plus, per
 // chunk of C points, K x C responsibilities, C log-likelihoods and the segment partials
 // (C / kSegmentPoints) x (K x M + 1) doubles. Nothing is proportional to N x K. k-means
-// keeps one value per point: on the device beside resident data when the limit allows,
-// else in pinned host memory, moved through the log-likelihood buffer chunk by chunk.
+// keeps one value per point (in the caller's PointValues): on the device beside resident
+// data when the limit allows, else in pinned host memory, moved through the
+// log-likelihood buffer chunk by chunk.
 #include <cuda_runtime.h>
 #include <omp.h>
 
@@ -25,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/cuda_backend.hpp"
+#include "core/cuda_primitives.hpp"
 #include "core/data_access.hpp"
 #include "cuem/model.hpp"
 #include "cuda_check.cuh"
@@ -74,10 +75,42 @@ const char* precision_name() {
   return sizeof(S) == 4 ? "float32" : "float64";
 }
 
+// The k-means++ values of one caller (primitives.hpp): the squared distance to the
+// nearest seed so far, on the device or in pinned host memory (as prepare() decided when
+// they are first reset), and their block sums. Released with their device current, once
+// the stream that may still use them (an interrupted pass) has finished.
 template <typename S>
-class CudaBackend final : public Backend {
+struct CudaPointValues final : PointValues {
+  // They must not outlive the primitives whose stream they name.
+  CudaPointValues(int device, cudaStream_t stream) : device(device), stream(stream) {}
+  ~CudaPointValues() override {
+    const ScopedDeviceNoThrow on(device);
+    CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(stream));
+    closest = {};
+    closest_host = {};
+    block_sums = {};
+    block_sums_host = {};
+    sample_host = {};
+  }
+  CudaPointValues(const CudaPointValues&) = delete;
+  CudaPointValues& operator=(const CudaPointValues&) = delete;
+
+  int device;
+  cudaStream_t stream;
+  bool on_device = true;             // else closest_host
+  bool valid = false;                // a reset (and any later update) completed
+  DeviceBuffer<S> closest;           // N
+  PinnedBuffer<S> closest_host;      // N, when the device has no room
+  DeviceBuffer<double> block_sums;   // per kClosestBlock points
+  PinnedBuffer<double> block_sums_host;
+  std::vector<double> sums;          // from the last reset/update, for sampling
+  PinnedBuffer<S> sample_host;       // one block of values
+};
+
+template <typename S>
+class CudaPrimitives final : public Primitives {
  public:
-  CudaBackend(DataView X, const BackendOptions& o) : X_(X), device_(o.device) {
+  CudaPrimitives(DataView X, const BackendOptions& o) : X_(X), device_(o.device) {
     const ScopedDevice on(device_);
     cudaDeviceProp prop{};
     CUEM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
@@ -96,8 +129,8 @@ class CudaBackend final : public Backend {
     origin_ = column_means(X_);
   }
 
-  ~CudaBackend() override {
-    // The backend's device must be current while its memory, streams and events are
+  ~CudaPrimitives() override {
+    // The primitives' device must be current while its memory, streams and events are
     // released (the caller may have another one current), so they are released here, in
     // the scope of a no-throw device switch, rather than by the member destructors.
     const ScopedDeviceNoThrow on(device_);
@@ -118,11 +151,6 @@ class CudaBackend final : public Backend {
     params_ = {};
     params_host_ = {};
     eval_host_ = {};
-    closest_ = {};
-    closest_host_ = {};
-    block_sums_ = {};
-    block_sums_host_ = {};
-    sample_host_ = {};
     centres_ = {};
     centres_host_ = {};
     labels_host_ = {};
@@ -133,8 +161,14 @@ class CudaBackend final : public Backend {
     copy_.reset();
   }
 
-  CudaBackend(const CudaBackend&) = delete;
-  CudaBackend& operator=(const CudaBackend&) = delete;
+  CudaPrimitives(const CudaPrimitives&) = delete;
+  CudaPrimitives& operator=(const CudaPrimitives&) = delete;
+
+  std::size_t rows() const noexcept override { return X_.n_rows; }
+  std::size_t cols() const noexcept override { return X_.n_cols; }
+  bool weighted() const noexcept override { return false; }
+  double total_weight() const noexcept override { return static_cast<double>(X_.n_rows); }
+  WeightView weights() const noexcept override { return {}; }
 
   const char* name() const noexcept override { return "cuda"; }
 
@@ -149,7 +183,7 @@ class CudaBackend final : public Backend {
     return s;
   }
 
-  SufficientStats estep(const PreparedParams& p) override {
+  SufficientStats gaussian_estep(const PreparedParams& p) override {
     const ScopedDevice on(device_);
     std::vector<double> shift;
     const ComponentParams<S> cp = begin_pass(p, &shift);
@@ -166,8 +200,8 @@ class CudaBackend final : public Backend {
     return unpack_stats(p, std::move(shift));
   }
 
-  void evaluate(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
-                double* resp) override {
+  void posteriors(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
+                  double* resp) override {
     const ScopedDevice on(device_);
     std::vector<double> shift;
     const ComponentParams<S> cp = begin_pass(p, &shift);
@@ -206,37 +240,95 @@ class CudaBackend final : public Backend {
     prepare(type, K);
   }
 
-  double closest_reset(const double* c) override { return closest_pass(c, ClosestMode::reset); }
-  double closest_potential(const double* c) override { return closest_pass(c, ClosestMode::potential); }
-  double closest_update(const double* c) override { return closest_pass(c, ClosestMode::update); }
+  std::unique_ptr<PointValues> make_point_values() override {
+    return std::make_unique<CudaPointValues<S>>(device_, compute_->get());
+  }
+
+  // One pass of the closest-distance bookkeeping over every chunk; the block sums come
+  // back and are added in order on the host.
+  double closest(PointValues& values, const double* c, cuem::ClosestMode mode) override {
+    CudaPointValues<S>& v = cuda_values(values);
+    const ScopedDevice on(device_);
+    compute_->synchronize();
+    if (!placed_) prepare(CovarianceType::diag, 1);
+    if (mode != cuem::ClosestMode::reset)
+      require_closest(v, mode == cuem::ClosestMode::update ? "closest(update)" : "closest(potential)");
+    const std::size_t N = X_.n_rows;
+    const std::size_t n_blocks = (N + kClosestBlock - 1) / kClosestBlock;
+    if (v.block_sums.size() != n_blocks) {
+      // On the device when prepare() budgeted it there, else in pinned host memory and
+      // moved through the log-likelihood buffer chunk by chunk.
+      v.on_device = closest_on_device_;
+      if (v.on_device) {
+        v.closest = DeviceBuffer<S>(N);
+        v.sample_host = PinnedBuffer<S>(kClosestBlock);
+      } else {
+        v.closest_host = PinnedBuffer<S>(N);
+      }
+      v.block_sums = DeviceBuffer<double>(n_blocks);
+      v.block_sums_host = PinnedBuffer<double>(n_blocks);
+    }
+    // A reset or update that stops half way (an interrupt) leaves no valid values.
+    if (mode != cuem::ClosestMode::potential) v.valid = false;
+    const CentreParts centres = upload_centres(c, 1, nullptr);
+    const S* hi = centres.hi;
+    const S* lo = centres.lo;
+    const ClosestMode kernel_mode = mode == cuem::ClosestMode::reset    ? ClosestMode::reset
+                                    : mode == cuem::ClosestMode::update ? ClosestMode::update
+                                                                         : ClosestMode::potential;
+    const cudaStream_t s = compute_->get();
+    for_each_piece(0, N, chunk_, [&](const S* x, std::size_t begin, std::size_t count) {
+      S* values_dev = v.on_device ? v.closest.data() + begin : log_prob_.data();
+      // Host values: every copy and the kernel run in order on the compute stream, so
+      // the one device buffer is reused safely.
+      if (!v.on_device && mode != cuem::ClosestMode::reset)
+        CUEM_CUDA_CHECK(cudaMemcpyAsync(values_dev, v.closest_host.data() + begin, count * sizeof(S),
+                                        cudaMemcpyHostToDevice, s));
+      launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, values_dev, kernel_mode, v.block_sums.data(),
+                     begin / kClosestBlock, s);
+      if (!v.on_device && mode != cuem::ClosestMode::potential)
+        CUEM_CUDA_CHECK(cudaMemcpyAsync(v.closest_host.data() + begin, values_dev, count * sizeof(S),
+                                        cudaMemcpyDeviceToHost, s));
+    });
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(v.block_sums_host.data(), v.block_sums.data(), n_blocks * sizeof(double),
+                                    cudaMemcpyDeviceToHost, s));
+    compute_->synchronize();
+    double total = 0.0;
+    for (std::size_t b = 0; b < n_blocks; ++b) total += v.block_sums_host.data()[b];
+    if (mode != cuem::ClosestMode::potential)
+      v.sums.assign(v.block_sums_host.data(), v.block_sums_host.data() + n_blocks);
+    v.valid = true;
+    return total;
+  }
 
   // The block from the sums of the last reset/update, then a scan of that block's values
-  // in float64 (the CPU backend's rule).
-  std::size_t closest_sample(double r) override {
+  // in float64 (the CPU primitives' rule).
+  std::size_t sample_point(const PointValues& values, double r) override {
+    const CudaPointValues<S>& v = cuda_values(values);
     const ScopedDevice on(device_);
-    require_closest("closest_sample");
+    require_closest(v, "sample_point");
     compute_->synchronize();
     const std::size_t N = X_.n_rows;
     double prefix = 0.0;
     std::size_t b = 0;
-    for (; b + 1 < closest_block_sums_.size(); ++b) {
-      if (prefix + closest_block_sums_[b] > r) break;
-      prefix += closest_block_sums_[b];
+    for (; b + 1 < v.sums.size(); ++b) {
+      if (prefix + v.sums[b] > r) break;
+      prefix += v.sums[b];
     }
     const std::size_t lo = b * kClosestBlock;
     const std::size_t hi = std::min(N, lo + kClosestBlock);
-    const S* values = nullptr;
-    if (closest_on_device_) {
-      CUEM_CUDA_CHECK(cudaMemcpyAsync(sample_host_.data(), closest_.data() + lo, (hi - lo) * sizeof(S),
+    const S* host = nullptr;
+    if (v.on_device) {
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(v.sample_host.data(), v.closest.data() + lo, (hi - lo) * sizeof(S),
                                       cudaMemcpyDeviceToHost, compute_->get()));
       compute_->synchronize();
-      values = sample_host_.data();
+      host = v.sample_host.data();
     } else {
-      values = closest_host_.data() + lo;
+      host = v.closest_host.data() + lo;
     }
     double partial = 0.0;
     for (std::size_t i = lo; i < hi; ++i) {
-      partial += static_cast<double>(values[i - lo]);
+      partial += static_cast<double>(host[i - lo]);
       if (prefix + partial > r) return i;
     }
     return hi - 1;
@@ -281,40 +373,106 @@ class CudaBackend final : public Backend {
     return out;
   }
 
-  bool partition_stats(const std::vector<double>& centers, int K, CovarianceType type,
-                       SufficientStats* out) override {
+  // Responsibilities formed on the device per chunk (one-hot from the hard assignment,
+  // the 'random' draws, or the posteriors), then the statistics kernel about `shift` as
+  // this device rounds it (origin + S(shift - origin), the result's shift).
+  SufficientStats weighted_stats(const Responsibilities& g, CovarianceType type, int K,
+                                 const std::vector<double>& shift) override {
     const ScopedDevice on(device_);
     compute_->synchronize();
     prepare(type, K);  // every layout's entries start with N_k and S1
-    std::vector<double> centre_shift;
-    const CentreParts centres = upload_centres(centers.data(), K, &centre_shift);
-    const auto assign = [&](const S* x, std::size_t, std::size_t count, cudaStream_t s) {
-      launch_hard_assign(x, count, static_cast<int>(X_.n_cols), K, centres.hi, centres.lo, nullptr, log_prob_.data(),
-                         resp_.data(), chunk_, s);
-    };
-    *out = two_pass_stats(K, type, centres.hi, centre_shift, assign);
-    return true;
+    const std::size_t D = X_.n_cols;
+    const std::size_t n = static_cast<std::size_t>(K) * D;
+    if (shift.size() != n) throw InvalidArgument("weighted_stats: the shift must be K x D");
+    // The shift goes to the parameter buffer, or to the centres' where the posteriors
+    // need the parameter buffer for themselves.
+    const bool posterior = g.kind == Responsibilities::Kind::posteriors;
+    std::vector<double> used_shift;
+    const S* shift_dev = nullptr;
+    if (posterior) {
+      shift_dev = upload_centres(shift.data(), K, &used_shift).hi;
+    } else {
+      used_shift.resize(n);
+      S* h = params_host_.data();
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t d = i % D;
+        S lo;
+        split(shift[i] - origin_[d], &h[i], &lo);
+        used_shift[i] = origin_[d] + static_cast<double>(h[i]);
+      }
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
+      shift_dev = params_.data();
+    }
+    switch (g.kind) {
+      case Responsibilities::Kind::nearest: {
+        if (!g.centers || g.centers->size() != n) throw InvalidArgument("weighted_stats: nearest needs K x D centres");
+        const CentreParts centres = upload_centres(g.centers->data(), K, nullptr);
+        stats_pass(K, shift_dev, [&](const S* x, std::size_t, std::size_t count, cudaStream_t s) {
+          launch_hard_assign(x, count, static_cast<int>(D), K, centres.hi, centres.lo, nullptr, log_prob_.data(),
+                             resp_.data(), chunk_, s);
+        });
+        break;
+      }
+      case Responsibilities::Kind::random:
+        stats_pass(K, shift_dev, [&](const S*, std::size_t b, std::size_t count, cudaStream_t s) {
+          launch_random_resp(g.seed, K, b, count, resp_.data(), chunk_, s);
+          // segment_log_likelihood_kernel sums log_prob: give it zeros.
+          CUEM_CUDA_CHECK(cudaMemsetAsync(log_prob_.data(), 0, count * sizeof(S), s));
+        });
+        break;
+      case Responsibilities::Kind::posteriors: {
+        if (!g.params || g.params->K != K) throw InvalidArgument("weighted_stats: posteriors needs K components");
+        const std::size_t n_params = param_count(g.params->type, K, static_cast<int>(D));
+        if (params_.size() < n_params) {  // parameters of a larger layout than the statistics'
+          params_ = {};
+          params_ = DeviceBuffer<S>(n_params);
+          params_host_ = PinnedBuffer<S>(n_params);
+        }
+        std::vector<double> unused;
+        const ComponentParams<S> cp = upload_params(*g.params, &unused);
+        stats_pass(K, shift_dev, [&](const S* x, std::size_t, std::size_t count, cudaStream_t s) {
+          launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+        });
+        break;
+      }
+    }
+    PreparedParams shape;
+    shape.type = type;
+    shape.K = K;
+    shape.D = static_cast<int>(D);
+    SufficientStats out = unpack_stats(shape, std::move(used_shift));
+    out.log_likelihood = 0.0;  // the log-likelihood slot summed distances or nothing
+    return out;
   }
 
-  bool random_stats(std::uint64_t seed, int K, CovarianceType type, SufficientStats* out) override {
-    const ScopedDevice on(device_);
-    compute_->synchronize();
-    prepare(type, K);
-    // The first pass's shift: zero in S, at the data's origin (the parameter buffer's
-    // first K x D values; the second pass's shift replaces them after the first pass).
+  // The centres for a partition (they are its first estimate of the means), the origin
+  // otherwise: where the float32 sums cancel least.
+  std::vector<double> first_pass_shift(const Responsibilities& g, int K) const override {
+    if (g.kind == Responsibilities::Kind::nearest && g.centers) return *g.centers;
     const std::size_t n = static_cast<std::size_t>(K) * X_.n_cols;
-    std::vector<double> origin_shift(n);
-    for (std::size_t i = 0; i < n; ++i) origin_shift[i] = origin_[i % X_.n_cols];
-    std::fill(params_host_.data(), params_host_.data() + n, S(0));
-    CUEM_CUDA_CHECK(
-        cudaMemcpyAsync(params_.data(), params_host_.data(), n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
-    const auto draw = [&](const S*, std::size_t b, std::size_t count, cudaStream_t s) {
-      launch_random_resp(seed, K, b, count, resp_.data(), chunk_, s);
-      // segment_log_likelihood_kernel sums log_prob: give it zeros.
-      CUEM_CUDA_CHECK(cudaMemsetAsync(log_prob_.data(), 0, count * sizeof(S), s));
-    };
-    *out = two_pass_stats(K, type, params_.data(), origin_shift, draw);
-    return true;
+    std::vector<double> out(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = origin_[i % X_.n_cols];
+    return out;
+  }
+
+  // The workspace is sized per layout: the first pass keeps the fit's.
+  CovarianceType first_pass_layout(CovarianceType type) const override { return type; }
+
+  // The variance of one part holding every point, from the two passes on the device (two
+  // host passes over G-scale data would take longer than the fit).
+  double mean_feature_variance() override {
+    const std::size_t D = X_.n_cols;
+    const std::vector<double> zero(D, 0.0);
+    const SufficientStats all =
+        two_pass_stats(*this, Responsibilities::nearest_centre(zero), CovarianceType::diag, 1);
+    double sum = 0.0;
+    for (std::size_t d = 0; d < D; ++d) {
+      const double m = all.s1[d] / all.nk[0];
+      // float32 sums can round a constant feature's variance below zero; k-means' stop
+      // test (shift <= tol * variance) would then never pass.
+      sum += std::max(0.0, all.s2[d] / all.nk[0] - m * m);
+    }
+    return sum / static_cast<double>(D);
   }
 
   void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,
@@ -344,61 +502,17 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // One pass of the closest-distance bookkeeping over every chunk; the block sums come
-  // back and are added in order on the host.
-  double closest_pass(const double* c, ClosestMode mode) {
-    const ScopedDevice on(device_);
-    compute_->synchronize();
-    if (!placed_) prepare(CovarianceType::diag, 1);
-    if (mode != ClosestMode::reset)
-      require_closest(mode == ClosestMode::update ? "closest_update" : "closest_potential");
-    const std::size_t N = X_.n_rows;
-    const std::size_t n_blocks = (N + kClosestBlock - 1) / kClosestBlock;
-    if (block_sums_.size() != n_blocks) {
-      // On the device when prepare() budgeted it there, else in pinned host memory and
-      // moved through the log-likelihood buffer chunk by chunk.
-      if (closest_on_device_) {
-        closest_ = DeviceBuffer<S>(N);
-        sample_host_ = PinnedBuffer<S>(kClosestBlock);
-      } else {
-        closest_host_ = PinnedBuffer<S>(N);
-      }
-      block_sums_ = DeviceBuffer<double>(n_blocks);
-      block_sums_host_ = PinnedBuffer<double>(n_blocks);
-    }
-    // A reset or update that stops half way (an interrupt) leaves no valid values.
-    if (mode != ClosestMode::potential) closest_valid_ = false;
-    const CentreParts centres = upload_centres(c, 1, nullptr);
-    const S* hi = centres.hi;
-    const S* lo = centres.lo;
-    const cudaStream_t s = compute_->get();
-    for_each_piece(0, N, chunk_, [&](const S* x, std::size_t begin, std::size_t count) {
-      S* values = closest_on_device_ ? closest_.data() + begin : log_prob_.data();
-      // Host values: every copy and the kernel run in order on the compute stream, so
-      // the one device buffer is reused safely.
-      if (!closest_on_device_ && mode != ClosestMode::reset)
-        CUEM_CUDA_CHECK(cudaMemcpyAsync(values, closest_host_.data() + begin, count * sizeof(S),
-                                        cudaMemcpyHostToDevice, s));
-      launch_closest(x, count, static_cast<int>(X_.n_cols), hi, lo, values, mode, block_sums_.data(),
-                     begin / kClosestBlock, s);
-      if (!closest_on_device_ && mode != ClosestMode::potential)
-        CUEM_CUDA_CHECK(cudaMemcpyAsync(closest_host_.data() + begin, values, count * sizeof(S),
-                                        cudaMemcpyDeviceToHost, s));
-    });
-    CUEM_CUDA_CHECK(cudaMemcpyAsync(block_sums_host_.data(), block_sums_.data(), n_blocks * sizeof(double),
-                                    cudaMemcpyDeviceToHost, s));
-    compute_->synchronize();
-    double total = 0.0;
-    for (std::size_t b = 0; b < n_blocks; ++b) total += block_sums_host_.data()[b];
-    if (mode != ClosestMode::potential)
-      closest_block_sums_.assign(block_sums_host_.data(), block_sums_host_.data() + n_blocks);
-    closest_valid_ = true;
-    return total;
+  static CudaPointValues<S>& cuda_values(PointValues& v) {
+    auto* p = dynamic_cast<CudaPointValues<S>*>(&v);
+    if (!p) throw InvalidArgument("these point values belong to another backend");
+    return *p;
+  }
+  static const CudaPointValues<S>& cuda_values(const PointValues& v) {
+    return cuda_values(const_cast<PointValues&>(v));
   }
 
-  void require_closest(const char* what) const {
-    if (!closest_valid_)
-      throw InvalidArgument(std::string(what) + " needs the closest distances of a completed closest_reset first");
+  static void require_closest(const CudaPointValues<S>& v, const char* what) {
+    if (!v.valid) throw InvalidArgument(std::string(what) + " needs the closest distances of a completed reset first");
   }
 
   struct CentreParts {
@@ -422,43 +536,6 @@ class CudaBackend final : public Backend {
     });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
-  }
-
-  // An initialisation's two passes over the same responsibilities (`fill`, as stats_pass):
-  // each component's mean (zero where it has no mass, as the host's first pass) from
-  // statistics about `first_shift` (device, S; `first_shift_host` its float64 values),
-  // then the statistics in `type`'s prepared layout about those means.
-  template <typename Fill>
-  SufficientStats two_pass_stats(int K, CovarianceType type, const S* first_shift,
-                                 const std::vector<double>& first_shift_host, const Fill& fill) {
-    const std::size_t D = X_.n_cols;
-    const std::size_t n = static_cast<std::size_t>(K) * D;
-    stats_pass(K, first_shift, fill);
-    std::vector<double> means(n, 0.0);
-    for (int k = 0; k < K; ++k) {
-      const double* e = total_host_.data() + static_cast<std::size_t>(k) * M_;
-      if (e[0] > 0.0)
-        for (std::size_t d = 0; d < D; ++d) means[k * D + d] = first_shift_host[k * D + d] + e[1 + d] / e[0];
-    }
-    // The second pass's shift: the means in S, in the parameter buffer (whose first K x D
-    // values the first pass may have read, but it has finished).
-    std::vector<double> shift(n);
-    S* h = params_host_.data();
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t d = i % D;
-      S lo;
-      split(means[i] - origin_[d], &h[i], &lo);
-      shift[i] = origin_[d] + static_cast<double>(h[i]);
-    }
-    CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, n * sizeof(S), cudaMemcpyHostToDevice, compute_->get()));
-    stats_pass(K, params_.data(), fill);
-    PreparedParams shape;
-    shape.type = type;
-    shape.K = K;
-    shape.D = static_cast<int>(D);
-    SufficientStats out = unpack_stats(shape, std::move(shift));
-    out.log_likelihood = 0.0;  // the passes summed no log-likelihoods
-    return out;
   }
 
   // Queues the upload of K centres (K x D, float64) in two parts relative to the origin;
@@ -749,6 +826,7 @@ class CudaBackend final : public Backend {
     }
     st.log_likelihood = t[static_cast<std::size_t>(K) * M_];
     st.n_points = X_.n_rows;
+    st.weight = static_cast<double>(X_.n_rows);
     return st;
   }
 
@@ -790,14 +868,7 @@ class CudaBackend final : public Backend {
   PinnedBuffer<S> eval_host_;
 
   // k-means
-  bool closest_on_device_ = true;           // else closest_host_
-  bool closest_valid_ = false;              // a reset (and any later update) completed
-  DeviceBuffer<S> closest_;                 // N: squared distance to the nearest seed so far
-  PinnedBuffer<S> closest_host_;            // N: the same, when the device has no room
-  DeviceBuffer<double> block_sums_;         // per kClosestBlock points
-  PinnedBuffer<double> block_sums_host_;
-  std::vector<double> closest_block_sums_;  // from the last reset/update, for sampling
-  PinnedBuffer<S> sample_host_;             // one block of closest values
+  bool closest_on_device_ = true;           // the k-means++ values fit beside resident data
   DeviceBuffer<S> centres_;                 // K x D hi, then K x D lo
   PinnedBuffer<S> centres_host_;
   PinnedBuffer<int> labels_host_;           // at most kLabelPiece labels
@@ -805,9 +876,10 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_backend(DataView X, const BackendOptions& options) {
-  if (options.precision == Precision::float64) return std::make_unique<CudaBackend<double>>(X, options);
-  return std::make_unique<CudaBackend<float>>(X, options);
+std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options) {
+  if (!w.empty()) throw InvalidArgument("sample_weight is not supported on CUDA yet; use device 'cpu'");
+  if (options.precision == Precision::float64) return std::make_unique<CudaPrimitives<double>>(X, options);
+  return std::make_unique<CudaPrimitives<float>>(X, options);
 }
 
 }  // namespace cuem::cuda

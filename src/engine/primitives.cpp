@@ -1,34 +1,35 @@
-#include "core/backend.hpp"
+#include "engine/primitives.hpp"
 
 #include <string>
 
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
 #include "cuem/errors.hpp"
 #if defined(CUEM_HAVE_CUDA)
-#include "core/cuda_backend.hpp"
 #include "core/cuda_devices.hpp"
+#include "core/cuda_primitives.hpp"
 #endif
 
 namespace cuem {
 
-void Backend::poll_interrupt() const {
+void Primitives::poll_interrupt() const {
   if (interrupted_ && interrupted_()) throw Interrupted("the fit was interrupted");
 }
 
-std::unique_ptr<Backend> make_backend(DataView X, const BackendRequest& request, std::string* notice) {
+std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const PrimitivesRequest& request,
+                                            std::string* notice) {
   const Device& device = request.device;
   switch (device.kind) {
-    case DeviceKind::cpu: return std::make_unique<CpuBackend>(X);
+    case DeviceKind::cpu: return std::make_unique<CpuPrimitives>(X, w);
     case DeviceKind::automatic: {
 #if defined(CUEM_HAVE_CUDA)
       std::string reason;
       if (!cuda::list_devices(&reason).empty())
-        return cuda::make_backend(X, {0, request.precision, request.device_memory_limit});
+        return cuda::make_primitives(X, w, {0, request.precision, request.device_memory_limit});
       if (notice) *notice = "device 'auto': no usable CUDA device (" + reason + "), running on the CPU";
 #else
       if (notice) *notice = "device 'auto': this cuem was built without CUDA, running on the CPU";
 #endif
-      return std::make_unique<CpuBackend>(X);
+      return std::make_unique<CpuPrimitives>(X, w);
     }
     case DeviceKind::cuda: {
 #if defined(CUEM_HAVE_CUDA)
@@ -40,7 +41,7 @@ std::unique_ptr<Backend> make_backend(DataView X, const BackendRequest& request,
       if (device.index < 0 || device.index >= static_cast<int>(devices.size()))
         throw DeviceError("device 'cuda:" + std::to_string(device.index) + "' does not exist: " +
                           std::to_string(devices.size()) + " CUDA device(s) found.");
-      return cuda::make_backend(X, {device.index, request.precision, request.device_memory_limit});
+      return cuda::make_primitives(X, w, {device.index, request.precision, request.device_memory_limit});
 #else
       throw DeviceError("this cuem was built without CUDA; use device 'cpu' or 'auto', or rebuild "
                         "with -DCUEM_WITH_CUDA=ON on a machine with nvcc.");

@@ -1,5 +1,6 @@
-// The float64 CPU backend's vector kernels (src/cpu/cpu_kernels.*) against plain
-// textbook loops, and their independence of the thread count: every covariance type,
+// The float64 CPU primitives' vector kernels (src/cpu/cpu_kernels.*) and statistics
+// passes (gaussian_estep, weighted_stats, two_pass_stats) against plain textbook loops,
+// and their independence of the thread count: every covariance type,
 // D from 1 (one padded vector) to 33 (several vectors and a ragged tile), K from 1 to 64
 // (several chunks), N not a multiple of the 16-row blocks or the 64-row sub-blocks,
 // float32 input, an outlier whose other responsibilities underflow, offset data.
@@ -12,8 +13,10 @@
 #include <vector>
 
 #include "core/prepared_params.hpp"
+#include "core/rng.hpp"
 #include "core/sufficient_stats.hpp"
-#include "cpu/cpu_backend.hpp"
+#include "cpu/cpu_primitives.hpp"
+#include "engine/primitives.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -58,6 +61,80 @@ cuem::SufficientStats reference_stats(const cuem::Model& m, const cuem_test::Dat
   return s;
 }
 
+// Statistics about `shift` (K x D) of responsibilities g (N x K), in `type`'s layout.
+cuem::SufficientStats plain_stats(CovarianceType type, int K, const cuem_test::Dataset& ds,
+                                  const std::vector<double>& g, const std::vector<double>& shift) {
+  const int D = ds.d;
+  cuem::SufficientStats s = cuem::SufficientStats::zeros(type, K, D, shift);
+  const bool full = type == CovarianceType::full || type == CovarianceType::tied;
+  const std::size_t DD = static_cast<std::size_t>(D) * D;
+  for (std::size_t p = 0; p < ds.n; ++p)
+    for (int k = 0; k < K; ++k) {
+      const double w = g[p * K + k];
+      s.nk[k] += w;
+      for (int i = 0; i < D; ++i) {
+        const double di = ds.row(p)[i] - shift[k * D + i];
+        s.s1[k * D + i] += w * di;
+        if (!full) {
+          s.s2[k * D + i] += w * di * di;
+          continue;
+        }
+        double* row = s.s2.data() + (type == CovarianceType::full ? k * DD : 0) + i * D;
+        for (int j = i; j < D; ++j) row[j] += w * di * (ds.row(p)[j] - shift[k * D + j]);
+      }
+    }
+  return s;
+}
+
+// The two passes written out: each part's mean from g (0 for a part without mass), then
+// the statistics about the means.
+cuem::SufficientStats plain_two_pass(CovarianceType type, int K, const cuem_test::Dataset& ds,
+                                     const std::vector<double>& g) {
+  const int D = ds.d;
+  std::vector<double> means(static_cast<std::size_t>(K) * D, 0.0);
+  for (int k = 0; k < K; ++k) {
+    double nk = 0;
+    std::vector<double> sum(D, 0.0);
+    for (std::size_t p = 0; p < ds.n; ++p) {
+      nk += g[p * K + k];
+      for (int i = 0; i < D; ++i) sum[i] += g[p * K + k] * ds.row(p)[i];
+    }
+    if (nk > 0)
+      for (int i = 0; i < D; ++i) means[k * D + i] = sum[i] / nk;
+  }
+  return plain_stats(type, K, ds, g, means);
+}
+
+// One-hot responsibilities of the nearest centre (the lowest index on ties).
+std::vector<double> nearest_one_hot(const cuem_test::Dataset& ds, const std::vector<double>& centres, int K) {
+  std::vector<double> g(ds.n * K, 0.0);
+  for (std::size_t p = 0; p < ds.n; ++p) {
+    int best = 0;
+    double best_d = INFINITY;
+    for (int k = 0; k < K; ++k) {
+      double d2 = 0;
+      for (int i = 0; i < ds.d; ++i) d2 += (ds.row(p)[i] - centres[k * ds.d + i]) * (ds.row(p)[i] - centres[k * ds.d + i]);
+      if (d2 < best_d) {
+        best_d = d2;
+        best = k;
+      }
+    }
+    g[p * K + best] = 1.0;
+  }
+  return g;
+}
+
+// The 'random' start's draws: uniform(seed, kRandomResp, n K + k), normalised per point.
+std::vector<double> random_draws(std::size_t n, int K, std::uint64_t seed) {
+  std::vector<double> g(n * K);
+  for (std::size_t p = 0; p < n; ++p) {
+    double sum = 0;
+    for (int k = 0; k < K; ++k) sum += g[p * K + k] = cuem::rng::uniform(seed, cuem::rng::kRandomResp, p * K + k);
+    for (int k = 0; k < K; ++k) g[p * K + k] /= sum;
+  }
+  return g;
+}
+
 // A model of the mixture that generated the data, moved a little so that it is not exact.
 cuem::Model perturbed_model(const cuem_test::Mixture& mix, CovarianceType type) {
   cuem::Model m = cuem_test::model_from_mixture(mix, type);
@@ -68,8 +145,8 @@ cuem::Model perturbed_model(const cuem_test::Mixture& mix, CovarianceType type) 
 cuem::SufficientStats estep_with_threads(cuem::DataView X, const cuem::PreparedParams& p, int threads) {
   const int previous = omp_get_max_threads();
   omp_set_num_threads(threads);
-  cuem::CpuBackend backend(X);
-  cuem::SufficientStats s = backend.estep(p);
+  cuem::CpuPrimitives backend(X);
+  cuem::SufficientStats s = backend.gaussian_estep(p);
   omp_set_num_threads(previous);
   return s;
 }
@@ -115,7 +192,7 @@ TEST_P(CpuKernels, StatisticsMatchTextbookLoops) {
 
 TEST_P(CpuKernels, EvaluateMatchesTextbookPosteriors) {
   std::vector<double> resp(ds.n * shape.k), log_prob(ds.n);
-  cuem::CpuBackend(ds.view()).evaluate(cuem::prepare(model), 0, ds.n, log_prob.data(), resp.data());
+  cuem::CpuPrimitives(ds.view()).posteriors(cuem::prepare(model), 0, ds.n, log_prob.data(), resp.data());
   const std::vector<double> ref_resp = cuem_test::responsibilities(model, ds.view());
   const std::vector<double> ref_ll = cuem_test::log_likelihoods(model, ds.view());
   EXPECT_LT(cuem_test::max_rel_diff(resp, ref_resp), 1e-12);
@@ -142,9 +219,9 @@ TEST_P(CpuKernels, BitwiseTheSameForAnyThreadCount) {
   std::vector<double> r1((end - begin) * shape.k), l1(end - begin), r7 = r1, l7 = l1;
   const int previous = omp_get_max_threads();
   omp_set_num_threads(1);
-  cuem::CpuBackend(ds.view()).evaluate(p, begin, end, l1.data(), r1.data());
+  cuem::CpuPrimitives(ds.view()).posteriors(p, begin, end, l1.data(), r1.data());
   omp_set_num_threads(7);
-  cuem::CpuBackend(ds.view()).evaluate(p, begin, end, l7.data(), r7.data());
+  cuem::CpuPrimitives(ds.view()).posteriors(p, begin, end, l7.data(), r7.data());
   omp_set_num_threads(previous);
   EXPECT_EQ(r1, r7);
   EXPECT_EQ(l1, l7);
@@ -170,6 +247,56 @@ TEST_P(CpuKernels, OffsetDataGivesTheSameScatter) {
   const cuem::SufficientStats b = estep_with_threads(moved.view(), cuem::prepare(m2), 2);
   EXPECT_LT(cuem_test::max_rel_diff(b.s2, a.s2, cuem_test::max_abs(a.s2)), 1e-9);
   EXPECT_LT(cuem_test::max_rel_diff(b.nk, a.nk, 1.0), 1e-9);
+}
+
+// The generic composition (posteriors as the responsibilities of weighted_stats) is the
+// fused E-step's statistics, bitwise: on the CPU the E-step is that composition.
+TEST_P(CpuKernels, WeightedStatsOfThePosteriorsEqualTheEstep) {
+  const cuem::PreparedParams p = cuem::prepare(model);
+  cuem::CpuPrimitives prims(ds.view());
+  const cuem::SufficientStats estep = prims.gaussian_estep(p);
+  cuem::SufficientStats got =
+      prims.weighted_stats(cuem::Responsibilities::posterior(p), type, shape.k, model.means);
+  ASSERT_GT(cuem_test::max_abs(got.s2), 0.0);
+  EXPECT_EQ(got.log_likelihood, 0.0);
+  EXPECT_EQ(got.shift, model.means);
+  got.log_likelihood = estep.log_likelihood;
+  expect_bitwise_equal(got, estep);
+  EXPECT_EQ(got.weight, static_cast<double>(ds.n));
+  EXPECT_EQ(estep.weight, static_cast<double>(ds.n));
+}
+
+// two_pass_stats on the CPU against the two passes written out in float64, for each
+// source of responsibilities: nearest centres (one made empty), the 'random' draws and
+// the posteriors.
+TEST_P(CpuKernels, TwoPassStatsMatchAPlainLoop) {
+  const int K = shape.k, D = shape.d;
+  cuem::CpuPrimitives prims(ds.view());
+  std::vector<double> centres(model.means);
+  if (K > 1)
+    for (int i = 0; i < D; ++i) centres[(K - 1) * D + i] += 1e6;  // no point is nearest to it
+  const cuem::PreparedParams p = cuem::prepare(model);
+  const std::uint64_t seed = 11;
+  const std::vector<std::pair<cuem::Responsibilities, std::vector<double>>> sources = {
+      {cuem::Responsibilities::nearest_centre(centres), nearest_one_hot(ds, centres, K)},
+      {cuem::Responsibilities::random_draws(seed), random_draws(ds.n, K, seed)},
+      {cuem::Responsibilities::posterior(p), cuem_test::responsibilities(model, ds.view())}};
+  for (const auto& [g, ref_g] : sources) {
+    SCOPED_TRACE("responsibilities kind " + std::to_string(static_cast<int>(g.kind)));
+    const cuem::SufficientStats want = plain_two_pass(type, K, ds, ref_g);
+    const cuem::SufficientStats got = cuem::two_pass_stats(prims, g, type, K);
+    ASSERT_GT(cuem_test::max_abs(want.s2), 0.0);
+    EXPECT_EQ(got.log_likelihood, 0.0);
+    EXPECT_EQ(got.n_points, ds.n);
+    EXPECT_LT(cuem_test::max_rel_diff(got.shift, want.shift, cuem_test::max_abs(want.shift) + 1.0), 1e-12);
+    EXPECT_LT(cuem_test::max_rel_diff(got.nk, want.nk, 1e-3 * static_cast<double>(ds.n)), 1e-12);
+    EXPECT_LT(cuem_test::max_rel_diff(got.s1, want.s1, cuem_test::max_abs(want.s2) + 1.0), 1e-11);
+    EXPECT_LT(cuem_test::max_rel_diff(got.s2, want.s2, cuem_test::max_abs(want.s2)), 1e-11);
+    if (g.kind == cuem::Responsibilities::Kind::nearest && K > 1) {
+      EXPECT_EQ(got.nk[K - 1], 0.0);
+      for (int i = 0; i < D; ++i) EXPECT_EQ(got.shift[(K - 1) * D + i], 0.0);
+    }
+  }
 }
 
 std::string shape_name(const testing::TestParamInfo<CpuKernels::ParamType>& info) {
