@@ -48,9 +48,8 @@ scikit-learn estimator checks
 ``sklearn.utils.estimator_checks.check_estimator(cuem.GaussianMixture())`` passes every
 check (scikit-learn 1.9.1; its array-API check skips itself unless SCIPY_ARRAY_API=1 is
 set before SciPy is imported, and passes when it is). tests/python/test_mixture.py runs
-them all with ``parametrize_with_checks`` and lists no expected failure (where the
-library fits with sample_weight; a build that refuses weighted fits fails the
-sample-weight checks that fit with weights, and the tests mark those).
+them all with ``parametrize_with_checks`` and lists no expected failure; since ``fit``
+takes ``sample_weight``, that includes scikit-learn's sample-weight checks.
 """
 
 import inspect

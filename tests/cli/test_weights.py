@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-OK, USAGE, BAD_DATA = 0, 2, 3
+USAGE, BAD_DATA = 2, 3
 COVARIANCES = ["full", "tied", "diag", "spherical"]
 
 
@@ -22,26 +22,6 @@ def two_blobs(n=60, d=2, seed=0):
 
 def int_weights(n, seed=1, low=1, high=4):
     return np.random.default_rng(seed).integers(low, high, size=n).astype(np.float64)
-
-
-@pytest.fixture(scope="session")
-def weighted_fit(make_cuem, tmp_path_factory):
-    """Whether this build fits with weights (the library refuses them until its weighted
-    primitives land; score, bic and aic take weights already)."""
-    d = tmp_path_factory.mktemp("probe")
-    np.save(d / "x.npy", two_blobs(20))
-    np.save(d / "w.npy", np.ones(20))
-    proc = make_cuem(d)("-q", "fit", "x.npy", "-k", 1, "--weights", "w.npy", expect=None)
-    if proc.returncode == USAGE and "not supported by this build yet" in proc.stderr:
-        return False
-    assert proc.returncode == OK, proc.stderr
-    return True
-
-
-@pytest.fixture
-def needs_weighted_fit(weighted_fit):
-    if not weighted_fit:
-        pytest.skip("this build's fit() refuses sample_weight (the weighted primitives are not merged yet)")
 
 
 def n_parameters(K, D, cov):
@@ -244,7 +224,7 @@ def test_bad_weights_exit_3_and_write_nothing(cuem, tmp_path, blobs, helpers, co
     helpers.assert_no_new_files(tmp_path, before)
 
 
-# ---- fit and select with weights (once the library fits with them) ------------------------------
+# ---- fit and select with weights ---------------------------------------------------------------
 
 def model_arrays(path):
     m = json.loads(pathlib.Path(path).read_text())
@@ -252,7 +232,7 @@ def model_arrays(path):
 
 
 @pytest.mark.parametrize("cov", COVARIANCES)
-def test_fit_integer_weights_equal_repeated_rows(cuem, tmp_path, needs_weighted_fit, cov):
+def test_fit_integer_weights_equal_repeated_rows(cuem, tmp_path, cov):
     X = two_blobs(90, d=3, seed=4)
     w = int_weights(len(X))
     np.save(tmp_path / "x.npy", X)
@@ -277,7 +257,7 @@ def test_fit_integer_weights_equal_repeated_rows(cuem, tmp_path, needs_weighted_
     assert tw[2] == f"weights from w.npy, sum {int(w.sum())}"
 
 
-def test_fit_zero_weights_drop_rows(cuem, tmp_path, needs_weighted_fit):
+def test_fit_zero_weights_drop_rows(cuem, tmp_path):
     X = two_blobs(80, d=2, seed=6)
     w = np.ones(len(X))
     w[::5] = 0.0
@@ -293,7 +273,7 @@ def test_fit_zero_weights_drop_rows(cuem, tmp_path, needs_weighted_fit):
         np.testing.assert_allclose(mw[key], mk[key], rtol=1e-12, atol=1e-14, err_msg=key)
 
 
-def test_select_integer_weights_equal_repeated_rows(cuem, tmp_path, needs_weighted_fit):
+def test_select_integer_weights_equal_repeated_rows(cuem, tmp_path):
     X = two_blobs(90, d=2, seed=7)
     w = int_weights(len(X), seed=8)
     np.save(tmp_path / "x.npy", X)
@@ -311,7 +291,7 @@ def test_select_integer_weights_equal_repeated_rows(cuem, tmp_path, needs_weight
             assert cw[key] == pytest.approx(cr[key], rel=1e-10), (cw["k"], cw["covariance"], key)
 
 
-def test_select_counts_only_points_of_positive_weight(cuem, tmp_path, needs_weighted_fit):
+def test_select_counts_only_points_of_positive_weight(cuem, tmp_path):
     X = two_blobs(20, d=2, seed=9)
     w = np.zeros(len(X))
     w[[0, 1, 12]] = 1.0

@@ -127,37 +127,10 @@ def test_model_methods_equal_sklearn_on_the_same_parameters(cov):
 
 # ---- scikit-learn's estimator checks ------------------------------------------------------
 
-
-def _weighted_fit_supported():
-    """Whether this build's library fits with sample_weight (it refuses weights until its
-    weighted primitives land; the error checks pass either way)."""
-    try:
-        _cuem.fit(np.array([[0.0], [1.0]]), 1, "full", 1e-3, 1e-6, 1, 1, "kmeans", 0, sample_weight=np.ones(2))
-    except ValueError as e:
-        if "not supported by this build yet" in str(e):
-            return False
-        raise
-    return True
-
-
-# The checks scikit-learn runs because fit takes sample_weight, that fit with weights.
-_WEIGHTED_FIT_CHECKS = (
-    "check_sample_weights_pandas_series",
-    "check_sample_weights_not_an_array",
-    "check_sample_weights_list",
-    "check_sample_weights_shape",
-    "check_sample_weights_not_overwritten",
-    "check_sample_weight_equivalence_on_dense_data",
-)
-
-# Checks that cuem.GaussianMixture is expected to fail, with the reason. None where the
-# library fits with weights: it passes every check of the installed scikit-learn (see the
-# module docstring of cuem.mixture).
-EXPECTED_FAILED_CHECKS = (
-    {}
-    if _weighted_fit_supported()
-    else {name: "this build's fit() refuses sample_weight (weighted primitives to come)" for name in _WEIGHTED_FIT_CHECKS}
-)
+# Checks that cuem.GaussianMixture is expected to fail, with the reason. None: it passes
+# every check of the installed scikit-learn (see the module docstring of cuem.mixture),
+# the sample-weight checks included (fit takes sample_weight).
+EXPECTED_FAILED_CHECKS = {}
 
 
 @parametrize_with_checks([cuem.GaussianMixture()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)

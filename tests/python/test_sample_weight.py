@@ -28,23 +28,6 @@ COV_TYPES = ("full", "tied", "diag", "spherical")
 ZERO_WEIGHT = r"(.*weight.*zero.*)|(.*zero.*weight.*)"  # scikit-learn's check_all_zero_sample_weights_error
 
 
-def weighted_fit_supported():
-    """Whether this build's library fits with weights (it refuses them until its weighted
-    primitives land; score, bic and aic take weights already)."""
-    try:
-        _cuem.fit(np.array([[0.0], [1.0]]), 1, "full", 1e-3, 1e-6, 1, 1, "kmeans", 0, sample_weight=np.ones(2))
-    except ValueError as e:
-        if "not supported by this build yet" in str(e):
-            return False
-        raise
-    return True
-
-
-needs_weighted_fit = pytest.mark.skipif(
-    not weighted_fit_supported(), reason="this build's fit() refuses sample_weight (the weighted primitives are to come)"
-)
-
-
 def blobs(seed=0, n=300, d=2, k=3, spread=6.0):
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=spread, size=(k, d))
@@ -174,10 +157,8 @@ def test_caller_weights_are_left_as_they_were():
     gm.score(X, sample_weight=w)
     gm.bic(X, sample_weight=w)
     gm.aic(X, sample_weight=w)
-    try:
-        cuem.GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
-    except ValueError as e:  # a build without weighted fits refuses after checking them
-        assert "not supported by this build yet" in str(e)
+    cuem.GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    cuem.GaussianMixture(3, random_state=0).fit_predict(X, sample_weight=w)
     assert w.tobytes() == keep.tobytes()
 
 
@@ -270,7 +251,6 @@ def test_sample_weight_without_sklearn():
 FIT_ATTRIBUTES = ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bound_")
 
 
-@needs_weighted_fit
 @pytest.mark.parametrize("cov", COV_TYPES)
 @pytest.mark.parametrize("init", ["kmeans", "k-means++", "means_init"])
 def test_integer_weights_equal_repeated_rows(cov, init):
@@ -291,7 +271,6 @@ def test_integer_weights_equal_repeated_rows(cov, init):
     assert weighted.bic(X, sample_weight=w) == pytest.approx(repeated.bic(X_rep), rel=1e-12)
 
 
-@needs_weighted_fit
 @pytest.mark.parametrize("cov", COV_TYPES)
 def test_zero_weights_drop_rows(cov):
     X = blobs(seed=10, n=240, d=2)
@@ -305,7 +284,6 @@ def test_zero_weights_drop_rows(cov):
                                    err_msg=name)
 
 
-@needs_weighted_fit
 @pytest.mark.parametrize("cov", COV_TYPES)
 def test_ones_equal_no_weights(cov):
     X = blobs(seed=11, n=300, d=3)
@@ -315,7 +293,6 @@ def test_ones_equal_no_weights(cov):
         assert np.asarray(getattr(ones, name)).tobytes() == np.asarray(getattr(plain, name)).tobytes(), name
 
 
-@needs_weighted_fit
 def test_fit_predict_with_weights():
     X = blobs(seed=12)
     w = np.random.default_rng(13).integers(0, 3, size=len(X))
