@@ -32,15 +32,27 @@ Differences from scikit-learn
   probabilities and log-likelihoods; cuem computes in float64 and returns float64
   (more accurate; cast with ``.astype(np.float32)`` where the dtype matters).
 - ``random_state`` may also be a ``numpy.random.Generator`` (scikit-learn refuses one).
+- ``fit``, ``fit_predict`` and ``score`` take ``sample_weight`` (scikit-learn's
+  GaussianMixture has none): a row of integer weight w counts as w copies of it, a row of
+  weight 0 as absent; ``bic`` and ``aic`` take it too (the data's size is then sum w).
+
+sample_weight
+-------------
+Converted by scikit-learn's ``_check_sample_weight`` where scikit-learn is installed (a
+list, a pandas Series, a scalar for every row; NaN and inf are its ValueError), else to a
+1-D float64 array of one value per row. cuem then checks the values: a negative, NaN or
+infinite weight, or all weights zero, is a ValueError naming sample_weight.
 
 scikit-learn estimator checks
 -----------------------------
 ``sklearn.utils.estimator_checks.check_estimator(cuem.GaussianMixture())`` passes every
 check (scikit-learn 1.9.1; its array-API check skips itself unless SCIPY_ARRAY_API=1 is
 set before SciPy is imported, and passes when it is). tests/python/test_mixture.py runs
-them all with ``parametrize_with_checks`` and lists no expected failure.
+them all with ``parametrize_with_checks`` and lists no expected failure; since ``fit``
+takes ``sample_weight``, that includes scikit-learn's sample-weight checks.
 """
 
+import inspect
 import numbers
 import re
 import time
@@ -53,7 +65,7 @@ from . import _cuem
 try:  # scikit-learn is optional
     from sklearn.base import BaseEstimator, DensityMixin
     from sklearn.exceptions import ConvergenceWarning, NotFittedError
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
     try:
         from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -62,6 +74,12 @@ try:  # scikit-learn is optional
         def _sk_validate_data(estimator, X, **kwargs):
             return estimator._validate_data(X, **kwargs)
 
+    # scikit-learn < 1.9 has no all-zero check in _check_sample_weight (cuem's applies).
+    _SAMPLE_WEIGHT_OPTIONS = (
+        {"allow_all_zero_weights": True}
+        if "allow_all_zero_weights" in inspect.signature(_check_sample_weight).parameters
+        else {}
+    )
     _HAVE_SKLEARN = True
 except ImportError:
     _HAVE_SKLEARN = False
@@ -152,6 +170,22 @@ def _as_c_float64(X):
     if isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32) and X.flags.c_contiguous:
         return X
     return np.ascontiguousarray(X, dtype=np.float64)
+
+
+def _sample_weight_without_sklearn(sample_weight, n_samples):
+    """sample_weight as scikit-learn's _check_sample_weight shapes it (a scalar for every
+    row, else a 1-D array of n_samples values), for when scikit-learn is not installed."""
+    if isinstance(sample_weight, numbers.Number):
+        return np.full(n_samples, sample_weight, dtype=np.float64)
+    sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
+    if sample_weight.ndim != 1:
+        raise ValueError(
+            f"Sample weights must be 1D array or scalar, got {sample_weight.ndim}D array. "
+            f"Expected either a scalar value or a 1D array of length {n_samples}."
+        )
+    if sample_weight.shape != (n_samples,):
+        raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(n_samples,)}!")
+    return sample_weight
 
 
 class _VerbosePrinter:
@@ -393,6 +427,17 @@ class GaussianMixture(*_Bases):
             )
         return X
 
+    def _validate_sample_weight(self, sample_weight, X):
+        """None, or sample_weight as a C-contiguous float64 array of one value per row of
+        X (no copy when it already is one). Its values are checked by cuem, whose messages
+        name what is wrong (negative, NaN, inf, all zero)."""
+        if sample_weight is None:
+            return None
+        if _HAVE_SKLEARN:
+            # cuem's own message for all-zero weights, as for negative ones.
+            return _check_sample_weight(sample_weight, X, dtype=np.float64, **_SAMPLE_WEIGHT_OPTIONS)
+        return _sample_weight_without_sklearn(sample_weight, X.shape[0])
+
     def _initial_parameters(self, n_features):
         """weights_init, means_init, precisions_init as float64 arrays of the right shapes
         (None where not given). cuem checks their values."""
@@ -421,7 +466,7 @@ class GaussianMixture(*_Bases):
 
     # ---- fitting ---------------------------------------------------------------------
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Estimate the model parameters with EM (n_init initialisations, the best kept).
 
         Parameters
@@ -430,28 +475,32 @@ class GaussianMixture(*_Bases):
             A C-contiguous float64 array is used without a copy; anything else is
             converted once.
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of every sample, not all zero (None: all 1). Every sum
+            over samples is weighted, so that lower_bound_ is a mean per unit weight.
 
         Returns
         -------
         self : GaussianMixture
         """
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self
 
-    def fit_predict(self, X, y=None):
-        """Fit the model to X and return the most probable component of every sample
-        (the same as ``fit(X).predict(X)``).
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model to X (weighted by sample_weight, as ``fit``) and return the most
+        probable component of every sample (the same as ``fit(X).predict(X)``).
 
         Returns
         -------
         labels : ndarray of shape (n_samples,), int64
         """
-        X = self._fit(X)
+        X = self._fit(X, sample_weight)
         return _cuem.predict(X, *self._model_arrays(), **self._where())
 
-    def _fit(self, X):
+    def _fit(self, X, sample_weight):
         self._check_parameters()
         X = self._validate_X(X, reset=True)
+        sample_weight = self._validate_sample_weight(sample_weight, X)
         weights_init, means_init, precisions_init = self._initial_parameters(X.shape[1])
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -486,6 +535,7 @@ class GaussianMixture(*_Bases):
             means_init=means_init,
             precisions_init=precisions_init,
             on_iteration=on_iteration,
+            sample_weight=sample_weight,
         )
 
         self.weights_ = result["weights"]
@@ -564,25 +614,31 @@ class GaussianMixture(*_Bases):
         X = self._fitted_X(X)
         return _cuem.score_samples(X, *self._model_arrays(), **self._where())
 
-    def score(self, X, y=None):
-        """Mean per-sample log-likelihood of X.
+    def score(self, X, y=None, sample_weight=None):
+        """Mean per-sample log-likelihood of X; with sample_weight the weighted mean
+        sum(w * score_samples(X)) / sum(w).
 
         Returns
         -------
         log_likelihood : float
         """
         X = self._fitted_X(X)
-        return float(_cuem.score(X, *self._model_arrays(), **self._where()))
+        sample_weight = self._validate_sample_weight(sample_weight, X)
+        return float(_cuem.score(X, *self._model_arrays(), **self._where(), sample_weight=sample_weight))
 
-    def bic(self, X):
-        """Bayesian information criterion of the model on X (lower is better)."""
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion of the model on X (lower is better); with
+        sample_weight, -2 sum(w * log p(x)) + n_parameters * log(sum(w)) (a cuem extension)."""
         X = self._fitted_X(X)
-        return float(_cuem.bic(X, *self._model_arrays()))
+        sample_weight = self._validate_sample_weight(sample_weight, X)
+        return float(_cuem.bic(X, *self._model_arrays(), sample_weight=sample_weight))
 
-    def aic(self, X):
-        """Akaike information criterion of the model on X (lower is better)."""
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion of the model on X (lower is better); with
+        sample_weight, -2 sum(w * log p(x)) + 2 n_parameters (a cuem extension)."""
         X = self._fitted_X(X)
-        return float(_cuem.aic(X, *self._model_arrays()))
+        sample_weight = self._validate_sample_weight(sample_weight, X)
+        return float(_cuem.aic(X, *self._model_arrays(), sample_weight=sample_weight))
 
     def sample(self, n_samples=1):
         """Draw random samples from the fitted mixture.

@@ -5,7 +5,8 @@
 // Data (X) is taken as a C-contiguous float64 or float32 array *without copying* (cuem
 // reads float32 rows in place and computes in float64): the argument is marked noconvert,
 // so anything else (another dtype, Fortran order, a list) is a TypeError here and the
-// Python layer converts it once beforehand. Model arrays are small and copied.
+// Python layer converts it once beforehand. sample_weight is taken the same way, as a
+// C-contiguous float64 vector. Model arrays are small and copied.
 //
 // The GIL is released while cuem computes. Ctrl-C: Python's signal handler only sets a
 // flag, which PyErr_CheckSignals turns into KeyboardInterrupt on the main thread; the
@@ -34,6 +35,8 @@ namespace {
 // float64 or float32; the dtype is checked in view_of.
 using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
+// sample_weight, read in place like X (the Python layer converts anything else once).
+using WeightArray = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 // How often a running fit looks at Python's signal flag. Each look takes the GIL, which
 // can wait up to the interpreter's switch interval (5 ms) when another thread runs Python,
@@ -67,6 +70,10 @@ cuem::DataView view_of(const InputMatrix& X) {
   if (X.dtype() == nb::dtype<double>()) return {static_cast<const double*>(X.data()), X.shape(0), X.shape(1)};
   if (X.dtype() == nb::dtype<float>()) return {static_cast<const float*>(X.data()), X.shape(0), X.shape(1)};
   throw nb::type_error("X must be a C-contiguous float64 or float32 array");
+}
+
+cuem::WeightView weights_of(const std::optional<WeightArray>& w) {
+  return w ? cuem::WeightView(w->data(), w->shape(0)) : cuem::WeightView{};
 }
 
 // A model from scikit-learn-shaped arrays, checked by cuem (shapes, simplex, factors).
@@ -109,7 +116,7 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
              const std::string& precision, int n_threads, std::size_t device_memory_limit,
              const std::optional<ParameterArray>& weights_init,
              const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
-             nb::object on_iteration) {
+             nb::object on_iteration, const std::optional<WeightArray>& sample_weight) {
   cuem::FitOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -161,7 +168,7 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   cuem::FitResult r;
   try {
     nb::gil_scoped_release release;
-    r = cuem::fit(view_of(X), o);
+    r = cuem::fit(view_of(X), o, weights_of(sample_weight));
   } catch (const cuem::Interrupted&) {
     if (hooks.python_error_pending) throw nb::python_error();
     throw;
@@ -256,19 +263,20 @@ nb::ndarray<nb::numpy, double> score_samples(const InputMatrix& X, const std::st
 
 double score(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
              const ParameterArray& means, const ParameterArray& covariances, const ParameterArray& precisions_cholesky,
-             const std::string& device, const std::string& precision, std::size_t device_memory_limit) {
+             const std::string& device, const std::string& precision, std::size_t device_memory_limit,
+             const std::optional<WeightArray>& sample_weight) {
   const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
                                  device_memory_limit);
-  return released([&] { return cuem::score(a.model, view_of(X), a.where); });
+  return released([&] { return cuem::score(a.model, view_of(X), a.where, weights_of(sample_weight)); });
 }
 
 // bic and aic: one scalar of the model on X, on the CPU.
-template <double (*Criterion)(const cuem::Model&, cuem::DataView)>
+template <double (*Criterion)(const cuem::Model&, cuem::DataView, cuem::WeightView)>
 double model_scalar(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
                     const ParameterArray& means, const ParameterArray& covariances,
-                    const ParameterArray& precisions_cholesky) {
+                    const ParameterArray& precisions_cholesky, const std::optional<WeightArray>& sample_weight) {
   const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
-  return released([&] { return Criterion(m, view_of(X)); });
+  return released([&] { return Criterion(m, view_of(X), weights_of(sample_weight)); });
 }
 
 nb::tuple sample(std::size_t n_samples, std::uint64_t seed, const std::string& covariance_type,
@@ -340,8 +348,9 @@ NB_MODULE(_cuem, m) {
         "n_init"_a, "init_params"_a, "seed"_a, "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
         "device_memory_limit"_a = 0,
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
-        "on_iteration"_a = nb::none(),
-        "Fits a Gaussian mixture with EM. Returns a dict: weights, means, covariances, "
+        "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(),
+        "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples). "
+        "Returns a dict: weights, means, covariances, "
         "precisions_cholesky (scikit-learn's shapes), converged, n_iter, lower_bound, lower_bounds "
         "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, device, notices, "
         "max_decrease. on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
@@ -358,11 +367,14 @@ NB_MODULE(_cuem, m) {
         "device_memory_limit"_a = 0, "log p(x) of every row of X." CUEM_WHERE_DOC);
   m.def("score", &score, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
-        "Mean of score_samples." CUEM_WHERE_DOC);
+        "sample_weight"_a.noconvert() = nb::none(),
+        "Mean of score_samples (sum w lp / sum w with sample_weight)." CUEM_WHERE_DOC);
   m.def("bic", &model_scalar<cuem::bic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
-        "covariances"_a, "precisions_cholesky"_a, "Bayesian information criterion (lower is better).");
+        "covariances"_a, "precisions_cholesky"_a, "sample_weight"_a.noconvert() = nb::none(),
+        "Bayesian information criterion (lower is better), float64 on the CPU.");
   m.def("aic", &model_scalar<cuem::aic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
-        "covariances"_a, "precisions_cholesky"_a, "Akaike information criterion (lower is better).");
+        "covariances"_a, "precisions_cholesky"_a, "sample_weight"_a.noconvert() = nb::none(),
+        "Akaike information criterion (lower is better), float64 on the CPU.");
   m.def("sample", &sample, "n_samples"_a, "seed"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Draws n_samples points: (X float64 n x D, labels int64 n), grouped by component.");
   m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,

@@ -1,4 +1,4 @@
-// cuem fit DATA -k K [...] [-o model.json] [--trace trace.csv] [--report report.svg]
+// cuem fit DATA -k K [...] [--weights w.npy] [-o model.json] [--trace trace.csv] [--report report.svg]
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -14,6 +14,7 @@ namespace {
 
 struct Args {
   DataArgs data;
+  std::string weights;
   FitArgs fit;
   std::string output;
   std::string trace;
@@ -33,14 +34,21 @@ std::string trace_csv(const FitResult& r) {
 
 int run(const Args& a, const GlobalFlags& flags) {
   check_model_output_name(a.output, "-o");
-  check_outputs({a.output, a.trace, a.report}, {a.data.path});
+  check_outputs({a.output, a.trace, a.report}, {a.data.path, a.weights});
+  if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
+    throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   FitOptions o = to_fit_options(a.fit);  // option mistakes before the data are read
   const io::Table t = load_table(a.data, flags);
   const std::string data_name = io::display_name(a.data.path);
   note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  const std::vector<double> weights = load_weights(a.weights, t, flags);
+  const WeightView w = weight_view(weights);
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
   const DataView X = t.view();
-  const FitResult r = with_data_name(data_name, [&] { return fit(X, o); });
+  // Placed once for the fit and its criteria (one conversion and upload on a device).
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});
+  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w); });
+  const FitResult r = with_data_name(data_name, [&] { return fit(placed, o); });
   end_progress(flags);
   for (const std::string& n : r.notices) note(flags, "note: " + n);
   if (r.n_decreases > 0)
@@ -51,8 +59,10 @@ int run(const Args& a, const GlobalFlags& flags) {
                     " iterations; raise --max-iter or --tol, or check the data's scale");
 
   // Everything is computed before anything is written, so a failure leaves no files.
-  const double bic_v = bic(r.model, X);
-  const double aic_v = aic(r.model, X);
+  // bic and aic from one pass on the fit's device (the CPU's is float64, as bic()).
+  const Criteria crit = with_data_name(data_name, [&] { return criteria(placed, r.model); });
+  const double bic_v = crit.bic;
+  const double aic_v = crit.aic;
   std::string svg;
   if (!a.report.empty()) {
     report::ReportOptions ro;
@@ -75,6 +85,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                         {"bic", bic_v},             {"aic", aic_v},           {"n_samples", t.rows},
                         {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases},
                         {"device", r.device}};
+    if (!w.empty()) j["sum_weights"] = crit.total_weight;
     if (!a.output.empty()) {
       j["model_path"] = a.output;
     } else {
@@ -88,6 +99,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
+  if (!w.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), crit.total_weight);
   if (a.output.empty()) {
     std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {
@@ -106,6 +118,7 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_fit_options(cmd, args->fit, true);
   add_data_options(cmd, args->data);
+  add_weights_option(cmd, args->weights);
   cmd->add_option("-o,--output", args->output, "write the model as JSON (default: print it)");
   cmd->add_option("--trace", args->trace, "write the log-likelihood per iteration as CSV");
   cmd->add_option("--report", args->report, "write an SVG picture of the fit");

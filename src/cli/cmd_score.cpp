@@ -1,4 +1,4 @@
-// cuem score MODEL DATA: mean log-likelihood, BIC and AIC of DATA under MODEL.
+// cuem score MODEL DATA [--weights w.npy]: mean log-likelihood, BIC and AIC of DATA under MODEL.
 #include <cstdio>
 
 #include "cli/common.hpp"
@@ -10,25 +10,33 @@ namespace {
 struct Args {
   std::string model;
   DataArgs data;
+  std::string weights;
   DeviceArgs where;
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
   const EvaluateOptions where = to_evaluate_options(a.where);  // option mistakes before the data are read
+  if (io::is_stdin_name(a.weights) && (io::is_stdin_name(a.model) || io::is_stdin_name(a.data.path)))
+    throw UsageError("--weights cannot be '-' (standard input) when MODEL or DATA is");
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
   const Model& m = md.model;
   const io::Table& t = md.data;
   const std::string data_name = io::display_name(a.data.path);
+  const std::vector<double> weights = load_weights(a.weights, t, flags);
+  const WeightView w = weight_view(weights);
   const DataView X = t.view();
-  const double s = with_data_name(data_name, [&] { return score(m, X, where); });
-  const double b = bic(m, X);
-  const double c = aic(m, X);
+  // The three from one pass on the chosen device.
+  const Criteria c = with_data_name(data_name, [&] { return criteria(m, X, where, w); });
   if (flags.json) {
-    std::printf("{\"n_samples\": %zu, \"mean_log_likelihood\": %.17g, \"bic\": %.17g, \"aic\": %.17g}\n", t.rows, s,
-                b, c);
+    std::printf("{\"n_samples\": %zu, \"mean_log_likelihood\": %.17g, \"bic\": %.17g, \"aic\": %.17g", t.rows,
+                c.score, c.bic, c.aic);
+    if (!w.empty()) std::printf(", \"sum_weights\": %.17g", c.total_weight);
+    std::printf("}\n");
   } else {
-    std::printf("points               %zu\nmean log-likelihood  %.10g\nBIC                  %.10g\nAIC                  %.10g\n",
-                t.rows, s, b, c);
+    std::printf("points               %zu\n", t.rows);
+    if (!w.empty()) std::printf("sum of weights       %.10g\n", c.total_weight);
+    std::printf("mean log-likelihood  %.10g\nBIC                  %.10g\nAIC                  %.10g\n", c.score, c.bic,
+                c.aic);
   }
   return kOk;
 }
@@ -41,6 +49,7 @@ void add_score_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) 
   cmd->add_option("MODEL", args->model, "model JSON written by cuem fit")->required();
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
+  add_weights_option(cmd, args->weights);
   add_device_options(cmd, args->where);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }

@@ -1,4 +1,4 @@
-// cuem select DATA -k 1:16 [--covariance full,diag,...] [--criterion bic|aic] [-o best.json]
+// cuem select DATA -k 1:16 [--covariance full,diag,...] [--criterion bic|aic] [--weights w.npy] [-o best.json]
 // Fits every candidate and keeps the one with the lowest information criterion.
 #include <nlohmann/json.hpp>
 
@@ -17,6 +17,7 @@ namespace {
 
 struct Args {
   DataArgs data;
+  std::string weights;
   FitArgs fit;
   std::string k_range = "1:8";
   std::vector<std::string> covariances{"full"};
@@ -28,10 +29,11 @@ struct Candidate {
   int k = 0;
   std::string covariance;
   bool ok = false;
-  bool too_many = false;  // more components than points: not fitted
+  bool too_many = false;  // more components than points (of positive weight): not fitted
   std::string error;
   FitResult result;
   double bic = 0, aic = 0, n_params = 0;
+  double total_weight = 0;  // sum w (N without weights)
 };
 
 // "3", "1:16" or "2,4,8".
@@ -65,7 +67,9 @@ std::vector<int> parse_k_list(const std::string& s) {
 
 int run(const Args& a, const GlobalFlags& flags) {
   check_model_output_name(a.output, "-o");
-  check_outputs({a.output}, {a.data.path});
+  check_outputs({a.output}, {a.data.path, a.weights});
+  if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
+    throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   const std::vector<int> ks = parse_k_list(a.k_range);
   {  // option mistakes before the data are read
     FitArgs first = a.fit;
@@ -77,6 +81,20 @@ int run(const Args& a, const GlobalFlags& flags) {
   const std::string data_name = io::display_name(a.data.path);
   const DataView X = t.view();
   note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  const std::vector<double> weights = load_weights(a.weights, t, flags);
+  const WeightView w = weight_view(weights);
+  // A weight of 0 drops its point, so only the others can hold a component.
+  const std::size_t n_points = weights.empty() ? t.rows
+                                               : static_cast<std::size_t>(std::count_if(
+                                                     weights.begin(), weights.end(), [](double v) { return v > 0.0; }));
+  const std::string points = weights.empty() ? "points" : "points of positive weight";
+
+  // Placed once for every candidate's fit and criteria (one conversion and upload on a
+  // device); the candidates differ only in K and the covariance type.
+  const FitOptions device_options = to_fit_options(a.fit);
+  Resources resources({device_options.device, device_options.precision, device_options.n_threads,
+                       device_options.device_memory_limit, device_options.cuda_tuning});
+  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w); });
 
   std::vector<Candidate> cands;
   int best = -1;
@@ -90,7 +108,7 @@ int run(const Args& a, const GlobalFlags& flags) {
       fa.n_components = k;
       fa.covariance = cov;
       FitOptions o = to_fit_options(fa);
-      if (static_cast<std::size_t>(k) > t.rows) {
+      if (static_cast<std::size_t>(k) > n_points) {
         c.too_many = true;
         c.error = "more components than points";
         cands.push_back(std::move(c));
@@ -98,12 +116,15 @@ int run(const Args& a, const GlobalFlags& flags) {
       }
       o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init, "k=" + std::to_string(k) + " " + cov);
       try {
-        c.result = with_data_name(data_name, [&] { return fit(X, o); });
+        c.result = with_data_name(data_name, [&] { return fit(placed, o); });
         c.ok = true;
         for (const std::string& n : c.result.notices)
           if (said.insert(n).second) note(flags, "note: " + n);
-        c.bic = bic(c.result.model, X);
-        c.aic = aic(c.result.model, X);
+        // Both from one pass on the fit's device (the CPU's is float64, as bic()).
+        const Criteria crit = with_data_name(data_name, [&] { return criteria(placed, c.result.model); });
+        c.bic = crit.bic;
+        c.aic = crit.aic;
+        c.total_weight = crit.total_weight;
         c.n_params = n_parameters(c.result.model);
       } catch (const NumericalError& e) {
         c.error = std::string("numerical failure: ") + e.what();  // this candidate only
@@ -117,8 +138,8 @@ int run(const Args& a, const GlobalFlags& flags) {
     }
   if (best < 0) {
     if (std::all_of(cands.begin(), cands.end(), [](const Candidate& c) { return c.too_many; }))
-      throw DataError(data_name + ": " + std::to_string(t.rows) +
-                      " points are fewer than every candidate's components; give -k at most " + std::to_string(t.rows));
+      throw DataError(data_name + ": " + std::to_string(n_points) + " " + points +
+                      " are fewer than every candidate's components; give -k at most " + std::to_string(n_points));
     throw NumericalError("no candidate could be fitted; increase --reg-covar or use fewer components");
   }
   const Candidate& win = cands[static_cast<std::size_t>(best)];
@@ -146,6 +167,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     nlohmann::json j = {{"criterion", a.criterion}, {"candidates", rows},
                         {"best", {{"k", win.k}, {"covariance", win.covariance}}}};
     if (!a.output.empty()) j["model_path"] = a.output;
+    if (!w.empty()) j["sum_weights"] = win.total_weight;
     std::printf("%s\n", j.dump(1).c_str());
     return kOk;
   }
@@ -164,8 +186,8 @@ int run(const Args& a, const GlobalFlags& flags) {
         if (last - i < 4) ks += "," + std::to_string(cands[j].k);
       }
       if (last - i >= 4) ks += (contiguous ? "-" : ",...,") + std::to_string(cands[last].k);
-      std::printf("%4s  %-9s  skipped: more components than the %zu points\n", ks.c_str(), c.covariance.c_str(),
-                  t.rows);
+      std::printf("%4s  %-9s  skipped: more components than the %zu %s\n", ks.c_str(), c.covariance.c_str(), n_points,
+                  points.c_str());
       i = last;
       continue;
     }
@@ -199,6 +221,7 @@ void add_select_command(CLI::App& app, const GlobalFlags& flags, int& exit_code)
   cmd->add_option("-o,--output", args->output, "write the best model as JSON");
   add_fit_options(cmd, args->fit, false);
   add_data_options(cmd, args->data);
+  add_weights_option(cmd, args->weights);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

@@ -3,11 +3,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
 
+#include "core/validate.hpp"
 #include "cuem/errors.hpp"
 
 namespace cuem::cli {
@@ -85,6 +87,53 @@ ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& 
                     "features; its columns are taken as the model's, in order");
   }
   return r;
+}
+
+void add_weights_option(CLI::App* cmd, std::string& path) {
+  cmd->add_option("--weights", path,
+                  "per-row weights (sample_weight): one number >= 0 per row of DATA, not all zero, in one column "
+                  "(.npy, CSV/text, or raw binary .bin/.f64/.f32); bad weights exit 3")
+      ->group("Data");
+}
+
+std::vector<double> load_weights(const std::string& path, const io::Table& data, const GlobalFlags& flags) {
+  if (path.empty()) return {};
+  const std::string name = io::display_name(path);
+  const auto ends_with = [&](const char* suffix) {
+    const std::string s(suffix);
+    if (path.size() < s.size()) return false;
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(path[path.size() - s.size() + i])) != s[i]) return false;
+    return true;
+  };
+  io::LoadOptions o;
+  // Raw binary has no shape of its own: a weights file holds one value per row.
+  if (ends_with(".bin") || ends_with(".raw") || ends_with(".f64") || ends_with(".f32")) o.raw_dims = 1;
+  o.raw_type = ends_with(".f32") ? io::RawType::float32 : io::RawType::float64;
+  std::vector<double> w;
+  try {
+    const io::Table t = io::load_data(path, o);
+    for (const std::string& n : t.notices) note(flags, name + ": " + n);
+    if (t.cols != 1)
+      throw DataError("has " + std::to_string(t.cols) + " columns; --weights takes one column, one weight per row of " +
+                      "the data");
+    if (t.rows != data.rows)
+      throw DataError("has " + std::to_string(t.rows) + " weights for " + std::to_string(data.rows) +
+                      " rows of data; give one weight per row");
+    const DataView v = t.view();
+    w.resize(t.rows);
+    for (std::size_t i = 0; i < t.rows; ++i) w[i] = v.value(i, 0);
+    validate_weights(weight_view(w), data.view());
+  } catch (const std::exception& e) {
+    // Bad weights are bad input data whatever the reader calls them (a usage error for
+    // --dims text, say), and the message names the weights file, not the data.
+    if (!dynamic_cast<const DataError*>(&e) && !dynamic_cast<const InvalidArgument*>(&e)) throw;
+    const std::string what = e.what();
+    const bool named =
+        what.compare(0, name.size() + 1, name + ":") == 0 || what.find("'" + name + "'") != std::string::npos;
+    throw DataError(named ? what : name + ": " + what);
+  }
+  return w;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
+#include "cuem/resources.hpp"
 #include "io/data_loader.hpp"
 #include "io/model_json.hpp"
 
@@ -48,6 +49,20 @@ struct ModelAndData {
   io::Table data;
 };
 ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& data, const GlobalFlags& flags);
+
+/// --weights FILE (scikit-learn's sample_weight): one non-negative number per row of DATA.
+void add_weights_option(CLI::App* cmd, std::string& path);
+
+/// The weights of --weights for the rows of `data` (empty when `path` is): read with the
+/// data readers as one column (raw binary by its name, .bin/.raw/.f64 or .f32, with one
+/// value per row) and checked by validate_weights. Any problem with them is a DataError
+/// naming the file (exit 3).
+std::vector<double> load_weights(const std::string& path, const io::Table& data, const GlobalFlags& flags);
+
+/// The weights as the library takes them (none when empty).
+inline WeightView weight_view(const std::vector<double>& w) {
+  return w.empty() ? WeightView{} : WeightView(w.data(), w.size());
+}
 
 /// Where the work runs: --device, --precision, --device-memory.
 struct DeviceArgs {

@@ -128,7 +128,8 @@ def test_model_methods_equal_sklearn_on_the_same_parameters(cov):
 # ---- scikit-learn's estimator checks ------------------------------------------------------
 
 # Checks that cuem.GaussianMixture is expected to fail, with the reason. None: it passes
-# every check of the installed scikit-learn (see the module docstring of cuem.mixture).
+# every check of the installed scikit-learn (see the module docstring of cuem.mixture),
+# the sample-weight checks included (fit takes sample_weight).
 EXPECTED_FAILED_CHECKS = {}
 
 
