@@ -1,7 +1,7 @@
 #pragma once
-// Launchers of the E-step kernels (kernels/estep.cuh), callable from host code compiled
-// by nvcc. The math, in DESIGN.md's notation, for a chunk of points x_n (already shifted
-// by a global origin and converted to the arithmetic type S):
+// Launchers of the E-step kernels (kernels/estep_dispatch.cuh), callable from host code
+// compiled by nvcc. The math, in DESIGN.md's notation, for a chunk of points x_n
+// (already shifted by a global origin and converted to the arithmetic type S):
 //   v_nk  = log pi_k + log|P_k| - 1/2 (D log 2pi + ||P_k^T (x_n - mu_k)||^2)
 //   lp_n  = logsumexp_k v_nk,  g_nk = exp(v_nk - lp_n)                (posteriors)
 //   per segment of kSegmentPoints points and component k, with y = x_n - c_k:

@@ -1,6 +1,8 @@
 // The E-step pieces that do not depend on the arithmetic type: the statistics layout and
 // the fixed-order accumulation of segment partials.
-#include "estep.cuh"
+#include "cuda_check.cuh"
+#include "device_memory.cuh"
+#include "estep_policy.cuh"
 
 namespace cuem::cuda {
 namespace {

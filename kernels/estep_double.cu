@@ -1,5 +1,5 @@
 // float64 instantiations of the E-step kernels.
-#include "estep.cuh"
+#include "estep_dispatch.cuh"
 
 namespace cuem::cuda {
 

@@ -1,5 +1,5 @@
 // float32 instantiations of the E-step kernels.
-#include "estep.cuh"
+#include "estep_dispatch.cuh"
 
 namespace cuem::cuda {
 

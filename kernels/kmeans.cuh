@@ -5,13 +5,13 @@
 // closest_kernel: one block per kClosestBlock points, each thread a strided share of
 // them; the block's sum is a CUB raking reduction (fixed order) in float64.
 // hard_assign_kernel: one thread per point, a loop over the centres; with 8 or more
-// centres the tiled distance kernel of estep.cuh and argmin_assign_kernel instead.
+// centres the tiled distance kernel of estep_posteriors.cuh and argmin_assign_kernel instead.
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
-#include "estep.cuh"  // the tiled distance kernel
+#include "estep_posteriors.cuh"  // the tiled distance kernel
 #include "kmeans.hpp"
 
 namespace cuem::cuda {

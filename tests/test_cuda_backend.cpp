@@ -279,7 +279,7 @@ struct Scores {
 
 // Squared distances from every point to every centre, with the rounding of a device that
 // stores x - o in its precision (o: the column means) and computes t = ((x - o) - hi) - lo
-// and sum_d t_d^2 (kmeans.cuh, the distance tile of estep.cuh). First order: storing x - o
+// and sum_d t_d^2 (kmeans.cuh, the distance tile of estep_posteriors.cuh). First order: storing x - o
 // rounds by u |x - o|, the two subtractions by u |t| each, the squares by u t^2 and the
 // D-term sum by (D - 1) u sum t^2, so |error| <= u ((D + 4) v + 2 sum_d |t_d| |x_d - o_d|);
 // doubled for second-order terms and the reference's own rounding.
@@ -310,7 +310,7 @@ Scores distance_scores(const cuem_test::Dataset& ds, const std::vector<double>& 
 // Log joints log w_k + log|P_k| - D/2 log(2 pi) - |P_k^T (x - mu_k)|^2 / 2 (P_k: the
 // precision's Cholesky factor, from this file's own float64 linear algebra), with the
 // rounding of a device that evaluates them in its precision and returns responsibilities
-// exp(lj - logsumexp) (point_math.hpp, estep.cuh). First order, with y = x - mu and
+// exp(lj - logsumexp) (point_math.hpp, estep_posteriors.cuh). First order, with y = x - mu and
 // z = P^T y: y_d carries u (3 |x_d - o_d| + 3 |y_d|) (storing x - o, the two parts of the
 // mean or, for diag, the scaled means), z_j carries (D + 2) u sum_i |P_ij y_i| plus the
 // spread of y's errors, |z|^2 (D + 1) u |z|^2 plus 2 |z_j| times z_j's error; the
