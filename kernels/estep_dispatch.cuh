@@ -18,11 +18,11 @@ namespace detail {
 
 template <typename S>
 void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std::size_t stride, S* log_prob,
-                cudaStream_t stream) {
+                const CudaTuning& tuning, cudaStream_t stream) {
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kPosteriorThreads - 1) / kPosteriorThreads, "posterior blocks");
   const bool tiled_layout = p.type == CovarianceType::diag || p.type == CovarianceType::spherical;
-  if (tiled_layout && p.K >= 8 && tiled_kernels_enabled()) {
+  if (tiled_layout && p.K >= 8 && tuning.tiled) {
     // K <= 64: one tile holds every component and the kernel normalises; beyond, the
     // log joints go to normalize_kernel.
     const auto launch = [&](auto rk, auto out) {
@@ -54,7 +54,7 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
     return;
   }
   const bool full_layout = p.type == CovarianceType::full || p.type == CovarianceType::tied;
-  if (full_layout && p.D >= kFullMinD && p.D <= kFullMaxD<S> && tiled_kernels_enabled()) {
+  if (full_layout && p.D >= kFullMinD && p.D <= kFullMaxD<S> && tuning.tiled) {
     const int TP = full_point_groups(p.D) * kFullRP;
     const dim3 grid(checked_cast<unsigned>((n + TP - 1) / TP, "posterior tiles"),
                     checked_cast<unsigned>((p.K + kFullComponents - 1) / kFullComponents, "component groups"));
@@ -95,8 +95,8 @@ void posteriors(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp,
 // tiled kernels enabled); false where the caller must run posteriors and statistics.
 template <typename S>
 bool fused_estep(const ComponentParams<S>& p, const S* X, std::size_t n, double* partials, std::size_t L,
-                 cudaStream_t stream) {
-  if (!tiled_kernels_enabled() || p.D < 1 || p.D > 2 || p.K < 1) return false;
+                 const CudaTuning& tuning, cudaStream_t stream) {
+  if (!tuning.tiled || p.D < 1 || p.D > 2 || p.K < 1) return false;
   if (p.K > (p.D == 1 ? kFusedMaxK<S, 1> : kFusedMaxK<S, 2>)) return false;
   if (n == 0) return true;
   const auto blocks = checked_cast<unsigned>((n + kSegmentPoints - 1) / kSegmentPoints, "statistics segments");
@@ -128,13 +128,13 @@ bool fused_estep(const ComponentParams<S>& p, const S* X, std::size_t n, double*
 template <typename S>
 void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, const S* resp, const S* norm,
                    std::size_t stride, const S* log_prob, const unsigned* entries, int M, double* partials,
-                   std::size_t L, cudaStream_t stream) {
+                   std::size_t L, const CudaTuning& tuning, cudaStream_t stream) {
   if (n == 0) return;
   if (D > max_stats_dim(sizeof(S)))
     throw DeviceError("D = " + std::to_string(D) + " is more dimensions than the CUDA statistics kernel stages (" +
                       std::to_string(max_stats_dim(sizeof(S))) + "); use device 'cpu'");
   const std::size_t n_segments = (n + kSegmentPoints - 1) / kSegmentPoints;
-  const StatsPlan plan = plan_stats<S>(K, D, M);
+  const StatsPlan plan = plan_stats<S>(K, D, M, tuning);
   if (norm && plan.kernel != StatsKernel::tiled_diag && plan.kernel != StatsKernel::diag_segment)
     throw Error("internal: deferred normalisation for a statistics kernel that cannot apply it");
   const auto segments = checked_cast<unsigned>(n_segments, "statistics segments");
@@ -157,7 +157,7 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
         else
           launch(rk, std::integral_constant<int, 4>{});
       };
-      if (K <= 32 || diag_stats_rk() == 2)
+      if (diag_stats_rk(K, tuning) == 2)
         with_dims(std::integral_constant<int, 2>{});
       else
         with_dims(std::integral_constant<int, 4>{});
@@ -199,12 +199,13 @@ void segment_stats(int K, int D, const S* X, std::size_t n, const S* shift, cons
 // normalises them as it stages them (combine_tiles_kernel).
 template <typename S>
 void estep(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std::size_t stride, S* log_prob,
-           S* norm, const unsigned* entries, int M, double* partials, std::size_t L, cudaStream_t stream) {
+           S* norm, const unsigned* entries, int M, double* partials, std::size_t L, const CudaTuning& tuning,
+           cudaStream_t stream) {
   if (n == 0) return;
-  if (!norm || !defers_normalization<S>(p.type, p.K, p.D)) {
-    posteriors(p, X, n, resp, stride, log_prob, stream);
+  if (!norm || !defers_normalization<S>(p.type, p.K, p.D, tuning)) {
+    posteriors(p, X, n, resp, stride, log_prob, tuning, stream);
     segment_stats(p.K, p.D, X, n, p.means, resp, static_cast<const S*>(nullptr), stride, log_prob, entries, M,
-                  partials, L, stream);
+                  partials, L, tuning, stream);
     return;
   }
   constexpr int RK = 4;
@@ -222,7 +223,7 @@ void estep(const ComponentParams<S>& p, const S* X, std::size_t n, S* resp, std:
   CUEM_LAUNCH((combine_tiles_kernel<S>), blocks, kPosteriorThreads, 0, stream)(static_cast<int>(T), n, norm, stride,
                                                                                log_prob);
   CUEM_CUDA_CHECK_LAUNCH();
-  segment_stats(p.K, p.D, X, n, p.means, resp, norm, stride, log_prob, entries, M, partials, L, stream);
+  segment_stats(p.K, p.D, X, n, p.means, resp, norm, stride, log_prob, entries, M, partials, L, tuning, stream);
 }
 
 }  // namespace detail

@@ -7,8 +7,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 
+#include "cuem/options.hpp"
 #include "estep.hpp"
 
 namespace cuem::cuda {
@@ -120,28 +120,19 @@ inline constexpr int kFusedM = C == CovarianceType::full || C == CovarianceType:
 template <typename S, int D>
 inline constexpr int kFusedMaxK = (D == 1 ? 16 : 8) / (sizeof(S) == 8 ? 2 : 1);
 
-// The tiled kernels (tiled_log_joint_kernel where a block's tile of components is mostly
-// used, K >= 8, in the diagonal and spherical layouts; tiled_diag_stats_kernel for their
-// statistics with K >= 32 and D >= 32). CUEM_CUDA_TILED=0 in the environment keeps the
-// simpler kernels everywhere, for side-by-side timing of the two (bench/NOTES.md).
-inline bool tiled_kernels_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("CUEM_CUDA_TILED");
-    return !(v && v[0] == '0');
-  }();
-  return enabled;
-}
+// The kernel choices arrive as a CudaTuning (cuem/options.hpp) from the primitives that
+// launch: tuning.tiled (default true) takes the tiled kernels where they apply
+// (tiled_log_joint_kernel where a block's tile of components is mostly used, K >= 8, in
+// the diagonal and spherical layouts; tiled_diag_stats_kernel for their statistics with
+// K >= 32 and D >= 32; likewise the fused, full-layout and multi-block kernels); false
+// keeps the simpler kernels everywhere, for side-by-side timing (bench/NOTES.md).
 
-// Components a thread of tiled_diag_stats_kernel takes where K > 32: 4 (64 a block, 0.5
-// shared loads a cell, ~175 registers: one block an SM) unless CUEM_CUDA_STATS_RK=2 in
-// the environment asks for 2 (32 a block, 0.75 loads a cell, ~96 registers: two blocks),
-// so that the first GPU run can time both (scripts/gpu_check.sh, bench/NOTES.md).
-inline int diag_stats_rk() {
-  static const int rk = [] {
-    const char* v = std::getenv("CUEM_CUDA_STATS_RK");
-    return v && v[0] == '2' && v[1] == '\0' ? 2 : 4;
-  }();
-  return rk;
+// Components a thread of tiled_diag_stats_kernel takes: 2 where K <= 32; beyond, 4 (64 a
+// block, 0.5 shared loads a cell, ~175 registers: one block an SM) unless
+// tuning.diag_stats_components asks for 2 (32 a block, 0.75 loads a cell, ~96 registers:
+// two blocks), so that a GPU run can time both (scripts/gpu_check.sh, bench/NOTES.md).
+inline int diag_stats_rk(int K, const CudaTuning& tuning) {
+  return K <= 32 || tuning.diag_stats_components == 2 ? 2 : 4;
 }
 
 // Which statistics kernel a chunk's segments take, and its launch shape.
@@ -154,12 +145,12 @@ struct StatsPlan {
 };
 
 template <typename S>
-StatsPlan plan_stats(int K, int D, int M) {
+StatsPlan plan_stats(int K, int D, int M, const CudaTuning& tuning) {
   StatsPlan plan;
   // Many components and dimensions: the register-tiled kernel (32 or 64 components x 64
   // dimensions a block; it idles threads where K or D is well under its tile, so smaller
   // shapes keep the kernels below).
-  if (M == 1 + 2 * D && K >= kStatTileComponents<2> && D >= kStatTileDims / 2 && tiled_kernels_enabled() &&
+  if (M == 1 + 2 * D && K >= kStatTileComponents<2> && D >= kStatTileDims / 2 && tuning.tiled &&
       D <= 65535 * kStatTileDims) {
     plan.kernel = StatsKernel::tiled_diag;
     return plan;
@@ -178,7 +169,7 @@ StatsPlan plan_stats(int K, int D, int M) {
     if (smem <= 48 * 1024) return {StatsKernel::diag_segment, G, tile, smem};
   }
   const bool full_layout = M == 1 + D + D * (D + 1) / 2 && M != 1 + 2 * D;
-  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tiled_kernels_enabled()) {
+  if (full_layout && D >= kBlockStatsMinD && D <= kBlockStatsMaxD && tuning.tiled) {
     const int Gb = stats_components_per_block(D);
     const int pitch = 4 * stats_block_side(D);
     const std::size_t per_point = static_cast<std::size_t>(pitch + Gb) * sizeof(S);
@@ -195,17 +186,17 @@ StatsPlan plan_stats(int K, int D, int M) {
 // (combine_tiles_kernel): the diagonal and spherical layouts with more components than
 // one tile holds, whose statistics take a diagonal kernel that normalises as it stages.
 template <typename S>
-bool defers_normalization(CovarianceType type, int K, int D) {
+bool defers_normalization(CovarianceType type, int K, int D, const CudaTuning& tuning) {
   if (type != CovarianceType::diag && type != CovarianceType::spherical) return false;
-  if (K <= kTileComponents<4> || !tiled_kernels_enabled()) return false;
-  const StatsKernel k = plan_stats<S>(K, D, 1 + 2 * D).kernel;
+  if (K <= kTileComponents<4> || !tuning.tiled) return false;
+  const StatsKernel k = plan_stats<S>(K, D, 1 + 2 * D, tuning).kernel;
   return k == StatsKernel::tiled_diag || k == StatsKernel::diag_segment;
 }
 
 // Rows of the normalisation buffer (combine_tiles_kernel) where the E-step defers, else 0.
 template <typename S>
-std::size_t deferred_norm_rows(CovarianceType type, int K, int D) {
-  if (!defers_normalization<S>(type, K, D)) return 0;
+std::size_t deferred_norm_rows(CovarianceType type, int K, int D, const CudaTuning& tuning) {
+  if (!defers_normalization<S>(type, K, D, tuning)) return 0;
   return 2 + 2 * static_cast<std::size_t>((K + kTileComponents<4> - 1) / kTileComponents<4>);
 }
 
