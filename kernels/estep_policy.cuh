@@ -124,8 +124,9 @@ inline constexpr int kFusedMaxK = (D == 1 ? 16 : 8) / (sizeof(S) == 8 ? 2 : 1);
 // launch: tuning.tiled (default true) takes the tiled kernels where they apply
 // (tiled_log_joint_kernel where a block's tile of components is mostly used, K >= 8, in
 // the diagonal and spherical layouts; tiled_diag_stats_kernel for their statistics with
-// K >= 32 and D >= 32; likewise the fused, full-layout and multi-block kernels); false
-// keeps the simpler kernels everywhere, for side-by-side timing (bench/NOTES.md).
+// K >= 32 and D >= 32; likewise the fused, full-layout and multi-block kernels, and the
+// k-means distances of kmeans.cuh); false keeps the simpler kernels everywhere, for
+// side-by-side timing (bench/NOTES.md).
 
 // Components a thread of tiled_diag_stats_kernel takes: 2 where K <= 32; beyond, 4 (64 a
 // block, 0.5 shared loads a cell, ~175 registers: one block an SM) unless
