@@ -652,6 +652,29 @@ TEST(CudaTuning, EachChoiceRunsTheKernelItNames) {
   compare_stats(untiled.stats, tiled.stats, 1e-5);
   compare_stats(two.stats, tiled.stats, 1e-5);
 }
+
+// The ctest variants _untiled and _stats_rk2 run this one too (their filters name it): the
+// variable each sets must reach the kernels through tuning_from_environment, or the
+// variant would test the default kernels again.
+TEST(CudaTuning, TheVariantsVariableReachesTheKernels) {
+  REQUIRE_DEVICE();
+  const char* tiled_var = std::getenv("CUEM_CUDA_TILED");
+  const char* rk_var = std::getenv("CUEM_CUDA_STATS_RK");
+  const bool untiled = tiled_var && std::string(tiled_var) == "0";
+  const bool rk2 = rk_var && std::string(rk_var) == "2";
+  const int K = 64, D = 64;  // as above
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 41);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2013, 42);
+  make_float32_exact(ds);
+  const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, CovarianceType::diag, 0.0, 43));
+  const unsigned long long simple = cuem::emu::launches_named("17posteriors_kernel");
+  const unsigned long long two = cuem::emu::launches_named("tiled_diag_stats_kernelIfLi2E");
+  const unsigned long long four = cuem::emu::launches_named("tiled_diag_stats_kernelIfLi4E");
+  cuda_primitives(ds.view(), Precision::float32)->gaussian_estep(params);
+  EXPECT_EQ(cuem::emu::launches_named("17posteriors_kernel") > simple, untiled);
+  EXPECT_EQ(cuem::emu::launches_named("tiled_diag_stats_kernelIfLi2E") > two, !untiled && rk2);
+  EXPECT_EQ(cuem::emu::launches_named("tiled_diag_stats_kernelIfLi4E") > four, !untiled && !rk2);
+}
 #endif
 
 // ---- whole fits and the backend's housekeeping --------------------------------------------
