@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,10 +34,22 @@ cuem::bench::Ceilings g_ceilings;
 
 using cuem::bench::Work;
 
+// The alternative kernels for side-by-side timing (scripts/gpu_check.sh's variants):
+// CUEM_CUDA_TILED=0 keeps the simpler kernels, CUEM_CUDA_STATS_RK=2 takes 2 components a
+// thread in the tiled diagonal statistics. The library reads no environment; the options do.
+cuem::CudaTuning tuning_from_environment() {
+  cuem::CudaTuning t;
+  const char* tiled = std::getenv("CUEM_CUDA_TILED");
+  if (tiled && tiled[0] == '0') t.tiled = false;
+  const char* rk = std::getenv("CUEM_CUDA_STATS_RK");
+  if (rk && std::string(rk) == "2") t.diag_stats_components = 2;
+  return t;
+}
+
 void run(benchmark::State& state, const Config& c, Work work, cuem::Precision precision) {
   const std::vector<double>& data = cuem::bench::data_for(c);
   const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
-  const auto backend = cuem::cuda::make_primitives(X, {}, {0, precision, 0});
+  const auto backend = cuem::cuda::make_primitives(X, {}, {0, precision, 0}, tuning_from_environment());
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
   // predict_proba returns N x K float64: evaluate a bounded slice so host memory stays sane.

@@ -118,7 +118,8 @@ struct CudaPointValues final : PointValues {
 template <typename S>
 class CudaPrimitives final : public Primitives {
  public:
-  CudaPrimitives(DataView X, WeightView w, const BackendOptions& o) : X_(X), w_(w), device_(o.device) {
+  CudaPrimitives(DataView X, WeightView w, const BackendOptions& o, const CudaTuning& tuning)
+      : X_(X), w_(w), device_(o.device), tuning_(tuning) {
     const ScopedDevice on(device_);
     cudaDeviceProp prop{};
     CUEM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
@@ -208,18 +209,18 @@ class CudaPrimitives final : public Primitives {
       // Not fused, and normalised in place: the weights scale responsibilities between
       // the posteriors and the statistics.
       for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count, const S* w) {
-        launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+        launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), tuning_, s);
         launch_scale_rows(w, count, p.K, resp_.data(), chunk_, log_prob_.data(), s);
         launch_segment_stats(p.K, p.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(), entries_.data(),
-                             M_, partials_.data(), L_, s);
+                             M_, partials_.data(), L_, tuning_, s);
         launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_,
                                    total_.data(), s);
       });
     } else {
       for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
-        if (!launch_fused_estep(cp, x, count, partials_.data(), L_, s))
+        if (!launch_fused_estep(cp, x, count, partials_.data(), L_, tuning_, s))
           launch_estep(cp, x, count, resp_.data(), chunk_, log_prob_.data(), norm_.data(), entries_.data(), M_,
-                       partials_.data(), L_, s);
+                       partials_.data(), L_, tuning_, s);
         launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_,
                                    total_.data(), s);
       });
@@ -242,7 +243,7 @@ class CudaPrimitives final : public Primitives {
     // refused above the device's pitch limit (memPitch, 2^31 - 1 bytes: chunks of about
     // 536M float32 points).
     for_each_piece(begin, end, eval_chunk_, [&](const S* x, std::size_t b, std::size_t count) {
-      launch_posteriors(cp, x, count, resp_.data(), count, log_prob_.data(), s);
+      launch_posteriors(cp, x, count, resp_.data(), count, log_prob_.data(), tuning_, s);
       S* host_resp = eval_host_.data();
       S* host_lp = eval_host_.data() + K * eval_chunk_;
       if (resp)
@@ -398,10 +399,11 @@ class CudaPrimitives final : public Primitives {
     const cudaStream_t s = compute_->get();
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
     const auto step = [&](const S* x, std::size_t count, const S* w) {
-      launch_hard_assign(x, count, static_cast<int>(D), K, hi, lo, nullptr, log_prob_.data(), resp_.data(), chunk_, s);
+      launch_hard_assign(x, count, static_cast<int>(D), K, hi, lo, nullptr, log_prob_.data(), resp_.data(), chunk_,
+                         tuning_, s);
       if (w) launch_scale_rows(w, count, K, resp_.data(), chunk_, log_prob_.data(), s);
       launch_segment_stats(K, static_cast<int>(D), x, count, hi, resp_.data(), chunk_, log_prob_.data(),
-                           entries_.data(), M_, partials_.data(), L_, s);
+                           entries_.data(), M_, partials_.data(), L_, tuning_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
     };
     if (weighted())
@@ -461,7 +463,7 @@ class CudaPrimitives final : public Primitives {
         const CentreParts centres = upload_centres(g.centers->data(), K, nullptr);
         stats_pass(K, shift_dev, [&](const S* x, std::size_t, std::size_t count, cudaStream_t s) {
           launch_hard_assign(x, count, static_cast<int>(D), K, centres.hi, centres.lo, nullptr, log_prob_.data(),
-                             resp_.data(), chunk_, s);
+                             resp_.data(), chunk_, tuning_, s);
         });
         break;
       }
@@ -483,7 +485,7 @@ class CudaPrimitives final : public Primitives {
         std::vector<double> unused;
         const ComponentParams<S> cp = upload_params(*g.params, &unused);
         stats_pass(K, shift_dev, [&](const S* x, std::size_t, std::size_t count, cudaStream_t s) {
-          launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), s);
+          launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), tuning_, s);
         });
         break;
       }
@@ -546,7 +548,7 @@ class CudaPrimitives final : public Primitives {
     const S* lo = centres.lo;
     const cudaStream_t s = compute_->get();
     for_each_piece(begin, begin + count, piece, [&](const S* x, std::size_t b, std::size_t n) {
-      launch_hard_assign(x, n, static_cast<int>(X_.n_cols), K, hi, lo, labels_dev, nullptr, nullptr, 0, s);
+      launch_hard_assign(x, n, static_cast<int>(X_.n_cols), K, hi, lo, labels_dev, nullptr, nullptr, 0, tuning_, s);
       CUEM_CUDA_CHECK(cudaMemcpyAsync(labels_host_.data(), labels_dev, n * sizeof(int), cudaMemcpyDeviceToHost, s));
       compute_->synchronize();
       std::copy(labels_host_.data(), labels_host_.data() + n, labels + (b - begin));
@@ -584,7 +586,7 @@ class CudaPrimitives final : public Primitives {
       fill(x, b, count, s);
       if (w) launch_scale_rows(w, count, K, resp_.data(), chunk_, log_prob_.data(), s);
       launch_segment_stats(K, D, x, count, shift, resp_.data(), chunk_, log_prob_.data(), entries_.data(), M_,
-                           partials_.data(), L_, s);
+                           partials_.data(), L_, tuning_, s);
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
     };
     if (weighted())
@@ -667,7 +669,7 @@ class CudaPrimitives final : public Primitives {
   std::size_t workspace_per_point(CovarianceType type, int K, int M, bool streaming) const {
     const std::size_t Kz = static_cast<std::size_t>(K);
     const std::size_t L = Kz * static_cast<std::size_t>(M) + 1;
-    const std::size_t norm_rows = deferred_norm_rows(type, K, static_cast<int>(X_.n_cols), sizeof(S));
+    const std::size_t norm_rows = deferred_norm_rows(type, K, static_cast<int>(X_.n_cols), sizeof(S), tuning_);
     std::size_t b = (Kz + 1 + norm_rows) * sizeof(S) + (L * sizeof(double) + kSegmentPoints - 1) / kSegmentPoints;
     if (streaming) b += 2 * (X_.n_cols + (weighted() ? 1 : 0)) * sizeof(S);
     return b;
@@ -727,7 +729,7 @@ class CudaPrimitives final : public Primitives {
     L_ = L;
     resp_ = DeviceBuffer<S>(static_cast<std::size_t>(K) * chunk_);
     log_prob_ = DeviceBuffer<S>(chunk_);
-    norm_ = DeviceBuffer<S>(deferred_norm_rows(type, K, D, sizeof(S)) * chunk_);
+    norm_ = DeviceBuffer<S>(deferred_norm_rows(type, K, D, sizeof(S), tuning_) * chunk_);
     partials_ = DeviceBuffer<double>(chunk_ / kSegmentPoints * L_);
     total_ = DeviceBuffer<double>(L_);
     total_host_ = PinnedBuffer<double>(L_);
@@ -962,6 +964,7 @@ class CudaPrimitives final : public Primitives {
   WeightView w_;               // empty: unweighted
   double total_weight_ = 0.0;  // sum of w in float64, in order (N without weights)
   int device_ = 0;
+  CudaTuning tuning_;  // the kernel choices, passed to every launch that makes one
   std::string device_name_;
   std::size_t limit_ = 0;
   std::vector<double> origin_;
@@ -1009,12 +1012,13 @@ class CudaPrimitives final : public Primitives {
 }  // namespace
 
 std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options,
-                                            const CudaTuning& /*tuning: not wired to the kernels yet*/) {
+                                            const CudaTuning& tuning) {
   if (!w.empty() && w.n != X.n_rows)
     throw InvalidArgument("sample_weight has " + std::to_string(w.n) + " values for " + std::to_string(X.n_rows) +
                           " rows");
-  if (options.precision == Precision::float64) return std::make_unique<CudaPrimitives<double>>(X, w, options);
-  return std::make_unique<CudaPrimitives<float>>(X, w, options);
+  if (options.precision == Precision::float64)
+    return std::make_unique<CudaPrimitives<double>>(X, w, options, tuning);
+  return std::make_unique<CudaPrimitives<float>>(X, w, options, tuning);
 }
 
 }  // namespace cuem::cuda

@@ -62,6 +62,4 @@ std::vector<DeviceInfo> list_devices(std::string* reason) {
   return out;
 }
 
-MemoryInUse memory_in_use() noexcept { return {g_device_bytes.load(), g_pinned_bytes.load()}; }
-
 }  // namespace cuem::cuda

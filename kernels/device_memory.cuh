@@ -4,7 +4,6 @@
 // was asked for, so a user knows which option to change.
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cstddef>
 #include <limits>
 #include <cstdio>
@@ -22,11 +21,6 @@ inline std::string format_bytes(std::size_t bytes) {
   return buf;
 }
 
-/// Bytes this process holds through the types below: the leak tests read it (through
-/// cuda::memory_in_use) rather than the device's free memory, which other processes move.
-inline std::atomic<std::size_t> g_device_bytes{0};
-inline std::atomic<std::size_t> g_pinned_bytes{0};
-
 /// count * size with an overflow check.
 inline std::size_t checked_bytes(std::size_t count, std::size_t size) {
   if (size != 0 && count > std::numeric_limits<std::size_t>::max() / size)
@@ -39,7 +33,6 @@ inline std::size_t checked_bytes(std::size_t count, std::size_t size) {
 struct DeviceMemory {
   static cudaError_t allocate(void** p, std::size_t bytes) { return cudaMalloc(p, bytes); }
   static cudaError_t release(void* p) { return cudaFree(p); }
-  static std::atomic<std::size_t>& in_use() { return g_device_bytes; }
   static std::string failure(std::size_t bytes, cudaError_t) {
     std::size_t free_b = 0, total_b = 0;
     (void)cudaMemGetInfo(&free_b, &total_b);
@@ -56,7 +49,6 @@ struct DeviceMemory {
 struct PinnedMemory {
   static cudaError_t allocate(void** p, std::size_t bytes) { return cudaHostAlloc(p, bytes, cudaHostAllocDefault); }
   static cudaError_t release(void* p) { return cudaFreeHost(p); }
-  static std::atomic<std::size_t>& in_use() { return g_pinned_bytes; }
   static std::string failure(std::size_t bytes, cudaError_t err) {
     return "could not pin " + format_bytes(bytes) + " of host memory for streaming (" + cudaGetErrorName(err) +
            "). Lower the device memory limit or free host memory.";
@@ -78,7 +70,6 @@ class Buffer {
       throw DeviceError(Memory::failure(bytes, err));
     }
     ptr_ = static_cast<T*>(p);
-    Memory::in_use() += bytes;
   }
   ~Buffer() { release(); }
   Buffer(const Buffer&) = delete;
@@ -100,10 +91,7 @@ class Buffer {
 
  private:
   void release() noexcept {
-    if (ptr_) {
-      CUEM_CUDA_CHECK_NOTHROW(Memory::release(ptr_));
-      Memory::in_use() -= count_ * sizeof(T);
-    }
+    if (ptr_) CUEM_CUDA_CHECK_NOTHROW(Memory::release(ptr_));
     ptr_ = nullptr;
     count_ = 0;
   }

@@ -1,7 +1,7 @@
 #pragma once
-// Launchers of the E-step kernels (kernels/estep.cuh), callable from host code compiled
-// by nvcc. The math, in DESIGN.md's notation, for a chunk of points x_n (already shifted
-// by a global origin and converted to the arithmetic type S):
+// Launchers of the E-step kernels (kernels/estep_dispatch.cuh), callable from host code
+// compiled by nvcc. The math, in DESIGN.md's notation, for a chunk of points x_n
+// (already shifted by a global origin and converted to the arithmetic type S):
 //   v_nk  = log pi_k + log|P_k| - 1/2 (D log 2pi + ||P_k^T (x_n - mu_k)||^2)
 //   lp_n  = logsumexp_k v_nk,  g_nk = exp(v_nk - lp_n)                (posteriors)
 //   per segment of kSegmentPoints points and component k, with y = x_n - c_k:
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuem/covariance_type.hpp"
+#include "cuem/options.hpp"
 
 namespace cuem::cuda {
 
@@ -60,27 +61,29 @@ int max_stats_dim(std::size_t element_bytes) noexcept;
 /// Posteriors of n points: resp[k * resp_stride + i] = g_ik, log_prob[i] = lp_i (may be
 /// null). X is n x D row-major.
 void launch_posteriors(const ComponentParams<float>& p, const float* X, std::size_t n, float* resp,
-                       std::size_t resp_stride, float* log_prob, cudaStream_t stream);
+                       std::size_t resp_stride, float* log_prob, const CudaTuning& tuning,
+                       cudaStream_t stream);
 void launch_posteriors(const ComponentParams<double>& p, const double* X, std::size_t n, double* resp,
-                       std::size_t resp_stride, double* log_prob, cudaStream_t stream);
+                       std::size_t resp_stride, double* log_prob, const CudaTuning& tuning,
+                       cudaStream_t stream);
 
 /// Posteriors and statistics (about p.means) of each segment in one pass, where the
 /// problem is small enough (D <= 2, few components): the same partials as
 /// launch_segment_stats. Returns false, launching nothing, where it does not apply.
 bool launch_fused_estep(const ComponentParams<float>& p, const float* X, std::size_t n, double* partials,
-                        std::size_t L, cudaStream_t stream);
+                        std::size_t L, const CudaTuning& tuning, cudaStream_t stream);
 bool launch_fused_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* partials,
-                        std::size_t L, cudaStream_t stream);
+                        std::size_t L, const CudaTuning& tuning, cudaStream_t stream);
 
 /// Statistics of each segment of the chunk about `shift` (K x D, relative to the origin)
 /// into partials[s * L + k * M + e] (M = entries.size(), L >= K * M + 1), and the sum of
 /// the segment's log_prob into partials[s * L + K * M].
 void launch_segment_stats(int K, int D, const float* X, std::size_t n, const float* shift, const float* resp,
                           std::size_t resp_stride, const float* log_prob, const unsigned* entries, int M,
-                          double* partials, std::size_t L, cudaStream_t stream);
+                          double* partials, std::size_t L, const CudaTuning& tuning, cudaStream_t stream);
 void launch_segment_stats(int K, int D, const double* X, std::size_t n, const double* shift, const double* resp,
                           std::size_t resp_stride, const double* log_prob, const unsigned* entries, int M,
-                          double* partials, std::size_t L, cudaStream_t stream);
+                          double* partials, std::size_t L, const CudaTuning& tuning, cudaStream_t stream);
 
 /// The E-step of a chunk where launch_fused_estep does not apply: launch_posteriors, then
 /// launch_segment_stats about p.means, with the same partials. For the diagonal and
@@ -91,14 +94,15 @@ void launch_segment_stats(int K, int D, const double* X, std::size_t n, const do
 /// resp_stride values (may be null where that is 0).
 void launch_estep(const ComponentParams<float>& p, const float* X, std::size_t n, float* resp,
                   std::size_t resp_stride, float* log_prob, float* norm, const unsigned* entries, int M,
-                  double* partials, std::size_t L, cudaStream_t stream);
+                  double* partials, std::size_t L, const CudaTuning& tuning, cudaStream_t stream);
 void launch_estep(const ComponentParams<double>& p, const double* X, std::size_t n, double* resp,
                   std::size_t resp_stride, double* log_prob, double* norm, const unsigned* entries, int M,
-                  double* partials, std::size_t L, cudaStream_t stream);
+                  double* partials, std::size_t L, const CudaTuning& tuning, cudaStream_t stream);
 
 /// Rows of launch_estep's normalisation buffer for this shape and element size (0 where
 /// the E-step normalises in place).
-std::size_t deferred_norm_rows(CovarianceType type, int K, int D, std::size_t element_bytes);
+std::size_t deferred_norm_rows(CovarianceType type, int K, int D, std::size_t element_bytes,
+                               const CudaTuning& tuning);
 
 /// total[j] += partials[0 * L + j] + partials[1 * L + j] + ... (segments in order), j < L.
 void launch_accumulate_segments(const double* partials, std::size_t n_segments, std::size_t L, double* total,

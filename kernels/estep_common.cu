@@ -1,6 +1,8 @@
 // The E-step pieces that do not depend on the arithmetic type: the statistics layout and
 // the fixed-order accumulation of segment partials.
-#include "estep.cuh"
+#include "cuda_check.cuh"
+#include "device_memory.cuh"
+#include "estep_policy.cuh"
 
 namespace cuem::cuda {
 namespace {
@@ -36,9 +38,10 @@ int max_stats_dim(std::size_t element_bytes) noexcept {
   return static_cast<int>(std::min<std::size_t>(room / element_bytes - 2, 65534));
 }
 
-std::size_t deferred_norm_rows(CovarianceType type, int K, int D, std::size_t element_bytes) {
-  return element_bytes == sizeof(float) ? detail::deferred_norm_rows<float>(type, K, D)
-                                        : detail::deferred_norm_rows<double>(type, K, D);
+std::size_t deferred_norm_rows(CovarianceType type, int K, int D, std::size_t element_bytes,
+                               const CudaTuning& tuning) {
+  return element_bytes == sizeof(float) ? detail::deferred_norm_rows<float>(type, K, D, tuning)
+                                        : detail::deferred_norm_rows<double>(type, K, D, tuning);
 }
 
 void launch_accumulate_segments(const double* partials, std::size_t n_segments, std::size_t L, double* total,

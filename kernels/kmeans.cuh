@@ -5,13 +5,13 @@
 // closest_kernel: one block per kClosestBlock points, each thread a strided share of
 // them; the block's sum is a CUB raking reduction (fixed order) in float64.
 // hard_assign_kernel: one thread per point, a loop over the centres; with 8 or more
-// centres the tiled distance kernel of estep.cuh and argmin_assign_kernel instead.
+// centres the tiled distance kernel of estep_posteriors.cuh and argmin_assign_kernel instead.
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
-#include "estep.cuh"  // the tiled distance kernel
+#include "estep_posteriors.cuh"  // the tiled distance kernel
 #include "kmeans.hpp"
 
 namespace cuem::cuda {
@@ -112,13 +112,13 @@ void closest(const S* X, std::size_t n, int D, const S* c_hi, const S* c_lo, S* 
 
 template <typename S>
 void hard_assign(const S* X, std::size_t n, int D, int K, const S* c_hi, const S* c_lo, int* labels, S* dist, S* resp,
-                 std::size_t stride, cudaStream_t stream) {
+                 std::size_t stride, const CudaTuning& tuning, cudaStream_t stream) {
   if (n == 0) return;
   const auto blocks = checked_cast<unsigned>((n + kAssignThreads - 1) / kAssignThreads, "assign blocks");
   // Many centres and a responsibility buffer to hold the distances: the register-tiled
   // distance kernel (one thread per point reads its own row of X, strided across a warp),
   // then the per-point argmin over the distances.
-  if (resp && K >= 8 && tiled_kernels_enabled()) {
+  if (resp && K >= 8 && tuning.tiled) {
     ComponentParams<S> p;
     p.type = CovarianceType::spherical;
     p.K = K;

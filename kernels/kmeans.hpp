@@ -7,6 +7,8 @@
 
 #include <cstddef>
 
+#include "cuem/options.hpp"
+
 namespace cuem::cuda {
 
 /// Points per block of the closest-distance sums (a divisor of kSegmentPoints, so chunks
@@ -30,9 +32,12 @@ void launch_closest(const double* X, std::size_t n, int D, const double* c_hi, c
 /// The nearest of K centres (K x D each part) for n points, the lowest index on ties:
 /// labels[i] (may be null), dist[i] its squared distance (may be null), and the one-hot
 /// responsibilities resp[k * resp_stride + i] (may be null) for the statistics kernel.
+/// With tuning.tiled and resp, 8 or more centres take the tiled distance kernel.
 void launch_hard_assign(const float* X, std::size_t n, int D, int K, const float* c_hi, const float* c_lo, int* labels,
-                        float* dist, float* resp, std::size_t resp_stride, cudaStream_t stream);
+                        float* dist, float* resp, std::size_t resp_stride, const CudaTuning& tuning,
+                       cudaStream_t stream);
 void launch_hard_assign(const double* X, std::size_t n, int D, int K, const double* c_hi, const double* c_lo,
-                        int* labels, double* dist, double* resp, std::size_t resp_stride, cudaStream_t stream);
+                        int* labels, double* dist, double* resp, std::size_t resp_stride, const CudaTuning& tuning,
+                       cudaStream_t stream);
 
 }  // namespace cuem::cuda

@@ -9,8 +9,9 @@ void launch_closest(const double* X, std::size_t n, int D, const double* c_hi, c
 }
 
 void launch_hard_assign(const double* X, std::size_t n, int D, int K, const double* c_hi, const double* c_lo,
-                        int* labels, double* dist, double* resp, std::size_t resp_stride, cudaStream_t stream) {
-  detail::hard_assign(X, n, D, K, c_hi, c_lo, labels, dist, resp, resp_stride, stream);
+                        int* labels, double* dist, double* resp, std::size_t resp_stride, const CudaTuning& tuning,
+                       cudaStream_t stream) {
+  detail::hard_assign(X, n, D, K, c_hi, c_lo, labels, dist, resp, resp_stride, tuning, stream);
 }
 
 }  // namespace cuem::cuda

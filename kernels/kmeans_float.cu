@@ -9,8 +9,9 @@ void launch_closest(const float* X, std::size_t n, int D, const float* c_hi, con
 }
 
 void launch_hard_assign(const float* X, std::size_t n, int D, int K, const float* c_hi, const float* c_lo, int* labels,
-                        float* dist, float* resp, std::size_t resp_stride, cudaStream_t stream) {
-  detail::hard_assign(X, n, D, K, c_hi, c_lo, labels, dist, resp, resp_stride, stream);
+                        float* dist, float* resp, std::size_t resp_stride, const CudaTuning& tuning,
+                       cudaStream_t stream) {
+  detail::hard_assign(X, n, D, K, c_hi, c_lo, labels, dist, resp, resp_stride, tuning, stream);
 }
 
 }  // namespace cuem::cuda

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +27,7 @@
 #if defined(CUEM_HAVE_CUDA)
 #include "core/cuda_devices.hpp"
 #include "core/cuda_primitives.hpp"
+#include "cuda/device_checks.hpp"
 #endif
 #if defined(CUEM_EMULATED_DEVICE)
 #include <cuda_runtime.h>  // the emulated runtime (tests/emu): its schedule
@@ -88,6 +91,24 @@ TEST(CudaBackend, EvaluatingOnCudaWithoutADeviceIsAClearError) {
 }
 
 #if defined(CUEM_HAVE_CUDA)
+
+// The kernel choices of the ctest variants _untiled and _stats_rk2 (and scripts/gpu_check.sh):
+// CUEM_CUDA_TILED=0 keeps the simpler kernels, CUEM_CUDA_STATS_RK=2 takes 2 components a
+// thread in the tiled diagonal statistics. The library reads no environment; the test
+// passes them as options, so one binary runs every kernel.
+cuem::CudaTuning tuning_from_environment() {
+  cuem::CudaTuning t;
+  const char* tiled = std::getenv("CUEM_CUDA_TILED");
+  if (tiled && tiled[0] == '0') t.tiled = false;
+  const char* rk = std::getenv("CUEM_CUDA_STATS_RK");
+  if (rk && std::string(rk) == "2") t.diag_stats_components = 2;
+  return t;
+}
+
+// The CUDA primitives on device 0 with the environment's kernel choices.
+std::unique_ptr<cuem::Primitives> cuda_primitives(cuem::DataView X, Precision p, std::size_t memory_limit = 0) {
+  return cuem::cuda::make_primitives(X, {}, {0, p, memory_limit}, tuning_from_environment());
+}
 
 // ---- sufficient statistics, CUDA against CPU --------------------------------------------
 
@@ -279,7 +300,7 @@ struct Scores {
 
 // Squared distances from every point to every centre, with the rounding of a device that
 // stores x - o in its precision (o: the column means) and computes t = ((x - o) - hi) - lo
-// and sum_d t_d^2 (kmeans.cuh, the distance tile of estep.cuh). First order: storing x - o
+// and sum_d t_d^2 (kmeans.cuh, the distance tile of estep_posteriors.cuh). First order: storing x - o
 // rounds by u |x - o|, the two subtractions by u |t| each, the squares by u t^2 and the
 // D-term sum by (D - 1) u sum t^2, so |error| <= u ((D + 4) v + 2 sum_d |t_d| |x_d - o_d|);
 // doubled for second-order terms and the reference's own rounding.
@@ -310,7 +331,7 @@ Scores distance_scores(const cuem_test::Dataset& ds, const std::vector<double>& 
 // Log joints log w_k + log|P_k| - D/2 log(2 pi) - |P_k^T (x - mu_k)|^2 / 2 (P_k: the
 // precision's Cholesky factor, from this file's own float64 linear algebra), with the
 // rounding of a device that evaluates them in its precision and returns responsibilities
-// exp(lj - logsumexp) (point_math.hpp, estep.cuh). First order, with y = x - mu and
+// exp(lj - logsumexp) (point_math.hpp, estep_posteriors.cuh). First order, with y = x - mu and
 // z = P^T y: y_d carries u (3 |x_d - o_d| + 3 |y_d|) (storing x - o, the two parts of the
 // mean or, for diag, the scaled means), z_j carries (D + 2) u sum_i |P_ij y_i| plus the
 // spread of y's errors, |z|^2 (D + 1) u |z|^2 plus 2 |z_j| times z_j's error; the
@@ -553,7 +574,7 @@ TEST_P(CudaStats, AgreeWithTheCpuReference) {
 
   cuem::CpuPrimitives cpu(ds.view());
   const cuem::SufficientStats want = cpu.gaussian_estep(params);
-  const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, c.precision, 0});
+  const auto gpu = cuda_primitives(ds.view(), c.precision);
   const cuem::SufficientStats got = gpu->gaussian_estep(params);
   ASSERT_EQ(got.n_points, c.N);
   compare_stats(got, want, c.tol);
@@ -572,6 +593,89 @@ TEST_P(CudaStats, AgreeWithTheCpuReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllShapes, CudaStats, testing::ValuesIn(stats_cases()), case_name);
+
+#if defined(CUEM_EMULATED_DEVICE)
+// CudaTuning reaches the kernels: the emulated runtime counts launches by kernel name, so
+// each choice must show the kernel it names running, and the one it replaces not. (The
+// ctest variants _untiled and _stats_rk2 would otherwise pass on the default kernels.)
+TEST(CudaTuning, EachChoiceRunsTheKernelItNames) {
+  REQUIRE_DEVICE();
+  const int K = 64, D = 64;  // diag: tiled log joints and tiled statistics by default
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 41);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2013, 42);
+  make_float32_exact(ds);
+  const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, CovarianceType::diag, 0.0, 43));
+  const std::vector<double> centres(ds.x.begin(), ds.x.begin() + static_cast<std::ptrdiff_t>(K) * D);
+  struct Run {
+    cuem::SufficientStats stats;
+    std::map<std::string, unsigned long long> launches;  // by kernel-name fragment
+  };
+  const std::vector<std::string> kernels = {"17posteriors_kernel",         "tiled_log_joint_kernel",
+                                            "diag_segment_stats_kernel",   "tiled_diag_stats_kernelIfLi4E",
+                                            "tiled_diag_stats_kernelIfLi2E", "18hard_assign_kernel",
+                                            "argmin_assign_kernel"};
+  const auto run = [&](const cuem::CudaTuning& tuning) {
+    std::map<std::string, unsigned long long> before;
+    for (const std::string& k : kernels) before[k] = cuem::emu::launches_named(k.c_str());
+    const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, 0}, tuning);
+    Run r{gpu->gaussian_estep(params), {}};
+    gpu->lloyd_step(centres, K);
+    for (const std::string& k : kernels) r.launches[k] = cuem::emu::launches_named(k.c_str()) - before[k];
+    return r;
+  };
+  const Run tiled = run({});
+  cuem::CudaTuning simple;
+  simple.tiled = false;
+  const Run untiled = run(simple);
+  cuem::CudaTuning rk2;
+  rk2.diag_stats_components = 2;
+  const Run two = run(rk2);
+
+  EXPECT_GT(tiled.launches.at("tiled_log_joint_kernel"), 0u);
+  EXPECT_GT(tiled.launches.at("tiled_diag_stats_kernelIfLi4E"), 0u);
+  EXPECT_GT(tiled.launches.at("argmin_assign_kernel"), 0u);
+  EXPECT_EQ(tiled.launches.at("17posteriors_kernel") + tiled.launches.at("diag_segment_stats_kernel") +
+                tiled.launches.at("tiled_diag_stats_kernelIfLi2E") + tiled.launches.at("18hard_assign_kernel"),
+            0u);
+
+  EXPECT_GT(untiled.launches.at("17posteriors_kernel"), 0u);
+  EXPECT_GT(untiled.launches.at("diag_segment_stats_kernel"), 0u);
+  EXPECT_GT(untiled.launches.at("18hard_assign_kernel"), 0u);
+  EXPECT_EQ(untiled.launches.at("tiled_log_joint_kernel") + untiled.launches.at("tiled_diag_stats_kernelIfLi4E") +
+                untiled.launches.at("tiled_diag_stats_kernelIfLi2E") + untiled.launches.at("argmin_assign_kernel"),
+            0u);
+
+  EXPECT_GT(two.launches.at("tiled_diag_stats_kernelIfLi2E"), 0u);
+  EXPECT_EQ(two.launches.at("tiled_diag_stats_kernelIfLi4E"), 0u);
+
+  // Other kernels, the same statistics up to rounding.
+  compare_stats(untiled.stats, tiled.stats, 1e-5);
+  compare_stats(two.stats, tiled.stats, 1e-5);
+}
+
+// The ctest variants _untiled and _stats_rk2 run this one too (their filters name it): the
+// variable each sets must reach the kernels through tuning_from_environment, or the
+// variant would test the default kernels again.
+TEST(CudaTuning, TheVariantsVariableReachesTheKernels) {
+  REQUIRE_DEVICE();
+  const char* tiled_var = std::getenv("CUEM_CUDA_TILED");
+  const char* rk_var = std::getenv("CUEM_CUDA_STATS_RK");
+  const bool untiled = tiled_var && std::string(tiled_var) == "0";
+  const bool rk2 = rk_var && std::string(rk_var) == "2";
+  const int K = 64, D = 64;  // as above
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, K, D, 3.0, 41);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2013, 42);
+  make_float32_exact(ds);
+  const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, CovarianceType::diag, 0.0, 43));
+  const unsigned long long simple = cuem::emu::launches_named("17posteriors_kernel");
+  const unsigned long long two = cuem::emu::launches_named("tiled_diag_stats_kernelIfLi2E");
+  const unsigned long long four = cuem::emu::launches_named("tiled_diag_stats_kernelIfLi4E");
+  cuda_primitives(ds.view(), Precision::float32)->gaussian_estep(params);
+  EXPECT_EQ(cuem::emu::launches_named("17posteriors_kernel") > simple, untiled);
+  EXPECT_EQ(cuem::emu::launches_named("tiled_diag_stats_kernelIfLi2E") > two, !untiled && rk2);
+  EXPECT_EQ(cuem::emu::launches_named("tiled_diag_stats_kernelIfLi4E") > four, !untiled && !rk2);
+}
+#endif
 
 // ---- whole fits and the backend's housekeeping --------------------------------------------
 
@@ -593,6 +697,7 @@ cuem::FitOptions fit_options(CovarianceType type, const std::string& device, Pre
   o.tol = 1e-7;
   o.max_iter = 300;
   o.seed = 7;
+  o.cuda_tuning = tuning_from_environment();
   return o;
 }
 
@@ -778,8 +883,8 @@ TEST(CudaFit, StreamedChunksEqualTheInMemoryFit) {
       // The placement is checked on backends sized the same way as the fits', which must
       // also agree bitwise on one E-step.
       const cuem::PreparedParams params = cuem::prepare(whole.model);
-      const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, 0});
-      const auto chunked = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, limit});
+      const auto resident = cuda_primitives(ds.view(), Precision::float32);
+      const auto chunked = cuda_primitives(ds.view(), Precision::float32, limit);
       const cuem::SufficientStats a = resident->gaussian_estep(params);
       const cuem::SufficientStats b = chunked->gaussian_estep(params);
       EXPECT_NE(resident->description().find("resident"), std::string::npos) << resident->description();
@@ -807,8 +912,8 @@ TEST(CudaFit, StreamedChunksOfSeveralStagingRunsEqualResident) {
   for (Precision p : {Precision::float32, Precision::float64}) {
     SCOPED_TRACE(cuem::to_string(p));
     const std::size_t bytes = p == Precision::float32 ? 4 : 8;
-    const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
-    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, p, std::size_t{40} << 20});
+    const auto resident = cuda_primitives(ds.view(), p);
+    const auto streamed = cuda_primitives(ds.view(), p, std::size_t{40} << 20);
     const cuem::SufficientStats want = resident->gaussian_estep(params);
     for (int pass = 0; pass < 2; ++pass) {  // the second reuses the staging buffers
       const cuem::SufficientStats got = streamed->gaussian_estep(params);
@@ -847,34 +952,62 @@ TEST(CudaFit, TooSmallAMemoryLimitIsAClearErrorAndLeavesTheDeviceUsable) {
   EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));
 }
 
+// Memory the primitives hold: device memory in use (cuda/device_checks.hpp) and, on the
+// emulated device, pinned host memory (a GPU's runtime does not report it).
+struct Held {
+  std::size_t device = 0;
+  std::size_t pinned = 0;
+};
+Held held() {
+  Held h;
+  h.device = cuem::cuda::device_bytes_in_use(0);
+#if defined(CUEM_EMULATED_DEVICE)
+  h.pinned = cuem::emu::pinned_bytes();
+#endif
+  return h;
+}
+
 TEST(CudaFit, RepeatedFitsDoNotLeakDeviceMemory) {
   REQUIRE_DEVICE();
   const cuem_test::Dataset ds = small_problem(CovarianceType::diag, 100003, 51);
   cuem::FitOptions o = fit_options(CovarianceType::diag, "cuda", Precision::float32);
   o.max_iter = 3;
-  ASSERT_EQ(cuem::cuda::memory_in_use().device_bytes, 0u);
+  // A resident and a streamed fit first: on a GPU the context and the lazily loaded
+  // kernels then take what they keep, and what is in use stays the same from here on.
+  for (const std::size_t limit : {std::size_t{0}, std::size_t{3} << 20}) {
+    o.device_memory_limit = limit;
+    cuem::fit(ds.view(), o);
+  }
+  const Held before = held();
+#if defined(CUEM_EMULATED_DEVICE)
+  ASSERT_EQ(before.device, 0u);  // the emulated device has no context: nothing is left
+  ASSERT_EQ(before.pinned, 0u);
+#endif
   for (int i = 0; i < 10; ++i) {
     o.device_memory_limit = i % 2 ? 0 : (std::size_t{3} << 20);  // resident and streamed
     cuem::fit(ds.view(), o);
-    const cuem::cuda::MemoryInUse left = cuem::cuda::memory_in_use();
-    ASSERT_EQ(left.device_bytes, 0u) << "fit " << i;
-    ASSERT_EQ(left.pinned_bytes, 0u) << "fit " << i;
+    const Held left = held();
+    ASSERT_EQ(left.device, before.device) << "fit " << i;
+    ASSERT_EQ(left.pinned, before.pinned) << "fit " << i;
   }
   // A failing fit releases what it took too.
   o.device_memory_limit = 4096;
   EXPECT_THROW(cuem::fit(ds.view(), o), cuem::DeviceError);
-  EXPECT_EQ(cuem::cuda::memory_in_use().device_bytes, 0u);
-  EXPECT_EQ(cuem::cuda::memory_in_use().pinned_bytes, 0u);
+  EXPECT_EQ(held().device, before.device);
+  EXPECT_EQ(held().pinned, before.pinned);
 }
 
 TEST(CudaFit, InterruptStopsTheFitAndFreesItsWork) {
   REQUIRE_DEVICE();
   const cuem_test::Dataset ds = small_problem(CovarianceType::full, 20000, 61);
   cuem::FitOptions o = fit_options(CovarianceType::full, "cuda", Precision::float32);
+  EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));  // and warms up (above)
+  const Held before = held();
   int polls = 0;
   o.interrupted = [&] { return ++polls > 3; };
   EXPECT_THROW(cuem::fit(ds.view(), o), cuem::Interrupted);
-  EXPECT_EQ(cuem::cuda::memory_in_use().device_bytes, 0u);
+  EXPECT_EQ(held().device, before.device);
+  EXPECT_EQ(held().pinned, before.pinned);
   o.interrupted = nullptr;
   EXPECT_TRUE(std::isfinite(cuem::fit(ds.view(), o).lower_bound));
 }
@@ -897,7 +1030,7 @@ TEST(CudaBackendEvaluate, MatchesTheCpu) {
         std::vector<double> lp_cpu(n), lp_gpu(n, std::nan("")), r_cpu(n * K), r_gpu(n * K, std::nan(""));
         cuem::CpuPrimitives cpu(ds.view());
         cpu.posteriors(params, begin, end, lp_cpu.data(), r_cpu.data());
-        const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+        const auto gpu = cuda_primitives(ds.view(), p);
         gpu->posteriors(params, begin, end, lp_gpu.data(), r_gpu.data());
         const double tol = p == Precision::float32 ? 1e-5 : 1e-12;
         for (std::size_t i = 0; i < n; ++i) {
@@ -920,12 +1053,12 @@ TEST(CudaStats, DeferredNormalisationStreamedEqualsResident) {
     cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20011, 92);
     make_float32_exact(ds);
     const cuem::PreparedParams params = cuem::prepare(perturbed_model(mix, type, 0.0, 93));
-    const auto resident = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, 0});
+    const auto resident = cuda_primitives(ds.view(), Precision::float32);
     const cuem::SufficientStats want = resident->gaussian_estep(params);
     // Room for about one 8192-point chunk beside the fixed buffers: streamed.
     const std::size_t per_point = (K + 1 + 2 + 2 * 2 + 2 * D) * sizeof(float) + 8;
     const std::size_t limit = (std::size_t{3} << 19) + 10000 * per_point;
-    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, Precision::float32, limit});
+    const auto streamed = cuda_primitives(ds.view(), Precision::float32, limit);
     const cuem::SufficientStats got = streamed->gaussian_estep(params);
     ASSERT_NE(streamed->description().find("streamed"), std::string::npos) << streamed->description();
     EXPECT_TRUE(same_bits(got.nk, want.nk));
@@ -985,7 +1118,7 @@ TEST(CudaPrimitives, WeightedStatsOfThePosteriorsAgreeWithTheEstep) {
       if (p == Precision::float32) make_float32_exact(ds);
       const cuem::Model model = perturbed_model(mix, c.type, 100.0, seed + 2);
       const cuem::PreparedParams params = cuem::prepare(model);
-      const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+      const auto gpu = cuda_primitives(ds.view(), p);
       const cuem::SufficientStats want = gpu->gaussian_estep(params);
       cuem::SufficientStats got =
           gpu->weighted_stats(cuem::Responsibilities::posterior(params), c.type, c.K, model.means);
@@ -1013,7 +1146,7 @@ TEST(CudaKMeans, ClosestDistancesAndLloydStepsAgreeWithTheCpu) {
       cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 92);
       for (double& v : ds.x) v += 1e3;  // offset: the device works relative to the data's origin
       cuem::CpuPrimitives cpu(ds.view());
-      const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+      const auto gpu = cuda_primitives(ds.view(), p);
       const double* c0 = ds.row(17);
       const double* c1 = ds.row(20000);
       const double* c2 = ds.row(5);
@@ -1088,8 +1221,8 @@ TEST(CudaKMeans, StreamedEqualsResidentBitwise) {
     // Data, the 1 MiB reserve and the smallest resident workspace exceed these limits,
     // which leave room for 8192-point chunks (four of them) with K = 1 and K = 6.
     const std::size_t limit = p == Precision::float32 ? (std::size_t{7} << 20) / 4 : (std::size_t{5} << 20) / 2;
-    const auto whole = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
-    const auto streamed = cuem::cuda::make_primitives(ds.view(), {}, {0, p, limit});
+    const auto whole = cuda_primitives(ds.view(), p);
+    const auto streamed = cuda_primitives(ds.view(), p, limit);
     const double* c0 = ds.row(3);
     const double* c1 = ds.row(29000);
     const double* c2 = ds.row(12345);
@@ -1182,7 +1315,7 @@ TEST(CudaKMeans, PartitionStatisticsMatchTheHostPasses) {
       ASSERT_EQ(want.nk[K - 1], 0.0);
 
       for (Precision p : {Precision::float32, Precision::float64}) {
-        const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+        const auto gpu = cuda_primitives(ds.view(), p);
         const cuem::SufficientStats got =
             cuem::two_pass_stats(*gpu, cuem::Responsibilities::nearest_centre(centers), type, K);
         const double tol = p == Precision::float32 ? 1e-5 : 1e-10;
@@ -1235,7 +1368,7 @@ TEST(CudaInit, RandomStatisticsMatchTheHostPasses) {
           const std::size_t S = p == Precision::float32 ? 4 : 8;
           const std::size_t per_point = (K + 1 + 2 * static_cast<std::size_t>(D)) * S;
           const std::size_t limit = streamed ? (std::size_t{5} << 18) + 8192 * per_point : 0;
-          const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, limit});
+          const auto gpu = cuda_primitives(ds.view(), p, limit);
           const cuem::SufficientStats got =
               cuem::two_pass_stats(*gpu, cuem::Responsibilities::random_draws(seed), type, K);
           EXPECT_EQ(gpu->description().find("streamed") != std::string::npos, streamed) << gpu->description();
@@ -1256,7 +1389,7 @@ TEST(CudaKMeans, MeanFeatureVarianceMatchesTheHost) {
   cuem::CpuPrimitives cpu(ds.view());
   const double want = cpu.mean_feature_variance();
   for (Precision p : {Precision::float32, Precision::float64}) {
-    const auto gpu = cuem::cuda::make_primitives(ds.view(), {}, {0, p, 0});
+    const auto gpu = cuda_primitives(ds.view(), p);
     const double got = gpu->mean_feature_variance();
     EXPECT_NEAR(got, want, (p == Precision::float32 ? 1e-6 : 1e-12) * want);
   }

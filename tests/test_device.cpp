@@ -19,6 +19,7 @@
 #include "cuem/version.hpp"
 #if defined(CUEM_HAVE_CUDA)
 #include "core/cuda_devices.hpp"
+#include "cuda/device_checks.hpp"
 #endif
 
 namespace {

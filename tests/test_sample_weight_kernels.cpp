@@ -289,7 +289,7 @@ TYPED_TEST(SampleWeightKernels, ScaledRowsGiveWeightedStatistics) {
   const std::vector<S> g = download(d_resp, s);
   cuem::cuda::launch_scale_rows(d_w.data(), n, K, d_resp.data(), stride, d_lp.data(), s.get());
   cuem::cuda::launch_segment_stats(K, D, d_X.data(), n, d_shift.data(), d_resp.data(), stride, d_lp.data(),
-                                   d_entries.data(), M, d_partials.data(), L, s.get());
+                                   d_entries.data(), M, d_partials.data(), L, cuem::CudaTuning{}, s.get());
   cuem::cuda::launch_accumulate_segments(d_partials.data(), segments, L, d_total.data(), s.get());
   const std::vector<double> got = download(d_total, s);
 
@@ -347,12 +347,12 @@ TYPED_TEST(SampleWeightKernels, ScaledOneHotRowsGiveWeightedLloydSums) {
   const S* hi = d_c.data();
   const S* lo = d_c.data() + static_cast<std::size_t>(K) * D;
   cuem::cuda::launch_hard_assign(d_X.data(), n, D, K, hi, lo, d_labels.data(), d_dist.data(), d_resp.data(), stride,
-                                 s.get());
+                                 cuem::CudaTuning{}, s.get());
   const std::vector<int> labels = download(d_labels, s);
   const std::vector<S> dist = download(d_dist, s);
   cuem::cuda::launch_scale_rows(d_w.data(), n, K, d_resp.data(), stride, d_dist.data(), s.get());
   cuem::cuda::launch_segment_stats(K, D, d_X.data(), n, hi, d_resp.data(), stride, d_dist.data(), d_entries.data(), M,
-                                   d_partials.data(), L, s.get());
+                                   d_partials.data(), L, cuem::CudaTuning{}, s.get());
   cuem::cuda::launch_accumulate_segments(d_partials.data(), 1, L, d_total.data(), s.get());
   const std::vector<double> got = download(d_total, s);
 

@@ -191,6 +191,12 @@ class ScheduleScope {
 /// Launches so far in this process; tests read it to see that kernels ran.
 unsigned long long launch_count();
 
+/// Launches so far of the kernels whose mangled name contains `fragment` (a kernel's
+/// name, or with its template arguments: "tiled_diag_stats_kernelIfLi2E"), so that a
+/// test can see which of two kernels for the same values a choice ran; 0 in a stripped
+/// executable.
+unsigned long long launches_named(const char* fragment);
+
 /// Bytes copied from host to device memory so far in this process (tests read it to see
 /// what was uploaded, and how often).
 std::size_t host_to_device_bytes();

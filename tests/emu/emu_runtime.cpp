@@ -242,6 +242,13 @@ class StaticShared {
     return out;
   }
 
+  // The mangled name of the function at `fn` ("" where there is no symbol table).
+  std::string name_of(const void* fn) {
+    if (!loaded_) load();
+    const auto f = functions_.find(reinterpret_cast<std::uintptr_t>(fn));
+    return f == functions_.end() ? std::string() : f->second;
+  }
+
  private:
   void load() {
     loaded_ = true;
@@ -329,6 +336,7 @@ thread_local Block* t_block = nullptr;
 thread_local std::vector<std::unique_ptr<char[]>> t_stacks;  // reused across launches
 std::mutex g_launch_mutex;                                   // static __shared__ objects are global
 unsigned long long g_launches = 0;
+std::map<const void*, unsigned long long> g_kernel_launches;  // by kernel, under g_launch_mutex
 std::atomic<std::size_t> g_host_to_device_bytes{0};
 StaticShared g_static_shared;  // under g_launch_mutex
 std::atomic<Schedule> g_schedule{Schedule::forward};
@@ -435,6 +443,14 @@ unsigned long long launch_count() {
   return g_launches;
 }
 
+unsigned long long launches_named(const char* fragment) {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  unsigned long long total = 0;
+  for (const auto& [kernel, count] : g_kernel_launches)
+    if (g_static_shared.name_of(kernel).find(fragment) != std::string::npos) total += count;
+  return total;
+}
+
 std::size_t static_shared_bytes(const void* kernel) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
   std::size_t total = 0;
@@ -483,6 +499,7 @@ void run_grid(const LaunchConfig& config, void (*body)(void*), void* context) {
   }
   std::lock_guard<std::mutex> lock(g_launch_mutex);
   ++g_launches;
+  ++g_kernel_launches[config.kernel];
   if (t_block) fail("a kernel launched from inside a kernel");
   const unsigned threads = config.block.x * config.block.y * config.block.z;
   while (t_stacks.size() < threads) t_stacks.emplace_back(new char[kStackBytes]);

@@ -5,9 +5,9 @@
 
 #include <cstddef>
 
-#include "core/cuda_devices.hpp"
 #include "core/point_math.hpp"
 #include "cuda_check.cuh"
+#include "device_checks.hpp"
 
 namespace cuem::cuda {
 namespace {
