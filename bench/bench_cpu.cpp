@@ -20,10 +20,13 @@ using cuem::bench::Config;
 
 using cuem::bench::Work;
 
-void run(benchmark::State& state, const Config& c, Work work) {
+// `weighted`: all-ones sample weights, which take the weighted path and give the
+// unweighted statistics: its cost.
+void run(benchmark::State& state, const Config& c, Work work, bool weighted = false) {
   const std::vector<double>& data = cuem::bench::data_for(c);
   const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
-  cuem::CpuPrimitives backend(X);
+  const std::vector<double> ones(weighted ? c.N : 0, 1.0);
+  cuem::CpuPrimitives backend(X, weighted ? cuem::WeightView(ones.data(), c.N) : cuem::WeightView());
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
   const std::size_t n_eval = work == Work::predict_proba ? std::min(c.N, cuem::bench::kProbaPoints) : c.N;
@@ -54,6 +57,11 @@ void register_all() {
                                    [c, w](benchmark::State& s) { run(s, c, w); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
+  for (const Config& c : cuem::bench::cpu_configs())
+    benchmark::RegisterBenchmark((std::string("cpu_weighted_estep/") + c.name).c_str(),
+                                 [c](benchmark::State& s) { run(s, c, Work::estep, true); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
 }
 
 }  // namespace

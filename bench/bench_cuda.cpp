@@ -46,10 +46,14 @@ cuem::CudaTuning tuning_from_environment() {
   return t;
 }
 
-void run(benchmark::State& state, const Config& c, Work work, cuem::Precision precision) {
+// `weighted`: all-ones sample weights, which take the weighted path (posteriors, row
+// scaling, statistics; no fused kernel) and give the unweighted statistics: its cost.
+void run(benchmark::State& state, const Config& c, Work work, cuem::Precision precision, bool weighted = false) {
   const std::vector<double>& data = cuem::bench::data_for(c);
   const cuem::DataView X(data.data(), c.N, static_cast<std::size_t>(c.D));
-  const auto backend = cuem::cuda::make_primitives(X, {}, {0, precision, 0}, tuning_from_environment());
+  const std::vector<double> ones(weighted ? c.N : 0, 1.0);
+  const cuem::WeightView w = weighted ? cuem::WeightView(ones.data(), c.N) : cuem::WeightView();
+  const auto backend = cuem::cuda::make_primitives(X, w, {0, precision, 0}, tuning_from_environment());
   cuem::Model model = cuem::bench::start_model(c, data);
   const cuem::PreparedParams p = cuem::prepare(model);
   // predict_proba returns N x K float64: evaluate a bounded slice so host memory stays sane.
@@ -105,6 +109,14 @@ void register_all() {
           ->Unit(benchmark::kMillisecond)
           ->UseManualTime();
     }
+  // The weighted E-step beside the unweighted one: fused (A, G1), full (G2), diagonal with
+  // deferred normalisation (G4d).
+  for (const Config& c : configs)
+    if (c.name == "A" || c.name == "G1" || c.name == "G2" || c.name == "G4d")
+      benchmark::RegisterBenchmark((std::string("cuda_weighted_estep/") + c.name + "/f32").c_str(),
+                                   [c](benchmark::State& s) { run(s, c, Work::estep, cuem::Precision::float32, true); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseManualTime();
   for (const Config& c : cuem::bench::cpu_configs())
     benchmark::RegisterBenchmark((std::string("cuda_em_iteration/") + c.name + "/f64").c_str(),
                                  [c](benchmark::State& s) { run(s, c, Work::em_iteration, cuem::Precision::float64); })

@@ -139,7 +139,8 @@ gtest() {
 }
 
 step_build() {
-  build cuem_cli test_cuda_backend test_device test_errors test_init test_kmeans_relocation em_driver bench_cuda
+  build cuem_cli test_cuda_backend test_device test_errors test_init test_kmeans_relocation em_driver bench_cuda \
+    test_cuda_sample_weight test_sample_weight_kernels test_sample_weight_primitives test_resources
   # ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
   demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
   awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
@@ -161,6 +162,12 @@ step_build() {
   gtest test_errors 60 --
   gtest test_init 60 --
   gtest test_kmeans_relocation 60 --
+  # Sample weights on the card (kernels against float64 loops, weighted primitives against
+  # repeated and dropped rows), and the long-lived handles (placement reused).
+  gtest test_sample_weight_kernels 60 --
+  gtest test_cuda_sample_weight 60 --
+  gtest test_sample_weight_primitives 60 --
+  gtest test_resources 60 --
   gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
     --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
   gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \
@@ -211,7 +218,8 @@ step_bench() {
     results+=(bench_cuda.json)
     # Google Benchmark 1.7 (Debian's, carried in .gpu-deps) takes seconds as a plain number.
     timeout "$(limit 240 120)" build-gpu/bench/bench_cuda --benchmark_out="$out/bench_cuda.json" \
-      --benchmark_out_format=json --benchmark_filter='/G|em_iteration/[A-E]/f32' --benchmark_min_time=0.2 \
+      --benchmark_out_format=json --benchmark_filter='^cuda_(em_iteration|estep|score_samples|predict_proba)/G|em_iteration/[A-E]/f32' \
+      --benchmark_min_time=0.2 \
       >"$out/bench_cuda.log" 2>&1 && note "bench_cuda: done ($(elapsed))" ||
       note "bench_cuda: FAILED or timed out (bench_cuda.log)"
     grep -q "^bench_cuda: no CUDA device" "$out/bench_cuda.log" && note "$(grep -m1 "^bench_cuda: no CUDA device" "$out/bench_cuda.log")"
@@ -234,6 +242,9 @@ step_bench() {
   variant untiled CUEM_CUDA_TILED=0 60 'cuda_(em_iteration|estep)/G[34]'
   # G4's statistics kernel with 2 components a thread (two blocks an SM) instead of 4 (one).
   variant stats_rk2 CUEM_CUDA_STATS_RK=2 40 'cuda_(em_iteration|estep)/G4'
+  # The weighted E-step (all-ones weights: posteriors, row scaling, statistics) beside the
+  # unweighted one on the same shapes: what a weighted fit costs.
+  variant weighted CUEM_BENCH_VARIANT=weighted 60 '^cuda_(weighted_)?estep/(A|G1|G2|G4d)/f32'
   # Side by side with scikit-learn's Array API path on torch (quick sizes: N / 20); it
   # rewrites its JSON and markdown after every configuration.
   if [ -n "$py" ] && room_for 45; then
