@@ -116,6 +116,60 @@ using DeviceBuffer = Buffer<T, DeviceMemory>;
 template <typename T>
 using PinnedBuffer = Buffer<T, PinnedMemory>;
 
+/// `count` elements of T from a stream-ordered pool (cudaMallocFromPoolAsync): allocated
+/// and freed in the order of `stream`, so a freed block returns to the pool once the
+/// work queued before the free is done, and the next allocation of that size takes it
+/// without a cudaMalloc. Work on other streams that reads a buffer must be waited for
+/// (an event, or a synchronisation) before the buffer is dropped. Move-only.
+template <typename T>
+class PoolBuffer {
+ public:
+  PoolBuffer() = default;
+  PoolBuffer(std::size_t count, cudaMemPool_t pool, cudaStream_t stream) : count_(count), stream_(stream) {
+    if (count == 0) return;
+    const std::size_t bytes = checked_bytes(count, sizeof(T));
+    void* p = nullptr;
+    const cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool, stream);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw DeviceError(DeviceMemory::failure(bytes, err));
+    }
+    ptr_ = static_cast<T*>(p);
+    g_device_bytes += bytes;
+  }
+  ~PoolBuffer() { release(); }
+  PoolBuffer(const PoolBuffer&) = delete;
+  PoolBuffer& operator=(const PoolBuffer&) = delete;
+  PoolBuffer(PoolBuffer&& other) noexcept
+      : ptr_(std::exchange(other.ptr_, nullptr)), count_(std::exchange(other.count_, 0)), stream_(other.stream_) {}
+  PoolBuffer& operator=(PoolBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      ptr_ = std::exchange(other.ptr_, nullptr);
+      count_ = std::exchange(other.count_, 0);
+      stream_ = other.stream_;
+    }
+    return *this;
+  }
+
+  T* data() const noexcept { return ptr_; }
+  std::size_t size() const noexcept { return ptr_ ? count_ : 0; }
+  std::size_t bytes() const noexcept { return size() * sizeof(T); }
+
+ private:
+  void release() noexcept {
+    if (ptr_) {
+      CUEM_CUDA_CHECK_NOTHROW(cudaFreeAsync(ptr_, stream_));
+      g_device_bytes -= count_ * sizeof(T);
+    }
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+  T* ptr_ = nullptr;
+  std::size_t count_ = 0;
+  cudaStream_t stream_ = nullptr;
+};
+
 /// A non-blocking stream (never the legacy default stream).
 class Stream {
  public:
