@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -242,6 +243,35 @@ TEST_F(DeviceContextTest, PlacedDataOnOneResourcesShareItsContext) {
   EXPECT_GT(after.pool_allocations, before.pool_allocations);
   EXPECT_EQ(after.pool_growths, before.pool_growths);
   expect_same_model(r.model, cuem::fit(ds_.view(), o_).model);
+}
+
+// The default memory limit (80% of what is free) counts the blocks the context's pool
+// holds cached as free: data that were resident for one placement stay resident for the
+// next, although cudaMemGetInfo still counts the first one's memory as used.
+TEST_F(DeviceContextTest, TheDefaultLimitCountsThePoolsCacheAsFree) {
+  constexpr std::size_t N = 131072, D = 8;  // 4 MiB in float32, half the device below
+  std::vector<double> x(N * D);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i));
+  cuem::FitOptions small;
+  small.n_components = 1;
+  small.device = cuem::parse_device("cpu");
+  const cuem::Model model = cuem::fit(cuem::DataView(x.data(), 1000, D), small).model;
+  // An 8 MiB emulated device for this test alone (the runtime reads it at every call).
+  struct MemoryScope {
+    MemoryScope() { setenv("CUEM_EMU_MEMORY", "8388608", 1); }
+    ~MemoryScope() { unsetenv("CUEM_EMU_MEMORY"); }
+  } memory;
+  {
+    cuem::Resources resources({o_.device, cuem::Precision::float32, 0, 0, {}});
+    {
+      cuem::PlacedData a(resources, cuem::DataView(x.data(), N, D));
+      cuem::criteria(a, model);
+      ASSERT_NE(a.description().find("data resident"), std::string::npos) << a.description();
+    }
+    cuem::PlacedData b(resources, cuem::DataView(x.data(), N, D));
+    cuem::criteria(b, model);
+    EXPECT_NE(b.description().find("data resident"), std::string::npos) << b.description();
+  }
 }
 
 TEST_F(DeviceContextTest, AnInterruptedFitLeavesTheContextUsable) {
