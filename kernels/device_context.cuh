@@ -29,6 +29,9 @@ class DeviceContext {
     compute_ = std::make_unique<Stream>();
     copy_ = std::make_unique<Stream>();
     allocated_ = std::make_unique<Event>();
+    int pools = 0;
+    CUEM_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
+    if (!pools) return;  // buffers fall back to cudaMalloc (PoolBuffer)
     cudaMemPoolProps props{};
     props.allocType = cudaMemAllocationTypePinned;
     props.handleTypes = cudaMemHandleTypeNone;
@@ -52,7 +55,7 @@ class DeviceContext {
     // destruction returns every cached block to the device.
     CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
     CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
-    CUEM_CUDA_CHECK_NOTHROW(cudaMemPoolDestroy(pool_));
+    if (pool_) CUEM_CUDA_CHECK_NOTHROW(cudaMemPoolDestroy(pool_));
     allocated_.reset();
     compute_.reset();
     copy_.reset();
@@ -63,11 +66,13 @@ class DeviceContext {
   int device() const noexcept { return device_; }
   Stream& compute() noexcept { return *compute_; }
   Stream& copy() noexcept { return *copy_; }
+  /// Null where the device has no stream-ordered pools.
   cudaMemPool_t pool() const noexcept { return pool_; }
 
   /// Bytes the pool holds free for reuse: device memory that cudaMemGetInfo counts as
   /// used but that an allocation from this pool gets without growing it.
   std::size_t cached_bytes() const {
+    if (!pool_) return 0;
     unsigned long long reserved = 0, used = 0;
     CUEM_CUDA_CHECK(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved));
     CUEM_CUDA_CHECK(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &used));

@@ -198,6 +198,37 @@ TEST_F(DeviceContextTest, ACpuResourcesNeverTouchesCuda) {
 }
 
 #if defined(CUEM_EMULATED_DEVICE)
+// An emulated-runtime setting for one test (the runtime reads it at every call).
+class EnvScope {
+ public:
+  EnvScope(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~EnvScope() { unsetenv(name_); }
+  EnvScope(const EnvScope&) = delete;
+  EnvScope& operator=(const EnvScope&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// What the runtime and cuem print to stderr in a scope (released when a failure throws
+// through it, so that the next test can capture again).
+class StderrCapture {
+ public:
+  StderrCapture() { testing::internal::CaptureStderr(); }
+  ~StderrCapture() {
+    if (!taken_) (void)testing::internal::GetCapturedStderr();
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  std::string take() {
+    taken_ = true;
+    return testing::internal::GetCapturedStderr();
+  }
+
+ private:
+  bool taken_ = false;
+};
+
 TEST_F(DeviceContextTest, ASecondFitIsServedByThePool) {
   const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
   cuem::Resources resources(resource_options());
@@ -256,11 +287,7 @@ TEST_F(DeviceContextTest, TheDefaultLimitCountsThePoolsCacheAsFree) {
   small.n_components = 1;
   small.device = cuem::parse_device("cpu");
   const cuem::Model model = cuem::fit(cuem::DataView(x.data(), 1000, D), small).model;
-  // An 8 MiB emulated device for this test alone (the runtime reads it at every call).
-  struct MemoryScope {
-    MemoryScope() { setenv("CUEM_EMU_MEMORY", "8388608", 1); }
-    ~MemoryScope() { unsetenv("CUEM_EMU_MEMORY"); }
-  } memory;
+  const EnvScope memory("CUEM_EMU_MEMORY", "8388608");  // an 8 MiB device
   {
     cuem::Resources resources({o_.device, cuem::Precision::float32, 0, 0, {}});
     {
@@ -274,11 +301,28 @@ TEST_F(DeviceContextTest, TheDefaultLimitCountsThePoolsCacheAsFree) {
   }
 }
 
+TEST_F(DeviceContextTest, WithoutPoolsTheBuffersComeFromCudaMalloc) {
+  const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
+  const EnvScope no_pools("CUEM_EMU_NO_POOLS", "1");
+  StderrCapture captured;
+  const cuem::emu::AllocationCounts before = cuem::emu::allocation_counts();
+  {
+    cuem::Resources resources(resource_options());
+    cuem::PlacedData data(resources, ds_.view());
+    expect_same_model(cuem::fit(data, o_).model, direct.model);
+    expect_same_model(cuem::fit(data, o_).model, direct.model);
+  }
+  const cuem::emu::AllocationCounts after = cuem::emu::allocation_counts();
+  EXPECT_EQ(captured.take(), "");  // no pool call was tried
+  EXPECT_GT(after.device_mallocs, before.device_mallocs);
+  EXPECT_EQ(after.pool_allocations, before.pool_allocations);
+}
+
 TEST_F(DeviceContextTest, AnInterruptedFitLeavesTheContextUsable) {
   const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
   std::size_t free_before = 0, total = 0;
   ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
-  testing::internal::CaptureStderr();
+  StderrCapture captured;
   {
     cuem::Resources resources(resource_options());
     {
@@ -309,8 +353,7 @@ TEST_F(DeviceContextTest, AnInterruptedFitLeavesTheContextUsable) {
   }
   // The pool was destroyed empty and gave all its memory back, without a complaint from
   // the runtime (a double free, a free of a foreign pointer, live allocations).
-  const std::string complaints = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(complaints, "");
+  EXPECT_EQ(captured.take(), "");
   std::size_t free_after = 0;
   ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
   EXPECT_EQ(free_after, free_before);

@@ -17,7 +17,8 @@
 // (NaN in float and double), so reading what was never written shows.
 //
 // Settings (environment): CUEM_EMU_DEVICES (default 1), CUEM_EMU_MEMORY (bytes per
-// device, default 1 GiB). Test hooks (below): the pitch limit, pinned-memory counters.
+// device, default 1 GiB), CUEM_EMU_NO_POOLS=1 (a device without stream-ordered pools:
+// cudaDevAttrMemoryPoolsSupported is 0 and the pool calls return cudaErrorNotSupported). Test hooks (below): the pitch limit, pinned-memory counters.
 #include <cmath>
 #include <cstddef>
 #include <math.h>
@@ -81,6 +82,7 @@ enum cudaError_t {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotSupported = 801,
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -112,6 +114,8 @@ struct cudaDeviceProp {
 };
 
 cudaError_t cudaGetDeviceCount(int* count);
+enum cudaDeviceAttr { cudaDevAttrMemoryPoolsSupported = 115 };
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 cudaError_t cudaDriverGetVersion(int* version);   // 13000: the emulated driver is CUDA 13.0's
 cudaError_t cudaRuntimeGetVersion(int* version);  // 13000
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);

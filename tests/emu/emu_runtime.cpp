@@ -52,6 +52,7 @@ std::size_t env_size(const char* name, std::size_t fallback) {
 }
 int device_count() { return static_cast<int>(env_size("CUEM_EMU_DEVICES", 1)); }
 std::size_t device_memory() { return env_size("CUEM_EMU_MEMORY", std::size_t{1} << 30); }
+bool pools_supported() { return env_size("CUEM_EMU_NO_POOLS", 0) == 0; }
 
 // ---- memory ---------------------------------------------------------------------------
 }  // namespace
@@ -778,8 +779,20 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
 }
 
 // ---- stream-ordered pools ------------------------------------------------------------
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  using namespace cuem::emu;
+  if (!value) return fail_call(cudaErrorInvalidValue, "cudaDeviceGetAttribute(nullptr)");
+  if (device < 0 || device >= device_count())
+    return fail_call(cudaErrorInvalidDevice, "cudaDeviceGetAttribute of a device that does not exist");
+  if (attr != cudaDevAttrMemoryPoolsSupported)
+    return fail_call(cudaErrorInvalidValue, "cudaDeviceGetAttribute: an attribute the emulator does not know");
+  *value = pools_supported() ? 1 : 0;
+  return cudaSuccess;
+}
+
 cudaError_t cudaMemPoolCreate(cudaMemPool_t* pool, const cudaMemPoolProps* props) {
   using namespace cuem::emu;
+  if (!pools_supported()) return fail_call(cudaErrorNotSupported, "cudaMemPoolCreate: the device has no pools");
   if (!pool || !props) return fail_call(cudaErrorInvalidValue, "cudaMemPoolCreate(nullptr)");
   if (props->allocType != cudaMemAllocationTypePinned || props->location.type != cudaMemLocationTypeDevice)
     return fail_call(cudaErrorInvalidValue, "cudaMemPoolCreate: only pinned device-memory pools are emulated");
@@ -808,6 +821,7 @@ cudaError_t cudaMemPoolDestroy(cudaMemPool_t pool) {
 
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
   using namespace cuem::emu;
+  if (!pools_supported()) return fail_call(cudaErrorNotSupported, "cudaDeviceGetDefaultMemPool: the device has no pools");
   if (!pool) return fail_call(cudaErrorInvalidValue, "cudaDeviceGetDefaultMemPool(nullptr)");
   if (device < 0 || device >= device_count())
     return fail_call(cudaErrorInvalidDevice, "cudaDeviceGetDefaultMemPool of a device that does not exist");
@@ -934,6 +948,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
   }
   return "cudaErrorUnknown";
 }
@@ -951,6 +966,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (emulated)";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotSupported: return "operation not supported";
   }
   return "unknown error";
 }
