@@ -37,6 +37,7 @@
 #include "core/data_access.hpp"
 #include "cuem/model.hpp"
 #include "cuda_check.cuh"
+#include "device_context.cuh"
 #include "device_memory.cuh"
 #include "estep.hpp"
 #include "host_threads.hpp"
@@ -86,11 +87,12 @@ const char* precision_name() {
 // The k-means++ values of one caller (primitives.hpp): the squared distance to the
 // nearest seed so far, on the device or in pinned host memory (as prepare() decided when
 // they are first reset), and their block sums. Released with their device current, once
-// the stream that may still use them (an interrupted pass) has finished.
+// the stream that may still use them (an interrupted pass) has finished. They hold the
+// context their device buffers come from, so its pool outlives them.
 template <typename S>
 struct CudaPointValues final : PointValues {
-  // They must not outlive the primitives whose stream they name.
-  CudaPointValues(int device, cudaStream_t stream) : device(device), stream(stream) {}
+  explicit CudaPointValues(std::shared_ptr<DeviceContext> ctx)
+      : context(std::move(ctx)), device(context->device()), stream(context->compute().get()) {}
   ~CudaPointValues() override {
     const ScopedDeviceNoThrow on(device);
     CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(stream));
@@ -103,13 +105,14 @@ struct CudaPointValues final : PointValues {
   CudaPointValues(const CudaPointValues&) = delete;
   CudaPointValues& operator=(const CudaPointValues&) = delete;
 
+  std::shared_ptr<DeviceContext> context;
   int device;
   cudaStream_t stream;
   bool on_device = true;             // else closest_host
   bool valid = false;                // a reset (and any later update) completed
-  DeviceBuffer<S> closest;           // N
+  PoolBuffer<S> closest;             // N
   PinnedBuffer<S> closest_host;      // N, when the device has no room
-  DeviceBuffer<double> block_sums;   // per kClosestBlock points
+  PoolBuffer<double> block_sums;     // per kClosestBlock points
   PinnedBuffer<double> block_sums_host;
   std::vector<double> sums;          // from the last reset/update, for sampling
   PinnedBuffer<S> sample_host;       // one block of values
@@ -118,18 +121,21 @@ struct CudaPointValues final : PointValues {
 template <typename S>
 class CudaPrimitives final : public Primitives {
  public:
-  CudaPrimitives(DataView X, WeightView w, const BackendOptions& o, const CudaTuning& tuning)
-      : X_(X), w_(w), device_(o.device), tuning_(tuning) {
+  CudaPrimitives(DataView X, WeightView w, const BackendOptions& o, const CudaTuning& tuning,
+                 std::shared_ptr<DeviceContext> context)
+      : X_(X), w_(w), device_(o.device), tuning_(tuning), context_(std::move(context)) {
     const ScopedDevice on(device_);
     cudaDeviceProp prop{};
     CUEM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     device_name_ = prop.name;
     std::size_t free_b = 0, total_b = 0;
     CUEM_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    limit_ = o.memory_limit ? o.memory_limit : free_b / 10 * 8;
-    // Streams and events belong to the device that is current when they are made.
-    compute_ = std::make_unique<Stream>();
-    copy_ = std::make_unique<Stream>();
+    // What the context's pool holds cached is free to these primitives too.
+    limit_ = o.memory_limit ? o.memory_limit : (free_b + context_->cached_bytes()) / 10 * 8;
+    // Events belong to the device that is current when they are made (as the context's
+    // streams do).
+    compute_ = &context_->compute();
+    copy_ = &context_->copy();
     for (int i = 0; i < 2; ++i) {
       copied_.emplace_back();
       consumed_.emplace_back();
@@ -149,7 +155,8 @@ class CudaPrimitives final : public Primitives {
     // the scope of a no-throw device switch, rather than by the member destructors.
     const ScopedDeviceNoThrow on(device_);
     // Work may still be queued when an exception (an interrupt, say) unwinds the fit:
-    // let it finish before the buffers it uses are freed.
+    // let it finish before the buffers it uses are freed (their frees are queued on the
+    // compute stream, behind it, and return the blocks to the context's pool).
     if (compute_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
     if (copy_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
     data_ = {};
@@ -173,8 +180,9 @@ class CudaPrimitives final : public Primitives {
     copied_.clear();
     consumed_.clear();
     staged_.clear();
-    compute_.reset();
-    copy_.reset();
+    compute_ = nullptr;
+    copy_ = nullptr;
+    context_.reset();
   }
 
   CudaPrimitives(const CudaPrimitives&) = delete;
@@ -271,7 +279,7 @@ class CudaPrimitives final : public Primitives {
   }
 
   std::unique_ptr<PointValues> make_point_values() override {
-    return std::make_unique<CudaPointValues<S>>(device_, compute_->get());
+    return std::make_unique<CudaPointValues<S>>(context_);
   }
 
   // One pass of the closest-distance bookkeeping over every chunk; the block sums come
@@ -290,12 +298,12 @@ class CudaPrimitives final : public Primitives {
       // moved through the log-likelihood buffer chunk by chunk.
       v.on_device = closest_on_device_;
       if (v.on_device) {
-        v.closest = DeviceBuffer<S>(N);
+        v.closest = context_->allocate<S>(N);
         v.sample_host = PinnedBuffer<S>(kClosestBlock);
       } else {
         v.closest_host = PinnedBuffer<S>(N);
       }
-      v.block_sums = DeviceBuffer<double>(n_blocks);
+      v.block_sums = context_->allocate<double>(n_blocks);
       v.block_sums_host = PinnedBuffer<double>(n_blocks);
     }
     // A reset or update that stops half way (an interrupt) leaves no valid values.
@@ -479,7 +487,7 @@ class CudaPrimitives final : public Primitives {
         const std::size_t n_params = param_count(g.params->type, K, static_cast<int>(D));
         if (params_.size() < n_params) {  // parameters of a larger layout than the statistics'
           params_ = {};
-          params_ = DeviceBuffer<S>(n_params);
+          params_ = context_->allocate<S>(n_params);
           params_host_ = PinnedBuffer<S>(n_params);
         }
         std::vector<double> unused;
@@ -605,7 +613,7 @@ class CudaPrimitives final : public Primitives {
     if (centres_host_.size() < 2 * n) {
       centres_host_ = PinnedBuffer<S>(2 * n);
       centres_ = {};
-      centres_ = DeviceBuffer<S>(2 * n);
+      centres_ = context_->allocate<S>(2 * n);
     }
     S* h = centres_host_.data();
     if (shift) shift->assign(n, 0.0);
@@ -727,17 +735,17 @@ class CudaPrimitives final : public Primitives {
     chunk_ = chunk;
     M_ = M;
     L_ = L;
-    resp_ = DeviceBuffer<S>(static_cast<std::size_t>(K) * chunk_);
-    log_prob_ = DeviceBuffer<S>(chunk_);
-    norm_ = DeviceBuffer<S>(deferred_norm_rows(type, K, D, sizeof(S), tuning_) * chunk_);
-    partials_ = DeviceBuffer<double>(chunk_ / kSegmentPoints * L_);
-    total_ = DeviceBuffer<double>(L_);
+    resp_ = context_->allocate<S>(static_cast<std::size_t>(K) * chunk_);
+    log_prob_ = context_->allocate<S>(chunk_);
+    norm_ = context_->allocate<S>(deferred_norm_rows(type, K, D, sizeof(S), tuning_) * chunk_);
+    partials_ = context_->allocate<double>(chunk_ / kSegmentPoints * L_);
+    total_ = context_->allocate<double>(L_);
     total_host_ = PinnedBuffer<double>(L_);
-    entries_ = DeviceBuffer<unsigned>(entries.size());
+    entries_ = context_->allocate<unsigned>(entries.size());
     // From pageable memory: the call returns once `entries` has been staged.
     CUEM_CUDA_CHECK(cudaMemcpyAsync(entries_.data(), entries.data(), entries.size() * sizeof(unsigned),
                                     cudaMemcpyHostToDevice, compute_->get()));
-    params_ = DeviceBuffer<S>(n_params);
+    params_ = context_->allocate<S>(n_params);
     params_host_ = PinnedBuffer<S>(n_params);
     // Evaluation returns K + 1 values per point through pinned memory: keep that small.
     const std::size_t eval_target = (std::size_t{64} << 20) / ((static_cast<std::size_t>(K) + 1) * sizeof(S));
@@ -747,12 +755,13 @@ class CudaPrimitives final : public Primitives {
     // outlive it, or the slots would exceed this layout's budget.
     if (!resident_ && stream_slots_.size() != 2 * chunk_ * X_.n_cols) {
       stream_slots_ = {};
-      stream_slots_ = DeviceBuffer<S>(2 * chunk_ * X_.n_cols);
+      stream_slots_ = context_->allocate<S>(2 * chunk_ * X_.n_cols);
     }
     if (!resident_ && weighted() && stream_weights_.size() != 2 * chunk_) {
       stream_weights_ = {};
-      stream_weights_ = DeviceBuffer<S>(2 * chunk_);
+      stream_weights_ = context_->allocate<S>(2 * chunk_);
     }
+    context_->copy_after_compute();  // the copy stream writes the slots
     ws_K_ = K;
     ws_type_ = type;
   }
@@ -772,8 +781,9 @@ class CudaPrimitives final : public Primitives {
       host_threads_ = std::make_unique<HostThreads>(host_thread_count(stage_rows_ * D));
       return;
     }
-    data_ = DeviceBuffer<S>(N * D);
-    if (weighted()) weights_ = DeviceBuffer<S>(N);
+    data_ = context_->allocate<S>(N * D);
+    if (weighted()) weights_ = context_->allocate<S>(N);
+    context_->copy_after_compute();
     const std::size_t rows = std::max<std::size_t>(1, (std::size_t{4} << 20) / (D * sizeof(S)));
     HostThreads pool(host_thread_count(std::min(rows, N) * D));
     PinnedBuffer<S> staging[2] = {PinnedBuffer<S>(rows * D), PinnedBuffer<S>(rows * D)};
@@ -968,22 +978,23 @@ class CudaPrimitives final : public Primitives {
   std::string device_name_;
   std::size_t limit_ = 0;
   std::vector<double> origin_;
-  std::unique_ptr<Stream> compute_;
-  std::unique_ptr<Stream> copy_;
+  std::shared_ptr<DeviceContext> context_;  // the streams and the pool every device buffer comes from
+  Stream* compute_ = nullptr;               // the context's
+  Stream* copy_ = nullptr;
   std::vector<Event> copied_;    // per streaming slot: its copy has landed
   std::vector<Event> consumed_;  // per streaming slot: the kernels reading it are done
   std::vector<Event> staged_;    // per staging buffer: the copy that last read it has landed
 
   bool placed_ = false;
   bool resident_ = true;
-  DeviceBuffer<S> data_;            // resident: N x D
-  DeviceBuffer<S> weights_;         // resident, weighted: N
+  PoolBuffer<S> data_;              // resident: N x D
+  PoolBuffer<S> weights_;           // resident, weighted: N
   PinnedBuffer<S> stream_staging_;  // streaming: 2 x stage_rows_ rows, converted on the host
   std::size_t stage_rows_ = 0;
   int staging_turn_ = 0;            // the staging buffer the next run goes through
   std::unique_ptr<HostThreads> host_threads_;  // streaming: converts the runs
-  DeviceBuffer<S> stream_slots_;    // streaming: 2 chunks
-  DeviceBuffer<S> stream_weights_;  // streaming, weighted: 2 chunks' weights
+  PoolBuffer<S> stream_slots_;      // streaming: 2 chunks
+  PoolBuffer<S> stream_weights_;    // streaming, weighted: 2 chunks' weights
 
   int ws_K_ = -1;
   CovarianceType ws_type_ = CovarianceType::full;
@@ -991,34 +1002,43 @@ class CudaPrimitives final : public Primitives {
   std::size_t eval_chunk_ = 0;
   int M_ = 0;
   std::size_t L_ = 0;
-  DeviceBuffer<S> resp_;
-  DeviceBuffer<S> log_prob_;
-  DeviceBuffer<S> norm_;  // launch_estep's normalisation rows (empty where it normalises in place)
-  DeviceBuffer<double> partials_;
-  DeviceBuffer<double> total_;
+  PoolBuffer<S> resp_;
+  PoolBuffer<S> log_prob_;
+  PoolBuffer<S> norm_;  // launch_estep's normalisation rows (empty where it normalises in place)
+  PoolBuffer<double> partials_;
+  PoolBuffer<double> total_;
   PinnedBuffer<double> total_host_;
-  DeviceBuffer<unsigned> entries_;
-  DeviceBuffer<S> params_;
+  PoolBuffer<unsigned> entries_;
+  PoolBuffer<S> params_;
   PinnedBuffer<S> params_host_;
   PinnedBuffer<S> eval_host_;
 
   // k-means
   bool closest_on_device_ = true;           // the k-means++ values fit beside resident data
-  DeviceBuffer<S> centres_;                 // K x D hi, then K x D lo
+  PoolBuffer<S> centres_;                   // K x D hi, then K x D lo
   PinnedBuffer<S> centres_host_;
   PinnedBuffer<int> labels_host_;           // at most kLabelPiece labels
 };
 
 }  // namespace
 
+std::shared_ptr<DeviceContext> make_device_context(int device, std::size_t cache_limit) {
+  return std::make_shared<DeviceContext>(device, cache_limit);
+}
+
 std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options,
-                                            const CudaTuning& tuning) {
+                                            const CudaTuning& tuning, std::shared_ptr<DeviceContext> context) {
   if (!w.empty() && w.n != X.n_rows)
     throw InvalidArgument("sample_weight has " + std::to_string(w.n) + " values for " + std::to_string(X.n_rows) +
                           " rows");
+  if (context && context->device() != options.device)
+    throw InvalidArgument("the device context is for cuda:" + std::to_string(context->device()) +
+                          ", not cuda:" + std::to_string(options.device));
+  // The per-call path: a context of its own, whose pool goes with the primitives.
+  if (!context) context = make_device_context(options.device, options.memory_limit);
   if (options.precision == Precision::float64)
-    return std::make_unique<CudaPrimitives<double>>(X, w, options, tuning);
-  return std::make_unique<CudaPrimitives<float>>(X, w, options, tuning);
+    return std::make_unique<CudaPrimitives<double>>(X, w, options, tuning, std::move(context));
+  return std::make_unique<CudaPrimitives<float>>(X, w, options, tuning, std::move(context));
 }
 
 }  // namespace cuem::cuda

@@ -104,6 +104,65 @@ using DeviceBuffer = Buffer<T, DeviceMemory>;
 template <typename T>
 using PinnedBuffer = Buffer<T, PinnedMemory>;
 
+/// `count` elements of T from a stream-ordered pool (cudaMallocFromPoolAsync): allocated
+/// and freed in the order of `stream`, so a freed block returns to the pool once the
+/// work queued before the free is done, and the next allocation of that size takes it
+/// without a cudaMalloc. Work on other streams that reads a buffer must be waited for
+/// (an event, or a synchronisation) before the buffer is dropped. Without a pool (a
+/// device that has none) it is cudaMalloc and cudaFree. Move-only.
+template <typename T>
+class PoolBuffer {
+ public:
+  PoolBuffer() = default;
+  PoolBuffer(std::size_t count, cudaMemPool_t pool, cudaStream_t stream) : count_(count), stream_(stream) {
+    if (count == 0) return;
+    const std::size_t bytes = checked_bytes(count, sizeof(T));
+    void* p = nullptr;
+    const cudaError_t err = pool ? cudaMallocFromPoolAsync(&p, bytes, pool, stream) : cudaMalloc(&p, bytes);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw DeviceError(DeviceMemory::failure(bytes, err));
+    }
+    ptr_ = static_cast<T*>(p);
+    from_pool_ = pool != nullptr;
+  }
+  ~PoolBuffer() { release(); }
+  PoolBuffer(const PoolBuffer&) = delete;
+  PoolBuffer& operator=(const PoolBuffer&) = delete;
+  PoolBuffer(PoolBuffer&& other) noexcept
+      : ptr_(std::exchange(other.ptr_, nullptr)),
+        count_(std::exchange(other.count_, 0)),
+        stream_(other.stream_),
+        from_pool_(other.from_pool_) {}
+  PoolBuffer& operator=(PoolBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      ptr_ = std::exchange(other.ptr_, nullptr);
+      count_ = std::exchange(other.count_, 0);
+      stream_ = other.stream_;
+      from_pool_ = other.from_pool_;
+    }
+    return *this;
+  }
+
+  T* data() const noexcept { return ptr_; }
+  std::size_t size() const noexcept { return ptr_ ? count_ : 0; }
+  std::size_t bytes() const noexcept { return size() * sizeof(T); }
+
+ private:
+  void release() noexcept {
+    if (ptr_) {
+      CUEM_CUDA_CHECK_NOTHROW(from_pool_ ? cudaFreeAsync(ptr_, stream_) : cudaFree(ptr_));
+    }
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+  T* ptr_ = nullptr;
+  std::size_t count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  bool from_pool_ = false;
+};
+
 /// A non-blocking stream (never the legacy default stream).
 class Stream {
  public:

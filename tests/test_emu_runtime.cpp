@@ -257,6 +257,139 @@ TEST(EmulatedRuntime, RefusesPitchesAboveTheDeviceLimit) {
   EXPECT_EQ(cudaFree(d), cudaSuccess);
 }
 
+// A pool of the emulated device 0 with the given release threshold.
+cudaMemPool_t make_pool(unsigned long long threshold) {
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = 0;
+  cudaMemPool_t pool = nullptr;
+  EXPECT_EQ(cudaMemPoolCreate(&pool, &props), cudaSuccess);
+  EXPECT_EQ(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold), cudaSuccess);
+  return pool;
+}
+
+unsigned long long pool_attribute(cudaMemPool_t pool, cudaMemPoolAttr attr) {
+  unsigned long long v = 0;
+  EXPECT_EQ(cudaMemPoolGetAttribute(pool, attr, &v), cudaSuccess);
+  return v;
+}
+
+std::size_t device_free_bytes() {
+  std::size_t free_b = 0, total_b = 0;
+  EXPECT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+  return free_b;
+}
+
+TEST(EmulatedRuntime, PoolsCacheFreedBlocksUpToTheirThreshold) {
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  const std::size_t free_before = device_free_bytes();
+  const cuem::emu::AllocationCounts c0 = cuem::emu::allocation_counts();
+  cudaMemPool_t pool = make_pool(~0ull);  // keep everything
+  void* a = nullptr;
+  ASSERT_EQ(cudaMallocFromPoolAsync(&a, 1000, pool, s), cudaSuccess);
+  EXPECT_EQ(pool_attribute(pool, cudaMemPoolAttrUsedMemCurrent), 1024u);
+  EXPECT_EQ(device_free_bytes(), free_before - 1024);
+  ASSERT_EQ(cudaFreeAsync(a, s), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  // Freed and synchronised, still held by the pool: the device's memory is not back.
+  EXPECT_EQ(pool_attribute(pool, cudaMemPoolAttrUsedMemCurrent), 0u);
+  EXPECT_EQ(pool_attribute(pool, cudaMemPoolAttrReservedMemCurrent), 1024u);
+  EXPECT_EQ(device_free_bytes(), free_before - 1024);
+  void* b = nullptr;
+  ASSERT_EQ(cudaMallocFromPoolAsync(&b, 900, pool, s), cudaSuccess);
+  EXPECT_EQ(b, a);  // the cached block, reused
+  const cuem::emu::AllocationCounts c1 = cuem::emu::allocation_counts();
+  EXPECT_EQ(c1.pool_allocations - c0.pool_allocations, 2u);
+  EXPECT_EQ(c1.pool_growths - c0.pool_growths, 1u);
+  EXPECT_EQ(c1.device_mallocs, c0.device_mallocs);
+  ASSERT_EQ(cudaFreeAsync(b, s), cudaSuccess);
+  // Trimming, or a threshold below what is cached, hands the memory back.
+  ASSERT_EQ(cudaMemPoolTrimTo(pool, 0), cudaSuccess);
+  EXPECT_EQ(device_free_bytes(), free_before);
+  ASSERT_EQ(cudaMallocFromPoolAsync(&b, 900, pool, s), cudaSuccess);
+  ASSERT_EQ(cudaFreeAsync(b, s), cudaSuccess);
+  unsigned long long zero = 0;
+  ASSERT_EQ(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &zero), cudaSuccess);
+  EXPECT_EQ(device_free_bytes(), free_before - 1024);  // until a synchronisation
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  EXPECT_EQ(device_free_bytes(), free_before);
+  EXPECT_EQ(cuem::emu::allocation_counts().pool_growths - c0.pool_growths, 2u);
+  EXPECT_EQ(cudaMemPoolDestroy(pool), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+}
+
+TEST(EmulatedRuntime, CountsCudaMallocApartFromPoolAllocations) {
+  const cuem::emu::AllocationCounts c0 = cuem::emu::allocation_counts();
+  void* d = nullptr;
+  ASSERT_EQ(cudaMalloc(&d, 64), cudaSuccess);
+  void* h = nullptr;
+  ASSERT_EQ(cudaHostAlloc(&h, 64, cudaHostAllocDefault), cudaSuccess);  // pinned: not counted
+  void* p = nullptr;
+  ASSERT_EQ(cudaMallocAsync(&p, 64, nullptr), cudaSuccess);  // the device's default pool
+  const cuem::emu::AllocationCounts c1 = cuem::emu::allocation_counts();
+  EXPECT_EQ(c1.device_mallocs - c0.device_mallocs, 1u);
+  EXPECT_EQ(c1.pool_allocations - c0.pool_allocations, 1u);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaFreeHost(h), cudaSuccess);
+  EXPECT_EQ(cudaFreeAsync(p, nullptr), cudaSuccess);
+  cudaMemPool_t def = nullptr;
+  ASSERT_EQ(cudaDeviceGetDefaultMemPool(&def, 0), cudaSuccess);
+  EXPECT_EQ(cudaMemPoolTrimTo(def, 0), cudaSuccess);
+  EXPECT_EQ(cudaMemPoolDestroy(def), cudaErrorInvalidValue);  // a device's default pool stays
+  (void)cudaGetLastError();
+}
+
+TEST(EmulatedRuntime, RefusesMisusesOfStreamOrderedMemory) {
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  cudaMemPool_t pool = make_pool(~0ull);
+  char* p = nullptr;
+  ASSERT_EQ(cudaMallocFromPoolAsync(reinterpret_cast<void**>(&p), 100, pool, s), cudaSuccess);
+  std::vector<char> h(200, 1);
+  EXPECT_EQ(cudaMemcpyAsync(p, h.data(), 100, cudaMemcpyHostToDevice, s), cudaSuccess);
+  // The requested size, not the 256-byte block, bounds a copy.
+  EXPECT_EQ(cudaMemcpyAsync(p, h.data(), 101, cudaMemcpyHostToDevice, s), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFree(p), cudaErrorInvalidValue);  // pool memory goes back with cudaFreeAsync
+  // A pool with live memory is not destroyed.
+  EXPECT_EQ(cudaMemPoolDestroy(pool), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  ASSERT_EQ(cudaFreeAsync(p, s), cudaSuccess);
+  EXPECT_EQ(cudaFreeAsync(p, s), cudaErrorInvalidValue);  // twice
+  (void)cudaGetLastError();
+  // Use after free: the block is the pool's again, not the program's.
+  EXPECT_EQ(cudaMemcpyAsync(p, h.data(), 10, cudaMemcpyHostToDevice, s), cudaErrorInvalidMemcpyDirection);
+  EXPECT_EQ(cudaMemsetAsync(p, 0, 10, s), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  // Memory the pool did not give.
+  void* d = nullptr;
+  ASSERT_EQ(cudaMalloc(&d, 64), cudaSuccess);
+  EXPECT_EQ(cudaFreeAsync(d, s), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFreeAsync(h.data(), s), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  // What is free plus the pool's cached block: served once the pool gives the block back.
+  EXPECT_EQ(pool_attribute(pool, cudaMemPoolAttrReservedMemCurrent), 256u);
+  void* big = nullptr;
+  const std::size_t all = device_free_bytes() + 256;
+  ASSERT_EQ(cudaMallocFromPoolAsync(&big, all, pool, s), cudaSuccess);
+  EXPECT_EQ(pool_attribute(pool, cudaMemPoolAttrReservedMemCurrent), all);
+  ASSERT_EQ(cudaFreeAsync(big, s), cudaSuccess);
+  ASSERT_EQ(cudaMemPoolTrimTo(pool, 0), cudaSuccess);
+  // More than the device has fails as cudaMalloc does.
+  std::size_t free_b = 0, total_b = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+  EXPECT_EQ(cudaMallocFromPoolAsync(&big, total_b + 1, pool, s), cudaErrorMemoryAllocation);
+  (void)cudaGetLastError();
+  EXPECT_EQ(pool_attribute(pool, cudaMemPoolAttrReservedMemCurrent), 0u);
+  EXPECT_EQ(cudaMemPoolDestroy(pool), cudaSuccess);
+  void* after = nullptr;
+  EXPECT_EQ(cudaMallocFromPoolAsync(&after, 8, pool, s), cudaErrorInvalidValue);  // a destroyed pool
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+}
+
 TEST(EmulatedRuntime, CountsPinnedMemoryAndItsPeak) {
   const std::size_t before = cuem::emu::pinned_bytes();
   cuem::emu::reset_peak_pinned_bytes();

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "cuem/errors.hpp"
 #include "cuem/resources.hpp"
 #include "test_util.hpp"
+#include "engine/placed_data.hpp"
 #if defined(CUEM_EMULATED_DEVICE)
 #include <cuda_runtime.h>
 #endif
@@ -152,6 +154,209 @@ TEST_P(PlacedDataTest, TheDataGoUpOnce) {
   const std::size_t per_call = cuem::emu::host_to_device_bytes();
   cuem::criteria(first.model, ds_.view(), {o_.device, o_.precision, 0, {}});
   EXPECT_GE(cuem::emu::host_to_device_bytes() - per_call, values * sizeof(float));
+}
+#endif
+
+// The device context (kernels/device_context.cuh): one per Resources, made at its first
+// CUDA primitives; every device buffer comes from its stream-ordered pool.
+class DeviceContextTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 3, 3.0, 101);
+    ds_ = cuem_test::sample_mixture(mix, 1500, 102);
+    o_.n_components = 3;
+    o_.covariance_type = CovarianceType::full;
+    o_.seed = 103;
+    o_.n_init = 2;
+    o_.device = test_device();
+    o_.precision = cuem::Precision::float64;
+  }
+  cuem::ResourceOptions resource_options() const { return {o_.device, o_.precision, 0, 0, {}}; }
+  cuem_test::Dataset ds_;
+  cuem::FitOptions o_;
+};
+
+TEST_F(DeviceContextTest, ACpuResourcesNeverTouchesCuda) {
+#if defined(CUEM_EMULATED_DEVICE)
+  const cuem::emu::AllocationCounts before = cuem::emu::allocation_counts();
+  const std::size_t uploaded = cuem::emu::host_to_device_bytes();
+#endif
+  cuem::Resources resources({cuem::parse_device("cpu"), o_.precision, 0, 0, {}});
+  {
+    cuem::PlacedData data(resources, ds_.view());
+    const cuem::FitResult r = cuem::fit(data, o_);
+    EXPECT_EQ(r.device.rfind("cpu", 0), 0u) << r.device;
+    cuem::criteria(data, r.model);
+  }
+  EXPECT_EQ(resources.impl().cuda_context, nullptr);
+#if defined(CUEM_EMULATED_DEVICE)
+  const cuem::emu::AllocationCounts after = cuem::emu::allocation_counts();
+  EXPECT_EQ(after.device_mallocs, before.device_mallocs);
+  EXPECT_EQ(after.pool_allocations, before.pool_allocations);
+  EXPECT_EQ(cuem::emu::host_to_device_bytes(), uploaded);
+#endif
+}
+
+#if defined(CUEM_EMULATED_DEVICE)
+// An emulated-runtime setting for one test (the runtime reads it at every call).
+class EnvScope {
+ public:
+  EnvScope(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~EnvScope() { unsetenv(name_); }
+  EnvScope(const EnvScope&) = delete;
+  EnvScope& operator=(const EnvScope&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// What the runtime and cuem print to stderr in a scope (released when a failure throws
+// through it, so that the next test can capture again).
+class StderrCapture {
+ public:
+  StderrCapture() { testing::internal::CaptureStderr(); }
+  ~StderrCapture() {
+    if (!taken_) (void)testing::internal::GetCapturedStderr();
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  std::string take() {
+    taken_ = true;
+    return testing::internal::GetCapturedStderr();
+  }
+
+ private:
+  bool taken_ = false;
+};
+
+TEST_F(DeviceContextTest, ASecondFitIsServedByThePool) {
+  const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
+  cuem::Resources resources(resource_options());
+  cuem::PlacedData data(resources, ds_.view());
+  const cuem::emu::AllocationCounts start = cuem::emu::allocation_counts();
+  const cuem::FitResult first = cuem::fit(data, o_);
+  const cuem::emu::AllocationCounts between = cuem::emu::allocation_counts();
+  const cuem::FitResult second = cuem::fit(data, o_);
+  const cuem::emu::AllocationCounts end = cuem::emu::allocation_counts();
+  // Every device buffer comes from the pool, none from cudaMalloc ...
+  EXPECT_EQ(end.device_mallocs, start.device_mallocs);
+  EXPECT_GT(between.pool_allocations, start.pool_allocations);
+  EXPECT_GT(between.pool_growths, start.pool_growths);
+  // ... and the second fit's allocations (the k-means values, the work buffers of each
+  // shape) are all served by blocks the first fit freed.
+  EXPECT_GT(end.pool_allocations, between.pool_allocations);
+  EXPECT_EQ(end.pool_growths, between.pool_growths);
+  // Bitwise what the per-call path (a context of its own) gives.
+  expect_same_model(first.model, direct.model);
+  expect_same_model(second.model, direct.model);
+  EXPECT_EQ(first.lower_bound, direct.lower_bound);
+  EXPECT_EQ(second.lower_bound, direct.lower_bound);
+  EXPECT_EQ(second.n_iter, direct.n_iter);
+}
+
+TEST_F(DeviceContextTest, PlacedDataOnOneResourcesShareItsContext) {
+  cuem::Resources resources(resource_options());
+  cuem::PlacedData b(resources, ds_.view());
+  {
+    cuem::PlacedData a(resources, ds_.view());
+    EXPECT_EQ(resources.impl().cuda_context, nullptr);  // made at the first fit, not before
+    const cuem::FitResult r = cuem::fit(a, o_);
+    ASSERT_NE(resources.impl().cuda_context, nullptr);
+    EXPECT_EQ(resources.impl().cuda_context.use_count(), 2);  // the Resources and a's primitives
+    expect_same_model(r.model, cuem::fit(ds_.view(), o_).model);
+  }
+  EXPECT_EQ(resources.impl().cuda_context.use_count(), 1);
+  // b's placement and work buffers fit in the blocks a gave back to the shared pool.
+  const cuem::emu::AllocationCounts before = cuem::emu::allocation_counts();
+  const cuem::FitResult r = cuem::fit(b, o_);
+  const cuem::emu::AllocationCounts after = cuem::emu::allocation_counts();
+  EXPECT_EQ(resources.impl().cuda_context.use_count(), 2);
+  EXPECT_GT(after.pool_allocations, before.pool_allocations);
+  EXPECT_EQ(after.pool_growths, before.pool_growths);
+  expect_same_model(r.model, cuem::fit(ds_.view(), o_).model);
+}
+
+// The default memory limit (80% of what is free) counts the blocks the context's pool
+// holds cached as free: data that were resident for one placement stay resident for the
+// next, although cudaMemGetInfo still counts the first one's memory as used.
+TEST_F(DeviceContextTest, TheDefaultLimitCountsThePoolsCacheAsFree) {
+  constexpr std::size_t N = 131072, D = 8;  // 4 MiB in float32, half the device below
+  std::vector<double> x(N * D);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i));
+  cuem::FitOptions small;
+  small.n_components = 1;
+  small.device = cuem::parse_device("cpu");
+  const cuem::Model model = cuem::fit(cuem::DataView(x.data(), 1000, D), small).model;
+  const EnvScope memory("CUEM_EMU_MEMORY", "8388608");  // an 8 MiB device
+  {
+    cuem::Resources resources({o_.device, cuem::Precision::float32, 0, 0, {}});
+    {
+      cuem::PlacedData a(resources, cuem::DataView(x.data(), N, D));
+      cuem::criteria(a, model);
+      ASSERT_NE(a.description().find("data resident"), std::string::npos) << a.description();
+    }
+    cuem::PlacedData b(resources, cuem::DataView(x.data(), N, D));
+    cuem::criteria(b, model);
+    EXPECT_NE(b.description().find("data resident"), std::string::npos) << b.description();
+  }
+}
+
+TEST_F(DeviceContextTest, WithoutPoolsTheBuffersComeFromCudaMalloc) {
+  const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
+  const EnvScope no_pools("CUEM_EMU_NO_POOLS", "1");
+  StderrCapture captured;
+  const cuem::emu::AllocationCounts before = cuem::emu::allocation_counts();
+  {
+    cuem::Resources resources(resource_options());
+    cuem::PlacedData data(resources, ds_.view());
+    expect_same_model(cuem::fit(data, o_).model, direct.model);
+    expect_same_model(cuem::fit(data, o_).model, direct.model);
+  }
+  const cuem::emu::AllocationCounts after = cuem::emu::allocation_counts();
+  EXPECT_EQ(captured.take(), "");  // no pool call was tried
+  EXPECT_GT(after.device_mallocs, before.device_mallocs);
+  EXPECT_EQ(after.pool_allocations, before.pool_allocations);
+}
+
+TEST_F(DeviceContextTest, AnInterruptedFitLeavesTheContextUsable) {
+  const cuem::FitResult direct = cuem::fit(ds_.view(), o_);
+  std::size_t free_before = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+  StderrCapture captured;
+  {
+    cuem::Resources resources(resource_options());
+    {
+      cuem::PlacedData data(resources, ds_.view());
+      // The polls of a fit after the first (which also learns what k-means shares).
+      cuem::fit(data, o_);
+      int polls_in_a_fit = 0;
+      {
+        cuem::FitOptions o = o_;
+        o.interrupted = [&polls_in_a_fit] { return ++polls_in_a_fit < 0; };
+        cuem::fit(data, o);
+      }
+      ASSERT_GT(polls_in_a_fit, 10);
+      // Interrupted in k-means++, then in the last EM iterations (after the buffers of
+      // every shape were made): the unwinding frees what each had, in stream order.
+      for (int polls_before_stop : {3, polls_in_a_fit - 2}) {
+        cuem::FitOptions o = o_;
+        int polls = 0;
+        o.interrupted = [&polls, polls_before_stop] { return ++polls > polls_before_stop; };
+        EXPECT_THROW(cuem::fit(data, o), cuem::Interrupted);
+        const cuem::FitResult after = cuem::fit(data, o_);
+        expect_same_model(after.model, direct.model);
+      }
+    }
+    // A new placement on the same context after the interrupts.
+    cuem::PlacedData again(resources, ds_.view());
+    expect_same_model(cuem::fit(again, o_).model, direct.model);
+  }
+  // The pool was destroyed empty and gave all its memory back, without a complaint from
+  // the runtime (a double free, a free of a foreign pointer, live allocations).
+  EXPECT_EQ(captured.take(), "");
+  std::size_t free_after = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  EXPECT_EQ(free_after, free_before);
 }
 #endif
 

@@ -17,10 +17,21 @@ struct BackendOptions {
   std::size_t memory_limit = 0;
 };
 
+/// A device's streams and stream-ordered memory pool, kept across calls by a Resources
+/// (kernels/device_context.cuh). Opaque here.
+class DeviceContext;
+
+/// The context of CUDA device `device`; the pool keeps up to `cache_limit` bytes of
+/// freed memory for reuse (0: all of it, until the context goes). Throws DeviceError
+/// when the device cannot be used.
+std::shared_ptr<DeviceContext> make_device_context(int device, std::size_t cache_limit);
+
 /// The primitives on CUDA device `options.device` for the data X and weights w (which
-/// must outlive them), with the kernel choices of `tuning`. Throws DeviceError when the
-/// device cannot be used.
+/// must outlive them), with the kernel choices of `tuning`, on `context` (its device
+/// must be options.device) or, without one, on a context of their own that goes with
+/// them. Throws DeviceError when the device cannot be used.
 std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const BackendOptions& options,
-                                            const CudaTuning& tuning = {});
+                                            const CudaTuning& tuning = {},
+                                            std::shared_ptr<DeviceContext> context = nullptr);
 
 }  // namespace cuem::cuda

@@ -13,6 +13,9 @@ namespace cuem {
 
 struct Resources::Impl {
   ResourceOptions options;
+  /// A CUDA device's streams and memory pool, made when the first PlacedData on this
+  /// Resources makes CUDA primitives and shared by all of them (null on the CPU).
+  std::shared_ptr<cuda::DeviceContext> cuda_context;
 };
 
 struct PlacedData::Impl {

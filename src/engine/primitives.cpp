@@ -16,15 +16,26 @@ void Primitives::poll_interrupt() const {
 }
 
 std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const PrimitivesRequest& request,
-                                            std::string* notice) {
+                                            std::string* notice, std::shared_ptr<cuda::DeviceContext>* cuda_context) {
   const Device& device = request.device;
+#if defined(CUEM_HAVE_CUDA)
+  // The caller's context for CUDA device `index`, made now if it has none yet.
+  const auto context_for = [&](int index) -> std::shared_ptr<cuda::DeviceContext> {
+    if (!cuda_context) return nullptr;
+    if (!*cuda_context) *cuda_context = cuda::make_device_context(index, request.device_memory_limit);
+    return *cuda_context;
+  };
+#else
+  (void)cuda_context;
+#endif
   switch (device.kind) {
     case DeviceKind::cpu: return std::make_unique<CpuPrimitives>(X, w);
     case DeviceKind::automatic: {
 #if defined(CUEM_HAVE_CUDA)
       std::string reason;
       if (!cuda::list_devices(&reason).empty())
-        return cuda::make_primitives(X, w, {0, request.precision, request.device_memory_limit}, request.cuda_tuning);
+        return cuda::make_primitives(X, w, {0, request.precision, request.device_memory_limit}, request.cuda_tuning,
+                                     context_for(0));
       if (notice) *notice = "device 'auto': no usable CUDA device (" + reason + "), running on the CPU";
 #else
       if (notice) *notice = "device 'auto': this cuem was built without CUDA, running on the CPU";
@@ -42,7 +53,7 @@ std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const Prim
         throw DeviceError("device 'cuda:" + std::to_string(device.index) + "' does not exist: " +
                           std::to_string(devices.size()) + " CUDA device(s) found.");
       return cuda::make_primitives(X, w, {device.index, request.precision, request.device_memory_limit},
-                                   request.cuda_tuning);
+                                   request.cuda_tuning, context_for(device.index));
 #else
       throw DeviceError("this cuem was built without CUDA; use device 'cpu' or 'auto', or rebuild "
                         "with -DCUEM_WITH_CUDA=ON on a machine with nvcc.");

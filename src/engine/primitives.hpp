@@ -149,11 +149,19 @@ struct PrimitivesRequest {
   CudaTuning cuda_tuning;
 };
 
+namespace cuda {
+class DeviceContext;  // a CUDA device's streams and memory pool (src/core/cuda_primitives.hpp)
+}
+
 /// The primitives for data X (and weights w, null for none; both must outlive them);
 /// throws DeviceError when the device cannot be had. For device 'auto' without a usable
-/// GPU this is the CPU, and `notice` (when given) says so.
+/// GPU this is the CPU, and `notice` (when given) says so. `cuda_context`, when given,
+/// is where CUDA primitives find their device context (a Resources' own), made there at
+/// the first CUDA primitives; without it they make one for themselves alone. CPU
+/// primitives leave it as it is.
 std::unique_ptr<Primitives> make_primitives(DataView X, WeightView w, const PrimitivesRequest& request,
-                                            std::string* notice = nullptr);
+                                            std::string* notice = nullptr,
+                                            std::shared_ptr<cuda::DeviceContext>* cuda_context = nullptr);
 
 /// The two-pass statistics of a responsibility source: the means first (from a pass
 /// about first_pass_shift; a part with no weight gets mean 0), then the statistics in

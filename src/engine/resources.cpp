@@ -5,7 +5,7 @@
 
 namespace cuem {
 
-Resources::Resources(const ResourceOptions& options) : impl_(std::make_unique<Impl>(Impl{options})) {}
+Resources::Resources(const ResourceOptions& options) : impl_(std::make_unique<Impl>(Impl{options, nullptr})) {}
 Resources::~Resources() = default;
 Resources::Resources(Resources&&) noexcept = default;
 Resources& Resources::operator=(Resources&&) noexcept = default;
@@ -22,7 +22,8 @@ PlacedData PlacedData::Impl::unchecked(Resources& resources, DataView X, WeightV
 Primitives& PlacedData::Impl::primitives() {
   if (!placed) {
     const ResourceOptions& o = resources->options();
-    placed = make_primitives(X, w, {o.device, o.precision, o.device_memory_limit, o.cuda_tuning}, &notice);
+    placed = make_primitives(X, w, {o.device, o.precision, o.device_memory_limit, o.cuda_tuning}, &notice,
+                             &resources->impl().cuda_context);
   }
   return *placed;
 }

@@ -17,7 +17,8 @@
 // (NaN in float and double), so reading what was never written shows.
 //
 // Settings (environment): CUEM_EMU_DEVICES (default 1), CUEM_EMU_MEMORY (bytes per
-// device, default 1 GiB). Test hooks (below): the pitch limit, pinned-memory counters.
+// device, default 1 GiB), CUEM_EMU_NO_POOLS=1 (a device without stream-ordered pools:
+// cudaDevAttrMemoryPoolsSupported is 0 and the pool calls return cudaErrorNotSupported). Test hooks (below): the pitch limit, pinned-memory counters.
 #include <cmath>
 #include <cstddef>
 #include <math.h>
@@ -81,6 +82,7 @@ enum cudaError_t {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotSupported = 801,
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -112,6 +114,8 @@ struct cudaDeviceProp {
 };
 
 cudaError_t cudaGetDeviceCount(int* count);
+enum cudaDeviceAttr { cudaDevAttrMemoryPoolsSupported = 115 };
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
 cudaError_t cudaDriverGetVersion(int* version);   // 13000: the emulated driver is CUDA 13.0's
 cudaError_t cudaRuntimeGetVersion(int* version);  // 13000
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
@@ -143,6 +147,46 @@ cudaError_t cudaPeekAtLastError();
 const char* cudaGetErrorName(cudaError_t err);
 const char* cudaGetErrorString(cudaError_t err);
 
+// Stream-ordered allocation (cudaMallocAsync pools). Emulated as a cache per pool: a
+// freed block stays with its pool (counted as the device's used memory, as a real pool
+// holds it) until a synchronisation finds the pool above its release threshold, a trim,
+// the pool's destruction, or an allocation that would not fit otherwise. A block
+// reserved from the device is a "growth" (tests count them); a cached one is reused.
+// Stricter than CUDA, to catch cuem's own mistakes: cudaFree of pool memory,
+// cudaFreeAsync of cudaMalloc memory, and destroying a pool with live allocations are
+// errors. A freed block leaves the allocation table, so a copy or memset into it fails.
+struct CUmemPoolHandle_st;
+using cudaMemPool_t = CUmemPoolHandle_st*;
+enum cudaMemAllocationType { cudaMemAllocationTypeInvalid = 0, cudaMemAllocationTypePinned = 1 };
+enum cudaMemAllocationHandleType { cudaMemHandleTypeNone = 0 };
+enum cudaMemLocationType { cudaMemLocationTypeInvalid = 0, cudaMemLocationTypeDevice = 1 };
+struct cudaMemLocation {
+  cudaMemLocationType type;
+  int id;
+};
+struct cudaMemPoolProps {
+  cudaMemAllocationType allocType;
+  cudaMemAllocationHandleType handleTypes;
+  cudaMemLocation location;
+  void* win32SecurityAttributes;
+  std::size_t maxSize;
+  unsigned short usage;
+  unsigned char reserved[54];
+};
+enum cudaMemPoolAttr {
+  cudaMemPoolAttrReleaseThreshold = 4,
+  cudaMemPoolAttrReservedMemCurrent = 5,
+  cudaMemPoolAttrUsedMemCurrent = 7,
+};
+cudaError_t cudaMemPoolCreate(cudaMemPool_t* pool, const cudaMemPoolProps* props);
+cudaError_t cudaMemPoolDestroy(cudaMemPool_t pool);
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, std::size_t min_bytes_to_keep);
+cudaError_t cudaMallocFromPoolAsync(void** p, std::size_t bytes, cudaMemPool_t pool, cudaStream_t stream);
+cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t stream);
+cudaError_t cudaFreeAsync(void* p, cudaStream_t stream);
 template <typename T>
 cudaError_t cudaMalloc(T** p, std::size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(p), bytes);
@@ -222,6 +266,15 @@ class MaxPitchScope {
   std::size_t previous_;
 };
 
+/// Device allocations so far in this process: cudaMalloc calls, pool allocations
+/// (cudaMallocFromPoolAsync, cudaMallocAsync), and those pool allocations that reserved
+/// new device memory rather than reusing a freed block their pool had cached.
+struct AllocationCounts {
+  unsigned long long device_mallocs = 0;
+  unsigned long long pool_allocations = 0;
+  unsigned long long pool_growths = 0;
+};
+AllocationCounts allocation_counts();
 /// Pinned host memory (cudaHostAlloc) held now, and the most held at once since the last
 /// reset_peak_pinned_bytes (which sets the peak to what is held now).
 std::size_t pinned_bytes();

@@ -52,11 +52,32 @@ std::size_t env_size(const char* name, std::size_t fallback) {
 }
 int device_count() { return static_cast<int>(env_size("CUEM_EMU_DEVICES", 1)); }
 std::size_t device_memory() { return env_size("CUEM_EMU_MEMORY", std::size_t{1} << 30); }
+bool pools_supported() { return env_size("CUEM_EMU_NO_POOLS", 0) == 0; }
 
 // ---- memory ---------------------------------------------------------------------------
+}  // namespace
+}  // namespace cuem::emu
+
+// A stream-ordered pool: its live blocks are in the allocation table, its freed ones in
+// `cached`, and both count as the device's used memory until the pool releases them.
+struct CUmemPoolHandle_st {
+  CUmemPoolHandle_st(int d, bool default_pool) : device(d), is_default(default_pool) {}
+  int device;
+  bool is_default;
+  unsigned long long release_threshold = 0;  // CUDA's default: release at every synchronisation
+  std::size_t reserved = 0;                   // bytes of live and cached blocks
+  std::size_t used = 0;                       // bytes of live blocks
+  std::multimap<std::size_t, void*> cached;   // freed blocks by capacity
+};
+
+namespace cuem::emu {
+namespace {
+
 struct Allocation {
   std::size_t bytes;
-  int device;  // -1: pinned host memory
+  int device;                            // -1: pinned host memory
+  CUmemPoolHandle_st* pool = nullptr;    // stream-ordered memory: its pool
+  std::size_t capacity = 0;              // pool memory: the block's size
 };
 
 std::mutex g_memory_mutex;
@@ -65,6 +86,11 @@ std::map<int, std::size_t> g_device_used;
 std::size_t g_pinned_used = 0;
 std::size_t g_pinned_peak = 0;
 std::set<const void*> g_handles;  // live streams and events
+std::set<CUmemPoolHandle_st*> g_pools;                 // live pools, the default ones included
+std::map<int, CUmemPoolHandle_st*> g_default_pools;    // by device, made at first use
+std::atomic<unsigned long long> g_device_mallocs{0};
+std::atomic<unsigned long long> g_pool_allocations{0};
+std::atomic<unsigned long long> g_pool_growths{0};
 std::atomic<std::size_t> g_max_pitch{2147483647};  // every current GPU's memPitch
 
 thread_local int t_device = 0;
@@ -127,6 +153,10 @@ cudaError_t release(void* p, bool device, const char* call) {
     lock.unlock();
     return fail_call(cudaErrorInvalidValue, std::string(call) + " of a pointer it did not allocate");
   }
+  if (it->second.pool) {
+    lock.unlock();
+    return fail_call(cudaErrorInvalidValue, std::string(call) + " of stream-ordered pool memory (use cudaFreeAsync)");
+  }
   if (device)
     g_device_used[it->second.device] -= (it->second.bytes + 255) / 256 * 256;
   else
@@ -135,6 +165,30 @@ cudaError_t release(void* p, bool device, const char* call) {
   lock.unlock();
   std::free(p);
   return cudaSuccess;
+}
+
+// Releases cached blocks of `pool`, the largest first, until it holds at most `keep`
+// bytes or has no cached block left. The caller holds g_memory_mutex.
+void trim_locked(CUmemPoolHandle_st* pool, std::size_t keep) {
+  while (pool->reserved > keep && !pool->cached.empty()) {
+    const auto last = std::prev(pool->cached.end());
+    g_device_used[pool->device] -= last->first;
+    pool->reserved -= last->first;
+    std::free(last->second);
+    pool->cached.erase(last);
+  }
+}
+
+// A synchronisation: every pool above its release threshold gives memory back.
+void release_above_thresholds() {
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  for (CUmemPoolHandle_st* pool : g_pools)
+    trim_locked(pool, static_cast<std::size_t>(std::min<unsigned long long>(pool->release_threshold, SIZE_MAX)));
+}
+
+bool live_pool(CUmemPoolHandle_st* pool) {
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  return g_pools.count(pool) != 0;
 }
 
 bool live_handle(const void* h) {
@@ -469,6 +523,9 @@ std::size_t peak_pinned_bytes() {
   std::lock_guard<std::mutex> lock(g_memory_mutex);
   return g_pinned_peak;
 }
+AllocationCounts allocation_counts() {
+  return {g_device_mallocs.load(), g_pool_allocations.load(), g_pool_growths.load()};
+}
 void reset_peak_pinned_bytes() {
   std::lock_guard<std::mutex> lock(g_memory_mutex);
   g_pinned_peak = g_pinned_used;
@@ -590,7 +647,10 @@ cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  cuem::emu::release_above_thresholds();
+  return cudaSuccess;
+}
 
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
   if (!free_bytes || !total_bytes) return fail_call(cudaErrorInvalidValue, "cudaMemGetInfo(nullptr)");
@@ -600,7 +660,10 @@ cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void** p, std::size_t bytes) { return cuem::emu::allocate(p, bytes, cuem::emu::t_device); }
+cudaError_t cudaMalloc(void** p, std::size_t bytes) {
+  ++cuem::emu::g_device_mallocs;
+  return cuem::emu::allocate(p, bytes, cuem::emu::t_device);
+}
 cudaError_t cudaFree(void* p) { return cuem::emu::release(p, true, "cudaFree"); }
 cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned) { return cuem::emu::allocate(p, bytes, -1); }
 cudaError_t cudaFreeHost(void* p) { return cuem::emu::release(p, false, "cudaFreeHost"); }
@@ -708,7 +771,11 @@ cudaError_t check_handle(const void* h) {
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) { return create_handle(s, flags); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { return destroy_handle(s); }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return check_handle(s); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  const cudaError_t err = check_handle(s);
+  if (err == cudaSuccess) cuem::emu::release_above_thresholds();
+  return err;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
   if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent on a null event");
   const cudaError_t err = check_handle(s);
@@ -723,7 +790,159 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaEventSynchronize on a null event");
-  return check_handle(e);
+  const cudaError_t err = check_handle(e);
+  if (err == cudaSuccess) cuem::emu::release_above_thresholds();
+  return err;
+}
+
+// ---- stream-ordered pools ------------------------------------------------------------
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  using namespace cuem::emu;
+  if (!value) return fail_call(cudaErrorInvalidValue, "cudaDeviceGetAttribute(nullptr)");
+  if (device < 0 || device >= device_count())
+    return fail_call(cudaErrorInvalidDevice, "cudaDeviceGetAttribute of a device that does not exist");
+  if (attr != cudaDevAttrMemoryPoolsSupported)
+    return fail_call(cudaErrorInvalidValue, "cudaDeviceGetAttribute: an attribute the emulator does not know");
+  *value = pools_supported() ? 1 : 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolCreate(cudaMemPool_t* pool, const cudaMemPoolProps* props) {
+  using namespace cuem::emu;
+  if (!pools_supported()) return fail_call(cudaErrorNotSupported, "cudaMemPoolCreate: the device has no pools");
+  if (!pool || !props) return fail_call(cudaErrorInvalidValue, "cudaMemPoolCreate(nullptr)");
+  if (props->allocType != cudaMemAllocationTypePinned || props->location.type != cudaMemLocationTypeDevice)
+    return fail_call(cudaErrorInvalidValue, "cudaMemPoolCreate: only pinned device-memory pools are emulated");
+  if (props->location.id < 0 || props->location.id >= device_count())
+    return fail_call(cudaErrorInvalidDevice, "cudaMemPoolCreate for a device that does not exist");
+  auto* p = new CUmemPoolHandle_st(props->location.id, false);
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  g_pools.insert(p);
+  *pool = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolDestroy(cudaMemPool_t pool) {
+  using namespace cuem::emu;
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  if (g_pools.count(pool) == 0) return fail_call(cudaErrorInvalidValue, "cudaMemPoolDestroy of a pool that does not exist");
+  if (pool->is_default) return fail_call(cudaErrorInvalidValue, "cudaMemPoolDestroy of a device's default pool");
+  if (pool->used != 0)
+    return fail_call(cudaErrorInvalidValue, "cudaMemPoolDestroy of a pool with " + std::to_string(pool->used) +
+                                                " bytes still allocated (free them first)");
+  trim_locked(pool, 0);
+  g_pools.erase(pool);
+  delete pool;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
+  using namespace cuem::emu;
+  if (!pools_supported()) return fail_call(cudaErrorNotSupported, "cudaDeviceGetDefaultMemPool: the device has no pools");
+  if (!pool) return fail_call(cudaErrorInvalidValue, "cudaDeviceGetDefaultMemPool(nullptr)");
+  if (device < 0 || device >= device_count())
+    return fail_call(cudaErrorInvalidDevice, "cudaDeviceGetDefaultMemPool of a device that does not exist");
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  CUmemPoolHandle_st*& p = g_default_pools[device];
+  if (!p) {
+    p = new CUmemPoolHandle_st(device, true);
+    g_pools.insert(p);
+  }
+  *pool = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
+  using namespace cuem::emu;
+  if (!value || !live_pool(pool)) return fail_call(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: no such pool");
+  if (attr != cudaMemPoolAttrReleaseThreshold)
+    return fail_call(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: only the release threshold is settable here");
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  pool->release_threshold = *static_cast<unsigned long long*>(value);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
+  using namespace cuem::emu;
+  if (!value || !live_pool(pool)) return fail_call(cudaErrorInvalidValue, "cudaMemPoolGetAttribute: no such pool");
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  auto* out = static_cast<unsigned long long*>(value);
+  switch (attr) {
+    case cudaMemPoolAttrReleaseThreshold: *out = pool->release_threshold; return cudaSuccess;
+    case cudaMemPoolAttrReservedMemCurrent: *out = pool->reserved; return cudaSuccess;
+    case cudaMemPoolAttrUsedMemCurrent: *out = pool->used; return cudaSuccess;
+  }
+  return fail_call(cudaErrorInvalidValue, "cudaMemPoolGetAttribute: an attribute the emulator does not keep");
+}
+
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, std::size_t min_bytes_to_keep) {
+  using namespace cuem::emu;
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  if (g_pools.count(pool) == 0) return fail_call(cudaErrorInvalidValue, "cudaMemPoolTrimTo: no such pool");
+  trim_locked(pool, min_bytes_to_keep);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocFromPoolAsync(void** p, std::size_t bytes, cudaMemPool_t pool, cudaStream_t stream) {
+  using namespace cuem::emu;
+  if (!p) return fail_call(cudaErrorInvalidValue, "cudaMallocFromPoolAsync with a null result pointer");
+  if (!live_handle(stream)) return fail_call(cudaErrorInvalidResourceHandle, "cudaMallocFromPoolAsync on a dead stream");
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  if (g_pools.count(pool) == 0) return fail_call(cudaErrorInvalidValue, "cudaMallocFromPoolAsync from no pool");
+  ++g_pool_allocations;
+  const std::size_t rounded = std::max<std::size_t>(256, (bytes + 255) / 256 * 256);
+  void* q = nullptr;
+  std::size_t capacity = 0;
+  const auto fit = pool->cached.lower_bound(rounded);  // the smallest cached block that holds it
+  if (fit != pool->cached.end()) {
+    capacity = fit->first;
+    q = fit->second;
+    pool->cached.erase(fit);
+  } else {
+    // Like a real pool, give back what this pool has cached before failing.
+    if (g_device_used[pool->device] + rounded > device_memory()) trim_locked(pool, 0);
+    if (g_device_used[pool->device] + rounded > device_memory())
+      return fail_call(cudaErrorMemoryAllocation, "cudaMallocFromPoolAsync of " + std::to_string(bytes) +
+                                                      " bytes exceeds the emulated device memory");
+    if (posix_memalign(&q, 256, rounded) != 0 || !q)
+      return fail_call(cudaErrorMemoryAllocation, "host allocation failed");
+    capacity = rounded;
+    g_device_used[pool->device] += rounded;
+    pool->reserved += rounded;
+    ++g_pool_growths;
+  }
+  std::memset(q, kFill, capacity);
+  pool->used += capacity;
+  // The requested size, not the block's, so that a copy past it is caught as with cudaMalloc.
+  g_allocations[reinterpret_cast<std::uintptr_t>(q)] = {bytes == 0 ? 1 : bytes, pool->device, pool, capacity};
+  *p = q;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t stream) {
+  cudaMemPool_t pool = nullptr;
+  const cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, cuem::emu::t_device);
+  return err != cudaSuccess ? err : cudaMallocFromPoolAsync(p, bytes, pool, stream);
+}
+
+cudaError_t cudaFreeAsync(void* p, cudaStream_t stream) {
+  using namespace cuem::emu;
+  if (!p) return cudaSuccess;
+  if (!live_handle(stream)) return fail_call(cudaErrorInvalidResourceHandle, "cudaFreeAsync on a dead stream");
+  std::lock_guard<std::mutex> lock(g_memory_mutex);
+  const auto it = g_allocations.find(reinterpret_cast<std::uintptr_t>(p));
+  if (it == g_allocations.end())
+    return fail_call(cudaErrorInvalidValue, "cudaFreeAsync of a pointer it did not allocate (or freed already)");
+  if (!it->second.pool)
+    return fail_call(cudaErrorInvalidValue, "cudaFreeAsync of memory that is not from a pool (cudaMalloc's or pinned)");
+  CUmemPoolHandle_st* pool = it->second.pool;
+  const std::size_t capacity = it->second.capacity;
+  g_allocations.erase(it);
+  // Freed memory reads as NaN again if a kernel still reads it.
+  std::memset(p, kFill, capacity);
+  pool->used -= capacity;
+  pool->cached.emplace(capacity, p);
+  return cudaSuccess;
 }
 
 cudaError_t cudaGetLastError() {
@@ -746,6 +965,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
   }
   return "cudaErrorUnknown";
 }
@@ -763,6 +983,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (emulated)";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotSupported: return "operation not supported";
   }
   return "unknown error";
 }
