@@ -185,7 +185,7 @@ step_build() {
 }
 
 step_sanitize() {
-  build test_cuda_backend
+  build test_cuda_backend test_resources test_cuda_sample_weight
   # A cross-section of the CUDA tests: every kernel family and layout once (the sanitizers
   # slow kernels about 100x).
   local filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaInit.*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
@@ -210,6 +210,21 @@ step_sanitize() {
       note "compute-sanitizer $tool: PROBLEMS or timed out (sanitizer_$tool.log)"
     fi
   done
+  # The stream-ordered pool and the weights' staging: memcheck with stream-ordered race
+  # tracking over the placed-data tests (fits sharing a pool, interrupted fits) and the
+  # weighted primitives (streamed weight copies).
+  if command -v compute-sanitizer >/dev/null && room_for 45; then
+    local bin
+    for bin in test_resources test_cuda_sample_weight; do
+      if timeout "$(limit 120 15)" compute-sanitizer --tool memcheck --track-stream-ordered-races all \
+           --error-exitcode 99 "build-gpu/tests/$bin" >"$out/sanitizer_pool_$bin.log" 2>&1; then
+        note "compute-sanitizer memcheck (stream-ordered races) $bin: clean ($(elapsed))"
+      else
+        grep -E "ERROR SUMMARY|Invalid|Race|FAILED" "$out/sanitizer_pool_$bin.log" | head -10
+        note "compute-sanitizer memcheck $bin: PROBLEMS, unsupported or timed out (sanitizer_pool_$bin.log)"
+      fi
+    done
+  fi
 }
 
 step_bench() {

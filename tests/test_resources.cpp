@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/resources.hpp"
 #include "test_util.hpp"
@@ -29,12 +30,14 @@ using cuem::CovarianceType;
 std::string type_name(const testing::TestParamInfo<CovarianceType>& info) { return cuem::to_string(info.param); }
 
 // The device the placed-data tests run on: the emulated CUDA device in the emulated
-// binary, the CPU otherwise.
+// binary, a GPU where there is one (scripts/gpu_check.sh runs this binary there), the CPU
+// otherwise.
 cuem::Device test_device() {
 #if defined(CUEM_EMULATED_DEVICE)
   return cuem::parse_device("cuda");
 #else
-  return cuem::parse_device("cpu");
+  std::string reason;
+  return cuem::parse_device(cuem::cuda_devices(&reason).empty() ? "cpu" : "cuda");
 #endif
 }
 
