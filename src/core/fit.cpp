@@ -3,13 +3,13 @@
 #include <memory>
 #include <string>
 
-#include "engine/primitives.hpp"
 #include "core/validate.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/gmm_model.hpp"
 #include "engine/placed_data.hpp"
+#include "engine/primitives.hpp"
 
 namespace cuem {
 namespace {

@@ -5,12 +5,12 @@
 #include <memory>
 #include <vector>
 
-#include "engine/primitives.hpp"
 #include "core/prepared_params.hpp"
 #include "core/validate.hpp"
 #include "cpu/cpu_primitives.hpp"
 #include "cuem/fit.hpp"
 #include "engine/placed_data.hpp"
+#include "engine/primitives.hpp"
 
 namespace cuem {
 

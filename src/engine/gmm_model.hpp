@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/primitives.hpp"
 #include "core/sufficient_stats.hpp"
 #include "cuem/data_view.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
+#include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 
 namespace cuem::engine {

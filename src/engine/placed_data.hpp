@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "engine/primitives.hpp"
 #include "cuem/resources.hpp"
+#include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 
 namespace cuem {
