@@ -621,7 +621,7 @@ class CudaPrimitives final : public Primitives {
     if (X.n_rows == 0) return m;
     visit_rows(X, [&](const auto* base) {
       for (std::size_t i = 0; i < X.n_rows; ++i)
-        for (std::size_t d = 0; d < X.n_cols; ++d) m[d] += static_cast<double>(base[i * X.n_cols + d]);
+        for (std::size_t d = 0; d < X.n_cols; ++d) m[d] += static_cast<double>(base[i * X.row_stride + d]);
     });
     for (double& v : m) v /= static_cast<double>(X.n_rows);
     return m;
@@ -637,7 +637,7 @@ class CudaPrimitives final : public Primitives {
       for (std::size_t i = 0; i < X_.n_rows; ++i) {
         if (w_.data[i] == 0.0) continue;
         for (std::size_t d = 0; d < X_.n_cols; ++d)
-          m[d] += w_.data[i] * static_cast<double>(base[i * X_.n_cols + d]);
+          m[d] += w_.data[i] * static_cast<double>(base[i * X_.row_stride + d]);
       }
     });
     for (double& v : m) v /= total_weight_;
@@ -648,7 +648,7 @@ class CudaPrimitives final : public Primitives {
   // pool's threads.
   void convert_rows(HostThreads& pool, std::size_t begin, std::size_t count, S* dst) const {
     visit_rows(X_, [&](const auto* base) {
-      cuda::convert_rows(pool, base, X_.n_cols, origin_.data(), begin, count, dst);
+      cuda::convert_rows(pool, base, X_.n_cols, X_.row_stride, origin_.data(), begin, count, dst);
     });
   }
 
