@@ -164,11 +164,27 @@ def _seed_from(random_state):
     raise InvalidParameterError(f"{random_state!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
-def _as_c_float64(X):
-    """X as a C-contiguous float64 or float32 ndarray (cuem reads both in place and
-    computes in float64), copying only when it is neither already."""
-    if isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32) and X.flags.c_contiguous:
+def _viewable(X):
+    """Whether cuem reads X in place: a float64 or float32 ndarray whose rows are
+    contiguous and start a non-negative whole number of elements apart (C order, a column
+    slice such as X[:, :3], every other row X[::2])."""
+    if not isinstance(X, np.ndarray) or X.dtype not in (np.float64, np.float32) or X.ndim != 2:
+        return False
+    n, d = X.shape
+    item = X.itemsize
+    rows_contiguous = d <= 1 or X.strides[1] == item
+    row_step = X.strides[0]
+    return rows_contiguous and (n <= 1 or (row_step >= d * item and row_step % item == 0))
+
+
+def _as_cuem_rows(X):
+    """X as cuem reads it: unchanged when it is a viewable float64 or float32 array (no
+    copy, strided views included); otherwise converted once, to C order (Fortran order,
+    negative strides) and to float64 (other dtypes)."""
+    if _viewable(X):
         return X
+    if isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32):
+        return np.ascontiguousarray(X)
     return np.ascontiguousarray(X, dtype=np.float64)
 
 
@@ -390,13 +406,14 @@ class GaussianMixture(*_Bases):
             bad("device_memory_limit", "a positive int (bytes) or None")
 
     def _validate_X(self, X, reset):
-        """X as C-contiguous float64 (no copy when it already is), with scikit-learn's
-        checks and feature bookkeeping when available."""
+        """X as cuem reads it (_as_cuem_rows: no copy of a float64 or float32 array with
+        contiguous rows), with scikit-learn's checks and feature bookkeeping when available."""
         if _HAVE_SKLEARN:
-            kwargs = {"dtype": [np.float64, np.float32], "order": "C", "reset": reset}
+            # No order: scikit-learn would copy a strided view that cuem reads in place.
+            kwargs = {"dtype": [np.float64, np.float32], "reset": reset}
             if reset:
                 kwargs["ensure_min_samples"] = 2
-            return _as_c_float64(_sk_validate_data(self, X, **kwargs))
+            return _as_cuem_rows(_sk_validate_data(self, X, **kwargs))
         return self._validate_X_without_sklearn(X, reset)
 
     def _validate_X_without_sklearn(self, X, reset):
@@ -409,7 +426,7 @@ class GaussianMixture(*_Bases):
                 f"Expected a 2D array, got {X.ndim}D array instead: reshape your data with "
                 "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it has a single sample."
             )
-        X = _as_c_float64(X)
+        X = _as_cuem_rows(X)
         n, d = X.shape
         if d < 1:
             raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
