@@ -340,6 +340,10 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
 }
 
 CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_weight_(static_cast<double>(X.n_rows)) {
+  if (X_.on_device())
+    throw InvalidArgument("the data are in the memory of CUDA device " + std::to_string(X_.device_ordinal) +
+                          ", which the CPU backend cannot read: fit on device 'cuda:" +
+                          std::to_string(X_.device_ordinal) + "', or copy the data to the host");
   if (!w_.empty()) {
     if (w_.n != X_.n_rows)
       throw InvalidArgument("sample_weight has " + std::to_string(w_.n) + " values for " +

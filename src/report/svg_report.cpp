@@ -1245,6 +1245,7 @@ void draw_histogram(Svg& svg, const FitResult& result, DataView X, const ReportO
 }  // namespace
 
 std::string render_svg(const FitResult& result, DataView X, const ReportOptions& options) {
+  if (X.on_device()) throw InvalidArgument("the report draws data in host memory; copy the data to the host first");
   if (X.is_float32() || !X.contiguous()) {  // the report is no hot path: draw from a packed float64 copy
     std::vector<double> copy(X.n_rows * X.n_cols);
     for (std::size_t i = 0; i < copy.size(); ++i) copy[i] = X.value(i / X.n_cols, i % X.n_cols);
