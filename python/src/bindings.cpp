@@ -7,7 +7,9 @@
 // every other row): cuem reads the rows in place and computes in float64. The argument is
 // marked noconvert, so anything else (another dtype, a list) is a TypeError, and a layout
 // cuem cannot view (Fortran order, negative strides) is a TypeError from view_of: the
-// Python layer converts both once beforehand. sample_weight is taken the same way, as a
+// Python layer converts both once beforehand. X may also be a CUDA array (any object with
+// __dlpack__ on a CUDA device: torch.cuda and CuPy tensors): it becomes a device view,
+// which the CUDA backend reads in place and the CPU backend refuses. sample_weight is taken the same way, as a
 // C-contiguous float64 vector. Model arrays are small and copied.
 //
 // The GIL is released while cuem computes. Ctrl-C: Python's signal handler only sets a
@@ -34,8 +36,8 @@ using namespace nb::literals;
 
 namespace {
 
-// float64 or float32, any strides; the dtype and layout are checked in view_of.
-using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>, nb::device::cpu>;
+// float64 or float32, any strides, host or CUDA memory; checked in view_of.
+using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>>;
 using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
 // sample_weight, read in place like X (the Python layer converts anything else once).
 using WeightArray = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -79,9 +81,19 @@ cuem::DataView view_of(const InputMatrix& X) {
   if (!rows_contiguous || stride < cols)
     throw nb::type_error("X must have contiguous rows that start a non-negative stride apart (C order, or a slice "
                          "of a C-ordered array); convert it with numpy.ascontiguousarray");
-  if (X.dtype() == nb::dtype<double>()) return {static_cast<const double*>(X.data()), rows, cols, stride};
-  if (X.dtype() == nb::dtype<float>()) return {static_cast<const float*>(X.data()), rows, cols, stride};
-  throw nb::type_error("X must be a float64 or float32 array");
+  cuem::DataView v;
+  if (X.dtype() == nb::dtype<double>())
+    v = cuem::DataView(static_cast<const double*>(X.data()), rows, cols, stride);
+  else if (X.dtype() == nb::dtype<float>())
+    v = cuem::DataView(static_cast<const float*>(X.data()), rows, cols, stride);
+  else
+    throw nb::type_error("X must be a float64 or float32 array");
+  if (X.device_type() == nb::device::cuda::value) return cuem::device_view(v, static_cast<int>(X.device_id()));
+  if (X.device_type() != nb::device::cpu::value)
+    throw nb::type_error(("X is in memory cuem cannot read (DLPack device type " + std::to_string(X.device_type()) +
+                          "); pass a host array or a CUDA one")
+                             .c_str());
+  return v;
 }
 
 // What cuem would read for X (for tests: that a view is taken in place, never a copy).
@@ -93,6 +105,7 @@ nb::dict data_view_info(const InputMatrix& X) {
   d["n_cols"] = v.n_cols;
   d["row_stride"] = v.row_stride;
   d["dtype"] = v.is_float32() ? "float32" : "float64";
+  d["device"] = v.on_device() ? "cuda:" + std::to_string(v.device_ordinal) : std::string("cpu");
   return d;
 }
 
@@ -369,7 +382,8 @@ NB_MODULE(_cuem, m) {
   });
 
   m.def("_data_view", &data_view_info, "X"_a.noconvert(),
-        "What cuem reads for X: its data pointer, n_rows, n_cols, row_stride (elements) and dtype. For tests.");
+        "What cuem reads for X: its data pointer, n_rows, n_cols, row_stride (elements), dtype and device. "
+        "For tests.");
   m.def("fit", &fit, "X"_a.noconvert(), "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a, "max_iter"_a,
         "n_init"_a, "init_params"_a, "seed"_a, "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
         "device_memory_limit"_a = 0,

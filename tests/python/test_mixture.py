@@ -495,6 +495,94 @@ def test_layouts_cuem_cannot_view_are_converted_once():
     assert ref.means_.tobytes() == fit_quietly(cuem.GaussianMixture(3, random_state=0), np.asfortranarray(X)).means_.tobytes()
 
 
+class HostDLPack:
+    """An object that exports only DLPack (as a torch CPU tensor does), over a NumPy array."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_host_dlpack_objects_are_read_in_place(dtype):
+    """A CPU DLPack export, strided included, reaches cuem as a view of the same memory:
+    the binding's DLPack import (as for a torch CPU tensor) and the estimator's path both
+    keep the array's pointer, and the fit equals the NumPy array's bitwise."""
+    wide = np.ascontiguousarray(np.repeat(blobs(seed=7, n=600, d=3), 2, axis=0), dtype=dtype)
+    for V in (np.ascontiguousarray(wide[:, :2]), wide[:, :2], wide[::2, 1:]):
+        info = _cuem._data_view(HostDLPack(V))
+        assert info["pointer"] == V.__array_interface__["data"][0]
+        assert info["row_stride"] == V.strides[0] // V.itemsize and info["device"] == "cpu"
+        gm = cuem.GaussianMixture(3, random_state=0)
+        assert np.shares_memory(gm._validate_X(HostDLPack(V), reset=True), V)
+        ref = fit_quietly(cuem.GaussianMixture(3, random_state=0), V)
+        fit_quietly(gm, HostDLPack(V))
+        assert gm.means_.tobytes() == ref.means_.tobytes()
+        assert gm.score_samples(HostDLPack(V)).tobytes() == ref.score_samples(V).tobytes()
+
+
+def test_cuda_array_interface_without_dlpack_is_a_clear_error():
+    class InterfaceOnly:
+        __cuda_array_interface__ = {"shape": (4, 2), "typestr": "<f4", "data": (0, True), "version": 3}
+        shape = (4, 2)
+
+    with pytest.raises(TypeError, match="__dlpack__"):
+        cuem.GaussianMixture(2).fit(InterfaceOnly())
+
+
+def _cuda_arrays():
+    """CUDA array modules importable here with a device (CuPy, torch), and why none is."""
+    found, why = [], []
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            found.append(("cupy", lambda a: cupy.asarray(a)))
+    except Exception as e:  # not installed, or no driver or device
+        why.append(f"cupy: {type(e).__name__}")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            found.append(("torch", lambda a: torch.as_tensor(a, device="cuda")))
+        else:
+            why.append("torch: no CUDA device")
+    except Exception as e:
+        why.append(f"torch: {type(e).__name__}")
+    return found, "; ".join(why)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cuda_arrays_are_fitted_on_the_device(dtype):
+    """torch.cuda / CuPy tensors (strided too) are fitted and evaluated in place on their
+    device: the binding sees a device view at the tensor's own pointer, and the results
+    agree with the host array's to the working precision (the device computes the
+    column means in another order). Needs a CUDA device and CuPy or torch."""
+    found, why = _cuda_arrays()
+    if not found:
+        pytest.skip(f"no CUDA array module with a device ({why})")
+    X = np.ascontiguousarray(np.repeat(blobs(seed=8, n=3000, d=4), 2, axis=0), dtype=dtype)
+    for name, to_device in found:
+        whole = to_device(X)
+        for V, D in ((X, whole), (X[::2, 1:], whole[::2, 1:])):
+            info = _cuem._data_view(D)
+            assert info["device"].startswith("cuda:"), name
+            gm = cuem.GaussianMixture(3, random_state=0, device="cuda")
+            ref = fit_quietly(cuem.GaussianMixture(3, random_state=0, device="cuda"), V)
+            fit_quietly(gm, D)
+            np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-4, atol=1e-4)
+            np.testing.assert_array_equal(gm.predict(D), ref.predict(V))
+            with pytest.raises(ValueError, match="CPU backend"):
+                cuem.GaussianMixture(3, random_state=0, device="cpu").fit(D)
+
+
 def test_array_likes_are_converted():
     X = blobs(seed=2)
     ref = cuem.GaussianMixture(3, random_state=0).fit(X)
