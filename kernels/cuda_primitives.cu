@@ -695,6 +695,12 @@ class CudaPrimitives final : public Primitives {
     compute_->synchronize();
     for (std::size_t b = 0; b < blocks; ++b)
       for (std::size_t d = 0; d < D; ++d) m[d] += host[b * D + d];
+    // The host never scans device data (validate_data cannot read it); a NaN or Inf
+    // anywhere makes its column's sum non-finite, so it is caught here, by column.
+    for (std::size_t d = 0; d < D; ++d)
+      if (!std::isfinite(m[d]))
+        throw DataError("the data in device memory hold NaN or Inf (or values whose sum overflows) in column " +
+                        std::to_string(d) + " (0-based); remove or impute non-finite values before fitting");
     for (double& v : m) v /= static_cast<double>(N);
     return m;
   }

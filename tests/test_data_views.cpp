@@ -259,6 +259,25 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, DeviceView,
 
 // Streamed (a device memory limit below the converted data): each chunk is converted
 // from the view into its slot on the device.
+TEST(DeviceView, ANonFiniteValueIsFoundByColumn) {
+  const cuem_test::Dataset ds =
+      cuem_test::sample_mixture(cuem_test::make_mixture(CovarianceType::diag, kK, kD, 3.0, 41), 300, 42);
+  Layouts<float> L(ds);
+  L.wide[1] = std::numeric_limits<float>::quiet_NaN();  // outside the view: never read
+  L.wide[2 * 17 * kWide + 2 + 3] = std::numeric_limits<float>::infinity();
+  const DeviceCopy<float> dev(L.wide);
+  const cuem::DataView v = cuem::device_view(cuem::DataView(dev.ptr + 2, ds.n, kD, 2 * kWide), 0);
+  cuem::FitOptions o;
+  o.n_components = kK;
+  o.device = cuem::parse_device("cuda:0");
+  try {
+    cuem::fit(v, o);
+    FAIL() << "Inf inside the device view must be refused";
+  } catch (const cuem::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("column 3"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DeviceView, StreamedChunksEqualResidentOnes) {
   const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, kK, kD, 3.0, 43);
   const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 30011, 44);

@@ -41,7 +41,8 @@ void validate_data(DataView X) {
                           std::to_string(X.n_cols) + " columns: rows would overlap");
   if (X.n_rows > std::numeric_limits<std::size_t>::max() / X.row_stride)
     throw DataError("N x D overflows the address space");
-  // The host cannot read values in device memory: they are not scanned for NaN or Inf.
+  // The host cannot read values in device memory: the CUDA backend checks them (by
+  // column, as it sums them for its origin).
   if (X.on_device()) return;
   // The first non-finite value in row-major order, found in parallel: each thread keeps
   // the smallest flat index it saw.
