@@ -41,8 +41,8 @@ struct DataView {
 };
 
 /// `v` as a view of CUDA device memory on device `ordinal` (cudaMalloc'ed, or a torch.cuda
-/// or CuPy tensor's): the CUDA backend reads it there, converting on the device, and
-/// never copies it to or from the host as a whole.
+/// or CuPy tensor's): the CUDA backend converts it on the device and never uploads it; the
+/// host reads back only the rows k-means seeds with and, when a cluster empties, relocates.
 inline DataView device_view(DataView v, int ordinal) noexcept {
   v.memory = Memory::device;
   v.device_ordinal = ordinal;
