@@ -50,10 +50,13 @@ void report(const char* name, int threads, std::size_t D, int repeats) {
   const std::size_t N = (std::size_t{256} << 20) / (D * sizeof(T));  // 256 MiB of source
   cuem::cuda::HostThreads pool(threads);
   const double one = best_rate<S, T>(N, D, repeats, [](auto... a) { convert_serial(a...); });
-  const double many = best_rate<S, T>(N, D, repeats, [&](auto... a) { cuem::cuda::convert_rows(pool, a...); });
+  const double many = best_rate<S, T>(
+      N, D, repeats, [&](auto src, auto cols, auto... a) { cuem::cuda::convert_rows(pool, src, cols, cols, a...); });
   const double one_pool = [&] {
     cuem::cuda::HostThreads single(1);
-    return best_rate<S, T>(N, D, repeats, [&](auto... a) { cuem::cuda::convert_rows(single, a...); });
+    return best_rate<S, T>(N, D, repeats, [&](auto src, auto cols, auto... a) {
+      return cuem::cuda::convert_rows(single, src, cols, cols, a...);
+    });
   }();
   std::printf("%-18s D %4zu: serial loop %6.2f GB/s, pool of 1 %6.2f GB/s, pool of %d %6.2f GB/s (x%.2f)\n", name, D,
               one, one_pool, threads, many, many / one);

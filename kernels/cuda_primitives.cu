@@ -39,6 +39,7 @@
 #include "cuda_check.cuh"
 #include "device_context.cuh"
 #include "device_memory.cuh"
+#include "device_view.hpp"
 #include "estep.hpp"
 #include "host_threads.hpp"
 #include "kmeans.hpp"
@@ -146,7 +147,21 @@ class CudaPrimitives final : public Primitives {
       total_weight_ = 0.0;
       for (std::size_t i = 0; i < X_.n_rows; ++i) total_weight_ += w_.data[i];
     }
-    origin_ = weighted() ? weighted_column_means() : column_means(X_);
+    if (X_.on_device()) {
+      if (X_.device_ordinal != device_)
+        throw InvalidArgument("the data live on cuda:" + std::to_string(X_.device_ordinal) + " but the fit runs on cuda:" +
+                              std::to_string(device_) + "; choose the data's device");
+      if (weighted())
+        throw InvalidArgument("sample_weight with data in device memory is not supported yet; pass host data, or "
+                              "no weights");
+      origin_ = device_column_means();
+      origin_dev_ = context_->allocate<double>(X_.n_cols);
+      CUEM_CUDA_CHECK(cudaMemcpyAsync(origin_dev_.data(), origin_.data(), X_.n_cols * sizeof(double),
+                                      cudaMemcpyHostToDevice, compute_->get()));
+      compute_->synchronize();
+    } else {
+      origin_ = weighted() ? weighted_column_means() : column_means(X_);
+    }
   }
 
   ~CudaPrimitives() override {
@@ -160,6 +175,7 @@ class CudaPrimitives final : public Primitives {
     if (compute_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(compute_->get()));
     if (copy_) CUEM_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(copy_->get()));
     data_ = {};
+    origin_dev_ = {};
     weights_ = {};
     stream_staging_ = {};
     stream_slots_ = {};
@@ -193,6 +209,26 @@ class CudaPrimitives final : public Primitives {
   bool weighted() const noexcept override { return !w_.empty(); }
   double total_weight() const noexcept override { return total_weight_; }
   WeightView weights() const noexcept override { return w_; }
+  // Host data: read in place; device data: one strided copy of the rows to the host.
+  void copy_rows(std::size_t begin, std::size_t count, double* out) const override {
+    const std::size_t D = X_.n_cols;
+    if (!X_.on_device()) {
+      for (std::size_t i = 0; i < count; ++i)
+        for (std::size_t d = 0; d < D; ++d) out[i * D + d] = X_.value(begin + i, d);
+      return;
+    }
+    if (count == 0) return;
+    const ScopedDevice on(device_);
+    visit_rows(X_, [&](const auto* base) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(base)>>;
+      std::vector<T> rows(count * D);
+      CUEM_CUDA_CHECK(cudaMemcpy2DAsync(rows.data(), D * sizeof(T), base + begin * X_.row_stride,
+                                        X_.row_stride * sizeof(T), D * sizeof(T), count, cudaMemcpyDeviceToHost,
+                                        compute_->get()));
+      compute_->synchronize();
+      for (std::size_t v = 0; v < count * D; ++v) out[v] = static_cast<double>(rows[v]);
+    });
+  }
 
   const char* name() const noexcept override { return "cuda"; }
 
@@ -631,7 +667,7 @@ class CudaPrimitives final : public Primitives {
     if (X.n_rows == 0) return m;
     visit_rows(X, [&](const auto* base) {
       for (std::size_t i = 0; i < X.n_rows; ++i)
-        for (std::size_t d = 0; d < X.n_cols; ++d) m[d] += static_cast<double>(base[i * X.n_cols + d]);
+        for (std::size_t d = 0; d < X.n_cols; ++d) m[d] += static_cast<double>(base[i * X.row_stride + d]);
     });
     for (double& v : m) v /= static_cast<double>(X.n_rows);
     return m;
@@ -647,18 +683,53 @@ class CudaPrimitives final : public Primitives {
       for (std::size_t i = 0; i < X_.n_rows; ++i) {
         if (w_.data[i] == 0.0) continue;
         for (std::size_t d = 0; d < X_.n_cols; ++d)
-          m[d] += w_.data[i] * static_cast<double>(base[i * X_.n_cols + d]);
+          m[d] += w_.data[i] * static_cast<double>(base[i * X_.row_stride + d]);
       }
     });
     for (double& v : m) v /= total_weight_;
     return m;
   }
 
+  // The column means of data in device memory: per-block float64 sums on the device, added
+  // on the host in block order (a different order from column_means', so the origin may
+  // differ from a host view's in its last bits; the data are centred about it exactly).
+  std::vector<double> device_column_means() const {
+    const std::size_t N = X_.n_rows, D = X_.n_cols;
+    std::vector<double> m(D, 0.0);
+    if (N == 0) return m;
+    const std::size_t blocks = (N + kColumnPartialRows - 1) / kColumnPartialRows;
+    const PoolBuffer<double> partials = context_->allocate<double>(blocks * D);
+    std::vector<double> host(blocks * D);
+    const cudaStream_t s = compute_->get();
+    visit_rows(X_, [&](const auto* base) { launch_column_partials(base, N, D, X_.row_stride, partials.data(), s); });
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(host.data(), partials.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, s));
+    compute_->synchronize();
+    for (std::size_t b = 0; b < blocks; ++b)
+      for (std::size_t d = 0; d < D; ++d) m[d] += host[b * D + d];
+    // The host never scans device data (validate_data cannot read it); a NaN or Inf
+    // anywhere makes its column's sum non-finite, so it is caught here, by column.
+    for (std::size_t d = 0; d < D; ++d)
+      if (!std::isfinite(m[d]))
+        throw DataError("the data in device memory hold NaN or Inf (or values whose sum overflows) in column " +
+                        std::to_string(d) + " (0-based); remove or impute non-finite values before fitting");
+    for (double& v : m) v /= static_cast<double>(N);
+    return m;
+  }
+
+  // Rows [begin, begin + count) of device-resident data converted to S relative to the
+  // origin, into dst (device memory), on `stream`.
+  void convert_device_rows(std::size_t begin, std::size_t count, S* dst, cudaStream_t stream) const {
+    visit_rows(X_, [&](const auto* base) {
+      launch_convert_rows(base + begin * X_.row_stride, count, X_.n_cols, X_.row_stride, origin_dev_.data(), dst,
+                          stream);
+    });
+  }
+
   // Rows [begin, begin + count) converted to S relative to the origin, into dst, on the
   // pool's threads.
   void convert_rows(HostThreads& pool, std::size_t begin, std::size_t count, S* dst) const {
     visit_rows(X_, [&](const auto* base) {
-      cuda::convert_rows(pool, base, X_.n_cols, origin_.data(), begin, count, dst);
+      cuda::convert_rows(pool, base, X_.n_cols, X_.row_stride, origin_.data(), begin, count, dst);
     });
   }
 
@@ -775,6 +846,14 @@ class CudaPrimitives final : public Primitives {
   // chunk's rows.
   void place_data() {
     const std::size_t N = X_.n_rows, D = X_.n_cols;
+    if (X_.on_device()) {  // converted on the device: no staging, no host threads
+      if (resident_) {
+        data_ = context_->allocate<S>(N * D);
+        convert_device_rows(0, N, data_.data(), compute_->get());
+        compute_->synchronize();
+      }
+      return;
+    }
     if (!resident_) {
       stage_rows_ = std::max<std::size_t>(1, std::min(kStagingBytes / (D * sizeof(S)), N));
       stream_staging_ = PinnedBuffer<S>(2 * stage_rows_ * D);
@@ -857,6 +936,11 @@ class CudaPrimitives final : public Primitives {
       return data_.data() + begin * D;
     }
     S* dst = stream_slots_.data() + static_cast<std::size_t>(slot) * chunk_ * D;
+    if (X_.on_device()) {
+      // In stream order after the kernels that last read the slot.
+      convert_device_rows(begin, count, dst, compute_->get());
+      return dst;
+    }
     CUEM_CUDA_CHECK(cudaStreamWaitEvent(copy_->get(), consumed_[slot].get(), 0));
     for (std::size_t r = 0; r < count; r += stage_rows_) {
       const std::size_t rows = std::min(stage_rows_, count - r);
@@ -978,6 +1062,7 @@ class CudaPrimitives final : public Primitives {
   std::string device_name_;
   std::size_t limit_ = 0;
   std::vector<double> origin_;
+  PoolBuffer<double> origin_dev_;           // the origin on the device, for data in device memory
   std::shared_ptr<DeviceContext> context_;  // the streams and the pool every device buffer comes from
   Stream* compute_ = nullptr;               // the context's
   Stream* copy_ = nullptr;

@@ -100,11 +100,11 @@ class HostThreads {
 constexpr std::size_t kMinValuesPerThread = std::size_t{1} << 16;
 
 /// dst row i = S(src row (begin + i) - origin), in float64, for i in [0, count): rows of D
-/// values, split into contiguous row ranges over the pool. Each value is converted
+/// values (source rows start `stride` values apart, destination rows are packed), split into contiguous row ranges over the pool. Each value is converted
 /// alone, so the result does not depend on the split.
 template <typename S, typename T>
-void convert_rows(HostThreads& pool, const T* src, std::size_t D, const double* origin, std::size_t begin,
-                  std::size_t count, S* dst) {
+void convert_rows(HostThreads& pool, const T* src, std::size_t D, std::size_t stride, const double* origin,
+                  std::size_t begin, std::size_t count, S* dst) {
   if (count == 0 || D == 0) return;
   const std::size_t by_work = std::max<std::size_t>(1, count * D / kMinValuesPerThread);
   const std::size_t want = std::min({static_cast<std::size_t>(pool.size()), by_work, count});
@@ -113,11 +113,11 @@ void convert_rows(HostThreads& pool, const T* src, std::size_t D, const double* 
   auto part = [&](int p) {
     const std::size_t first = static_cast<std::size_t>(p) * per;
     const std::size_t last = std::min(count, first + per);
-    const T* in = src + (begin + first) * D;
+    const T* in = src + (begin + first) * stride;
     S* out = dst + first * D;
     for (std::size_t i = 0; i < last - first; ++i)
       for (std::size_t d = 0; d < D; ++d)
-        out[i * D + d] = static_cast<S>(static_cast<double>(in[i * D + d]) - origin[d]);
+        out[i * D + d] = static_cast<S>(static_cast<double>(in[i * stride + d]) - origin[d]);
   };
   pool.run(parts, part);
 }

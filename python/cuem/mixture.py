@@ -164,11 +164,58 @@ def _seed_from(random_state):
     raise InvalidParameterError(f"{random_state!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
-def _as_c_float64(X):
-    """X as a C-contiguous float64 or float32 ndarray (cuem reads both in place and
-    computes in float64), copying only when it is neither already."""
-    if isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32) and X.flags.c_contiguous:
+def _viewable(X):
+    """Whether cuem reads X in place: a float64 or float32 ndarray whose rows are
+    contiguous and start a non-negative whole number of elements apart (C order, a column
+    slice such as X[:, :3], every other row X[::2])."""
+    if not isinstance(X, np.ndarray) or X.dtype not in (np.float64, np.float32) or X.ndim != 2:
+        return False
+    n, d = X.shape
+    item = X.itemsize
+    rows_contiguous = d <= 1 or X.strides[1] == item
+    row_step = X.strides[0]
+    return rows_contiguous and (n <= 1 or (row_step >= d * item and row_step % item == 0))
+
+
+_DLPACK_CUDA = 2  # DLPack's kDLCUDA
+
+
+def _dlpack_device(X):
+    """(device type, ordinal) of an object exporting DLPack other than a NumPy array
+    (which is read directly), else None."""
+    if isinstance(X, np.ndarray) or not hasattr(X, "__dlpack__"):
+        return None
+    device = getattr(X, "__dlpack_device__", None)
+    if device is None:
+        return None
+    try:
+        return tuple(int(v) for v in device())
+    except Exception:
+        return None
+
+
+def _is_cuda_array(X):
+    """Whether X lives in CUDA device memory (torch.cuda and CuPy tensors): cuem takes it
+    through DLPack and reads it there, never copying it to the host."""
+    device = _dlpack_device(X)
+    if device is not None:
+        return device[0] == _DLPACK_CUDA
+    if hasattr(X, "__cuda_array_interface__"):
+        raise TypeError(
+            "X has __cuda_array_interface__ but no __dlpack__: cuem takes CUDA arrays through DLPack; "
+            "wrap it, e.g. cupy.asarray(X) or torch.as_tensor(X, device='cuda')"
+        )
+    return False
+
+
+def _as_cuem_rows(X):
+    """X as cuem reads it: unchanged when it is a viewable float64 or float32 array (no
+    copy, strided views included); otherwise converted once, to C order (Fortran order,
+    negative strides) and to float64 (other dtypes)."""
+    if _viewable(X):
         return X
+    if isinstance(X, np.ndarray) and X.dtype in (np.float64, np.float32):
+        return np.ascontiguousarray(X)
     return np.ascontiguousarray(X, dtype=np.float64)
 
 
@@ -390,14 +437,44 @@ class GaussianMixture(*_Bases):
             bad("device_memory_limit", "a positive int (bytes) or None")
 
     def _validate_X(self, X, reset):
-        """X as C-contiguous float64 (no copy when it already is), with scikit-learn's
-        checks and feature bookkeeping when available."""
+        """X as cuem reads it (_as_cuem_rows: no copy of a float64 or float32 array with
+        contiguous rows), with scikit-learn's checks and feature bookkeeping when available.
+        Host objects with __dlpack__ (torch CPU tensors) are viewed as NumPy arrays first;
+        CUDA arrays are passed on as they are."""
+        if _is_cuda_array(X):
+            return self._validate_cuda_X(X, reset)
+        if _dlpack_device(X) is not None:
+            X = np.from_dlpack(X)  # no copy; scikit-learn's checks then see an ndarray
         if _HAVE_SKLEARN:
-            kwargs = {"dtype": [np.float64, np.float32], "order": "C", "reset": reset}
+            # No order: scikit-learn would copy a strided view that cuem reads in place.
+            kwargs = {"dtype": [np.float64, np.float32], "reset": reset}
             if reset:
                 kwargs["ensure_min_samples"] = 2
-            return _as_c_float64(_sk_validate_data(self, X, **kwargs))
+            return _as_cuem_rows(_sk_validate_data(self, X, **kwargs))
         return self._validate_X_without_sklearn(X, reset)
+
+    def _validate_cuda_X(self, X, reset):
+        """A CUDA array's shape and dtype checked without reading it (its values stay on the
+        device; the binding takes it through DLPack and checks its strides)."""
+        shape = tuple(X.shape)
+        if len(shape) != 2:
+            raise ValueError(f"Expected a 2D array, got {len(shape)}D array instead")
+        if str(X.dtype).rsplit(".", 1)[-1] not in ("float32", "float64"):
+            raise TypeError(f"a CUDA array X must be float32 or float64, not {X.dtype}; convert it on the device")
+        n, d = shape
+        if d < 1:
+            raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required.")
+        if reset:
+            if n < 2:
+                raise ValueError(f"Found array with {n} sample(s) (shape={shape}) while a minimum of 2 is required.")
+            self.n_features_in_ = d
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif d != self.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input."
+            )
+        return X
 
     def _validate_X_without_sklearn(self, X, reset):
         columns = getattr(X, "columns", None)
@@ -409,7 +486,7 @@ class GaussianMixture(*_Bases):
                 f"Expected a 2D array, got {X.ndim}D array instead: reshape your data with "
                 "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it has a single sample."
             )
-        X = _as_c_float64(X)
+        X = _as_cuem_rows(X)
         n, d = X.shape
         if d < 1:
             raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")

@@ -2,10 +2,14 @@
 // API on plain NumPy arrays (model parameters in scikit-learn's shapes) and leaves the
 // estimator conventions (validation, attributes, warnings) to python/cuem/mixture.py.
 //
-// Data (X) is taken as a C-contiguous float64 or float32 array *without copying* (cuem
-// reads float32 rows in place and computes in float64): the argument is marked noconvert,
-// so anything else (another dtype, Fortran order, a list) is a TypeError here and the
-// Python layer converts it once beforehand. sample_weight is taken the same way, as a
+// Data (X) is taken as a float64 or float32 array whose rows are contiguous and start a
+// non-negative stride apart, *without copying* (a C-ordered array, a column slice of one,
+// every other row): cuem reads the rows in place and computes in float64. The argument is
+// marked noconvert, so anything else (another dtype, a list) is a TypeError, and a layout
+// cuem cannot view (Fortran order, negative strides) is a TypeError from view_of: the
+// Python layer converts both once beforehand. X may also be a CUDA array (any object with
+// __dlpack__ on a CUDA device: torch.cuda and CuPy tensors): it becomes a device view,
+// which the CUDA backend reads in place and the CPU backend refuses. sample_weight is taken the same way, as a
 // C-contiguous float64 vector. Model arrays are small and copied.
 //
 // The GIL is released while cuem computes. Ctrl-C: Python's signal handler only sets a
@@ -32,8 +36,8 @@ using namespace nb::literals;
 
 namespace {
 
-// float64 or float32; the dtype is checked in view_of.
-using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+// float64 or float32, any strides, host or CUDA memory; checked in view_of.
+using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>>;
 using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
 // sample_weight, read in place like X (the Python layer converts anything else once).
 using WeightArray = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
@@ -66,10 +70,43 @@ std::vector<std::size_t> covariance_shape(cuem::CovarianceType type, int K, int 
 
 std::vector<double> to_vector(const ParameterArray& a) { return {a.data(), a.data() + a.size()}; }
 
+// X in place: rows of contiguous values (the column stride, in elements, is 1, or there
+// is one column), each starting row_stride >= n_cols elements after the one before.
 cuem::DataView view_of(const InputMatrix& X) {
-  if (X.dtype() == nb::dtype<double>()) return {static_cast<const double*>(X.data()), X.shape(0), X.shape(1)};
-  if (X.dtype() == nb::dtype<float>()) return {static_cast<const float*>(X.data()), X.shape(0), X.shape(1)};
-  throw nb::type_error("X must be a C-contiguous float64 or float32 array");
+  const std::size_t rows = X.shape(0), cols = X.shape(1);
+  const std::int64_t col_step = X.stride(1), row_step = X.stride(0);
+  const bool rows_contiguous = col_step == 1 || cols <= 1;
+  // One row (or none): its stride is never used, whatever the exporter reports.
+  const std::size_t stride = rows <= 1 ? cols : static_cast<std::size_t>(row_step < 0 ? 0 : row_step);
+  if (!rows_contiguous || stride < cols)
+    throw nb::type_error("X must have contiguous rows that start a non-negative stride apart (C order, or a slice "
+                         "of a C-ordered array); convert it with numpy.ascontiguousarray");
+  cuem::DataView v;
+  if (X.dtype() == nb::dtype<double>())
+    v = cuem::DataView(static_cast<const double*>(X.data()), rows, cols, stride);
+  else if (X.dtype() == nb::dtype<float>())
+    v = cuem::DataView(static_cast<const float*>(X.data()), rows, cols, stride);
+  else
+    throw nb::type_error("X must be a float64 or float32 array");
+  if (X.device_type() == nb::device::cuda::value) return cuem::device_view(v, static_cast<int>(X.device_id()));
+  if (X.device_type() != nb::device::cpu::value)
+    throw nb::type_error(("X is in memory cuem cannot read (DLPack device type " + std::to_string(X.device_type()) +
+                          "); pass a host array or a CUDA one")
+                             .c_str());
+  return v;
+}
+
+// What cuem would read for X (for tests: that a view is taken in place, never a copy).
+nb::dict data_view_info(const InputMatrix& X) {
+  const cuem::DataView v = view_of(X);
+  nb::dict d;
+  d["pointer"] = v.is_float32() ? reinterpret_cast<std::uintptr_t>(v.data_f32) : reinterpret_cast<std::uintptr_t>(v.data);
+  d["n_rows"] = v.n_rows;
+  d["n_cols"] = v.n_cols;
+  d["row_stride"] = v.row_stride;
+  d["dtype"] = v.is_float32() ? "float32" : "float64";
+  d["device"] = v.on_device() ? "cuda:" + std::to_string(v.device_ordinal) : std::string("cpu");
+  return d;
 }
 
 cuem::WeightView weights_of(const std::optional<WeightArray>& w) {
@@ -306,8 +343,8 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 NB_MODULE(_cuem, m) {
   m.doc() =
       "Low-level binding of the cuem C++ library. Use cuem.GaussianMixture; these functions take "
-      "C-contiguous float64 data (no copy is made; anything else is a TypeError) and model arrays in "
-      "scikit-learn's shapes.";
+      "float64 or float32 data with contiguous rows, C order or a row/column slice of it (read in place, "
+      "never copied; anything else is a TypeError) and model arrays in scikit-learn's shapes.";
   m.attr("__version__") = cuem::version();
   m.attr("built_with_cuda") = cuem::built_with_cuda();
   m.def(
@@ -344,6 +381,9 @@ NB_MODULE(_cuem, m) {
     }
   });
 
+  m.def("_data_view", &data_view_info, "X"_a.noconvert(),
+        "What cuem reads for X: its data pointer, n_rows, n_cols, row_stride (elements), dtype and device. "
+        "For tests.");
   m.def("fit", &fit, "X"_a.noconvert(), "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a, "max_iter"_a,
         "n_init"_a, "init_params"_a, "seed"_a, "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
         "device_memory_limit"_a = 0,

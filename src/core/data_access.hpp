@@ -6,7 +6,7 @@
 namespace cuem {
 
 /// Calls f(base) with base the typed pointer to the first row (const double* or
-/// const float*); row i starts at base + i * X.n_cols.
+/// const float*); row i starts at base + i * X.row_stride.
 template <typename F>
 decltype(auto) visit_rows(const DataView& X, F&& f) {
   if (X.data_f32) return f(X.data_f32);

@@ -36,16 +36,34 @@ void validate_data(DataView X) {
   if (X.n_cols == 0) throw DataError("the data has no features (D = 0); every point needs at least one value");
   if (X.n_rows == 0) throw DataError("the data has no points (N = 0)");
   if (X.empty_pointer()) throw DataError("the data pointer is null");
-  if (X.n_rows > std::numeric_limits<std::size_t>::max() / X.n_cols)
+  if (X.row_stride < X.n_cols)
+    throw InvalidArgument("the data's row stride (" + std::to_string(X.row_stride) + ") is less than its " +
+                          std::to_string(X.n_cols) + " columns: rows would overlap");
+  if (X.n_rows > std::numeric_limits<std::size_t>::max() / X.row_stride)
     throw DataError("N x D overflows the address space");
+  // The host cannot read values in device memory: the CUDA backend checks them (by
+  // column, as it sums them for its origin).
+  if (X.on_device()) return;
   // The first non-finite value in row-major order, found in parallel: each thread keeps
   // the smallest flat index it saw.
   const std::size_t total = X.n_rows * X.n_cols;
   std::size_t first = total;
   visit_rows(X, [&](const auto* data) {
+    if (X.contiguous()) {
 #pragma omp parallel for schedule(static) reduction(min : first) if (total >= (std::size_t{1} << 16))
-    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
-      if (!std::isfinite(data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
+      for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
+        if (!std::isfinite(data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
+    } else {
+      const std::size_t D = X.n_cols;
+#pragma omp parallel for schedule(static) reduction(min : first) if (total >= (std::size_t{1} << 16))
+      for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(X.n_rows); ++i) {
+        const auto* row = data + static_cast<std::size_t>(i) * X.row_stride;
+        for (std::size_t d = 0; d < D; ++d) {
+          const std::size_t flat = static_cast<std::size_t>(i) * D + d;
+          if (!std::isfinite(row[d]) && flat < first) first = flat;
+        }
+      }
+    }
   });
   if (first < total) {
     const double v = X.value(first / X.n_cols, first % X.n_cols);

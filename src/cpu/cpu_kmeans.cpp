@@ -68,7 +68,7 @@ const CpuPointValues& cpu_values(const PointValues& v) { return cpu_values(const
 // Squared distance from row i of X to a float64 point.
 double row_dist_sq(const DataView& X, std::size_t i, const double* c) {
   const int D = static_cast<int>(X.n_cols);
-  return visit_rows(X, [&](const auto* base) { return dist_sq(base + i * X.n_cols, c, D); });
+  return visit_rows(X, [&](const auto* base) { return dist_sq(base + i * X.row_stride, c, D); });
 }
 
 }  // namespace
@@ -171,7 +171,7 @@ LloydStep CpuPrimitives::lloyd_step(const std::vector<double>& centers, int K) {
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
     for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
       labels[b] = visit_rows(X_, [&](const auto* base) {
-        return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D, &dists[b]);
+        return nearest_center(base + (begin + b) * X_.row_stride, centers, K, D, &dists[b]);
       });
     if (w_.empty()) {
       for (std::size_t b = 0; b < count; ++b) {
@@ -205,7 +205,7 @@ void CpuPrimitives::nearest_labels(const std::vector<double>& centers, int K, st
 #pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
   for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
     labels[b] = visit_rows(
-        X_, [&](const auto* base) { return nearest_center(base + (begin + b) * X_.n_cols, centers, K, D); });
+        X_, [&](const auto* base) { return nearest_center(base + (begin + b) * X_.row_stride, centers, K, D); });
 }
 
 // The population variance of each feature in two host passes (the mean, then the

@@ -109,7 +109,7 @@ void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, s
 
 void posteriors_range(DataView X, const EstepLayout& L, std::size_t begin, std::size_t count, double* resp,
                       double* log_prob) {
-  visit_rows(X, [&](const auto* base) { posteriors_range(base, X.n_cols, L, begin, count, resp, log_prob); });
+  visit_rows(X, [&](const auto* base) { posteriors_range(base, X.row_stride, L, begin, count, resp, log_prob); });
 }
 
 // Rows [lo, hi) of `blocks` whole blocks of cpu::kBlockRows rows split evenly over nt parts.
@@ -324,7 +324,7 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
             if (w.data[begin + b] != 0.0) s.log_likelihood += w.data[begin + b] * log_prob[b];
         }
       }
-      visit_rows(X, [&](const auto* base) { pass.add(base, X.n_cols, begin, count, resp.data(), part, nt, scratch); });
+      visit_rows(X, [&](const auto* base) { pass.add(base, X.row_stride, begin, count, resp.data(), part, nt, scratch); });
 #pragma omp barrier
     }
   }
@@ -340,6 +340,10 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
 }
 
 CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_weight_(static_cast<double>(X.n_rows)) {
+  if (X_.on_device())
+    throw InvalidArgument("the data are in the memory of CUDA device " + std::to_string(X_.device_ordinal) +
+                          ", which the CPU backend cannot read: fit on device 'cuda:" +
+                          std::to_string(X_.device_ordinal) + "', or copy the data to the host");
   if (!w_.empty()) {
     if (w_.n != X_.n_rows)
       throw InvalidArgument("sample_weight has " + std::to_string(w_.n) + " values for " +
@@ -386,7 +390,7 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
         std::fill(resp, resp + count * uK, 0.0);
         visit_rows(X_, [&](const auto* base) {
           for (std::size_t b = 0; b < count; ++b)
-            resp[b * uK + static_cast<std::size_t>(nearest_center(base + (begin + b) * X_.n_cols, *g.centers, K, D))] =
+            resp[b * uK + static_cast<std::size_t>(nearest_center(base + (begin + b) * X_.row_stride, *g.centers, K, D))] =
                 1.0;
         });
       };

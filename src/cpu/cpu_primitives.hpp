@@ -59,6 +59,10 @@ class CpuPrimitives final : public Primitives {
   bool weighted() const noexcept override { return !w_.empty(); }
   double total_weight() const noexcept override { return total_weight_; }
   WeightView weights() const noexcept override { return w_; }
+  void copy_rows(std::size_t begin, std::size_t count, double* out) const override {
+    for (std::size_t i = 0; i < count; ++i)
+      for (std::size_t d = 0; d < X_.n_cols; ++d) out[i * X_.n_cols + d] = X_.value(begin + i, d);
+  }
 
   SufficientStats gaussian_estep(const PreparedParams& params) override;
   void posteriors(const PreparedParams& params, std::size_t begin, std::size_t end, double* log_prob,

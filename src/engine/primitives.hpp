@@ -72,6 +72,9 @@ class Primitives {
   /// The weights placed with the data, as the caller gave them on the host (empty for
   /// none): the host-side protocols (the first k-means++ seed, relocation) read them.
   virtual WeightView weights() const noexcept = 0;
+  /// Rows [begin, begin + count) as float64, packed (count x D), into out: the rows the
+  /// host-side protocols read (k-means++ seeds, relocated points), wherever the data are.
+  virtual void copy_rows(std::size_t begin, std::size_t count, double* out) const = 0;
 
   /// Tells the backend the shape of the work to come, so that it places the data and
   /// sizes its buffers once (the CUDA backend decides here what stays on the device).

@@ -54,16 +54,16 @@ std::vector<std::size_t> random_rows(const WeightView& w, std::size_t N, int K, 
 // O(N K D) on the host, which at G-scale would take longer than the fit.
 // With weights N_k stays 1: a start on one point of weight w is the start on one of its w
 // repeats.
-Model point_seeded_model(DataView X, double total_weight, const FitOptions& o, const std::vector<std::size_t>& index) {
+Model point_seeded_model(const Primitives& prims, const FitOptions& o, const std::vector<std::size_t>& index) {
   const int K = o.n_components;
-  const std::size_t D = X.n_cols;
+  const std::size_t D = prims.cols();
   std::vector<double> points(static_cast<std::size_t>(K) * D);
   for (std::size_t k = 0; k < static_cast<std::size_t>(K); ++k)
-    for (std::size_t d = 0; d < D; ++d) points[k * D + d] = X.value(index[k], d);
+    prims.copy_rows(index[k], 1, points.data() + k * D);
   SufficientStats s = SufficientStats::zeros(o.covariance_type, K, static_cast<int>(D), std::move(points));
   std::fill(s.nk.begin(), s.nk.end(), 1.0);
-  s.n_points = X.n_rows;
-  s.weight = total_weight;
+  s.n_points = prims.rows();
+  s.weight = prims.total_weight();
   return m_step(s, o.reg_covar);
 }
 
@@ -106,11 +106,11 @@ Model initialize(Primitives& prims, DataView X, const FitOptions& o, std::uint64
       }
       case InitMethod::kmeans_plusplus: {
         const std::vector<std::size_t> index = kmeans_plusplus(prims, X, K, seed, o.interrupted);
-        m = point_seeded_model(X, prims.total_weight(), o, index);
+        m = point_seeded_model(prims, o, index);
         break;
       }
       case InitMethod::random_from_data: {
-        m = point_seeded_model(X, prims.total_weight(), o, random_rows(prims.weights(), X.n_rows, K, seed));
+        m = point_seeded_model(prims, o, random_rows(prims.weights(), X.n_rows, K, seed));
         break;
       }
       case InitMethod::random:

@@ -11,10 +11,11 @@
 namespace cuem {
 namespace {
 
-// Row i of X as float64 values.
-std::vector<double> row_copy(const DataView& X, std::size_t i) {
-  std::vector<double> r(X.n_cols);
-  for (std::size_t d = 0; d < X.n_cols; ++d) r[d] = X.value(i, d);
+// Row i of the data as float64 values, read through the primitives (the data may be in
+// device memory).
+std::vector<double> row_copy(const Primitives& prims, std::size_t i) {
+  std::vector<double> r(prims.cols());
+  prims.copy_rows(i, 1, r.data());
   return r;
 }
 
@@ -53,15 +54,18 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
   // The n best so far; the top is the one that would move last.
   std::priority_queue<Far, std::vector<Far>, decltype(before)> kept(before);
   std::vector<int> labels(std::min(N, kLabelPiece));
+  std::vector<double> rows(std::min(N, kLabelPiece) * D);
   for (std::size_t begin = 0; begin < N; begin += kLabelPiece) {
     const std::size_t count = std::min(kLabelPiece, N - begin);
     prims.nearest_labels(centers, K, begin, count, labels.data());
+    prims.copy_rows(begin, count, rows.data());
     for (std::size_t b = 0; b < count; ++b) {
       const std::size_t i = begin + b;
       if (!w.empty() && !(w.data[i] > 0.0)) continue;
       const double* c = centers.data() + static_cast<std::size_t>(labels[b]) * D;
+      const double* x = rows.data() + b * D;
       double dist = 0.0;
-      for (std::size_t d = 0; d < D; ++d) dist += (X.value(i, d) - c[d]) * (X.value(i, d) - c[d]);
+      for (std::size_t d = 0; d < D; ++d) dist += (x[d] - c[d]) * (x[d] - c[d]);
       const Far f{dist, i, labels[b]};
       if (kept.size() < n) {
         kept.push(f);
@@ -76,6 +80,7 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
   std::reverse(far.begin(), far.end());
   for (std::size_t j = 0; j < far.size(); ++j) {
     const Far& f = far[j];
+    const std::vector<double> x = row_copy(prims, f.index);
     const std::size_t donor = static_cast<std::size_t>(f.label);
     const std::size_t target = static_cast<std::size_t>(empty[j]);
     double* m = step.centers.data() + donor * D;
@@ -84,7 +89,7 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
     if (rest > 0.0) {
       // The donor's mean without the point: m + w (m - x) / (W - w), no sums re-formed.
       step.counts[donor] = rest;
-      for (std::size_t d = 0; d < D; ++d) m[d] += wi * (m[d] - X.value(f.index, d)) / rest;
+      for (std::size_t d = 0; d < D; ++d) m[d] += wi * (m[d] - x[d]) / rest;
     } else if (rest == 0.0) {
       // Its only point left: an empty cluster keeps its centre.
       step.counts[donor] = 0.0;
@@ -93,7 +98,7 @@ void relocate_empty_clusters(Primitives& prims, const DataView& X, const std::ve
     // (Otherwise the step counted the point in another cluster: on a float32 device its
     // two assignment kernels can split a near-tie. Its donor is then unknown; the point
     // still moves.)
-    for (std::size_t d = 0; d < D; ++d) step.centers[target * D + d] = X.value(f.index, d);
+    for (std::size_t d = 0; d < D; ++d) step.centers[target * D + d] = x[d];
     step.counts[target] = wi;
   }
 }
@@ -134,7 +139,7 @@ std::vector<std::size_t> kmeans_plusplus(Primitives& prims, DataView X, int K, s
   chosen.push_back(first_seed(prims.weights(), prims.total_weight(), N,
                               rng::uniform(seed, rng::kKmeansPlusPlus, counter++)));
   const std::unique_ptr<PointValues> closest = prims.make_point_values();
-  double potential = prims.closest(*closest, row_copy(X, chosen[0]).data(), ClosestMode::reset);
+  double potential = prims.closest(*closest, row_copy(prims, chosen[0]).data(), ClosestMode::reset);
 
   std::vector<std::size_t> candidates(n_trials);
   std::vector<double> candidate_potential(n_trials);
@@ -146,10 +151,10 @@ std::vector<std::size_t> kmeans_plusplus(Primitives& prims, DataView X, int K, s
     }
     int best = 0;
     for (int t = 0; t < n_trials; ++t) {
-      candidate_potential[t] = prims.closest(*closest, row_copy(X, candidates[t]).data(), ClosestMode::potential);
+      candidate_potential[t] = prims.closest(*closest, row_copy(prims, candidates[t]).data(), ClosestMode::potential);
       if (candidate_potential[t] < candidate_potential[best]) best = t;
     }
-    potential = prims.closest(*closest, row_copy(X, candidates[best]).data(), ClosestMode::update);
+    potential = prims.closest(*closest, row_copy(prims, candidates[best]).data(), ClosestMode::update);
     chosen.push_back(candidates[best]);
   }
   return chosen;
@@ -162,7 +167,7 @@ KMeansResult kmeans(Primitives& prims, DataView X, int K, std::uint64_t seed, in
   res.centers.resize(static_cast<std::size_t>(K) * D);
   const std::vector<std::size_t> seeds = kmeans_plusplus(prims, X, K, seed, interrupted);
   for (int k = 0; k < K; ++k)
-    for (int d = 0; d < D; ++d) res.centers[static_cast<std::size_t>(k) * D + d] = X.value(seeds[k], d);
+    prims.copy_rows(seeds[k], 1, res.centers.data() + static_cast<std::size_t>(k) * D);
 
   // scikit-learn scales tol by the mean variance of the features.
   double mean_var = 0.0;

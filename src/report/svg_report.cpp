@@ -1245,9 +1245,10 @@ void draw_histogram(Svg& svg, const FitResult& result, DataView X, const ReportO
 }  // namespace
 
 std::string render_svg(const FitResult& result, DataView X, const ReportOptions& options) {
-  if (X.is_float32()) {  // the report is no hot path: draw from a float64 copy
+  if (X.on_device()) throw InvalidArgument("the report draws data in host memory; copy the data to the host first");
+  if (X.is_float32() || !X.contiguous()) {  // the report is no hot path: draw from a packed float64 copy
     std::vector<double> copy(X.n_rows * X.n_cols);
-    for (std::size_t i = 0; i < copy.size(); ++i) copy[i] = X.data_f32[i];
+    for (std::size_t i = 0; i < copy.size(); ++i) copy[i] = X.value(i / X.n_cols, i % X.n_cols);
     return render_svg(result, DataView(copy.data(), X.n_rows, X.n_cols), options);
   }
   const Model& model = result.model;

@@ -422,7 +422,7 @@ def test_low_level_fit_refuses_what_it_would_have_to_copy():
     X = blobs()
     args = dict(n_components=2, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=5, n_init=1,
                 init_params="kmeans", seed=0)
-    for bad in (X.astype(np.int64), np.asfortranarray(X), X[::2], X.tolist()):
+    for bad in (X.astype(np.int64), np.asfortranarray(X), X[::-1], X.tolist()):
         with pytest.raises(TypeError):
             _cuem.fit(bad, **args)
     assert _cuem.fit(X, **args)["n_iter"] >= 1
@@ -430,6 +430,157 @@ def test_low_level_fit_refuses_what_it_would_have_to_copy():
     # A read-only array is fine: cuem only reads the data.
     X.setflags(write=False)
     assert _cuem.fit(X, **args)["n_iter"] >= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_strided_views_are_read_in_place(dtype):
+    """Column slices and every other row reach cuem without a copy: the binding views
+    the array's own memory (its data pointer and row stride), the estimator's validation
+    hands the same object on, and the results equal, bitwise, those on a C-ordered copy."""
+    wide = np.ascontiguousarray(np.repeat(blobs(seed=5, n=900, d=3), 2, axis=0)[:, [0, 1, 2, 0, 1, 2, 2]], dtype=dtype)
+    wide[:, 3:] += 1e3
+    views = {"columns": wide[:, :3], "every_other_row": wide[::2], "rows_and_columns": wide[1::2, 1:4],
+             "one_column": wide[:, 2:3]}
+    for name, V in views.items():
+        assert not V.flags.c_contiguous, name
+        info = _cuem._data_view(V)
+        assert info["pointer"] == V.__array_interface__["data"][0], name
+        assert (info["n_rows"], info["n_cols"]) == V.shape, name
+        assert info["row_stride"] == V.strides[0] // V.itemsize, name
+        assert info["dtype"] == np.dtype(dtype).name, name
+        gm = cuem.GaussianMixture(3, covariance_type="full", random_state=0)
+        assert gm._validate_X(V, reset=True) is V, name
+        ref = fit_quietly(cuem.GaussianMixture(3, covariance_type="full", random_state=0), np.ascontiguousarray(V))
+        fit_quietly(gm, V)
+        assert gm.means_.tobytes() == ref.means_.tobytes(), name
+        assert gm.covariances_.tobytes() == ref.covariances_.tobytes(), name
+        np.testing.assert_array_equal(gm.predict(V), ref.predict(np.ascontiguousarray(V)))
+        assert gm.score_samples(V).tobytes() == ref.score_samples(np.ascontiguousarray(V)).tobytes(), name
+        assert gm.score(V) == ref.score(np.ascontiguousarray(V)), name
+
+
+def test_a_strided_view_is_not_copied():
+    """tracemalloc, as for C-contiguous input: a column slice of every other row of a
+    large matrix is fitted and evaluated with no allocation the size of the view."""
+    wide = np.random.default_rng(3).normal(size=(1_000_000, 6))
+    V = wide[::2, 1:5]
+    gm = cuem.GaussianMixture(2, covariance_type="diag", max_iter=2, init_params="random_from_data", random_state=0)
+    tracemalloc.start()
+    try:
+        fit_quietly(gm, V)
+        gm.predict(V)
+        gm.score_samples(V)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < V.nbytes / 20, f"peak Python allocation {peak} B during fit of a {V.nbytes} B view"
+
+
+def test_layouts_cuem_cannot_view_are_converted_once():
+    """Fortran order and negative strides have no row stride cuem can read: the binding
+    refuses them (TypeError) and the estimator converts them once to C order, keeping
+    float32 as float32."""
+    X = blobs(seed=6)
+    ref = fit_quietly(cuem.GaussianMixture(3, random_state=0), X)
+    gm = cuem.GaussianMixture(3, random_state=0)
+    for other, same in ((np.asfortranarray(X), X), (X[::-1], X[::-1].copy()),
+                        (np.asfortranarray(X.astype(np.float32)), X.astype(np.float32))):
+        with pytest.raises(TypeError):
+            _cuem._data_view(other)
+        converted = gm._validate_X(other, reset=True)
+        assert converted.flags.c_contiguous and converted.dtype == other.dtype
+        assert not np.shares_memory(converted, other)
+        assert fit_quietly(cuem.GaussianMixture(3, random_state=0), other).means_.tobytes() == \
+            fit_quietly(cuem.GaussianMixture(3, random_state=0), same).means_.tobytes()
+    assert ref.means_.tobytes() == fit_quietly(cuem.GaussianMixture(3, random_state=0), np.asfortranarray(X)).means_.tobytes()
+
+
+class HostDLPack:
+    """An object that exports only DLPack (as a torch CPU tensor does), over a NumPy array."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_host_dlpack_objects_are_read_in_place(dtype):
+    """A CPU DLPack export, strided included, reaches cuem as a view of the same memory:
+    the binding's DLPack import (as for a torch CPU tensor) and the estimator's path both
+    keep the array's pointer, and the fit equals the NumPy array's bitwise."""
+    wide = np.ascontiguousarray(np.repeat(blobs(seed=7, n=600, d=3), 2, axis=0), dtype=dtype)
+    for V in (np.ascontiguousarray(wide[:, :2]), wide[:, :2], wide[::2, 1:]):
+        info = _cuem._data_view(HostDLPack(V))
+        assert info["pointer"] == V.__array_interface__["data"][0]
+        assert info["row_stride"] == V.strides[0] // V.itemsize and info["device"] == "cpu"
+        gm = cuem.GaussianMixture(3, random_state=0)
+        assert np.shares_memory(gm._validate_X(HostDLPack(V), reset=True), V)
+        ref = fit_quietly(cuem.GaussianMixture(3, random_state=0), V)
+        fit_quietly(gm, HostDLPack(V))
+        assert gm.means_.tobytes() == ref.means_.tobytes()
+        assert gm.score_samples(HostDLPack(V)).tobytes() == ref.score_samples(V).tobytes()
+
+
+def test_cuda_array_interface_without_dlpack_is_a_clear_error():
+    class InterfaceOnly:
+        __cuda_array_interface__ = {"shape": (4, 2), "typestr": "<f4", "data": (0, True), "version": 3}
+        shape = (4, 2)
+
+    with pytest.raises(TypeError, match="__dlpack__"):
+        cuem.GaussianMixture(2).fit(InterfaceOnly())
+
+
+def _cuda_arrays():
+    """CUDA array modules importable here with a device (CuPy, torch), and why none is."""
+    found, why = [], []
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            found.append(("cupy", lambda a: cupy.asarray(a)))
+    except Exception as e:  # not installed, or no driver or device
+        why.append(f"cupy: {type(e).__name__}")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            found.append(("torch", lambda a: torch.as_tensor(a, device="cuda")))
+        else:
+            why.append("torch: no CUDA device")
+    except Exception as e:
+        why.append(f"torch: {type(e).__name__}")
+    return found, "; ".join(why)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cuda_arrays_are_fitted_on_the_device(dtype):
+    """torch.cuda / CuPy tensors (strided too) are fitted and evaluated in place on their
+    device: the binding sees a device view at the tensor's own pointer, and the results
+    agree with the host array's to the working precision (the device computes the
+    column means in another order). Needs a CUDA device and CuPy or torch."""
+    found, why = _cuda_arrays()
+    if not found:
+        pytest.skip(f"no CUDA array module with a device ({why})")
+    X = np.ascontiguousarray(np.repeat(blobs(seed=8, n=3000, d=4), 2, axis=0), dtype=dtype)
+    for name, to_device in found:
+        whole = to_device(X)
+        for V, D in ((X, whole), (X[::2, 1:], whole[::2, 1:])):
+            info = _cuem._data_view(D)
+            assert info["device"].startswith("cuda:"), name
+            gm = cuem.GaussianMixture(3, random_state=0, device="cuda")
+            ref = fit_quietly(cuem.GaussianMixture(3, random_state=0, device="cuda"), V)
+            fit_quietly(gm, D)
+            np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-4, atol=1e-4)
+            np.testing.assert_array_equal(gm.predict(D), ref.predict(V))
+            with pytest.raises(ValueError, match="CPU backend"):
+                cuem.GaussianMixture(3, random_state=0, device="cpu").fit(D)
 
 
 def test_array_likes_are_converted():
