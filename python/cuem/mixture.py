@@ -703,19 +703,23 @@ class GaussianMixture(*_Bases):
         sample_weight = self._validate_sample_weight(sample_weight, X)
         return float(_cuem.score(X, *self._model_arrays(), **self._where(), sample_weight=sample_weight))
 
-    def bic(self, X, sample_weight=None):
-        """Bayesian information criterion of the model on X (lower is better); with
-        sample_weight, -2 sum(w * log p(x)) + n_parameters * log(sum(w)) (a cuem extension)."""
+    def _criteria(self, X, sample_weight):
         X = self._fitted_X(X)
         sample_weight = self._validate_sample_weight(sample_weight, X)
-        return float(_cuem.bic(X, *self._model_arrays(), sample_weight=sample_weight))
+        return _cuem.criteria(X, *self._model_arrays(), **self._where(), sample_weight=sample_weight)
+
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion of the model on X (lower is better); with
+        sample_weight, -2 sum(w * log p(x)) + n_parameters * log(sum(w)) (a cuem extension).
+        One pass on the estimator's device: float64 on the CPU; on a GPU it carries the
+        device precision's rounding."""
+        return float(self._criteria(X, sample_weight)[1])
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion of the model on X (lower is better); with
-        sample_weight, -2 sum(w * log p(x)) + 2 n_parameters (a cuem extension)."""
-        X = self._fitted_X(X)
-        sample_weight = self._validate_sample_weight(sample_weight, X)
-        return float(_cuem.aic(X, *self._model_arrays(), sample_weight=sample_weight))
+        sample_weight, -2 sum(w * log p(x)) + 2 n_parameters (a cuem extension). One pass
+        on the estimator's device, as bic."""
+        return float(self._criteria(X, sample_weight)[2])
 
     def sample(self, n_samples=1):
         """Draw random samples from the fitted mixture.

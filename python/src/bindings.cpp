@@ -307,6 +307,18 @@ double score(const InputMatrix& X, const std::string& covariance_type, const Par
   return released([&] { return cuem::score(a.model, view_of(X), a.where, weights_of(sample_weight)); });
 }
 
+// score, bic, aic and the total weight from one pass over X on the chosen device.
+nb::tuple criteria(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
+                   const ParameterArray& means, const ParameterArray& covariances,
+                   const ParameterArray& precisions_cholesky, const std::string& device, const std::string& precision,
+                   std::size_t device_memory_limit, const std::optional<WeightArray>& sample_weight) {
+  const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
+                                 device_memory_limit);
+  const cuem::Criteria c =
+      released([&] { return cuem::criteria(a.model, view_of(X), a.where, weights_of(sample_weight)); });
+  return nb::make_tuple(c.score, c.bic, c.aic, c.total_weight);
+}
+
 // bic and aic: one scalar of the model on X, on the CPU.
 template <double (*Criterion)(const cuem::Model&, cuem::DataView, cuem::WeightView)>
 double model_scalar(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
@@ -409,6 +421,11 @@ NB_MODULE(_cuem, m) {
         "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
         "sample_weight"_a.noconvert() = nb::none(),
         "Mean of score_samples (sum w lp / sum w with sample_weight)." CUEM_WHERE_DOC);
+  m.def("criteria", &criteria, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
+        "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
+        "sample_weight"_a.noconvert() = nb::none(),
+        "(score, bic, aic, total weight) from one pass over X; on a CUDA device bic and aic carry its "
+        "precision's rounding." CUEM_WHERE_DOC);
   m.def("bic", &model_scalar<cuem::bic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
         "covariances"_a, "precisions_cholesky"_a, "sample_weight"_a.noconvert() = nb::none(),
         "Bayesian information criterion (lower is better), float64 on the CPU.");

@@ -133,6 +133,18 @@ def test_model_methods_equal_sklearn_on_the_same_parameters(cov):
 EXPECTED_FAILED_CHECKS = {}
 
 
+def test_bic_and_aic_come_from_one_criteria_pass_on_the_estimators_device():
+    """bic and aic are one pass on the estimator's device (criteria); on the CPU that is
+    bitwise the float64 bic() and aic() of the library, and its score is score()'s."""
+    X = blobs(seed=5, n=600, d=3, k=3)
+    gm = fit_quietly(cuem.GaussianMixture(3, covariance_type="diag", random_state=2), X)
+    score, bic, aic, total = _cuem.criteria(X, *gm._model_arrays(), **gm._where())
+    assert gm.bic(X) == bic == _cuem.bic(X, *gm._model_arrays())
+    assert gm.aic(X) == aic == _cuem.aic(X, *gm._model_arrays())
+    assert gm.score(X) == score
+    assert total == len(X)
+
+
 @parametrize_with_checks([cuem.GaussianMixture()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
