@@ -1,5 +1,5 @@
-// sample_weight in the primitives and in the init code on them (docs/engine_refactor_plan.md
-// section 4): integer weights against the rows repeated in place, zero weights against the
+// sample_weight in the primitives and in the init code on them (docs/ARCHITECTURE.md,
+// "Sample weights, path by path"): integer weights against the rows repeated in place, zero weights against the
 // rows dropped, weights of one against none (bitwise), and relocation's weighted donor.
 //
 // Built twice: against the library (the CPU; the CUDA cases skip with the reason where
