@@ -26,6 +26,7 @@ from .mixture import (
     GaussianMixture,
     InvalidParameterError,
     NotFittedError,
+    PlacedData,
 )
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidParameterError",
     "NotFittedError",
     "NumericalError",
+    "PlacedData",
     "built_with_cuda",
     "devices",
     "library_version",

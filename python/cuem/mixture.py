@@ -235,6 +235,14 @@ def _sample_weight_without_sklearn(sample_weight, n_samples):
     return sample_weight
 
 
+def _no_second_weights(sample_weight):
+    if sample_weight is not None:
+        raise ValueError(
+            "sample_weight must be None when X is a cuem.PlacedData: its weights are the ones it was "
+            "placed with (cuem.PlacedData(X, sample_weight=...))"
+        )
+
+
 class _VerbosePrinter:
     """Prints EM progress as scikit-learn's verbose mode does (called with the GIL held
     from the library's iteration callback)."""
@@ -572,12 +580,17 @@ class GaussianMixture(*_Bases):
         labels : ndarray of shape (n_samples,), int64
         """
         X = self._fit(X, sample_weight)
-        return _cuem.predict(X, *self._model_arrays(), **self._where())
+        return self._evaluate("predict", X)
 
     def _fit(self, X, sample_weight):
         self._check_parameters()
-        X = self._validate_X(X, reset=True)
-        sample_weight = self._validate_sample_weight(sample_weight, X)
+        placed = isinstance(X, PlacedData)
+        if placed:
+            _no_second_weights(sample_weight)
+            self._set_features_from(X)
+        else:
+            X = self._validate_X(X, reset=True)
+            sample_weight = self._validate_sample_weight(sample_weight, X)
         weights_init, means_init, precisions_init = self._initial_parameters(X.shape[1])
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -595,8 +608,7 @@ class GaussianMixture(*_Bases):
         if self.verbose:
             on_iteration = _VerbosePrinter(int(self.verbose), self.verbose_interval, self.tol, self.max_iter)
 
-        result = _cuem.fit(
-            X,
+        options = dict(
             n_components=int(self.n_components),
             covariance_type=self.covariance_type,
             tol=float(self.tol),
@@ -605,15 +617,22 @@ class GaussianMixture(*_Bases):
             n_init=int(n_init),
             init_params=init_params,
             seed=_seed_from(self.random_state),
-            device=self.device,
-            precision=self.precision,
-            device_memory_limit=int(self.device_memory_limit or 0),
             weights_init=weights_init,
             means_init=means_init,
             precisions_init=precisions_init,
             on_iteration=on_iteration,
-            sample_weight=sample_weight,
         )
+        if placed:  # its device, precision and weights
+            result = _cuem.placed_fit(X._handle, **options)
+        else:
+            result = _cuem.fit(
+                X,
+                **options,
+                device=self.device,
+                precision=self.precision,
+                device_memory_limit=int(self.device_memory_limit or 0),
+                sample_weight=sample_weight,
+            )
 
         self.weights_ = result["weights"]
         self.means_ = result["means"]
@@ -651,7 +670,28 @@ class GaussianMixture(*_Bases):
 
     def _fitted_X(self, X):
         check_is_fitted(self)
+        if isinstance(X, PlacedData):
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            return X
         return self._validate_X(X, reset=False)
+
+    def _set_features_from(self, placed):
+        """n_features_in_ and feature_names_in_ as fit on the PlacedData's X sets them."""
+        self.n_features_in_ = placed.shape[1]
+        if placed._feature_names_in is not None:
+            self.feature_names_in_ = placed._feature_names_in
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _evaluate(self, name, X):
+        """_cuem.<name> of the model on X: on a PlacedData's device, else on the estimator's."""
+        if isinstance(X, PlacedData):
+            return getattr(_cuem, "placed_" + name)(X._handle, *self._model_arrays())
+        return getattr(_cuem, name)(X, *self._model_arrays(), **self._where())
 
     def _where(self):
         """Where the fitted model is evaluated: the estimator's own device settings."""
@@ -668,8 +708,7 @@ class GaussianMixture(*_Bases):
         -------
         labels : ndarray of shape (n_samples,), int64
         """
-        X = self._fitted_X(X)
-        return _cuem.predict(X, *self._model_arrays(), **self._where())
+        return self._evaluate("predict", self._fitted_X(X))
 
     def predict_proba(self, X):
         """Posterior probability of every component for every sample.
@@ -678,8 +717,7 @@ class GaussianMixture(*_Bases):
         -------
         resp : ndarray of shape (n_samples, n_components)
         """
-        X = self._fitted_X(X)
-        return _cuem.predict_proba(X, *self._model_arrays(), **self._where())
+        return self._evaluate("predict_proba", self._fitted_X(X))
 
     def score_samples(self, X):
         """Log-likelihood log p(x) of every sample.
@@ -688,8 +726,7 @@ class GaussianMixture(*_Bases):
         -------
         log_prob : ndarray of shape (n_samples,)
         """
-        X = self._fitted_X(X)
-        return _cuem.score_samples(X, *self._model_arrays(), **self._where())
+        return self._evaluate("score_samples", self._fitted_X(X))
 
     def score(self, X, y=None, sample_weight=None):
         """Mean per-sample log-likelihood of X; with sample_weight the weighted mean
@@ -700,11 +737,17 @@ class GaussianMixture(*_Bases):
         log_likelihood : float
         """
         X = self._fitted_X(X)
+        if isinstance(X, PlacedData):
+            _no_second_weights(sample_weight)
+            return float(self._evaluate("criteria", X)[0])
         sample_weight = self._validate_sample_weight(sample_weight, X)
         return float(_cuem.score(X, *self._model_arrays(), **self._where(), sample_weight=sample_weight))
 
     def _criteria(self, X, sample_weight):
         X = self._fitted_X(X)
+        if isinstance(X, PlacedData):
+            _no_second_weights(sample_weight)
+            return self._evaluate("criteria", X)
         sample_weight = self._validate_sample_weight(sample_weight, X)
         return _cuem.criteria(X, *self._model_arrays(), **self._where(), sample_weight=sample_weight)
 
@@ -739,3 +782,63 @@ class GaussianMixture(*_Bases):
                 "Invalid value for 'n_samples': %r . The sampling requires at least one sample." % (n_samples,)
             )
         return _cuem.sample(int(n_samples), _seed_from(self.random_state), *self._model_arrays())
+
+
+class PlacedData:
+    """X (and sample weights) placed once on a device, for any number of fits and
+    evaluations by ``GaussianMixture``.
+
+    Every ``fit``, ``predict``... on an array converts, validates and (on a GPU) uploads it
+    again; a PlacedData does that once. Pass it in place of X to ``fit``, ``fit_predict``,
+    ``predict``, ``predict_proba``, ``score_samples``, ``score``, ``bic`` and ``aic``: they
+    run on the PlacedData's device, weighted by its sample_weight (passing sample_weight
+    to the method as well is a ValueError). The PlacedData's device wins over the
+    estimator's ``device``, ``precision`` and ``device_memory_limit`` parameters.
+
+    X is taken as ``fit`` takes it (float64 or float32 arrays with contiguous rows are
+    read in place, anything else is converted once; DLPack CUDA arrays stay on the
+    device) and checked with fit's messages. The arrays are kept alive by this object
+    and must not be modified while it lives: the device may hold a copy of them.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    sample_weight : array-like of shape (n_samples,), default=None
+    device : {'cpu', 'auto', 'cuda', 'cuda:N'}, default='cpu'
+    precision : {'float32', 'float64'}, default='float32'
+    device_memory_limit : int, default=0
+        Bytes of device memory (0: 80% of the free memory).
+    """
+
+    def __init__(self, X, sample_weight=None, device="cpu", precision="float32", device_memory_limit=0):
+        # An estimator of these settings checks them, X and the weights exactly as fit does.
+        checker = GaussianMixture(device=device, precision=precision, device_memory_limit=device_memory_limit or None)
+        checker._check_parameters()
+        X = checker._validate_X(X, reset=True)
+        sample_weight = checker._validate_sample_weight(sample_weight, X)
+        self._feature_names_in = getattr(checker, "feature_names_in_", None)
+        self._handle = _cuem.PlacedData(X, sample_weight, device, precision, int(device_memory_limit or 0))
+
+    @property
+    def shape(self):
+        """(n_samples, n_features)."""
+        return tuple(self._handle.shape)
+
+    @property
+    def device(self):
+        """What runs the work (device, precision, layout) once a first call has placed the
+        data; until then the device asked for."""
+        if self._handle.description == "(not placed yet)":
+            return self._handle.requested_device
+        return self._handle.description
+
+    @property
+    def notice(self):
+        """What to know about the choice of device (e.g. 'auto' fell back to the CPU), or ''."""
+        return self._handle.notice
+
+    def __reduce__(self):
+        raise TypeError("a cuem.PlacedData cannot be pickled: it holds data on a device; pickle the arrays")
+
+    def __repr__(self):
+        return f"PlacedData(shape={self.shape}, device={self.device!r})"

@@ -24,6 +24,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -148,12 +150,12 @@ bool on_main_thread() {
   return threading.attr("current_thread")().is(threading.attr("main_thread")());
 }
 
-nb::dict fit(const InputMatrix& X, int n_components, const std::string& covariance_type, double tol, double reg_covar,
-             int max_iter, int n_init, const std::string& init_params, std::uint64_t seed, const std::string& device,
-             const std::string& precision, int n_threads, std::size_t device_memory_limit,
-             const std::optional<ParameterArray>& weights_init,
-             const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
-             nb::object on_iteration, const std::optional<WeightArray>& sample_weight) {
+// The fit's options from the binding's arguments, shared by the array and placed paths.
+cuem::FitOptions fit_options(int n_components, const std::string& covariance_type, double tol, double reg_covar,
+                             int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
+                             const std::optional<ParameterArray>& weights_init,
+                             const std::optional<ParameterArray>& means_init,
+                             const std::optional<ParameterArray>& precisions_init) {
   cuem::FitOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -163,14 +165,16 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   o.n_init = n_init;
   o.init = cuem::parse_init_method(init_params);
   o.seed = seed;
-  o.device = cuem::parse_device(device);
-  o.precision = cuem::parse_precision(precision);
-  o.n_threads = n_threads;
-  o.device_memory_limit = device_memory_limit;
   if (weights_init) o.weights_init = to_vector(*weights_init);
   if (means_init) o.means_init = to_vector(*means_init);
   if (precisions_init) o.precisions_init = to_vector(*precisions_init);
+  return o;
+}
 
+// Runs run_fit(options) with the GIL released, Ctrl-C and on_iteration wired in, and
+// returns the result as the Python layer reads it.
+template <typename RunFit>
+nb::dict run_fit(cuem::FitOptions o, nb::object on_iteration, RunFit&& run) {
   PythonHooks hooks;
   hooks.poll_signals = on_main_thread();
   hooks.on_iteration = std::move(on_iteration);
@@ -205,7 +209,7 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   cuem::FitResult r;
   try {
     nb::gil_scoped_release release;
-    r = cuem::fit(view_of(X), o, weights_of(sample_weight));
+    r = run(o);
   } catch (const cuem::Interrupted&) {
     if (hooks.python_error_pending) throw nb::python_error();
     throw;
@@ -238,6 +242,70 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
   out["notices"] = notices;
   out["max_decrease"] = r.max_decrease;
   return out;
+}
+
+nb::dict fit(const InputMatrix& X, int n_components, const std::string& covariance_type, double tol, double reg_covar,
+             int max_iter, int n_init, const std::string& init_params, std::uint64_t seed, const std::string& device,
+             const std::string& precision, int n_threads, std::size_t device_memory_limit,
+             const std::optional<ParameterArray>& weights_init,
+             const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
+             nb::object on_iteration, const std::optional<WeightArray>& sample_weight) {
+  cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
+                                   weights_init, means_init, precisions_init);
+  o.device = cuem::parse_device(device);
+  o.precision = cuem::parse_precision(precision);
+  o.n_threads = n_threads;
+  o.device_memory_limit = device_memory_limit;
+  return run_fit(std::move(o), std::move(on_iteration),
+                 [&](const cuem::FitOptions& opts) { return cuem::fit(view_of(X), opts, weights_of(sample_weight)); });
+}
+
+// cuem.PlacedData's handle: a Resources and data placed there once. It holds the arrays
+// whose memory the PlacedData views, so that they outlive it.
+struct Placed {
+  InputMatrix X;
+  std::optional<WeightArray> sample_weight;
+  std::string requested_device;
+  std::unique_ptr<cuem::Resources> resources;
+  std::unique_ptr<cuem::PlacedData> data;
+  // PlacedData is not thread-safe and the GIL is released while it computes.
+  std::mutex busy;
+
+  Placed(InputMatrix X_, std::optional<WeightArray> w, const std::string& device, const std::string& precision,
+         std::size_t device_memory_limit)
+      : X(std::move(X_)), sample_weight(std::move(w)), requested_device(device) {
+    cuem::ResourceOptions o;
+    o.device = cuem::parse_device(device);
+    o.precision = cuem::parse_precision(precision);
+    o.device_memory_limit = device_memory_limit;
+    resources = std::make_unique<cuem::Resources>(o);
+    data = std::make_unique<cuem::PlacedData>(*resources, view_of(X), weights_of(sample_weight));
+  }
+  ~Placed() {
+    data.reset();  // before the Resources it was placed on
+    resources.reset();
+  }
+
+  // f(data) with the GIL released and the handle to itself.
+  template <typename F>
+  auto use(F&& f) {
+    nb::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(busy);
+    return f(*data);
+  }
+};
+
+nb::dict placed_fit(Placed& p, int n_components, const std::string& covariance_type, double tol, double reg_covar,
+                    int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
+                    const std::optional<ParameterArray>& weights_init, const std::optional<ParameterArray>& means_init,
+                    const std::optional<ParameterArray>& precisions_init, nb::object on_iteration) {
+  cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
+                                   weights_init, means_init, precisions_init);
+  // run_fit has released the GIL already; the lock alone keeps other threads out.
+  return run_fit(std::move(o), std::move(on_iteration), [&](const cuem::FitOptions& opts) {
+    std::lock_guard<std::mutex> lock(p.busy);
+    return cuem::fit(*p.data, opts);
+  });
 }
 
 // A model and where to evaluate it, as the evaluation bindings take them.
@@ -316,6 +384,44 @@ nb::tuple criteria(const InputMatrix& X, const std::string& covariance_type, con
                                  device_memory_limit);
   const cuem::Criteria c =
       released([&] { return cuem::criteria(a.model, view_of(X), a.where, weights_of(sample_weight)); });
+  return nb::make_tuple(c.score, c.bic, c.aic, c.total_weight);
+}
+
+// The evaluations on placed data, on its device with its weights.
+nb::ndarray<nb::numpy, std::int64_t> placed_predict(Placed& p, const std::string& covariance_type,
+                                                    const ParameterArray& weights, const ParameterArray& means,
+                                                    const ParameterArray& covariances,
+                                                    const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  const std::vector<int> l = p.use([&](cuem::PlacedData& d) { return cuem::predict(d, m); });
+  std::vector<std::int64_t> labels(l.begin(), l.end());
+  const std::size_t n = labels.size();
+  return to_numpy(std::move(labels), {n});
+}
+
+nb::ndarray<nb::numpy, double> placed_predict_proba(Placed& p, const std::string& covariance_type,
+                                                    const ParameterArray& weights, const ParameterArray& means,
+                                                    const ParameterArray& covariances,
+                                                    const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  std::vector<double> resp = p.use([&](cuem::PlacedData& d) { return cuem::predict_proba(d, m); });
+  return to_numpy(std::move(resp), {p.X.shape(0), static_cast<std::size_t>(m.n_components)});
+}
+
+nb::ndarray<nb::numpy, double> placed_score_samples(Placed& p, const std::string& covariance_type,
+                                                    const ParameterArray& weights, const ParameterArray& means,
+                                                    const ParameterArray& covariances,
+                                                    const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  std::vector<double> log_prob = p.use([&](cuem::PlacedData& d) { return cuem::score_samples(d, m); });
+  return to_numpy(std::move(log_prob), {p.X.shape(0)});
+}
+
+nb::tuple placed_criteria(Placed& p, const std::string& covariance_type, const ParameterArray& weights,
+                          const ParameterArray& means, const ParameterArray& covariances,
+                          const ParameterArray& precisions_cholesky) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  const cuem::Criteria c = p.use([&](cuem::PlacedData& d) { return cuem::criteria(d, m); });
   return nb::make_tuple(c.score, c.bic, c.aic, c.total_weight);
 }
 
@@ -426,6 +532,29 @@ NB_MODULE(_cuem, m) {
         "sample_weight"_a.noconvert() = nb::none(),
         "(score, bic, aic, total weight) from one pass over X; on a CUDA device bic and aic carry its "
         "precision's rounding." CUEM_WHERE_DOC);
+  nb::class_<Placed>(m, "PlacedData",
+                     "Data (and sample weights) placed once on a device for any number of fits and evaluations. "
+                     "Takes X as fit does (read in place, kept alive by this object); use cuem.PlacedData.")
+      .def(nb::init<InputMatrix, std::optional<WeightArray>, const std::string&, const std::string&, std::size_t>(),
+           "X"_a.noconvert(), "sample_weight"_a.noconvert() = nb::none(), "device"_a = "cpu",
+           "precision"_a = "float32", "device_memory_limit"_a = 0)
+      .def_prop_ro("shape", [](const Placed& p) { return nb::make_tuple(p.X.shape(0), p.X.shape(1)); })
+      .def_prop_ro("has_sample_weight", [](const Placed& p) { return p.sample_weight.has_value(); })
+      .def_prop_ro("requested_device", [](const Placed& p) { return p.requested_device; })
+      .def_prop_ro("description", [](const Placed& p) { return p.data->description(); })
+      .def_prop_ro("notice", [](const Placed& p) { return p.data->notice(); });
+  m.def("placed_fit", &placed_fit, "data"_a, "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a,
+        "max_iter"_a, "n_init"_a, "init_params"_a, "seed"_a, "weights_init"_a = nb::none(),
+        "means_init"_a = nb::none(), "precisions_init"_a = nb::none(), "on_iteration"_a = nb::none(),
+        "fit on placed data, on its device with its weights; returns fit's dict.");
+#define CUEM_PLACED_MODEL_ARGS                                                                            \
+  "data"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a, "precisions_cholesky"_a
+  m.def("placed_predict", &placed_predict, CUEM_PLACED_MODEL_ARGS, "predict on placed data.");
+  m.def("placed_predict_proba", &placed_predict_proba, CUEM_PLACED_MODEL_ARGS, "predict_proba on placed data.");
+  m.def("placed_score_samples", &placed_score_samples, CUEM_PLACED_MODEL_ARGS, "score_samples on placed data.");
+  m.def("placed_criteria", &placed_criteria, CUEM_PLACED_MODEL_ARGS,
+        "(score, bic, aic, total weight) on placed data, weighted by its sample weights.");
+#undef CUEM_PLACED_MODEL_ARGS
   m.def("bic", &model_scalar<cuem::bic>, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
         "covariances"_a, "precisions_cholesky"_a, "sample_weight"_a.noconvert() = nb::none(),
         "Bayesian information criterion (lower is better), float64 on the CPU.");
