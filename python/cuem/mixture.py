@@ -319,7 +319,8 @@ class GaussianMixture(*_Bases):
     device : {'cpu', 'auto', 'cuda', 'cuda:N'}, default='cpu'
         Where the E-step runs. 'auto' uses a CUDA device when the library has one and
         the CPU otherwise; 'cuda' raises ``cuem.DeviceError`` (a RuntimeError) where no
-        usable device or CUDA backend exists.
+        usable device or CUDA backend exists. A ``cuem.PlacedData`` passed in place of X
+        runs on its own device (and precision and memory limit), whatever this says.
     precision : {'float32', 'float64'}, default='float32'
         Arithmetic of the CUDA E-step; statistics and the M-step are always float64, and
         the CPU backend is float64 throughout.
@@ -556,13 +557,14 @@ class GaussianMixture(*_Bases):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or cuem.PlacedData
             A C-contiguous float64 array is used without a copy; anything else is
-            converted once.
+            converted once. A PlacedData is fitted on its device with its weights.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of every sample, not all zero (None: all 1). Every sum
             over samples is weighted, so that lower_bound_ is a mean per unit weight.
+            Must be None when X is a PlacedData.
 
         Returns
         -------
@@ -828,7 +830,7 @@ class PlacedData:
     def device(self):
         """What runs the work (device, precision, layout) once a first call has placed the
         data; until then the device asked for."""
-        if self._handle.description == "(not placed yet)":
+        if self._handle.description == "(not placed yet)":  # cuem::PlacedData::description before placing
             return self._handle.requested_device
         return self._handle.description
 

@@ -207,6 +207,21 @@ def test_the_data_device_wins():
         gm.predict_proba(X)  # the estimator's own device, for arrays
 
 
+def test_auto_without_a_gpu_says_so():
+    """device='auto' resolves at the first use: without a GPU the notice says the CPU
+    runs it (as fit's warning says), and device tells what ran."""
+    if cuda_build() and driver_device_count() > 0:
+        pytest.skip("a CUDA device is there: 'auto' picks it")
+    placed = cuem.PlacedData(blobs(n=300), device="auto")
+    assert placed.device == "auto" and placed.notice == ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gm = cuem.GaussianMixture(3, random_state=0).fit(placed)
+    assert placed.device == "cpu" and gm.device_ == "cpu"
+    assert "running on the CPU" in placed.notice
+    assert [str(w.message) for w in caught] == [placed.notice]
+
+
 def test_pickle_clone_and_params():
     """A fit on a PlacedData stores none: the estimator pickles, clones and reports its
     parameters as after an array fit; the PlacedData itself refuses to be pickled."""
