@@ -87,7 +87,7 @@ std::size_t g_pinned_used = 0;
 std::size_t g_pinned_peak = 0;
 std::set<const void*> g_handles;  // live streams and events
 std::set<CUmemPoolHandle_st*> g_pools;                 // live pools, the default ones included
-std::map<int, CUmemPoolHandle_st*> g_default_pools;    // by device, made at first use
+std::map<int, std::unique_ptr<CUmemPoolHandle_st>> g_default_pools;  // by device, made at first use
 std::atomic<unsigned long long> g_device_mallocs{0};
 std::atomic<unsigned long long> g_pool_allocations{0};
 std::atomic<unsigned long long> g_pool_growths{0};
@@ -843,12 +843,12 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
   if (device < 0 || device >= device_count())
     return fail_call(cudaErrorInvalidDevice, "cudaDeviceGetDefaultMemPool of a device that does not exist");
   std::lock_guard<std::mutex> lock(g_memory_mutex);
-  CUmemPoolHandle_st*& p = g_default_pools[device];
+  std::unique_ptr<CUmemPoolHandle_st>& p = g_default_pools[device];
   if (!p) {
-    p = new CUmemPoolHandle_st(device, true);
-    g_pools.insert(p);
+    p = std::make_unique<CUmemPoolHandle_st>(device, true);
+    g_pools.insert(p.get());
   }
-  *pool = p;
+  *pool = p.get();
   return cudaSuccess;
 }
 
