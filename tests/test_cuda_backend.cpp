@@ -39,18 +39,7 @@ using cuem::ClosestMode;
 using cuem::CovarianceType;
 using cuem::Precision;
 
-// Empty when a device is usable, else why not.
-std::string no_device_reason() {
-  std::string reason;
-  if (!cuem::cuda_devices(&reason).empty()) return {};
-  return "no CUDA device: " + reason;
-}
-
-#define REQUIRE_DEVICE()                                  \
-  do {                                                    \
-    const std::string why = no_device_reason();           \
-    if (!why.empty()) GTEST_SKIP() << why;                \
-  } while (0)
+using cuem_test::no_device_reason;
 
 TEST(CudaBackend, CudaWithoutADeviceIsAClearError) {
   if (no_device_reason().empty()) GTEST_SKIP() << "a CUDA device is present";

@@ -26,18 +26,6 @@ using cuem::ClosestMode;
 using cuem::CovarianceType;
 using cuem::Precision;
 
-std::string no_device_reason() {
-  std::string reason;
-  if (!cuem::cuda_devices(&reason).empty()) return {};
-  return "no CUDA device: " + reason;
-}
-
-#define REQUIRE_DEVICE()                        \
-  do {                                          \
-    const std::string why = no_device_reason(); \
-    if (!why.empty()) GTEST_SKIP() << why;      \
-  } while (0)
-
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }

@@ -28,18 +28,6 @@ using cuem::cuda::DeviceBuffer;
 using cuem::cuda::kClosestBlock;
 using cuem::cuda::kSegmentPoints;
 
-std::string no_device_reason() {
-  std::string reason;
-  if (!cuem::cuda_devices(&reason).empty()) return {};
-  return "no CUDA device: " + reason;
-}
-
-#define REQUIRE_DEVICE()                        \
-  do {                                          \
-    const std::string why = no_device_reason(); \
-    if (!why.empty()) GTEST_SKIP() << why;      \
-  } while (0)
-
 // A stream of the test's own (nothing uses the legacy default stream).
 class TestStream {
  public:

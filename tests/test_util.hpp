@@ -17,9 +17,25 @@
 
 #include "cuem/covariance_type.hpp"
 #include "cuem/data_view.hpp"
+#include "cuem/devices.hpp"
 #include "cuem/model.hpp"
 
 namespace cuem_test {
+
+/// Empty when a CUDA device is usable, else why not: the reason the GPU tests skip with
+/// (they wait for a machine with a device; scripts/gpu_check.sh runs them there).
+inline std::string no_device_reason() {
+  std::string reason;
+  if (!cuem::cuda_devices(&reason).empty()) return {};
+  return "no CUDA device: " + reason;
+}
+
+/// Skips the calling test, with the reason, where no CUDA device is usable.
+#define REQUIRE_DEVICE()                                   \
+  do {                                                     \
+    const std::string why = cuem_test::no_device_reason(); \
+    if (!why.empty()) GTEST_SKIP() << why;                 \
+  } while (0)
 
 using Matrix = std::vector<double>;  // row-major, square D x D unless said otherwise
 
