@@ -75,7 +75,7 @@ TEST_P(PlacedDataTest, FitsAndEvaluationsEqualThePerCallFunctions) {
   EXPECT_EQ(placed.device, direct.device);
   EXPECT_EQ(data.description(), direct.device);
 
-  const cuem::EvaluateOptions where{o_.device, o_.precision, 0, {}};
+  const cuem::EvaluateOptions where{o_.device, o_.precision, 0, {}, cuem::MissingPolicy::error};
   EXPECT_EQ(cuem::predict(data, placed.model), cuem::predict(placed.model, ds_.view(), where));
   EXPECT_EQ(cuem::predict_proba(data, placed.model), cuem::predict_proba(placed.model, ds_.view(), where));
   EXPECT_EQ(cuem::score_samples(data, placed.model), cuem::score_samples(placed.model, ds_.view(), where));

@@ -5,6 +5,7 @@
 #include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
+#include "cuem/missing.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
 #include "cuem/resources.hpp"

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cuem/data_view.hpp"
+#include "cuem/missing.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
 
@@ -32,6 +33,8 @@ struct FitResult {
   std::string device;
   /// Things a user should know, one line each (e.g. device 'auto' fell back to the CPU).
   std::vector<std::string> notices;
+  /// The data's missing entries (all zero without any, or with MissingPolicy::error).
+  MissingSummary missing;
 };
 
 /// Fits a mixture to X (N x D). Throws InvalidArgument, DataError, NumericalError or
@@ -48,6 +51,9 @@ struct EvaluateOptions {
   Precision precision = Precision::float32;
   std::size_t device_memory_limit = 0;  ///< bytes; 0 = 80% of the free device memory
   CudaTuning cuda_tuning;
+  /// NaN entries: an error, or marginalised out (a row's values are then those of its
+  /// observed coordinates; a row with none has score_samples 0 and posteriors = weights).
+  MissingPolicy missing = MissingPolicy::error;
 };
 
 /// Most probable component of every point (N).

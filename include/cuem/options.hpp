@@ -41,6 +41,18 @@ const char* to_string(Precision precision) noexcept;
 /// "float32" or "float64".
 Precision parse_precision(const std::string& name);
 
+/// What NaN entries in the data mean (scikit-learn has only the first).
+enum class MissingPolicy {
+  error,        ///< NaN is an error naming its row and column
+  /// NaN entries are missing at random (MAR): a fit maximises the likelihood of the
+  /// observed coordinates, and evaluations use each row's observed marginal (docs/MISSING.md)
+  marginalize,
+};
+
+const char* to_string(MissingPolicy policy) noexcept;
+/// "error" or "marginalize".
+MissingPolicy parse_missing_policy(const std::string& name);
+
 /// Choices among CUDA kernels that compute the same values (up to rounding), for timing
 /// them side by side (bench/NOTES.md); the defaults are the ones to use.
 struct CudaTuning {
@@ -78,6 +90,8 @@ struct FitOptions {
   /// streamed from pinned host memory in chunks; the result is the same either way.
   std::size_t device_memory_limit = 0;
   CudaTuning cuda_tuning;
+  /// NaN entries: an error, or missing values fitted by their marginal (include/cuem/missing.hpp).
+  MissingPolicy missing = MissingPolicy::error;
 
   /// Optional initial parameters (scikit-learn's weights_init, means_init,
   /// precisions_init): empty means "derive from init". Shapes: weights K, means K x D,

@@ -56,6 +56,16 @@ Precision parse_precision(const std::string& name) {
   throw InvalidArgument("unknown precision '" + name + "': use float32 or float64");
 }
 
+const char* to_string(MissingPolicy policy) noexcept {
+  return policy == MissingPolicy::marginalize ? "marginalize" : "error";
+}
+
+MissingPolicy parse_missing_policy(const std::string& name) {
+  if (name == "error") return MissingPolicy::error;
+  if (name == "marginalize") return MissingPolicy::marginalize;
+  throw InvalidArgument("unknown missing-value policy '" + name + "': use error or marginalize");
+}
+
 Device parse_device(const std::string& name) {
   if (name == "cpu") return {DeviceKind::cpu, 0};
   if (name == "auto") return {DeviceKind::automatic, 0};
