@@ -120,6 +120,7 @@ struct RefMixture {
 struct RowPosterior {
   bool empty = true;          // no observed entry
   double log_p = 0;           // log p(x_o)
+  std::vector<double> log_joint;  // K: log pi_k + log N(x_o | mu_o, Sigma_oo)
   std::vector<double> resp;   // K
   std::vector<double> xhat;   // K x D: the row completed by E[x_m | x_o, k]
   std::vector<double> cond;   // K x D x D: C_k on the missing block, 0 elsewhere
@@ -173,6 +174,7 @@ RowPosterior row_posterior(const RefMixture& m, const double* x) {
     }
   }
   r.log_p = cuem_test::logsumexp(log_joint.data(), log_joint.size());
+  r.log_joint = log_joint;
   r.resp.resize(m.k);
   for (int c = 0; c < m.k; ++c) r.resp[c] = std::exp(log_joint[c] - r.log_p);
   return r;
@@ -592,6 +594,54 @@ TEST(MissingReferenceSelfCheck, CompleteDataEqualsCompleteDataFit) {
     expect_same_mixture(r.model, ref);
     EXPECT_NEAR(r.lower_bound, bound, kRel * std::abs(bound));
   }
+}
+
+// The reference's per-component quantities check themselves by the chain rule
+// p(x) = p(x_o) p(x_m | x_o): for a complete row x and any mask,
+//   log N(x | mu, Sigma) = log N(x_o | mu_o, Sigma_oo) + log N(x_m | E[x_m | x_o], C),
+// which holds only with the right conditional mean and covariance.
+TEST(MissingReferenceSelfCheck, ChainRuleHoldsForEveryMask) {
+  const cuem_test::Mixture truth = cuem_test::make_mixture(CovarianceType::full, kK, kD, 3.0, 11);
+  MaskedData md;
+  md.truth = truth;
+  const RefMixture m = start_for({CovarianceType::full, Mechanism::mcar, false}, md);
+  const std::vector<double> x = cuem_test::sample_mixture(truth, 20, 12).x;
+  int checked = 0;
+  for (std::size_t i = 0; i < 20; ++i) {
+    const double* row = x.data() + i * kD;
+    const RowPosterior full = row_posterior(m, row);
+    for (int mask = 1; mask < (1 << kD) - 1; ++mask) {
+      std::vector<double> masked(row, row + kD);
+      std::vector<int> mis;
+      for (int j = 0; j < kD; ++j)
+        if (mask & (1 << j)) {
+          masked[j] = cuem_test::kMissing;
+          mis.push_back(j);
+        }
+      const RowPosterior part = row_posterior(m, masked.data());
+      const int nm = static_cast<int>(mis.size());
+      for (int c = 0; c < kK; ++c) {
+        Matrix l(static_cast<std::size_t>(nm) * nm);
+        std::vector<double> resid(nm), alpha(nm);
+        for (int a = 0; a < nm; ++a) {
+          for (int b = 0; b < nm; ++b) l[a * nm + b] = part.cond[(static_cast<std::size_t>(c) * kD + mis[a]) * kD + mis[b]];
+          resid[a] = alpha[a] = row[mis[a]] - part.xhat[c * kD + mis[a]];
+        }
+        cholesky_in_place(l, nm);
+        cholesky_solve(l, nm, alpha.data());
+        double maha = 0, log_det = 0;
+        for (int a = 0; a < nm; ++a) {
+          maha += resid[a] * alpha[a];
+          log_det += 2 * std::log(l[a * nm + a]);
+        }
+        const double log_cond = -0.5 * (nm * kLog2Pi + log_det + maha);
+        EXPECT_NEAR(part.log_joint[c] + log_cond, full.log_joint[c], 1e-11 * std::abs(full.log_joint[c]))
+            << "row " << i << " mask " << mask << " component " << c;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 20 * ((1 << kD) - 2) * kK);
 }
 
 }  // namespace
