@@ -271,6 +271,39 @@ TEST(DescribeMissing, CountsAHandMadeMatrix) {
   EXPECT_TRUE(s0.first_empty_rows.empty());
 }
 
+// ---- views ------------------------------------------------------------------------------
+
+// NaN data read through a strided view (NaN junk in the columns outside the view) fit as
+// the packed copy does, bit for bit; float32 storage of the same values (widened exactly)
+// fits as float64 to rounding of the arrangement, 1e-10.
+TEST(MissingViews, StridedAndFloat32) {
+  const std::size_t n = 800;
+  const int d = 4, stride = 6;
+  cuem_test::Dataset ds = blobs(n, d);
+  for (double& v : ds.x) v = static_cast<double>(static_cast<float>(v));  // float32-exact values
+  cuem_test::mask_mcar(ds.x, 0.2, 21);
+  std::vector<double> wide(n * stride, kNaN);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int j = 0; j < d; ++j) wide[i * stride + j] = ds.x[i * d + j];
+  const std::vector<float> xf(ds.x.begin(), ds.x.end());
+  cuem::FitOptions opt = options(2, MissingPolicy::marginalize);
+  opt.seed = 2;
+  const cuem::FitResult packed = cuem::fit(ds.view(), opt);
+  const cuem::FitResult strided = cuem::fit(cuem::DataView(wide.data(), n, d, stride), opt);
+  const cuem::FitResult single = cuem::fit(cuem::DataView(xf.data(), n, d), opt);
+  ASSERT_GT(packed.missing.incomplete_rows, n / 4);
+  EXPECT_TRUE(packed.model.means == strided.model.means);
+  EXPECT_TRUE(packed.model.covariances == strided.model.covariances);
+  EXPECT_TRUE(packed.model.weights == strided.model.weights);
+  EXPECT_EQ(strided.missing.missing_entries, packed.missing.missing_entries);
+  EXPECT_EQ(single.missing.missing_entries, packed.missing.missing_entries);
+  EXPECT_EQ(single.n_iter, packed.n_iter);
+  EXPECT_LT(cuem_test::max_rel_diff(single.model.means, packed.model.means), 1e-10);
+  EXPECT_LT(cuem_test::max_rel_diff(single.model.covariances, packed.model.covariances,
+                                    cuem_test::max_abs(packed.model.covariances)),
+            1e-10);
+}
+
 // ---- no NaN: the error policy's model, bit for bit -------------------------------------
 
 class NoNaNBitwise : public testing::TestWithParam<CovarianceType> {};
