@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -42,10 +43,15 @@ struct Case {
   double p;  // MCAR: every entry's probability; MAR: the high rate (the low one is p / 8)
 };
 
-std::string case_name(const testing::TestParamInfo<Case>& info) {
-  return "K" + std::to_string(info.param.k) + "_D" + std::to_string(info.param.d) +
-         (info.param.mechanism == Mechanism::mcar ? "_MCAR" : "_MAR") + std::to_string(static_cast<int>(info.param.p * 100));
+std::string case_label(const Case& c) {
+  return "K" + std::to_string(c.k) + "_D" + std::to_string(c.d) + (c.mechanism == Mechanism::mcar ? "_MCAR" : "_MAR") +
+         std::to_string(static_cast<int>(c.p * 100 + 0.5));
 }
+
+std::string case_name(const testing::TestParamInfo<Case>& info) { return case_label(info.param); }
+
+// gtest prints parameters in failure messages; without this it dumps the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << case_label(c); }
 
 struct Masked {
   cuem_test::Dataset complete;  // the values before masking (and the true labels)
@@ -252,6 +258,10 @@ struct NoCompleteCase {
   cuem::InitMethod init;
   CovarianceType type;
 };
+
+void PrintTo(const NoCompleteCase& c, std::ostream* os) {
+  *os << cuem::to_string(c.init) << " " << cuem::to_string(c.type);
+}
 
 class NoCompleteRow : public testing::TestWithParam<NoCompleteCase> {};
 

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -348,10 +349,15 @@ struct Case {
   bool weighted;
 };
 
-std::string case_name(const testing::TestParamInfo<Case>& info) {
-  return std::string(cuem::to_string(info.param.type)) +
-         (info.param.mechanism == Mechanism::mcar ? "_MCAR" : "_MAR") + (info.param.weighted ? "_weighted" : "");
+std::string case_label(const Case& c) {
+  return std::string(cuem::to_string(c.type)) + (c.mechanism == Mechanism::mcar ? "_MCAR" : "_MAR") +
+         (c.weighted ? "_weighted" : "");
 }
+
+std::string case_name(const testing::TestParamInfo<Case>& info) { return case_label(info.param); }
+
+// gtest prints parameters in failure messages; without this it dumps the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << case_label(c); }
 
 constexpr int kK = 3, kD = 4;
 constexpr std::size_t kN = 600;
