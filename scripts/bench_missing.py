@@ -2,13 +2,14 @@
 """One EM iteration on config B with 10% of the entries missing (MCAR) against the
 complete-data iteration (issue 15's target: at most 3x), on this machine.
 
-  scripts/bench_missing.py BENCH_CPU [--rounds R] [--min-time S]
+  scripts/bench_missing.py BENCH_CPU [--rounds R] [--min-time S] [--suffix S]
 
 Runs bench_cpu's cpu_fit_iteration/B, cpu_fit_iteration_missing10/B and, for reference,
 cpu_em_iteration/B (the primitives' iteration without the fit around it) R times, each in
 its own process, the order rotating every round so that drift in the machine's load falls
 on all of them. Writes the medians, every value, the ratio missing / complete per round and
-its median, and the load averages to bench/results/<machine>/<date>_missing.{json,md}."""
+its median, and the load averages to bench/results/<machine>/<date>_missing<suffix>.{json,md}
+(OMP_NUM_THREADS, when set, is recorded: --suffix _1thread for a run with it at 1)."""
 import argparse
 import datetime
 import json
@@ -40,6 +41,7 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-time", default="2")
+    ap.add_argument("--suffix", default="")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
@@ -65,18 +67,20 @@ def main():
     setup = {n: statistics.median(x["setup_s"] for x in runs[n]) for n in BENCHES[:2]}
     doc = {"schema": "cuem-bench-missing/1", "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "commit": commit, "rounds": a.rounds, "min_time": a.min_time, "logical_cpus": os.cpu_count(),
+           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
            "load_at_start": load_start, "load_at_end": load_end, "median_seconds": med,
            "median_setup_seconds": setup, "ratio_missing_to_complete_per_round": ratios,
            "ratio_missing_to_complete_median": statistics.median(ratios),
            "ratio_of_medians": med[BENCHES[1]] / med[BENCHES[0]], "runs": runs}
     folder = os.path.join(root, "bench", "results", machine_name())
     os.makedirs(folder, exist_ok=True)
-    stem = datetime.date.today().isoformat() + "_missing"
+    stem = datetime.date.today().isoformat() + "_missing" + a.suffix
     with open(os.path.join(folder, stem + ".json"), "w") as f:
         json.dump(doc, f, indent=1)
     m = runs[BENCHES[1]][-1]
     lines = [f"# Missing data on the CPU: one iteration on B at 10% MCAR against complete data ({commit})", "",
-             f"bench_cpu, {a.rounds} rounds, each benchmark in its own process, the order rotating; medians. "
+             f"bench_cpu, {a.rounds} rounds, each benchmark in its own process, the order rotating; medians; "
+             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (2 threads)')}. "
              f"Machine {machine_name()}, {os.cpu_count()} logical CPUs, shared and loaded: load average "
              f"{load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} at the start, "
              f"{load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f} at the end.", "",
