@@ -497,9 +497,10 @@ TEST_P(MissingReference, FitEqualsPlainLoopEm) {
   EXPECT_EQ(r.missing.first_empty_rows.front(), kEmptyRows[0]);
 }
 
-// score_samples, predict_proba and impute of a model (the start, as a cuem::Model) on the
-// masked data, against the reference's per-row posteriors. A row with no observed entry:
-// score 0, posteriors = weights, imputed as the mixture's mean with its marginal variance.
+// score_samples, predict_proba, criteria and impute of a model (the start, as a
+// cuem::Model) on the masked data, against the reference's per-row posteriors. A row with
+// no observed entry: score 0, posteriors = weights, imputed as the mixture's mean with its
+// marginal variance, and left out of score, bic and aic (as the fit leaves it out).
 TEST_P(MissingReference, EvaluationsEqualPlainLoop) {
   const Case& c = GetParam();
   const MaskedData md = make_data(c);
@@ -555,6 +556,31 @@ TEST_P(MissingReference, EvaluationsEqualPlainLoop) {
     }
   }
   ASSERT_GT(n_imputed, 0u);
+  // criteria (score, bic, aic) over the rows with an observed entry, as the fit's bound:
+  // sum w lp / sum w, bic = -2 sum w lp + p log(sum w), aic = -2 sum w lp + 2 p, with
+  // scikit-learn's parameter count p.
+  double sum_wlp = 0, sum_w = 0;
+  for (std::size_t i = 0; i < kN; ++i) {
+    if (row_posterior(ref, md.x.data() + i * kD).empty) continue;
+    const double wi = md.w.empty() ? 1.0 : md.w[i];
+    sum_wlp += wi * want_lp[i];
+    sum_w += wi;
+  }
+  double n_cov = 0;
+  switch (c.type) {
+    case CovarianceType::full: n_cov = kK * kD * (kD + 1) / 2.0; break;
+    case CovarianceType::tied: n_cov = kD * (kD + 1) / 2.0; break;
+    case CovarianceType::diag: n_cov = kK * kD; break;
+    case CovarianceType::spherical: n_cov = kK; break;
+  }
+  const double n_params = n_cov + kK * kD + kK - 1;
+  const cuem::WeightView wv = md.w.empty() ? cuem::WeightView() : cuem::WeightView(md.w.data(), kN);
+  const cuem::Criteria crit = cuem::criteria(model, X, where, wv);
+  EXPECT_NEAR(crit.total_weight, sum_w, kRel * sum_w);
+  EXPECT_NEAR(crit.score, sum_wlp / sum_w, kRel * std::abs(sum_wlp / sum_w));
+  EXPECT_NEAR(crit.bic, -2 * sum_wlp + n_params * std::log(sum_w), kRel * std::abs(crit.bic));
+  EXPECT_NEAR(crit.aic, -2 * sum_wlp + 2 * n_params, kRel * std::abs(crit.aic));
+  EXPECT_NEAR(cuem::score(model, X, where, wv), sum_wlp / sum_w, kRel * std::abs(sum_wlp / sum_w));
   expect_close(lp, want_lp, 1.0, "score_samples");
   expect_close(proba, want_proba, 1.0, "predict_proba");
   expect_close(imp.X, want_x, 1.0, "impute X");
