@@ -491,6 +491,17 @@ TEST_P(MissingReference, FitEqualsPlainLoopEm) {
   EXPECT_EQ(r.n_decreases, 0);
   EXPECT_GT(bounds.back(), bounds.front() + 1e-3) << "the reference's bound did not rise";
 
+  std::vector<int> masks;  // the distinct patterns of the incomplete rows that are not empty
+  std::size_t incomplete = 0;
+  for (std::size_t i = 0; i < kN; ++i) {
+    int mask = 0;
+    for (int j = 0; j < kD; ++j) mask |= std::isnan(md.x[i * kD + j]) ? 1 << j : 0;
+    incomplete += mask != 0 ? 1 : 0;
+    if (mask != 0 && mask != (1 << kD) - 1 && std::find(masks.begin(), masks.end(), mask) == masks.end())
+      masks.push_back(mask);
+  }
+  EXPECT_EQ(r.missing.n_patterns, masks.size());
+  EXPECT_EQ(r.missing.incomplete_rows, incomplete);
   EXPECT_EQ(r.missing.missing_entries, md.n_missing);
   EXPECT_EQ(r.missing.empty_rows, std::size(kEmptyRows));
   ASSERT_FALSE(r.missing.first_empty_rows.empty());
