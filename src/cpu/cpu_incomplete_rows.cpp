@@ -30,22 +30,23 @@ constexpr std::size_t kBlock = 1024;
 
 using v8d = double __attribute__((vector_size(64)));
 
-// One row completed under every component: y_k (K x D) = the observed deviations
-// x_o - mu_k,o and, where G_k is given (full, tied), y_k,m = -G_k y_k,o; zero otherwise.
-// xo: the row's observed values; G[k]: |m| x |o| or null. yo: scratch of |o|.
+// One row completed under every component: y_k (K x D) = x - mu_k over the row (its
+// missing entries hold fill values, overwritten here) and, on the missing entries,
+// -G_k y_k,o where G_k is given (full, tied), 0 otherwise. x: the row's D values;
+// G[k]: |m| x |o| or null; yo: scratch of |o|.
 CUEM_ROW_CLONES
-void complete_row(const double* xo, const int* obs, std::size_t o, const int* mis, std::size_t m, const double* means,
+void complete_row(const double* x, const int* obs, std::size_t o, const int* mis, std::size_t m, const double* means,
                   std::size_t K, std::size_t D, const double* const* G, double* y, double* yo) {
   for (std::size_t k = 0; k < K; ++k) {
     const double* mu = means + k * D;
     double* yk = y + k * D;
-    for (std::size_t j = 0; j < o; ++j) yo[j] = xo[j] - mu[obs[j]];
-    for (std::size_t j = 0; j < o; ++j) yk[obs[j]] = yo[j];
+    for (std::size_t d = 0; d < D; ++d) yk[d] = x[d] - mu[d];
     const double* g = G[k];
     if (!g) {
       for (std::size_t a = 0; a < m; ++a) yk[mis[a]] = 0.0;
       continue;
     }
+    for (std::size_t j = 0; j < o; ++j) yo[j] = yk[obs[j]];
     for (std::size_t a = 0; a < m; ++a) {
       // Four partial sums: an in-order sum would be one chain of dependent additions.
       const double* ga = g + a * o;
@@ -243,9 +244,13 @@ class RowVisitor {
       const std::size_t o = pat.observed.size(), mm = pat.missing.size();
       const double half_norm = 0.5 * static_cast<double>(o) * math::kLog2Pi;
       for (std::size_t r = std::max(lo, pat.begin); r < std::min(hi, pat.end); ++r) {
-        for (std::size_t j = 0; j < o; ++j) xo[j] = L_.value(r, static_cast<std::size_t>(pat.observed[j]));
-        complete_row(xo.data(), pat.observed.data(), o, pat.missing.data(), mm, p_.means.data(), K, D, gk.data(),
-                     y.data(), yo.data());
+        const double* x = L_.values.data() + r * D;
+        if (!L_.values_f32.empty()) {
+          for (std::size_t d = 0; d < D; ++d) xo[d] = static_cast<double>(L_.values_f32[r * D + d]);
+          x = xo.data();
+        }
+        complete_row(x, pat.observed.data(), o, pat.missing.data(), mm, p_.means.data(), K, D, gk.data(), y.data(),
+                     yo.data());
         switch (m_.covariance_type) {
           case CovarianceType::full:
           case CovarianceType::tied:
