@@ -695,17 +695,8 @@ class GaussianMixture(*_Bases):
         for notice in result["notices"]:
             warnings.warn(notice, UserWarning, stacklevel=2)
         self.lower_bounds_ = [float(v) for v in result["lower_bounds"]]
+        # Skipped empty rows are among the notices (UserWarnings above).
         self.missing_summary_ = {key: _summary_value(value) for key, value in result["missing"].items()}
-        empty = self.missing_summary_["empty_rows"]
-        if empty:
-            shown = ", ".join(str(r) for r in self.missing_summary_["first_empty_rows"])
-            more = ", ..." if empty > len(self.missing_summary_["first_empty_rows"]) else ""
-            warnings.warn(
-                f"{empty} row(s) of X have every entry missing and were skipped: they carry no information "
-                f"(0-based rows {shown}{more})",
-                UserWarning,
-                stacklevel=3,
-            )
 
         if not self.converged_:
             warnings.warn(

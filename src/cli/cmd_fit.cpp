@@ -67,10 +67,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w, o.missing); });
   const FitResult r = with_data_name(data_name, [&] { return fit(placed, o); });
   end_progress(flags);
-  for (const std::string& n : r.notices) note(flags, "note: " + n);
-  if (r.missing.empty_rows > 0)
-    note(flags, "note: " + data_name + ": " + std::to_string(r.missing.empty_rows) +
-                    " rows have every entry missing and were skipped (" + empty_rows_text(r.missing) + ")");
+  for (const std::string& n : r.notices) note(flags, "note: " + n);  // skipped empty rows among them
   if (r.n_decreases > 0)
     note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) + " time(s), by up to " +
                     std::to_string(r.max_decrease) + "; EM forbids this: please report it");

@@ -194,7 +194,8 @@ def test_fit_text_summary_and_note(make_cuem, fitted):
     assert (f"missing values: {s['missing_entries']} entries in {s['incomplete_rows']} rows, "
             f"{s['n_patterns']} patterns; 2 empty rows (every entry missing) skipped (0-based rows 4, 40)"
             in proc.stdout), proc.stdout
-    assert "2 rows have every entry missing and were skipped (0-based rows 4, 40)" in proc.stderr
+    assert "2 rows have every entry missing and carry no information: skipped (row 4, 40, 0-based)" in proc.stderr
+    assert proc.stderr.count("every entry missing") == 1
     quiet = c("-q", "fit", "holes.npy", "-k", 3, "--seed", 0, "--missing", "marginalize", "-o", "again.json")
     assert quiet.stderr == ""
 
@@ -271,9 +272,12 @@ def test_score_is_the_observed_marginal(cuem, fitted):
     out = cuem.json("score", fitted["path"], "x.npy", "--missing", "marginalize")
     logp, _, _, _ = reference(fitted["model"], X)
     assert out["n_samples"] == len(X)
-    np.testing.assert_allclose(out["mean_log_likelihood"], logp.mean(), rtol=1e-10)
+    # Over the rows with an observed entry: the two empty rows are absent, as in the fit.
+    n = len(X) - 2
+    np.testing.assert_allclose(out["mean_log_likelihood"], logp.sum() / n, rtol=1e-10)
+    np.testing.assert_allclose(out["mean_log_likelihood"], fitted["fit"]["lower_bound"], atol=1e-6)
     p = n_parameters(fitted["model"])
-    np.testing.assert_allclose(out["bic"], -2 * logp.sum() + p * np.log(len(X)), rtol=1e-10)
+    np.testing.assert_allclose(out["bic"], -2 * logp.sum() + p * np.log(n), rtol=1e-10)
     np.testing.assert_allclose(out["aic"], -2 * logp.sum() + 2 * p, rtol=1e-10)
 
 
