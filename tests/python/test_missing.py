@@ -419,3 +419,51 @@ def test_placed_data_with_missing_entries():
     refusing.fit(blobs(seed=24)[0])
     with pytest.raises(ValueError, match="missing='marginalize'"):
         refusing.score_samples(placed)
+
+
+def test_a_column_with_nothing_observed_is_a_data_error():
+    X = with_holes(blobs(n=90)[0])
+    X[:, 1] = np.nan
+    with pytest.raises(cuem.DataError, match=r"column 1 \(0-based\) has no observed value"):
+        cuem.GaussianMixture(2, missing="marginalize").fit(X)
+
+
+WITHOUT_SKLEARN = """
+import sys, warnings
+sys.modules["sklearn"] = None  # any import of scikit-learn fails
+import numpy as np
+import cuem
+rng = np.random.default_rng(0)
+X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2))])
+X[::7, 0] = np.nan
+X[5] = np.nan
+try:
+    cuem.GaussianMixture(2).fit(X)
+    raise SystemExit("NaN accepted with missing='error'")
+except ValueError as e:
+    assert "NaN at row 0, column 0" in str(e), str(e)
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    gm = cuem.GaussianMixture(2, missing="marginalize", random_state=0).fit(X)
+assert any("every entry missing" in str(x.message) for x in w)
+assert gm.missing_summary_["empty_rows"] == 1 and gm.missing_summary_["missing_entries"] == int(np.isnan(X).sum()) == 31
+filled = gm.impute(X)
+assert not np.isnan(filled).any() and (filled[~np.isnan(X)] == X[~np.isnan(X)]).all()
+assert np.isfinite(gm.score_samples(X)).all()
+X[3, 1] = np.inf
+try:
+    gm.predict(X)
+    raise SystemExit("Inf accepted")
+except ValueError as e:
+    assert "Inf" in str(e) or "inf" in str(e), str(e)
+assert not any(m == "sklearn" or m.startswith("sklearn.") for m, v in sys.modules.items() if v is not None)
+print("ok")
+"""
+
+
+def test_missing_data_without_sklearn():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_SKLEARN], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
