@@ -146,7 +146,7 @@ def test_nan_is_refused_by_default_naming_row_and_column(cuem, tmp_path):
     Xm[4, 1] = np.nan
     np.save(tmp_path / "x.npy", Xm)
     proc = cuem("fit", "x.npy", "-k", 2, "-o", "m.json", expect=BAD_DATA)
-    assert "nan at row 4, column 1" in proc.stderr.lower()
+    assert "nan at row 4, column 1" in proc.stderr.lower() and "--missing marginalize" in proc.stderr
     write_csv(tmp_path / "x.csv", Xm, missing="nan")
     proc = cuem("fit", "x.csv", "-k", 2, "-o", "m.json", expect=BAD_DATA)
     assert "x.csv:6:" in proc.stderr and "nan at row 4, column 1" in proc.stderr.lower()
@@ -163,6 +163,7 @@ def test_predict_and_score_refuse_nan_by_default(cuem, fitted, tmp_path):
     for command in ("predict", "score"):
         proc = cuem(command, fitted["path"], "x.npy", expect=BAD_DATA)
         assert f"nan at row {row}, column {col}" in proc.stderr.lower(), proc.stderr
+        assert proc.stderr.count("--missing marginalize") == 1
 
 
 @pytest.mark.parametrize("fmt", ["npy", "csv"])
