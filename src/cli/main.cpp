@@ -40,11 +40,11 @@ int main(int argc, char** argv) {
   add_fit_command(app, flags, exit_code);
   add_predict_command(app, flags, exit_code);
   add_score_command(app, flags, exit_code);
+  add_impute_command(app, flags, exit_code);
   add_sample_command(app, flags, exit_code);
   add_select_command(app, flags, exit_code);
   add_info_command(app, flags, exit_code);
   add_generate_command(app, flags, exit_code);
-  add_impute_command(app, flags, exit_code);
   for (CLI::App* sub : app.get_subcommands({})) {
     sub->footer(kFooter);
     // Global flags are accepted after the command name too.
