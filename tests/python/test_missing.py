@@ -248,6 +248,11 @@ def test_evaluations_are_the_observed_marginals(cov):
     np.testing.assert_allclose(gm.predict_proba(X)[[0, 17]], np.tile(gm.weights_, (2, 1)), rtol=1e-12)
     # score: the mean over the rows with an observed entry (a fit skips the others).
     np.testing.assert_allclose(gm.score(X), logp.sum() / (len(X) - 2), rtol=1e-10)
+    # fit_predict is fit, then predict on the same rows.
+    again = cuem.GaussianMixture(3, covariance_type=cov, missing="marginalize", random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        np.testing.assert_array_equal(again.fit_predict(X), gm.predict(X))
 
 
 @pytest.mark.parametrize("cov", ["full", "diag"])
