@@ -224,7 +224,7 @@ class RowVisitor {
   void visit_block(std::size_t b, OnPattern&& on_pattern, OnRow&& on_row, OnEnd&& on_end) const {
     const std::size_t K = static_cast<std::size_t>(K_), D = static_cast<std::size_t>(D_);
     const std::size_t lo = L_.n_complete + b * kBlock, hi = std::min(L_.n_rows, lo + kBlock);
-    std::vector<double> y(K * D), v(K), q(K), xo(D), yo(D), scratch;
+    std::vector<double> y(K * D), v(K), q(K), yo(D), scratch;
     std::vector<const double*> gk(K);
     PatternFactors pf;
     // The first pattern reaching into the block: patterns are in layout order.
@@ -244,12 +244,7 @@ class RowVisitor {
       const std::size_t o = pat.observed.size(), mm = pat.missing.size();
       const double half_norm = 0.5 * static_cast<double>(o) * math::kLog2Pi;
       for (std::size_t r = std::max(lo, pat.begin); r < std::min(hi, pat.end); ++r) {
-        const double* x = L_.values.data() + r * D;
-        if (!L_.values_f32.empty()) {
-          for (std::size_t d = 0; d < D; ++d) xo[d] = static_cast<double>(L_.values_f32[r * D + d]);
-          x = xo.data();
-        }
-        complete_row(x, pat.observed.data(), o, pat.missing.data(), mm, p_.means.data(), K, D, gk.data(), y.data(),
+        complete_row(L_.values.data() + r * D, pat.observed.data(), o, pat.missing.data(), mm, p_.means.data(), K, D, gk.data(), y.data(),
                      yo.data());
         switch (m_.covariance_type) {
           case CovarianceType::full:
