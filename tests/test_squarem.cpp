@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -508,6 +509,8 @@ struct GmmCase {
   std::size_t n;
   double max_pass_ratio;  // SQUAREM's passes at most this fraction of plain EM's
 };
+
+void PrintTo(const GmmCase& c, std::ostream* os) { *os << c.name; }
 
 class SquaremGmm : public testing::TestWithParam<GmmCase> {};
 
