@@ -42,7 +42,8 @@ struct BatchResult {
   std::vector<std::string> notices;  ///< the models' initialisation notices, each once
   /// EM's linear rate near the end of the best restart (EmRateEstimate below): the
   /// largest eigenvalue of the fraction of missing information, close to 1 where EM
-  /// crawls. NaN where the restart made too few steps above rounding to tell.
+  /// crawls. NaN where the restart made too few steps above rounding to tell. Under
+  /// run_squarem_em, from its own plain steps, which read low (squarem_driver.hpp).
   double convergence_rate = std::numeric_limits<double>::quiet_NaN();
   int n_estep_passes = 0;  ///< E-steps over all restarts (rejected extrapolations included)
 };
