@@ -92,16 +92,6 @@ struct SquaremResult : BatchResult<Params> {
   int n_fallbacks = 0;       ///< cycles that fell back to the plain EM step
 };
 
-namespace detail {
-
-inline double distance_squared(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
-  return s;
-}
-
-}  // namespace detail
-
 /// SQUAREM over n_init restarts, seeded and chosen as run_batch_em's.
 template <class Model>
 SquaremResult<typename Model::Params> run_squarem_em(Model& model, const BatchOptions& o,
