@@ -570,50 +570,57 @@ BayesianPrior resolve_prior(Primitives& prims, const BayesianOptions& o) {
 SufficientStats stats_of_responsibilities(DataView X, WeightView w, const std::vector<double>& resp,
                                           CovarianceType type, int K) {
   const std::size_t N = X.n_rows, D = X.n_cols, Kz = static_cast<std::size_t>(K);
-  std::vector<double> nk(Kz, 0.0), sums(Kz * D, 0.0), x(D);
-  for (std::size_t i = 0; i < N; ++i) {
-    const double wi = w.at(i);
-    if (wi == 0.0) continue;
-    for (std::size_t j = 0; j < D; ++j) x[j] = X.value(i, j);
-    for (std::size_t k = 0; k < Kz; ++k) {
-      const double g = wi * resp[i * Kz + k];
-      nk[k] += g;
-      for (std::size_t j = 0; j < D; ++j) sums[k * D + j] += g * x[j];
-    }
-  }
-  std::vector<double> means(Kz * D, 0.0);
-  for (std::size_t k = 0; k < Kz; ++k)
-    if (nk[k] > 0.0)
-      for (std::size_t j = 0; j < D; ++j) means[k * D + j] = sums[k * D + j] / nk[k];
-  SufficientStats s = SufficientStats::zeros(type, K, static_cast<int>(D), means);
-  std::vector<double> dev(D);
-  for (std::size_t i = 0; i < N; ++i) {
-    const double wi = w.at(i);
-    if (wi == 0.0) continue;
-    for (std::size_t k = 0; k < Kz; ++k) {
-      const double g = wi * resp[i * Kz + k];
+  const bool matrix = type == CovarianceType::full || type == CovarianceType::tied;
+  // Per component, in parallel; each component's sums run over the points in order, so
+  // the result does not depend on the thread count. Tied scatters are summed over the
+  // components afterwards, in order.
+  std::vector<double> nk(Kz, 0.0), means(Kz * D, 0.0), s1(Kz * D, 0.0);
+  std::vector<double> scatter(matrix ? Kz * D * D : Kz * D, 0.0);
+  const long long K_signed = K;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (long long kk = 0; kk < K_signed; ++kk) {
+    const std::size_t k = static_cast<std::size_t>(kk);
+    std::vector<double> sums(D, 0.0), dev(D);
+    double n = 0.0;
+    for (std::size_t i = 0; i < N; ++i) {
+      const double g = w.at(i) * resp[i * Kz + k];
       if (g == 0.0) continue;
-      s.nk[k] += g;
+      n += g;
+      for (std::size_t j = 0; j < D; ++j) sums[j] += g * X.value(i, j);
+    }
+    nk[k] = n;
+    double* m = means.data() + k * D;
+    if (n > 0.0)
+      for (std::size_t j = 0; j < D; ++j) m[j] = sums[j] / n;
+    double* S1 = s1.data() + k * D;
+    double* S2 = scatter.data() + (matrix ? k * D * D : k * D);
+    for (std::size_t i = 0; i < N; ++i) {
+      const double g = w.at(i) * resp[i * Kz + k];
+      if (g == 0.0) continue;
       for (std::size_t j = 0; j < D; ++j) {
-        dev[j] = X.value(i, j) - means[k * D + j];
-        s.s1[k * D + j] += g * dev[j];
+        dev[j] = X.value(i, j) - m[j];
+        S1[j] += g * dev[j];
       }
-      switch (type) {
-        case CovarianceType::full:
-        case CovarianceType::tied: {
-          double* S2 = s.s2.data() + (type == CovarianceType::full ? k * D * D : 0);
-          for (std::size_t a = 0; a < D; ++a)
-            for (std::size_t b = a; b < D; ++b) S2[a * D + b] += g * dev[a] * dev[b];
-          break;
+      if (matrix) {
+        for (std::size_t a = 0; a < D; ++a) {
+          const double ga = g * dev[a];
+          for (std::size_t b = a; b < D; ++b) S2[a * D + b] += ga * dev[b];
         }
-        case CovarianceType::diag:
-        case CovarianceType::spherical:
-          for (std::size_t j = 0; j < D; ++j) s.s2[k * D + j] += g * dev[j] * dev[j];
-          break;
+      } else {
+        for (std::size_t j = 0; j < D; ++j) S2[j] += g * dev[j] * dev[j];
       }
     }
-    s.weight += wi;
   }
+  SufficientStats s = SufficientStats::zeros(type, K, static_cast<int>(D), means);
+  s.nk = nk;
+  s.s1 = s1;
+  if (type == CovarianceType::tied) {
+    for (std::size_t k = 0; k < Kz; ++k)
+      for (std::size_t i = 0; i < D * D; ++i) s.s2[i] += scatter[k * D * D + i];
+  } else {
+    s.s2 = std::move(scatter);
+  }
+  for (std::size_t i = 0; i < N; ++i) s.weight += w.at(i);
   s.n_points = N;
   return s;
 }
