@@ -184,3 +184,20 @@ def test_sample_weight_counts_as_repeated_rows():
     _close(est_w.covariance_prior_, est_r.covariance_prior_, "covariance_prior_", rtol=1e-10)
     _close(est_w.lower_bound_, est_r.lower_bound_, "lower_bound_", rtol=1e-10)
     _close(est_w.score_samples(X_new), est_r.score_samples(X_new), "score_samples", rtol=1e-10)
+
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+
+@parametrize_with_checks([cuem.BayesianGaussianMixture()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_is_a_sklearn_density_estimator_not_a_gaussian_mixture():
+    from sklearn.base import BaseEstimator, DensityMixin
+
+    est = cuem.BayesianGaussianMixture()
+    assert isinstance(est, (BaseEstimator, DensityMixin))
+    assert not isinstance(est, cuem.GaussianMixture)
+    assert not hasattr(est, "bic")  # scikit-learn's BayesianGaussianMixture has none
