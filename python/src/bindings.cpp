@@ -500,6 +500,8 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 
 }  // namespace
 
+void register_bayesian(nb::module_& m);  // bindings_vb.cpp
+
 #define CUEM_WHERE_DOC " device, precision and device_memory_limit say where (as for fit)."
 
 NB_MODULE(_cuem, m) {
@@ -622,4 +624,5 @@ NB_MODULE(_cuem, m) {
         "X's missing (NaN) entries: a dict as fit's 'missing'. Inf is a DataError.");
   m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
+  register_bayesian(m);
 }
