@@ -129,9 +129,9 @@ int run(const Args& a, const GlobalFlags& flags) {
   std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
-  std::printf("%s", convergence_text(r, o.acceleration).c_str());
   if (!w.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), crit.total_weight);
   if (o.missing == MissingPolicy::marginalize) std::printf("%s\n", missing_text(r.missing).c_str());
+  std::printf("%s", convergence_text(r, o.acceleration).c_str());
   if (a.output.empty()) {
     std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {
