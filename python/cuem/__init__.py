@@ -22,6 +22,7 @@ Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be 
 """
 
 from ._cuem import DataError, DeviceError, NumericalError
+from .bayesian import BayesianGaussianMixture
 from ._cuem import __version__ as _library_version
 from ._cuem import built_with_cuda as _built_with_cuda
 from ._cuem import devices as _devices

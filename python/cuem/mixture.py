@@ -34,6 +34,9 @@ Differences from scikit-learn
 - ``random_state`` may also be a ``numpy.random.Generator`` (scikit-learn refuses one).
 - ``missing='marginalize'`` takes NaN entries as missing at random (scikit-learn refuses
   NaN, as the default ``missing='error'`` does), and ``impute`` fills them in.
+- ``acceleration='squarem'`` takes EM's iterations with SQUAREM extrapolations (scikit-learn
+  has plain EM only, the default ``acceleration='none'``); ``convergence_rate_`` and
+  ``n_estep_passes_`` say how fast EM converged and what the fit cost.
 - ``fit``, ``fit_predict`` and ``score`` take ``sample_weight`` (scikit-learn's
   GaussianMixture has none): a row of integer weight w counts as w copies of it, a row of
   weight 0 as absent; ``bic`` and ``aic`` take it too (the data's size is then sum w).
@@ -154,6 +157,7 @@ _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _PRECISIONS = ("float32", "float64")
 _MISSING = ("error", "marginalize")
+_ACCELERATION = ("none", "squarem")
 _DEVICE = re.compile(r"^(cpu|auto|cuda|cuda:[0-9]{1,4})$")
 _MAX_SEED = 2**63 - 1
 
@@ -295,9 +299,10 @@ class GaussianMixture(*_Bases):
     """Gaussian mixture model fitted with EM by the cuem library.
 
     The parameters, attributes and methods are those of
-    ``sklearn.mixture.GaussianMixture``, with the same meanings and defaults; four are
-    added: ``device``, ``precision``, ``device_memory_limit`` and ``missing`` (NaN as
-    missing data), and one method, ``impute``.
+    ``sklearn.mixture.GaussianMixture``, with the same meanings and defaults; five are
+    added: ``device``, ``precision``, ``device_memory_limit``, ``missing`` (NaN as
+    missing data) and ``acceleration`` (SQUAREM), two attributes, ``convergence_rate_`` and
+    ``n_estep_passes_``, and one method, ``impute``.
 
     Parameters
     ----------
@@ -311,7 +316,8 @@ class GaussianMixture(*_Bases):
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance, to keep it positive definite.
     max_iter : int, default=100
-        EM iterations per initialisation (at least 1).
+        EM iterations per initialisation (at least 1); with ``acceleration='squarem'``,
+        E-step passes per initialisation.
     n_init : int, default=1
         Initialisations; the one with the largest final log-likelihood is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
@@ -352,6 +358,17 @@ class GaussianMixture(*_Bases):
         rows with every entry missing (with a UserWarning). Inf is an error either way.
         ``impute`` fills missing entries whatever this says. docs/MISSING.md has the
         method and when missing at random is (not) a fair assumption.
+    acceleration : {'none', 'squarem'}, default='none'
+        How EM's iterations are taken. 'none' is plain EM, as scikit-learn's. 'squarem'
+        (Varadhan and Roland 2008) takes two EM steps, extrapolates along them and keeps
+        the extrapolated point only when its log-likelihood is no lower (then one EM step
+        from it), else the plain step. It reaches the same optimum in fewer E-step passes
+        where EM converges slowly: with a tight ``tol`` (1e-6 or below) and overlapping
+        components, where ``convergence_rate_`` of a plain fit is near 1 (cuem's
+        benchmarks: 40-67% fewer passes at tol 1e-6). At the default tol 1e-3 fits end in
+        a few passes and it gains nothing. With 'squarem', ``max_iter`` bounds E-step
+        passes (rejected extrapolations included), while ``n_iter_`` and
+        ``lower_bounds_`` count the points kept.
 
     Attributes
     ----------
@@ -364,6 +381,17 @@ class GaussianMixture(*_Bases):
         Mean log-likelihood of the training data at the end of the best initialisation.
     lower_bounds_ : list of float
         The same, after every iteration of the best initialisation.
+    convergence_rate_ : float
+        EM's linear rate of convergence near the end of the best initialisation: the
+        factor by which the distance to the optimum shrinks per EM step, estimated from
+        successive gains of the log-likelihood. Near 1 (above 0.9, say) EM crawls, and
+        ``acceleration='squarem'`` with a tight ``tol`` pays. NaN when too few EM steps
+        gained more than rounding to tell (a fit that converged in a few iterations).
+        With 'squarem' it reads low: its extrapolations remove the slow direction.
+    n_estep_passes_ : int
+        E-step passes over the data, every initialisation included (with 'squarem' also
+        every rejected extrapolation): what the fit cost. Equal to ``n_iter_`` for plain
+        EM with ``n_init=1``.
     device_ : str
         What ran the E-steps, e.g. 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3), float32, ...'.
     missing_summary_ : dict
@@ -399,6 +427,7 @@ class GaussianMixture(*_Bases):
         precision="float32",
         device_memory_limit=None,
         missing="error",
+        acceleration="none",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -418,6 +447,7 @@ class GaussianMixture(*_Bases):
         self.precision = precision
         self.device_memory_limit = device_memory_limit
         self.missing = missing
+        self.acceleration = acceleration
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -484,6 +514,7 @@ class GaussianMixture(*_Bases):
         ):
             bad("device_memory_limit", "a positive int (bytes) or None")
         option("missing", _MISSING)
+        option("acceleration", _ACCELERATION)
 
     def _validate_X(self, X, reset, allow_nan=None):
         """X as cuem reads it (_as_cuem_rows: no copy of a float64 or float32 array with
@@ -670,6 +701,7 @@ class GaussianMixture(*_Bases):
             precisions_init=precisions_init,
             on_iteration=on_iteration,
             missing=self.missing,
+            acceleration=self.acceleration,
         )
         if placed:  # its device, precision and weights
             result = _cuem.placed_fit(X._handle, **options)
@@ -692,6 +724,8 @@ class GaussianMixture(*_Bases):
         self.n_iter_ = int(result["n_iter"])
         self.lower_bound_ = np.float64(result["lower_bound"])  # as scikit-learn
         self.device_ = result["device"]
+        self.convergence_rate_ = float(result["convergence_rate"])  # NaN where too few steps to tell
+        self.n_estep_passes_ = int(result["n_estep_passes"])
         for notice in result["notices"]:
             warnings.warn(notice, UserWarning, stacklevel=2)
         self.lower_bounds_ = [float(v) for v in result["lower_bounds"]]

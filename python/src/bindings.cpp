@@ -155,7 +155,8 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
                              int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
                              const std::optional<ParameterArray>& weights_init,
                              const std::optional<ParameterArray>& means_init,
-                             const std::optional<ParameterArray>& precisions_init, const std::string& missing) {
+                             const std::optional<ParameterArray>& precisions_init, const std::string& missing,
+                             const std::string& acceleration) {
   cuem::FitOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -166,6 +167,7 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
   o.init = cuem::parse_init_method(init_params);
   o.seed = seed;
   o.missing = cuem::parse_missing_policy(missing);
+  o.acceleration = cuem::parse_acceleration(acceleration);
   if (weights_init) o.weights_init = to_vector(*weights_init);
   if (means_init) o.means_init = to_vector(*means_init);
   if (precisions_init) o.precisions_init = to_vector(*precisions_init);
@@ -256,6 +258,8 @@ nb::dict run_fit(cuem::FitOptions o, nb::object on_iteration, RunFit&& run) {
   out["notices"] = notices;
   out["max_decrease"] = r.max_decrease;
   out["missing"] = missing_dict(r.missing);
+  out["convergence_rate"] = r.convergence_rate;  // NaN where too few EM steps to tell
+  out["n_estep_passes"] = r.n_estep_passes;
   return out;
 }
 
@@ -264,9 +268,10 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
              const std::string& precision, int n_threads, std::size_t device_memory_limit,
              const std::optional<ParameterArray>& weights_init,
              const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
-             nb::object on_iteration, const std::optional<WeightArray>& sample_weight, const std::string& missing) {
+             nb::object on_iteration, const std::optional<WeightArray>& sample_weight, const std::string& missing,
+             const std::string& acceleration) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                                   weights_init, means_init, precisions_init, missing);
+                                   weights_init, means_init, precisions_init, missing, acceleration);
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
@@ -318,9 +323,9 @@ nb::dict placed_fit(Placed& p, int n_components, const std::string& covariance_t
                     int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
                     const std::optional<ParameterArray>& weights_init, const std::optional<ParameterArray>& means_init,
                     const std::optional<ParameterArray>& precisions_init, nb::object on_iteration,
-                    const std::string& missing) {
+                    const std::string& missing, const std::string& acceleration) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                                   weights_init, means_init, precisions_init, missing);
+                                   weights_init, means_init, precisions_init, missing, acceleration);
   // run_fit has released the GIL already; the lock alone keeps other threads out.
   return run_fit(std::move(o), std::move(on_iteration), [&](const cuem::FitOptions& opts) {
     std::lock_guard<std::mutex> lock(p.busy);
@@ -500,6 +505,8 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 
 }  // namespace
 
+void register_bayesian(nb::module_& m);  // bindings_vb.cpp
+
 #define CUEM_WHERE_DOC " device, precision and device_memory_limit say where (as for fit)."
 
 NB_MODULE(_cuem, m) {
@@ -551,14 +558,17 @@ NB_MODULE(_cuem, m) {
         "device_memory_limit"_a = 0,
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
         "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(), "missing"_a = "error",
+        "acceleration"_a = "none",
         "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples; missing: 'error' or "
-        "'marginalize', what NaN entries mean). "
+        "'marginalize', what NaN entries mean; acceleration: 'none' or 'squarem'). "
         "Returns a dict: weights, means, covariances, "
         "precisions_cholesky (scikit-learn's shapes), converged, n_iter, lower_bound, lower_bounds "
         "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, device, notices, "
         "max_decrease, missing (the data's missing entries: missing_entries, incomplete_rows, empty_rows, "
-        "n_patterns, first_empty_rows). on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
-        "after every iteration with the GIL held; returning False stops the fit early.");
+        "n_patterns, first_empty_rows), convergence_rate (EM's linear rate near the end of the best "
+        "restart, NaN where too few steps to tell), n_estep_passes (E-steps over all restarts). "
+        "on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called after every iteration "
+        "with the GIL held; returning False stops the fit early.");
   m.def("predict", &predict, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
         "missing"_a = "error",
@@ -596,7 +606,7 @@ NB_MODULE(_cuem, m) {
   m.def("placed_fit", &placed_fit, "data"_a, "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a,
         "max_iter"_a, "n_init"_a, "init_params"_a, "seed"_a, "weights_init"_a = nb::none(),
         "means_init"_a = nb::none(), "precisions_init"_a = nb::none(), "on_iteration"_a = nb::none(),
-        "missing"_a = "error",
+        "missing"_a = "error", "acceleration"_a = "none",
         "fit on placed data, on its device with its weights; returns fit's dict.");
 #define CUEM_PLACED_MODEL_ARGS                                                                            \
   "data"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a, "precisions_cholesky"_a
@@ -622,4 +632,5 @@ NB_MODULE(_cuem, m) {
         "X's missing (NaN) entries: a dict as fit's 'missing'. Inf is a DataError.");
   m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
+  register_bayesian(m);
 }

@@ -1,5 +1,5 @@
-// cuem fit DATA -k K [...] [--weights w.npy] [--missing error|marginalize] [-o model.json] [--trace trace.csv]
-//          [--report report.svg]
+// cuem fit DATA -k K [...] [--weights w.npy] [--missing error|marginalize] [--acceleration none|squarem]
+//          [-o model.json] [--trace trace.csv] [--report report.svg]
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -73,7 +73,8 @@ int run(const Args& a, const GlobalFlags& flags) {
                     std::to_string(r.max_decrease) + "; EM forbids this: please report it");
   if (!r.converged)
     note(flags, "warning: did not converge in " + std::to_string(o.max_iter) +
-                    " iterations; raise --max-iter or --tol, or check the data's scale");
+                    (o.acceleration == Acceleration::squarem ? " E-step passes" : " iterations") +
+                    "; raise --max-iter or --tol, or check the data's scale");
 
   // Everything is computed before anything is written, so a failure leaves no files.
   // bic and aic from one pass on the fit's device (the CPU's is float64, as bic()).
@@ -112,6 +113,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                         {"bic", bic_v},             {"aic", aic_v},           {"n_samples", t.rows},
                         {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases},
                         {"device", r.device}};
+    add_convergence_json(j, r, o.acceleration);
     if (!w.empty()) j["sum_weights"] = crit.total_weight;
     if (o.missing == MissingPolicy::marginalize) j["missing"] = missing_json(r.missing);
     if (!a.output.empty()) {
@@ -129,6 +131,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
   if (!w.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), crit.total_weight);
   if (o.missing == MissingPolicy::marginalize) std::printf("%s\n", missing_text(r.missing).c_str());
+  std::printf("%s", convergence_text(r, o.acceleration).c_str());
   if (a.output.empty()) {
     std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {

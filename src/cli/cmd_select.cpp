@@ -1,5 +1,5 @@
 // cuem select DATA -k 1:16 [--covariance full,diag,...] [--criterion bic|aic] [--weights w.npy]
-//             [--missing error|marginalize] [-o best.json]
+//             [--missing error|marginalize] [--acceleration none|squarem] [-o best.json]
 // Fits every candidate and keeps the one with the lowest information criterion.
 #include <nlohmann/json.hpp>
 
@@ -96,6 +96,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   Resources resources({device_options.device, device_options.precision, device_options.n_threads,
                        device_options.device_memory_limit, device_options.cuda_tuning});
   const MissingPolicy missing = missing_policy(a.data);
+  const Acceleration acceleration = device_options.acceleration;
   PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w, missing); });
 
   std::vector<Candidate> cands;
@@ -162,12 +163,14 @@ int run(const Args& a, const GlobalFlags& flags) {
         r["aic"] = c.aic;
         r["converged"] = c.result.converged;
         r["n_iter"] = c.result.n_iter;
+        add_convergence_json(r, c.result, acceleration);
+        r.erase("acceleration");  // the same for every candidate: given once below
       } else {
         r["error"] = c.error;
       }
       rows.push_back(r);
     }
-    nlohmann::json j = {{"criterion", a.criterion}, {"candidates", rows},
+    nlohmann::json j = {{"criterion", a.criterion}, {"acceleration", to_string(acceleration)}, {"candidates", rows},
                         {"best", {{"k", win.k}, {"covariance", win.covariance}}}};
     if (!a.output.empty()) j["model_path"] = a.output;
     if (!w.empty()) j["sum_weights"] = win.total_weight;
@@ -204,6 +207,14 @@ int run(const Args& a, const GlobalFlags& flags) {
                 c.result.converged ? "" : " (not converged)");
   }
   std::printf("\nbest by %s: k=%d, %s covariance\n", a.criterion == "aic" ? "AIC" : "BIC", win.k, win.covariance.c_str());
+  std::string slow;  // the candidates whose fit acceleration_advised picks out
+  for (const Candidate& c : cands)
+    if (c.ok && acceleration_advised(c.result, acceleration))
+      slow += (slow.empty() ? "" : ", ") + ("k=" + std::to_string(c.k) + " " + c.covariance) + " (rate " +
+              rate_text(c.result.convergence_rate) + ")";
+  if (!slow.empty())
+    std::printf("EM is converging linearly at a rate above %.1f for %s; --acceleration squarem would help\n", kSlowRate,
+                slow.c_str());
   if (missing == MissingPolicy::marginalize) std::printf("%s\n", missing_text(win.result.missing).c_str());
   if (!a.output.empty()) std::printf("model written to %s\n", a.output.c_str());
   return kOk;

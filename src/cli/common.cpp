@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -217,7 +218,7 @@ void add_fit_options(CLI::App* cmd, FitArgs& a, bool single) {
   cmd->add_option("--n-init", a.n_init, "restarts; the best lower bound wins")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--max-iter", a.max_iter, "EM iterations per restart")
+  cmd->add_option("--max-iter", a.max_iter, "EM iterations per restart (E-step passes with --acceleration squarem)")
       ->check(CLI::Range(1, 100000000))
       ->capture_default_str();
   cmd->add_option("--tol", a.tol, "convergence threshold on the change of the mean log-likelihood")
@@ -228,6 +229,11 @@ void add_fit_options(CLI::App* cmd, FitArgs& a, bool single) {
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "random seed (fits are deterministic for a seed)")
       ->check(kUnsigned)
+      ->capture_default_str();
+  cmd->add_option("--acceleration", a.acceleration,
+                  "none (plain EM) or squarem: SQUAREM extrapolation, fewer E-step passes to the same optimum where "
+                  "EM converges slowly (tight --tol, overlapping components); no gain at the default --tol")
+      ->check(CLI::IsMember({"none", "squarem"}))
       ->capture_default_str();
   add_device_options(cmd, a.where);
   cmd->add_option("--threads", a.threads, "CPU threads (0: all); results do not depend on it")
@@ -299,8 +305,48 @@ FitOptions to_fit_options(const FitArgs& a) {
   o.precision = where.precision;
   o.device_memory_limit = where.device_memory_limit;
   o.n_threads = a.threads;
+  o.acceleration = parse_acceleration(a.acceleration);
   if (!std::isfinite(o.tol) || !std::isfinite(o.reg_covar)) throw UsageError("--tol and --reg-covar must be finite");
   return o;
+}
+
+bool acceleration_advised(const FitResult& r, Acceleration acceleration) {
+  const bool slow = r.convergence_rate > kSlowRate && r.convergence_rate < 1.0;  // false for NaN
+  return acceleration == Acceleration::none && slow && (!r.converged || r.n_iter >= kManyIterations);
+}
+
+std::string rate_text(double rate) {
+  int decimals = 3;
+  if (rate > 0.9 && rate < 1.0) decimals = std::max(3, static_cast<int>(std::ceil(-std::log10(1.0 - rate))) + 1);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, rate);
+  return buf;
+}
+
+std::string convergence_text(const FitResult& r, Acceleration acceleration) {
+  const bool squarem = acceleration == Acceleration::squarem;
+  std::string out = "E-step passes " + std::to_string(r.n_estep_passes) + (squarem ? " (SQUAREM)" : "") + "; ";
+  const double rate = r.convergence_rate;
+  if (std::isnan(rate)) {
+    out += "convergence rate not measured (too few EM steps gained more than rounding to tell)\n";
+  } else if (rate >= 1.0) {
+    out += "convergence rate " + rate_text(rate) + " (the last EM steps gained more than the ones before: no " +
+           "linear phase yet)\n";
+  } else {
+    out += "convergence rate " + rate_text(rate) +
+           (squarem ? " (from SQUAREM's plain EM steps, which read low)\n" : "\n");
+  }
+  if (acceleration_advised(r, acceleration))
+    out += "EM is converging linearly at rate " + rate_text(rate) +
+           "; --acceleration squarem would help (fewer E-step passes to the same optimum)\n";
+  return out;
+}
+
+void add_convergence_json(nlohmann::json& j, const FitResult& r, Acceleration acceleration) {
+  j["acceleration"] = to_string(acceleration);
+  j["n_estep_passes"] = r.n_estep_passes;
+  j["convergence_rate"] = std::isnan(r.convergence_rate) ? nlohmann::json(nullptr) : nlohmann::json(r.convergence_rate);
+  j["acceleration_advised"] = acceleration_advised(r, acceleration);
 }
 
 std::function<bool(const IterationInfo&)> progress_reporter(const GlobalFlags& flags, int max_iter, int n_init,

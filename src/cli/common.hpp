@@ -101,6 +101,7 @@ struct FitArgs {
   std::uint64_t seed = 0;
   DeviceArgs where;
   int threads = 0;
+  std::string acceleration = "none";  ///< --acceleration: none or squarem
 };
 
 /// Bytes from "123", "64K", "512M", "2G" or "1T" (binary units); UsageError otherwise.
@@ -119,6 +120,24 @@ auto with_data_name(const std::string& path, F&& f) {
 /// Adds the fit options; `single` adds -k and --covariance (select has list forms).
 void add_fit_options(CLI::App* cmd, FitArgs& args, bool single);
 FitOptions to_fit_options(const FitArgs& args);
+
+/// Whether a fit's summary advises --acceleration squarem. The rule: plain EM whose rate
+/// estimate lies in (kSlowRate, 1) (converging linearly, slowly; a rate of 1 or more means
+/// the gains were still growing, not a linear phase, and NaN means too few steps to tell)
+/// that did not converge or took at least kManyIterations iterations. Below that SQUAREM's
+/// first cycles, which are plain EM, are most of the fit and it gains nothing
+/// (bench/NOTES.md: no gain on fits of 2-7 passes, 40-67% fewer passes on those of 24 or more).
+constexpr double kSlowRate = 0.9;
+constexpr int kManyIterations = 20;
+bool acceleration_advised(const FitResult& r, Acceleration acceleration);
+/// The summary's lines (each ending in a newline) on E-step passes, EM's convergence rate
+/// and, where acceleration_advised, the advice.
+std::string convergence_text(const FitResult& r, Acceleration acceleration);
+/// The same for --json: acceleration, n_estep_passes, convergence_rate (null where NaN)
+/// and acceleration_advised, added to `j`.
+void add_convergence_json(nlohmann::json& j, const FitResult& r, Acceleration acceleration);
+/// A rate with enough decimals to tell it from 1 (0.993 -> "0.9930", 0.99996 -> "0.999960").
+std::string rate_text(double rate);
 
 /// The per-iteration report on stderr: a line per iteration, or a redrawn progress bar
 /// when stderr is a terminal. `label` prefixes each line (e.g. "k=3 full").
