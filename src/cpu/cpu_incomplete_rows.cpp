@@ -27,6 +27,7 @@ namespace cuem::engine {
 namespace {
 
 constexpr std::size_t kBlock = 1024;
+constexpr std::size_t kTileMin = 8;  // a pattern segment this long goes through the tiled path
 
 using v8d = double __attribute__((vector_size(64)));
 
@@ -61,6 +62,28 @@ void complete_row(const double* x, const int* obs, std::size_t o, const int* mis
       for (; j < o; ++j) s0 += ga[j] * yo[j];
       yk[mis[a]] = -((s0 + s1) + (s2 + s3));
     }
+  }
+}
+
+// A tile of up to 16 rows of one pattern completed under one component, transposed:
+// yt (D x 16) = xt - mu over every entry, then on the missing entries -G y_o (G null:
+// 0). Each lane is one row and takes the same operations as any other lane, so a row's
+// values do not depend on its tile.
+CUEM_ROW_CLONES
+void complete_tile(const double* xt, const int* obs, std::size_t o, const int* mis, std::size_t m, const double* mu,
+                   std::size_t D, const double* G, double* yt) {
+  for (std::size_t d = 0; d < D; ++d)
+    for (std::size_t r = 0; r < 16; ++r) yt[d * 16 + r] = xt[d * 16 + r] - mu[d];
+  for (std::size_t a = 0; a < m; ++a) {
+    double acc[16] = {};
+    if (G)
+      for (std::size_t j = 0; j < o; ++j) {
+        const double g = G[a * o + j];
+        const double* yj = yt + static_cast<std::size_t>(obs[j]) * 16;
+        for (std::size_t r = 0; r < 16; ++r) acc[r] += g * yj[r];
+      }
+    double* ym = yt + static_cast<std::size_t>(mis[a]) * 16;
+    for (std::size_t r = 0; r < 16; ++r) ym[r] = -acc[r];
   }
 }
 
@@ -187,7 +210,8 @@ void add_diagonal(double* s1, double* s2, const double* y, double g, int D) {
 }  // rows per block: the unit of work and of summation
 
 // What the row visitor gives a consumer, per row: the completed deviations y_k (K x D,
-// y_k = x^_k - mu_k), the responsibilities and log p(x_o).
+// y_k = x^_k - mu_k; only those of components with a positive responsibility are
+// certain to be this row's), the responsibilities and log p(x_o).
 struct RowValues {
   std::size_t row = 0;  ///< layout row
   const double* y = nullptr;
@@ -206,6 +230,15 @@ class RowVisitor {
   RowVisitor(const MissingLayout& L, const Model& m)
       : L_(L), m_(m), p_(prepare(m)), precisions_(precision_matrices(m)), K_(m.n_components), D_(m.n_features) {
     if (m.covariance_type != CovarianceType::full && m.covariance_type != CovarianceType::tied) return;
+    // The factors padded to pad4(D) columns for the tiled rows (cpu::log_joints_full).
+    {
+      const std::size_t Dz = static_cast<std::size_t>(D_), P4 = static_cast<std::size_t>(cpu::pad4(D_));
+      const std::size_t n4 = m.precisions_cholesky.size() / (Dz * Dz);
+      square4_.assign(n4 * Dz * P4, 0.0);
+      for (std::size_t f = 0; f < n4; ++f)
+        for (std::size_t i = 0; i < Dz; ++i)
+          for (std::size_t j = i; j < Dz; ++j) square4_[(f * Dz + i) * P4 + j] = m.precisions_cholesky[(f * Dz + i) * Dz + j];
+    }
     // The factors with rows padded to W = pad8(D) and zeros below the diagonal, for
     // mahalanobis_all.
     const std::size_t D = static_cast<std::size_t>(D_), W = (D + 7) / 8 * 8;
@@ -243,7 +276,13 @@ class RowVisitor {
       on_pattern(pat, pf);
       const std::size_t o = pat.observed.size(), mm = pat.missing.size();
       const double half_norm = 0.5 * static_cast<double>(o) * math::kLog2Pi;
-      for (std::size_t r = std::max(lo, pat.begin); r < std::min(hi, pat.end); ++r) {
+      const std::size_t seg_begin = std::max(lo, pat.begin), seg_end = std::min(hi, pat.end);
+      std::size_t r = seg_begin;
+      // Segments of many rows: tiles of 16 through the CPU backend's vector kernels.
+      if (seg_end - seg_begin >= kTileMin) {
+        for (; r < seg_end; r += 16) visit_tile(pat, pf, r, std::min<std::size_t>(16, seg_end - r), on_row);
+      }
+      for (; r < seg_end; ++r) {
         complete_row(L_.values.data() + r * D, pat.observed.data(), o, pat.missing.data(), mm, p_.means.data(), K, D, gk.data(), y.data(),
                      yo.data());
         switch (m_.covariance_type) {
@@ -273,6 +312,59 @@ class RowVisitor {
     }
   }
 
+  // Rows [r0, r0 + n) of pattern p (n <= 16), as visit_block's rows.
+  template <class OnRow>
+  void visit_tile(const MissingPattern& p, const PatternFactors& pf, std::size_t r0, std::size_t n, OnRow& on_row) const {
+    const std::size_t K = static_cast<std::size_t>(K_), D = static_cast<std::size_t>(D_);
+    const std::size_t o = p.observed.size(), m = p.missing.size();
+    thread_local std::vector<double> xt, yt, scratch, lj, zero, y, e, resp;
+    double row_max[16], row_sum[16], log_prob[16];
+    xt.assign(D * 16, 0.0);
+    yt.resize(K * D * 16);
+    scratch.resize(D * 16);
+    lj.resize(K * 16);
+    zero.assign(D, 0.0);
+    y.assign(K * D, 0.0);
+    e.resize(K * 16);
+    resp.resize(16 * K);
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t d = 0; d < D; ++d) xt[d * 16 + r] = L_.values[(r0 + r) * D + d];
+    const double shift = 0.5 * static_cast<double>(m) * math::kLog2Pi;  // the kernel normalises over D entries
+    for (std::size_t k = 0; k < K; ++k) {
+      const ConditionalFactors& f = pf.of(static_cast<int>(k));
+      double* ytk = yt.data() + k * D * 16;
+      complete_tile(xt.data(), p.observed.data(), o, p.missing.data(), m, p_.means.data() + k * D, D,
+                    f.G.empty() ? nullptr : f.G.data(), ytk);
+      const double c = p_.log_weights[k] + p_.log_det[k] - f.log_det_mm + shift;
+      const int ki = static_cast<int>(k);
+      switch (m_.covariance_type) {
+        case CovarianceType::full:
+        case CovarianceType::tied:
+          cpu::log_joints_full(ytk, D_, 1, zero.data(),
+                               square4_.data() + (m_.covariance_type == CovarianceType::full ? k * D * static_cast<std::size_t>(cpu::pad4(D_)) : 0),
+                               &c, scratch.data(), lj.data() + k * 16);
+          break;
+        case CovarianceType::diag: cpu::log_joints_diag(ytk, D_, 1, zero.data(), p_.factor(ki), &c, lj.data() + k * 16); break;
+        case CovarianceType::spherical:
+          cpu::log_joints_spherical(ytk, D_, 1, zero.data(), p_.factor(ki), &c, lj.data() + k * 16);
+          break;
+      }
+    }
+    // The vector normalisation of the CPU E-step, then each row's completed deviations
+    // for the components that take part of it (the others' are left as they were).
+    cpu::exp_normalise_block(lj.data(), K_, e.data(), row_max, row_sum);
+    cpu::responsibilities_block(e.data(), row_max, row_sum, K_, static_cast<int>(n), resp.data(), log_prob);
+    for (std::size_t r = 0; r < n; ++r) {
+      const double* g = resp.data() + r * K;
+      for (std::size_t k = 0; k < K; ++k) {
+        if (g[k] == 0.0) continue;
+        const double* ytk = yt.data() + k * D * 16;
+        for (std::size_t d = 0; d < D; ++d) y[k * D + d] = ytk[d * 16 + r];
+      }
+      on_row(RowValues{r0 + r, y.data(), g, log_prob[r]});
+    }
+  }
+
   const MissingLayout& layout() const { return L_; }
   const PreparedParams& prepared() const { return p_; }
 
@@ -282,6 +374,7 @@ class RowVisitor {
   PreparedParams p_;
   std::vector<double> precisions_;
   std::vector<double> square_;
+  std::vector<double> square4_;
   int K_, D_;
 };
 
@@ -360,9 +453,13 @@ class CpuIncompleteRows final : public IncompleteRows {
     SufficientStats total = zero;
     const std::size_t B = visit.n_blocks();
     const std::size_t T = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
-    std::vector<SufficientStats> part(std::min(T, std::max<std::size_t>(B, 1)), zero);
     // Waves of blocks: each block's sum is the same whoever computes it, and the blocks
-    // are added in order, so the result does not depend on the thread count.
+    // are added in order, so the result does not depend on the thread count. A wave is
+    // as many blocks as 64 MiB of partial sums hold (at least one per thread), so that
+    // most data sets take one wave, and one barrier.
+    const std::size_t part_bytes = (zero.s1.size() + zero.s2.size() + zero.nk.size()) * sizeof(double);
+    const std::size_t wave = std::max(T, (std::size_t{64} << 20) / std::max<std::size_t>(part_bytes, 1));
+    std::vector<SufficientStats> part(std::min(wave, std::max<std::size_t>(B, 1)), zero);
     for (std::size_t first = 0; first < B; first += part.size()) {
       const std::size_t n = std::min(part.size(), B - first);
 #pragma omp parallel for schedule(dynamic, 1)
