@@ -1,0 +1,205 @@
+// The incomplete-rows E-step (math in missing_estep.hpp), float32 and float64.
+//
+// One block a segment: a fixed run of tiles, each tile up to tile_rows rows of a single
+// pattern. Per tile, one thread a row completes the row under each component in turn
+// (y in shared memory, one row of D + 1 values a thread, y[D] = 1 so that N_k and S1 are
+// entries like S2's), forms its log joints and normalises them into w g_k in the
+// block's work rows; then per component the block completes the tile again and each
+// thread sums its statistics entries over the tile's rows in order. Completing twice
+// costs |m| |o| + |o| a row and component, less than the D^2 / 2 of the Mahalanobis
+// term and of the scatter, and keeps shared memory at one tile of one component.
+// Nothing is atomic: each partial entry belongs to one thread of one block.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "core/point_math.hpp"
+#include "cuda_check.cuh"
+#include "device_memory.cuh"
+#include "missing_estep.hpp"
+
+namespace cuem::cuda {
+namespace {
+
+// Rows of a tile are bounded by this much shared memory, so that two blocks fit an SM.
+constexpr std::size_t kTileBytes = 32 * 1024;
+constexpr std::size_t kMaxSharedBytes = 48 * 1024;
+
+__device__ __forceinline__ float exp_of(float v) { return expf(v); }
+__device__ __forceinline__ double exp_of(double v) { return exp(v); }
+__device__ __forceinline__ float log_of(float v) { return logf(v); }
+__device__ __forceinline__ double log_of(double v) { return log(v); }
+
+// y = x - mu_k on the observed columns ((x - hi) - lo: estep.hpp's two-part means), the
+// conditional mean's deviation -G y_o on the missing ones (0 for the diagonal layouts),
+// and y[D] = 1.
+template <typename S, CovarianceType C>
+__device__ __forceinline__ void complete_row(const MissingLaunch<S>& a, const S* __restrict__ x,
+                                             const int* __restrict__ cols, int n_obs, const S* __restrict__ G, int k,
+                                             S* __restrict__ y) {
+  const int D = a.D;
+  const S* hi = a.means_hi + static_cast<std::size_t>(k) * D;
+  const S* lo = a.means_lo + static_cast<std::size_t>(k) * D;
+  for (int j = 0; j < n_obs; ++j) {
+    const int c = cols[j];
+    y[c] = (x[c] - hi[c]) - lo[c];
+  }
+  const int n_mis = D - n_obs;
+  for (int i = 0; i < n_mis; ++i) {
+    S v = S(0);
+    if constexpr (C == CovarianceType::full || C == CovarianceType::tied) {
+      const S* row = G + static_cast<std::size_t>(i) * n_obs;
+      for (int j = 0; j < n_obs; ++j) v += row[j] * y[cols[j]];
+      v = -v;
+    }
+    y[cols[n_obs + i]] = v;
+  }
+  y[D] = S(1);
+}
+
+// ||P_k^T y||^2 of a completed row; its missing coordinates are 0 in the diagonal
+// layouts, so the sum over all of them is the sum over the observed ones.
+template <typename S, CovarianceType C>
+__device__ __forceinline__ S mahalanobis_completed(const MissingLaunch<S>& a, const S* y, int k) {
+  const int D = a.D;
+  const auto diff = [&](int i) { return y[i]; };
+  if constexpr (C == CovarianceType::full)
+    return math::mahalanobis_sq_full_of(diff, a.factors + static_cast<std::size_t>(k) * D * D, D);
+  else if constexpr (C == CovarianceType::tied)
+    return math::mahalanobis_sq_full_of(diff, a.factors, D);
+  else if constexpr (C == CovarianceType::diag)
+    return math::mahalanobis_sq_diag_of(diff, a.factors + static_cast<std::size_t>(k) * D, D);
+  else
+    return math::mahalanobis_sq_spherical_of(diff, a.factors[k], D);
+}
+
+template <typename S, CovarianceType C>
+__global__ void __launch_bounds__(kMissingThreads) missing_estep_kernel(MissingLaunch<S> a) {
+  CUEM_DYNAMIC_SHARED(shared);
+  const int T = a.tile_rows, D = a.D, K = a.K, M = a.M;
+  const int stride = D + 1;
+  double* row_ll = reinterpret_cast<double*>(shared);  // T: w lp of the tile's rows
+  S* Y = reinterpret_cast<S*>(shared + static_cast<std::size_t>(T) * sizeof(double));  // T x (D + 1)
+  const int tid = static_cast<int>(threadIdx.x);
+  const int threads = static_cast<int>(blockDim.x);
+  const std::size_t seg = blockIdx.x;
+  double* part = a.partials + seg * a.L;
+  double* work = a.work + seg * static_cast<std::size_t>(T) * K;  // K x T: w g of the tile's rows
+  for (std::size_t j = tid; j < a.L; j += threads) part[j] = 0.0;
+  double ll = 0.0;  // thread 0's
+  __syncthreads();
+  for (std::uint32_t ti = a.segment_tiles[seg]; ti < a.segment_tiles[seg + 1]; ++ti) {
+    const MissingTile tile = a.tiles[ti];
+    const int rows = static_cast<int>(tile.rows);
+    const int* cols = a.cols + static_cast<std::size_t>(tile.pattern) * D;
+    const int n_obs = a.n_observed[tile.pattern];
+    const std::size_t g_size = static_cast<std::size_t>(D - n_obs) * n_obs;
+    const S* G = a.g ? a.g + a.g_offset[tile.pattern] : nullptr;
+    const S* consts = a.constants + static_cast<std::size_t>(tile.pattern - a.pattern_base) * K;
+    if (tid < rows) {
+      const std::size_t r = tile.row + static_cast<std::size_t>(tid);
+      const S* x = a.X + r * D;
+      S* y = Y + static_cast<std::size_t>(tid) * stride;
+      // The log joints, then normalize_point's one pass for the maximum and the sum.
+      S m = S(-INFINITY), s = S(0);
+      for (int k = 0; k < K; ++k) {
+        complete_row<S, C>(a, x, cols, n_obs, G ? G + k * g_size : nullptr, k, y);
+        const S v = consts[k] - S(0.5) * mahalanobis_completed<S, C>(a, y, k);
+        work[static_cast<std::size_t>(k) * T + tid] = static_cast<double>(v);
+        if (v > m) {
+          s = (m > S(-INFINITY) ? s * exp_of(m - v) : S(0)) + S(1);
+          m = v;
+        } else if (v > S(-INFINITY)) {
+          s += exp_of(v - m);
+        }
+      }
+      const double w = a.w ? a.w[r] : 1.0;
+      S lp = m;
+      if (m > S(-INFINITY)) {
+        const S inv = S(1) / s;
+        for (int k = 0; k < K; ++k) {
+          double& g = work[static_cast<std::size_t>(k) * T + tid];
+          g = w * static_cast<double>(exp_of(static_cast<S>(g) - m) * inv);
+        }
+        lp = m + log_of(s);
+      } else {  // no component can explain the row: share it evenly
+        for (int k = 0; k < K; ++k) work[static_cast<std::size_t>(k) * T + tid] = w * static_cast<double>(S(1) / static_cast<S>(K));
+      }
+      // A row of weight 0 adds nothing, where 0 * -inf would be NaN.
+      row_ll[tid] = w == 0.0 ? 0.0 : w * static_cast<double>(lp);
+    }
+    __syncthreads();
+    if (tid == 0)
+      for (int t = 0; t < rows; ++t) ll += row_ll[t];
+    for (int k = tid; k < K; k += threads) {
+      double sum = 0.0;
+      for (int t = 0; t < rows; ++t) sum += work[static_cast<std::size_t>(k) * T + t];
+      a.tile_nk[static_cast<std::size_t>(ti - a.first_tile) * K + k] = sum;
+    }
+    for (int k = 0; k < K; ++k) {
+      __syncthreads();  // the previous component's readers are done with Y
+      if (tid < rows)
+        complete_row<S, C>(a, a.X + (tile.row + static_cast<std::size_t>(tid)) * D, cols, n_obs,
+                           G ? G + k * g_size : nullptr, k, Y + static_cast<std::size_t>(tid) * stride);
+      __syncthreads();
+      const double* gk = work + static_cast<std::size_t>(k) * T;
+      for (int e = tid; e < M; e += threads) {
+        const int ea = static_cast<int>(a.entries[e] & 0xffffu);
+        const int eb = static_cast<int>(a.entries[e] >> 16);
+        double acc = 0.0;
+        for (int t = 0; t < rows; ++t) {
+          const S* y = Y + static_cast<std::size_t>(t) * stride;
+          acc += gk[t] * static_cast<double>(y[ea]) * static_cast<double>(y[eb]);
+        }
+        part[static_cast<std::size_t>(k) * M + e] += acc;
+      }
+    }
+    __syncthreads();  // the next tile overwrites Y, the work rows and row_ll
+  }
+  if (tid == 0) part[static_cast<std::size_t>(K) * M] = ll;
+}
+
+template <typename S>
+void missing_estep(const MissingLaunch<S>& a, cudaStream_t stream) {
+  if (a.n_segments == 0) return;
+  const auto blocks = checked_cast<unsigned>(a.n_segments, "incomplete-row segments");
+  const std::size_t shared = missing_shared_bytes(a.D, a.tile_rows, sizeof(S));
+  if (a.tile_rows < 1 || shared > kMaxSharedBytes)
+    throw DeviceError("the incomplete-rows E-step cannot stage one row of " + std::to_string(a.D) +
+                      " features in shared memory");
+  switch (a.type) {
+    case CovarianceType::full:
+      CUEM_LAUNCH((missing_estep_kernel<S, CovarianceType::full>), blocks, kMissingThreads, shared, stream)(a);
+      break;
+    case CovarianceType::tied:
+      CUEM_LAUNCH((missing_estep_kernel<S, CovarianceType::tied>), blocks, kMissingThreads, shared, stream)(a);
+      break;
+    case CovarianceType::diag:
+      CUEM_LAUNCH((missing_estep_kernel<S, CovarianceType::diag>), blocks, kMissingThreads, shared, stream)(a);
+      break;
+    case CovarianceType::spherical:
+      CUEM_LAUNCH((missing_estep_kernel<S, CovarianceType::spherical>), blocks, kMissingThreads, shared, stream)(a);
+      break;
+  }
+  CUEM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+int missing_tile_rows(int D, std::size_t element_bytes) noexcept {
+  const std::size_t row = (static_cast<std::size_t>(D) + 1) * element_bytes + sizeof(double);
+  if (row > kMaxSharedBytes) return 0;
+  const std::size_t fit = kTileBytes / row;
+  return static_cast<int>(fit < 1 ? 1 : fit > static_cast<std::size_t>(kMissingThreads) ? kMissingThreads : fit);
+}
+
+std::size_t missing_shared_bytes(int D, int tile_rows, std::size_t element_bytes) noexcept {
+  const std::size_t T = tile_rows > 0 ? static_cast<std::size_t>(tile_rows) : 0;
+  return T * sizeof(double) + T * (static_cast<std::size_t>(D) + 1) * element_bytes;
+}
+
+void launch_missing_estep(const MissingLaunch<float>& a, cudaStream_t stream) { missing_estep(a, stream); }
+void launch_missing_estep(const MissingLaunch<double>& a, cudaStream_t stream) { missing_estep(a, stream); }
+
+}  // namespace cuem::cuda
