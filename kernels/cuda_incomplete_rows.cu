@@ -45,9 +45,13 @@ using cuda::PinnedBuffer;
 using cuda::PoolBuffer;
 
 // A segment (one block) holds at most this many rows and tiles: enough to amortise its
-// partial, few enough that a million rows make a few hundred blocks.
+// partial, few enough that a million rows make a few hundred blocks. A batch of few tiles
+// (patterns of one or two rows, whose factor tables fill a batch early) is spread over
+// up to kTargetSegments segments instead, so that its launch still fills the device; the
+// partition depends on the layout, the limits, the covariance type and K alone.
 constexpr std::size_t kSegmentRows = 4096;
 constexpr std::size_t kSegmentTiles = 256;
+constexpr std::size_t kTargetSegments = 256;
 // The partials of one launch: (segments of the launch) x (K M + 1) doubles.
 constexpr std::size_t kPartialBytes = std::size_t{64} << 20;
 constexpr std::size_t kMaxSegmentsPerLaunch = 1024;
@@ -341,10 +345,12 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
       b.segment_begin = bounds.size();
       std::size_t t = pattern_first_tile_[b.pattern_begin];
       const std::size_t t_end = pattern_first_tile_[b.pattern_end];
+      const std::size_t per_segment =
+          std::clamp<std::size_t>((t_end - t + kTargetSegments - 1) / kTargetSegments, 1, kSegmentTiles);
       while (t < t_end) {
         bounds.push_back(static_cast<std::uint32_t>(t));
         std::size_t rows = 0, count = 0;
-        while (t < t_end && count < kSegmentTiles && (count == 0 || rows + tile_rows_of_[t] <= kSegmentRows)) {
+        while (t < t_end && count < per_segment && (count == 0 || rows + tile_rows_of_[t] <= kSegmentRows)) {
           rows += tile_rows_of_[t];
           ++count;
           ++t;

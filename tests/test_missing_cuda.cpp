@@ -338,7 +338,7 @@ TEST(MissingCudaLayout, NoCompleteRow) {
 
 // Every row its own pattern (D = 12 has thousands), more than a batch holds: the
 // patterns go through the factor table in many batches (tiny limits), and in one batch
-// whose tiles span two segments (the defaults: 400 one-row tiles).
+// of 400 one-row tiles spread over 200 segments (the defaults).
 TEST(MissingCudaLayout, MorePatternsThanABatch) {
   REQUIRE_DEVICE();
   const int D = 12;

@@ -17,7 +17,7 @@ namespace cuem {
 /// (one per row, at worst). A single pattern whose factors exceed `factor_values` is a
 /// batch of its own, and the table grows to hold it.
 struct MissingBatchLimits {
-  std::size_t factor_values = std::size_t{1} << 22;  ///< G values (|m| x |o| a component) a batch
+  std::size_t factor_values = std::size_t{1} << 24;  ///< G values (|m| x |o| a component) a batch
   std::size_t patterns = std::size_t{1} << 14;       ///< patterns a batch
 };
 
