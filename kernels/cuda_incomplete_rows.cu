@@ -2,24 +2,29 @@
 // rows uploaded once, relative to the layout's fill (the observed column means, which
 // plays the primitives' origin), in the arithmetic type; per iteration the conditional
 // factors of each (pattern, component) computed on the host in float64
-// (engine/conditional_gaussian.hpp) and uploaded batch by batch; the kernels of
-// missing_estep.hpp; the segments' float64 partials added in order on the device.
+// (engine/conditional_gaussian.hpp), over the host threads, and uploaded batch by batch,
+// two batches in turn, so that the host makes batch b + 1's factors while batch b's
+// kernels (missing_estep.hpp) run; the segments' float64 partials added in order on the
+// device.
 //
 // The conditional covariance term of S2 (sum over rows of w g_k C_k, C_k constant over a
-// pattern) is (sum w g_k over the pattern) C_pk: the kernel returns sum w g_k per tile,
-// and the host adds the tiles of a pattern in order, then each pattern's term in pattern
-// order, in float64.
+// pattern) is (sum w g_k over the pattern) C_pk: the kernel sums w g_k per tile, a second
+// kernel adds the tiles of each pattern in order, and the host adds each pattern's term
+// in pattern order, in float64.
 //
 // Memory: the rows (n x D in S, and n weights in float64), the pattern tables (D ints a
-// pattern), the tiles and segments (a few values each), per batch the factor table
-// (MissingBatchLimits), per launch the segments' partials (at most kPartialBytes), their
-// work rows (tile_rows x K doubles a segment) and the tiles' sums. Nothing is
-// proportional to N x K.
+// pattern), the tiles and segments (a few values each), two batches' factor tables
+// (MissingBatchLimits; pinned on the host as well), per launch the segments' partials (at
+// most kPartialBytes), their work rows (tile_rows x K doubles a segment) and the tiles'
+// sums. Nothing is proportional to N x K.
 #include <cuda_runtime.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <array>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <string>
@@ -34,6 +39,7 @@
 #include "device_memory.cuh"
 #include "engine/conditional_gaussian.hpp"
 #include "estep.hpp"
+#include "host_threads.hpp"
 #include "missing_estep.hpp"
 
 namespace cuem {
@@ -55,6 +61,8 @@ constexpr std::size_t kTargetSegments = 256;
 // The partials of one launch: (segments of the launch) x (K M + 1) doubles.
 constexpr std::size_t kPartialBytes = std::size_t{64} << 20;
 constexpr std::size_t kMaxSegmentsPerLaunch = 1024;
+// A host thread's share of a batch's factors, at least.
+constexpr std::size_t kPatternsPerThread = 16;
 
 template <typename S>
 void split(double v, S* hi, S* lo) {
@@ -86,6 +94,8 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
                             std::to_string(D_) + " features are too many (use the CPU)");
     const cuda::ScopedDevice on(device_);
     stream_ = context_->compute().get();
+    batch_done_.emplace_back();
+    batch_done_.emplace_back();
     weighted_ = !layout_.weights.empty();
     total_weight_ = static_cast<double>(n_);
     if (weighted_) {
@@ -134,6 +144,9 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     cols_ = upload(cols);
     n_observed_ = upload(n_obs);
     tiles_ = upload(tiles);
+    pattern_first_tile_dev_ =
+        upload(std::vector<std::uint32_t>(pattern_first_tile_.begin(), pattern_first_tile_.end()));
+    threads_ = std::make_unique<cuda::HostThreads>(std::max(1, omp_get_max_threads()));
     context_->compute().synchronize();
   }
 
@@ -145,15 +158,18 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     cols_ = {};
     n_observed_ = {};
     tiles_ = {};
+    pattern_first_tile_dev_ = {};
     segment_tiles_ = {};
     g_offset_ = {};
     entries_ = {};
     params_ = {};
     batch_ = {};
+    pattern_nk_ = {};
     partials_ = {};
     work_ = {};
     tile_nk_ = {};
     total_ = {};
+    batch_done_.clear();
     context_.reset();
   }
   CudaIncompleteRows(const CudaIncompleteRows&) = delete;
@@ -176,7 +192,7 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     plan(type, K);
     const bool full_scatter = type == CovarianceType::full || type == CovarianceType::tied;
 
-    // The components: means in two parts about the fill, the factors, log|P_k|.
+    // The components: means in two parts about the fill, the factors.
     std::vector<double> shift(Kz * D);
     {
       const std::size_t F = covariance_size(type, K, D_);
@@ -192,108 +208,28 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
       CUEM_CUDA_CHECK(cudaMemcpyAsync(params_.data(), h, (2 * Kz * D + F) * sizeof(S), cudaMemcpyHostToDevice,
                                       stream_));
     }
-    std::vector<double> log_det_p(Kz, 0.0);  // full, tied: log|P_k|
-    if (full_scatter)
+    Factors f;
+    f.model = &model;
+    f.full_scatter = full_scatter;
+    if (full_scatter) {
+      f.precisions = engine::precision_matrices(model);
+      f.log_det_p.assign(Kz, 0.0);
       for (std::size_t k = 0; k < Kz; ++k) {
         const double* P = model.precisions_cholesky.data() + (type == CovarianceType::tied ? 0 : k * D * D);
-        for (std::size_t d = 0; d < D; ++d) log_det_p[k] += std::log(P[d * D + d]);
+        for (std::size_t d = 0; d < D; ++d) f.log_det_p[k] += std::log(P[d * D + d]);
       }
-    const std::vector<double> precisions = full_scatter ? engine::precision_matrices(model) : std::vector<double>{};
+    }
 
+    // Batch b's factors are made on the host while batch b - 1's kernels run; then batch
+    // b - 1's conditional covariance term is added (in batch order, so in pattern order).
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), stream_));
     std::vector<double> c_term(s2_size(type, K, D_), 0.0);
-    std::vector<double> pattern_nk;
-    std::vector<std::vector<double>> covs;  // full, tied: C_pk of the batch's patterns
-    for (const Batch& b : batches_) {
-      const std::size_t Pb = b.pattern_end - b.pattern_begin;
-      // The batch's constants (Pb x K), then its G table.
-      S* hc = batch_host_.data();
-      S* hg = hc + Pb * Kz;
-      covs.assign(full_scatter ? Pb * Kz : 0, {});
-      for (std::size_t q = 0; q < Pb; ++q) {
-        const engine::MissingPattern& pat = layout_.patterns[b.pattern_begin + q];
-        const double half_o_log2pi = 0.5 * static_cast<double>(pat.observed.size()) * math::kLog2Pi;
-        for (std::size_t k = 0; k < Kz; ++k) {
-          double log_det_o = 0.0;  // log|P_k| - log_det_mm
-          if (full_scatter) {
-            engine::ConditionalFactors f =
-                engine::conditional_factors(model, precisions, static_cast<int>(k), pat);
-            log_det_o = log_det_p[k] - f.log_det_mm;
-            const std::size_t at = g_offset_host_[b.pattern_begin + q] + k * f.G.size();
-            for (std::size_t i = 0; i < f.G.size(); ++i) hg[at + i] = static_cast<S>(f.G[i]);
-            covs[q * Kz + k] = std::move(f.cov);
-          } else if (type == CovarianceType::diag) {
-            for (const int d : pat.observed) log_det_o += std::log(model.precisions_cholesky[k * D + d]);
-          } else {
-            log_det_o = static_cast<double>(pat.observed.size()) * std::log(model.precisions_cholesky[k]);
-          }
-          hc[q * Kz + k] = static_cast<S>(std::log(model.weights[k]) + log_det_o - half_o_log2pi);
-        }
+    for (std::size_t b = 0; b <= batches_.size(); ++b) {
+      if (b < batches_.size()) {
+        make_factors(f, batches_[b], b % 2);
+        enqueue(type, K, batches_[b], b % 2);
       }
-      CUEM_CUDA_CHECK(cudaMemcpyAsync(batch_.data(), hc, (Pb * Kz + b.factor_values) * sizeof(S),
-                                      cudaMemcpyHostToDevice, stream_));
-      pattern_nk.assign(Pb * Kz, 0.0);
-      for (std::size_t s0 = b.segment_begin; s0 < b.segment_end; s0 += segments_per_launch_) {
-        const std::size_t s1 = std::min(b.segment_end, s0 + segments_per_launch_);
-        const std::uint32_t first_tile = segment_bounds_[s0];
-        const std::size_t n_tiles = segment_bounds_[s1] - first_tile;
-        MissingLaunch<S> a;
-        a.type = type;
-        a.K = K;
-        a.D = D_;
-        a.X = X_.data();
-        a.w = weighted_ ? w_.data() : nullptr;
-        a.means_hi = params_.data();
-        a.means_lo = params_.data() + Kz * D;
-        a.factors = params_.data() + 2 * Kz * D;
-        a.cols = cols_.data();
-        a.n_observed = n_observed_.data();
-        a.g_offset = g_offset_.data();
-        a.g = full_scatter ? batch_.data() + Pb * Kz : nullptr;
-        a.constants = batch_.data();
-        a.tiles = tiles_.data();
-        a.segment_tiles = segment_tiles_.data() + s0;
-        a.n_segments = s1 - s0;
-        a.first_tile = first_tile;
-        a.tile_rows = tile_rows_;
-        a.entries = entries_.data();
-        a.M = M_;
-        a.partials = partials_.data();
-        a.L = L_;
-        a.tile_nk = tile_nk_.data();
-        a.work = work_.data();
-        a.pattern_base = static_cast<std::uint32_t>(b.pattern_begin);
-        cuda::launch_missing_estep(a, stream_);
-        cuda::launch_accumulate_segments(partials_.data(), s1 - s0, L_, total_.data(), stream_);
-        CUEM_CUDA_CHECK(cudaMemcpyAsync(tile_nk_host_.data(), tile_nk_.data(), n_tiles * Kz * sizeof(double),
-                                        cudaMemcpyDeviceToHost, stream_));
-        context_->compute().synchronize();
-        // Tiles in order: each pattern's sum runs over its tiles in order.
-        for (std::size_t t = 0; t < n_tiles; ++t) {
-          const std::size_t q = tile_pattern_[first_tile + t] - b.pattern_begin;
-          for (std::size_t k = 0; k < Kz; ++k) pattern_nk[q * Kz + k] += tile_nk_host_.data()[t * Kz + k];
-        }
-      }
-      // sum w g_k C_pk, pattern by pattern, on the missing block.
-      for (std::size_t q = 0; q < Pb; ++q) {
-        const std::vector<int>& m = layout_.patterns[b.pattern_begin + q].missing;
-        const std::size_t nm = m.size();
-        for (std::size_t k = 0; k < Kz; ++k) {
-          const double nk = pattern_nk[q * Kz + k];
-          if (full_scatter) {
-            double* out = c_term.data() + (type == CovarianceType::tied ? 0 : k * D * D);
-            const std::vector<double>& C = covs[q * Kz + k];
-            for (std::size_t i = 0; i < nm; ++i)
-              for (std::size_t j = i; j < nm; ++j) out[m[i] * D + m[j]] += nk * C[i * nm + j];
-          } else {
-            for (std::size_t i = 0; i < nm; ++i) {
-              const double p = type == CovarianceType::diag ? model.precisions_cholesky[k * D + m[i]]
-                                                            : model.precisions_cholesky[k];
-              c_term[k * D + m[i]] += nk / (p * p);
-            }
-          }
-        }
-      }
+      if (b > 0) add_covariance_term(f, batches_[b - 1], (b - 1) % 2, type, K, c_term);
     }
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost,
                                     stream_));
@@ -302,6 +238,143 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
   }
 
  private:
+  // What every batch's factors need from the model.
+  struct Factors {
+    const Model* model = nullptr;
+    bool full_scatter = false;
+    std::vector<double> precisions;  // full, tied: Lambda_k
+    std::vector<double> log_det_p;   // full, tied: log|P_k|
+  };
+
+  // Batch b's constants (Pb x K), then its G table, into host buffer `slot`, and (full,
+  // tied) the conditional covariances for the host's term; the patterns split over the
+  // host threads (each (pattern, component) is computed alone, so the result does not
+  // depend on the split).
+  void make_factors(const Factors& f, const Batch& b, int slot) {
+    const Model& model = *f.model;
+    const std::size_t Kz = static_cast<std::size_t>(model.n_components), D = static_cast<std::size_t>(D_);
+    const std::size_t Pb = b.pattern_end - b.pattern_begin;
+    S* hc = batch_host_[slot].data();
+    S* hg = hc + Pb * Kz;
+    std::vector<std::vector<double>>& covs = covs_[slot];
+    covs.assign(f.full_scatter ? Pb * Kz : 0, {});
+    const CovarianceType type = model.covariance_type;
+    const auto one = [&](std::size_t q) {
+      const engine::MissingPattern& pat = layout_.patterns[b.pattern_begin + q];
+      const double half_o_log2pi = 0.5 * static_cast<double>(pat.observed.size()) * math::kLog2Pi;
+      for (std::size_t k = 0; k < Kz; ++k) {
+        double log_det_o = 0.0;  // log|P_k| - log_det_mm
+        if (f.full_scatter) {
+          engine::ConditionalFactors c = engine::conditional_factors(model, f.precisions, static_cast<int>(k), pat);
+          log_det_o = f.log_det_p[k] - c.log_det_mm;
+          const std::size_t at = g_offset_host_[b.pattern_begin + q] + k * c.G.size();
+          for (std::size_t i = 0; i < c.G.size(); ++i) hg[at + i] = static_cast<S>(c.G[i]);
+          covs[q * Kz + k] = std::move(c.cov);
+        } else if (type == CovarianceType::diag) {
+          for (const int d : pat.observed) log_det_o += std::log(model.precisions_cholesky[k * D + d]);
+        } else {
+          log_det_o = static_cast<double>(pat.observed.size()) * std::log(model.precisions_cholesky[k]);
+        }
+        hc[q * Kz + k] = static_cast<S>(std::log(model.weights[k]) + log_det_o - half_o_log2pi);
+      }
+    };
+    const int parts = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads_->size()),
+                                                             (Pb + kPatternsPerThread - 1) / kPatternsPerThread));
+    std::vector<std::exception_ptr> failed(static_cast<std::size_t>(std::max(parts, 1)));
+    auto part = [&](int i) {
+      try {
+        const std::size_t q0 = Pb * static_cast<std::size_t>(i) / static_cast<std::size_t>(parts);
+        const std::size_t q1 = Pb * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(parts);
+        for (std::size_t q = q0; q < q1; ++q) one(q);
+      } catch (...) {
+        failed[static_cast<std::size_t>(i)] = std::current_exception();
+      }
+    };
+    threads_->run(std::max(parts, 1), part);
+    for (const std::exception_ptr& e : failed)
+      if (e) std::rethrow_exception(e);
+  }
+
+  // Batch b's upload, kernels and pattern sums, queued on the stream; its pattern sums
+  // come back to host buffer `slot`.
+  void enqueue(CovarianceType type, int K, const Batch& b, int slot) {
+    const std::size_t Kz = static_cast<std::size_t>(K), D = static_cast<std::size_t>(D_);
+    const std::size_t Pb = b.pattern_end - b.pattern_begin;
+    const bool full_scatter = type == CovarianceType::full || type == CovarianceType::tied;
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(batch_[slot].data(), batch_host_[slot].data(),
+                                    (Pb * Kz + b.factor_values) * sizeof(S), cudaMemcpyHostToDevice, stream_));
+    CUEM_CUDA_CHECK(cudaMemsetAsync(pattern_nk_[slot].data(), 0, Pb * Kz * sizeof(double), stream_));
+    for (std::size_t s0 = b.segment_begin; s0 < b.segment_end; s0 += segments_per_launch_) {
+      const std::size_t s1 = std::min(b.segment_end, s0 + segments_per_launch_);
+      const std::uint32_t first_tile = segment_bounds_[s0], end_tile = segment_bounds_[s1];
+      MissingLaunch<S> a;
+      a.type = type;
+      a.K = K;
+      a.D = D_;
+      a.X = X_.data();
+      a.w = weighted_ ? w_.data() : nullptr;
+      a.means_hi = params_.data();
+      a.means_lo = params_.data() + Kz * D;
+      a.factors = params_.data() + 2 * Kz * D;
+      a.cols = cols_.data();
+      a.n_observed = n_observed_.data();
+      a.g_offset = g_offset_.data();
+      a.g = full_scatter ? batch_[slot].data() + Pb * Kz : nullptr;
+      a.constants = batch_[slot].data();
+      a.pattern_base = static_cast<std::uint32_t>(b.pattern_begin);
+      a.tiles = tiles_.data();
+      a.segment_tiles = segment_tiles_.data() + s0;
+      a.n_segments = s1 - s0;
+      a.first_tile = first_tile;
+      a.tile_rows = tile_rows_;
+      a.entries = entries_.data();
+      a.M = M_;
+      a.partials = partials_.data();
+      a.L = L_;
+      a.tile_nk = tile_nk_.data();
+      a.work = work_.data();
+      cuda::launch_missing_estep(a, stream_);
+      cuda::launch_accumulate_segments(partials_.data(), s1 - s0, L_, total_.data(), stream_);
+      cuda::launch_missing_pattern_sums(tile_nk_.data(), pattern_first_tile_dev_.data(), first_tile, end_tile,
+                                        tile_pattern_[first_tile], tile_pattern_[end_tile - 1] + 1, K,
+                                        static_cast<std::uint32_t>(b.pattern_begin), pattern_nk_[slot].data(),
+                                        stream_);
+    }
+    CUEM_CUDA_CHECK(cudaMemcpyAsync(pattern_nk_host_[slot].data(), pattern_nk_[slot].data(),
+                                    Pb * Kz * sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    batch_done_[static_cast<std::size_t>(slot)].record(stream_);
+  }
+
+  // sum over the batch's patterns, in order, of (sum w g_k) C_pk on the missing block,
+  // once the batch's pattern sums are back.
+  void add_covariance_term(const Factors& f, const Batch& b, int slot, CovarianceType type, int K,
+                           std::vector<double>& c_term) {
+    batch_done_[static_cast<std::size_t>(slot)].synchronize();
+    const Model& model = *f.model;
+    const std::size_t Kz = static_cast<std::size_t>(K), D = static_cast<std::size_t>(D_);
+    const double* pattern_nk = pattern_nk_host_[slot].data();
+    const std::vector<std::vector<double>>& covs = covs_[slot];
+    for (std::size_t q = 0; q < b.pattern_end - b.pattern_begin; ++q) {
+      const std::vector<int>& m = layout_.patterns[b.pattern_begin + q].missing;
+      const std::size_t nm = m.size();
+      for (std::size_t k = 0; k < Kz; ++k) {
+        const double nk = pattern_nk[q * Kz + k];
+        if (f.full_scatter) {
+          double* out = c_term.data() + (type == CovarianceType::tied ? 0 : k * D * D);
+          const std::vector<double>& C = covs[q * Kz + k];
+          for (std::size_t i = 0; i < nm; ++i)
+            for (std::size_t j = i; j < nm; ++j) out[m[i] * D + m[j]] += nk * C[i * nm + j];
+        } else {
+          for (std::size_t i = 0; i < nm; ++i) {
+            const double p = type == CovarianceType::diag ? model.precisions_cholesky[k * D + m[i]]
+                                                          : model.precisions_cholesky[k];
+            c_term[k * D + m[i]] += nk / (p * p);
+          }
+        }
+      }
+    }
+  }
+
   template <typename T>
   PoolBuffer<T> upload(const std::vector<T>& host) {
     PoolBuffer<T> buf = context_->allocate<T>(host.size());
@@ -328,7 +401,7 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     batches_.clear();
     g_offset_host_.assign(layout_.patterns.size(), 0);
     std::vector<std::uint32_t> bounds;
-    std::size_t max_batch = 0;
+    std::size_t max_batch = 0, max_patterns = 0;
     const std::size_t P = layout_.patterns.size();
     std::size_t p = 0;
     while (p < P) {
@@ -358,6 +431,7 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
       }
       b.segment_end = bounds.size();
       max_batch = std::max(max_batch, (b.pattern_end - b.pattern_begin) * Kz + b.factor_values);
+      max_patterns = std::max(max_patterns, b.pattern_end - b.pattern_begin);
       batches_.push_back(b);
     }
     bounds.push_back(static_cast<std::uint32_t>(pattern_first_tile_[P]));
@@ -375,6 +449,7 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     g_offset_ = {};
     params_ = {};
     batch_ = {};
+    pattern_nk_ = {};
     partials_ = {};
     work_ = {};
     tile_nk_ = {};
@@ -384,12 +459,15 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     g_offset_ = upload(g_offset_host_);
     params_ = context_->allocate<S>(2 * Kz * D + covariance_size(type, K, D_));
     params_host_ = PinnedBuffer<S>(2 * Kz * D + covariance_size(type, K, D_));
-    batch_ = context_->allocate<S>(max_batch);
-    batch_host_ = PinnedBuffer<S>(max_batch);
+    for (int slot = 0; slot < 2; ++slot) {
+      batch_[slot] = context_->allocate<S>(max_batch);
+      batch_host_[slot] = PinnedBuffer<S>(max_batch);
+      pattern_nk_[slot] = context_->allocate<double>(max_patterns * Kz);
+      pattern_nk_host_[slot] = PinnedBuffer<double>(max_patterns * Kz);
+    }
     partials_ = context_->allocate<double>(max_segments * L_);
     work_ = context_->allocate<double>(max_segments * static_cast<std::size_t>(tile_rows_) * Kz);
     tile_nk_ = context_->allocate<double>(max_tiles * Kz);
-    tile_nk_host_ = PinnedBuffer<double>(max_tiles * Kz);
     total_ = context_->allocate<double>(L_);
     total_host_ = PinnedBuffer<double>(L_);
     context_->compute().synchronize();
@@ -444,6 +522,8 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
   PoolBuffer<int> n_observed_;
   PoolBuffer<MissingTile> tiles_;
   std::vector<std::size_t> pattern_first_tile_;  // P + 1
+  PoolBuffer<std::uint32_t> pattern_first_tile_dev_;
+  std::unique_ptr<cuda::HostThreads> threads_;  // the factors of a batch's patterns
   std::vector<std::uint32_t> tile_pattern_;
   std::vector<std::uint32_t> tile_rows_of_;
 
@@ -462,12 +542,16 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
   PoolBuffer<std::uint64_t> g_offset_;
   PoolBuffer<S> params_;  // means hi, lo (K x D each), factors
   PinnedBuffer<S> params_host_;
-  PoolBuffer<S> batch_;  // constants, G table
-  PinnedBuffer<S> batch_host_;
+  // Two of each, batches in turn: batch b + 1's factors are made while batch b runs.
+  std::array<PoolBuffer<S>, 2> batch_;  // constants, G table
+  std::array<PinnedBuffer<S>, 2> batch_host_;
+  std::array<std::vector<std::vector<double>>, 2> covs_;  // full, tied: C_pk of the batch
+  std::array<PoolBuffer<double>, 2> pattern_nk_;  // the batch's patterns' sums of w g
+  std::array<PinnedBuffer<double>, 2> pattern_nk_host_;
+  std::vector<cuda::Event> batch_done_;  // per slot: the batch's pattern sums are back
   PoolBuffer<double> partials_;
   PoolBuffer<double> work_;
   PoolBuffer<double> tile_nk_;
-  PinnedBuffer<double> tile_nk_host_;
   PoolBuffer<double> total_;
   PinnedBuffer<double> total_host_;
 };

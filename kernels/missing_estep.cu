@@ -160,6 +160,22 @@ __global__ void __launch_bounds__(kMissingThreads) missing_estep_kernel(MissingL
   if (tid == 0) part[static_cast<std::size_t>(K) * M] = ll;
 }
 
+__global__ void pattern_sums_kernel(const double* __restrict__ tile_nk,
+                                    const std::uint32_t* __restrict__ pattern_first_tile, std::uint32_t first_tile,
+                                    std::uint32_t end_tile, std::uint32_t p_begin, std::size_t n, int K,
+                                    std::uint32_t pattern_base, double* __restrict__ pattern_nk) {
+  const std::size_t j = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  const std::uint32_t p = p_begin + static_cast<std::uint32_t>(j / K);
+  const int k = static_cast<int>(j % K);
+  const std::uint32_t t0 = pattern_first_tile[p] > first_tile ? pattern_first_tile[p] : first_tile;
+  const std::uint32_t t1 = pattern_first_tile[p + 1] < end_tile ? pattern_first_tile[p + 1] : end_tile;
+  double* out = pattern_nk + static_cast<std::size_t>(p - pattern_base) * K + k;
+  double acc = *out;
+  for (std::uint32_t t = t0; t < t1; ++t) acc += tile_nk[static_cast<std::size_t>(t - first_tile) * K + k];
+  *out = acc;
+}
+
 template <typename S>
 void missing_estep(const MissingLaunch<S>& a, cudaStream_t stream) {
   if (a.n_segments == 0) return;
@@ -197,6 +213,19 @@ int missing_tile_rows(int D, std::size_t element_bytes) noexcept {
 std::size_t missing_shared_bytes(int D, int tile_rows, std::size_t element_bytes) noexcept {
   const std::size_t T = tile_rows > 0 ? static_cast<std::size_t>(tile_rows) : 0;
   return T * sizeof(double) + T * (static_cast<std::size_t>(D) + 1) * element_bytes;
+}
+
+void launch_missing_pattern_sums(const double* tile_nk, const std::uint32_t* pattern_first_tile,
+                                 std::uint32_t first_tile, std::uint32_t end_tile, std::uint32_t p_begin,
+                                 std::uint32_t p_end, int K, std::uint32_t pattern_base, double* pattern_nk,
+                                 cudaStream_t stream) {
+  const std::size_t n = static_cast<std::size_t>(p_end - p_begin) * static_cast<std::size_t>(K);
+  if (n == 0) return;
+  constexpr int threads = 256;
+  const auto blocks = checked_cast<unsigned>((n + threads - 1) / threads, "pattern-sum blocks");
+  CUEM_LAUNCH(pattern_sums_kernel, blocks, threads, 0, stream)(tile_nk, pattern_first_tile, first_tile, end_tile,
+                                                                 p_begin, n, K, pattern_base, pattern_nk);
+  CUEM_CUDA_CHECK_LAUNCH();
 }
 
 void launch_missing_estep(const MissingLaunch<float>& a, cudaStream_t stream) { missing_estep(a, stream); }

@@ -75,4 +75,14 @@ std::size_t missing_shared_bytes(int D, int tile_rows, std::size_t element_bytes
 void launch_missing_estep(const MissingLaunch<float>& a, cudaStream_t stream);
 void launch_missing_estep(const MissingLaunch<double>& a, cudaStream_t stream);
 
+/// Per pattern p in [p_begin, p_end) and component k, adds the sums of the tiles in
+/// [first_tile, end_tile) that belong to p (tile_nk[(t - first_tile) * K + k], in tile
+/// order; pattern p's tiles are [pattern_first_tile[p], pattern_first_tile[p + 1])) to
+/// pattern_nk[(p - pattern_base) * K + k]: the patterns' sums of w g, in a fixed order
+/// across the launches of a batch.
+void launch_missing_pattern_sums(const double* tile_nk, const std::uint32_t* pattern_first_tile,
+                                 std::uint32_t first_tile, std::uint32_t end_tile, std::uint32_t p_begin,
+                                 std::uint32_t p_end, int K, std::uint32_t pattern_base, double* pattern_nk,
+                                 cudaStream_t stream);
+
 }  // namespace cuem::cuda

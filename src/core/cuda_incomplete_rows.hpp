@@ -11,13 +11,15 @@
 
 namespace cuem {
 
-/// How many patterns one launch's tables hold. Per iteration the host computes each
-/// (pattern, component)'s conditional factors and uploads them batch by batch, so the
-/// device's factor table stays within these bounds whatever the number of patterns
-/// (one per row, at worst). A single pattern whose factors exceed `factor_values` is a
-/// batch of its own, and the table grows to hold it.
+/// How many patterns one batch's tables hold. Per iteration the host computes each
+/// (pattern, component)'s conditional factors and uploads them batch by batch (two
+/// batches' tables on the device and in pinned host memory: 2 x 16 MiB in float32 and
+/// 2 x 32 MiB in float64 at the defaults, plus the constants), so they stay within these
+/// bounds whatever the number of patterns (one per row, at worst). A single pattern
+/// whose factors exceed `factor_values` is a batch of its own, and the tables grow to
+/// hold it.
 struct MissingBatchLimits {
-  std::size_t factor_values = std::size_t{1} << 24;  ///< G values (|m| x |o| a component) a batch
+  std::size_t factor_values = std::size_t{1} << 22;  ///< G values (|m| x |o| a component) a batch
   std::size_t patterns = std::size_t{1} << 14;       ///< patterns a batch
 };
 
