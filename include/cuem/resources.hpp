@@ -58,10 +58,13 @@ class Resources {
 /// Validates X and the weights (DataError, InvalidArgument); throws DeviceError when the
 /// Resources' device cannot be had (at the first fit or evaluation, where the data are
 /// placed). Device 'auto' is resolved there: without a usable GPU it is the CPU, and
-/// notice() says so.
+/// notice() says so. Under MissingPolicy::marginalize X may hold NaN entries (missing
+/// values, include/cuem/missing.hpp): each fit and evaluation then regroups the rows
+/// by pattern itself, so only complete data gain from the placement.
 class PlacedData {
  public:
-  PlacedData(Resources& resources, DataView X, WeightView sample_weight = {});
+  PlacedData(Resources& resources, DataView X, WeightView sample_weight = {},
+             MissingPolicy missing = MissingPolicy::error);
   ~PlacedData();
   PlacedData(PlacedData&&) noexcept;
   PlacedData& operator=(PlacedData&&) noexcept;

@@ -32,7 +32,7 @@ bool all_finite(const std::vector<double>& v) {
 
 }  // namespace
 
-void validate_data(DataView X) {
+bool validate_data(DataView X, MissingPolicy missing) {
   if (X.n_cols == 0) throw DataError("the data has no features (D = 0); every point needs at least one value");
   if (X.n_rows == 0) throw DataError("the data has no points (N = 0)");
   if (X.empty_pointer()) throw DataError("the data pointer is null");
@@ -43,24 +43,32 @@ void validate_data(DataView X) {
     throw DataError("N x D overflows the address space");
   // The host cannot read values in device memory: the CUDA backend checks them (by
   // column, as it sums them for its origin).
-  if (X.on_device()) return;
+  if (X.on_device()) return false;
   // The first non-finite value in row-major order, found in parallel: each thread keeps
   // the smallest flat index it saw.
   const std::size_t total = X.n_rows * X.n_cols;
   std::size_t first = total;
+  const bool allow_nan = missing == MissingPolicy::marginalize;
+  // Under marginalize, NaN is a value like any other here (the first one is still found).
+  std::size_t first_nan = total;
   visit_rows(X, [&](const auto* data) {
     if (X.contiguous()) {
-#pragma omp parallel for schedule(static) reduction(min : first) if (total >= (std::size_t{1} << 16))
-      for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i)
-        if (!std::isfinite(data[i]) && static_cast<std::size_t>(i) < first) first = static_cast<std::size_t>(i);
+#pragma omp parallel for schedule(static) reduction(min : first, first_nan) if (total >= (std::size_t{1} << 16))
+      for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(total); ++i) {
+        if (std::isfinite(data[i])) continue;
+        std::size_t& slot = allow_nan && std::isnan(data[i]) ? first_nan : first;
+        if (static_cast<std::size_t>(i) < slot) slot = static_cast<std::size_t>(i);
+      }
     } else {
       const std::size_t D = X.n_cols;
-#pragma omp parallel for schedule(static) reduction(min : first) if (total >= (std::size_t{1} << 16))
+#pragma omp parallel for schedule(static) reduction(min : first, first_nan) if (total >= (std::size_t{1} << 16))
       for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(X.n_rows); ++i) {
         const auto* row = data + static_cast<std::size_t>(i) * X.row_stride;
         for (std::size_t d = 0; d < D; ++d) {
+          if (std::isfinite(row[d])) continue;
           const std::size_t flat = static_cast<std::size_t>(i) * D + d;
-          if (!std::isfinite(row[d]) && flat < first) first = flat;
+          std::size_t& slot = allow_nan && std::isnan(row[d]) ? first_nan : first;
+          if (flat < slot) slot = flat;
         }
       }
     }
@@ -69,8 +77,12 @@ void validate_data(DataView X) {
     const double v = X.value(first / X.n_cols, first % X.n_cols);
     throw DataError(std::string("the data holds ") + (std::isnan(v) ? "NaN" : "Inf") + " at row " +
                     std::to_string(first / X.n_cols) + ", column " + std::to_string(first % X.n_cols) +
-                    " (0-based); remove or impute non-finite values before fitting");
+                    " (0-based); " +
+                    (std::isnan(v) ? "remove or impute missing values, or let cuem marginalise them (missing='marginalize', "
+                                     "--missing marginalize)"
+                                   : "remove or impute non-finite values (only NaN can mark a missing entry)"));
   }
+  return first_nan < total;
 }
 
 void validate_weights(WeightView w, DataView X, int n_components) {
@@ -261,10 +273,11 @@ void validate_model_for(const Model& m, std::size_t n_features) {
   check_feature_count(m, n_features);
 }
 
-void validate_model_and_data(const Model& m, DataView X) {
+bool validate_model_and_data(const Model& m, DataView X, MissingPolicy missing) {
   validate_model(m);
-  validate_data(X);
+  const bool has_missing = validate_data(X, missing);
   check_feature_count(m, X.n_cols);
+  return has_missing;
 }
 
 }  // namespace cuem

@@ -6,9 +6,10 @@
 
 namespace cuem {
 
-/// N > 0, D > 0, a data pointer, and every value finite; DataError names the first bad
-/// row and column (0-based) otherwise.
-void validate_data(DataView X);
+/// N > 0, D > 0, a data pointer, and every value finite (or NaN, a missing entry, under
+/// MissingPolicy::marginalize); DataError names the first bad row and column (0-based)
+/// otherwise. Returns whether X holds a NaN (always false under MissingPolicy::error).
+bool validate_data(DataView X, MissingPolicy missing = MissingPolicy::error);
 
 /// Ranges of the options and shapes of the initial parameters against X; InvalidArgument
 /// (or DataError for K > N).
@@ -26,7 +27,8 @@ void check_model_consistency(const Model& model);
 /// validate_model plus data of n_features features (for data validated before).
 void validate_model_for(const Model& model, std::size_t n_features);
 
-/// validate_model plus X having the model's number of features.
-void validate_model_and_data(const Model& model, DataView X);
+/// validate_model plus X having the model's number of features; returns whether X holds
+/// a NaN (allowed under MissingPolicy::marginalize only).
+bool validate_model_and_data(const Model& model, DataView X, MissingPolicy missing = MissingPolicy::error);
 
 }  // namespace cuem

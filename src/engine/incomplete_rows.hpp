@@ -34,4 +34,9 @@ std::unique_ptr<IncompleteRows> make_cpu_incomplete_rows(const MissingLayout& la
 /// posteriors into resp ((n_rows - n_complete) x K, may be null).
 void incomplete_posteriors(const MissingLayout& layout, const Model& model, double* log_prob, double* resp);
 
+/// The same rows completed: `filled` ((n_rows - n_complete) x D) gets the observed entries
+/// and, for the missing ones, sum_k P(k | x_o) E[x_m | x_o, k]; `variance` (same shape,
+/// may be null) the conditional variance of each missing entry (0 where observed).
+void incomplete_conditionals(const MissingLayout& layout, const Model& model, double* filled, double* variance);
+
 }  // namespace cuem::engine

@@ -24,7 +24,10 @@ struct PlacedData::Impl {
   WeightView w;
   std::string notice;
   std::unique_ptr<Primitives> placed;
-  KMeansShared kmeans;  ///< what k-means learns once about the data (every fit's restarts share it)
+  KMeansShared kmeans;
+  /// X holds NaN entries, allowed by MissingPolicy::marginalize at construction: fits and
+  /// evaluations then take the missing-data paths, which place their own rearranged copy.
+  bool has_missing = false;  ///< what k-means learns once about the data (every fit's restarts share it)
 
   /// Placed data for X and w that the caller has validated (validate_data,
   /// validate_weights): each check is one pass over the data, made once per call.

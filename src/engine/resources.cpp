@@ -30,10 +30,11 @@ Primitives& PlacedData::Impl::primitives() {
 
 PlacedData::PlacedData(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 
-PlacedData::PlacedData(Resources& resources, DataView X, WeightView w) {
-  validate_data(X);
+PlacedData::PlacedData(Resources& resources, DataView X, WeightView w, MissingPolicy missing) {
+  const bool has_missing = validate_data(X, missing);
   validate_weights(w, X);
   *this = Impl::unchecked(resources, X, w);
+  impl_->has_missing = has_missing;
 }
 
 PlacedData::~PlacedData() = default;
