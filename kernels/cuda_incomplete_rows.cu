@@ -98,9 +98,14 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     batch_done_.emplace_back();
     weighted_ = !layout_.weights.empty();
     total_weight_ = static_cast<double>(n_);
-    if (weighted_) {
+    n_points_ = n_;
+    if (weighted_) {  // a row of weight 0 is absent (the CPU implementation's count)
       total_weight_ = 0.0;
-      for (std::size_t i = layout_.n_complete; i < layout_.n_rows; ++i) total_weight_ += layout_.weights[i];
+      n_points_ = 0;
+      for (std::size_t i = layout_.n_complete; i < layout_.n_rows; ++i) {
+        total_weight_ += layout_.weights[i];
+        n_points_ += layout_.weights[i] != 0.0;
+      }
     }
     if (n_ == 0) return;
     const std::size_t D = layout_.n_cols;
@@ -499,7 +504,7 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     }
     for (std::size_t i = 0; i < st.s2.size(); ++i) st.s2[i] += c_term[i];
     st.log_likelihood = t[static_cast<std::size_t>(K) * M_];
-    st.n_points = n_;
+    st.n_points = n_points_;
     st.weight = total_weight_;
     return st;
   }
@@ -511,6 +516,7 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
   cudaStream_t stream_ = nullptr;
   int D_ = 0;
   std::size_t n_ = 0;  // incomplete rows
+  std::size_t n_points_ = 0;  // of positive weight
   int tile_rows_ = 0;
   bool weighted_ = false;
   double total_weight_ = 0.0;
