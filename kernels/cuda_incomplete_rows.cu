@@ -58,7 +58,8 @@ using cuda::PoolBuffer;
 constexpr std::size_t kSegmentRows = 4096;
 constexpr std::size_t kSegmentTiles = 256;
 constexpr std::size_t kTargetSegments = 256;
-// The partials of one launch: (segments of the launch) x (K M + 1) doubles.
+// The partials of one launch, (segments of the launch) x (K M + 1) doubles, stay within
+// this, and so do its work rows and its tiles' sums.
 constexpr std::size_t kPartialBytes = std::size_t{64} << 20;
 constexpr std::size_t kMaxSegmentsPerLaunch = 1024;
 // A host thread's share of a batch's factors, at least.
@@ -399,7 +400,12 @@ class CudaIncompleteRows final : public engine::IncompleteRows {
     const std::vector<unsigned> entries = cuda::stats_entries(type, D_);
     M_ = static_cast<int>(entries.size());
     L_ = Kz * entries.size() + 1;
-    segments_per_launch_ = std::clamp<std::size_t>(kPartialBytes / (L_ * sizeof(double)), 1, kMaxSegmentsPerLaunch);
+    // A launch's partials, work rows and tile sums each within kPartialBytes.
+    const std::size_t per_segment_bytes =
+        std::max({L_, static_cast<std::size_t>(tile_rows_) * Kz, kSegmentTiles * Kz}) * sizeof(double);
+    segments_per_launch_ = std::clamp<std::size_t>(kPartialBytes / per_segment_bytes, 1, kMaxSegmentsPerLaunch);
+    if (limits_.segments_per_launch > 0)
+      segments_per_launch_ = std::min(segments_per_launch_, limits_.segments_per_launch);
 
     // Patterns into batches (consecutive, within the limits), each batch's tiles into
     // segments (consecutive, within kSegmentRows and kSegmentTiles).

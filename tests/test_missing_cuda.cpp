@@ -457,6 +457,31 @@ TEST(MissingCudaAgainstCpu, EveryTypeAndPrecision) {
       }
 }
 
+// The same blocks grouped into launches of one segment (a pattern's tiles then span
+// launches, and so do the segments' and the patterns' running sums) give the same bits.
+TEST(MissingCudaLayout, LaunchGroupingDoesNotMoveBits) {
+  REQUIRE_DEVICE();
+  for (CovarianceType type : {CovarianceType::tied, CovarianceType::diag})
+    for (Precision prec : {Precision::float64, Precision::float32}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(prec));
+      Problem p = make_problem(type, 2, 4, 1500, 0.05, true, false, 997);
+      cuem_test::Rng rng(998);
+      for (std::size_t i = 0; i < p.n; ++i)  // one pattern of ~600 rows: 5 tiles
+        if (rng.uniform() < 0.4) p.x[i * 4 + 1] = NAN;
+      const MissingLayout L = build_layout(p.x, p.n, 4, p.w, false);
+      cuem::MissingBatchLimits one;
+      one.segments_per_launch = 1;
+      const cuem::SufficientStats a = cuem::make_cuda_incomplete_rows(L, request(prec), nullptr)->estep(p.model);
+      const cuem::SufficientStats b =
+          cuem::make_cuda_incomplete_rows(L, request(prec), nullptr, one)->estep(p.model);
+      expect_near_reference(b, reference(L, p.model), tolerance(prec));
+      EXPECT_TRUE(same_bits(a.nk, b.nk));
+      EXPECT_TRUE(same_bits(a.s1, b.s1));
+      EXPECT_TRUE(same_bits(a.s2, b.s2));
+      EXPECT_EQ(std::memcmp(&a.log_likelihood, &b.log_likelihood, sizeof(double)), 0);
+    }
+}
+
 // Unit weights are no weights, bit for bit (w g with w = 1 is g).
 TEST(MissingCudaLayout, UnitWeightsAreNoWeights) {
   REQUIRE_DEVICE();

@@ -21,6 +21,9 @@ namespace cuem {
 struct MissingBatchLimits {
   std::size_t factor_values = std::size_t{1} << 22;  ///< G values (|m| x |o| a component) a batch
   std::size_t patterns = std::size_t{1} << 14;       ///< patterns a batch
+  /// Segments (blocks) a launch, at most; 0: as many as 64 MiB of partials allow. The
+  /// results do not depend on it: it groups the same blocks into launches.
+  std::size_t segments_per_launch = 0;
 };
 
 /// The incomplete rows of `layout` (which must outlive the result) on the CUDA device of
