@@ -1,10 +1,10 @@
 // The incomplete-rows E-step (math in missing_estep.hpp), float32 and float64.
 //
 // One block a segment: a fixed run of tiles, each tile up to tile_rows rows of a single
-// pattern. Per tile, one thread a row completes the row under each component in turn
-// (y in shared memory, one row of D + 1 values a thread, y[D] = 1 so that N_k and S1 are
-// entries like S2's), forms its log joints and normalises them into w g_k in the
-// block's work rows; then per component the block completes the tile again and each
+// pattern. Per tile, each (row, component) pair is completed by one thread (y in shared
+// memory, one row of D + 1 values a thread, y[D] = 1 so that N_k and S1 are entries like
+// S2's) and its log joint kept in the block's work rows; one thread a row normalises
+// them into w g_k; then per component the block completes the tile again and each
 // thread sums its statistics entries over the tile's rows in order. Completing twice
 // costs |m| |o| + |o| a row and component, less than the D^2 / 2 of the Mahalanobis
 // term and of the scatter, and keeps shared memory at one tile of one component.
@@ -97,16 +97,24 @@ __global__ void __launch_bounds__(kMissingThreads) missing_estep_kernel(MissingL
     const std::size_t g_size = static_cast<std::size_t>(D - n_obs) * n_obs;
     const S* G = a.g ? a.g + a.g_offset[tile.pattern] : nullptr;
     const S* consts = a.constants + static_cast<std::size_t>(tile.pattern - a.pattern_base) * K;
+    // The log joints of the tile's (row, component) pairs, a pair a thread at a time in
+    // its own row of Y, so that a tile of one row still keeps K threads busy.
+    if (tid < T)
+      for (int j = tid; j < rows * K; j += T) {
+        const int t = j % rows, k = j / rows;
+        S* y = Y + static_cast<std::size_t>(tid) * stride;
+        complete_row<S, C>(a, a.X + (tile.row + static_cast<std::size_t>(t)) * D, cols, n_obs,
+                           G ? G + k * g_size : nullptr, k, y);
+        work[static_cast<std::size_t>(k) * T + t] =
+            static_cast<double>(consts[k] - S(0.5) * mahalanobis_completed<S, C>(a, y, k));
+      }
+    __syncthreads();
     if (tid < rows) {
       const std::size_t r = tile.row + static_cast<std::size_t>(tid);
-      const S* x = a.X + r * D;
-      S* y = Y + static_cast<std::size_t>(tid) * stride;
-      // The log joints, then normalize_point's one pass for the maximum and the sum.
+      // normalize_point's one pass for the maximum and the sum, then the responsibilities.
       S m = S(-INFINITY), s = S(0);
       for (int k = 0; k < K; ++k) {
-        complete_row<S, C>(a, x, cols, n_obs, G ? G + k * g_size : nullptr, k, y);
-        const S v = consts[k] - S(0.5) * mahalanobis_completed<S, C>(a, y, k);
-        work[static_cast<std::size_t>(k) * T + tid] = static_cast<double>(v);
+        const S v = static_cast<S>(work[static_cast<std::size_t>(k) * T + tid]);
         if (v > m) {
           s = (m > S(-INFINITY) ? s * exp_of(m - v) : S(0)) + S(1);
           m = v;
@@ -124,7 +132,8 @@ __global__ void __launch_bounds__(kMissingThreads) missing_estep_kernel(MissingL
         }
         lp = m + log_of(s);
       } else {  // no component can explain the row: share it evenly
-        for (int k = 0; k < K; ++k) work[static_cast<std::size_t>(k) * T + tid] = w * static_cast<double>(S(1) / static_cast<S>(K));
+        for (int k = 0; k < K; ++k)
+          work[static_cast<std::size_t>(k) * T + tid] = w * static_cast<double>(S(1) / static_cast<S>(K));
       }
       // A row of weight 0 adds nothing, where 0 * -inf would be NaN.
       row_ll[tid] = w == 0.0 ? 0.0 : w * static_cast<double>(lp);
