@@ -17,10 +17,12 @@
 #include <vector>
 
 #include "core/cuda_incomplete_rows.hpp"
+#include "core/make_incomplete_rows.hpp"
 #include "core/sufficient_stats.hpp"
 #include "cuem/devices.hpp"
 #include "engine/incomplete_rows.hpp"
 #include "engine/missing_layout.hpp"
+#include "engine/primitives.hpp"
 #include "test_util.hpp"
 #if defined(CUEM_EMULATED_DEVICE)
 #include <cuda_runtime.h>
@@ -496,6 +498,40 @@ TEST(MissingCudaLayout, LaunchGroupingDoesNotMoveBits) {
       EXPECT_TRUE(same_bits(a.s2, b.s2));
       EXPECT_EQ(std::memcmp(&a.log_likelihood, &b.log_likelihood, sizeof(double)), 0);
     }
+}
+
+// make_incomplete_rows follows the fit's primitives: CUDA beside CUDA primitives (cuda or
+// 'auto' with a device), on the Resources' context, in the request's precision; the CPU
+// beside CPU primitives.
+TEST(MissingCudaFactory, FollowsThePrimitives) {
+  REQUIRE_DEVICE();
+  const Problem p = make_problem(CovarianceType::full, 3, 5, 400, 0.3, true, false, 1010);
+  const MissingLayout L = cuem::engine::make_missing_layout(cuem::DataView(p.x.data(), p.n, 5),
+                                                            cuem::WeightView(p.w.data(), p.n), true);
+  const Reference want = reference(L, p.model);
+  for (cuem::DeviceKind kind : {cuem::DeviceKind::cuda, cuem::DeviceKind::automatic}) {
+    cuem::PrimitivesRequest r = request(Precision::float64);
+    r.device.kind = kind;
+    std::shared_ptr<cuem::cuda::DeviceContext> context;
+    const auto prims = cuem::make_primitives(L.view(), L.weight_view(), r, nullptr, &context);
+    ASSERT_STREQ(prims->name(), "cuda");
+    ASSERT_TRUE(context);
+    const std::shared_ptr<cuem::cuda::DeviceContext> before = context;
+    const auto rows = cuem::make_incomplete_rows(L, r, *prims, &context);
+    EXPECT_EQ(context, before);
+    EXPECT_STREQ(rows->name(), "cuda");
+    EXPECT_EQ(rows->unit_roundoff(), 0x1p-53);
+    expect_near_reference(rows->estep(p.model), want, 1e-10);
+  }
+  cuem::PrimitivesRequest f32 = request(Precision::float32);
+  const auto prims32 = cuem::make_primitives(L.view(), L.weight_view(), f32);
+  EXPECT_EQ(cuem::make_incomplete_rows(L, f32, *prims32)->unit_roundoff(), 0x1p-24);
+  cuem::PrimitivesRequest cpu;
+  cpu.device.kind = cuem::DeviceKind::cpu;
+  const auto cpu_prims = cuem::make_primitives(L.view(), L.weight_view(), cpu);
+  const auto on_cpu = cuem::make_incomplete_rows(L, cpu, *cpu_prims);
+  EXPECT_STREQ(on_cpu->name(), "cpu");
+  expect_near_reference(on_cpu->estep(p.model), want, 1e-10);
 }
 
 // Unit weights are no weights, bit for bit (w g with w = 1 is g).
