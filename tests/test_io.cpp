@@ -168,6 +168,42 @@ TEST(Csv, ForcedHeaderModes) {
   EXPECT_NE(message_of([&] { parse_csv("a,b\n3,4\n", o, "t"); }).find("not a number"), std::string::npos);
 }
 
+TEST(Csv, MissingValuesReadAsNaNWhenAllowed) {
+  CsvOptions o;
+  o.missing = true;
+  // Empty fields, NA, N/A and NaN in any case or sign are missing; numbers stay numbers.
+  const auto t = parse_csv("a,b,c\n1,,NA\nN/A,nan,-NaN\n\"\",2.5,na\n3,4,5\n", o, "m.csv");
+  ASSERT_EQ(t.rows, 4u);
+  ASSERT_EQ(t.cols, 3u);
+  const std::vector<bool> missing = {false, true, true, true, true, true, true, false, true, false, false, false};
+  for (std::size_t i = 0; i < missing.size(); ++i) EXPECT_EQ(std::isnan(t.values[i]), missing[i]) << "value " << i;
+  EXPECT_EQ(t.values[0], 1.0);
+  EXPECT_EQ(t.values[7], 2.5);
+  EXPECT_EQ(t.values[11], 5.0);
+  // A first line of nothing but missing values is data (an empty row), not a header...
+  const auto u = parse_csv("NA,\n1,2\n", o, "m.csv");
+  EXPECT_EQ(u.rows, 2u);
+  EXPECT_FALSE(u.named_columns);
+  EXPECT_TRUE(std::isnan(u.values[0]) && std::isnan(u.values[1]));
+  // ... while one with a name is a header, as without missing values.
+  EXPECT_TRUE(parse_csv(",a\n1,2\n", o, "m.csv").named_columns);
+  // Inf and words that are not missing tokens are still errors.
+  EXPECT_TRUE(contains(message_of([&] { parse_csv("1,2\n3,inf\n", o, "m.csv"); }), "m.csv:2: Inf at row 1, column 1"));
+  EXPECT_TRUE(contains(message_of([&] { parse_csv("1,2\n3,none\n", o, "m.csv"); }), "column 1 ('none') is not a number"));
+}
+
+TEST(Csv, MissingLookingFieldsAreErrorsWithoutTheOption) {
+  EXPECT_TRUE(contains(message_of([] { parse_csv("1,2\n3,\n", {}, "m.csv"); }), "m.csv:2: column 1 ('') is not a number"));
+  EXPECT_TRUE(contains(message_of([] { parse_csv("1,2\n3,NA\n", {}, "m.csv"); }), "column 1 ('NA') is not a number"));
+  // The data of fit, predict, score and select suggest --missing marginalize; weights do not.
+  CsvOptions o;
+  o.suggest_missing = true;
+  EXPECT_TRUE(contains(message_of([&] { parse_csv("1,2\n3,NA\n", o, "m.csv"); }), "--missing marginalize"));
+  EXPECT_TRUE(contains(message_of([&] { parse_csv("1,2\n3,nan\n", o, "m.csv"); }), "--missing marginalize"));
+  EXPECT_FALSE(contains(message_of([] { parse_csv("1,2\n3,nan\n", {}, "m.csv"); }), "--missing"));
+  EXPECT_FALSE(contains(message_of([&] { parse_csv("1,2\n3,x\n", o, "m.csv"); }), "--missing"));
+}
+
 TEST(Csv, ErrorsNameTheLineAndField) {
   EXPECT_NE(message_of([] { parse_csv("1,2\n3,4,5\n", {}, "r.csv"); }).find("r.csv:2"), std::string::npos);
   const std::string m = message_of([] { parse_csv("1,2\n3,x\n", {}, "n.csv"); });

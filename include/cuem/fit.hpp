@@ -62,7 +62,9 @@ std::vector<int> predict(const Model& model, DataView X, const EvaluateOptions& 
 std::vector<double> predict_proba(const Model& model, DataView X, const EvaluateOptions& where = {});
 /// log p(x_n) of every point (N).
 std::vector<double> score_samples(const Model& model, DataView X, const EvaluateOptions& where = {});
-/// Mean of score_samples (weighted by sample_weight where given: sum w lp / sum w).
+/// Mean of score_samples (weighted by sample_weight where given: sum w lp / sum w). With
+/// missing entries, rows with nothing observed are left out of the mean (and of bic's and
+/// aic's N), as a fit leaves them out of its bound.
 double score(const Model& model, DataView X, const EvaluateOptions& where = {}, WeightView sample_weight = {});
 /// Bayesian and Akaike information criteria, scikit-learn's formulas (lower is better),
 /// on the float64 CPU; with weights the data's size is sum w and its log-likelihood

@@ -41,7 +41,8 @@ struct Imputation {
 
 /// Fills X's missing entries from a fitted model, in float64 on the CPU. A row with every
 /// entry missing gets the mixture's mean (and its marginal variance). Throws DataError
-/// at an infinite value, InvalidArgument when the model and X disagree.
+/// at an infinite value or when X's number of features is not the model's (as predict
+/// does), InvalidArgument for an invalid model.
 Imputation impute(const Model& model, DataView X, bool with_variance = false);
 
 }  // namespace cuem

@@ -11,6 +11,10 @@ a CUDA backend where the library was built with one.
     >>> gm.predict(X[:3]).shape
     (3,)
 
+Missing data: ``GaussianMixture(missing='marginalize')`` takes NaN entries as missing at
+random (fit, predict and score by each row's observed entries; ``impute`` fills them in);
+the default ``missing='error'`` refuses NaN as scikit-learn does.
+
 Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be fitted,
 ``cuem.NumericalError`` for a covariance that is not positive definite even after
 ``reg_covar``; both subclass ``ValueError``); an absent or failing device is

@@ -32,6 +32,8 @@ Differences from scikit-learn
   probabilities and log-likelihoods; cuem computes in float64 and returns float64
   (more accurate; cast with ``.astype(np.float32)`` where the dtype matters).
 - ``random_state`` may also be a ``numpy.random.Generator`` (scikit-learn refuses one).
+- ``missing='marginalize'`` takes NaN entries as missing at random (scikit-learn refuses
+  NaN, as the default ``missing='error'`` does), and ``impute`` fills them in.
 - ``fit``, ``fit_predict`` and ``score`` take ``sample_weight`` (scikit-learn's
   GaussianMixture has none): a row of integer weight w counts as w copies of it, a row of
   weight 0 as absent; ``bic`` and ``aic`` take it too (the data's size is then sum w).
@@ -65,7 +67,7 @@ from . import _cuem
 try:  # scikit-learn is optional
     from sklearn.base import BaseEstimator, DensityMixin
     from sklearn.exceptions import ConvergenceWarning, NotFittedError
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+    from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
 
     try:
         from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -79,6 +81,12 @@ try:  # scikit-learn is optional
         {"allow_all_zero_weights": True}
         if "allow_all_zero_weights" in inspect.signature(_check_sample_weight).parameters
         else {}
+    )
+    # What lets NaN through scikit-learn's input checks (Inf stays an error): renamed in 1.6.
+    _ALLOW_NAN = (
+        {"ensure_all_finite": "allow-nan"}
+        if "ensure_all_finite" in inspect.signature(check_array).parameters
+        else {"force_all_finite": "allow-nan"}
     )
     _HAVE_SKLEARN = True
 except ImportError:
@@ -145,6 +153,7 @@ class InvalidParameterError(ValueError, TypeError):
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _PRECISIONS = ("float32", "float64")
+_MISSING = ("error", "marginalize")
 _DEVICE = re.compile(r"^(cpu|auto|cuda|cuda:[0-9]{1,4})$")
 _MAX_SEED = 2**63 - 1
 
@@ -235,6 +244,11 @@ def _sample_weight_without_sklearn(sample_weight, n_samples):
     return sample_weight
 
 
+def _summary_value(value):
+    """A missing-summary entry as plain Python (ints, and a list of ints)."""
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else int(value)
+
+
 def _no_second_weights(sample_weight):
     if sample_weight is not None:
         raise ValueError(
@@ -281,8 +295,9 @@ class GaussianMixture(*_Bases):
     """Gaussian mixture model fitted with EM by the cuem library.
 
     The parameters, attributes and methods are those of
-    ``sklearn.mixture.GaussianMixture``, with the same meanings and defaults; two are
-    added: ``device`` and ``precision``.
+    ``sklearn.mixture.GaussianMixture``, with the same meanings and defaults; four are
+    added: ``device``, ``precision``, ``device_memory_limit`` and ``missing`` (NaN as
+    missing data), and one method, ``impute``.
 
     Parameters
     ----------
@@ -328,6 +343,15 @@ class GaussianMixture(*_Bases):
         Bytes of device memory the CUDA backend may use (None: 80% of the free memory).
         Data that do not fit are streamed from host memory in chunks, through two small
         pinned staging buffers; the fitted model is the same either way.
+    missing : {'error', 'marginalize'}, default='error'
+        What NaN entries of X mean. 'error' refuses them, as scikit-learn does.
+        'marginalize' takes them as missing at random: ``fit`` maximises the likelihood
+        of the observed entries, ``predict``, ``predict_proba``, ``score_samples``,
+        ``score``, ``bic`` and ``aic`` use each row's observed marginal (a row with no
+        observed entry scores 0 and gets the weights as posteriors), and a fit skips
+        rows with every entry missing (with a UserWarning). Inf is an error either way.
+        ``impute`` fills missing entries whatever this says. docs/MISSING.md has the
+        method and when missing at random is (not) a fair assumption.
 
     Attributes
     ----------
@@ -342,6 +366,13 @@ class GaussianMixture(*_Bases):
         The same, after every iteration of the best initialisation.
     device_ : str
         What ran the E-steps, e.g. 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3), float32, ...'.
+    missing_summary_ : dict
+        What the training data missed: ``missing_entries`` (NaN entries),
+        ``incomplete_rows`` (rows with at least one, empty rows included),
+        ``empty_rows`` (rows with every entry missing, skipped by the fit),
+        ``first_empty_rows`` (the first few of them, 0-based) and ``n_patterns``
+        (distinct sets of missing entries among the incomplete rows that are not
+        empty). All zero with ``missing='error'``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on data with string column names (a pandas DataFrame).
@@ -367,6 +398,7 @@ class GaussianMixture(*_Bases):
         device="cpu",
         precision="float32",
         device_memory_limit=None,
+        missing="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -385,6 +417,13 @@ class GaussianMixture(*_Bases):
         self.device = device
         self.precision = precision
         self.device_memory_limit = device_memory_limit
+        self.missing = missing
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN is accepted (as missing) only with missing='marginalize'.
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
 
     # ---- validation ------------------------------------------------------------------
 
@@ -444,12 +483,16 @@ class GaussianMixture(*_Bases):
             not isinstance(limit, numbers.Integral) or isinstance(limit, (bool, np.bool_)) or limit < 1
         ):
             bad("device_memory_limit", "a positive int (bytes) or None")
+        option("missing", _MISSING)
 
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X, reset, allow_nan=None):
         """X as cuem reads it (_as_cuem_rows: no copy of a float64 or float32 array with
         contiguous rows), with scikit-learn's checks and feature bookkeeping when available.
         Host objects with __dlpack__ (torch CPU tensors) are viewed as NumPy arrays first;
-        CUDA arrays are passed on as they are."""
+        CUDA arrays are passed on as they are. NaN passes where `allow_nan` (default:
+        missing='marginalize'); cuem then counts it as missing, and refuses Inf."""
+        if allow_nan is None:
+            allow_nan = self.missing == "marginalize"
         if _is_cuda_array(X):
             return self._validate_cuda_X(X, reset)
         if _dlpack_device(X) is not None:
@@ -457,6 +500,8 @@ class GaussianMixture(*_Bases):
         if _HAVE_SKLEARN:
             # No order: scikit-learn would copy a strided view that cuem reads in place.
             kwargs = {"dtype": [np.float64, np.float32], "reset": reset}
+            if allow_nan:
+                kwargs.update(_ALLOW_NAN)
             if reset:
                 kwargs["ensure_min_samples"] = 2
             return _as_cuem_rows(_sk_validate_data(self, X, **kwargs))
@@ -589,6 +634,7 @@ class GaussianMixture(*_Bases):
         placed = isinstance(X, PlacedData)
         if placed:
             _no_second_weights(sample_weight)
+            self._check_placed_missing(X)
             self._set_features_from(X)
         else:
             X = self._validate_X(X, reset=True)
@@ -623,6 +669,7 @@ class GaussianMixture(*_Bases):
             means_init=means_init,
             precisions_init=precisions_init,
             on_iteration=on_iteration,
+            missing=self.missing,
         )
         if placed:  # its device, precision and weights
             result = _cuem.placed_fit(X._handle, **options)
@@ -648,6 +695,8 @@ class GaussianMixture(*_Bases):
         for notice in result["notices"]:
             warnings.warn(notice, UserWarning, stacklevel=2)
         self.lower_bounds_ = [float(v) for v in result["lower_bounds"]]
+        # Skipped empty rows are among the notices (UserWarnings above).
+        self.missing_summary_ = {key: _summary_value(value) for key, value in result["missing"].items()}
 
         if not self.converged_:
             warnings.warn(
@@ -681,6 +730,15 @@ class GaussianMixture(*_Bases):
             return X
         return self._validate_X(X, reset=False)
 
+    def _check_placed_missing(self, placed):
+        """A PlacedData made with missing='marginalize' may hold NaN: an estimator that
+        refuses NaN must not use it (one made with 'error' holds none, so any estimator may)."""
+        if placed.missing == "marginalize" and self.missing != "marginalize":
+            raise ValueError(
+                "X is a cuem.PlacedData placed with missing='marginalize', which may hold NaN, but this "
+                f"{type(self).__name__} has missing={self.missing!r}; set missing='marginalize' on it too"
+            )
+
     def _set_features_from(self, placed):
         """n_features_in_ and feature_names_in_ as fit on the PlacedData's X sets them."""
         self.n_features_in_ = placed.shape[1]
@@ -692,6 +750,7 @@ class GaussianMixture(*_Bases):
     def _evaluate(self, name, X):
         """_cuem.<name> of the model on X: on a PlacedData's device, else on the estimator's."""
         if isinstance(X, PlacedData):
+            self._check_placed_missing(X)
             return getattr(_cuem, "placed_" + name)(X._handle, *self._model_arrays())
         return getattr(_cuem, name)(X, *self._model_arrays(), **self._where())
 
@@ -701,6 +760,7 @@ class GaussianMixture(*_Bases):
             "device": self.device,
             "precision": self.precision,
             "device_memory_limit": int(self.device_memory_limit or 0),
+            "missing": self.missing,
         }
 
     def predict(self, X):
@@ -766,6 +826,36 @@ class GaussianMixture(*_Bases):
         on the estimator's device, as bic."""
         return float(self._criteria(X, sample_weight)[2])
 
+    def impute(self, X, return_variance=False):
+        """Fill the missing (NaN) entries of X from the fitted mixture.
+
+        A missing entry becomes its conditional expectation given the row's observed
+        entries, sum_k P(k | x_obs) E[x_mis | x_obs, k]; observed entries are returned
+        as given (in float64). A row with no observed entry gets the mixture's mean.
+        NaN is accepted here whatever ``missing`` says; Inf is a ValueError. Computed in
+        float64 on the CPU.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A host array (not a PlacedData or a CUDA array).
+        return_variance : bool, default=False
+            Also return each missing entry's conditional variance (over the components,
+            by the law of total variance); 0 where the entry was observed.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features), float64
+        variance : ndarray of shape (n_samples, n_features), float64
+            Only when return_variance is true.
+        """
+        check_is_fitted(self)
+        if isinstance(X, PlacedData) or _is_cuda_array(X):
+            raise TypeError("impute takes a host array X (a NumPy array or array-like), not a PlacedData or CUDA array")
+        X = self._validate_X(X, reset=False, allow_nan=True)
+        filled, variance = _cuem.impute(X, *self._model_arrays(), with_variance=bool(return_variance))
+        return (filled, variance) if return_variance else filled
+
     def sample(self, n_samples=1):
         """Draw random samples from the fitted mixture.
 
@@ -810,16 +900,23 @@ class PlacedData:
     precision : {'float32', 'float64'}, default='float32'
     device_memory_limit : int, default=0
         Bytes of device memory (0: 80% of the free memory).
+    missing : {'error', 'marginalize'}, default='error'
+        As ``GaussianMixture``'s: 'marginalize' lets NaN entries through as missing. Data
+        placed with 'marginalize' are used only by estimators with missing='marginalize'.
     """
 
-    def __init__(self, X, sample_weight=None, device="cpu", precision="float32", device_memory_limit=0):
+    def __init__(self, X, sample_weight=None, device="cpu", precision="float32", device_memory_limit=0,
+                 missing="error"):
         # An estimator of these settings checks them, X and the weights exactly as fit does.
-        checker = GaussianMixture(device=device, precision=precision, device_memory_limit=device_memory_limit or None)
+        checker = GaussianMixture(
+            device=device, precision=precision, device_memory_limit=device_memory_limit or None, missing=missing
+        )
         checker._check_parameters()
         X = checker._validate_X(X, reset=True)
         sample_weight = checker._validate_sample_weight(sample_weight, X)
         self._feature_names_in = getattr(checker, "feature_names_in_", None)
-        self._handle = _cuem.PlacedData(X, sample_weight, device, precision, int(device_memory_limit or 0))
+        self._handle = _cuem.PlacedData(X, sample_weight, device, precision, int(device_memory_limit or 0), missing)
+        self.missing = missing
 
     @property
     def shape(self):
@@ -843,4 +940,5 @@ class PlacedData:
         raise TypeError("a cuem.PlacedData cannot be pickled: it holds data on a device; pickle the arrays")
 
     def __repr__(self):
-        return f"PlacedData(shape={self.shape}, device={self.device!r})"
+        missing = "" if self.missing == "error" else f", missing={self.missing!r}"
+        return f"PlacedData(shape={self.shape}, device={self.device!r}{missing})"

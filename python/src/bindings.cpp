@@ -155,7 +155,7 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
                              int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
                              const std::optional<ParameterArray>& weights_init,
                              const std::optional<ParameterArray>& means_init,
-                             const std::optional<ParameterArray>& precisions_init) {
+                             const std::optional<ParameterArray>& precisions_init, const std::string& missing) {
   cuem::FitOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -165,10 +165,24 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
   o.n_init = n_init;
   o.init = cuem::parse_init_method(init_params);
   o.seed = seed;
+  o.missing = cuem::parse_missing_policy(missing);
   if (weights_init) o.weights_init = to_vector(*weights_init);
   if (means_init) o.means_init = to_vector(*means_init);
   if (precisions_init) o.precisions_init = to_vector(*precisions_init);
   return o;
+}
+
+// A MissingSummary as the Python layer reads it (GaussianMixture.missing_summary_).
+nb::dict missing_dict(const cuem::MissingSummary& s) {
+  nb::dict d;
+  d["missing_entries"] = s.missing_entries;
+  d["incomplete_rows"] = s.incomplete_rows;
+  d["empty_rows"] = s.empty_rows;
+  d["n_patterns"] = s.n_patterns;
+  nb::list first;
+  for (std::size_t r : s.first_empty_rows) first.append(r);
+  d["first_empty_rows"] = first;
+  return d;
 }
 
 // Runs run_fit(options) with the GIL released, Ctrl-C and on_iteration wired in, and
@@ -241,6 +255,7 @@ nb::dict run_fit(cuem::FitOptions o, nb::object on_iteration, RunFit&& run) {
   for (const std::string& n : r.notices) notices.append(n);
   out["notices"] = notices;
   out["max_decrease"] = r.max_decrease;
+  out["missing"] = missing_dict(r.missing);
   return out;
 }
 
@@ -249,9 +264,9 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
              const std::string& precision, int n_threads, std::size_t device_memory_limit,
              const std::optional<ParameterArray>& weights_init,
              const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
-             nb::object on_iteration, const std::optional<WeightArray>& sample_weight) {
+             nb::object on_iteration, const std::optional<WeightArray>& sample_weight, const std::string& missing) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                                   weights_init, means_init, precisions_init);
+                                   weights_init, means_init, precisions_init, missing);
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
@@ -266,20 +281,24 @@ struct Placed {
   InputMatrix X;
   std::optional<WeightArray> sample_weight;
   std::string requested_device;
+  cuem::MissingPolicy missing;
   std::unique_ptr<cuem::Resources> resources;
   std::unique_ptr<cuem::PlacedData> data;
   // PlacedData is not thread-safe and the GIL is released while it computes.
   std::mutex busy;
 
   Placed(InputMatrix X_, std::optional<WeightArray> w, const std::string& device, const std::string& precision,
-         std::size_t device_memory_limit)
-      : X(std::move(X_)), sample_weight(std::move(w)), requested_device(device) {
+         std::size_t device_memory_limit, const std::string& missing_policy)
+      : X(std::move(X_)),
+        sample_weight(std::move(w)),
+        requested_device(device),
+        missing(cuem::parse_missing_policy(missing_policy)) {
     cuem::ResourceOptions o;
     o.device = cuem::parse_device(device);
     o.precision = cuem::parse_precision(precision);
     o.device_memory_limit = device_memory_limit;
     resources = std::make_unique<cuem::Resources>(o);
-    data = std::make_unique<cuem::PlacedData>(*resources, view_of(X), weights_of(sample_weight));
+    data = std::make_unique<cuem::PlacedData>(*resources, view_of(X), weights_of(sample_weight), missing);
   }
   ~Placed() {
     data.reset();  // before the Resources it was placed on
@@ -298,9 +317,10 @@ struct Placed {
 nb::dict placed_fit(Placed& p, int n_components, const std::string& covariance_type, double tol, double reg_covar,
                     int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
                     const std::optional<ParameterArray>& weights_init, const std::optional<ParameterArray>& means_init,
-                    const std::optional<ParameterArray>& precisions_init, nb::object on_iteration) {
+                    const std::optional<ParameterArray>& precisions_init, nb::object on_iteration,
+                    const std::string& missing) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                                   weights_init, means_init, precisions_init);
+                                   weights_init, means_init, precisions_init, missing);
   // run_fit has released the GIL already; the lock alone keeps other threads out.
   return run_fit(std::move(o), std::move(on_iteration), [&](const cuem::FitOptions& opts) {
     std::lock_guard<std::mutex> lock(p.busy);
@@ -316,11 +336,13 @@ struct ModelArgs {
 
 ModelArgs model_args(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
                      const ParameterArray& covariances, const ParameterArray& precisions_cholesky,
-                     const std::string& device, const std::string& precision, std::size_t device_memory_limit) {
+                     const std::string& device, const std::string& precision, std::size_t device_memory_limit,
+                     const std::string& missing) {
   ModelArgs a{make_model(covariance_type, weights, means, covariances, precisions_cholesky), {}};
   a.where.device = cuem::parse_device(device);
   a.where.precision = cuem::parse_precision(precision);
   a.where.device_memory_limit = device_memory_limit;
+  a.where.missing = cuem::parse_missing_policy(missing);
   return a;
 }
 
@@ -335,9 +357,10 @@ nb::ndarray<nb::numpy, std::int64_t> predict(const InputMatrix& X, const std::st
                                              const ParameterArray& weights, const ParameterArray& means,
                                              const ParameterArray& covariances,
                                              const ParameterArray& precisions_cholesky, const std::string& device,
-                                             const std::string& precision, std::size_t device_memory_limit) {
+                                             const std::string& precision, std::size_t device_memory_limit,
+                                             const std::string& missing) {
   const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
-                                 device_memory_limit);
+                                 device_memory_limit, missing);
   const std::vector<int> l = released([&] { return cuem::predict(a.model, view_of(X), a.where); });
   std::vector<std::int64_t> labels(l.begin(), l.end());
   const std::size_t n = labels.size();
@@ -348,9 +371,10 @@ nb::ndarray<nb::numpy, double> predict_proba(const InputMatrix& X, const std::st
                                              const ParameterArray& weights, const ParameterArray& means,
                                              const ParameterArray& covariances,
                                              const ParameterArray& precisions_cholesky, const std::string& device,
-                                             const std::string& precision, std::size_t device_memory_limit) {
+                                             const std::string& precision, std::size_t device_memory_limit,
+                                             const std::string& missing) {
   const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
-                                 device_memory_limit);
+                                 device_memory_limit, missing);
   std::vector<double> resp = released([&] { return cuem::predict_proba(a.model, view_of(X), a.where); });
   return to_numpy(std::move(resp), {X.shape(0), static_cast<std::size_t>(a.model.n_components)});
 }
@@ -359,9 +383,10 @@ nb::ndarray<nb::numpy, double> score_samples(const InputMatrix& X, const std::st
                                              const ParameterArray& weights, const ParameterArray& means,
                                              const ParameterArray& covariances,
                                              const ParameterArray& precisions_cholesky, const std::string& device,
-                                             const std::string& precision, std::size_t device_memory_limit) {
+                                             const std::string& precision, std::size_t device_memory_limit,
+                                             const std::string& missing) {
   const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
-                                 device_memory_limit);
+                                 device_memory_limit, missing);
   std::vector<double> log_prob = released([&] { return cuem::score_samples(a.model, view_of(X), a.where); });
   return to_numpy(std::move(log_prob), {X.shape(0)});
 }
@@ -369,9 +394,9 @@ nb::ndarray<nb::numpy, double> score_samples(const InputMatrix& X, const std::st
 double score(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
              const ParameterArray& means, const ParameterArray& covariances, const ParameterArray& precisions_cholesky,
              const std::string& device, const std::string& precision, std::size_t device_memory_limit,
-             const std::optional<WeightArray>& sample_weight) {
+             const std::optional<WeightArray>& sample_weight, const std::string& missing) {
   const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
-                                 device_memory_limit);
+                                 device_memory_limit, missing);
   return released([&] { return cuem::score(a.model, view_of(X), a.where, weights_of(sample_weight)); });
 }
 
@@ -379,9 +404,10 @@ double score(const InputMatrix& X, const std::string& covariance_type, const Par
 nb::tuple criteria(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
                    const ParameterArray& means, const ParameterArray& covariances,
                    const ParameterArray& precisions_cholesky, const std::string& device, const std::string& precision,
-                   std::size_t device_memory_limit, const std::optional<WeightArray>& sample_weight) {
+                   std::size_t device_memory_limit, const std::optional<WeightArray>& sample_weight,
+                   const std::string& missing) {
   const ModelArgs a = model_args(covariance_type, weights, means, covariances, precisions_cholesky, device, precision,
-                                 device_memory_limit);
+                                 device_memory_limit, missing);
   const cuem::Criteria c =
       released([&] { return cuem::criteria(a.model, view_of(X), a.where, weights_of(sample_weight)); });
   return nb::make_tuple(c.score, c.bic, c.aic, c.total_weight);
@@ -449,6 +475,24 @@ nb::tuple sample(std::size_t n_samples, std::uint64_t seed, const std::string& c
   return nb::make_tuple(X, y);
 }
 
+// X with its NaN entries filled from the model (and their conditional variances when
+// asked for), float64 on the CPU.
+nb::tuple impute(const InputMatrix& X, const std::string& covariance_type, const ParameterArray& weights,
+                 const ParameterArray& means, const ParameterArray& covariances,
+                 const ParameterArray& precisions_cholesky, bool with_variance) {
+  const cuem::Model m = make_model(covariance_type, weights, means, covariances, precisions_cholesky);
+  cuem::Imputation r = released([&] { return cuem::impute(m, view_of(X), with_variance); });
+  const std::size_t n = X.shape(0), d = X.shape(1);
+  nb::object variance = nb::none();
+  if (with_variance) variance = nb::cast(to_numpy(std::move(r.variance), {n, d}));
+  return nb::make_tuple(to_numpy(std::move(r.X), {n, d}), variance);
+}
+
+nb::dict describe_missing(const InputMatrix& X) {
+  const cuem::MissingSummary s = released([&] { return cuem::describe_missing(view_of(X)); });
+  return missing_dict(s);
+}
+
 void validate_model(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
                     const ParameterArray& covariances, const ParameterArray& precisions_cholesky) {
   make_model(covariance_type, weights, means, covariances, precisions_cholesky);
@@ -506,46 +550,53 @@ NB_MODULE(_cuem, m) {
         "n_init"_a, "init_params"_a, "seed"_a, "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
         "device_memory_limit"_a = 0,
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
-        "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(),
-        "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples). "
+        "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(), "missing"_a = "error",
+        "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples; missing: 'error' or "
+        "'marginalize', what NaN entries mean). "
         "Returns a dict: weights, means, covariances, "
         "precisions_cholesky (scikit-learn's shapes), converged, n_iter, lower_bound, lower_bounds "
         "(the best restart's per-iteration mean log-likelihood), best_init, n_decreases, device, notices, "
-        "max_decrease. on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
+        "max_decrease, missing (the data's missing entries: missing_entries, incomplete_rows, empty_rows, "
+        "n_patterns, first_empty_rows). on_iteration(init, iteration, mean_log_likelihood, change, seconds) is called "
         "after every iteration with the GIL held; returning False stops the fit early.");
   m.def("predict", &predict, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
+        "missing"_a = "error",
         "Most probable component of every row of X (int64)." CUEM_WHERE_DOC);
   m.def("predict_proba", &predict_proba, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
         "covariances"_a, "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32",
-        "device_memory_limit"_a = 0,
+        "device_memory_limit"_a = 0, "missing"_a = "error",
         "Posterior probabilities, n_samples x n_components." CUEM_WHERE_DOC);
   m.def("score_samples", &score_samples, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a,
         "covariances"_a, "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32",
-        "device_memory_limit"_a = 0, "log p(x) of every row of X." CUEM_WHERE_DOC);
+        "device_memory_limit"_a = 0, "missing"_a = "error",
+        "log p(x) of every row of X (of its observed entries with missing='marginalize')." CUEM_WHERE_DOC);
   m.def("score", &score, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
-        "sample_weight"_a.noconvert() = nb::none(),
+        "sample_weight"_a.noconvert() = nb::none(), "missing"_a = "error",
         "Mean of score_samples (sum w lp / sum w with sample_weight)." CUEM_WHERE_DOC);
   m.def("criteria", &criteria, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "device"_a = "cpu", "precision"_a = "float32", "device_memory_limit"_a = 0,
-        "sample_weight"_a.noconvert() = nb::none(),
+        "sample_weight"_a.noconvert() = nb::none(), "missing"_a = "error",
         "(score, bic, aic, total weight) from one pass over X; on a CUDA device bic and aic carry its "
         "precision's rounding." CUEM_WHERE_DOC);
   nb::class_<Placed>(m, "PlacedData",
                      "Data (and sample weights) placed once on a device for any number of fits and evaluations. "
                      "Takes X as fit does (read in place, kept alive by this object); use cuem.PlacedData.")
-      .def(nb::init<InputMatrix, std::optional<WeightArray>, const std::string&, const std::string&, std::size_t>(),
+      .def(nb::init<InputMatrix, std::optional<WeightArray>, const std::string&, const std::string&, std::size_t,
+                    const std::string&>(),
            "X"_a.noconvert(), "sample_weight"_a.noconvert() = nb::none(), "device"_a = "cpu",
-           "precision"_a = "float32", "device_memory_limit"_a = 0)
+           "precision"_a = "float32", "device_memory_limit"_a = 0, "missing"_a = "error")
       .def_prop_ro("shape", [](const Placed& p) { return nb::make_tuple(p.X.shape(0), p.X.shape(1)); })
       .def_prop_ro("has_sample_weight", [](const Placed& p) { return p.sample_weight.has_value(); })
       .def_prop_ro("requested_device", [](const Placed& p) { return p.requested_device; })
+      .def_prop_ro("missing", [](const Placed& p) { return std::string(cuem::to_string(p.missing)); })
       .def_prop_ro("description", [](const Placed& p) { return p.data->description(); })
       .def_prop_ro("notice", [](const Placed& p) { return p.data->notice(); });
   m.def("placed_fit", &placed_fit, "data"_a, "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a,
         "max_iter"_a, "n_init"_a, "init_params"_a, "seed"_a, "weights_init"_a = nb::none(),
         "means_init"_a = nb::none(), "precisions_init"_a = nb::none(), "on_iteration"_a = nb::none(),
+        "missing"_a = "error",
         "fit on placed data, on its device with its weights; returns fit's dict.");
 #define CUEM_PLACED_MODEL_ARGS                                                                            \
   "data"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a, "precisions_cholesky"_a
@@ -563,6 +614,12 @@ NB_MODULE(_cuem, m) {
         "Akaike information criterion (lower is better), float64 on the CPU.");
   m.def("sample", &sample, "n_samples"_a, "seed"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Draws n_samples points: (X float64 n x D, labels int64 n), grouped by component.");
+  m.def("impute", &impute, "X"_a.noconvert(), "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
+        "precisions_cholesky"_a, "with_variance"_a = false,
+        "(X with its NaN entries replaced by their conditional expectations under the model, float64; their "
+        "conditional variances, 0 where observed, or None). Float64 on the CPU; Inf is a DataError.");
+  m.def("describe_missing", &describe_missing, "X"_a.noconvert(),
+        "X's missing (NaN) entries: a dict as fit's 'missing'. Inf is a DataError.");
   m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
 }

@@ -1,6 +1,8 @@
-// cuem fit DATA -k K [...] [--weights w.npy] [-o model.json] [--trace trace.csv] [--report report.svg]
+// cuem fit DATA -k K [...] [--weights w.npy] [--missing error|marginalize] [-o model.json] [--trace trace.csv]
+//          [--report report.svg]
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 
 #include "cli/common.hpp"
@@ -32,12 +34,27 @@ std::string trace_csv(const FitResult& r) {
   return out;
 }
 
+// The rows without a missing entry, packed (the report draws observed points only).
+std::vector<double> complete_rows(DataView X, std::size_t* n_complete) {
+  std::vector<double> out;
+  *n_complete = 0;
+  for (std::size_t i = 0; i < X.n_rows; ++i) {
+    bool complete = true;
+    for (std::size_t j = 0; j < X.n_cols && complete; ++j) complete = !std::isnan(X.value(i, j));
+    if (!complete) continue;
+    for (std::size_t j = 0; j < X.n_cols; ++j) out.push_back(X.value(i, j));
+    ++*n_complete;
+  }
+  return out;
+}
+
 int run(const Args& a, const GlobalFlags& flags) {
   check_model_output_name(a.output, "-o");
   check_outputs({a.output, a.trace, a.report}, {a.data.path, a.weights});
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
     throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   FitOptions o = to_fit_options(a.fit);  // option mistakes before the data are read
+  o.missing = missing_policy(a.data);
   const io::Table t = load_table(a.data, flags);
   const std::string data_name = io::display_name(a.data.path);
   note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
@@ -47,10 +64,10 @@ int run(const Args& a, const GlobalFlags& flags) {
   const DataView X = t.view();
   // Placed once for the fit and its criteria (one conversion and upload on a device).
   Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});
-  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w); });
+  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w, o.missing); });
   const FitResult r = with_data_name(data_name, [&] { return fit(placed, o); });
   end_progress(flags);
-  for (const std::string& n : r.notices) note(flags, "note: " + n);
+  for (const std::string& n : r.notices) note(flags, "note: " + n);  // skipped empty rows among them
   if (r.n_decreases > 0)
     note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) + " time(s), by up to " +
                     std::to_string(r.max_decrease) + "; EM forbids this: please report it");
@@ -70,7 +87,17 @@ int run(const Args& a, const GlobalFlags& flags) {
     ro.seed = a.fit.seed;
     ro.title = data_name;
     ro.feature_names = t.column_names;
-    svg = report::render_svg(r, X, ro);
+    if (r.missing.incomplete_rows == 0) {
+      svg = report::render_svg(r, X, ro);
+    } else {  // the observed points: rows with a missing entry are left out of the picture
+      std::size_t n = 0;
+      const std::vector<double> complete = complete_rows(X, &n);
+      if (n == 0)
+        throw DataError(data_name + ": every row has a missing entry, so the report has no point to draw; leave "
+                        "out --report");
+      note(flags, "note: the report draws the " + std::to_string(n) + " rows without a missing entry");
+      svg = report::render_svg(r, DataView(complete.data(), n, X.n_cols), ro);
+    }
   }
   io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, data_name, {}};
   if (t.named_columns) meta.feature_names = io::usable_feature_names(t.column_names);
@@ -86,6 +113,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                         {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases},
                         {"device", r.device}};
     if (!w.empty()) j["sum_weights"] = crit.total_weight;
+    if (o.missing == MissingPolicy::marginalize) j["missing"] = missing_json(r.missing);
     if (!a.output.empty()) {
       j["model_path"] = a.output;
     } else {
@@ -100,6 +128,7 @@ int run(const Args& a, const GlobalFlags& flags) {
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic_v, aic_v);
   if (!w.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), crit.total_weight);
+  if (o.missing == MissingPolicy::marginalize) std::printf("%s\n", missing_text(r.missing).c_str());
   if (a.output.empty()) {
     std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {
@@ -119,6 +148,7 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
   add_fit_options(cmd, args->fit, true);
   add_data_options(cmd, args->data);
   add_weights_option(cmd, args->weights);
+  add_missing_option(cmd, args->data);
   cmd->add_option("-o,--output", args->output, "write the model as JSON (default: print it)");
   cmd->add_option("--trace", args->trace, "write the log-likelihood per iteration as CSV");
   cmd->add_option("--report", args->report, "write an SVG picture of the fit");

@@ -1,4 +1,4 @@
-// cuem predict MODEL DATA [-o labels.npy] [--proba proba.npy]
+// cuem predict MODEL DATA [-o labels.npy] [--proba proba.npy] [--missing error|marginalize]
 #include <algorithm>
 #include <cstdio>
 
@@ -23,7 +23,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.proba}, {a.model, a.data.path});
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.proba, "--proba");
-  const EvaluateOptions where = to_evaluate_options(a.where);
+  const EvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
   const Model& m = md.model;
   const io::Table& t = md.data;
@@ -79,6 +79,7 @@ void add_predict_command(CLI::App& app, const GlobalFlags& flags, int& exit_code
   cmd->add_option("MODEL", args->model, "model JSON written by cuem fit")->required();
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
+  add_missing_option(cmd, args->data);
   add_device_options(cmd, args->where);
   cmd->add_option("-o,--output", args->output,
                   "write the labels as .npy (int64) or text (.csv/.tsv/.txt); without -o and --proba, print them");

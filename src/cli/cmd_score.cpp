@@ -1,4 +1,5 @@
-// cuem score MODEL DATA [--weights w.npy]: mean log-likelihood, BIC and AIC of DATA under MODEL.
+// cuem score MODEL DATA [--weights w.npy] [--missing error|marginalize]: mean log-likelihood, BIC and AIC of
+// DATA under MODEL (of each row's observed entries with --missing marginalize).
 #include <cstdio>
 
 #include "cli/common.hpp"
@@ -15,7 +16,8 @@ struct Args {
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
-  const EvaluateOptions where = to_evaluate_options(a.where);  // option mistakes before the data are read
+  // option mistakes before the data are read
+  const EvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
   if (io::is_stdin_name(a.weights) && (io::is_stdin_name(a.model) || io::is_stdin_name(a.data.path)))
     throw UsageError("--weights cannot be '-' (standard input) when MODEL or DATA is");
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
@@ -50,6 +52,7 @@ void add_score_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) 
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
   add_weights_option(cmd, args->weights);
+  add_missing_option(cmd, args->data);
   add_device_options(cmd, args->where);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }

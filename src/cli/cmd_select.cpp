@@ -1,4 +1,5 @@
-// cuem select DATA -k 1:16 [--covariance full,diag,...] [--criterion bic|aic] [--weights w.npy] [-o best.json]
+// cuem select DATA -k 1:16 [--covariance full,diag,...] [--criterion bic|aic] [--weights w.npy]
+//             [--missing error|marginalize] [-o best.json]
 // Fits every candidate and keeps the one with the lowest information criterion.
 #include <nlohmann/json.hpp>
 
@@ -94,7 +95,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   const FitOptions device_options = to_fit_options(a.fit);
   Resources resources({device_options.device, device_options.precision, device_options.n_threads,
                        device_options.device_memory_limit, device_options.cuda_tuning});
-  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w); });
+  const MissingPolicy missing = missing_policy(a.data);
+  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w, missing); });
 
   std::vector<Candidate> cands;
   int best = -1;
@@ -108,6 +110,7 @@ int run(const Args& a, const GlobalFlags& flags) {
       fa.n_components = k;
       fa.covariance = cov;
       FitOptions o = to_fit_options(fa);
+      o.missing = missing;
       if (static_cast<std::size_t>(k) > n_points) {
         c.too_many = true;
         c.error = "more components than points";
@@ -168,6 +171,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                         {"best", {{"k", win.k}, {"covariance", win.covariance}}}};
     if (!a.output.empty()) j["model_path"] = a.output;
     if (!w.empty()) j["sum_weights"] = win.total_weight;
+    if (missing == MissingPolicy::marginalize) j["missing"] = missing_json(win.result.missing);
     std::printf("%s\n", j.dump(1).c_str());
     return kOk;
   }
@@ -200,6 +204,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                 c.result.converged ? "" : " (not converged)");
   }
   std::printf("\nbest by %s: k=%d, %s covariance\n", a.criterion == "aic" ? "AIC" : "BIC", win.k, win.covariance.c_str());
+  if (missing == MissingPolicy::marginalize) std::printf("%s\n", missing_text(win.result.missing).c_str());
   if (!a.output.empty()) std::printf("model written to %s\n", a.output.c_str());
   return kOk;
 }
@@ -222,6 +227,7 @@ void add_select_command(CLI::App& app, const GlobalFlags& flags, int& exit_code)
   add_fit_options(cmd, args->fit, false);
   add_data_options(cmd, args->data);
   add_weights_option(cmd, args->weights);
+  add_missing_option(cmd, args->data);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

@@ -35,8 +35,49 @@ void add_data_options(CLI::App* cmd, DataArgs& a) {
       ->group("Data");
 }
 
+void add_missing_option(CLI::App* cmd, DataArgs& a) {
+  a.missing = "error";
+  cmd->add_option("--missing", a.missing,
+                  "NaN entries: error, or marginalize (missing at random: fitted and scored by their observed "
+                  "entries; text fields that are empty, NA, N/A or NaN are read as missing)")
+      ->check(CLI::IsMember({"error", "marginalize"}))
+      ->capture_default_str()
+      ->group("Data");
+}
+
+MissingPolicy missing_policy(const DataArgs& a) {
+  return a.missing.empty() ? MissingPolicy::error : parse_missing_policy(a.missing);
+}
+
+std::string empty_rows_text(const MissingSummary& s) {
+  std::string out = "0-based row" + std::string(s.first_empty_rows.size() == 1 ? " " : "s ");
+  for (std::size_t i = 0; i < s.first_empty_rows.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(s.first_empty_rows[i]);
+  if (s.empty_rows > s.first_empty_rows.size()) out += ", ...";
+  return out;
+}
+
+std::string missing_text(const MissingSummary& s) {
+  if (s.missing_entries == 0) return "missing values: none";
+  std::string out = "missing values: " + std::to_string(s.missing_entries) + " entries in " +
+                    std::to_string(s.incomplete_rows) + " rows, " + std::to_string(s.n_patterns) +
+                    (s.n_patterns == 1 ? " pattern" : " patterns");
+  if (s.empty_rows > 0)
+    out += "; " + std::to_string(s.empty_rows) + " empty rows (every entry missing) skipped (" + empty_rows_text(s) +
+           ")";
+  return out;
+}
+
+nlohmann::json missing_json(const MissingSummary& s) {
+  return {{"missing_entries", s.missing_entries}, {"incomplete_rows", s.incomplete_rows},
+          {"empty_rows", s.empty_rows},           {"first_empty_rows", s.first_empty_rows},
+          {"n_patterns", s.n_patterns}};
+}
+
 io::Table load_table(const DataArgs& a, const GlobalFlags& flags) {
   io::LoadOptions o;
+  o.csv.missing = missing_policy(a) == MissingPolicy::marginalize;
+  o.csv.suggest_missing = !a.missing.empty() && !o.csv.missing;
   if (a.delimiter == "tab" || a.delimiter == "\\t") {
     o.csv.delimiter = '\t';
   } else if (a.delimiter == "space") {
@@ -234,8 +275,9 @@ void add_device_options(CLI::App* cmd, DeviceArgs& a) {
                   "data that do not fit are streamed from host memory in chunks, with the same result");
 }
 
-EvaluateOptions to_evaluate_options(const DeviceArgs& a) {
+EvaluateOptions to_evaluate_options(const DeviceArgs& a, MissingPolicy missing) {
   EvaluateOptions w;
+  w.missing = missing;
   w.device = parse_device(a.device);
   w.precision = parse_precision(a.precision);
   if (!a.memory.empty()) w.device_memory_limit = parse_byte_size(a.memory);

@@ -1,6 +1,7 @@
 #pragma once
 // What every cuem command shares: global flags, data options, progress, exit codes.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <string>
 
@@ -33,9 +34,22 @@ struct DataArgs {
   std::vector<std::string> columns;
   std::size_t dims = 0;
   std::string dtype;  ///< raw binary: float32 or float64
+  /// --missing: "error" or "marginalize" (NaN entries, and in text also empty fields, NA
+  /// and N/A, read as missing values); "" where the command has no such option.
+  std::string missing;
 };
 
 void add_data_options(CLI::App* cmd, DataArgs& args);
+/// --missing error|marginalize (fit, predict, score, select).
+void add_missing_option(CLI::App* cmd, DataArgs& args);
+/// The policy --missing asked for (error where the command has none).
+MissingPolicy missing_policy(const DataArgs& args);
+
+/// What a fit's data missed, for the summary: one line of text (no newline) and JSON.
+std::string missing_text(const MissingSummary& s);
+nlohmann::json missing_json(const MissingSummary& s);
+/// "0-based rows 3, 8, ..." of the empty rows a summary lists.
+std::string empty_rows_text(const MissingSummary& s);
 /// Loads the data; notices (conversions) go to stderr unless quiet.
 io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
 
@@ -72,7 +86,8 @@ struct DeviceArgs {
 };
 
 void add_device_options(CLI::App* cmd, DeviceArgs& a);
-EvaluateOptions to_evaluate_options(const DeviceArgs& a);
+/// Where and how to evaluate: the device options, and `missing` for NaN entries.
+EvaluateOptions to_evaluate_options(const DeviceArgs& a, MissingPolicy missing = MissingPolicy::error);
 
 /// Options of a fit that fit and select share.
 struct FitArgs {
@@ -131,5 +146,6 @@ void add_sample_command(CLI::App& app, const GlobalFlags& flags, int& exit_code)
 void add_select_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
 void add_info_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
 void add_generate_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+void add_impute_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
 
 }  // namespace cuem::cli

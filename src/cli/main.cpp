@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   add_fit_command(app, flags, exit_code);
   add_predict_command(app, flags, exit_code);
   add_score_command(app, flags, exit_code);
+  add_impute_command(app, flags, exit_code);
   add_sample_command(app, flags, exit_code);
   add_select_command(app, flags, exit_code);
   add_info_command(app, flags, exit_code);
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->get_name() == argv[1];
     if (!known)
       throw UsageError(std::string("unknown command '") + argv[1] +
-                       "': use fit, predict, score, sample, select, info or generate");
+                       "': use fit, predict, score, impute, sample, select, info or generate");
     app.parse(argc, argv);
     return exit_code;
   } catch (const CLI::ParseError& e) {

@@ -6,17 +6,185 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/point_math.hpp"
 #include "core/prepared_params.hpp"
+#include "cpu/cpu_kernels.hpp"
 #include "engine/conditional_gaussian.hpp"
 #include "engine/incomplete_rows.hpp"
+
+// The per-row loops are compiled per instruction-set level, as src/cpu/cpu_kernels.cpp's.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(CUEM_NO_TARGET_CLONES)
+#define CUEM_ROW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CUEM_ROW_CLONES
+#endif
 
 namespace cuem::engine {
 namespace {
 
-constexpr std::size_t kBlock = 1024;  // rows per block: the unit of work and of summation
+constexpr std::size_t kBlock = 1024;
+
+using v8d = double __attribute__((vector_size(64)));
+
+// One row completed under every component: y_k (K x D) = x - mu_k over the row (its
+// missing entries hold fill values, overwritten here) and, on the missing entries,
+// -G_k y_k,o where G_k is given (full, tied), 0 otherwise. x: the row's D values;
+// G[k]: |m| x |o| or null; yo: scratch of |o|.
+CUEM_ROW_CLONES
+void complete_row(const double* x, const int* obs, std::size_t o, const int* mis, std::size_t m, const double* means,
+                  std::size_t K, std::size_t D, const double* const* G, double* y, double* yo) {
+  for (std::size_t k = 0; k < K; ++k) {
+    const double* mu = means + k * D;
+    double* yk = y + k * D;
+    for (std::size_t d = 0; d < D; ++d) yk[d] = x[d] - mu[d];
+    const double* g = G[k];
+    if (!g) {
+      for (std::size_t a = 0; a < m; ++a) yk[mis[a]] = 0.0;
+      continue;
+    }
+    for (std::size_t j = 0; j < o; ++j) yo[j] = yk[obs[j]];
+    for (std::size_t a = 0; a < m; ++a) {
+      // Four partial sums: an in-order sum would be one chain of dependent additions.
+      const double* ga = g + a * o;
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+      std::size_t j = 0;
+      for (; j + 4 <= o; j += 4) {
+        s0 += ga[j] * yo[j];
+        s1 += ga[j + 1] * yo[j + 1];
+        s2 += ga[j + 2] * yo[j + 2];
+        s3 += ga[j + 3] * yo[j + 3];
+      }
+      for (; j < o; ++j) s0 += ga[j] * yo[j];
+      yk[mis[a]] = -((s0 + s1) + (s2 + s3));
+    }
+  }
+}
+
+// q_k = ||P_k^T y_k||^2 for every component (y: K x D; P: K factors, or one shared when
+// `shared`, of D rows of W = pad8(D) columns with zeros below the diagonal and in the
+// padding). Column block v of P^T y takes rows 0 .. v+7 of P; four components at a time
+// keep four independent sums in registers. Each q_k's arithmetic is fixed by its row alone.
+CUEM_ROW_CLONES
+void mahalanobis_all(const double* y, const double* P, int K, int D, bool shared, double* q) {
+  const int W = (D + 7) / 8 * 8;
+  const std::size_t block = static_cast<std::size_t>(D) * static_cast<std::size_t>(W);
+  for (int k0 = 0; k0 < K; k0 += 4) {
+    const int n = K - k0 < 4 ? K - k0 : 4;
+    double sums[4] = {0.0, 0.0, 0.0, 0.0};
+    const double* yk[4];
+    const double* Pk[4];
+    for (int c = 0; c < 4; ++c) {
+      const int k = k0 + (c < n ? c : 0);
+      yk[c] = y + static_cast<std::size_t>(k) * static_cast<std::size_t>(D);
+      Pk[c] = P + (shared ? 0 : static_cast<std::size_t>(k) * block);
+    }
+    for (int v = 0; v < W; v += 8) {
+      v8d a0 = {}, a1 = {}, a2 = {}, a3 = {};
+      const int i_end = v + 8 < D ? v + 8 : D;
+      for (int i = 0; i < i_end; ++i) {
+        const std::size_t at = static_cast<std::size_t>(i) * static_cast<std::size_t>(W) + static_cast<std::size_t>(v);
+        v8d p0, p1, p2, p3;
+        __builtin_memcpy(&p0, Pk[0] + at, sizeof p0);
+        __builtin_memcpy(&p1, Pk[1] + at, sizeof p1);
+        __builtin_memcpy(&p2, Pk[2] + at, sizeof p2);
+        __builtin_memcpy(&p3, Pk[3] + at, sizeof p3);
+        a0 += yk[0][i] * p0;
+        a1 += yk[1][i] * p1;
+        a2 += yk[2][i] * p2;
+        a3 += yk[3][i] * p3;
+      }
+      a0 *= a0;
+      a1 *= a1;
+      a2 *= a2;
+      a3 *= a3;
+      for (int l = 0; l < 8; ++l) {
+        sums[0] += a0[l];
+        sums[1] += a1[l];
+        sums[2] += a2[l];
+        sums[3] += a3[l];
+      }
+    }
+    for (int c = 0; c < n; ++c) q[k0 + c] = sums[c];
+  }
+}
+
+// Completed rows collected per component and summed by the CPU backend's tiled scatter
+// (cpu/cpu_kernels.hpp), which keeps tiles of S2 in registers across rows instead of
+// reading and writing all of it per row. A batch is summed when full and at the end of a
+// block, so the order of every sum is fixed by the rows alone.
+class ScatterBatches {
+ public:
+  ScatterBatches(int K, int D, bool tied)
+      : K_(K), D_(D), W_(cpu::pad8(D)), R4_(cpu::pad4(D)), tied_(tied),
+        rows_(static_cast<std::size_t>(K) * kCap * static_cast<std::size_t>(W_), 0.0),
+        g_(static_cast<std::size_t>(K) * kCap), count_(static_cast<std::size_t>(K), 0),
+        y_(kCap * static_cast<std::size_t>(W_)), a_(kCap * static_cast<std::size_t>(W_)), index_(kCap),
+        zero_(static_cast<std::size_t>(W_), 0.0), s1_(static_cast<std::size_t>(K) * static_cast<std::size_t>(W_), 0.0),
+        s2_((tied ? 1 : static_cast<std::size_t>(K)) * static_cast<std::size_t>(R4_) * static_cast<std::size_t>(W_), 0.0) {
+    for (std::size_t t = 0; t < kCap; ++t) index_[t] = static_cast<int>(t);
+  }
+
+  void add(int k, const double* y, double g) {
+    const std::size_t kz = static_cast<std::size_t>(k);
+    int& n = count_[kz];
+    std::copy(y, y + D_, rows_.data() + (kz * kCap + static_cast<std::size_t>(n)) * static_cast<std::size_t>(W_));
+    g_[kz * kCap + static_cast<std::size_t>(n)] = g;
+    if (static_cast<std::size_t>(++n) == kCap) sum(k);
+  }
+
+  // Sums what is left and adds everything to s (full or tied layout), then starts over.
+  void finish(SufficientStats& s) {
+    const std::size_t D = static_cast<std::size_t>(D_), W = static_cast<std::size_t>(W_), R4 = static_cast<std::size_t>(R4_);
+    for (int k = 0; k < K_; ++k) sum(k);
+    for (std::size_t k = 0; k < static_cast<std::size_t>(K_); ++k)
+      for (std::size_t i = 0; i < D; ++i) s.s1[k * D + i] += s1_[k * W + i];
+    const std::size_t n_sets = tied_ ? 1 : static_cast<std::size_t>(K_);
+    for (std::size_t k = 0; k < n_sets; ++k)
+      for (std::size_t i = 0; i < D; ++i)
+        for (std::size_t j = i; j < D; ++j) s.s2[(k * D + i) * D + j] += s2_[(k * R4 + i) * W + j];
+    std::fill(s1_.begin(), s1_.end(), 0.0);
+    std::fill(s2_.begin(), s2_.end(), 0.0);
+  }
+
+ private:
+  static constexpr std::size_t kCap = 64;
+
+  void sum(int k) {
+    const std::size_t kz = static_cast<std::size_t>(k), W = static_cast<std::size_t>(W_);
+    const int n = count_[kz];
+    if (n == 0) return;
+    cpu::gather_shifted(rows_.data() + kz * kCap * W, index_.data(), g_.data() + kz * kCap, n, zero_.data(), W_,
+                        y_.data(), a_.data(), s1_.data() + kz * W);
+    cpu::scatter_tiles(a_.data(), y_.data(), n, W_, 0, R4_ / 4,
+                       s2_.data() + (tied_ ? 0 : kz) * static_cast<std::size_t>(R4_) * W);
+    count_[kz] = 0;
+  }
+
+  int K_, D_, W_, R4_;
+  bool tied_;
+  std::vector<double> rows_;  ///< K x kCap x W, zero padding
+  std::vector<double> g_;     ///< K x kCap
+  std::vector<int> count_;    ///< K
+  std::vector<double> y_, a_;
+  std::vector<int> index_;
+  std::vector<double> zero_;
+  std::vector<double> s1_;    ///< K x W
+  std::vector<double> s2_;    ///< (K or 1) x pad4(D) x W
+};
+
+// s1 += g y, s2 += g y * y elementwise.
+CUEM_ROW_CLONES
+void add_diagonal(double* s1, double* s2, const double* y, double g, int D) {
+  for (int i = 0; i < D; ++i) {
+    const double gy = g * y[i];
+    s1[i] += gy;
+    s2[i] += gy * y[i];
+  }
+}  // rows per block: the unit of work and of summation
 
 // What the row visitor gives a consumer, per row: the completed deviations y_k (K x D,
 // y_k = x^_k - mu_k), the responsibilities and log p(x_o).
@@ -36,7 +204,17 @@ struct PatternFactors {
 class RowVisitor {
  public:
   RowVisitor(const MissingLayout& L, const Model& m)
-      : L_(L), m_(m), p_(prepare(m)), precisions_(precision_matrices(m)), K_(m.n_components), D_(m.n_features) {}
+      : L_(L), m_(m), p_(prepare(m)), precisions_(precision_matrices(m)), K_(m.n_components), D_(m.n_features) {
+    if (m.covariance_type != CovarianceType::full && m.covariance_type != CovarianceType::tied) return;
+    // The factors with rows padded to W = pad8(D) and zeros below the diagonal, for
+    // mahalanobis_all.
+    const std::size_t D = static_cast<std::size_t>(D_), W = (D + 7) / 8 * 8;
+    const std::size_t n = m.precisions_cholesky.size() / (D * D);
+    square_.assign(n * D * W, 0.0);
+    for (std::size_t f = 0; f < n; ++f)
+      for (std::size_t i = 0; i < D; ++i)
+        for (std::size_t j = i; j < D; ++j) square_[(f * D + i) * W + j] = m.precisions_cholesky[(f * D + i) * D + j];
+  }
 
   std::size_t n_blocks() const { return (L_.n_rows - L_.n_complete + kBlock - 1) / kBlock; }
 
@@ -46,7 +224,8 @@ class RowVisitor {
   void visit_block(std::size_t b, OnPattern&& on_pattern, OnRow&& on_row, OnEnd&& on_end) const {
     const std::size_t K = static_cast<std::size_t>(K_), D = static_cast<std::size_t>(D_);
     const std::size_t lo = L_.n_complete + b * kBlock, hi = std::min(L_.n_rows, lo + kBlock);
-    std::vector<double> y(K * D), v(K);
+    std::vector<double> y(K * D), v(K), q(K), yo(D), scratch;
+    std::vector<const double*> gk(K);
     PatternFactors pf;
     // The first pattern reaching into the block: patterns are in layout order.
     auto it = std::upper_bound(L_.patterns.begin(), L_.patterns.end(), lo,
@@ -55,39 +234,38 @@ class RowVisitor {
       const MissingPattern& pat = *it;
       const std::size_t n_sets = m_.covariance_type == CovarianceType::tied ? 1 : K;
       pf.f.resize(n_sets);
-      for (std::size_t k = 0; k < n_sets; ++k) pf.f[k] = conditional_factors(m_, precisions_, static_cast<int>(k), pat);
+      for (std::size_t k = 0; k < n_sets; ++k)
+        conditional_factors(m_, precisions_, static_cast<int>(k), pat, pf.f[k], scratch);
+      for (std::size_t k = 0; k < K; ++k) {
+        const ConditionalFactors& f = pf.of(static_cast<int>(k));
+        gk[k] = f.G.empty() ? nullptr : f.G.data();
+      }
       on_pattern(pat, pf);
       const std::size_t o = pat.observed.size(), mm = pat.missing.size();
       const double half_norm = 0.5 * static_cast<double>(o) * math::kLog2Pi;
       for (std::size_t r = std::max(lo, pat.begin); r < std::min(hi, pat.end); ++r) {
-        for (std::size_t k = 0; k < K; ++k) {
-          const double* mu = p_.means.data() + k * D;
-          double* yk = y.data() + k * D;
-          for (int d : pat.observed) yk[d] = L_.value(r, static_cast<std::size_t>(d)) - mu[d];
-          const ConditionalFactors& f = pf.of(static_cast<int>(k));
-          for (std::size_t a = 0; a < mm; ++a) {
-            double s = 0.0;
-            if (!f.G.empty()) {
-              const double* g = f.G.data() + a * o;
-              for (std::size_t j = 0; j < o; ++j) s -= g[j] * yk[pat.observed[j]];
+        complete_row(L_.values.data() + r * D, pat.observed.data(), o, pat.missing.data(), mm, p_.means.data(), K, D, gk.data(), y.data(),
+                     yo.data());
+        switch (m_.covariance_type) {
+          case CovarianceType::full:
+          case CovarianceType::tied:
+            mahalanobis_all(y.data(), square_.data(), K_, D_, m_.covariance_type == CovarianceType::tied, q.data());
+            break;
+          case CovarianceType::diag:
+            for (std::size_t k = 0; k < K; ++k) {
+              const double* yk = y.data() + k * D;
+              q[k] = math::mahalanobis_sq_diag_of([&](int d) { return yk[d]; }, p_.factor(static_cast<int>(k)), D_);
             }
-            yk[pat.missing[a]] = s;
-          }
-          double q = 0.0;
-          switch (m_.covariance_type) {
-            case CovarianceType::full:
-            case CovarianceType::tied:
-              q = math::mahalanobis_sq_full_of([&](int i) { return yk[i]; }, p_.factor(static_cast<int>(k)), D_);
-              break;
-            case CovarianceType::diag:
-              q = math::mahalanobis_sq_diag_of([&](int d) { return yk[d]; }, p_.factor(static_cast<int>(k)), D_);
-              break;
-            case CovarianceType::spherical:
-              q = math::mahalanobis_sq_spherical_of([&](int d) { return yk[d]; }, *p_.factor(static_cast<int>(k)), D_);
-              break;
-          }
-          v[k] = p_.log_weights[k] + p_.log_det[k] - f.log_det_mm - half_norm - 0.5 * q;
+            break;
+          case CovarianceType::spherical:
+            for (std::size_t k = 0; k < K; ++k) {
+              const double* yk = y.data() + k * D;
+              q[k] = math::mahalanobis_sq_spherical_of([&](int d) { return yk[d]; }, *p_.factor(static_cast<int>(k)), D_);
+            }
+            break;
         }
+        for (std::size_t k = 0; k < K; ++k)
+          v[k] = p_.log_weights[k] + p_.log_det[k] - pf.of(static_cast<int>(k)).log_det_mm - half_norm - 0.5 * q[k];
         const double lp = math::normalize_log_joints(v.data(), K_);
         on_row(RowValues{r, y.data(), v.data(), lp});
       }
@@ -103,6 +281,7 @@ class RowVisitor {
   const Model& m_;
   PreparedParams p_;
   std::vector<double> precisions_;
+  std::vector<double> square_;
   int K_, D_;
 };
 
@@ -114,6 +293,9 @@ void block_stats(const RowVisitor& visit, std::size_t b, SufficientStats& s) {
   std::vector<double> mass(K, 0.0);  // sum of w g per component over the current pattern segment
   const MissingPattern* current = nullptr;
   const PatternFactors* factors = nullptr;
+  const bool square = type == CovarianceType::full || type == CovarianceType::tied;
+  std::unique_ptr<ScatterBatches> batches;
+  if (square) batches = std::make_unique<ScatterBatches>(s.K, s.D, type == CovarianceType::tied);
   // The conditional covariances enter S2 once per segment, scaled by the segment's mass.
   auto flush = [&]() {
     if (!current) return;
@@ -156,29 +338,15 @@ void block_stats(const RowVisitor& visit, std::size_t b, SufficientStats& s) {
           mass[k] += g;
           s.nk[k] += g;
           const double* y = r.y + k * D;
-          double* s1 = s.s1.data() + k * D;
-          for (std::size_t i = 0; i < D; ++i) s1[i] += g * y[i];
-          switch (type) {
-            case CovarianceType::full:
-            case CovarianceType::tied: {
-              double* s2 = s.s2.data() + (type == CovarianceType::full ? k * D * D : 0);
-              for (std::size_t i = 0; i < D; ++i) {
-                const double gy = g * y[i];
-                double* row = s2 + i * D;
-                for (std::size_t j = i; j < D; ++j) row[j] += gy * y[j];
-              }
-              break;
-            }
-            case CovarianceType::diag:
-            case CovarianceType::spherical: {
-              double* s2 = s.s2.data() + k * D;
-              for (std::size_t i = 0; i < D; ++i) s2[i] += g * y[i] * y[i];
-              break;
-            }
+          if (square) {
+            batches->add(static_cast<int>(k), y, g);
+          } else {
+            add_diagonal(s.s1.data() + k * D, s.s2.data() + k * D, y, g, s.D);
           }
         }
       },
       flush);
+  if (batches) batches->finish(s);
 }
 
 class CpuIncompleteRows final : public IncompleteRows {

@@ -29,10 +29,19 @@ std::vector<double> precision_matrices(const Model& model) {
 
 ConditionalFactors conditional_factors(const Model& model, const std::vector<double>& precisions, int k,
                                        const MissingPattern& p) {
+  ConditionalFactors f;
+  std::vector<double> scratch;
+  conditional_factors(model, precisions, k, p, f, scratch);
+  return f;
+}
+
+void conditional_factors(const Model& model, const std::vector<double>& precisions, int k, const MissingPattern& p,
+                         ConditionalFactors& f, std::vector<double>& scratch) {
   const std::size_t D = static_cast<std::size_t>(model.n_features);
   const std::size_t m = p.missing.size(), o = p.observed.size();
-  ConditionalFactors f;
   f.cov.assign(m * m, 0.0);
+  f.G.clear();
+  f.log_det_mm = 0.0;
   switch (model.covariance_type) {
     case CovarianceType::diag: {
       const double* pk = model.precisions_cholesky.data() + static_cast<std::size_t>(k) * D;
@@ -41,27 +50,29 @@ ConditionalFactors conditional_factors(const Model& model, const std::vector<dou
         f.cov[a * m + a] = 1.0 / (pd * pd);
         f.log_det_mm += std::log(pd);
       }
-      return f;
+      return;
     }
     case CovarianceType::spherical: {
       const double pk = model.precisions_cholesky[static_cast<std::size_t>(k)];
       for (std::size_t a = 0; a < m; ++a) f.cov[a * m + a] = 1.0 / (pk * pk);
       f.log_det_mm = static_cast<double>(m) * std::log(pk);
-      return f;
+      return;
     }
     case CovarianceType::full:
     case CovarianceType::tied: break;
   }
   const double* A = precisions.data() + (model.covariance_type == CovarianceType::full ? k * D * D : 0);
   // Lambda_mm = L L^T; its inverse is the conditional covariance, and G = Lambda_mm^-1 Lambda_mo.
-  std::vector<double> L(m * m), Linv(m * m);
+  scratch.assign(2 * m * m, 0.0);
+  double* L = scratch.data();
+  double* Linv = L + m * m;
   for (std::size_t a = 0; a < m; ++a)
     for (std::size_t b = 0; b <= a; ++b) L[a * m + b] = A[p.missing[a] * D + p.missing[b]];
-  if (linalg::cholesky_lower(L.data(), static_cast<int>(m)) >= 0)
+  if (linalg::cholesky_lower(L, static_cast<int>(m)) >= 0)
     throw NumericalError("the precision of component " + std::to_string(k) +
                          " restricted to a row's missing entries is not positive definite; increase reg_covar");
   for (std::size_t a = 0; a < m; ++a) f.log_det_mm += std::log(L[a * m + a]);
-  linalg::invert_lower(L.data(), Linv.data(), static_cast<int>(m));
+  linalg::invert_lower(L, Linv, static_cast<int>(m));
   for (std::size_t a = 0; a < m; ++a)
     for (std::size_t b = a; b < m; ++b) {
       double s = 0.0;  // (L^-T L^-1)_ab = sum_c Linv_ca Linv_cb over c >= max(a, b)
@@ -75,7 +86,6 @@ ConditionalFactors conditional_factors(const Model& model, const std::vector<dou
       const double* row = A + static_cast<std::size_t>(p.missing[b]) * D;
       for (std::size_t j = 0; j < o; ++j) f.G[a * o + j] += c * row[p.observed[j]];
     }
-  return f;
 }
 
 }  // namespace cuem::engine

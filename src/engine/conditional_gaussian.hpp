@@ -31,5 +31,8 @@ std::vector<double> precision_matrices(const Model& model);
 /// Throws NumericalError when Lambda_mm is not positive definite.
 ConditionalFactors conditional_factors(const Model& model, const std::vector<double>& precisions, int k,
                                        const MissingPattern& p);
+/// The same into `out`, reusing its storage (and `scratch`'s) between calls.
+void conditional_factors(const Model& model, const std::vector<double>& precisions, int k, const MissingPattern& p,
+                         ConditionalFactors& out, std::vector<double>& scratch);
 
 }  // namespace cuem::engine

@@ -71,9 +71,7 @@ Scan scan(DataView X) {
 
 }  // namespace
 
-DataView MissingLayout::view() const noexcept {
-  return values_f32.empty() ? DataView(values.data(), n_rows, n_cols) : DataView(values_f32.data(), n_rows, n_cols);
-}
+DataView MissingLayout::view() const noexcept { return DataView(values.data(), n_rows, n_cols); }
 
 DataView MissingLayout::complete_view() const noexcept {
   DataView v = view();
@@ -147,22 +145,14 @@ MissingLayout make_missing_layout(DataView X, WeightView w, bool require_columns
     if (mass[d] > 0.0) L.fill[d] = sum[d] / mass[d];
   }
 
-  const bool f32 = X.is_float32();
-  if (f32) {
-    L.values_f32.resize(L.n_rows * D);
-  } else {
-    L.values.resize(L.n_rows * D);
-  }
+  // float64 whatever X's type: the fill values stay unrounded, so float32 data fit
+  // exactly as their float64 conversion, as complete data do.
+  L.values.resize(L.n_rows * D);
   for (std::size_t r = 0; r < L.n_rows; ++r) {
     const std::size_t i = L.order[r];
     for (std::size_t d = 0; d < D; ++d) {
-      double v = X.value(i, d);
-      if (std::isnan(v)) v = L.fill[d];
-      if (f32) {
-        L.values_f32[r * D + d] = static_cast<float>(v);  // exact for an observed float32 value
-      } else {
-        L.values[r * D + d] = v;
-      }
+      const double v = X.value(i, d);
+      L.values[r * D + d] = std::isnan(v) ? L.fill[d] : v;
     }
   }
   if (!w.empty()) {

@@ -31,9 +31,9 @@ struct MissingLayout {
   std::vector<MissingPattern> patterns;
   /// The column means that fill the missing entries (D).
   std::vector<double> fill;
-  /// The rearranged copy, n_rows x D, packed, in X's type (one of the two is used).
+  /// The rearranged copy, n_rows x D, packed, float64 whatever X's type (so that float32
+  /// data fit as their float64 conversion, fill values included).
   std::vector<double> values;
-  std::vector<float> values_f32;
   /// The rearranged sample weights (empty without weights).
   std::vector<double> weights;
 
@@ -43,9 +43,7 @@ struct MissingLayout {
   WeightView weight_view() const noexcept;
   WeightView complete_weight_view() const noexcept;
   /// Entry (i, d) of the copy as a double.
-  double value(std::size_t i, std::size_t d) const noexcept {
-    return values_f32.empty() ? values[i * n_cols + d] : static_cast<double>(values_f32[i * n_cols + d]);
-  }
+  double value(std::size_t i, std::size_t d) const noexcept { return values[i * n_cols + d]; }
 };
 
 /// The layout of host data X (NaN = missing) with weights w (empty for none). Throws

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string_view>
 
 #include "cuem/errors.hpp"
@@ -124,6 +125,14 @@ bool parse_number(std::string_view s, double* out) {
   return true;
 }
 
+// A missing value where they are allowed: an empty field, NA, N/A, or NaN in any case
+// (signed or not, as pandas writes -nan); any of them is read as NaN.
+bool is_missing_token(std::string_view s) {
+  if (s.empty() || iequals(s, "na") || iequals(s, "n/a")) return true;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) s.remove_prefix(1);
+  return iequals(s, "nan");
+}
+
 // The first of ',' ';' tab found outside quotes, else whitespace.
 char detect_delimiter(std::string_view line) {
   bool quoted = false;
@@ -167,12 +176,17 @@ bool content_line(std::string_view& line) {
 
 // The first line is a header when none of its fields is a number: a line that mixes
 // numbers and text (such as "1,NA" or "5.1,3.5,setosa") is data, and a bad field in it is
-// reported rather than silently dropped with the line.
-bool looks_like_header(const std::vector<std::string_view>& first) {
+// reported rather than silently dropped with the line. Where missing values are allowed,
+// a line of nothing but missing values (",," or "NA,NA") is data too: a row with every
+// entry missing.
+bool looks_like_header(const std::vector<std::string_view>& first, bool missing) {
   double v = 0.0;
-  for (std::string_view f : first)
+  bool all_missing = missing;
+  for (std::string_view f : first) {
     if (parse_number(f, &v)) return false;
-  return true;
+    all_missing = all_missing && is_missing_token(f);
+  }
+  return !all_missing;
 }
 
 std::string fields_text(std::size_t n) { return std::to_string(n) + (n == 1 ? " field" : " fields"); }
@@ -219,6 +233,10 @@ class Parser {
     // Columns are numbered from 0 in every message, as --columns counts them.
     for (std::size_t c : keep_) {
       const std::string_view f = fields_[c];
+      if (o_.missing && is_missing_token(f)) {
+        t_.values.push_back(std::numeric_limits<double>::quiet_NaN());
+        continue;
+      }
       if (!parse_number(f, &v)) not_a_number(f, c, line_no);
       // Here, where the file line is known: the fit's own check could only name the row.
       if (!std::isfinite(v))
@@ -226,7 +244,9 @@ class Parser {
                         std::to_string(t_.rows) + ", column " + std::to_string(c) +
                         " (0-based, rows counting data lines only" +
                         (is_word(f) ? "" : "; '" + shown(f) + "' is beyond the float64 range") +
-                        "); remove or impute non-finite values");
+                        "); remove or impute non-finite values" +
+                        (std::isnan(v) && o_.suggest_missing ? ", or read NaN as missing with --missing marginalize"
+                                                              : ""));
       t_.values.push_back(v);
     }
     ++t_.rows;
@@ -237,7 +257,7 @@ class Parser {
   bool start() {
     n_fields_ = fields_.size();
     const bool header =
-        o_.header == HeaderMode::present || (o_.header == HeaderMode::detect && looks_like_header(fields_));
+        o_.header == HeaderMode::present || (o_.header == HeaderMode::detect && looks_like_header(fields_, o_.missing));
     if (header) {
       for (std::string_view f : fields_) t_.column_names.emplace_back(f);
       t_.named_columns = true;
@@ -285,7 +305,10 @@ class Parser {
     throw DataError(where(name_, line_no) + "column " + std::to_string(c) + " ('" + shown(f) + "') is not a number" +
                     (hex ? " (only decimal numbers are read)" : "") +
                     (decimal_comma ? " (a decimal comma? only a decimal point is read: write " + dotted + ")" : "") +
-                    (o_.columns.empty() ? "; choose numeric columns with --columns, 0-based" : ""));
+                    (o_.suggest_missing && is_missing_token(f)
+                         ? "; a missing value? --missing marginalize reads empty fields, NA and NaN as missing"
+                         : o_.columns.empty() ? "; choose numeric columns with --columns, 0-based"
+                                              : ""));
   }
 
   const CsvOptions& o_;

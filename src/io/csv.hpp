@@ -4,6 +4,8 @@
 // optional column selection. A field in double quotes may hold the delimiter, and "" in
 // it is a quote (RFC 4180; a quoted field cannot span lines). Values are decimal numbers
 // (optional sign, point and exponent) or inf/nan words; hexadecimal is not a number.
+// With CsvOptions::missing, an empty field, NA, N/A and NaN (any case) are missing values,
+// read as NaN; otherwise NaN is an error and an empty field is not a number.
 #include <cstddef>
 #include <cstdio>
 #include <functional>
@@ -24,11 +26,17 @@ struct CsvOptions {
   /// Columns to keep, by 0-based number or header name (see resolve_columns); empty keeps
   /// all.
   std::vector<std::string> columns;
+  /// Missing values allowed (--missing marginalize): an empty field, NA, N/A or NaN (any
+  /// case) is read as NaN. Inf is an error either way.
+  bool missing = false;
+  /// Where `missing` is off but could be on (the data of fit, predict, score, select):
+  /// messages about NaN and missing-looking fields suggest --missing marginalize.
+  bool suggest_missing = false;
 };
 
 /// Parses CSV text; `name` is used in messages. Throws DataError naming the file line and
 /// the 0-based column of the first problem (empty input, ragged line, bad quoting, a field
-/// that is not a number, NaN or Inf), InvalidArgument for a bad column selection.
+/// that is not a number, NaN unless missing values are allowed, or Inf), InvalidArgument for a bad column selection.
 /// `done_with`, when given, is told now and then that the text before an offset will not
 /// be read again (a mapped file can then give those pages back).
 Table parse_csv(std::string_view text, const CsvOptions& options, const std::string& name,

@@ -160,7 +160,7 @@ def test_is_a_sklearn_density_estimator():
     assert clone(gm).get_params() == gm.get_params()
     sk_params = set(SkGaussianMixture().get_params())
     assert sk_params <= set(gm.get_params())
-    assert set(gm.get_params()) - sk_params == {"device", "precision", "device_memory_limit"}
+    assert set(gm.get_params()) - sk_params == {"device", "precision", "device_memory_limit", "missing"}
 
 
 # ---- pickling ---------------------------------------------------------------------------
