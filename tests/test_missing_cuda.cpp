@@ -42,8 +42,7 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 // then the patterns in order of first appearance, each pattern's rows in order; the
 // missing entries hold the observed (weighted) column means; rows with nothing observed
 // left out.
-MissingLayout build_layout(const std::vector<double>& x, std::size_t N, int D, const std::vector<double>& w,
-                           bool as_float32) {
+MissingLayout build_layout(const std::vector<double>& x, std::size_t N, int D, const std::vector<double>& w) {
   MissingLayout L;
   L.n_cols = static_cast<std::size_t>(D);
   std::vector<double> sum(D, 0.0), count(D, 0.0);
@@ -93,8 +92,7 @@ MissingLayout build_layout(const std::vector<double>& x, std::size_t N, int D, c
     const std::size_t i = L.order[r];
     for (int d = 0; d < D; ++d) {
       const double v = std::isnan(x[i * D + d]) ? L.fill[d] : x[i * D + d];
-      if (as_float32) L.values_f32.push_back(static_cast<float>(v));
-      else L.values.push_back(v);
+      L.values.push_back(v);
     }
     if (!w.empty()) L.weights.push_back(w[i]);
   }
@@ -299,7 +297,7 @@ TEST_P(MissingCuda, MatchesAFloat64Loop) {
   const int D = 6, K = 3;
   const Problem p = make_problem(c.type, K, D, 700, c.rate, c.weighted, false,
                                  900u + static_cast<std::uint64_t>(c.type) * 10 + (c.weighted ? 1 : 0));
-  const MissingLayout L = build_layout(p.x, p.n, D, p.w, false);
+  const MissingLayout L = build_layout(p.x, p.n, D, p.w);
   ASSERT_GT(L.n_complete, 0u);
   ASSERT_GT(L.patterns.size(), 3u);
   const auto rows = cuem::make_cuda_incomplete_rows(L, request(c.precision), nullptr);
@@ -309,14 +307,16 @@ TEST_P(MissingCuda, MatchesAFloat64Loop) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, MissingCuda, testing::ValuesIn(all_cases()), case_name);
 
-// A layout of float32 values (X given in float32) is read as it is.
-TEST(MissingCudaLayout, Float32Values) {
+// X given in float32 (the library's layout holds its float64 conversion).
+TEST(MissingCudaLayout, Float32Data) {
   REQUIRE_DEVICE();
   for (CovarianceType type : {CovarianceType::full, CovarianceType::diag}) {
     SCOPED_TRACE(cuem::to_string(type));
     const Problem p = make_problem(type, 3, 5, 400, 0.3, true, false, 950);
-    const MissingLayout L = build_layout(p.x, p.n, 5, p.w, true);
-    ASSERT_FALSE(L.values_f32.empty());
+    const std::vector<float> x32(p.x.begin(), p.x.end());
+    const MissingLayout L =
+        cuem::engine::make_missing_layout(cuem::DataView(x32.data(), p.n, 5), cuem::WeightView(p.w.data(), p.n), true);
+    ASSERT_GT(L.patterns.size(), 3u);
     const auto rows = cuem::make_cuda_incomplete_rows(L, request(Precision::float32), nullptr);
     expect_near_reference(rows->estep(p.model), reference(L, p.model), 1e-5);
   }
@@ -332,7 +332,7 @@ TEST(MissingCudaLayout, OffsetData) {
       Problem p = make_problem(type, 3, 5, 600, 0.3, true, false, 955);
       for (double& v : p.x) v += 1e4;
       for (double& v : p.model.means) v += 1e4;
-      const MissingLayout L = build_layout(p.x, p.n, 5, p.w, false);
+      const MissingLayout L = build_layout(p.x, p.n, 5, p.w);
       const auto rows = cuem::make_cuda_incomplete_rows(L, request(prec), nullptr);
       expect_near_reference(rows->estep(p.model), reference(L, p.model), tolerance(prec));
     }
@@ -346,7 +346,7 @@ TEST(MissingCudaLayout, NoCompleteRow) {
     for (Precision prec : {Precision::float64, Precision::float32}) {
       SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(prec));
       const Problem p = make_problem(type, 4, 5, 500, 0.1, false, true, 960);
-      const MissingLayout L = build_layout(p.x, p.n, 5, p.w, false);
+      const MissingLayout L = build_layout(p.x, p.n, 5, p.w);
       ASSERT_EQ(L.n_complete, 0u);
       ASSERT_EQ(L.n_rows, p.n);
       const auto rows = cuem::make_cuda_incomplete_rows(L, request(prec), nullptr);
@@ -376,7 +376,7 @@ TEST(MissingCudaLayout, MorePatternsThanABatch) {
       for (int d = 0; d < D; ++d)
         if (mask[d]) p.x[i * D + d] = NAN;
     }
-    const MissingLayout L = build_layout(p.x, p.n, D, p.w, false);
+    const MissingLayout L = build_layout(p.x, p.n, D, p.w);
     ASSERT_EQ(L.patterns.size(), p.n);
     const Reference want = reference(L, p.model);
     for (Precision prec : {Precision::float64, Precision::float32}) {
@@ -402,7 +402,7 @@ TEST(MissingCudaLayout, OneComponentAndLargePatterns) {
       cuem_test::Rng rng(981);
       for (std::size_t i = 0; i < p.n; ++i)
         if (rng.uniform() < 0.6) p.x[i * 4 + (rng.uniform() < 0.8 ? 0 : 2)] = NAN;
-      const MissingLayout L = build_layout(p.x, p.n, 4, p.w, false);
+      const MissingLayout L = build_layout(p.x, p.n, 4, p.w);
       ASSERT_GT(L.patterns[0].end - L.patterns[0].begin, 300u);
       const auto rows = cuem::make_cuda_incomplete_rows(L, request(prec), nullptr);
       const cuem::SufficientStats got = rows->estep(p.model);
@@ -419,7 +419,7 @@ TEST(MissingCudaLayout, BitwiseRepeatable) {
     for (Precision prec : {Precision::float64, Precision::float32}) {
       SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(prec));
       const Problem p = make_problem(type, 3, 7, 2000, 0.3, true, false, 990);
-      const MissingLayout L = build_layout(p.x, p.n, 7, p.w, false);
+      const MissingLayout L = build_layout(p.x, p.n, 7, p.w);
       cuem::MissingBatchLimits limits;
       limits.patterns = 20;  // several batches and launches
       const auto one = cuem::make_cuda_incomplete_rows(L, request(prec), nullptr, limits);
@@ -486,7 +486,7 @@ TEST(MissingCudaLayout, LaunchGroupingDoesNotMoveBits) {
       cuem_test::Rng rng(998);
       for (std::size_t i = 0; i < p.n; ++i)  // one pattern of ~600 rows: 5 tiles
         if (rng.uniform() < 0.4) p.x[i * 4 + 1] = NAN;
-      const MissingLayout L = build_layout(p.x, p.n, 4, p.w, false);
+      const MissingLayout L = build_layout(p.x, p.n, 4, p.w);
       cuem::MissingBatchLimits one;
       one.segments_per_launch = 1;
       const cuem::SufficientStats a = cuem::make_cuda_incomplete_rows(L, request(prec), nullptr)->estep(p.model);
@@ -538,8 +538,8 @@ TEST(MissingCudaFactory, FollowsThePrimitives) {
 TEST(MissingCudaLayout, UnitWeightsAreNoWeights) {
   REQUIRE_DEVICE();
   const Problem p = make_problem(CovarianceType::tied, 3, 5, 500, 0.3, false, false, 995);
-  const MissingLayout plain = build_layout(p.x, p.n, 5, {}, false);
-  const MissingLayout unit = build_layout(p.x, p.n, 5, std::vector<double>(p.n, 1.0), false);
+  const MissingLayout plain = build_layout(p.x, p.n, 5, {});
+  const MissingLayout unit = build_layout(p.x, p.n, 5, std::vector<double>(p.n, 1.0));
   for (Precision prec : {Precision::float64, Precision::float32}) {
     const cuem::SufficientStats a = cuem::make_cuda_incomplete_rows(plain, request(prec), nullptr)->estep(p.model);
     const cuem::SufficientStats b = cuem::make_cuda_incomplete_rows(unit, request(prec), nullptr)->estep(p.model);
