@@ -22,8 +22,11 @@
 namespace cuem::cuda {
 namespace {
 
-// Rows of a tile are bounded by this much shared memory, so that two blocks fit an SM.
+// Rows of a tile are bounded by this much shared memory, so that four blocks fit an SM
+// (the resident-block minimum below; with the thread count alone, ptxas spilled a few
+// bytes in four of the eight instantiations at 40-56 registers).
 constexpr std::size_t kTileBytes = 32 * 1024;
+constexpr int kMissingMinBlocks = 4;
 constexpr std::size_t kMaxSharedBytes = 48 * 1024;
 
 __device__ __forceinline__ float exp_of(float v) { return expf(v); }
@@ -75,7 +78,7 @@ __device__ __forceinline__ S mahalanobis_completed(const MissingLaunch<S>& a, co
 }
 
 template <typename S, CovarianceType C>
-__global__ void __launch_bounds__(kMissingThreads) missing_estep_kernel(MissingLaunch<S> a) {
+__global__ void __launch_bounds__(kMissingThreads, kMissingMinBlocks) missing_estep_kernel(MissingLaunch<S> a) {
   CUEM_DYNAMIC_SHARED(shared);
   const int T = a.tile_rows, D = a.D, K = a.K, M = a.M;
   const int stride = D + 1;
