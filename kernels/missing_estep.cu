@@ -4,8 +4,8 @@
 // pattern. Per tile, each (row, component) pair is completed by one thread (y in shared
 // memory, one row of D + 1 values a thread, y[D] = 1 so that N_k and S1 are entries like
 // S2's) and its log joint kept in the block's work rows; one thread a row normalises
-// them into w g_k; then per component the block completes the tile again and each
-// thread sums its statistics entries over the tile's rows in order. Completing twice
+// them into w g_k; then per component the block completes the tile again, an entry a
+// thread, and each thread sums its statistics entries over the tile's rows in order. Completing twice
 // costs |m| |o| + |o| a row and component, less than the D^2 / 2 of the Mahalanobis
 // term and of the scatter, and keeps shared memory at one tile of one component.
 // Nothing is atomic: each partial entry belongs to one thread of one block.
@@ -34,9 +34,29 @@ __device__ __forceinline__ double exp_of(double v) { return exp(v); }
 __device__ __forceinline__ float log_of(float v) { return logf(v); }
 __device__ __forceinline__ double log_of(double v) { return log(v); }
 
-// y = x - mu_k on the observed columns ((x - hi) - lo: estep.hpp's two-part means), the
-// conditional mean's deviation -G y_o on the missing ones (0 for the diagonal layouts),
-// and y[D] = 1.
+// Observed entry c of a completed row: x_c - mu_c as (x_c - hi_c) - lo_c (estep.hpp's
+// two-part means).
+template <typename S>
+__device__ __forceinline__ S observed_entry(const S* __restrict__ x, const S* __restrict__ hi,
+                                            const S* __restrict__ lo, int c) {
+  return (x[c] - hi[c]) - lo[c];
+}
+
+// Missing entry i of a completed row whose observed entries are in y: -(G y_o)_i for the
+// full and tied layouts, 0 for the diagonal ones (their conditional mean is the mean).
+template <typename S, CovarianceType C>
+__device__ __forceinline__ S missing_entry(const S* __restrict__ G, const int* __restrict__ cols, int n_obs, int i,
+                                           const S* __restrict__ y) {
+  S v = S(0);
+  if constexpr (C == CovarianceType::full || C == CovarianceType::tied) {
+    const S* row = G + static_cast<std::size_t>(i) * n_obs;
+    for (int j = 0; j < n_obs; ++j) v += row[j] * y[cols[j]];
+    v = -v;
+  }
+  return v;
+}
+
+// A row completed by one thread: y_o, then y_m, and y[D] = 1.
 template <typename S, CovarianceType C>
 __device__ __forceinline__ void complete_row(const MissingLaunch<S>& a, const S* __restrict__ x,
                                              const int* __restrict__ cols, int n_obs, const S* __restrict__ G, int k,
@@ -44,20 +64,8 @@ __device__ __forceinline__ void complete_row(const MissingLaunch<S>& a, const S*
   const int D = a.D;
   const S* hi = a.means_hi + static_cast<std::size_t>(k) * D;
   const S* lo = a.means_lo + static_cast<std::size_t>(k) * D;
-  for (int j = 0; j < n_obs; ++j) {
-    const int c = cols[j];
-    y[c] = (x[c] - hi[c]) - lo[c];
-  }
-  const int n_mis = D - n_obs;
-  for (int i = 0; i < n_mis; ++i) {
-    S v = S(0);
-    if constexpr (C == CovarianceType::full || C == CovarianceType::tied) {
-      const S* row = G + static_cast<std::size_t>(i) * n_obs;
-      for (int j = 0; j < n_obs; ++j) v += row[j] * y[cols[j]];
-      v = -v;
-    }
-    y[cols[n_obs + i]] = v;
-  }
+  for (int j = 0; j < n_obs; ++j) y[cols[j]] = observed_entry(x, hi, lo, cols[j]);
+  for (int i = 0; i < D - n_obs; ++i) y[cols[n_obs + i]] = missing_entry<S, C>(G, cols, n_obs, i, y);
   y[D] = S(1);
 }
 
@@ -151,9 +159,24 @@ __global__ void __launch_bounds__(kMissingThreads, kMissingMinBlocks) missing_es
     }
     for (int k = 0; k < K; ++k) {
       __syncthreads();  // the previous component's readers are done with Y
-      if (tid < rows)
-        complete_row<S, C>(a, a.X + (tile.row + static_cast<std::size_t>(tid)) * D, cols, n_obs,
-                           G ? G + k * g_size : nullptr, k, Y + static_cast<std::size_t>(tid) * stride);
+      // The tile completed by the whole block: its observed entries (and y[D] = 1), then
+      // its missing ones, an entry a thread, so that a one-row tile takes |o| steps.
+      const S* hi = a.means_hi + static_cast<std::size_t>(k) * D;
+      const S* lo = a.means_lo + static_cast<std::size_t>(k) * D;
+      const S* Gk = G ? G + k * g_size : nullptr;
+      const int n_mis = D - n_obs;
+      for (int j = tid; j < rows * (n_obs + 1); j += threads) {
+        const int t = j / (n_obs + 1), c = j % (n_obs + 1);
+        S* y = Y + static_cast<std::size_t>(t) * stride;
+        if (c == n_obs) y[D] = S(1);
+        else y[cols[c]] = observed_entry(a.X + (tile.row + static_cast<std::size_t>(t)) * D, hi, lo, cols[c]);
+      }
+      __syncthreads();
+      for (int j = tid; j < rows * n_mis; j += threads) {
+        const int t = j / n_mis, i = j % n_mis;
+        S* y = Y + static_cast<std::size_t>(t) * stride;
+        y[cols[n_obs + i]] = missing_entry<S, C>(Gk, cols, n_obs, i, y);
+      }
       __syncthreads();
       const double* gk = work + static_cast<std::size_t>(k) * T;
       for (int e = tid; e < M; e += threads) {
