@@ -110,8 +110,9 @@ __global__ void __launch_bounds__(kMissingThreads, kMissingMinBlocks) missing_es
     const S* consts = a.constants + static_cast<std::size_t>(tile.pattern - a.pattern_base) * K;
     // The log joints of the tile's (row, component) pairs, a pair a thread at a time in
     // its own row of Y, so that a tile of one row still keeps K threads busy.
-    if (tid < T)
-      for (int j = tid; j < rows * K; j += T) {
+    const int pair_threads = T < threads ? T : threads;  // each with a row of Y
+    if (tid < pair_threads)
+      for (int j = tid; j < rows * K; j += pair_threads) {
         const int t = j % rows, k = j / rows;
         S* y = Y + static_cast<std::size_t>(tid) * stride;
         complete_row<S, C>(a, a.X + (tile.row + static_cast<std::size_t>(t)) * D, cols, n_obs,
