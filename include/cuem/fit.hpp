@@ -35,6 +35,14 @@ struct FitResult {
   std::vector<std::string> notices;
   /// The data's missing entries (all zero without any, or with MissingPolicy::error).
   MissingSummary missing;
+  /// EM's linear rate of convergence near the end of the best restart, from the ratio of
+  /// successive log-likelihood gains (the largest eigenvalue of the fraction of missing
+  /// information): near 1, EM crawls and Acceleration::squarem helps. NaN when too few
+  /// plain EM steps were taken; under SQUAREM it reads low (its extrapolations remove the
+  /// slow direction).
+  double convergence_rate = 0;
+  /// E-step passes over the data, every restart and rejected extrapolation included.
+  int n_estep_passes = 0;
 };
 
 /// Fits a mixture to X (N x D). Throws InvalidArgument, DataError, NumericalError or

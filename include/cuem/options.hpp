@@ -53,6 +53,22 @@ const char* to_string(MissingPolicy policy) noexcept;
 /// "error" or "marginalize".
 MissingPolicy parse_missing_policy(const std::string& name);
 
+/// How EM's iterations are taken.
+enum class Acceleration {
+  none,     ///< plain EM: one E-step and one M-step per iteration
+  /// SQUAREM (Varadhan and Roland 2008): two EM steps, an extrapolation along them with
+  /// the S3 step length, kept only when its log-likelihood is no lower (then one EM
+  /// step from it), else the plain step. Fewer E-steps where EM converges slowly (tight
+  /// tol, overlapping components); no gain at the default tol. max_iter then bounds
+  /// E-step passes, rejected extrapolations included; n_iter and the trace count the
+  /// points kept.
+  squarem,
+};
+
+const char* to_string(Acceleration acceleration) noexcept;
+/// "none" or "squarem".
+Acceleration parse_acceleration(const std::string& name);
+
 /// Choices among CUDA kernels that compute the same values (up to rounding), for timing
 /// them side by side (bench/NOTES.md); the defaults are the ones to use.
 struct CudaTuning {
@@ -92,6 +108,7 @@ struct FitOptions {
   CudaTuning cuda_tuning;
   /// NaN entries: an error, or missing values fitted by their marginal (include/cuem/missing.hpp).
   MissingPolicy missing = MissingPolicy::error;
+  Acceleration acceleration = Acceleration::none;
 
   /// Optional initial parameters (scikit-learn's weights_init, means_init,
   /// precisions_init): empty means "derive from init". Shapes: weights K, means K x D,

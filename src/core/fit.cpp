@@ -9,11 +9,13 @@
 #include "cuem/fit.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/gmm_model.hpp"
+#include "engine/gmm_parameter_map.hpp"
 #include "engine/incomplete_rows.hpp"
 #include "engine/missing_gmm_model.hpp"
 #include "engine/missing_layout.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/primitives.hpp"
+#include "engine/squarem_driver.hpp"
 
 namespace cuem {
 namespace {
@@ -44,11 +46,18 @@ FitResult result_of(engine::BatchResult<Model>&& run, const std::string& placeme
   result.trace = std::move(run.trace);
   result.n_decreases = run.n_decreases;
   result.max_decrease = run.max_decrease;
+  result.convergence_rate = run.convergence_rate;
+  result.n_estep_passes = run.n_estep_passes;
   return result;
 }
 
-engine::BatchOptions batch_options(const FitOptions& o) {
-  return {o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
+// The driver the options ask for, over any model whose Params is a cuem::Model (the
+// Gaussian mixtures' parameter map serves SQUAREM).
+template <class M>
+engine::BatchResult<Model> run_driver(M& model, const FitOptions& o) {
+  const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
+  if (o.acceleration == Acceleration::squarem) return engine::run_squarem_em(model, batch);
+  return engine::run_batch_em(model, batch);
 }
 
 // The fit proper, on validated options and weights.
@@ -60,7 +69,7 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
   prims.reserve(o.covariance_type, o.n_components);
 
   engine::GaussianMixtureEM model(prims, placed.X, o, placed.kmeans);
-  FitResult result = result_of(engine::run_batch_em(model, batch_options(o)), placed.notice);
+  FitResult result = result_of(run_driver(model, o), placed.notice);
   // After the iterations: a backend settles its memory layout in the first E-step.
   result.device = prims.description();
   if (!result.model.empty()) {
@@ -110,7 +119,7 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
 
   KMeansShared shared;
   engine::MissingDataGaussianMixtureEM model(*filled, layout.view(), complete.get(), *incomplete, o, shared);
-  FitResult result = result_of(engine::run_batch_em(model, batch_options(o)), notice);
+  FitResult result = result_of(run_driver(model, o), notice);
   result.device = (complete ? complete->description() : std::string(filled->name())) +
                   "; rows with missing entries: " + incomplete->name();
   result.missing = summary;

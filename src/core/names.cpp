@@ -66,6 +66,16 @@ MissingPolicy parse_missing_policy(const std::string& name) {
   throw InvalidArgument("unknown missing-value policy '" + name + "': use error or marginalize");
 }
 
+const char* to_string(Acceleration acceleration) noexcept {
+  return acceleration == Acceleration::squarem ? "squarem" : "none";
+}
+
+Acceleration parse_acceleration(const std::string& name) {
+  if (name == "none") return Acceleration::none;
+  if (name == "squarem") return Acceleration::squarem;
+  throw InvalidArgument("unknown acceleration '" + name + "': use none or squarem");
+}
+
 Device parse_device(const std::string& name) {
   if (name == "cpu") return {DeviceKind::cpu, 0};
   if (name == "auto") return {DeviceKind::automatic, 0};

@@ -40,6 +40,12 @@ struct BatchResult {
   int n_decreases = 0;            ///< iterations that fell by more than rounding (EM forbids it)
   double max_decrease = 0;
   std::vector<std::string> notices;  ///< the models' initialisation notices, each once
+  /// EM's linear rate near the end of the best restart (EmRateEstimate below): the
+  /// largest eigenvalue of the fraction of missing information, close to 1 where EM
+  /// crawls. NaN where the restart made too few steps above rounding to tell. Under
+  /// run_squarem_em, from its own plain steps, which read low (squarem_driver.hpp).
+  double convergence_rate = std::numeric_limits<double>::quiet_NaN();
+  int n_estep_passes = 0;  ///< E-steps over all restarts (rejected extrapolations included)
 };
 
 /// How far the mean log-likelihood may fall by rounding alone: 1e-10 relative for float64
@@ -48,6 +54,46 @@ struct BatchResult {
 inline double rounding_slack(double lower_bound, double unit_roundoff) {
   return std::max(1e-10, 16 * unit_roundoff) * std::max(1.0, std::abs(lower_bound));
 }
+
+/// EM's linear rate, estimated from the bound's changes over plain EM steps (a step: x to
+/// M(E(x))). Near the optimum theta*, EM is the linear map e <- J e on the error, with J's
+/// largest eigenvalue lambda the rate (the fraction of missing information, Dempster,
+/// Laird and Rubin 1977); the bound is quadratic in e there, so its changes shrink by
+/// lambda^2 a step. The estimate is the square root of the geometric mean of the last
+/// kRatios ratios of successive changes, each change counted only when it stands
+/// clear of rounding (100 times the monotonicity slack) and only between steps where one
+/// starts at the other's end.
+class EmRateEstimate {
+ public:
+  static constexpr int kRatios = 3;
+
+  explicit EmRateEstimate(double unit_roundoff) : unit_roundoff_(unit_roundoff) {}
+
+  /// One EM step that raised the bound from `from` by `change`; `follows` says whether it
+  /// starts where the previous step given here ended.
+  void add(double from, double change, bool follows) {
+    const bool clear = change > 100 * rounding_slack(from, unit_roundoff_);
+    if (clear && follows && last_ > 0) {
+      ratios_[next_ % kRatios] = change / last_;
+      ++next_;
+    }
+    last_ = clear ? change : 0.0;
+  }
+
+  double rate() const {
+    if (next_ == 0) return std::numeric_limits<double>::quiet_NaN();
+    const int n = next_ < kRatios ? next_ : kRatios;
+    double log_sum = 0;
+    for (int i = 0; i < n; ++i) log_sum += std::log(ratios_[i]);
+    return std::exp(log_sum / (2.0 * n));
+  }
+
+ private:
+  double unit_roundoff_;
+  double last_ = 0;  ///< the previous step's change, 0 where it was lost in rounding
+  double ratios_[kRatios] = {};
+  int next_ = 0;
+};
 
 /// Runs n_init restarts (restart i starts from seed rng::hash(seed, kInitSeed, i)) of at
 /// most max_iter iterations each and keeps the restart with the highest final bound (the
@@ -69,16 +115,19 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
     double bound = -std::numeric_limits<double>::infinity();
     bool converged = false;
     int n_iter = 0;
+    EmRateEstimate rate(model.unit_roundoff());
     for (int it = 1; it <= o.max_iter; ++it) {
       const auto t0 = Clock::now();
       const double previous = bound;
       const typename Model::Stats stats = model.e_step(params);
+      ++result.n_estep_passes;
       bound = stats.log_likelihood / stats.weight;
       params = model.m_step(stats);
       n_iter = it;
       const double change = bound - previous;
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       result.trace.push_back({init, it, bound, seconds});
+      if (it > 1) rate.add(previous, change, it > 2);
       if (it > 1 && change < -rounding_slack(previous, model.unit_roundoff())) {
         ++result.n_decreases;
         result.max_decrease = std::max(result.max_decrease, -change);
@@ -99,6 +148,7 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
       result.n_iter = n_iter;
       result.lower_bound = bound;
       result.best_init = init;
+      result.convergence_rate = rate.rate();
     }
   }
   return result;

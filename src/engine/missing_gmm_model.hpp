@@ -13,6 +13,7 @@
 #include "cuem/data_view.hpp"
 #include "cuem/model.hpp"
 #include "cuem/options.hpp"
+#include "engine/gmm_parameter_map.hpp"
 #include "engine/incomplete_rows.hpp"
 #include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
@@ -46,5 +47,13 @@ class MissingDataGaussianMixtureEM {
   const FitOptions& o_;
   KMeansShared& shared_;
 };
+
+/// The accelerated driver's parameter map: the Gaussian mixture's (gmm_parameter_map.hpp).
+inline std::vector<double> to_unconstrained(const MissingDataGaussianMixtureEM&, const Model& params) {
+  return gmm_to_vector(params);
+}
+inline Model from_unconstrained(const MissingDataGaussianMixtureEM&, const std::vector<double>& v, const Model& shape) {
+  return gmm_from_vector(v, shape.covariance_type, shape.n_components, shape.n_features);
+}
 
 }  // namespace cuem::engine
