@@ -5,13 +5,17 @@
 // wall-clock time around it, taken with UseManualTime, is the device time plus the host
 // work of the iteration. Counters: points/s, bytes/s and FLOP/s by the performance model
 // (perf_model.hpp), and x_floor = time / max(bytes / copy bandwidth, flops / GEMM rate)
-// with the ceilings measured at start in this process (ceilings.cu).
+// with the ceilings measured at start in this process (ceilings.cu). The `missing`
+// variant times the incomplete rows' E-step (issue 15) at 10% and 30% MCAR beside the
+// complete-data E-step of the same shape.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -19,9 +23,12 @@
 #include "bench_flags.hpp"
 #include "ceilings.hpp"
 #include "core/cuda_devices.hpp"
+#include "core/cuda_incomplete_rows.hpp"
 #include "core/cuda_primitives.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
+#include "engine/incomplete_rows.hpp"
+#include "engine/missing_layout.hpp"
 #include "engine/primitives.hpp"
 #include "perf_model.hpp"
 
@@ -97,6 +104,44 @@ void run(benchmark::State& state, const Config& c, Work work, cuem::Precision pr
   state.SetLabel(backend->description());
 }
 
+// The E-step of the rows with missing entries: each entry of the blob data missing with
+// probability `rate` (a row keeps at least one entry), the layout made once, then
+// IncompleteRows::estep timed as a whole: the host's conditional factors per (pattern,
+// component), their upload and the kernels. At D = 64 nearly every row is a pattern of
+// its own, so the host's factors are most of the work there (bench/NOTES.md).
+void run_missing(benchmark::State& state, const Config& c, double rate) {
+  std::vector<double> x = cuem::bench::data_for(c);
+  const std::size_t D = static_cast<std::size_t>(c.D);
+  std::mt19937_64 gen(7);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (std::size_t i = 0; i < c.N; ++i) {
+    std::size_t missing = 0;
+    for (std::size_t d = 0; d < D; ++d)
+      if (u(gen) < rate) {
+        x[i * D + d] = NAN;
+        ++missing;
+      }
+    if (missing == D) x[i * D] = cuem::bench::data_for(c)[i * D];
+  }
+  const cuem::engine::MissingLayout layout =
+      cuem::engine::make_missing_layout(cuem::DataView(x.data(), c.N, D), cuem::WeightView(), true);
+  cuem::PrimitivesRequest request;
+  request.device.kind = cuem::DeviceKind::cuda;
+  request.precision = cuem::Precision::float32;
+  const auto rows = cuem::make_cuda_incomplete_rows(layout, request, nullptr);
+  const cuem::Model model = cuem::bench::start_model(c, cuem::bench::data_for(c));
+  benchmark::DoNotOptimize(rows->estep(model).log_likelihood);  // warm-up: plan and buffers
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    benchmark::DoNotOptimize(rows->estep(model).log_likelihood);
+    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const double n = static_cast<double>(layout.n_rows - layout.n_complete);
+  state.counters["rows/s"] = benchmark::Counter(n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["incomplete_rows"] = n;
+  state.counters["patterns"] = static_cast<double>(layout.patterns.size());
+}
+
 void register_all() {
   std::vector<Config> configs = cuem::bench::gpu_configs();
   for (const Config& c : cuem::bench::cpu_configs()) configs.push_back(c);
@@ -122,6 +167,23 @@ void register_all() {
                                  [c](benchmark::State& s) { run(s, c, Work::em_iteration, cuem::Precision::float64); })
         ->Unit(benchmark::kMillisecond)
         ->UseManualTime();
+  // Missing entries: the incomplete rows' E-step at 10% and 30% MCAR, and the complete-data
+  // E-step of the same shape beside it.
+  for (const Config& c : {Config{"M16", 100000, 16, 16, cuem::CovarianceType::full},
+                          Config{"M64", 100000, 64, 16, cuem::CovarianceType::full}}) {
+    benchmark::RegisterBenchmark((std::string("cuda_estep/") + c.name + "/f32").c_str(),
+                                 [c](benchmark::State& s) { run(s, c, Work::estep, cuem::Precision::float32); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
+    for (const double rate : {0.1, 0.3})
+      benchmark::RegisterBenchmark(
+          (std::string("cuda_missing_estep/") + c.name + "/mcar" + std::to_string(static_cast<int>(rate * 100)) +
+           "/f32")
+              .c_str(),
+          [c, rate](benchmark::State& s) { run_missing(s, c, rate); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseManualTime();
+  }
 }
 
 }  // namespace

@@ -140,7 +140,8 @@ gtest() {
 
 step_build() {
   build cuem_cli test_cuda_backend test_device test_errors test_init test_kmeans_relocation em_driver bench_cuda \
-    test_cuda_sample_weight test_sample_weight_kernels test_sample_weight_primitives test_resources
+    test_cuda_sample_weight test_sample_weight_kernels test_sample_weight_primitives test_resources \
+    test_missing_cuda
   # ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
   demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
   awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
@@ -168,6 +169,8 @@ step_build() {
   gtest test_cuda_sample_weight 60 --
   gtest test_sample_weight_primitives 60 --
   gtest test_resources 60 --
+  # The incomplete rows' E-step (missing entries) against float64 loops.
+  gtest test_missing_cuda 90 --
   gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
     --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
   gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \
@@ -185,7 +188,7 @@ step_build() {
 }
 
 step_sanitize() {
-  build test_cuda_backend test_resources test_cuda_sample_weight
+  build test_cuda_backend test_resources test_cuda_sample_weight test_missing_cuda
   # A cross-section of the CUDA tests: every kernel family and layout once (the sanitizers
   # slow kernels about 100x).
   local filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaInit.*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
@@ -210,12 +213,26 @@ step_sanitize() {
       note "compute-sanitizer $tool: PROBLEMS or timed out (sanitizer_$tool.log)"
     fi
   done
+  # The incomplete rows' kernels (missing entries): racecheck and synccheck on a few shapes
+  # (its shared-memory tile is rewritten per component between barriers).
+  if command -v compute-sanitizer >/dev/null && room_for 45; then
+    for tool in racecheck synccheck; do
+      if timeout "$(limit 90 15)" compute-sanitizer --tool "$tool" --error-exitcode 99 build-gpu/tests/test_missing_cuda \
+           --gtest_filter='AllTypes/MissingCuda.*_mcar40:MissingCudaLayout.MorePatternsThanABatch' \
+           >"$out/sanitizer_missing_$tool.log" 2>&1; then
+        note "compute-sanitizer $tool test_missing_cuda: clean ($(elapsed))"
+      else
+        grep -E "ERROR SUMMARY|Race|Barrier|FAILED" "$out/sanitizer_missing_$tool.log" | head -10
+        note "compute-sanitizer $tool test_missing_cuda: PROBLEMS, unsupported or timed out (sanitizer_missing_$tool.log)"
+      fi
+    done
+  fi
   # The stream-ordered pool and the weights' staging: memcheck with stream-ordered race
   # tracking over the placed-data tests (fits sharing a pool, interrupted fits) and the
   # weighted primitives (streamed weight copies).
   if command -v compute-sanitizer >/dev/null && room_for 45; then
     local bin
-    for bin in test_resources test_cuda_sample_weight; do
+    for bin in test_resources test_cuda_sample_weight test_missing_cuda; do
       if timeout "$(limit 120 15)" compute-sanitizer --tool memcheck --track-stream-ordered-races all \
            --error-exitcode 99 "build-gpu/tests/$bin" >"$out/sanitizer_pool_$bin.log" 2>&1; then
         note "compute-sanitizer memcheck (stream-ordered races) $bin: clean ($(elapsed))"
