@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <ostream>
 #include <string>
@@ -20,6 +21,7 @@
 #include "core/make_incomplete_rows.hpp"
 #include "core/sufficient_stats.hpp"
 #include "cuem/devices.hpp"
+#include "cuem/fit.hpp"
 #include "engine/incomplete_rows.hpp"
 #include "engine/missing_layout.hpp"
 #include "engine/primitives.hpp"
@@ -549,6 +551,45 @@ TEST(MissingCudaLayout, UnitWeightsAreNoWeights) {
     EXPECT_TRUE(same_bits(a.s2, b.s2));
     EXPECT_EQ(a.log_likelihood, b.log_likelihood);
     EXPECT_EQ(a.weight, b.weight);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// fit() end to end on the device: the complete rows through the CUDA primitives, the
+// incomplete ones through the CUDA incomplete rows; float64 agrees with the CPU fit to
+// rounding, float32 to its own, and the trace never falls.
+TEST(MissingCudaFit, FitsAsTheCpuDoes) {
+  REQUIRE_DEVICE();
+  const cuem_test::Dataset d =
+      cuem_test::sample_mixture(cuem_test::make_mixture(cuem::CovarianceType::full, 3, 5, 3.0, 941), 3000, 942);
+  std::vector<double> x = d.x;
+  cuem_test::Rng rng(943);
+  for (double& v : x)
+    if (rng.uniform() < 0.2) v = std::numeric_limits<double>::quiet_NaN();
+  for (cuem::CovarianceType type : cuem_test::all_covariance_types()) {
+    cuem::FitOptions o;
+    o.n_components = 3;
+    o.covariance_type = type;
+    o.missing = cuem::MissingPolicy::marginalize;
+    o.max_iter = 15;
+    o.tol = 0;
+    const cuem::FitResult cpu = cuem::fit(cuem::DataView(x.data(), d.n, 5), o);
+    o.device = cuem::parse_device("cuda");
+    o.precision = cuem::Precision::float64;
+    const cuem::FitResult gpu64 = cuem::fit(cuem::DataView(x.data(), d.n, 5), o);
+    o.precision = cuem::Precision::float32;
+    const cuem::FitResult gpu32 = cuem::fit(cuem::DataView(x.data(), d.n, 5), o);
+    EXPECT_NE(gpu64.device.find("cuda"), std::string::npos) << gpu64.device;
+    EXPECT_LT(cuem_test::max_rel_diff(gpu64.model.means, cpu.model.means), 1e-8) << cuem::to_string(type);
+    EXPECT_LT(cuem_test::max_rel_diff(gpu64.model.covariances, cpu.model.covariances), 1e-8) << cuem::to_string(type);
+    EXPECT_NEAR(gpu64.lower_bound, cpu.lower_bound, 1e-9 * std::abs(cpu.lower_bound));
+    EXPECT_LT(cuem_test::max_rel_diff(gpu32.model.means, cpu.model.means), 1e-3) << cuem::to_string(type);
+    EXPECT_EQ(gpu64.n_decreases, 0);
+    EXPECT_EQ(gpu32.n_decreases, 0);
+    EXPECT_EQ(gpu64.missing.n_patterns, cpu.missing.n_patterns);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "core/make_incomplete_rows.hpp"
 #include "core/validate.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
@@ -112,7 +113,7 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
   std::unique_ptr<Primitives> complete;
   if (layout.n_complete > 0)
     complete = make_primitives(layout.complete_view(), layout.complete_weight_view(), request, nullptr, &context);
-  std::unique_ptr<engine::IncompleteRows> incomplete = engine::make_cpu_incomplete_rows(layout);
+  std::unique_ptr<engine::IncompleteRows> incomplete = make_incomplete_rows(layout, request, *filled, &context);
   const InterruptScope interrupt_scope(o, filled.get(), complete.get());
   filled->reserve(o.covariance_type, o.n_components);
   if (complete) complete->reserve(o.covariance_type, o.n_components);
