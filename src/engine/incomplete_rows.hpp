@@ -17,8 +17,10 @@ namespace cuem::engine {
 class IncompleteRows {
  public:
   virtual ~IncompleteRows() = default;
-  /// Statistics of layout rows [n_complete, n_rows) about the model's means (or about a
-  /// shift the result names), log_likelihood = sum w log p(x_o), weight = sum w.
+  /// Statistics of layout rows [n_complete, n_rows) about the model's means or about a
+  /// shift the result names (CUDA: the means as the device holds them, equal to rounding;
+  /// merge re-centres), log_likelihood = sum w log p(x_o), weight = sum w, n_points the
+  /// rows of positive weight.
   virtual SufficientStats estep(const Model& model) = 0;
   /// The unit roundoff of the log-density arithmetic.
   virtual double unit_roundoff() const noexcept { return 0x1p-53; }
