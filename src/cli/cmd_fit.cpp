@@ -62,8 +62,11 @@ std::vector<double> complete_rows(DataView X, std::size_t* n_complete) {
   return out;
 }
 
-/// A component carries weight when its expected weight exceeds kCarryingFraction / K (a
-/// hundredth of the uniform weight); the rest are effectively pruned.
+/// A component carries weight when its share of the data, N_k / N (N_k, the points it
+/// explains, is beta_k - beta_0: weighted with --weights), exceeds kCarryingFraction / K, a
+/// hundredth of a uniform share; the rest are effectively pruned. Not the expected weight:
+/// under a Dirichlet process an empty component ahead of populated ones keeps its stick's
+/// prior pseudo-count of 1, an expected weight near 1 / N whatever the concentration.
 constexpr double kCarryingFraction = 0.01;
 
 int run_bayesian(const Args& a, const GlobalFlags& flags) {
@@ -107,8 +110,12 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   const BayesianPosterior& q = r.posterior;
   const std::vector<double> expected = q.weights();
   const double threshold = kCarryingFraction / q.n_components;
+  std::vector<double> share(expected.size());
+  double total_count = 0.0;
+  for (std::size_t k = 0; k < share.size(); ++k) total_count += share[k] = q.mean_precision[k] - q.prior.mean_precision;
+  for (double& v : share) v /= total_count;
   std::vector<int> carrying, pruned;
-  for (int k = 0; k < q.n_components; ++k) (expected[static_cast<std::size_t>(k)] > threshold ? carrying : pruned).push_back(k);
+  for (int k = 0; k < q.n_components; ++k) (share[static_cast<std::size_t>(k)] > threshold ? carrying : pruned).push_back(k);
   // The ELBO trace's last value: the winning restart's last iteration.
   double trace_last = r.lower_bound;
   for (const TracePoint& p : r.trace)
@@ -125,7 +132,10 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   if (flags.json) {
     const auto listed = [&](const std::vector<int>& ks) {
       nlohmann::json arr = nlohmann::json::array();
-      for (int k : ks) arr.push_back({{"component", k}, {"weight", expected[static_cast<std::size_t>(k)]}});
+      for (int k : ks)
+        arr.push_back({{"component", k},
+                       {"weight", expected[static_cast<std::size_t>(k)]},
+                       {"share", share[static_cast<std::size_t>(k)]}});
       return arr;
     };
     nlohmann::json j = {{"model", "bayesian"},
@@ -141,7 +151,7 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
                         {"n_decreases", r.n_decreases},
                         {"device", r.device},
                         {"weights", expected},
-                        {"weight_threshold", threshold},
+                        {"share_threshold", threshold},
                         {"n_components_with_weight", carrying.size()},
                         {"components_with_weight", listed(carrying)},
                         {"components_pruned", listed(pruned)}};
@@ -161,8 +171,8 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   // scikit-learn's lower_bound_: the whole evidence lower bound, not per sample.
   std::printf("%s after %d iterations (restart %d of %d); lower bound (ELBO) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.em.n_init, r.lower_bound);
-  std::printf("Bayesian Gaussian mixture (%s prior): %zu of %d components carry weight (expected weight > %.3g = "
-              "%g / K)\n",
+  std::printf("Bayesian Gaussian mixture (%s prior): %zu of %d components carry weight (share of the data > %.3g = "
+              "%g / K; expected weights in brackets)\n",
               to_string(q.prior.type), carrying.size(), q.n_components, threshold, kCarryingFraction);
   if (!w.empty()) {
     double total = 0.0;
