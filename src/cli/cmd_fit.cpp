@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "cuem/bayesian.hpp"
@@ -294,6 +295,17 @@ int run(const Args& a, const GlobalFlags& flags) {
   return kOk;
 }
 
+// The prior flags take finite numbers (NaN would read as "not given"); their ranges are
+// the library's checks, with scikit-learn's messages.
+const CLI::Validator kFinite(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !std::isfinite(x)) return "must be a finite number, got '" + v + "'";
+      return {};
+    },
+    "NUMBER");
+
 }  // namespace
 
 void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
@@ -325,10 +337,14 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
       ->each([args](const std::string&) { args->weight_prior_type_given = true; });
   cmd->add_option("--weight-concentration-prior", args->weight_concentration_prior,
                   "gamma > 0 (default 1 / K); small values leave fewer components with weight")
+      ->check(kFinite)
       ->group(group);
-  cmd->add_option("--mean-precision-prior", args->mean_precision_prior, "beta_0 > 0 (default 1)")->group(group);
+  cmd->add_option("--mean-precision-prior", args->mean_precision_prior, "beta_0 > 0 (default 1)")
+      ->check(kFinite)
+      ->group(group);
   cmd->add_option("--degrees-of-freedom-prior", args->degrees_of_freedom_prior,
                   "nu_0 > D - 1 (default D, the number of features)")
+      ->check(kFinite)
       ->group(group);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }

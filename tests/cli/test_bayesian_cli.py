@@ -211,6 +211,8 @@ def test_gaussian_mixture_files_carry_kind_and_old_files_without_it_still_load(c
     (["--weight-concentration-prior", "-1"], "weight_concentration_prior"),
     (["--mean-precision-prior", "0"], "mean_precision_prior"),
     (["--degrees-of-freedom-prior", "0.5"], "degrees_of_freedom_prior"),
+    (["--weight-concentration-prior", "nan"], "must be a finite number"),
+    (["--weight-concentration-prior-type", "pitman_yor"], "--weight-concentration-prior-type"),
 ])
 def test_refused_bayesian_fits_exit_2_and_write_nothing(cuem, tmp_path, helpers, extra, says):
     three_clusters(tmp_path / "x.npy")
