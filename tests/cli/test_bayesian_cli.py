@@ -243,3 +243,26 @@ def test_commands_without_a_bayesian_form_say_what_to_run(fitted, helpers):
         r = c(*cmd, "--missing", "marginalize", expect=USAGE)
         assert "--missing marginalize applies to Gaussian mixtures" in r.stderr
     helpers.assert_no_new_files(folder, before)
+
+
+
+# ---- the shared fit options reach the Bayesian fit ------------------------------------------
+
+def test_shared_fit_options_reach_the_bayesian_fit(cuem, tmp_path):
+    three_clusters(tmp_path / "x.npy", seed=7)
+    args = ["fit", "x.npy", "-k", 6, "--model", "bayesian", "--covariance", "diag"]
+    s = cuem.json(*args, "--max-iter", 2, "--n-init", 3, "--trace", "t.csv", "-o", "b.json")
+    assert s["n_iter"] == 2 and s["converged"] is False
+    with open(tmp_path / "t.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({int(r["init"]) for r in rows}) == [0, 1, 2] and len(rows) == 6
+    assert json.loads((tmp_path / "b.json").read_text())["covariance_type"] == "diag"
+    # The seed and init decide the start: two seeds of random_from_data differ, one repeats.
+    fits = [cuem.json(*args, "--init", "random_from_data", "--seed", seed, "--max-iter", 3)
+            for seed in (1, 1, 2)]
+    assert fits[0]["model"]["means"] == fits[1]["model"]["means"]
+    assert fits[0]["model"]["means"] != fits[2]["model"]["means"]
+    # --tol: a looser tolerance stops no later.
+    loose = cuem.json(*args, "--tol", 10, "--seed", 0)
+    tight = cuem.json(*args, "--tol", 1e-9, "--max-iter", 500, "--seed", 0)
+    assert loose["n_iter"] < tight["n_iter"]
