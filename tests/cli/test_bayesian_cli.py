@@ -266,3 +266,17 @@ def test_shared_fit_options_reach_the_bayesian_fit(cuem, tmp_path):
     loose = cuem.json(*args, "--tol", 10, "--seed", 0)
     tight = cuem.json(*args, "--tol", 1e-9, "--max-iter", 500, "--seed", 0)
     assert loose["n_iter"] < tight["n_iter"]
+
+
+def test_weights_reach_the_bayesian_fit(cuem, tmp_path):
+    """Zero weight on one of the three clusters: two components carry weight, and the
+    summary's sum of weights is the weights'."""
+    X = three_clusters(tmp_path / "x.npy", seed=4)
+    w = np.where(X[:, 1] > 10.0, 0.0, 1.0)  # the cluster at (0, 20) weighs nothing
+    np.save(tmp_path / "w.npy", w)
+    s = cuem.json("fit", "x.npy", "-k", 6, "--model", "bayesian", "--weight-concentration-prior", 0.001,
+                  "--weights", "w.npy", "--seed", 0)
+    assert s["sum_weights"] == w.sum()
+    assert s["n_components_with_weight"] == 2, s
+    means = np.asarray(s["model"]["means"])[[e["component"] for e in s["components_with_weight"]]]
+    assert np.all(means[:, 1] < 10.0)
