@@ -1,9 +1,15 @@
 // cuem fit DATA -k K [...] [--weights w.npy] [--missing error|marginalize] [--acceleration none|squarem]
 //          [-o model.json] [--trace trace.csv] [--report report.svg]
+// cuem fit DATA -k K --model bayesian [--weight-concentration-prior-type T] [--weight-concentration-prior G]
+//          [--mean-precision-prior B] [--degrees-of-freedom-prior NU] [...]: the variational Bayesian mixture
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
+
+#include "cuem/bayesian.hpp"
 
 #include "cli/common.hpp"
 #include "cli/outputs.hpp"
@@ -22,12 +28,21 @@ struct Args {
   std::string trace;
   std::string report;
   std::string report_axes = "first";
+  std::string model = "gmm";  ///< --model: gmm or bayesian
+  // --model bayesian's priors (unset: scikit-learn's defaults)
+  std::string weight_prior_type = "dirichlet_process";
+  // NaN: not given
+  double weight_concentration_prior = std::nan("");
+  double mean_precision_prior = std::nan("");
+  double degrees_of_freedom_prior = std::nan("");
+  bool weight_prior_type_given = false;
 };
 
-std::string trace_csv(const FitResult& r) {
-  std::string out = "init,iteration,mean_log_likelihood,seconds\n";
+// The trace's value column: the GMM's mean log-likelihood, the Bayesian fit's whole ELBO.
+std::string trace_csv(const std::vector<TracePoint>& trace, const char* value_name = "mean_log_likelihood") {
+  std::string out = std::string("init,iteration,") + value_name + ",seconds\n";
   char buf[128];
-  for (const TracePoint& t : r.trace) {
+  for (const TracePoint& t : trace) {
     std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g\n", t.init, t.iteration, t.mean_log_likelihood, t.seconds);
     out += buf;
   }
@@ -48,7 +63,145 @@ std::vector<double> complete_rows(DataView X, std::size_t* n_complete) {
   return out;
 }
 
+/// A component carries weight when its share of the data, N_k / N (N_k, the points it
+/// explains, is beta_k - beta_0: weighted with --weights), exceeds kCarryingFraction / K, a
+/// hundredth of a uniform share; the rest are effectively pruned. Not the expected weight:
+/// under a Dirichlet process an empty component ahead of populated ones keeps its stick's
+/// prior pseudo-count of 1, an expected weight near 1 / N whatever the concentration.
+constexpr double kCarryingFraction = 0.01;
+
+int run_bayesian(const Args& a, const GlobalFlags& flags) {
+  check_model_output_name(a.output, "-o");
+  check_outputs({a.output, a.trace}, {a.data.path, a.weights});
+  if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
+    throw UsageError("DATA and --weights cannot both be '-' (standard input)");
+  // Combinations a variational fit has no use for, refused before the data are read.
+  if (a.fit.acceleration != "none")
+    throw UsageError("--acceleration " + a.fit.acceleration + " applies to --model gmm only; a Bayesian fit runs "
+                     "plain variational EM (leave out --acceleration)");
+  if (missing_policy(a.data) != MissingPolicy::error)
+    throw UsageError("--missing marginalize applies to --model gmm only: the Bayesian mixture does not fit data "
+                     "with missing entries (impute them first with a gmm fit and cuem impute, or drop those rows)");
+  if (!a.report.empty())
+    throw UsageError("--report draws a --model gmm fit only; leave it out with --model bayesian");
+  BayesianOptions o;
+  o.em = to_fit_options(a.fit);
+  o.weight_concentration_prior_type = parse_weight_prior(a.weight_prior_type);
+  const auto given = [](double v) { return std::isnan(v) ? std::optional<double>() : std::optional<double>(v); };
+  o.weight_concentration_prior = given(a.weight_concentration_prior);
+  o.mean_precision_prior = given(a.mean_precision_prior);
+  o.degrees_of_freedom_prior = given(a.degrees_of_freedom_prior);
+  const io::Table t = load_table(a.data, flags);
+  const std::string data_name = io::display_name(a.data.path);
+  note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
+  const std::vector<double> weights = load_weights(a.weights, t, flags);
+  const WeightView w = weight_view(weights);
+  o.em.on_iteration = progress_reporter(flags, o.em.max_iter, o.em.n_init, "ELBO");
+  const DataView X = t.view();
+  const BayesianFitResult r = with_data_name(data_name, [&] { return fit_bayesian(X, o, w); });
+  end_progress(flags);
+  for (const std::string& n : r.notices) note(flags, "note: " + n);
+  if (r.n_decreases > 0)
+    note(flags, "warning: the lower bound fell " + std::to_string(r.n_decreases) + " time(s), by up to " +
+                    std::to_string(r.max_decrease) + "; variational EM forbids this: please report it");
+  if (!r.converged)
+    note(flags, "warning: did not converge in " + std::to_string(o.em.max_iter) +
+                    " iterations; raise --max-iter or --tol, or check the data's scale");
+
+  const BayesianPosterior& q = r.posterior;
+  const std::vector<double> expected = q.weights();
+  const double threshold = kCarryingFraction / q.n_components;
+  std::vector<double> share(expected.size());
+  double total_count = 0.0;
+  for (std::size_t k = 0; k < share.size(); ++k) total_count += share[k] = q.mean_precision[k] - q.prior.mean_precision;
+  for (double& v : share) v /= total_count;
+  std::vector<int> carrying, pruned;
+  for (int k = 0; k < q.n_components; ++k) (share[static_cast<std::size_t>(k)] > threshold ? carrying : pruned).push_back(k);
+  // The ELBO trace's last value: the winning restart's last iteration.
+  double trace_last = r.lower_bound;
+  for (const TracePoint& p : r.trace)
+    if (p.init == r.best_init) trace_last = p.mean_log_likelihood;
+
+  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, data_name, {}};
+  if (t.named_columns) meta.feature_names = io::usable_feature_names(t.column_names);
+  const std::string model_json = io::bayesian_model_to_json(q, meta);
+  io::OutputBatch outputs;
+  if (!a.output.empty()) outputs.add(a.output, model_json);
+  if (!a.trace.empty()) outputs.add(a.trace, trace_csv(r.trace, "lower_bound"));
+  outputs.commit();
+
+  if (flags.json) {
+    const auto listed = [&](const std::vector<int>& ks) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (int k : ks)
+        arr.push_back({{"component", k},
+                       {"weight", expected[static_cast<std::size_t>(k)]},
+                       {"share", share[static_cast<std::size_t>(k)]}});
+      return arr;
+    };
+    nlohmann::json j = {{"model", "bayesian"},
+                        {"weight_concentration_prior_type", to_string(q.prior.type)},
+                        {"converged", r.converged},
+                        {"n_iter", r.n_iter},
+                        {"lower_bound", r.lower_bound},
+                        {"lower_bound_trace_last", trace_last},
+                        {"n_samples", t.rows},
+                        {"n_features", t.cols},
+                        {"n_components", q.n_components},
+                        {"best_init", r.best_init},
+                        {"n_decreases", r.n_decreases},
+                        {"device", r.device},
+                        {"weights", expected},
+                        {"share_threshold", threshold},
+                        {"n_components_with_weight", carrying.size()},
+                        {"components_with_weight", listed(carrying)},
+                        {"components_pruned", listed(pruned)}};
+    if (!w.empty()) {
+      double total = 0.0;
+      for (double v : weights) total += v;
+      j["sum_weights"] = total;
+    }
+    if (!a.output.empty()) {
+      j["model_path"] = a.output;
+    } else {
+      j["model"] = nlohmann::json::parse(model_json);
+    }
+    std::printf("%s\n", j.dump(1).c_str());
+    return kOk;
+  }
+  // scikit-learn's lower_bound_: the whole evidence lower bound, not per sample.
+  std::printf("%s after %d iterations (restart %d of %d); lower bound (ELBO) %.10g\n",
+              r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.em.n_init, r.lower_bound);
+  std::printf("Bayesian Gaussian mixture (%s prior): %zu of %d components carry weight (share of the data > %.3g = "
+              "%g / K; expected weights in brackets)\n",
+              to_string(q.prior.type), carrying.size(), q.n_components, threshold, kCarryingFraction);
+  if (!w.empty()) {
+    double total = 0.0;
+    for (double v : weights) total += v;
+    std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), total);
+  }
+  std::printf("ELBO trace, last value %.10g\n", trace_last);
+  std::printf("carrying weight:");
+  for (int k : carrying) std::printf(" %d (%.6f)", k, expected[static_cast<std::size_t>(k)]);
+  std::printf("\neffectively pruned:");
+  if (pruned.empty()) std::printf(" none");
+  for (int k : pruned) std::printf(" %d (%.3g)", k, expected[static_cast<std::size_t>(k)]);
+  std::printf("\n");
+  if (a.output.empty()) {
+    std::printf("\n%s", model_json.c_str());
+  } else {
+    std::printf("model written to %s\n", a.output.c_str());
+  }
+  if (!a.trace.empty()) std::printf("trace written to %s\n", a.trace.c_str());
+  return kOk;
+}
+
 int run(const Args& a, const GlobalFlags& flags) {
+  if (a.model == "bayesian") return run_bayesian(a, flags);
+  if (a.weight_prior_type_given || !std::isnan(a.weight_concentration_prior) || !std::isnan(a.mean_precision_prior) ||
+      !std::isnan(a.degrees_of_freedom_prior))
+    throw UsageError("--weight-concentration-prior-type, --weight-concentration-prior, --mean-precision-prior and "
+                     "--degrees-of-freedom-prior apply to --model bayesian only");
   check_model_output_name(a.output, "-o");
   check_outputs({a.output, a.trace, a.report}, {a.data.path, a.weights});
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
@@ -104,7 +257,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (t.named_columns) meta.feature_names = io::usable_feature_names(t.column_names);
   io::OutputBatch outputs;
   if (!a.output.empty()) outputs.add(a.output, io::model_to_json(r.model, meta));
-  if (!a.trace.empty()) outputs.add(a.trace, trace_csv(r));
+  if (!a.trace.empty()) outputs.add(a.trace, trace_csv(r.trace));
   if (!svg.empty()) outputs.add(a.report, svg);
   outputs.commit();
 
@@ -142,6 +295,17 @@ int run(const Args& a, const GlobalFlags& flags) {
   return kOk;
 }
 
+// The prior flags take finite numbers (NaN would read as "not given"); their ranges are
+// the library's checks, with scikit-learn's messages.
+const CLI::Validator kFinite(
+    [](std::string& v) -> std::string {
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !std::isfinite(x)) return "must be a finite number, got '" + v + "'";
+      return {};
+    },
+    "NUMBER");
+
 }  // namespace
 
 void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
@@ -158,6 +322,30 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
   cmd->add_option("--report-axes", args->report_axes, "report scatter axes: first (two features) or pca")
       ->check(CLI::IsMember({"first", "pca"}))
       ->capture_default_str();
+  cmd->add_option("--model", args->model,
+                  "gmm (maximum likelihood EM) or bayesian: the variational Bayesian Gaussian mixture (scikit-learn's "
+                  "BayesianGaussianMixture), whose summary names the components that carry weight; its "
+                  "--tol is on the change of the whole lower bound")
+      ->check(CLI::IsMember({"gmm", "bayesian"}))
+      ->capture_default_str();
+  const char* group = "Bayesian (--model bayesian; the mean and covariance priors are the data's mean and covariance)";
+  cmd->add_option("--weight-concentration-prior-type", args->weight_prior_type,
+                  "dirichlet_process (stick-breaking, truncated at K) or dirichlet_distribution")
+      ->check(CLI::IsMember({"dirichlet_process", "dirichlet_distribution"}))
+      ->capture_default_str()
+      ->group(group)
+      ->each([args](const std::string&) { args->weight_prior_type_given = true; });
+  cmd->add_option("--weight-concentration-prior", args->weight_concentration_prior,
+                  "gamma > 0 (default 1 / K); small values leave fewer components with weight")
+      ->check(kFinite)
+      ->group(group);
+  cmd->add_option("--mean-precision-prior", args->mean_precision_prior, "beta_0 > 0 (default 1)")
+      ->check(kFinite)
+      ->group(group);
+  cmd->add_option("--degrees-of-freedom-prior", args->degrees_of_freedom_prior,
+                  "nu_0 > D - 1 (default D, the number of features)")
+      ->check(kFinite)
+      ->group(group);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

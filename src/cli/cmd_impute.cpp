@@ -27,7 +27,7 @@ int run(Args a, const GlobalFlags& flags) {
   check_data_output_name(a.variance, "--variance");
   a.data.missing = "marginalize";  // what impute is for: empty fields, NA and NaN are missing
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
-  const Model& m = md.model;
+  const Model& m = gaussian_model_for(md.model, "impute");
   const io::Table& t = md.data;
   const std::string data_name = io::display_name(a.data.path);
   const DataView X = t.view();

@@ -4,6 +4,7 @@
 
 #include "cli/common.hpp"
 #include "cli/outputs.hpp"
+#include "cuem/bayesian.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
 #include "io/npy.hpp"
@@ -25,17 +26,26 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_data_output_name(a.proba, "--proba");
   const EvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
-  const Model& m = md.model;
+  const io::AnyModel& m = md.model;
+  const bool bayesian = m.kind == io::ModelKind::bayesian_gaussian_mixture;
+  if (bayesian && where.missing != MissingPolicy::error)
+    throw UsageError("--missing marginalize applies to Gaussian mixtures (--model gmm) only; a Bayesian mixture "
+                     "predicts complete rows");
   const io::Table& t = md.data;
   const std::string data_name = io::display_name(a.data.path);
   const DataView X = t.view();
   std::vector<int> labels;
   std::vector<double> proba;
+  // A Bayesian model's evaluations are its own (the variational log joint), not a plug-in mixture's.
   if (a.proba.empty()) {
-    labels = with_data_name(data_name, [&] { return predict(m, X, where); });
+    labels = with_data_name(data_name, [&] {
+      return bayesian ? predict(m.bayesian, X, where) : predict(m.gaussian, X, where);
+    });
   } else {  // one pass: the labels are the posteriors' argmax
-    proba = with_data_name(data_name, [&] { return predict_proba(m, X, where); });
-    const std::size_t K = static_cast<std::size_t>(m.n_components);
+    proba = with_data_name(data_name, [&] {
+      return bayesian ? predict_proba(m.bayesian, X, where) : predict_proba(m.gaussian, X, where);
+    });
+    const std::size_t K = static_cast<std::size_t>(m.n_components());
     labels.resize(t.rows);
     for (std::size_t i = 0; i < t.rows; ++i) {
       const double* r = proba.data() + i * K;
@@ -45,7 +55,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   io::OutputBatch outputs;
   if (!a.output.empty()) outputs.add(a.output, labels_file_bytes(a.output, labels));
   if (!a.proba.empty())
-    outputs.add(a.proba, matrix_file_bytes(a.proba, proba.data(), t.rows, static_cast<std::size_t>(m.n_components)));
+    outputs.add(a.proba, matrix_file_bytes(a.proba, proba.data(), t.rows, static_cast<std::size_t>(m.n_components())));
   outputs.commit();
   if (a.output.empty() && a.proba.empty()) {
     if (flags.json) {
@@ -57,7 +67,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     }
     return kOk;
   }
-  std::vector<std::size_t> counts(static_cast<std::size_t>(m.n_components), 0);
+  std::vector<std::size_t> counts(static_cast<std::size_t>(m.n_components()), 0);
   for (int l : labels) ++counts[static_cast<std::size_t>(l)];
   if (flags.json) {
     std::printf("{\"n_samples\": %zu, \"counts\": [", t.rows);

@@ -24,7 +24,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.labels}, {a.model});
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.labels, "--labels");
-  const Model m = io::read_model(a.model);
+  const io::AnyModel any = io::read_any_model(a.model);
+  const Model& m = gaussian_model_for(any, "sample");
   const Samples s = sample(m, a.n, a.seed);
   io::OutputBatch outputs;
   outputs.add(a.output, matrix_file_bytes(a.output, s.X.data(), a.n, static_cast<std::size_t>(m.n_features)));

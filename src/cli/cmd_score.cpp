@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/common.hpp"
+#include "cuem/bayesian.hpp"
 #include "io/model_json.hpp"
 
 namespace cuem::cli {
@@ -21,12 +22,33 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (io::is_stdin_name(a.weights) && (io::is_stdin_name(a.model) || io::is_stdin_name(a.data.path)))
     throw UsageError("--weights cannot be '-' (standard input) when MODEL or DATA is");
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
-  const Model& m = md.model;
   const io::Table& t = md.data;
   const std::string data_name = io::display_name(a.data.path);
   const std::vector<double> weights = load_weights(a.weights, t, flags);
   const WeightView w = weight_view(weights);
   const DataView X = t.view();
+  if (md.model.kind == io::ModelKind::bayesian_gaussian_mixture) {
+    if (where.missing != MissingPolicy::error)
+      throw UsageError("--missing marginalize applies to Gaussian mixtures (--model gmm) only; a Bayesian mixture "
+                       "scores complete rows");
+    // scikit-learn's BayesianGaussianMixture.score: the (weighted) mean of the variational
+    // log joint's logsumexp. BIC and AIC count a point estimate's parameters: not defined here.
+    const double s = with_data_name(data_name, [&] { return score(md.model.bayesian, X, where, w); });
+    double total = 0.0;
+    for (double v : weights) total += v;
+    if (flags.json) {
+      std::printf("{\"n_samples\": %zu, \"kind\": \"bayesian_gaussian_mixture\", \"mean_log_likelihood\": %.17g", t.rows,
+                  s);
+      if (!w.empty()) std::printf(", \"sum_weights\": %.17g", total);
+      std::printf("}\n");
+    } else {
+      std::printf("points               %zu\n", t.rows);
+      if (!w.empty()) std::printf("sum of weights       %.10g\n", total);
+      std::printf("mean log-likelihood  %.10g (Bayesian mixture: variational; BIC and AIC are not defined)\n", s);
+    }
+    return kOk;
+  }
+  const Model& m = md.model.gaussian;
   // The three from one pass on the chosen device.
   const Criteria c = with_data_name(data_name, [&] { return criteria(m, X, where, w); });
   if (flags.json) {

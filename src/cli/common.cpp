@@ -120,7 +120,7 @@ ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& 
   if (io::is_stdin_name(model_path) && io::is_stdin_name(a.path))
     throw UsageError("MODEL and DATA cannot both be '-' (standard input)");
   ModelAndData r;
-  r.model = io::read_model(model_path, &r.meta);
+  r.model = io::read_any_model(model_path, &r.meta);
   r.data = load_table(a, flags);
   if (r.data.named_columns) {
     io::check_feature_names(r.meta, r.data.column_names, io::display_name(a.path));
@@ -129,6 +129,14 @@ ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& 
                     "features; its columns are taken as the model's, in order");
   }
   return r;
+}
+
+const Model& gaussian_model_for(const io::AnyModel& model, const std::string& command) {
+  if (model.kind == io::ModelKind::gaussian_mixture) return model.gaussian;
+  throw UsageError("cuem " + command + " takes a Gaussian mixture (cuem fit --model gmm), and this model file holds a "
+                   "Bayesian Gaussian mixture (--model bayesian), which has no " + command + " of its own; run cuem " +
+                   "predict or cuem score with it, or fit a --model gmm model (e.g. with -k set to the number of " +
+                   "components that carry weight) for cuem " + command);
 }
 
 void add_weights_option(CLI::App* cmd, std::string& path) {

@@ -58,11 +58,15 @@ io::Table load_table(const DataArgs& args, const GlobalFlags& flags);
 /// DataError (io::check_feature_names); data without names for a model with them get a
 /// notice, as scikit-learn warns, since nothing can check them.
 struct ModelAndData {
-  Model model;
+  io::AnyModel model;  ///< either kind: the command refuses a kind it cannot use
   io::FitMetadata meta;
   io::Table data;
 };
 ModelAndData load_model_and_data(const std::string& model_path, const DataArgs& data, const GlobalFlags& flags);
+
+/// The Gaussian mixture of a model file for `command`, which has no Bayesian form: a
+/// UsageError (exit 2) saying what to run instead for a Bayesian model.
+const Model& gaussian_model_for(const io::AnyModel& model, const std::string& command);
 
 /// --weights FILE (scikit-learn's sample_weight): one non-negative number per row of DATA.
 void add_weights_option(CLI::App* cmd, std::string& path);
