@@ -115,13 +115,23 @@ class BayesianGaussianMixture(*_Bases):
 
     # The parts shared with cuem.GaussianMixture: parameter checks of the common
     # parameters, input validation, where evaluations run.
-    _check_common_parameters = GaussianMixture._check_parameters
-    _validate_X = GaussianMixture._validate_X
+    _check_common_parameters = GaussianMixture._check_shared_parameters
     _validate_cuda_X = GaussianMixture._validate_cuda_X
     _validate_X_without_sklearn = GaussianMixture._validate_X_without_sklearn
     _validate_sample_weight = GaussianMixture._validate_sample_weight
     _precisions_from_cholesky = GaussianMixture._precisions_from_cholesky
-    _where = GaussianMixture._where
+
+    def _validate_X(self, X, reset, allow_nan=False):
+        """GaussianMixture's validation; NaN is always an error here (no missing data yet)."""
+        return GaussianMixture._validate_X(self, X, reset, allow_nan=allow_nan)
+
+    def _where(self):
+        """Where the fitted model is evaluated: the estimator's own device settings."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "device_memory_limit": int(self.device_memory_limit or 0),
+        }
 
     def _check_parameters(self):
         self._check_common_parameters()

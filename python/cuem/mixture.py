@@ -458,6 +458,21 @@ class GaussianMixture(*_Bases):
     # ---- validation ------------------------------------------------------------------
 
     def _check_parameters(self):
+        self._check_shared_parameters()
+        self._check_option("missing", _MISSING)
+        self._check_option("acceleration", _ACCELERATION)
+
+    def _check_option(self, param, options):
+        value = getattr(self, param)
+        if not isinstance(value, str) or value not in options:
+            raise InvalidParameterError(
+                f"The {param!r} parameter of {type(self).__name__} must be a str among "
+                + "{" + ", ".join(repr(o) for o in options) + "}"
+                + f". Got {value!r} instead."
+            )
+
+    def _check_shared_parameters(self):
+        """The checks of the parameters cuem.BayesianGaussianMixture shares."""
         name = type(self).__name__
 
         def bad(param, what):
@@ -513,8 +528,6 @@ class GaussianMixture(*_Bases):
             not isinstance(limit, numbers.Integral) or isinstance(limit, (bool, np.bool_)) or limit < 1
         ):
             bad("device_memory_limit", "a positive int (bytes) or None")
-        option("missing", _MISSING)
-        option("acceleration", _ACCELERATION)
 
     def _validate_X(self, X, reset, allow_nan=None):
         """X as cuem reads it (_as_cuem_rows: no copy of a float64 or float32 array with
