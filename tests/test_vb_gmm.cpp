@@ -6,9 +6,11 @@
 // (scripts/make_vb_reference.py records the version); nothing here recomputes it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -264,6 +266,148 @@ TEST(VbGmm, BadPriorsAreClearErrors) {
     BayesianOptions o = base;
     o.mean_prior = {1.0, 2.0};
     expect_invalid(o, "should have the shape of (3,)");
+  }
+}
+
+// Pruning (BayesianOptions::prune_threshold): three well-separated clusters of 200
+// points in 2-D, about (0, 0), (10, 0) and (0, 10), with unit spread; seed printed.
+struct ThreeClusters {
+  static constexpr std::size_t kPer = 200;
+  std::vector<double> X;
+  const double centres[3][2] = {{0, 0}, {10, 0}, {0, 10}};
+  ThreeClusters() {
+    std::mt19937_64 rng(20240519);
+    std::normal_distribution<double> z(0.0, 1.0);
+    for (const auto& c : centres)
+      for (std::size_t i = 0; i < kPer; ++i) {
+        X.push_back(c[0] + z(rng));
+        X.push_back(c[1] + z(rng));
+      }
+  }
+  cuem::DataView view() const { return cuem::DataView(X.data(), 3 * kPer, 2); }
+};
+
+BayesianOptions prune_options(CovarianceType type, WeightPrior prior) {
+  BayesianOptions o;
+  o.em.n_components = 10;
+  o.em.covariance_type = type;
+  o.em.seed = 3;
+  o.em.max_iter = 500;
+  o.em.tol = 1e-8;
+  o.weight_concentration_prior_type = prior;
+  o.weight_concentration_prior = 1e-3;
+  o.prune_threshold = 0.01;
+  o.prune_patience = 5;
+  return o;
+}
+
+// Off (the default), the fit is bitwise the one with other patience values: nothing of
+// pruning runs, every component is kept and reported as such.
+TEST(VbPrune, OffIsBitwiseTheDefaultFit) {
+  const ThreeClusters data;
+  BayesianOptions off = prune_options(CovarianceType::full, WeightPrior::dirichlet_process);
+  off.prune_threshold = 0.0;
+  BayesianOptions plain = off;
+  plain.prune_patience = BayesianOptions{}.prune_patience;
+  off.prune_patience = 1;
+  const cuem::BayesianFitResult a = cuem::fit_bayesian(data.view(), plain);
+  const cuem::BayesianFitResult b = cuem::fit_bayesian(data.view(), off);
+  ASSERT_EQ(a.posterior.n_components, 10);
+  ASSERT_EQ(b.posterior.n_components, 10);
+  ASSERT_EQ(a.trace.size(), b.trace.size());
+  for (std::size_t i = 0; i < a.trace.size(); ++i)
+    ASSERT_EQ(a.trace[i].mean_log_likelihood, b.trace[i].mean_log_likelihood) << "iteration " << i + 1;
+  EXPECT_EQ(a.posterior.means, b.posterior.means);
+  EXPECT_EQ(a.posterior.covariances, b.posterior.covariances);
+  EXPECT_EQ(a.posterior.weight_concentration, b.posterior.weight_concentration);
+  EXPECT_EQ(b.kept_components, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_TRUE(b.prunes.empty());
+}
+
+void expect_pruned_to_clusters(const ThreeClusters& data, const cuem::BayesianFitResult& r, int patience) {
+  const cuem::BayesianPosterior& q = r.posterior;
+  ASSERT_EQ(q.n_components, 3);
+  ASSERT_EQ(r.kept_components.size(), 3u);
+  EXPECT_EQ(q.means.size(), 6u);
+  EXPECT_EQ(q.mean_precision.size(), 3u);
+  EXPECT_EQ(q.weights().size(), 3u);
+  // every original component is either kept or removed once
+  std::vector<int> seen(r.kept_components);
+  ASSERT_FALSE(r.prunes.empty());
+  for (const cuem::PruneEvent& e : r.prunes) {
+    EXPECT_GE(e.iteration, patience);
+    seen.insert(seen.end(), e.components.begin(), e.components.end());
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  // each cluster's centre has one mean within 0.3 (the sample mean's spread is 0.07)
+  for (const auto& c : data.centres) {
+    int near = 0;
+    for (int k = 0; k < 3; ++k)
+      if (std::hypot(q.means[2 * k] - c[0], q.means[2 * k + 1] - c[1]) < 0.3) ++near;
+    EXPECT_EQ(near, 1) << "centre (" << c[0] << ", " << c[1] << ")";
+  }
+  // the fit went on after the last prune, with the smaller model
+  const int last = r.prunes.back().iteration;
+  EXPECT_GT(r.n_iter, last + 1);
+  ASSERT_EQ(r.trace.size(), static_cast<std::size_t>(r.n_iter));
+  // the bound never falls between iterations of the same model; across a prune it may
+  std::vector<bool> after_prune(r.trace.size() + 1, false);
+  for (const cuem::PruneEvent& e : r.prunes) after_prune[static_cast<std::size_t>(e.iteration)] = true;
+  for (std::size_t i = 1; i < r.trace.size(); ++i) {
+    if (after_prune[i]) continue;  // trace[i] is iteration i + 1, the first after a prune at i
+    const double before = r.trace[i - 1].mean_log_likelihood, after = r.trace[i].mean_log_likelihood;
+    ASSERT_GE(after, before - 1e-9 * std::abs(before)) << "iteration " << i + 1;
+  }
+  EXPECT_EQ(r.n_decreases, 0);
+  EXPECT_TRUE(r.converged);
+}
+
+TEST(VbPrune, TenComponentsOnThreeClustersEndWithThree) {
+  const ThreeClusters data;
+  for (CovarianceType type : {CovarianceType::full, CovarianceType::tied, CovarianceType::diag,
+                              CovarianceType::spherical})
+    for (WeightPrior prior : {WeightPrior::dirichlet_process, WeightPrior::dirichlet_distribution}) {
+      SCOPED_TRACE(std::string(cuem::to_string(type)) + " " + cuem::to_string(prior) + ", seed 20240519");
+      const BayesianOptions o = prune_options(type, prior);
+      const cuem::BayesianFitResult r = cuem::fit_bayesian(data.view(), o);
+      expect_pruned_to_clusters(data, r, o.prune_patience);
+    }
+}
+
+// A component stays for prune_patience iterations below the threshold before it goes:
+// with a patience beyond the fit's length nothing is removed.
+TEST(VbPrune, PatienceDelaysRemoval) {
+  const ThreeClusters data;
+  BayesianOptions o = prune_options(CovarianceType::full, WeightPrior::dirichlet_process);
+  o.prune_patience = 1;
+  const cuem::BayesianFitResult quick = cuem::fit_bayesian(data.view(), o);
+  ASSERT_FALSE(quick.prunes.empty());
+  o.prune_patience = 20;
+  const cuem::BayesianFitResult slow = cuem::fit_bayesian(data.view(), o);
+  ASSERT_FALSE(slow.prunes.empty());
+  EXPECT_GE(slow.prunes.front().iteration, quick.prunes.front().iteration + 19);
+  o.em.max_iter = 15;
+  o.em.tol = 0.0;
+  const cuem::BayesianFitResult none = cuem::fit_bayesian(data.view(), o);
+  EXPECT_EQ(none.n_iter, 15);
+  EXPECT_TRUE(none.prunes.empty());
+  EXPECT_EQ(none.posterior.n_components, 10);
+}
+
+TEST(VbPrune, BadOptionsAreClearErrors) {
+  BayesianOptions base;
+  base.em.n_components = 2;
+  for (double t : {-0.1, 1.0, 2.0, std::nan("")}) {
+    BayesianOptions o = base;
+    o.prune_threshold = t;
+    expect_invalid(o, "prune_threshold must be at least 0 (0: no pruning) and below 1");
+  }
+  for (int p : {0, -3}) {
+    BayesianOptions o = base;
+    o.prune_threshold = 0.01;
+    o.prune_patience = p;
+    expect_invalid(o, "prune_patience must be at least 1 iteration, got " + std::to_string(p));
   }
 }
 

@@ -81,6 +81,20 @@ struct BayesianOptions {
   std::vector<double> resp_init;
   /// A fitted posterior to continue from (scikit-learn's warm_start): one run, no init.
   std::optional<BayesianPosterior> warm_start;
+  /// Pruning (beyond scikit-learn, which lists it as a TODO; off by default so that the
+  /// default fit is scikit-learn's): a component whose data share N_k / sum_j N_j (the
+  /// E-step's, as the CLI's 0.01 / K rule for components that carry weight) stays below
+  /// prune_threshold for prune_patience consecutive iterations is removed from the
+  /// posterior, and the fit goes on with the others. 0 <= prune_threshold < 1 (0: off);
+  /// prune_patience >= 1. The last component is never removed.
+  double prune_threshold = 0;
+  int prune_patience = 10;
+};
+
+/// Components removed by pruning at one iteration (of the restart that was kept).
+struct PruneEvent {
+  int iteration = 0;            ///< 1-based; the removal follows this iteration's M-step
+  std::vector<int> components;  ///< their indices among the n_components the fit started with
 };
 
 struct BayesianFitResult {
@@ -93,6 +107,10 @@ struct BayesianFitResult {
   std::vector<TracePoint> trace;
   int n_decreases = 0;            ///< iterations whose bound fell by more than rounding
   double max_decrease = 0;
+  /// For each of the posterior's components, its index among the n_components the fit
+  /// started with (0, 1, ..., K - 1 without pruning).
+  std::vector<int> kept_components;
+  std::vector<PruneEvent> prunes;  ///< the kept restart's removals, in order
   std::string device;
   std::vector<std::string> notices;
 };

@@ -82,6 +82,8 @@ BayesianFitResult fit_bayesian(DataView X, const BayesianOptions& o, WeightView 
   result.trace = std::move(run.trace);
   result.n_decreases = run.n_decreases;
   result.max_decrease = run.max_decrease;
+  result.kept_components = model.kept_components(run.best_init);
+  result.prunes = model.prunes(run.best_init);
   result.device = prims.description();
   return result;
 }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -95,6 +96,21 @@ class EmRateEstimate {
   int next_ = 0;
 };
 
+/// A model whose Stats has `bool model_changed` says an M-step handed over parameters of
+/// another model (the Bayesian mixture's pruning drops components): the next bound is
+/// then a bound of another model, not comparable with this one.
+template <class S, class = void>
+struct reports_model_change : std::false_type {};
+template <class S>
+struct reports_model_change<S, std::void_t<decltype(bool{std::declval<const S&>().model_changed})>>
+    : std::true_type {};
+
+template <class S>
+bool model_changed(const S& s) {
+  if constexpr (reports_model_change<S>::value) return s.model_changed;
+  return false;
+}
+
 /// Runs n_init restarts (restart i starts from seed rng::hash(seed, kInitSeed, i)) of at
 /// most max_iter iterations each and keeps the restart with the highest final bound (the
 /// first on ties). The bound of an iteration is the mean log-likelihood per unit weight
@@ -116,6 +132,12 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
     bool converged = false;
     int n_iter = 0;
     EmRateEstimate rate(model.unit_roundoff());
+    // An iteration is "fresh" when its bound has no predecessor of the same model: the
+    // first, and the first after an M-step that changed the model (a prune). The bounds
+    // before and after a change bound different models' evidence, so across it a fall is
+    // no monotonicity violation and a small change is no convergence; the watch, the tol
+    // test and the rate estimate restart there.
+    bool fresh = true, previous_fresh = true;
     for (int it = 1; it <= o.max_iter; ++it) {
       const auto t0 = Clock::now();
       const double previous = bound;
@@ -127,8 +149,8 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
       const double change = bound - previous;
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       result.trace.push_back({init, it, bound, seconds});
-      if (it > 1) rate.add(previous, change, it > 2);
-      if (it > 1 && change < -rounding_slack(previous, model.unit_roundoff())) {
+      if (!fresh) rate.add(previous, change, !previous_fresh);
+      if (!fresh && change < -rounding_slack(previous, model.unit_roundoff())) {
         ++result.n_decreases;
         result.max_decrease = std::max(result.max_decrease, -change);
       }
@@ -136,10 +158,12 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
         stopped = true;
         break;
       }
-      if (std::abs(change) < o.tol) {
+      if (!fresh && std::abs(change) < o.tol) {
         converged = true;
         break;
       }
+      previous_fresh = fresh;
+      fresh = model_changed(stats);
     }
     if (!result.fitted || bound > result.lower_bound) {
       result.fitted = true;

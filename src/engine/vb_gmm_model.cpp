@@ -441,6 +441,11 @@ double vb_expected_log_joint(const SufficientStats& stats, const PreparedParams&
 
 void validate_bayesian_options(const BayesianOptions& o, DataView X) {
   const FitOptions& em = o.em;
+  if (!(o.prune_threshold >= 0.0 && o.prune_threshold < 1.0))
+    throw InvalidArgument(format("prune_threshold must be at least 0 (0: no pruning) and below 1, got %g",
+                                 o.prune_threshold));
+  if (o.prune_patience < 1)
+    throw InvalidArgument("prune_patience must be at least 1 iteration, got " + std::to_string(o.prune_patience));
   const std::size_t D = X.n_cols, N = X.n_rows;
   const int K = em.n_components;
   if (!em.weights_init.empty() || !em.means_init.empty() || !em.precisions_init.empty())
@@ -625,7 +630,33 @@ SufficientStats stats_of_responsibilities(DataView X, WeightView w, const std::v
   return s;
 }
 
+SufficientStats keep_components(const SufficientStats& s, const std::vector<int>& keep) {
+  const std::size_t D = static_cast<std::size_t>(s.D), K = static_cast<std::size_t>(s.K);
+  const bool tied = s.type == CovarianceType::tied;
+  const std::size_t per = tied ? 0 : s2_size(s.type, s.K, s.D) / K;
+  SufficientStats out = s;
+  out.K = static_cast<int>(keep.size());
+  out.shift.clear();
+  out.nk.clear();
+  out.s1.clear();
+  if (!tied) out.s2.clear();
+  for (int k : keep) {
+    const std::size_t kz = static_cast<std::size_t>(k);
+    out.nk.push_back(s.nk[kz]);
+    out.shift.insert(out.shift.end(), s.shift.begin() + kz * D, s.shift.begin() + (kz + 1) * D);
+    out.s1.insert(out.s1.end(), s.s1.begin() + kz * D, s.s1.begin() + (kz + 1) * D);
+    if (!tied) out.s2.insert(out.s2.end(), s.s2.begin() + kz * per, s.s2.begin() + (kz + 1) * per);
+  }
+  return out;
+}
+
 BayesianPosterior VariationalGaussianMixture::initialize(std::uint64_t seed, std::vector<std::string>* notices) {
+  iteration_ = 0;
+  const int K0 = o_.warm_start ? o_.warm_start->n_components : o_.em.n_components;
+  RestartRecord record;
+  for (int k = 0; k < K0; ++k) record.kept.push_back(k);
+  restarts_.push_back(std::move(record));
+  below_.assign(static_cast<std::size_t>(K0), 0);
   if (o_.warm_start) return *o_.warm_start;
   const FitOptions& em = o_.em;
   const int K = em.n_components;
@@ -666,7 +697,43 @@ VbStats VariationalGaussianMixture::e_step(const BayesianPosterior& q) {
   const double entropy = out.stats.log_likelihood - vb_expected_log_joint(out.stats, p);
   out.log_likelihood = entropy + vb_parameter_bound(out.next);
   out.weight = 1.0;
+  ++iteration_;
+  // After the bound: this iteration's bound is the K-component model's; the next one's
+  // is the smaller model's (the driver does not compare the two, see model_changed).
+  if (o_.prune_threshold > 0) prune(out);
   return out;
+}
+
+void VariationalGaussianMixture::prune(VbStats& out) {
+  const std::vector<double>& nk = out.stats.nk;
+  double total = 0;
+  for (double n : nk) total += n;
+  std::vector<int> keep, removed;
+  for (std::size_t k = 0; k < nk.size(); ++k) {
+    below_[k] = total > 0 && nk[k] / total < o_.prune_threshold ? below_[k] + 1 : 0;
+    (below_[k] >= o_.prune_patience ? removed : keep).push_back(static_cast<int>(k));
+  }
+  if (removed.empty()) return;
+  if (keep.empty()) {  // the last one stays: the one with the largest share
+    const int best = static_cast<int>(std::max_element(nk.begin(), nk.end()) - nk.begin());
+    keep.push_back(best);
+    removed.erase(std::find(removed.begin(), removed.end(), best));
+    if (removed.empty()) return;
+  }
+  RestartRecord& record = restarts_.back();
+  PruneEvent event;
+  event.iteration = iteration_;
+  std::vector<int> kept, below;
+  for (int k : removed) event.components.push_back(record.kept[static_cast<std::size_t>(k)]);
+  for (int k : keep) {
+    kept.push_back(record.kept[static_cast<std::size_t>(k)]);
+    below.push_back(below_[static_cast<std::size_t>(k)]);
+  }
+  record.kept = std::move(kept);
+  record.prunes.push_back(std::move(event));
+  below_ = std::move(below);
+  out.next = vb_m_step(keep_components(out.stats, keep), prior_, o_.em.covariance_type, o_.em.reg_covar);
+  out.model_changed = true;
 }
 
 }  // namespace engine

@@ -84,7 +84,13 @@ struct VbStats {
   BayesianPosterior next;     ///< the M-step's result from them
   double log_likelihood = 0;  ///< the lower bound after that M-step (see above)
   double weight = 1;          ///< 1, so that the driver's bound is the whole bound
+  bool model_changed = false; ///< `next` has fewer components than `stats` (pruned)
 };
+
+/// The statistics of the components `keep` (ascending) alone. Tied: the scatter is summed
+/// over components and stays whole (the removed ones hold a share below the threshold;
+/// from the next E-step on the statistics are the smaller model's).
+SufficientStats keep_components(const SufficientStats& s, const std::vector<int>& keep);
 
 class VariationalGaussianMixture {
  public:
@@ -103,7 +109,31 @@ class VariationalGaussianMixture {
   BayesianPosterior m_step(const VbStats& s) const { return s.next; }
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
 
+  /// What pruning did in restart `init` (0-based): the kept components' original indices
+  /// and the removals.
+  const std::vector<int>& kept_components(int init) const { return restarts_.at(init).kept; }
+  const std::vector<PruneEvent>& prunes(int init) const { return restarts_.at(init).prunes; }
+
  private:
+  // Pruning (BayesianOptions::prune_threshold). Pruning decides on the E-step's data
+  // shares N_k / sum_j N_j rather than the expected weights: these carry the prior's
+  // pseudo-counts (gamma per component, and for the Dirichlet process the sticks' order),
+  // so whether an empty component fell below a threshold would depend on gamma and its
+  // place; the share says how much of the data it explains, as the CLI's rule does.
+  // A removed component's statistics are dropped and the M-step is re-run on the others'
+  // (keep_components): for the Dirichlet process that re-derives every remaining stick
+  // from the remaining N_j (beta_k = gamma + sum_{j > k, kept} N_j), a consistent
+  // truncation at K' rather than a renormalisation of the old sticks.
+  void prune(VbStats& out);
+
+  struct RestartRecord {
+    std::vector<int> kept;  ///< original index of each current component
+    std::vector<PruneEvent> prunes;
+  };
+  std::vector<RestartRecord> restarts_;
+  std::vector<int> below_;  ///< consecutive iterations each current component spent below
+  int iteration_ = 0;       ///< of the current restart
+
   Primitives& prims_;
   DataView X_;
   WeightView w_;
