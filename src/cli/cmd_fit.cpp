@@ -1,7 +1,8 @@
 // cuem fit DATA -k K [...] [--weights w.npy] [--missing error|marginalize] [--acceleration none|squarem]
 //          [-o model.json] [--trace trace.csv] [--report report.svg]
 // cuem fit DATA -k K --model bayesian [--weight-concentration-prior-type T] [--weight-concentration-prior G]
-//          [--mean-precision-prior B] [--degrees-of-freedom-prior NU] [...]: the variational Bayesian mixture
+//          [--mean-precision-prior B] [--degrees-of-freedom-prior NU] [--prune-threshold X [--prune-patience N]]
+//          [...]: the variational Bayesian mixture
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -36,6 +37,9 @@ struct Args {
   double mean_precision_prior = std::nan("");
   double degrees_of_freedom_prior = std::nan("");
   bool weight_prior_type_given = false;
+  double prune_threshold = std::nan("");  ///< --prune-threshold; NaN: not given (no pruning)
+  int prune_patience = BayesianOptions{}.prune_patience;
+  bool prune_patience_given = false;
 };
 
 // The trace's value column: the GMM's mean log-likelihood, the Bayesian fit's whole ELBO.
@@ -91,6 +95,10 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   o.weight_concentration_prior = given(a.weight_concentration_prior);
   o.mean_precision_prior = given(a.mean_precision_prior);
   o.degrees_of_freedom_prior = given(a.degrees_of_freedom_prior);
+  if (a.prune_patience_given && std::isnan(a.prune_threshold))
+    throw UsageError("--prune-patience needs --prune-threshold (pruning is off without it)");
+  if (!std::isnan(a.prune_threshold)) o.prune_threshold = a.prune_threshold;
+  o.prune_patience = a.prune_patience;
   const io::Table t = load_table(a.data, flags);
   const std::string data_name = io::display_name(a.data.path);
   note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
@@ -155,7 +163,12 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
                         {"share_threshold", threshold},
                         {"n_components_with_weight", carrying.size()},
                         {"components_with_weight", listed(carrying)},
-                        {"components_pruned", listed(pruned)}};
+                        {"components_pruned", listed(pruned)},
+                        {"n_components_start", o.em.n_components},
+                        {"kept_components", r.kept_components}};
+    nlohmann::json prunes = nlohmann::json::array();
+    for (const PruneEvent& e : r.prunes) prunes.push_back({{"iteration", e.iteration}, {"components", e.components}});
+    j["prunes"] = prunes;
     if (!w.empty()) {
       double total = 0.0;
       for (double v : weights) total += v;
@@ -181,6 +194,17 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
     std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), total);
   }
   std::printf("ELBO trace, last value %.10g\n", trace_last);
+  if (o.prune_threshold > 0) {
+    std::printf("pruning (share below %g for %d iterations): removed %d of %d components", o.prune_threshold,
+                o.prune_patience, o.em.n_components - q.n_components, o.em.n_components);
+    for (const PruneEvent& e : r.prunes) {
+      std::printf("; at iteration %d:", e.iteration);
+      for (int k : e.components) std::printf(" %d", k);
+    }
+    std::printf("\nkept components (their indices at the start, in the model's order):");
+    for (int k : r.kept_components) std::printf(" %d", k);
+    std::printf("\n");
+  }
   std::printf("carrying weight:");
   for (int k : carrying) std::printf(" %d (%.6f)", k, expected[static_cast<std::size_t>(k)]);
   std::printf("\neffectively pruned:");
@@ -202,6 +226,8 @@ int run(const Args& a, const GlobalFlags& flags) {
       !std::isnan(a.degrees_of_freedom_prior))
     throw UsageError("--weight-concentration-prior-type, --weight-concentration-prior, --mean-precision-prior and "
                      "--degrees-of-freedom-prior apply to --model bayesian only");
+  if (!std::isnan(a.prune_threshold) || a.prune_patience_given)
+    throw UsageError("--prune-threshold and --prune-patience apply to --model bayesian only");
   check_model_output_name(a.output, "-o");
   check_outputs({a.output, a.trace, a.report}, {a.data.path, a.weights});
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
@@ -346,6 +372,16 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
                   "nu_0 > D - 1 (default D, the number of features)")
       ->check(kFinite)
       ->group(group);
+  cmd->add_option("--prune-threshold", args->prune_threshold,
+                  "beyond scikit-learn: remove a component whose share of the data stays below this (0 <= X < 1) "
+                  "for --prune-patience iterations, and fit on with the rest; off by default")
+      ->check(kFinite)
+      ->group(group);
+  cmd->add_option("--prune-patience", args->prune_patience,
+                  "iterations a component's share must stay below --prune-threshold before it is removed (>= 1)")
+      ->capture_default_str()
+      ->group(group)
+      ->each([args](const std::string&) { args->prune_patience_given = true; });
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 
