@@ -19,6 +19,17 @@ Differences from scikit-learn
 - ``fit``, ``fit_predict`` and ``score`` take ``sample_weight`` (a row of integer weight w
   counts as w copies of it; the default priors are then the weighted mean and covariance).
 - A ``cuem.PlacedData`` is not taken yet.
+
+Beyond scikit-learn
+-------------------
+- Pruning (scikit-learn lists it as a TODO): with ``prune_threshold`` > 0, a component
+  whose share of the data (N_k / sum_j N_j, from the E-step) stays below it for
+  ``prune_patience`` consecutive iterations is removed and the fit goes on with the rest.
+  Off by default (``prune_threshold=0.0``), so the default fit is scikit-learn's. After a
+  prune the fitted arrays have ``n_components_`` rows, and ``kept_components_`` gives each
+  row's index among the ``n_components`` the fit started with; ``prunes_`` lists
+  ``(iteration, [components])``. ``lower_bounds_`` then bounds different models before
+  and after a prune: it may fall there, and nowhere else.
 """
 
 import numbers
@@ -54,6 +65,10 @@ class BayesianGaussianMixture(*_Bases):
         sample), as scikit-learn's does.
     device, precision, device_memory_limit
         Where the E-step runs, as for ``cuem.GaussianMixture``.
+    prune_threshold : float, default 0.0, prune_patience : int, default 10
+        Beyond scikit-learn (off by default): remove components whose share of the data
+        stays below ``prune_threshold`` (0 <= it < 1) for ``prune_patience`` (>= 1)
+        consecutive iterations.
 
     Attributes
     ----------
@@ -65,6 +80,10 @@ class BayesianGaussianMixture(*_Bases):
     mean_precision_prior_, mean_precision_, mean_prior_, degrees_of_freedom_prior_,
     degrees_of_freedom_, covariance_prior_
     device_ : str
+    n_components_ : int
+        The fitted posterior's components (``n_components`` unless pruned).
+    kept_components_ : ndarray of int, prunes_ : list of (int, list of int)
+        Each fitted component's index at the start, and the removals (empty unless pruned).
     n_features_in_, feature_names_in_
     """
 
@@ -91,6 +110,8 @@ class BayesianGaussianMixture(*_Bases):
         device="cpu",
         precision="float32",
         device_memory_limit=None,
+        prune_threshold=0.0,
+        prune_patience=10,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -112,6 +133,8 @@ class BayesianGaussianMixture(*_Bases):
         self.device = device
         self.precision = precision
         self.device_memory_limit = device_memory_limit
+        self.prune_threshold = prune_threshold
+        self.prune_patience = prune_patience
 
     # The parts shared with cuem.GaussianMixture: parameter checks of the common
     # parameters, input validation, where evaluations run.
@@ -149,6 +172,12 @@ class BayesianGaussianMixture(*_Bases):
                 not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) or v <= 0
             ):
                 bad(param, "None or a float in the range (0.0, inf)")
+        t = self.prune_threshold
+        if not isinstance(t, numbers.Real) or isinstance(t, bool) or not (0.0 <= t < 1.0):
+            bad("prune_threshold", "a float in the range [0.0, 1.0) (0.0: no pruning)")
+        p = self.prune_patience
+        if not isinstance(p, numbers.Integral) or isinstance(p, bool) or p < 1:
+            bad("prune_patience", "an int in the range [1, inf)")
         cp = self.covariance_prior
         if isinstance(cp, numbers.Real) and not isinstance(cp, bool) and not (np.isfinite(cp) and cp > 0):
             bad("covariance_prior", "None, an array-like or a float in the range (0.0, inf)")
@@ -223,8 +252,10 @@ class BayesianGaussianMixture(*_Bases):
 
         warm = None
         n_init = self.n_init
+        n_components = int(self.n_components)
         if self.warm_start and hasattr(self, "converged_"):
             n_init = 1
+            n_components = int(self.n_components_)  # fewer where the last fit pruned
             names = ("weight_concentration", "mean_precision", "means", "degrees_of_freedom", "covariances",
                      "precisions_cholesky")
             warm = dict(zip(names, self._posterior_arrays()[2:]))
@@ -237,7 +268,7 @@ class BayesianGaussianMixture(*_Bases):
 
         result = _cuem.fit_bayesian(
             X,
-            n_components=int(self.n_components),
+            n_components=n_components,
             covariance_type=self.covariance_type,
             tol=float(self.tol),
             reg_covar=float(self.reg_covar),
@@ -262,9 +293,14 @@ class BayesianGaussianMixture(*_Bases):
             device_memory_limit=int(self.device_memory_limit or 0),
             on_iteration=on_iteration,
             sample_weight=sample_weight,
+            prune_threshold=float(self.prune_threshold),
+            prune_patience=int(self.prune_patience),
         )
 
-        K = int(self.n_components)
+        K = int(result["mean_precision"].shape[0])
+        self.n_components_ = K
+        self.kept_components_ = np.asarray(result["kept_components"], dtype=np.intp)
+        self.prunes_ = [(int(it), [int(k) for k in ks]) for it, ks in result["prunes"]]
         wc = result["weight_concentration"]
         self.weight_concentration_ = (wc[:K].copy(), wc[K:].copy()) if wc.shape[0] == 2 * K else wc
         self.mean_precision_ = result["mean_precision"]

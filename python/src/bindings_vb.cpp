@@ -111,8 +111,11 @@ nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string&
                       const std::optional<ParameterArray>& covariance_prior,
                       const std::optional<ParameterArray>& resp_init, nb::object warm_start, const std::string& device,
                       const std::string& precision, int n_threads, std::size_t device_memory_limit,
-                      nb::object on_iteration, const std::optional<WeightArray>& sample_weight) {
+                      nb::object on_iteration, const std::optional<WeightArray>& sample_weight,
+                      double prune_threshold, int prune_patience) {
   cuem::BayesianOptions o;
+  o.prune_threshold = prune_threshold;
+  o.prune_patience = prune_patience;
   cuem::FitOptions& em = o.em;
   em.n_components = n_components;
   em.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -212,6 +215,15 @@ nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string&
   out["best_init"] = r.best_init;
   out["n_decreases"] = r.n_decreases;
   out["max_decrease"] = r.max_decrease;
+  nb::list kept, prunes;
+  for (int k : r.kept_components) kept.append(k);
+  for (const cuem::PruneEvent& e : r.prunes) {
+    nb::list components;
+    for (int k : e.components) components.append(k);
+    prunes.append(nb::make_tuple(e.iteration, components));
+  }
+  out["kept_components"] = kept;
+  out["prunes"] = prunes;
   out["device"] = r.device;
   nb::list notices;
   for (const std::string& n : r.notices) notices.append(n);
@@ -280,11 +292,14 @@ void register_bayesian(nb::module_& m) {
         "degrees_of_freedom_prior"_a = nb::none(), "covariance_prior"_a = nb::none(), "resp_init"_a = nb::none(),
         "warm_start"_a = nb::none(), "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
         "device_memory_limit"_a = 0, "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(),
+        "prune_threshold"_a = 0.0, "prune_patience"_a = 10,
         "Fits a variational Bayesian Gaussian mixture (scikit-learn's BayesianGaussianMixture). Returns a dict: "
         "the posterior (weight_concentration: K, or 2K for the Dirichlet process, alphas then betas; "
         "mean_precision, means, degrees_of_freedom, covariances, precisions_cholesky, weights), the resolved "
         "priors (*_prior), converged, n_iter, lower_bound, lower_bounds (the best restart's), best_init, "
-        "n_decreases, max_decrease, device, notices. resp_init: n_samples x n_components responsibilities to "
+        "n_decreases, max_decrease, kept_components (each component's index at the start), prunes (a list of "
+        "(iteration, [components removed])), device, notices. prune_threshold > 0 removes components whose share "
+        "of the data stays below it for prune_patience iterations (beyond scikit-learn). resp_init: n_samples x n_components responsibilities to "
         "start from; warm_start: a dict of a fitted posterior's arrays.");
   m.def("bayesian_evaluate", &bayesian_evaluate, "what"_a, "X"_a.noconvert(), "covariance_type"_a,
         "weight_concentration_prior_type"_a, "weight_concentration"_a, "mean_precision"_a, "means"_a,

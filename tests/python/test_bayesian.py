@@ -143,7 +143,8 @@ def test_lower_bound_never_decreases(covariance_type, init_params):
 def test_defaults_and_parameters_are_sklearns():
     ours = cuem.BayesianGaussianMixture().get_params()
     ref = sklearn_mixture.BayesianGaussianMixture().get_params()
-    extra = {"device": "cpu", "precision": "float32", "device_memory_limit": None}
+    extra = {"device": "cpu", "precision": "float32", "device_memory_limit": None, "prune_threshold": 0.0,
+             "prune_patience": 10}
     assert ours == {**ref, **extra}
 
 
