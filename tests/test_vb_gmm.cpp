@@ -395,6 +395,21 @@ TEST(VbPrune, PatienceDelaysRemoval) {
   EXPECT_EQ(none.posterior.n_components, 10);
 }
 
+// With restarts, each starts from all n_components and a fresh record; the result holds
+// the kept restart's: one index per fitted component, every original one kept or removed.
+TEST(VbPrune, RestartsReportTheKeptRestartsComponents) {
+  const ThreeClusters data;
+  BayesianOptions o = prune_options(CovarianceType::diag, WeightPrior::dirichlet_process);
+  o.em.n_init = 3;
+  o.em.init = cuem::InitMethod::random;
+  const cuem::BayesianFitResult r = cuem::fit_bayesian(data.view(), o);
+  ASSERT_EQ(r.kept_components.size(), static_cast<std::size_t>(r.posterior.n_components));
+  std::size_t removed = 0;
+  for (const cuem::PruneEvent& e : r.prunes) removed += e.components.size();
+  EXPECT_EQ(removed + r.kept_components.size(), 10u);
+  for (const cuem::PruneEvent& e : r.prunes) EXPECT_LT(e.iteration, r.n_iter);
+}
+
 TEST(VbPrune, BadOptionsAreClearErrors) {
   BayesianOptions base;
   base.em.n_components = 2;
