@@ -86,7 +86,9 @@ struct BayesianOptions {
   /// E-step's, as the CLI's 0.01 / K rule for components that carry weight) stays below
   /// prune_threshold for prune_patience consecutive iterations is removed from the
   /// posterior, and the fit goes on with the others. 0 <= prune_threshold < 1 (0: off);
-  /// prune_patience >= 1. The last component is never removed.
+  /// prune_patience >= 1. The last component is never removed. With n_init > 1 the
+  /// restarts may end with different numbers of components; the highest final bound wins,
+  /// as without pruning.
   double prune_threshold = 0;
   int prune_patience = 10;
 };
