@@ -81,7 +81,7 @@ struct BayesianOptions {
   std::vector<double> resp_init;
   /// A fitted posterior to continue from (scikit-learn's warm_start): one run, no init.
   std::optional<BayesianPosterior> warm_start;
-  /// Pruning (beyond scikit-learn, which lists it as a TODO; off by default so that the
+  /// Pruning (beyond scikit-learn, which leaves it as future work; off by default so that the
   /// default fit is scikit-learn's): a component whose data share N_k / sum_j N_j (the
   /// E-step's, as the CLI's 0.01 / K rule for components that carry weight) stays below
   /// prune_threshold for prune_patience consecutive iterations is removed from the

@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <limits>
 #include <string>
-#include <unordered_set>
 
 #include "core/linalg.hpp"
 #include "core/m_step.hpp"
 #include "core/rng.hpp"
 #include "cuem/errors.hpp"
+#include "init/initialize.hpp"
 
 namespace cuem {
 
@@ -62,35 +62,6 @@ double log_det_factor(const double* f, CovarianceType type, int D) {
 
 double nu_of(const BayesianPosterior& q, std::size_t k) {
   return q.covariance_type == CovarianceType::tied ? q.degrees_of_freedom[0] : q.degrees_of_freedom[k];
-}
-
-// K distinct indices drawn uniformly from [0, N) by Floyd's algorithm, the draws of
-// src/init/initialize.cpp's 'random_from_data' (the same seed picks the same rows).
-std::vector<std::size_t> distinct_indices(std::size_t N, int K, std::uint64_t seed) {
-  std::vector<std::size_t> out;
-  std::unordered_set<std::size_t> seen;
-  std::uint64_t counter = 0;
-  for (std::size_t j = N - static_cast<std::size_t>(K); j < N; ++j) {
-    const auto t = std::min(j, static_cast<std::size_t>(rng::uniform(seed, rng::kRandomFromData, counter++) *
-                                                        static_cast<double>(j + 1)));
-    const std::size_t pick = seen.count(t) ? j : t;
-    seen.insert(pick);
-    out.push_back(pick);
-  }
-  return out;
-}
-
-std::vector<std::size_t> random_rows(const WeightView& w, std::size_t N, int K, std::uint64_t seed) {
-  if (w.empty()) return distinct_indices(N, K, seed);
-  std::vector<std::size_t> positive;
-  for (std::size_t i = 0; i < N; ++i)
-    if (w.data[i] > 0.0) positive.push_back(i);
-  if (positive.size() < static_cast<std::size_t>(K))
-    throw InvalidArgument("init 'random_from_data' needs at least n_components = " + std::to_string(K) +
-                          " rows of positive sample_weight; " + std::to_string(positive.size()) + " have it");
-  std::vector<std::size_t> index = distinct_indices(positive.size(), K, seed);
-  for (std::size_t& i : index) i = positive[i];
-  return index;
 }
 
 // One-hot responsibilities on K points (k-means++ and random_from_data): about each point
@@ -646,7 +617,7 @@ BayesianPosterior VariationalGaussianMixture::initialize(std::uint64_t seed, std
         s = point_stats(prims_, em.covariance_type, K, kmeans_plusplus(prims_, X_, K, seed, em.interrupted));
         break;
       case InitMethod::random_from_data:
-        s = point_stats(prims_, em.covariance_type, K, random_rows(prims_.weights(), X_.n_rows, K, seed));
+        s = point_stats(prims_, em.covariance_type, K, random_from_data_rows(prims_.weights(), X_.n_rows, K, seed));
         break;
       case InitMethod::random:
         s = two_pass_stats(prims_, Responsibilities::random_draws(seed), em.covariance_type, K);

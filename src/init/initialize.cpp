@@ -32,21 +32,6 @@ std::vector<std::size_t> distinct_indices(std::size_t N, int K, std::uint64_t se
   return out;
 }
 
-// random_from_data's rows: K distinct rows drawn uniformly, with weights among the rows
-// of positive weight (the others are not there).
-std::vector<std::size_t> random_rows(const WeightView& w, std::size_t N, int K, std::uint64_t seed) {
-  if (w.empty()) return distinct_indices(N, K, seed);
-  std::vector<std::size_t> positive;
-  for (std::size_t i = 0; i < N; ++i)
-    if (w.data[i] > 0.0) positive.push_back(i);
-  if (positive.size() < static_cast<std::size_t>(K))
-    throw InvalidArgument("init 'random_from_data' needs at least n_components = " + std::to_string(K) +
-                          " rows of positive sample_weight; " + std::to_string(positive.size()) + " have it");
-  std::vector<std::size_t> index = distinct_indices(positive.size(), K, seed);
-  for (std::size_t& i : index) i = positive[i];
-  return index;
-}
-
 // scikit-learn's k-means++ and random_from_data starts: component k is the one point
 // index[k] with weight one and no other. Its statistics need no pass over the data:
 // about the point itself N_k = 1, S1 = 0 and S2 = 0, which is bitwise what two passes over
@@ -68,6 +53,20 @@ Model point_seeded_model(const Primitives& prims, const FitOptions& o, const std
 }
 
 }  // namespace
+
+std::vector<std::size_t> random_from_data_rows(const WeightView& w, std::size_t N, int K, std::uint64_t seed) {
+  if (w.empty()) return distinct_indices(N, K, seed);
+  std::vector<std::size_t> positive;
+  for (std::size_t i = 0; i < N; ++i)
+    if (w.data[i] > 0.0) positive.push_back(i);
+  if (positive.size() < static_cast<std::size_t>(K))
+    throw InvalidArgument("init 'random_from_data' needs at least n_components = " + std::to_string(K) +
+                          " rows of positive sample_weight; " + std::to_string(positive.size()) + " have it");
+  std::vector<std::size_t> index = distinct_indices(positive.size(), K, seed);
+  for (std::size_t& i : index) i = positive[i];
+  return index;
+}
+
 
 Model initialize(DataView X, const FitOptions& o, std::uint64_t seed) {
   CpuPrimitives prims(X);
@@ -110,7 +109,7 @@ Model initialize(Primitives& prims, DataView X, const FitOptions& o, std::uint64
         break;
       }
       case InitMethod::random_from_data: {
-        m = point_seeded_model(prims, o, random_rows(prims.weights(), X.n_rows, K, seed));
+        m = point_seeded_model(prims, o, random_from_data_rows(prims.weights(), X.n_rows, K, seed));
         break;
       }
       case InitMethod::random:

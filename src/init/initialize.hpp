@@ -26,4 +26,9 @@ Model initialize(Primitives& prims, DataView X, const FitOptions& options, std::
                  std::vector<std::string>* notices = nullptr, KMeansShared* shared = nullptr);
 Model initialize(DataView X, const FitOptions& options, std::uint64_t seed);
 
+/// 'random_from_data''s rows: K distinct rows of N drawn uniformly (Floyd's algorithm,
+/// rng stream kRandomFromData), with weights among the rows of positive weight only
+/// (InvalidArgument when fewer than K have it). Other models' starts draw the same rows.
+std::vector<std::size_t> random_from_data_rows(const WeightView& w, std::size_t N, int K, std::uint64_t seed);
+
 }  // namespace cuem
