@@ -4,13 +4,16 @@
 // turn (each any format cuem reads, '-' for standard input once), cut into batches of
 // --batch-size rows (0: the whole file is one batch), one step per batch; the model is
 // written at the end, or every N batches with --save-every (each write replaces the last,
-// atomically). A bad batch (other columns, no rows, non-finite values) stops the stream
-// with its error before the model is written again.
+// atomically). A bad batch (other columns, no rows, non-finite values) or a file that
+// changes size while read stops the stream with its error before the model is written
+// again. A mapped .npy or raw file's pages are released behind the batches, so that a
+// file larger than memory streams through in about a batch of resident memory.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -62,6 +65,8 @@ int run(const Args& a, const GlobalFlags& flags) {
       const std::string name = io::display_name(path);
       if (source.empty()) source = name;
       const DataView X = t.view();
+      // A mapped file's pages are released behind the batches, and its size checked.
+      const std::function<void(std::size_t)> release = io::row_releaser(t, path);
       const std::size_t step = a.batch_size == 0 ? std::max<std::size_t>(X.n_rows, 1) : a.batch_size;
       for (std::size_t begin = 0; begin < X.n_rows || (begin == 0 && X.n_rows == 0); begin += step) {
         DataView b = X;
@@ -70,6 +75,7 @@ int run(const Args& a, const GlobalFlags& flags) {
         else if (b.data_f32) b.data_f32 += begin * X.row_stride;
         last_ll = with_data_name(name + " (rows " + std::to_string(begin) + "-" + std::to_string(begin + b.n_rows) + ")",
                                  [&] { return online.partial_fit(b); });
+        if (release) release(begin + b.n_rows);
         ++batches;
         rows += b.n_rows;
         if (a.save_every > 0 && batches % a.save_every == 0) write_model(source);
