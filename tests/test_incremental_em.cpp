@@ -125,8 +125,12 @@ TEST_P(IncrementalGmm, OneBlockIsBatchEmBitwise) {
   for (std::size_t i = 0; i < inc.trace.size(); ++i) {
     EXPECT_EQ(inc.trace[i].iteration, batch.trace[i].iteration) << i;
     EXPECT_EQ(inc.trace[i].mean_log_likelihood, batch.trace[i].mean_log_likelihood) << i;
+    const double r1 = inc.trace[i].rate, r2 = batch.trace[i].rate;
+    EXPECT_TRUE(r1 == r2 || (std::isnan(r1) && std::isnan(r2))) << i << ": rate " << r1 << " vs " << r2;
   }
   EXPECT_EQ(inc.lower_bound, batch.lower_bound);
+  EXPECT_TRUE(inc.convergence_rate == batch.convergence_rate ||
+              (std::isnan(inc.convergence_rate) && std::isnan(batch.convergence_rate)));
   EXPECT_EQ(inc.params.weights, batch.params.weights);
   EXPECT_EQ(inc.params.means, batch.params.means);
   EXPECT_EQ(inc.params.covariances, batch.params.covariances);

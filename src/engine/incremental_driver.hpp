@@ -84,9 +84,7 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
     std::vector<std::string> notices;
     typename Model::Params params =
         model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
-    for (const std::string& n : notices)
-      if (std::find(result.notices.begin(), result.notices.end(), n) == result.notices.end())
-        result.notices.push_back(n);
+    add_notices(result.notices, notices);
     std::vector<Stats> kept(B);
     std::vector<double> entropy(B, 0.0);  // H_b, kept only where B > 1
     const auto estimate = [&](std::size_t b) {
@@ -121,17 +119,14 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
         params = model.m_step(total);
         ++step;
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        result.trace.push_back({init, step, bound, seconds});
-        // F's parts are each rounded to about their own size, several times |F|.
-        if (step > 1 && bound - previous < -static_cast<double>(B) * rounding_slack(previous, model.unit_roundoff())) {
-          ++result.n_decreases;
-          result.max_decrease = std::max(result.max_decrease, previous - bound);
-        }
+        // F's B + 1 parts are each rounded to about their own size: B times the slack.
+        if (step > 1) watch_decrease(result, previous, bound - previous, static_cast<double>(B) * model.unit_roundoff());
+        if (i + 1 == steps && pass > 1) rate.add(pass_bound, bound - pass_bound, pass > 2);  // per pass
+        result.trace.push_back({init, step, bound, seconds, rate.rate()});
       }
       ++result.n_estep_passes;
       n_pass = pass;
       const double change = bound - pass_bound;
-      if (pass > 1) rate.add(pass_bound, change, pass > 2);
       pass_bound = bound;
       const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();
       if (o.on_iteration && !o.on_iteration({init, pass, bound, change, seconds})) {
@@ -143,15 +138,7 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
         break;
       }
     }
-    if (!result.fitted || bound > result.lower_bound) {
-      result.fitted = n_pass > 0;
-      result.params = std::move(params);
-      result.converged = converged;
-      result.n_iter = n_pass;
-      result.lower_bound = bound;
-      result.best_init = init;
-      result.convergence_rate = rate.rate();
-    }
+    keep_best_restart(result, std::move(params), init, converged, n_pass, bound, rate.rate());
   }
   return result;
 }
