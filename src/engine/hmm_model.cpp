@@ -65,9 +65,10 @@ EmissionFrames emission_frames(Primitives& prims, const HmmModel& model) {
   f.b.resize(N * static_cast<std::size_t>(K));
   f.s.resize(N);
   // Under uniform weights 1/K the posterior of state k is p(x | k) / sum_j p(x | j) and
-  // log p(x) = log sum_j p(x | j) - log K.
-  Model uniform = model.emissions;
-  uniform.weights.assign(K, 1.0 / K);
+  // log p(x) = log sum_j p(x | j) - log K. The precision factors follow from the
+  // covariances (a model read from a file or given by a caller holds only those).
+  const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
+                                      model.emissions.covariances);
   prims.posteriors(prepare(uniform), 0, N, f.s.data(), f.b.data());
   const double log_K = std::log(static_cast<double>(K));
   for (double& v : f.s) v += log_K;
