@@ -170,28 +170,42 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   return r;
 }
 
-HmmPosteriors posteriors_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
-                             const HmmEvaluateOptions& where) {
+namespace {
+
+// The frames of X under a checked model: the sequences' offsets and the emissions from
+// primitives placed for the call.
+struct EvaluatedFrames {
+  std::vector<std::size_t> offsets;
+  engine::EmissionFrames frames;
+};
+
+EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                const HmmEvaluateOptions& where) {
   check_model_for(model, X);
-  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  EvaluatedFrames out;
+  out.offsets = engine::sequence_offsets(lengths, X.n_rows);
   Resources resources(resources_of(where));
   PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
-  engine::EmissionFrames frames = engine::emission_frames(data.impl().primitives(), model);
+  out.frames = engine::emission_frames(data.impl().primitives(), model);
+  return out;
+}
+
+}  // namespace
+
+HmmPosteriors posteriors_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                             const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
   HmmPosteriors out;
   std::vector<double> start(static_cast<std::size_t>(model.n_components()));
-  out.log_likelihood = engine::chain_pass(model, offsets, frames, start.data(), nullptr);
-  out.posteriors = std::move(frames.b);
+  out.log_likelihood = engine::chain_pass(model, e.offsets, e.frames, start.data(), nullptr);
+  out.posteriors = std::move(e.frames.b);
   return out;
 }
 
 double score_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                  const HmmEvaluateOptions& where) {
-  check_model_for(model, X);
-  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
-  Resources resources(resources_of(where));
-  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
-  engine::EmissionFrames frames = engine::emission_frames(data.impl().primitives(), model);
-  return engine::chain_pass(model, offsets, frames, nullptr, nullptr);
+  EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
+  return engine::chain_pass(model, e.offsets, e.frames, nullptr, nullptr);
 }
 
 HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
@@ -210,18 +224,14 @@ HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std:
     out.log_probability = p.log_likelihood;
     return out;
   }
-  check_model_for(model, X);
-  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
-  Resources resources(resources_of(where));
-  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
-  const engine::EmissionFrames frames = engine::emission_frames(data.impl().primitives(), model);
+  const EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
   const int K = model.n_components();
   std::vector<double> work;
-  for (std::size_t q = 0; q + 1 < offsets.size(); ++q) {
-    const std::size_t lo = offsets[q];
-    out.log_probability += engine::viterbi(model.startprob.data(), model.transmat.data(), K, offsets[q + 1] - lo,
-                                           frames.b.data() + lo * static_cast<std::size_t>(K), frames.s.data() + lo,
-                                           out.states.data() + lo, work);
+  for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
+    const std::size_t lo = e.offsets[q];
+    out.log_probability += engine::viterbi(model.startprob.data(), model.transmat.data(), K, e.offsets[q + 1] - lo,
+                                           e.frames.b.data() + lo * static_cast<std::size_t>(K),
+                                           e.frames.s.data() + lo, out.states.data() + lo, work);
   }
   return out;
 }
