@@ -1,4 +1,5 @@
-// The Gaussian HMM on the CUDA backend, run on the emulated device (tests/emu): the
+// The Gaussian HMM on the CUDA backend, run on the emulated device (tests/emu), and as
+// test_hmm_cuda on a real one in a CUDA build (skipped without a device): the
 // emissions' posteriors and the gamma-weighted statistics (the primitives' 'given'
 // responsibilities) come from the device, the chain from the host. Against the float64
 // CPU: the statistics of given weights, then whole Baum-Welch fits, to rounding in float64
@@ -45,6 +46,7 @@ class HmmGivenStats : public ::testing::TestWithParam<StatsCase> {};
 
 // weighted_stats with the caller's N x K weights, about the same shift, on both backends.
 TEST_P(HmmGivenStats, MatchTheCpu) {
+  REQUIRE_DEVICE();
   const StatsCase c = GetParam();
   const std::size_t N = c.memory_limit ? 100000 : 20000;
   const int D = 3, K = 4;
@@ -109,6 +111,7 @@ cuem::HmmFitResult fit_on(const char* device, Precision precision, CovarianceTyp
 class HmmEmulatedFit : public ::testing::TestWithParam<CovarianceType> {};
 
 TEST_P(HmmEmulatedFit, MatchesTheCpu) {
+  REQUIRE_DEVICE();
   const int D = 3;
   const std::vector<std::size_t> lengths{400, 133, 67, 1000};
   const std::vector<double> X = frames(1600, D, 50.0, 12);

@@ -77,8 +77,8 @@ double forward_log_likelihood(const double* pi, const double* A, int K, std::siz
   return ll;
 }
 
-double forward_backward(const double* pi, const double* A, int K, std::size_t T, double* b, const double* s,
-                        double* xi_sum, std::vector<double>& work) {
+double forward_backward(const double* pi, const double* A, const double* AT, int K, std::size_t T, double* b,
+                        const double* s, double* xi_sum, std::vector<double>& work) {
   const std::size_t uK = static_cast<std::size_t>(K);
   if (work.size() < 2 * T * uK + T + 2 * uK) work.resize(2 * T * uK + T + 2 * uK);
   double* a = work.data();
@@ -95,12 +95,14 @@ double forward_backward(const double* pi, const double* A, int K, std::size_t T,
     const double* rn = r + (t + 1) * uK;
     const double inv = 1.0 / c[t + 1];
     for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j] * inv;
+    // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
+    // the compiler vectorises, where a dot product per row would be a serial reduction.
     double* rc = r + t * uK;
-    for (int i = 0; i < K; ++i) {
-      const double* Ai = A + static_cast<std::size_t>(i) * uK;
-      double v = 0.0;
-      for (int j = 0; j < K; ++j) v += Ai[j] * u[j];
-      rc[i] = v;
+    for (int i = 0; i < K; ++i) rc[i] = 0.0;
+    for (int j = 0; j < K; ++j) {
+      const double uj = u[j];
+      const double* ATj = AT + static_cast<std::size_t>(j) * uK;
+      for (int i = 0; i < K; ++i) rc[i] += uj * ATj[i];
     }
     if (xi_sum) {
       const double* at = a + t * uK;

@@ -20,11 +20,11 @@ namespace cuem::engine {
 std::vector<std::size_t> sequence_offsets(const std::vector<std::size_t>& lengths, std::size_t n_rows);
 
 /// One sequence's forward-backward. b (T x K) is replaced by gamma; s (T) is read; xi_sum
-/// (K x K, may be null) has sum_t xi_t added. Returns the sequence's log-likelihood.
-/// `work` is scratch (grown as needed). Throws NumericalError where a frame is impossible
-/// under the chain (every path has probability 0).
-double forward_backward(const double* startprob, const double* transmat, int K, std::size_t T, double* b,
-                        const double* s, double* xi_sum, std::vector<double>& work);
+/// (K x K, may be null) has sum_t xi_t added. transmat_t is transmat transposed. Returns
+/// the sequence's log-likelihood. `work` is scratch (grown as needed). Throws
+/// NumericalError where a frame is impossible under the chain (every path has probability 0).
+double forward_backward(const double* startprob, const double* transmat, const double* transmat_t, int K,
+                        std::size_t T, double* b, const double* s, double* xi_sum, std::vector<double>& work);
 
 /// One sequence's forward pass only: its log-likelihood.
 double forward_log_likelihood(const double* startprob, const double* transmat, int K, std::size_t T, const double* b,

@@ -84,6 +84,9 @@ double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets
   std::vector<double> block_ll(n_blocks, 0.0);
   std::vector<double> block_start(start ? n_blocks * uK : 0, 0.0);
   std::vector<double> block_trans(trans ? n_blocks * uK * uK : 0, 0.0);
+  std::vector<double> transposed(uK * uK);
+  for (std::size_t i = 0; i < uK; ++i)
+    for (std::size_t j = 0; j < uK; ++j) transposed[j * uK + i] = model.transmat[i * uK + j];
   std::exception_ptr error;
   std::mutex error_mutex;
 #pragma omp parallel
@@ -98,7 +101,7 @@ double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets
           double* g = frames.b.data() + lo * uK;
           const double* s = frames.s.data() + lo;
           if (start || trans) {
-            block_ll[b] += forward_backward(model.startprob.data(), model.transmat.data(), K, T, g, s,
+            block_ll[b] += forward_backward(model.startprob.data(), model.transmat.data(), transposed.data(), K, T, g, s,
                                             trans ? block_trans.data() + b * uK * uK : nullptr, work);
             if (start)
               for (std::size_t k = 0; k < uK; ++k) block_start[b * uK + k] += g[k];
