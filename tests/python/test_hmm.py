@@ -91,7 +91,7 @@ def test_baum_welch_matches_hmmlearn(covariance_type):
     assert got.monitor_.converged == ref.monitor_.converged
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+@pytest.mark.parametrize("covariance_type", TYPES)
 def test_priors_match_hmmlearn(covariance_type):
     X = _data(seed=3)
     priors = dict(startprob_prior=2.0, transmat_prior=1.5, means_prior=0.5, means_weight=2.0, covars_prior=0.3,
