@@ -362,7 +362,19 @@ TEST(HmmAnalytic, IndependentFramesAreTheMixture) {
     for (double v : lp) total += v;
     const cuem::HmmPosteriors p = cuem::posteriors_hmm(to_hmm(c), view, lengths);
     EXPECT_NEAR(p.log_likelihood, total, 1e-12 * std::abs(total)) << cuem::to_string(type);
-    EXPECT_LT(cuem_test::max_rel_diff(p.posteriors, cuem::predict_proba(gmm, view)), 1e-12) << cuem::to_string(type);
+    const std::vector<double> resp = cuem::predict_proba(gmm, view);
+    EXPECT_LT(cuem_test::max_rel_diff(p.posteriors, resp), 1e-12) << cuem::to_string(type);
+    // One Baum-Welch step's emission update (no covariance prior) is the mixture's M-step
+    // from those responsibilities.
+    cuem::HmmOptions o = options_from(c, 1);
+    o.params = "mc";
+    o.priors.covars_prior = {0.0};
+    const cuem::HmmFitResult fit = cuem::fit_hmm(view, lengths, o);
+    const cuem::Model want = cuem_test::m_step(view, resp, 3, type, 0.0);
+    EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.means, want.means), 1e-10) << cuem::to_string(type);
+    EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.covariances, want.covariances), 1e-10)
+        << cuem::to_string(type);
+    EXPECT_EQ(fit.model.transmat, c.transmat);  // 't' not in params
   }
 }
 
