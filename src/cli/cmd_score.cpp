@@ -20,13 +20,13 @@ struct Args {
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
+  // option mistakes before the data are read
+  const EvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
   if (!io::is_stdin_name(a.model) && io::is_hmm_file(a.model)) {
     if (!a.weights.empty()) throw UsageError("--weights applies to mixtures only; an HMM scores whole sequences");
     return run_hmm_score(a.model, a.data, a.lengths, a.where, flags);
   }
   if (!a.lengths.empty()) throw UsageError("--lengths applies to HMM models (cuem fit --model hmm) only");
-  // option mistakes before the data are read
-  const EvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
   if (io::is_stdin_name(a.weights) && (io::is_stdin_name(a.model) || io::is_stdin_name(a.data.path)))
     throw UsageError("--weights cannot be '-' (standard input) when MODEL or DATA is");
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);

@@ -106,7 +106,13 @@ bool holds_hmm(std::string_view text) {
   return kind != j.end() && kind->is_string() && kind->get<std::string>() == "gaussian_hmm";
 }
 
-bool is_hmm_file(const std::string& path) { return holds_hmm(read_file_bytes(path)); }
+bool is_hmm_file(const std::string& path) {
+  try {
+    return holds_hmm(read_file_bytes(path));
+  } catch (const Error&) {  // unreadable: the caller's own reader says why
+    return false;
+  }
+}
 
 HmmModel hmm_model_from_json(std::string_view text, const std::string& name, HmmFitMetadata* meta) {
   const json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);

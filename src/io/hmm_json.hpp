@@ -32,7 +32,8 @@ struct HmmFitMetadata {
 std::string hmm_model_to_json(const HmmModel& model, const HmmFitMetadata& meta = {});
 
 /// Whether `text` is a model file of kind "gaussian_hmm" (false for anything else,
-/// malformed JSON included: the other readers then say what is wrong).
+/// malformed JSON included: the other readers then say what is wrong); is_hmm_file is
+/// false for a file it cannot read, for the same reason.
 bool holds_hmm(std::string_view text);
 bool is_hmm_file(const std::string& path);
 
