@@ -81,7 +81,12 @@ INSTANTIATE_TEST_SUITE_P(
                       StatsCase{CovarianceType::diag, Precision::float32, 0},
                       StatsCase{CovarianceType::spherical, Precision::float32, 0},
                       StatsCase{CovarianceType::full, Precision::float32, 2 << 20},
-                      StatsCase{CovarianceType::diag, Precision::float64, 2 << 20}));
+                      StatsCase{CovarianceType::diag, Precision::float64, 2 << 20}),
+    [](const auto& info) {
+      const StatsCase& c = info.param;
+      return std::string(cuem::to_string(c.type)) + (c.precision == Precision::float64 ? "_f64" : "_f32") +
+             (c.memory_limit ? "_streamed" : "");
+    });
 
 cuem::HmmFitResult fit_on(const char* device, Precision precision, CovarianceType type,
                           const std::vector<double>& X, const std::vector<std::size_t>& lengths, int D) {
