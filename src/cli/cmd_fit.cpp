@@ -46,10 +46,14 @@ struct Args {
 
 // The trace's value column: the GMM's mean log-likelihood, the Bayesian fit's whole ELBO.
 std::string trace_csv(const std::vector<TracePoint>& trace, const char* value_name = "mean_log_likelihood") {
-  std::string out = std::string("init,iteration,") + value_name + ",seconds\n";
-  char buf[128];
+  std::string out = std::string("init,iteration,") + value_name + ",seconds,rate\n";
+  char buf[160];
   for (const TracePoint& t : trace) {
-    std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g\n", t.init, t.iteration, t.mean_log_likelihood, t.seconds);
+    // rate: EM's linear rate as estimated so far (empty until there are enough steps).
+    char rate[32] = "";
+    if (std::isfinite(t.rate)) std::snprintf(rate, sizeof rate, "%.6g", t.rate);
+    std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g,%s\n", t.init, t.iteration, t.mean_log_likelihood, t.seconds,
+                  rate);
     out += buf;
   }
   return out;
@@ -82,9 +86,6 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
     throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   // Combinations a variational fit has no use for, refused before the data are read.
-  if (a.fit.acceleration != "none")
-    throw UsageError("--acceleration " + a.fit.acceleration + " applies to --model gmm only; a Bayesian fit runs "
-                     "plain variational EM (leave out --acceleration)");
   if (missing_policy(a.data) != MissingPolicy::error)
     throw UsageError("--missing marginalize applies to --model gmm only: the Bayesian mixture does not fit data "
                      "with missing entries (impute them first with a gmm fit and cuem impute, or drop those rows)");
@@ -167,7 +168,11 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
                         {"components_with_weight", listed(carrying)},
                         {"components_pruned", listed(pruned)},
                         {"n_components_start", o.em.n_components},
-                        {"kept_components", r.kept_components}};
+                        {"kept_components", r.kept_components},
+                        {"acceleration", to_string(o.em.acceleration)},
+                        {"n_estep_passes", r.n_estep_passes},
+                        {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(r.convergence_rate)}};
     nlohmann::json prunes = nlohmann::json::array();
     for (const PruneEvent& e : r.prunes) prunes.push_back({{"iteration", e.iteration}, {"components", e.components}});
     j["prunes"] = prunes;
@@ -187,6 +192,9 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   // scikit-learn's lower_bound_: the whole evidence lower bound, not per sample.
   std::printf("%s after %d iterations (restart %d of %d); lower bound (ELBO) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.em.n_init, r.lower_bound);
+  if (o.em.acceleration == Acceleration::squarem)
+    std::printf("SQUAREM: %d E-step passes over all restarts (the iterations count the points kept)\n",
+                r.n_estep_passes);
   std::printf("Bayesian Gaussian mixture (%s prior): %zu of %d components carry weight (share of the data > %.3g = "
               "%g / K; expected weights in brackets)\n",
               to_string(q.prior.type), carrying.size(), q.n_components, threshold, kCarryingFraction);
