@@ -241,7 +241,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (a.model == "hmm") {
     if (!a.weights.empty() || !a.report.empty())
       throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");
-    return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace, flags);
+    return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace,
+                       [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags);
   }
   if (!a.lengths.empty()) throw UsageError("--lengths applies to --model hmm only");
   check_model_output_name(a.output, "-o");

@@ -53,7 +53,8 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 }
 
 int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
-                const std::string& trace, const GlobalFlags& flags) {
+                const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                const GlobalFlags& flags) {
   check_model_output_name(output, "-o");
   check_outputs({output, trace}, {data.path, lengths_path});
   if (fit.acceleration != "none")
@@ -92,15 +93,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   const std::string model_json = io::hmm_model_to_json(r.model, meta);
   io::OutputBatch outputs;
   if (!output.empty()) outputs.add(output, model_json);
-  if (!trace.empty()) {
-    std::string csv = "init,iteration,mean_log_likelihood,seconds\n";
-    char buf[128];
-    for (const TracePoint& p : r.trace) {
-      std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g\n", p.init, p.iteration, p.mean_log_likelihood, p.seconds);
-      csv += buf;
-    }
-    outputs.add(trace, csv);
-  }
+  if (!trace.empty()) outputs.add(trace, trace_text(r.trace));
   outputs.commit();
   if (flags.json) {
     nlohmann::json j = {{"model", "hmm"},         {"n_samples", t.rows},        {"n_sequences", n_sequences},

@@ -3,6 +3,7 @@
 // decode, and cuem score / cuem sample on an HMM model file (those commands hand over here
 // when the file's kind is "gaussian_hmm", io/hmm_json.hpp).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,10 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 /// cuem fit DATA --model hmm -k K [--covariance T] [--lengths FILE] [-o model.json] [--trace t.csv]:
 /// Baum-Welch from a k-means start; --max-iter, --tol (on the mean log-likelihood per
 /// frame), --seed, --n-init, --threads and the device options as for a mixture.
+/// `trace_text` writes the --trace CSV (cuem fit's own format).
 int run_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit, const std::string& output,
-                const std::string& trace, const GlobalFlags& flags);
+                const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                const GlobalFlags& flags);
 
 /// cuem score on an HMM file: the total and per-frame log-likelihood, BIC and AIC.
 int run_hmm_score(const std::string& model, const DataArgs& data, const std::string& lengths, const DeviceArgs& where,
