@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,9 @@ struct HmmOptions {
   std::size_t device_memory_limit = 0;
   std::function<bool(const IterationInfo&)> on_iteration;
   std::function<bool()> interrupted;
+  /// Acceleration::squarem extrapolates Baum-Welch's iterations (SQUAREM, as for the
+  /// Gaussian mixture; src/engine/hmm_parameter_map.hpp); n_iter then bounds E-step passes.
+  Acceleration acceleration = Acceleration::none;
 };
 
 struct HmmFitResult {
@@ -79,6 +83,10 @@ struct HmmFitResult {
   std::vector<TracePoint> trace;  ///< mean log-likelihood per frame, every iteration of every restart
   int n_decreases = 0;
   double max_decrease = 0;
+  /// Baum-Welch's linear rate near the end (FitResult::convergence_rate), NaN where too
+  /// few steps stood above rounding.
+  double convergence_rate = std::numeric_limits<double>::quiet_NaN();
+  int n_estep_passes = 0;  ///< forward-backward passes over all restarts (SQUAREM's rejected ones included)
   std::string device;
   std::vector<std::string> notices;
 };

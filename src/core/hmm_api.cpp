@@ -13,7 +13,9 @@
 #include "engine/batch_driver.hpp"
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_model.hpp"
+#include "engine/hmm_parameter_map.hpp"
 #include "engine/placed_data.hpp"
+#include "engine/squarem_driver.hpp"
 
 namespace cuem {
 namespace {
@@ -145,7 +147,8 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
 
   engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
   const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
-  engine::BatchResult<HmmModel> run = engine::run_batch_em(model, batch);
+  engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
+                                                                            : engine::run_batch_em(model, batch);
 
   HmmFitResult r;
   if (!placed.notice.empty()) r.notices.push_back(placed.notice);
@@ -158,6 +161,8 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   r.trace = std::move(run.trace);
   r.n_decreases = run.n_decreases;
   r.max_decrease = run.max_decrease;
+  r.convergence_rate = run.convergence_rate;
+  r.n_estep_passes = run.n_estep_passes;
   r.device = prims.description();
   if (!model.empty_states().empty()) {
     std::string list;

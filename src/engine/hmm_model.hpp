@@ -68,6 +68,7 @@ class GaussianHmmEM {
   /// States that went without weight in some M-step (handled as empty mixture
   /// components: their parameters kept), for the fit's notices.
   const std::vector<int>& empty_states() const noexcept { return empty_states_; }
+  const HmmOptions& options() const noexcept { return o_; }
 
  private:
   Primitives& prims_;
