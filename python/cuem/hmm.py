@@ -24,7 +24,7 @@ from collections import deque
 import numpy as np
 
 from . import _cuem
-from .mixture import ConvergenceWarning, InvalidParameterError, NotFittedError, _seed_from
+from .mixture import _ACCELERATION, ConvergenceWarning, InvalidParameterError, NotFittedError, _seed_from
 
 _COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _DECODERS = ("viterbi", "map")
@@ -83,6 +83,11 @@ class GaussianHMM:
         The arithmetic of a CUDA device (the CPU is always float64).
     n_threads : int, default=0
         CPU threads (0: OpenMP's default); results do not depend on it.
+    acceleration : {"none", "squarem"}, default="none"
+        Beyond hmmlearn: SQUAREM extrapolation of Baum-Welch's iterations (the
+        log-likelihood never falls; ``n_iter`` then bounds forward-backward passes).
+        ``n_estep_passes_`` and ``convergence_rate_`` after a fit, as
+        ``cuem.GaussianMixture``'s.
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class GaussianHMM:
         device="cpu",
         precision="float32",
         n_threads=0,
+        acceleration="none",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -129,6 +135,7 @@ class GaussianHMM:
         self.device = device
         self.precision = precision
         self.n_threads = n_threads
+        self.acceleration = acceleration
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
     # ---- scikit-learn's estimator protocol ---------------------------------------------
@@ -136,7 +143,7 @@ class GaussianHMM:
     _PARAM_NAMES = (
         "n_components covariance_type min_covar startprob_prior transmat_prior means_prior means_weight "
         "covars_prior covars_weight algorithm random_state n_iter tol verbose params init_params implementation "
-        "device precision n_threads"
+        "device precision n_threads acceleration"
     ).split()
 
     def get_params(self, deep=True):
@@ -192,6 +199,8 @@ class GaussianHMM:
             bad("n_iter", "an int >= 1")
         if not isinstance(self.tol, numbers.Real) or not np.isfinite(self.tol) or self.tol < 0:
             bad("tol", "a float >= 0")
+        if self.acceleration not in _ACCELERATION:
+            bad("acceleration", f"one of {_ACCELERATION}")
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str) or any(c not in "stmc" for c in value):
@@ -304,6 +313,7 @@ class GaussianHMM:
             precision=self.precision,
             n_threads=int(self.n_threads),
             on_iteration=on_iteration if self.verbose else None,
+            acceleration=self.acceleration,
         )
         self.n_features = D
         self.startprob_ = result["startprob"]
@@ -313,6 +323,8 @@ class GaussianHMM:
         for value in result["history"]:
             self.monitor_.report(float(value) * N)
         self.device_ = result["device"]
+        self.n_estep_passes_ = int(result["n_estep_passes"])
+        self.convergence_rate_ = float(result["convergence_rate"])
         for notice in result["notices"]:
             warnings.warn(notice, ConvergenceWarning, stacklevel=2)
         return self

@@ -69,7 +69,8 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
                  const ParameterArray& means_weight, const ParameterArray& covars_prior, double covars_weight,
                  const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
                  const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
-                 const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration) {
+                 const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
+                 const std::string& acceleration) {
   cuem::HmmOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -92,6 +93,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
+  o.acceleration = cuem::parse_acceleration(acceleration);
 
   FitHooks hooks(std::move(on_iteration));
   cuem::FitOptions wiring;  // FitHooks wires a FitOptions; the HMM's options take the same callbacks
@@ -109,6 +111,8 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   out["converged"] = r.converged;
   out["n_iter"] = r.n_iter;
   out["n_decreases"] = r.n_decreases;
+  out["convergence_rate"] = r.convergence_rate;  // NaN where too few steps to tell
+  out["n_estep_passes"] = r.n_estep_passes;
   out["device"] = r.device;
   nb::list notices;
   for (const std::string& s : r.notices) notices.append(nb::str(s.c_str()));
@@ -155,12 +159,13 @@ void register_hmm(nb::module_& m) {
         "n_iter"_a, "tol"_a, "seed"_a, "params"_a, "init_params"_a, "startprob_prior"_a, "transmat_prior"_a,
         "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(),
         "transmat"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
-        "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(),
+        "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(), "acceleration"_a = "none",
         "Baum-Welch for a Gaussian HMM (hmmlearn's GaussianHMM). Priors are arrays of one value or one per "
         "entry; startprob/transmat/means/covars start the parameters whose letters init_params leaves out. tol "
         "is on the mean log-likelihood per frame. Returns a dict: startprob, transmat, means, covars (cuem's "
         "per-type layout), history (the best restart's mean log-likelihood per frame), converged, n_iter, "
-        "n_decreases, device, notices.");
+        "n_decreases, convergence_rate, n_estep_passes, device, notices. acceleration 'squarem' extrapolates the "
+        "iterations (SQUAREM).");
   m.def("hmm_evaluate", &hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
         "startprob"_a, "transmat"_a, "means"_a, "covars"_a, "device"_a = "cpu", "precision"_a = "float32",
         "score: log p(X); posteriors: (log p(X), T x K); viterbi/map: (log probability, states).");

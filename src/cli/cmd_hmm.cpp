@@ -57,8 +57,6 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
                 const GlobalFlags& flags) {
   check_model_output_name(output, "-o");
   check_outputs({output, trace}, {data.path, lengths_path});
-  if (fit.acceleration != "none")
-    throw UsageError("--acceleration applies to --model gmm only; an HMM fit runs plain Baum-Welch");
   if (missing_policy(data) != MissingPolicy::error)
     throw UsageError("--missing marginalize applies to --model gmm only: HMM emissions take complete frames");
   const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
@@ -73,6 +71,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   o.precision = g.precision;
   o.device_memory_limit = g.device_memory_limit;
   o.n_threads = g.n_threads;
+  o.acceleration = g.acceleration;
   const io::Table t = load_table(data, flags);
   const std::string data_name = io::display_name(data.path);
   const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
@@ -98,7 +97,10 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   if (flags.json) {
     nlohmann::json j = {{"model", "hmm"},         {"n_samples", t.rows},        {"n_sequences", n_sequences},
                         {"converged", r.converged}, {"n_iter", r.n_iter},      {"lower_bound", r.lower_bound},
-                        {"device", r.device},     {"notices", r.notices}};
+                        {"device", r.device},     {"notices", r.notices},
+                        {"acceleration", to_string(o.acceleration)}, {"n_estep_passes", r.n_estep_passes},
+                        {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(r.convergence_rate)}};
     if (!output.empty())
       j["model_path"] = output;
     else
@@ -108,6 +110,9 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   }
   std::printf("HMM of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n", o.n_components,
               to_string(o.covariance_type), r.converged ? "converged" : "not converged", r.n_iter, r.lower_bound);
+  if (o.acceleration == Acceleration::squarem)
+    std::printf("SQUAREM: %d forward-backward passes over all restarts (the iterations count the points kept)\n",
+                r.n_estep_passes);
   if (output.empty())
     std::printf("\n%s", model_json.c_str());
   else

@@ -92,5 +92,18 @@ def test_hmm_options_refused_elsewhere(cuem, tmp_path):
     _write_data(tmp_path)
     p = cuem("fit", "x.npy", "-k", 3, "--lengths", "len.txt", expect=USAGE)
     assert "--model hmm" in p.stderr
-    p = cuem("fit", "x.npy", "--model", "hmm", "-k", 3, "--acceleration", "squarem", expect=USAGE)
-    assert "Baum-Welch" in p.stderr
+    p = cuem("fit", "x.npy", "--model", "hmm", "-k", 3, "--acceleration", "fast", expect=USAGE)
+    assert "--acceleration" in p.stderr
+
+
+def test_hmm_fit_with_squarem_reaches_the_plain_fits_likelihood(cuem, tmp_path):
+    _write_data(tmp_path)
+    common = ["fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "--tol", 1e-9, "--max-iter", 5000,
+              "--seed", 1]
+    plain = cuem.json(*common, "-o", "p.json")
+    fast = cuem.json(*common, "-o", "s.json", "--acceleration", "squarem")
+    assert plain["acceleration"] == "none" and fast["acceleration"] == "squarem"
+    assert plain["converged"] and fast["converged"]
+    assert plain["n_estep_passes"] == plain["n_iter"]
+    assert fast["lower_bound"] >= plain["lower_bound"] - 1e-9
+    assert fast["lower_bound"] == pytest.approx(plain["lower_bound"], abs=1e-6)

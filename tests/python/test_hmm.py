@@ -174,6 +174,22 @@ def test_fit_from_kmeans_start_rises_to_a_stationary_point():
     assert model.n_features == 3
 
 
+def test_squarem_reaches_the_plain_optimum_in_fewer_passes():
+    X = _data(seed=6)
+    common = dict(n_components=3, covariance_type="diag", n_iter=5000, tol=1e-7, random_state=0)
+    plain = cuem.GaussianHMM(**common).fit(X, LENGTHS)
+    fast = cuem.GaussianHMM(acceleration="squarem", **common).fit(X, LENGTHS)
+    assert plain.monitor_.converged and fast.monitor_.converged
+    assert plain.n_estep_passes_ == len(plain.monitor_.history)
+    assert fast.n_estep_passes_ <= plain.n_estep_passes_
+    assert fast.score(X, LENGTHS) >= plain.score(X, LENGTHS) - 1e-6
+    assert fast.score(X, LENGTHS) == pytest.approx(plain.score(X, LENGTHS), abs=1e-4)
+    history = np.array(fast.monitor_.history)
+    assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
+    with pytest.raises(ValueError, match="acceleration"):
+        cuem.GaussianHMM(acceleration="fast").fit(X, LENGTHS)
+
+
 def test_sample_shapes_and_states():
     model = cuem.GaussianHMM(n_components=2, covariance_type="spherical", init_params="")
     model.startprob_ = np.array([1.0, 0.0])
