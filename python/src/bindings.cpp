@@ -364,6 +364,7 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 
 void register_bayesian(nb::module_& m);  // bindings_vb.cpp
 void register_online(nb::module_& m);    // bindings_online.cpp
+void register_hmm(nb::module_& m);       // bindings_hmm.cpp
 
 #define CUEM_WHERE_DOC " device, precision and device_memory_limit say where (as for fit)."
 
@@ -492,4 +493,5 @@ NB_MODULE(_cuem, m) {
         "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
   register_bayesian(m);
   register_online(m);
+  register_hmm(m);
 }
