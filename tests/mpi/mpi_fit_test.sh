@@ -96,6 +96,7 @@ case $case_name in
       --segment-rows 200
     same_for_all_ranks "$work/A.npy" -k 3 --covariance spherical --init random_from_data --max-iter 4 --tol 0 \
       --segment-rows 256
+    same_for_all_ranks "$work/E.npy" -k 4 --acceleration squarem --max-iter 9 --tol 0 --segment-rows 256
     ;;
   iris)
     same_for_all_ranks "$root/data/iris.csv" -k 3 --seed 0 --segment-rows 16
