@@ -7,6 +7,8 @@
 #   bad_data  a NaN in rank 2's rows: one message naming rank 2, its rows, the row and
 #             column; exit code 3 on every rank, no hang
 #   kill      SIGKILL to rank 1 mid-fit: mpirun ends the whole job, non-zero, within 60 s
+#   emulated  the emulated CUDA backend (the mpi_emulated_fit driver, $3): R = 1..4 bitwise
+#             identical, within float32 rounding of the CPU fit
 #   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
 #             uninterrupted fit (and the resume says it replayed iterations)
 # Exit 77 (skipped) where mpirun is absent.
@@ -181,6 +183,33 @@ PY
       cmp -s "$work/straight.json" "$work/resumed3.json" || fail "the resume on 3 ranks differs"
       echo "ok: the resumed fit is byte-identical to the uninterrupted one (on 2 and 3 ranks)"
     fi
+    ;;
+  emulated)
+    # The emulated CUDA backend (tests/emu) under the same driver: R = 1..4 byte-identical,
+    # and within float32 rounding of the float64 CPU fit from the same start.
+    driver=${3:-}
+    [ -x "$driver" ] || fail "no mpi_emulated_fit driver given"
+    for cfg in "full 3 1200 4" "diag 4 1100 6" "tied 3 900 3" "spherical 2 1000 5"; do
+      set -- $cfg
+      for r in 1 2 3 4; do
+        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" 200 3 >"$work/emu_out.txt" ||
+          fail "emulated fit on $r ranks failed ($cfg)"
+      done
+      grep -q "^cuda" "$work/emu_out.txt" || fail "the fit did not run on the (emulated) CUDA device: $(cat "$work/emu_out.txt")"
+      for r in 2 3 4; do cmp -s "$work/emu_1.bin" "$work/emu_$r.bin" || fail "emulated R = $r differs from R = 1 ($cfg)"; done
+      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" 200 3 >/dev/null || fail "CPU fit failed"
+      python3 - "$work/emu_1.bin" "$work/cpu.bin" <<'PY' || fail "emulated and CPU fits differ ($cfg)"
+import struct, sys
+a, b = (open(p, "rb").read() for p in sys.argv[1:3])
+x, y = struct.unpack(f"{len(a)//8}d", a), struct.unpack(f"{len(b)//8}d", b)
+assert len(x) == len(y) > 0
+scale = max(abs(v) for v in y)
+worst = max(abs(u - v) for u, v in zip(x, y)) / scale
+print(f"emulated float32 against CPU float64: largest relative difference {worst:.3g}")
+sys.exit(0 if worst < 1e-4 else 1)
+PY
+      echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
+    done
     ;;
   *) fail "unknown case $case_name" ;;
 esac
