@@ -120,30 +120,53 @@ int run_on_rank(const mpi::Communicator& comm, const DataArgs& data, const FitAr
   return kOk;
 }
 
+// What main() prints before an error's message (src/cli/main.cpp), by the error's type.
+std::string error_prefix(const std::exception& e) {
+  if (dynamic_cast<const DataError*>(&e)) return "bad input data: ";
+  if (dynamic_cast<const NumericalError*>(&e)) return "numerical failure: ";
+  if (dynamic_cast<const DeviceError*>(&e)) return "device error: ";
+  return "";
+}
+
+// One message for the job: rank 0 prints the error as main() would, every rank waits for
+// that, then all but nothing reaches stderr (main's own print included). Without the wait
+// another rank could exit first, and mpirun would end rank 0 before it spoke.
+void report_once(const mpi::Communicator& comm, const std::exception& e) {
+  if (comm.rank() == 0) {
+    std::fprintf(stderr, "cuem: %s%s\n", error_prefix(e).c_str(), e.what());
+    if (dynamic_cast<const UsageError*>(&e)) std::fprintf(stderr, "Run with --help for more information.\n");
+  }
+  std::fflush(stderr);
+  try {
+    comm.barrier();
+  } catch (const std::exception&) {
+    // A rank that is gone: the job is ending anyway.
+  }
+  if (!std::freopen("/dev/null", "w", stderr)) std::fclose(stderr);
+}
+
 }  // namespace
 
 int run_distributed_fit(const DataArgs& data, const FitArgs& fit, const std::string& output, const std::string& trace,
                         const DistributedArgs& d, const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   mpi::Communicator comm(nullptr, nullptr);
-  const auto silence_others = [&] {
-    if (comm.rank() != 0) {  // one message: rank 0's
-      std::fflush(stderr);
-      if (!std::freopen("/dev/null", "w", stderr)) std::fclose(stderr);
-    }
-  };
   try {
     return run_on_rank(comm, data, fit, output, trace, d, flags, trace_csv);
-  } catch (const mpi::AgreedFailure& e) {
-    silence_others();
-    e.rethrow_typed();
-  } catch (const Error&) {
+  } catch (const mpi::AgreedFailure& agreed) {
+    try {
+      agreed.rethrow_typed();
+    } catch (const std::exception& e) {
+      report_once(comm, e);
+      throw;
+    }
+  } catch (const Error& e) {
     // The library's errors outside the collectives come from the work every rank does
     // alike (options, the M-step), so every rank raises the same one.
-    silence_others();
+    report_once(comm, e);
     throw;
-  } catch (const UsageError&) {
-    silence_others();
+  } catch (const UsageError& e) {
+    report_once(comm, e);
     throw;
   } catch (const std::exception& e) {
     // Anything else may be this rank's alone: the others could wait for it forever.

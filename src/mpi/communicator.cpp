@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -129,34 +130,36 @@ void Communicator::raise_first(const std::vector<LocalStatus>& statuses) const {
 
 void Communicator::agree(const LocalStatus& status) const { all_gather(status, std::string()); }
 
-std::string Communicator::chain_fold(
-    const LocalStatus& status, const std::string& mine,
-    const std::function<std::string(const std::string&, const std::string&)>& fold) const {
-  constexpr int kTag = 17;
-  // The running value on the wire: status kind, then the fold so far or the failure.
-  std::string running(1, static_cast<char>(FailureKind::none));
-  if (rank_ > 0) {
-    MPI_Status st;
-    check(MPI_Probe(rank_ - 1, kTag, MPI_COMM_WORLD, &st), "MPI_Probe");
-    int n = 0;
-    MPI_Get_count(&st, MPI_BYTE, &n);
-    running.assign(static_cast<std::size_t>(n), '\0');
-    check(MPI_Recv(running.data(), n, MPI_BYTE, rank_ - 1, kTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
-  }
-  if (static_cast<FailureKind>(running[0]) == FailureKind::none) {
-    if (status.failed()) {
-      running = pack(status, label_, "");
+std::vector<double> Communicator::ordered_sum(const LocalStatus& status, const std::vector<std::vector<double>>& parts,
+                                              std::size_t length) const {
+  agree(status);
+  constexpr int kTag = 18;
+  constexpr std::size_t kBlock = std::size_t{1} << 15;  // doubles a message: 256 KiB
+  std::vector<double> sum(length, 0.0);
+  std::vector<MPI_Request> sends;
+  for (std::size_t b0 = 0; b0 < length; b0 += kBlock) {
+    const std::size_t n = std::min(kBlock, length - b0);
+    double* acc = sum.data() + b0;
+    std::size_t first = 0;
+    if (rank_ == 0) {
+      if (!parts.empty()) std::copy_n(parts[0].data() + b0, n, acc);
+      first = 1;
     } else {
-      const LocalStatus folded = run_local([&] { running = std::string(1, '\0') + fold(running.substr(1), mine); });
-      if (folded.failed()) running = pack(folded, label_, "");
+      check(MPI_Recv(acc, count_of(n), MPI_DOUBLE, rank_ - 1, kTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+    }
+    for (std::size_t p = first; p < parts.size(); ++p) {
+      const double* x = parts[p].data() + b0;
+      for (std::size_t i = 0; i < n; ++i) acc[i] += x[i];
+    }
+    if (rank_ + 1 < size_) {
+      sends.emplace_back();
+      check(MPI_Isend(acc, count_of(n), MPI_DOUBLE, rank_ + 1, kTag, MPI_COMM_WORLD, &sends.back()), "MPI_Isend");
     }
   }
-  if (rank_ + 1 < size_)
-    check(MPI_Send(running.data(), count_of(running.size()), MPI_BYTE, rank_ + 1, kTag, MPI_COMM_WORLD), "MPI_Send");
-  running = broadcast(running, size_ - 1);
-  const auto kind = static_cast<FailureKind>(running[0]);
-  if (kind != FailureKind::none) throw AgreedFailure(kind, running.substr(1));
-  return running.substr(1);
+  if (!sends.empty())
+    check(MPI_Waitall(static_cast<int>(sends.size()), sends.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  check(MPI_Bcast(sum.data(), count_of(length), MPI_DOUBLE, size_ - 1, MPI_COMM_WORLD), "MPI_Bcast");
+  return sum;
 }
 
 std::vector<double> Communicator::all_sum(const LocalStatus& status, std::vector<double> values) const {
@@ -165,6 +168,8 @@ std::vector<double> Communicator::all_sum(const LocalStatus& status, std::vector
         "MPI_Allreduce");
   return values;
 }
+
+void Communicator::barrier() const { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
 std::string Communicator::broadcast(const std::string& bytes, int root) const {
   unsigned long long n = bytes.size();

@@ -57,14 +57,20 @@ class Communicator {
   /// when any rank's status failed (the lowest such rank's).
   std::vector<std::string> all_gather(const LocalStatus& status, const std::string& mine) const;
 
-  /// The left fold, in rank order, of each rank's bytes: rank 0 starts, rank r receives the
-  /// running value from r - 1, applies `fold(running, mine)` (running is empty at rank 0)
-  /// and passes it on; the last rank broadcasts the result. Failures as all_gather's.
-  std::string chain_fold(const LocalStatus& status, const std::string& mine,
-                         const std::function<std::string(const std::string& running, const std::string& mine)>& fold) const;
+  /// The element-wise sum of every rank's `parts` (each `length` doubles), added in rank
+  /// order and within a rank in the parts' order: a left fold whose order is fixed by the
+  /// parts' global positions, whatever the number of ranks. The running sum travels along
+  /// the ranks in blocks, so that rank r + 1 adds block b while rank r adds block b + 1
+  /// (bandwidth about allreduce's, latency growing with R); the last rank broadcasts the
+  /// total. After an agreement on the statuses (AgreedFailure as all_gather's).
+  std::vector<double> ordered_sum(const LocalStatus& status, const std::vector<std::vector<double>>& parts,
+                                  std::size_t length) const;
 
   /// MPI_Allreduce (sum) of doubles, after an agreement on the statuses.
   std::vector<double> all_sum(const LocalStatus& status, std::vector<double> values) const;
+
+  /// Waits for every rank (MPI_Barrier).
+  void barrier() const;
 
   /// Rank `root`'s bytes on every rank.
   std::string broadcast(const std::string& bytes, int root) const;

@@ -101,44 +101,25 @@ std::vector<std::string> DistributedPrimitives::gathered(const std::function<std
 SufficientStats DistributedPrimitives::reduced_stats(const std::function<SufficientStats(Primitives&)>& per_segment,
                                                      const std::vector<double>& shift) {
   if (journal_ && journal_->replaying()) return decode_stats(journal_->replay());
+  // Every segment's statistics about the one shift every rank knows (re-centring, where a
+  // backend reports another, is the segment's own work: its rounding does not depend on R).
   SufficientStats out;
-  if (reduction_ == Reduction::ordered) {
-    // Each segment's statistics; the running fold arrives from the rank before, takes this
-    // rank's segments in order and goes on to the next.
-    std::vector<SufficientStats> parts;
-    const LocalStatus status = run_local([&] {
-      for (const auto& seg : segments_) parts.push_back(per_segment(*seg));
-    });
-    const std::string folded = comm_.chain_fold(status, std::string(), [&](const std::string& running, const std::string&) {
-      std::size_t i = 0;
-      SufficientStats s;
-      if (running.empty()) {
-        s = std::move(parts[0]);
-        i = 1;
-      } else {
-        s = decode_stats(running);
+  std::vector<std::vector<double>> parts;
+  const LocalStatus status = run_local([&] {
+    for (const auto& seg : segments_) {
+      SufficientStats s = per_segment(*seg);
+      if (out.nk.empty()) out = SufficientStats::zeros(s.type, s.K, s.D, shift);
+      if (s.shift != shift) s = s.recentred(shift);
+      if (reduction_ == Reduction::ordered) {
+        parts.push_back(additive_parts(s));
+      } else {  // this rank's segments in order, then a plain sum over ranks
+        out.merge(s);
       }
-      for (; i < parts.size(); ++i) s.merge(parts[i]);
-      return encode(s);
-    });
-    out = decode_stats(folded);
-  } else {
-    // This rank's segments in order, about the common shift, then a plain sum over ranks.
-    SufficientStats local;
-    const LocalStatus status = run_local([&] {
-      for (const auto& seg : segments_) {
-        SufficientStats s = per_segment(*seg);
-        if (local.nk.empty()) {
-          local = s.recentred(shift);
-        } else {
-          local.merge(s);
-        }
-      }
-    });
-    std::vector<double> sums = comm_.all_sum(status, additive_parts(local));
-    set_additive_parts(local, sums);
-    out = std::move(local);
-  }
+    }
+  });
+  const std::size_t length = out.nk.size() + out.s1.size() + out.s2.size() + 3;
+  set_additive_parts(out, reduction_ == Reduction::ordered ? comm_.ordered_sum(status, parts, length)
+                                                           : comm_.all_sum(status, additive_parts(out)));
   if (journal_) journal_->record(encode(out));
   return out;
 }
