@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bernoulli_mixture.hpp"
 #include "core/linalg.hpp"
 #include "core/m_step.hpp"
 #include "core/rng.hpp"
@@ -364,77 +365,23 @@ TEST(Squarem, PassesCallbackAndRestarts) {
   EXPECT_EQ(stopped.lower_bound, stopped.trace.back().mean_log_likelihood);
 }
 
-// ---- the toy Bernoulli mixture (tests/test_engine_toy_model.cpp), with a map ---------
+// ---- the toy Bernoulli mixture (tests/bernoulli_mixture.hpp), with a map ------------
 
-struct BernoulliParams {
-  std::vector<double> log_pi;  // K
-  std::vector<double> p;       // K x D
-};
-struct BernoulliStats {
-  std::vector<double> nk, s;
-  double log_likelihood = 0;
-  double weight = 0;
-};
+}  // namespace
 
-class BernoulliMixture {
- public:
-  using Params = BernoulliParams;
-  using Stats = BernoulliStats;
-  BernoulliMixture(const std::vector<int>& x, int n, int d, int k) : x_(x), N_(n), D_(d), K_(k) {}
-  Params initialize(std::uint64_t seed, std::vector<std::string>*) const {
-    Params p{std::vector<double>(K_, -std::log(static_cast<double>(K_))), std::vector<double>(K_ * D_)};
-    for (int i = 0; i < K_ * D_; ++i) p.p[i] = 0.25 + 0.5 * cuem::rng::uniform(seed, 0, i);
-    return p;
-  }
-  Stats e_step(const Params& p) const {
-    Stats s{std::vector<double>(K_, 0.0), std::vector<double>(K_ * D_, 0.0), 0.0, 0.0};
-    std::vector<double> lj(K_);
-    for (int n = 0; n < N_; ++n) {
-      for (int k = 0; k < K_; ++k) {
-        lj[k] = p.log_pi[k];
-        for (int d = 0; d < D_; ++d) lj[k] += std::log(x_[n * D_ + d] ? p.p[k * D_ + d] : 1 - p.p[k * D_ + d]);
-      }
-      const double top = *std::max_element(lj.begin(), lj.end());
-      double sum = 0;
-      for (int k = 0; k < K_; ++k) sum += std::exp(lj[k] - top);
-      const double lp = top + std::log(sum);
-      for (int k = 0; k < K_; ++k) {
-        const double g = std::exp(lj[k] - lp);
-        s.nk[k] += g;
-        for (int d = 0; d < D_; ++d) s.s[k * D_ + d] += g * x_[n * D_ + d];
-      }
-      s.log_likelihood += lp;
-      s.weight += 1;
-    }
-    return s;
-  }
-  Params m_step(const Stats& s) const {
-    Params p{std::vector<double>(K_), std::vector<double>(K_ * D_)};
-    double total = 0;
-    for (double v : s.nk) total += v;
-    for (int k = 0; k < K_; ++k) {
-      p.log_pi[k] = std::log(s.nk[k] / total);
-      for (int d = 0; d < D_; ++d) p.p[k * D_ + d] = std::clamp(s.s[k * D_ + d] / s.nk[k], 1e-12, 1 - 1e-12);
-    }
-    return p;
-  }
-  double unit_roundoff() const { return 0x1p-53; }
-
- private:
-  const std::vector<int>& x_;
-  int N_, D_, K_;
-};
+// The map, where argument-dependent lookup finds it (the model's namespace).
+namespace cuem_test {
 
 // The map: K - 1 log weight ratios against the last, then the logits of p.
-std::vector<double> to_unconstrained(const BernoulliMixture&, const BernoulliParams& p) {
+std::vector<double> to_unconstrained(const cuem_test::BernoulliMixture&, const cuem_test::BernoulliParams& p) {
   std::vector<double> v;
   for (std::size_t k = 0; k + 1 < p.log_pi.size(); ++k) v.push_back(p.log_pi[k] - p.log_pi.back());
   for (double q : p.p) v.push_back(std::log(q / (1 - q)));
   return v;
 }
-BernoulliParams from_unconstrained(const BernoulliMixture&, const std::vector<double>& v, const BernoulliParams& shape) {
+cuem_test::BernoulliParams from_unconstrained(const cuem_test::BernoulliMixture&, const std::vector<double>& v, const cuem_test::BernoulliParams& shape) {
   const std::size_t K = shape.log_pi.size();
-  BernoulliParams p{std::vector<double>(K), std::vector<double>(shape.p.size())};
+  cuem_test::BernoulliParams p{std::vector<double>(K), std::vector<double>(shape.p.size())};
   double top = 0;
   for (std::size_t k = 0; k + 1 < K; ++k) top = std::max(top, v[k]);
   double sum = 0;
@@ -444,6 +391,12 @@ BernoulliParams from_unconstrained(const BernoulliMixture&, const std::vector<do
     p.p[i] = std::clamp(1 / (1 + std::exp(-v[K - 1 + i])), 1e-12, 1 - 1e-12);
   return p;
 }
+
+}  // namespace cuem_test
+
+namespace {
+
+using cuem_test::BernoulliMixture;
 
 // Two overlapping profiles (features 0.5 +- 0.15), 40% / 60%.
 struct ToyData {
@@ -549,7 +502,8 @@ TEST_P(SquaremGmm, ReachesPlainEmsOptimum) {
     EXPECT_NEAR(fast.params.covariances[i], ref.params.covariances[i], param_tol) << "covariance " << i;
   expect_trace_never_decreases(fast, 1e-12);
   EXPECT_EQ(fast.n_decreases, 0);
-  EXPECT_LE(fast.n_estep_passes, c.max_pass_ratio * plain.n_estep_passes);
+  // + 1: SQUAREM stops after two small changes in a row, plain EM after one (squarem_driver.hpp).
+  EXPECT_LE(fast.n_estep_passes, c.max_pass_ratio * plain.n_estep_passes + 1);
   EXPECT_GT(plain.convergence_rate, 0.0);
   EXPECT_LT(plain.convergence_rate, 1.0);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Fitting a Gaussian mixture with EM, and using the fitted model.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ struct TracePoint {
   int iteration = 0;               ///< 1-based
   double mean_log_likelihood = 0;  ///< per sample, before this iteration's M-step
   double seconds = 0;              ///< wall time of the iteration
+  /// EM's linear rate as estimated so far in this restart (FitResult::convergence_rate is
+  /// the best restart's last one); NaN until enough steps above rounding were seen.
+  double rate = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct FitResult {

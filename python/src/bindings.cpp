@@ -31,72 +31,16 @@
 #include <utility>
 #include <vector>
 
+#include "array_support.hpp"
 #include "cuem/cuem.hpp"
+#include "fit_hooks.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace {
 
-// float64 or float32, any strides, host or CUDA memory; checked in view_of.
-using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>>;
-using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
-// sample_weight, read in place like X (the Python layer converts anything else once).
-using WeightArray = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-
-// How often a running fit looks at Python's signal flag. Each look takes the GIL, which
-// can wait up to the interpreter's switch interval (5 ms) when another thread runs Python,
-// so it is rate-limited; 50 ms keeps Ctrl-C prompt and that cost at a few percent at most.
-constexpr std::chrono::milliseconds kSignalPollInterval{50};
-
-// Hands a vector's storage to NumPy without copying: the array owns it through a capsule.
-template <typename T>
-nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, std::vector<std::size_t> shape) {
-  auto* owned = new std::vector<T>(std::move(values));
-  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
-  return nb::ndarray<nb::numpy, T>(owned->data(), shape.size(), shape.data(), owner);
-}
-
-// The shape of a covariance (and precision Cholesky) array, scikit-learn's.
-std::vector<std::size_t> covariance_shape(cuem::CovarianceType type, int K, int D) {
-  const auto k = static_cast<std::size_t>(K);
-  const auto d = static_cast<std::size_t>(D);
-  switch (type) {
-    case cuem::CovarianceType::full: return {k, d, d};
-    case cuem::CovarianceType::tied: return {d, d};
-    case cuem::CovarianceType::diag: return {k, d};
-    case cuem::CovarianceType::spherical: return {k};
-  }
-  return {};
-}
-
-std::vector<double> to_vector(const ParameterArray& a) { return {a.data(), a.data() + a.size()}; }
-
-// X in place: rows of contiguous values (the column stride, in elements, is 1, or there
-// is one column), each starting row_stride >= n_cols elements after the one before.
-cuem::DataView view_of(const InputMatrix& X) {
-  const std::size_t rows = X.shape(0), cols = X.shape(1);
-  const std::int64_t col_step = X.stride(1), row_step = X.stride(0);
-  const bool rows_contiguous = col_step == 1 || cols <= 1;
-  // One row (or none): its stride is never used, whatever the exporter reports.
-  const std::size_t stride = rows <= 1 ? cols : static_cast<std::size_t>(row_step < 0 ? 0 : row_step);
-  if (!rows_contiguous || stride < cols)
-    throw nb::type_error("X must have contiguous rows that start a non-negative stride apart (C order, or a slice "
-                         "of a C-ordered array); convert it with numpy.ascontiguousarray");
-  cuem::DataView v;
-  if (X.dtype() == nb::dtype<double>())
-    v = cuem::DataView(static_cast<const double*>(X.data()), rows, cols, stride);
-  else if (X.dtype() == nb::dtype<float>())
-    v = cuem::DataView(static_cast<const float*>(X.data()), rows, cols, stride);
-  else
-    throw nb::type_error("X must be a float64 or float32 array");
-  if (X.device_type() == nb::device::cuda::value) return cuem::device_view(v, static_cast<int>(X.device_id()));
-  if (X.device_type() != nb::device::cpu::value)
-    throw nb::type_error(("X is in memory cuem cannot read (DLPack device type " + std::to_string(X.device_type()) +
-                          "); pass a host array or a CUDA one")
-                             .c_str());
-  return v;
-}
+using namespace cuem_py;
 
 // What cuem would read for X (for tests: that a view is taken in place, never a copy).
 nb::dict data_view_info(const InputMatrix& X) {
@@ -109,10 +53,6 @@ nb::dict data_view_info(const InputMatrix& X) {
   d["dtype"] = v.is_float32() ? "float32" : "float64";
   d["device"] = v.on_device() ? "cuda:" + std::to_string(v.device_ordinal) : std::string("cpu");
   return d;
-}
-
-cuem::WeightView weights_of(const std::optional<WeightArray>& w) {
-  return w ? cuem::WeightView(w->data(), w->shape(0)) : cuem::WeightView{};
 }
 
 // A model from scikit-learn-shaped arrays, checked by cuem (shapes, simplex, factors).
@@ -133,21 +73,6 @@ cuem::Model make_model(const std::string& covariance_type, const ParameterArray&
   m.precisions_cholesky = to_vector(precisions_cholesky);
   cuem::validate_model(m);
   return m;
-}
-
-// What the fit's C++ callbacks need from Python. The callbacks capture a pointer to this
-// (never a Python object by value: std::function copies would touch reference counts
-// without the GIL).
-struct PythonHooks {
-  bool poll_signals = false;          // only the main thread sees signals
-  bool python_error_pending = false;  // a KeyboardInterrupt or a callback's exception
-  std::chrono::steady_clock::time_point last_poll{};
-  nb::object on_iteration;  // None or callable(init, iteration, mll, change, seconds)
-};
-
-bool on_main_thread() {
-  nb::module_ threading = nb::module_::import_("threading");
-  return threading.attr("current_thread")().is(threading.attr("main_thread")());
 }
 
 // The fit's options from the binding's arguments, shared by the array and placed paths.
@@ -191,46 +116,9 @@ nb::dict missing_dict(const cuem::MissingSummary& s) {
 // returns the result as the Python layer reads it.
 template <typename RunFit>
 nb::dict run_fit(cuem::FitOptions o, nb::object on_iteration, RunFit&& run) {
-  PythonHooks hooks;
-  hooks.poll_signals = on_main_thread();
-  hooks.on_iteration = std::move(on_iteration);
-  PythonHooks* h = &hooks;
-  if (hooks.poll_signals) {
-    o.interrupted = [h]() {
-      if (h->python_error_pending) return true;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - h->last_poll < kSignalPollInterval) return false;
-      h->last_poll = now;
-      nb::gil_scoped_acquire gil;
-      // -1: a handler raised (KeyboardInterrupt for SIGINT); the error stays set for
-      // the re-raise below.
-      if (PyErr_CheckSignals() != 0) h->python_error_pending = true;
-      return h->python_error_pending;
-    };
-  }
-  if (!hooks.on_iteration.is_none()) {
-    o.on_iteration = [h](const cuem::IterationInfo& info) {
-      nb::gil_scoped_acquire gil;
-      try {
-        nb::object r = h->on_iteration(info.init, info.iteration, info.mean_log_likelihood, info.change, info.seconds);
-        return r.ptr() != Py_False;  // returning False stops the fit early
-      } catch (nb::python_error& e) {
-        e.restore();  // re-raised after the fit
-        h->python_error_pending = true;
-        return false;
-      }
-    };
-  }
-
-  cuem::FitResult r;
-  try {
-    nb::gil_scoped_release release;
-    r = run(o);
-  } catch (const cuem::Interrupted&) {
-    if (hooks.python_error_pending) throw nb::python_error();
-    throw;
-  }
-  if (hooks.python_error_pending) throw nb::python_error();
+  FitHooks hooks(std::move(on_iteration));
+  hooks.attach(o);
+  const cuem::FitResult r = hooks.run([&] { return run(o); });
 
   const cuem::Model& m = r.model;
   const int K = m.n_components;
@@ -349,13 +237,6 @@ ModelArgs model_args(const std::string& covariance_type, const ParameterArray& w
   a.where.device_memory_limit = device_memory_limit;
   a.where.missing = cuem::parse_missing_policy(missing);
   return a;
-}
-
-// Runs one library call on the model with the GIL released.
-template <typename F>
-auto released(F&& f) {
-  nb::gil_scoped_release release;
-  return f();
 }
 
 nb::ndarray<nb::numpy, std::int64_t> predict(const InputMatrix& X, const std::string& covariance_type,

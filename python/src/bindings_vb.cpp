@@ -8,69 +8,23 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "array_support.hpp"
 #include "cuem/bayesian.hpp"
 #include "cuem/errors.hpp"
+#include "fit_hooks.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace {
 
-using InputMatrix = nb::ndarray<nb::ro, nb::ndim<2>>;
-using ParameterArray = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
-using WeightArray = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-
-constexpr std::chrono::milliseconds kSignalPollInterval{50};
-
-template <typename T>
-nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, std::vector<std::size_t> shape) {
-  auto* owned = new std::vector<T>(std::move(values));
-  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
-  return nb::ndarray<nb::numpy, T>(owned->data(), shape.size(), shape.data(), owner);
-}
-
-std::vector<std::size_t> covariance_shape(cuem::CovarianceType type, std::size_t K, std::size_t D) {
-  switch (type) {
-    case cuem::CovarianceType::full: return {K, D, D};
-    case cuem::CovarianceType::tied: return {D, D};
-    case cuem::CovarianceType::diag: return {K, D};
-    case cuem::CovarianceType::spherical: return {K};
-  }
-  return {};
-}
-
-std::vector<double> to_vector(const ParameterArray& a) { return {a.data(), a.data() + a.size()}; }
-
-// X in place (host, float64 or float32, contiguous rows a non-negative stride apart).
-cuem::DataView view_of(const InputMatrix& X) {
-  const std::size_t rows = X.shape(0), cols = X.shape(1);
-  const std::int64_t col_step = X.stride(1), row_step = X.stride(0);
-  const std::size_t stride = rows <= 1 ? cols : static_cast<std::size_t>(row_step < 0 ? 0 : row_step);
-  if (!(col_step == 1 || cols <= 1) || stride < cols)
-    throw nb::type_error("X must have contiguous rows that start a non-negative stride apart (C order, or a slice "
-                         "of a C-ordered array); convert it with numpy.ascontiguousarray");
-  cuem::DataView v;
-  if (X.dtype() == nb::dtype<double>())
-    v = cuem::DataView(static_cast<const double*>(X.data()), rows, cols, stride);
-  else if (X.dtype() == nb::dtype<float>())
-    v = cuem::DataView(static_cast<const float*>(X.data()), rows, cols, stride);
-  else
-    throw nb::type_error("X must be a float64 or float32 array");
-  if (X.device_type() == nb::device::cuda::value) return cuem::device_view(v, static_cast<int>(X.device_id()));
-  if (X.device_type() != nb::device::cpu::value) throw nb::type_error("X is in memory cuem cannot read");
-  return v;
-}
-
-cuem::WeightView weights_of(const std::optional<WeightArray>& w) {
-  return w ? cuem::WeightView(w->data(), w->shape(0)) : cuem::WeightView{};
-}
+using namespace cuem_py;
 
 // A posterior from scikit-learn-shaped arrays (the prior type decides the concentration's length).
 cuem::BayesianPosterior make_posterior(const std::string& covariance_type, const std::string& prior_type,
@@ -91,17 +45,6 @@ cuem::BayesianPosterior make_posterior(const std::string& covariance_type, const
   q.precisions_cholesky = to_vector(precisions_cholesky);
   return q;
 }
-
-bool on_main_thread() {
-  nb::module_ threading = nb::module_::import_("threading");
-  return threading.attr("current_thread")().is(threading.attr("main_thread")());
-}
-
-struct Hooks {
-  bool python_error_pending = false;
-  std::chrono::steady_clock::time_point last_poll{};
-  nb::object on_iteration;
-};
 
 nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string& covariance_type, double tol,
                       double reg_covar, int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
@@ -143,43 +86,9 @@ nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string&
                                   get("precisions_cholesky"));
   }
 
-  Hooks hooks;
-  hooks.on_iteration = std::move(on_iteration);
-  Hooks* h = &hooks;
-  if (on_main_thread()) {
-    em.interrupted = [h]() {
-      if (h->python_error_pending) return true;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - h->last_poll < kSignalPollInterval) return false;
-      h->last_poll = now;
-      nb::gil_scoped_acquire gil;
-      if (PyErr_CheckSignals() != 0) h->python_error_pending = true;
-      return h->python_error_pending;
-    };
-  }
-  if (!hooks.on_iteration.is_none()) {
-    em.on_iteration = [h](const cuem::IterationInfo& info) {
-      nb::gil_scoped_acquire gil;
-      try {
-        nb::object r = h->on_iteration(info.init, info.iteration, info.mean_log_likelihood, info.change, info.seconds);
-        return r.ptr() != Py_False;
-      } catch (nb::python_error& e) {
-        e.restore();
-        h->python_error_pending = true;
-        return false;
-      }
-    };
-  }
-
-  cuem::BayesianFitResult r;
-  try {
-    nb::gil_scoped_release release;
-    r = cuem::fit_bayesian(view_of(X), o, weights_of(sample_weight));
-  } catch (const cuem::Interrupted&) {
-    if (hooks.python_error_pending) throw nb::python_error();
-    throw;
-  }
-  if (hooks.python_error_pending) throw nb::python_error();
+  FitHooks hooks(std::move(on_iteration));
+  hooks.attach(em);
+  const cuem::BayesianFitResult r = hooks.run([&] { return cuem::fit_bayesian(view_of(X), o, weights_of(sample_weight)); });
 
   const cuem::BayesianPosterior& q = r.posterior;
   const std::size_t K = static_cast<std::size_t>(q.n_components), D = static_cast<std::size_t>(q.n_features);

@@ -46,10 +46,14 @@ struct Args {
 
 // The trace's value column: the GMM's mean log-likelihood, the Bayesian fit's whole ELBO.
 std::string trace_csv(const std::vector<TracePoint>& trace, const char* value_name = "mean_log_likelihood") {
-  std::string out = std::string("init,iteration,") + value_name + ",seconds\n";
-  char buf[128];
+  std::string out = std::string("init,iteration,") + value_name + ",seconds,rate\n";
+  char buf[160];
   for (const TracePoint& t : trace) {
-    std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g\n", t.init, t.iteration, t.mean_log_likelihood, t.seconds);
+    // rate: EM's linear rate as estimated so far (empty until there are enough steps).
+    char rate[32] = "";
+    if (std::isfinite(t.rate)) std::snprintf(rate, sizeof rate, "%.6g", t.rate);
+    std::snprintf(buf, sizeof buf, "%d,%d,%.17g,%.6g,%s\n", t.init, t.iteration, t.mean_log_likelihood, t.seconds,
+                  rate);
     out += buf;
   }
   return out;

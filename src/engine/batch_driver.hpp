@@ -111,6 +111,37 @@ bool model_changed(const S& s) {
   return false;
 }
 
+/// Adds a restart's initialisation notices to the result's, each once however many
+/// restarts say it.
+inline void add_notices(std::vector<std::string>& all, const std::vector<std::string>& more) {
+  for (const std::string& n : more)
+    if (std::find(all.begin(), all.end(), n) == all.end()) all.push_back(n);
+}
+
+/// Counts a fall of the bound by more than rounding (EM forbids it).
+template <class Params>
+void watch_decrease(BatchResult<Params>& r, double previous, double change, double unit_roundoff) {
+  if (change < -rounding_slack(previous, unit_roundoff)) {
+    ++r.n_decreases;
+    r.max_decrease = std::max(r.max_decrease, -change);
+  }
+}
+
+/// Keeps a finished restart where it is the first or its final bound beats the best so far
+/// (the first restart wins ties).
+template <class Params>
+void keep_best_restart(BatchResult<Params>& r, Params&& params, int init, bool converged, int n_iter, double bound,
+                       double rate) {
+  if (r.fitted && !(bound > r.lower_bound)) return;
+  r.fitted = true;
+  r.params = std::move(params);
+  r.converged = converged;
+  r.n_iter = n_iter;
+  r.lower_bound = bound;
+  r.best_init = init;
+  r.convergence_rate = rate;
+}
+
 /// Runs n_init restarts (restart i starts from seed rng::hash(seed, kInitSeed, i)) of at
 /// most max_iter iterations each and keeps the restart with the highest final bound (the
 /// first on ties). The bound of an iteration is the mean log-likelihood per unit weight
@@ -125,9 +156,7 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
     std::vector<std::string> notices;
     typename Model::Params params =
         model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
-    for (const std::string& n : notices)  // once, however many restarts say it
-      if (std::find(result.notices.begin(), result.notices.end(), n) == result.notices.end())
-        result.notices.push_back(n);
+    add_notices(result.notices, notices);
     double bound = -std::numeric_limits<double>::infinity();
     bool converged = false;
     int n_iter = 0;
@@ -148,12 +177,11 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
       n_iter = it;
       const double change = bound - previous;
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-      result.trace.push_back({init, it, bound, seconds});
-      if (!fresh) rate.add(previous, change, !previous_fresh);
-      if (!fresh && change < -rounding_slack(previous, model.unit_roundoff())) {
-        ++result.n_decreases;
-        result.max_decrease = std::max(result.max_decrease, -change);
+      if (!fresh) {
+        rate.add(previous, change, !previous_fresh);
+        watch_decrease(result, previous, change, model.unit_roundoff());
       }
+      result.trace.push_back({init, it, bound, seconds, rate.rate()});
       if (o.on_iteration && !o.on_iteration({init, it, bound, change, seconds})) {
         stopped = true;
         break;
@@ -165,15 +193,7 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
       previous_fresh = fresh;
       fresh = model_changed(stats);
     }
-    if (!result.fitted || bound > result.lower_bound) {
-      result.fitted = true;
-      result.params = std::move(params);
-      result.converged = converged;
-      result.n_iter = n_iter;
-      result.lower_bound = bound;
-      result.best_init = init;
-      result.convergence_rate = rate.rate();
-    }
+    keep_best_restart(result, std::move(params), init, converged, n_iter, bound, rate.rate());
   }
   return result;
 }

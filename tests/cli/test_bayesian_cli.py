@@ -93,7 +93,7 @@ def test_the_summary_reports_the_elbo_traces_last_value(fitted):
     s = fitted["summary"]
     with open(fitted["folder"] / "t.csv") as f:
         rows = list(csv.DictReader(f))
-    assert rows and list(rows[0]) == ["init", "iteration", "lower_bound", "seconds"]
+    assert rows and list(rows[0]) == ["init", "iteration", "lower_bound", "seconds", "rate"]
     best = [r for r in rows if int(r["init"]) == s["best_init"]]
     assert s["lower_bound_trace_last"] == float(best[-1]["lower_bound"])
     assert s["lower_bound"] == pytest.approx(s["lower_bound_trace_last"], rel=1e-12)

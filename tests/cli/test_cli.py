@@ -219,8 +219,18 @@ def test_fit_trace_and_report(cuem, tmp_path, blobs):
     j = cuem.json("fit", blobs["X"], "-k", 3, "--seed", 1, "--tol", 1e-8, "-o", "m.json", "--trace", "trace.csv",
                   "--report", "report.svg")
     lines = (tmp_path / "trace.csv").read_text().splitlines()
-    assert lines[0] == "init,iteration,mean_log_likelihood,seconds"
+    assert lines[0] == "init,iteration,mean_log_likelihood,seconds,rate"
     rows = [r.split(",") for r in lines[1:]]
+    # The rate column: empty until enough EM steps were seen, then the running estimate,
+    # whose last value is the fit's convergence_rate.
+    rates = [float(r[4]) if r[4] else None for r in rows]
+    assert rates[0] is None and rates[1] is None
+    if j["convergence_rate"] is None:
+        assert rates[-1] is None
+    else:
+        assert rates[-1] == pytest.approx(j["convergence_rate"], rel=1e-5)
+        first = next(i for i, r in enumerate(rates) if r is not None)
+        assert all(r is not None and 0 < r for r in rates[first:])
     assert len(rows) == j["n_iter"]
     assert [int(r[0]) for r in rows] == [0] * len(rows)
     assert [int(r[1]) for r in rows] == list(range(1, len(rows) + 1))
