@@ -9,7 +9,7 @@ cuem=${1:-build-cpu/cuem}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-mpi=(mpirun --oversubscribe --mca btl self,vader)
+mpi=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none)
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
 "$cuem" generate -n 200000 -d 8 -k 8 --seed 1 -o "$work/small.npy" -q >/dev/null
 "$cuem" generate -n 40000 -d 32 -k 64 --seed 1 -o "$work/large.npy" -q >/dev/null
