@@ -112,6 +112,18 @@ case $case_name in
     "$cuem" fit "$root/data/iris.csv" -q -o "$work/plain1.json" -k 3 --seed 0 >/dev/null || fail "plain fit failed"
     cmp "$work/one.json" "$work/plain1.json" || fail "one segment on one rank differs from the plain fit"
     echo "ok: one segment on one rank equals the plain fit bitwise"
+    # BIC and AIC from the distributed pass against the plain fit's float64 criteria.
+    "${mpi[@]}" -n 3 "$cuem" fit "$root/data/iris.csv" --distributed -q --json -k 3 --seed 0 --segment-rows 16 \
+      >"$work/d.json" || fail "distributed --json fit failed"
+    "$cuem" fit "$root/data/iris.csv" -q --json -k 3 --seed 0 >"$work/p.json" || fail "plain --json fit failed"
+    python3 - "$work/d.json" "$work/p.json" <<'PY' || fail "criteria differ"
+import json, sys
+d, p = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["ranks"] == 3, d
+for key in ("bic", "aic"):
+    assert abs(d[key] - p[key]) <= 1e-9 * abs(p[key]), (key, d[key], p[key])
+print("ok: bic and aic agree with the plain fit's:", d["bic"], p["bic"])
+PY
     ;;
   allreduce)
     gen 2000 4 3 "$work/a.npy"
