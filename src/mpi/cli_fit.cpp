@@ -17,7 +17,7 @@
 namespace cuem::cli {
 namespace {
 
-int run_on_rank(const mpi::Communicator& comm, const DataArgs& data, const FitArgs& fit_args,
+int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fit_args,
                 const std::string& output, const std::string& trace, const DistributedArgs& d, GlobalFlags flags,
                 const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   const bool root = comm.rank() == 0;
@@ -55,8 +55,7 @@ int run_on_rank(const mpi::Communicator& comm, const DataArgs& data, const FitAr
     layout = {table.rows, d.segment_rows, comm.size()};
     rows = mpi::row_range(table.view(), layout.rank_row_begin(comm.rank()), layout.rank_row_end(comm.rank()));
   });
-  mpi::Communicator& labelled = const_cast<mpi::Communicator&>(comm);
-  if (!loaded.failed()) labelled.set_rank_label(layout.rank_label(comm.rank()) + " of " + data_name);
+  if (!loaded.failed()) comm.set_rank_label(layout.rank_label(comm.rank()) + " of " + data_name);
   comm.all_gather(loaded, std::string());
   std::vector<std::uint64_t> digests;
   const mpi::LocalStatus checked = mpi::run_local(
