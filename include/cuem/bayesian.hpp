@@ -4,6 +4,7 @@
 // variational EM on the same engine as the GMM (docs/ARCHITECTURE.md). Priors, defaults,
 // fitted values and the lower bound are scikit-learn's.
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,9 +61,10 @@ struct BayesianOptions {
   /// What a Bayesian fit shares with the GMM's: n_components, covariance_type, tol (on the
   /// change of the whole lower bound, as scikit-learn's, not per sample), reg_covar,
   /// max_iter, n_init, init, seed, device, precision, n_threads, device_memory_limit,
-  /// cuda_tuning, on_iteration (told the lower bound), interrupted. weights_init,
-  /// means_init and precisions_init have no meaning here and must stay empty; missing
-  /// must be MissingPolicy::error.
+  /// cuda_tuning, on_iteration (told the lower bound), interrupted, acceleration (SQUAREM
+  /// on the posterior's parameters, src/engine/vb_parameter_map.hpp; not with pruning).
+  /// weights_init, means_init and precisions_init have no meaning here and must stay
+  /// empty; missing must be MissingPolicy::error.
   FitOptions em;
   WeightPrior weight_concentration_prior_type = WeightPrior::dirichlet_process;
   /// Unset: scikit-learn's defaults, 1 / n_components, 1 and n_features; given: > 0, > 0
@@ -109,6 +111,10 @@ struct BayesianFitResult {
   std::vector<TracePoint> trace;
   int n_decreases = 0;            ///< iterations whose bound fell by more than rounding
   double max_decrease = 0;
+  /// The iteration's linear rate near the end (FitResult::convergence_rate), NaN where
+  /// too few steps stood above rounding.
+  double convergence_rate = std::numeric_limits<double>::quiet_NaN();
+  int n_estep_passes = 0;  ///< E-steps over all restarts (with acceleration 'squarem', rejected ones included)
   /// For each of the posterior's components, its index among the n_components the fit
   /// started with (0, 1, ..., K - 1 without pruning).
   std::vector<int> kept_components;

@@ -30,6 +30,10 @@ Beyond scikit-learn
   row's index among the ``n_components`` the fit started with; ``prunes_`` lists
   ``(iteration, [components])``. ``lower_bounds_`` then bounds different models before
   and after a prune: it may fall there, and nowhere else.
+- ``acceleration='squarem'`` extrapolates the variational iterations as
+  ``cuem.GaussianMixture`` does EM's (SQUAREM on the posterior's parameters, with the same
+  safeguard: the lower bound never falls); not with pruning. ``convergence_rate_`` and
+  ``n_estep_passes_`` are ``cuem.GaussianMixture``'s.
 """
 
 import numbers
@@ -39,6 +43,7 @@ import numpy as np
 
 from . import _cuem
 from .mixture import (
+    _ACCELERATION,
     ConvergenceWarning,
     GaussianMixture,
     InvalidParameterError,
@@ -69,6 +74,8 @@ class BayesianGaussianMixture(*_Bases):
         Beyond scikit-learn (off by default): remove components whose share of the data
         stays below ``prune_threshold`` (0 <= it < 1) for ``prune_patience`` (>= 1)
         consecutive iterations.
+    acceleration : {'none', 'squarem'}, default='none'
+        Beyond scikit-learn: SQUAREM extrapolation of the iterations (not with pruning).
 
     Attributes
     ----------
@@ -84,6 +91,9 @@ class BayesianGaussianMixture(*_Bases):
         The fitted posterior's components (``n_components`` unless pruned).
     kept_components_ : ndarray of int, prunes_ : list of (int, list of int)
         Each fitted component's index at the start, and the removals (empty unless pruned).
+    convergence_rate_ : float, n_estep_passes_ : int
+        As ``cuem.GaussianMixture``'s: the iteration's linear rate near the end (NaN when
+        too few steps to tell), and the E-step passes over all restarts.
     n_features_in_, feature_names_in_
     """
 
@@ -112,6 +122,7 @@ class BayesianGaussianMixture(*_Bases):
         device_memory_limit=None,
         prune_threshold=0.0,
         prune_patience=10,
+        acceleration="none",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -135,6 +146,7 @@ class BayesianGaussianMixture(*_Bases):
         self.device_memory_limit = device_memory_limit
         self.prune_threshold = prune_threshold
         self.prune_patience = prune_patience
+        self.acceleration = acceleration
 
     # The parts shared with cuem.GaussianMixture: parameter checks of the common
     # parameters, input validation, where evaluations run.
@@ -143,6 +155,7 @@ class BayesianGaussianMixture(*_Bases):
     _validate_X_without_sklearn = GaussianMixture._validate_X_without_sklearn
     _validate_sample_weight = GaussianMixture._validate_sample_weight
     _precisions_from_cholesky = GaussianMixture._precisions_from_cholesky
+    _check_option = GaussianMixture._check_option
 
     def _validate_X(self, X, reset, allow_nan=False):
         """GaussianMixture's validation; NaN is always an error here (no missing data yet)."""
@@ -178,6 +191,12 @@ class BayesianGaussianMixture(*_Bases):
         p = self.prune_patience
         if not isinstance(p, numbers.Integral) or isinstance(p, bool) or p < 1:
             bad("prune_patience", "an int in the range [1, inf)")
+        self._check_option("acceleration", _ACCELERATION)
+        if self.acceleration == "squarem" and t > 0:
+            raise InvalidParameterError(
+                f"acceleration='squarem' and pruning (prune_threshold > 0) do not go together in {name}: an "
+                "extrapolation needs the same components at both ends; leave one out"
+            )
         cp = self.covariance_prior
         if isinstance(cp, numbers.Real) and not isinstance(cp, bool) and not (np.isfinite(cp) and cp > 0):
             bad("covariance_prior", "None, an array-like or a float in the range (0.0, inf)")
@@ -295,6 +314,7 @@ class BayesianGaussianMixture(*_Bases):
             sample_weight=sample_weight,
             prune_threshold=float(self.prune_threshold),
             prune_patience=int(self.prune_patience),
+            acceleration=self.acceleration,
         )
 
         K = int(result["mean_precision"].shape[0])
@@ -322,6 +342,8 @@ class BayesianGaussianMixture(*_Bases):
         self.n_iter_ = int(result["n_iter"])
         self.lower_bound_ = np.float64(result["lower_bound"])
         self.lower_bounds_ = [float(v) for v in result["lower_bounds"]]
+        self.convergence_rate_ = float(result["convergence_rate"])
+        self.n_estep_passes_ = int(result["n_estep_passes"])
         self.device_ = result["device"]
         for notice in result["notices"]:
             warnings.warn(notice, UserWarning, stacklevel=3)

@@ -55,7 +55,7 @@ nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string&
                       const std::optional<ParameterArray>& resp_init, nb::object warm_start, const std::string& device,
                       const std::string& precision, int n_threads, std::size_t device_memory_limit,
                       nb::object on_iteration, const std::optional<WeightArray>& sample_weight,
-                      double prune_threshold, int prune_patience) {
+                      double prune_threshold, int prune_patience, const std::string& acceleration) {
   cuem::BayesianOptions o;
   o.prune_threshold = prune_threshold;
   o.prune_patience = prune_patience;
@@ -72,6 +72,7 @@ nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string&
   em.precision = cuem::parse_precision(precision);
   em.n_threads = n_threads;
   em.device_memory_limit = device_memory_limit;
+  em.acceleration = cuem::parse_acceleration(acceleration);
   o.weight_concentration_prior_type = cuem::parse_weight_prior(weight_concentration_prior_type);
   o.weight_concentration_prior = weight_concentration_prior;
   o.mean_precision_prior = mean_precision_prior;
@@ -133,6 +134,8 @@ nb::dict fit_bayesian(const InputMatrix& X, int n_components, const std::string&
   }
   out["kept_components"] = kept;
   out["prunes"] = prunes;
+  out["convergence_rate"] = r.convergence_rate;  // NaN where too few steps to tell
+  out["n_estep_passes"] = r.n_estep_passes;
   out["device"] = r.device;
   nb::list notices;
   for (const std::string& n : r.notices) notices.append(n);
@@ -201,13 +204,13 @@ void register_bayesian(nb::module_& m) {
         "degrees_of_freedom_prior"_a = nb::none(), "covariance_prior"_a = nb::none(), "resp_init"_a = nb::none(),
         "warm_start"_a = nb::none(), "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
         "device_memory_limit"_a = 0, "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(),
-        "prune_threshold"_a = 0.0, "prune_patience"_a = 10,
+        "prune_threshold"_a = 0.0, "prune_patience"_a = 10, "acceleration"_a = "none",
         "Fits a variational Bayesian Gaussian mixture (scikit-learn's BayesianGaussianMixture). Returns a dict: "
         "the posterior (weight_concentration: K, or 2K for the Dirichlet process, alphas then betas; "
         "mean_precision, means, degrees_of_freedom, covariances, precisions_cholesky, weights), the resolved "
         "priors (*_prior), converged, n_iter, lower_bound, lower_bounds (the best restart's), best_init, "
         "n_decreases, max_decrease, kept_components (each component's index at the start), prunes (a list of "
-        "(iteration, [components removed])), device, notices. prune_threshold > 0 removes components whose share "
+        "(iteration, [components removed])), convergence_rate, n_estep_passes, device, notices. prune_threshold > 0 removes components whose share "
         "of the data stays below it for prune_patience iterations (beyond scikit-learn). resp_init: n_samples x n_components responsibilities to "
         "start from; warm_start: a dict of a fitted posterior's arrays.");
   m.def("bayesian_evaluate", &bayesian_evaluate, "what"_a, "X"_a.noconvert(), "covariance_type"_a,

@@ -86,9 +86,6 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
     throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   // Combinations a variational fit has no use for, refused before the data are read.
-  if (a.fit.acceleration != "none")
-    throw UsageError("--acceleration " + a.fit.acceleration + " applies to --model gmm only; a Bayesian fit runs "
-                     "plain variational EM (leave out --acceleration)");
   if (missing_policy(a.data) != MissingPolicy::error)
     throw UsageError("--missing marginalize applies to --model gmm only: the Bayesian mixture does not fit data "
                      "with missing entries (impute them first with a gmm fit and cuem impute, or drop those rows)");
@@ -171,7 +168,11 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
                         {"components_with_weight", listed(carrying)},
                         {"components_pruned", listed(pruned)},
                         {"n_components_start", o.em.n_components},
-                        {"kept_components", r.kept_components}};
+                        {"kept_components", r.kept_components},
+                        {"acceleration", to_string(o.em.acceleration)},
+                        {"n_estep_passes", r.n_estep_passes},
+                        {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(r.convergence_rate)}};
     nlohmann::json prunes = nlohmann::json::array();
     for (const PruneEvent& e : r.prunes) prunes.push_back({{"iteration", e.iteration}, {"components", e.components}});
     j["prunes"] = prunes;
@@ -191,6 +192,9 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   // scikit-learn's lower_bound_: the whole evidence lower bound, not per sample.
   std::printf("%s after %d iterations (restart %d of %d); lower bound (ELBO) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.em.n_init, r.lower_bound);
+  if (o.em.acceleration == Acceleration::squarem)
+    std::printf("SQUAREM: %d E-step passes over all restarts (the iterations count the points kept)\n",
+                r.n_estep_passes);
   std::printf("Bayesian Gaussian mixture (%s prior): %zu of %d components carry weight (share of the data > %.3g = "
               "%g / K; expected weights in brackets)\n",
               to_string(q.prior.type), carrying.size(), q.n_components, threshold, kCarryingFraction);

@@ -11,7 +11,9 @@
 #include "cuem/errors.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/placed_data.hpp"
+#include "engine/squarem_driver.hpp"
 #include "engine/vb_gmm_model.hpp"
+#include "engine/vb_parameter_map.hpp"
 
 namespace cuem {
 namespace {
@@ -68,8 +70,10 @@ BayesianFitResult fit_bayesian(DataView X, const BayesianOptions& o, WeightView 
   const BayesianPrior prior = engine::resolve_prior(prims, o);
   engine::VariationalGaussianMixture model(prims, X, sample_weight, o, prior, placed.kmeans);
   const int n_init = o.warm_start ? 1 : em.n_init;
-  engine::BatchResult<BayesianPosterior> run =
-      engine::run_batch_em(model, {n_init, em.max_iter, em.tol, em.seed, em.on_iteration});
+  const engine::BatchOptions batch{n_init, em.max_iter, em.tol, em.seed, em.on_iteration};
+  engine::BatchResult<BayesianPosterior> run = em.acceleration == Acceleration::squarem
+                                                   ? engine::run_squarem_em(model, batch)
+                                                   : engine::run_batch_em(model, batch);
 
   BayesianFitResult result;
   if (!placed.notice.empty()) result.notices.push_back(placed.notice);
@@ -82,6 +86,8 @@ BayesianFitResult fit_bayesian(DataView X, const BayesianOptions& o, WeightView 
   result.trace = std::move(run.trace);
   result.n_decreases = run.n_decreases;
   result.max_decrease = run.max_decrease;
+  result.convergence_rate = run.convergence_rate;
+  result.n_estep_passes = run.n_estep_passes;
   result.kept_components = model.kept_components(run.best_init);
   result.prunes = model.prunes(run.best_init);
   result.device = prims.description();

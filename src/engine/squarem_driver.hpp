@@ -27,14 +27,11 @@
 // Passes, the trace and convergence: every E-step counts against max_iter (the work
 // budget, as for plain EM). The trace holds the bounds of the points kept (x0, x1, an
 // accepted x' or the fallback x2, ...), each with the wall time since the previous entry
-// (rejected passes included); n_iter counts these entries. The tol test is stricter than
-// plain EM's: it ends the fit at an EM step (x to F(x)) that changed the bound by less
-// than tol only when the entry before it did too, whether that was an EM step or an
-// extrapolation, so a cycle whose extrapolation still gains goes on. One EM step's gain
-// understates the gap left more at SQUAREM's points than at plain EM's (an extrapolation
-// leaves the error in the slow directions, where a step gains little), and with the plain
-// test SQUAREM stopped below plain EM's end in a long slow tail (bench/NOTES.md, SQUAREM).
-// It costs at least one pass at the end. The result's parameters are the
+// (rejected passes included); n_iter counts these entries. The tol test is on the
+// change of an EM step (x to F(x)) only, as plain EM's is, never on an extrapolation's
+// gain. (Stricter tests, two small changes in a row, an extrapolation's included, cost a
+// pass and stopped at the same point on the one fit where SQUAREM ended below plain EM:
+// bench/NOTES.md, SQUAREM.) The result's parameters are the
 // M-step of the last kept point's statistics and its lower_bound that point's bound, as
 // in batch_driver.hpp.
 //
@@ -130,7 +127,6 @@ SquaremResult<typename Model::Params> run_squarem_em(Model& model, const BatchOp
     const auto mean = [](const Stats& s) { return s.log_likelihood / s.weight; };
     // Keeps a point whose E-step gave `b`: trace, decrease watch, callback, and the tol
     // test where it ended an EM step. False when the fit is to stop.
-    int small_changes = 0;  // kept entries in a row, up to this one, that changed the bound by less than tol
     const auto keep = [&](double b, bool em_step, bool follows) {
       const double previous = bound, change = b - previous;
       bound = b;
@@ -145,8 +141,7 @@ SquaremResult<typename Model::Params> run_squarem_em(Model& model, const BatchOp
         stopped = true;
         return false;
       }
-      small_changes = n_iter > 1 && std::abs(change) < o.tol ? small_changes + 1 : 0;
-      if (em_step && small_changes >= 2) {
+      if (em_step && std::abs(change) < o.tol) {
         converged = true;
         return false;
       }

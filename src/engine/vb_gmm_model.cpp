@@ -392,6 +392,9 @@ void validate_bayesian_options(const BayesianOptions& o, DataView X) {
                           "set its priors instead");
   if (em.missing != MissingPolicy::error)
     throw InvalidArgument("a Bayesian mixture does not fit data with missing entries; missing must be 'error'");
+  if (em.acceleration == Acceleration::squarem && o.prune_threshold > 0.0)
+    throw InvalidArgument("acceleration 'squarem' and pruning (prune_threshold > 0) do not go together: an "
+                          "extrapolation needs the same components at both ends; leave one out");
   check_positive(o.weight_concentration_prior, "weight_concentration_prior");
   check_positive(o.mean_precision_prior, "mean_precision_prior");
   if (o.degrees_of_freedom_prior) {

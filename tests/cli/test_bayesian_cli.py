@@ -202,10 +202,30 @@ def test_gaussian_mixture_files_carry_kind_and_old_files_without_it_still_load(c
     assert '"kind" must be' in r.stderr
 
 
+# ---- SQUAREM -------------------------------------------------------------------------------
+
+def test_squarem_reaches_the_plain_fits_bound_and_the_trace_never_falls(cuem, tmp_path):
+    three_clusters(tmp_path / "x.npy")
+    common = ["fit", "x.npy", "-k", 6, "--model", "bayesian", "--seed", 2, "--tol", 1e-8, "--max-iter", 2000]
+    plain = cuem.json(*common, "-o", "p.json")
+    fast = cuem.json(*common, "-o", "s.json", "--acceleration", "squarem", "--trace", "t.csv")
+    assert plain["acceleration"] == "none" and fast["acceleration"] == "squarem"
+    assert plain["converged"] and fast["converged"]
+    assert plain["n_estep_passes"] == plain["n_iter"]
+    assert fast["n_estep_passes"] >= fast["n_iter"]
+    # The same optimum (the ELBO is a whole-data total here), never below plain EM's end.
+    assert fast["lower_bound"] >= plain["lower_bound"] - 1e-6 * abs(plain["lower_bound"])
+    assert fast["lower_bound"] == pytest.approx(plain["lower_bound"], rel=1e-6)
+    with open(tmp_path / "t.csv") as f:
+        bounds = [float(r["lower_bound"]) for r in csv.DictReader(f) if int(r["init"]) == fast["best_init"]]
+    assert all(b >= a - 1e-9 * abs(a) for a, b in zip(bounds, bounds[1:]))
+    assert bounds[-1] == fast["lower_bound"]
+
+
 # ---- refused combinations ------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra,says", [
-    (["--acceleration", "squarem"], "--acceleration squarem applies to --model gmm only"),
+    (["--acceleration", "squarem", "--prune-threshold", "0.01"], "do not go together"),
     (["--missing", "marginalize"], "--missing marginalize applies to --model gmm only"),
     (["--report", "r.svg"], "--report draws a --model gmm fit only"),
     (["--weight-concentration-prior", "-1"], "weight_concentration_prior"),

@@ -144,7 +144,7 @@ def test_defaults_and_parameters_are_sklearns():
     ours = cuem.BayesianGaussianMixture().get_params()
     ref = sklearn_mixture.BayesianGaussianMixture().get_params()
     extra = {"device": "cpu", "precision": "float32", "device_memory_limit": None, "prune_threshold": 0.0,
-             "prune_patience": 10}
+             "prune_patience": 10, "acceleration": "none"}
     assert ours == {**ref, **extra}
 
 
