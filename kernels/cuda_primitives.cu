@@ -533,6 +533,24 @@ class CudaPrimitives final : public Primitives {
         });
         break;
       }
+      case Responsibilities::Kind::given: {
+        if (!g.given) throw InvalidArgument("weighted_stats: given needs an N x K matrix of weights");
+        // The caller's rows transposed into resp_'s layout (k * chunk + i) in the
+        // arithmetic type, through one host staging buffer reused per chunk.
+        const std::size_t uK = static_cast<std::size_t>(K);
+        std::vector<S> staging(uK * chunk_);
+        stats_pass(K, shift_dev, [&](const S*, std::size_t b, std::size_t count, cudaStream_t s) {
+          compute_->synchronize();  // the previous chunk's upload has read the staging buffer
+          const double* src = g.given + b * uK;
+          for (std::size_t i = 0; i < count; ++i)
+            for (std::size_t k = 0; k < uK; ++k) staging[k * chunk_ + i] = static_cast<S>(src[i * uK + k]);
+          CUEM_CUDA_CHECK(
+              cudaMemcpyAsync(resp_.data(), staging.data(), uK * chunk_ * sizeof(S), cudaMemcpyHostToDevice, s));
+          // segment_log_likelihood_kernel sums log_prob: give it zeros.
+          CUEM_CUDA_CHECK(cudaMemsetAsync(log_prob_.data(), 0, count * sizeof(S), s));
+        });
+        break;
+      }
     }
     PreparedParams shape;
     shape.type = type;

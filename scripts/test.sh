@@ -19,10 +19,10 @@ read -r -a phases <<<"${TEST_PHASES:-release python asan fuzz}"
 has_phase() { [[ " ${phases[*]} " == *" $1 "* ]]; }
 
 # Python for the comparison against scikit-learn and the command-line tests.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn, numpy, pytest, pandas' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn, numpy, pytest, pandas, hmmlearn' 2>/dev/null; then
   echo "test: creating .venv with numpy, scikit-learn, pytest and pandas"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas
+  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas hmmlearn
 fi
 py=$PWD/.venv/bin/python
 

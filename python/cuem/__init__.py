@@ -23,6 +23,7 @@ Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be 
 
 from ._cuem import DataError, DeviceError, NumericalError
 from .bayesian import BayesianGaussianMixture
+from .hmm import GaussianHMM
 from ._cuem import __version__ as _library_version
 from ._cuem import built_with_cuda as _built_with_cuda
 from ._cuem import devices as _devices
@@ -40,6 +41,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DeviceError",
+    "GaussianHMM",
     "GaussianMixture",
     "InvalidParameterError",
     "NotFittedError",

@@ -387,6 +387,7 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 }  // namespace
 
 void register_bayesian(nb::module_& m);  // bindings_vb.cpp
+void register_hmm(nb::module_& m);       // bindings_hmm.cpp
 
 #define CUEM_WHERE_DOC " device, precision and device_memory_limit say where (as for fit)."
 
@@ -514,4 +515,5 @@ NB_MODULE(_cuem, m) {
   m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
   register_bayesian(m);
+  register_hmm(m);
 }

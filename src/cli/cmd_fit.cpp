@@ -12,6 +12,7 @@
 
 #include "cuem/bayesian.hpp"
 
+#include "cli/cmd_hmm.hpp"
 #include "cli/common.hpp"
 #include "cli/outputs.hpp"
 #include "io/atomic_file.hpp"
@@ -30,7 +31,8 @@ struct Args {
   std::string trace;
   std::string report;
   std::string report_axes = "first";
-  std::string model = "gmm";  ///< --model: gmm or bayesian
+  std::string model = "gmm";  ///< --model: gmm, bayesian or hmm
+  std::string lengths;        ///< --lengths (--model hmm)
   // --model bayesian's priors (unset: scikit-learn's defaults)
   std::string weight_prior_type = "dirichlet_process";
   // NaN: not given
@@ -252,6 +254,13 @@ int run(const Args& a, const GlobalFlags& flags) {
                      "--degrees-of-freedom-prior apply to --model bayesian only");
   if (!std::isnan(a.prune_threshold) || a.prune_patience_given)
     throw UsageError("--prune-threshold and --prune-patience apply to --model bayesian only");
+  if (a.model == "hmm") {
+    if (!a.weights.empty() || !a.report.empty())
+      throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");
+    return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace,
+                       [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags);
+  }
+  if (!a.lengths.empty()) throw UsageError("--lengths applies to --model hmm only");
   check_model_output_name(a.output, "-o");
   check_outputs({a.output, a.trace, a.report}, {a.data.path, a.weights});
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
@@ -376,8 +385,12 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
                   "gmm (maximum likelihood EM) or bayesian: the variational Bayesian Gaussian mixture (scikit-learn's "
                   "BayesianGaussianMixture), whose summary names the components that carry weight; its "
                   "--tol is on the change of the whole lower bound")
-      ->check(CLI::IsMember({"gmm", "bayesian"}))
+      ->check(CLI::IsMember({"gmm", "bayesian", "hmm"}))
       ->capture_default_str();
+  cmd->add_option("--lengths", args->lengths,
+                  "--model hmm (a Gaussian hidden Markov model, Baum-Welch; -k states, --covariance, --max-iter, "
+                  "--tol per frame): text file of sequence lengths, one positive integer per sequence in row order "
+                  "(default: one sequence)");
   const char* group = "Bayesian (--model bayesian; the mean and covariance priors are the data's mean and covariance)";
   cmd->add_option("--weight-concentration-prior-type", args->weight_prior_type,
                   "dirichlet_process (stick-breaking, truncated at K) or dirichlet_distribution")

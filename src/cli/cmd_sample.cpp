@@ -3,9 +3,11 @@
 
 #include <cstdio>
 
+#include "cli/cmd_hmm.hpp"
 #include "cli/common.hpp"
 #include "cli/outputs.hpp"
 #include "io/atomic_file.hpp"
+#include "io/hmm_json.hpp"
 #include "io/model_json.hpp"
 #include "io/npy.hpp"
 
@@ -24,6 +26,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.labels}, {a.model});
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.labels, "--labels");
+  if (!io::is_stdin_name(a.model) && io::is_hmm_file(a.model))
+    return run_hmm_sample(a.model, a.n, a.seed, a.output, a.labels, flags);
   const io::AnyModel any = io::read_any_model(a.model);
   const Model& m = gaussian_model_for(any, "sample");
   const Samples s = sample(m, a.n, a.seed);

@@ -2,8 +2,10 @@
 // DATA under MODEL (of each row's observed entries with --missing marginalize).
 #include <cstdio>
 
+#include "cli/cmd_hmm.hpp"
 #include "cli/common.hpp"
 #include "cuem/bayesian.hpp"
+#include "io/hmm_json.hpp"
 #include "io/model_json.hpp"
 
 namespace cuem::cli {
@@ -14,11 +16,17 @@ struct Args {
   DataArgs data;
   std::string weights;
   DeviceArgs where;
+  std::string lengths;  ///< --lengths, for an HMM model
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
   // option mistakes before the data are read
   const EvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
+  if (!io::is_stdin_name(a.model) && io::is_hmm_file(a.model)) {
+    if (!a.weights.empty()) throw UsageError("--weights applies to mixtures only; an HMM scores whole sequences");
+    return run_hmm_score(a.model, a.data, a.lengths, a.where, flags);
+  }
+  if (!a.lengths.empty()) throw UsageError("--lengths applies to HMM models (cuem fit --model hmm) only");
   if (io::is_stdin_name(a.weights) && (io::is_stdin_name(a.model) || io::is_stdin_name(a.data.path)))
     throw UsageError("--weights cannot be '-' (standard input) when MODEL or DATA is");
   const ModelAndData md = load_model_and_data(a.model, a.data, flags);
@@ -76,6 +84,7 @@ void add_score_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) 
   add_weights_option(cmd, args->weights);
   add_missing_option(cmd, args->data);
   add_device_options(cmd, args->where);
+  cmd->add_option("--lengths", args->lengths, "for an HMM model: text file of sequence lengths (default: one sequence)");
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <new>
 
+#include "cli/cmd_hmm.hpp"
 #include "cli/common.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/version.hpp"
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   add_select_command(app, flags, exit_code);
   add_info_command(app, flags, exit_code);
   add_generate_command(app, flags, exit_code);
+  add_decode_command(app, flags, exit_code);
   for (CLI::App* sub : app.get_subcommands({})) {
     sub->footer(kFooter);
     // Global flags are accepted after the command name too.
@@ -65,7 +67,7 @@ int main(int argc, char** argv) {
     for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->get_name() == argv[1];
     if (!known)
       throw UsageError(std::string("unknown command '") + argv[1] +
-                       "': use fit, predict, score, impute, sample, select, info or generate");
+                       "': use fit, predict, score, impute, sample, select, info, generate or decode");
     app.parse(argc, argv);
     return exit_code;
   } catch (const CLI::ParseError& e) {

@@ -415,6 +415,12 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
         posteriors_range(X_, *layout, begin, count, resp, nullptr);
       };
       break;
+    case Responsibilities::Kind::given:
+      if (!g.given) throw InvalidArgument("weighted_stats: given needs an N x K matrix of weights");
+      fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
+        std::copy(g.given + begin * uK, g.given + (begin + count) * uK, resp);
+      };
+      break;
   }
   SufficientStats s = accumulate_stats(X_, type, K, shift, fill, false, [this] { poll_interrupt(); }, w_);
   s.weight = total_weight_;

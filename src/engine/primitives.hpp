@@ -33,15 +33,18 @@ struct Responsibilities {
     nearest,     ///< one-hot: the nearest of K centres (the lowest index on ties), as nearest_labels
     random,      ///< uniform draws from rng stream kRandomResp, normalised per point (init 'random')
     posteriors,  ///< the posterior under prepared Gaussian parameters (the generic E-step)
+    given,       ///< the caller's weights on the host, N x K row-major (an HMM's state posteriors)
   };
   Kind kind = Kind::nearest;
   const std::vector<double>* centers = nullptr;  ///< nearest: K x D
   std::uint64_t seed = 0;                        ///< random
   const PreparedParams* params = nullptr;        ///< posteriors
+  const double* given = nullptr;                 ///< given: rows() x K, read during the call only
 
   static Responsibilities nearest_centre(const std::vector<double>& c) { return {Kind::nearest, &c, 0, nullptr}; }
   static Responsibilities random_draws(std::uint64_t s) { return {Kind::random, nullptr, s, nullptr}; }
   static Responsibilities posterior(const PreparedParams& p) { return {Kind::posteriors, nullptr, 0, &p}; }
+  static Responsibilities given_weights(const double* g) { return {Kind::given, nullptr, 0, nullptr, g}; }
 };
 
 /// One value per point kept by a caller between primitive calls, in the backend's memory

@@ -226,6 +226,10 @@ Header read_header(const json& j, const Reader& r) {
   const json& format = r.field(j, "format");
   if (!format.is_string() || format.get<std::string>() != kFormat)
     r.fail(std::string("not a cuem model (\"format\" is not \"") + kFormat + "\")");
+  const auto hmm = j.find("kind");  // HMM files (io/hmm_json.hpp) are read by the HMM commands
+  if (hmm != j.end() && hmm->is_string() && hmm->get<std::string>() == "gaussian_hmm")
+    r.fail("holds a Gaussian HMM (kind \"gaussian_hmm\"), not a mixture: run `cuem decode MODEL DATA` for its "
+           "states (`cuem score` and `cuem sample` take it too)");
   const long long ver = r.integer(j, "version", 1, std::numeric_limits<int>::max());
   if (ver > kModelFormatVersion)
     r.fail("written by a newer cuem (model format version " + std::to_string(ver) + "); this cuem " +

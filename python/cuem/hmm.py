@@ -1,0 +1,405 @@
+"""cuem.GaussianHMM: hmmlearn's GaussianHMM (0.3) computed by the cuem library.
+
+The constructor parameters, fitted attributes and methods are hmmlearn's, so that swapping
+``from hmmlearn.hmm import GaussianHMM`` for ``from cuem import GaussianHMM`` keeps a
+script working; ``device`` and ``precision`` choose where the emission densities and
+statistics run (the chain runs on the host in float64). Differences:
+
+- ``implementation`` is accepted and ignored: the forward-backward pass is always the
+  scaled one on per-frame normalised emissions, which neither underflows like hmmlearn's
+  'scaling' nor pays for log-space sums like its 'log'.
+- The 'm' start is cuem's k-means (k-means++ seeds, one run), not scikit-learn's KMeans
+  with n_init=10: from init_params containing 'm' the fits differ; from the same start
+  parameters they agree with hmmlearn to rounding.
+- A state that receives no weight keeps its parameters (hmmlearn divides by zero) and
+  the fit warns.
+- ``covars_`` is always n_components full matrices, as hmmlearn's getter intends (its
+  spherical getter returns n_components * n_features of them after a fit).
+"""
+
+import numbers
+import warnings
+from collections import deque
+
+import numpy as np
+
+from . import _cuem
+from .mixture import _ACCELERATION, ConvergenceWarning, InvalidParameterError, NotFittedError, _seed_from
+
+_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+_DECODERS = ("viterbi", "map")
+
+
+class ConvergenceMonitor:
+    """hmmlearn's ConvergenceMonitor: the log-likelihood history of the last fit (totals
+    over all frames), its iteration count, and whether it converged."""
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol = tol
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.history = deque()
+        self.iter = 0
+
+    def _reset(self):
+        self.iter = 0
+        self.history.clear()
+
+    def report(self, log_prob):
+        self.history.append(log_prob)
+        self.iter += 1
+
+    @property
+    def converged(self):
+        return self.iter == self.n_iter or (
+            len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
+        )
+
+
+def _fill_covars(covars, covariance_type, n_components, n_features):
+    """Full n_components x D x D matrices from a covariance in its type's layout."""
+    if covariance_type == "full":
+        return np.array(covars)
+    if covariance_type == "diag":
+        return np.array([np.diag(c) for c in covars])
+    if covariance_type == "tied":
+        return np.tile(covars, (n_components, 1, 1))
+    return np.eye(n_features)[None, :, :] * np.ravel(covars)[:, None, None]
+
+
+class GaussianHMM:
+    """Hidden Markov model with Gaussian emissions, fitted by Baum-Welch.
+
+    Parameters (hmmlearn's, see ``hmmlearn.hmm.GaussianHMM``)
+    ----------
+    n_components, covariance_type, min_covar, startprob_prior, transmat_prior,
+    means_prior, means_weight, covars_prior, covars_weight, algorithm, random_state,
+    n_iter, tol, verbose, params, init_params, implementation
+
+    device : str, default="cpu"
+        Where the emission log-densities and statistics run: "cpu" (float64), "cuda",
+        "cuda:N" or "auto".
+    precision : {"float32", "float64"}, default="float32"
+        The arithmetic of a CUDA device (the CPU is always float64).
+    n_threads : int, default=0
+        CPU threads (0: OpenMP's default); results do not depend on it.
+    acceleration : {"none", "squarem"}, default="none"
+        Beyond hmmlearn: SQUAREM extrapolation of Baum-Welch's iterations (the
+        log-likelihood never falls; ``n_iter`` then bounds forward-backward passes).
+        ``n_estep_passes_`` and ``convergence_rate_`` after a fit, as
+        ``cuem.GaussianMixture``'s.
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        covariance_type="diag",
+        min_covar=1e-3,
+        startprob_prior=1.0,
+        transmat_prior=1.0,
+        means_prior=0,
+        means_weight=0,
+        covars_prior=1e-2,
+        covars_weight=1,
+        algorithm="viterbi",
+        random_state=None,
+        n_iter=10,
+        tol=1e-2,
+        verbose=False,
+        params="stmc",
+        init_params="stmc",
+        implementation="log",
+        *,
+        device="cpu",
+        precision="float32",
+        n_threads=0,
+        acceleration="none",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.device = device
+        self.precision = precision
+        self.n_threads = n_threads
+        self.acceleration = acceleration
+        self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
+
+    # ---- scikit-learn's estimator protocol ---------------------------------------------
+
+    _PARAM_NAMES = (
+        "n_components covariance_type min_covar startprob_prior transmat_prior means_prior means_weight "
+        "covars_prior covars_weight algorithm random_state n_iter tol verbose params init_params implementation "
+        "device precision n_threads acceleration"
+    ).split()
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._PARAM_NAMES}
+
+    def set_params(self, **params):
+        for name, value in params.items():
+            if name not in self._PARAM_NAMES:
+                raise InvalidParameterError(f"invalid parameter {name!r} for GaussianHMM")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        return f"GaussianHMM(n_components={self.n_components}, covariance_type={self.covariance_type!r})"
+
+    # ---- covariances in hmmlearn's form ------------------------------------------------
+
+    @property
+    def covars_(self):
+        """The covariances as n_components full matrices (hmmlearn's getter)."""
+        return _fill_covars(self._covars_, self.covariance_type, self.n_components, self.n_features)
+
+    @covars_.setter
+    def covars_(self, covars):
+        covars = np.array(covars, dtype=float, copy=True)
+        K = self.n_components
+        expected = {
+            "spherical": (K,),
+            "diag": (K, None),
+            "full": (K, None, None),
+            "tied": (None, None),
+        }[self.covariance_type]
+        if covars.ndim != len(expected) or any(e is not None and s != e for s, e in zip(covars.shape, expected)):
+            raise ValueError(
+                f"{self.covariance_type!r} covars must have shape {tuple('n_features' if e is None else e for e in expected)}, "
+                f"got {covars.shape}"
+            )
+        self._covars_ = covars
+
+    # ---- checks ------------------------------------------------------------------------
+
+    def _check_parameters(self):
+        def bad(name, what):
+            raise InvalidParameterError(f"The {name!r} parameter of GaussianHMM must be {what}. Got {getattr(self, name)!r} instead.")
+
+        if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
+            bad("n_components", "an int >= 1")
+        if self.covariance_type not in _COVARIANCE_TYPES:
+            bad("covariance_type", f"one of {_COVARIANCE_TYPES}")
+        if self.algorithm not in _DECODERS:
+            bad("algorithm", f"one of {_DECODERS}")
+        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 1:
+            bad("n_iter", "an int >= 1")
+        if not isinstance(self.tol, numbers.Real) or not np.isfinite(self.tol) or self.tol < 0:
+            bad("tol", "a float >= 0")
+        if self.acceleration not in _ACCELERATION:
+            bad("acceleration", f"one of {_ACCELERATION}")
+        for name in ("params", "init_params"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or any(c not in "stmc" for c in value):
+                bad(name, "a string of the letters 's', 't', 'm' and 'c'")
+
+    def _check_X(self, X, fitted):
+        X = np.asarray(X)
+        if X.dtype.kind not in "fiub":
+            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X.reshape(-1, 1)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X must be a non-empty 2-d array (n_samples, n_features), got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X holds NaN or infinity: hidden Markov models here take complete data")
+        if fitted and X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, but GaussianHMM is fitted with {self.n_features}")
+        return X
+
+    @staticmethod
+    def _lengths(lengths, n_rows):
+        if lengths is None:
+            return [n_rows]
+        lengths = np.asarray(lengths)
+        if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+            raise ValueError("lengths must be a 1-d array of integers")
+        if np.any(lengths <= 0):
+            raise ValueError(f"lengths must be positive, got {lengths[lengths <= 0][0]} at index {int(np.argmax(lengths <= 0))}")
+        if int(lengths.sum()) != n_rows:
+            raise ValueError(f"lengths sum to {int(lengths.sum())} but X has {n_rows} rows")
+        return [int(v) for v in lengths]
+
+    def _check_fitted(self):
+        if not hasattr(self, "startprob_") or not hasattr(self, "_covars_") or not hasattr(self, "means_"):
+            raise NotFittedError(
+                "This GaussianHMM instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator."
+            )
+        # As hmmlearn's _check: parameters set by hand define the feature count.
+        self.n_features = np.asarray(self.means_).shape[1]
+
+    @staticmethod
+    def _array(value, shape, name):
+        a = np.asarray(value, dtype=np.float64)
+        if a.ndim == 0:
+            return a.reshape(1)
+        try:
+            return np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
+        except ValueError:
+            raise ValueError(f"{name} of shape {a.shape} does not broadcast to {shape}") from None
+
+    def _model_arrays(self):
+        return (
+            self.covariance_type,
+            np.ascontiguousarray(self.startprob_, dtype=np.float64),
+            np.ascontiguousarray(self.transmat_, dtype=np.float64),
+            np.ascontiguousarray(self.means_, dtype=np.float64),
+            np.ascontiguousarray(self._covars_, dtype=np.float64),
+        )
+
+    # ---- fitting -----------------------------------------------------------------------
+
+    def fit(self, X, lengths=None):
+        """Estimate the parameters by Baum-Welch from the init_params start."""
+        self._check_parameters()
+        X = self._check_X(X, fitted=False)
+        lengths = self._lengths(lengths, X.shape[0])
+        N, D = X.shape
+        K = self.n_components
+        starts = {c: c in self.init_params for c in "stmc"}
+        given = {}
+        for letter, name in (("s", "startprob_"), ("t", "transmat_"), ("m", "means_")):
+            if not starts[letter]:
+                if not hasattr(self, name):
+                    raise ValueError(f"{name} must be set before fit when init_params leaves out {letter!r}")
+                given[name[:-1]] = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+        if not starts["c"]:
+            if not hasattr(self, "_covars_"):
+                raise ValueError("covars_ must be set before fit when init_params leaves out 'c'")
+            given["covars"] = np.ascontiguousarray(self._covars_, dtype=np.float64)
+        if "means" in given and given["means"].shape != (K, D):
+            raise ValueError(f"means_ must have shape {(K, D)}, got {given['means'].shape}")
+        cov_terms = {"spherical": (K, D), "diag": (K, D), "full": (K, D, D), "tied": (D, D)}[self.covariance_type]
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+
+        def on_iteration(init, iteration, mean_log_likelihood, change, seconds):
+            if self.verbose:
+                print(f"{iteration:>10d} {mean_log_likelihood * N:>16.8f} {change * N:>+16.8f}")
+            return True
+
+        result = _cuem.fit_hmm(
+            X,
+            lengths,
+            K,
+            self.covariance_type,
+            float(self.min_covar),
+            int(self.n_iter),
+            float(self.tol) / N,
+            _seed_from(self.random_state),
+            self.params,
+            self.init_params,
+            self._array(self.startprob_prior, (K,), "startprob_prior"),
+            self._array(self.transmat_prior, (K, K), "transmat_prior"),
+            self._array(self.means_prior, (K, D), "means_prior"),
+            self._array(self.means_weight, (K,), "means_weight"),
+            self._array(self.covars_prior, cov_terms, "covars_prior"),
+            float(self.covars_weight),
+            **given,
+            device=self.device,
+            precision=self.precision,
+            n_threads=int(self.n_threads),
+            on_iteration=on_iteration if self.verbose else None,
+            acceleration=self.acceleration,
+        )
+        self.n_features = D
+        self.startprob_ = result["startprob"]
+        self.transmat_ = result["transmat"]
+        self.means_ = result["means"]
+        self._covars_ = result["covars"]
+        for value in result["history"]:
+            self.monitor_.report(float(value) * N)
+        self.device_ = result["device"]
+        self.n_estep_passes_ = int(result["n_estep_passes"])
+        self.convergence_rate_ = float(result["convergence_rate"])
+        for notice in result["notices"]:
+            warnings.warn(notice, ConvergenceWarning, stacklevel=2)
+        return self
+
+    # ---- using a fitted model ----------------------------------------------------------
+
+    def _evaluate(self, what, X, lengths):
+        self._check_fitted()
+        X = self._check_X(X, fitted=True)
+        lengths = self._lengths(lengths, X.shape[0])
+        return _cuem.hmm_evaluate(what, X, lengths, *self._model_arrays(), device=self.device, precision=self.precision)
+
+    def score(self, X, lengths=None):
+        """Log-likelihood of X under the model (summed over the sequences)."""
+        return float(self._evaluate("score", X, lengths))
+
+    def score_samples(self, X, lengths=None):
+        """(log-likelihood of X, posteriors n_samples x n_components)."""
+        log_prob, posteriors = self._evaluate("posteriors", X, lengths)
+        return float(log_prob), posteriors
+
+    def predict_proba(self, X, lengths=None):
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """(log probability, state sequence) by Viterbi or by the most probable state per frame."""
+        algorithm = algorithm or self.algorithm
+        if algorithm not in _DECODERS:
+            raise ValueError(f"Unknown decoder {algorithm!r}")
+        if algorithm == "viterbi":
+            log_prob, states = self._evaluate("viterbi", X, lengths)
+            return float(log_prob), states.astype(np.int64)
+        X = self._check_X(X, fitted=True)
+        lengths = self._lengths(lengths, X.shape[0])
+        _, posteriors = self.score_samples(X, lengths)
+        # hmmlearn's 'map' log probability: the sum of each frame's largest posterior.
+        return float(np.max(posteriors, axis=1).sum()), np.argmax(posteriors, axis=1)
+
+    def predict(self, X, lengths=None):
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """(X n_samples x n_features, state sequence) from cuem's generator (seeded by
+        random_state, or the estimator's); currstate fixes the first state."""
+        self._check_fitted()
+        startprob = np.ascontiguousarray(self.startprob_, dtype=np.float64)
+        if currstate is not None:
+            startprob = np.zeros(self.n_components)
+            startprob[int(currstate)] = 1.0
+        seed = _seed_from(self.random_state if random_state is None else random_state)
+        kind, _, transmat, means, covars = self._model_arrays()
+        X, states = _cuem.hmm_sample(int(n_samples), seed, kind, startprob, transmat, means, covars)
+        return X, states.astype(np.int64)
+
+    def _n_parameters(self):
+        K, D = self.n_components, self.n_features
+        counts = {
+            "s": K - 1,
+            "t": K * (K - 1),
+            "m": K * D,
+            "c": {"spherical": K, "diag": K * D, "full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2}[
+                self.covariance_type
+            ],
+        }
+        return sum(counts.values())  # hmmlearn counts every parameter, whatever `params` updates
+
+    def bic(self, X, lengths=None):
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+    def aic(self, X, lengths=None):
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def get_stationary_distribution(self):
+        """The stationary distribution of the transition matrix (its left eigenvector for 1)."""
+        self._check_fitted()
+        eigvals, eigvecs = np.linalg.eig(np.asarray(self.transmat_).T)
+        v = np.real_if_close(eigvecs[:, np.argmax(eigvals.real)])
+        return v / v.sum()

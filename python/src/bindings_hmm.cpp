@@ -1,0 +1,174 @@
+// cuem._cuem's functions under cuem.GaussianHMM (python/cuem/hmm.py): fit_hmm and the
+// evaluations of a fitted HMM (score, posteriors, decode) and sampling, on NumPy arrays.
+// Covariances travel in cuem's per-type layout (include/cuem/model.hpp); hmm.py gives
+// hmmlearn's shapes. Data are read in place as bindings.cpp reads them, the GIL is
+// released while cuem computes, and Ctrl-C and the iteration callback are wired by FitHooks.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "array_support.hpp"
+#include "cuem/errors.hpp"
+#include "cuem/hmm.hpp"
+#include "fit_hooks.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using namespace cuem_py;
+
+std::vector<double> optional_vector(const std::optional<ParameterArray>& a) { return a ? to_vector(*a) : std::vector<double>{}; }
+
+cuem::HmmModel make_model(const std::string& covariance_type, const ParameterArray& startprob,
+                          const ParameterArray& transmat, const ParameterArray& means,
+                          const ParameterArray& covars) {
+  if (means.ndim() != 2) throw cuem::InvalidArgument("means must be a 2-d array (n_components, n_features)");
+  cuem::HmmModel m;
+  m.startprob = to_vector(startprob);
+  m.transmat = to_vector(transmat);
+  m.emissions.covariance_type = cuem::parse_covariance_type(covariance_type);
+  m.emissions.n_components = static_cast<int>(means.shape(0));
+  m.emissions.n_features = static_cast<int>(means.shape(1));
+  m.emissions.weights.assign(means.shape(0), 1.0 / static_cast<double>(means.shape(0)));
+  m.emissions.means = to_vector(means);
+  m.emissions.covariances = to_vector(covars);
+  return m;
+}
+
+cuem::HmmEvaluateOptions where_of(const std::string& device, const std::string& precision) {
+  cuem::HmmEvaluateOptions w;
+  w.device = cuem::parse_device(device);
+  w.precision = cuem::parse_precision(precision);
+  return w;
+}
+
+nb::dict model_dict(const cuem::HmmModel& m) {
+  const std::size_t K = static_cast<std::size_t>(m.n_components()), D = static_cast<std::size_t>(m.n_features());
+  nb::dict out;
+  out["startprob"] = to_numpy(std::vector<double>(m.startprob), {K});
+  out["transmat"] = to_numpy(std::vector<double>(m.transmat), {K, K});
+  out["means"] = to_numpy(std::vector<double>(m.emissions.means), {K, D});
+  out["covars"] = to_numpy(std::vector<double>(m.emissions.covariances), covariance_shape(m.covariance_type(), K, D));
+  return out;
+}
+
+nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components,
+                 const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
+                 const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
+                 const ParameterArray& transmat_prior, const ParameterArray& means_prior,
+                 const ParameterArray& means_weight, const ParameterArray& covars_prior, double covars_weight,
+                 const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
+                 const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
+                 const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
+                 const std::string& acceleration) {
+  cuem::HmmOptions o;
+  o.n_components = n_components;
+  o.covariance_type = cuem::parse_covariance_type(covariance_type);
+  o.min_covar = min_covar;
+  o.n_iter = n_iter;
+  o.tol = tol;
+  o.seed = seed;
+  o.params = params;
+  o.init_params = init_params;
+  o.priors.startprob_prior = to_vector(startprob_prior);
+  o.priors.transmat_prior = to_vector(transmat_prior);
+  o.priors.means_prior = to_vector(means_prior);
+  o.priors.means_weight = to_vector(means_weight);
+  o.priors.covars_prior = to_vector(covars_prior);
+  o.priors.covars_weight = covars_weight;
+  o.startprob_init = optional_vector(startprob);
+  o.transmat_init = optional_vector(transmat);
+  o.means_init = optional_vector(means);
+  o.covars_init = optional_vector(covars);
+  o.device = cuem::parse_device(device);
+  o.precision = cuem::parse_precision(precision);
+  o.n_threads = n_threads;
+  o.acceleration = cuem::parse_acceleration(acceleration);
+
+  FitHooks hooks(std::move(on_iteration));
+  cuem::FitOptions wiring;  // FitHooks wires a FitOptions; the HMM's options take the same callbacks
+  hooks.attach(wiring);
+  o.interrupted = wiring.interrupted;
+  o.on_iteration = wiring.on_iteration;
+  const cuem::HmmFitResult r = hooks.run([&] { return cuem::fit_hmm(view_of(X), lengths, o); });
+
+  nb::dict out = model_dict(r.model);
+  std::vector<double> history;
+  for (const cuem::TracePoint& t : r.trace)
+    if (t.init == r.best_init) history.push_back(t.mean_log_likelihood);
+  const std::size_t n = history.size();
+  out["history"] = to_numpy(std::move(history), {n});
+  out["converged"] = r.converged;
+  out["n_iter"] = r.n_iter;
+  out["n_decreases"] = r.n_decreases;
+  out["convergence_rate"] = r.convergence_rate;  // NaN where too few steps to tell
+  out["n_estep_passes"] = r.n_estep_passes;
+  out["device"] = r.device;
+  nb::list notices;
+  for (const std::string& s : r.notices) notices.append(nb::str(s.c_str()));
+  out["notices"] = notices;
+  return out;
+}
+
+// One evaluation: "score" (float), "posteriors" ((log_likelihood, T x K)), "viterbi" and
+// "map" ((log_probability, states)).
+nb::object hmm_evaluate(const std::string& what, const InputMatrix& X, const std::vector<std::size_t>& lengths,
+                        const std::string& covariance_type, const ParameterArray& startprob,
+                        const ParameterArray& transmat, const ParameterArray& means, const ParameterArray& covars,
+                        const std::string& device, const std::string& precision) {
+  const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
+  const cuem::HmmEvaluateOptions where = where_of(device, precision);
+  const cuem::DataView view = view_of(X);
+  const std::size_t K = static_cast<std::size_t>(m.n_components());
+  if (what == "score") return nb::cast(released([&] { return cuem::score_hmm(m, view, lengths, where); }));
+  if (what == "posteriors") {
+    cuem::HmmPosteriors p = released([&] { return cuem::posteriors_hmm(m, view, lengths, where); });
+    return nb::make_tuple(p.log_likelihood, to_numpy(std::move(p.posteriors), {view.n_rows, K}));
+  }
+  if (what == "viterbi" || what == "map") {
+    cuem::HmmDecoding d = released([&] { return cuem::decode_hmm(m, view, lengths, what, where); });
+    const std::size_t T = d.states.size();
+    return nb::make_tuple(d.log_probability, to_numpy(std::move(d.states), {T}));
+  }
+  throw cuem::InvalidArgument("unknown evaluation '" + what + "'");
+}
+
+nb::object hmm_sample(std::size_t n, std::uint64_t seed, const std::string& covariance_type,
+                      const ParameterArray& startprob, const ParameterArray& transmat, const ParameterArray& means,
+                      const ParameterArray& covars) {
+  const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
+  cuem::HmmSamples s = released([&] { return cuem::sample_hmm(m, n, seed); });
+  const std::size_t D = static_cast<std::size_t>(m.n_features());
+  return nb::make_tuple(to_numpy(std::move(s.X), {n, D}), to_numpy(std::move(s.states), {n}));
+}
+
+}  // namespace
+
+void register_hmm(nb::module_& m) {
+  m.def("fit_hmm", &fit_hmm, "X"_a.noconvert(), "lengths"_a, "n_components"_a, "covariance_type"_a, "min_covar"_a,
+        "n_iter"_a, "tol"_a, "seed"_a, "params"_a, "init_params"_a, "startprob_prior"_a, "transmat_prior"_a,
+        "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(),
+        "transmat"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
+        "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(), "acceleration"_a = "none",
+        "Baum-Welch for a Gaussian HMM (hmmlearn's GaussianHMM). Priors are arrays of one value or one per "
+        "entry; startprob/transmat/means/covars start the parameters whose letters init_params leaves out. tol "
+        "is on the mean log-likelihood per frame. Returns a dict: startprob, transmat, means, covars (cuem's "
+        "per-type layout), history (the best restart's mean log-likelihood per frame), converged, n_iter, "
+        "n_decreases, convergence_rate, n_estep_passes, device, notices. acceleration 'squarem' extrapolates the "
+        "iterations (SQUAREM).");
+  m.def("hmm_evaluate", &hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
+        "startprob"_a, "transmat"_a, "means"_a, "covars"_a, "device"_a = "cpu", "precision"_a = "float32",
+        "score: log p(X); posteriors: (log p(X), T x K); viterbi/map: (log probability, states).");
+  m.def("hmm_sample", &hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
+        "covars"_a, "One sequence of n frames: (X, states).");
+}

@@ -1,0 +1,172 @@
+#include "cli/cmd_hmm.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/outputs.hpp"
+#include "cuem/hmm.hpp"
+#include "io/atomic_file.hpp"
+#include "io/hmm_json.hpp"
+#include "io/table.hpp"
+
+namespace cuem::cli {
+namespace {
+
+HmmEvaluateOptions where_of(const DeviceArgs& a) { return to_evaluate_options(a); }
+
+}  // namespace
+
+std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_rows) {
+  if (path.empty()) return {};
+  const std::string text = io::read_file_bytes(path);
+  std::vector<std::size_t> lengths;
+  std::size_t total = 0;
+  const char* p = text.c_str();
+  while (*p) {
+    if (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+      ++p;
+      continue;
+    }
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(p, &end, 10);
+    const bool separated = *end == '\0' || *end == ',' || *end == ' ' || *end == '\t' || *end == '\n' || *end == '\r';
+    if (end == p || errno != 0 || !separated)
+      throw DataError(path + ": sequence " + std::to_string(lengths.size()) +
+                      " is not an integer; --lengths takes one positive integer per sequence");
+    if (v <= 0)
+      throw DataError(path + ": sequence " + std::to_string(lengths.size()) + " has length " + std::to_string(v) +
+                      "; every sequence needs at least one frame");
+    lengths.push_back(static_cast<std::size_t>(v));
+    total += static_cast<std::size_t>(v);
+    p = end;
+  }
+  if (lengths.empty()) throw DataError(path + ": holds no lengths");
+  if (total != n_rows)
+    throw DataError(path + ": the lengths sum to " + std::to_string(total) + " frames but the data have " +
+                    std::to_string(n_rows) + " rows");
+  return lengths;
+}
+
+int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
+                const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                const GlobalFlags& flags) {
+  check_model_output_name(output, "-o");
+  check_outputs({output, trace}, {data.path, lengths_path});
+  if (missing_policy(data) != MissingPolicy::error)
+    throw UsageError("--missing marginalize applies to --model gmm only: HMM emissions take complete frames");
+  const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
+  HmmOptions o;
+  o.n_components = g.n_components;
+  o.covariance_type = g.covariance_type;
+  o.n_iter = g.max_iter;
+  o.tol = g.tol;
+  o.n_init = g.n_init;
+  o.seed = g.seed;
+  o.device = g.device;
+  o.precision = g.precision;
+  o.device_memory_limit = g.device_memory_limit;
+  o.n_threads = g.n_threads;
+  o.acceleration = g.acceleration;
+  const io::Table t = load_table(data, flags);
+  const std::string data_name = io::display_name(data.path);
+  const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
+  const std::size_t n_sequences = lengths.empty() ? 1 : lengths.size();
+  note(flags, data_name + ": " + std::to_string(t.rows) + " frames x " + std::to_string(t.cols) + " features in " +
+                  std::to_string(n_sequences) + (n_sequences == 1 ? " sequence" : " sequences"));
+  o.on_iteration = progress_reporter(flags, o.n_iter, o.n_init, "HMM");
+  const HmmFitResult r = with_data_name(data_name, [&] { return fit_hmm(t.view(), lengths, o); });
+  end_progress(flags);
+  for (const std::string& n : r.notices) note(flags, "note: " + n);
+  if (r.n_decreases > 0)
+    note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) +
+                    " time(s); Baum-Welch forbids this: please report it");
+  if (!r.converged)
+    note(flags, "warning: did not converge in " + std::to_string(o.n_iter) + " iterations; raise --max-iter or --tol");
+
+  io::HmmFitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, n_sequences, data_name};
+  const std::string model_json = io::hmm_model_to_json(r.model, meta);
+  io::OutputBatch outputs;
+  if (!output.empty()) outputs.add(output, model_json);
+  if (!trace.empty()) outputs.add(trace, trace_text(r.trace));
+  outputs.commit();
+  if (flags.json) {
+    nlohmann::json j = {{"model", "hmm"},         {"n_samples", t.rows},        {"n_sequences", n_sequences},
+                        {"converged", r.converged}, {"n_iter", r.n_iter},      {"lower_bound", r.lower_bound},
+                        {"device", r.device},     {"notices", r.notices},
+                        {"acceleration", to_string(o.acceleration)}, {"n_estep_passes", r.n_estep_passes},
+                        {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(r.convergence_rate)}};
+    if (!output.empty())
+      j["model_path"] = output;
+    else
+      j["model_json"] = nlohmann::json::parse(model_json);
+    std::printf("%s\n", j.dump().c_str());
+    return kOk;
+  }
+  std::printf("HMM of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n", o.n_components,
+              to_string(o.covariance_type), r.converged ? "converged" : "not converged", r.n_iter, r.lower_bound);
+  if (o.acceleration == Acceleration::squarem)
+    std::printf("SQUAREM: %d forward-backward passes over all restarts (the iterations count the points kept)\n",
+                r.n_estep_passes);
+  if (output.empty())
+    std::printf("\n%s", model_json.c_str());
+  else
+    std::printf("model written to %s\n", output.c_str());
+  return kOk;
+}
+
+int run_hmm_score(const std::string& model_path, const DataArgs& data, const std::string& lengths_path,
+                  const DeviceArgs& where_args, const GlobalFlags& flags) {
+  if (missing_policy(data) != MissingPolicy::error)
+    throw UsageError("--missing marginalize applies to Gaussian mixtures only; an HMM scores complete frames");
+  const HmmEvaluateOptions where = where_of(where_args);
+  const HmmModel m = io::read_hmm_model(model_path);
+  const io::Table t = load_table(data, flags);
+  const std::string data_name = io::display_name(data.path);
+  const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
+  const double total = with_data_name(data_name, [&] { return score_hmm(m, t.view(), lengths, where); });
+  const double p = n_parameters(m);
+  const double bic = -2 * total + p * std::log(static_cast<double>(t.rows));
+  const double aic = -2 * total + 2 * p;
+  if (flags.json) {
+    std::printf("%s\n", nlohmann::json({{"kind", "gaussian_hmm"},
+                                        {"n_samples", t.rows},
+                                        {"log_likelihood", total},
+                                        {"mean_log_likelihood", total / static_cast<double>(t.rows)},
+                                        {"bic", bic},
+                                        {"aic", aic}})
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("frames               %zu\nlog-likelihood       %.10g\nmean log-likelihood  %.10g\nBIC                  "
+                "%.10g\nAIC                  %.10g\n",
+                t.rows, total, total / static_cast<double>(t.rows), bic, aic);
+  }
+  return kOk;
+}
+
+int run_hmm_sample(const std::string& model_path, std::size_t n, std::uint64_t seed, const std::string& output,
+                   const std::string& labels, const GlobalFlags& flags) {
+  const HmmModel m = io::read_hmm_model(model_path);
+  const HmmSamples s = sample_hmm(m, n, seed);
+  io::OutputBatch outputs;
+  outputs.add(output, matrix_file_bytes(output, s.X.data(), n, static_cast<std::size_t>(m.n_features())));
+  if (!labels.empty()) outputs.add(labels, labels_file_bytes(labels, s.states));
+  outputs.commit();
+  if (flags.json) {
+    std::printf("%s\n", nlohmann::json({{"n_samples", n}, {"n_features", m.n_features()}, {"output", output}})
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%zu frames of one sequence written to %s\n", n, output.c_str());
+    if (!labels.empty()) std::printf("states written to %s\n", labels.c_str());
+  }
+  return kOk;
+}
+
+}  // namespace cuem::cli

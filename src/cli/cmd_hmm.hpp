@@ -1,0 +1,38 @@
+#pragma once
+// The Gaussian HMM's command-line work (include/cuem/hmm.hpp): cuem fit --model hmm, cuem
+// decode, and cuem score / cuem sample on an HMM model file (those commands hand over here
+// when the file's kind is "gaussian_hmm", io/hmm_json.hpp).
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/common.hpp"
+
+namespace cuem::cli {
+
+/// --lengths FILE: one positive integer per sequence, in the order of the rows, separated
+/// by whitespace or commas; they must sum to n_rows. Empty path: one sequence. DataError
+/// naming the file otherwise (exit 3).
+std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_rows);
+
+/// cuem fit DATA --model hmm -k K [--covariance T] [--lengths FILE] [-o model.json] [--trace t.csv]:
+/// Baum-Welch from a k-means start; --max-iter, --tol (on the mean log-likelihood per
+/// frame), --seed, --n-init, --threads and the device options as for a mixture.
+/// `trace_text` writes the --trace CSV (cuem fit's own format).
+int run_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit, const std::string& output,
+                const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                const GlobalFlags& flags);
+
+/// cuem score on an HMM file: the total and per-frame log-likelihood, BIC and AIC.
+int run_hmm_score(const std::string& model, const DataArgs& data, const std::string& lengths, const DeviceArgs& where,
+                  const GlobalFlags& flags);
+
+/// cuem sample on an HMM file: one sequence of n frames; `labels` receives its states.
+int run_hmm_sample(const std::string& model, std::size_t n, std::uint64_t seed, const std::string& output,
+                   const std::string& labels, const GlobalFlags& flags);
+
+/// cuem decode MODEL DATA [--lengths FILE] [--algorithm viterbi|map] [-o states] [--proba FILE].
+void add_decode_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);
+
+}  // namespace cuem::cli

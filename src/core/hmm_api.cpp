@@ -1,0 +1,311 @@
+// The public Gaussian HMM calls (include/cuem/hmm.hpp): checks at the boundary, the frames
+// placed once, then the engine's HMM model under the batch driver or one chain pass.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/linalg.hpp"
+#include "core/rng.hpp"
+#include "core/validate.hpp"
+#include "cuem/errors.hpp"
+#include "cuem/hmm.hpp"
+#include "engine/batch_driver.hpp"
+#include "engine/hmm_chain.hpp"
+#include "engine/hmm_model.hpp"
+#include "engine/hmm_parameter_map.hpp"
+#include "engine/placed_data.hpp"
+#include "engine/squarem_driver.hpp"
+
+namespace cuem {
+namespace {
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw InvalidArgument(message);
+}
+
+// hmmlearn's rule for a distribution (numpy's allclose with its default tolerances).
+bool sums_to_one(const double* p, std::size_t n) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < n; ++i) s += p[i];
+  return std::abs(s - 1.0) <= 1e-8 + 1e-5;
+}
+
+void check_distribution(const std::vector<double>& p, std::size_t rows, std::size_t K, const char* name) {
+  require(p.size() == rows * K, std::string(name) + " has " + std::to_string(p.size()) + " values, expected " +
+                                    std::to_string(rows * K));
+  for (std::size_t i = 0; i < p.size(); ++i)
+    require(std::isfinite(p[i]) && p[i] >= 0.0,
+            std::string(name) + "[" + std::to_string(i) + "] = " + num(p[i]) + " is not a probability");
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (sums_to_one(p.data() + r * K, K)) continue;
+    double s = 0.0;
+    for (std::size_t k = 0; k < K; ++k) s += p[r * K + k];
+    throw InvalidArgument(rows == 1 ? std::string(name) + " sums to " + num(s) + ", not 1"
+                                    : std::string(name) + " row " + std::to_string(r) + " sums to " + num(s) +
+                                          ", not 1: every row of a transition matrix is a distribution");
+  }
+}
+
+void check_letters(const std::string& letters, const char* name) {
+  for (char c : letters)
+    require(c == 's' || c == 't' || c == 'm' || c == 'c',
+            std::string(name) + " = '" + letters + "' holds '" + c + "': use the letters s, t, m and c");
+}
+
+void check_prior(const std::vector<double>& v, std::size_t n, const char* name) {
+  require(v.size() == 1 || v.size() == n, std::string(name) + " has " + std::to_string(v.size()) +
+                                              " values: give one, or " + std::to_string(n));
+  for (double x : v) require(std::isfinite(x), std::string(name) + " holds a value that is not finite");
+}
+
+void validate_hmm_options(const HmmOptions& o, DataView X) {
+  const std::size_t K = static_cast<std::size_t>(std::max(o.n_components, 1)), D = X.n_cols;
+  require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
+  require(o.n_iter >= 1, "n_iter must be at least 1, got " + std::to_string(o.n_iter));
+  require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
+  require(std::isfinite(o.tol) && o.tol >= 0.0, "tol must be a finite number >= 0, got " + num(o.tol));
+  require(std::isfinite(o.min_covar) && o.min_covar >= 0.0, "min_covar must be >= 0, got " + num(o.min_covar));
+  check_letters(o.params, "params");
+  check_letters(o.init_params, "init_params");
+  const auto starts = [&](char c) { return o.init_params.find(c) != std::string::npos; };
+  if (starts('m'))
+    require(X.n_rows >= K, "n_components = " + std::to_string(K) + " is more than the " + std::to_string(X.n_rows) +
+                               " frames that k-means starts the means from");
+  if (starts('c')) require(X.n_rows >= 2, "the covariance start needs at least 2 frames");
+  if (!starts('s')) check_distribution(o.startprob_init, 1, K, "startprob (init_params without 's')");
+  if (!starts('t')) check_distribution(o.transmat_init, K, K, "transmat (init_params without 't')");
+  if (!starts('m'))
+    require(o.means_init.size() == K * D, "means (init_params without 'm') need n_components x n_features = " +
+                                              std::to_string(K * D) + " values, got " +
+                                              std::to_string(o.means_init.size()));
+  if (!starts('c'))
+    require(o.covars_init.size() == covariance_size(o.covariance_type, static_cast<int>(K), static_cast<int>(D)),
+            "covars (init_params without 'c') need " +
+                std::to_string(covariance_size(o.covariance_type, static_cast<int>(K), static_cast<int>(D))) +
+                " values for covariance_type '" + to_string(o.covariance_type) + "', got " +
+                std::to_string(o.covars_init.size()));
+  const HmmPriors& p = o.priors;
+  check_prior(p.startprob_prior, K, "startprob_prior");
+  check_prior(p.transmat_prior, K * K, "transmat_prior");
+  check_prior(p.means_prior, K * D, "means_prior");
+  check_prior(p.means_weight, K, "means_weight");
+  const std::size_t cov_terms = o.covariance_type == CovarianceType::spherical
+                                    ? K * D
+                                    : covariance_size(o.covariance_type, static_cast<int>(K), static_cast<int>(D));
+  check_prior(p.covars_prior, cov_terms, "covars_prior");
+  require(std::isfinite(p.covars_weight), "covars_weight must be finite");
+}
+
+ResourceOptions resources_of(const EvaluateOptions& where) {
+  return {where.device, where.precision, 0, where.device_memory_limit, where.cuda_tuning};
+}
+
+void check_model_for(const HmmModel& model, DataView X) {
+  validate_hmm(model);
+  validate_data(X);
+  require(X.n_cols == static_cast<std::size_t>(model.n_features()),
+          "the data have " + std::to_string(X.n_cols) + " features and the model " +
+              std::to_string(model.n_features()));
+}
+
+}  // namespace
+
+void validate_hmm(const HmmModel& m) {
+  const int K = m.n_components(), D = m.n_features();
+  require(K >= 1 && D >= 1, "the HMM has no states or no features");
+  check_distribution(m.startprob, 1, static_cast<std::size_t>(K), "startprob");
+  check_distribution(m.transmat, static_cast<std::size_t>(K), static_cast<std::size_t>(K), "transmat");
+  require(m.emissions.means.size() == static_cast<std::size_t>(K) * D, "the HMM's means are not K x D");
+  require(m.emissions.covariances.size() == covariance_size(m.covariance_type(), K, D),
+          "the HMM's covariances do not match its covariance type");
+  // Positive definite covariances (and the factors the E-step reads), from the covariances.
+  engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
+}
+
+HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const HmmOptions& o) {
+  validate_data(X);
+  validate_hmm_options(o, X);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  const engine::ThreadCountScope threads(o.n_threads);
+  Primitives& prims = placed.primitives();
+  if (o.interrupted) prims.set_interrupt(o.interrupted);
+  struct Reset {
+    Primitives& p;
+    ~Reset() { p.set_interrupt({}); }
+  } reset{prims};
+  prims.reserve(o.covariance_type, o.n_components);
+
+  engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
+  engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
+                                                                            : engine::run_batch_em(model, batch);
+
+  HmmFitResult r;
+  if (!placed.notice.empty()) r.notices.push_back(placed.notice);
+  r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
+  r.model = std::move(run.params);
+  r.converged = run.converged;
+  r.n_iter = run.n_iter;
+  r.lower_bound = run.lower_bound;
+  r.best_init = run.best_init;
+  r.trace = std::move(run.trace);
+  r.n_decreases = run.n_decreases;
+  r.max_decrease = run.max_decrease;
+  r.convergence_rate = run.convergence_rate;
+  r.n_estep_passes = run.n_estep_passes;
+  r.device = prims.description();
+  if (!model.empty_states().empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < model.empty_states().size(); ++i)
+      list += (i ? ", " : "") + std::to_string(model.empty_states()[i]);
+    r.notices.push_back("state" + std::string(model.empty_states().size() == 1 ? " " : "s ") + list +
+                        " (0-based) received no weight in some iteration and kept their parameters there, as an "
+                        "empty mixture component does; use fewer states or another start");
+  }
+  return r;
+}
+
+namespace {
+
+// The frames of X under a checked model: the sequences' offsets and the emissions from
+// primitives placed for the call.
+struct EvaluatedFrames {
+  std::vector<std::size_t> offsets;
+  engine::EmissionFrames frames;
+};
+
+EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                const HmmEvaluateOptions& where) {
+  check_model_for(model, X);
+  EvaluatedFrames out;
+  out.offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources(resources_of(where));
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  out.frames = engine::emission_frames(data.impl().primitives(), model);
+  return out;
+}
+
+}  // namespace
+
+HmmPosteriors posteriors_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                             const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
+  HmmPosteriors out;
+  std::vector<double> start(static_cast<std::size_t>(model.n_components()));
+  out.log_likelihood = engine::chain_pass(model, e.offsets, e.frames, start.data(), nullptr);
+  out.posteriors = std::move(e.frames.b);
+  return out;
+}
+
+double score_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                 const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
+  return engine::chain_pass(model, e.offsets, e.frames, nullptr, nullptr);
+}
+
+HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                       const std::string& algorithm, const HmmEvaluateOptions& where) {
+  require(algorithm == "viterbi" || algorithm == "map",
+          "algorithm '" + algorithm + "' is not one of 'viterbi' and 'map'");
+  HmmDecoding out;
+  out.states.resize(X.n_rows);
+  if (algorithm == "map") {
+    const HmmPosteriors p = posteriors_hmm(model, X, lengths, where);
+    const std::size_t K = static_cast<std::size_t>(model.n_components());
+    for (std::size_t t = 0; t < X.n_rows; ++t) {
+      const double* g = p.posteriors.data() + t * K;
+      out.states[t] = static_cast<int>(std::max_element(g, g + K) - g);
+    }
+    out.log_probability = p.log_likelihood;
+    return out;
+  }
+  const EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
+  const int K = model.n_components();
+  std::vector<double> work;
+  for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
+    const std::size_t lo = e.offsets[q];
+    out.log_probability += engine::viterbi(model.startprob.data(), model.transmat.data(), K, e.offsets[q + 1] - lo,
+                                           e.frames.b.data() + lo * static_cast<std::size_t>(K),
+                                           e.frames.s.data() + lo, out.states.data() + lo, work);
+  }
+  return out;
+}
+
+HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) {
+  validate_hmm(model);
+  require(n >= 1, "sample needs n >= 1 frames");
+  const int K = model.n_components(), D = model.n_features();
+  const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D), DD = uD * uD;
+  // Lower Cholesky factors of the covariances (full and tied); square roots otherwise.
+  std::vector<double> factors;
+  const CovarianceType type = model.covariance_type();
+  if (type == CovarianceType::full || type == CovarianceType::tied) {
+    factors = model.emissions.covariances;
+    for (std::size_t off = 0; off < factors.size(); off += DD) linalg::cholesky_lower(factors.data() + off, D);
+  }
+  const auto draw_state = [&](const double* p, std::size_t t) {
+    const double u = rng::uniform(seed, rng::kSampleComponent, t);
+    double acc = 0.0;
+    for (std::size_t k = 0; k < uK; ++k)
+      if (u < (acc += p[k])) return static_cast<int>(k);
+    int last = K - 1;  // rounding left u above the sum: the last state of positive probability
+    while (last > 0 && p[last] == 0.0) --last;
+    return last;
+  };
+  HmmSamples out;
+  out.X.resize(n * uD);
+  out.states.resize(n);
+  std::vector<double> z(uD);
+  int state = draw_state(model.startprob.data(), 0);
+  for (std::size_t t = 0; t < n; ++t) {
+    if (t > 0) state = draw_state(model.transmat.data() + static_cast<std::size_t>(state) * uK, t);
+    out.states[t] = state;
+    const std::size_t k = static_cast<std::size_t>(state);
+    const double* mu = model.emissions.means.data() + k * uD;
+    for (std::size_t d = 0; d < uD; ++d) z[d] = rng::normal(seed, rng::kSampleNormal, t * uD + d);
+    double* x = out.X.data() + t * uD;
+    switch (type) {
+      case CovarianceType::full:
+      case CovarianceType::tied: {
+        const double* L = factors.data() + (type == CovarianceType::full ? k * DD : 0);
+        for (std::size_t i = 0; i < uD; ++i) {
+          double s = 0.0;
+          for (std::size_t j = 0; j <= i; ++j) s += L[i * uD + j] * z[j];
+          x[i] = mu[i] + s;
+        }
+        break;
+      }
+      case CovarianceType::diag:
+        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(model.emissions.covariances[k * uD + d]) * z[d];
+        break;
+      case CovarianceType::spherical:
+        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(model.emissions.covariances[k]) * z[d];
+        break;
+    }
+  }
+  return out;
+}
+
+double n_parameters(const HmmModel& m) noexcept {
+  const double K = m.n_components(), D = m.n_features();
+  double c = 0;
+  switch (m.covariance_type()) {
+    case CovarianceType::spherical: c = K; break;
+    case CovarianceType::diag: c = K * D; break;
+    case CovarianceType::full: c = K * D * (D + 1) / 2; break;
+    case CovarianceType::tied: c = D * (D + 1) / 2; break;
+  }
+  return (K - 1) + K * (K - 1) + K * D + c;
+}
+
+}  // namespace cuem

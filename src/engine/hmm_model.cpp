@@ -1,0 +1,310 @@
+#include "engine/hmm_model.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <string>
+
+#include "core/m_step.hpp"
+#include "core/prepared_params.hpp"
+#include "cuem/errors.hpp"
+#include "engine/hmm_chain.hpp"
+
+namespace cuem::engine {
+namespace {
+
+// A prior array holds one value for every entry or one per entry.
+double entry(const std::vector<double>& v, std::size_t i) { return v.size() == 1 ? v[0] : v[i]; }
+
+// Sequences are summed in this many fixed blocks at most (contiguous ranges), each in
+// order, then the blocks in order: the sums do not depend on the thread count.
+constexpr std::size_t kMaxBlocks = 256;
+
+// hmmlearn's normalisation of a row: divided by its sum, left as it is where the sum is 0.
+void normalise(double* a, int n) {
+  double sum = 0.0;
+  for (int i = 0; i < n; ++i) sum += a[i];
+  if (sum == 0.0) return;
+  for (int i = 0; i < n; ++i) a[i] /= sum;
+}
+
+}  // namespace
+
+void HmmStats::add(const HmmStats& o) {
+  emission.merge(o.emission);
+  for (std::size_t i = 0; i < start.size(); ++i) start[i] += o.start[i];
+  for (std::size_t i = 0; i < trans.size(); ++i) trans[i] += o.trans[i];
+  log_likelihood += o.log_likelihood;
+  weight += o.weight;
+}
+
+Model hmm_emissions(CovarianceType type, int K, int D, std::vector<double> means, std::vector<double> covariances) {
+  Model m;
+  m.covariance_type = type;
+  m.n_components = K;
+  m.n_features = D;
+  m.weights.assign(K, 1.0 / K);
+  m.means = std::move(means);
+  m.covariances = std::move(covariances);
+  try {
+    compute_precision_cholesky(m, 0.0);
+  } catch (const NumericalError& e) {
+    throw NumericalError(std::string("an HMM state's covariance is not positive definite (") + e.what() +
+                         "); raise covars_prior (or min_covar for the start), or use fewer states");
+  }
+  return m;
+}
+
+EmissionFrames emission_frames(Primitives& prims, const HmmModel& model) {
+  const std::size_t N = prims.rows();
+  const int K = model.n_components();
+  EmissionFrames f;
+  f.b.resize(N * static_cast<std::size_t>(K));
+  f.s.resize(N);
+  // Under uniform weights 1/K the posterior of state k is p(x | k) / sum_j p(x | j) and
+  // log p(x) = log sum_j p(x | j) - log K. The precision factors follow from the
+  // covariances (a model read from a file or given by a caller holds only those).
+  const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
+                                      model.emissions.covariances);
+  prims.posteriors(prepare(uniform), 0, N, f.s.data(), f.b.data());
+  const double log_K = std::log(static_cast<double>(K));
+  for (double& v : f.s) v += log_K;
+  return f;
+}
+
+double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,
+                  double* start, double* trans) {
+  const int K = model.n_components();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::size_t S = offsets.size() - 1;
+  const std::size_t n_blocks = std::min(S, kMaxBlocks);
+  std::vector<double> block_ll(n_blocks, 0.0);
+  std::vector<double> block_start(start ? n_blocks * uK : 0, 0.0);
+  std::vector<double> block_trans(trans ? n_blocks * uK * uK : 0, 0.0);
+  std::vector<double> transposed(uK * uK);
+  for (std::size_t i = 0; i < uK; ++i)
+    for (std::size_t j = 0; j < uK; ++j) transposed[j * uK + i] = model.transmat[i * uK + j];
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#pragma omp parallel
+  {
+    std::vector<double> work;
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
+      const std::size_t b = static_cast<std::size_t>(bi);
+      try {
+        for (std::size_t q = S * b / n_blocks; q < S * (b + 1) / n_blocks; ++q) {
+          const std::size_t lo = offsets[q], T = offsets[q + 1] - lo;
+          double* g = frames.b.data() + lo * uK;
+          const double* s = frames.s.data() + lo;
+          if (start || trans) {
+            block_ll[b] += forward_backward(model.startprob.data(), model.transmat.data(), transposed.data(), K, T, g, s,
+                                            trans ? block_trans.data() + b * uK * uK : nullptr, work);
+            if (start)
+              for (std::size_t k = 0; k < uK; ++k) block_start[b * uK + k] += g[k];
+          } else {
+            block_ll[b] += forward_log_likelihood(model.startprob.data(), model.transmat.data(), K, T, g, s, work);
+          }
+        }
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  double ll = 0.0;
+  if (start) std::fill(start, start + uK, 0.0);
+  if (trans) std::fill(trans, trans + uK * uK, 0.0);
+  for (std::size_t b = 0; b < n_blocks; ++b) {
+    ll += block_ll[b];
+    if (start)
+      for (std::size_t k = 0; k < uK; ++k) start[k] += block_start[b * uK + k];
+    if (trans)
+      for (std::size_t i = 0; i < uK * uK; ++i) trans[i] += block_trans[b * uK * uK + i];
+  }
+  return ll;
+}
+
+HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* empty_states) {
+  const HmmModel& old = s.at;
+  const int K = old.n_components(), D = old.n_features();
+  const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D);
+  const CovarianceType type = old.covariance_type();
+  const HmmPriors& p = o.priors;
+  const auto updates = [&](char c) { return o.params.find(c) != std::string::npos; };
+  HmmModel m = old;
+
+  // A state is empty when it holds no weight at all; it keeps its parameters (as an
+  // empty mixture component keeps its mean) instead of a division by zero.
+  std::vector<bool> empty(uK, false);
+  for (std::size_t k = 0; k < uK; ++k) {
+    empty[k] = !(s.emission.nk[k] > 0.0);
+    if (empty[k] && empty_states) empty_states->push_back(static_cast<int>(k));
+  }
+
+  if (updates('s')) {
+    for (std::size_t k = 0; k < uK; ++k)
+      m.startprob[k] = old.startprob[k] == 0.0 ? 0.0 : std::max(entry(p.startprob_prior, k) - 1.0 + s.start[k], 0.0);
+    normalise(m.startprob.data(), K);
+  }
+  if (updates('t')) {
+    for (std::size_t i = 0; i < uK; ++i) {
+      double* row = m.transmat.data() + i * uK;
+      double sum = 0.0;
+      for (std::size_t j = 0; j < uK; ++j) {
+        const std::size_t ij = i * uK + j;
+        row[j] = old.transmat[ij] == 0.0 ? 0.0 : std::max(entry(p.transmat_prior, ij) - 1.0 + s.trans[ij], 0.0);
+        sum += row[j];
+      }
+      if (sum == 0.0)  // never left: keep the row
+        std::copy(old.transmat.begin() + i * uK, old.transmat.begin() + (i + 1) * uK, row);
+      else
+        normalise(row, K);
+    }
+  }
+
+  std::vector<double> means = old.emissions.means;
+  const std::vector<double>& nk = s.emission.nk;
+  if (updates('m')) {
+    // mu_k = (w_k mu0_k + sum_t g_tk x_t) / (w_k + N_k), with sum_t g_tk x_t = N_k c_k + S1_k.
+    for (std::size_t k = 0; k < uK; ++k) {
+      if (empty[k] && entry(p.means_weight, k) == 0.0) continue;
+      const double w = entry(p.means_weight, k);
+      for (std::size_t d = 0; d < uD; ++d) {
+        const std::size_t i = k * uD + d;
+        const double c = s.emission.shift[i];
+        // About the shift: (w (mu0 - c) + S1) / (w + N) + c keeps the sums small.
+        means[i] = c + (w * (entry(p.means_prior, i) - c) + s.emission.s1[i]) / (w + nk[k]);
+      }
+    }
+  }
+  std::vector<double> covs = old.emissions.covariances;
+  if (updates('c')) {
+    // The scatter about the new means: sum_t g_tk (x_t - mu_k)(x_t - mu_k)^T.
+    const SufficientStats c = s.emission.recentred(means);
+    const double cw = o.priors.covars_weight;
+    std::vector<double> md(uK * uD);  // mu_k - mu0_k
+    for (std::size_t i = 0; i < uK * uD; ++i) md[i] = means[i] - entry(p.means_prior, i);
+    switch (type) {
+      case CovarianceType::diag:
+      case CovarianceType::spherical:
+        for (std::size_t k = 0; k < uK; ++k) {
+          if (empty[k]) continue;
+          const double denom = std::max(std::max(cw - 1.0, 0.0) + nk[k], 1e-5);
+          double mean = 0.0;
+          for (std::size_t d = 0; d < uD; ++d) {
+            const std::size_t i = k * uD + d;
+            const double v = (entry(p.covars_prior, i) + entry(p.means_weight, k) * md[i] * md[i] + c.s2[i]) / denom;
+            if (type == CovarianceType::diag) covs[i] = v;
+            mean += v;
+          }
+          if (type == CovarianceType::spherical) covs[k] = mean / static_cast<double>(D);
+        }
+        break;
+      case CovarianceType::full:
+        for (std::size_t k = 0; k < uK; ++k) {
+          if (empty[k]) continue;
+          const double denom = std::max(cw - D, 0.0) + nk[k];
+          const double w = entry(p.means_weight, k);
+          for (std::size_t i = 0; i < uD; ++i)
+            for (std::size_t j = i; j < uD; ++j) {
+              const std::size_t at = k * uD * uD + i * uD + j;
+              const double v =
+                  (entry(p.covars_prior, at) + w * md[k * uD + i] * md[k * uD + j] + c.s2[at]) / denom;
+              covs[at] = v;
+              covs[k * uD * uD + j * uD + i] = v;
+            }
+        }
+        break;
+      case CovarianceType::tied: {
+        double total = 0.0;
+        for (std::size_t k = 0; k < uK; ++k) total += nk[k];
+        const double denom = std::max(cw - D, 0.0) + total;
+        for (std::size_t i = 0; i < uD; ++i)
+          for (std::size_t j = i; j < uD; ++j) {
+            double v = c.s2[i * uD + j];
+            for (std::size_t k = 0; k < uK; ++k) v += entry(p.means_weight, k) * md[k * uD + i] * md[k * uD + j];
+            v = (entry(p.covars_prior, i * uD + j) + v) / denom;
+            covs[i * uD + j] = v;
+            covs[j * uD + i] = v;
+          }
+        break;
+      }
+    }
+  }
+  m.emissions = hmm_emissions(type, K, D, std::move(means), std::move(covs));
+  return m;
+}
+
+HmmModel GaussianHmmEM::initialize(std::uint64_t seed, std::vector<std::string>*) {
+  const int K = o_.n_components, D = static_cast<int>(X_.n_cols);
+  const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D);
+  const auto starts = [&](char c) { return o_.init_params.find(c) != std::string::npos; };
+  HmmModel m;
+  m.startprob = starts('s') ? std::vector<double>(uK, 1.0 / K) : o_.startprob_init;
+  m.transmat = starts('t') ? std::vector<double>(uK * uK, 1.0 / K) : o_.transmat_init;
+  std::vector<double> means =
+      starts('m') ? kmeans(prims_, X_, K, seed, 300, 1e-4, o_.interrupted, &shared_).centers : o_.means_init;
+  std::vector<double> covs;
+  if (starts('c')) {
+    // hmmlearn's start: the frames' covariance (N - 1 in the denominator) plus min_covar
+    // on the diagonal, for every state as the type keeps it (spherical: the mean of all
+    // of its entries).
+    const std::vector<double> zero(uD, 0.0);
+    const SufficientStats all = two_pass_stats(prims_, Responsibilities::nearest_centre(zero), CovarianceType::full, 1);
+    std::vector<double> cv(uD * uD);
+    const double n1 = all.nk[0] - 1.0;
+    for (std::size_t i = 0; i < uD; ++i)
+      for (std::size_t j = i; j < uD; ++j) cv[i * uD + j] = cv[j * uD + i] = all.s2[i * uD + j] / n1;
+    for (std::size_t i = 0; i < uD; ++i) cv[i * uD + i] += o_.min_covar;
+    switch (o_.covariance_type) {
+      case CovarianceType::full:
+        for (std::size_t k = 0; k < uK; ++k) covs.insert(covs.end(), cv.begin(), cv.end());
+        break;
+      case CovarianceType::tied: covs = cv; break;
+      case CovarianceType::diag:
+        for (std::size_t k = 0; k < uK; ++k)
+          for (std::size_t d = 0; d < uD; ++d) covs.push_back(cv[d * uD + d]);
+        break;
+      case CovarianceType::spherical: {
+        double mean = 0.0;
+        for (double v : cv) mean += v;
+        covs.assign(uK, mean / static_cast<double>(uD * uD));
+        break;
+      }
+    }
+  } else {
+    covs = o_.covars_init;
+  }
+  m.emissions = hmm_emissions(o_.covariance_type, K, D, std::move(means), std::move(covs));
+  return m;
+}
+
+HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
+  const int K = m.n_components();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  EmissionFrames frames = emission_frames(prims_, m);
+  HmmStats s;
+  s.start.assign(uK, 0.0);
+  s.trans.assign(uK * uK, 0.0);
+  s.log_likelihood = chain_pass(m, offsets_, frames, s.start.data(), s.trans.data());
+  s.weight = static_cast<double>(prims_.rows());
+  s.emission = prims_.weighted_stats(Responsibilities::given_weights(frames.b.data()), m.covariance_type(), K,
+                                     m.emissions.means);
+  s.at = m;
+  return s;
+}
+
+HmmModel GaussianHmmEM::m_step(const HmmStats& s) {
+  std::vector<int> empty;
+  HmmModel m = hmm_m_step(s, o_, &empty);
+  for (int k : empty)
+    if (std::find(empty_states_.begin(), empty_states_.end(), k) == empty_states_.end()) empty_states_.push_back(k);
+  return m;
+}
+
+}  // namespace cuem::engine

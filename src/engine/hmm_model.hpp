@@ -1,0 +1,86 @@
+#pragma once
+// The Gaussian HMM as an engine model (src/engine/model.hpp): Baum-Welch under the batch
+// driver. The E-step takes the emissions from the primitives of the placed frames (the
+// Gaussians' posteriors under uniform weights: normalised emission probabilities and
+// their log scale), runs forward-backward per sequence on the host in float64
+// (hmm_chain.hpp), and hands the state posteriors back to the primitives as the weights of
+// the emission statistics. The M-step is hmmlearn's GaussianHMM M-step with its priors.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/sufficient_stats.hpp"
+#include "cuem/hmm.hpp"
+#include "engine/primitives.hpp"
+#include "init/kmeans.hpp"
+
+namespace cuem::engine {
+
+/// Baum-Welch statistics, a monoid over sequences (add). `at` is the model the E-step
+/// ran under: the M-step keeps the parts that `params` leaves fixed from it.
+struct HmmStats {
+  SufficientStats emission;   ///< gamma-weighted, in the covariance type's layout
+  std::vector<double> start;  ///< K: sum over sequences of gamma_0
+  std::vector<double> trans;  ///< K x K: sum over sequences and t of xi_t
+  double log_likelihood = 0;  ///< sum over sequences of log p(sequence)
+  double weight = 0;          ///< frames
+  HmmModel at;
+
+  /// Adds another part taken under the same model (sequences of the same data).
+  void add(const HmmStats& other);
+};
+
+/// The chain's view of the frames under a model: b (T x K, each row normalised) and the
+/// log scale s (T), with p(x_t | k) = b_tk exp(s_t) (hmm_chain.hpp).
+struct EmissionFrames {
+  std::vector<double> b;
+  std::vector<double> s;
+};
+EmissionFrames emission_frames(Primitives& prims, const HmmModel& model);
+
+/// Forward-backward over every sequence (offsets from sequence_offsets): gamma replaces
+/// frames.b; start and trans (K and K x K, may be null) receive the sums; returns the
+/// total log-likelihood. Sequences run in parallel over threads, their sums combined in a
+/// fixed order of fixed blocks: the result does not depend on the thread count.
+double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,
+                  double* start, double* trans);
+
+/// The M-step of hmmlearn's GaussianHMM (MAP under its priors) for the letters of `params`.
+/// States without weight keep their emission and transition row; `empty_states`, when
+/// given, receives their indices.
+HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* empty_states = nullptr);
+
+class GaussianHmmEM {
+ public:
+  using Params = HmmModel;
+  using Stats = HmmStats;
+
+  /// prims holds the placed frames X; offsets the sequence boundaries; all must outlive it.
+  GaussianHmmEM(Primitives& prims, DataView X, const std::vector<std::size_t>& offsets, const HmmOptions& o,
+                KMeansShared& shared)
+      : prims_(prims), X_(X), offsets_(offsets), o_(o), shared_(shared) {}
+
+  HmmModel initialize(std::uint64_t seed, std::vector<std::string>* notices);
+  HmmStats e_step(const HmmModel& m);
+  HmmModel m_step(const HmmStats& s);
+  double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
+
+  /// States that went without weight in some M-step (handled as empty mixture
+  /// components: their parameters kept), for the fit's notices.
+  const std::vector<int>& empty_states() const noexcept { return empty_states_; }
+  const HmmOptions& options() const noexcept { return o_; }
+
+ private:
+  Primitives& prims_;
+  DataView X_;
+  const std::vector<std::size_t>& offsets_;
+  const HmmOptions& o_;
+  KMeansShared& shared_;
+  std::vector<int> empty_states_;
+};
+
+/// The emissions model with covariances set, weights uniform and precision factors
+/// computed; throws NumericalError naming the state whose covariance is not positive definite.
+Model hmm_emissions(CovarianceType type, int K, int D, std::vector<double> means, std::vector<double> covariances);
+
+}  // namespace cuem::engine

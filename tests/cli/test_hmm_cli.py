@@ -1,0 +1,109 @@
+"""Gaussian HMMs on the command line: `cuem fit --model hmm --lengths FILE`, `cuem decode`,
+and `cuem score` / `cuem sample` on an HMM file. The file's parameters, put into
+hmmlearn's GaussianHMM, give the reference for score, Viterbi states and posteriors; the
+mixture commands refuse an HMM file and name `cuem decode`; bad lengths exit 3 and write
+nothing.
+
+Run: python -m pytest -q tests/cli/test_hmm_cli.py --cuem-bin=build/cuem
+"""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+hmm = pytest.importorskip("hmmlearn.hmm", reason="hmmlearn is in scripts/test.sh's .venv")
+
+OK, USAGE, BAD_DATA = 0, 2, 3
+LENGTHS = [300, 7, 200, 493]
+
+
+def _write_data(folder, seed=0):
+    rng = np.random.default_rng(seed)
+    X, s = [], 0
+    for T in LENGTHS:
+        for _ in range(T):
+            s = s if rng.random() < 0.9 else int(rng.integers(3))
+            X.append(rng.normal(size=2) + [4.0 * s, -3.0 * s])
+    np.save(folder / "x.npy", np.array(X))
+    (folder / "len.txt").write_text("\n".join(map(str, LENGTHS)) + "\n")
+    return np.array(X)
+
+
+def _reference(model):
+    """hmmlearn's GaussianHMM holding the file's parameters."""
+    ref = hmm.GaussianHMM(n_components=model["n_components"], covariance_type=model["covariance_type"],
+                          init_params="")
+    ref.startprob_ = np.array(model["startprob"])
+    ref.transmat_ = np.array(model["transmat"])
+    ref.means_ = np.array(model["means"])
+    ref.covars_ = np.array(model["covariances"])
+    ref.n_features = len(model["means"][0])
+    return ref
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical", "tied"])
+def test_fit_decode_score_against_hmmlearn(cuem, tmp_path, covariance):
+    X = _write_data(tmp_path)
+    s = cuem.json("fit", "x.npy", "--model", "hmm", "-k", 3, "--covariance", covariance, "--lengths", "len.txt",
+                  "--max-iter", 30, "--tol", 1e-9, "-o", "m.json", "--trace", "t.csv")
+    assert s["model"] == "hmm" and s["n_sequences"] == 4 and s["n_samples"] == 1000
+    model = json.loads((tmp_path / "m.json").read_text())
+    assert model["kind"] == "gaussian_hmm" and model["version"] == 3
+    with open(tmp_path / "t.csv") as f:
+        bounds = [float(r["mean_log_likelihood"]) for r in csv.DictReader(f)]
+    assert len(bounds) == s["n_iter"]
+    assert all(b >= a - 1e-10 * abs(a) for a, b in zip(bounds, bounds[1:]))
+    ref = _reference(model)
+
+    score = cuem.json("score", "m.json", "x.npy", "--lengths", "len.txt")
+    assert score["log_likelihood"] == pytest.approx(ref.score(X, LENGTHS), rel=1e-10)
+    assert score["bic"] == pytest.approx(ref.bic(X, LENGTHS), rel=1e-10)
+
+    cuem("decode", "m.json", "x.npy", "--lengths", "len.txt", "-o", "states.npy", "--proba", "p.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "states.npy"), ref.predict(X, LENGTHS))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), ref.predict_proba(X, LENGTHS), atol=1e-10)
+    d = cuem.json("decode", "m.json", "x.npy", "--lengths", "len.txt", "--algorithm", "map")
+    np.testing.assert_array_equal(d["states"], ref.decode(X, LENGTHS, algorithm="map")[1])
+
+
+def test_mixture_commands_refuse_an_hmm_and_sample_takes_it(cuem, tmp_path):
+    _write_data(tmp_path)
+    cuem("fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "-o", "m.json")
+    p = cuem("predict", "m.json", "x.npy", expect=BAD_DATA)
+    assert "cuem decode" in p.stderr
+    cuem("sample", "m.json", "-n", 50, "-o", "s.npy", "--labels", "z.npy", "--seed", 4)
+    assert np.load(tmp_path / "s.npy").shape == (50, 2)
+    states = np.load(tmp_path / "z.npy")
+    assert states.shape == (50,) and states.min() >= 0 and states.max() < 3
+
+
+@pytest.mark.parametrize("text, message", [("300 7 200", "sum to 507"), ("300 0 200 500", "has length 0"),
+                                           ("300 7 x 493", "not an integer"), ("300 -7 200 507", "has length -7")])
+def test_bad_lengths_exit_3_and_write_nothing(cuem, tmp_path, text, message):
+    _write_data(tmp_path)
+    (tmp_path / "bad.txt").write_text(text)
+    p = cuem("fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "bad.txt", "-o", "m.json", expect=BAD_DATA)
+    assert message in p.stderr
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_hmm_options_refused_elsewhere(cuem, tmp_path):
+    _write_data(tmp_path)
+    p = cuem("fit", "x.npy", "-k", 3, "--lengths", "len.txt", expect=USAGE)
+    assert "--model hmm" in p.stderr
+    p = cuem("fit", "x.npy", "--model", "hmm", "-k", 3, "--acceleration", "fast", expect=USAGE)
+    assert "--acceleration" in p.stderr
+
+
+def test_hmm_fit_with_squarem_reaches_the_plain_fits_likelihood(cuem, tmp_path):
+    _write_data(tmp_path)
+    common = ["fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "--tol", 1e-9, "--max-iter", 5000,
+              "--seed", 1]
+    plain = cuem.json(*common, "-o", "p.json")
+    fast = cuem.json(*common, "-o", "s.json", "--acceleration", "squarem")
+    assert plain["acceleration"] == "none" and fast["acceleration"] == "squarem"
+    assert plain["converged"] and fast["converged"]
+    assert plain["n_estep_passes"] == plain["n_iter"]
+    assert fast["lower_bound"] >= plain["lower_bound"] - 1e-9
+    assert fast["lower_bound"] == pytest.approx(plain["lower_bound"], abs=1e-6)

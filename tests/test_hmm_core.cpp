@@ -1,0 +1,511 @@
+// The Gaussian HMM (include/cuem/hmm.hpp) on the float64 CPU, against a plain reference
+// written here: forward-backward in log space over log-densities from test_util.hpp's own
+// Cholesky, hmmlearn's M-step by its textbook formulas, Viterbi by enumeration of every
+// path; and the analytic cases (one state: a single Gaussian; transition rows equal to
+// the start vector: the mixture).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+#include "cuem/hmm.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuem::CovarianceType;
+using cuem_test::Matrix;
+
+// ---- a known HMM and its frames ---------------------------------------------------------
+
+struct Chain {
+  int K = 3, D = 2;
+  CovarianceType type = CovarianceType::diag;
+  std::vector<double> startprob, transmat;
+  cuem::Model emissions;  // weights 1: log_joint gives log N(x | k)
+};
+
+Chain make_chain(CovarianceType type, int K, int D, std::uint64_t seed) {
+  Chain c;
+  c.K = K;
+  c.D = D;
+  c.type = type;
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, K, D, 3.0, seed);
+  c.emissions = cuem_test::model_from_mixture(mix, type);
+  c.emissions.weights.assign(K, 1.0);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.2, 1.0);
+  c.startprob.resize(K);
+  double s = 0;
+  for (double& p : c.startprob) s += p = u(rng);
+  for (double& p : c.startprob) p /= s;
+  c.transmat.resize(static_cast<std::size_t>(K) * K);
+  for (int i = 0; i < K; ++i) {
+    double r = 0;
+    for (int j = 0; j < K; ++j) r += c.transmat[i * K + j] = u(rng) + (i == j ? 3.0 : 0.0);
+    for (int j = 0; j < K; ++j) c.transmat[i * K + j] /= r;
+  }
+  return c;
+}
+
+// Frames of sequences of the given lengths, drawn from the chain by a plain loop.
+std::vector<double> draw(const Chain& c, const std::vector<std::size_t>& lengths, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::vector<Matrix> L;
+  for (int k = 0; k < c.K; ++k) L.push_back(cuem_test::cholesky_lower(cuem_test::full_covariance(c.emissions, k), c.D));
+  const auto pick = [&](const double* p) {
+    const double v = u(rng);
+    double acc = 0;
+    for (int k = 0; k < c.K; ++k)
+      if (v < (acc += p[k])) return k;
+    return c.K - 1;
+  };
+  std::vector<double> X;
+  for (std::size_t T : lengths) {
+    int s = pick(c.startprob.data());
+    for (std::size_t t = 0; t < T; ++t) {
+      if (t > 0) s = pick(c.transmat.data() + s * c.K);
+      std::vector<double> e(c.D);
+      for (double& v : e) v = z(rng);
+      for (int i = 0; i < c.D; ++i) {
+        double v = c.emissions.means[s * c.D + i];
+        for (int j = 0; j <= i; ++j) v += L[s][i * c.D + j] * e[j];
+        X.push_back(v);
+      }
+    }
+  }
+  return X;
+}
+
+cuem::HmmModel to_hmm(const Chain& c) {
+  cuem::HmmModel m;
+  m.startprob = c.startprob;
+  m.transmat = c.transmat;
+  m.emissions = c.emissions;
+  return m;
+}
+
+// ---- the reference: log-space forward-backward and hmmlearn's M-step ----------------------
+
+struct Reference {
+  double log_likelihood = 0;
+  std::vector<double> gamma;  // T x K
+  std::vector<double> start;  // K
+  std::vector<double> trans;  // K x K
+};
+
+Reference reference_estep(const Chain& c, const std::vector<double>& X, const std::vector<std::size_t>& lengths) {
+  const int K = c.K;
+  const std::size_t N = X.size() / c.D;
+  const std::vector<double> le = cuem_test::log_joint(c.emissions, cuem::DataView(X.data(), N, c.D));
+  Reference r;
+  r.gamma.assign(N * K, 0.0);
+  r.start.assign(K, 0.0);
+  r.trans.assign(static_cast<std::size_t>(K) * K, 0.0);
+  std::size_t lo = 0;
+  for (std::size_t T : lengths) {
+    std::vector<double> la(T * K), lb(T * K, 0.0), v(K);
+    for (int k = 0; k < K; ++k) la[k] = std::log(c.startprob[k]) + le[lo * K + k];
+    for (std::size_t t = 1; t < T; ++t)
+      for (int j = 0; j < K; ++j) {
+        for (int i = 0; i < K; ++i) v[i] = la[(t - 1) * K + i] + std::log(c.transmat[i * K + j]);
+        la[t * K + j] = cuem_test::logsumexp(v.data(), K) + le[(lo + t) * K + j];
+      }
+    for (std::size_t t = T - 1; t-- > 0;)
+      for (int i = 0; i < K; ++i) {
+        for (int j = 0; j < K; ++j)
+          v[j] = std::log(c.transmat[i * K + j]) + le[(lo + t + 1) * K + j] + lb[(t + 1) * K + j];
+        lb[t * K + i] = cuem_test::logsumexp(v.data(), K);
+      }
+    const double ll = cuem_test::logsumexp(la.data() + (T - 1) * K, K);
+    r.log_likelihood += ll;
+    for (std::size_t t = 0; t < T; ++t)
+      for (int k = 0; k < K; ++k) r.gamma[(lo + t) * K + k] = std::exp(la[t * K + k] + lb[t * K + k] - ll);
+    for (int k = 0; k < K; ++k) r.start[k] += r.gamma[lo * K + k];
+    for (std::size_t t = 0; t + 1 < T; ++t)
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j)
+          r.trans[i * K + j] += std::exp(la[t * K + i] + std::log(c.transmat[i * K + j]) +
+                                         le[(lo + t + 1) * K + j] + lb[(t + 1) * K + j] - ll);
+    lo += T;
+  }
+  return r;
+}
+
+// hmmlearn's GaussianHMM M-step with its default priors (covars_prior 1e-2, covars_weight 1,
+// no mean prior), in its own raw-moment form.
+Chain reference_mstep(const Chain& c, const Reference& r, const std::vector<double>& X) {
+  const int K = c.K, D = c.D;
+  const std::size_t N = X.size() / D;
+  Chain n = c;
+  double s = 0;
+  for (int k = 0; k < K; ++k) s += n.startprob[k] = r.start[k];
+  for (int k = 0; k < K; ++k) n.startprob[k] /= s;
+  for (int i = 0; i < K; ++i) {
+    double row = 0;
+    for (int j = 0; j < K; ++j) row += n.transmat[i * K + j] = r.trans[i * K + j];
+    for (int j = 0; j < K; ++j) n.transmat[i * K + j] /= row;
+  }
+  std::vector<double> post(K, 0.0), obs(static_cast<std::size_t>(K) * D, 0.0);
+  std::vector<Matrix> oo(K, Matrix(static_cast<std::size_t>(D) * D, 0.0));
+  for (std::size_t t = 0; t < N; ++t)
+    for (int k = 0; k < K; ++k) {
+      const double g = r.gamma[t * K + k];
+      post[k] += g;
+      for (int i = 0; i < D; ++i) {
+        obs[k * D + i] += g * X[t * D + i];
+        for (int j = 0; j < D; ++j) oo[k][i * D + j] += g * X[t * D + i] * X[t * D + j];
+      }
+    }
+  for (int k = 0; k < K; ++k)
+    for (int i = 0; i < D; ++i) n.emissions.means[k * D + i] = obs[k * D + i] / post[k];
+  const auto scatter = [&](int k, int i, int j) {  // sum g (x - mu)_i (x - mu)_j
+    const double* mu = n.emissions.means.data() + k * D;
+    return oo[k][i * D + j] - obs[k * D + i] * mu[j] - mu[i] * obs[k * D + j] + mu[i] * mu[j] * post[k];
+  };
+  const double prior = 1e-2, cw = 1.0;
+  switch (c.type) {
+    case CovarianceType::diag:
+      for (int k = 0; k < K; ++k)
+        for (int i = 0; i < D; ++i) n.emissions.covariances[k * D + i] = (prior + scatter(k, i, i)) / post[k];
+      break;
+    case CovarianceType::spherical:
+      for (int k = 0; k < K; ++k) {
+        double m = 0;
+        for (int i = 0; i < D; ++i) m += (prior + scatter(k, i, i)) / post[k];
+        n.emissions.covariances[k] = m / D;
+      }
+      break;
+    case CovarianceType::full:
+      for (int k = 0; k < K; ++k)
+        for (int i = 0; i < D; ++i)
+          for (int j = 0; j < D; ++j)
+            n.emissions.covariances[(k * D + i) * D + j] =
+                (prior + scatter(k, i, j)) / (std::max(cw - D, 0.0) + post[k]);
+      break;
+    case CovarianceType::tied: {
+      double total = 0;
+      for (int k = 0; k < K; ++k) total += post[k];
+      for (int i = 0; i < D; ++i)
+        for (int j = 0; j < D; ++j) {
+          double v = prior;
+          for (int k = 0; k < K; ++k) v += scatter(k, i, j);
+          n.emissions.covariances[i * D + j] = v / (std::max(cw - D, 0.0) + total);
+        }
+      break;
+    }
+  }
+  return n;
+}
+
+cuem::HmmOptions options_from(const Chain& c, int n_iter) {
+  cuem::HmmOptions o;
+  o.n_components = c.K;
+  o.covariance_type = c.type;
+  o.n_iter = n_iter;
+  o.tol = 0.0;
+  o.init_params = "";
+  o.startprob_init = c.startprob;
+  o.transmat_init = c.transmat;
+  o.means_init = c.emissions.means;
+  o.covars_init = c.emissions.covariances;
+  o.device = cuem::parse_device("cpu");
+  return o;
+}
+
+class HmmReference : public ::testing::TestWithParam<CovarianceType> {};
+
+// Three Baum-Welch iterations from the same start on sequences of unequal lengths: the
+// trace (the log-likelihood before each M-step) and the final parameters.
+TEST_P(HmmReference, BaumWelchMatchesThePlainLoop) {
+  const CovarianceType type = GetParam();
+  const Chain truth = make_chain(type, 3, 3, 11);
+  const std::vector<std::size_t> lengths{57, 120, 3, 1, 80};
+  const std::vector<double> X = draw(truth, lengths, 5);
+  const std::size_t N = X.size() / truth.D;
+  Chain start = make_chain(type, 3, 3, 99);  // another chain as the start
+  start.emissions.means = truth.emissions.means;
+  for (double& v : start.emissions.means) v += 0.5;
+
+  const int n_iter = 3;
+  const cuem::HmmFitResult fit = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, options_from(start, n_iter));
+  ASSERT_EQ(fit.trace.size(), static_cast<std::size_t>(n_iter));
+  Chain ref = start;
+  for (int it = 0; it < n_iter; ++it) {
+    const Reference r = reference_estep(ref, X, lengths);
+    EXPECT_NEAR(fit.trace[it].mean_log_likelihood * N, r.log_likelihood, 1e-9 * std::abs(r.log_likelihood))
+        << "iteration " << it + 1;
+    ref = reference_mstep(ref, r, X);
+  }
+  EXPECT_LT(cuem_test::max_rel_diff(fit.model.startprob, ref.startprob, 1e-3), 1e-8);
+  EXPECT_LT(cuem_test::max_rel_diff(fit.model.transmat, ref.transmat, 1e-3), 1e-8);
+  EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.means, ref.emissions.means), 1e-8);
+  EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.covariances, ref.emissions.covariances, 1e-3), 1e-8);
+}
+
+// Posteriors and the score of a fixed model against the reference.
+TEST_P(HmmReference, PosteriorsAndScore) {
+  const Chain c = make_chain(GetParam(), 4, 2, 3);
+  const std::vector<std::size_t> lengths{30, 200, 2};
+  const std::vector<double> X = draw(c, lengths, 8);
+  const std::size_t N = X.size() / c.D;
+  const Reference r = reference_estep(c, X, lengths);
+  const cuem::HmmPosteriors p = cuem::posteriors_hmm(to_hmm(c), cuem::DataView(X.data(), N, 2), lengths);
+  EXPECT_NEAR(p.log_likelihood, r.log_likelihood, 1e-11 * std::abs(r.log_likelihood));
+  ASSERT_EQ(p.posteriors.size(), r.gamma.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < r.gamma.size(); ++i) worst = std::max(worst, std::abs(p.posteriors[i] - r.gamma[i]));
+  EXPECT_LT(worst, 1e-10);
+  EXPECT_NEAR(cuem::score_hmm(to_hmm(c), cuem::DataView(X.data(), N, 2), lengths), r.log_likelihood,
+              1e-11 * std::abs(r.log_likelihood));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, HmmReference, ::testing::ValuesIn(cuem_test::all_covariance_types()),
+                         [](const auto& info) { return std::string(cuem::to_string(info.param)); });
+
+// Viterbi against every path of a short sequence (K^T of them).
+TEST(HmmViterbi, MatchesEnumeration) {
+  const Chain c = make_chain(CovarianceType::full, 3, 2, 21);
+  const std::vector<std::size_t> lengths{7, 5};
+  const std::vector<double> X = draw(c, lengths, 4);
+  const std::size_t N = X.size() / 2;
+  const std::vector<double> le = cuem_test::log_joint(c.emissions, cuem::DataView(X.data(), N, 2));
+  const cuem::HmmDecoding d = cuem::decode_hmm(to_hmm(c), cuem::DataView(X.data(), N, 2), lengths);
+  std::size_t lo = 0;
+  double total = 0;
+  for (std::size_t T : lengths) {
+    std::size_t paths = 1;
+    for (std::size_t t = 0; t < T; ++t) paths *= 3;
+    double best = -std::numeric_limits<double>::infinity();
+    std::vector<int> best_path(T), path(T);
+    for (std::size_t code = 0; code < paths; ++code) {
+      std::size_t v = code;
+      for (std::size_t t = 0; t < T; ++t, v /= 3) path[t] = static_cast<int>(v % 3);
+      double lp = std::log(c.startprob[path[0]]) + le[lo * 3 + path[0]];
+      for (std::size_t t = 1; t < T; ++t)
+        lp += std::log(c.transmat[path[t - 1] * 3 + path[t]]) + le[(lo + t) * 3 + path[t]];
+      if (lp > best) {
+        best = lp;
+        best_path = path;
+      }
+    }
+    for (std::size_t t = 0; t < T; ++t) EXPECT_EQ(d.states[lo + t], best_path[t]) << "frame " << lo + t;
+    total += best;
+    lo += T;
+  }
+  EXPECT_NEAR(d.log_probability, total, 1e-10 * std::abs(total));
+  // 'map': the most probable state of every frame under the posteriors.
+  const Reference r = reference_estep(c, X, lengths);
+  const cuem::HmmDecoding m = cuem::decode_hmm(to_hmm(c), cuem::DataView(X.data(), N, 2), lengths, "map");
+  for (std::size_t t = 0; t < N; ++t) {
+    const double* g = r.gamma.data() + t * 3;
+    EXPECT_EQ(m.states[t], static_cast<int>(std::max_element(g, g + 3) - g)) << "frame " << t;
+  }
+}
+
+// One state: the chain is trivial and one iteration is the single Gaussian's fit from the
+// data's mean and covariance (covars_prior 0 leaves the plain estimate).
+TEST(HmmAnalytic, OneStateIsASingleGaussian) {
+  const Chain c = make_chain(CovarianceType::full, 2, 3, 5);
+  const std::vector<std::size_t> lengths{100, 60};
+  const std::vector<double> X = draw(c, lengths, 2);
+  const std::size_t N = X.size() / 3;
+  cuem::HmmOptions o;
+  o.n_components = 1;
+  o.covariance_type = CovarianceType::full;
+  o.n_iter = 2;
+  o.tol = 0.0;
+  o.priors.covars_prior = {0.0};
+  o.device = cuem::parse_device("cpu");
+  const cuem::HmmFitResult fit = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+  const Matrix mean = cuem_test::sample_mean(X.data(), N, 3);
+  const Matrix cov = cuem_test::biased_covariance(X.data(), N, 3);
+  EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.means, mean), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.covariances, cov), 1e-12);
+  EXPECT_EQ(fit.model.startprob, std::vector<double>{1.0});
+  EXPECT_EQ(fit.model.transmat, std::vector<double>{1.0});
+  // The second iteration's bound is the Gaussian's mean log-likelihood at the fit.
+  cuem::Model g;
+  g.covariance_type = CovarianceType::full;
+  g.n_components = 1;
+  g.n_features = 3;
+  g.weights = {1.0};
+  g.means = mean;
+  g.covariances = cov;
+  EXPECT_NEAR(fit.trace[1].mean_log_likelihood, cuem_test::mean_log_likelihood(g, cuem::DataView(X.data(), N, 3)),
+              1e-12);
+}
+
+// Transition rows equal to the start vector make the frames independent draws from the
+// mixture with weights startprob: the mixture's log-likelihood and posteriors.
+TEST(HmmAnalytic, IndependentFramesAreTheMixture) {
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    Chain c = make_chain(type, 3, 2, 17);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) c.transmat[i * 3 + j] = c.startprob[j];
+    const std::vector<std::size_t> lengths{40, 41, 9};
+    const std::vector<double> X = draw(c, lengths, 1);
+    const std::size_t N = X.size() / 2;
+    const cuem::DataView view(X.data(), N, 2);
+    cuem::Model gmm = c.emissions;
+    gmm.weights = c.startprob;
+    cuem_test::set_precisions_cholesky(gmm);
+    const std::vector<double> lp = cuem::score_samples(gmm, view);
+    double total = 0;
+    for (double v : lp) total += v;
+    const cuem::HmmPosteriors p = cuem::posteriors_hmm(to_hmm(c), view, lengths);
+    EXPECT_NEAR(p.log_likelihood, total, 1e-12 * std::abs(total)) << cuem::to_string(type);
+    const std::vector<double> resp = cuem::predict_proba(gmm, view);
+    EXPECT_LT(cuem_test::max_rel_diff(p.posteriors, resp), 1e-12) << cuem::to_string(type);
+    // One Baum-Welch step's emission update (no covariance prior) is the mixture's M-step
+    // from those responsibilities.
+    cuem::HmmOptions o = options_from(c, 1);
+    o.params = "mc";
+    o.priors.covars_prior = {0.0};
+    const cuem::HmmFitResult fit = cuem::fit_hmm(view, lengths, o);
+    const cuem::Model want = cuem_test::m_step(view, resp, 3, type, 0.0);
+    EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.means, want.means), 1e-10) << cuem::to_string(type);
+    EXPECT_LT(cuem_test::max_rel_diff(fit.model.emissions.covariances, want.covariances), 1e-10)
+        << cuem::to_string(type);
+    EXPECT_EQ(fit.model.transmat, c.transmat);  // 't' not in params
+  }
+}
+
+// ---- properties -------------------------------------------------------------------------
+
+TEST(HmmProperties, TraceNeverDecreasesFromAKMeansStart) {
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    const Chain c = make_chain(type, 3, 2, 31);
+    const std::vector<std::size_t> lengths{300, 150, 77};
+    const std::vector<double> X = draw(c, lengths, 6);
+    cuem::HmmOptions o;
+    o.n_components = 3;
+    o.covariance_type = type;
+    o.n_iter = 40;
+    o.tol = 0.0;
+    o.n_init = 2;
+    o.device = cuem::parse_device("cpu");
+    const cuem::HmmFitResult fit = cuem::fit_hmm(cuem::DataView(X.data(), X.size() / 2, 2), lengths, o);
+    EXPECT_EQ(fit.n_decreases, 0) << cuem::to_string(type);
+    ASSERT_EQ(fit.trace.size(), 80u);
+    for (std::size_t i = 1; i < fit.trace.size(); ++i)
+      if (fit.trace[i].init == fit.trace[i - 1].init) {
+        EXPECT_GE(fit.trace[i].mean_log_likelihood, fit.trace[i - 1].mean_log_likelihood - 1e-12)
+            << cuem::to_string(type) << " iteration " << fit.trace[i].iteration;
+      }
+    cuem::validate_hmm(fit.model);
+  }
+}
+
+TEST(HmmProperties, ResultsDoNotDependOnTheThreadCount) {
+  const Chain c = make_chain(CovarianceType::full, 4, 3, 41);
+  std::vector<std::size_t> lengths;
+  for (int i = 0; i < 300; ++i) lengths.push_back(5 + (i * 7) % 23);
+  const std::vector<double> X = draw(c, lengths, 9);
+  cuem::HmmOptions o;
+  o.n_components = 4;
+  o.covariance_type = CovarianceType::full;
+  o.n_iter = 5;
+  o.tol = 0.0;
+  o.device = cuem::parse_device("cpu");
+  o.n_threads = 1;
+  const cuem::HmmFitResult one = cuem::fit_hmm(cuem::DataView(X.data(), X.size() / 3, 3), lengths, o);
+  o.n_threads = 3;
+  const cuem::HmmFitResult three = cuem::fit_hmm(cuem::DataView(X.data(), X.size() / 3, 3), lengths, o);
+  ASSERT_EQ(one.trace.size(), three.trace.size());
+  for (std::size_t i = 0; i < one.trace.size(); ++i)
+    EXPECT_EQ(one.trace[i].mean_log_likelihood, three.trace[i].mean_log_likelihood);
+  EXPECT_EQ(one.model.transmat, three.model.transmat);
+  EXPECT_EQ(one.model.startprob, three.model.startprob);
+  EXPECT_EQ(one.model.emissions.means, three.model.emissions.means);
+  EXPECT_EQ(one.model.emissions.covariances, three.model.emissions.covariances);
+}
+
+TEST(HmmSample, FollowsTheChain) {
+  Chain c = make_chain(CovarianceType::diag, 3, 2, 7);
+  c.startprob = {0.0, 1.0, 0.0};
+  c.transmat = {0, 1, 0, 0, 0, 1, 1, 0, 0};  // 1 -> 2 -> 0 -> 1
+  const cuem::HmmSamples s = cuem::sample_hmm(to_hmm(c), 3000, 12);
+  ASSERT_EQ(s.states.size(), 3000u);
+  for (std::size_t t = 0; t < 3000; ++t) ASSERT_EQ(s.states[t], static_cast<int>((t + 1) % 3)) << t;
+  // Each state's frames have its mean and variance (1000 draws: within 5 standard errors).
+  for (int k = 0; k < 3; ++k)
+    for (int d = 0; d < 2; ++d) {
+      double m = 0, v = 0;
+      int n = 0;
+      for (std::size_t t = 0; t < 3000; ++t)
+        if (s.states[t] == k) {
+          m += s.X[t * 2 + d];
+          ++n;
+        }
+      m /= n;
+      for (std::size_t t = 0; t < 3000; ++t)
+        if (s.states[t] == k) v += (s.X[t * 2 + d] - m) * (s.X[t * 2 + d] - m);
+      v /= n - 1;
+      const double var = c.emissions.covariances[k * 2 + d];
+      EXPECT_NEAR(m, c.emissions.means[k * 2 + d], 5 * std::sqrt(var / n));
+      EXPECT_NEAR(v, var, 5 * var * std::sqrt(2.0 / n));
+    }
+}
+
+// ---- bad input --------------------------------------------------------------------------
+
+template <class E, class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(HmmErrors, BadLengthsAndParameters) {
+  const Chain c = make_chain(CovarianceType::diag, 2, 2, 1);
+  const std::vector<double> X = draw(c, {50}, 3);
+  const cuem::DataView view(X.data(), 50, 2);
+  cuem::HmmOptions o = options_from(c, 2);
+  expect_error<cuem::InvalidArgument>([&] { cuem::fit_hmm(view, {20, 20}, o); }, "lengths sum to 40");
+  expect_error<cuem::InvalidArgument>([&] { cuem::fit_hmm(view, {50, 0}, o); }, "lengths[1] is 0");
+  expect_error<cuem::InvalidArgument>([&] { cuem::score_hmm(to_hmm(c), view, {49}); }, "lengths sum to 49");
+  cuem::HmmOptions bad = o;
+  bad.transmat_init = {0.5, 0.4, 0.5, 0.5};
+  expect_error<cuem::InvalidArgument>([&] { cuem::fit_hmm(view, {}, bad); }, "row 0 sums to 0.9");
+  bad = o;
+  bad.startprob_init = {0.7, 0.7};
+  expect_error<cuem::InvalidArgument>([&] { cuem::fit_hmm(view, {}, bad); }, "sums to 1.4");
+  bad = o;
+  bad.params = "stmx";
+  expect_error<cuem::InvalidArgument>([&] { cuem::fit_hmm(view, {}, bad); }, "holds 'x'");
+  bad = o;
+  bad.covars_init = {1.0, -1.0, 1.0, 1.0};
+  expect_error<cuem::NumericalError>([&] { cuem::fit_hmm(view, {}, bad); }, "not positive definite");
+  cuem::HmmModel m = to_hmm(c);
+  m.transmat = {0.9, 0.2, 0.5, 0.5};
+  expect_error<cuem::InvalidArgument>([&] { cuem::decode_hmm(m, view, {}); }, "row 0 sums to 1.1");
+  expect_error<cuem::InvalidArgument>([&] { cuem::decode_hmm(to_hmm(c), view, {}, "best"); }, "'best'");
+}
+
+// A state far from every frame gets no weight: it keeps its parameters and the fit says so.
+TEST(HmmErrors, NeverVisitedStateIsKeptWithANotice) {
+  Chain c = make_chain(CovarianceType::diag, 3, 2, 13);
+  const std::vector<double> X = draw(c, {200}, 3);
+  Chain start = c;
+  start.emissions.means[4] = 1e6;
+  start.emissions.means[5] = 1e6;
+  const cuem::HmmFitResult fit = cuem::fit_hmm(cuem::DataView(X.data(), 200, 2), {}, options_from(start, 3));
+  ASSERT_FALSE(fit.notices.empty());
+  EXPECT_NE(fit.notices.back().find("state 2 (0-based) received no weight"), std::string::npos) << fit.notices.back();
+  EXPECT_EQ(fit.model.emissions.means[4], 1e6);
+  EXPECT_EQ(fit.model.emissions.covariances[4], start.emissions.covariances[4]);
+  cuem::validate_hmm(fit.model);
+}
+
+}  // namespace
