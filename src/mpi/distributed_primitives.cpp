@@ -193,6 +193,9 @@ SufficientStats DistributedPrimitives::weighted_stats(const Responsibilities& g,
     throw InvalidArgument("init 'random' draws each point's responsibilities by its row index within a device's "
                           "rows, which a distributed fit would change with the number of ranks: use init 'kmeans', "
                           "'k-means++' or 'random_from_data'");
+  if (g.kind == Responsibilities::Kind::given)
+    throw InvalidArgument("given responsibilities (an HMM's state posteriors) are not distributed: each rank would "
+                          "need them for its own rows only; the HMM has no distributed fit yet");
   return reduced_stats([&](Primitives& seg) { return seg.weighted_stats(g, type, K, shift); }, shift);
 }
 
