@@ -13,6 +13,9 @@ command -v make >/dev/null || need+=(make)
 [ -f /usr/share/cmake/CLI11/CLI11Config.cmake ] || need+=(libcli11-dev)
 [ -f /usr/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake ] || need+=(nlohmann-json3-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Open MPI for the distributed fit (cuem fit --distributed; CUEM_WITH_MPI).
+command -v mpirun >/dev/null || need+=(openmpi-bin)
+command -v mpicxx >/dev/null || need+=(libopenmpi-dev)
 if [ "${1:-}" = "--fuzz" ]; then
   command -v clang++-14 >/dev/null || need+=(clang-14)
   compgen -G "/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null ||

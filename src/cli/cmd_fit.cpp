@@ -19,6 +19,7 @@
 #include "cli/outputs.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
+#include "mpi/cli_fit.hpp"
 #include "report/svg_report.hpp"
 
 namespace cuem::cli {
@@ -46,6 +47,7 @@ struct Args {
   bool prune_patience_given = false;
   int incremental_blocks = 1;  ///< --incremental-blocks: 1 is batch EM
   std::size_t chunk_rows = 0;  ///< --chunk-rows: > 0 reads the data out of core
+  DistributedArgs distributed;  ///< --distributed and its options (src/mpi/cli_fit.hpp)
 };
 
 // score, bic and aic of a fit made out of core: one more pass in chunks, each released
@@ -261,6 +263,22 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
 }
 
 int run(const Args& a, const GlobalFlags& flags) {
+  const DistributedArgs& d = a.distributed;
+  if (!d.enabled && (!d.checkpoint.empty() || d.reduction != DistributedArgs{}.reduction ||
+                     d.segment_rows != DistributedArgs{}.segment_rows))
+    throw UsageError("--checkpoint, --reduction and --segment-rows apply to --distributed fits only");
+  if (d.enabled) {
+    if (a.model != "gmm" || !a.weights.empty() || !a.report.empty())
+      throw UsageError("--distributed fits --model gmm without --weights or --report");
+    if (a.incremental_blocks != 1 || a.chunk_rows != 0)
+      throw UsageError("--distributed runs batch EM: leave out --incremental-blocks and --chunk-rows");
+#ifdef CUEM_HAVE_MPI
+    return run_distributed_fit(a.data, a.fit, a.output, a.trace, d, flags,
+                               [](const std::vector<TracePoint>& t) { return trace_csv(t); });
+#else
+    throw UsageError("this cuem was built without MPI: install Open MPI (scripts/setup.sh) and rebuild for --distributed");
+#endif
+  }
   if (a.model == "bayesian") return run_bayesian(a, flags);
   if (a.weight_prior_type_given || !std::isnan(a.weight_concentration_prior) || !std::isnan(a.mean_precision_prior) ||
       !std::isnan(a.degrees_of_freedom_prior))
@@ -465,6 +483,7 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
       ->capture_default_str()
       ->group(group)
       ->each([args](const std::string&) { args->prune_patience_given = true; });
+  add_distributed_options(cmd, args->distributed);
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });
 }
 

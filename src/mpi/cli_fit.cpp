@@ -1,0 +1,176 @@
+// cuem fit DATA ... --distributed under mpirun: every rank loads the same file, keeps its
+// own rows (in place where the format allows: .npy and raw binary are memory-mapped, and a
+// rank touches only its rows' pages), checks them, and joins the fit. Failures are agreed
+// in each collective; rank 0 alone speaks.
+#include "mpi/cli_fit.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "cli/outputs.hpp"
+#include "cuem/errors.hpp"
+#include "io/atomic_file.hpp"
+#include "io/model_json.hpp"
+#include "mpi/communicator.hpp"
+#include "mpi/distributed_fit.hpp"
+
+namespace cuem::cli {
+namespace {
+
+int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fit_args,
+                const std::string& output, const std::string& trace, const DistributedArgs& d, GlobalFlags flags,
+                const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
+  const bool root = comm.rank() == 0;
+  if (!root) flags.quiet = true;
+  if (!data.missing.empty() && data.missing != "error")
+    throw UsageError("--missing marginalize is not distributed: a distributed fit needs complete rows");
+  FitOptions o = to_fit_options(fit_args);
+  if (o.init == InitMethod::random)
+    throw UsageError("--init random draws responsibilities by a row's place within a device's rows, which would "
+                     "change with the number of ranks: use kmeans, k-means++ or random_from_data with --distributed");
+  mpi::DistributedOptions options;
+  options.segment_rows = d.segment_rows;
+  options.reduction = mpi::parse_reduction(d.reduction);
+  options.checkpoint = d.checkpoint;
+  options.checkpoint_every = d.checkpoint_every;
+  // Rank 0 writes the outputs; the others wait for its answer on their paths.
+  comm.all_gather(mpi::run_local([&] {
+                    if (!root) return;
+                    try {
+                      check_outputs({output, trace, d.checkpoint}, {data.path});
+                    } catch (const std::exception& e) {
+                      throw InvalidArgument(e.what());
+                    }
+                  }),
+                  std::string());
+
+  const std::string data_name = io::display_name(data.path);
+  if (io::is_stdin_name(data.path)) throw UsageError("--distributed reads DATA from a file every rank can open, not '-'");
+  io::Table table;
+  mpi::SegmentLayout layout;
+  DataView rows;
+  // Loading and checking this rank's rows; every rank learns of any rank's failure.
+  const mpi::LocalStatus loaded = mpi::run_local([&] {
+    table = with_data_name(data_name, [&] { return load_table(data, flags); });
+    layout = {table.rows, d.segment_rows, comm.size()};
+    rows = mpi::row_range(table.view(), layout.rank_row_begin(comm.rank()), layout.rank_row_end(comm.rank()));
+  });
+  if (!loaded.failed()) comm.set_rank_label(layout.rank_label(comm.rank()) + " of " + data_name);
+  comm.all_gather(loaded, std::string());
+  std::vector<std::uint64_t> digests;
+  const mpi::LocalStatus checked = mpi::run_local(
+      [&] { digests = mpi::check_rows(rows, layout.rank_row_begin(comm.rank()), layout, comm.rank()); });
+  const std::uint64_t digest = mpi::data_digest(comm, checked, digests);
+  note(flags, data_name + ": " + std::to_string(table.rows) + " points x " + std::to_string(table.cols) +
+                  " features over " + std::to_string(comm.size()) + " rank(s)");
+
+  o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
+  const mpi::DistributedFitResult dr = mpi::fit_distributed(comm, rows, layout, o, options, digest);
+  end_progress(flags);
+  const FitResult& r = dr.fit;
+  if (!root) return kOk;
+
+  if (dr.resumed_after >= 0)
+    note(flags, "note: resumed from checkpoint " + d.checkpoint + " after " + std::to_string(dr.resumed_after) +
+                    " iteration(s)");
+  for (const std::string& n : r.notices) note(flags, "note: " + n);
+  if (r.n_decreases > 0)
+    note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) + " time(s), by up to " +
+                    std::to_string(r.max_decrease) + "; EM forbids this: please report it");
+  if (!r.converged)
+    note(flags, "warning: did not converge in " + std::to_string(o.max_iter) +
+                    " iterations; raise --max-iter or --tol, or check the data's scale");
+  const double n = static_cast<double>(table.rows);
+  const double p = n_parameters(r.model);
+  const double bic = -2.0 * dr.score * n + p * std::log(n);
+  const double aic = -2.0 * dr.score * n + 2.0 * p;
+  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, table.rows, data_name, {}};
+  if (table.named_columns) meta.feature_names = io::usable_feature_names(table.column_names);
+  io::OutputBatch outputs;
+  if (!output.empty()) outputs.add(output, io::model_to_json(r.model, meta));
+  if (!trace.empty()) outputs.add(trace, trace_csv(r.trace));
+  outputs.commit();
+  if (flags.json) {
+    nlohmann::json j = {{"converged", r.converged},   {"n_iter", r.n_iter},        {"lower_bound", r.lower_bound},
+                        {"score", dr.score},          {"bic", bic},                {"aic", aic},
+                        {"n_samples", table.rows},    {"n_features", table.cols},  {"best_init", r.best_init},
+                        {"n_decreases", r.n_decreases}, {"device", r.device},       {"ranks", comm.size()},
+                        {"reduction", d.reduction},   {"resumed_after", dr.resumed_after}};
+    add_convergence_json(j, r, o.acceleration);
+    if (!output.empty()) {
+      j["model_path"] = output;
+    } else {
+      j["model"] = nlohmann::json::parse(io::model_to_json(r.model, meta));
+    }
+    std::printf("%s\n", j.dump(1).c_str());
+    return kOk;
+  }
+  std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
+              r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
+  std::printf("BIC %.10g  AIC %.10g\n", bic, aic);
+  std::printf("distributed: %s\n", r.device.c_str());
+  std::printf("%s", convergence_text(r, o.acceleration).c_str());
+  if (output.empty()) {
+    std::printf("\n%s", model_text(r.model, table.named_columns ? table.column_names : std::vector<std::string>{}).c_str());
+  } else {
+    std::printf("model written to %s\n", output.c_str());
+  }
+  if (!trace.empty()) std::printf("trace written to %s\n", trace.c_str());
+  return kOk;
+}
+
+// What main() prints before an error's message (src/cli/main.cpp), by the error's type.
+std::string error_prefix(const std::exception& e) {
+  if (dynamic_cast<const DataError*>(&e)) return "bad input data: ";
+  if (dynamic_cast<const NumericalError*>(&e)) return "numerical failure: ";
+  if (dynamic_cast<const DeviceError*>(&e)) return "device error: ";
+  return "";
+}
+
+// One message for the job: rank 0 prints the error as main() would, every rank waits for
+// that, then all but nothing reaches stderr (main's own print included). Without the wait
+// another rank could exit first, and mpirun would end rank 0 before it spoke.
+void report_once(const mpi::Communicator& comm, const std::exception& e) {
+  if (comm.rank() == 0) {
+    std::fprintf(stderr, "cuem: %s%s\n", error_prefix(e).c_str(), e.what());
+    if (dynamic_cast<const UsageError*>(&e)) std::fprintf(stderr, "Run with --help for more information.\n");
+  }
+  std::fflush(stderr);
+  try {
+    comm.barrier();
+  } catch (const std::exception&) {
+    // A rank that is gone: the job is ending anyway.
+  }
+  if (!std::freopen("/dev/null", "w", stderr)) std::fclose(stderr);
+}
+
+}  // namespace
+
+int run_distributed_fit(const DataArgs& data, const FitArgs& fit, const std::string& output, const std::string& trace,
+                        const DistributedArgs& d, const GlobalFlags& flags,
+                        const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
+  mpi::Communicator comm(nullptr, nullptr);
+  try {
+    return run_on_rank(comm, data, fit, output, trace, d, flags, trace_csv);
+  } catch (const mpi::AgreedFailure& agreed) {
+    try {
+      agreed.rethrow_typed();
+    } catch (const std::exception& e) {
+      report_once(comm, e);
+      throw;
+    }
+  } catch (const Error& e) {
+    // The library's errors outside the collectives come from the work every rank does
+    // alike (options, the M-step), so every rank raises the same one.
+    report_once(comm, e);
+    throw;
+  } catch (const UsageError& e) {
+    report_once(comm, e);
+    throw;
+  } catch (const std::exception& e) {
+    // Anything else may be this rank's alone: the others could wait for it forever.
+    comm.abort(e.what(), kInternal);
+  }
+}
+
+}  // namespace cuem::cli

@@ -1,0 +1,51 @@
+#pragma once
+// A Gaussian mixture fit over MPI ranks (docs/DISTRIBUTED.md): each rank holds its own
+// rows, the statistics are reduced over ranks, every rank runs the same M-step, and the
+// fitted model is the same on every rank. Checkpoints journal the collective results.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuem/data_view.hpp"
+#include "cuem/fit.hpp"
+#include "cuem/options.hpp"
+#include "mpi/communicator.hpp"
+#include "mpi/distributed_primitives.hpp"
+#include "mpi/segments.hpp"
+
+namespace cuem::mpi {
+
+struct DistributedOptions {
+  std::size_t segment_rows = kDefaultSegmentRows;
+  Reduction reduction = Reduction::ordered;
+  std::string checkpoint;    ///< "" for none; resumed from where it exists
+  int checkpoint_every = 10; ///< iterations between checkpoint writes
+};
+
+struct DistributedFitResult {
+  FitResult fit;
+  /// Mean log-likelihood of the fitted model (one more pass, reduced as the fit's).
+  double score = 0;
+  /// Iterations the checkpoint held when the fit resumed from it; -1 when it did not.
+  long resumed_after = -1;
+};
+
+/// The checks of this rank's rows (finite values), with their position in the data:
+/// DataError naming the global row and column. Returns a digest of each of its
+/// segments' values.
+std::vector<std::uint64_t> check_rows(DataView rows, std::size_t first_row, const SegmentLayout& layout, int rank);
+
+/// The digest of the whole data set from every rank's check_rows (the same for any
+/// number of ranks), on every rank; `status` is this rank's outcome of check_rows.
+std::uint64_t data_digest(const Communicator& comm, const LocalStatus& status, const std::vector<std::uint64_t>& mine);
+
+/// Fits on `rows`, this rank's rows of a data set of layout.n_rows rows (the layout's
+/// segments from rank_row_begin(rank) to rank_row_end(rank)). Collective: every rank calls
+/// it with the same options. `data_digest` (every rank's the same) ties a checkpoint to
+/// its data.
+DistributedFitResult fit_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
+                                     const FitOptions& options, const DistributedOptions& distributed,
+                                     std::uint64_t data_digest);
+
+}  // namespace cuem::mpi

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# The distributed fit end to end under mpirun (tests/CMakeLists.txt runs one case each):
+#   bitwise   configs A-E at small N: R = 1, 2, 3, 4 ranks give byte-identical model files,
+#             and the model agrees with the plain (non-distributed) float64 CPU fit to 1e-8
+#   iris      the bundled data, the same; and one segment on one rank is the plain fit, bitwise
+#   allreduce --reduction allreduce agrees with the ordered fit to 1e-9 (not bitwise)
+#   bad_data  a NaN in rank 2's rows: one message naming rank 2, its rows, the row and
+#             column; exit code 3 on every rank, no hang
+#   kill      SIGKILL to rank 1 mid-fit: mpirun ends the whole job, non-zero, within 60 s
+#   emulated  the emulated CUDA backend (the mpi_emulated_fit driver, $3): R = 1..4 bitwise
+#             identical, within float32 rounding of the CPU fit
+#   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
+#             uninterrupted fit (and the resume says it replayed iterations)
+# Exit 77 (skipped) where mpirun is absent.
+set -uo pipefail
+cuem=$1
+case_name=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+command -v mpirun >/dev/null || { echo "SKIP: mpirun not found (install Open MPI: scripts/setup.sh)"; exit 77; }
+[ "${CUEM_MPI_BUILT:-1}" = 0 ] && { echo "SKIP: this build has CUEM_WITH_MPI off (no MPI found at configure time)"; exit 77; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+# Shared memory between the ranks, without the cross-process copies (CMA) that containers'
+# ptrace rules often forbid.
+mpi=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# Relative agreement of two model JSON files' numbers (weights, means, covariances).
+close() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+a, b, tol = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
+def flat(v):
+    if isinstance(v, list):
+        for x in v: yield from flat(x)
+    else:
+        yield v
+worst = 0.0
+for key in ("weights", "means", "covariances"):
+    xa, xb = list(flat(a[key])), list(flat(b[key]))
+    assert len(xa) == len(xb) and len(xa) > 0, key
+    scale = max(abs(x) for x in xb) or 1.0
+    worst = max(worst, max(abs(x - y) for x, y in zip(xa, xb)) / scale)
+print(f"largest relative difference {worst:.3g} (tolerance {tol:g})")
+sys.exit(0 if worst <= tol else 1)
+PY
+}
+
+# Fits DATA with R ranks into OUT; the rest are fit options.
+dfit() {
+  local r=$1 data=$2 out=$3
+  shift 3
+  "${mpi[@]}" -n "$r" "$cuem" fit "$data" --distributed -q -o "$out" "$@" >/dev/null || fail "mpirun -n $r exited $?"
+}
+
+# R = 1..4 byte-identical, and close to the plain fit.
+same_for_all_ranks() {
+  local data=$1
+  shift
+  local what="$(basename "$data") $*"
+  for r in 1 2 3 4; do dfit "$r" "$data" "$work/model_$r.json" "$@"; done
+  for r in 2 3 4; do
+    cmp -s "$work/model_1.json" "$work/model_$r.json" || {
+      diff "$work/model_1.json" "$work/model_$r.json" | head -5
+      fail "R = $r differs from R = 1 ($what)"
+    }
+  done
+  # The segment options only exist distributed; strip them for the plain fit.
+  local plain=()
+  while [ $# -gt 0 ]; do
+    case $1 in --segment-rows | --reduction) shift 2 ;; *) plain+=("$1"); shift ;; esac
+  done
+  "$cuem" fit "$data" -q -o "$work/plain.json" "${plain[@]}" >/dev/null || fail "plain fit failed"
+  close "$work/model_1.json" "$work/plain.json" 1e-8 || fail "distributed and plain fits differ ($what)"
+  echo "ok: R = 1..4 bitwise identical, plain fit agrees ($what)"
+}
+
+gen() {  # n d k file
+  "$cuem" generate -n "$1" -d "$2" -k "$3" --seed 7 -o "$4" -q || fail "generate failed"
+}
+
+case $case_name in
+  bitwise)
+    # Configs A-E of scripts/compare_peers.py at small N, a few iterations.
+    gen 3000 2 8 "$work/A.npy"
+    same_for_all_ranks "$work/A.npy" -k 8 --covariance full --max-iter 5 --tol 0 --segment-rows 256
+    gen 2000 16 16 "$work/B.npy"
+    same_for_all_ranks "$work/B.npy" -k 16 --covariance full --max-iter 3 --tol 0 --segment-rows 256
+    gen 2000 32 32 "$work/C.npy"
+    same_for_all_ranks "$work/C.npy" -k 32 --covariance diag --max-iter 3 --tol 0 --segment-rows 256
+    gen 2000 64 8 "$work/D.npy"
+    same_for_all_ranks "$work/D.npy" -k 8 --covariance full --max-iter 2 --tol 0 --segment-rows 384
+    gen 3000 1 4 "$work/E.npy"
+    same_for_all_ranks "$work/E.npy" -k 4 --covariance full --max-iter 5 --tol 0 --segment-rows 256
+    # Other covariance types, k-means++ and restarts.
+    same_for_all_ranks "$work/B.npy" -k 4 --covariance tied --init k-means++ --n-init 2 --max-iter 4 --tol 0 \
+      --segment-rows 200
+    same_for_all_ranks "$work/A.npy" -k 3 --covariance spherical --init random_from_data --max-iter 4 --tol 0 \
+      --segment-rows 256
+    same_for_all_ranks "$work/E.npy" -k 4 --acceleration squarem --max-iter 9 --tol 0 --segment-rows 256
+    # Statistics of 64 x (1 + 32 + 528) doubles: more than one 256 KiB block of the pipeline.
+    gen 2400 32 8 "$work/F.npy"
+    same_for_all_ranks "$work/F.npy" -k 64 --covariance full --max-iter 2 --tol 0 --reg-covar 1e-2 --segment-rows 512
+    ;;
+  iris)
+    same_for_all_ranks "$root/data/iris.csv" -k 3 --seed 0 --segment-rows 16
+    # One segment on one rank is the plain fit, bitwise.
+    dfit 1 "$root/data/iris.csv" "$work/one.json" -k 3 --seed 0 --segment-rows 150
+    "$cuem" fit "$root/data/iris.csv" -q -o "$work/plain1.json" -k 3 --seed 0 >/dev/null || fail "plain fit failed"
+    cmp "$work/one.json" "$work/plain1.json" || fail "one segment on one rank differs from the plain fit"
+    echo "ok: one segment on one rank equals the plain fit bitwise"
+    # BIC and AIC from the distributed pass against the plain fit's float64 criteria.
+    "${mpi[@]}" -n 3 "$cuem" fit "$root/data/iris.csv" --distributed -q --json -k 3 --seed 0 --segment-rows 16 \
+      >"$work/d.json" || fail "distributed --json fit failed"
+    "$cuem" fit "$root/data/iris.csv" -q --json -k 3 --seed 0 >"$work/p.json" || fail "plain --json fit failed"
+    python3 - "$work/d.json" "$work/p.json" <<'PY' || fail "criteria differ"
+import json, sys
+d, p = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["ranks"] == 3, d
+for key in ("bic", "aic"):
+    assert abs(d[key] - p[key]) <= 1e-9 * abs(p[key]), (key, d[key], p[key])
+print("ok: bic and aic agree with the plain fit's:", d["bic"], p["bic"])
+PY
+    ;;
+  allreduce)
+    gen 2000 4 3 "$work/a.npy"
+    dfit 3 "$work/a.npy" "$work/ordered.json" -k 3 --max-iter 20 --segment-rows 128
+    dfit 3 "$work/a.npy" "$work/all.json" -k 3 --max-iter 20 --segment-rows 128 --reduction allreduce
+    close "$work/all.json" "$work/ordered.json" 1e-9 || fail "allreduce and ordered fits differ"
+    ;;
+  bad_data)
+    python3 - "$work/bad.npy" <<'PY' || fail "numpy is needed to write the test file"
+import sys, struct
+# A float64 .npy of 1000 x 3 with a NaN at row 731, column 2 (rank 2 of 4 holds rows 500-749
+# with 125-row segments: 8 segments, 2 per rank).
+n, d = 1000, 3
+header = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d, %d), }" % (n, d)
+header += " " * (63 - (10 + len(header)) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    for i in range(n):
+        for j in range(d):
+            v = float("nan") if (i, j) == (731, 2) else ((i * 7 + j * 3) % 11) / 3.0
+            f.write(struct.pack("<d", v))
+PY
+    start=$(date +%s)
+    "${mpi[@]}" -n 4 "$cuem" fit "$work/bad.npy" --distributed -k 2 --segment-rows 125 \
+      >"$work/out.txt" 2>"$work/err.txt"
+    code=$?
+    elapsed=$(($(date +%s) - start))
+    cat "$work/err.txt"
+    [ "$code" -eq 3 ] || fail "exit code $code, expected 3 (bad input data)"
+    [ "$(grep -c '^cuem: ' "$work/err.txt")" -eq 1 ] || fail "expected exactly one error message"
+    grep -q "rank 2 (rows 500-749" "$work/err.txt" || fail "the message does not name rank 2 and its rows"
+    grep -q "row 731, column 2" "$work/err.txt" || fail "the message does not name the row and column"
+    grep -q "NaN" "$work/err.txt" || fail "the message does not name the cause"
+    [ "$elapsed" -lt 60 ] || fail "took $elapsed s"
+    echo "ok: bad data on rank 2 ended the job in $elapsed s with one message"
+    ;;
+  kill | resume)
+    gen 60000 8 6 "$work/big.npy"
+    opts=(-k 6 --max-iter 400 --tol 0 --segment-rows 4096)
+    if [ "$case_name" = resume ]; then
+      dfit 2 "$work/big.npy" "$work/straight.json" "${opts[@]}"
+      opts+=(--checkpoint "$work/fit.ckpt" --checkpoint-every 20)
+    fi
+    # Rank 1 records its pid (exec keeps it) so that the test can kill that rank alone.
+    "${mpi[@]}" -n 2 bash -c '[ "$OMPI_COMM_WORLD_RANK" = 1 ] && echo $$ >"$0/rank1.pid"; exec "$@"' "$work" \
+      "$cuem" fit "$work/big.npy" --distributed -q -o "$work/killed.json" "${opts[@]}" \
+      >"$work/out.txt" 2>"$work/err.txt" &
+    job=$!
+    for _ in $(seq 300); do
+      if [ "$case_name" = resume ]; then [ -s "$work/fit.ckpt" ] && break; else [ -s "$work/rank1.pid" ] && break; fi
+      sleep 0.1
+    done
+    [ -s "$work/rank1.pid" ] || fail "rank 1 never started"
+    [ "$case_name" = kill ] && sleep 1
+    start=$(date +%s)
+    kill -KILL "$(cat "$work/rank1.pid")" || fail "rank 1 had already ended: the fit was too short for the test"
+    wait "$job"
+    code=$?
+    elapsed=$(($(date +%s) - start))
+    tail -5 "$work/err.txt"
+    [ "$code" -ne 0 ] || fail "mpirun exited 0 after a rank was killed"
+    [ "$elapsed" -lt 60 ] || fail "the job took $elapsed s to end after the kill"
+    [ ! -e "$work/killed.json" ] || fail "a killed fit wrote a model"
+    echo "ok: killing rank 1 ended the job (exit $code) in $elapsed s"
+    if [ "$case_name" = resume ]; then
+      [ -s "$work/fit.ckpt" ] || fail "no checkpoint was written"
+      "${mpi[@]}" -n 2 "$cuem" fit "$work/big.npy" --distributed -o "$work/resumed.json" "${opts[@]}" \
+        2>"$work/err2.txt" >/dev/null || { cat "$work/err2.txt"; fail "the resumed fit failed"; }
+      grep -o "resumed from checkpoint .*" "$work/err2.txt" || fail "the fit did not say it resumed"
+      cmp -s "$work/straight.json" "$work/resumed.json" || fail "the resumed fit differs from the uninterrupted one"
+      # A resume on another number of ranks replays the same journal: the same model.
+      "${mpi[@]}" -n 3 "$cuem" fit "$work/big.npy" --distributed -q -o "$work/resumed3.json" "${opts[@]}" >/dev/null ||
+        fail "the resumed fit on 3 ranks failed"
+      cmp -s "$work/straight.json" "$work/resumed3.json" || fail "the resume on 3 ranks differs"
+      echo "ok: the resumed fit is byte-identical to the uninterrupted one (on 2 and 3 ranks)"
+    fi
+    ;;
+  emulated)
+    # The emulated CUDA backend (tests/emu) under the same driver: R = 1..4 byte-identical,
+    # and within float32 rounding of the float64 CPU fit from the same start.
+    driver=${3:-}
+    [ -x "$driver" ] || fail "no mpi_emulated_fit driver given"
+    for cfg in "full 3 1200 4" "diag 4 1100 6" "tied 3 900 3" "spherical 2 1000 5"; do
+      set -- $cfg
+      for r in 1 2 3 4; do
+        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" 200 3 >"$work/emu_out.txt" ||
+          fail "emulated fit on $r ranks failed ($cfg)"
+      done
+      grep -q "^cuda" "$work/emu_out.txt" || fail "the fit did not run on the (emulated) CUDA device: $(cat "$work/emu_out.txt")"
+      for r in 2 3 4; do cmp -s "$work/emu_1.bin" "$work/emu_$r.bin" || fail "emulated R = $r differs from R = 1 ($cfg)"; done
+      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" 200 3 >/dev/null || fail "CPU fit failed"
+      python3 - "$work/emu_1.bin" "$work/cpu.bin" <<'PY' || fail "emulated and CPU fits differ ($cfg)"
+import struct, sys
+a, b = (open(p, "rb").read() for p in sys.argv[1:3])
+x, y = struct.unpack(f"{len(a)//8}d", a), struct.unpack(f"{len(b)//8}d", b)
+assert len(x) == len(y) > 0
+scale = max(abs(v) for v in y)
+worst = max(abs(u - v) for u, v in zip(x, y)) / scale
+print(f"emulated float32 against CPU float64: largest relative difference {worst:.3g}")
+sys.exit(0 if worst < 1e-4 else 1)
+PY
+      echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
+    done
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac

@@ -1,0 +1,102 @@
+// The distributed fit's pieces that need no MPI: the fixed segments and their owners, and
+// the checkpoint journal's file format.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuem/errors.hpp"
+#include "mpi/checkpoint.hpp"
+#include "mpi/segments.hpp"
+#include "mpi/wire.hpp"
+
+namespace cuem::mpi {
+namespace {
+
+TEST(SegmentLayout, EveryRowOnceInOrderForAnyRanks) {
+  for (std::size_t N : {1u, 7u, 64u, 1000u, 1001u})
+    for (std::size_t S : {1u, 16u, 100u, 4096u})
+      for (int R = 1; R <= 5; ++R) {
+        const SegmentLayout L{N, S, R};
+        if (L.segments() < static_cast<std::size_t>(R)) continue;  // refused by the fit
+        // Segments do not depend on R: segment j is rows [j S, min(N, (j + 1) S)).
+        std::size_t expected_row = 0;
+        for (std::size_t j = 0; j < L.segments(); ++j) {
+          ASSERT_EQ(L.row_begin(j), expected_row);
+          ASSERT_EQ(L.row_end(j), std::min(N, (j + 1) * S));
+          ASSERT_GT(L.row_end(j), L.row_begin(j)) << "an empty segment, N " << N << " S " << S;
+          expected_row = L.row_end(j);
+        }
+        ASSERT_EQ(expected_row, N);
+        // Ranks hold contiguous, ascending, non-empty runs of segments covering all of them.
+        std::size_t next = 0;
+        for (int r = 0; r < R; ++r) {
+          ASSERT_EQ(L.first_segment(r), next);
+          ASSERT_GT(L.end_segment(r), L.first_segment(r));
+          ASSERT_EQ(L.rank_row_begin(r), L.row_begin(L.first_segment(r)));
+          next = L.end_segment(r);
+        }
+        ASSERT_EQ(next, L.segments());
+        ASSERT_EQ(L.rank_row_end(R - 1), N);
+      }
+}
+
+TEST(SegmentLayout, RankLabelNamesInclusiveRows) {
+  const SegmentLayout L{1000, 125, 4};
+  EXPECT_EQ(L.rank_label(2), "rank 2 (rows 500-749)");
+  EXPECT_EQ(L.rank_label(3), "rank 3 (rows 750-999)");
+}
+
+TEST(SegmentLayout, RowRangeViewsInPlace) {
+  std::vector<float> x(20);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const DataView v(x.data(), 5, 3, 4);  // 5 rows of 3 values, rows 4 apart
+  const DataView r = row_range(v, 2, 4);
+  EXPECT_EQ(r.n_rows, 2u);
+  EXPECT_EQ(r.value(0, 0), 8.0);
+  EXPECT_EQ(r.value(1, 2), 14.0);
+}
+
+TEST(Journal, RoundTripsBitwiseAndResumesWhereItStopped) {
+  SufficientStats s = SufficientStats::zeros(CovarianceType::diag, 2, 3, {1e-310, -0.0, 3, 4, 5, 6});
+  s.nk = {0.1, 0.2};
+  s.log_likelihood = -1.0 / 3.0;
+  s.n_points = 12345;
+  s.weight = 12345;
+  Journal j;
+  j.record(encode(s));
+  j.record("second");
+  const std::string bytes = j.serialize("fit A", 7);
+  long iterations = 0;
+  Journal back = Journal::parse(bytes, "fit A", "ck", &iterations);
+  EXPECT_EQ(iterations, 7);
+  ASSERT_TRUE(back.replaying());
+  const SufficientStats t = decode_stats(back.replay());
+  EXPECT_EQ(encode(t), encode(s));  // every byte, -0.0 and the subnormal included
+  EXPECT_TRUE(std::signbit(t.shift[1]));
+  EXPECT_EQ(t.n_points, 12345u);
+  EXPECT_EQ(back.replay(), "second");
+  EXPECT_FALSE(back.replaying());
+  back.record("third");  // live results go on after the replayed ones
+  EXPECT_EQ(back.size(), 3u);
+}
+
+TEST(Journal, RefusesAnotherFitAndTruncatedFiles) {
+  Journal j;
+  j.record("x");
+  const std::string bytes = j.serialize("fit A", 1);
+  long iterations = 0;
+  try {
+    Journal::parse(bytes, "fit B", "ck.bin", &iterations);
+    FAIL() << "another fit's checkpoint was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("belongs to another fit"), std::string::npos) << e.what();
+  }
+  for (std::size_t cut : {std::size_t{0}, std::size_t{5}, bytes.size() - 1})
+    EXPECT_THROW(Journal::parse(bytes.substr(0, cut), "fit A", "ck.bin", &iterations), DataError) << cut;
+  EXPECT_THROW(Journal::parse(bytes + "z", "fit A", "ck.bin", &iterations), DataError);
+}
+
+}  // namespace
+}  // namespace cuem::mpi
