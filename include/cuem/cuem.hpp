@@ -7,6 +7,7 @@
 #include "cuem/fit.hpp"
 #include "cuem/missing.hpp"
 #include "cuem/model.hpp"
+#include "cuem/online.hpp"
 #include "cuem/options.hpp"
 #include "cuem/resources.hpp"
 #include "cuem/version.hpp"

@@ -109,6 +109,20 @@ struct FitOptions {
   /// NaN entries: an error, or missing values fitted by their marginal (include/cuem/missing.hpp).
   MissingPolicy missing = MissingPolicy::error;
   Acceleration acceleration = Acceleration::none;
+  /// Incremental EM (Neal and Hinton 1998; docs/ONLINE.md): the rows split into this many
+  /// blocks of consecutive rows; after a first full E-step each iteration re-estimates one
+  /// block and runs the M-step. 1 is batch EM (bitwise). max_iter then counts passes over
+  /// the data, and the trace has one entry per block step. Not with SQUAREM or missing
+  /// entries.
+  int incremental_blocks = 1;
+  /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
+  /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and
+  /// calls release_rows(end) after each chunk, `end` the row the pass has read up to, so
+  /// that a caller that maps X from a file can drop the pages behind the reader; the start
+  /// is made from the first chunk's rows alone (k-means on them). The fit is batch EM (its
+  /// sums grouped by chunk). Not with incremental_blocks > 1 or missing entries.
+  std::size_t chunk_rows = 0;
+  std::function<void(std::size_t)> release_rows;
 
   /// Optional initial parameters (scikit-learn's weights_init, means_init,
   /// precisions_init): empty means "derive from init". Shapes: weights K, means K x D,

@@ -295,6 +295,26 @@ class _VerbosePrinter:
 _Bases = (DensityMixin, BaseEstimator) if _HAVE_SKLEARN else (_MinimalBase,)
 
 
+class _available_if:
+    """A method that exists only where check(estimator) holds (scikit-learn's available_if,
+    which tools test with hasattr): partial_fit only for estimators that can take a step."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __call__(self, fn):
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        return self
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        if not self.check(obj):
+            raise AttributeError(f"{type(obj).__name__} has no partial_fit with missing={obj.missing!r}")
+        return self.fn.__get__(obj, owner)
+
+
 class GaussianMixture(*_Bases):
     """Gaussian mixture model fitted with EM by the cuem library.
 
@@ -369,6 +389,18 @@ class GaussianMixture(*_Bases):
         a few passes and it gains nothing. With 'squarem', ``max_iter`` bounds E-step
         passes (rejected extrapolations included), while ``n_iter_`` and
         ``lower_bounds_`` count the points kept.
+    incremental_blocks : int, default=1
+        Incremental EM (Neal and Hinton 1998) for ``fit``: the rows split into this many
+        blocks of consecutive rows; after a first full E-step each iteration
+        re-estimates one block and runs the M-step. 1 is plain EM (bit for bit). With
+        more, ``max_iter`` and ``n_iter_`` count passes over the data, and
+        ``lower_bound_`` and ``lower_bounds_`` (one entry per block step) are the free
+        energy, which never decreases and is at most the log-likelihood. Not with
+        'squarem' or missing='marginalize'. docs/ONLINE.md.
+    learning_decay, learning_offset : float, default=0.6 and 0.0
+        The step sizes of ``partial_fit`` (stepwise EM): rho_t = (t + learning_offset)
+        ** -learning_decay, learning_decay in (0.5, 1] (1 with offset 0: the running
+        mean of the batches' statistics), learning_offset >= 0.
 
     Attributes
     ----------
@@ -392,6 +424,10 @@ class GaussianMixture(*_Bases):
         E-step passes over the data, every initialisation included (with 'squarem' also
         every rejected extrapolation): what the fit cost. Equal to ``n_iter_`` for plain
         EM with ``n_init=1``.
+    n_steps_, n_points_seen_ : int
+        Only after ``partial_fit``: its steps, and the rows of all its batches.
+        ``partial_fit`` also sets ``n_iter_`` to the steps and ``lower_bound_`` to the
+        last batch's mean log-likelihood under the model before its step.
     device_ : str
         What ran the E-steps, e.g. 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3), float32, ...'.
     missing_summary_ : dict
@@ -428,6 +464,9 @@ class GaussianMixture(*_Bases):
         device_memory_limit=None,
         missing="error",
         acceleration="none",
+        incremental_blocks=1,
+        learning_decay=0.6,
+        learning_offset=0.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -448,6 +487,9 @@ class GaussianMixture(*_Bases):
         self.device_memory_limit = device_memory_limit
         self.missing = missing
         self.acceleration = acceleration
+        self.incremental_blocks = incremental_blocks
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -461,6 +503,28 @@ class GaussianMixture(*_Bases):
         self._check_shared_parameters()
         self._check_option("missing", _MISSING)
         self._check_option("acceleration", _ACCELERATION)
+        self._check_online_parameters()
+
+    def _check_online_parameters(self):
+        name = type(self).__name__
+        blocks = self.incremental_blocks
+        if not isinstance(blocks, numbers.Integral) or isinstance(blocks, (bool, np.bool_)) or blocks < 1:
+            raise InvalidParameterError(
+                f"The 'incremental_blocks' parameter of {name} must be an int in the range [1, inf). "
+                f"Got {blocks!r} instead."
+            )
+        decay = self.learning_decay
+        if not isinstance(decay, numbers.Real) or isinstance(decay, bool) or not 0.5 < decay <= 1.0:
+            raise InvalidParameterError(
+                f"The 'learning_decay' parameter of {name} must be a float in the range (0.5, 1.0]. "
+                f"Got {decay!r} instead."
+            )
+        offset = self.learning_offset
+        if not isinstance(offset, numbers.Real) or isinstance(offset, bool) or not (np.isfinite(offset) and offset >= 0):
+            raise InvalidParameterError(
+                f"The 'learning_offset' parameter of {name} must be a float in the range [0.0, inf). "
+                f"Got {offset!r} instead."
+            )
 
     def _check_option(self, param, options):
         value = getattr(self, param)
@@ -715,7 +779,9 @@ class GaussianMixture(*_Bases):
             on_iteration=on_iteration,
             missing=self.missing,
             acceleration=self.acceleration,
+            incremental_blocks=int(self.incremental_blocks),
         )
+        self._online = None  # a later partial_fit continues from this fit's parameters
         if placed:  # its device, precision and weights
             result = _cuem.placed_fit(X._handle, **options)
         else:
@@ -753,6 +819,89 @@ class GaussianMixture(*_Bases):
                 stacklevel=3,
             )
         return X
+
+    @_available_if(lambda self: self.missing == "error")
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of stepwise (online) EM on the batch X (Cappe and Moulines 2009).
+
+        The running sufficient statistics per unit weight move towards the batch's, taken
+        under the current parameters, by rho_t = (t + learning_offset)^(-learning_decay)
+        (rho = 1 at the first step), and the parameters follow by the M-step. The first
+        call initialises from its batch as ``fit`` does (init_params, random_state,
+        weights_init, means_init, precisions_init), or, on a fitted estimator, continues
+        from the fitted parameters. tol, max_iter, n_init, acceleration and
+        incremental_blocks do not apply. docs/ONLINE.md has the method.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch: at least n_components rows for the first call, at least one after,
+            always the same features.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._check_parameters()
+        if isinstance(X, PlacedData):
+            raise TypeError("partial_fit takes a batch as an array, not a cuem.PlacedData")
+        state = getattr(self, "_online", None)
+        start = state is None
+        if start:
+            X = self._validate_X(X, reset=not hasattr(self, "weights_"))
+            if hasattr(self, "weights_"):  # continue from the fitted parameters
+                weights_init, means_init, precisions_init = self.weights_, self.means_, self.precisions_
+                init_params = "random_from_data"
+            else:
+                weights_init, means_init, precisions_init = self._initial_parameters(X.shape[1])
+                init_params = self.init_params
+                if weights_init is not None and means_init is not None and precisions_init is not None:
+                    init_params = "random_from_data"  # as in fit: the initialisation is replaced
+            state = _cuem.OnlineGaussianMixture(
+                n_components=int(self.n_components),
+                covariance_type=self.covariance_type,
+                reg_covar=float(self.reg_covar),
+                init_params=init_params,
+                seed=_seed_from(self.random_state),
+                weights_init=weights_init,
+                means_init=means_init,
+                precisions_init=precisions_init,
+                device=self.device,
+                precision=self.precision,
+                device_memory_limit=int(self.device_memory_limit or 0),
+                learning_decay=float(self.learning_decay),
+                learning_offset=float(self.learning_offset),
+            )
+        else:
+            X = self._validate_X(X, reset=False)
+        sample_weight = self._validate_sample_weight(sample_weight, X)
+        batch_log_likelihood = state.partial_fit(X, sample_weight)
+        self._online = state
+        model = state.model()
+        self.weights_ = model["weights"]
+        self.means_ = model["means"]
+        self.covariances_ = model["covariances"]
+        self.precisions_cholesky_ = model["precisions_cholesky"]
+        self.precisions_ = self._precisions_from_cholesky(self.precisions_cholesky_)
+        self.n_steps_ = int(state.n_steps)
+        self.n_iter_ = self.n_steps_
+        self.n_points_seen_ = int(state.n_points_seen)
+        self.converged_ = False  # online EM has no convergence test
+        self.lower_bound_ = np.float64(batch_log_likelihood)
+        self.device_ = state.device
+        if start:
+            for notice in state.notices:
+                warnings.warn(notice, UserWarning, stacklevel=2)
+        return self
+
+    def __getstate__(self):
+        """Pickles without partial_fit's running state (a handle into the library): an
+        unpickled estimator's next partial_fit continues from the pickled parameters."""
+        state = dict(super().__getstate__())
+        state.pop("_online", None)
+        return state
 
     def _precisions_from_cholesky(self, precisions_cholesky):
         if self.covariance_type == "full":

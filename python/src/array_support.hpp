@@ -14,6 +14,9 @@
 
 #include "cuem/covariance_type.hpp"
 #include "cuem/data_view.hpp"
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+#include "cuem/model.hpp"
 
 namespace cuem_py {
 
@@ -71,6 +74,38 @@ inline cuem::DataView view_of(const InputMatrix& X) {
                           "); pass a host array or a CUDA one")
                              .c_str());
   return v;
+}
+
+// A model from scikit-learn-shaped arrays, checked by cuem (shapes, simplex, factors).
+inline cuem::Model make_model(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
+                       const ParameterArray& covariances, const ParameterArray& precisions_cholesky) {
+  if (weights.ndim() != 1) throw cuem::InvalidArgument("weights must be a 1-d array (n_components,)");
+  if (means.ndim() != 2) throw cuem::InvalidArgument("means must be a 2-d array (n_components, n_features)");
+  cuem::Model m;
+  m.covariance_type = cuem::parse_covariance_type(covariance_type);
+  m.n_components = static_cast<int>(weights.shape(0));
+  m.n_features = static_cast<int>(means.shape(1));
+  if (means.shape(0) != weights.shape(0))
+    throw cuem::InvalidArgument("means has " + std::to_string(means.shape(0)) + " rows but weights has " +
+                                std::to_string(weights.shape(0)) + " components");
+  m.weights = to_vector(weights);
+  m.means = to_vector(means);
+  m.covariances = to_vector(covariances);
+  m.precisions_cholesky = to_vector(precisions_cholesky);
+  cuem::validate_model(m);
+  return m;
+}
+
+
+/// A model's arrays in scikit-learn's shapes, copied into `out` (weights, means,
+/// covariances, precisions_cholesky).
+inline void put_model(nb::dict& out, const cuem::Model& m) {
+  const auto K = static_cast<std::size_t>(m.n_components), D = static_cast<std::size_t>(m.n_features);
+  out["weights"] = to_numpy(std::vector<double>(m.weights), {K});
+  out["means"] = to_numpy(std::vector<double>(m.means), {K, D});
+  out["covariances"] = to_numpy(std::vector<double>(m.covariances), covariance_shape(m.covariance_type, K, D));
+  out["precisions_cholesky"] =
+      to_numpy(std::vector<double>(m.precisions_cholesky), covariance_shape(m.covariance_type, K, D));
 }
 
 inline cuem::WeightView weights_of(const std::optional<WeightArray>& w) {

@@ -55,33 +55,13 @@ nb::dict data_view_info(const InputMatrix& X) {
   return d;
 }
 
-// A model from scikit-learn-shaped arrays, checked by cuem (shapes, simplex, factors).
-cuem::Model make_model(const std::string& covariance_type, const ParameterArray& weights, const ParameterArray& means,
-                       const ParameterArray& covariances, const ParameterArray& precisions_cholesky) {
-  if (weights.ndim() != 1) throw cuem::InvalidArgument("weights must be a 1-d array (n_components,)");
-  if (means.ndim() != 2) throw cuem::InvalidArgument("means must be a 2-d array (n_components, n_features)");
-  cuem::Model m;
-  m.covariance_type = cuem::parse_covariance_type(covariance_type);
-  m.n_components = static_cast<int>(weights.shape(0));
-  m.n_features = static_cast<int>(means.shape(1));
-  if (means.shape(0) != weights.shape(0))
-    throw cuem::InvalidArgument("means has " + std::to_string(means.shape(0)) + " rows but weights has " +
-                                std::to_string(weights.shape(0)) + " components");
-  m.weights = to_vector(weights);
-  m.means = to_vector(means);
-  m.covariances = to_vector(covariances);
-  m.precisions_cholesky = to_vector(precisions_cholesky);
-  cuem::validate_model(m);
-  return m;
-}
-
 // The fit's options from the binding's arguments, shared by the array and placed paths.
 cuem::FitOptions fit_options(int n_components, const std::string& covariance_type, double tol, double reg_covar,
                              int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
                              const std::optional<ParameterArray>& weights_init,
                              const std::optional<ParameterArray>& means_init,
                              const std::optional<ParameterArray>& precisions_init, const std::string& missing,
-                             const std::string& acceleration) {
+                             const std::string& acceleration, int incremental_blocks) {
   cuem::FitOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -93,6 +73,7 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
   o.seed = seed;
   o.missing = cuem::parse_missing_policy(missing);
   o.acceleration = cuem::parse_acceleration(acceleration);
+  o.incremental_blocks = incremental_blocks;
   if (weights_init) o.weights_init = to_vector(*weights_init);
   if (means_init) o.means_init = to_vector(*means_init);
   if (precisions_init) o.precisions_init = to_vector(*precisions_init);
@@ -120,20 +101,13 @@ nb::dict run_fit(cuem::FitOptions o, nb::object on_iteration, RunFit&& run) {
   hooks.attach(o);
   const cuem::FitResult r = hooks.run([&] { return run(o); });
 
-  const cuem::Model& m = r.model;
-  const int K = m.n_components;
-  const int D = m.n_features;
   std::vector<double> lower_bounds;  // the trace of the best restart, as sklearn's lower_bounds_
   for (const cuem::TracePoint& t : r.trace)
     if (t.init == r.best_init) lower_bounds.push_back(t.mean_log_likelihood);
   const std::size_t n_bounds = lower_bounds.size();
 
   nb::dict out;
-  out["weights"] = to_numpy(std::vector<double>(m.weights), {static_cast<std::size_t>(K)});
-  out["means"] = to_numpy(std::vector<double>(m.means), {static_cast<std::size_t>(K), static_cast<std::size_t>(D)});
-  out["covariances"] = to_numpy(std::vector<double>(m.covariances), covariance_shape(m.covariance_type, K, D));
-  out["precisions_cholesky"] =
-      to_numpy(std::vector<double>(m.precisions_cholesky), covariance_shape(m.covariance_type, K, D));
+  put_model(out, r.model);
   out["converged"] = r.converged;
   out["n_iter"] = r.n_iter;
   out["lower_bound"] = r.lower_bound;
@@ -157,9 +131,10 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
              const std::optional<ParameterArray>& weights_init,
              const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
              nb::object on_iteration, const std::optional<WeightArray>& sample_weight, const std::string& missing,
-             const std::string& acceleration) {
+             const std::string& acceleration, int incremental_blocks) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                                   weights_init, means_init, precisions_init, missing, acceleration);
+                                   weights_init, means_init, precisions_init, missing, acceleration,
+                                   incremental_blocks);
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
@@ -211,9 +186,10 @@ nb::dict placed_fit(Placed& p, int n_components, const std::string& covariance_t
                     int max_iter, int n_init, const std::string& init_params, std::uint64_t seed,
                     const std::optional<ParameterArray>& weights_init, const std::optional<ParameterArray>& means_init,
                     const std::optional<ParameterArray>& precisions_init, nb::object on_iteration,
-                    const std::string& missing, const std::string& acceleration) {
+                    const std::string& missing, const std::string& acceleration, int incremental_blocks) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
-                                   weights_init, means_init, precisions_init, missing, acceleration);
+                                   weights_init, means_init, precisions_init, missing, acceleration,
+                                   incremental_blocks);
   // run_fit has released the GIL already; the lock alone keeps other threads out.
   return run_fit(std::move(o), std::move(on_iteration), [&](const cuem::FitOptions& opts) {
     std::lock_guard<std::mutex> lock(p.busy);
@@ -387,6 +363,7 @@ void validate_model(const std::string& covariance_type, const ParameterArray& we
 }  // namespace
 
 void register_bayesian(nb::module_& m);  // bindings_vb.cpp
+void register_online(nb::module_& m);    // bindings_online.cpp
 void register_hmm(nb::module_& m);       // bindings_hmm.cpp
 
 #define CUEM_WHERE_DOC " device, precision and device_memory_limit say where (as for fit)."
@@ -440,7 +417,7 @@ NB_MODULE(_cuem, m) {
         "device_memory_limit"_a = 0,
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
         "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(), "missing"_a = "error",
-        "acceleration"_a = "none",
+        "acceleration"_a = "none", "incremental_blocks"_a = 1,
         "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples; missing: 'error' or "
         "'marginalize', what NaN entries mean; acceleration: 'none' or 'squarem'). "
         "Returns a dict: weights, means, covariances, "
@@ -488,7 +465,7 @@ NB_MODULE(_cuem, m) {
   m.def("placed_fit", &placed_fit, "data"_a, "n_components"_a, "covariance_type"_a, "tol"_a, "reg_covar"_a,
         "max_iter"_a, "n_init"_a, "init_params"_a, "seed"_a, "weights_init"_a = nb::none(),
         "means_init"_a = nb::none(), "precisions_init"_a = nb::none(), "on_iteration"_a = nb::none(),
-        "missing"_a = "error", "acceleration"_a = "none",
+        "missing"_a = "error", "acceleration"_a = "none", "incremental_blocks"_a = 1,
         "fit on placed data, on its device with its weights; returns fit's dict.");
 #define CUEM_PLACED_MODEL_ARGS                                                                            \
   "data"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a, "precisions_cholesky"_a
@@ -515,5 +492,6 @@ NB_MODULE(_cuem, m) {
   m.def("validate_model", &validate_model, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a,
         "precisions_cholesky"_a, "Raises ValueError naming the first problem of the model arrays.");
   register_bayesian(m);
+  register_online(m);
   register_hmm(m);
 }

@@ -1,10 +1,12 @@
 // cuem fit DATA -k K [...] [--weights w.npy] [--missing error|marginalize] [--acceleration none|squarem]
+//          [--incremental-blocks B] [--chunk-rows R]
 //          [-o model.json] [--trace trace.csv] [--report report.svg]
 // cuem fit DATA -k K --model bayesian [--weight-concentration-prior-type T] [--weight-concentration-prior G]
 //          [--mean-precision-prior B] [--degrees-of-freedom-prior NU] [--prune-threshold X [--prune-patience N]]
 //          [...]: the variational Bayesian mixture
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -43,8 +45,33 @@ struct Args {
   double prune_threshold = std::nan("");  ///< --prune-threshold; NaN: not given (no pruning)
   int prune_patience = BayesianOptions{}.prune_patience;
   bool prune_patience_given = false;
+  int incremental_blocks = 1;  ///< --incremental-blocks: 1 is batch EM
+  std::size_t chunk_rows = 0;  ///< --chunk-rows: > 0 reads the data out of core
   DistributedArgs distributed;  ///< --distributed and its options (src/mpi/cli_fit.hpp)
 };
+
+// score, bic and aic of a fit made out of core: one more pass in chunks, each released
+// behind as the fit's were; the criteria's formulas (fit.hpp) on the chunks' sums.
+Criteria chunked_criteria(const Model& m, DataView X, WeightView w, const FitOptions& o) {
+  EvaluateOptions where;
+  where.device = o.device;
+  where.precision = o.precision;
+  where.device_memory_limit = o.device_memory_limit;
+  double log_likelihood = 0.0, total = 0.0;
+  for (std::size_t begin = 0; begin < X.n_rows; begin += o.chunk_rows) {
+    DataView c = X;
+    c.n_rows = std::min(o.chunk_rows, X.n_rows - begin);
+    if (c.data) c.data += begin * X.row_stride;
+    else c.data_f32 += begin * X.row_stride;
+    const WeightView cw = w.empty() ? WeightView{} : WeightView(w.data + begin, c.n_rows);
+    const Criteria part = criteria(m, c, where, cw);
+    log_likelihood += part.score * part.total_weight;
+    total += part.total_weight;
+    if (o.release_rows) o.release_rows(begin + c.n_rows);
+  }
+  const double p = n_parameters(m);
+  return {log_likelihood / total, -2.0 * log_likelihood + p * std::log(total), -2.0 * log_likelihood + 2.0 * p, total};
+}
 
 // The trace's value column: the GMM's mean log-likelihood, the Bayesian fit's whole ELBO.
 std::string trace_csv(const std::vector<TracePoint>& trace, const char* value_name = "mean_log_likelihood") {
@@ -88,6 +115,9 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
     throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   // Combinations a variational fit has no use for, refused before the data are read.
+  if (a.incremental_blocks != 1 || a.chunk_rows != 0)
+    throw UsageError("--incremental-blocks and --chunk-rows apply to --model gmm only (leave them out with --model "
+                     "bayesian)");
   if (missing_policy(a.data) != MissingPolicy::error)
     throw UsageError("--missing marginalize applies to --model gmm only: the Bayesian mixture does not fit data "
                      "with missing entries (impute them first with a gmm fit and cuem impute, or drop those rows)");
@@ -240,6 +270,8 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (d.enabled) {
     if (a.model != "gmm" || !a.weights.empty() || !a.report.empty())
       throw UsageError("--distributed fits --model gmm without --weights or --report");
+    if (a.incremental_blocks != 1 || a.chunk_rows != 0)
+      throw UsageError("--distributed runs batch EM: leave out --incremental-blocks and --chunk-rows");
 #ifdef CUEM_HAVE_MPI
     return run_distributed_fit(a.data, a.fit, a.output, a.trace, d, flags,
                                [](const std::vector<TracePoint>& t) { return trace_csv(t); });
@@ -267,6 +299,15 @@ int run(const Args& a, const GlobalFlags& flags) {
     throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   FitOptions o = to_fit_options(a.fit);  // option mistakes before the data are read
   o.missing = missing_policy(a.data);
+  o.incremental_blocks = a.incremental_blocks;
+  if (o.incremental_blocks > 1 && o.acceleration != Acceleration::none)
+    throw UsageError("--incremental-blocks and --acceleration squarem cannot be combined: choose one");
+  if (o.incremental_blocks > 1 && o.missing != MissingPolicy::error)
+    throw UsageError("--incremental-blocks does not work with --missing marginalize yet; leave one out");
+  o.chunk_rows = a.chunk_rows;
+  if (o.chunk_rows > 0 && (o.incremental_blocks > 1 || o.missing != MissingPolicy::error || !a.report.empty()))
+    throw UsageError("--chunk-rows (out of core) works without --incremental-blocks, --missing marginalize and "
+                     "--report; leave those out");
   const io::Table t = load_table(a.data, flags);
   const std::string data_name = io::display_name(a.data.path);
   note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");
@@ -274,10 +315,17 @@ int run(const Args& a, const GlobalFlags& flags) {
   const WeightView w = weight_view(weights);
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
   const DataView X = t.view();
-  // Placed once for the fit and its criteria (one conversion and upload on a device).
+  // Placed once for the fit and its criteria (one conversion and upload on a device);
+  // out of core, read in chunks by each pass instead, the pages behind released.
   Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});
-  PlacedData placed = with_data_name(data_name, [&] { return PlacedData(resources, X, w, o.missing); });
-  const FitResult r = with_data_name(data_name, [&] { return fit(placed, o); });
+  std::optional<PlacedData> placed;
+  if (o.chunk_rows > 0) {
+    o.release_rows = io::row_releaser(t, a.data.path);
+  } else {
+    placed.emplace(with_data_name(data_name, [&] { return PlacedData(resources, X, w, o.missing); }));
+  }
+  const FitResult r =
+      with_data_name(data_name, [&] { return placed ? fit(*placed, o) : fit(X, o, w); });
   end_progress(flags);
   for (const std::string& n : r.notices) note(flags, "note: " + n);  // skipped empty rows among them
   if (r.n_decreases > 0)
@@ -290,7 +338,8 @@ int run(const Args& a, const GlobalFlags& flags) {
 
   // Everything is computed before anything is written, so a failure leaves no files.
   // bic and aic from one pass on the fit's device (the CPU's is float64, as bic()).
-  const Criteria crit = with_data_name(data_name, [&] { return criteria(placed, r.model); });
+  const Criteria crit = with_data_name(
+      data_name, [&] { return placed ? criteria(*placed, r.model) : chunked_criteria(r.model, X, w, o); });
   const double bic_v = crit.bic;
   const double aic_v = crit.aic;
   std::string svg;
@@ -326,6 +375,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                         {"n_features", t.cols},     {"best_init", r.best_init}, {"n_decreases", r.n_decreases},
                         {"device", r.device}};
     add_convergence_json(j, r, o.acceleration);
+    j["incremental_blocks"] = o.incremental_blocks;
     if (!w.empty()) j["sum_weights"] = crit.total_weight;
     if (o.missing == MissingPolicy::marginalize) j["missing"] = missing_json(r.missing);
     if (!a.output.empty()) {
@@ -344,6 +394,10 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (!w.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(a.weights).c_str(), crit.total_weight);
   if (o.missing == MissingPolicy::marginalize) std::printf("%s\n", missing_text(r.missing).c_str());
   std::printf("%s", convergence_text(r, o.acceleration).c_str());
+  if (o.incremental_blocks > 1)
+    std::printf("incremental EM over %d blocks: iterations are passes over the data; the lower bound and trace are "
+                "the free energy, one trace row per block step\n",
+                o.incremental_blocks);
   if (a.output.empty()) {
     std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {
@@ -380,6 +434,16 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
   cmd->add_option("--report", args->report, "write an SVG picture of the fit");
   cmd->add_option("--report-axes", args->report_axes, "report scatter axes: first (two features) or pca")
       ->check(CLI::IsMember({"first", "pca"}))
+      ->capture_default_str();
+  cmd->add_option("--incremental-blocks", args->incremental_blocks,
+                  "incremental EM (Neal and Hinton): the rows in B blocks, one block re-estimated per step; 1 is "
+                  "batch EM")
+      ->check(CLI::Range(1, 1 << 30))
+      ->capture_default_str();
+  cmd->add_option("--chunk-rows", args->chunk_rows,
+                  "out of core: read DATA in chunks of R rows in every pass, releasing the pages of a mapped .npy or "
+                  "raw file behind the reader (resident memory about one chunk); the start is made from the first "
+                  "chunk")
       ->capture_default_str();
   cmd->add_option("--model", args->model,
                   "gmm (maximum likelihood EM) or bayesian: the variational Bayesian Gaussian mixture (scikit-learn's "

@@ -22,6 +22,10 @@ constexpr const char* kFooter =
 
 }  // namespace
 
+namespace cuem::cli {
+void add_fit_online_command(CLI::App& app, const GlobalFlags& flags, int& exit_code);  // cmd_fit_online.cpp
+}
+
 int main(int argc, char** argv) {
   using namespace cuem::cli;
   cuem::io::install_interrupt_cleanup();
@@ -39,6 +43,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", flags.json, "print results as JSON on stdout");
   int exit_code = kOk;
   add_fit_command(app, flags, exit_code);
+  add_fit_online_command(app, flags, exit_code);
   add_predict_command(app, flags, exit_code);
   add_score_command(app, flags, exit_code);
   add_impute_command(app, flags, exit_code);

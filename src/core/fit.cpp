@@ -1,6 +1,7 @@
 // fit(): validation, the placed data, and the Gaussian mixture model run by the batch
 // EM driver (src/engine/batch_driver.hpp): the complete-data model, or on data with
 // missing entries the missing-data one (src/engine/missing_gmm_model.hpp).
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -9,8 +10,10 @@
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "engine/batch_driver.hpp"
+#include "engine/chunked_model.hpp"
 #include "engine/gmm_model.hpp"
 #include "engine/gmm_parameter_map.hpp"
+#include "engine/incremental_driver.hpp"
 #include "engine/incomplete_rows.hpp"
 #include "engine/missing_gmm_model.hpp"
 #include "engine/missing_layout.hpp"
@@ -61,18 +64,70 @@ engine::BatchResult<Model> run_driver(M& model, const FitOptions& o) {
   return engine::run_batch_em(model, batch);
 }
 
+// The placed rows cut into blocks of consecutive rows, each placed as its own primitives
+// on the fit's device (sharing its CUDA context) with the engine's Gaussian model over it:
+// incremental EM's blocks, and out-of-core chunks. Block b holds rows [begin(b), begin(b + 1)).
+struct RowBlocks {
+  std::vector<std::size_t> starts;  // B + 1 row indices
+  std::vector<std::unique_ptr<Primitives>> prims;
+  std::vector<std::unique_ptr<engine::GaussianMixtureEM>> owned;
+  std::vector<engine::GaussianMixtureEM*> models;
+
+  // `count` blocks of near-equal size, or (count == 0) blocks of `rows` rows, the last shorter.
+  RowBlocks(PlacedData::Impl& placed, const FitOptions& o, std::size_t count, std::size_t rows) {
+    const std::size_t N = placed.X.n_rows;
+    if (count > 0) {
+      for (std::size_t b = 0; b <= count; ++b) starts.push_back(b * N / count);
+    } else {
+      for (std::size_t r = 0; r < N; r += rows) starts.push_back(r);
+      starts.push_back(N);
+    }
+    const ResourceOptions& ro = placed.resources->options();
+    const PrimitivesRequest request{ro.device, ro.precision, ro.device_memory_limit, ro.cuda_tuning};
+    for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
+      const std::size_t begin = starts[b], end = starts[b + 1];
+      DataView X = placed.X;
+      X.n_rows = end - begin;
+      if (X.data) X.data += begin * X.row_stride;
+      else X.data_f32 += begin * X.row_stride;
+      const WeightView w = placed.w.empty() ? WeightView{} : WeightView(placed.w.data + begin, end - begin);
+      prims.push_back(make_primitives(X, w, request, nullptr, &placed.resources->impl().cuda_context));
+      prims.back()->reserve(o.covariance_type, o.n_components);
+      if (o.interrupted) prims.back()->set_interrupt(o.interrupted);  // the blocks' primitives end with the fit
+      owned.push_back(std::make_unique<engine::GaussianMixtureEM>(*prims.back(), X, o, placed.kmeans));
+      models.push_back(owned.back().get());
+    }
+  }
+};
+
 // The fit proper, on validated options and weights.
 FitResult run_fit(PlacedData& data, const FitOptions& o) {
   PlacedData::Impl& placed = data.impl();
   const engine::ThreadCountScope threads(placed.resources->options().n_threads);
   Primitives& prims = placed.primitives();
   const InterruptScope interrupt_scope(o, &prims);
-  prims.reserve(o.covariance_type, o.n_components);
-
   engine::GaussianMixtureEM model(prims, placed.X, o, placed.kmeans);
-  FitResult result = result_of(run_driver(model, o), placed.notice);
-  // After the iterations: a backend settles its memory layout in the first E-step.
-  result.device = prims.description();
+  FitResult result;
+  if (o.chunk_rows > 0) {  // out of core: the whole data's primitives are never asked to read
+    RowBlocks chunks(placed, o, 0, o.chunk_rows);
+    const std::vector<std::size_t>& starts = chunks.starts;
+    engine::ChunkedModel<engine::GaussianMixtureEM> chunked(
+        model, chunks.models, [&](std::size_t c) { if (o.release_rows) o.release_rows(starts[c + 1]); });
+    result = result_of(run_driver(chunked, o), placed.notice);
+    result.device = chunks.prims.front()->description() + ", out of core in chunks of " +
+                    std::to_string(o.chunk_rows) + " rows";
+  } else {
+    prims.reserve(o.covariance_type, o.n_components);
+    if (o.incremental_blocks > 1) {
+      RowBlocks blocks(placed, o, static_cast<std::size_t>(o.incremental_blocks), 0);
+      const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
+      result = result_of(engine::run_incremental_em(model, blocks.models, batch), placed.notice);
+    } else {
+      result = result_of(run_driver(model, o), placed.notice);
+    }
+    // After the iterations: a backend settles its memory layout in the first E-step.
+    result.device = prims.description();
+  }
   if (!result.model.empty()) {
     const std::string swamped = model.final_notice(result.model);
     if (!swamped.empty()) result.notices.push_back(swamped);
@@ -92,6 +147,9 @@ std::string empty_rows_notice(const MissingSummary& s) {
 // The fit of data with missing entries: the rows regrouped by pattern (a copy), the
 // complete ones placed for the ordinary E-step, the filled copy for k-means.
 FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const FitOptions& o) {
+  if (o.incremental_blocks > 1 || o.chunk_rows > 0)
+    throw InvalidArgument(std::string(o.chunk_rows > 0 ? "chunk_rows > 0 (out of core)" : "incremental_blocks > 1") +
+                          " is not available for data with missing entries yet");
   const engine::ThreadCountScope threads(resources.options().n_threads);
   const engine::MissingLayout layout = engine::make_missing_layout(X, w, true);
   const MissingSummary& summary = layout.summary;
@@ -130,8 +188,27 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
 
 }  // namespace
 
+// validate_data in chunks of o.chunk_rows rows, each released behind as the fit's passes
+// are (out of core: the check reads every row once).
+bool validate_data_in_chunks(DataView X, const FitOptions& o) {
+  bool has_missing = false;
+  for (std::size_t begin = 0; begin < X.n_rows; begin += o.chunk_rows) {
+    DataView c = X;
+    c.n_rows = std::min(o.chunk_rows, X.n_rows - begin);
+    if (c.data) c.data += begin * X.row_stride;
+    else c.data_f32 += begin * X.row_stride;
+    try {
+      has_missing = validate_data(c, o.missing) || has_missing;
+    } catch (const DataError& e) {
+      throw DataError("in the chunk of rows from " + std::to_string(begin) + " (0-based): " + e.what());
+    }
+    if (o.release_rows) o.release_rows(begin + c.n_rows);
+  }
+  return has_missing;
+}
+
 FitResult fit(DataView X, const FitOptions& o, WeightView sample_weight) {
-  const bool has_missing = validate_data(X, o.missing);
+  const bool has_missing = o.chunk_rows > 0 && X.n_rows > 0 ? validate_data_in_chunks(X, o) : validate_data(X, o.missing);
   validate_options(o, X);
   validate_weights(sample_weight, X, o.n_components);
   Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});

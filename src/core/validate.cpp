@@ -112,6 +112,18 @@ void validate_options(const FitOptions& o, DataView X) {
           "reg_covar must be a finite number >= 0, got " + num(o.reg_covar));
   require(o.max_iter >= 1, "max_iter must be at least 1, got " + std::to_string(o.max_iter));
   require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
+  require(o.incremental_blocks >= 1,
+          "incremental_blocks must be at least 1 (1: batch EM), got " + std::to_string(o.incremental_blocks));
+  require(o.incremental_blocks == 1 || static_cast<std::size_t>(o.incremental_blocks) <= X.n_rows,
+          "incremental_blocks = " + std::to_string(o.incremental_blocks) + " is more than the " +
+              std::to_string(X.n_rows) + " rows: every block needs a row; use fewer blocks");
+  require(o.chunk_rows == 0 || o.incremental_blocks == 1,
+          "chunk_rows (out of core) and incremental_blocks > 1 cannot be combined: choose one");
+  require(o.chunk_rows == 0 || o.chunk_rows >= static_cast<std::size_t>(o.n_components),
+          "chunk_rows = " + std::to_string(o.chunk_rows) + " is fewer than n_components = " +
+              std::to_string(o.n_components) + ": the start is made from the first chunk; use larger chunks");
+  require(o.incremental_blocks == 1 || o.acceleration == Acceleration::none,
+          "incremental_blocks > 1 and acceleration='squarem' cannot be combined: choose one");
   require(o.cuda_tuning.diag_stats_components == 2 || o.cuda_tuning.diag_stats_components == 4,
           "cuda_tuning.diag_stats_components must be 2 or 4, got " +
               std::to_string(o.cuda_tuning.diag_stats_components));

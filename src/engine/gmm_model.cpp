@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/incremental_bound.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
 #include "init/initialize.hpp"
@@ -62,6 +63,10 @@ Model GaussianMixtureEM::initialize(std::uint64_t seed, std::vector<std::string>
 
 SufficientStats GaussianMixtureEM::e_step(const Model& m) {
   return prims_.gaussian_estep(prepare(m));
+}
+
+double GaussianMixtureEM::complete_log_likelihood(const SufficientStats& s, const Model& m) const {
+  return expected_complete_log_likelihood(s, m);
 }
 
 Model GaussianMixtureEM::m_step(const SufficientStats& s) const { return cuem::m_step(s, o_.reg_covar); }

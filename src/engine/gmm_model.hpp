@@ -30,6 +30,8 @@ class GaussianMixtureEM {
   SufficientStats e_step(const Model& m);
   Model m_step(const SufficientStats& s) const;
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
+  /// Q(s, m) for incremental EM's free energy (src/core/incremental_bound.hpp).
+  double complete_log_likelihood(const SufficientStats& s, const Model& m) const;
 
   /// What a user should hear about a fitted model (features reg_covar swamps), or "".
   std::string final_notice(const Model& m) const;

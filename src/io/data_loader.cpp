@@ -1,10 +1,13 @@
 #include "io/data_loader.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "cuem/errors.hpp"
 #include "io/mapped_file.hpp"
@@ -98,6 +101,32 @@ bool looks_like_text(const std::string& bytes) {
     digit = digit || (c >= '0' && c <= '9');
   }
   return digit;
+}
+
+std::function<void(std::size_t)> row_releaser(const Table& t, const std::string& path) {
+  if (t.in_place.empty_pointer() || !t.storage || is_stdin_name(path)) return {};
+  // load_data keeps the mapping of an in-place table as its storage (parse_npy, parse_raw).
+  std::shared_ptr<const FileBytes> file = std::static_pointer_cast<const FileBytes>(t.storage);
+  if (!file->mapped()) return {};
+  const auto* base = file->data();
+  const auto* first = t.in_place.is_float32() ? reinterpret_cast<const unsigned char*>(t.in_place.data_f32)
+                                              : reinterpret_cast<const unsigned char*>(t.in_place.data);
+  const std::size_t row_bytes = t.in_place.row_stride * (t.in_place.is_float32() ? sizeof(float) : sizeof(double));
+  const auto start = static_cast<std::size_t>(first - base);
+  auto released = std::make_shared<std::size_t>(0);
+  const std::string name = display_name(path);
+  return [file, start, row_bytes, released, path, name](std::size_t row) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || static_cast<std::size_t>(st.st_size) != file->size())
+      throw DataError("'" + name + "' changed size while it was read (" + std::to_string(file->size()) +
+                      " bytes when opened, " +
+                      (::stat(path.c_str(), &st) != 0 ? std::string("gone") : std::to_string(st.st_size)) +
+                      " now); the fit stopped, and nothing was written");
+    const std::size_t offset = start + row * row_bytes;
+    if (offset < *released) *released = 0;  // a new pass
+    file->release(*released, offset);
+    *released = offset;
+  };
 }
 
 Table load_data(const std::string& path, const LoadOptions& o) {

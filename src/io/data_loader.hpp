@@ -6,6 +6,7 @@
 // (NPY by its signature, else text). Compressed files, zip archives (.npz), HDF5, UTF-16
 // text and OLE documents are named in a DataError instead of being parsed as text.
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,14 @@ struct LoadOptions {
 };
 
 Table load_data(const std::string& path, const LoadOptions& options);
+
+/// For a table that load_data read in place from a mapped file (.npy or raw binary, no
+/// --columns): what a fit in chunks calls after each chunk (FitOptions::release_rows).
+/// Given the row a pass has read up to, it releases the mapped pages of the rows since the
+/// previous call (a smaller row starts a new pass), so that resident memory stays about
+/// one chunk, not the file; and it throws DataError when the file at `path` no longer has
+/// the size it had when mapped (grown or shrunk while read). Null for any other table.
+std::function<void(std::size_t)> row_releaser(const Table& table, const std::string& path);
 
 /// Whether bytes are evidently text rather than raw binary numbers: the first KiB (the whole
 /// content if shorter), after an optional UTF-8 byte-order mark, is only printable ASCII,

@@ -46,11 +46,14 @@ std::shared_ptr<const FileBytes> FileBytes::adopt(std::string bytes) {
   return f;
 }
 
-void FileBytes::done_with(std::size_t offset) const noexcept {
+void FileBytes::done_with(std::size_t offset) const noexcept { release(0, offset); }
+
+void FileBytes::release(std::size_t begin, std::size_t end) const noexcept {
   if (!mapped_) return;
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  const std::size_t bytes = std::min(offset, size_) / page * page;
-  if (bytes > 0) ::madvise(const_cast<unsigned char*>(data_), bytes, MADV_DONTNEED);
+  // Whole pages only: the mapping starts on a page, so offsets round as addresses do.
+  const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
+  if (last > first) ::madvise(const_cast<unsigned char*>(data_) + first, last - first, MADV_DONTNEED);
 }
 
 FileBytes::~FileBytes() {

@@ -28,6 +28,10 @@ class FileBytes {
   /// their pages leave this process's memory (reading them later would page them in
   /// again). Nothing happens for bytes that were read rather than mapped.
   void done_with(std::size_t offset) const noexcept;
+  /// The same for the bytes in [begin, end) (whole pages inside it): a reader that goes
+  /// through a large mapping in order releases what it passed, at a cost in proportion to
+  /// the range, not to the offset.
+  void release(std::size_t begin, std::size_t end) const noexcept;
 
  private:
   FileBytes() = default;

@@ -161,7 +161,8 @@ def test_is_a_sklearn_density_estimator():
     sk_params = set(SkGaussianMixture().get_params())
     assert sk_params <= set(gm.get_params())
     assert set(gm.get_params()) - sk_params == {
-        "device", "precision", "device_memory_limit", "missing", "acceleration"}
+        "device", "precision", "device_memory_limit", "missing", "acceleration",
+        "incremental_blocks", "learning_decay", "learning_offset"}
 
 
 # ---- pickling ---------------------------------------------------------------------------

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Incremental, stepwise and out-of-core EM against batch EM (issue 18; docs/ONLINE.md).
+
+Speed (default): for each config (A-D of scripts/compare_peers.py, scaled by --scale), the
+wall time each method needs to bring the mean log-likelihood within --rtol (1e-4)
+relative of the batch optimum's (batch EM at tol 1e-10 from the same start):
+  batch        cuem fit --trace            (the trace's seconds up to the first bound in reach)
+  incr-B       cuem fit --incremental-blocks B --trace  (the free energy, a lower bound of
+               the log-likelihood, so the time is an upper bound of the time to target)
+  stepwise     GaussianMixture.partial_fit over shuffled batches of --batch rows, the
+               model scored after each epoch (scoring not timed), up to --epochs epochs
+All on the CPU (float64). The machine is shared: every result records the load average.
+
+Out of core (--out-of-core N): writes an N x 8 float32 .npy file in chunks (never the
+whole array in memory; `cuem generate` makes float64 in memory, which cannot reach 32 GB
+here), fits it with `cuem fit --chunk-rows` under /usr/bin/time, and reports the peak
+resident memory and the points per second per iteration, against the in-memory rate on a
+sample that fits (--sample rows); the file is deleted afterwards. N = 10^9 is the 32 GB
+case: run it only on an otherwise idle machine.
+
+  python3 scripts/bench_online.py --configs A,B --scale 0.1 --save bench/results/online.json
+  python3 scripts/bench_online.py --out-of-core 100000000 --chunk-rows 1000000
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from compare_peers import CONFIGS  # noqa: E402  (the shared config definitions)
+
+
+def cuem_binary(build):
+    path = os.path.join(ROOT, build, "cuem")
+    if not os.path.exists(path):
+        sys.exit(f"{path} not found: build first (scripts/build.sh)")
+    return path
+
+
+def mixture_data(n, d, k, seed):
+    """n points from a random mixture of k Gaussians in d dimensions (means spread 4
+    standard deviations), float64, shuffled."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0.0, 4.0 / np.sqrt(d) * 2, (k, d))
+    labels = rng.integers(0, k, n)
+    scales = rng.uniform(0.5, 1.5, (k, d))
+    return means[labels] + rng.normal(size=(n, d)) * scales[labels]
+
+
+def read_trace(path):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return [(float(r["mean_log_likelihood"]), float(r["seconds"])) for r in rows]
+
+
+def time_to_target(trace, target):
+    elapsed = 0.0
+    for bound, seconds in trace:
+        elapsed += seconds
+        if bound >= target:
+            return elapsed
+    return None
+
+
+def run_cli(binary, args):
+    out = subprocess.run([binary, "-q", "--json", *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def save(args, results):
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump({"machine": os.uname().nodename, "cpus": os.cpu_count(), "results": results}, f, indent=1)
+
+
+def speed(args):
+    import cuem
+
+    binary = cuem_binary(args.build)
+    results = []
+    for name in args.configs.split(","):
+        cfg = CONFIGS[name]
+        n = max(int(cfg["n"] * args.scale), 20 * cfg["k"])
+        d, k, cov = cfg["d"], cfg["k"], cfg["cov"]
+        X = mixture_data(n, d, k, seed=7)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "x.npy")
+            np.save(data, X)
+            common = ["fit", data, "-k", str(k), "--covariance", cov, "--seed", "1", "--device", "cpu",
+                      "--precision", "float64", "--threads", str(args.threads)]
+            ref = run_cli(binary, [*common, "--tol", "1e-10", "--max-iter", "5000"])
+            optimum = ref["lower_bound"]  # ref["converged"] is recorded: 5000 passes may not reach tol 1e-10
+            target = optimum - args.rtol * abs(optimum)
+            entry = {"config": name, "n": n, "d": d, "k": k, "covariance_type": cov, "optimum": optimum,
+                     "reference_converged": ref["converged"], "reference_passes": ref["n_iter"],
+                     "target": target, "load_before": os.getloadavg()[0], "methods": {}}
+            for label, extra in [("batch", []), *[(f"incr-{b}", ["--incremental-blocks", str(b)]) for b in args.blocks]]:
+                trace = os.path.join(tmp, f"{label}.csv")
+                t0 = time.perf_counter()
+                out = run_cli(binary, [*common, *extra, "--tol", "1e-9", "--max-iter", str(args.max_iter),
+                                       "--trace", trace])
+                wall = time.perf_counter() - t0
+                entry["methods"][label] = {"seconds_to_target": time_to_target(read_trace(trace), target),
+                                           "passes": out["n_iter"], "wall_total": wall,
+                                           "final_bound": out["lower_bound"]}
+            # Stepwise EM in Python (the same library); k-means start on the first batch.
+            gm = cuem.GaussianMixture(k, covariance_type=cov, random_state=1, device="cpu", precision="float64",
+                                      learning_decay=args.decay)
+            rng = np.random.default_rng(3)
+            spent, reached = 0.0, None
+            for epoch in range(args.epochs):
+                order = rng.permutation(n)
+                t0 = time.perf_counter()
+                for s in range(0, n, args.batch):
+                    gm.partial_fit(X[order[s:s + args.batch]])
+                spent += time.perf_counter() - t0
+                if gm.score(X) >= target:
+                    reached = spent
+                    break
+            entry["methods"]["stepwise"] = {"seconds_to_target": reached, "epochs": epoch + 1,
+                                            "final_score": gm.score(X), "batch": args.batch,
+                                            "learning_decay": args.decay}
+            entry["load_after"] = os.getloadavg()[0]
+        results.append(entry)
+        save(args, results)  # after every config: a long run stopped half-way keeps what it measured
+        row = "  ".join(f"{m} {v['seconds_to_target']:.3g}s" if v["seconds_to_target"] is not None else f"{m} -"
+                        for m, v in entry["methods"].items())
+        print(f"{name} n={n} d={d} k={k} {cov}: {row}  (load {entry['load_before']:.1f})", flush=True)
+    return results
+
+
+def out_of_core(args):
+    binary = cuem_binary(args.build)
+    n, d, k = args.out_of_core, 8, 16
+    folder = args.folder or tempfile.gettempdir()
+    path = os.path.join(folder, f"cuem_ooc_{os.getpid()}.npy")
+    rng = np.random.default_rng(11)
+    means = rng.normal(0.0, 3.0, (k, d)).astype(np.float32)
+    header = {"descr": "<f4", "fortran_order": False, "shape": (n, d)}
+    try:
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for s in range(0, n, 1 << 22):
+                m = min(1 << 22, n - s)
+                lab = rng.integers(0, k, m)
+                (means[lab] + rng.normal(size=(m, d)).astype(np.float32)).astype("<f4").tofile(f)
+        size = os.path.getsize(path)
+        args_fit = ["fit", path, "-k", str(k), "--covariance", "diag", "--max-iter", str(args.max_iter), "--tol", "0",
+                    "--seed", "1", "--chunk-rows", str(args.chunk_rows), "--threads", str(args.threads)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "-q", "--json", *args_fit],
+                              capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - t0
+        peak_kib = int(proc.stderr.strip().splitlines()[-1])
+        out = json.loads(proc.stdout)
+        rate = n * out["n_iter"] / wall
+        # In memory, on a sample that fits: the same command without --chunk-rows.
+        sample = os.path.join(folder, f"cuem_ooc_sample_{os.getpid()}.npy")
+        np.save(sample, np.load(path, mmap_mode="r")[: args.sample])
+        t0 = time.perf_counter()
+        mem = run_cli(binary, ["fit", sample, *args_fit[2:-4], "--threads", str(args.threads)])
+        wall_mem = time.perf_counter() - t0
+        os.remove(sample)
+        result = {"n": n, "d": d, "k": k, "file_bytes": size, "chunk_rows": args.chunk_rows,
+                  "peak_rss_bytes": peak_kib * 1024, "wall": wall, "points_per_s_per_iter": rate,
+                  "in_memory_sample": args.sample,
+                  "in_memory_points_per_s_per_iter": args.sample * mem["n_iter"] / wall_mem,
+                  "load": os.getloadavg()[0]}
+        print(json.dumps(result, indent=1))
+        return [result]
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", default="A,B,C,D")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply each config's n by this")
+    p.add_argument("--blocks", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100])
+    p.add_argument("--rtol", type=float, default=1e-4)
+    p.add_argument("--max-iter", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=10000)
+    p.add_argument("--decay", type=float, default=0.6)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--build", default="build-cpu")
+    p.add_argument("--out-of-core", type=int, default=0, help="rows of the out-of-core file (0: the speed runs)")
+    p.add_argument("--chunk-rows", type=int, default=1 << 20)
+    p.add_argument("--sample", type=int, default=10_000_000)
+    p.add_argument("--folder", default=None, help="where the out-of-core file goes (default: the temp folder)")
+    p.add_argument("--save", default=None, help="write the results as JSON here")
+    args = p.parse_args()
+    results = out_of_core(args) if args.out_of_core else speed(args)
+    save(args, results)
+
+
+if __name__ == "__main__":
+    main()

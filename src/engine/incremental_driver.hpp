@@ -1,0 +1,146 @@
+#pragma once
+// Incremental EM (Neal and Hinton 1998, "A view of the EM algorithm that justifies
+// incremental, sparse, and other variants") for any model whose data split into blocks of
+// rows: each block is the same model over fewer rows. The driver knows no model.
+//
+// Schedule: the first iteration is a full E-step (every block under the initial
+// parameters, in order) and an M-step; after it, each iteration re-estimates one block
+// (in turn, 0..B-1) under the current parameters, replaces that block's kept statistics,
+// and runs the M-step on their total. A pass is B such iterations: max_iter counts passes,
+// and the convergence test compares the bound at the end of one pass with the previous
+// pass's.
+//
+// Totals: re-summed from the kept block statistics in block order at every iteration,
+// not updated by difference (total - old_b + new_b). The difference loses the bits of
+// the largest partial sums at every step and the loss accumulates over steps (N_k of an
+// emptying component can even go negative), and the order of the sums would depend on
+// the history; re-summing costs B merges of O(K D^2) each, small next to an E-step over
+// N/B rows, and keeps the total a fixed-order function of the kept statistics.
+//
+// The bound is the free energy F(q, theta) = E_q log p(x, z | theta) + H(q) per unit
+// weight, q the responsibilities each block last had, at the parameters before the
+// M-step. F never decreases (the M-step and the block's E-step each maximise it), F is at
+// most the log-likelihood of theta, and equal to it just after a full E-step: with one
+// block every iteration is one, and the driver is batch EM bitwise. Per block b the
+// entropy H_b = LL_b(theta_b) - Q_b(theta_b) is kept from its E-step (theta_b the
+// parameters it used), so that
+//   F = Q(S_others, theta) + sum_{b' != b} H_b' + LL_b(theta),
+// with the block just re-estimated contributing its exact log-likelihood. This needs of
+// the model, beyond batch EM's members, only
+//   double complete_log_likelihood(const Stats&, const Params&) const;  // Q(s, theta)
+// and of Stats `merge(const Stats&)`.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/rng.hpp"
+#include "cuem/errors.hpp"
+#include "engine/batch_driver.hpp"
+#include "engine/model.hpp"
+
+namespace cuem::engine {
+
+/// The statistics of `blocks` summed in block order, leaving out block `skip` (none when
+/// skip >= blocks.size()). Starts from a copy of the first, so that one block's total is
+/// that block's statistics bit for bit.
+template <class Stats>
+Stats sum_in_order(const std::vector<Stats>& blocks, std::size_t skip) {
+  Stats total;
+  bool any = false;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    if (b == skip) continue;
+    if (!any) {
+      total = blocks[b];
+      any = true;
+    } else {
+      total.merge(blocks[b]);
+    }
+  }
+  return total;
+}
+
+/// Runs incremental EM with `blocks[b]` the model over block b's rows (blocks partition
+/// the data of `model`, which initialises and runs the M-step); restarts, the best of
+/// them, the trace and its monotonicity watch as run_batch_em. The trace has one entry
+/// per iteration (a full E-step first, then one block each); n_iter and
+/// n_estep_passes count passes over the data.
+template <class Model>
+BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::vector<Model*>& blocks,
+                                                       const BatchOptions& o) {
+  static_assert(is_batch_model<Model>::value, "not an engine model: see src/engine/model.hpp for the members");
+  using Clock = std::chrono::steady_clock;
+  using Stats = typename Model::Stats;
+  const std::size_t B = blocks.size();
+  if (B == 0) throw InvalidArgument("incremental EM needs at least one block");
+  BatchResult<typename Model::Params> result;
+  bool stopped = false;
+  for (int init = 0; init < o.n_init && !stopped; ++init) {
+    std::vector<std::string> notices;
+    typename Model::Params params =
+        model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
+    add_notices(result.notices, notices);
+    std::vector<Stats> kept(B);
+    std::vector<double> entropy(B, 0.0);  // H_b, kept only where B > 1
+    const auto estimate = [&](std::size_t b) {
+      kept[b] = blocks[b]->e_step(params);
+      if (B > 1) entropy[b] = kept[b].log_likelihood - model.complete_log_likelihood(kept[b], params);
+    };
+    EmRateEstimate rate(model.unit_roundoff());
+    double bound = -std::numeric_limits<double>::infinity(), pass_bound = bound;
+    bool converged = false;
+    int n_pass = 0, step = 0;
+    for (int pass = 1; pass <= o.max_iter && !stopped; ++pass) {
+      const auto pass_start = Clock::now();
+      const std::size_t steps = pass == 1 ? 1 : B;  // the first pass is one full E-step
+      for (std::size_t i = 0; i < steps; ++i) {
+        const auto t0 = Clock::now();
+        const double previous = bound;
+        double free_energy = 0.0;
+        if (pass == 1) {
+          for (std::size_t b = 0; b < B; ++b) estimate(b);
+          for (std::size_t b = 0; b < B; ++b) free_energy += kept[b].log_likelihood;
+        } else {
+          estimate(i);
+          free_energy = kept[i].log_likelihood;
+          if (B > 1) {
+            free_energy += model.complete_log_likelihood(sum_in_order(kept, i), params);
+            for (std::size_t b = 0; b < B; ++b)
+              if (b != i) free_energy += entropy[b];
+          }
+        }
+        const Stats total = sum_in_order(kept, B);
+        bound = free_energy / total.weight;
+        params = model.m_step(total);
+        ++step;
+        const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        // F's B + 1 parts are each rounded to about their own size: B times the slack.
+        if (step > 1) watch_decrease(result, previous, bound - previous, static_cast<double>(B) * model.unit_roundoff());
+        if (i + 1 == steps && pass > 1) rate.add(pass_bound, bound - pass_bound, pass > 2);  // per pass
+        result.trace.push_back({init, step, bound, seconds, rate.rate()});
+      }
+      ++result.n_estep_passes;
+      n_pass = pass;
+      const double change = bound - pass_bound;
+      pass_bound = bound;
+      const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();
+      if (o.on_iteration && !o.on_iteration({init, pass, bound, change, seconds})) {
+        stopped = true;
+        break;
+      }
+      if (pass > 1 && std::abs(change) < o.tol) {
+        converged = true;
+        break;
+      }
+    }
+    keep_best_restart(result, std::move(params), init, converged, n_pass, bound, rate.rate());
+  }
+  return result;
+}
+
+}  // namespace cuem::engine

@@ -1,0 +1,169 @@
+// Out of core (FitOptions::chunk_rows, io::row_releaser): a fit over a mapped .npy file
+// read in chunks keeps the file's resident pages to about a chunk (measured from
+// /proc/self/status), gives the same model as the same fit on the data in memory, reaches
+// batch EM's optimum from the same start; a file that changes size while read stops the
+// fit with a DataError.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"  // as in test_squarem (make_mixture inlined)
+#endif
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cuem/errors.hpp"
+#include "cuem/fit.hpp"
+#include "io/data_loader.hpp"
+#include "io/npy.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuem::CovarianceType;
+
+// Resident file-backed memory of this process, in bytes (RssFile), or -1 where unknown.
+long long rss_file_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "RssFile:") {
+      long long kb = 0;
+      status >> kb;
+      return kb * 1024;
+    }
+    status.ignore(1 << 16, '\n');
+  }
+  return -1;
+}
+
+struct TempFile {
+  std::string path;
+  explicit TempFile(const std::string& name)
+      : path(testing::TempDir() + "/cuem_ooc_" + std::to_string(::getpid()) + "_" + name) {}
+  ~TempFile() { std::remove(path.c_str()); }
+};
+
+cuem::FitOptions options(std::size_t chunk_rows) {
+  cuem::FitOptions o;
+  o.n_components = 3;
+  o.covariance_type = CovarianceType::diag;
+  o.device = cuem::parse_device("cpu");
+  o.precision = cuem::Precision::float64;
+  o.seed = 3;
+  o.tol = 1e-6;
+  o.max_iter = 20;
+  o.chunk_rows = chunk_rows;
+  return o;
+}
+
+const std::size_t kRows = 200000, kCols = 4, kChunk = 5000;
+
+TEST(OutOfCore, MappedFitKeepsAboutOneChunkResident) {
+  if (rss_file_bytes() < 0) GTEST_SKIP() << "no RssFile in /proc/self/status";
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 3, kCols, 3.0, 101);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, kRows, 102);
+  TempFile file("fit.npy");
+  cuem::io::write_npy(file.path, ds.x.data(), kRows, kCols);
+  const std::size_t file_bytes = kRows * kCols * sizeof(double);
+
+  // Fits the mapped file with the given release hook, tracking the peak of RssFile over
+  // the baseline after every chunk.
+  const auto run = [&](bool release, long long* peak_growth) {
+    const cuem::io::Table t = cuem::io::load_data(file.path, {});
+    EXPECT_FALSE(t.in_place.empty_pointer()) << "the .npy is read in place";
+    const std::function<void(std::size_t)> releaser = cuem::io::row_releaser(t, file.path);
+    EXPECT_TRUE(static_cast<bool>(releaser));
+    const long long baseline = rss_file_bytes();
+    *peak_growth = 0;
+    cuem::FitOptions o = options(kChunk);
+    o.release_rows = [&](std::size_t row) {
+      if (release) releaser(row);
+      *peak_growth = std::max(*peak_growth, rss_file_bytes() - baseline);
+    };
+    return cuem::fit(t.view(), o);
+  };
+  long long kept = 0, released = 0;
+  const cuem::FitResult a = run(false, &kept);
+  const cuem::FitResult b = run(true, &released);
+  const long long chunk_bytes = static_cast<long long>(kChunk * kCols * sizeof(double));
+  std::printf("file %zu bytes, chunk %lld bytes: resident growth %lld bytes kept, %lld released\n", file_bytes,
+              chunk_bytes, kept, released);
+  // Without releasing, the whole file ends up resident (the measurement sees it)...
+  EXPECT_GT(kept, static_cast<long long>(file_bytes) * 9 / 10);
+  // ...with it, a chunk and the kernel's read-ahead (at most 2 MiB).
+  EXPECT_LT(released, 2 * chunk_bytes + (2 << 20));
+  // Releasing pages changes no value.
+  EXPECT_EQ(a.model.means, b.model.means);
+  EXPECT_EQ(a.model.covariances, b.model.covariances);
+  EXPECT_EQ(a.lower_bound, b.lower_bound);
+}
+
+TEST(OutOfCore, ConvergesToAnEmFixedPoint) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 3, 2.0, 111);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 5003, 112);
+  cuem::FitOptions o = options(700);
+  o.covariance_type = CovarianceType::full;
+  o.tol = 1e-12;
+  o.max_iter = 5000;
+  const cuem::FitResult chunked = cuem::fit(ds.view(), o);
+  ASSERT_TRUE(chunked.converged);
+  EXPECT_EQ(chunked.n_decreases, 0);
+  const std::vector<double> resp = cuem_test::responsibilities(chunked.model, ds.view());
+  // At the optimum an EM step moves nothing: the textbook M-step of the chunked fit's
+  // own responsibilities gives it back.
+  const cuem::Model again = cuem_test::m_step(ds.view(), resp, 3, CovarianceType::full, o.reg_covar);
+  EXPECT_LT(cuem_test::max_rel_diff(again.means, chunked.model.means), 1e-5);  // tol 1e-12 on the bound: ~1e-6 on parameters
+  EXPECT_LT(cuem_test::max_rel_diff(again.covariances, chunked.model.covariances), 1e-5);
+  // And a batch fit (in memory) started there stays at the same log-likelihood.
+  cuem::FitOptions first = o;
+  first.chunk_rows = 0;
+  first.max_iter = 50;
+  first.weights_init = chunked.model.weights;
+  first.means_init = chunked.model.means;
+  first.precisions_init = cuem_test::precisions_of(chunked.model);
+  const cuem::FitResult batch = cuem::fit(ds.view(), first);
+  EXPECT_NEAR(batch.lower_bound, chunked.lower_bound, 1e-9);
+}
+
+TEST(OutOfCore, FileThatChangesSizeStopsTheFit) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 121);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20000, 122);
+  TempFile file("grow.npy");
+  cuem::io::write_npy(file.path, ds.x.data(), ds.n, 2);
+  const cuem::io::Table t = cuem::io::load_data(file.path, {});
+  const std::function<void(std::size_t)> releaser = cuem::io::row_releaser(t, file.path);
+  ASSERT_TRUE(static_cast<bool>(releaser));
+  cuem::FitOptions o = options(1000);
+  o.n_components = 2;
+  int calls = 0;
+  o.release_rows = [&](std::size_t row) {
+    if (++calls == 30) std::ofstream(file.path, std::ios::app) << "more bytes";  // in the first E-step
+    releaser(row);
+  };
+  try {
+    cuem::fit(t.view(), o);
+    ADD_FAILURE() << "no error";
+  } catch (const cuem::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("changed size while it was read"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(calls, 30);
+}
+
+TEST(OutOfCore, OptionErrors) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 3, 2, 3.0, 131);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 300, 132);
+  cuem::FitOptions o = options(2);  // fewer rows than components
+  EXPECT_THROW(cuem::fit(ds.view(), o), cuem::InvalidArgument);
+  o = options(50);
+  o.incremental_blocks = 3;
+  EXPECT_THROW(cuem::fit(ds.view(), o), cuem::InvalidArgument);
+  // A table not read in place from a file has nothing to release.
+  EXPECT_FALSE(static_cast<bool>(cuem::io::row_releaser(cuem::io::Table{}, "x.npy")));
+}
+
+}  // namespace
