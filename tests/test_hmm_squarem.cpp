@@ -47,11 +47,7 @@ Frames draw(const cuem::HmmModel& m, const std::vector<std::size_t>& lengths) {
   return f;
 }
 
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
-  return worst;
-}
+using cuem_test::max_rel_diff;
 
 TEST(HmmParameterMap, ModelToVectorToModelRoundTrips) {
   for (CovarianceType type : cuem_test::all_covariance_types()) {

@@ -13,6 +13,7 @@
 #include "cuem/bayesian.hpp"
 #include "cuem/errors.hpp"
 #include "engine/vb_parameter_map.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -51,11 +52,7 @@ BayesianOptions options(CovarianceType type, WeightPrior prior) {
   return o;
 }
 
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
-  return worst;
-}
+using cuem_test::max_rel_diff;
 
 TEST(VbParameterMap, PosteriorToVectorToPosteriorRoundTrips) {
   const Overlapping data;

@@ -213,12 +213,7 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
       for (double v : weights) total += v;
       j["sum_weights"] = total;
     }
-    if (!a.output.empty()) {
-      j["model_path"] = a.output;
-    } else {
-      j["model"] = nlohmann::json::parse(model_json);
-    }
-    std::printf("%s\n", j.dump(1).c_str());
+    print_fit_json(j, a.output, model_json);
     return kOk;
   }
   // scikit-learn's lower_bound_: the whole evidence lower bound, not per sample.
@@ -378,12 +373,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     j["incremental_blocks"] = o.incremental_blocks;
     if (!w.empty()) j["sum_weights"] = crit.total_weight;
     if (o.missing == MissingPolicy::marginalize) j["missing"] = missing_json(r.missing);
-    if (!a.output.empty()) {
-      j["model_path"] = a.output;
-    } else {
-      j["model"] = nlohmann::json::parse(io::model_to_json(r.model, meta));
-    }
-    std::printf("%s\n", j.dump(1).c_str());
+    print_fit_json(j, a.output, io::model_to_json(r.model, meta));
     return kOk;
   }
   // The lower bound is scikit-learn's lower_bound_: the mean log-likelihood under the

@@ -92,12 +92,7 @@ int run(const Args& a, const GlobalFlags& flags) {
                         {"learning_offset", a.learning_offset}, {"n_batches", batches},
                         {"n_points_seen", rows},        {"last_batch_log_likelihood", last_ll},
                         {"device", online.device()}};
-    if (!a.output.empty()) {
-      j["model_path"] = a.output;
-    } else {
-      j["model"] = nlohmann::json::parse(model_json);
-    }
-    std::printf("%s\n", j.dump(1).c_str());
+    print_fit_json(j, a.output, model_json);
     return kOk;
   }
   std::printf("stepwise EM (learning_decay %g, learning_offset %g): %zu batches, %zu points; the last batch's mean "

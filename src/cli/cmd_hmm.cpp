@@ -101,11 +101,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
                         {"acceleration", to_string(o.acceleration)}, {"n_estep_passes", r.n_estep_passes},
                         {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
                                                                             : nlohmann::json(r.convergence_rate)}};
-    if (!output.empty())
-      j["model_path"] = output;
-    else
-      j["model_json"] = nlohmann::json::parse(model_json);
-    std::printf("%s\n", j.dump().c_str());
+    print_fit_json(j, output, model_json);
     return kOk;
   }
   std::printf("HMM of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n", o.n_components,

@@ -350,6 +350,14 @@ std::string convergence_text(const FitResult& r, Acceleration acceleration) {
   return out;
 }
 
+void print_fit_json(nlohmann::json& j, const std::string& output, const std::string& model_json) {
+  if (!output.empty())
+    j["model_path"] = output;
+  else
+    j["model"] = nlohmann::json::parse(model_json);
+  std::printf("%s\n", j.dump(1).c_str());
+}
+
 void add_convergence_json(nlohmann::json& j, const FitResult& r, Acceleration acceleration) {
   j["acceleration"] = to_string(acceleration);
   j["n_estep_passes"] = r.n_estep_passes;

@@ -140,6 +140,10 @@ std::string convergence_text(const FitResult& r, Acceleration acceleration);
 /// The same for --json: acceleration, n_estep_passes, convergence_rate (null where NaN)
 /// and acceleration_advised, added to `j`.
 void add_convergence_json(nlohmann::json& j, const FitResult& r, Acceleration acceleration);
+
+/// Prints a fit's --json summary `j` with its model: "model_path" where -o wrote it to
+/// `output`, else the model file's JSON itself under "model".
+void print_fit_json(nlohmann::json& j, const std::string& output, const std::string& model_json);
 /// A rate with enough decimals to tell it from 1 (0.993 -> "0.9930", 0.99996 -> "0.999960").
 std::string rate_text(double rate);
 

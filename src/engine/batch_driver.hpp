@@ -118,6 +118,18 @@ inline void add_notices(std::vector<std::string>& all, const std::vector<std::st
     if (std::find(all.begin(), all.end(), n) == all.end()) all.push_back(n);
 }
 
+/// Restart `init`'s start: the model initialised from seed rng::hash(seed, kInitSeed, init),
+/// its notices added to the result's.
+template <class Model>
+typename Model::Params start_restart(Model& model, const BatchOptions& o, int init,
+                                     BatchResult<typename Model::Params>& result) {
+  std::vector<std::string> notices;
+  typename Model::Params params =
+      model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
+  add_notices(result.notices, notices);
+  return params;
+}
+
 /// Counts a fall of the bound by more than rounding (EM forbids it).
 template <class Params>
 void watch_decrease(BatchResult<Params>& r, double previous, double change, double unit_roundoff) {
@@ -153,10 +165,7 @@ BatchResult<typename Model::Params> run_batch_em(Model& model, const BatchOption
   BatchResult<typename Model::Params> result;
   bool stopped = false;
   for (int init = 0; init < o.n_init && !stopped; ++init) {
-    std::vector<std::string> notices;
-    typename Model::Params params =
-        model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
-    add_notices(result.notices, notices);
+    typename Model::Params params = start_restart(model, o, init, result);
     double bound = -std::numeric_limits<double>::infinity();
     bool converged = false;
     int n_iter = 0;

@@ -81,10 +81,7 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
   BatchResult<typename Model::Params> result;
   bool stopped = false;
   for (int init = 0; init < o.n_init && !stopped; ++init) {
-    std::vector<std::string> notices;
-    typename Model::Params params =
-        model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
-    add_notices(result.notices, notices);
+    typename Model::Params params = start_restart(model, o, init, result);
     std::vector<Stats> kept(B);
     std::vector<double> entropy(B, 0.0);  // H_b, kept only where B > 1
     const auto estimate = [&](std::size_t b) {

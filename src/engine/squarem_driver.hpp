@@ -108,9 +108,7 @@ SquaremResult<typename Model::Params> run_squarem_em(Model& model, const BatchOp
   SquaremResult<Params> result;
   bool stopped = false;
   for (int init = 0; init < o.n_init && !stopped; ++init) {
-    std::vector<std::string> notices;
-    const Params start = model.initialize(rng::hash(o.seed, rng::kInitSeed, static_cast<std::uint64_t>(init)), &notices);
-    add_notices(result.notices, notices);
+    const Params start = start_restart(model, o, init, result);
 
     EmRateEstimate rate(model.unit_roundoff());
     double step_max = settings.step_max0;

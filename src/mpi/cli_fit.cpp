@@ -97,12 +97,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
                         {"n_decreases", r.n_decreases}, {"device", r.device},       {"ranks", comm.size()},
                         {"reduction", d.reduction},   {"resumed_after", dr.resumed_after}};
     add_convergence_json(j, r, o.acceleration);
-    if (!output.empty()) {
-      j["model_path"] = output;
-    } else {
-      j["model"] = nlohmann::json::parse(io::model_to_json(r.model, meta));
-    }
-    std::printf("%s\n", j.dump(1).c_str());
+    print_fit_json(j, output, io::model_to_json(r.model, meta));
     return kOk;
   }
   std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
