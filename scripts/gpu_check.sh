@@ -4,7 +4,8 @@
 #
 #   gpu_check.sh build      build for this card; the CUDA tests (test_cuda_backend and its
 #                           untiled / stats-RK=2 variants, test_device, test_errors,
-#                           test_init, test_kmeans_relocation) and the command line's
+#                           test_init, test_kmeans_relocation, the weights', missing
+#                           data's and the HMM's device tests) and the command line's
 #                           device tests; ptxas table
 #   gpu_check.sh sanitize   compute-sanitizer memcheck, racecheck and synccheck (then
 #                           initcheck if time is left) over a cross-section of the CUDA tests
@@ -141,7 +142,7 @@ gtest() {
 step_build() {
   build cuem_cli test_cuda_backend test_device test_errors test_init test_kmeans_relocation em_driver bench_cuda \
     test_cuda_sample_weight test_sample_weight_kernels test_sample_weight_primitives test_resources \
-    test_missing_cuda
+    test_missing_cuda test_hmm_cuda
   # ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
   demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
   awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
@@ -171,6 +172,8 @@ step_build() {
   gtest test_resources 60 --
   # The incomplete rows' E-step (missing entries) against float64 loops.
   gtest test_missing_cuda 90 --
+  # The HMM's 'given' statistics source and whole Baum-Welch fits against the float64 CPU.
+  gtest test_hmm_cuda 60 --
   gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
     --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
   gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \
