@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side CPU comparison of cuem's EM with scikit-learn and Armadillo (issue 5).
+"""Side-by-side CPU comparison of cuem's EM with scikit-learn, Armadillo and Intel oneDAL (issues 5, 20).
 
 Every tool fits the same data from the same fixed initial parameters for the same number
 of EM iterations, in one run, each in its own subprocess with the same thread count:
@@ -12,6 +12,14 @@ of EM iterations, in one run, each in its own subprocess with the same thread co
              this script compiles with g++ (-O3 -fopenmp, see --arma-cxxflags) into a
              temporary folder; needs Debian's libarmadillo-dev
              (apt-get install -y libarmadillo-dev)
+  onedal     daal4py.em_gmm (Intel oneDAL, in the scikit-learn-intelex wheel), in a
+             subprocess of --onedal-python (default: this Python) running this file with
+             --onedal-worker; skipped with the reason when that Python has no daal4py
+             (pip install scikit-learn-intelex). It takes the same start (weights, means
+             and a list of K covariances), accuracyThreshold 0 and regularizationFactor
+             --reg, which oneDAL applies in its own way (to covariances it finds
+             ill-conditioned), so its final log-likelihood is reported against
+             scikit-learn's like Armadillo's, flagged above --arma-flag, never failed
 
 Configurations (issue 5; float64 data, generated and seeded: K Gaussian blobs of unit
 spread whose centres are drawn from N(0, 5^2 I), each point in a random blob):
@@ -128,7 +136,7 @@ CONFIGS = {
     "D": dict(n=100_000, d=64, k=64, cov="full"),
     "E": dict(n=2_000_000, d=1, k=4, cov="full"),
 }
-TOOLS = ("cuem", "sklearn", "armadillo")
+TOOLS = ("cuem", "sklearn", "armadillo", "onedal")
 MIB = 1024.0 * 1024.0
 
 
@@ -187,6 +195,51 @@ def sklearn_worker(spec_path):
     with open(spec["out"], "w") as f:
         json.dump(out, f)
     return 0
+
+
+def onedal_worker(spec_path):
+    """Fits once with daal4py.em_gmm as the spec says and writes seconds and parameters as JSON."""
+    import daal4py
+
+    with open(spec_path) as f:
+        spec = json.load(f)
+    n, d, k, cov = spec["n"], spec["d"], spec["k"], spec["cov"]
+    x = np.fromfile(spec["data"], dtype="<f8").reshape(n, d)
+    w0 = np.fromfile(spec["weights"], dtype="<f8").reshape(1, k)
+    m0 = np.fromfile(spec["means"], dtype="<f8").reshape(k, d)
+    c0 = np.fromfile(spec["covs"], dtype="<f8").reshape((k, d, d) if cov == "full" else (k, 1, d))
+    algorithm = daal4py.em_gmm(
+        nComponents=k,
+        maxIterations=spec["iters"],
+        accuracyThreshold=0.0,
+        regularizationFactor=spec["reg"],
+        covarianceStorage="full" if cov == "full" else "diagonal",
+        fptype="double",
+    )
+    covs = [np.ascontiguousarray(c0[j]) for j in range(k)]
+    t0 = time.perf_counter()
+    r = algorithm.compute(x, w0, m0, covs)
+    seconds = time.perf_counter() - t0
+    out = {
+        "seconds": seconds,
+        "n_iter": int(np.asarray(r.nIterations).ravel()[0]),
+        "weights": np.ravel(r.weights).tolist(),
+        "means": np.ravel(r.means).tolist(),
+        "covariances": np.concatenate([np.ravel(c) for c in r.covariances]).tolist(),
+        "version": getattr(daal4py, "__version__", None) or _package_version("scikit-learn-intelex"),
+    }
+    with open(spec["out"], "w") as f:
+        json.dump(out, f)
+    return 0
+
+
+def _package_version(name):
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
 
 
 # ---- data and initial parameters -------------------------------------------------------
@@ -383,6 +436,26 @@ class Runner:
         rc, wall, rss, text = run_child(cmd, child_env(self.args.threads, for_numpy=True), self.tmp, self.args.timeout)
         if rc != 0:
             raise RuntimeError(f"sklearn worker exited {rc}: {text.strip()[-800:]}")
+        with open(out) as f:
+            r = json.load(f)
+        r.update(wall=wall, rss=rss)
+        for key in ("weights", "means", "covariances"):
+            r[key] = np.array(r[key], dtype=np.float64)
+        return r
+
+    def onedal(self, iters):
+        out = os.path.join(self.tmp, "onedal_result.json")
+        spec_path = os.path.join(self.tmp, "onedal_spec.json")
+        c = self.cfg
+        spec = dict(n=self.n, d=c["d"], k=c["k"], cov=c["cov"], reg=self.args.reg, iters=iters, out=out, **self.files)
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        if os.path.exists(out):
+            os.remove(out)
+        cmd = [self.args.onedal_python, os.path.abspath(__file__), "--onedal-worker", spec_path]
+        rc, wall, rss, text = run_child(cmd, child_env(self.args.threads, for_numpy=True), self.tmp, self.args.timeout)
+        if rc != 0:
+            raise RuntimeError(f"oneDAL worker exited {rc}: {text.strip()[-800:]}")
         with open(out) as f:
             r = json.load(f)
         r.update(wall=wall, rss=rss)
@@ -693,6 +766,12 @@ def run_config(name, args, tools, tmp):
         notes.append(f"{name}: Armadillo's final log-likelihood differs from sklearn's by {gap:.3g} relative (flag > {args.arma_flag:g})")
     if "error" in ar:
         notes.append(f"{name}/armadillo: {ar['error']}")
+    od = entry["tools"].get("onedal", {})
+    gap = od.get("final_ll_rel_gap_to_sklearn")
+    if gap is not None and not gap <= args.arma_flag:
+        notes.append(f"{name}: oneDAL's final log-likelihood differs from sklearn's by {gap:.3g} relative (flag > {args.arma_flag:g})")
+    if "error" in od:
+        notes.append(f"{name}/onedal: {od['error']}")
     if cu.get("n_decreases"):
         notes.append(f"{name}: cuem reports {cu['n_decreases']} log-likelihood decreases")
     for t in entry["tools"].values():
@@ -764,7 +843,8 @@ def markdown_summary(doc, tools):
         f"{doc['versions'].get('em_driver', {}).get('built')}), scikit-learn {doc['versions'].get('sklearn')} "
         f"(numpy {doc['versions'].get('numpy')}, BLAS {doc['versions'].get('sklearn_blas')}), "
         f"Armadillo {doc['versions'].get('armadillo')} ({doc['versions'].get('armadillo_build')}; "
-        f"BLAS/LAPACK {doc['versions'].get('armadillo_blas')}).",
+        f"BLAS/LAPACK {doc['versions'].get('armadillo_blas')}), oneDAL (scikit-learn-intelex) "
+        f"{doc['versions'].get('onedal')}.",
         "",
         "| cfg | N | D | K | cov | tool | s/iter | x cuem | peak MiB (data MiB) | final mean loglik | rel gap to sklearn |",
         "|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
@@ -800,10 +880,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--sklearn-worker"]:
         return sklearn_worker(argv[1])
+    if argv[:1] == ["--onedal-worker"]:
+        return onedal_worker(argv[1])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--driver", default=os.path.join(ROOT, "build", "tests", "em_driver"), help="em_driver executable (default build/tests/em_driver)")
     p.add_argument("--configs", default="A,B,C,D,E", help="comma-separated configs (default A,B,C,D,E)")
-    p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools (default cuem,sklearn,armadillo)")
+    p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools (default cuem,sklearn,armadillo,onedal)")
+    p.add_argument("--onedal-python", default=sys.executable,
+                   help="the Python whose daal4py (pip install scikit-learn-intelex) runs oneDAL (default: this one)")
     p.add_argument("--quick", action="store_true", help="divide every N by 20")
     p.add_argument("--iters", type=int, default=5, help="EM iterations (default 5)")
     p.add_argument("--threads", type=int, default=2, help="threads for every tool (default 2)")
@@ -864,6 +948,14 @@ def main(argv=None):
                 args.arma_binary = exe
                 versions["armadillo_build"] = how.replace(tmp + "/", "").replace(HERE + "/", "scripts/")
                 versions["armadillo_blas"] = linked_blas(exe)
+        if "onedal" in tools:
+            probe = subprocess.run([args.onedal_python, "-c", "import daal4py"], capture_output=True, text=True)
+            if probe.returncode != 0:
+                why = (probe.stderr.strip().splitlines() or ["no daal4py"])[-1]
+                print(f"compare_peers: oneDAL skipped: {why} (pip install scikit-learn-intelex into "
+                      f"{args.onedal_python}, or pass --onedal-python)", file=sys.stderr)
+                tools = [t for t in tools if t != "onedal"]
+                versions["onedal"] = f"skipped: {why}"
         print(f"cuem {versions['cuem']['version']} ({versions['cuem']['commit']}), scikit-learn {sklearn.__version__}, "
               f"numpy {np.__version__}; {machine['cpu_model']} ({machine['logical_cpus']} CPUs), load {load0}")
         print(f"{args.iters} iterations, {args.threads} threads, reg {args.reg:g}, repeat {args.repeat}"
@@ -893,6 +985,9 @@ def main(argv=None):
         blas = [tp for tp in sk_any["threadpools"] if tp.get("user_api") == "blas"]
         versions["sklearn_blas"] = ", ".join(f"{tp.get('internal_api')} {tp.get('version')} {tp.get('architecture')} x{tp.get('num_threads')}" for tp in blas)
         versions["sklearn_env_openblas"] = sk_any.get("env_openblas")
+    od_any = next((e["tools"]["onedal"] for e in results if "version" in e["tools"].get("onedal", {})), None)
+    if od_any is not None:
+        versions["onedal"] = od_any["version"]
     ar_any = next((e["tools"]["armadillo"] for e in results if "version" in e["tools"].get("armadillo", {})), None)
     if ar_any:
         versions["armadillo"] = ar_any["version"]
