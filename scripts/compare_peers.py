@@ -423,19 +423,20 @@ class Runner:
             res["seconds"] = res["seconds_trace"]  # in-process: the fit alone
         return res
 
-    def sklearn(self, iters):
-        out = os.path.join(self.tmp, "sklearn_result.json")
-        spec_path = os.path.join(self.tmp, "sklearn_spec.json")
+    def python_worker(self, name, python, iters):
+        """Runs this file as `--NAME-worker SPEC` under `python`; returns its JSON with arrays."""
+        out = os.path.join(self.tmp, f"{name}_result.json")
+        spec_path = os.path.join(self.tmp, f"{name}_spec.json")
         c = self.cfg
         spec = dict(n=self.n, d=c["d"], k=c["k"], cov=c["cov"], reg=self.args.reg, iters=iters, out=out, **self.files)
         with open(spec_path, "w") as f:
             json.dump(spec, f)
         if os.path.exists(out):
             os.remove(out)
-        cmd = [sys.executable, os.path.abspath(__file__), "--sklearn-worker", spec_path]
+        cmd = [python, os.path.abspath(__file__), f"--{name}-worker", spec_path]
         rc, wall, rss, text = run_child(cmd, child_env(self.args.threads, for_numpy=True), self.tmp, self.args.timeout)
         if rc != 0:
-            raise RuntimeError(f"sklearn worker exited {rc}: {text.strip()[-800:]}")
+            raise RuntimeError(f"{name} worker exited {rc}: {text.strip()[-800:]}")
         with open(out) as f:
             r = json.load(f)
         r.update(wall=wall, rss=rss)
@@ -443,25 +444,11 @@ class Runner:
             r[key] = np.array(r[key], dtype=np.float64)
         return r
 
+    def sklearn(self, iters):
+        return self.python_worker("sklearn", sys.executable, iters)
+
     def onedal(self, iters):
-        out = os.path.join(self.tmp, "onedal_result.json")
-        spec_path = os.path.join(self.tmp, "onedal_spec.json")
-        c = self.cfg
-        spec = dict(n=self.n, d=c["d"], k=c["k"], cov=c["cov"], reg=self.args.reg, iters=iters, out=out, **self.files)
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        if os.path.exists(out):
-            os.remove(out)
-        cmd = [self.args.onedal_python, os.path.abspath(__file__), "--onedal-worker", spec_path]
-        rc, wall, rss, text = run_child(cmd, child_env(self.args.threads, for_numpy=True), self.tmp, self.args.timeout)
-        if rc != 0:
-            raise RuntimeError(f"oneDAL worker exited {rc}: {text.strip()[-800:]}")
-        with open(out) as f:
-            r = json.load(f)
-        r.update(wall=wall, rss=rss)
-        for key in ("weights", "means", "covariances"):
-            r[key] = np.array(r[key], dtype=np.float64)
-        return r
+        return self.python_worker("onedal", self.args.onedal_python, iters)
 
     def armadillo(self, iters):
         out = os.path.join(self.tmp, "arma_result.txt")
