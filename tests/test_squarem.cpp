@@ -32,6 +32,7 @@
 #include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
 #include "test_util.hpp"
+#include "trace_checks.hpp"
 
 namespace {
 
@@ -44,16 +45,9 @@ using cuem::engine::SquaremSettings;
 const CovarianceType kTypes[] = {CovarianceType::full, CovarianceType::tied, CovarianceType::diag,
                                  CovarianceType::spherical};
 
-// Every kept bound at least the one before it in the same restart (no rounding allowance:
-// an EM step may lose rounding, so `slack` is what the caller allows for those).
 template <class Result>
 void expect_trace_never_decreases(const Result& r, double slack) {
-  ASSERT_FALSE(r.trace.empty());
-  for (std::size_t i = 1; i < r.trace.size(); ++i) {
-    if (r.trace[i].init != r.trace[i - 1].init) continue;
-    EXPECT_GE(r.trace[i].mean_log_likelihood, r.trace[i - 1].mean_log_likelihood - slack)
-        << "entry " << i << " of restart " << r.trace[i].init;
-  }
+  cuem_test::expect_trace_never_decreases(r.trace, slack);
 }
 
 // ---- the parameter map --------------------------------------------------------------
