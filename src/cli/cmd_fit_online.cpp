@@ -114,6 +114,11 @@ void add_fit_online_command(CLI::App& app, const GlobalFlags& flags, int& exit_c
   cmd->add_option("FILES", args->files, "batches: files in any format cuem reads, in order ('-': standard input)")
       ->required();
   add_fit_options(cmd, args->fit, true);
+  // A stream takes one step per batch and keeps no restarts: the batch fit's stopping and
+  // restart options would be silently ignored, so they are not options here (CLI11 then
+  // names them as unexpected arguments, exit 2).
+  for (const char* name : {"--tol", "--max-iter", "--n-init", "--acceleration"})
+    if (CLI::Option* opt = cmd->get_option_no_throw(name)) cmd->remove_option(opt);
   add_data_options(cmd, args->data);
   cmd->add_option("--batch-size", args->batch_size, "rows per step (0: each file is one batch)")
       ->capture_default_str();

@@ -68,3 +68,11 @@ def test_fit_online_bad_input_writes_nothing(data):
         p = data("fit-online", "part0.npy", "-k", "3", "--learning-decay", decay, "-o", "bad3.json", expect=2)
         assert "(0.5, 1]" in p.stderr and not (data.cwd / "bad3.json").exists()
     data("fit-online", "part0.npy", "-k", "3", "--save-every", "2", expect=2)
+
+
+@pytest.mark.parametrize("flag", [["--tol", "1e-3"], ["--max-iter", "5"], ["--n-init", "2"],
+                                  ["--acceleration", "squarem"]])
+def test_fit_online_refuses_the_batch_fits_stopping_and_restart_options(data, flag):
+    # A stream takes one step per batch: these would be ignored, so they are unexpected arguments.
+    p = data("fit-online", "part0.npy", "-k", "3", *flag, "-o", "bad4.json", expect=2)
+    assert flag[0] in p.stderr and not (data.cwd / "bad4.json").exists()
