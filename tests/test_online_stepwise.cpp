@@ -226,7 +226,12 @@ TEST(OnlineErrors, ScheduleOutsideItsRange) {
   for (const double kappa : {0.5, 0.3, 1.01, std::numeric_limits<double>::quiet_NaN()})
     EXPECT_THROW(cuem::OnlineGaussianMixture(o, {kappa, 0.0}), cuem::InvalidArgument) << kappa;
   EXPECT_THROW(cuem::OnlineGaussianMixture(o, {0.7, -1.0}), cuem::InvalidArgument);
-  EXPECT_NO_THROW(cuem::OnlineGaussianMixture(o, {1.0, 0.0}));
+  // kappa = 1 is the range's closed end (rho_t = 1 / t): taken, and nothing fitted yet.
+  const cuem::OnlineGaussianMixture at_edge(o, {1.0, 0.0});
+  EXPECT_FALSE(at_edge.initialized());
+  EXPECT_EQ(at_edge.n_steps(), 0);
+  EXPECT_EQ(at_edge.n_points_seen(), 0u);
+  EXPECT_TRUE(at_edge.model().empty());
   cuem::FitOptions missing = o;
   missing.missing = cuem::MissingPolicy::marginalize;
   EXPECT_THROW(cuem::OnlineGaussianMixture(missing, {0.7, 0.0}), cuem::InvalidArgument);
