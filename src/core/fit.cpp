@@ -17,25 +17,13 @@
 #include "engine/incomplete_rows.hpp"
 #include "engine/missing_gmm_model.hpp"
 #include "engine/missing_layout.hpp"
+#include "engine/interrupt_scope.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/primitives.hpp"
 #include "engine/squarem_driver.hpp"
 
 namespace cuem {
 namespace {
-
-// The interrupt check lives as long as a fit; placed data may outlive it.
-struct InterruptScope {
-  Primitives* prims[2] = {nullptr, nullptr};
-  InterruptScope(const FitOptions& o, Primitives* a, Primitives* b = nullptr) : prims{a, b} {
-    for (Primitives* p : prims)
-      if (p && o.interrupted) p->set_interrupt(o.interrupted);
-  }
-  ~InterruptScope() {
-    for (Primitives* p : prims)
-      if (p) p->set_interrupt({});
-  }
-};
 
 // A FitResult from the driver's.
 FitResult result_of(engine::BatchResult<Model>&& run, const std::string& placement_notice) {
@@ -105,7 +93,7 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
   PlacedData::Impl& placed = data.impl();
   const engine::ThreadCountScope threads(placed.resources->options().n_threads);
   Primitives& prims = placed.primitives();
-  const InterruptScope interrupt_scope(o, &prims);
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
   engine::GaussianMixtureEM model(prims, placed.X, o, placed.kmeans);
   FitResult result;
   if (o.chunk_rows > 0) {  // out of core: the whole data's primitives are never asked to read
@@ -172,7 +160,7 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
   if (layout.n_complete > 0)
     complete = make_primitives(layout.complete_view(), layout.complete_weight_view(), request, nullptr, &context);
   std::unique_ptr<engine::IncompleteRows> incomplete = make_incomplete_rows(layout, request, *filled, &context);
-  const InterruptScope interrupt_scope(o, filled.get(), complete.get());
+  const engine::InterruptScope interrupt_scope(o.interrupted, {filled.get(), complete.get()});
   filled->reserve(o.covariance_type, o.n_components);
   if (complete) complete->reserve(o.covariance_type, o.n_components);
 

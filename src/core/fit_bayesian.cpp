@@ -10,6 +10,7 @@
 #include "cuem/bayesian.hpp"
 #include "cuem/errors.hpp"
 #include "engine/batch_driver.hpp"
+#include "engine/interrupt_scope.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
 #include "engine/vb_gmm_model.hpp"
@@ -17,15 +18,6 @@
 
 namespace cuem {
 namespace {
-
-// The interrupt check lives as long as the fit; placed data may outlive it.
-struct InterruptScope {
-  Primitives& prims;
-  InterruptScope(Primitives& p, const std::function<bool()>& check) : prims(p) {
-    if (check) prims.set_interrupt(check);
-  }
-  ~InterruptScope() { prims.set_interrupt({}); }
-};
 
 void check_posterior(const BayesianPosterior& q, DataView X) {
   if (q.empty()) throw InvalidArgument("the posterior is empty (not fitted)");
@@ -64,7 +56,7 @@ BayesianFitResult fit_bayesian(DataView X, const BayesianOptions& o, WeightView 
   PlacedData::Impl& placed = data.impl();
   const engine::ThreadCountScope threads(em.n_threads);
   Primitives& prims = placed.primitives();
-  const InterruptScope interrupt_scope(prims, em.interrupted);
+  const engine::InterruptScope interrupt_scope(em.interrupted, {&prims});
   prims.reserve(em.covariance_type, em.n_components);
 
   const BayesianPrior prior = engine::resolve_prior(prims, o);

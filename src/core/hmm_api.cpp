@@ -14,6 +14,7 @@
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_model.hpp"
 #include "engine/hmm_parameter_map.hpp"
+#include "engine/interrupt_scope.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
 
@@ -138,11 +139,7 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   PlacedData::Impl& placed = data.impl();
   const engine::ThreadCountScope threads(o.n_threads);
   Primitives& prims = placed.primitives();
-  if (o.interrupted) prims.set_interrupt(o.interrupted);
-  struct Reset {
-    Primitives& p;
-    ~Reset() { p.set_interrupt({}); }
-  } reset{prims};
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
   prims.reserve(o.covariance_type, o.n_components);
 
   engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
