@@ -10,6 +10,16 @@
 
 #include "cuem/errors.hpp"
 
+// The three passes are compiled once per instruction-set level, chosen by the loader, with
+// everything they call inlined into each clone (flatten), as src/cpu/cpu_kernels.cpp does.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(CUEM_NO_TARGET_CLONES)
+#define CUEM_CHAIN_CLONES \
+  __attribute__((flatten, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CUEM_CHAIN_CLONES
+#endif
+
 namespace cuem::engine {
 namespace {
 
@@ -18,12 +28,30 @@ namespace {
 constexpr std::size_t kMaxChainBlocks = 256;
 constexpr std::size_t kMinBlockFrames = 64;
 
+// sum_t log c_t as the log of running products (c_t <= 1: a_{t-1} A and b_t both sum to
+// 1), a log only when the product nears the bottom of the range.
+struct LogProduct {
+  double log_sum = 0.0, product = 1.0;
+  void add(double ct) {
+    if (ct < 0x1p-100) {
+      log_sum += std::log(ct);
+    } else {
+      product *= ct;
+      if (product < 0x1p-900) {
+        log_sum += std::log(product);
+        product = 1.0;
+      }
+    }
+  }
+  double value() const { return log_sum + std::log(product); }
+};
+
 // The three passes with K known at compile time where it is small (KC > 0): the K-long
 // loops then unroll into a few vector operations, which is most of the chain's speed at
 // small K; KC = 0 takes K at run time.
 template <int KC>
-std::size_t forward_k(const ChainModel& m, const double* b, std::size_t n, const double* a_prev, double* a,
-                      double* c) {
+std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size_t n, const double* a_prev,
+                      double* __restrict a, double* __restrict c) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
   const double* A = m.A;
@@ -53,8 +81,8 @@ std::size_t forward_k(const ChainModel& m, const double* b, std::size_t n, const
 }
 
 template <int KC>
-void backward_k(const ChainModel& m, const double* b, std::size_t n, const double* b_next, const double* r_next,
-                double* r) {
+void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, const double* b_next,
+                const double* r_next, double* __restrict r) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
   double u_store[KC > 0 ? KC : 1];
@@ -87,14 +115,21 @@ void backward_k(const ChainModel& m, const double* b, std::size_t n, const doubl
 }
 
 template <int KC>
-double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const double* a, const double* c,
-                 const double* r, const double* s, double* b, const double* a_before, double* xi) {
+double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const double* __restrict a,
+                 const double* __restrict c, const double* __restrict r, const double* __restrict s,
+                 double* __restrict b, const double* a_before, double* xi) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
   double u_store[KC > 0 ? KC : 1];
-  std::vector<double> u_heap(KC > 0 ? 0 : uK);
-  double* u = KC > 0 ? u_store : u_heap.data();
-  double ll = 0.0;
+  double outer_store[KC > 0 ? KC * KC : 1];
+  std::vector<double> heap(KC > 0 ? 0 : uK + uK * uK);
+  double* __restrict u = KC > 0 ? u_store : heap.data();
+  // sum_t a_{t-1} u_t^T over the block; xi = A_ij times it, once per block.
+  double* __restrict outer = KC > 0 ? outer_store : heap.data() + uK;
+  if (xi)
+    for (std::size_t i = 0; i < uK * uK; ++i) outer[i] = 0.0;
+  LogProduct log_c;
+  double sum_s = 0.0;
   for (std::size_t t = lo; t < hi; ++t) {
     const double* at = a + t * uK;
     const double* rt = r + t * uK;
@@ -109,16 +144,18 @@ double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const doub
       for (int j = 0; j < K; ++j) u[j] = bt[j] * rt[j] * inv;
       for (int i = 0; i < K; ++i) {
         const double ai = ap[i];
-        const double* Ai = m.A + static_cast<std::size_t>(i) * uK;
-        double* Xi = xi + static_cast<std::size_t>(i) * uK;
-        for (int j = 0; j < K; ++j) Xi[j] += ai * Ai[j] * u[j];
+        double* Oi = outer + static_cast<std::size_t>(i) * uK;
+        for (int j = 0; j < K; ++j) Oi[j] += ai * u[j];
       }
     }
     const double inv = 1.0 / G;
     for (int k = 0; k < K; ++k) bt[k] = at[k] * rt[k] * inv;
-    ll += std::log(c[t]) + s[t];
+    log_c.add(c[t]);
+    sum_s += s[t];
   }
-  return ll;
+  if (xi)
+    for (std::size_t i = 0; i < uK * uK; ++i) xi[i] += m.A[i] * outer[i];
+  return log_c.value() + sum_s;
 }
 
 // Calls f(std::integral_constant<int, KC>) with KC = K for the common small K, 0 otherwise.
@@ -158,16 +195,19 @@ std::size_t chain_block_frames(std::size_t T) noexcept {
   return std::max(kMinBlockFrames, (T + kMaxChainBlocks - 1) / kMaxChainBlocks);
 }
 
+CUEM_CHAIN_CLONES
 std::size_t forward_segment(const ChainModel& m, const double* b, std::size_t n, const double* a_prev, double* a,
                             double* c) {
   return dispatch_k(m.K, [&](auto kc) { return forward_k<decltype(kc)::value>(m, b, n, a_prev, a, c); });
 }
 
+CUEM_CHAIN_CLONES
 void backward_segment(const ChainModel& m, const double* b, std::size_t n, const double* b_next,
                       const double* r_next, double* r) {
   dispatch_k(m.K, [&](auto kc) { backward_k<decltype(kc)::value>(m, b, n, b_next, r_next, r); });
 }
 
+CUEM_CHAIN_CLONES
 double combine_frames(const ChainModel& m, std::size_t lo, std::size_t hi, const double* a, const double* c,
                       const double* r, const double* s, double* b, const double* a_before, double* xi) {
   return dispatch_k(m.K, [&](auto kc) { return combine_k<decltype(kc)::value>(m, lo, hi, a, c, r, s, b, a_before, xi); });
@@ -201,9 +241,13 @@ double forward_log_likelihood(const ChainModel& m, std::size_t T, const double* 
   const std::size_t B = chain_block_frames(T);
   double ll = 0.0;
   for (std::size_t lo = 0; lo < T; lo += B) {
-    double block = 0.0;
-    for (std::size_t t = lo; t < std::min(T, lo + B); ++t) block += std::log(w.c[t]) + s[t];
-    ll += block;
+    LogProduct log_c;
+    double sum_s = 0.0;
+    for (std::size_t t = lo; t < std::min(T, lo + B); ++t) {
+      log_c.add(w.c[t]);
+      sum_s += s[t];
+    }
+    ll += log_c.value() + sum_s;  // as combine_frames sums a block
   }
   return ll;
 }
