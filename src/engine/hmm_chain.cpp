@@ -46,6 +46,34 @@ struct LogProduct {
   double value() const { return log_sum + std::log(product); }
 };
 
+// Sums of K terms in four interleaved partial sums, combined in a fixed order: a quarter
+// of a serial sum's dependency chain (the chain's passes are latency-bound), and the same
+// result on every call.
+inline double sum4(const double* v, int K) {
+  double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
+  int k = 0;
+  for (; k + 4 <= K; k += 4) {
+    p0 += v[k];
+    p1 += v[k + 1];
+    p2 += v[k + 2];
+    p3 += v[k + 3];
+  }
+  for (; k < K; ++k) p0 += v[k];
+  return (p0 + p1) + (p2 + p3);
+}
+inline double dot4(const double* a, const double* b, int K) {
+  double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
+  int k = 0;
+  for (; k + 4 <= K; k += 4) {
+    p0 += a[k] * b[k];
+    p1 += a[k + 1] * b[k + 1];
+    p2 += a[k + 2] * b[k + 2];
+    p3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < K; ++k) p0 += a[k] * b[k];
+  return (p0 + p1) + (p2 + p3);
+}
+
 // The three passes with K known at compile time where it is small (KC > 0): the K-long
 // loops then unroll into a few vector operations, which is most of the chain's speed at
 // small K; KC = 0 takes K at run time.
@@ -70,8 +98,7 @@ std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size
       }
       for (int j = 0; j < K; ++j) at[j] *= bt[j];
     }
-    double sum = 0.0;
-    for (int k = 0; k < K; ++k) sum += at[k];
+    const double sum = sum4(at, K);
     if (!(sum > 0.0)) return t;
     c[t] = sum;
     const double inv = 1.0 / sum;
@@ -105,8 +132,7 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
       const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
       for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
     }
-    double sum = 0.0;
-    for (int k = 0; k < K; ++k) sum += rt[k];
+    const double sum = sum4(rt, K);
     if (sum > 0.0) {  // a zero sum is an impossible frame, which the forward pass reports
       const double inv = 1.0 / sum;
       for (int k = 0; k < K; ++k) rt[k] *= inv;
@@ -134,8 +160,7 @@ double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const doub
     const double* at = a + t * uK;
     const double* rt = r + t * uK;
     double* bt = b + t * uK;
-    double G = 0.0;
-    for (int k = 0; k < K; ++k) G += at[k] * rt[k];
+    const double G = dot4(at, rt, K);
     const double* ap = t > 0 ? at - uK : a_before;
     if (xi && ap) {
       // xi_{t-1}(i, j) = a_{t-1}(i) A_ij b_t(j) r_t(j) / (c_t G_t): its normaliser is
