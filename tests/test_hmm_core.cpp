@@ -585,6 +585,17 @@ TEST_P(HmmReference, BoundedMemoryEqualsTheWholePass) {
       EXPECT_LT(cuem_test::max_rel_diff(part.model.emissions.covariances, whole.model.emissions.covariances), 1e-12);
     }
   }
+  // The segmented pass on 1 and 3 threads: bitwise the same.
+  cuem::HmmOptions o = options_from(start, 2);
+  o.segment_frames = 200;
+  o.n_threads = 1;
+  const cuem::HmmFitResult one = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+  o.n_threads = 3;
+  const cuem::HmmFitResult three = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+  EXPECT_EQ(one.trace.back().mean_log_likelihood, three.trace.back().mean_log_likelihood);
+  EXPECT_EQ(one.model.transmat, three.model.transmat);
+  EXPECT_EQ(one.model.emissions.means, three.model.emissions.means);
+  EXPECT_EQ(one.model.emissions.covariances, three.model.emissions.covariances);
 }
 
 }  // namespace
