@@ -160,7 +160,9 @@ double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::
       const std::size_t L = std::max<std::size_t>(1, segment_frames / B) * B;
       const std::size_t n_seg = (T + L - 1) / L;
       const std::size_t n = std::min(T, L);
-      b.resize(n * uK), s.resize(n), a.resize(n * uK), c.resize(n), r.resize(n * uK);
+      for (std::vector<double>* v : {&b, &a, &r}) v->resize(n * uK);
+      s.resize(n);
+      c.resize(n);
       checkpoints.resize(n_seg * uK);
       xi_blocks.assign(n_blocks * KK, 0.0);
       block_ll.assign(n_blocks, 0.0);
