@@ -53,6 +53,16 @@ __all__ = [
 ]
 
 
+def __getattr__(name):
+    # cuem.dask (the Dask estimator) imports dask, so it is loaded only when asked for:
+    # `import cuem.dask`, or the attribute cuem.dask.
+    if name == "dask":
+        import importlib
+
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def built_with_cuda():
     """True when the compiled library has the CUDA backend (nvcc was present at build)."""
     return bool(_built_with_cuda)
