@@ -11,6 +11,9 @@
 #             identical, within float32 rounding of the CPU fit
 #   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
 #             uninterrupted fit (and the resume says it replayed iterations)
+#   shards    the data split into 3 shard files (uneven, segments across their borders),
+#             named as a list and as a glob: R = 1..4 byte-identical, and bitwise the
+#             single file's model; shards of different widths: exit 3 naming the shard
 # Exit 77 (skipped) where mpirun is absent.
 set -uo pipefail
 cuem=$1
@@ -227,6 +230,43 @@ sys.exit(0 if worst < 1e-4 else 1)
 PY
       echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
     done
+    ;;
+  shards)
+    gen 3000 4 5 "$work/whole.npy"
+    # Rows 0-699, 700-2199 and 2200-2999 as three .npy files (plain Python: no NumPy here).
+    python3 - "$work/whole.npy" "$work" <<'PY' || fail "could not split the file"
+import ast, struct, sys
+raw = open(sys.argv[1], "rb").read()
+hlen = struct.unpack("<H", raw[8:10])[0]
+header = ast.literal_eval(raw[10:10 + hlen].decode())
+n, d = header["shape"]
+item = int(header["descr"][2:])
+body = raw[10 + hlen:]
+def save(path, rows, cols, data):
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }" % (header["descr"], rows, cols)
+    h += " " * (63 - (10 + len(h)) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + data)
+for name, (a, b) in {"part-a": (0, 700), "part-b": (700, 2200), "part-c": (2200, n)}.items():
+    save(f"{sys.argv[2]}/{name}.npy", b - a, d, body[a * d * item:b * d * item])
+save(f"{sys.argv[2]}/narrow.npy", 10, d - 1, body[:10 * (d - 1) * item])
+PY
+    opts=(-k 5 --covariance full --max-iter 6 --tol 0 --segment-rows 256)
+    dfit 2 "$work/whole.npy" "$work/whole.json" "${opts[@]}"
+    list="$work/part-a.npy,$work/part-b.npy,$work/part-c.npy"
+    for r in 1 2 3 4; do dfit "$r" "$list" "$work/list_$r.json" "${opts[@]}"; done
+    for r in 2 3 4; do cmp -s "$work/list_1.json" "$work/list_$r.json" || fail "shards: R = $r differs from R = 1"; done
+    close "$work/list_1.json" "$work/whole.json" 0 || fail "the shards' model is not the single file's, bitwise"
+    dfit 3 "$work/part-*.npy" "$work/glob.json" "${opts[@]}"
+    close "$work/glob.json" "$work/whole.json" 0 || fail "the glob's model is not the single file's, bitwise"
+    echo "ok: shards (list and glob) give the single file's model bitwise for R = 1..4"
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/part-a.npy,$work/narrow.npy" --distributed -k 2 >/dev/null 2>"$work/err.txt"
+    code=$?
+    cat "$work/err.txt"
+    [ "$code" -eq 3 ] || fail "shards of different widths: exit code $code, expected 3"
+    grep -q "narrow.npy has 3 columns" "$work/err.txt" || fail "the message does not name the narrow shard"
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/none-*.npy" --distributed -k 2 >/dev/null 2>"$work/err.txt"
+    code=$?
+    [ "$code" -eq 3 ] && grep -q "no file matches" "$work/err.txt" || fail "an unmatched glob: exit $code, $(cat "$work/err.txt")"
     ;;
   *) fail "unknown case $case_name" ;;
 esac
