@@ -70,7 +70,7 @@ DataView rows_of_shards(const std::vector<io::Table>& shards, std::size_t begin,
   return DataView(copy.data(), end - begin, D);
 }
 
-int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fit_args,
+int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string& weights_path, const FitArgs& fit_args,
                 const std::string& output, const std::string& trace, const DistributedArgs& d, GlobalFlags flags,
                 const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   const bool root = comm.rank() == 0;
@@ -90,7 +90,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   comm.all_gather(mpi::run_local([&] {
                     if (!root) return;
                     try {
-                      check_outputs({output, trace, d.checkpoint}, {data.path});
+                      check_outputs({output, trace, d.checkpoint}, {data.path, weights_path});
                     } catch (const std::exception& e) {
                       throw InvalidArgument(e.what());
                     }
@@ -98,7 +98,8 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
                   std::string());
 
   const std::string data_name = io::display_name(data.path);
-  if (io::is_stdin_name(data.path)) throw UsageError("--distributed reads DATA from a file every rank can open, not '-'");
+  if (io::is_stdin_name(data.path) || io::is_stdin_name(weights_path))
+    throw UsageError("--distributed reads DATA and --weights from files every rank can open, not '-'");
   std::vector<io::Table> shards;
   std::vector<double> copied;
   mpi::SegmentLayout layout;
@@ -124,6 +125,21 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   comm.all_gather(loaded, std::string());
   const io::Table& table = shards.front();  // the columns (every shard's the same)
   const std::size_t n_rows = layout.n_rows;
+  // Every rank reads all of the weights (one value a row): the host's k-means steps index
+  // them by global row.
+  std::vector<double> weights;
+  comm.all_gather(mpi::run_local([&] {
+                    io::Table whole;
+                    whole.rows = n_rows;
+                    whole.cols = table.cols;
+                    weights = load_weights(weights_path, whole, flags);
+                  }),
+                  std::string());
+  double total_weight = static_cast<double>(n_rows);
+  if (!weights.empty()) {
+    total_weight = 0.0;
+    for (double v : weights) total_weight += v;
+  }
   std::vector<std::uint64_t> digests;
   const mpi::LocalStatus checked = mpi::run_local(
       [&] { digests = mpi::check_rows(rows, layout.rank_row_begin(comm.rank()), layout, comm.rank()); });
@@ -132,7 +148,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
                   " features over " + std::to_string(comm.size()) + " rank(s)");
 
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
-  const mpi::DistributedFitResult dr = mpi::fit_distributed(comm, rows, layout, o, options, digest);
+  const mpi::DistributedFitResult dr = mpi::fit_distributed(comm, rows, layout, o, options, digest, weight_view(weights));
   end_progress(flags);
   const FitResult& r = dr.fit;
   if (!root) return kOk;
@@ -147,7 +163,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   if (!r.converged)
     note(flags, "warning: did not converge in " + std::to_string(o.max_iter) +
                     " iterations; raise --max-iter or --tol, or check the data's scale");
-  const double n = static_cast<double>(n_rows);
+  const double n = total_weight;  // the data's size for bic: sum w with weights, as cuem fit's
   const double p = n_parameters(r.model);
   const double bic = -2.0 * dr.score * n + p * std::log(n);
   const double aic = -2.0 * dr.score * n + 2.0 * p;
@@ -163,6 +179,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
                         {"n_samples", n_rows},        {"n_features", table.cols},  {"best_init", r.best_init},
                         {"n_decreases", r.n_decreases}, {"device", r.device},       {"ranks", comm.size()},
                         {"reduction", d.reduction},   {"resumed_after", dr.resumed_after}};
+    if (!weights.empty()) j["sum_weights"] = total_weight;
     add_convergence_json(j, r, o.acceleration);
     print_fit_json(j, output, io::model_to_json(r.model, meta));
     return kOk;
@@ -170,6 +187,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic, aic);
+  if (!weights.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(weights_path).c_str(), total_weight);
   std::printf("distributed: %s\n", r.device.c_str());
   std::printf("%s", convergence_text(r, o.acceleration).c_str());
   if (output.empty()) {
@@ -208,12 +226,13 @@ void report_once(const mpi::Communicator& comm, const std::exception& e) {
 
 }  // namespace
 
-int run_distributed_fit(const DataArgs& data, const FitArgs& fit, const std::string& output, const std::string& trace,
-                        const DistributedArgs& d, const GlobalFlags& flags,
+int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
+                        const std::string& output, const std::string& trace, const DistributedArgs& d,
+                        const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   mpi::Communicator comm(nullptr, nullptr);
   try {
-    return run_on_rank(comm, data, fit, output, trace, d, flags, trace_csv);
+    return run_on_rank(comm, data, weights, fit, output, trace, d, flags, trace_csv);
   } catch (const mpi::AgreedFailure& agreed) {
     try {
       agreed.rethrow_typed();

@@ -11,6 +11,8 @@
 #             identical, within float32 rounding of the CPU fit
 #   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
 #             uninterrupted fit (and the resume says it replayed iterations)
+#   weights   --weights: R = 1..4 byte-identical (kmeans, k-means++, random_from_data; rows
+#             of weight 0 included) and close to the plain weighted fit
 #   shards    the data split into 3 shard files (uneven, segments across their borders),
 #             named as a list and as a glob: R = 1..4 byte-identical, and bitwise the
 #             single file's model; shards of different widths: exit 3 naming the shard
@@ -267,6 +269,33 @@ PY
     "${mpi[@]}" -n 2 "$cuem" fit "$work/none-*.npy" --distributed -k 2 >/dev/null 2>"$work/err.txt"
     code=$?
     [ "$code" -eq 3 ] && grep -q "no file matches" "$work/err.txt" || fail "an unmatched glob: exit $code, $(cat "$work/err.txt")"
+    ;;
+  weights)
+    gen 2000 3 4 "$work/w.npy"
+    # One weight per row, 0 to 3 (a quarter of the rows absent), as a 1-D float64 .npy.
+    python3 - "$work/weights.npy" 2000 <<'PY' || fail "could not write the weights"
+import struct, sys
+n = int(sys.argv[2])
+h = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d,), }" % n
+h += " " * (63 - (10 + len(h)) % 64) + "\n"
+body = b"".join(struct.pack("<d", float((i * 7919) % 4)) for i in range(n))
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + body)
+PY
+    same_for_all_ranks "$work/w.npy" -k 4 --weights "$work/weights.npy" --max-iter 6 --tol 0 --segment-rows 256
+    same_for_all_ranks "$work/w.npy" -k 4 --weights "$work/weights.npy" --init k-means++ --covariance diag \
+      --max-iter 4 --tol 0 --segment-rows 200
+    same_for_all_ranks "$work/w.npy" -k 3 --weights "$work/weights.npy" --init random_from_data --n-init 2 \
+      --covariance tied --max-iter 4 --tol 0 --segment-rows 300
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/w.npy" --distributed -q --json -k 4 --weights "$work/weights.npy" \
+      --segment-rows 256 >"$work/d.json" || fail "distributed --json fit failed"
+    "$cuem" fit "$work/w.npy" -q --json -k 4 --weights "$work/weights.npy" >"$work/p.json" || fail "plain fit failed"
+    python3 - "$work/d.json" "$work/p.json" <<'PY' || fail "sum_weights or bic differ"
+import json, sys
+d, p = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["sum_weights"] == p["sum_weights"] == 3000.0, (d["sum_weights"], p["sum_weights"])
+assert abs(d["bic"] - p["bic"]) <= 1e-8 * abs(p["bic"]), (d["bic"], p["bic"])
+print("ok: sum_weights and bic agree with the plain weighted fit")
+PY
     ;;
   *) fail "unknown case $case_name" ;;
 esac
