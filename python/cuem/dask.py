@@ -39,11 +39,12 @@ Faults: a worker lost during a fit is replaced by Dask: its tasks are re-run els
 its chunks of X recomputed from their graph, so the fit goes on and ends as an
 uninterrupted one would (the statistics do not depend on placement). Data without a graph
 to recompute from (chunks scattered from the client, then their holder lost) make the fit
-fail with the error Dask reports.
+fail with a RuntimeError that says so.
 """
 
 import time
 import warnings
+from concurrent.futures import CancelledError
 
 import numpy as np
 
@@ -208,14 +209,22 @@ def _to_workers(client, value):
 
 def _tree_sum(client, parts, add):
     """The sum of futures `parts` by a binary tree over their positions ((0+1), (2+3), ...,
-    then pairs of those), computed on the workers; fetched to the client."""
+    then pairs of those), computed on the workers; fetched to the client. Work that Dask
+    cannot redo after losing a worker is a RuntimeError saying so."""
     parts = list(parts)
     while len(parts) > 1:
         paired = [client.submit(add, parts[i], parts[i + 1], pure=False) for i in range(0, len(parts) - 1, 2)]
         if len(parts) % 2:
             paired.append(parts[-1])
         parts = paired
-    return parts[0].result()
+    try:
+        return parts[0].result()
+    except (CancelledError, distributed.KilledWorker) as error:
+        raise RuntimeError(
+            "cuem.dask: the fit lost work it cannot redo: a worker died holding chunks of X that have no task "
+            "graph to recompute them from (scattered data), or a task took part in too many worker deaths "
+            f"(distributed.scheduler.allowed-failures); Dask says: {type(error).__name__}: {error}"
+        ) from error
 
 
 def _as_dask_rows(X, name="X"):

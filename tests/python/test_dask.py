@@ -304,6 +304,25 @@ def test_worker_killed_mid_fit_recovers(client):
     client.wait_for_workers(2, timeout=60)  # the nanny's new worker, for the tests after
 
 
+def test_worker_killed_holding_scattered_data_fails_clearly(client):
+    # Documented outcome: chunks scattered from the client have no graph; once their only
+    # holder is lost the fit stops with a RuntimeError that says so, without hanging.
+    workers = sorted(client.scheduler_info()["workers"])
+    pid = client.run(os.getpid)[workers[0]]
+    parts = client.scatter([X[i : i + 300] for i in range(0, N, 300)], workers=[workers[0]])
+    Xd = da.concatenate([da.from_delayed(p, shape=(300, D), dtype=np.float64) for p in parts])
+
+    def kill_after_second(init, iteration, lower_bound, change):
+        if iteration == 2:
+            os.kill(pid, signal.SIGKILL)
+
+    began = time.time()
+    with pytest.raises(RuntimeError, match="no task graph to recompute them from"):
+        distributed_fit(Xd, "full", callback=kill_after_second, tol=0, max_iter=6, **start("full"))
+    assert time.time() - began < 60
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_import_and_no_client():
     # In a fresh interpreter: `import cuem` leaves dask unimported; a fit without a Client
     # says what to do.
