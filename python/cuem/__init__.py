@@ -15,6 +15,9 @@ Missing data: ``GaussianMixture(missing='marginalize')`` takes NaN entries as mi
 random (fit, predict and score by each row's observed entries; ``impute`` fills them in);
 the default ``missing='error'`` refuses NaN as scikit-learn does.
 
+On a dask.distributed cluster, ``cuem.dask.GaussianMixture`` fits a dask array where its
+chunks live (``import cuem.dask``; dask is imported only then).
+
 Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be fitted,
 ``cuem.NumericalError`` for a covariance that is not positive definite even after
 ``reg_covar``; both subclass ``ValueError``); an absent or failing device is

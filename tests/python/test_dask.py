@@ -341,7 +341,7 @@ def test_import_and_no_client():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_callback_false_stops(client):
+def test_callback_false_stops(client, capsys):
     seen = []
 
     def stop_at_three(init, iteration, lower_bound, change):
@@ -350,5 +350,8 @@ def test_callback_false_stops(client):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gm = distributed_fit(da.from_array(X, chunks=(300, D)), "diag", callback=stop_at_three, tol=0, **start("diag"))
+        gm = distributed_fit(da.from_array(X, chunks=(300, D)), "diag", callback=stop_at_three, tol=0, verbose=2,
+                             verbose_interval=2, **start("diag"))
     assert seen == [1, 2, 3] and gm.n_iter_ == 3
+    printed = capsys.readouterr().out
+    assert "Initialization 0" in printed and "Iteration 2\t time lapse" in printed  # scikit-learn's verbose lines
