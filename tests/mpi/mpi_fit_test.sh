@@ -8,7 +8,7 @@
 #             column; exit code 3 on every rank, no hang
 #   kill      SIGKILL to rank 1 mid-fit: mpirun ends the whole job, non-zero, within 60 s
 #   emulated  the emulated CUDA backend (the mpi_emulated_fit driver, $3): R = 1..4 bitwise
-#             identical, within float32 rounding of the CPU fit
+#             identical, within float32 rounding of the CPU fit; with weights too
 #   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
 #             uninterrupted fit (and the resume says it replayed iterations)
 #   weights   --weights: R = 1..4 byte-identical (kmeans, k-means++, random_from_data; rows
@@ -211,15 +211,15 @@ PY
     # and within float32 rounding of the float64 CPU fit from the same start.
     driver=${3:-}
     [ -x "$driver" ] || fail "no mpi_emulated_fit driver given"
-    for cfg in "full 3 1200 4" "diag 4 1100 6" "tied 3 900 3" "spherical 2 1000 5"; do
+    for cfg in "full 3 1200 4" "diag 4 1100 6" "tied 3 900 3" "spherical 2 1000 5" "full 3 1000 3 weighted"; do
       set -- $cfg
       for r in 1 2 3 4; do
-        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" 200 3 >"$work/emu_out.txt" ||
+        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" 200 3 ${5:-} >"$work/emu_out.txt" ||
           fail "emulated fit on $r ranks failed ($cfg)"
       done
       grep -q "^cuda" "$work/emu_out.txt" || fail "the fit did not run on the (emulated) CUDA device: $(cat "$work/emu_out.txt")"
       for r in 2 3 4; do cmp -s "$work/emu_1.bin" "$work/emu_$r.bin" || fail "emulated R = $r differs from R = 1 ($cfg)"; done
-      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" 200 3 >/dev/null || fail "CPU fit failed"
+      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" 200 3 ${5:-} >/dev/null || fail "CPU fit failed"
       python3 - "$work/emu_1.bin" "$work/cpu.bin" <<'PY' || fail "emulated and CPU fits differ ($cfg)"
 import struct, sys
 a, b = (open(p, "rb").read() for p in sys.argv[1:3])
