@@ -553,6 +553,10 @@ class GaussianMixture(*_Bases):
             )
         return self
 
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """fit(X), then predict(X): the most probable component of every row, a dask array."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
     def _em(self, client, data, model, init, printer):
         """EM from `model` as the library's batch driver runs it (src/engine/batch_driver.hpp)."""
         where = self._where()

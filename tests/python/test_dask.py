@@ -108,11 +108,16 @@ def test_one_chunk_is_the_local_fit_bitwise(client, covariance_type):
 
 
 def test_converges_as_the_local_estimator(client):
-    params = dict(start("full"), tol=1e-3, max_iter=100)
+    params = dict(start("full"), tol=1e-3, max_iter=100, random_state=3)
     ref = local("full", **params)
-    got = distributed_fit(da.from_array(X, chunks=(400, D)), "full", **params)
+    got = cuem.dask.GaussianMixture(K, **params)
+    labels = got.fit_predict(da.from_array(X, chunks=(400, D)))
     assert ref.converged_ and got.converged_
     assert_same_fit(got, ref, 1e-12)
+    np.testing.assert_array_equal(labels.compute(), ref.predict(X))
+    drawn, ref_drawn = got.sample(50), ref.sample(50)  # the local sample() on the fitted parameters
+    np.testing.assert_array_equal(drawn[1], ref_drawn[1])
+    np.testing.assert_allclose(drawn[0], ref_drawn[0], rtol=1e-9)
 
 
 def test_sample_weight_agrees_with_local(client):
