@@ -230,6 +230,11 @@ worst = max(abs(u - v) for u, v in zip(x, y)) / scale
 print(f"emulated float32 against CPU float64: largest relative difference {worst:.3g}")
 sys.exit(0 if worst < 1e-4 else 1)
 PY
+      if [ -n "${5:-}" ]; then  # the weights were used: the unweighted fit is another model
+        "${mpi[@]}" -n 2 "$driver" "$work/unweighted.bin" cuda "$1" "$2" "$3" "$4" 200 3 >/dev/null ||
+          fail "unweighted emulated fit failed"
+        cmp -s "$work/emu_1.bin" "$work/unweighted.bin" && fail "the weighted emulated fit equals the unweighted one"
+      fi
       echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
     done
     ;;
