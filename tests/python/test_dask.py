@@ -192,6 +192,16 @@ def test_evaluations_match_local(client, covariance_type):
     assert got.aic(Yd) == pytest.approx(ref.aic(Y), rel=1e-12)
 
 
+def test_float32_chunks_agree_with_local_float32(client):
+    # float32 data are read in place by both, computed in float64.
+    X32 = X.astype(np.float32)
+    params = dict(start("diag"), tol=1e-9, max_iter=4)
+    ref = cuem.GaussianMixture(K, covariance_type="diag", **params).fit(X32)
+    got = cuem.dask.GaussianMixture(K, covariance_type="diag", **params).fit(da.from_array(X32, chunks=(500, D)))
+    assert got.means_.dtype == np.float64
+    assert_same_fit(got, ref, 1e-12)
+
+
 def test_dask_dataframe_values(client):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
