@@ -32,8 +32,9 @@ How a fit runs (docs/DISTRIBUTED.md, "Dask"):
   M-step. The result depends on the seed and the data, not on the chunking beyond
   rounding; it is not the local estimator's k-means (which seeds from all rows with the
   library's own generator), so the same random_state starts elsewhere. 'k-means++' is the
-  seeding alone and 'random_from_data' K distinct rows by global index; 'random'
-  (random responsibilities per row) is not supported.
+  seeding alone and 'random_from_data' K distinct rows by global index; 'random' draws
+  each row's responsibilities from a counter-based generator (Philox) at the row's global
+  index, so its start depends on the chunking only through rounding too.
 
 Faults: a worker lost during a fit is replaced by Dask: its tasks are re-run elsewhere and
 its chunks of X recomputed from their graph, so the fit goes on and ends as an
@@ -73,13 +74,12 @@ _KMEANS_TOL = 1e-4
 _KMEANS_MAX_ITER = 300
 _INIT_SAMPLE_ROWS = 20000
 _INLINE_BYTES = 1 << 16
-_INIT_PARAMS = ("kmeans", "k-means++", "random_from_data")
 
 
 # ---- work done on the workers (module-level functions, pickled by reference) ----------
 
 
-def _block_statistics(X, sample_weight, model, where, rows):
+def _block_statistics(X, sample_weight, rows, model, where):
     """The E-step's sufficient statistics of one chunk under `model` (a dict of arrays), or
     None for a chunk of no weight (adds as zero)."""
     if sample_weight is not None and not np.any(sample_weight > 0):
@@ -121,46 +121,79 @@ def _nearest_centres(X, centres):
     return labels
 
 
-def _block_partition(X, sample_weight, centres, covariance_type, with_scatter):
-    """The statistics dict of the hard assignment of one chunk's rows to their nearest
-    centres, about the centres: N_k = sum w, S1_k = sum w (x - c_k) and, with_scatter,
-    S2_k = sum w (x - c_k)(x - c_k)^T in the layout of covariance_type (else zeros)."""
-    X = np.asarray(X, dtype=np.float64)
-    K, D = centres.shape
-    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    labels = _nearest_centres(X, centres)
-    nk = np.zeros(K)
-    s1 = np.zeros((K, D))
+def _zero_sums(K, D, covariance_type):
+    """N_k, S1_k and S2 (in covariance_type's layout) of no points."""
+    s2 = {"full": (K, D, D), "tied": (D, D)}.get(covariance_type, (K, D))
+    return np.zeros(K), np.zeros((K, D)), np.zeros(s2)
+
+
+def _add_component(sums, k, diff, g, covariance_type, with_scatter):
+    """Adds points of weights g (their rows' weight times their share of component k), as
+    diff = x - c_k, to component k's sums."""
+    nk, s1, s2 = sums
+    nk[k] += g.sum()
+    s1[k] += g @ diff
+    if not with_scatter:
+        return
     if covariance_type == "full":
-        s2 = np.zeros((K, D, D))
+        s2[k] += (diff * g[:, None]).T @ diff
     elif covariance_type == "tied":
-        s2 = np.zeros((D, D))
+        s2 += (diff * g[:, None]).T @ diff
     else:
-        s2 = np.zeros((K, D))
-    for k in np.unique(labels):
-        mine = labels == k
-        wk = w[mine]
-        diff = X[mine] - centres[k]
-        nk[k] = wk.sum()
-        s1[k] = wk @ diff
-        if not with_scatter:
-            continue
-        if covariance_type == "full":
-            s2[k] = (diff * wk[:, None]).T @ diff
-        elif covariance_type == "tied":
-            s2 += (diff * wk[:, None]).T @ diff
-        else:
-            s2[k] = wk @ (diff * diff)
+        s2[k] += g @ (diff * diff)
+
+
+def _statistics(covariance_type, shift, sums, weight, n_points):
+    nk, s1, s2 = sums
     return {
         "covariance_type": covariance_type,
-        "shift": np.ascontiguousarray(centres, dtype=np.float64),
+        "shift": np.ascontiguousarray(shift, dtype=np.float64),
         "nk": nk,
         "s1": s1,
         "s2": s2.ravel(),
         "log_likelihood": 0.0,
-        "weight": float(w.sum()),
-        "n_points": int(X.shape[0]),
+        "weight": float(weight),
+        "n_points": int(n_points),
     }
+
+
+def _row_weights(X, sample_weight):
+    return np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+
+
+def _block_partition(X, sample_weight, rows, centres, covariance_type, with_scatter):
+    """The statistics dict of the hard assignment of one chunk's rows to their nearest
+    centres, about the centres: N_k = sum w, S1_k = sum w (x - c_k) and, with_scatter,
+    S2_k = sum w (x - c_k)(x - c_k)^T in the layout of covariance_type (else zeros)."""
+    X = np.asarray(X, dtype=np.float64)
+    w = _row_weights(X, sample_weight)
+    labels = _nearest_centres(X, centres)
+    sums = _zero_sums(*centres.shape, covariance_type)
+    for k in np.unique(labels):
+        mine = labels == k
+        _add_component(sums, k, X[mine] - centres[k], w[mine], covariance_type, with_scatter)
+    return _statistics(covariance_type, centres, sums, w.sum(), X.shape[0])
+
+
+def _random_responsibilities(key, first_row, n, K):
+    """Row i's responsibilities (uniform draws, normalised): Philox with `key` from counter
+    i * ceil(K / 4), so that a row's draws depend on its global index alone."""
+    per_row = -(-K // 4)  # one counter step gives four 64-bit draws
+    generator = np.random.Generator(np.random.Philox(key=key, counter=[first_row * per_row, 0, 0, 0]))
+    draws = generator.random((n, 4 * per_row))[:, :K]
+    return draws / draws.sum(axis=1, keepdims=True)
+
+
+def _block_random(X, sample_weight, rows, key, shift, covariance_type, with_scatter):
+    """The statistics dict of random responsibilities of one chunk's rows, about `shift`."""
+    X = np.asarray(X, dtype=np.float64)
+    w = _row_weights(X, sample_weight)
+    K = shift.shape[0]
+    resp = _random_responsibilities(key, rows[0], X.shape[0], K)
+    sums = _zero_sums(*shift.shape, covariance_type)
+    for k in range(K):
+        _add_component(sums, k, X - shift[k], w * resp[:, k], covariance_type, with_scatter)
+    return _statistics(covariance_type, shift, sums, w.sum(), X.shape[0])
 
 
 def _block_evaluate(X, what, model, where, n_columns):
@@ -205,6 +238,17 @@ def _to_workers(client, value):
         return value
     [future] = client.scatter([value], broadcast=True, hash=False)
     return future
+
+
+def _chunk_sum(client, data, fn, *args):
+    """fn(chunk, its weights, its (first, end) rows, *args) for every chunk of `data`, on
+    the workers, summed by _tree_sum."""
+    args = [_to_workers(client, a) if isinstance(a, (np.ndarray, dict)) else a for a in args]
+    parts = [
+        client.submit(fn, block, w, rows, *args, pure=False)
+        for block, w, rows in zip(data.blocks, data.weights, data.rows)
+    ]
+    return _tree_sum(client, parts, _add_statistics)
 
 
 def _tree_sum(client, parts, add):
@@ -378,7 +422,7 @@ class GaussianMixture(*_Bases):
     device each worker computes on ('cuda' uses each worker's GPU). ``callback``, when
     given, is called on the client after every iteration as
     ``callback(init, iteration, lower_bound, change)``; returning False stops the fit
-    (the parameters so far are kept). Not supported: init_params='random', missing data,
+    (the parameters so far are kept). Not supported: missing data,
     SQUAREM, incremental and online EM. This module's docstring says how it works.
 
     fit takes a dask array (any chunking; columns are brought into one chunk) or a dask
@@ -444,11 +488,6 @@ class GaussianMixture(*_Bases):
 
     def _check_parameters(self):
         self._check_shared_parameters()
-        if self.init_params not in _INIT_PARAMS:
-            raise ValueError(
-                f"init_params={self.init_params!r} is not supported by cuem.dask.GaussianMixture (it draws "
-                "per row of the whole array); use 'kmeans', 'k-means++' or 'random_from_data'"
-            )
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be callable or None, not {self.callback!r}")
 
@@ -566,12 +605,7 @@ class GaussianMixture(*_Bases):
         n_iter = 0
         for iteration in range(1, int(self.max_iter) + 1):
             t0 = time.time()
-            params = _to_workers(client, model)
-            parts = [
-                client.submit(_block_statistics, block, w, params, where, rows, pure=False)
-                for block, w, rows in zip(data.blocks, data.weights, data.rows)
-            ]
-            stats = _tree_sum(client, parts, _add_statistics)
+            stats = _chunk_sum(client, data, _block_statistics, model, where)
             previous = bound
             bound = stats["log_likelihood"] / stats["weight"]
             model = dict(_cuem.m_step(stats, float(self.reg_covar)), covariance_type=self.covariance_type)
@@ -597,7 +631,9 @@ class GaussianMixture(*_Bases):
         reg = float(self.reg_covar)
         if weights_init is not None and means_init is not None and precisions_init is not None:
             return _model_from_precisions(cov, weights_init, means_init, precisions_init, reg)
-        if self.init_params == "random_from_data":
+        if self.init_params == "random":
+            model = self._random_start(client, data, int(rng.integers(0, 2**63)))
+        elif self.init_params == "random_from_data":
             index = np.sort(rng.choice(data.n_rows, K, replace=False))
             model = _point_seeded_model(data.X[index].compute(), data.n_rows, data.total_weight(), cov, reg)
         else:
@@ -648,12 +684,17 @@ class GaussianMixture(*_Bases):
         return dict(_cuem.m_step(stats, float(self.reg_covar)), covariance_type=cov)
 
     def _partition(self, client, data, centres, with_scatter):
-        c = _to_workers(client, centres)
-        parts = [
-            client.submit(_block_partition, block, w, c, self.covariance_type, with_scatter, pure=False)
-            for block, w in zip(data.blocks, data.weights)
-        ]
-        return _tree_sum(client, parts, _add_statistics)
+        return _chunk_sum(client, data, _block_partition, centres, self.covariance_type, with_scatter)
+
+    def _random_start(self, client, data, key):
+        """'random': responsibilities drawn per row by its global index (Philox keyed by the
+        restart), their statistics in two passes (the means, then the sums about them) and
+        the M-step, as the library's two-pass start."""
+        K, cov = int(self.n_components), self.covariance_type
+        first = _chunk_sum(client, data, _block_random, key, np.zeros((K, data.n_features)), cov, False)
+        means = first["s1"] / np.maximum(first["nk"], np.finfo(float).tiny)[:, None]
+        stats = _chunk_sum(client, data, _block_random, key, means, cov, True)
+        return dict(_cuem.m_step(stats, float(self.reg_covar)), covariance_type=cov)
 
     # ---- using the fitted model ------------------------------------------------------
 

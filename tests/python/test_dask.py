@@ -218,7 +218,7 @@ def test_partition_statistics_against_numpy(covariance_type):
     Y = rng.normal(size=(500, 4)) + 50
     w = rng.uniform(0.5, 2, 500)
     centres = Y[:K] + 0.1
-    stats = cuem.dask._block_partition(Y, w, centres, covariance_type, True)
+    stats = cuem.dask._block_partition(Y, w, (0, 500), centres, covariance_type, True)
     model = _cuem.m_step(stats, 1e-6)
     labels = np.argmin(((Y[:, None, :] - centres[None]) ** 2).sum(2), axis=1)
     nk = np.array([w[labels == k].sum() for k in range(K)])
@@ -235,7 +235,31 @@ def test_partition_statistics_against_numpy(covariance_type):
     np.testing.assert_allclose(model["covariances"], expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("init_params", ("kmeans", "k-means++"))
+def test_random_responsibilities_depend_on_the_global_row_only():
+    whole = cuem.dask._random_responsibilities(9, 0, 100, 6)
+    np.testing.assert_array_equal(cuem.dask._random_responsibilities(9, 37, 63, 6), whole[37:])
+    np.testing.assert_allclose(whole.sum(axis=1), 1.0, rtol=1e-15)
+    assert not np.array_equal(cuem.dask._random_responsibilities(10, 0, 100, 6), whole)
+
+
+@pytest.mark.parametrize("covariance_type", ("full", "diag"))
+def test_random_statistics_against_numpy(covariance_type):
+    rng = np.random.default_rng(4)
+    Y = rng.normal(size=(300, 3)) + 20
+    w = rng.uniform(0, 2, 300)
+    shift = np.full((K, 3), 20.0)
+    stats = cuem.dask._block_random(Y, w, (50, 350), 7, shift, covariance_type, True)
+    g = w[:, None] * cuem.dask._random_responsibilities(7, 50, 300, K)
+    np.testing.assert_allclose(stats["nk"], g.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(stats["s1"], g.T @ (Y - 20), rtol=1e-12)
+    diff = Y - 20
+    expected = np.stack([(diff * g[:, [k]]).T @ diff for k in range(K)])
+    if covariance_type == "diag":
+        expected = np.diagonal(expected, axis1=1, axis2=2)
+    np.testing.assert_allclose(stats["s2"], expected.ravel(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("init_params", ("kmeans", "k-means++", "random"))
 def test_default_inits_fit_and_do_not_depend_on_chunking(client, init_params):
     Y = blobs(11, 300, d=2)  # well separated: the inits reach the local fit's optimum
     params = dict(init_params=init_params, random_state=4, tol=1e-6, max_iter=100, covariance_type="full")
@@ -270,8 +294,6 @@ def test_bad_input(client):
     bad[701, 1] = np.nan
     with pytest.raises(ValueError, match=r"NaN or infinity \(in chunk 2, rows 600-899\)"):
         gm.fit(da.from_array(bad, chunks=(300, D)))
-    with pytest.raises(ValueError, match="'random' is not supported"):
-        cuem.dask.GaussianMixture(K, init_params="random").fit(da.from_array(X, chunks=(300, D)))
     with pytest.raises(ValueError, match="non-negative"):
         gm.fit(da.from_array(X, chunks=(300, D)), sample_weight=-da.ones(N, chunks=300))
     gm.fit(da.from_array(X, chunks=(300, D)))
