@@ -451,6 +451,31 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
   return s;
 }
 
+SufficientStats CpuPrimitives::weighted_stats_rows(const Responsibilities& g, CovarianceType type, int K,
+                                                   const std::vector<double>& shift, std::size_t begin,
+                                                   std::size_t end) {
+  if (g.kind != Responsibilities::Kind::given || !g.given)
+    throw InvalidArgument("weighted_stats_rows: needs given weights of the rows");
+  if (begin > end || end > X_.n_rows) throw InvalidArgument("weighted_stats_rows: rows out of range");
+  // The same pass over a view of the rows (and of their weights).
+  DataView rows = X_;
+  rows.n_rows = end - begin;
+  if (X_.is_float32())
+    rows.data_f32 = X_.data_f32 + begin * X_.row_stride;
+  else
+    rows.data = X_.data + begin * X_.row_stride;
+  WeightView w = w_;
+  if (!w.empty()) {
+    w.data += begin;
+    w.n = end - begin;
+  }
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const ResponsibilityFn fill = [&](std::size_t b, std::size_t count, double* resp, double*) {
+    std::copy(g.given + b * uK, g.given + (b + count) * uK, resp);
+  };
+  return accumulate_stats(rows, type, K, shift, fill, false, [this] { poll_interrupt(); }, w);
+}
+
 std::vector<double> CpuPrimitives::first_pass_shift(const Responsibilities&, int K) const {
   return std::vector<double>(static_cast<std::size_t>(K) * X_.n_cols, 0.0);
 }
