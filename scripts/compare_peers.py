@@ -769,6 +769,39 @@ def run_config(name, args, tools, tmp):
     return entry
 
 
+# ---- floors -----------------------------------------------------------------------------
+
+
+def vector_ops_per_pair(d, cov):
+    """Arithmetic vector instructions (8 doubles each, all on the FMA ports) per (point,
+    component) pair of one iteration, every responsibility counted as non-zero: the
+    log joint and the statistics of cpu_kernels.hpp."""
+    if cov in ("full", "tied"):
+        tri = d * (d + 1) / 2
+        return (d + tri + d) / 8 + (tri + 2 * d) / 8  # y, P^T y, squares; S2 triangle, S1
+    return 7 * d / 8  # (x - mu) * f, FMA; x - c, g y, S1 add, S2 FMA
+
+
+def config_floor(cfg, n, rates):
+    """Seconds per iteration that the machine's rates allow: the arithmetic and the exps
+    share the FMA ports, so they add; reading the data once is the other bound."""
+    pairs = float(n) * cfg["k"]
+    arith = pairs * vector_ops_per_pair(cfg["d"], cfg["cov"]) / rates["fma_instructions_per_s"]
+    exps = pairs / rates["exp_per_s"]
+    memory = float(n) * cfg["d"] * 8 / rates["read_bytes_per_s"]
+    compute = arith + exps
+    return {"arithmetic_s": arith, "exp_s": exps, "memory_s": memory, "floor_s": max(compute, memory),
+            "bound": "compute" if compute >= memory else "memory"}
+
+
+def measure_floors(binary, threads):
+    try:
+        proc = subprocess.run([binary], env=child_env(threads), capture_output=True, text=True, timeout=600)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
 # ---- output -----------------------------------------------------------------------------
 
 
@@ -853,6 +886,29 @@ def markdown_summary(doc, tools):
                 f"{fmt_mib(t['peak_rss_mib'])} ({e['data_mib']:.1f}) | {'-' if ll is None else f'{ll:.10f}'} | "
                 f"{'-' if gap is None else f'{gap:.1e}'} |"
             )
+    rates = doc.get("floor_rates")
+    if rates:
+        lines += [
+            "",
+            f"Against the floors (bench/floors.cpp with {rates['threads']} threads: "
+            f"{rates['fma_instructions_per_s'] / 1e9:.2f} G vector FMA/s, {rates['exp_per_s'] / 1e9:.2f} G exp/s, "
+            f"{rates['read_bytes_per_s'] / 1e9:.1f} GB/s read; every responsibility counted non-zero, so a floor "
+            "for the early iterations: see compare_peers.vector_ops_per_pair), and against the fastest peer:",
+            "",
+            "| cfg | floor s/iter | bound | cuem s/iter | cuem / floor | fastest peer | its s/iter | fastest peer / cuem |",
+            "|---|---:|---|---:|---:|---|---:|---:|",
+        ]
+        for e in doc["results"]:
+            f = e.get("floor")
+            cu = e["tools"].get("cuem", {}).get("seconds_per_iteration")
+            peers = [(t["seconds_per_iteration"], tool) for tool, t in e["tools"].items()
+                     if tool != "cuem" and t.get("seconds_per_iteration")]
+            fastest = min(peers) if peers else (None, "-")
+            floor = fmt_s(f["floor_s"]) if f else "-"
+            x_floor = f"{cu / f['floor_s']:.1f}" if f and cu else "-"
+            x_peer = f"{fastest[0] / cu:.2f}" if cu and fastest[0] else "-"
+            lines.append(f"| {e['config']} | {floor} | {f['bound'] if f else '-'} | {fmt_s(cu)} | {x_floor} | "
+                         f"{fastest[1]} | {fmt_s(fastest[0])} | {x_peer} |")
     notes = [n for e in doc["results"] for n in e["problems"] + e["notes"]]
     lines += ["", "Problems and notes:" if notes else "No problems; cuem and scikit-learn agree within "
               f"{s['rtol']:g} on every config."]
@@ -889,6 +945,8 @@ def main(argv=None):
     p.add_argument("--wait-quiet", type=float, default=0.0, help="before each config, wait up to this many seconds until the CPU is busy less than --quiet-share")
     p.add_argument("--foreign-flag", type=float, default=0.05, help="share of the CPU used by other processes that is flagged (default 0.05)")
     p.add_argument("--quiet-share", type=float, default=0.1, help="CPU busy share (over 3 s) taken as quiet (default 0.1)")
+    p.add_argument("--floors", default=os.path.join(ROOT, "build", "bench", "bench_floors"),
+                   help="bench_floors executable whose rates give each config's floor ('' for none)")
     p.add_argument("--json", default="", help="write the results as JSON to this path")
     p.add_argument("--save", action="store_true", help="write bench/results/<machine>/<date>_peers[_quick].json and .md")
     p.add_argument("--machine", default="", help="machine folder name under bench/results (default from the CPU)")
@@ -992,6 +1050,19 @@ def main(argv=None):
         "results": results,
         "elapsed_seconds": round(time.perf_counter() - start, 1),
     }
+    # The floors last, on the machine as the tools left it (a busy machine lowers the rates,
+    # which only lowers the floors).
+    rates = measure_floors(args.floors, args.threads) if args.floors and os.access(args.floors, os.X_OK) else None
+    if rates:
+        doc["floor_rates"] = rates
+        for e in results:
+            e["floor"] = config_floor(CONFIGS[e["config"]], e["n"], rates)
+            cu = e["tools"].get("cuem", {}).get("seconds_per_iteration")
+            if cu:
+                e["floor"]["cuem_over_floor"] = cu / e["floor"]["floor_s"]
+    elif args.floors:
+        print(f"compare_peers: no floors: {args.floors} is missing or failed (cmake --build build --target bench_floors)",
+              file=sys.stderr)
     problems = [x for e in results for x in e["problems"]]
     notes = [x for e in results for x in e["notes"]]
     print(f"\nsklearn BLAS: {versions.get('sklearn_blas')}; Armadillo {versions.get('armadillo')} "

@@ -1,7 +1,11 @@
 // The CPU primitives' k-means operations (Primitives' k-means section): squared distances in
 // float64, sums over fixed blocks of kBlock points so that their rounding does not depend
 // on the thread count.
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -32,7 +36,7 @@ template <typename F>
 double blocked_sum(std::size_t n, F f, std::vector<double>* block_sums = nullptr) {
   const std::size_t nb = n_blocks(n);
   std::vector<double> partial(nb);
-#pragma omp parallel for schedule(static) if (nb > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
   for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
     const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
     const std::size_t hi = std::min(n, lo + kBlock);
@@ -156,45 +160,68 @@ std::size_t CpuPrimitives::sample_point(const PointValues& values, double r) {
   return v.closest.size() - 1;
 }
 
+// One parallel region per step: each block of kBlock points is labelled and summed by one
+// thread (blocks handed out dynamically, so a stalled thread holds up one block), and the
+// blocks' sums are added in block order: the rounding depends on neither the thread count
+// nor the schedule.
 LloydStep CpuPrimitives::lloyd_step(const std::vector<double>& centers, int K) {
   const std::size_t N = X_.n_rows;
   const int D = static_cast<int>(X_.n_cols);
-  constexpr std::size_t kChunk = 8192;
-  std::vector<int> labels(kChunk);
-  std::vector<double> dists(kChunk);
-  std::vector<double> sums(static_cast<std::size_t>(K) * D, 0.0);
-  LloydStep out;
-  out.counts.assign(K, 0.0);
-  for (std::size_t begin = 0; begin < N; begin += kChunk) {
-    poll_interrupt();
-    const std::size_t count = std::min(kChunk, N - begin);
-#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
-    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
-      labels[b] = visit_rows(X_, [&](const auto* base) {
-        return nearest_center(base + (begin + b) * X_.row_stride, centers, K, D, &dists[b]);
-      });
-    if (w_.empty()) {
-      for (std::size_t b = 0; b < count; ++b) {
-        double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
-        for (int d = 0; d < D; ++d) s[d] += X_.value(begin + b, d);
-        out.counts[labels[b]] += 1.0;
-        out.inertia += dists[b];
-      }
-    } else {
-      for (std::size_t b = 0; b < count; ++b) {
-        const double w = w_.data[begin + b];
-        double* s = sums.data() + static_cast<std::size_t>(labels[b]) * D;
-        for (int d = 0; d < D; ++d) s[d] += w * X_.value(begin + b, d);
-        out.counts[labels[b]] += w;
-        out.inertia += w * dists[b];
+  const std::size_t KD = static_cast<std::size_t>(K) * D;
+  const std::size_t values = KD + static_cast<std::size_t>(K) + 1;  // sums, counts, inertia
+  const std::size_t nb = n_blocks(N);
+  std::vector<double> partial(nb * values, 0.0);
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) if (nb > 1 && worth_threads(N, K, D))
+  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+    if (stop.load(std::memory_order_relaxed)) continue;
+    if (omp_get_thread_num() == 0) {  // the caller's thread: Python polls signals there
+      try {
+        poll_interrupt();
+      } catch (...) {
+#pragma omp critical(cuem_lloyd_error)
+        if (!error) error = std::current_exception();
+        stop.store(true, std::memory_order_relaxed);
+        continue;
       }
     }
+    double* sums = partial.data() + static_cast<std::size_t>(b) * values;
+    double* counts = sums + KD;
+    double& inertia = counts[K];
+    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+    const std::size_t hi = std::min(N, lo + kBlock);
+    visit_rows(X_, [&](const auto* base) {
+      for (std::size_t i = lo; i < hi; ++i) {
+        const auto* x = base + i * X_.row_stride;
+        double dist = 0.0;
+        const int label = nearest_center(x, centers, K, D, &dist);
+        double* s = sums + static_cast<std::size_t>(label) * D;
+        if (w_.empty()) {
+          for (int d = 0; d < D; ++d) s[d] += static_cast<double>(x[d]);
+          counts[label] += 1.0;
+          inertia += dist;
+        } else {
+          const double w = w_.data[i];
+          for (int d = 0; d < D; ++d) s[d] += w * static_cast<double>(x[d]);
+          counts[label] += w;
+          inertia += w * dist;
+        }
+      }
+    });
   }
+  if (error) std::rethrow_exception(error);
+  std::vector<double> total(values, 0.0);
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::size_t v = 0; v < values; ++v) total[v] += partial[b * values + v];
+  LloydStep out;
+  out.counts.assign(total.begin() + static_cast<std::ptrdiff_t>(KD), total.begin() + static_cast<std::ptrdiff_t>(KD) + K);
+  out.inertia = total[values - 1];
   out.centers = centers;
   for (int k = 0; k < K; ++k) {
     if (out.counts[k] == 0.0) continue;  // empty cluster: keep its centre
     for (int d = 0; d < D; ++d)
-      out.centers[static_cast<std::size_t>(k) * D + d] = sums[static_cast<std::size_t>(k) * D + d] / out.counts[k];
+      out.centers[static_cast<std::size_t>(k) * D + d] = total[static_cast<std::size_t>(k) * D + d] / out.counts[k];
   }
   return out;
 }
