@@ -157,11 +157,6 @@ void check_model_output_name(const std::string& path, const std::string& option)
     throw UsageError(option + " '" + path + "': a model is written as JSON, not ." + ext + "; name it .json");
 }
 
-bool is_text_output(const std::string& path) {
-  const Format f = format_of(path);
-  return f != Format::npy && f != Format::other;
-}
-
 std::string matrix_file_start(const std::string& path, std::size_t rows, std::size_t cols,
                               const std::vector<std::string>& header, bool float32) {
   const Format f = format_of(path);

@@ -35,8 +35,6 @@ std::string matrix_file_start(const std::string& path, std::size_t rows, std::si
                               const std::vector<std::string>& header, bool float32);
 void append_matrix_rows(std::string& out, const std::string& path, const double* values, std::size_t rows,
                         std::size_t cols, bool float32);
-/// Whether `path` names a text format (.csv, .tsv, .txt) rather than .npy.
-bool is_text_output(const std::string& path);
 
 /// Integer labels as the bytes of the format `path` names (.npy: int64, one dimension).
 std::string labels_file_bytes(const std::string& path, const std::vector<int>& labels);
