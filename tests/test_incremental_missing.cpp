@@ -13,10 +13,12 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/missing_range_model.hpp"
 #include "cuem/fit.hpp"
+#include "cuem/online.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/incremental_driver.hpp"
 #include "test_util.hpp"
@@ -180,6 +182,35 @@ TEST(IncrementalMissing, WeightsAreRepeatedRows) {
   const cuem::FitResult inc = cuem::fit(ds.view(), o, cuem::WeightView(w.data(), w.size()));
   EXPECT_EQ(inc.n_decreases, 0);
   EXPECT_NEAR(inc.lower_bound, reference.lower_bound, 1e-8);
+}
+
+// On a CUDA device (the emulated one in the _emulated build): the ranges' primitives and
+// incomplete rows share the fit's device context; incremental, out-of-core and stepwise
+// fits of NaN data match the CPU's in float64.
+TEST(MissingOnDevice, IncrementalOutOfCoreAndStepwiseMatchTheCpu) {
+  REQUIRE_DEVICE();
+  const cuem_test::Dataset ds = with_holes(CovarianceType::full, 1200, 0.2, 81);
+  cuem::FitOptions cpu = options(CovarianceType::full, 3);
+  cpu.tol = 1e-10;
+  cpu.max_iter = 2000;
+  cuem::FitOptions gpu = cpu;
+  gpu.device = cuem::parse_device("cuda");
+  for (const auto& [blocks, chunk] : {std::pair<int, std::size_t>{5, 0}, std::pair<int, std::size_t>{1, 300}}) {
+    cpu.incremental_blocks = gpu.incremental_blocks = blocks;
+    cpu.chunk_rows = gpu.chunk_rows = chunk;
+    const cuem::FitResult a = cuem::fit(ds.view(), cpu), b = cuem::fit(ds.view(), gpu);
+    EXPECT_NEAR(a.lower_bound, b.lower_bound, 1e-9) << blocks << " " << chunk;
+    EXPECT_LT(cuem_test::max_rel_diff(a.model.means, b.model.means), 1e-6) << blocks << " " << chunk;
+    EXPECT_NE(b.device.find("cuda"), std::string::npos) << b.device;
+  }
+  cpu.incremental_blocks = gpu.incremental_blocks = 1;
+  cpu.chunk_rows = gpu.chunk_rows = 0;
+  cuem::OnlineGaussianMixture on_cpu(cpu, {0.7, 0.0}), on_gpu(gpu, {0.7, 0.0});
+  for (std::size_t begin = 0; begin < ds.n; begin += 400) {
+    const cuem::DataView batch(ds.x.data() + begin * ds.d, 400, static_cast<std::size_t>(ds.d));
+    EXPECT_NEAR(on_cpu.partial_fit(batch), on_gpu.partial_fit(batch), 1e-9) << begin;
+  }
+  EXPECT_LT(cuem_test::max_rel_diff(on_cpu.model().means, on_gpu.model().means), 1e-9);
 }
 
 }  // namespace
