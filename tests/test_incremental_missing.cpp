@@ -86,7 +86,8 @@ TEST_P(IncrementalMissing, WithoutNanIsTheCompleteModel) {
   for (std::size_t b = 0; b < 4; ++b) {
     const std::size_t begin = b * ds.n / 4, end = (b + 1) * ds.n / 4;
     const cuem::DataView X(ds.x.data() + begin * ds.d, end - begin, static_cast<std::size_t>(ds.d));
-    owned.push_back(std::make_unique<cuem::MissingRangeModel>(X, cuem::WeightView{}, begin, o, kCpu64, nullptr, true, false));
+    owned.push_back(
+        std::make_unique<cuem::MissingRangeModel>(X, cuem::WeightView{}, begin, o, kCpu64, nullptr, true, false));
     blocks.push_back(owned.back().get());
   }
   const auto missing = cuem::engine::run_incremental_em(model, blocks, {o.n_init, o.max_iter, o.tol, o.seed, {}});

@@ -85,11 +85,9 @@ int run(const Args& a, const GlobalFlags& flags) {
         b.n_rows = std::min(step, X.n_rows - begin);
         if (b.data) b.data += begin * X.row_stride;
         else if (b.data_f32) b.data_f32 += begin * X.row_stride;
+        const WeightView w = weights.empty() ? WeightView{} : WeightView(weights.data() + begin, b.n_rows);
         last_ll = with_data_name(name + " (rows " + std::to_string(begin) + "-" + std::to_string(begin + b.n_rows) + ")",
-                                 [&] {
-                                   const WeightView w = weights.empty() ? WeightView{} : WeightView(weights.data() + begin, b.n_rows);
-                                   return online.partial_fit(b, w);
-                                 });
+                                 [&] { return online.partial_fit(b, w); });
         if (release) release(begin + b.n_rows);
         ++batches;
         rows += b.n_rows;

@@ -31,7 +31,9 @@ MissingRangeModel::MissingRangeModel(DataView X, WeightView w, std::size_t begin
   for (std::size_t& row : summary_.first_empty_rows) row += begin;
   for (const engine::MissingPattern& pattern : L.patterns) patterns_.insert(pattern.missing);
   informative_ = L.n_rows;
-  if (!L.weights.empty()) informative_ = static_cast<std::size_t>(std::count_if(L.weights.begin(), L.weights.end(), [](double v) { return v > 0.0; }));
+  if (!L.weights.empty())
+    informative_ = static_cast<std::size_t>(
+        std::count_if(L.weights.begin(), L.weights.end(), [](double v) { return v > 0.0; }));
   unit_roundoff_ = p->model->unit_roundoff();
   description_ = (p->complete ? p->complete->description() : std::string(p->filled->name())) +
                  "; rows with missing entries: " + p->incomplete->name();
