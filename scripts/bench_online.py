@@ -153,9 +153,9 @@ def timed(binary, argv):
 
 def iteration_seconds(trace_path):
     """Mean seconds of the trace's iterations after the first (the first includes the start)."""
-    rows = read_trace(trace_path)
-    seconds = [float(r["seconds"]) for r in rows[1:]] or [float(r["seconds"]) for r in rows]
-    return sum(seconds) / len(seconds)
+    seconds = [s for _, s in read_trace(trace_path)]
+    later = seconds[1:] or seconds
+    return sum(later) / len(later)
 
 
 def out_of_core(args):
