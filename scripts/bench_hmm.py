@@ -15,6 +15,13 @@ the two are printed as a check that they did the same work.
 
 Run: .venv/bin/python scripts/bench_hmm.py [--configs H1,H2,H3] [--scale 0.1] [--iters 3]
      [--threads 2] [--device cpu] [--json out.json]
+
+Bounded memory (--long T): one sequence of T frames, K = 8, D = 4, diag, fitted in a
+child process per variant (so that each peak RSS is its own): cuem's automatic choice
+(segments once the whole-data arrays would pass 1 GiB), optionally --long-whole (the
+whole-data arrays, segment_frames=-1). It reports the peak RSS against the bound: the
+process with X loaded and cuem imported, plus the data's placed copy where the backend
+makes one, plus O(segment x K) for the chain, against 3 x T x K doubles for the arrays.
 """
 import argparse
 import json
@@ -78,6 +85,80 @@ def run(cls, cfg, X, lengths, start, iters, **kw):
     return seconds / iters, float(m.monitor_.history[-1])
 
 
+def long_problem(T, K, D, seed=0):
+    """A sticky chain drawn with NumPy's vector operations (T = 10^7 in seconds)."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=3.0, size=(K, D))
+    switch = rng.uniform(size=T) < 0.05
+    switch[0] = True
+    draws = rng.integers(0, K, size=T)
+    last = np.maximum.accumulate(np.where(switch, np.arange(T), 0))
+    states = draws[last]
+    X = means[states] + rng.normal(size=(T, D))
+    return X, means
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def long_child(a):
+    """One bounded-memory fit in this process; prints a JSON line with its peak RSS (the
+    high-water mark reset after the data are drawn, so that it is the fit's own)."""
+    import cuem
+
+    K, D = 8, 4
+    X, means = long_problem(a.long, K, D)
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current RSS (Linux 4.0 on)
+        f.write("5")
+    base_kib = _status_kib("VmRSS")
+    m = cuem.GaussianHMM(n_components=K, covariance_type="diag", n_iter=a.iters, tol=0.0, init_params="",
+                         n_threads=a.threads, segment_frames=a.child_segment)
+    m.startprob_ = np.full(K, 1.0 / K)
+    m.transmat_ = np.full((K, K), 0.5 / K) + 0.5 * np.eye(K)
+    m.means_ = means + 0.3
+    m.covars_ = np.full((K, D), 1.5)
+    t0 = time.perf_counter()
+    m.fit(X)
+    seconds = (time.perf_counter() - t0) / a.iters
+    peak_kib = _status_kib("VmHWM")
+    print(json.dumps(dict(T=a.long, K=K, D=D, segment_frames=a.child_segment, s_per_iter=seconds,
+                          rss_before_fit_mib=base_kib / 1024, peak_rss_mib=peak_kib / 1024,
+                          log_likelihood=float(m.monitor_.history[-1]))))
+
+
+def run_long(a):
+    import subprocess
+    import sys
+
+    K = 8
+    T = a.long
+    whole_arrays_mib = 3 * T * K * 8 / 2**20
+    print(f"machine: {platform.node()} ({os.cpu_count()} cores), load {os.getloadavg()[0]:.2f}; one sequence "
+          f"T = {T}, K = {K}, D = 4, diag; {a.iters} iterations, {a.threads} threads; the whole-data arrays "
+          f"(b, a, r) would be {whole_arrays_mib:.0f} MiB")
+    rows = []
+    for segment in ([None, -1] if a.long_whole else [None]):
+        cmd = [sys.executable, __file__, "--long", str(T), "--iters", str(a.iters), "--threads", str(a.threads),
+               "--child-segment", "auto" if segment is None else str(segment)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        row["load"] = os.getloadavg()[0]
+        rows.append(row)
+        grown = row["peak_rss_mib"] - row["rss_before_fit_mib"]
+        print(f"segment_frames {str(segment):5}: {row['s_per_iter']:.2f} s/iter, RSS before the fit "
+              f"{row['rss_before_fit_mib']:.0f} MiB, peak {row['peak_rss_mib']:.0f} MiB (the fit added "
+              f"{grown:.0f} MiB; the whole-data arrays alone are {whole_arrays_mib:.0f} MiB), "
+              f"log-likelihood {row['log_likelihood']:.8f}", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="H1,H2,H3")
@@ -88,8 +169,16 @@ def main():
     p.add_argument("--precision", default="float32")
     p.add_argument("--skip-hmmlearn", action="store_true")
     p.add_argument("--json")
+    p.add_argument("--long", type=int, help="bounded-memory run: one sequence of this many frames")
+    p.add_argument("--long-whole", action="store_true", help="also fit with the whole-data arrays")
+    p.add_argument("--child-segment", help=argparse.SUPPRESS)
     a = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if a.long:
+        if a.child_segment is not None:
+            a.child_segment = None if a.child_segment == "auto" else int(a.child_segment)
+            return long_child(a)
+        return run_long(a)
     import cuem
 
     rows = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test: installs what is missing (apt, and numpy + scikit-learn + pytest + pandas + hmmlearn into
+# Every test: installs what is missing (apt, and numpy + scikit-learn + pytest + pandas + hmmlearn + dask[distributed,dataframe] into
 # .venv), builds with CUDA where nvcc exists, runs the whole CTest suite (unit tests, the
 # emulated CUDA device, the scikit-learn comparison, the find_package consumer, the command
 # line end to end), then the unit and command-line tests under AddressSanitizer +
@@ -19,10 +19,10 @@ read -r -a phases <<<"${TEST_PHASES:-release python asan fuzz}"
 has_phase() { [[ " ${phases[*]} " == *" $1 "* ]]; }
 
 # Python for the comparison against scikit-learn and the command-line tests.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn, numpy, pytest, pandas, hmmlearn' 2>/dev/null; then
-  echo "test: creating .venv with numpy, scikit-learn, pytest, pandas and hmmlearn"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn, numpy, pytest, pandas, hmmlearn, dask.array, dask.dataframe, distributed' 2>/dev/null; then
+  echo "test: creating .venv with numpy, scikit-learn, pytest, pandas, hmmlearn and dask[distributed,dataframe]"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas hmmlearn
+  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas hmmlearn "dask[distributed,dataframe]"
 fi
 py=$PWD/.venv/bin/python
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package: installs what is missing (apt via setup.sh, plus the Python headers;
-# numpy, scikit-learn, pytest, pandas, scikit-build-core and nanobind into .venv), builds and
+# numpy, scikit-learn, pytest, pandas, hmmlearn, dask[distributed,dataframe], scikit-build-core and nanobind into .venv), builds and
 # installs the package into .venv with `pip install .` (incremental: the CMake build
 # lives in build-python/), then runs the pytest suite in tests/python. Extra arguments
 # go to pytest (e.g. -k warm_start).
@@ -16,9 +16,9 @@ if [ ! -x .venv/bin/python ]; then
   echo "test_python: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import numpy, sklearn, pytest, pandas, hmmlearn, scikit_build_core, nanobind' 2>/dev/null; then
-  echo "test_python: installing numpy, scikit-learn, pytest, pandas, hmmlearn, scikit-build-core and nanobind into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas hmmlearn "scikit-build-core>=0.10" "nanobind>=2.4"
+if ! .venv/bin/python -c 'import numpy, sklearn, pytest, pandas, hmmlearn, dask.array, dask.dataframe, distributed, scikit_build_core, nanobind' 2>/dev/null; then
+  echo "test_python: installing numpy, scikit-learn, pytest, pandas, hmmlearn, dask[distributed,dataframe], scikit-build-core and nanobind into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check numpy scikit-learn pytest pandas hmmlearn "dask[distributed,dataframe]" "scikit-build-core>=0.10" "nanobind>=2.4"
 fi
 
 # Python.h for the extension module (Debian's python3 ships it in python3-dev).

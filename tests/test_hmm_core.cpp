@@ -508,4 +508,94 @@ TEST(HmmErrors, NeverVisitedStateIsKeptWithANotice) {
   cuem::validate_hmm(fit.model);
 }
 
+// ---- one long sequence, and the bounded-memory E-step ---------------------------------
+
+// One sequence long enough to be split over the threads (forward and backward side by
+// side, time blocks shared): Baum-Welch against the plain loop, K with a compile-time
+// chain (3) and without (7), and bitwise the same for 1, 2 and 3 threads.
+TEST_P(HmmReference, OneLongSequenceMatchesThePlainLoopOnAnyThreadCount) {
+  const CovarianceType type = GetParam();
+  for (int K : {3, 7}) {
+    const Chain truth = make_chain(type, K, 2, 21);
+    const std::vector<std::size_t> lengths{3000};
+    const std::vector<double> X = draw(truth, lengths, 7);
+    const std::size_t N = X.size() / truth.D;
+    Chain start = truth;
+    for (double& v : start.emissions.means) v += 0.3;
+    const int n_iter = 2;
+    cuem::HmmOptions o = options_from(start, n_iter);
+    std::vector<cuem::HmmFitResult> fits;
+    for (int threads : {1, 2, 3}) {
+      o.n_threads = threads;
+      fits.push_back(cuem::fit_hmm(cuem::DataView(X.data(), N, 2), lengths, o));
+    }
+    Chain ref = start;
+    for (int it = 0; it < n_iter; ++it) {
+      const Reference r = reference_estep(ref, X, lengths);
+      EXPECT_NEAR(fits[0].trace[it].mean_log_likelihood * N, r.log_likelihood, 1e-9 * std::abs(r.log_likelihood))
+          << "K " << K << " iteration " << it + 1;
+      ref = reference_mstep(ref, r, X);
+    }
+    EXPECT_LT(cuem_test::max_rel_diff(fits[0].model.transmat, ref.transmat, 1e-3), 1e-8) << "K " << K;
+    EXPECT_LT(cuem_test::max_rel_diff(fits[0].model.emissions.means, ref.emissions.means), 1e-8) << "K " << K;
+    for (std::size_t f = 1; f < fits.size(); ++f) {
+      for (int it = 0; it < n_iter; ++it)
+        EXPECT_EQ(fits[f].trace[it].mean_log_likelihood, fits[0].trace[it].mean_log_likelihood);
+      EXPECT_EQ(fits[f].model.transmat, fits[0].model.transmat);
+      EXPECT_EQ(fits[f].model.startprob, fits[0].model.startprob);
+      EXPECT_EQ(fits[f].model.emissions.means, fits[0].model.emissions.means);
+      EXPECT_EQ(fits[f].model.emissions.covariances, fits[0].model.emissions.covariances);
+    }
+  }
+}
+
+// The bounded-memory E-step (segments of a few time blocks, the forward pass recomputed
+// per segment) against the whole-data pass: the log-likelihood, start and transition
+// sums are bitwise the same (the same operations in the same order), so are the start
+// and transition updates; the emission statistics are merged per segment, so the means
+// and covariances agree to rounding.
+TEST_P(HmmReference, BoundedMemoryEqualsTheWholePass) {
+  const CovarianceType type = GetParam();
+  const Chain truth = make_chain(type, 3, 3, 13);
+  const std::vector<std::size_t> lengths{1500, 700, 64, 1, 900};
+  const std::vector<double> X = draw(truth, lengths, 3);
+  const std::size_t N = X.size() / truth.D;
+  Chain start = truth;
+  for (double& v : start.emissions.means) v -= 0.4;
+  for (int n_iter : {1, 3}) {
+    cuem::HmmOptions o = options_from(start, n_iter);
+    o.segment_frames = std::numeric_limits<std::size_t>::max();
+    const cuem::HmmFitResult whole = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+    for (std::size_t segment : {std::size_t{1}, std::size_t{200}}) {
+      o.segment_frames = segment;
+      const cuem::HmmFitResult part = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+      ASSERT_EQ(part.trace.size(), whole.trace.size());
+      EXPECT_EQ(part.trace[0].mean_log_likelihood, whole.trace[0].mean_log_likelihood);
+      for (std::size_t i = 1; i < whole.trace.size(); ++i)
+        EXPECT_NEAR(part.trace[i].mean_log_likelihood, whole.trace[i].mean_log_likelihood,
+                    1e-12 * std::abs(whole.trace[i].mean_log_likelihood));
+      if (n_iter == 1) {
+        EXPECT_EQ(part.model.startprob, whole.model.startprob) << "segment " << segment;
+        EXPECT_EQ(part.model.transmat, whole.model.transmat) << "segment " << segment;
+      } else {
+        EXPECT_LT(cuem_test::max_rel_diff(part.model.transmat, whole.model.transmat, 1e-3), 1e-12);
+        EXPECT_LT(cuem_test::max_rel_diff(part.model.startprob, whole.model.startprob, 1e-3), 1e-12);
+      }
+      EXPECT_LT(cuem_test::max_rel_diff(part.model.emissions.means, whole.model.emissions.means), 1e-12);
+      EXPECT_LT(cuem_test::max_rel_diff(part.model.emissions.covariances, whole.model.emissions.covariances), 1e-12);
+    }
+  }
+  // The segmented pass on 1 and 3 threads: bitwise the same.
+  cuem::HmmOptions o = options_from(start, 2);
+  o.segment_frames = 200;
+  o.n_threads = 1;
+  const cuem::HmmFitResult one = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+  o.n_threads = 3;
+  const cuem::HmmFitResult three = cuem::fit_hmm(cuem::DataView(X.data(), N, 3), lengths, o);
+  EXPECT_EQ(one.trace.back().mean_log_likelihood, three.trace.back().mean_log_likelihood);
+  EXPECT_EQ(one.model.transmat, three.model.transmat);
+  EXPECT_EQ(one.model.emissions.means, three.model.emissions.means);
+  EXPECT_EQ(one.model.emissions.covariances, three.model.emissions.covariances);
+}
+
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "core/prepared_params.hpp"
 #include "cpu/cpu_primitives.hpp"
+#include "cpu/narrow_kernels.hpp"
 #include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "engine/primitives.hpp"
@@ -217,6 +218,29 @@ TEST_P(SampleWeight, KMeansIntegerWeightsEqualRepeatedRows) {
   }
 }
 
+// The E-step with weights 0 or 1 against the rows of weight 1 alone, in D dimensions. On
+// the CPU a point of weight 0 adds exactly nothing. The general path sums the points in
+// order, so there it is bitwise; the narrow pass (cpu/narrow_kernels.hpp) sums in the
+// lanes of fixed units, which each dropped row shifts: equal to rounding.
+void expect_zero_weights_are_dropped_rows(const std::unique_ptr<cuem::Primitives>& weighted,
+                                          const std::unique_ptr<cuem::Primitives>& dropped, const Repeated& r, int D,
+                                          bool cpu, double tol) {
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    SCOPED_TRACE(cuem::to_string(type));
+    const cuem::Model model = perturbed_model(r.mix, type, 83);
+    const cuem::PreparedParams p = cuem::prepare(model);
+    if (cpu && !cuem::cpu::narrow_applies(type, D)) {
+      expect_bitwise(weighted->gaussian_estep(p), dropped->gaussian_estep(p));
+      expect_bitwise(weighted->weighted_stats(Responsibilities::posterior(p), type, K, model.means),
+                     dropped->weighted_stats(Responsibilities::posterior(p), type, K, model.means));
+    } else {
+      expect_close(weighted->gaussian_estep(p), dropped->gaussian_estep(p), tol);
+      expect_close(weighted->weighted_stats(Responsibilities::posterior(p), type, K, model.means),
+                   dropped->weighted_stats(Responsibilities::posterior(p), type, K, model.means), tol);
+    }
+  }
+}
+
 // Weights 0 or 1: the points of weight 0 are not there.
 TEST_P(SampleWeight, ZeroWeightsEqualDroppedRows) {
   const Repeated r = make_repeated(CovarianceType::full, K, D, N, 81, 0, 1);
@@ -224,18 +248,10 @@ TEST_P(SampleWeight, ZeroWeightsEqualDroppedRows) {
   PRIMS_OR_SKIP(weighted, r.ds.view(), WeightView(r.w.data(), N));
   PRIMS_OR_SKIP(dropped, r.repeated.view());
   const bool cpu = GetParam() == Kind::cpu;
+  expect_zero_weights_are_dropped_rows(weighted, dropped, r, D, cpu, tol());
   for (CovarianceType type : cuem_test::all_covariance_types()) {
     SCOPED_TRACE(cuem::to_string(type));
     const cuem::Model model = perturbed_model(r.mix, type, 83);
-    const cuem::PreparedParams p = cuem::prepare(model);
-    // On the CPU every sum runs over the points in order and skips a zero: bitwise.
-    if (cpu) {
-      expect_bitwise(weighted->gaussian_estep(p), dropped->gaussian_estep(p));
-      expect_bitwise(weighted->weighted_stats(Responsibilities::posterior(p), type, K, model.means),
-                     dropped->weighted_stats(Responsibilities::posterior(p), type, K, model.means));
-    } else {
-      expect_close(weighted->gaussian_estep(p), dropped->gaussian_estep(p), tol());
-    }
     expect_close(cuem::two_pass_stats(*weighted, Responsibilities::nearest_centre(model.means), type, K),
                  cuem::two_pass_stats(*dropped, Responsibilities::nearest_centre(model.means), type, K), tol());
   }
@@ -256,6 +272,18 @@ TEST_P(SampleWeight, ZeroWeightsEqualDroppedRows) {
     EXPECT_TRUE(same_bits(a.means, b.means)) << "seed " << seed;
     EXPECT_TRUE(same_bits(a.covariances, b.covariances)) << "seed " << seed;
   }
+}
+
+// The same in 9 dimensions, where every covariance type takes the general path (bitwise on
+// the CPU).
+TEST_P(SampleWeight, ZeroWeightsEqualDroppedRowsWide) {
+  constexpr int kWide = 9;
+  static_assert(!cuem::cpu::narrow_applies(CovarianceType::diag, kWide));
+  const Repeated r = make_repeated(CovarianceType::full, K, kWide, N, 87, 0, 1);
+  ASSERT_LT(r.repeated.n, N);
+  PRIMS_OR_SKIP(weighted, r.ds.view(), WeightView(r.w.data(), N));
+  PRIMS_OR_SKIP(dropped, r.repeated.view());
+  expect_zero_weights_are_dropped_rows(weighted, dropped, r, kWide, GetParam() == Kind::cpu, tol());
 }
 
 // A point no component can explain (log p = -inf) with weight 0 leaves the log-likelihood

@@ -72,7 +72,16 @@ struct HmmOptions {
   /// Acceleration::squarem extrapolates Baum-Welch's iterations (SQUAREM, as for the
   /// Gaussian mixture; src/engine/hmm_parameter_map.hpp); n_iter then bounds E-step passes.
   Acceleration acceleration = Acceleration::none;
+  /// Bounded memory (docs/HMM.md): the E-step takes the emissions and the chain a segment
+  /// of about this many frames at a time (a forward pass keeping one vector per segment,
+  /// the segment recomputed beside the backward pass), so that no T x K array is kept. 0:
+  /// automatic, segments where the whole-data arrays would pass kBoundedChainBytes on a
+  /// backend that has the statistics over a row range (the CPU); SIZE_MAX: never.
+  std::size_t segment_frames = 0;
 };
+
+/// The size of the E-step's whole-data arrays above which segment_frames = 0 segments.
+inline constexpr std::size_t kBoundedChainBytes = std::size_t{1} << 30;
 
 struct HmmFitResult {
   HmmModel model;

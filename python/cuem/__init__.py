@@ -15,6 +15,9 @@ Missing data: ``GaussianMixture(missing='marginalize')`` takes NaN entries as mi
 random (fit, predict and score by each row's observed entries; ``impute`` fills them in);
 the default ``missing='error'`` refuses NaN as scikit-learn does.
 
+On a dask.distributed cluster, ``cuem.dask.GaussianMixture`` fits a dask array where its
+chunks live (``import cuem.dask``; dask is imported only then).
+
 Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be fitted,
 ``cuem.NumericalError`` for a covariance that is not positive definite even after
 ``reg_covar``; both subclass ``ValueError``); an absent or failing device is
@@ -51,6 +54,16 @@ __all__ = [
     "devices",
     "library_version",
 ]
+
+
+def __getattr__(name):
+    # cuem.dask (the Dask estimator) imports dask, so it is loaded only when asked for:
+    # `import cuem.dask`, or the attribute cuem.dask.
+    if name == "dask":
+        import importlib
+
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def built_with_cuda():

@@ -88,6 +88,12 @@ class GaussianHMM:
         log-likelihood never falls; ``n_iter`` then bounds forward-backward passes).
         ``n_estep_passes_`` and ``convergence_rate_`` after a fit, as
         ``cuem.GaussianMixture``'s.
+    segment_frames : int or None, default=None
+        Beyond hmmlearn: bounded memory for long sequences. The E-step takes the
+        emissions and the chain a segment of about this many frames at a time (a
+        checkpointed forward pass, each segment recomputed beside the backward pass),
+        keeping no frames x states array. None: automatic (segments once those arrays
+        would pass 1 GiB, on the CPU); -1: never.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class GaussianHMM:
         precision="float32",
         n_threads=0,
         acceleration="none",
+        segment_frames=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -136,6 +143,7 @@ class GaussianHMM:
         self.precision = precision
         self.n_threads = n_threads
         self.acceleration = acceleration
+        self.segment_frames = segment_frames
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
     # ---- scikit-learn's estimator protocol ---------------------------------------------
@@ -143,7 +151,7 @@ class GaussianHMM:
     _PARAM_NAMES = (
         "n_components covariance_type min_covar startprob_prior transmat_prior means_prior means_weight "
         "covars_prior covars_weight algorithm random_state n_iter tol verbose params init_params implementation "
-        "device precision n_threads acceleration"
+        "device precision n_threads acceleration segment_frames"
     ).split()
 
     def get_params(self, deep=True):
@@ -201,6 +209,10 @@ class GaussianHMM:
             bad("tol", "a float >= 0")
         if self.acceleration not in _ACCELERATION:
             bad("acceleration", f"one of {_ACCELERATION}")
+        if self.segment_frames is not None and (
+            not isinstance(self.segment_frames, numbers.Integral) or self.segment_frames == 0 or self.segment_frames < -1
+        ):
+            bad("segment_frames", "None, -1 or an int >= 1")
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str) or any(c not in "stmc" for c in value):
@@ -314,6 +326,7 @@ class GaussianHMM:
             n_threads=int(self.n_threads),
             on_iteration=on_iteration if self.verbose else None,
             acceleration=self.acceleration,
+            segment_frames=0 if self.segment_frames is None else int(self.segment_frames),
         )
         self.n_features = D
         self.startprob_ = result["startprob"]

@@ -134,14 +134,18 @@ nb::dict statistics(const InputMatrix& X, const std::string& covariance_type, co
   return statistics_dict(released([&] { return cuem::mixture_statistics(m, v, where, w); }));
 }
 
+// The sum and the M-step release the GIL too: for large K and D (full covariances) they are
+// O(K D^2) and O(K D^3), long enough to hold up a Dask worker's other threads.
 nb::dict add(const nb::dict& a, const nb::dict& b) {
   cuem::MixtureStatistics s = statistics_of(a);
-  cuem::add_statistics(s, statistics_of(b));
+  const cuem::MixtureStatistics t = statistics_of(b);
+  released([&] { cuem::add_statistics(s, t); });
   return statistics_dict(std::move(s));
 }
 
 nb::dict m_step(const nb::dict& s, double reg_covar) {
-  return model_dict(cuem::model_from_statistics(statistics_of(s), reg_covar));
+  const cuem::MixtureStatistics stats = statistics_of(s);
+  return model_dict(released([&] { return cuem::model_from_statistics(stats, reg_covar); }));
 }
 
 }  // namespace

@@ -264,12 +264,12 @@ int run(const Args& a, const GlobalFlags& flags) {
                      d.segment_rows != DistributedArgs{}.segment_rows))
     throw UsageError("--checkpoint, --reduction and --segment-rows apply to --distributed fits only");
   if (d.enabled) {
-    if (a.model != "gmm" || !a.weights.empty() || !a.report.empty())
-      throw UsageError("--distributed fits --model gmm without --weights or --report");
+    if (a.model != "gmm" || !a.report.empty())
+      throw UsageError("--distributed fits --model gmm without --report");
     if (a.incremental_blocks != 1 || a.chunk_rows != 0)
       throw UsageError("--distributed runs batch EM: leave out --incremental-blocks and --chunk-rows");
 #ifdef CUEM_HAVE_MPI
-    return run_distributed_fit(a.data, a.fit, a.output, a.trace, d, flags,
+    return run_distributed_fit(a.data, a.weights, a.fit, a.output, a.trace, d, flags,
                                [](const std::vector<TracePoint>& t) { return trace_csv(t); });
 #else
     throw UsageError("this cuem was built without MPI: install Open MPI (scripts/setup.sh) and rebuild for --distributed");

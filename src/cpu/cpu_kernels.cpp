@@ -3,22 +3,7 @@
 #include <cmath>
 
 #include "core/point_math.hpp"
-
-// One clone per instruction-set level, chosen by the loader (ifunc). Helpers below are
-// always inlined, so each clone gets them compiled for its own level; nothing compiled for
-// a higher level is ever shared with the baseline (no ODR hazard).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
-    !defined(CUEM_NO_TARGET_CLONES)
-#define CUEM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define CUEM_HAVE_CLONES 1
-#else
-#define CUEM_CLONES
-#endif
-#define CUEM_INLINE inline __attribute__((always_inline))
-
-// The helpers pass 64-byte vectors by value; they are always inlined, so the baseline
-// clone's different calling convention for them never matters.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "cpu/simd.hpp"
 
 namespace cuem::cpu {
 
@@ -36,78 +21,7 @@ const char* kernel_level() noexcept {
 
 namespace {
 
-using v8d = double __attribute__((vector_size(64)));
-using v8l = long long __attribute__((vector_size(64)));
-using v8d_u = double __attribute__((vector_size(64), aligned(8)));  // unaligned access
-
-CUEM_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_u*>(p); }
-CUEM_INLINE void store(double* p, v8d v) { *reinterpret_cast<v8d_u*>(p) = v; }
-// For constants. GCC 12 builds a braced {x, x, ...} 512-bit vector from eight masked
-// broadcasts, so this is a sum (folded for constants); hot loops rather write a scalar
-// operand (`v * x`), which becomes an embedded broadcast ({1to8}) on AVX-512.
-CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
-CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
-
-// exp(t) for t <= 0, 0 below -708 (where exp would be subnormal) and for -inf.
-// t = n ln 2 + r, |r| <= ln2 / 2 (Cody-Waite with a two-part ln 2); exp(r) by its Taylor
-// polynomial of degree 13 (truncation below 1e-17 relative); 2^n built in the exponent bits.
-CUEM_INLINE v8d exp_nonpositive(v8d t) {
-  const v8d shifter = splat(0x1.8p52);  // adding it rounds to an integer held in the low bits
-  const v8d kd = t * splat(1.4426950408889634) + shifter;
-  const v8d n = kd - shifter;
-  v8d r = t - n * splat(6.93147180369123816490e-01);
-  r = r - n * splat(1.90821492927058770002e-10);
-  v8d p = splat(1.0 / 6227020800.0);
-  p = p * r + splat(1.0 / 479001600.0);
-  p = p * r + splat(1.0 / 39916800.0);
-  p = p * r + splat(1.0 / 3628800.0);
-  p = p * r + splat(1.0 / 362880.0);
-  p = p * r + splat(1.0 / 40320.0);
-  p = p * r + splat(1.0 / 5040.0);
-  p = p * r + splat(1.0 / 720.0);
-  p = p * r + splat(1.0 / 120.0);
-  p = p * r + splat(1.0 / 24.0);
-  p = p * r + splat(1.0 / 6.0);
-  p = p * r + splat(0.5);
-  p = p * r + splat(1.0);
-  p = p * r + splat(1.0);
-  // GCC's casts between vector types of one size reinterpret the bits.
-  const v8l ni = (v8l)kd - (v8l)shifter;  // NOLINT(google-readability-casting)
-  const v8l bits = (ni + 1023) << 52;
-  const v8d scale = (v8d)bits;  // NOLINT(google-readability-casting)
-  const v8d zero = splat(0.0);
-  return t < splat(-708.0) ? zero : p * scale;
-}
-
-// log(s) for positive normal s: s = 2^e m with m in [sqrt(1/2), sqrt(2)), and
-// log m = 2 atanh(f) = 2 (f + f^3/3 + ... + f^23/23), f = (m - 1) / (m + 1), |f| <= 0.172
-// (truncation below 1e-18 relative).
-CUEM_INLINE v8d log_positive(v8d s) {
-  const v8l bits = (v8l)s;  // NOLINT(google-readability-casting)
-  const v8l mant_mask = v8l{} + 0x000FFFFFFFFFFFFFLL;
-  const v8l one_bits = v8l{} + 0x3FF0000000000000LL;
-  v8l ex = (bits >> 52) - 1023;
-  v8d m = (v8d)((bits & mant_mask) | one_bits);  // NOLINT(google-readability-casting)
-  const v8l big = m > splat(1.4142135623730951);
-  m = big ? m * splat(0.5) : m;
-  ex = ex - big;  // a true comparison is -1
-  const v8d f = (m - splat(1.0)) / (m + splat(1.0));
-  const v8d f2 = f * f;
-  v8d p = splat(1.0 / 23.0);
-  p = p * f2 + splat(1.0 / 21.0);
-  p = p * f2 + splat(1.0 / 19.0);
-  p = p * f2 + splat(1.0 / 17.0);
-  p = p * f2 + splat(1.0 / 15.0);
-  p = p * f2 + splat(1.0 / 13.0);
-  p = p * f2 + splat(1.0 / 11.0);
-  p = p * f2 + splat(1.0 / 9.0);
-  p = p * f2 + splat(1.0 / 7.0);
-  p = p * f2 + splat(1.0 / 5.0);
-  p = p * f2 + splat(1.0 / 3.0);
-  const v8d logm = splat(2.0) * f + splat(2.0) * f * (f2 * p);
-  const v8d e = __builtin_convertvector(ex, v8d);
-  return e * splat(6.93147180369123816490e-01) + (logm + e * splat(1.90821492927058770002e-10));
-}
+using namespace simd;
 
 CUEM_INLINE void finish_log_joint(double constant, int D, v8d m0, v8d m1, double* lj) {
   const v8d c = splat(constant);
@@ -160,10 +74,41 @@ void log_joints_full(const double* xt, int D, int K, const double* means, const 
   }
 }
 
+namespace {
+
+// Component k's sum over dimensions of ((x - mu) f)^2 for the block's two row vectors.
+struct DiagSums {
+  v8d s0, s1;
+};
+
+}  // namespace
+
 CUEM_CLONES
 void log_joints_diag(const double* xt, int D, int K, const double* means, const double* factors,
                      const double* constants, double* lj) {
-  for (int k = 0; k < K; ++k) {
+  // Two components per sweep over the dimensions: four independent FMA chains instead of
+  // two, so the sums are not bound by the FMA latency. Each component's terms are added in
+  // the same order either way.
+  int k = 0;
+  for (; k + 2 <= K; k += 2) {
+    const double* mu_a = means + static_cast<std::size_t>(k) * D;
+    const double* f_a = factors + static_cast<std::size_t>(k) * D;
+    const double* mu_b = mu_a + D;
+    const double* f_b = f_a + D;
+    DiagSums a{splat(0.0), splat(0.0)}, b{splat(0.0), splat(0.0)};
+    for (int d = 0; d < D; ++d) {
+      const v8d x0 = load(xt + d * 16), x1 = load(xt + d * 16 + 8);
+      const v8d ya0 = (x0 - mu_a[d]) * f_a[d], ya1 = (x1 - mu_a[d]) * f_a[d];
+      const v8d yb0 = (x0 - mu_b[d]) * f_b[d], yb1 = (x1 - mu_b[d]) * f_b[d];
+      a.s0 += ya0 * ya0;
+      a.s1 += ya1 * ya1;
+      b.s0 += yb0 * yb0;
+      b.s1 += yb1 * yb1;
+    }
+    finish_log_joint(constants[k], D, a.s0, a.s1, lj + k * 16);
+    finish_log_joint(constants[k + 1], D, b.s0, b.s1, lj + (k + 1) * 16);
+  }
+  for (; k < K; ++k) {
     const double* mu = means + static_cast<std::size_t>(k) * D;
     const double* f = factors + static_cast<std::size_t>(k) * D;
     v8d s0 = splat(0.0), s1 = s0;
@@ -272,15 +217,19 @@ void add_full_narrow(const double* x, const int* index, const double* g, int n, 
 CUEM_CLONES
 void gather_shifted(const double* x, const int* index, const double* g, int n, const double* c, int W, double* y,
                     double* a, double* s1) {
-  for (int t = 0; t < n; ++t) {
-    const double* xr = x + static_cast<std::size_t>(index[t]) * W;
-    for (int v = 0; v < W; v += 8) {
-      const v8d d = load(xr + v) - load(c + v);
+  // Column vectors outside, rows inside: S1's partial sum stays in a register instead of a
+  // chain of stores and reloads through memory (the same additions in the same order).
+  for (int v = 0; v < W; v += 8) {
+    const v8d cv = load(c + v);
+    v8d sum = s1 ? load(s1 + v) : splat(0.0);
+    for (int t = 0; t < n; ++t) {
+      const v8d d = load(x + static_cast<std::size_t>(index[t]) * W + v) - cv;
       const v8d wd = g[t] * d;
       store(y + static_cast<std::size_t>(t) * W + v, d);
       store(a + static_cast<std::size_t>(t) * W + v, wd);
-      if (s1) store(s1 + v, load(s1 + v) + wd);
+      sum += wd;
     }
+    if (s1) store(s1 + v, sum);
   }
 }
 
@@ -336,20 +285,46 @@ void scatter_tiles(const double* a, const double* y, int n, int W, int tile_begi
   }
 }
 
+// add_diag for NV column vectors of 8 dimensions, all held in registers across the rows:
+// 2 NV independent chains per row instead of two.
+template <int NV>
+CUEM_INLINE void add_diag_columns(const double* x, const int* index, const double* g, int n, const double* c, int W,
+                                  double* s1, double* s2) {
+  v8d cv[NV], a1[NV], a2[NV];
+  for (int j = 0; j < NV; ++j) {
+    cv[j] = load(c + 8 * j);
+    a1[j] = load(s1 + 8 * j);
+    a2[j] = load(s2 + 8 * j);
+  }
+  for (int t = 0; t < n; ++t) {
+    const double* xr = x + static_cast<std::size_t>(index[t]) * W;
+    for (int j = 0; j < NV; ++j) {
+      const v8d d = load(xr + 8 * j) - cv[j];
+      const v8d wd = g[t] * d;
+      a1[j] += wd;
+      a2[j] += wd * d;
+    }
+  }
+  for (int j = 0; j < NV; ++j) {
+    store(s1 + 8 * j, a1[j]);
+    store(s2 + 8 * j, a2[j]);
+  }
+}
+
 CUEM_CLONES
 void add_diag(const double* x, const int* index, const double* g, int n, const double* c, int W, double* s1,
               double* s2) {
-  for (int v = 0; v < W; v += 8) {
-    const v8d cv = load(c + v);
-    v8d a1 = load(s1 + v), a2 = load(s2 + v);
-    for (int t = 0; t < n; ++t) {
-      const v8d d = load(x + static_cast<std::size_t>(index[t]) * W + v) - cv;
-      const v8d wd = g[t] * d;
-      a1 += wd;
-      a2 += wd * d;
+  for (int v = 0; v < W; v += 64) {
+    switch ((W - v) / 8 < 8 ? (W - v) / 8 : 8) {
+      case 1: add_diag_columns<1>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      case 2: add_diag_columns<2>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      case 3: add_diag_columns<3>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      case 4: add_diag_columns<4>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      case 5: add_diag_columns<5>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      case 6: add_diag_columns<6>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      case 7: add_diag_columns<7>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
+      default: add_diag_columns<8>(x + v, index, g, n, c + v, W, s1 + v, s2 + v); break;
     }
-    store(s1 + v, a1);
-    store(s2 + v, a2);
   }
 }
 

@@ -7,11 +7,13 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/data_access.hpp"
 #include "core/rng.hpp"
 #include "cpu/cpu_kernels.hpp"
+#include "cpu/narrow_estep.hpp"
 #include "cuem/errors.hpp"
 
 namespace cuem {
@@ -176,11 +178,17 @@ class StatsPass {
     const std::size_t R4 = static_cast<std::size_t>(cpu::pad4(D_));
     for (std::size_t b0 = 0; b0 < count; b0 += kStatsRows) {
       const int rows = static_cast<int>(std::min<std::size_t>(kStatsRows, count - b0));
-      for (int r = 0; r < rows; ++r) {
-        const T* x = base + (begin + b0 + static_cast<std::size_t>(r)) * n_cols;
-        double* out = s.x.data() + static_cast<std::size_t>(r) * W_;
-        for (int d = 0; d < D_; ++d) out[d] = static_cast<double>(x[d]);
+      // The kernels read rows of W doubles: float64 rows of that stride are read in place.
+      const double* xs = s.x.data();
+      if constexpr (std::is_same_v<T, double>) {
+        if (D_ == W_ && n_cols == static_cast<std::size_t>(W_)) xs = base + (begin + b0) * n_cols;
       }
+      if (xs == s.x.data())
+        for (int r = 0; r < rows; ++r) {
+          const T* x = base + (begin + b0 + static_cast<std::size_t>(r)) * n_cols;
+          double* out = s.x.data() + static_cast<std::size_t>(r) * W_;
+          for (int d = 0; d < D_; ++d) out[d] = static_cast<double>(x[d]);
+        }
       for (std::size_t t = static_cast<std::size_t>(part); t < tasks_.size(); t += static_cast<std::size_t>(nt)) {
         const StatsTask& task = tasks_[t];
         const int k = task.k;
@@ -201,15 +209,15 @@ class StatsPass {
         if (first)
           for (int i = 0; i < n; ++i) nk_[k] += s.g[i];
         if (full_ && W_ == 8) {  // D <= 8: each task owns its whole component
-          cpu::add_full_narrow(s.x.data(), s.index.data(), s.g.data(), n, c, D_, s1,
+          cpu::add_full_narrow(xs, s.index.data(), s.g.data(), n, c, D_, s1,
                                s2_.data() + static_cast<std::size_t>(k) * R4 * W_);
         } else if (full_) {
-          cpu::gather_shifted(s.x.data(), s.index.data(), s.g.data(), n, c, W_, s.y.data(), s.a.data(),
+          cpu::gather_shifted(xs, s.index.data(), s.g.data(), n, c, W_, s.y.data(), s.a.data(),
                               first ? s1 : nullptr);
           cpu::scatter_tiles(s.a.data(), s.y.data(), n, W_, task.tile_begin, task.tile_end,
                              s2_.data() + static_cast<std::size_t>(k) * R4 * W_);
         } else {
-          cpu::add_diag(s.x.data(), s.index.data(), s.g.data(), n, c, W_, s1,
+          cpu::add_diag(xs, s.index.data(), s.g.data(), n, c, W_, s1,
                         s2_.data() + static_cast<std::size_t>(k) * W_);
         }
       }
@@ -355,6 +363,12 @@ CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_wei
 
 SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
   const EstepLayout L(p);
+  if (cpu::narrow_applies(p.type, p.D)) {
+    const cpu::NarrowParams np{p.type, p.K, p.D, L.means, L.factors.data(), L.constants.data(), L.means};
+    SufficientStats s = cpu::narrow_estep(X_, np, w_, [this] { poll_interrupt(); });
+    s.weight = total_weight_;
+    return s;
+  }
   SufficientStats s = accumulate_stats(
       X_, p.type, p.K, p.means,
       [&](std::size_t begin, std::size_t count, double* resp, double* log_prob) {
@@ -411,6 +425,16 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
     case Responsibilities::Kind::posteriors:
       if (!g.params || g.params->K != K) throw InvalidArgument("weighted_stats: posteriors needs K components");
       layout = std::make_unique<EstepLayout>(*g.params);
+      if (cpu::narrow_applies(type, D) && g.params->type == type && g.params->D == D) {
+        // The E-step's own pass, so that this composition stays the E-step bitwise.
+        if (shift.size() != uK * X_.n_cols) throw InvalidArgument("weighted_stats: the shift must be K x D");
+        const cpu::NarrowParams np{type, K, D, layout->means, layout->factors.data(), layout->constants.data(),
+                                   shift.data()};
+        SufficientStats s = cpu::narrow_estep(X_, np, w_, [this] { poll_interrupt(); });
+        s.log_likelihood = 0.0;
+        s.weight = total_weight_;
+        return s;
+      }
       fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
         posteriors_range(X_, *layout, begin, count, resp, nullptr);
       };
@@ -425,6 +449,31 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
   SufficientStats s = accumulate_stats(X_, type, K, shift, fill, false, [this] { poll_interrupt(); }, w_);
   s.weight = total_weight_;
   return s;
+}
+
+SufficientStats CpuPrimitives::weighted_stats_rows(const Responsibilities& g, CovarianceType type, int K,
+                                                   const std::vector<double>& shift, std::size_t begin,
+                                                   std::size_t end) {
+  if (g.kind != Responsibilities::Kind::given || !g.given)
+    throw InvalidArgument("weighted_stats_rows: needs given weights of the rows");
+  if (begin > end || end > X_.n_rows) throw InvalidArgument("weighted_stats_rows: rows out of range");
+  // The same pass over a view of the rows (and of their weights).
+  DataView rows = X_;
+  rows.n_rows = end - begin;
+  if (X_.is_float32())
+    rows.data_f32 = X_.data_f32 + begin * X_.row_stride;
+  else
+    rows.data = X_.data + begin * X_.row_stride;
+  WeightView w = w_;
+  if (!w.empty()) {
+    w.data += begin;
+    w.n = end - begin;
+  }
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const ResponsibilityFn fill = [&](std::size_t b, std::size_t count, double* resp, double*) {
+    std::copy(g.given + b * uK, g.given + (b + count) * uK, resp);
+  };
+  return accumulate_stats(rows, type, K, shift, fill, false, [this] { poll_interrupt(); }, w);
 }
 
 std::vector<double> CpuPrimitives::first_pass_shift(const Responsibilities&, int K) const {

@@ -69,6 +69,9 @@ class CpuPrimitives final : public Primitives {
                   double* resp) override;
   SufficientStats weighted_stats(const Responsibilities& g, CovarianceType type, int K,
                                  const std::vector<double>& shift) override;
+  SufficientStats weighted_stats_rows(const Responsibilities& g, CovarianceType type, int K,
+                                      const std::vector<double>& shift, std::size_t begin, std::size_t end) override;
+  bool stats_over_rows() const noexcept override { return true; }
   /// Zeros: the CPU sums in float64, where the first pass's shift does not matter.
   std::vector<double> first_pass_shift(const Responsibilities& g, int K) const override;
 

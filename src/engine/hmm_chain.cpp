@@ -1,52 +1,242 @@
 #include "engine/hmm_chain.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "cuem/errors.hpp"
+
+// The three passes are compiled once per instruction-set level, chosen by the loader, with
+// everything they call inlined into each clone (flatten), as src/cpu/cpu_kernels.cpp does.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(CUEM_NO_TARGET_CLONES)
+#define CUEM_CHAIN_CLONES \
+  __attribute__((flatten, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CUEM_CHAIN_CLONES
+#endif
 
 namespace cuem::engine {
 namespace {
 
-[[noreturn]] void throw_impossible(std::size_t t) {
-  throw NumericalError("frame " + std::to_string(t) +
-                       " of a sequence (0-based within it) has probability 0 under the chain: every path into it "
-                       "uses a zero start or transition probability; check startprob_ and transmat_");
+// At most this many blocks per sequence (the per-block transition sums are K x K each),
+// and at least this many frames per block.
+constexpr std::size_t kMaxChainBlocks = 256;
+constexpr std::size_t kMinBlockFrames = 64;
+
+// sum_t log c_t as the log of running products (c_t <= 1: a_{t-1} A and b_t both sum to
+// 1), a log only when the product nears the bottom of the range.
+struct LogProduct {
+  double log_sum = 0.0, product = 1.0;
+  void add(double ct) {
+    if (ct < 0x1p-100) {
+      log_sum += std::log(ct);
+    } else {
+      product *= ct;
+      if (product < 0x1p-900) {
+        log_sum += std::log(product);
+        product = 1.0;
+      }
+    }
+  }
+  double value() const { return log_sum + std::log(product); }
+};
+
+// Sums of K terms in four interleaved partial sums, combined in a fixed order: a quarter
+// of a serial sum's dependency chain (the chain's passes are latency-bound), and the same
+// result on every call.
+inline double sum4(const double* v, int K) {
+  double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
+  int k = 0;
+  for (; k + 4 <= K; k += 4) {
+    p0 += v[k];
+    p1 += v[k + 1];
+    p2 += v[k + 2];
+    p3 += v[k + 3];
+  }
+  for (; k < K; ++k) p0 += v[k];
+  return (p0 + p1) + (p2 + p3);
+}
+inline double dot4(const double* a, const double* b, int K) {
+  double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
+  int k = 0;
+  for (; k + 4 <= K; k += 4) {
+    p0 += a[k] * b[k];
+    p1 += a[k + 1] * b[k + 1];
+    p2 += a[k + 2] * b[k + 2];
+    p3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < K; ++k) p0 += a[k] * b[k];
+  return (p0 + p1) + (p2 + p3);
 }
 
-// The scaled forward pass into a (T x K) and c (T); returns sum_t log c_t.
-double forward(const double* pi, const double* A, int K, std::size_t T, const double* b, double* a, double* c) {
+// The three passes with K known at compile time where it is small (KC > 0): the K-long
+// loops then unroll into a few vector operations, which is most of the chain's speed at
+// small K; KC = 0 takes K at run time.
+template <int KC>
+std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size_t n, const double* a_prev,
+                      double* __restrict a, double* __restrict c) {
+  const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
-  double log_scale = 0.0;
-  for (std::size_t t = 0; t < T; ++t) {
+  const double* A = m.A;
+  for (std::size_t t = 0; t < n; ++t) {
     double* at = a + t * uK;
     const double* bt = b + t * uK;
-    if (t == 0) {
-      for (int k = 0; k < K; ++k) at[k] = pi[k] * bt[k];
+    const double* prev = t > 0 ? at - uK : a_prev;
+    if (!prev) {
+      for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
     } else {
-      const double* prev = at - uK;
       for (int j = 0; j < K; ++j) at[j] = 0.0;
       for (int i = 0; i < K; ++i) {
         const double ai = prev[i];
-        if (ai == 0.0) continue;
         const double* Ai = A + static_cast<std::size_t>(i) * uK;
         for (int j = 0; j < K; ++j) at[j] += ai * Ai[j];
       }
       for (int j = 0; j < K; ++j) at[j] *= bt[j];
     }
-    double sum = 0.0;
-    for (int k = 0; k < K; ++k) sum += at[k];
-    if (!(sum > 0.0)) throw_impossible(t);
+    const double sum = sum4(at, K);
+    if (!(sum > 0.0)) return t;
     c[t] = sum;
     const double inv = 1.0 / sum;
     for (int k = 0; k < K; ++k) at[k] *= inv;
-    log_scale += std::log(sum);
   }
-  return log_scale;
+  return n;
+}
+
+template <int KC>
+void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, const double* b_next,
+                const double* r_next, double* __restrict r) {
+  const int K = KC > 0 ? KC : m.K;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  double u_store[KC > 0 ? KC : 1];
+  std::vector<double> u_heap(KC > 0 ? 0 : uK);
+  double* u = KC > 0 ? u_store : u_heap.data();
+  for (std::size_t t = n; t-- > 0;) {
+    double* rt = r + t * uK;
+    const double* bn = t + 1 < n ? b + (t + 1) * uK : b_next;
+    const double* rn = t + 1 < n ? rt + uK : r_next;
+    if (!bn) {  // the sequence's last frame
+      for (int k = 0; k < K; ++k) rt[k] = 1.0;
+      continue;
+    }
+    for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
+    // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
+    // the compiler vectorises, where a dot product per row would be a serial reduction.
+    for (int i = 0; i < K; ++i) rt[i] = 0.0;
+    for (int j = 0; j < K; ++j) {
+      const double uj = u[j];
+      const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
+      for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
+    }
+    const double sum = sum4(rt, K);
+    if (sum > 0.0) {  // a zero sum is an impossible frame, which the forward pass reports
+      const double inv = 1.0 / sum;
+      for (int k = 0; k < K; ++k) rt[k] *= inv;
+    }
+  }
+}
+
+template <int KC>
+double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const double* __restrict a,
+                 const double* __restrict c, const double* __restrict r, const double* __restrict s,
+                 double* __restrict b, const double* a_before, double* xi) {
+  const int K = KC > 0 ? KC : m.K;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  double u_store[KC > 0 ? KC : 1];
+  double outer_store[KC > 0 ? KC * KC : 1];
+  std::vector<double> heap(KC > 0 ? 0 : uK + uK * uK);
+  double* __restrict u = KC > 0 ? u_store : heap.data();
+  // sum_t a_{t-1} u_t^T over the block; xi = A_ij times it, once per block.
+  double* __restrict outer = KC > 0 ? outer_store : heap.data() + uK;
+  if (xi)
+    for (std::size_t i = 0; i < uK * uK; ++i) outer[i] = 0.0;
+  LogProduct log_c;
+  double sum_s = 0.0;
+  for (std::size_t t = lo; t < hi; ++t) {
+    const double* at = a + t * uK;
+    const double* rt = r + t * uK;
+    double* bt = b + t * uK;
+    const double G = dot4(at, rt, K);
+    const double* ap = t > 0 ? at - uK : a_before;
+    if (xi && ap) {
+      // xi_{t-1}(i, j) = a_{t-1}(i) A_ij b_t(j) r_t(j) / (c_t G_t): its normaliser is
+      // sum_j (a_{t-1} A)_j b_t(j) r_t(j) = c_t sum_j a_t(j) r_t(j).
+      const double inv = 1.0 / (c[t] * G);
+      for (int j = 0; j < K; ++j) u[j] = bt[j] * rt[j] * inv;
+      for (int i = 0; i < K; ++i) {
+        const double ai = ap[i];
+        double* Oi = outer + static_cast<std::size_t>(i) * uK;
+        for (int j = 0; j < K; ++j) Oi[j] += ai * u[j];
+      }
+    }
+    const double inv = 1.0 / G;
+    for (int k = 0; k < K; ++k) bt[k] = at[k] * rt[k] * inv;
+    log_c.add(c[t]);
+    sum_s += s[t];
+  }
+  if (xi)
+    for (std::size_t i = 0; i < uK * uK; ++i) xi[i] += m.A[i] * outer[i];
+  return log_c.value() + sum_s;
+}
+
+// Calls f(std::integral_constant<int, KC>) with KC = K for the common small K, 0 otherwise.
+template <class F>
+decltype(auto) dispatch_k(int K, F&& f) {
+  switch (K) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    case 10: return f(std::integral_constant<int, 10>{});
+    case 12: return f(std::integral_constant<int, 12>{});
+    case 16: return f(std::integral_constant<int, 16>{});
+    default: return f(std::integral_constant<int, 0>{});
+  }
+}
+
+// Sizes the scratch for T frames: a, c, r (and the per-block transition sums, zeroed).
+void reserve(ChainWork& w, std::size_t T, std::size_t uK, std::size_t n_blocks, bool with_xi) {
+  if (w.a.size() < T * uK) w.a.resize(T * uK);
+  if (w.c.size() < T) w.c.resize(T);
+  if (w.r.size() < T * uK) w.r.resize(T * uK);
+  if (with_xi) w.xi_blocks.assign(n_blocks * uK * uK, 0.0);
 }
 
 }  // namespace
+
+void throw_impossible_frame(std::size_t t) {
+  throw NumericalError("frame " + std::to_string(t) +
+                       " of a sequence (0-based within it) has probability 0 under the chain: every path into it "
+                       "uses a zero start or transition probability; check startprob_ and transmat_");
+}
+
+std::size_t chain_block_frames(std::size_t T) noexcept {
+  return std::max(kMinBlockFrames, (T + kMaxChainBlocks - 1) / kMaxChainBlocks);
+}
+
+CUEM_CHAIN_CLONES
+std::size_t forward_segment(const ChainModel& m, const double* b, std::size_t n, const double* a_prev, double* a,
+                            double* c) {
+  return dispatch_k(m.K, [&](auto kc) { return forward_k<decltype(kc)::value>(m, b, n, a_prev, a, c); });
+}
+
+CUEM_CHAIN_CLONES
+void backward_segment(const ChainModel& m, const double* b, std::size_t n, const double* b_next,
+                      const double* r_next, double* r) {
+  dispatch_k(m.K, [&](auto kc) { backward_k<decltype(kc)::value>(m, b, n, b_next, r_next, r); });
+}
+
+CUEM_CHAIN_CLONES
+double combine_frames(const ChainModel& m, std::size_t lo, std::size_t hi, const double* a, const double* c,
+                      const double* r, const double* s, double* b, const double* a_before, double* xi) {
+  return dispatch_k(m.K, [&](auto kc) { return combine_k<decltype(kc)::value>(m, lo, hi, a, c, r, s, b, a_before, xi); });
+}
 
 std::vector<std::size_t> sequence_offsets(const std::vector<std::size_t>& lengths, std::size_t n_rows) {
   std::vector<std::size_t> offsets{0};
@@ -68,64 +258,77 @@ std::vector<std::size_t> sequence_offsets(const std::vector<std::size_t>& length
   return offsets;
 }
 
-double forward_log_likelihood(const double* pi, const double* A, int K, std::size_t T, const double* b,
-                              const double* s, std::vector<double>& work) {
-  const std::size_t uK = static_cast<std::size_t>(K);
-  if (work.size() < T * uK + T) work.resize(T * uK + T);
-  double ll = forward(pi, A, K, T, b, work.data(), work.data() + T * uK);
-  for (std::size_t t = 0; t < T; ++t) ll += s[t];
+double forward_log_likelihood(const ChainModel& m, std::size_t T, const double* b, const double* s, ChainWork& w) {
+  const std::size_t uK = static_cast<std::size_t>(m.K);
+  reserve(w, T, uK, 0, false);
+  const std::size_t bad = forward_segment(m, b, T, nullptr, w.a.data(), w.c.data());
+  if (bad < T) throw_impossible_frame(bad);
+  const std::size_t B = chain_block_frames(T);
+  double ll = 0.0;
+  for (std::size_t lo = 0; lo < T; lo += B) {
+    LogProduct log_c;
+    double sum_s = 0.0;
+    for (std::size_t t = lo; t < std::min(T, lo + B); ++t) {
+      log_c.add(w.c[t]);
+      sum_s += s[t];
+    }
+    ll += log_c.value() + sum_s;  // as combine_frames sums a block
+  }
   return ll;
 }
 
-double forward_backward(const double* pi, const double* A, const double* AT, int K, std::size_t T, double* b,
-                        const double* s, double* xi_sum, std::vector<double>& work) {
-  const std::size_t uK = static_cast<std::size_t>(K);
-  if (work.size() < 2 * T * uK + T + 2 * uK) work.resize(2 * T * uK + T + 2 * uK);
-  double* a = work.data();
-  double* r = a + T * uK;
-  double* c = r + T * uK;
-  double* u = c + T;  // b_{t+1} * r_{t+1} / c_{t+1}
-  double ll = forward(pi, A, K, T, b, a, c);
-  for (std::size_t t = 0; t < T; ++t) ll += s[t];
-
-  double* rt = r + (T - 1) * uK;
-  for (int k = 0; k < K; ++k) rt[k] = 1.0;
-  for (std::size_t t = T - 1; t-- > 0;) {
-    const double* bn = b + (t + 1) * uK;
-    const double* rn = r + (t + 1) * uK;
-    const double inv = 1.0 / c[t + 1];
-    for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j] * inv;
-    // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
-    // the compiler vectorises, where a dot product per row would be a serial reduction.
-    double* rc = r + t * uK;
-    for (int i = 0; i < K; ++i) rc[i] = 0.0;
-    for (int j = 0; j < K; ++j) {
-      const double uj = u[j];
-      const double* ATj = AT + static_cast<std::size_t>(j) * uK;
-      for (int i = 0; i < K; ++i) rc[i] += uj * ATj[i];
-    }
-    if (xi_sum) {
-      const double* at = a + t * uK;
-      for (int i = 0; i < K; ++i) {
-        const double ai = at[i];
-        if (ai == 0.0) continue;
-        const double* Ai = A + static_cast<std::size_t>(i) * uK;
-        double* Xi = xi_sum + static_cast<std::size_t>(i) * uK;
-        for (int j = 0; j < K; ++j) Xi[j] += ai * Ai[j] * u[j];
-      }
-    }
+double forward_backward(const ChainModel& m, std::size_t T, double* b, const double* s, double* xi_sum,
+                        ChainWork& w, bool parallel) {
+  const std::size_t uK = static_cast<std::size_t>(m.K), KK = uK * uK;
+  const std::size_t B = chain_block_frames(T), n_blocks = (T + B - 1) / B;
+  reserve(w, T, uK, n_blocks, xi_sum != nullptr);
+  std::size_t bad = T;
+  // The two passes are independent (the backward pass normalises itself).
+#pragma omp parallel sections num_threads(2) if (parallel)
+  {
+#pragma omp section
+    bad = forward_segment(m, b, T, nullptr, w.a.data(), w.c.data());
+#pragma omp section
+    backward_segment(m, b, T, nullptr, nullptr, w.r.data());
   }
-  // gamma into b (the emissions of frame t are no longer needed once r_t is formed).
-  for (std::size_t t = 0; t < T; ++t) {
-    double* g = b + t * uK;
-    const double* at = a + t * uK;
-    const double* rc = r + t * uK;
-    double sum = 0.0;
-    for (int k = 0; k < K; ++k) sum += g[k] = at[k] * rc[k];
-    const double inv = 1.0 / sum;
-    for (int k = 0; k < K; ++k) g[k] *= inv;
+  if (bad < T) throw_impossible_frame(bad);
+  std::vector<double> block_ll(n_blocks);
+#pragma omp parallel for schedule(static) if (parallel)
+  for (std::ptrdiff_t q = 0; q < static_cast<std::ptrdiff_t>(n_blocks); ++q) {
+    const std::size_t lo = static_cast<std::size_t>(q) * B;
+    block_ll[static_cast<std::size_t>(q)] =
+        combine_frames(m, lo, std::min(T, lo + B), w.a.data(), w.c.data(), w.r.data(), s, b, nullptr,
+                       xi_sum ? w.xi_blocks.data() + static_cast<std::size_t>(q) * KK : nullptr);
+  }
+  double ll = 0.0;
+  for (std::size_t q = 0; q < n_blocks; ++q) {
+    ll += block_ll[q];
+    if (xi_sum)
+      for (std::size_t i = 0; i < KK; ++i) xi_sum[i] += w.xi_blocks[q * KK + i];
   }
   return ll;
+}
+
+SequenceGroups::SequenceGroups(std::size_t n_sequences, int K, bool with_start, bool with_trans)
+    : S(n_sequences), uK(static_cast<std::size_t>(K)) {
+  const std::size_t n = std::min<std::size_t>(S, 256);
+  ll.assign(n, 0.0);
+  if (with_start) start.assign(n * uK, 0.0);
+  if (with_trans) trans.assign(n * uK * uK, 0.0);
+}
+
+double SequenceGroups::total(double* start_out, double* trans_out) const {
+  double sum = 0.0;
+  if (start_out) std::fill(start_out, start_out + uK, 0.0);
+  if (trans_out) std::fill(trans_out, trans_out + uK * uK, 0.0);
+  for (std::size_t g = 0; g < ll.size(); ++g) {
+    sum += ll[g];
+    if (start_out)
+      for (std::size_t k = 0; k < uK; ++k) start_out[k] += start[g * uK + k];
+    if (trans_out)
+      for (std::size_t i = 0; i < uK * uK; ++i) trans_out[i] += trans[g * uK * uK + i];
+  }
+  return sum;
 }
 
 double viterbi(const double* pi, const double* A, int K, std::size_t T, const double* b, const double* s,
@@ -155,7 +358,7 @@ double viterbi(const double* pi, const double* A, int K, std::size_t T, const do
   for (int k = 1; k < K; ++k)
     if (last[k] > last[state]) state = k;
   const double log_prob = last[state];
-  if (!std::isfinite(log_prob)) throw_impossible(T - 1);
+  if (!std::isfinite(log_prob)) throw_impossible_frame(T - 1);
   states[T - 1] = state;
   for (std::size_t t = T - 1; t-- > 0;) {
     const double* d = delta + t * uK;

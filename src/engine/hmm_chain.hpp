@@ -19,16 +19,73 @@ namespace cuem::engine {
 /// for lengths that are not positive or do not sum to n_rows; empty lengths: one sequence.
 std::vector<std::size_t> sequence_offsets(const std::vector<std::size_t>& lengths, std::size_t n_rows);
 
-/// One sequence's forward-backward. b (T x K) is replaced by gamma; s (T) is read; xi_sum
-/// (K x K, may be null) has sum_t xi_t added. transmat_t is transmat transposed. Returns
-/// the sequence's log-likelihood. `work` is scratch (grown as needed). Throws
-/// NumericalError where a frame is impossible under the chain (every path has probability 0).
-double forward_backward(const double* startprob, const double* transmat, const double* transmat_t, int K,
-                        std::size_t T, double* b, const double* s, double* xi_sum, std::vector<double>& work);
+/// The chain's view of a model: start probabilities, the transition matrix and its
+/// transpose (the backward pass reads A's columns contiguously).
+struct ChainModel {
+  const double* pi = nullptr;
+  const double* A = nullptr;
+  const double* AT = nullptr;
+  int K = 0;
+};
 
-/// One sequence's forward pass only: its log-likelihood.
-double forward_log_likelihood(const double* startprob, const double* transmat, int K, std::size_t T, const double* b,
-                              const double* s, std::vector<double>& work);
+/// Frames per time block of a sequence of T frames. The sums over a sequence (its
+/// log-likelihood, its transition counts) run per block in time order, then over the
+/// blocks in order: blocks are what threads share and what a segment of the bounded-memory
+/// pass is made of, so the sums are the same however the work is split.
+std::size_t chain_block_frames(std::size_t T) noexcept;
+
+/// Scaled forward pass over n frames of a sequence: a_prev is a of the frame before the
+/// first (null when the first is the sequence's frame 0, which starts from pi). Writes a
+/// (n x K) and c (n). Returns n, or the index of the first frame impossible under the chain.
+std::size_t forward_segment(const ChainModel& m, const double* b, std::size_t n, const double* a_prev, double* a,
+                            double* c);
+
+/// Backward pass over n frames, each r_t normalised to sum 1 (its scale cancels in gamma
+/// and xi, so it needs no c from the forward pass and can run beside it): b_next and
+/// r_next are the frame after the last (null when the last ends the sequence: r = 1).
+void backward_segment(const ChainModel& m, const double* b, std::size_t n, const double* b_next,
+                      const double* r_next, double* r);
+
+/// Frames [lo, hi) of a segment after both passes: gamma_t replaces b_t; xi (K x K, may
+/// be null) has the pairs (t - 1, t) added, where the frame before index 0 has a_before
+/// (null: index 0 starts the sequence, no pair); returns sum_t (log c_t + s_t).
+double combine_frames(const ChainModel& m, std::size_t lo, std::size_t hi, const double* a, const double* c,
+                      const double* r, const double* s, double* b, const double* a_before, double* xi);
+
+/// Scratch of one sequence's chain, kept between calls so that an iteration allocates nothing.
+struct ChainWork {
+  std::vector<double> a, c, r, xi_blocks, u;
+};
+
+/// One sequence's forward-backward. b (T x K) is replaced by gamma; s (T) is read; xi_sum
+/// (K x K, may be null) has sum_t xi_t added. Returns the sequence's log-likelihood.
+/// `parallel`: run the forward and backward passes side by side and the blocks over the
+/// threads (for one long sequence); the result is the same either way. Throws
+/// NumericalError where a frame is impossible under the chain (every path has probability 0).
+double forward_backward(const ChainModel& m, std::size_t T, double* b, const double* s, double* xi_sum,
+                        ChainWork& work, bool parallel);
+
+/// One sequence's forward pass only: its log-likelihood (the same sums as forward_backward's).
+double forward_log_likelihood(const ChainModel& m, std::size_t T, const double* b, const double* s, ChainWork& work);
+
+/// Throws the NumericalError of frame t (0-based within its sequence) being impossible.
+[[noreturn]] void throw_impossible_frame(std::size_t t);
+
+/// Per-sequence sums in fixed groups of consecutive sequences (at most 256 groups), each
+/// summed in order, then the groups in order: what the chain's passes return, whether
+/// the sequences ran over threads, one at a time or a segment at a time.
+struct SequenceGroups {
+  SequenceGroups(std::size_t n_sequences, int K, bool with_start, bool with_trans);
+  std::size_t n_groups() const noexcept { return ll.size(); }
+  std::size_t first(std::size_t g) const noexcept { return S * g / ll.size(); }  ///< first sequence of group g
+  double* start_of(std::size_t g) noexcept { return start.empty() ? nullptr : start.data() + g * uK; }
+  double* trans_of(std::size_t g) noexcept { return trans.empty() ? nullptr : trans.data() + g * uK * uK; }
+  /// The totals: returns the log-likelihood; start and trans (may be null) receive theirs.
+  double total(double* start_out, double* trans_out) const;
+
+  std::size_t S, uK;
+  std::vector<double> ll, start, trans;
+};
 
 /// One sequence's Viterbi path into states (T); returns log p(x, path). Ties go to the
 /// lowest state index.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <string>
 
@@ -19,16 +20,19 @@ namespace {
 // A prior array holds one value for every entry or one per entry.
 double entry(const std::vector<double>& v, std::size_t i) { return v.size() == 1 ? v[0] : v[i]; }
 
-// Sequences are summed in this many fixed blocks at most (contiguous ranges), each in
-// order, then the blocks in order: the sums do not depend on the thread count.
-constexpr std::size_t kMaxBlocks = 256;
-
 // hmmlearn's normalisation of a row: divided by its sum, left as it is where the sum is 0.
 void normalise(double* a, int n) {
   double sum = 0.0;
   for (int i = 0; i < n; ++i) sum += a[i];
   if (sum == 0.0) return;
   for (int i = 0; i < n; ++i) a[i] /= sum;
+}
+
+std::vector<double> transpose(const std::vector<double>& A, std::size_t n) {
+  std::vector<double> t(n * n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) t[j * n + i] = A[i * n + j];
+  return t;
 }
 
 }  // namespace
@@ -59,9 +63,14 @@ Model hmm_emissions(CovarianceType type, int K, int D, std::vector<double> means
 }
 
 EmissionFrames emission_frames(Primitives& prims, const HmmModel& model) {
+  EmissionFrames f;
+  emission_frames(prims, model, f);
+  return f;
+}
+
+void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f) {
   const std::size_t N = prims.rows();
   const int K = model.n_components();
-  EmissionFrames f;
   f.b.resize(N * static_cast<std::size_t>(K));
   f.s.resize(N);
   // Under uniform weights 1/K the posterior of state k is p(x | k) / sum_j p(x | j) and
@@ -72,43 +81,47 @@ EmissionFrames emission_frames(Primitives& prims, const HmmModel& model) {
   prims.posteriors(prepare(uniform), 0, N, f.s.data(), f.b.data());
   const double log_K = std::log(static_cast<double>(K));
   for (double& v : f.s) v += log_K;
-  return f;
 }
 
 double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,
-                  double* start, double* trans) {
+                  double* start, double* trans, std::vector<ChainWork>* workspace) {
   const int K = model.n_components();
   const std::size_t uK = static_cast<std::size_t>(K);
   const std::size_t S = offsets.size() - 1;
-  const std::size_t n_blocks = std::min(S, kMaxBlocks);
-  std::vector<double> block_ll(n_blocks, 0.0);
-  std::vector<double> block_start(start ? n_blocks * uK : 0, 0.0);
-  std::vector<double> block_trans(trans ? n_blocks * uK * uK : 0, 0.0);
-  std::vector<double> transposed(uK * uK);
-  for (std::size_t i = 0; i < uK; ++i)
-    for (std::size_t j = 0; j < uK; ++j) transposed[j * uK + i] = model.transmat[i * uK + j];
+  SequenceGroups groups(S, K, start != nullptr, trans != nullptr);
+  const std::size_t n_groups = groups.n_groups();
+  const std::vector<double> transposed = transpose(model.transmat, uK);
+  const ChainModel chain{model.startprob.data(), model.transmat.data(), transposed.data(), K};
+  const int n_threads = omp_get_max_threads();
+  std::vector<ChainWork> local;
+  std::vector<ChainWork>& works = workspace ? *workspace : local;
+  if (works.size() < static_cast<std::size_t>(n_threads)) works.resize(static_cast<std::size_t>(n_threads));
+  // Few sequences: one at a time, each split over the threads (its passes side by side,
+  // its blocks shared); many: sequences over the threads. The sums are the same either way.
+  const bool within = S < static_cast<std::size_t>(n_threads) * 2;
   std::exception_ptr error;
   std::mutex error_mutex;
-#pragma omp parallel
-  {
-    std::vector<double> work;
-#pragma omp for schedule(dynamic, 1)
-    for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_blocks); ++bi) {
-      const std::size_t b = static_cast<std::size_t>(bi);
+  const auto run_group = [&](std::size_t b, ChainWork& work) {
+    for (std::size_t q = groups.first(b); q < groups.first(b + 1); ++q) {
+      const std::size_t lo = offsets[q], T = offsets[q + 1] - lo;
+      double* g = frames.b.data() + lo * uK;
+      const double* s = frames.s.data() + lo;
+      if (start || trans) {
+        groups.ll[b] += forward_backward(chain, T, g, s, groups.trans_of(b), work, within);
+        if (start)
+          for (std::size_t k = 0; k < uK; ++k) groups.start_of(b)[k] += g[k];
+      } else {
+        groups.ll[b] += forward_log_likelihood(chain, T, g, s, work);
+      }
+    }
+  };
+  if (within) {
+    for (std::size_t b = 0; b < n_groups; ++b) run_group(b, works[0]);
+  } else {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::ptrdiff_t bi = 0; bi < static_cast<std::ptrdiff_t>(n_groups); ++bi) {
       try {
-        for (std::size_t q = S * b / n_blocks; q < S * (b + 1) / n_blocks; ++q) {
-          const std::size_t lo = offsets[q], T = offsets[q + 1] - lo;
-          double* g = frames.b.data() + lo * uK;
-          const double* s = frames.s.data() + lo;
-          if (start || trans) {
-            block_ll[b] += forward_backward(model.startprob.data(), model.transmat.data(), transposed.data(), K, T, g, s,
-                                            trans ? block_trans.data() + b * uK * uK : nullptr, work);
-            if (start)
-              for (std::size_t k = 0; k < uK; ++k) block_start[b * uK + k] += g[k];
-          } else {
-            block_ll[b] += forward_log_likelihood(model.startprob.data(), model.transmat.data(), K, T, g, s, work);
-          }
-        }
+        run_group(static_cast<std::size_t>(bi), works[static_cast<std::size_t>(omp_get_thread_num())]);
       } catch (...) {
         const std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -116,17 +129,99 @@ double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets
     }
   }
   if (error) std::rethrow_exception(error);
-  double ll = 0.0;
-  if (start) std::fill(start, start + uK, 0.0);
-  if (trans) std::fill(trans, trans + uK * uK, 0.0);
-  for (std::size_t b = 0; b < n_blocks; ++b) {
-    ll += block_ll[b];
-    if (start)
-      for (std::size_t k = 0; k < uK; ++k) start[k] += block_start[b * uK + k];
-    if (trans)
-      for (std::size_t i = 0; i < uK * uK; ++i) trans[i] += block_trans[b * uK * uK + i];
+  return groups.total(start, trans);
+}
+
+double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                           std::size_t segment_frames, double* start, double* trans, SufficientStats& emission) {
+  const int K = model.n_components();
+  const std::size_t uK = static_cast<std::size_t>(K), KK = uK * uK;
+  const std::size_t S = offsets.size() - 1;
+  SequenceGroups groups(S, K, true, true);
+  const std::vector<double> transposed = transpose(model.transmat, uK);
+  const ChainModel chain{model.startprob.data(), model.transmat.data(), transposed.data(), K};
+  const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
+                                      model.emissions.covariances);
+  const PreparedParams prepared = prepare(uniform);
+  const double log_K = std::log(static_cast<double>(K));
+  std::vector<double> b, s, a, c, r, checkpoints, b_next(uK), r_next(uK), b_first(uK), r_first(uK), xi_blocks,
+      block_ll;
+  bool have_emission = false;
+  // Frames [r0, r1)'s emissions, as emission_frames gives them.
+  const auto emissions = [&](std::size_t r0, std::size_t r1) {
+    prims.posteriors(prepared, r0, r1, s.data(), b.data());
+    for (std::size_t t = 0; t < r1 - r0; ++t) s[t] += log_K;
+  };
+  for (std::size_t g = 0; g < groups.n_groups(); ++g) {
+    for (std::size_t q = groups.first(g); q < groups.first(g + 1); ++q) {
+      const std::size_t lo = offsets[q], T = offsets[q + 1] - lo;
+      const std::size_t B = chain_block_frames(T), n_blocks = (T + B - 1) / B;
+      // Segments are whole blocks, so that the block sums are forward_backward's.
+      const std::size_t L = std::max<std::size_t>(1, segment_frames / B) * B;
+      const std::size_t n_seg = (T + L - 1) / L;
+      const std::size_t n = std::min(T, L);
+      for (std::vector<double>* v : {&b, &a, &r}) v->resize(n * uK);
+      s.resize(n);
+      c.resize(n);
+      checkpoints.resize(n_seg * uK);
+      xi_blocks.assign(n_blocks * KK, 0.0);
+      block_ll.assign(n_blocks, 0.0);
+      // Forward, keeping a of every segment's last frame.
+      for (std::size_t i = 0; i < n_seg; ++i) {
+        const std::size_t t0 = i * L, m = std::min(T, t0 + L) - t0;
+        emissions(lo + t0, lo + t0 + m);
+        const std::size_t bad =
+            forward_segment(chain, b.data(), m, i ? checkpoints.data() + (i - 1) * uK : nullptr, a.data(), c.data());
+        if (bad < m) throw_impossible_frame(t0 + bad);
+        std::copy(a.data() + (m - 1) * uK, a.data() + m * uK, checkpoints.data() + i * uK);
+      }
+      // Backward over the segments from the last, the forward recomputed beside it.
+      for (std::size_t i = n_seg; i-- > 0;) {
+        const std::size_t t0 = i * L, m = std::min(T, t0 + L) - t0;
+        const double* a_before = i ? checkpoints.data() + (i - 1) * uK : nullptr;
+        emissions(lo + t0, lo + t0 + m);
+        const bool last = i + 1 == n_seg;
+#pragma omp parallel sections num_threads(2)
+        {
+#pragma omp section
+          forward_segment(chain, b.data(), m, a_before, a.data(), c.data());
+#pragma omp section
+          backward_segment(chain, b.data(), m, last ? nullptr : b_next.data(), last ? nullptr : r_next.data(),
+                           r.data());
+        }
+        std::copy(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(uK), b_first.begin());
+        std::copy(r.begin(), r.begin() + static_cast<std::ptrdiff_t>(uK), r_first.begin());
+        const std::size_t q0 = t0 / B, q1 = (t0 + m + B - 1) / B;
+#pragma omp parallel for schedule(static)
+        for (std::ptrdiff_t qi = static_cast<std::ptrdiff_t>(q0); qi < static_cast<std::ptrdiff_t>(q1); ++qi) {
+          const std::size_t qq = static_cast<std::size_t>(qi);
+          block_ll[qq] = combine_frames(chain, qq * B - t0, std::min(T, (qq + 1) * B) - t0, a.data(), c.data(),
+                                        r.data(), s.data(), b.data(), a_before, xi_blocks.data() + qq * KK);
+        }
+        SufficientStats part = prims.weighted_stats_rows(Responsibilities::given_weights(b.data()),
+                                                         model.covariance_type(), K, model.emissions.means, lo + t0,
+                                                         lo + t0 + m);
+        if (have_emission) {
+          emission.merge(part);
+        } else {
+          emission = std::move(part);
+          have_emission = true;
+        }
+        if (i == 0)
+          for (std::size_t k = 0; k < uK; ++k) groups.start_of(g)[k] += b[k];
+        b_next.swap(b_first);
+        r_next.swap(r_first);
+      }
+      // The sequence's sums as forward_backward forms them: its blocks in order.
+      double ll = 0.0;
+      for (std::size_t qq = 0; qq < n_blocks; ++qq) {
+        ll += block_ll[qq];
+        for (std::size_t i = 0; i < KK; ++i) groups.trans_of(g)[i] += xi_blocks[qq * KK + i];
+      }
+      groups.ll[g] += ll;
+    }
   }
-  return ll;
+  return groups.total(start, trans);
 }
 
 HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* empty_states) {
@@ -284,18 +379,33 @@ HmmModel GaussianHmmEM::initialize(std::uint64_t seed, std::vector<std::string>*
   return m;
 }
 
+std::size_t segment_frames_for(const HmmOptions& o, const Primitives& prims, int K) {
+  if (o.segment_frames == std::numeric_limits<std::size_t>::max() || !prims.stats_over_rows()) return 0;
+  if (o.segment_frames > 0) return o.segment_frames;
+  // b, a and r: three N x K arrays of doubles.
+  const std::size_t bytes = 3 * prims.rows() * static_cast<std::size_t>(K) * sizeof(double);
+  if (bytes <= kBoundedChainBytes) return 0;
+  // About sqrt(N) frames a segment, and not fewer than a few thousand.
+  return std::max<std::size_t>(4096, static_cast<std::size_t>(std::sqrt(static_cast<double>(prims.rows()))));
+}
+
 HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   const int K = m.n_components();
   const std::size_t uK = static_cast<std::size_t>(K);
-  EmissionFrames frames = emission_frames(prims_, m);
   HmmStats s;
   s.start.assign(uK, 0.0);
   s.trans.assign(uK * uK, 0.0);
-  s.log_likelihood = chain_pass(m, offsets_, frames, s.start.data(), s.trans.data());
   s.weight = static_cast<double>(prims_.rows());
+  s.at = m;
+  if (const std::size_t segment = segment_frames_for(o_, prims_, K)) {
+    s.log_likelihood = bounded_chain_stats(prims_, m, offsets_, segment, s.start.data(), s.trans.data(), s.emission);
+    return s;
+  }
+  EmissionFrames& frames = frames_;
+  emission_frames(prims_, m, frames);
+  s.log_likelihood = chain_pass(m, offsets_, frames, s.start.data(), s.trans.data(), &chain_work_);
   s.emission = prims_.weighted_stats(Responsibilities::given_weights(frames.b.data()), m.covariance_type(), K,
                                      m.emissions.means);
-  s.at = m;
   return s;
 }
 

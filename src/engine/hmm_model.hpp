@@ -11,6 +11,7 @@
 
 #include "core/sufficient_stats.hpp"
 #include "cuem/hmm.hpp"
+#include "engine/hmm_chain.hpp"
 #include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 
@@ -37,13 +38,27 @@ struct EmissionFrames {
   std::vector<double> s;
 };
 EmissionFrames emission_frames(Primitives& prims, const HmmModel& model);
+/// The same into f, reusing its storage.
+void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f);
 
 /// Forward-backward over every sequence (offsets from sequence_offsets): gamma replaces
 /// frames.b; start and trans (K and K x K, may be null) receive the sums; returns the
 /// total log-likelihood. Sequences run in parallel over threads, their sums combined in a
 /// fixed order of fixed blocks: the result does not depend on the thread count.
+/// `workspace` (may be null) keeps the chain's scratch between calls.
 double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,
-                  double* start, double* trans);
+                  double* start, double* trans, std::vector<ChainWork>* workspace = nullptr);
+
+/// The E-step's chain and emission statistics with the emissions and the chain a segment
+/// of about segment_frames frames at a time (whole time blocks): memory O(segment x K +
+/// segments x K) whatever the sequences' lengths. Start, transition sums and the
+/// log-likelihood equal chain_pass's bitwise; the emission statistics are merged per
+/// segment (the last first), so they equal the one-pass statistics to rounding.
+double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                           std::size_t segment_frames, double* start, double* trans, SufficientStats& emission);
+
+/// The segment length the E-step uses under o (0: the whole data at once).
+std::size_t segment_frames_for(const HmmOptions& o, const Primitives& prims, int K);
 
 /// The M-step of hmmlearn's GaussianHMM (MAP under its priors) for the letters of `params`.
 /// States without weight keep their emission and transition row; `empty_states`, when
@@ -77,6 +92,8 @@ class GaussianHmmEM {
   const HmmOptions& o_;
   KMeansShared& shared_;
   std::vector<int> empty_states_;
+  EmissionFrames frames_;            // kept between E-steps: no per-iteration allocation
+  std::vector<ChainWork> chain_work_;
 };
 
 /// The emissions model with covariances set, weights uniform and precision factors

@@ -11,6 +11,11 @@
 
 namespace cuem {
 
+SufficientStats Primitives::weighted_stats_rows(const Responsibilities&, CovarianceType, int, const std::vector<double>&,
+                                               std::size_t, std::size_t) {
+  throw Error(std::string("internal: the ") + name() + " backend has no statistics over a row range");
+}
+
 void Primitives::poll_interrupt() const {
   if (interrupted_ && interrupted_()) throw Interrupted("the fit was interrupted");
 }

@@ -102,6 +102,13 @@ class Primitives {
   virtual SufficientStats weighted_stats(const Responsibilities& g, CovarianceType type, int K,
                                          const std::vector<double>& shift) = 0;
 
+  /// weighted_stats over rows [begin, end) only, `g` of kind given holding those rows'
+  /// (end - begin) x K weights: statistics of a long sequence a time segment at a time
+  /// (the HMM's bounded-memory E-step). Where stats_over_rows() is false it throws Error.
+  virtual SufficientStats weighted_stats_rows(const Responsibilities& g, CovarianceType type, int K,
+                                              const std::vector<double>& shift, std::size_t begin, std::size_t end);
+  virtual bool stats_over_rows() const noexcept { return false; }
+
   /// The shift a first statistics pass should take for `g` when the means are not yet
   /// known (two_pass_stats): where this backend's sums cancel least.
   virtual std::vector<double> first_pass_shift(const Responsibilities& g, int K) const = 0;

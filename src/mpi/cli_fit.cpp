@@ -1,9 +1,14 @@
-// cuem fit DATA ... --distributed under mpirun: every rank loads the same file, keeps its
-// own rows (in place where the format allows: .npy and raw binary are memory-mapped, and a
-// rank touches only its rows' pages), checks them, and joins the fit. Failures are agreed
-// in each collective; rank 0 alone speaks.
+// cuem fit DATA ... --distributed under mpirun: every rank loads the same file (or the
+// same shard files, their rows concatenated), keeps its own rows (in place where the format
+// allows: .npy and raw binary are memory-mapped, and a rank touches only its rows' pages),
+// checks them, and joins the fit. Failures are agreed in each collective; rank 0 alone
+// speaks.
 #include "mpi/cli_fit.hpp"
 
+#include <glob.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -17,7 +22,55 @@
 namespace cuem::cli {
 namespace {
 
-int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fit_args,
+// The files DATA names: itself where it is a file; else a comma-separated list, or a glob
+// pattern (its matches sorted by name), of shard files whose rows are concatenated in
+// that order.
+std::vector<std::string> shard_paths(const std::string& data) {
+  struct stat st {};
+  if (io::is_stdin_name(data) || ::stat(data.c_str(), &st) == 0) return {data};
+  std::vector<std::string> paths;
+  if (data.find(',') != std::string::npos) {
+    std::size_t begin = 0;
+    while (begin <= data.size()) {
+      const std::size_t end = std::min(data.find(',', begin), data.size());
+      if (end > begin) paths.push_back(data.substr(begin, end - begin));
+      begin = end + 1;
+    }
+  } else if (data.find_first_of("*?[") != std::string::npos) {
+    glob_t found{};
+    const int rc = ::glob(data.c_str(), 0, nullptr, &found);
+    for (std::size_t i = 0; rc == 0 && i < found.gl_pathc; ++i) paths.emplace_back(found.gl_pathv[i]);
+    ::globfree(&found);
+    if (paths.empty()) throw DataError("no file matches the shard pattern '" + data + "'");
+    std::sort(paths.begin(), paths.end());
+  } else {
+    paths.push_back(data);  // the loader names what is wrong with it
+  }
+  return paths;
+}
+
+// This rank's rows of the shards' concatenation: in place where they lie in one shard,
+// else copied (to float64) into `copy`.
+DataView rows_of_shards(const std::vector<io::Table>& shards, std::size_t begin, std::size_t end,
+                        std::vector<double>& copy) {
+  const std::size_t D = shards.front().cols;
+  std::size_t offset = 0;
+  for (const io::Table& t : shards) {
+    if (begin >= offset && end <= offset + t.rows) return mpi::row_range(t.view(), begin - offset, end - offset);
+    offset += t.rows;
+  }
+  copy.assign((end - begin) * D, 0.0);
+  offset = 0;
+  for (const io::Table& t : shards) {
+    const DataView v = t.view();
+    for (std::size_t i = std::max(begin, offset); i < std::min(end, offset + t.rows); ++i)
+      for (std::size_t c = 0; c < D; ++c) copy[(i - begin) * D + c] = v.value(i - offset, c);
+    offset += t.rows;
+  }
+  return DataView(copy.data(), end - begin, D);
+}
+
+int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string& weights_path, const FitArgs& fit_args,
                 const std::string& output, const std::string& trace, const DistributedArgs& d, GlobalFlags flags,
                 const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   const bool root = comm.rank() == 0;
@@ -37,7 +90,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   comm.all_gather(mpi::run_local([&] {
                     if (!root) return;
                     try {
-                      check_outputs({output, trace, d.checkpoint}, {data.path});
+                      check_outputs({output, trace, d.checkpoint}, {data.path, weights_path});
                     } catch (const std::exception& e) {
                       throw InvalidArgument(e.what());
                     }
@@ -45,27 +98,57 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
                   std::string());
 
   const std::string data_name = io::display_name(data.path);
-  if (io::is_stdin_name(data.path)) throw UsageError("--distributed reads DATA from a file every rank can open, not '-'");
-  io::Table table;
+  if (io::is_stdin_name(data.path) || io::is_stdin_name(weights_path))
+    throw UsageError("--distributed reads DATA and --weights from files every rank can open, not '-'");
+  std::vector<io::Table> shards;
+  std::vector<double> copied;
   mpi::SegmentLayout layout;
   DataView rows;
   // Loading and checking this rank's rows; every rank learns of any rank's failure.
   const mpi::LocalStatus loaded = mpi::run_local([&] {
-    table = with_data_name(data_name, [&] { return load_table(data, flags); });
-    layout = {table.rows, d.segment_rows, comm.size()};
-    rows = mpi::row_range(table.view(), layout.rank_row_begin(comm.rank()), layout.rank_row_end(comm.rank()));
+    std::size_t n_rows = 0;
+    const std::vector<std::string> paths = shard_paths(data.path);
+    for (const std::string& path : paths) {
+      DataArgs one = data;
+      one.path = path;
+      shards.push_back(with_data_name(io::display_name(path), [&] { return load_table(one, flags); }));
+      if (shards.back().cols != shards.front().cols)
+        throw DataError("shard " + path + " has " + std::to_string(shards.back().cols) + " columns but " +
+                        paths.front() + " has " + std::to_string(shards.front().cols) +
+                        ": every shard must have the same columns");
+      n_rows += shards.back().rows;
+    }
+    layout = {n_rows, d.segment_rows, comm.size()};
+    rows = rows_of_shards(shards, layout.rank_row_begin(comm.rank()), layout.rank_row_end(comm.rank()), copied);
   });
   if (!loaded.failed()) comm.set_rank_label(layout.rank_label(comm.rank()) + " of " + data_name);
   comm.all_gather(loaded, std::string());
+  const io::Table& table = shards.front();  // the columns (every shard's the same)
+  const std::size_t n_rows = layout.n_rows;
+  // Every rank reads all of the weights (one value a row): the host's k-means steps index
+  // them by global row.
+  std::vector<double> weights;
+  comm.all_gather(mpi::run_local([&] {
+                    io::Table whole;
+                    whole.rows = n_rows;
+                    whole.cols = table.cols;
+                    weights = load_weights(weights_path, whole, flags);
+                  }),
+                  std::string());
+  double total_weight = static_cast<double>(n_rows);
+  if (!weights.empty()) {
+    total_weight = 0.0;
+    for (double v : weights) total_weight += v;
+  }
   std::vector<std::uint64_t> digests;
   const mpi::LocalStatus checked = mpi::run_local(
       [&] { digests = mpi::check_rows(rows, layout.rank_row_begin(comm.rank()), layout, comm.rank()); });
   const std::uint64_t digest = mpi::data_digest(comm, checked, digests);
-  note(flags, data_name + ": " + std::to_string(table.rows) + " points x " + std::to_string(table.cols) +
+  note(flags, data_name + ": " + std::to_string(n_rows) + " points x " + std::to_string(table.cols) +
                   " features over " + std::to_string(comm.size()) + " rank(s)");
 
   o.on_iteration = progress_reporter(flags, o.max_iter, o.n_init);
-  const mpi::DistributedFitResult dr = mpi::fit_distributed(comm, rows, layout, o, options, digest);
+  const mpi::DistributedFitResult dr = mpi::fit_distributed(comm, rows, layout, o, options, digest, weight_view(weights));
   end_progress(flags);
   const FitResult& r = dr.fit;
   if (!root) return kOk;
@@ -80,11 +163,11 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   if (!r.converged)
     note(flags, "warning: did not converge in " + std::to_string(o.max_iter) +
                     " iterations; raise --max-iter or --tol, or check the data's scale");
-  const double n = static_cast<double>(table.rows);
+  const double n = total_weight;  // the data's size for bic: sum w with weights, as cuem fit's
   const double p = n_parameters(r.model);
   const double bic = -2.0 * dr.score * n + p * std::log(n);
   const double aic = -2.0 * dr.score * n + 2.0 * p;
-  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, table.rows, data_name, {}};
+  io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, n_rows, data_name, {}};
   if (table.named_columns) meta.feature_names = io::usable_feature_names(table.column_names);
   io::OutputBatch outputs;
   if (!output.empty()) outputs.add(output, io::model_to_json(r.model, meta));
@@ -93,9 +176,10 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   if (flags.json) {
     nlohmann::json j = {{"converged", r.converged},   {"n_iter", r.n_iter},        {"lower_bound", r.lower_bound},
                         {"score", dr.score},          {"bic", bic},                {"aic", aic},
-                        {"n_samples", table.rows},    {"n_features", table.cols},  {"best_init", r.best_init},
+                        {"n_samples", n_rows},        {"n_features", table.cols},  {"best_init", r.best_init},
                         {"n_decreases", r.n_decreases}, {"device", r.device},       {"ranks", comm.size()},
                         {"reduction", d.reduction},   {"resumed_after", dr.resumed_after}};
+    if (!weights.empty()) j["sum_weights"] = total_weight;
     add_convergence_json(j, r, o.acceleration);
     print_fit_json(j, output, io::model_to_json(r.model, meta));
     return kOk;
@@ -103,6 +187,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const FitArgs& fi
   std::printf("%s after %d iterations (restart %d of %d); lower bound (mean log-likelihood) %.10g\n",
               r.converged ? "converged" : "NOT converged", r.n_iter, r.best_init + 1, o.n_init, r.lower_bound);
   std::printf("BIC %.10g  AIC %.10g\n", bic, aic);
+  if (!weights.empty()) std::printf("weights from %s, sum %.10g\n", io::display_name(weights_path).c_str(), total_weight);
   std::printf("distributed: %s\n", r.device.c_str());
   std::printf("%s", convergence_text(r, o.acceleration).c_str());
   if (output.empty()) {
@@ -141,12 +226,13 @@ void report_once(const mpi::Communicator& comm, const std::exception& e) {
 
 }  // namespace
 
-int run_distributed_fit(const DataArgs& data, const FitArgs& fit, const std::string& output, const std::string& trace,
-                        const DistributedArgs& d, const GlobalFlags& flags,
+int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
+                        const std::string& output, const std::string& trace, const DistributedArgs& d,
+                        const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   mpi::Communicator comm(nullptr, nullptr);
   try {
-    return run_on_rank(comm, data, fit, output, trace, d, flags, trace_csv);
+    return run_on_rank(comm, data, weights, fit, output, trace, d, flags, trace_csv);
   } catch (const mpi::AgreedFailure& agreed) {
     try {
       agreed.rethrow_typed();

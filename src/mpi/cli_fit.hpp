@@ -25,7 +25,8 @@ inline void add_distributed_options(CLI::App* cmd, DistributedArgs& args) {
   const char* group = "Distributed (under mpirun; docs/DISTRIBUTED.md)";
   cmd->add_flag("--distributed", args.enabled,
                 "fit over the MPI ranks of 'mpirun -n R cuem fit ...': each rank reads its own rows; the model is "
-                "bitwise the same for any R")
+                "bitwise the same for any R. DATA may name shard files, their rows concatenated in order: a comma-"
+                "separated list, or a quoted glob pattern (matches sorted by name)")
       ->group(group);
   cmd->add_option("--checkpoint", args.checkpoint,
                   "with --distributed: journal the fit to FILE (atomically) and resume from it where it exists")
@@ -47,9 +48,11 @@ inline void add_distributed_options(CLI::App* cmd, DistributedArgs& args) {
       ->group(group);
 }
 
-/// The fit on every rank; rank 0 alone prints and writes the outputs. `trace_csv` formats
-/// the trace as cuem fit writes it.
-int run_distributed_fit(const DataArgs& data, const FitArgs& fit, const std::string& output, const std::string& trace,
+/// The fit on every rank; rank 0 alone prints and writes the outputs. `weights` is the
+/// --weights file ("" for none), read whole by every rank. `trace_csv` formats the trace as
+/// cuem fit writes it.
+int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
+                        const std::string& output, const std::string& trace,
                         const DistributedArgs& distributed, const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv);
 

@@ -92,11 +92,13 @@ std::uint64_t data_digest(const Communicator& comm, const LocalStatus& status, c
 
 DistributedFitResult fit_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
                                      const FitOptions& options, const DistributedOptions& d,
-                                     std::uint64_t data_digest) {
+                                     std::uint64_t data_digest, WeightView weights) {
   if (!(d.segment_rows >= 1)) throw InvalidArgument("segment_rows must be at least 1");
   if (d.checkpoint_every < 1) throw InvalidArgument("checkpoint_every must be at least 1");
   DistributedFitResult out;
-  const std::string signature = signature_of(layout, rows.n_cols, options, d, data_digest);
+  std::uint64_t digest = data_digest;
+  if (!weights.empty()) digest = fnv1a(digest, weights.data, weights.n * sizeof(double));  // another data set
+  const std::string signature = signature_of(layout, rows.n_cols, options, d, digest);
   Journal journal;
   long saved_iterations = 0;
   if (!d.checkpoint.empty()) {
@@ -111,7 +113,7 @@ DistributedFitResult fit_distributed(const Communicator& comm, DataView rows, co
   const Device device = rank_device(options.device);
   const PrimitivesRequest request{device, options.precision, options.device_memory_limit, options.cuda_tuning};
   auto prims = std::make_unique<DistributedPrimitives>(comm, layout, rows, request, d.reduction,
-                                                       d.checkpoint.empty() ? nullptr : &journal);
+                                                       d.checkpoint.empty() ? nullptr : &journal, weights);
   DistributedPrimitives& distributed = *prims;
 
   FitOptions o = options;
@@ -141,8 +143,8 @@ DistributedFitResult fit_distributed(const Communicator& comm, DataView rows, co
   Resources resources({device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});
   // The placed data are the distributed primitives; the view gives only the shape (the
   // initialisation reads rows through the primitives).
-  PlacedData placed =
-      PlacedData::Impl::unchecked(resources, DataView(static_cast<const double*>(nullptr), layout.n_rows, rows.n_cols), {});
+  PlacedData placed = PlacedData::Impl::unchecked(
+      resources, DataView(static_cast<const double*>(nullptr), layout.n_rows, rows.n_cols), weights);
   placed.impl().placed = std::move(prims);
   placed.impl().notice = distributed.placement_notice();
   out.fit = fit(placed, o);

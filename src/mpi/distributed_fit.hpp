@@ -43,9 +43,10 @@ std::uint64_t data_digest(const Communicator& comm, const LocalStatus& status, c
 /// Fits on `rows`, this rank's rows of a data set of layout.n_rows rows (the layout's
 /// segments from rank_row_begin(rank) to rank_row_end(rank)). Collective: every rank calls
 /// it with the same options. `data_digest` (every rank's the same) ties a checkpoint to
-/// its data.
+/// its data. `weights` (empty for none): every row's weight, the whole data set's, on
+/// every rank.
 DistributedFitResult fit_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
                                      const FitOptions& options, const DistributedOptions& distributed,
-                                     std::uint64_t data_digest);
+                                     std::uint64_t data_digest, WeightView weights = {});
 
 }  // namespace cuem::mpi

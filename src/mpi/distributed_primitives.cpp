@@ -68,22 +68,39 @@ Reduction parse_reduction(const std::string& name) {
 const char* to_string(Reduction r) noexcept { return r == Reduction::ordered ? "ordered" : "allreduce"; }
 
 DistributedPrimitives::DistributedPrimitives(const Communicator& comm, SegmentLayout layout, DataView rows,
-                                             const PrimitivesRequest& request, Reduction reduction, Journal* journal)
+                                             const PrimitivesRequest& request, Reduction reduction, Journal* journal,
+                                             WeightView weights)
     : comm_(comm),
       layout_(layout),
       D_(rows.n_cols),
       first_(layout.first_segment(comm.rank())),
       reduction_(reduction),
-      journal_(journal) {
+      journal_(journal),
+      weights_(weights),
+      total_weight_(static_cast<double>(layout.n_rows)) {
   if (layout_.segments() < static_cast<std::size_t>(layout_.ranks))
     throw InvalidArgument(std::to_string(layout_.n_rows) + " rows make " + std::to_string(layout_.segments()) +
                           " segments of " + std::to_string(layout_.segment_rows) + " rows, fewer than the " +
                           std::to_string(layout_.ranks) + " ranks: run fewer ranks or give a smaller --segment-rows");
   std::shared_ptr<cuda::DeviceContext> context;
   const std::size_t base = layout_.rank_row_begin(comm.rank());
+  if (!weights_.empty()) {
+    if (weights_.n != layout_.n_rows)
+      throw InvalidArgument("distributed weights: " + std::to_string(weights_.n) + " values for " +
+                            std::to_string(layout_.n_rows) + " rows");
+    // Per segment, then the segments in order: the same sum on every rank, for any R.
+    total_weight_ = 0.0;
+    for (std::size_t j = 0; j < layout_.segments(); ++j) {
+      double segment = 0.0;
+      for (std::size_t i = layout_.row_begin(j); i < layout_.row_end(j); ++i) segment += weights_.data[i];
+      total_weight_ += segment;
+    }
+  }
   for (std::size_t j = first_; j < layout_.end_segment(comm.rank()); ++j) {
     const DataView v = row_range(rows, layout_.row_begin(j) - base, layout_.row_end(j) - base);
-    segments_.push_back(make_primitives(v, {}, request, notice_.empty() ? &notice_ : nullptr, &context));
+    const WeightView w = weights_.empty() ? WeightView{}
+                                          : WeightView(weights_.data + layout_.row_begin(j), v.n_rows);
+    segments_.push_back(make_primitives(v, w, request, notice_.empty() ? &notice_ : nullptr, &context));
   }
 }
 

@@ -32,15 +32,18 @@ class DistributedPrimitives final : public Primitives {
  public:
   /// `rows` are this rank's rows (layout.rank_row_begin(rank) on), which must outlive the
   /// primitives; `journal` (may be null) records and replays the collective results.
+  /// `weights` (empty for none) are every row's of the whole data set, on every rank: the
+  /// segments take theirs, and the host's algorithms (k-means++'s first seed, relocation,
+  /// random_from_data) index them by global row, as over one device's data.
   DistributedPrimitives(const Communicator& comm, SegmentLayout layout, DataView rows, const PrimitivesRequest& request,
-                        Reduction reduction, Journal* journal);
+                        Reduction reduction, Journal* journal, WeightView weights = {});
   ~DistributedPrimitives() override;
 
   std::size_t rows() const noexcept override { return layout_.n_rows; }
   std::size_t cols() const noexcept override { return D_; }
-  bool weighted() const noexcept override { return false; }
-  double total_weight() const noexcept override { return static_cast<double>(layout_.n_rows); }
-  WeightView weights() const noexcept override { return {}; }
+  bool weighted() const noexcept override { return !weights_.empty(); }
+  double total_weight() const noexcept override { return total_weight_; }
+  WeightView weights() const noexcept override { return weights_; }
   void copy_rows(std::size_t begin, std::size_t count, double* out) const override;
   void reserve(CovarianceType type, int K) override;
 
@@ -86,6 +89,8 @@ class DistributedPrimitives final : public Primitives {
   std::vector<std::unique_ptr<Primitives>> segments_;
   Reduction reduction_;
   Journal* journal_;
+  WeightView weights_;
+  double total_weight_;
   std::string notice_;
 };
 

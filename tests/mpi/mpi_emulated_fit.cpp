@@ -1,9 +1,10 @@
 // A distributed fit on seeded synthetic data, for tests/mpi/mpi_fit_test.sh's 'emulated'
 // case: linked against the emulated CUDA device (tests/emu), so that the CUDA backend's
 // segments run under mpirun on a machine without a GPU.
-//   mpirun -n R mpi_emulated_fit OUT DEVICE COVARIANCE K N D SEGMENT_ROWS MAX_ITER
+//   mpirun -n R mpi_emulated_fit OUT DEVICE COVARIANCE K N D SEGMENT_ROWS MAX_ITER [weighted]
 // Every rank makes the same data and keeps its rows; rank 0 writes the fitted weights,
-// means and covariances to OUT as raw float64.
+// means and covariances to OUT as raw float64. 'weighted' gives row i the weight
+// (7919 i) mod 4 (a quarter of the rows absent).
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -16,7 +17,8 @@
 int main(int argc, char** argv) {
   using namespace cuem;
   mpi::Communicator comm(&argc, &argv);
-  if (argc != 9) comm.abort("usage: OUT DEVICE COVARIANCE K N D SEGMENT_ROWS MAX_ITER", 2);
+  if (argc != 9 && !(argc == 10 && std::string(argv[9]) == "weighted"))
+    comm.abort("usage: OUT DEVICE COVARIANCE K N D SEGMENT_ROWS MAX_ITER [weighted]", 2);
   try {
     const std::string out = argv[1];
     FitOptions o;
@@ -42,7 +44,11 @@ int main(int argc, char** argv) {
     const std::uint64_t digest = mpi::data_digest(comm, checked, digests);
     mpi::DistributedOptions d;
     d.segment_rows = layout.segment_rows;
-    const mpi::DistributedFitResult r = mpi::fit_distributed(comm, rows, layout, o, d, digest);
+    std::vector<double> weights;
+    if (argc == 10)
+      for (std::size_t i = 0; i < N; ++i) weights.push_back(static_cast<double>((i * 7919) % 4));
+    const mpi::DistributedFitResult r = mpi::fit_distributed(
+        comm, rows, layout, o, d, digest, weights.empty() ? WeightView{} : WeightView(weights.data(), N));
     if (comm.rank() == 0) {
       std::FILE* f = std::fopen(out.c_str(), "wb");
       if (!f) comm.abort("cannot write " + out, 2);

@@ -8,9 +8,14 @@
 #             column; exit code 3 on every rank, no hang
 #   kill      SIGKILL to rank 1 mid-fit: mpirun ends the whole job, non-zero, within 60 s
 #   emulated  the emulated CUDA backend (the mpi_emulated_fit driver, $3): R = 1..4 bitwise
-#             identical, within float32 rounding of the CPU fit
+#             identical, within float32 rounding of the CPU fit; with weights too
 #   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
 #             uninterrupted fit (and the resume says it replayed iterations)
+#   weights   --weights: R = 1..4 byte-identical (kmeans, k-means++, random_from_data; rows
+#             of weight 0 included) and close to the plain weighted fit
+#   shards    the data split into 3 shard files (uneven, segments across their borders),
+#             named as a list and as a glob: R = 1..4 byte-identical, and bitwise the
+#             single file's model; shards of different widths: exit 3 naming the shard
 # Exit 77 (skipped) where mpirun is absent.
 set -uo pipefail
 cuem=$1
@@ -206,15 +211,15 @@ PY
     # and within float32 rounding of the float64 CPU fit from the same start.
     driver=${3:-}
     [ -x "$driver" ] || fail "no mpi_emulated_fit driver given"
-    for cfg in "full 3 1200 4" "diag 4 1100 6" "tied 3 900 3" "spherical 2 1000 5"; do
+    for cfg in "full 3 1200 4" "diag 4 1100 6" "tied 3 900 3" "spherical 2 1000 5" "full 3 1000 3 weighted"; do
       set -- $cfg
       for r in 1 2 3 4; do
-        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" 200 3 >"$work/emu_out.txt" ||
+        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" 200 3 ${5:-} >"$work/emu_out.txt" ||
           fail "emulated fit on $r ranks failed ($cfg)"
       done
       grep -q "^cuda" "$work/emu_out.txt" || fail "the fit did not run on the (emulated) CUDA device: $(cat "$work/emu_out.txt")"
       for r in 2 3 4; do cmp -s "$work/emu_1.bin" "$work/emu_$r.bin" || fail "emulated R = $r differs from R = 1 ($cfg)"; done
-      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" 200 3 >/dev/null || fail "CPU fit failed"
+      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" 200 3 ${5:-} >/dev/null || fail "CPU fit failed"
       python3 - "$work/emu_1.bin" "$work/cpu.bin" <<'PY' || fail "emulated and CPU fits differ ($cfg)"
 import struct, sys
 a, b = (open(p, "rb").read() for p in sys.argv[1:3])
@@ -225,8 +230,77 @@ worst = max(abs(u - v) for u, v in zip(x, y)) / scale
 print(f"emulated float32 against CPU float64: largest relative difference {worst:.3g}")
 sys.exit(0 if worst < 1e-4 else 1)
 PY
+      if [ -n "${5:-}" ]; then  # the weights were used: the unweighted fit is another model
+        "${mpi[@]}" -n 2 "$driver" "$work/unweighted.bin" cuda "$1" "$2" "$3" "$4" 200 3 >/dev/null ||
+          fail "unweighted emulated fit failed"
+        cmp -s "$work/emu_1.bin" "$work/unweighted.bin" && fail "the weighted emulated fit equals the unweighted one"
+      fi
       echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
     done
+    ;;
+  shards)
+    gen 3000 4 5 "$work/whole.npy"
+    # Rows 0-699, 700-2199 and 2200-2999 as three .npy files (plain Python: no NumPy here).
+    python3 - "$work/whole.npy" "$work" <<'PY' || fail "could not split the file"
+import ast, struct, sys
+raw = open(sys.argv[1], "rb").read()
+hlen = struct.unpack("<H", raw[8:10])[0]
+header = ast.literal_eval(raw[10:10 + hlen].decode())
+n, d = header["shape"]
+item = int(header["descr"][2:])
+body = raw[10 + hlen:]
+def save(path, rows, cols, data):
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }" % (header["descr"], rows, cols)
+    h += " " * (63 - (10 + len(h)) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + data)
+for name, (a, b) in {"part-a": (0, 700), "part-b": (700, 2200), "part-c": (2200, n)}.items():
+    save(f"{sys.argv[2]}/{name}.npy", b - a, d, body[a * d * item:b * d * item])
+save(f"{sys.argv[2]}/narrow.npy", 10, d - 1, body[:10 * (d - 1) * item])
+PY
+    opts=(-k 5 --covariance full --max-iter 6 --tol 0 --segment-rows 256)
+    dfit 2 "$work/whole.npy" "$work/whole.json" "${opts[@]}"
+    list="$work/part-a.npy,$work/part-b.npy,$work/part-c.npy"
+    for r in 1 2 3 4; do dfit "$r" "$list" "$work/list_$r.json" "${opts[@]}"; done
+    for r in 2 3 4; do cmp -s "$work/list_1.json" "$work/list_$r.json" || fail "shards: R = $r differs from R = 1"; done
+    close "$work/list_1.json" "$work/whole.json" 0 || fail "the shards' model is not the single file's, bitwise"
+    dfit 3 "$work/part-*.npy" "$work/glob.json" "${opts[@]}"
+    close "$work/glob.json" "$work/whole.json" 0 || fail "the glob's model is not the single file's, bitwise"
+    echo "ok: shards (list and glob) give the single file's model bitwise for R = 1..4"
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/part-a.npy,$work/narrow.npy" --distributed -k 2 >/dev/null 2>"$work/err.txt"
+    code=$?
+    cat "$work/err.txt"
+    [ "$code" -eq 3 ] || fail "shards of different widths: exit code $code, expected 3"
+    grep -q "narrow.npy has 3 columns" "$work/err.txt" || fail "the message does not name the narrow shard"
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/none-*.npy" --distributed -k 2 >/dev/null 2>"$work/err.txt"
+    code=$?
+    [ "$code" -eq 3 ] && grep -q "no file matches" "$work/err.txt" || fail "an unmatched glob: exit $code, $(cat "$work/err.txt")"
+    ;;
+  weights)
+    gen 2000 3 4 "$work/w.npy"
+    # One weight per row, 0 to 3 (a quarter of the rows absent), as a 1-D float64 .npy.
+    python3 - "$work/weights.npy" 2000 <<'PY' || fail "could not write the weights"
+import struct, sys
+n = int(sys.argv[2])
+h = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d,), }" % n
+h += " " * (63 - (10 + len(h)) % 64) + "\n"
+body = b"".join(struct.pack("<d", float((i * 7919) % 4)) for i in range(n))
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + body)
+PY
+    same_for_all_ranks "$work/w.npy" -k 4 --weights "$work/weights.npy" --max-iter 6 --tol 0 --segment-rows 256
+    same_for_all_ranks "$work/w.npy" -k 4 --weights "$work/weights.npy" --init k-means++ --covariance diag \
+      --max-iter 4 --tol 0 --segment-rows 200
+    same_for_all_ranks "$work/w.npy" -k 3 --weights "$work/weights.npy" --init random_from_data --n-init 2 \
+      --covariance tied --max-iter 4 --tol 0 --segment-rows 300
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/w.npy" --distributed -q --json -k 4 --weights "$work/weights.npy" \
+      --segment-rows 256 >"$work/d.json" || fail "distributed --json fit failed"
+    "$cuem" fit "$work/w.npy" -q --json -k 4 --weights "$work/weights.npy" >"$work/p.json" || fail "plain fit failed"
+    python3 - "$work/d.json" "$work/p.json" <<'PY' || fail "sum_weights or bic differ"
+import json, sys
+d, p = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["sum_weights"] == p["sum_weights"] == 3000.0, (d["sum_weights"], p["sum_weights"])
+assert abs(d["bic"] - p["bic"]) <= 1e-8 * abs(p["bic"]), (d["bic"], p["bic"])
+print("ok: sum_weights and bic agree with the plain weighted fit")
+PY
     ;;
   *) fail "unknown case $case_name" ;;
 esac

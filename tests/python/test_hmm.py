@@ -219,3 +219,30 @@ def test_bad_input():
         cuem.GaussianHMM(covariance_type="banana").fit(X)
     with pytest.raises(cuem.NotFittedError):
         cuem.GaussianHMM().score(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_bounded_memory_segments_match_hmmlearn_and_the_whole_pass(covariance_type):
+    # One long sequence and the short ones, fitted a segment of 64 frames at a time
+    # (segment_frames) and with the whole-data arrays (-1): both against hmmlearn, and
+    # the segmented fit against the whole one to rounding.
+    X = _data(seed=3)
+    fits = {}
+    for segment in (64, -1):
+        ref, got = _pair(covariance_type, n_iter=4)
+        got.segment_frames = segment
+        got.fit(X, LENGTHS)
+        fits[segment] = got
+    ref.fit(X, LENGTHS)
+    for got in fits.values():
+        np.testing.assert_allclose(list(got.monitor_.history), list(ref.monitor_.history), rtol=1e-8)
+        assert _rel(got.transmat_, ref.transmat_) < 1e-8
+        assert _rel(got.means_, ref.means_) < 1e-8
+    a, b = fits[64], fits[-1]
+    np.testing.assert_allclose(list(a.monitor_.history), list(b.monitor_.history), rtol=1e-12)
+    assert _rel(a.transmat_, b.transmat_) < 1e-12
+    assert _rel(a.means_, b.means_) < 1e-12
+    assert _rel(a._covars_, b._covars_) < 1e-12
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="segment_frames"):
+            cuem.GaussianHMM(segment_frames=bad).fit(X)

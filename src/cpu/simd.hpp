@@ -1,0 +1,99 @@
+#pragma once
+// The vector vocabulary of the CPU kernels: 8 doubles per vector whatever the instruction
+// set, loads and stores, and the vector exp and log. Only for the kernel files, which
+// compile each kernel once per instruction-set level (CUEM_CLONES).
+#include <cmath>
+
+// One clone per instruction-set level, chosen by the loader (ifunc). Helpers below are
+// always inlined, so each clone gets them compiled for its own level; nothing compiled for
+// a higher level is ever shared with the baseline (no ODR hazard).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(CUEM_NO_TARGET_CLONES)
+#define CUEM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CUEM_HAVE_CLONES 1
+#else
+#define CUEM_CLONES
+#endif
+#define CUEM_INLINE inline __attribute__((always_inline))
+
+// The helpers pass 64-byte vectors by value; they are always inlined, so the baseline
+// clone's different calling convention for them never matters.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+
+namespace cuem::cpu::simd {
+
+using v8d = double __attribute__((vector_size(64)));
+using v8l = long long __attribute__((vector_size(64)));
+using v8d_u = double __attribute__((vector_size(64), aligned(8)));  // unaligned access
+
+CUEM_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_u*>(p); }
+CUEM_INLINE void store(double* p, v8d v) { *reinterpret_cast<v8d_u*>(p) = v; }
+// For constants. GCC 12 builds a braced {x, x, ...} 512-bit vector from eight masked
+// broadcasts, so this is a sum (folded for constants); hot loops rather write a scalar
+// operand (`v * x`), which becomes an embedded broadcast ({1to8}) on AVX-512.
+CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
+CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
+
+// exp(t) for t <= 0, 0 below -708 (where exp would be subnormal) and for -inf.
+// t = n ln 2 + r, |r| <= ln2 / 2 (Cody-Waite with a two-part ln 2); exp(r) by its Taylor
+// polynomial of degree 13 (truncation below 1e-17 relative); 2^n built in the exponent bits.
+CUEM_INLINE v8d exp_nonpositive(v8d t) {
+  const v8d shifter = splat(0x1.8p52);  // adding it rounds to an integer held in the low bits
+  const v8d kd = t * splat(1.4426950408889634) + shifter;
+  const v8d n = kd - shifter;
+  v8d r = t - n * splat(6.93147180369123816490e-01);
+  r = r - n * splat(1.90821492927058770002e-10);
+  v8d p = splat(1.0 / 6227020800.0);
+  p = p * r + splat(1.0 / 479001600.0);
+  p = p * r + splat(1.0 / 39916800.0);
+  p = p * r + splat(1.0 / 3628800.0);
+  p = p * r + splat(1.0 / 362880.0);
+  p = p * r + splat(1.0 / 40320.0);
+  p = p * r + splat(1.0 / 5040.0);
+  p = p * r + splat(1.0 / 720.0);
+  p = p * r + splat(1.0 / 120.0);
+  p = p * r + splat(1.0 / 24.0);
+  p = p * r + splat(1.0 / 6.0);
+  p = p * r + splat(0.5);
+  p = p * r + splat(1.0);
+  p = p * r + splat(1.0);
+  // GCC's casts between vector types of one size reinterpret the bits.
+  const v8l ni = (v8l)kd - (v8l)shifter;  // NOLINT(google-readability-casting)
+  const v8l bits = (ni + 1023) << 52;
+  const v8d scale = (v8d)bits;  // NOLINT(google-readability-casting)
+  const v8d zero = splat(0.0);
+  return t < splat(-708.0) ? zero : p * scale;
+}
+
+// log(s) for positive normal s: s = 2^e m with m in [sqrt(1/2), sqrt(2)), and
+// log m = 2 atanh(f) = 2 (f + f^3/3 + ... + f^23/23), f = (m - 1) / (m + 1), |f| <= 0.172
+// (truncation below 1e-18 relative).
+CUEM_INLINE v8d log_positive(v8d s) {
+  const v8l bits = (v8l)s;  // NOLINT(google-readability-casting)
+  const v8l mant_mask = v8l{} + 0x000FFFFFFFFFFFFFLL;
+  const v8l one_bits = v8l{} + 0x3FF0000000000000LL;
+  v8l ex = (bits >> 52) - 1023;
+  v8d m = (v8d)((bits & mant_mask) | one_bits);  // NOLINT(google-readability-casting)
+  const v8l big = m > splat(1.4142135623730951);
+  m = big ? m * splat(0.5) : m;
+  ex = ex - big;  // a true comparison is -1
+  const v8d f = (m - splat(1.0)) / (m + splat(1.0));
+  const v8d f2 = f * f;
+  v8d p = splat(1.0 / 23.0);
+  p = p * f2 + splat(1.0 / 21.0);
+  p = p * f2 + splat(1.0 / 19.0);
+  p = p * f2 + splat(1.0 / 17.0);
+  p = p * f2 + splat(1.0 / 15.0);
+  p = p * f2 + splat(1.0 / 13.0);
+  p = p * f2 + splat(1.0 / 11.0);
+  p = p * f2 + splat(1.0 / 9.0);
+  p = p * f2 + splat(1.0 / 7.0);
+  p = p * f2 + splat(1.0 / 5.0);
+  p = p * f2 + splat(1.0 / 3.0);
+  const v8d logm = splat(2.0) * f + splat(2.0) * f * (f2 * p);
+  const v8d e = __builtin_convertvector(ex, v8d);
+  return e * splat(6.93147180369123816490e-01) + (logm + e * splat(1.90821492927058770002e-10));
+}
+
+}  // namespace cuem::cpu::simd
