@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Incremental, stepwise and out-of-core EM against batch EM (issue 18; docs/ONLINE.md).
 
-Speed (default): for each config (A-D of scripts/compare_peers.py, scaled by --scale), the
+Speed (default): for each config (A-D of scripts/compare_peers.py and L, the issue's
+10^8 x 8, K = 16 full; each scaled by --scale), the
 wall time each method needs to bring the mean log-likelihood within --rtol (1e-4)
 relative of the batch optimum's (batch EM at tol 1e-10 from the same start):
   batch        cuem fit --trace            (the trace's seconds up to the first bound in reach)
@@ -11,12 +12,12 @@ relative of the batch optimum's (batch EM at tol 1e-10 from the same start):
                model scored after each epoch (scoring not timed), up to --epochs epochs
 All on the CPU (float64). The machine is shared: every result records the load average.
 
-Out of core (--out-of-core N): writes an N x 8 float32 .npy file in chunks (never the
-whole array in memory; `cuem generate` makes float64 in memory, which cannot reach 32 GB
-here), fits it with `cuem fit --chunk-rows` under /usr/bin/time, and reports the peak
-resident memory and the points per second per iteration, against the in-memory rate on a
-sample that fits (--sample rows); the file is deleted afterwards. N = 10^9 is the 32 GB
-case: run it only on an otherwise idle machine.
+Out of core (--out-of-core N): `cuem generate --dtype float32` writes an N x 8 float32
+.npy file in chunks (memory: a 4-byte-a-row permutation and a chunk), `cuem fit
+--chunk-rows` fits it under /usr/bin/time, and the result has both peak resident memories
+and the points per second per iteration (the trace's iterations after the first) against
+the in-memory rate on a sample that fits (--sample rows, the file's first); the files are
+deleted afterwards. N = 10^9 is the 32 GB case.
 
   python3 scripts/bench_online.py --configs A,B --scale 0.1 --save bench/results/online.json
   python3 scripts/bench_online.py --out-of-core 100000000 --chunk-rows 1000000
@@ -35,7 +36,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from compare_peers import CONFIGS  # noqa: E402  (the shared config definitions)
+from compare_peers import CONFIGS as PEER_CONFIGS  # noqa: E402  (the shared config definitions)
+
+# A-D as compare_peers.py has them, and L: the issue's large case, 10^8 x 8, K = 16.
+CONFIGS = dict(PEER_CONFIGS, L=dict(n=100_000_000, d=8, k=16, cov="full"))
 
 
 def cuem_binary(build):
@@ -96,7 +100,7 @@ def speed(args):
             np.save(data, X)
             common = ["fit", data, "-k", str(k), "--covariance", cov, "--seed", "1", "--device", "cpu",
                       "--precision", "float64", "--threads", str(args.threads)]
-            ref = run_cli(binary, [*common, "--tol", "1e-10", "--max-iter", "5000"])
+            ref = run_cli(binary, [*common, "--tol", "1e-10", "--max-iter", str(args.ref_max_iter)])
             optimum = ref["lower_bound"]  # ref["converged"] is recorded: 5000 passes may not reach tol 1e-10
             target = optimum - args.rtol * abs(optimum)
             entry = {"config": name, "n": n, "d": d, "k": k, "covariance_type": cov, "optimum": optimum,
@@ -137,48 +141,63 @@ def speed(args):
     return results
 
 
+def timed(binary, argv):
+    """Runs cuem under /usr/bin/time: (stdout, wall seconds, peak RSS in bytes)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", binary, *argv], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"cuem {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout, wall, int(proc.stderr.strip().splitlines()[-1]) * 1024
+
+
+def iteration_seconds(trace_path):
+    """Mean seconds of the trace's iterations after the first (the first includes the start)."""
+    seconds = [s for _, s in read_trace(trace_path)]
+    later = seconds[1:] or seconds
+    return sum(later) / len(later)
+
+
 def out_of_core(args):
     binary = cuem_binary(args.build)
-    n, d, k = args.out_of_core, 8, 16
+    n, d, k = args.out_of_core, 8, args.k
     folder = args.folder or tempfile.gettempdir()
     path = os.path.join(folder, f"cuem_ooc_{os.getpid()}.npy")
-    rng = np.random.default_rng(11)
-    means = rng.normal(0.0, 3.0, (k, d)).astype(np.float32)
-    header = {"descr": "<f4", "fortran_order": False, "shape": (n, d)}
+    sample = os.path.join(folder, f"cuem_ooc_sample_{os.getpid()}.npy")
     try:
-        with open(path, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, header)
-            for s in range(0, n, 1 << 22):
-                m = min(1 << 22, n - s)
-                lab = rng.integers(0, k, m)
-                (means[lab] + rng.normal(size=(m, d)).astype(np.float32)).astype("<f4").tofile(f)
+        # The streaming generator: float32 written in chunks, memory a permutation and a chunk.
+        _, gen_wall, gen_rss = timed(binary, ["-q", "generate", "-n", str(n), "-d", str(d), "-k", str(k),
+                                              "--covariance", "diag", "--seed", "1", "--dtype", "float32",
+                                              "-o", path])
         size = os.path.getsize(path)
-        args_fit = ["fit", path, "-k", str(k), "--covariance", "diag", "--max-iter", str(args.max_iter), "--tol", "0",
-                    "--seed", "1", "--chunk-rows", str(args.chunk_rows), "--threads", str(args.threads)]
-        t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "-q", "--json", *args_fit],
-                              capture_output=True, text=True, check=True)
-        wall = time.perf_counter() - t0
-        peak_kib = int(proc.stderr.strip().splitlines()[-1])
-        out = json.loads(proc.stdout)
-        rate = n * out["n_iter"] / wall
-        # In memory, on a sample that fits: the same command without --chunk-rows.
-        sample = os.path.join(folder, f"cuem_ooc_sample_{os.getpid()}.npy")
+        print(f"generated {size} bytes in {gen_wall:.0f} s, peak RSS {gen_rss / 2**20:.0f} MiB", flush=True)
+        args_fit = ["-k", str(k), "--covariance", "diag", "--max-iter", str(args.max_iter), "--tol", "0",
+                    "--seed", "1", "--threads", str(args.threads), "--device", "cpu", "--precision", "float64"]
+        trace = os.path.join(folder, f"cuem_ooc_trace_{os.getpid()}.csv")
+        stdout, wall, peak = timed(binary, ["-q", "--json", "fit", path, *args_fit, "--chunk-rows",
+                                            str(args.chunk_rows), "--trace", trace])
+        out = json.loads(stdout)
+        per_iter = iteration_seconds(trace)
+        # In memory, on a sample that fits: its first rows, the same command without --chunk-rows.
         np.save(sample, np.load(path, mmap_mode="r")[: args.sample])
-        t0 = time.perf_counter()
-        mem = run_cli(binary, ["fit", sample, *args_fit[2:-4], "--threads", str(args.threads)])
-        wall_mem = time.perf_counter() - t0
-        os.remove(sample)
-        result = {"n": n, "d": d, "k": k, "file_bytes": size, "chunk_rows": args.chunk_rows,
-                  "peak_rss_bytes": peak_kib * 1024, "wall": wall, "points_per_s_per_iter": rate,
-                  "in_memory_sample": args.sample,
-                  "in_memory_points_per_s_per_iter": args.sample * mem["n_iter"] / wall_mem,
-                  "load": os.getloadavg()[0]}
-        print(json.dumps(result, indent=1))
+        mem_out, mem_wall, mem_peak = timed(binary, ["-q", "--json", "fit", sample, *args_fit, "--trace", trace])
+        mem_per_iter = iteration_seconds(trace)
+        os.remove(trace)
+        result = {"n": n, "d": d, "k": k, "covariance_type": "diag", "file_bytes": size,
+                  "generate_seconds": gen_wall, "generate_peak_rss_bytes": gen_rss,
+                  "chunk_rows": args.chunk_rows, "fit_iterations": out["n_iter"], "fit_wall": wall,
+                  "peak_rss_bytes": peak, "seconds_per_iteration": per_iter,
+                  "points_per_s_per_iter": n / per_iter,
+                  "in_memory_sample": args.sample, "in_memory_peak_rss_bytes": mem_peak,
+                  "in_memory_seconds_per_iteration": mem_per_iter,
+                  "in_memory_points_per_s_per_iter": args.sample / mem_per_iter,
+                  "threads": args.threads, "load": os.getloadavg()[0]}
+        print(json.dumps(result, indent=1), flush=True)
         return [result]
     finally:
-        if os.path.exists(path):
-            os.remove(path)
+        for p in (path, sample):
+            if os.path.exists(p):
+                os.remove(p)
 
 
 def main():
@@ -188,6 +207,7 @@ def main():
     p.add_argument("--blocks", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100])
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--max-iter", type=int, default=2000)
+    p.add_argument("--ref-max-iter", type=int, default=5000, help="passes of the tol-1e-10 reference fit")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=10000)
     p.add_argument("--decay", type=float, default=0.6)
@@ -195,6 +215,7 @@ def main():
     p.add_argument("--build", default="build-cpu")
     p.add_argument("--out-of-core", type=int, default=0, help="rows of the out-of-core file (0: the speed runs)")
     p.add_argument("--chunk-rows", type=int, default=1 << 20)
+    p.add_argument("--k", type=int, default=16, help="components of the out-of-core fit")
     p.add_argument("--sample", type=int, default=10_000_000)
     p.add_argument("--folder", default=None, help="where the out-of-core file goes (default: the temp folder)")
     p.add_argument("--save", default=None, help="write the results as JSON here")

@@ -132,6 +132,39 @@ TEST(OutOfCore, ConvergesToAnEmFixedPoint) {
   EXPECT_NEAR(batch.lower_bound, chunked.lower_bound, 1e-9);
 }
 
+// Sample weights: each chunk takes its slice; from the same start the chunked weighted fit
+// ends where the in-memory weighted fit and the fit of the rows repeated by their
+// (integer) weights end.
+TEST(OutOfCore, WeightedFitIsTheWeightedBatchFit) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 2.0, 141);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 1501, 142);
+  std::vector<double> w(ds.n), repeated;
+  for (std::size_t i = 0; i < ds.n; ++i) {
+    w[i] = static_cast<double>(i % 4);  // zeros included
+    for (int r = 0; r < static_cast<int>(w[i]); ++r)
+      repeated.insert(repeated.end(), ds.x.begin() + static_cast<std::ptrdiff_t>(i * 2),
+                      ds.x.begin() + static_cast<std::ptrdiff_t>(i * 2 + 2));
+  }
+  cuem::FitOptions o = options(0);
+  o.covariance_type = CovarianceType::full;
+  o.tol = 1e-12;
+  o.max_iter = 5000;
+  const cuem::FitResult start = cuem::fit(ds.view(), o, {w.data(), w.size()});
+  o.weights_init = start.model.weights;
+  o.means_init = start.model.means;
+  for (double& m : o.means_init) m += 0.3;
+  o.precisions_init = cuem_test::precisions_of(start.model);
+  const cuem::FitResult memory = cuem::fit(ds.view(), o, {w.data(), w.size()});
+  const cuem::FitResult rows = cuem::fit(cuem::DataView(repeated.data(), repeated.size() / 2, 2), o);
+  o.chunk_rows = 200;
+  const cuem::FitResult chunked = cuem::fit(ds.view(), o, {w.data(), w.size()});
+  ASSERT_TRUE(chunked.converged);
+  EXPECT_NEAR(chunked.lower_bound, memory.lower_bound, 1e-10);
+  EXPECT_NEAR(chunked.lower_bound, rows.lower_bound, 1e-10);
+  EXPECT_LT(cuem_test::max_rel_diff(chunked.model.means, memory.model.means), 1e-6);
+  EXPECT_LT(cuem_test::max_rel_diff(chunked.model.means, rows.model.means), 1e-6);
+}
+
 TEST(OutOfCore, FileThatChangesSizeStopsTheFit) {
   const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 121);
   const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20000, 122);

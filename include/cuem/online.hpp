@@ -28,11 +28,13 @@ struct OnlineOptions {
 /// takes one step: the batch's statistics under the current model, mixed into the running
 /// ones, and the M-step. Of the fit options, n_components, covariance_type, reg_covar,
 /// init, seed, the *_init arrays and the device ones apply; tol, max_iter, n_init and the
-/// acceleration do not. Missing entries are not supported (MissingPolicy::error only).
+/// acceleration do not. With missing = marginalize a batch's NaN entries are missing at
+/// random: such a batch takes the missing-data E-step (its expected statistics), as fit()
+/// does; with missing = error they are a DataError.
 class OnlineGaussianMixture {
  public:
-  /// Throws InvalidArgument for a learning_decay outside (0.5, 1], a negative or
-  /// non-finite learning_offset, or missing = marginalize.
+  /// Throws InvalidArgument for a learning_decay outside (0.5, 1] or a negative or
+  /// non-finite learning_offset.
   explicit OnlineGaussianMixture(const FitOptions& options, const OnlineOptions& online = {});
   ~OnlineGaussianMixture();
   OnlineGaussianMixture(OnlineGaussianMixture&&) noexcept;
@@ -58,6 +60,8 @@ class OnlineGaussianMixture {
 
  private:
   struct Impl;
+  template <class Batch>
+  static double step(Impl& s, Batch& batch, const std::string& notice, const std::string& device);
   std::unique_ptr<Impl> impl_;
 };
 

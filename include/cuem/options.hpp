@@ -112,15 +112,16 @@ struct FitOptions {
   /// Incremental EM (Neal and Hinton 1998; docs/ONLINE.md): the rows split into this many
   /// blocks of consecutive rows; after a first full E-step each iteration re-estimates one
   /// block and runs the M-step. 1 is batch EM (bitwise). max_iter then counts passes over
-  /// the data, and the trace has one entry per block step. Not with SQUAREM or missing
-  /// entries.
+  /// the data, and the trace has one entry per block step. Not with SQUAREM. With missing
+  /// entries each block holds its own copy of its rows (the whole data's copy besides).
   int incremental_blocks = 1;
   /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
   /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and
   /// calls release_rows(end) after each chunk, `end` the row the pass has read up to, so
   /// that a caller that maps X from a file can drop the pages behind the reader; the start
   /// is made from the first chunk's rows alone (k-means on them). The fit is batch EM (its
-  /// sums grouped by chunk). Not with incremental_blocks > 1 or missing entries.
+  /// sums grouped by chunk). Not with incremental_blocks > 1. With missing entries each
+  /// chunk's rows are regrouped (a copy of one chunk) for its E-step and dropped after it.
   std::size_t chunk_rows = 0;
   std::function<void(std::size_t)> release_rows;
 

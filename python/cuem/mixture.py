@@ -295,26 +295,6 @@ class _VerbosePrinter:
 _Bases = (DensityMixin, BaseEstimator) if _HAVE_SKLEARN else (_MinimalBase,)
 
 
-class _available_if:
-    """A method that exists only where check(estimator) holds (scikit-learn's available_if,
-    which tools test with hasattr): partial_fit only for estimators that can take a step."""
-
-    def __init__(self, check):
-        self.check = check
-
-    def __call__(self, fn):
-        self.fn = fn
-        self.__doc__ = fn.__doc__
-        return self
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self.fn
-        if not self.check(obj):
-            raise AttributeError(f"{type(obj).__name__} has no partial_fit with missing={obj.missing!r}")
-        return self.fn.__get__(obj, owner)
-
-
 class GaussianMixture(*_Bases):
     """Gaussian mixture model fitted with EM by the cuem library.
 
@@ -820,7 +800,6 @@ class GaussianMixture(*_Bases):
             )
         return X
 
-    @_available_if(lambda self: self.missing == "error")
     def partial_fit(self, X, y=None, sample_weight=None):
         """One step of stepwise (online) EM on the batch X (Cappe and Moulines 2009).
 
@@ -830,7 +809,9 @@ class GaussianMixture(*_Bases):
         call initialises from its batch as ``fit`` does (init_params, random_state,
         weights_init, means_init, precisions_init), or, on a fitted estimator, continues
         from the fitted parameters. tol, max_iter, n_init, acceleration and
-        incremental_blocks do not apply. docs/ONLINE.md has the method.
+        incremental_blocks do not apply. With missing='marginalize' a batch's NaN entries
+        are missing at random and the batch's expected statistics are used, as ``fit``
+        does. docs/ONLINE.md has the method.
 
         Parameters
         ----------
@@ -873,6 +854,7 @@ class GaussianMixture(*_Bases):
                 device_memory_limit=int(self.device_memory_limit or 0),
                 learning_decay=float(self.learning_decay),
                 learning_offset=float(self.learning_offset),
+                missing=self.missing,
             )
         else:
             X = self._validate_X(X, reset=False)

@@ -46,9 +46,9 @@ struct Online {
          std::uint64_t seed, const std::optional<ParameterArray>& weights_init,
          const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
          const std::string& device, const std::string& precision, int n_threads, std::size_t device_memory_limit,
-         double learning_decay, double learning_offset)
+         double learning_decay, double learning_offset, const std::string& missing)
       : state(options(n_components, covariance_type, reg_covar, init_params, seed, weights_init, means_init,
-                      precisions_init, device, precision, n_threads, device_memory_limit),
+                      precisions_init, device, precision, n_threads, device_memory_limit, missing),
               {learning_decay, learning_offset}) {}
 
   static cuem::FitOptions options(int n_components, const std::string& covariance_type, double reg_covar,
@@ -56,8 +56,10 @@ struct Online {
                                   const std::optional<ParameterArray>& weights_init,
                                   const std::optional<ParameterArray>& means_init,
                                   const std::optional<ParameterArray>& precisions_init, const std::string& device,
-                                  const std::string& precision, int n_threads, std::size_t device_memory_limit) {
+                                  const std::string& precision, int n_threads, std::size_t device_memory_limit,
+                                  const std::string& missing) {
     cuem::FitOptions o;
+    o.missing = cuem::parse_missing_policy(missing);
     o.n_components = n_components;
     o.covariance_type = cuem::parse_covariance_type(covariance_type);
     o.reg_covar = reg_covar;
@@ -154,11 +156,11 @@ void register_online(nb::module_& m) {
       .def(nb::init<int, const std::string&, double, const std::string&, std::uint64_t,
                     const std::optional<ParameterArray>&, const std::optional<ParameterArray>&,
                     const std::optional<ParameterArray>&, const std::string&, const std::string&, int, std::size_t,
-                    double, double>(),
+                    double, double, const std::string&>(),
            "n_components"_a, "covariance_type"_a, "reg_covar"_a, "init_params"_a, "seed"_a,
            "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
            "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0, "device_memory_limit"_a = 0,
-           "learning_decay"_a = 0.6, "learning_offset"_a = 0.0)
+           "learning_decay"_a = 0.6, "learning_offset"_a = 0.0, "missing"_a = "error")
       .def("partial_fit", &Online::partial_fit, "X"_a.noconvert(), "sample_weight"_a.noconvert() = nb::none(),
            "One stepwise EM step; returns the batch's mean log-likelihood under the model before it.")
       .def_prop_ro("initialized", [](const Online& o) { return o.state.initialized(); })

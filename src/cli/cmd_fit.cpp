@@ -57,6 +57,7 @@ Criteria chunked_criteria(const Model& m, DataView X, WeightView w, const FitOpt
   where.device = o.device;
   where.precision = o.precision;
   where.device_memory_limit = o.device_memory_limit;
+  where.missing = o.missing;
   double log_likelihood = 0.0, total = 0.0;
   for (std::size_t begin = 0; begin < X.n_rows; begin += o.chunk_rows) {
     DataView c = X;
@@ -65,7 +66,7 @@ Criteria chunked_criteria(const Model& m, DataView X, WeightView w, const FitOpt
     else c.data_f32 += begin * X.row_stride;
     const WeightView cw = w.empty() ? WeightView{} : WeightView(w.data + begin, c.n_rows);
     const Criteria part = criteria(m, c, where, cw);
-    log_likelihood += part.score * part.total_weight;
+    if (part.total_weight > 0) log_likelihood += part.score * part.total_weight;  // 0: every row empty
     total += part.total_weight;
     if (o.release_rows) o.release_rows(begin + c.n_rows);
   }
@@ -297,12 +298,9 @@ int run(const Args& a, const GlobalFlags& flags) {
   o.incremental_blocks = a.incremental_blocks;
   if (o.incremental_blocks > 1 && o.acceleration != Acceleration::none)
     throw UsageError("--incremental-blocks and --acceleration squarem cannot be combined: choose one");
-  if (o.incremental_blocks > 1 && o.missing != MissingPolicy::error)
-    throw UsageError("--incremental-blocks does not work with --missing marginalize yet; leave one out");
   o.chunk_rows = a.chunk_rows;
-  if (o.chunk_rows > 0 && (o.incremental_blocks > 1 || o.missing != MissingPolicy::error || !a.report.empty()))
-    throw UsageError("--chunk-rows (out of core) works without --incremental-blocks, --missing marginalize and "
-                     "--report; leave those out");
+  if (o.chunk_rows > 0 && (o.incremental_blocks > 1 || !a.report.empty()))
+    throw UsageError("--chunk-rows (out of core) works without --incremental-blocks and --report; leave those out");
   const io::Table t = load_table(a.data, flags);
   const std::string data_name = io::display_name(a.data.path);
   note(flags, data_name + ": " + std::to_string(t.rows) + " points x " + std::to_string(t.cols) + " features");

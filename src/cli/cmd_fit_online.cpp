@@ -1,7 +1,8 @@
 // cuem fit-online FILE... -k K [--batch-size N] [--epochs E] [--learning-decay KAPPA]
 //          [--learning-offset T0] [-o model.json [--save-every N]] [...]:
 // stepwise (online) EM over a stream of batches (include/cuem/online.hpp): every file in
-// turn (each any format cuem reads, '-' for standard input once), cut into batches of
+// turn (each any format cuem reads, '-' for standard input once; --weights: a weights
+// file beside each, one weight per row as fit's), cut into batches of
 // --batch-size rows (0: the whole file is one batch), one step per batch; the model is
 // written at the end, or every N batches with --save-every (each write replaces the last,
 // atomically). A bad batch (other columns, no rows, non-finite values) or a file that
@@ -36,17 +37,26 @@ struct Args {
   double learning_offset = OnlineOptions{}.learning_offset;
   std::string output;
   std::size_t save_every = 0;
+  std::vector<std::string> weights;  ///< --weights: one file per data file, in order
 };
 
 int run(const Args& a, const GlobalFlags& flags) {
   check_model_output_name(a.output, "-o");
-  check_outputs({a.output}, a.files);
+  std::vector<std::string> inputs = a.files;
+  inputs.insert(inputs.end(), a.weights.begin(), a.weights.end());
+  check_outputs({a.output}, inputs);
+  if (!a.weights.empty() && a.weights.size() != a.files.size())
+    throw UsageError("--weights names " + std::to_string(a.weights.size()) + " file(s) for " +
+                     std::to_string(a.files.size()) + " data file(s); give one weights file per data file, in order");
+  if (std::any_of(a.weights.begin(), a.weights.end(), [](const std::string& f) { return io::is_stdin_name(f); }))
+    throw UsageError("--weights cannot read standard input ('-') in fit-online; name the files");
   if (a.save_every > 0 && a.output.empty()) throw UsageError("--save-every needs -o (where to write the model)");
   const auto from_stdin =
       std::count_if(a.files.begin(), a.files.end(), [](const std::string& f) { return io::is_stdin_name(f); });
   if (from_stdin > 1 || (from_stdin == 1 && a.epochs > 1))
     throw UsageError("standard input ('-') can be read once: use it as the only pass (--epochs 1), at most once");
   FitOptions o = to_fit_options(a.fit);
+  o.missing = missing_policy(a.data);
   OnlineGaussianMixture online(o, {a.learning_decay, a.learning_offset});
   std::size_t batches = 0, rows = 0;
   double last_ll = 0.0;
@@ -58,13 +68,15 @@ int run(const Args& a, const GlobalFlags& flags) {
   };
   std::string source;
   for (int epoch = 0; epoch < a.epochs; ++epoch) {
-    for (const std::string& path : a.files) {
+    for (std::size_t f = 0; f < a.files.size(); ++f) {
+      const std::string& path = a.files[f];
       DataArgs d = a.data;
       d.path = path;
       const io::Table t = load_table(d, flags);
       const std::string name = io::display_name(path);
       if (source.empty()) source = name;
       const DataView X = t.view();
+      const std::vector<double> weights = a.weights.empty() ? std::vector<double>{} : load_weights(a.weights[f], t, flags);
       // A mapped file's pages are released behind the batches, and its size checked.
       const std::function<void(std::size_t)> release = io::row_releaser(t, path);
       const std::size_t step = a.batch_size == 0 ? std::max<std::size_t>(X.n_rows, 1) : a.batch_size;
@@ -73,8 +85,9 @@ int run(const Args& a, const GlobalFlags& flags) {
         b.n_rows = std::min(step, X.n_rows - begin);
         if (b.data) b.data += begin * X.row_stride;
         else if (b.data_f32) b.data_f32 += begin * X.row_stride;
+        const WeightView w = weights.empty() ? WeightView{} : WeightView(weights.data() + begin, b.n_rows);
         last_ll = with_data_name(name + " (rows " + std::to_string(begin) + "-" + std::to_string(begin + b.n_rows) + ")",
-                                 [&] { return online.partial_fit(b); });
+                                 [&] { return online.partial_fit(b, w); });
         if (release) release(begin + b.n_rows);
         ++batches;
         rows += b.n_rows;
@@ -120,6 +133,9 @@ void add_fit_online_command(CLI::App& app, const GlobalFlags& flags, int& exit_c
   for (const char* name : {"--tol", "--max-iter", "--n-init", "--acceleration"})
     if (CLI::Option* opt = cmd->get_option_no_throw(name)) cmd->remove_option(opt);
   add_data_options(cmd, args->data);
+  add_missing_option(cmd, args->data);
+  cmd->add_option("--weights", args->weights,
+                  "sample weights: one file per data file, in the same order, one weight per row (as fit --weights)");
   cmd->add_option("--batch-size", args->batch_size, "rows per step (0: each file is one batch)")
       ->capture_default_str();
   cmd->add_option("--epochs", args->epochs, "passes over the files")->check(CLI::Range(1, 1 << 20))->capture_default_str();

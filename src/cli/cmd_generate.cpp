@@ -1,13 +1,21 @@
 // cuem generate -n N -d D -k K [...] -o data.npy: a seeded synthetic Gaussian mixture, for
 // demos, tests and benchmarks. Rows are shuffled so the file is not sorted by component.
+// Written in chunks as drawn, so a file larger than memory can be made.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/common.hpp"
 #include "cli/outputs.hpp"
 #include "core/m_step.hpp"
+#include "core/mixture_sampler.hpp"
 #include "core/rng.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
@@ -26,6 +34,8 @@ struct Args {
   std::string output;
   std::string labels;
   std::string model;
+  bool float32 = false;
+  std::size_t chunk_rows = std::size_t{1} << 16;
 };
 
 // Streams of the generator's own draws, apart from the library's.
@@ -71,29 +81,72 @@ Model random_model(const Args& a) {
   return m;
 }
 
+// The file is written in chunks of rows, in the order of sample()'s rows after the same
+// Fisher-Yates shuffle as an in-memory sample would get: row i of the file is grouped row
+// perm[i], drawn when its chunk is written. Memory: the permutation (4 bytes a row below
+// 2^32 rows) and one chunk, not the data.
+template <typename Index>
+void write_rows(const Args& a, const MixtureSampler& sampler, io::AtomicFile& data, io::AtomicFile* labels) {
+  const std::size_t n = a.n;
+  const auto D = static_cast<std::size_t>(a.d);
+  std::vector<Index> perm(n);
+  for (std::size_t i = 0; i < n; ++i) perm[i] = static_cast<Index>(i);
+  // Fisher-Yates with counter-based draws: deterministic for the seed.
+  for (std::size_t i = n - 1; i > 0; --i) {
+    const auto j = std::min(i, static_cast<std::size_t>(rng::uniform(a.seed, kShuffle, i) * static_cast<double>(i + 1)));
+    std::swap(perm[i], perm[j]);
+  }
+  const std::size_t chunk = std::min(a.chunk_rows, n);
+  std::vector<double> x(chunk * D);
+  std::vector<int> k(chunk);
+  std::string bytes;
+  for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
+    const std::size_t rows = std::min(chunk, n - i0);
+#pragma omp parallel
+    {
+      std::vector<double> z(D);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
+        const std::size_t row = perm[i0 + static_cast<std::size_t>(r)];
+        k[r] = sampler.component_of(row);
+        sampler.draw(row, k[r], x.data() + static_cast<std::size_t>(r) * D, z.data());
+      }
+    }
+    bytes.clear();
+    append_matrix_rows(bytes, a.output, x.data(), rows, D, a.float32);
+    data.write(bytes);
+    if (labels) {
+      bytes.clear();
+      append_label_rows(bytes, a.labels, k.data(), rows);
+      labels->write(bytes);
+    }
+  }
+}
+
 int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.labels, a.model}, {});
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.labels, "--labels");
   check_model_output_name(a.model, "--model");
-  if (static_cast<std::size_t>(a.d) * a.n > (std::size_t{1} << 34))
-    throw UsageError("n x d is more than 2^34 values; generate in parts");
   const Model m = random_model(a);
-  Samples s = sample(m, a.n, a.seed);
+  const MixtureSampler sampler(m, a.n, a.seed);
   const auto D = static_cast<std::size_t>(a.d);
-  // Fisher-Yates with counter-based draws: deterministic for the seed.
-  std::vector<double> row(D);
-  for (std::size_t i = a.n - 1; i > 0; --i) {
-    const auto j = std::min(i, static_cast<std::size_t>(rng::uniform(a.seed, kShuffle, i) * static_cast<double>(i + 1)));
-    std::swap_ranges(s.X.begin() + static_cast<std::ptrdiff_t>(i * D), s.X.begin() + static_cast<std::ptrdiff_t>((i + 1) * D),
-                     s.X.begin() + static_cast<std::ptrdiff_t>(j * D));
-    std::swap(s.labels[i], s.labels[j]);
-  }
   std::vector<std::string> names(D);  // the text formats' header: x0, x1, ...
   for (std::size_t j = 0; j < D; ++j) names[j] = "x" + std::to_string(j);
+  auto data = std::make_unique<io::AtomicFile>(a.output);
+  data->write(matrix_file_start(a.output, a.n, D, names, a.float32));
+  std::unique_ptr<io::AtomicFile> labels;
+  if (!a.labels.empty()) {
+    labels = std::make_unique<io::AtomicFile>(a.labels);
+    labels->write(labels_file_start(a.labels, a.n));
+  }
+  if (a.n <= std::numeric_limits<std::uint32_t>::max())
+    write_rows<std::uint32_t>(a, sampler, *data, labels.get());
+  else
+    write_rows<std::uint64_t>(a, sampler, *data, labels.get());
   io::OutputBatch outputs;
-  outputs.add(a.output, matrix_file_bytes(a.output, s.X.data(), a.n, D, names));
-  if (!a.labels.empty()) outputs.add(a.labels, labels_file_bytes(a.labels, s.labels));
+  outputs.add(std::move(data));
+  if (labels) outputs.add(std::move(labels));
   if (!a.model.empty()) outputs.add(a.model, io::model_to_json(m));
   outputs.commit();
   if (flags.json)
@@ -125,6 +178,14 @@ void add_generate_command(CLI::App& app, const GlobalFlags& flags, int& exit_cod
       ->capture_default_str();
   cmd->add_option("--seed", args->seed, "random seed")->check(unsigned_validator())->capture_default_str();
   cmd->add_option("-o,--output", args->output, "data file: .npy (float64), or text: .csv, .tsv or .txt (with a header line)")->required();
+  cmd->add_option_function<std::string>(
+         "--dtype", [args](const std::string& t) { args->float32 = t == "float32"; },
+         "values written: float64, or float32 (half the file; text shows float32 values)")
+      ->check(CLI::IsMember({"float64", "float32"}))
+      ->default_str("float64");
+  cmd->add_option("--chunk-rows", args->chunk_rows, "rows drawn and written at a time (memory: one chunk)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
   cmd->add_option("--labels", args->labels, "write the true component of each point as .npy (int64) or text (.csv/.tsv/.txt)");
   cmd->add_option("--model", args->model, "write the true model as JSON");
   cmd->callback([args, &flags, &exit_code] { exit_code = run(*args, flags); });

@@ -157,31 +157,61 @@ void check_model_output_name(const std::string& path, const std::string& option)
     throw UsageError(option + " '" + path + "': a model is written as JSON, not ." + ext + "; name it .json");
 }
 
-std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,
-                              const std::vector<std::string>& header) {
+std::string matrix_file_start(const std::string& path, std::size_t rows, std::size_t cols,
+                              const std::vector<std::string>& header, bool float32) {
   const Format f = format_of(path);
-  if (f == Format::npy || f == Format::other) return io::npy_bytes_f64(values, rows, cols);
+  if (f == Format::npy || f == Format::other) return io::npy_header_bytes(float32 ? "<f4" : "<f8", rows, cols);
   const char delim = delimiter_of(f);
   std::string out;
   for (std::size_t j = 0; j < header.size(); ++j) out += header[j] + (j + 1 < header.size() ? delim : '\n');
-  char buf[32];
-  for (std::size_t i = 0; i < rows; ++i)
-    for (std::size_t j = 0; j < cols; ++j) {
-      std::snprintf(buf, sizeof buf, "%.17g", values[i * cols + j]);  // round-trips exactly
-      out += buf;
-      out += j + 1 < cols ? delim : '\n';
-    }
   return out;
 }
 
-std::string labels_file_bytes(const std::string& path, const std::vector<int>& labels) {
+void append_matrix_rows(std::string& out, const std::string& path, const double* values, std::size_t rows,
+                        std::size_t cols, bool float32) {
+  const Format f = format_of(path);
+  const std::size_t n = rows * cols;
+  if (f == Format::npy || f == Format::other) {
+    if (!float32) return io::append_le(out, values, n);
+    const std::vector<float> narrow(values, values + n);
+    return io::append_le(out, narrow.data(), n);
+  }
+  const char delim = delimiter_of(f);
+  char buf[32];
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) {
+      // %.17g round-trips a double, %.9g a float
+      std::snprintf(buf, sizeof buf, float32 ? "%.9g" : "%.17g",
+                    float32 ? static_cast<double>(static_cast<float>(values[i * cols + j])) : values[i * cols + j]);
+      out += buf;
+      out += j + 1 < cols ? delim : '\n';
+    }
+}
+
+std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,
+                              const std::vector<std::string>& header) {
+  std::string out = matrix_file_start(path, rows, cols, header, false);
+  append_matrix_rows(out, path, values, rows, cols, false);
+  return out;
+}
+
+std::string labels_file_start(const std::string& path, std::size_t n) {
+  const Format f = format_of(path);
+  return f == Format::npy || f == Format::other ? io::npy_header_bytes("<i8", n, 0) : std::string();
+}
+
+void append_label_rows(std::string& out, const std::string& path, const int* labels, std::size_t n) {
   const Format f = format_of(path);
   if (f == Format::npy || f == Format::other) {
-    const std::vector<std::int64_t> wide(labels.begin(), labels.end());
-    return io::npy_bytes_i64(wide.data(), wide.size(), 0);
+    const std::vector<std::int64_t> wide(labels, labels + n);
+    return io::append_le(out, wide.data(), n);
   }
-  std::string out;
-  for (int l : labels) out += std::to_string(l) + '\n';
+  for (std::size_t i = 0; i < n; ++i) out += std::to_string(labels[i]) + '\n';
+}
+
+std::string labels_file_bytes(const std::string& path, const std::vector<int>& labels) {
+  std::string out = labels_file_start(path, labels.size());
+  append_label_rows(out, path, labels.data(), labels.size());
   return out;
 }
 

@@ -27,7 +27,19 @@ void check_model_output_name(const std::string& path, const std::string& option)
 std::string matrix_file_bytes(const std::string& path, const double* values, std::size_t rows, std::size_t cols,
                               const std::vector<std::string>& header = {});
 
+/// The same bytes in parts, for an output written as it is produced (cuem generate): the
+/// start of a file of `rows` x `cols` values (a .npy header, a text header line), then
+/// the bytes of some rows appended; with `float32` a .npy holds float32 and text shows
+/// each value rounded to float32 (%.9g).
+std::string matrix_file_start(const std::string& path, std::size_t rows, std::size_t cols,
+                              const std::vector<std::string>& header, bool float32);
+void append_matrix_rows(std::string& out, const std::string& path, const double* values, std::size_t rows,
+                        std::size_t cols, bool float32);
+
 /// Integer labels as the bytes of the format `path` names (.npy: int64, one dimension).
 std::string labels_file_bytes(const std::string& path, const std::vector<int>& labels);
+/// The same in parts: the start of a file of `n` labels, then some labels appended.
+std::string labels_file_start(const std::string& path, std::size_t n);
+void append_label_rows(std::string& out, const std::string& path, const int* labels, std::size_t n);
 
 }  // namespace cuem::cli

@@ -3,9 +3,10 @@
 // missing entries the missing-data one (src/engine/missing_gmm_model.hpp).
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 
-#include "core/make_incomplete_rows.hpp"
+#include "core/missing_range_model.hpp"
 #include "core/validate.hpp"
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
@@ -133,42 +134,78 @@ std::string empty_rows_notice(const MissingSummary& s) {
 }
 
 // The fit of data with missing entries: the rows regrouped by pattern (a copy), the
-// complete ones placed for the ordinary E-step, the filled copy for k-means.
+// complete ones placed for the ordinary E-step, the filled copy for k-means
+// (missing_range_model.hpp). Incremental EM keeps a second copy, cut in blocks; out of
+// core, each chunk's copy is made for its E-step and dropped.
 FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const FitOptions& o) {
-  if (o.incremental_blocks > 1 || o.chunk_rows > 0)
-    throw InvalidArgument(std::string(o.chunk_rows > 0 ? "chunk_rows > 0 (out of core)" : "incremental_blocks > 1") +
-                          " is not available for data with missing entries yet");
   const engine::ThreadCountScope threads(resources.options().n_threads);
-  const engine::MissingLayout layout = engine::make_missing_layout(X, w, true);
-  const MissingSummary& summary = layout.summary;
-  std::size_t informative = layout.n_rows;
-  if (!layout.weights.empty()) {
-    informative = 0;
-    for (double v : layout.weights) informative += v > 0.0;
-  }
-  if (informative < static_cast<std::size_t>(o.n_components))
-    throw DataError("n_components = " + std::to_string(o.n_components) + " is more than the " +
-                    std::to_string(informative) + " rows that have an observed entry" +
-                    (layout.weights.empty() ? "" : " and a positive weight") + "; lower n_components");
-
   const ResourceOptions& ro = resources.options();
   const PrimitivesRequest request{ro.device, ro.precision, ro.device_memory_limit, ro.cuda_tuning};
-  std::string notice;
-  std::shared_ptr<cuda::DeviceContext>& context = resources.impl().cuda_context;
-  std::unique_ptr<Primitives> filled = make_primitives(layout.view(), layout.weight_view(), request, &notice, &context);
-  std::unique_ptr<Primitives> complete;
-  if (layout.n_complete > 0)
-    complete = make_primitives(layout.complete_view(), layout.complete_weight_view(), request, nullptr, &context);
-  std::unique_ptr<engine::IncompleteRows> incomplete = make_incomplete_rows(layout, request, *filled, &context);
-  const engine::InterruptScope interrupt_scope(o.interrupted, {filled.get(), complete.get()});
-  filled->reserve(o.covariance_type, o.n_components);
-  if (complete) complete->reserve(o.covariance_type, o.n_components);
+  std::shared_ptr<cuda::DeviceContext>* context = &resources.impl().cuda_context;
+  // Ranges [starts[c], starts[c + 1]) of X's rows, each a model of its own.
+  const auto ranges = [&](const std::vector<std::size_t>& starts, bool keep) {
+    std::vector<std::unique_ptr<MissingRangeModel>> models;
+    for (std::size_t c = 0; c + 1 < starts.size(); ++c) {
+      DataView part = X;
+      part.n_rows = starts[c + 1] - starts[c];
+      if (part.data) part.data += starts[c] * X.row_stride;
+      else part.data_f32 += starts[c] * X.row_stride;
+      const WeightView pw = w.empty() ? WeightView{} : WeightView(w.data + starts[c], part.n_rows);
+      models.push_back(std::make_unique<MissingRangeModel>(part, pw, starts[c], o, request, context, keep, false));
+      if (!keep && o.release_rows) o.release_rows(starts[c + 1]);
+    }
+    return models;
+  };
+  const auto check_informative = [&](std::size_t informative, bool weighted, const std::string& where) {
+    if (informative < static_cast<std::size_t>(o.n_components))
+      throw DataError("n_components = " + std::to_string(o.n_components) + " is more than the " +
+                      std::to_string(informative) + " rows" + where + " that have an observed entry" +
+                      (weighted ? " and a positive weight" : "") + "; lower n_components");
+  };
 
-  KMeansShared shared;
-  engine::MissingDataGaussianMixtureEM model(*filled, layout.view(), complete.get(), *incomplete, o, shared);
-  FitResult result = result_of(run_driver(model, o), notice);
-  result.device = (complete ? complete->description() : std::string(filled->name())) +
-                  "; rows with missing entries: " + incomplete->name();
+  FitResult result;
+  MissingSummary summary;
+  if (o.chunk_rows > 0) {
+    std::vector<std::size_t> starts;
+    for (std::size_t r = 0; r < X.n_rows; r += o.chunk_rows) starts.push_back(r);
+    starts.push_back(X.n_rows);
+    const std::vector<std::unique_ptr<MissingRangeModel>> owned = ranges(starts, false);
+    std::vector<MissingRangeModel*> chunks;
+    std::set<std::vector<int>> patterns;
+    for (const auto& m : owned) {
+      chunks.push_back(m.get());
+      const MissingSummary& s = m->summary();
+      summary.missing_entries += s.missing_entries;
+      summary.incomplete_rows += s.incomplete_rows;
+      summary.empty_rows += s.empty_rows;
+      for (std::size_t row : s.first_empty_rows)
+        if (summary.first_empty_rows.size() < 5) summary.first_empty_rows.push_back(row);
+      patterns.insert(m->pattern_sets().begin(), m->pattern_sets().end());
+    }
+    summary.n_patterns = patterns.size();
+    check_informative(owned.front()->informative_rows(), !w.empty(), " of the first chunk");
+    engine::ChunkedModel<MissingRangeModel> chunked(
+        *owned.front(), chunks, [&](std::size_t c) { if (o.release_rows) o.release_rows(starts[c + 1]); });
+    result = result_of(run_driver(chunked, o), owned.front()->notice());
+    result.device = owned.front()->description() + ", out of core in chunks of " + std::to_string(o.chunk_rows) + " rows";
+  } else {
+    MissingRangeModel model(X, w, 0, o, request, context, true, true);
+    summary = model.summary();
+    check_informative(model.informative_rows(), !w.empty(), "");
+    if (o.incremental_blocks > 1) {
+      const auto B = static_cast<std::size_t>(o.incremental_blocks);
+      std::vector<std::size_t> starts;
+      for (std::size_t b = 0; b <= B; ++b) starts.push_back(b * X.n_rows / B);
+      const std::vector<std::unique_ptr<MissingRangeModel>> owned = ranges(starts, true);
+      std::vector<MissingRangeModel*> blocks;
+      for (const auto& m : owned) blocks.push_back(m.get());
+      const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
+      result = result_of(engine::run_incremental_em(model, blocks, batch), model.notice());
+    } else {
+      result = result_of(run_driver(model, o), model.notice());
+    }
+    result.device = model.description();
+  }
   result.missing = summary;
   if (summary.empty_rows > 0) result.notices.push_back(empty_rows_notice(summary));
   return result;

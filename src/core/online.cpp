@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/m_step.hpp"
+#include "core/missing_range_model.hpp"
 #include "core/online_stats.hpp"
 #include "core/prepared_params.hpp"
 #include "core/rng.hpp"
@@ -36,8 +37,6 @@ struct OnlineGaussianMixture::Impl {
 };
 
 OnlineGaussianMixture::OnlineGaussianMixture(const FitOptions& options, const OnlineOptions& online) {
-  if (options.missing != MissingPolicy::error)
-    throw InvalidArgument("online fitting does not support missing entries; use missing = 'error'");
   impl_ = std::make_unique<Impl>(options, online);
 }
 
@@ -53,27 +52,43 @@ double OnlineGaussianMixture::partial_fit(DataView X, WeightView w) {
   if (!first && X.n_cols != static_cast<std::size_t>(s.em.params().n_features))
     throw DataError("the batch has " + std::to_string(X.n_cols) + " columns; the model was started on " +
                     std::to_string(s.em.params().n_features) + " (every batch must have the same features)");
-  validate_data(X, MissingPolicy::error);
+  const bool has_missing = validate_data(X, o.missing);
   if (first) validate_options(o, X);
   validate_weights(w, X, first ? o.n_components : 1);
 
   const engine::ThreadCountScope threads(o.n_threads);
   const PrimitivesRequest request{o.device, o.precision, o.device_memory_limit, o.cuda_tuning};
+  // A batch with missing entries (missing = marginalize) takes the missing-data E-step;
+  // its rows with every entry missing add nothing.
+  if (has_missing) {
+    MissingRangeModel batch(X, w, 0, o, request, &s.cuda_context, true, first);
+    if (batch.informative_rows() < (first ? static_cast<std::size_t>(o.n_components) : 1))
+      throw DataError("the batch has " + std::to_string(batch.informative_rows()) +
+                      " rows with an observed entry" + (w.empty() ? "" : " and a positive weight") + "; " +
+                      (first ? "the first batch needs n_components = " + std::to_string(o.n_components)
+                             : std::string("a step needs at least one")));
+    return step(s, batch, batch.notice(), batch.description());
+  }
   std::string notice;
   std::unique_ptr<Primitives> prims = make_primitives(X, w, request, &notice, &s.cuda_context);
   if (o.interrupted) prims->set_interrupt(o.interrupted);
   prims->reserve(o.covariance_type, o.n_components);
   KMeansShared shared;
   engine::GaussianMixtureEM batch(*prims, X, o, shared);
-  if (first) {
+  return step(s, batch, notice, prims->description());
+}
+
+template <class Batch>
+double OnlineGaussianMixture::step(Impl& s, Batch& batch, const std::string& notice, const std::string& device) {
+  if (!s.em.started()) {
     std::vector<std::string> notices;
     if (!notice.empty()) notices.push_back(notice);
-    Model start = batch.initialize(rng::hash(o.seed, rng::kInitSeed, 0), &notices);
+    Model start = batch.initialize(rng::hash(s.options.seed, rng::kInitSeed, 0), &notices);
     s.em.start(std::move(start));
     try {
       const double ll = s.em.step(batch);
       s.notices = std::move(notices);
-      s.device = prims->description();
+      s.device = device;
       return ll;
     } catch (...) {
       s.em = engine::StepwiseEM<engine::GaussianMixtureEM>(s.em.schedule());  // not started after all
@@ -81,7 +96,7 @@ double OnlineGaussianMixture::partial_fit(DataView X, WeightView w) {
     }
   }
   const double ll = s.em.step(batch);
-  s.device = prims->description();
+  s.device = device;
   return ll;
 }
 

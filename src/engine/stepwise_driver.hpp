@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "cuem/errors.hpp"
@@ -54,7 +55,12 @@ class StepwiseEM {
   /// current parameters mixed in with rho_t, then the M-step. Returns the batch's mean
   /// log-likelihood per unit weight under the parameters before the step. A step that
   /// throws leaves the state as it was.
-  double step(Model& batch) {
+  /// The batch's model may be another type with the same Params and Stats (the Gaussian
+  /// mixture's batches with and without missing entries).
+  template <class Batch>
+  double step(Batch& batch) {
+    static_assert(std::is_same_v<typename Batch::Params, Params> && std::is_same_v<typename Batch::Stats, Stats>,
+                  "a batch model of other parameters or statistics");
     if (!started_) throw Error("internal: a stepwise EM step before its start");
     const Stats b = batch.e_step(params_);
     Stats next = stats_;  // committed only when the M-step succeeds

@@ -194,6 +194,8 @@ void OutputBatch::add(std::string path, std::string contents) {
   items_.emplace_back(std::move(path), std::move(contents));
 }
 
+void OutputBatch::add(std::unique_ptr<AtomicFile> filled) { filled_.push_back(std::move(filled)); }
+
 std::string AtomicFile::keep_old() {
   if (direct_ || !replaces_) return {};
   // In a sticky folder a second name for another user's file could not be removed again
@@ -225,7 +227,8 @@ void AtomicFile::put_back(const std::string& old) {
 }
 
 void OutputBatch::commit() {
-  std::vector<std::unique_ptr<AtomicFile>> files;
+  std::vector<std::unique_ptr<AtomicFile>> files = std::move(filled_);
+  filled_.clear();
   for (const auto& [path, contents] : items_) {
     files.push_back(std::make_unique<AtomicFile>(path));
     files.back()->write(contents);

@@ -9,6 +9,7 @@
 // read-only file is refused.
 #include <cstddef>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,11 +53,14 @@ class AtomicFile {
 class OutputBatch {
  public:
   void add(std::string path, std::string contents);
+  /// A file already written in parts (a streamed output), committed with the others.
+  void add(std::unique_ptr<AtomicFile> filled);
   void commit();
-  bool empty() const noexcept { return items_.empty(); }
+  bool empty() const noexcept { return items_.empty() && filled_.empty(); }
 
  private:
   std::vector<std::pair<std::string, std::string>> items_;
+  std::vector<std::unique_ptr<AtomicFile>> filled_;
 };
 
 /// The folder part of a path ("." for a bare name).

@@ -533,10 +533,8 @@ std::size_t item_count(std::size_t rows, std::size_t cols) {
 }
 
 template <typename T, typename U>
-std::string npy_bytes(const char* descr, const T* values, std::size_t rows, std::size_t cols) {
+void append_bits(std::string& out, const T* values, std::size_t n) {
   static_assert(sizeof(T) == sizeof(U), "bit pattern type");
-  const std::size_t n = item_count(rows, cols);
-  std::string out = npy_header(descr, rows, cols);
   const std::size_t offset = out.size();
   out.resize(offset + n * sizeof(T));
   for (std::size_t i = 0; i < n; ++i) {
@@ -544,6 +542,13 @@ std::string npy_bytes(const char* descr, const T* values, std::size_t rows, std:
     std::memcpy(&bits, &values[i], sizeof(T));
     store_le(bits, &out[offset + i * sizeof(T)]);
   }
+}
+
+template <typename T, typename U>
+std::string npy_bytes(const char* descr, const T* values, std::size_t rows, std::size_t cols) {
+  const std::size_t n = item_count(rows, cols);
+  std::string out = npy_header(descr, rows, cols);
+  append_bits<T, U>(out, values, n);
   return out;
 }
 
@@ -710,6 +715,16 @@ std::string npy_bytes_f64(const double* values, std::size_t rows, std::size_t co
 
 std::string npy_bytes_i64(const std::int64_t* values, std::size_t rows, std::size_t cols) {
   return npy_bytes<std::int64_t, std::uint64_t>("<i8", values, rows, cols);
+}
+
+std::string npy_header_bytes(const char* descr, std::size_t rows, std::size_t cols) {
+  return npy_header(descr, rows, cols);
+}
+
+void append_le(std::string& out, const double* values, std::size_t n) { append_bits<double, std::uint64_t>(out, values, n); }
+void append_le(std::string& out, const float* values, std::size_t n) { append_bits<float, std::uint32_t>(out, values, n); }
+void append_le(std::string& out, const std::int64_t* values, std::size_t n) {
+  append_bits<std::int64_t, std::uint64_t>(out, values, n);
 }
 
 void write_npy(const std::string& path, const double* values, std::size_t rows, std::size_t cols) {

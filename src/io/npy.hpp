@@ -36,6 +36,14 @@ std::string npy_bytes_f64(const double* values, std::size_t rows, std::size_t co
 /// Same for int64 values (labels).
 std::string npy_bytes_i64(const std::int64_t* values, std::size_t rows, std::size_t cols);
 
+/// The pieces of a .npy file written in parts (a streamed writer): the header of a rows x
+/// cols array of `descr` ("<f8", "<f4", "<i8"; cols == 0: 1-D), as npy_bytes_f64 starts,
+/// and values appended as little-endian bytes whatever the host's order.
+std::string npy_header_bytes(const char* descr, std::size_t rows, std::size_t cols);
+void append_le(std::string& out, const double* values, std::size_t n);
+void append_le(std::string& out, const float* values, std::size_t n);
+void append_le(std::string& out, const std::int64_t* values, std::size_t n);
+
 /// Writes the arrays above atomically (OutputError when the path is not writable).
 void write_npy(const std::string& path, const double* values, std::size_t rows, std::size_t cols);
 void write_npy(const std::string& path, const std::int64_t* values, std::size_t rows, std::size_t cols);

@@ -9,12 +9,17 @@ import numpy as np
 import pytest
 
 
+def three_blobs(seed, n, d=3):
+    """n points around each of three centres (unit spread), shuffled."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, 1.0, 0.0], [1.0, 6.0, 2.0]])[:, :d]
+    return np.vstack([rng.normal(c, 1.0, (n, d)) for c in centres])[rng.permutation(3 * n)], rng
+
+
 @pytest.fixture(scope="module")
 def data(make_cuem, tmp_path_factory):
     folder = tmp_path_factory.mktemp("online")
-    rng = np.random.default_rng(0)
-    centres = np.array([[0.0, 0.0, 0.0], [5.0, 1.0, 0.0], [1.0, 6.0, 2.0]])
-    X = np.vstack([rng.normal(c, 1.0, (3000, 3)) for c in centres])[rng.permutation(9000)]
+    X, _ = three_blobs(0, 3000)
     np.save(folder / "x.npy", X)
     for i in range(3):
         np.save(folder / f"part{i}.npy", X[i * 3000:(i + 1) * 3000])
@@ -76,3 +81,78 @@ def test_fit_online_refuses_the_batch_fits_stopping_and_restart_options(data, fl
     # A stream takes one step per batch: these would be ignored, so they are unexpected arguments.
     p = data("fit-online", "part0.npy", "-k", "3", *flag, "-o", "bad4.json", expect=2)
     assert flag[0] in p.stderr and not (data.cwd / "bad4.json").exists()
+
+
+@pytest.fixture(scope="module")
+def weighted(make_cuem, tmp_path_factory):
+    """Three parts with integer weights 1-3 and the same rows repeated by their weights."""
+    folder = tmp_path_factory.mktemp("online_weights")
+    X, rng = three_blobs(3, 1500, d=2)
+    w = rng.integers(1, 4, len(X)).astype(float)
+    np.save(folder / "x.npy", X)
+    np.save(folder / "w.npy", w)
+    for i in range(3):
+        np.save(folder / f"p{i}.npy", X[i * 1500:(i + 1) * 1500])
+        np.save(folder / f"w{i}.npy", w[i * 1500:(i + 1) * 1500])
+    np.save(folder / "zero.npy", np.zeros(1500))
+    np.save(folder / "short.npy", np.ones(10))
+    return make_cuem(folder)
+
+
+def test_fit_online_weights_reach_the_weighted_batch_fit(weighted):
+    c = weighted
+    out = c.json("fit-online", "p0.npy", "p1.npy", "p2.npy", "--weights", "w0.npy", "w1.npy", "w2.npy", "-k", "3",
+                 "--batch-size", "300", "--epochs", "4", "--seed", "2", "-o", "online.json")
+    assert out["n_batches"] == 4 * 15
+    c.json("fit", "x.npy", "--weights", "w.npy", "-k", "3", "--tol", "1e-10", "--max-iter", "2000", "-o", "batch.json")
+    online = c.json("score", "online.json", "x.npy", "--weights", "w.npy")["mean_log_likelihood"]
+    best = c.json("score", "batch.json", "x.npy", "--weights", "w.npy")["mean_log_likelihood"]
+    assert best - 2e-3 < online <= best + 1e-9
+    # Unweighted, the stream ends elsewhere: the weights were used.
+    c.json("fit-online", "p0.npy", "p1.npy", "p2.npy", "-k", "3", "--batch-size", "300", "--epochs", "4",
+           "--seed", "2", "-o", "plain.json")
+    assert json.loads((c.cwd / "plain.json").read_text())["means"] != json.loads((c.cwd / "online.json").read_text())["means"]
+
+
+def test_fit_online_bad_weights_write_nothing(weighted):
+    c = weighted
+    p = c("fit-online", "p0.npy", "p1.npy", "--weights", "w0.npy", "-k", "3", "-o", "bad.json", expect=2)
+    assert "one weights file per data file" in p.stderr
+    p = c("fit-online", "p0.npy", "--weights", "short.npy", "-k", "3", "-o", "bad.json", expect=3)
+    assert "10 weights for 1500 rows" in p.stderr
+    p = c("fit-online", "p0.npy", "p1.npy", "--weights", "w0.npy", "zero.npy", "-k", "3", "-o", "bad.json", expect=3)
+    assert not (c.cwd / "bad.json").exists()
+
+
+@pytest.fixture(scope="module")
+def holes(make_cuem, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("online_missing")
+    X, rng = three_blobs(5, 1500)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    np.save(folder / "x.npy", X)
+    return make_cuem(folder)
+
+
+def test_fit_with_missing_incremental_and_out_of_core(holes):
+    c = holes
+    common = ["fit", "x.npy", "-k", "3", "--missing", "marginalize", "--tol", "1e-12", "--max-iter", "3000"]
+    batch = c.json(*common)
+    inc = c.json(*common, "--incremental-blocks", "5")
+    assert inc["converged"] and inc["n_decreases"] == 0
+    assert inc["lower_bound"] == pytest.approx(batch["lower_bound"], abs=1e-8)
+    chunked = c.json(*common, "--chunk-rows", "700")
+    assert "out of core" in chunked["device"] and chunked["converged"] and chunked["n_decreases"] == 0
+    # The chunked criteria are `cuem score`'s on the same model and data.
+    (c.cwd / "chunked.json").write_text(json.dumps(chunked["model"]))
+    s = c.json("score", "chunked.json", "x.npy", "--missing", "marginalize")
+    assert chunked["bic"] == pytest.approx(s["bic"], rel=1e-10)
+    online = c.json("fit-online", "x.npy", "-k", "3", "--missing", "marginalize", "--batch-size", "300",
+                    "--epochs", "4", "--seed", "0", "-o", "online.json")
+    assert online["n_batches"] == 4 * 15
+    (c.cwd / "batch.json").write_text(json.dumps(batch["model"]))
+    best = c.json("score", "batch.json", "x.npy", "--missing", "marginalize")["mean_log_likelihood"]
+    got = c.json("score", "online.json", "x.npy", "--missing", "marginalize")["mean_log_likelihood"]
+    assert best - 3e-3 < got <= best + 1e-9
+    # Without --missing marginalize, NaN is still an error (exit 3), and nothing is written.
+    c("fit-online", "x.npy", "-k", "3", "-o", "no.json", expect=3)
+    assert not (c.cwd / "no.json").exists()

@@ -155,8 +155,8 @@ def test_partial_fit_bad_batches():
         cuem.GaussianMixture(2, learning_offset=-1.0).partial_fit(X3)
     # The variational mixture has no online form: no partial_fit (scikit-learn's signal).
     assert not hasattr(cuem.BayesianGaussianMixture(n_components=2), "partial_fit")
-    # Nor does a mixture that marginalises missing entries (stepwise EM takes complete rows).
-    assert not hasattr(cuem.GaussianMixture(2, missing="marginalize"), "partial_fit")
+    # The mixture that marginalises missing entries has one (tests/python/test_online_missing.py).
+    assert hasattr(cuem.GaussianMixture(2, missing="marginalize"), "partial_fit")
     assert hasattr(cuem.GaussianMixture(2), "partial_fit")
 
 
