@@ -87,11 +87,7 @@ def _block_statistics(X, sample_weight, rows, model, where):
     try:
         return _cuem.statistics(
             _as_cuem_rows(X),
-            model["covariance_type"],
-            model["weights"],
-            model["means"],
-            model["covariances"],
-            model["precisions_cholesky"],
+            *_model_tuple(model),
             sample_weight=sample_weight,
             **where,
         )
@@ -203,11 +199,7 @@ def _block_evaluate(X, what, model, where, n_columns):
         return np.empty((0, n_columns) if n_columns else (0,), dtype=dtype)
     return getattr(_cuem, what)(
         _as_cuem_rows(X),
-        model["covariance_type"],
-        model["weights"],
-        model["means"],
-        model["covariances"],
-        model["precisions_cholesky"],
+        *_model_tuple(model),
         **where,
     )
 
