@@ -4,6 +4,7 @@ a plain Python re-implementation of the counter-based generator), float32 output
 float64 output rounded, and peak memory stays far below the file's size."""
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -132,6 +133,10 @@ def test_generate_memory_is_bounded_by_a_chunk_not_the_file(cuem, tmp_path):
     size = (tmp_path / "big.npy").stat().st_size
     assert size >= n * d * 8
     peak = maxrss * 1024  # Linux: kibibytes
-    assert peak < 64 << 20, f"peak RSS {peak} bytes for a {size}-byte file"
+    # Under AddressSanitizer (scripts/test.sh's asan phase sets ASAN_OPTIONS) the shadow
+    # memory and the allocator's quarantine add tens of MB whatever generate holds: there
+    # the bound is the file itself, which an in-memory generator would exceed.
+    bound = size if "ASAN_OPTIONS" in os.environ else 64 << 20
+    assert peak < bound, f"peak RSS {peak} bytes for a {size}-byte file (bound {bound})"
     X = np.load(tmp_path / "big.npy", mmap_mode="r")
     assert X.shape == (n, d) and np.isfinite(X[-1000:]).all()
