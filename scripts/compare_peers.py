@@ -747,18 +747,14 @@ def run_config(name, args, tools, tmp):
         if min_points < singular_below:
             notes.append(f"{name}: a component ends with {min_points:.1f} points (< {singular_below}): its covariance "
                          "is singular but for reg, so the tools may part ways there")
-    ar = entry["tools"].get("armadillo", {})
-    gap = ar.get("final_ll_rel_gap_to_sklearn")
-    if gap is not None and not gap <= args.arma_flag:
-        notes.append(f"{name}: Armadillo's final log-likelihood differs from sklearn's by {gap:.3g} relative (flag > {args.arma_flag:g})")
-    if "error" in ar:
-        notes.append(f"{name}/armadillo: {ar['error']}")
-    od = entry["tools"].get("onedal", {})
-    gap = od.get("final_ll_rel_gap_to_sklearn")
-    if gap is not None and not gap <= args.arma_flag:
-        notes.append(f"{name}: oneDAL's final log-likelihood differs from sklearn's by {gap:.3g} relative (flag > {args.arma_flag:g})")
-    if "error" in od:
-        notes.append(f"{name}/onedal: {od['error']}")
+    for tool, label in (("armadillo", "Armadillo"), ("onedal", "oneDAL")):
+        t = entry["tools"].get(tool, {})
+        gap = t.get("final_ll_rel_gap_to_sklearn")
+        if gap is not None and not gap <= args.arma_flag:
+            notes.append(f"{name}: {label}'s final log-likelihood differs from sklearn's by {gap:.3g} relative "
+                         f"(flag > {args.arma_flag:g})")
+        if "error" in t:
+            notes.append(f"{name}/{tool}: {t['error']}")
     if cu.get("n_decreases"):
         notes.append(f"{name}: cuem reports {cu['n_decreases']} log-likelihood decreases")
     for t in entry["tools"].values():

@@ -232,10 +232,20 @@ TEST(OnlineErrors, ScheduleOutsideItsRange) {
   EXPECT_EQ(at_edge.n_steps(), 0);
   EXPECT_EQ(at_edge.n_points_seen(), 0u);
   EXPECT_TRUE(at_edge.model().empty());
-  // Missing entries are taken (tests/python/test_online_missing.py steps with them).
+  // Missing entries are taken: a batch with a NaN entry makes a step, and the step's model
+  // is finite (tests/test_incremental_missing.cpp checks the values).
   cuem::FitOptions missing = o;
   missing.missing = cuem::MissingPolicy::marginalize;
-  EXPECT_NO_THROW(cuem::OnlineGaussianMixture(missing, {0.7, 0.0}));
+  cuem::OnlineGaussianMixture with_missing(missing, {0.7, 0.0});
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 3, 3.0, 93);
+  cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 200, 94);
+  ds.x[4] = std::numeric_limits<double>::quiet_NaN();
+  const double ll = with_missing.partial_fit(cuem::DataView(ds.x.data(), 200, 3));
+  EXPECT_TRUE(std::isfinite(ll));
+  EXPECT_TRUE(with_missing.initialized());
+  EXPECT_EQ(with_missing.n_steps(), 1);
+  EXPECT_EQ(with_missing.n_points_seen(), 200u);
+  for (const double v : with_missing.model().means) EXPECT_TRUE(std::isfinite(v));
 }
 
 TEST(OnlineErrors, BadBatchesLeaveTheStateAsItWas) {
