@@ -15,7 +15,9 @@
 
 #include "core/prepared_params.hpp"
 #include "cpu/cpu_primitives.hpp"
+#include "cpu/narrow_estep.hpp"
 #include "cpu/narrow_kernels.hpp"
+#include "cpu/wide_kernels.hpp"
 #include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
 #include "engine/primitives.hpp"
@@ -220,8 +222,9 @@ TEST_P(SampleWeight, KMeansIntegerWeightsEqualRepeatedRows) {
 
 // The E-step with weights 0 or 1 against the rows of weight 1 alone, in D dimensions. On
 // the CPU a point of weight 0 adds exactly nothing. The general path sums the points in
-// order, so there it is bitwise; the narrow pass (cpu/narrow_kernels.hpp) sums in the
-// lanes of fixed units, which each dropped row shifts: equal to rounding.
+// order, so there it is bitwise; the lanes passes (cpu/narrow_kernels.hpp and
+// cpu/wide_kernels.hpp) sum in the lanes of fixed units, which each dropped row shifts:
+// equal to rounding.
 void expect_zero_weights_are_dropped_rows(const std::unique_ptr<cuem::Primitives>& weighted,
                                           const std::unique_ptr<cuem::Primitives>& dropped, const Repeated& r, int D,
                                           bool cpu, double tol) {
@@ -229,7 +232,7 @@ void expect_zero_weights_are_dropped_rows(const std::unique_ptr<cuem::Primitives
     SCOPED_TRACE(cuem::to_string(type));
     const cuem::Model model = perturbed_model(r.mix, type, 83);
     const cuem::PreparedParams p = cuem::prepare(model);
-    if (cpu && !cuem::cpu::narrow_applies(type, D)) {
+    if (cpu && !cuem::cpu::lanes_applies(type, D)) {
       expect_bitwise(weighted->gaussian_estep(p), dropped->gaussian_estep(p));
       expect_bitwise(weighted->weighted_stats(Responsibilities::posterior(p), type, K, model.means),
                      dropped->weighted_stats(Responsibilities::posterior(p), type, K, model.means));
@@ -278,12 +281,24 @@ TEST_P(SampleWeight, ZeroWeightsEqualDroppedRows) {
 // the CPU).
 TEST_P(SampleWeight, ZeroWeightsEqualDroppedRowsWide) {
   constexpr int kWide = 9;
-  static_assert(!cuem::cpu::narrow_applies(CovarianceType::diag, kWide));
+  static_assert(!cuem::cpu::narrow_applies(CovarianceType::diag, kWide) &&
+                cuem::cpu::wide_applies(CovarianceType::diag, kWide));
   const Repeated r = make_repeated(CovarianceType::full, K, kWide, N, 87, 0, 1);
   ASSERT_LT(r.repeated.n, N);
   PRIMS_OR_SKIP(weighted, r.ds.view(), WeightView(r.w.data(), N));
   PRIMS_OR_SKIP(dropped, r.repeated.view());
   expect_zero_weights_are_dropped_rows(weighted, dropped, r, kWide, GetParam() == Kind::cpu, tol());
+}
+
+// Full covariances past the lanes passes: the general path, bitwise on the CPU.
+TEST_P(SampleWeight, ZeroWeightsEqualDroppedRowsGeneral) {
+  constexpr int kGeneral = 17;
+  static_assert(!cuem::cpu::wide_applies(CovarianceType::full, kGeneral));
+  const Repeated r = make_repeated(CovarianceType::full, K, kGeneral, N, 89, 0, 1);
+  ASSERT_LT(r.repeated.n, N);
+  PRIMS_OR_SKIP(weighted, r.ds.view(), WeightView(r.w.data(), N));
+  PRIMS_OR_SKIP(dropped, r.repeated.view());
+  expect_zero_weights_are_dropped_rows(weighted, dropped, r, kGeneral, GetParam() == Kind::cpu, tol());
 }
 
 // A point no component can explain (log p = -inf) with weight 0 leaves the log-likelihood

@@ -12,6 +12,7 @@
 
 #include "core/data_access.hpp"
 #include "cpu/cpu_primitives.hpp"
+#include "cpu/kmeans_kernels.hpp"
 #include "cuem/errors.hpp"
 
 namespace cuem {
@@ -19,35 +20,7 @@ namespace {
 
 constexpr std::size_t kBlock = 4096;
 
-template <typename T>
-double dist_sq(const T* a, const double* b, int D) {
-  double s = 0.0;
-  for (int d = 0; d < D; ++d) {
-    const double t = static_cast<double>(a[d]) - b[d];
-    s += t * t;
-  }
-  return s;
-}
-
 std::size_t n_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
-
-// Sums f(i) over i in [0, n) block by block; block_sums receives each block's sum.
-template <typename F>
-double blocked_sum(std::size_t n, F f, std::vector<double>* block_sums = nullptr) {
-  const std::size_t nb = n_blocks(n);
-  std::vector<double> partial(nb);
-#pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
-  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
-    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
-    const std::size_t hi = std::min(n, lo + kBlock);
-    double s = 0.0;
-    for (std::size_t i = lo; i < hi; ++i) s += f(i);
-    partial[b] = s;
-  }
-  const double total = std::accumulate(partial.begin(), partial.end(), 0.0);
-  if (block_sums) *block_sums = std::move(partial);
-  return total;
-}
 
 // The caller's k-means++ values: the squared distance to the nearest seed so far, and
 // their sums per block from the last reset or update.
@@ -69,31 +42,37 @@ CpuPointValues& cpu_values(PointValues& v) {
 }
 const CpuPointValues& cpu_values(const PointValues& v) { return cpu_values(const_cast<PointValues&>(v)); }
 
-// Squared distance from row i of X to a float64 point.
-double row_dist_sq(const DataView& X, std::size_t i, const double* c) {
+// The sum of f(i, ||x_i - c||^2) over i in [0, n), block by block of kBlock points (each
+// block's distances computed at once by the vector kernel, cpu/kmeans_kernels.hpp, then
+// its terms added in order), the blocks' sums in block order; block_sums receives them.
+template <typename F>
+double blocked_dist_sum(const DataView& X, const double* c, F f, std::vector<double>* block_sums = nullptr) {
+  const std::size_t n = X.n_rows;
+  const std::size_t nb = n_blocks(n);
   const int D = static_cast<int>(X.n_cols);
-  return visit_rows(X, [&](const auto* base) { return dist_sq(base + i * X.row_stride, c, D); });
+  std::vector<double> partial(nb);
+#pragma omp parallel if (nb > 1)
+  {
+    std::vector<double> dist(kBlock);
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+      const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+      const std::size_t hi = std::min(n, lo + kBlock);
+      visit_rows(X, [&](const auto* base) {
+        cpu::dist_sq_rows(base + lo * X.row_stride, X.row_stride, D, static_cast<int>(hi - lo), c, dist.data());
+      });
+      double s = 0.0;
+      for (std::size_t i = lo; i < hi; ++i) s += f(i, dist[i - lo]);
+      partial[b] = s;
+    }
+  }
+  const double total = std::accumulate(partial.begin(), partial.end(), 0.0);
+  if (block_sums) *block_sums = std::move(partial);
+  return total;
 }
 
 }  // namespace
 
-template <typename T>
-int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* out_dist) {
-  int best = 0;
-  double best_d = std::numeric_limits<double>::infinity();
-  for (int k = 0; k < K; ++k) {
-    const double d = dist_sq(x, centers.data() + static_cast<std::size_t>(k) * D, D);
-    if (d < best_d) {
-      best_d = d;
-      best = k;
-    }
-  }
-  if (out_dist) *out_dist = best_d;
-  return best;
-}
-
-template int nearest_center(const double*, const std::vector<double>&, int, int, double*);
-template int nearest_center(const float*, const std::vector<double>&, int, int, double*);
 
 // closest() with weights: the values stay distances, the sums are of w_i v_i.
 double CpuPrimitives::weighted_closest(PointValues& values, const double* c, ClosestMode mode) {
@@ -102,17 +81,15 @@ double CpuPrimitives::weighted_closest(PointValues& values, const double* c, Clo
   switch (mode) {
     case ClosestMode::reset:
       v.closest.resize(X_.n_rows);
-      return blocked_sum(
-          X_.n_rows, [&](std::size_t i) { return w[i] * (v.closest[i] = row_dist_sq(X_, i, c)); }, &v.block_sums);
+      return blocked_dist_sum(
+          X_, c, [&](std::size_t i, double d) { return w[i] * (v.closest[i] = d); }, &v.block_sums);
     case ClosestMode::potential:
       require_closest(v, X_.n_rows, "closest(potential)");
-      return blocked_sum(X_.n_rows,
-                         [&](std::size_t i) { return w[i] * std::min(v.closest[i], row_dist_sq(X_, i, c)); });
+      return blocked_dist_sum(X_, c, [&](std::size_t i, double d) { return w[i] * std::min(v.closest[i], d); });
     case ClosestMode::update:
       require_closest(v, X_.n_rows, "closest(update)");
-      return blocked_sum(
-          X_.n_rows,
-          [&](std::size_t i) { return w[i] * (v.closest[i] = std::min(v.closest[i], row_dist_sq(X_, i, c))); },
+      return blocked_dist_sum(
+          X_, c, [&](std::size_t i, double d) { return w[i] * (v.closest[i] = std::min(v.closest[i], d)); },
           &v.block_sums);
   }
   throw InvalidArgument("unknown closest mode");
@@ -126,16 +103,15 @@ double CpuPrimitives::closest(PointValues& values, const double* c, ClosestMode 
   switch (mode) {
     case ClosestMode::reset:
       v.closest.resize(X_.n_rows);
-      return blocked_sum(
-          X_.n_rows, [&](std::size_t i) { return v.closest[i] = row_dist_sq(X_, i, c); }, &v.block_sums);
+      return blocked_dist_sum(
+          X_, c, [&](std::size_t i, double d) { return v.closest[i] = d; }, &v.block_sums);
     case ClosestMode::potential:
       require_closest(v, X_.n_rows, "closest(potential)");
-      return blocked_sum(X_.n_rows, [&](std::size_t i) { return std::min(v.closest[i], row_dist_sq(X_, i, c)); });
+      return blocked_dist_sum(X_, c, [&](std::size_t i, double d) { return std::min(v.closest[i], d); });
     case ClosestMode::update:
       require_closest(v, X_.n_rows, "closest(update)");
-      return blocked_sum(
-          X_.n_rows, [&](std::size_t i) { return v.closest[i] = std::min(v.closest[i], row_dist_sq(X_, i, c)); },
-          &v.block_sums);
+      return blocked_dist_sum(
+          X_, c, [&](std::size_t i, double d) { return v.closest[i] = std::min(v.closest[i], d); }, &v.block_sums);
   }
   throw InvalidArgument("unknown closest mode");
 }
@@ -173,42 +149,49 @@ LloydStep CpuPrimitives::lloyd_step(const std::vector<double>& centers, int K) {
   std::vector<double> partial(nb * values, 0.0);
   std::atomic<bool> stop{false};
   std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic, 1) if (nb > 1 && worth_threads(N, K, D))
-  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
-    if (stop.load(std::memory_order_relaxed)) continue;
-    if (omp_get_thread_num() == 0) {  // the caller's thread: Python polls signals there
-      try {
-        poll_interrupt();
-      } catch (...) {
+#pragma omp parallel if (nb > 1 && worth_threads(N, K, D))
+  {
+    std::vector<int> labels(kBlock);
+    std::vector<double> dists(kBlock);
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      if (omp_get_thread_num() == 0) {  // the caller's thread: Python polls signals there
+        try {
+          poll_interrupt();
+        } catch (...) {
 #pragma omp critical(cuem_lloyd_error)
-        if (!error) error = std::current_exception();
-        stop.store(true, std::memory_order_relaxed);
-        continue;
-      }
-    }
-    double* sums = partial.data() + static_cast<std::size_t>(b) * values;
-    double* counts = sums + KD;
-    double& inertia = counts[K];
-    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
-    const std::size_t hi = std::min(N, lo + kBlock);
-    visit_rows(X_, [&](const auto* base) {
-      for (std::size_t i = lo; i < hi; ++i) {
-        const auto* x = base + i * X_.row_stride;
-        double dist = 0.0;
-        const int label = nearest_center(x, centers, K, D, &dist);
-        double* s = sums + static_cast<std::size_t>(label) * D;
-        if (w_.empty()) {
-          for (int d = 0; d < D; ++d) s[d] += static_cast<double>(x[d]);
-          counts[label] += 1.0;
-          inertia += dist;
-        } else {
-          const double w = w_.data[i];
-          for (int d = 0; d < D; ++d) s[d] += w * static_cast<double>(x[d]);
-          counts[label] += w;
-          inertia += w * dist;
+          if (!error) error = std::current_exception();
+          stop.store(true, std::memory_order_relaxed);
+          continue;
         }
       }
-    });
+      double* sums = partial.data() + static_cast<std::size_t>(b) * values;
+      double* counts = sums + KD;
+      double& inertia = counts[K];
+      const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+      const std::size_t hi = std::min(N, lo + kBlock);
+      visit_rows(X_, [&](const auto* base) {
+        cpu::nearest_rows(base + lo * X_.row_stride, X_.row_stride, D, static_cast<int>(hi - lo), centers.data(), K,
+                          labels.data(), dists.data());
+        for (std::size_t i = lo; i < hi; ++i) {
+          const auto* x = base + i * X_.row_stride;
+          const double dist = dists[i - lo];
+          const int label = labels[i - lo];
+          double* s = sums + static_cast<std::size_t>(label) * D;
+          if (w_.empty()) {
+            for (int d = 0; d < D; ++d) s[d] += static_cast<double>(x[d]);
+            counts[label] += 1.0;
+            inertia += dist;
+          } else {
+            const double w = w_.data[i];
+            for (int d = 0; d < D; ++d) s[d] += w * static_cast<double>(x[d]);
+            counts[label] += w;
+            inertia += w * dist;
+          }
+        }
+      });
+    }
   }
   if (error) std::rethrow_exception(error);
   std::vector<double> total(values, 0.0);
@@ -229,10 +212,16 @@ LloydStep CpuPrimitives::lloyd_step(const std::vector<double>& centers, int K) {
 void CpuPrimitives::nearest_labels(const std::vector<double>& centers, int K, std::size_t begin,
                                    std::size_t count, int* labels) {
   const int D = static_cast<int>(X_.n_cols);
-#pragma omp parallel for schedule(static) if (worth_threads(count, K, D))
-  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(count); ++b)
-    labels[b] = visit_rows(
-        X_, [&](const auto* base) { return nearest_center(base + (begin + b) * X_.row_stride, centers, K, D); });
+  const std::size_t nb = n_blocks(count);
+#pragma omp parallel for schedule(static) if (nb > 1 && worth_threads(count, K, D))
+  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+    const std::size_t hi = std::min(count, lo + kBlock);
+    visit_rows(X_, [&](const auto* base) {
+      cpu::nearest_rows(base + (begin + lo) * X_.row_stride, X_.row_stride, D, static_cast<int>(hi - lo),
+                        centers.data(), K, labels + lo, nullptr);
+    });
+  }
 }
 
 // The population variance of each feature in two host passes (the mean, then the

@@ -13,6 +13,7 @@
 #include "core/data_access.hpp"
 #include "core/rng.hpp"
 #include "cpu/cpu_kernels.hpp"
+#include "cpu/kmeans_kernels.hpp"
 #include "cpu/narrow_estep.hpp"
 #include "cuem/errors.hpp"
 
@@ -363,9 +364,9 @@ CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_wei
 
 SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
   const EstepLayout L(p);
-  if (cpu::narrow_applies(p.type, p.D)) {
+  if (cpu::lanes_applies(p.type, p.D)) {
     const cpu::NarrowParams np{p.type, p.K, p.D, L.means, L.factors.data(), L.constants.data(), L.means};
-    SufficientStats s = cpu::narrow_estep(X_, np, w_, [this] { poll_interrupt(); });
+    SufficientStats s = cpu::lanes_estep(X_, np, w_, [this] { poll_interrupt(); });
     s.weight = total_weight_;
     return s;
   }
@@ -402,11 +403,13 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
         throw InvalidArgument("weighted_stats: nearest needs K x D centres");
       fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
         std::fill(resp, resp + count * uK, 0.0);
+        std::vector<int> labels(count);
+        // The k-means kernel, so that a label here is the one k-means gave.
         visit_rows(X_, [&](const auto* base) {
-          for (std::size_t b = 0; b < count; ++b)
-            resp[b * uK + static_cast<std::size_t>(nearest_center(base + (begin + b) * X_.row_stride, *g.centers, K, D))] =
-                1.0;
+          cpu::nearest_rows(base + begin * X_.row_stride, X_.row_stride, D, static_cast<int>(count), g.centers->data(), K,
+                            labels.data(), nullptr);
         });
+        for (std::size_t b = 0; b < count; ++b) resp[b * uK + static_cast<std::size_t>(labels[b])] = 1.0;
       };
       break;
     case Responsibilities::Kind::random:
@@ -425,12 +428,12 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
     case Responsibilities::Kind::posteriors:
       if (!g.params || g.params->K != K) throw InvalidArgument("weighted_stats: posteriors needs K components");
       layout = std::make_unique<EstepLayout>(*g.params);
-      if (cpu::narrow_applies(type, D) && g.params->type == type && g.params->D == D) {
+      if (cpu::lanes_applies(type, D) && g.params->type == type && g.params->D == D) {
         // The E-step's own pass, so that this composition stays the E-step bitwise.
         if (shift.size() != uK * X_.n_cols) throw InvalidArgument("weighted_stats: the shift must be K x D");
         const cpu::NarrowParams np{type, K, D, layout->means, layout->factors.data(), layout->constants.data(),
                                    shift.data()};
-        SufficientStats s = cpu::narrow_estep(X_, np, w_, [this] { poll_interrupt(); });
+        SufficientStats s = cpu::lanes_estep(X_, np, w_, [this] { poll_interrupt(); });
         s.log_likelihood = 0.0;
         s.weight = total_weight_;
         return s;

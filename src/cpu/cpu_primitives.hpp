@@ -44,11 +44,6 @@ std::size_t chunk_points(int K) noexcept;
 void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
                     double* resp, double* log_prob);
 
-/// Index of the nearest centre (squared Euclidean; the lowest index on ties); x is a
-/// float64 or float32 row (instantiated for both).
-template <typename T>
-int nearest_center(const T* x, const std::vector<double>& centers, int K, int D, double* dist_sq = nullptr);
-
 class CpuPrimitives final : public Primitives {
  public:
   /// The primitives over X with weights w (empty for none); both must outlive them.

@@ -10,6 +10,7 @@
 
 #include "core/data_access.hpp"
 #include "cpu/cpu_primitives.hpp"
+#include "cpu/wide_kernels.hpp"
 
 namespace cuem::cpu {
 
@@ -39,12 +40,44 @@ inline __attribute__((always_inline)) void prefetch_block(const T* base, std::si
   }
 }
 
-}  // namespace
+// The narrow pass (narrow_kernels.hpp): S2 packed as the upper triangle row by row.
+struct NarrowLanes {
+  static constexpr int kRows = kNarrowRows;
+  static int stats_per_component(CovarianceType type, int D) { return narrow_stats_per_component(type, D); }
+  static std::size_t scratch(CovarianceType, int) { return 0; }
+  static int upper(int D, int i, int j) { return i * D - i * (i - 1) / 2 + (j - i); }
+  template <typename T>
+  static void transpose(const T* x, std::size_t stride, int D, int rows, double* xt) {
+    narrow_transpose(x, stride, D, rows, xt);
+  }
+  static void block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double*,
+                    double* acc) {
+    narrow_block(p, xt, rows, w, g, acc);
+  }
+};
 
-SufficientStats narrow_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
+// The wide pass (wide_kernels.hpp): S2 as a pad4(D) square.
+struct WideLanes {
+  static constexpr int kRows = kWideRows;
+  static int stats_per_component(CovarianceType type, int D) { return wide_stats_per_component(type, D); }
+  static std::size_t scratch(CovarianceType type, int D) { return wide_scratch(type, D); }
+  static int upper(int D, int i, int j) { return i * pad4(D) + j; }
+  template <typename T>
+  static void transpose(const T* x, std::size_t stride, int D, int rows, double* xt) {
+    wide_transpose(x, stride, D, rows, xt);
+  }
+  static void block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g,
+                    double* scratch, double* acc) {
+    wide_block(p, xt, rows, w, g, scratch, acc);
+  }
+};
+
+template <typename Lanes>
+SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
+  constexpr int kRows = Lanes::kRows;
   const int K = p.K, D = p.D;
   const bool full = p.type == CovarianceType::full || p.type == CovarianceType::tied;
-  const int S = narrow_stats_per_component(p.type, D);
+  const int S = Lanes::stats_per_component(p.type, D);
   const std::size_t values = static_cast<std::size_t>(K) * S + 1;  // then the log-likelihood
   const std::size_t n = X.n_rows;
   const std::size_t units = (n + kNarrowUnitRows - 1) / kNarrowUnitRows;
@@ -56,10 +89,11 @@ SufficientStats narrow_estep(DataView X, const NarrowParams& p, WeightView w, co
 
 #pragma omp parallel num_threads(n_threads)
   {
-    std::vector<double> xt(static_cast<std::size_t>(D) * kNarrowRows);
-    std::vector<double> g(static_cast<std::size_t>(K) * kNarrowRows);
+    std::vector<double> xt(static_cast<std::size_t>(D) * kRows);
+    std::vector<double> g(static_cast<std::size_t>(K) * kRows);
+    std::vector<double> scratch(Lanes::scratch(p.type, D));
     std::vector<double> acc(values * 8);
-    std::vector<double> wb(kNarrowRows);
+    std::vector<double> wb(kRows);
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t u = 0; u < static_cast<std::ptrdiff_t>(units); ++u) {
       if (stop.load(std::memory_order_relaxed)) continue;
@@ -76,12 +110,12 @@ SufficientStats narrow_estep(DataView X, const NarrowParams& p, WeightView w, co
       std::fill(acc.begin(), acc.end(), 0.0);
       const std::size_t begin = static_cast<std::size_t>(u) * kNarrowUnitRows;
       const std::size_t end = std::min(n, begin + kNarrowUnitRows);
-      for (std::size_t b = begin; b < end; b += kNarrowRows) {
-        const int rows = static_cast<int>(std::min<std::size_t>(kNarrowRows, end - b));
+      for (std::size_t b = begin; b < end; b += kRows) {
+        const int rows = static_cast<int>(std::min<std::size_t>(kRows, end - b));
         const std::size_t next = b + static_cast<std::size_t>(rows);
-        const int next_rows = static_cast<int>(std::min<std::size_t>(kNarrowRows, end - std::min(end, next)));
+        const int next_rows = static_cast<int>(std::min<std::size_t>(kRows, end - std::min(end, next)));
         visit_rows(X, [&](const auto* base) {
-          narrow_transpose(base + b * X.row_stride, X.row_stride, D, rows, xt.data());
+          Lanes::transpose(base + b * X.row_stride, X.row_stride, D, rows, xt.data());
           if (next_rows > 0) prefetch_block(base, X.row_stride, D, next, next_rows);
         });
         // The lanes' weights: the points' (1 without weights), 0 past the rows.
@@ -90,7 +124,7 @@ SufficientStats narrow_estep(DataView X, const NarrowParams& p, WeightView w, co
         else
           std::copy(w.data + b, w.data + b + rows, wb.begin());
         std::fill(wb.begin() + rows, wb.end(), 0.0);
-        narrow_block(p, xt.data(), rows, wb.data(), g.data(), acc.data());
+        Lanes::block(p, xt.data(), rows, wb.data(), g.data(), scratch.data(), acc.data());
       }
       double* out = partial.data() + static_cast<std::size_t>(u) * values;
       for (std::size_t v = 0; v < values; ++v) out[v] = lane_sum(acc.data() + v * 8);
@@ -115,7 +149,7 @@ SufficientStats narrow_estep(DataView X, const NarrowParams& p, WeightView w, co
       // Tied: the components' scatters summed in k order.
       double* s2 = s.s2.data() + (p.type == CovarianceType::full ? uk * uD * uD : 0);
       for (std::size_t i = 0; i < uD; ++i)
-        for (std::size_t j = i; j < uD; ++j) s2[i * uD + j] += *t2++;
+        for (std::size_t j = i; j < uD; ++j) s2[i * uD + j] += t2[Lanes::upper(D, static_cast<int>(i), static_cast<int>(j))];
     } else {
       for (std::size_t d = 0; d < uD; ++d) s.s2[uk * uD + d] = t2[d];
     }
@@ -128,6 +162,14 @@ SufficientStats narrow_estep(DataView X, const NarrowParams& p, WeightView w, co
     for (std::size_t i = 0; i < n; ++i) s.weight += w.data[i];
   }
   return s;
+}
+
+}  // namespace
+
+bool lanes_applies(CovarianceType type, int D) noexcept { return narrow_applies(type, D) || wide_applies(type, D); }
+
+SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
+  return narrow_applies(p.type, p.D) ? lanes_pass<NarrowLanes>(X, p, w, poll) : lanes_pass<WideLanes>(X, p, w, poll);
 }
 
 }  // namespace cuem::cpu

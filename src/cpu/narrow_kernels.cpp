@@ -5,6 +5,7 @@
 
 #include "core/point_math.hpp"
 #include "cpu/cpu_kernels.hpp"
+#include "cpu/lane_normalise.hpp"
 #include "cpu/simd.hpp"
 
 namespace cuem::cpu {
@@ -53,12 +54,9 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
   const int K = p.K;
   const int fstride = kind == kFull ? D * pad4(D) : kind == kDiag ? D : 1;
   const int nv = (rows + 7) / 8;
-  const v8d even_share = splat(1.0 / K);
 
-  // Responsibilities of the block, component-major in g, and the log-likelihood. Each group
-  // of 8 points has two halves: its log joints, maximum and exponentials, then its
-  // normalisation, whose two divisions are a long chain. The loop runs the second half of
-  // group v - 1 beside the first half of group v, so the chain overlaps independent work.
+  // Responsibilities of the block, component-major in g, and the log-likelihood
+  // (lane_normalise.hpp: group v - 1 normalised beside group v's exponentials).
   const auto exponentials = [&](int v, v8d& m, v8d& sum) CUEM_INLINE_LAMBDA {
     v8d x[D];
     for (int d = 0; d < D; ++d) x[d] = load(xt + d * kNarrowRows + v * 8);
@@ -76,48 +74,20 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
       sum += e;
     }
   };
-  // g keeps the exponentials; a point's factor 1 / sum x w goes to f, applied as the
-  // statistics read g.
-  v8d ll = load(acc + static_cast<std::ptrdiff_t>(K) * S * 8);
-  double f[kNarrowRows], mx[kNarrowRows];
-  v8d unexplained = splat(0.0);
-  const auto normalise = [&](int v, v8d m, v8d sum) CUEM_INLINE_LAMBDA {
-    // A point without a finite maximum (-inf or NaN): its sum is meaningless, its log p(x)
-    // is the maximum, and its weight is shared evenly (fixed below). (m - m == 0 tests
-    // finiteness; GCC 12 lowers `m > -inf` here lane by lane with branches.)
-    const v8d finite_lanes = m - m;  // 0 where finite, NaN elsewhere
-    const v8d safe = finite_lanes == splat(0.0) ? sum : splat(1.0);
-    const v8d inv = splat(1.0) / safe;
-    const v8d lp = m + log_positive(safe);
-    const v8d wv = load(w + v * 8);
-    store(f + v * 8, finite_lanes == splat(0.0) ? inv * wv : wv);
-    store(mx + v * 8, m);
-    unexplained = finite_lanes == splat(0.0) ? unexplained : splat(1.0);
-    ll += wv != splat(0.0) ? wv * lp : splat(0.0);
-  };
+  LaneNormaliser<kNarrowRows> norm(load(acc + static_cast<std::ptrdiff_t>(K) * S * 8));
   v8d m_prev = splat(0.0), sum_prev = splat(0.0);
   exponentials(0, m_prev, sum_prev);
   for (int v = 1; v < nv; ++v) {
     v8d m = splat(0.0), sum = splat(0.0);
     exponentials(v, m, sum);
-    normalise(v - 1, m_prev, sum_prev);
+    norm.group(v - 1, m_prev, sum_prev, w);
     m_prev = m;
     sum_prev = sum;
   }
-  normalise(nv - 1, m_prev, sum_prev);
-  store(acc + static_cast<std::ptrdiff_t>(K) * S * 8, ll);
-  // Rare: points no component explains take 1 / K of their weight from every component.
-  bool any_unexplained = false;
-  for (int l = 0; l < 8; ++l) any_unexplained = any_unexplained || unexplained[l] != 0.0;
-  if (any_unexplained) {
-    for (int v = 0; v < nv; ++v) {
-      const v8d m = load(mx + v * 8);
-      for (int k = 0; k < K; ++k) {
-        double* gk = g + k * kNarrowRows + v * 8;
-        store(gk, m - m == splat(0.0) ? load(gk) : even_share);
-      }
-    }
-  }
+  norm.group(nv - 1, m_prev, sum_prev, w);
+  store(acc + static_cast<std::ptrdiff_t>(K) * S * 8, norm.ll);
+  norm.finish(g, K, nv);
+  const double* f = norm.f;
 
   // The statistics, one component at a time with its partials in registers.
   for (int k = 0; k < K; ++k) {

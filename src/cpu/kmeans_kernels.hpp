@@ -1,0 +1,21 @@
+#pragma once
+// Vector kernels of the CPU k-means: squared distances with every vector lane a point,
+// compiled once per instruction-set level like cpu_kernels.hpp (simd.hpp). A point's
+// distance to a centre sums its dimensions in order, in its own lane, so it does not
+// depend on the block or the thread.
+#include <cstddef>
+
+namespace cuem::cpu {
+
+/// out[r] = ||x_r - c||^2 for the `rows` rows at x, `stride` values apart, of D values.
+void dist_sq_rows(const double* x, std::size_t stride, int D, int rows, const double* c, double* out);
+void dist_sq_rows(const float* x, std::size_t stride, int D, int rows, const double* c, double* out);
+
+/// For each of the `rows` rows: the nearest of the K centres (K x D; the first of equals)
+/// in labels and its squared distance in dist.
+void nearest_rows(const double* x, std::size_t stride, int D, int rows, const double* centers, int K, int* labels,
+                  double* dist);
+void nearest_rows(const float* x, std::size_t stride, int D, int rows, const double* centers, int K, int* labels,
+                  double* dist);
+
+}  // namespace cuem::cpu

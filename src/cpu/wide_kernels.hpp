@@ -1,0 +1,51 @@
+#pragma once
+// The one-pass E-step of narrow_kernels.hpp for wider data: every vector lane a point
+// through the log joints, the normalisation and the statistics, with no responsibilities
+// matrix, no index lists and no per-chunk synchronisation. The statistics of 8 points
+// at a time go to per-lane partial sums; a group of 8 points whose weights for a
+// component are all exactly zero is skipped for it (exact: it would add zeros).
+//
+// Compiled once per instruction-set level like cpu_kernels.hpp (simd.hpp).
+#include <cstddef>
+
+#include "cpu/cpu_kernels.hpp"
+#include "cpu/narrow_kernels.hpp"
+#include "cuem/covariance_type.hpp"
+
+namespace cuem::cpu {
+
+/// Rows per wide block: the transposed buffer holds D x kWideRows doubles.
+constexpr int kWideRows = 64;
+
+/// Whether the wide pass serves this shape (the narrow one takes precedence): full and
+/// tied from 5 to 16 dimensions, diag and spherical from 9 to 64.
+constexpr bool wide_applies(CovarianceType type, int D) noexcept {
+  return (type == CovarianceType::full || type == CovarianceType::tied) ? D >= 5 && D <= 16 : D >= 9 && D <= 64;
+}
+
+/// Statistics per component in the wide layout: N_k, S1_k (D), then S2_k: for full and
+/// tied a pad4(D) x pad4(D) square of which the upper triangle is meaningful, the diagonal
+/// (D) otherwise.
+constexpr int wide_stats_per_component(CovarianceType type, int D) noexcept {
+  return 1 + D + ((type == CovarianceType::full || type == CovarianceType::tied) ? pad4(D) * pad4(D) : D);
+}
+
+/// Scratch doubles wide_block needs beside g.
+constexpr std::size_t wide_scratch(CovarianceType type, int D) noexcept {
+  return (type == CovarianceType::full || type == CovarianceType::tied)
+             ? 2 * static_cast<std::size_t>(pad4(D)) * kWideRows
+             : 0;
+}
+
+/// narrow_block's contract for a block of up to kWideRows rows: xt is D x kWideRows, g
+/// K x kWideRows, scratch wide_scratch(type, D) doubles, and acc holds the
+/// K * wide_stats_per_component values and then the log-likelihood, 8 lane partials each.
+/// The log joints are cpu_kernels.cpp's, by the same sequence of operations.
+void wide_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* scratch,
+                double* acc);
+
+/// narrow_transpose for kWideRows rows of any width.
+void wide_transpose(const double* x, std::size_t stride, int D, int rows, double* xt);
+void wide_transpose(const float* x, std::size_t stride, int D, int rows, double* xt);
+
+}  // namespace cuem::cpu
