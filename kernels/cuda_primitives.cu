@@ -231,6 +231,7 @@ class CudaPrimitives final : public Primitives {
   }
 
   const char* name() const noexcept override { return "cuda"; }
+  int cuda_device() const noexcept override { return device_; }
 
   double unit_roundoff() const noexcept override { return std::numeric_limits<S>::epsilon() / 2; }
 

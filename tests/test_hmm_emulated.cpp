@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "cuem/errors.hpp"
 #include "cuem/hmm.hpp"
+#include "engine/hmm_device_chain.hpp"
+#include "engine/hmm_model.hpp"
 #include "engine/primitives.hpp"
 #include "test_util.hpp"
 
@@ -138,5 +141,120 @@ TEST_P(HmmEmulatedFit, MatchesTheCpu) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, HmmEmulatedFit, ::testing::ValuesIn(cuem_test::all_covariance_types()),
                          [](const auto& info) { return std::string(cuem::to_string(info.param)); });
+
+// ---- the chain on the device (kernels/hmm_forward_backward.cu) against the host chain ----
+
+// A random model of K states and emissions b (rows normalised, some near zero) with log
+// scales s for sequences of the given lengths.
+struct ChainCase {
+  cuem::HmmModel model;
+  std::vector<std::size_t> offsets;
+  cuem::engine::EmissionFrames frames;
+};
+
+ChainCase chain_case(int K, const std::vector<std::size_t>& lengths, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const std::size_t uK = static_cast<std::size_t>(K);
+  ChainCase c;
+  c.model.startprob.resize(uK);
+  c.model.transmat.resize(uK * uK);
+  const auto fill_row = [&](double* row) {
+    double sum = 0.0;
+    for (std::size_t k = 0; k < uK; ++k) sum += row[k] = u(rng) < 0.2 ? 1e-3 * u(rng) : u(rng);
+    for (std::size_t k = 0; k < uK; ++k) row[k] /= sum;
+  };
+  fill_row(c.model.startprob.data());
+  for (std::size_t i = 0; i < uK; ++i) fill_row(c.model.transmat.data() + i * uK);
+  c.model.emissions.n_components = K;
+  c.offsets = cuem::engine::sequence_offsets(lengths, [&] {
+    std::size_t n = 0;
+    for (std::size_t l : lengths) n += l;
+    return n;
+  }());
+  const std::size_t N = c.offsets.back();
+  c.frames.b.resize(N * uK);
+  c.frames.s.resize(N);
+  for (std::size_t t = 0; t < N; ++t) {
+    fill_row(c.frames.b.data() + t * uK);
+    c.frames.s[t] = -3.0 - 5.0 * u(rng);
+  }
+  return c;
+}
+
+// The primitives of a CUDA backend, for their device.
+std::unique_ptr<cuem::Primitives> device_prims(const std::vector<double>& X) {
+  return cuem::make_primitives(cuem::DataView(X.data(), X.size(), 1), {},
+                               {cuem::parse_device("cuda"), Precision::float64, 0, {}});
+}
+
+class HmmDeviceChain : public ::testing::TestWithParam<int> {};
+
+// Log-likelihood, gamma, start and transition sums against the float64 host chain, many
+// sequences of unequal lengths (1 frame included); bitwise the same for every block size.
+TEST_P(HmmDeviceChain, MatchesTheHostChain) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths = K > 16 ? std::vector<std::size_t>{70, 1, 33, 128}
+                                                  : std::vector<std::size_t>{200, 1, 37, 2, 150, 64, 91};
+  const ChainCase c = chain_case(K, lengths, 100 + static_cast<std::uint64_t>(K));
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  ASSERT_TRUE(cuem::engine::device_chain_available(*prims, K));
+
+  cuem::engine::EmissionFrames host = c.frames;
+  std::vector<double> start_h(uK), trans_h(uK * uK);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
+
+  std::vector<double> first_gamma, first_start, first_trans;
+  double first_ll = 0.0;
+  for (int threads : {0, 32, 96, 128}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    cuem::engine::EmissionFrames dev = c.frames;
+    std::vector<double> start_d(uK), trans_d(uK * uK);
+    const double ll_d =
+        cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(), trans_d.data(), threads);
+    EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
+    EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-11);
+    EXPECT_LT(rel(start_d, start_h), 1e-11);
+    EXPECT_LT(rel(trans_d, trans_h), 1e-11);
+    double total = 0.0;
+    for (double v : trans_d) total += v;
+    EXPECT_NEAR(total, static_cast<double>(c.offsets.back() - lengths.size()), 1e-9 * total + 1e-12);
+    if (threads == 0) {
+      first_gamma = dev.b;
+      first_start = start_d;
+      first_trans = trans_d;
+      first_ll = ll_d;
+    } else {  // the same arithmetic whatever the block's size
+      EXPECT_EQ(ll_d, first_ll);
+      EXPECT_EQ(dev.b, first_gamma);
+      EXPECT_EQ(start_d, first_start);
+      EXPECT_EQ(trans_d, first_trans);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(States, HmmDeviceChain, ::testing::Values(1, 2, 3, 8, 17, 33, 64),
+                         [](const auto& info) { return "K" + std::to_string(info.param); });
+
+// A frame no state can emit after its predecessor: the host chain's NumericalError.
+TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
+  REQUIRE_DEVICE();
+  ChainCase c = chain_case(2, {5, 6}, 3);
+  c.model.transmat = {1.0, 0.0, 0.0, 1.0};
+  c.model.startprob = {1.0, 0.0};
+  // Sequence 1 stays in state 0, whose emission at its frame 3 is 0.
+  c.frames.b[(5 + 3) * 2 + 0] = 0.0;
+  c.frames.b[(5 + 3) * 2 + 1] = 1.0;
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  std::vector<double> start(2), trans(4);
+  cuem::engine::EmissionFrames host = c.frames;
+  EXPECT_THROW(cuem::engine::chain_pass(c.model, c.offsets, host, start.data(), trans.data()), cuem::NumericalError);
+  EXPECT_THROW(cuem::engine::device_chain_pass(*prims, c.model, c.offsets, c.frames, start.data(), trans.data()),
+               cuem::NumericalError);
+}
 
 }  // namespace

@@ -1,0 +1,41 @@
+#pragma once
+// The HMM chain on a CUDA device (docs/HMM.md, "The chain on the GPU"): scaled forward and
+// backward passes, the state posteriors, the transition sums and the log-likelihood of many
+// sequences at once, in float64. Plain C++: src/engine/hmm_device_chain.cpp calls it.
+#include <cstddef>
+#include <vector>
+
+namespace cuem::cuda {
+
+/// The largest K the device chain takes (the block's transition sums and vectors live in
+/// shared memory); larger K stays on the host chain.
+inline constexpr int kHmmChainMaxStates = 64;
+
+/// The threads of a block for K states: one warp up to 32, two up to 64.
+int hmm_chain_threads(int K) noexcept;
+
+struct HmmChainInput {
+  const double* startprob = nullptr;  ///< K
+  const double* transmat = nullptr;   ///< K x K, row-major
+  int K = 0;
+  const std::vector<std::size_t>* offsets = nullptr;  ///< S + 1 sequence boundaries
+  double* b = nullptr;        ///< N x K normalised emissions, replaced by gamma
+  const double* s = nullptr;  ///< N log scales
+};
+
+struct HmmChainResult {
+  double log_likelihood = 0;
+  /// Where a frame is impossible under the chain: its sequence and its frame within it
+  /// (the first such sequence; nothing else is meaningful then).
+  bool impossible = false;
+  std::size_t sequence = 0, frame = 0;
+};
+
+/// Forward-backward of every sequence on `device`: start (K) and trans (K x K) receive the
+/// sums of gamma_0 and xi. Sequences run in fixed groups of consecutive sequences, a block
+/// a group; each entry of a group's sums is added by one thread in time and sequence
+/// order, the groups then in order on the host: the results do not depend on `threads`
+/// (0: hmm_chain_threads(K); otherwise a multiple of 32 up to 256), nor on the run.
+HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start, double* trans, int threads = 0);
+
+}  // namespace cuem::cuda

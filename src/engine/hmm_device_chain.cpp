@@ -1,0 +1,49 @@
+#include "engine/hmm_device_chain.hpp"
+
+#include <string>
+
+#include "cuem/errors.hpp"
+#include "engine/hmm_chain.hpp"
+#if defined(CUEM_HAVE_CUDA)
+#include "hmm_forward_backward.hpp"  // kernels/
+#endif
+
+namespace cuem::engine {
+
+bool device_chain_available(const Primitives& prims, int K) noexcept {
+#if defined(CUEM_HAVE_CUDA)
+  return prims.cuda_device() >= 0 && K >= 1 && K <= cuda::kHmmChainMaxStates;
+#else
+  (void)prims;
+  (void)K;
+  return false;
+#endif
+}
+
+double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                         EmissionFrames& frames, double* start, double* trans, int threads) {
+  const int K = model.n_components();
+  if (!device_chain_available(prims, K))
+    throw Error(std::string("internal: the HMM chain cannot run on the ") + prims.name() + " backend's device");
+#if defined(CUEM_HAVE_CUDA)
+  cuda::HmmChainInput in;
+  in.startprob = model.startprob.data();
+  in.transmat = model.transmat.data();
+  in.K = K;
+  in.offsets = &offsets;
+  in.b = frames.b.data();
+  in.s = frames.s.data();
+  const cuda::HmmChainResult r = cuda::hmm_chain_pass(prims.cuda_device(), in, start, trans, threads);
+  if (r.impossible) throw_impossible_frame(r.frame);
+  return r.log_likelihood;
+#else
+  (void)offsets;
+  (void)frames;
+  (void)start;
+  (void)trans;
+  (void)threads;
+  return 0.0;
+#endif
+}
+
+}  // namespace cuem::engine
