@@ -92,8 +92,10 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 cuem::HmmFitResult fit_on(const char* device, Precision precision, CovarianceType type,
-                          const std::vector<double>& X, const std::vector<std::size_t>& lengths, int D) {
+                          const std::vector<double>& X, const std::vector<std::size_t>& lengths, int D,
+                          std::size_t segment_frames = 0) {
   cuem::HmmOptions o;
+  o.segment_frames = segment_frames;
   o.n_components = 3;
   o.covariance_type = type;
   o.n_iter = 6;
@@ -255,6 +257,71 @@ TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
   EXPECT_THROW(cuem::engine::chain_pass(c.model, c.offsets, host, start.data(), trans.data()), cuem::NumericalError);
   EXPECT_THROW(cuem::engine::device_chain_pass(*prims, c.model, c.offsets, c.frames, start.data(), trans.data()),
                cuem::NumericalError);
+}
+
+// ---- statistics over a row range (the bounded-memory E-step on the CUDA backend) ----
+
+// weighted_stats_rows on the device against the CPU's over the same rows, resident and
+// streamed (a range that starts inside one chunk and ends in another).
+TEST_P(HmmGivenStats, OverARowRangeMatchTheCpu) {
+  REQUIRE_DEVICE();
+  const StatsCase c = GetParam();
+  const std::size_t N = c.memory_limit ? 100000 : 20000;
+  const int D = 3, K = 4;
+  const std::vector<double> X = frames(N, D, 1e3, 5);
+  const std::size_t begin = N / 3 + 7, end = N - N / 5;
+  std::mt19937_64 rng(10);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> g((end - begin) * K);
+  for (double& v : g) v = u(rng);
+  std::vector<double> shift(static_cast<std::size_t>(K) * D);
+  for (std::size_t i = 0; i < shift.size(); ++i) shift[i] = 1e3 + static_cast<double>(i % 3);
+  const cuem::DataView view(X.data(), N, D);
+  auto cpu = cuem::make_primitives(view, {}, {cuem::parse_device("cpu"), Precision::float64, 0, {}});
+  auto dev = cuem::make_primitives(view, {}, {cuem::parse_device("cuda"), c.precision, c.memory_limit, {}});
+  ASSERT_TRUE(dev->stats_over_rows());
+  const auto given = cuem::Responsibilities::given_weights(g.data());
+  const cuem::SufficientStats want = cpu->weighted_stats_rows(given, c.type, K, shift, begin, end);
+  const cuem::SufficientStats got = dev->weighted_stats_rows(given, c.type, K, shift, begin, end).recentred(want.shift);
+  const double tol = c.precision == Precision::float64 ? 1e-10 : 2e-4;
+  double total = 0.0;
+  for (double v : want.nk) total += v;
+  EXPECT_NEAR(total, [&] {
+    double s = 0.0;
+    for (double v : g) s += v;
+    return s;
+  }(), 1e-9 * total);
+  EXPECT_LT(rel(got.nk, want.nk), tol);
+  EXPECT_LT(rel(got.s1, want.s1, cuem_test::max_abs(want.s1)), tol);
+  EXPECT_LT(rel(got.s2, want.s2, cuem_test::max_abs(want.s2)), tol);
+  EXPECT_THROW(dev->weighted_stats_rows(given, c.type, K, shift, begin, N + 1), cuem::InvalidArgument);
+}
+
+// A fit a segment at a time on the device equals the whole-data fit there and the CPU's.
+TEST(HmmEmulatedBounded, SegmentedFitMatchesTheWholePassAndTheCpu) {
+  REQUIRE_DEVICE();
+  const int D = 3;
+  const std::vector<std::size_t> lengths{700, 133, 767};
+  const std::vector<double> X = frames(1600, D, 50.0, 13);
+  for (Precision p : {Precision::float64, Precision::float32}) {
+    SCOPED_TRACE(p == Precision::float64 ? "float64" : "float32");
+    const cuem::HmmFitResult whole = fit_on("cuda", p, CovarianceType::diag, X, lengths, D);
+    const cuem::HmmFitResult cpu = fit_on("cpu", Precision::float64, CovarianceType::diag, X, lengths, D, 128);
+    const cuem::HmmFitResult seg = fit_on("cuda", p, CovarianceType::diag, X, lengths, D, 128);
+    const double tol = p == Precision::float64 ? 1e-9 : 1e-4;
+    ASSERT_EQ(seg.trace.size(), whole.trace.size());
+    for (std::size_t i = 0; i < seg.trace.size(); ++i) {
+      EXPECT_NEAR(seg.trace[i].mean_log_likelihood, whole.trace[i].mean_log_likelihood,
+                  1e-12 * std::abs(whole.trace[i].mean_log_likelihood) + (p == Precision::float64 ? 0 : 1e-6));
+      EXPECT_NEAR(seg.trace[i].mean_log_likelihood, cpu.trace[i].mean_log_likelihood,
+                  tol * std::abs(cpu.trace[i].mean_log_likelihood));
+    }
+    EXPECT_LT(rel(seg.model.transmat, whole.model.transmat), p == Precision::float64 ? 1e-11 : 1e-5);
+    EXPECT_LT(rel(seg.model.emissions.means, whole.model.emissions.means), p == Precision::float64 ? 1e-11 : 1e-5);
+    EXPECT_LT(rel(seg.model.transmat, cpu.model.transmat), tol);
+    EXPECT_LT(rel(seg.model.emissions.means, cpu.model.emissions.means), tol);
+    EXPECT_LT(rel(seg.model.emissions.covariances, cpu.model.emissions.covariances), 10 * tol);
+  }
 }
 
 }  // namespace
