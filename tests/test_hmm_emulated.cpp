@@ -324,4 +324,51 @@ TEST(HmmEmulatedBounded, SegmentedFitMatchesTheWholePassAndTheCpu) {
   }
 }
 
+// Whole Baum-Welch fits with the chain on the device, K from 1 to 64 states, against the
+// float64 CPU fit from the same start.
+class HmmEmulatedFitStates : public ::testing::TestWithParam<int> {};
+
+TEST_P(HmmEmulatedFitStates, MatchesTheCpu) {
+  REQUIRE_DEVICE();
+  const int K = GetParam(), D = 2;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths{300, 45, 1, 254};
+  const std::vector<double> X = frames(600, D, 5.0, 20 + static_cast<std::uint64_t>(K));
+  cuem::HmmOptions o;
+  o.n_components = K;
+  o.covariance_type = CovarianceType::diag;
+  o.n_iter = 4;
+  o.tol = 0.0;
+  o.init_params = "";
+  o.startprob_init.assign(uK, 1.0 / K);
+  for (std::size_t i = 0; i < uK; ++i)
+    for (std::size_t j = 0; j < uK; ++j)
+      o.transmat_init.push_back(K == 1 ? 1.0 : (i == j ? 0.5 : 0.5 / (K - 1)));
+  for (std::size_t k = 0; k < uK; ++k)
+    for (int d = 0; d < D; ++d) o.means_init.push_back(X[(k * 9 + 4) * D + static_cast<std::size_t>(d)]);
+  o.covars_init.assign(uK * D, 1.5);
+  const cuem::DataView view(X.data(), X.size() / D, D);
+  o.device = cuem::parse_device("cpu");
+  o.precision = Precision::float64;
+  const cuem::HmmFitResult cpu = cuem::fit_hmm(view, lengths, o);
+  for (Precision p : {Precision::float64, Precision::float32}) {
+    SCOPED_TRACE(p == Precision::float64 ? "float64" : "float32");
+    o.device = cuem::parse_device("cuda");
+    o.precision = p;
+    const cuem::HmmFitResult dev = cuem::fit_hmm(view, lengths, o);
+    const double tol = p == Precision::float64 ? 1e-9 : 2e-3;
+    ASSERT_EQ(dev.trace.size(), cpu.trace.size());
+    for (std::size_t i = 0; i < cpu.trace.size(); ++i)
+      EXPECT_NEAR(dev.trace[i].mean_log_likelihood, cpu.trace[i].mean_log_likelihood,
+                  tol * std::abs(cpu.trace[i].mean_log_likelihood));
+    EXPECT_LT(rel(dev.model.startprob, cpu.model.startprob), tol);
+    EXPECT_LT(rel(dev.model.transmat, cpu.model.transmat), tol);
+    EXPECT_LT(rel(dev.model.emissions.means, cpu.model.emissions.means), tol);
+    EXPECT_LT(rel(dev.model.emissions.covariances, cpu.model.emissions.covariances), 10 * tol);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(States, HmmEmulatedFitStates, ::testing::Values(1, 5, 24, 64),
+                         [](const auto& info) { return "K" + std::to_string(info.param); });
+
 }  // namespace
