@@ -38,4 +38,12 @@ struct HmmChainResult {
 /// (0: hmm_chain_threads(K); otherwise a multiple of 32 up to 256), nor on the run.
 HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start, double* trans, int threads = 0);
 
+/// Viterbi paths of every sequence on `device`, in log space as the host's
+/// (engine::viterbi): delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log b_t(j) + s_t, ties
+/// to the lowest state, each frame's best predecessor kept on the device and the path read
+/// back by one thread per sequence. in.b is read only. states (N) receives the paths; the
+/// log-likelihood field the sum of the paths' log-probabilities (per group in order, then
+/// the groups in order); `impossible` where a sequence has no path (its last frame).
+HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int threads = 0);
+
 }  // namespace cuem::cuda

@@ -238,6 +238,36 @@ TEST_P(HmmDeviceChain, MatchesTheHostChain) {
   }
 }
 
+// Viterbi on the device against the host's, sequence by sequence: the same paths (the
+// emulated device's logarithm is the host's, so no near-ties differ) and log-probabilities;
+// the same for every block size.
+TEST_P(HmmDeviceChain, ViterbiMatchesTheHost) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths{90, 1, 41, 2, 66};
+  ChainCase c = chain_case(K, lengths, 300 + static_cast<std::uint64_t>(K));
+  if (K > 1) c.model.transmat[1] = 0.0;  // a forbidden transition (log 0 = -inf)
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  const std::size_t N = c.offsets.back();
+  std::vector<int> want(N);
+  double lp_want = 0.0;
+  std::vector<double> work;
+  for (std::size_t q = 0; q + 1 < c.offsets.size(); ++q) {
+    const std::size_t lo = c.offsets[q];
+    lp_want += cuem::engine::viterbi(c.model.startprob.data(), c.model.transmat.data(), K, c.offsets[q + 1] - lo,
+                                     c.frames.b.data() + lo * uK, c.frames.s.data() + lo, want.data() + lo, work);
+  }
+  for (int threads : {0, 32, 128}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    std::vector<int> got(N, -1);
+    const double lp = cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), threads);
+    EXPECT_EQ(got, want);
+    EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(States, HmmDeviceChain, ::testing::Values(1, 2, 3, 8, 17, 33, 64),
                          [](const auto& info) { return "K" + std::to_string(info.param); });
 

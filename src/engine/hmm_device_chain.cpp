@@ -46,4 +46,29 @@ double device_chain_pass(const Primitives& prims, const HmmModel& model, const s
 #endif
 }
 
+double device_viterbi(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                      const EmissionFrames& frames, int* states, int threads) {
+  const int K = model.n_components();
+  if (!device_chain_available(prims, K))
+    throw Error(std::string("internal: Viterbi cannot run on the ") + prims.name() + " backend's device");
+#if defined(CUEM_HAVE_CUDA)
+  cuda::HmmChainInput in;
+  in.startprob = model.startprob.data();
+  in.transmat = model.transmat.data();
+  in.K = K;
+  in.offsets = &offsets;
+  in.b = const_cast<double*>(frames.b.data());  // read only
+  in.s = frames.s.data();
+  const cuda::HmmChainResult r = cuda::hmm_viterbi(prims.cuda_device(), in, states, threads);
+  if (r.impossible) throw_impossible_frame(r.frame);
+  return r.log_likelihood;
+#else
+  (void)offsets;
+  (void)frames;
+  (void)states;
+  (void)threads;
+  return 0.0;
+#endif
+}
+
 }  // namespace cuem::engine

@@ -21,4 +21,10 @@ bool device_chain_available(const Primitives& prims, int K) noexcept;
 double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
                          EmissionFrames& frames, double* start, double* trans, int threads = 0);
 
+/// Viterbi paths of every sequence on prims' device into states (N), as engine::viterbi
+/// gives them per sequence (ties to the lowest state); returns the sum of the paths'
+/// log-probabilities. Throws NumericalError where a sequence has no path.
+double device_viterbi(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                      const EmissionFrames& frames, int* states, int threads = 0);
+
 }  // namespace cuem::engine
