@@ -224,6 +224,14 @@ __global__ void hmm_viterbi_kernel(ViterbiArgs p) {
   if (tid == 0) p.group_lp[g] = lp_group;
 }
 
+// Whether `bytes` of scratch fit in the current device's free memory with room to spare
+// (the fit's placed data and buffers are already allocated; the pool's cache is not counted).
+bool fits_on_device(std::size_t bytes) {
+  std::size_t free_b = 0, total_b = 0;
+  CUEM_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return bytes <= free_b / 10 * 9;
+}
+
 }  // namespace
 
 int hmm_chain_threads(int K) noexcept { return K <= 32 ? 32 : 64; }
@@ -246,6 +254,11 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   const std::size_t G = std::min<std::size_t>({S, std::max<std::size_t>(1, kGroupSumsBytes / per_group),
                                                std::size_t{0x7fffffff}});
   const ScopedDevice on(device);
+  if (!fits_on_device((2 * N * uK + 2 * N + G * (1 + uK + KK) + uK + 2 * KK) * sizeof(double) +
+                      (S + 1) * sizeof(std::size_t))) {
+    out.ran = false;
+    return out;
+  }
   const Stream stream;
   const cudaStream_t st = stream.get();
   std::vector<double> AT(KK);
@@ -308,6 +321,11 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
   if (S == 0 || N == 0) return out;
   const std::size_t G = std::min<std::size_t>({S, kGroupSumsBytes / sizeof(double), std::size_t{0x7fffffff}});
   const ScopedDevice on(device);
+  if (!fits_on_device((N * uK + N + G + uK + KK) * sizeof(double) + (N * uK + N) * sizeof(int) +
+                      (S + 1) * sizeof(std::size_t))) {
+    out.ran = false;
+    return out;
+  }
   const Stream stream;
   const cudaStream_t st = stream.get();
   // The logarithms of the model on the host, as engine::viterbi takes them.

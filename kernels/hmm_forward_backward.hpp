@@ -29,6 +29,9 @@ struct HmmChainResult {
   /// (the first such sequence; nothing else is meaningful then).
   bool impossible = false;
   std::size_t sequence = 0, frame = 0;
+  /// False where the device's free memory could not hold the pass (nothing ran: the
+  /// caller takes the host path).
+  bool ran = true;
 };
 
 /// Forward-backward of every sequence on `device`: start (K) and trans (K x K) receive the

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -287,6 +288,35 @@ TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
   EXPECT_THROW(cuem::engine::chain_pass(c.model, c.offsets, host, start.data(), trans.data()), cuem::NumericalError);
   EXPECT_THROW(cuem::engine::device_chain_pass(*prims, c.model, c.offsets, c.frames, start.data(), trans.data()),
                cuem::NumericalError);
+}
+
+// Where the device has no room for the chain's arrays, the host chain runs: its results
+// bitwise. Run by ctest on an emulated device of 150 KB (emulated_hmm_chain_no_room);
+// skipped elsewhere.
+TEST(HmmDeviceChainNoRoom, FallsBackToTheHostChain) {
+  REQUIRE_DEVICE();
+  if (!std::getenv("CUEM_HMM_TEST_NO_ROOM")) GTEST_SKIP() << "needs a small emulated device (ctest sets it)";
+  const int K = 64;
+  const ChainCase c = chain_case(K, {150, 80}, 77);
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  cuem::engine::EmissionFrames host = c.frames, dev = c.frames;
+  std::vector<double> sh(K), th(K * K), sd(K), td(K * K);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, sh.data(), th.data());
+  const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, sd.data(), td.data());
+  EXPECT_EQ(ll_d, ll_h);
+  EXPECT_EQ(dev.b, host.b);
+  EXPECT_EQ(td, th);
+  EXPECT_EQ(sd, sh);
+  std::vector<int> want(c.offsets.back()), got(c.offsets.back());
+  std::vector<double> work;
+  double lp = 0.0;
+  for (std::size_t q = 0; q + 1 < c.offsets.size(); ++q)
+    lp += cuem::engine::viterbi(c.model.startprob.data(), c.model.transmat.data(), K, c.offsets[q + 1] - c.offsets[q],
+                                c.frames.b.data() + c.offsets[q] * K, c.frames.s.data() + c.offsets[q],
+                                want.data() + c.offsets[q], work);
+  EXPECT_EQ(cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data()), lp);
+  EXPECT_EQ(got, want);
 }
 
 // ---- statistics over a row range (the bounded-memory E-step on the CUDA backend) ----

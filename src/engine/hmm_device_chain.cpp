@@ -34,6 +34,7 @@ double device_chain_pass(const Primitives& prims, const HmmModel& model, const s
   in.b = frames.b.data();
   in.s = frames.s.data();
   const cuda::HmmChainResult r = cuda::hmm_chain_pass(prims.cuda_device(), in, start, trans, threads);
+  if (!r.ran) return chain_pass(model, offsets, frames, start, trans);  // no room on the device
   if (r.impossible) throw_impossible_frame(r.frame);
   return r.log_likelihood;
 #else
@@ -60,8 +61,20 @@ double device_viterbi(const Primitives& prims, const HmmModel& model, const std:
   in.b = const_cast<double*>(frames.b.data());  // read only
   in.s = frames.s.data();
   const cuda::HmmChainResult r = cuda::hmm_viterbi(prims.cuda_device(), in, states, threads);
-  if (r.impossible) throw_impossible_frame(r.frame);
-  return r.log_likelihood;
+  if (r.ran) {
+    if (r.impossible) throw_impossible_frame(r.frame);
+    return r.log_likelihood;
+  }
+  // No room on the device: the host's, sequence by sequence.
+  double total = 0.0;
+  std::vector<double> work;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  for (std::size_t q = 0; q + 1 < offsets.size(); ++q) {
+    const std::size_t lo = offsets[q];
+    total += viterbi(model.startprob.data(), model.transmat.data(), K, offsets[q + 1] - lo, frames.b.data() + lo * uK,
+                     frames.s.data() + lo, states + lo, work);
+  }
+  return total;
 #else
   (void)offsets;
   (void)frames;
