@@ -21,6 +21,8 @@ struct HmmChainInput {
   const std::vector<std::size_t>* offsets = nullptr;  ///< S + 1 sequence boundaries
   double* b = nullptr;        ///< N x K normalised emissions, replaced by gamma
   const double* s = nullptr;  ///< N log scales
+  /// Frames a chunk of a long sequence (0: chosen by the shape; the tests force small ones).
+  std::size_t chunk_frames = 0;
 };
 
 struct HmmChainResult {

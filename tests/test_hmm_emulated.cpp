@@ -239,6 +239,48 @@ TEST_P(HmmDeviceChain, MatchesTheHostChain) {
   }
 }
 
+// Long sequences cut into chunks (their entering messages from the chunks' products):
+// against the host chain, forced small chunks (several to a sequence, a last chunk of one
+// frame) and the automatic choice (few sequences of at least 512 frames); bitwise the same
+// for every block size.
+TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths = K > 16 ? std::vector<std::size_t>{97, 3, 600}
+                                                  : std::vector<std::size_t>{161, 1, 40, 700};
+  const ChainCase c = chain_case(K, lengths, 500 + static_cast<std::uint64_t>(K));
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  cuem::engine::EmissionFrames host = c.frames;
+  std::vector<double> start_h(uK), trans_h(uK * uK);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
+  for (std::size_t chunk : {std::size_t{16}, std::size_t{0}}) {
+    std::vector<double> first_gamma, first_trans;
+    double first_ll = 0.0;
+    for (int threads : {0, 128}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + ", threads " + std::to_string(threads));
+      cuem::engine::EmissionFrames dev = c.frames;
+      std::vector<double> start_d(uK), trans_d(uK * uK);
+      const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(),
+                                                          trans_d.data(), threads, chunk);
+      EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
+      EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-10);
+      EXPECT_LT(rel(start_d, start_h), 1e-11);
+      EXPECT_LT(rel(trans_d, trans_h), 1e-10);
+      if (threads == 0) {
+        first_gamma = dev.b;
+        first_trans = trans_d;
+        first_ll = ll_d;
+      } else {
+        EXPECT_EQ(ll_d, first_ll);
+        EXPECT_EQ(dev.b, first_gamma);
+        EXPECT_EQ(trans_d, first_trans);
+      }
+    }
+  }
+}
+
 // Viterbi on the device against the host's, sequence by sequence: the same paths (the
 // emulated device's logarithm is the host's, so no near-ties differ) and log-probabilities;
 // the same for every block size.

@@ -21,7 +21,8 @@ bool device_chain_available(const Primitives& prims, int K) noexcept {
 }
 
 double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
-                         EmissionFrames& frames, double* start, double* trans, int threads) {
+                         EmissionFrames& frames, double* start, double* trans, int threads,
+                         std::size_t chunk_frames) {
   const int K = model.n_components();
   if (!device_chain_available(prims, K))
     throw Error(std::string("internal: the HMM chain cannot run on the ") + prims.name() + " backend's device");
@@ -33,6 +34,7 @@ double device_chain_pass(const Primitives& prims, const HmmModel& model, const s
   in.offsets = &offsets;
   in.b = frames.b.data();
   in.s = frames.s.data();
+  in.chunk_frames = chunk_frames;
   const cuda::HmmChainResult r = cuda::hmm_chain_pass(prims.cuda_device(), in, start, trans, threads);
   if (!r.ran) return chain_pass(model, offsets, frames, start, trans);  // no room on the device
   if (r.impossible) throw_impossible_frame(r.frame);
@@ -43,6 +45,7 @@ double device_chain_pass(const Primitives& prims, const HmmModel& model, const s
   (void)start;
   (void)trans;
   (void)threads;
+  (void)chunk_frames;
   return 0.0;
 #endif
 }

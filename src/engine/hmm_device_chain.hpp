@@ -16,11 +16,13 @@ bool device_chain_available(const Primitives& prims, int K) noexcept;
 
 /// chain_pass with start and trans, on prims' device: gamma replaces frames.b; returns the
 /// total log-likelihood. `threads` (0: the default for K) is the block size, for the tests
-/// that the sums do not depend on it. Throws NumericalError for an impossible frame, as
+/// that the sums do not depend on it; `chunk_frames` (0: by the shape) the frames of a chunk
+/// of a long sequence (kernels/hmm_forward_backward.cu), for the tests of the chunked form. Throws NumericalError for an impossible frame, as
 /// the host chain does; Error where device_chain_available is false. Where the device's
 /// free memory cannot hold the pass (2 N K + 2 N doubles), the host chain runs instead.
 double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
-                         EmissionFrames& frames, double* start, double* trans, int threads = 0);
+                         EmissionFrames& frames, double* start, double* trans, int threads = 0,
+                         std::size_t chunk_frames = 0);
 
 /// Viterbi paths of every sequence on prims' device into states (N), as engine::viterbi
 /// gives them per sequence (ties to the lowest state); returns the sum of the paths'
