@@ -6,7 +6,8 @@
 // a sequence's latency is its frames times one step, and a step is K multiply-adds per
 // state and one barrier. Small blocks keep the barrier cheap and let many sequences (many
 // blocks) fill the device; K <= 64 keeps a block's transition sums and vectors in shared
-// memory. Long single sequences want the temporal-parallel scan instead (bench/NOTES.md).
+// memory. Few long sequences are cut into chunks that run as items of the same kernel
+// from messages formed by the chunks' matrix products (below, "long sequences in chunks").
 //
 // Forward: v_t(j) = (sum_i v_{t-1}(i) A_ij) / c_{t-1} * b_t(j), c_t = sum_j v_t(j) (summed
 // by every thread in state order, so all threads agree without a second barrier),
@@ -374,8 +375,10 @@ __global__ void hmm_chunk_messages_kernel(MessageArgs p) {
 
 // The frames of a chunk of a sequence of T frames among S (0: the whole sequence is one
 // item). Chunks of about sqrt(T) frames balance the chunk pass against the messages'
-// sequential pass; only where the sequences are too few to fill the device.
-constexpr std::size_t kChunkBelowSequences = 1024, kMinChunkFrames = 256;
+// sequential pass. Only where the sequences are far too few to fill the device (a device
+// holds a few thousand of these blocks): the products cost K times the chain's work a
+// frame, which many sequences of moderate length do not repay (bench/NOTES.md).
+constexpr std::size_t kChunkBelowSequences = 256, kMinChunkFrames = 256;
 std::size_t chunk_frames(std::size_t T, std::size_t S, std::size_t forced) {
   if (forced) return T > forced ? forced : 0;
   if (S >= kChunkBelowSequences) return 0;
