@@ -14,6 +14,9 @@ inline constexpr int kHmmChainMaxStates = 64;
 /// The threads of a block for K states: one warp up to 32, two up to 64.
 int hmm_chain_threads(int K) noexcept;
 
+/// Whether `bytes` of scratch fit in the current device's free memory with a tenth to spare.
+bool hmm_scratch_fits(std::size_t bytes);
+
 struct HmmChainInput {
   const double* startprob = nullptr;  ///< K
   const double* transmat = nullptr;   ///< K x K, row-major
@@ -43,7 +46,7 @@ struct HmmChainResult {
 /// (0: hmm_chain_threads(K); otherwise a multiple of 32 up to 256), nor on the run.
 HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start, double* trans, int threads = 0);
 
-/// Viterbi paths of every sequence on `device`, in log space as the host's
+/// Viterbi paths of every sequence on `device` (hmm_viterbi.cu), in log space as the host's
 /// (engine::viterbi): delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log b_t(j) + s_t, ties
 /// to the lowest state, each frame's best predecessor kept on the device and the path read
 /// back by one thread per sequence. in.b is read only. states (N) receives the paths; the
