@@ -231,6 +231,7 @@ class CudaPrimitives final : public Primitives {
   }
 
   const char* name() const noexcept override { return "cuda"; }
+  int cuda_device() const noexcept override { return device_; }
 
   double unit_roundoff() const noexcept override { return std::numeric_limits<S>::epsilon() / 2; }
 
@@ -476,6 +477,26 @@ class CudaPrimitives final : public Primitives {
   // this device rounds it (origin + S(shift - origin), the result's shift).
   SufficientStats weighted_stats(const Responsibilities& g, CovarianceType type, int K,
                                  const std::vector<double>& shift) override {
+    return stats_over(g, type, K, shift, 0, X_.n_rows);
+  }
+
+  // The 'given' weights over rows [begin, end) (the HMM's bounded-memory E-step): the
+  // pieces start at `begin`, g.given holds those rows' weights.
+  SufficientStats weighted_stats_rows(const Responsibilities& g, CovarianceType type, int K,
+                                      const std::vector<double>& shift, std::size_t begin, std::size_t end) override {
+    if (g.kind != Responsibilities::Kind::given)
+      throw InvalidArgument("weighted_stats_rows: the weights must be given (an (end - begin) x K matrix)");
+    if (begin > end || end > X_.n_rows)
+      throw InvalidArgument("weighted_stats_rows: rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") are not within the " + std::to_string(X_.n_rows) + " placed rows");
+    return stats_over(g, type, K, shift, begin, end);
+  }
+  bool stats_over_rows() const noexcept override { return true; }
+
+ private:
+  // weighted_stats over rows [begin, end); only 'given' weights take a part of the rows.
+  SufficientStats stats_over(const Responsibilities& g, CovarianceType type, int K, const std::vector<double>& shift,
+                             std::size_t begin, std::size_t end) {
     const ScopedDevice on(device_);
     compute_->synchronize();
     prepare(type, K);  // every layout's entries start with N_k and S1
@@ -541,14 +562,14 @@ class CudaPrimitives final : public Primitives {
         std::vector<S> staging(uK * chunk_);
         stats_pass(K, shift_dev, [&](const S*, std::size_t b, std::size_t count, cudaStream_t s) {
           compute_->synchronize();  // the previous chunk's upload has read the staging buffer
-          const double* src = g.given + b * uK;
+          const double* src = g.given + (b - begin) * uK;
           for (std::size_t i = 0; i < count; ++i)
             for (std::size_t k = 0; k < uK; ++k) staging[k * chunk_ + i] = static_cast<S>(src[i * uK + k]);
           CUEM_CUDA_CHECK(
               cudaMemcpyAsync(resp_.data(), staging.data(), uK * chunk_ * sizeof(S), cudaMemcpyHostToDevice, s));
           // segment_log_likelihood_kernel sums log_prob: give it zeros.
           CUEM_CUDA_CHECK(cudaMemsetAsync(log_prob_.data(), 0, count * sizeof(S), s));
-        });
+        }, begin, end);
         break;
       }
     }
@@ -560,6 +581,8 @@ class CudaPrimitives final : public Primitives {
     out.log_likelihood = 0.0;  // the log-likelihood slot summed distances or nothing
     return out;
   }
+
+ public:
 
   // The centres for a partition (they are its first estimate of the means), the origin
   // otherwise: where the float32 sums cancel least.
@@ -640,7 +663,9 @@ class CudaPrimitives final : public Primitives {
   // responsibilities `fill(x, begin, count, stream)` leaves in resp_ for each chunk (times
   // the weights, where there are any), into total_host_.
   template <typename Fill>
-  void stats_pass(int K, const S* shift, const Fill& fill) {
+  void stats_pass(int K, const S* shift, const Fill& fill, std::size_t first = 0,
+                  std::size_t last = std::numeric_limits<std::size_t>::max()) {
+    last = std::min(last, X_.n_rows);
     const cudaStream_t s = compute_->get();
     const int D = static_cast<int>(X_.n_cols);
     CUEM_CUDA_CHECK(cudaMemsetAsync(total_.data(), 0, total_.bytes(), s));
@@ -652,9 +677,9 @@ class CudaPrimitives final : public Primitives {
       launch_accumulate_segments(partials_.data(), (count + kSegmentPoints - 1) / kSegmentPoints, L_, total_.data(), s);
     };
     if (weighted())
-      for_each_piece(0, X_.n_rows, chunk_, pass);
+      for_each_piece(first, last, chunk_, pass);
     else
-      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t b, std::size_t count) { pass(x, b, count, nullptr); });
+      for_each_piece(first, last, chunk_, [&](const S* x, std::size_t b, std::size_t count) { pass(x, b, count, nullptr); });
     CUEM_CUDA_CHECK(cudaMemcpyAsync(total_host_.data(), total_.data(), total_.bytes(), cudaMemcpyDeviceToHost, s));
     compute_->synchronize();
   }

@@ -11,7 +11,8 @@
 #                           initcheck if time is left) over a cross-section of the CUDA tests
 #   gpu_check.sh bench      bench_cuda (ceilings, configurations against their floors, two
 #                           kernel variants) and compare_gpu.py against scikit-learn
-#   gpu_check.sh python     the Python package built against this card, its tests
+#   gpu_check.sh python     the Python package built against this card, its tests, then
+#                           the HMM configurations H1-H3 (bench_hmm.py, device and CPU)
 #   gpu_check.sh all        the four in turn (a machine of your own, no per-call limit)
 #
 # A later step reuses build-gpu/ where the machine is still warm, and builds only what it
@@ -172,8 +173,10 @@ step_build() {
   gtest test_resources 60 --
   # The incomplete rows' E-step (missing entries) against float64 loops.
   gtest test_missing_cuda 90 --
-  # The HMM's 'given' statistics source and whole Baum-Welch fits against the float64 CPU.
-  gtest test_hmm_cuda 60 --
+  # The HMM's 'given' statistics (whole and over a row range), the device chain against the
+  # host chain (K 1..64, bitwise across block sizes), and whole Baum-Welch fits (the chain on
+  # the device, and a segment at a time) against the float64 CPU.
+  gtest test_hmm_cuda 90 --
   gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
     --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
   gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \
@@ -191,7 +194,7 @@ step_build() {
 }
 
 step_sanitize() {
-  build test_cuda_backend test_resources test_cuda_sample_weight test_missing_cuda
+  build test_cuda_backend test_resources test_cuda_sample_weight test_missing_cuda test_hmm_cuda
   # A cross-section of the CUDA tests: every kernel family and layout once (the sanitizers
   # slow kernels about 100x).
   local filter='AllShapes/CudaStats.*/full_D7_K5_*:AllShapes/CudaStats.*/diag_D33_K16_*:AllShapes/CudaStats.*/spherical_D1_K2_*:AllShapes/CudaStats.*/tied_D16_K64_*:AllShapes/CudaStats.*/diag_D64_K64_*:AllShapes/CudaStats.*/diag_D40_K80_*:AllShapes/CudaStats.*/spherical_D9_K70_*:AllShapes/CudaStats.*/spherical_D33_K16_*:AllShapes/CudaStats.*/full_D16_K5_N*:AllShapes/CudaStats.*/diag_D2_K5_N*:CudaKMeans.PartitionStatistics*:CudaInit.*:CudaFit.StreamedChunks*:CudaBackendEvaluate.*:Device.*'
@@ -227,6 +230,19 @@ step_sanitize() {
       else
         grep -E "ERROR SUMMARY|Race|Barrier|FAILED" "$out/sanitizer_missing_$tool.log" | head -10
         note "compute-sanitizer $tool test_missing_cuda: PROBLEMS, unsupported or timed out (sanitizer_missing_$tool.log)"
+      fi
+    done
+  fi
+  # The HMM chain kernel: its shared vectors are double- and triple-buffered so that one
+  # barrier a frame suffices; racecheck and synccheck see what the emulator cannot.
+  if command -v compute-sanitizer >/dev/null && room_for 45; then
+    for tool in racecheck synccheck; do
+      if timeout "$(limit 60 15)" compute-sanitizer --tool "$tool" --error-exitcode 99 build-gpu/tests/test_hmm_cuda \
+           --gtest_filter='*HmmDeviceChain*' >"$out/sanitizer_hmm_$tool.log" 2>&1; then
+        note "compute-sanitizer $tool test_hmm_cuda (device chain): clean ($(elapsed))"
+      else
+        grep -E "ERROR SUMMARY|Race|Barrier|FAILED" "$out/sanitizer_hmm_$tool.log" | head -10
+        note "compute-sanitizer $tool test_hmm_cuda: PROBLEMS, unsupported or timed out (sanitizer_hmm_$tool.log)"
       fi
     done
   fi
@@ -312,6 +328,20 @@ step_python() {
     PYTHONPATH=/tmp/cuem-py timeout "$(limit 300 5)" "$py" -m pytest -q -p no:cacheprovider tests/python \
       --junitxml="$out/pytest_python.xml" >"$out/pytest.log" 2>&1
     note "$(python3 scripts/test_summary.py "$out/pytest_python.xml" --phase pytest_python 2>/dev/null || tail -1 "$out/pytest.log")"
+    # The HMM configurations of issue 16 (H1-H3) with the chain on the device, beside the
+    # CPU backend on this machine's cores, in one run (bench/NOTES.md has the prediction).
+    if room_for 150; then
+      results+=(hmm_gpu.json hmm_cpu.json)
+      PYTHONPATH=/tmp/cuem-py timeout "$(limit 120 10)" "$py" scripts/bench_hmm.py --device cuda --precision float32 \
+        --skip-hmmlearn --iters 2 --json "$out/hmm_gpu.json" >"$out/bench_hmm_gpu.log" 2>&1 &&
+        note "bench_hmm cuda: done ($(elapsed))" || note "bench_hmm cuda: FAILED or timed out (bench_hmm_gpu.log)"
+      PYTHONPATH=/tmp/cuem-py timeout "$(limit 90 10)" "$py" scripts/bench_hmm.py --device cpu --precision float64 \
+        --threads "$(nproc)" --skip-hmmlearn --iters 2 --json "$out/hmm_cpu.json" >"$out/bench_hmm_cpu.log" 2>&1 &&
+        note "bench_hmm cpu: done ($(elapsed))" || note "bench_hmm cpu: FAILED or timed out (bench_hmm_cpu.log)"
+      grep -hE "^H[123] " "$out/bench_hmm_gpu.log" "$out/bench_hmm_cpu.log"
+    else
+      note "bench_hmm: skipped (time budget)"
+    fi
   else
     tail -15 "$out/python_build.log"
     note "python: build FAILED or timed out (python_build.log)"

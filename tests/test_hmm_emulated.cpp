@@ -7,11 +7,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "cuem/errors.hpp"
 #include "cuem/hmm.hpp"
+#include "engine/hmm_device_chain.hpp"
+#include "engine/hmm_model.hpp"
 #include "engine/primitives.hpp"
 #include "test_util.hpp"
 
@@ -89,8 +93,10 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 cuem::HmmFitResult fit_on(const char* device, Precision precision, CovarianceType type,
-                          const std::vector<double>& X, const std::vector<std::size_t>& lengths, int D) {
+                          const std::vector<double>& X, const std::vector<std::size_t>& lengths, int D,
+                          std::size_t segment_frames = 0) {
   cuem::HmmOptions o;
+  o.segment_frames = segment_frames;
   o.n_components = 3;
   o.covariance_type = type;
   o.n_iter = 6;
@@ -138,5 +144,347 @@ TEST_P(HmmEmulatedFit, MatchesTheCpu) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, HmmEmulatedFit, ::testing::ValuesIn(cuem_test::all_covariance_types()),
                          [](const auto& info) { return std::string(cuem::to_string(info.param)); });
+
+// ---- the chain on the device (kernels/hmm_forward_backward.cu) against the host chain ----
+
+// A random model of K states and emissions b (rows normalised, some near zero) with log
+// scales s for sequences of the given lengths.
+struct ChainCase {
+  cuem::HmmModel model;
+  std::vector<std::size_t> offsets;
+  cuem::engine::EmissionFrames frames;
+};
+
+ChainCase chain_case(int K, const std::vector<std::size_t>& lengths, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const std::size_t uK = static_cast<std::size_t>(K);
+  ChainCase c;
+  c.model.startprob.resize(uK);
+  c.model.transmat.resize(uK * uK);
+  const auto fill_row = [&](double* row) {
+    double sum = 0.0;
+    for (std::size_t k = 0; k < uK; ++k) sum += row[k] = u(rng) < 0.2 ? 1e-3 * u(rng) : u(rng);
+    for (std::size_t k = 0; k < uK; ++k) row[k] /= sum;
+  };
+  fill_row(c.model.startprob.data());
+  for (std::size_t i = 0; i < uK; ++i) fill_row(c.model.transmat.data() + i * uK);
+  c.model.emissions.n_components = K;
+  c.offsets = cuem::engine::sequence_offsets(lengths, [&] {
+    std::size_t n = 0;
+    for (std::size_t l : lengths) n += l;
+    return n;
+  }());
+  const std::size_t N = c.offsets.back();
+  c.frames.b.resize(N * uK);
+  c.frames.s.resize(N);
+  for (std::size_t t = 0; t < N; ++t) {
+    fill_row(c.frames.b.data() + t * uK);
+    c.frames.s[t] = -3.0 - 5.0 * u(rng);
+  }
+  return c;
+}
+
+// The primitives of a CUDA backend, for their device.
+std::unique_ptr<cuem::Primitives> device_prims(const std::vector<double>& X) {
+  return cuem::make_primitives(cuem::DataView(X.data(), X.size(), 1), {},
+                               {cuem::parse_device("cuda"), Precision::float64, 0, {}});
+}
+
+class HmmDeviceChain : public ::testing::TestWithParam<int> {};
+
+// Log-likelihood, gamma, start and transition sums against the float64 host chain, many
+// sequences of unequal lengths (1 frame included); bitwise the same for every block size.
+TEST_P(HmmDeviceChain, MatchesTheHostChain) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths = K > 16 ? std::vector<std::size_t>{70, 1, 33, 128}
+                                                  : std::vector<std::size_t>{200, 1, 37, 2, 150, 64, 91};
+  const ChainCase c = chain_case(K, lengths, 100 + static_cast<std::uint64_t>(K));
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  ASSERT_TRUE(cuem::engine::device_chain_available(*prims, K));
+
+  cuem::engine::EmissionFrames host = c.frames;
+  std::vector<double> start_h(uK), trans_h(uK * uK);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
+
+  std::vector<double> first_gamma, first_start, first_trans;
+  double first_ll = 0.0;
+  for (int threads : {0, 32, 96, 128}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    cuem::engine::EmissionFrames dev = c.frames;
+    std::vector<double> start_d(uK), trans_d(uK * uK);
+    const double ll_d =
+        cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(), trans_d.data(), threads);
+    EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
+    EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-11);
+    EXPECT_LT(rel(start_d, start_h), 1e-11);
+    EXPECT_LT(rel(trans_d, trans_h), 1e-11);
+    double total = 0.0;
+    for (double v : trans_d) total += v;
+    EXPECT_NEAR(total, static_cast<double>(c.offsets.back() - lengths.size()), 1e-9 * total + 1e-12);
+    if (threads == 0) {
+      first_gamma = dev.b;
+      first_start = start_d;
+      first_trans = trans_d;
+      first_ll = ll_d;
+    } else {  // the same arithmetic whatever the block's size
+      EXPECT_EQ(ll_d, first_ll);
+      EXPECT_EQ(dev.b, first_gamma);
+      EXPECT_EQ(start_d, first_start);
+      EXPECT_EQ(trans_d, first_trans);
+    }
+  }
+}
+
+// Long sequences cut into chunks (their entering messages from the chunks' products):
+// against the host chain, forced small chunks (several to a sequence, a last chunk of one
+// frame) and the automatic choice (few sequences of at least 512 frames); bitwise the same
+// for every block size.
+TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths = K > 16 ? std::vector<std::size_t>{97, 3, 600}
+                                                  : std::vector<std::size_t>{161, 1, 40, 700};
+  const ChainCase c = chain_case(K, lengths, 500 + static_cast<std::uint64_t>(K));
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  cuem::engine::EmissionFrames host = c.frames;
+  std::vector<double> start_h(uK), trans_h(uK * uK);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
+  for (std::size_t chunk : {std::size_t{16}, std::size_t{0}}) {
+    std::vector<double> first_gamma, first_trans;
+    double first_ll = 0.0;
+    for (int threads : {0, 128}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + ", threads " + std::to_string(threads));
+      cuem::engine::EmissionFrames dev = c.frames;
+      std::vector<double> start_d(uK), trans_d(uK * uK);
+      const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(),
+                                                          trans_d.data(), threads, chunk);
+      EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
+      EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-10);
+      EXPECT_LT(rel(start_d, start_h), 1e-11);
+      EXPECT_LT(rel(trans_d, trans_h), 1e-10);
+      if (threads == 0) {
+        first_gamma = dev.b;
+        first_trans = trans_d;
+        first_ll = ll_d;
+      } else {
+        EXPECT_EQ(ll_d, first_ll);
+        EXPECT_EQ(dev.b, first_gamma);
+        EXPECT_EQ(trans_d, first_trans);
+      }
+    }
+  }
+}
+
+// Viterbi on the device against the host's, sequence by sequence: the same paths (the
+// emulated device's logarithm is the host's, so no near-ties differ) and log-probabilities;
+// the same for every block size.
+TEST_P(HmmDeviceChain, ViterbiMatchesTheHost) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths{90, 1, 41, 2, 66};
+  ChainCase c = chain_case(K, lengths, 300 + static_cast<std::uint64_t>(K));
+  if (K > 1) c.model.transmat[1] = 0.0;  // a forbidden transition (log 0 = -inf)
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  const std::size_t N = c.offsets.back();
+  std::vector<int> want(N);
+  double lp_want = 0.0;
+  std::vector<double> work;
+  for (std::size_t q = 0; q + 1 < c.offsets.size(); ++q) {
+    const std::size_t lo = c.offsets[q];
+    lp_want += cuem::engine::viterbi(c.model.startprob.data(), c.model.transmat.data(), K, c.offsets[q + 1] - lo,
+                                     c.frames.b.data() + lo * uK, c.frames.s.data() + lo, want.data() + lo, work);
+  }
+  for (int threads : {0, 32, 128}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    std::vector<int> got(N, -1);
+    const double lp = cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), threads);
+    EXPECT_EQ(got, want);
+    EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(States, HmmDeviceChain, ::testing::Values(1, 2, 3, 8, 17, 33, 64),
+                         [](const auto& info) { return "K" + std::to_string(info.param); });
+
+// A frame no state can emit after its predecessor: the host chain's NumericalError.
+TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
+  REQUIRE_DEVICE();
+  ChainCase c = chain_case(2, {5, 6}, 3);
+  c.model.transmat = {1.0, 0.0, 0.0, 1.0};
+  c.model.startprob = {1.0, 0.0};
+  // Sequence 1 stays in state 0, whose emission at its frame 3 is 0.
+  c.frames.b[(5 + 3) * 2 + 0] = 0.0;
+  c.frames.b[(5 + 3) * 2 + 1] = 1.0;
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  std::vector<double> start(2), trans(4);
+  cuem::engine::EmissionFrames host = c.frames;
+  std::string want;
+  try {
+    cuem::engine::chain_pass(c.model, c.offsets, host, start.data(), trans.data());
+  } catch (const cuem::NumericalError& e) {
+    want = e.what();
+  }
+  ASSERT_FALSE(want.empty());
+  // Whole sequences, and chunks of 2 frames (the impossible frame inside the second chunk).
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{2}}) {
+    cuem::engine::EmissionFrames dev = c.frames;
+    try {
+      cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start.data(), trans.data(), 0, chunk);
+      ADD_FAILURE() << "no error with chunk " << chunk;
+    } catch (const cuem::NumericalError& e) {
+      EXPECT_EQ(std::string(e.what()), want);
+    }
+  }
+}
+
+// Where the device has no room for the chain's arrays, the host chain runs: its results
+// bitwise. Run by ctest on an emulated device of 150 KB (emulated_hmm_chain_no_room);
+// skipped elsewhere.
+TEST(HmmDeviceChainNoRoom, FallsBackToTheHostChain) {
+  REQUIRE_DEVICE();
+  if (!std::getenv("CUEM_HMM_TEST_NO_ROOM")) GTEST_SKIP() << "needs a small emulated device (ctest sets it)";
+  const int K = 64;
+  const ChainCase c = chain_case(K, {150, 80}, 77);
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  cuem::engine::EmissionFrames host = c.frames, dev = c.frames;
+  std::vector<double> sh(K), th(K * K), sd(K), td(K * K);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, sh.data(), th.data());
+  const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, sd.data(), td.data());
+  EXPECT_EQ(ll_d, ll_h);
+  EXPECT_EQ(dev.b, host.b);
+  EXPECT_EQ(td, th);
+  EXPECT_EQ(sd, sh);
+  std::vector<int> want(c.offsets.back()), got(c.offsets.back());
+  std::vector<double> work;
+  double lp = 0.0;
+  for (std::size_t q = 0; q + 1 < c.offsets.size(); ++q)
+    lp += cuem::engine::viterbi(c.model.startprob.data(), c.model.transmat.data(), K, c.offsets[q + 1] - c.offsets[q],
+                                c.frames.b.data() + c.offsets[q] * K, c.frames.s.data() + c.offsets[q],
+                                want.data() + c.offsets[q], work);
+  EXPECT_EQ(cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data()), lp);
+  EXPECT_EQ(got, want);
+}
+
+// ---- statistics over a row range (the bounded-memory E-step on the CUDA backend) ----
+
+// weighted_stats_rows on the device against the CPU's over the same rows, resident and
+// streamed (a range that starts inside one chunk and ends in another).
+TEST_P(HmmGivenStats, OverARowRangeMatchTheCpu) {
+  REQUIRE_DEVICE();
+  const StatsCase c = GetParam();
+  const std::size_t N = c.memory_limit ? 100000 : 20000;
+  const int D = 3, K = 4;
+  const std::vector<double> X = frames(N, D, 1e3, 5);
+  const std::size_t begin = N / 3 + 7, end = N - N / 5;
+  std::mt19937_64 rng(10);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> g((end - begin) * K);
+  for (double& v : g) v = u(rng);
+  std::vector<double> shift(static_cast<std::size_t>(K) * D);
+  for (std::size_t i = 0; i < shift.size(); ++i) shift[i] = 1e3 + static_cast<double>(i % 3);
+  const cuem::DataView view(X.data(), N, D);
+  auto cpu = cuem::make_primitives(view, {}, {cuem::parse_device("cpu"), Precision::float64, 0, {}});
+  auto dev = cuem::make_primitives(view, {}, {cuem::parse_device("cuda"), c.precision, c.memory_limit, {}});
+  ASSERT_TRUE(dev->stats_over_rows());
+  const auto given = cuem::Responsibilities::given_weights(g.data());
+  const cuem::SufficientStats want = cpu->weighted_stats_rows(given, c.type, K, shift, begin, end);
+  const cuem::SufficientStats got = dev->weighted_stats_rows(given, c.type, K, shift, begin, end).recentred(want.shift);
+  const double tol = c.precision == Precision::float64 ? 1e-10 : 2e-4;
+  double total = 0.0;
+  for (double v : want.nk) total += v;
+  EXPECT_NEAR(total, [&] {
+    double s = 0.0;
+    for (double v : g) s += v;
+    return s;
+  }(), 1e-9 * total);
+  EXPECT_LT(rel(got.nk, want.nk), tol);
+  EXPECT_LT(rel(got.s1, want.s1, cuem_test::max_abs(want.s1)), tol);
+  EXPECT_LT(rel(got.s2, want.s2, cuem_test::max_abs(want.s2)), tol);
+  EXPECT_THROW(dev->weighted_stats_rows(given, c.type, K, shift, begin, N + 1), cuem::InvalidArgument);
+}
+
+// A fit a segment at a time on the device equals the whole-data fit there and the CPU's.
+TEST(HmmEmulatedBounded, SegmentedFitMatchesTheWholePassAndTheCpu) {
+  REQUIRE_DEVICE();
+  const int D = 3;
+  const std::vector<std::size_t> lengths{700, 133, 767};
+  const std::vector<double> X = frames(1600, D, 50.0, 13);
+  for (Precision p : {Precision::float64, Precision::float32}) {
+    SCOPED_TRACE(p == Precision::float64 ? "float64" : "float32");
+    const cuem::HmmFitResult whole = fit_on("cuda", p, CovarianceType::diag, X, lengths, D);
+    const cuem::HmmFitResult cpu = fit_on("cpu", Precision::float64, CovarianceType::diag, X, lengths, D, 128);
+    const cuem::HmmFitResult seg = fit_on("cuda", p, CovarianceType::diag, X, lengths, D, 128);
+    const double tol = p == Precision::float64 ? 1e-9 : 1e-4;
+    ASSERT_EQ(seg.trace.size(), whole.trace.size());
+    for (std::size_t i = 0; i < seg.trace.size(); ++i) {
+      EXPECT_NEAR(seg.trace[i].mean_log_likelihood, whole.trace[i].mean_log_likelihood,
+                  1e-12 * std::abs(whole.trace[i].mean_log_likelihood) + (p == Precision::float64 ? 0 : 1e-6));
+      EXPECT_NEAR(seg.trace[i].mean_log_likelihood, cpu.trace[i].mean_log_likelihood,
+                  tol * std::abs(cpu.trace[i].mean_log_likelihood));
+    }
+    EXPECT_LT(rel(seg.model.transmat, whole.model.transmat), p == Precision::float64 ? 1e-11 : 1e-5);
+    EXPECT_LT(rel(seg.model.emissions.means, whole.model.emissions.means), p == Precision::float64 ? 1e-11 : 1e-5);
+    EXPECT_LT(rel(seg.model.transmat, cpu.model.transmat), tol);
+    EXPECT_LT(rel(seg.model.emissions.means, cpu.model.emissions.means), tol);
+    EXPECT_LT(rel(seg.model.emissions.covariances, cpu.model.emissions.covariances), 10 * tol);
+  }
+}
+
+// Whole Baum-Welch fits with the chain on the device, K from 1 to 64 states, against the
+// float64 CPU fit from the same start.
+class HmmEmulatedFitStates : public ::testing::TestWithParam<int> {};
+
+TEST_P(HmmEmulatedFitStates, MatchesTheCpu) {
+  REQUIRE_DEVICE();
+  const int K = GetParam(), D = 2;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::vector<std::size_t> lengths{300, 45, 1, 254};
+  const std::vector<double> X = frames(600, D, 5.0, 20 + static_cast<std::uint64_t>(K));
+  cuem::HmmOptions o;
+  o.n_components = K;
+  o.covariance_type = CovarianceType::diag;
+  o.n_iter = 4;
+  o.tol = 0.0;
+  o.init_params = "";
+  o.startprob_init.assign(uK, 1.0 / K);
+  for (std::size_t i = 0; i < uK; ++i)
+    for (std::size_t j = 0; j < uK; ++j)
+      o.transmat_init.push_back(K == 1 ? 1.0 : (i == j ? 0.5 : 0.5 / (K - 1)));
+  for (std::size_t k = 0; k < uK; ++k)
+    for (int d = 0; d < D; ++d) o.means_init.push_back(X[(k * 9 + 4) * D + static_cast<std::size_t>(d)]);
+  o.covars_init.assign(uK * D, 1.5);
+  const cuem::DataView view(X.data(), X.size() / D, D);
+  o.device = cuem::parse_device("cpu");
+  o.precision = Precision::float64;
+  const cuem::HmmFitResult cpu = cuem::fit_hmm(view, lengths, o);
+  for (Precision p : {Precision::float64, Precision::float32}) {
+    SCOPED_TRACE(p == Precision::float64 ? "float64" : "float32");
+    o.device = cuem::parse_device("cuda");
+    o.precision = p;
+    const cuem::HmmFitResult dev = cuem::fit_hmm(view, lengths, o);
+    const double tol = p == Precision::float64 ? 1e-9 : 2e-3;
+    ASSERT_EQ(dev.trace.size(), cpu.trace.size());
+    for (std::size_t i = 0; i < cpu.trace.size(); ++i)
+      EXPECT_NEAR(dev.trace[i].mean_log_likelihood, cpu.trace[i].mean_log_likelihood,
+                  tol * std::abs(cpu.trace[i].mean_log_likelihood));
+    EXPECT_LT(rel(dev.model.startprob, cpu.model.startprob), tol);
+    EXPECT_LT(rel(dev.model.transmat, cpu.model.transmat), tol);
+    EXPECT_LT(rel(dev.model.emissions.means, cpu.model.emissions.means), tol);
+    EXPECT_LT(rel(dev.model.emissions.covariances, cpu.model.emissions.covariances), 10 * tol);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(States, HmmEmulatedFitStates, ::testing::Values(1, 5, 24, 64),
+                         [](const auto& info) { return "K" + std::to_string(info.param); });
 
 }  // namespace

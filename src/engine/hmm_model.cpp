@@ -13,6 +13,7 @@
 #include "core/prepared_params.hpp"
 #include "cuem/errors.hpp"
 #include "engine/hmm_chain.hpp"
+#include "engine/hmm_device_chain.hpp"
 
 namespace cuem::engine {
 namespace {
@@ -403,7 +404,10 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   }
   EmissionFrames& frames = frames_;
   emission_frames(prims_, m, frames);
-  s.log_likelihood = chain_pass(m, offsets_, frames, s.start.data(), s.trans.data(), &chain_work_);
+  // The chain on the backend's device where it has one (the host chain is the reference).
+  s.log_likelihood = device_chain_available(prims_, K)
+                         ? device_chain_pass(prims_, m, offsets_, frames, s.start.data(), s.trans.data())
+                         : chain_pass(m, offsets_, frames, s.start.data(), s.trans.data(), &chain_work_);
   s.emission = prims_.weighted_stats(Responsibilities::given_weights(frames.b.data()), m.covariance_type(), K,
                                      m.emissions.means);
   return s;

@@ -108,6 +108,9 @@ class Primitives {
   virtual SufficientStats weighted_stats_rows(const Responsibilities& g, CovarianceType type, int K,
                                               const std::vector<double>& shift, std::size_t begin, std::size_t end);
   virtual bool stats_over_rows() const noexcept { return false; }
+  /// The CUDA device this backend runs on, -1 for none: where work beyond the primitives
+  /// (the HMM chain, src/engine/hmm_device_chain.hpp) may run beside them.
+  virtual int cuda_device() const noexcept { return -1; }
 
   /// The shift a first statistics pass should take for `g` when the means are not yet
   /// known (two_pass_stats): where this backend's sums cancel least.

@@ -1,0 +1,57 @@
+#pragma once
+// The HMM chain on a CUDA device (docs/HMM.md, "The chain on the GPU"): scaled forward and
+// backward passes, the state posteriors, the transition sums and the log-likelihood of many
+// sequences at once, in float64. Plain C++: src/engine/hmm_device_chain.cpp calls it.
+#include <cstddef>
+#include <vector>
+
+namespace cuem::cuda {
+
+/// The largest K the device chain takes (the block's transition sums and vectors live in
+/// shared memory); larger K stays on the host chain.
+inline constexpr int kHmmChainMaxStates = 64;
+
+/// The threads of a block for K states: one warp up to 32, two up to 64.
+int hmm_chain_threads(int K) noexcept;
+
+/// Whether `bytes` of scratch fit in the current device's free memory with a tenth to spare.
+bool hmm_scratch_fits(std::size_t bytes);
+
+struct HmmChainInput {
+  const double* startprob = nullptr;  ///< K
+  const double* transmat = nullptr;   ///< K x K, row-major
+  int K = 0;
+  const std::vector<std::size_t>* offsets = nullptr;  ///< S + 1 sequence boundaries
+  double* b = nullptr;        ///< N x K normalised emissions, replaced by gamma
+  const double* s = nullptr;  ///< N log scales
+  /// Frames a chunk of a long sequence (0: chosen by the shape; the tests force small ones).
+  std::size_t chunk_frames = 0;
+};
+
+struct HmmChainResult {
+  double log_likelihood = 0;
+  /// Where a frame is impossible under the chain: its sequence and its frame within it
+  /// (the first such sequence; nothing else is meaningful then).
+  bool impossible = false;
+  std::size_t sequence = 0, frame = 0;
+  /// False where the device's free memory could not hold the pass (nothing ran: the
+  /// caller takes the host path).
+  bool ran = true;
+};
+
+/// Forward-backward of every sequence on `device`: start (K) and trans (K x K) receive the
+/// sums of gamma_0 and xi. Sequences run in fixed groups of consecutive sequences, a block
+/// a group; each entry of a group's sums is added by one thread in time and sequence
+/// order, the groups then in order on the host: the results do not depend on `threads`
+/// (0: hmm_chain_threads(K); otherwise a multiple of 32 up to 256), nor on the run.
+HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start, double* trans, int threads = 0);
+
+/// Viterbi paths of every sequence on `device` (hmm_viterbi.cu), in log space as the host's
+/// (engine::viterbi): delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log b_t(j) + s_t, ties
+/// to the lowest state, each frame's best predecessor kept on the device and the path read
+/// back by one thread per sequence. in.b is read only. states (N) receives the paths; the
+/// log-likelihood field the sum of the paths' log-probabilities (per group in order, then
+/// the groups in order); `impossible` where a sequence has no path (its last frame).
+HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int threads = 0);
+
+}  // namespace cuem::cuda

@@ -1,0 +1,33 @@
+#pragma once
+// The HMM chain on the primitives' CUDA device (kernels/hmm_forward_backward.hpp): the same sums as
+// chain_pass (hmm_model.hpp) from the same emissions, formed on the device in float64.
+#include <cstddef>
+#include <vector>
+
+#include "cuem/hmm.hpp"
+#include "engine/hmm_model.hpp"
+#include "engine/primitives.hpp"
+
+namespace cuem::engine {
+
+/// Whether the E-step's chain runs on prims' device: a CUDA backend (in a build with
+/// CUDA) and K within the device chain's limit (64 states).
+bool device_chain_available(const Primitives& prims, int K) noexcept;
+
+/// chain_pass with start and trans, on prims' device: gamma replaces frames.b; returns the
+/// total log-likelihood. `threads` (0: the default for K) is the block size, for the tests
+/// that the sums do not depend on it; `chunk_frames` (0: by the shape) the frames of a chunk
+/// of a long sequence (kernels/hmm_forward_backward.cu), for the tests of the chunked form. Throws NumericalError for an impossible frame, as
+/// the host chain does; Error where device_chain_available is false. Where the device's
+/// free memory cannot hold the pass (2 N K + 2 N doubles), the host chain runs instead.
+double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                         EmissionFrames& frames, double* start, double* trans, int threads = 0,
+                         std::size_t chunk_frames = 0);
+
+/// Viterbi paths of every sequence on prims' device into states (N), as engine::viterbi
+/// gives them per sequence (ties to the lowest state); returns the sum of the paths'
+/// log-probabilities. Throws NumericalError where a sequence has no path.
+double device_viterbi(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
+                      const EmissionFrames& frames, int* states, int threads = 0);
+
+}  // namespace cuem::engine
