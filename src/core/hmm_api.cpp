@@ -2,6 +2,7 @@
 // placed once, then the engine's HMM model under the batch driver or one chain pass.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "engine/hmm_model.hpp"
 #include "engine/hmm_parameter_map.hpp"
 #include "engine/interrupt_scope.hpp"
+#include "engine/missing_layout.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
 
@@ -108,47 +110,47 @@ ResourceOptions resources_of(const EvaluateOptions& where) {
   return {where.device, where.precision, 0, where.device_memory_limit, where.cuda_tuning};
 }
 
-void check_model_for(const HmmModel& model, DataView X) {
+// Returns whether X holds missing entries (allowed by `missing`).
+bool check_model_for(const HmmModel& model, DataView X, MissingPolicy missing) {
   validate_hmm(model);
-  validate_data(X);
+  const bool has_missing = validate_data(X, missing);
   require(X.n_cols == static_cast<std::size_t>(model.n_features()),
           "the data have " + std::to_string(X.n_cols) + " features and the model " +
               std::to_string(model.n_features()));
+  return has_missing;
 }
 
-}  // namespace
+// Frames with missing entries placed for a call: their layout (require_columns for a fit)
+// and primitives over its complete rows.
+struct PlacedMissingFrames {
+  engine::MissingLayout layout;
+  std::optional<PlacedData> complete;
+  engine::MissingFrames frames;
 
-void validate_hmm(const HmmModel& m) {
-  const int K = m.n_components(), D = m.n_features();
-  require(K >= 1 && D >= 1, "the HMM has no states or no features");
-  check_distribution(m.startprob, 1, static_cast<std::size_t>(K), "startprob");
-  check_distribution(m.transmat, static_cast<std::size_t>(K), static_cast<std::size_t>(K), "transmat");
-  require(m.emissions.means.size() == static_cast<std::size_t>(K) * D, "the HMM's means are not K x D");
-  require(m.emissions.covariances.size() == covariance_size(m.covariance_type(), K, D),
-          "the HMM's covariances do not match its covariance type");
-  // Positive definite covariances (and the factors the E-step reads), from the covariances.
-  engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
+  PlacedMissingFrames(Resources& resources, DataView X, bool require_columns)
+      : layout(engine::make_missing_layout(X, {}, require_columns)) {
+    if (layout.n_complete > 0) complete.emplace(PlacedData::Impl::unchecked(resources, layout.complete_view(), {}));
+    frames = {&layout, complete ? &complete->impl().primitives() : nullptr, X.n_rows};
+  }
+};
+
+std::string empty_frames_notice(const MissingSummary& s) {
+  std::string rows;
+  for (std::size_t i = 0; i < s.first_empty_rows.size(); ++i) rows += (i ? ", " : "") + std::to_string(s.first_empty_rows[i]);
+  if (s.empty_rows > s.first_empty_rows.size()) rows += ", ...";
+  return std::to_string(s.empty_rows) + " frame" + (s.empty_rows == 1 ? " has" : "s have") +
+         " every entry missing: emission 1 in every state there, so the chain passes through (frame " + rows +
+         ", 0-based)";
 }
 
-HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const HmmOptions& o) {
-  validate_data(X);
-  validate_hmm_options(o, X);
-  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
-  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
-  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
-  PlacedData::Impl& placed = data.impl();
-  const engine::ThreadCountScope threads(o.n_threads);
-  Primitives& prims = placed.primitives();
-  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
-  prims.reserve(o.covariance_type, o.n_components);
-
-  engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+// The batch driver (or SQUAREM) over a prepared model, and the fit's result.
+HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
+                         std::vector<std::string> notices) {
   const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
   engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
                                                                             : engine::run_batch_em(model, batch);
-
   HmmFitResult r;
-  if (!placed.notice.empty()) r.notices.push_back(placed.notice);
+  r.notices = std::move(notices);
   r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
   r.model = std::move(run.params);
   r.converged = run.converged;
@@ -172,6 +174,67 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   return r;
 }
 
+// fit_hmm on frames with missing entries: the start from the layout's filled copy, the
+// E-step from the complete frames' primitives and the incomplete frames' marginals.
+HmmFitResult fit_missing_hmm(Resources& resources, DataView X, const std::vector<std::size_t>& offsets,
+                             const HmmOptions& o) {
+  const PlacedMissingFrames missing(resources, X, true);
+  const engine::MissingLayout& layout = missing.layout;
+  if (layout.n_rows == 0) throw DataError("every frame has every entry missing: there is nothing to fit");
+  const auto starts = [&](char c) { return o.init_params.find(c) != std::string::npos; };
+  if (starts('m') && layout.n_rows < static_cast<std::size_t>(o.n_components))
+    throw DataError("n_components = " + std::to_string(o.n_components) + " is more than the " +
+                    std::to_string(layout.n_rows) + " frames with an observed entry that k-means starts the means from");
+  PlacedData filled = PlacedData::Impl::unchecked(resources, layout.view(), {});
+  PlacedData::Impl& placed = filled.impl();
+  Primitives& prims = placed.primitives();
+  Primitives* complete = missing.frames.complete;
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims, complete});
+  prims.reserve(o.covariance_type, o.n_components);
+  if (complete) complete->reserve(o.covariance_type, o.n_components);
+  engine::GaussianHmmEM model(prims, placed.X, missing.frames, offsets, o, placed.kmeans);
+  std::vector<std::string> notices;
+  if (!placed.notice.empty()) notices.push_back(placed.notice);
+  if (layout.summary.empty_rows > 0) notices.push_back(empty_frames_notice(layout.summary));
+  return run_hmm_fit(model, o, prims, std::move(notices));
+}
+
+}  // namespace
+
+void validate_hmm(const HmmModel& m) {
+  const int K = m.n_components(), D = m.n_features();
+  require(K >= 1 && D >= 1, "the HMM has no states or no features");
+  check_distribution(m.startprob, 1, static_cast<std::size_t>(K), "startprob");
+  check_distribution(m.transmat, static_cast<std::size_t>(K), static_cast<std::size_t>(K), "transmat");
+  require(m.emissions.means.size() == static_cast<std::size_t>(K) * D, "the HMM's means are not K x D");
+  require(m.emissions.covariances.size() == covariance_size(m.covariance_type(), K, D),
+          "the HMM's covariances do not match its covariance type");
+  // Positive definite covariances (and the factors the E-step reads), from the covariances.
+  engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
+}
+
+HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const HmmOptions& o) {
+  const bool has_missing = validate_data(X, o.missing);
+  validate_hmm_options(o, X);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
+  if (has_missing) {
+    const engine::ThreadCountScope threads(o.n_threads);
+    return fit_missing_hmm(resources, X, offsets, o);
+  }
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  const engine::ThreadCountScope threads(o.n_threads);
+  Primitives& prims = placed.primitives();
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
+  prims.reserve(o.covariance_type, o.n_components);
+
+  engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+  std::vector<std::string> notices;
+  if (!placed.notice.empty()) notices.push_back(placed.notice);
+  return run_hmm_fit(model, o, prims, std::move(notices));
+}
+
 namespace {
 
 // The frames of X under a checked model: the sequences' offsets and the emissions from
@@ -183,10 +246,15 @@ struct EvaluatedFrames {
 
 EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                                 const HmmEvaluateOptions& where) {
-  check_model_for(model, X);
+  const bool has_missing = check_model_for(model, X, where.missing);
   EvaluatedFrames out;
   out.offsets = engine::sequence_offsets(lengths, X.n_rows);
   Resources resources(resources_of(where));
+  if (has_missing) {
+    const PlacedMissingFrames missing(resources, X, false);
+    engine::emission_frames(missing.frames, model, out.frames);
+    return out;
+  }
   PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
   out.frames = engine::emission_frames(data.impl().primitives(), model);
   return out;

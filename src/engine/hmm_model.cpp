@@ -13,6 +13,7 @@
 #include "core/prepared_params.hpp"
 #include "cuem/errors.hpp"
 #include "engine/hmm_chain.hpp"
+#include "engine/incomplete_rows.hpp"
 
 namespace cuem::engine {
 namespace {
@@ -81,6 +82,65 @@ void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f
   prims.posteriors(prepare(uniform), 0, N, f.s.data(), f.b.data());
   const double log_K = std::log(static_cast<double>(K));
   for (double& v : f.s) v += log_K;
+}
+
+void emission_frames(const MissingFrames& mf, const HmmModel& model, EmissionFrames& f) {
+  const MissingLayout& L = *mf.layout;
+  const std::size_t K = static_cast<std::size_t>(model.n_components());
+  const double log_K = std::log(static_cast<double>(K));
+  // A frame with nothing observed: p(x | k) = 1, so b = 1/K and s = log K.
+  f.b.assign(mf.n_frames * K, 1.0 / static_cast<double>(K));
+  f.s.assign(mf.n_frames, log_K);
+  const Model uniform = hmm_emissions(model.covariance_type(), model.n_components(), model.n_features(),
+                                      model.emissions.means, model.emissions.covariances);
+  const std::size_t nc = L.n_complete, ni = L.n_rows - nc;
+  std::vector<double> s(std::max(nc, ni)), b(std::max(nc, ni) * K);
+  const auto scatter = [&](std::size_t first, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t t = L.order[first + i];
+      f.s[t] = s[i] + log_K;
+      std::copy(b.begin() + static_cast<std::ptrdiff_t>(i * K), b.begin() + static_cast<std::ptrdiff_t>((i + 1) * K),
+                f.b.begin() + static_cast<std::ptrdiff_t>(t * K));
+    }
+  };
+  if (nc > 0) {
+    mf.complete->posteriors(prepare(uniform), 0, nc, s.data(), b.data());
+    scatter(0, nc);
+  }
+  if (ni > 0) {
+    incomplete_posteriors(L, uniform, s.data(), b.data());
+    scatter(nc, ni);
+  }
+}
+
+SufficientStats missing_emission_stats(const MissingFrames& mf, const HmmModel& model, const double* gamma) {
+  const MissingLayout& L = *mf.layout;
+  const int K = model.n_components();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::size_t nc = L.n_complete, ni = L.n_rows - nc;
+  // gamma's rows in layout order, from `first` on.
+  std::vector<double> g;
+  const auto gather = [&](std::size_t first, std::size_t n) {
+    g.resize(n * uK);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double* src = gamma + L.order[first + i] * uK;
+      std::copy(src, src + uK, g.begin() + static_cast<std::ptrdiff_t>(i * uK));
+    }
+  };
+  SufficientStats complete, incomplete;
+  if (nc > 0) {
+    gather(0, nc);
+    complete = mf.complete->weighted_stats(Responsibilities::given_weights(g.data()), model.covariance_type(), K,
+                                           model.emissions.means);
+  }
+  if (ni == 0) return complete;
+  gather(nc, ni);
+  const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
+                                      model.emissions.covariances);
+  incomplete = incomplete_weighted_stats(L, uniform, g.data());
+  if (nc == 0) return incomplete;
+  complete.merge(incomplete);
+  return complete;
 }
 
 double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,
@@ -395,8 +455,15 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   HmmStats s;
   s.start.assign(uK, 0.0);
   s.trans.assign(uK * uK, 0.0);
-  s.weight = static_cast<double>(prims_.rows());
+  s.weight = static_cast<double>(missing_ ? missing_->n_frames : prims_.rows());
   s.at = m;
+  if (missing_) {
+    // The whole-data path: the chain's arrays in frame order, the statistics per part.
+    emission_frames(*missing_, m, frames_);
+    s.log_likelihood = chain_pass(m, offsets_, frames_, s.start.data(), s.trans.data(), &chain_work_);
+    s.emission = missing_emission_stats(*missing_, m, frames_.b.data());
+    return s;
+  }
   if (const std::size_t segment = segment_frames_for(o_, prims_, K)) {
     s.log_likelihood = bounded_chain_stats(prims_, m, offsets_, segment, s.start.data(), s.trans.data(), s.emission);
     return s;

@@ -12,6 +12,7 @@
 #include "core/sufficient_stats.hpp"
 #include "cuem/hmm.hpp"
 #include "engine/hmm_chain.hpp"
+#include "engine/missing_layout.hpp"
 #include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 
@@ -40,6 +41,25 @@ struct EmissionFrames {
 EmissionFrames emission_frames(Primitives& prims, const HmmModel& model);
 /// The same into f, reusing its storage.
 void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f);
+
+/// Frames with missing entries (NaN, MissingPolicy::marginalize): their layout
+/// (missing_layout.hpp: complete rows first, then the incomplete ones by pattern; frames
+/// with nothing observed left out) and primitives over its complete rows (null when there
+/// are none). n_frames counts every frame, the left-out ones included.
+struct MissingFrames {
+  const MissingLayout* layout = nullptr;
+  Primitives* complete = nullptr;
+  std::size_t n_frames = 0;
+};
+/// The emissions of such frames in frame order: complete frames from the primitives,
+/// incomplete ones from the marginal densities of their observed entries
+/// (incomplete_posteriors), and a frame with nothing observed p(x | k) = 1 for every k.
+void emission_frames(const MissingFrames& frames, const HmmModel& model, EmissionFrames& f);
+/// The emission statistics of such frames under the state posteriors gamma (frames x K):
+/// the complete frames' from the primitives, the incomplete frames' expected statistics
+/// (incomplete_weighted_stats), merged as the missing-data mixture merges them. Frames
+/// with nothing observed add nothing (their emission is integrated out).
+SufficientStats missing_emission_stats(const MissingFrames& frames, const HmmModel& model, const double* gamma);
 
 /// Forward-backward over every sequence (offsets from sequence_offsets): gamma replaces
 /// frames.b; start and trans (K and K x K, may be null) receive the sums; returns the
@@ -74,6 +94,12 @@ class GaussianHmmEM {
   GaussianHmmEM(Primitives& prims, DataView X, const std::vector<std::size_t>& offsets, const HmmOptions& o,
                 KMeansShared& shared)
       : prims_(prims), X_(X), offsets_(offsets), o_(o), shared_(shared) {}
+  /// Frames with missing entries: prims and X are then the layout's filled copy (its
+  /// missing entries hold column means), which the start reads; the E-step reads
+  /// `missing` (which must outlive the model) and never the fill values.
+  GaussianHmmEM(Primitives& filled, DataView filled_view, const MissingFrames& missing,
+                const std::vector<std::size_t>& offsets, const HmmOptions& o, KMeansShared& shared)
+      : prims_(filled), X_(filled_view), offsets_(offsets), o_(o), shared_(shared), missing_(&missing) {}
 
   HmmModel initialize(std::uint64_t seed, std::vector<std::string>* notices);
   HmmStats e_step(const HmmModel& m);
@@ -91,6 +117,7 @@ class GaussianHmmEM {
   const std::vector<std::size_t>& offsets_;
   const HmmOptions& o_;
   KMeansShared& shared_;
+  const MissingFrames* missing_ = nullptr;
   std::vector<int> empty_states_;
   EmissionFrames frames_;            // kept between E-steps: no per-iteration allocation
   std::vector<ChainWork> chain_work_;
