@@ -1,4 +1,5 @@
-// cuem decode MODEL DATA [--lengths FILE] [--algorithm viterbi|map] [-o states.npy] [--proba FILE]:
+// cuem decode MODEL DATA [--lengths FILE] [--algorithm viterbi|map] [--missing error|marginalize] [-o states.npy]
+// [--proba FILE]:
 // the hidden states of DATA under an HMM written by cuem fit --model hmm.
 #include <nlohmann/json.hpp>
 
@@ -27,7 +28,7 @@ int run(const Args& a, const GlobalFlags& flags) {
   check_outputs({a.output, a.proba}, {a.model, a.data.path, a.lengths});
   check_data_output_name(a.output, "-o");
   check_data_output_name(a.proba, "--proba");
-  const HmmEvaluateOptions where = to_evaluate_options(a.where);
+  const HmmEvaluateOptions where = to_evaluate_options(a.where, missing_policy(a.data));
   const HmmModel m = io::read_hmm_model(a.model);
   const io::Table t = load_table(a.data, flags);
   const std::string data_name = io::display_name(a.data.path);
@@ -65,6 +66,7 @@ void add_decode_command(CLI::App& app, const GlobalFlags& flags, int& exit_code)
   cmd->add_option("MODEL", args->model, "HMM model JSON written by cuem fit --model hmm")->required();
   cmd->add_option("DATA", args->data.path, "data: .npy, .csv/.tsv/.txt, or raw binary with --dims")->required();
   add_data_options(cmd, args->data);
+  add_missing_option(cmd, args->data);
   cmd->add_option("--lengths", args->lengths,
                   "text file of sequence lengths (one positive integer per sequence, in row order; default: one "
                   "sequence)");

@@ -16,7 +16,9 @@
 namespace cuem::cli {
 namespace {
 
-HmmEvaluateOptions where_of(const DeviceArgs& a) { return to_evaluate_options(a); }
+HmmEvaluateOptions where_of(const DeviceArgs& a, const DataArgs& data) {
+  return to_evaluate_options(a, missing_policy(data));
+}
 
 }  // namespace
 
@@ -57,8 +59,6 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
                 const GlobalFlags& flags) {
   check_model_output_name(output, "-o");
   check_outputs({output, trace}, {data.path, lengths_path});
-  if (missing_policy(data) != MissingPolicy::error)
-    throw UsageError("--missing marginalize applies to --model gmm only: HMM emissions take complete frames");
   const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
   HmmOptions o;
   o.n_components = g.n_components;
@@ -72,6 +72,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   o.device_memory_limit = g.device_memory_limit;
   o.n_threads = g.n_threads;
   o.acceleration = g.acceleration;
+  o.missing = missing_policy(data);
   const io::Table t = load_table(data, flags);
   const std::string data_name = io::display_name(data.path);
   const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
@@ -118,9 +119,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
 
 int run_hmm_score(const std::string& model_path, const DataArgs& data, const std::string& lengths_path,
                   const DeviceArgs& where_args, const GlobalFlags& flags) {
-  if (missing_policy(data) != MissingPolicy::error)
-    throw UsageError("--missing marginalize applies to Gaussian mixtures only; an HMM scores complete frames");
-  const HmmEvaluateOptions where = where_of(where_args);
+  const HmmEvaluateOptions where = where_of(where_args, data);
   const HmmModel m = io::read_hmm_model(model_path);
   const io::Table t = load_table(data, flags);
   const std::string data_name = io::display_name(data.path);

@@ -2,7 +2,7 @@
 and `cuem score` / `cuem sample` on an HMM file. The file's parameters, put into
 hmmlearn's GaussianHMM, give the reference for score, Viterbi states and posteriors; the
 mixture commands refuse an HMM file and name `cuem decode`; bad lengths exit 3 and write
-nothing.
+nothing; --missing marginalize fits, scores and decodes frames with NaN entries.
 
 Run: python -m pytest -q tests/cli/test_hmm_cli.py --cuem-bin=build/cuem
 """
@@ -107,3 +107,39 @@ def test_hmm_fit_with_squarem_reaches_the_plain_fits_likelihood(cuem, tmp_path):
     assert plain["n_estep_passes"] == plain["n_iter"]
     assert fast["lower_bound"] >= plain["lower_bound"] - 1e-9
     assert fast["lower_bound"] == pytest.approx(plain["lower_bound"], abs=1e-6)
+
+
+def test_missing_entries_marginalised(cuem, tmp_path):
+    """--missing marginalize for HMMs: NaN entries missing at random. The score is checked
+    against a forward pass written here over the diagonal Gaussians' marginal densities
+    (a diagonal density's marginal is the product over the observed features)."""
+    X = _write_data(tmp_path, seed=3)
+    rng = np.random.default_rng(5)
+    X[rng.uniform(size=X.shape) < 0.2] = np.nan
+    X[[10, 400]] = np.nan  # frames with nothing observed
+    np.save(tmp_path / "xn.npy", X)
+    p = cuem("fit", "xn.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "-o", "m.json", expect=BAD_DATA)
+    assert "missing" in p.stderr and not (tmp_path / "m.json").exists()
+    s = cuem.json("fit", "xn.npy", "--model", "hmm", "-k", 3, "--covariance", "diag", "--lengths", "len.txt",
+                  "--missing", "marginalize", "--max-iter", 20, "--tol", 1e-9, "-o", "m.json")
+    n_empty = int(np.isnan(X).all(1).sum())
+    assert any(f"{n_empty} frames have every entry missing" in n for n in s["notices"])
+    model = json.loads((tmp_path / "m.json").read_text())
+    means, var = np.array(model["means"]), np.array(model["covariances"])
+    obs = ~np.isnan(X)
+    z = np.where(obs[:, None, :], (np.nan_to_num(X)[:, None, :] - means) ** 2 / var + np.log(2 * np.pi * var), 0.0)
+    log_b = -0.5 * z.sum(2)
+    log_a, total, lo = np.log(np.array(model["transmat"])), 0.0, 0
+    for T in LENGTHS:
+        alpha = np.log(np.array(model["startprob"])) + log_b[lo]
+        for t in range(1, T):
+            v = alpha[:, None] + log_a
+            alpha = np.log(np.exp(v - v.max(0)).sum(0)) + v.max(0) + log_b[lo + t]
+        total += np.log(np.exp(alpha - alpha.max()).sum()) + alpha.max()
+        lo += T
+    score = cuem.json("score", "m.json", "xn.npy", "--lengths", "len.txt", "--missing", "marginalize")
+    assert score["log_likelihood"] == pytest.approx(total, rel=1e-10)
+    cuem("decode", "m.json", "xn.npy", "--lengths", "len.txt", "--missing", "marginalize", "-o", "states.npy")
+    states = np.load(tmp_path / "states.npy")
+    assert states.shape == (len(X),) and states.min() >= 0 and states.max() < 3
+    cuem("decode", "m.json", "xn.npy", "--lengths", "len.txt", "-o", "bad.npy", expect=BAD_DATA)
