@@ -71,7 +71,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
                  const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
                  const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
                  const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
-                 const std::string& acceleration, std::int64_t segment_frames) {
+                 const std::string& acceleration, std::int64_t segment_frames, const std::string& missing) {
   cuem::HmmOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -98,6 +98,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   // 0: automatic; negative: never (the whole-data arrays); positive: frames a segment.
   o.segment_frames = segment_frames < 0 ? std::numeric_limits<std::size_t>::max()
                                         : static_cast<std::size_t>(segment_frames);
+  o.missing = cuem::parse_missing_policy(missing);
 
   FitHooks hooks(std::move(on_iteration));
   cuem::FitOptions wiring;  // FitHooks wires a FitOptions; the HMM's options take the same callbacks
@@ -129,9 +130,10 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
 nb::object hmm_evaluate(const std::string& what, const InputMatrix& X, const std::vector<std::size_t>& lengths,
                         const std::string& covariance_type, const ParameterArray& startprob,
                         const ParameterArray& transmat, const ParameterArray& means, const ParameterArray& covars,
-                        const std::string& device, const std::string& precision) {
+                        const std::string& device, const std::string& precision, const std::string& missing) {
   const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
-  const cuem::HmmEvaluateOptions where = where_of(device, precision);
+  cuem::HmmEvaluateOptions where = where_of(device, precision);
+  where.missing = cuem::parse_missing_policy(missing);
   const cuem::DataView view = view_of(X);
   const std::size_t K = static_cast<std::size_t>(m.n_components());
   if (what == "score") return nb::cast(released([&] { return cuem::score_hmm(m, view, lengths, where); }));
@@ -164,15 +166,17 @@ void register_hmm(nb::module_& m) {
         "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(),
         "transmat"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
         "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(), "acceleration"_a = "none",
-        "segment_frames"_a = 0,
+        "segment_frames"_a = 0, "missing"_a = "error",
         "Baum-Welch for a Gaussian HMM (hmmlearn's GaussianHMM). Priors are arrays of one value or one per "
         "entry; startprob/transmat/means/covars start the parameters whose letters init_params leaves out. tol "
         "is on the mean log-likelihood per frame. Returns a dict: startprob, transmat, means, covars (cuem's "
         "per-type layout), history (the best restart's mean log-likelihood per frame), converged, n_iter, "
         "n_decreases, convergence_rate, n_estep_passes, device, notices. acceleration 'squarem' extrapolates the "
-        "iterations (SQUAREM). segment_frames: the bounded-memory E-step's segment (0 automatic, negative never).");
+        "iterations (SQUAREM). segment_frames: the bounded-memory E-step's segment (0 automatic, negative never). missing 'marginalize': NaN entries "
+        "missing at random (their frames' emissions the observed entries' marginal densities).");
   m.def("hmm_evaluate", &hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
         "startprob"_a, "transmat"_a, "means"_a, "covars"_a, "device"_a = "cpu", "precision"_a = "float32",
+        "missing"_a = "error",
         "score: log p(X); posteriors: (log p(X), T x K); viterbi/map: (log probability, states).");
   m.def("hmm_sample", &hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
         "covars"_a, "One sequence of n frames: (X, states).");
