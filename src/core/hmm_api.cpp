@@ -10,8 +10,10 @@
 #include "core/rng.hpp"
 #include "core/validate.hpp"
 #include "cuem/errors.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "engine/batch_driver.hpp"
+#include "engine/gmm_hmm_model.hpp"
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_model.hpp"
 #include "engine/hmm_parameter_map.hpp"
@@ -56,10 +58,10 @@ void check_distribution(const std::vector<double>& p, std::size_t rows, std::siz
   }
 }
 
-void check_letters(const std::string& letters, const char* name) {
+void check_letters(const std::string& letters, const char* name, const std::string& allowed = "stmc") {
   for (char c : letters)
-    require(c == 's' || c == 't' || c == 'm' || c == 'c',
-            std::string(name) + " = '" + letters + "' holds '" + c + "': use the letters s, t, m and c");
+    require(allowed.find(c) != std::string::npos,
+            std::string(name) + " = '" + letters + "' holds '" + c + "': use the letters of '" + allowed + "'");
 }
 
 void check_prior(const std::vector<double>& v, std::size_t n, const char* name) {
@@ -260,6 +262,28 @@ EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::ve
   return out;
 }
 
+// Viterbi over every sequence of e into out (states sized).
+void viterbi_frames(const std::vector<double>& startprob, const std::vector<double>& transmat,
+                    const EvaluatedFrames& e, HmmDecoding& out) {
+  const int K = static_cast<int>(startprob.size());
+  std::vector<double> work;
+  for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
+    const std::size_t lo = e.offsets[q];
+    out.log_probability += engine::viterbi(startprob.data(), transmat.data(), K, e.offsets[q + 1] - lo,
+                                           e.frames.b.data() + lo * static_cast<std::size_t>(K),
+                                           e.frames.s.data() + lo, out.states.data() + lo, work);
+  }
+}
+
+// The most probable state of each frame from the posteriors (T x K).
+void map_states(const HmmPosteriors& p, std::size_t K, HmmDecoding& out) {
+  for (std::size_t t = 0; t < out.states.size(); ++t) {
+    const double* g = p.posteriors.data() + t * K;
+    out.states[t] = static_cast<int>(std::max_element(g, g + K) - g);
+  }
+  out.log_probability = p.log_likelihood;
+}
+
 }  // namespace
 
 HmmPosteriors posteriors_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
@@ -285,24 +309,11 @@ HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std:
   HmmDecoding out;
   out.states.resize(X.n_rows);
   if (algorithm == "map") {
-    const HmmPosteriors p = posteriors_hmm(model, X, lengths, where);
-    const std::size_t K = static_cast<std::size_t>(model.n_components());
-    for (std::size_t t = 0; t < X.n_rows; ++t) {
-      const double* g = p.posteriors.data() + t * K;
-      out.states[t] = static_cast<int>(std::max_element(g, g + K) - g);
-    }
-    out.log_probability = p.log_likelihood;
+    map_states(posteriors_hmm(model, X, lengths, where), static_cast<std::size_t>(model.n_components()), out);
     return out;
   }
   const EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
-  const int K = model.n_components();
-  std::vector<double> work;
-  for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
-    const std::size_t lo = e.offsets[q];
-    out.log_probability += engine::viterbi(model.startprob.data(), model.transmat.data(), K, e.offsets[q + 1] - lo,
-                                           e.frames.b.data() + lo * static_cast<std::size_t>(K),
-                                           e.frames.s.data() + lo, out.states.data() + lo, work);
-  }
+  viterbi_frames(model.startprob, model.transmat, e, out);
   return out;
 }
 
@@ -371,6 +382,145 @@ double n_parameters(const HmmModel& m) noexcept {
     case CovarianceType::tied: c = D * (D + 1) / 2; break;
   }
   return (K - 1) + K * (K - 1) + K * D + c;
+}
+
+// ---- GMMHMM (include/cuem/gmm_hmm.hpp) ---------------------------------------------------
+
+namespace {
+
+std::size_t gmm_hmm_covars_size(CovarianceType t, std::size_t K, std::size_t M, std::size_t D) {
+  switch (t) {
+    case CovarianceType::spherical: return K * M;
+    case CovarianceType::diag: return K * M * D;
+    case CovarianceType::full: return K * M * D * D;
+    case CovarianceType::tied: return K * D * D;
+  }
+  return 0;
+}
+
+void check_size(const std::vector<double>& v, std::size_t n, const std::string& name) {
+  require(v.size() == n, name + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(n));
+}
+
+void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X) {
+  require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
+  require(o.n_mix >= 1, "n_mix must be at least 1, got " + std::to_string(o.n_mix));
+  require(o.n_iter >= 1, "n_iter must be at least 1, got " + std::to_string(o.n_iter));
+  require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
+  require(std::isfinite(o.tol) && o.tol >= 0.0, "tol must be a finite number >= 0, got " + num(o.tol));
+  require(std::isfinite(o.min_covar) && o.min_covar >= 0.0, "min_covar must be >= 0, got " + num(o.min_covar));
+  check_letters(o.params, "params", "stmcw");
+  check_letters(o.init_params, "init_params", "stmcw");
+  const std::size_t K = static_cast<std::size_t>(o.n_components), M = static_cast<std::size_t>(o.n_mix),
+                    D = X.n_cols;
+  const auto starts = [&](char c) { return o.init_params.find(c) != std::string::npos; };
+  if (starts('m'))
+    require(X.n_rows >= K * M, "n_components x n_mix = " + std::to_string(K * M) + " is more than the " +
+                                   std::to_string(X.n_rows) + " frames that k-means starts the means from");
+  if (starts('c')) require(X.n_rows >= 2, "the covariance start needs at least 2 frames");
+  if (!starts('s')) check_distribution(o.init.startprob, 1, K, "startprob (init_params without 's')");
+  if (!starts('t')) check_distribution(o.init.transmat, K, K, "transmat (init_params without 't')");
+  if (!starts('w')) check_distribution(o.init.weights, K, M, "weights (init_params without 'w')");
+  if (!starts('m')) check_size(o.init.means, K * M * D, "means (init_params without 'm')");
+  if (!starts('c'))
+    check_size(o.init.covars, gmm_hmm_covars_size(o.covariance_type, K, M, D), "covars (init_params without 'c')");
+  check_prior(o.priors.startprob_prior, K, "startprob_prior");
+  check_prior(o.priors.transmat_prior, K * K, "transmat_prior");
+  for (double v : {o.priors.weights_prior, o.priors.means_prior, o.priors.means_weight})
+    require(std::isfinite(v), "weights_prior, means_prior and means_weight must be finite");
+  for (double v : {o.priors.covars_prior, o.priors.covars_weight})
+    require(std::isnan(v) || std::isfinite(v), "covars_prior and covars_weight must be finite (NaN: the default)");
+}
+
+// The chain's emissions of X under a checked GMMHMM.
+EvaluatedFrames evaluate_gmm_hmm_frames(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                        const HmmEvaluateOptions& where) {
+  validate_gmm_hmm(model);
+  validate_data(X);
+  require(X.n_cols == static_cast<std::size_t>(model.n_features),
+          "the data have " + std::to_string(X.n_cols) + " features and the model " + std::to_string(model.n_features));
+  EvaluatedFrames out;
+  out.offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources(resources_of(where));
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  std::vector<double> share;
+  engine::gmm_hmm_emissions(data.impl().primitives(), model, out.frames, share);
+  return out;
+}
+
+}  // namespace
+
+void validate_gmm_hmm(const GmmHmmModel& m) {
+  const int K = m.n_components, M = m.n_mix, D = m.n_features;
+  require(K >= 1 && M >= 1 && D >= 1, "the GMMHMM has no states, no components or no features");
+  const std::size_t uK = static_cast<std::size_t>(K), uM = static_cast<std::size_t>(M), uD = static_cast<std::size_t>(D);
+  check_distribution(m.startprob, 1, uK, "startprob");
+  check_distribution(m.transmat, uK, uK, "transmat");
+  check_distribution(m.weights, uK, uM, "weights");
+  check_size(m.means, uK * uM * uD, "means");
+  check_size(m.covars, gmm_hmm_covars_size(m.covariance_type, uK, uM, uD), "covars");
+  engine::gmm_hmm_components(m);
+}
+
+GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths, const GmmHmmOptions& o) {
+  validate_data(X);
+  validate_gmm_hmm_options(o, X);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  const engine::ThreadCountScope threads(o.n_threads);
+  Primitives& prims = placed.primitives();
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
+  const CovarianceType type = o.covariance_type == CovarianceType::tied ? CovarianceType::full : o.covariance_type;
+  prims.reserve(type, o.n_components * o.n_mix);
+  engine::GmmHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
+  engine::BatchResult<GmmHmmModel> run = engine::run_batch_em(model, batch);
+  GmmHmmFitResult r;
+  if (!placed.notice.empty()) r.notices.push_back(placed.notice);
+  r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
+  r.model = std::move(run.params);
+  r.converged = run.converged;
+  r.n_iter = run.n_iter;
+  r.lower_bound = run.lower_bound;
+  r.best_init = run.best_init;
+  r.trace = std::move(run.trace);
+  r.n_decreases = run.n_decreases;
+  r.max_decrease = run.max_decrease;
+  r.device = prims.description();
+  return r;
+}
+
+HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                 const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
+  HmmPosteriors out;
+  std::vector<double> start(static_cast<std::size_t>(model.n_components));
+  out.log_likelihood = engine::chain_pass(engine::gmm_hmm_chain(model), e.offsets, e.frames, start.data(), nullptr);
+  out.posteriors = std::move(e.frames.b);
+  return out;
+}
+
+double score_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                     const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
+  return engine::chain_pass(engine::gmm_hmm_chain(model), e.offsets, e.frames, nullptr, nullptr);
+}
+
+HmmDecoding decode_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                           const std::string& algorithm, const HmmEvaluateOptions& where) {
+  require(algorithm == "viterbi" || algorithm == "map",
+          "algorithm '" + algorithm + "' is not one of 'viterbi' and 'map'");
+  HmmDecoding out;
+  out.states.resize(X.n_rows);
+  if (algorithm == "map") {
+    map_states(posteriors_gmm_hmm(model, X, lengths, where), static_cast<std::size_t>(model.n_components), out);
+    return out;
+  }
+  const EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
+  viterbi_frames(model.startprob, model.transmat, e, out);
+  return out;
 }
 
 }  // namespace cuem

@@ -284,6 +284,35 @@ double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::
   return groups.total(start, trans);
 }
 
+void chain_m_step(const std::vector<double>& start, const std::vector<double>& trans, const HmmPriors& p,
+                  const std::string& params, const std::vector<double>& old_startprob,
+                  const std::vector<double>& old_transmat, std::vector<double>& startprob,
+                  std::vector<double>& transmat) {
+  const std::size_t uK = start.size();
+  const int K = static_cast<int>(uK);
+  const auto updates = [&](char c) { return params.find(c) != std::string::npos; };
+  if (updates('s')) {
+    for (std::size_t k = 0; k < uK; ++k)
+      startprob[k] = old_startprob[k] == 0.0 ? 0.0 : std::max(entry(p.startprob_prior, k) - 1.0 + start[k], 0.0);
+    normalise(startprob.data(), K);
+  }
+  if (updates('t')) {
+    for (std::size_t i = 0; i < uK; ++i) {
+      double* row = transmat.data() + i * uK;
+      double sum = 0.0;
+      for (std::size_t j = 0; j < uK; ++j) {
+        const std::size_t ij = i * uK + j;
+        row[j] = old_transmat[ij] == 0.0 ? 0.0 : std::max(entry(p.transmat_prior, ij) - 1.0 + trans[ij], 0.0);
+        sum += row[j];
+      }
+      if (sum == 0.0)  // never left: keep the row
+        std::copy(old_transmat.begin() + i * uK, old_transmat.begin() + (i + 1) * uK, row);
+      else
+        normalise(row, K);
+    }
+  }
+}
+
 HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* empty_states) {
   const HmmModel& old = s.at;
   const int K = old.n_components(), D = old.n_features();
@@ -301,26 +330,7 @@ HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* em
     if (empty[k] && empty_states) empty_states->push_back(static_cast<int>(k));
   }
 
-  if (updates('s')) {
-    for (std::size_t k = 0; k < uK; ++k)
-      m.startprob[k] = old.startprob[k] == 0.0 ? 0.0 : std::max(entry(p.startprob_prior, k) - 1.0 + s.start[k], 0.0);
-    normalise(m.startprob.data(), K);
-  }
-  if (updates('t')) {
-    for (std::size_t i = 0; i < uK; ++i) {
-      double* row = m.transmat.data() + i * uK;
-      double sum = 0.0;
-      for (std::size_t j = 0; j < uK; ++j) {
-        const std::size_t ij = i * uK + j;
-        row[j] = old.transmat[ij] == 0.0 ? 0.0 : std::max(entry(p.transmat_prior, ij) - 1.0 + s.trans[ij], 0.0);
-        sum += row[j];
-      }
-      if (sum == 0.0)  // never left: keep the row
-        std::copy(old.transmat.begin() + i * uK, old.transmat.begin() + (i + 1) * uK, row);
-      else
-        normalise(row, K);
-    }
-  }
+  chain_m_step(s.start, s.trans, p, o.params, old.startprob, old.transmat, m.startprob, m.transmat);
 
   std::vector<double> means = old.emissions.means;
   const std::vector<double>& nk = s.emission.nk;
@@ -395,6 +405,18 @@ HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* em
   return m;
 }
 
+std::vector<double> frames_covariance(Primitives& prims, int D, double min_covar) {
+  const std::size_t uD = static_cast<std::size_t>(D);
+  const std::vector<double> zero(uD, 0.0);
+  const SufficientStats all = two_pass_stats(prims, Responsibilities::nearest_centre(zero), CovarianceType::full, 1);
+  std::vector<double> cv(uD * uD);
+  const double n1 = all.nk[0] - 1.0;
+  for (std::size_t i = 0; i < uD; ++i)
+    for (std::size_t j = i; j < uD; ++j) cv[i * uD + j] = cv[j * uD + i] = all.s2[i * uD + j] / n1;
+  for (std::size_t i = 0; i < uD; ++i) cv[i * uD + i] += min_covar;
+  return cv;
+}
+
 HmmModel GaussianHmmEM::initialize(std::uint64_t seed, std::vector<std::string>*) {
   const int K = o_.n_components, D = static_cast<int>(X_.n_cols);
   const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D);
@@ -406,16 +428,9 @@ HmmModel GaussianHmmEM::initialize(std::uint64_t seed, std::vector<std::string>*
       starts('m') ? kmeans(prims_, X_, K, seed, 300, 1e-4, o_.interrupted, &shared_).centers : o_.means_init;
   std::vector<double> covs;
   if (starts('c')) {
-    // hmmlearn's start: the frames' covariance (N - 1 in the denominator) plus min_covar
-    // on the diagonal, for every state as the type keeps it (spherical: the mean of all
-    // of its entries).
-    const std::vector<double> zero(uD, 0.0);
-    const SufficientStats all = two_pass_stats(prims_, Responsibilities::nearest_centre(zero), CovarianceType::full, 1);
-    std::vector<double> cv(uD * uD);
-    const double n1 = all.nk[0] - 1.0;
-    for (std::size_t i = 0; i < uD; ++i)
-      for (std::size_t j = i; j < uD; ++j) cv[i * uD + j] = cv[j * uD + i] = all.s2[i * uD + j] / n1;
-    for (std::size_t i = 0; i < uD; ++i) cv[i * uD + i] += o_.min_covar;
+    // hmmlearn's start: the frames' covariance plus min_covar, for every state as the
+    // type keeps it (spherical: the mean of all of its entries).
+    const std::vector<double> cv = frames_covariance(prims_, D, o_.min_covar);
     switch (o_.covariance_type) {
       case CovarianceType::full:
         for (std::size_t k = 0; k < uK; ++k) covs.insert(covs.end(), cv.begin(), cv.end());

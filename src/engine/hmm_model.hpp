@@ -77,8 +77,20 @@ double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets
 double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
                            std::size_t segment_frames, double* start, double* trans, SufficientStats& emission);
 
+/// The frames' covariance (D x D, N - 1 in the denominator) plus min_covar on the
+/// diagonal: hmmlearn's covariance start.
+std::vector<double> frames_covariance(Primitives& prims, int D, double min_covar);
+
 /// The segment length the E-step uses under o (0: the whole data at once).
 std::size_t segment_frames_for(const HmmOptions& o, const Primitives& prims, int K);
+
+/// hmmlearn's start and transition M-step (its BaseHMM's, Dirichlet priors from p) for the
+/// letters 's' and 't' of params: startprob and transmat (holding the old values on entry)
+/// from the start and transition counts; rows never left are kept.
+void chain_m_step(const std::vector<double>& start, const std::vector<double>& trans, const HmmPriors& p,
+                  const std::string& params, const std::vector<double>& old_startprob,
+                  const std::vector<double>& old_transmat, std::vector<double>& startprob,
+                  std::vector<double>& transmat);
 
 /// The M-step of hmmlearn's GaussianHMM (MAP under its priors) for the letters of `params`.
 /// States without weight keep their emission and transition row; `empty_states`, when
