@@ -462,6 +462,18 @@ void validate_gmm_hmm(const GmmHmmModel& m) {
   engine::gmm_hmm_components(m);
 }
 
+double n_parameters(const GmmHmmModel& m) noexcept {
+  const double K = m.n_components, M = m.n_mix, D = m.n_features;
+  double c = 0;
+  switch (m.covariance_type) {
+    case CovarianceType::spherical: c = K * M; break;
+    case CovarianceType::diag: c = K * M * D; break;
+    case CovarianceType::full: c = K * M * D * (D + 1) / 2; break;
+    case CovarianceType::tied: c = K * D * (D + 1) / 2; break;
+  }
+  return (K - 1) + K * (K - 1) + K * M * D + c + (M - 1);
+}
+
 GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths, const GmmHmmOptions& o) {
   validate_data(X);
   validate_gmm_hmm_options(o, X);

@@ -2,7 +2,8 @@
 and `cuem score` / `cuem sample` on an HMM file. The file's parameters, put into
 hmmlearn's GaussianHMM, give the reference for score, Viterbi states and posteriors; the
 mixture commands refuse an HMM file and name `cuem decode`; bad lengths exit 3 and write
-nothing; --missing marginalize fits, scores and decodes frames with NaN entries.
+nothing; --missing marginalize fits, scores and decodes frames with NaN entries; --n-mix M
+fits a GMMHMM (kind "gmm_hmm"), checked against hmmlearn's GMMHMM holding its parameters.
 
 Run: python -m pytest -q tests/cli/test_hmm_cli.py --cuem-bin=build/cuem
 """
@@ -143,3 +144,35 @@ def test_missing_entries_marginalised(cuem, tmp_path):
     states = np.load(tmp_path / "states.npy")
     assert states.shape == (len(X),) and states.min() >= 0 and states.max() < 3
     cuem("decode", "m.json", "xn.npy", "--lengths", "len.txt", "-o", "bad.npy", expect=BAD_DATA)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical", "tied"])
+def test_gmmhmm_fit_decode_score_against_hmmlearn(cuem, tmp_path, covariance):
+    """--n-mix M fits a GMMHMM (model kind "gmm_hmm"); its file's parameters, put into
+    hmmlearn's GMMHMM, give the reference for score, Viterbi states and posteriors."""
+    X = _write_data(tmp_path, seed=1)
+    s = cuem.json("fit", "x.npy", "--model", "hmm", "-k", 3, "--n-mix", 2, "--covariance", covariance, "--lengths",
+                  "len.txt", "--max-iter", 10, "-o", "g.json")
+    assert s["model"] == "gmmhmm"
+    model = json.loads((tmp_path / "g.json").read_text())
+    assert model["kind"] == "gmm_hmm" and model["n_mix"] == 2
+    ref = hmm.GMMHMM(n_components=3, n_mix=2, covariance_type=covariance, init_params="")
+    ref.startprob_ = np.array(model["startprob"])
+    ref.transmat_ = np.array(model["transmat"])
+    ref.weights_ = np.array(model["weights"])
+    ref.means_ = np.array(model["means"])
+    ref.covars_ = np.array(model["covariances"])
+    ref.n_features = 2
+    score = cuem.json("score", "g.json", "x.npy", "--lengths", "len.txt")
+    assert score["kind"] == "gmm_hmm"
+    assert score["log_likelihood"] == pytest.approx(ref.score(X, LENGTHS), rel=1e-10)
+    assert score["bic"] == pytest.approx(ref.bic(X, LENGTHS), rel=1e-10)
+    cuem("decode", "g.json", "x.npy", "--lengths", "len.txt", "-o", "states.npy", "--proba", "p.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "states.npy"), ref.predict(X, LENGTHS))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), ref.predict_proba(X, LENGTHS), atol=1e-10)
+    p = cuem("predict", "g.json", "x.npy", expect=BAD_DATA)
+    assert "cuem decode" in p.stderr
+    p = cuem("sample", "g.json", "-n", 5, "-o", "s.npy", expect=USAGE)
+    assert "GMMHMM" in p.stderr and not (tmp_path / "s.npy").exists()
+    p = cuem("fit", "x.npy", "-k", 3, "--n-mix", 2, expect=USAGE)
+    assert "--n-mix" in p.stderr
