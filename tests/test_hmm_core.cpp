@@ -13,6 +13,7 @@
 
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "hmm_reference.hpp"
 #include "test_util.hpp"
@@ -115,6 +116,46 @@ TEST(HmmViterbi, MatchesEnumeration) {
 
 // One state: the chain is trivial and one iteration is the single Gaussian's fit from the
 // data's mean and covariance (covars_prior 0 leaves the plain estimate).
+// A path forced through a state whose density underflows against the frame's best (about
+// 800 nats below it): Viterbi reads its exact log-density (the plain sum here) instead of
+// -inf, which made the frame impossible.
+TEST(HmmViterbi, ExactLogDensitiesWhereAStateUnderflows) {
+  for (CovarianceType type : cuem_test::all_covariance_types()) {
+    cuem::HmmModel m;
+    m.startprob = {1.0, 0.0};
+    m.transmat = {0.0, 1.0, 1.0, 0.0};  // strict alternation
+    m.emissions.covariance_type = type;
+    m.emissions.n_components = 2;
+    m.emissions.n_features = 1;
+    m.emissions.weights = {0.5, 0.5};
+    m.emissions.means = {0.0, 40.0};
+    m.emissions.covariances = type == CovarianceType::tied ? std::vector<double>{1.0} : std::vector<double>{1.0, 1.0};
+    const std::vector<double> X{0.1, -0.2, 0.3, 0.0, 0.5};
+    const cuem::HmmDecoding d = cuem::decode_hmm(m, cuem::DataView(X.data(), 5, 1), {5});
+    double expected = 0;
+    for (std::size_t t = 0; t < 5; ++t) {
+      const double mu = t % 2 ? 40.0 : 0.0;
+      expected += -0.5 * (std::log(2 * M_PI) + (X[t] - mu) * (X[t] - mu));
+      EXPECT_EQ(d.states[t], static_cast<int>(t % 2));
+    }
+    EXPECT_NEAR(d.log_probability, expected, 1e-12 * std::abs(expected)) << cuem::to_string(type);
+    // The GMMHMM's Viterbi, one component a state, the same.
+    cuem::GmmHmmModel g;
+    g.n_components = 2;
+    g.n_mix = 1;
+    g.n_features = 1;
+    g.covariance_type = type;
+    g.startprob = m.startprob;
+    g.transmat = m.transmat;
+    g.weights = {1.0, 1.0};
+    g.means = m.emissions.means;
+    g.covars = {1.0, 1.0};
+    const cuem::HmmDecoding e = cuem::decode_gmm_hmm(g, cuem::DataView(X.data(), 5, 1), {5});
+    EXPECT_EQ(e.states, d.states);
+    EXPECT_NEAR(e.log_probability, expected, 1e-12 * std::abs(expected)) << cuem::to_string(type);
+  }
+}
+
 TEST(HmmAnalytic, OneStateIsASingleGaussian) {
   const Chain c = make_chain(CovarianceType::full, 2, 3, 5);
   const std::vector<std::size_t> lengths{100, 60};

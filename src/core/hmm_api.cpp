@@ -262,16 +262,18 @@ EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::ve
   return out;
 }
 
-// Viterbi over every sequence of e into out (states sized).
+// Viterbi over every sequence of e into out (states sized), on exact log-densities where
+// a state's normalised emission underflows (engine::exact_log_emissions).
 void viterbi_frames(const std::vector<double>& startprob, const std::vector<double>& transmat,
-                    const EvaluatedFrames& e, HmmDecoding& out) {
+                    const EvaluatedFrames& e, const Model& components, int M, DataView X, HmmDecoding& out) {
   const int K = static_cast<int>(startprob.size());
+  const std::vector<double> log_e = engine::exact_log_emissions(e.frames, components, M, X);
   std::vector<double> work;
   for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
     const std::size_t lo = e.offsets[q];
-    out.log_probability += engine::viterbi(startprob.data(), transmat.data(), K, e.offsets[q + 1] - lo,
-                                           e.frames.b.data() + lo * static_cast<std::size_t>(K),
-                                           e.frames.s.data() + lo, out.states.data() + lo, work);
+    out.log_probability += engine::viterbi_log(startprob.data(), transmat.data(), K, e.offsets[q + 1] - lo,
+                                               log_e.data() + lo * static_cast<std::size_t>(K),
+                                               out.states.data() + lo, work);
   }
 }
 
@@ -313,7 +315,9 @@ HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std:
     return out;
   }
   const EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
-  viterbi_frames(model.startprob, model.transmat, e, out);
+  const Model emissions = engine::hmm_emissions(model.covariance_type(), model.n_components(), model.n_features(),
+                                                model.emissions.means, model.emissions.covariances);
+  viterbi_frames(model.startprob, model.transmat, e, emissions, 1, X, out);
   return out;
 }
 
@@ -531,7 +535,7 @@ HmmDecoding decode_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vect
     return out;
   }
   const EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
-  viterbi_frames(model.startprob, model.transmat, e, out);
+  viterbi_frames(model.startprob, model.transmat, e, engine::gmm_hmm_components(model), model.n_mix, X, out);
   return out;
 }
 

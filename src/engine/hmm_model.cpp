@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/m_step.hpp"
+#include "core/point_math.hpp"
 #include "core/prepared_params.hpp"
 #include "cuem/errors.hpp"
 #include "engine/hmm_chain.hpp"
@@ -141,6 +142,45 @@ SufficientStats missing_emission_stats(const MissingFrames& mf, const HmmModel& 
   if (nc == 0) return incomplete;
   complete.merge(incomplete);
   return complete;
+}
+
+std::vector<double> exact_log_emissions(const EmissionFrames& f, const Model& components, int M, DataView X) {
+  const std::size_t N = f.s.size(), KM = static_cast<std::size_t>(components.n_components);
+  const std::size_t uM = static_cast<std::size_t>(M), K = KM / uM;
+  const int D = components.n_features;
+  std::vector<double> le(N * K);
+  for (std::size_t i = 0; i < N * K; ++i) le[i] = std::log(f.b[i]) + f.s[i / K];
+  if (X.on_device()) return le;
+  const PreparedParams p = prepare(components);
+  const double log_K = std::log(static_cast<double>(K));
+#pragma omp parallel for schedule(dynamic, 64)
+  for (std::ptrdiff_t ti = 0; ti < static_cast<std::ptrdiff_t>(N); ++ti) {
+    const std::size_t t = static_cast<std::size_t>(ti);
+    double* row = le.data() + t * K;
+    if (std::all_of(row, row + K, [](double v) { return v > -std::numeric_limits<double>::infinity(); })) continue;
+    bool complete = true;
+    for (int d = 0; d < D; ++d) complete = complete && !std::isnan(X.value(t, static_cast<std::size_t>(d)));
+    if (!complete) continue;
+    std::vector<double> v(uM);
+    for (std::size_t k = 0; k < K; ++k) {
+      if (row[k] > -std::numeric_limits<double>::infinity()) continue;
+      for (std::size_t m = 0; m < uM; ++m) {
+        const int c = static_cast<int>(k * uM + m);
+        const double* mu = p.means.data() + static_cast<std::size_t>(c) * static_cast<std::size_t>(D);
+        const auto diff = [&](int d) { return X.value(t, static_cast<std::size_t>(d)) - mu[d]; };
+        double q = 0.0;
+        switch (p.type) {
+          case CovarianceType::full:
+          case CovarianceType::tied: q = math::mahalanobis_sq_full_of(diff, p.factor(c), D); break;
+          case CovarianceType::diag: q = math::mahalanobis_sq_diag_of(diff, p.factor(c), D); break;
+          case CovarianceType::spherical: q = math::mahalanobis_sq_spherical_of(diff, *p.factor(c), D); break;
+        }
+        v[m] = math::log_joint(p.log_weights[static_cast<std::size_t>(c)], p.log_det[static_cast<std::size_t>(c)], q, D);
+      }
+      row[k] = math::logsumexp(v.data(), M) + log_K;  // the weights hold 1 / K
+    }
+  }
+  return le;
 }
 
 double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,

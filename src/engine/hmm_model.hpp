@@ -61,6 +61,13 @@ void emission_frames(const MissingFrames& frames, const HmmModel& model, Emissio
 /// with nothing observed add nothing (their emission is integrated out).
 SufficientStats missing_emission_stats(const MissingFrames& frames, const HmmModel& model, const double* gamma);
 
+/// log p(x_t | k) (N x K) for Viterbi: log b_tk + s_t, and where b_tk is 0 (the state's
+/// density underflows against the frame's best, about 745 nats below it) the exact value
+/// from the host frames X under `components` (M consecutive components a state, weights
+/// w_km / K; a Gaussian HMM's emissions with M = 1). Frames with a NaN entry, and data in
+/// device memory, keep -inf there.
+std::vector<double> exact_log_emissions(const EmissionFrames& f, const Model& components, int M, DataView X);
+
 /// Forward-backward over every sequence (offsets from sequence_offsets): gamma replaces
 /// frames.b; start and trans (K and K x K, may be null) receive the sums; returns the
 /// total log-likelihood. Sequences run in parallel over threads, their sums combined in a
