@@ -98,6 +98,10 @@ HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std
 HmmDecoding decode_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                            const std::string& algorithm = "viterbi", const HmmEvaluateOptions& where = {});
 
+/// One sequence of n frames (each frame's state, then its component by the state's
+/// weights, then the component's Gaussian), deterministic for a seed.
+HmmSamples sample_gmm_hmm(const GmmHmmModel& model, std::size_t n, std::uint64_t seed);
+
 /// The free parameters as hmmlearn's GMMHMM counts them (its bic and aic): start K - 1,
 /// transitions K (K - 1), means K M D, covariances per type, and M - 1 for the weights.
 double n_parameters(const GmmHmmModel& model) noexcept;

@@ -11,7 +11,8 @@ M-step is hmmlearn's, priors and their per-type defaults included. Differences:
   centres k * n_mix .. (k + 1) * n_mix - 1 (hmmlearn runs scikit-learn's KMeans for the
   states and again within each state's frames): from init_params containing 'm' the fits
   differ; from the same start parameters they agree with hmmlearn to rounding.
-- ``sample`` and NaN entries are not supported yet; ``implementation`` is ignored.
+- NaN entries are not supported yet; ``implementation`` is ignored; ``sample`` draws from
+  cuem's counter-based generator (not NumPy's).
 """
 
 import numbers
@@ -212,7 +213,16 @@ class GMMHMM(GaussianHMM):
                                       precision=self.precision)
 
     def sample(self, n_samples=1, random_state=None, currstate=None):
-        raise NotImplementedError("GMMHMM.sample is not implemented in cuem yet (GaussianHMM.sample is)")
+        """(X n_samples x n_features, state sequence) from cuem's generator (seeded by
+        random_state, or the estimator's); currstate fixes the first state."""
+        self._check_fitted()
+        kind, startprob, transmat, weights, means, covars = self._model_arrays()
+        if currstate is not None:
+            startprob = np.zeros(self.n_components)
+            startprob[int(currstate)] = 1.0
+        seed = _seed_from(self.random_state if random_state is None else random_state)
+        X, states = _cuem.gmm_hmm_sample(int(n_samples), seed, kind, startprob, transmat, weights, means, covars)
+        return X, states.astype(np.int64)
 
     def _n_parameters(self):
         K, M, D = self.n_components, self.n_mix, self.n_features

@@ -277,6 +277,15 @@ nb::object gmm_hmm_evaluate(const std::string& what, const InputMatrix& X, const
   throw cuem::InvalidArgument("unknown evaluation '" + what + "'");
 }
 
+nb::object gmm_hmm_sample(std::size_t n, std::uint64_t seed, const std::string& covariance_type,
+                          const ParameterArray& startprob, const ParameterArray& transmat, const ParameterArray& weights,
+                          const ParameterArray& means, const ParameterArray& covars) {
+  const cuem::GmmHmmModel m = make_gmm_hmm(covariance_type, startprob, transmat, weights, means, covars);
+  cuem::HmmSamples s = released([&] { return cuem::sample_gmm_hmm(m, n, seed); });
+  const std::size_t D = static_cast<std::size_t>(m.n_features);
+  return nb::make_tuple(to_numpy(std::move(s.X), {n, D}), to_numpy(std::move(s.states), {n}));
+}
+
 }  // namespace
 
 void register_hmm(nb::module_& m) {
@@ -309,6 +318,8 @@ void register_hmm(nb::module_& m) {
   m.def("gmm_hmm_evaluate", &gmm_hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
         "startprob"_a, "transmat"_a, "weights"_a, "means"_a, "covars"_a, "device"_a = "cpu",
         "precision"_a = "float32", "score, posteriors, viterbi or map, as hmm_evaluate.");
+  m.def("gmm_hmm_sample", &gmm_hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a,
+        "weights"_a, "means"_a, "covars"_a, "One GMMHMM sequence of n frames: (X, states).");
   m.def("hmm_sample", &hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
         "covars"_a, "One sequence of n frames: (X, states).");
 }

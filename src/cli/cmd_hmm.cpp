@@ -194,16 +194,23 @@ int run_hmm_score(const std::string& model_path, const DataArgs& data, const std
 
 int run_hmm_sample(const std::string& model_path, std::size_t n, std::uint64_t seed, const std::string& output,
                    const std::string& labels, const GlobalFlags& flags) {
-  if (io::is_gmm_hmm_file(model_path))
-    throw UsageError("cuem sample does not take a GMMHMM yet (only Gaussian HMMs): " + model_path);
-  const HmmModel m = io::read_hmm_model(model_path);
-  const HmmSamples s = sample_hmm(m, n, seed);
+  HmmSamples s;
+  int D = 0;
+  if (io::is_gmm_hmm_file(model_path)) {
+    const GmmHmmModel g = io::read_gmm_hmm_model(model_path);
+    s = sample_gmm_hmm(g, n, seed);
+    D = g.n_features;
+  } else {
+    const HmmModel m = io::read_hmm_model(model_path);
+    s = sample_hmm(m, n, seed);
+    D = m.n_features();
+  }
   io::OutputBatch outputs;
-  outputs.add(output, matrix_file_bytes(output, s.X.data(), n, static_cast<std::size_t>(m.n_features())));
+  outputs.add(output, matrix_file_bytes(output, s.X.data(), n, static_cast<std::size_t>(D)));
   if (!labels.empty()) outputs.add(labels, labels_file_bytes(labels, s.states));
   outputs.commit();
   if (flags.json) {
-    std::printf("%s\n", nlohmann::json({{"n_samples", n}, {"n_features", m.n_features()}, {"output", output}})
+    std::printf("%s\n", nlohmann::json({{"n_samples", n}, {"n_features", D}, {"output", output}})
                             .dump()
                             .c_str());
   } else {

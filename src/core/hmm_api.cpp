@@ -321,24 +321,31 @@ HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std:
   return out;
 }
 
-HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) {
-  validate_hmm(model);
-  require(n >= 1, "sample needs n >= 1 frames");
-  const int K = model.n_components(), D = model.n_features();
+namespace {
+
+// One sequence of n frames from a chain whose states emit from `components` (M
+// consecutive ones a state, chosen by `weights` (K x M; M = 1: the state's own)). The
+// state of frame t takes the sampler's component stream at counter t, the component within
+// it the same stream at counter n + t.
+HmmSamples sample_chain(const std::vector<double>& startprob, const std::vector<double>& transmat,
+                        const Model& components, int M, const std::vector<double>& weights, std::size_t n,
+                        std::uint64_t seed) {
+  const int K = static_cast<int>(startprob.size()), D = components.n_features;
   const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D), DD = uD * uD;
+  const std::size_t uM = static_cast<std::size_t>(M);
   // Lower Cholesky factors of the covariances (full and tied); square roots otherwise.
   std::vector<double> factors;
-  const CovarianceType type = model.covariance_type();
+  const CovarianceType type = components.covariance_type;
   if (type == CovarianceType::full || type == CovarianceType::tied) {
-    factors = model.emissions.covariances;
+    factors = components.covariances;
     for (std::size_t off = 0; off < factors.size(); off += DD) linalg::cholesky_lower(factors.data() + off, D);
   }
-  const auto draw_state = [&](const double* p, std::size_t t) {
-    const double u = rng::uniform(seed, rng::kSampleComponent, t);
+  const auto draw = [&](const double* p, std::size_t count, std::uint64_t counter) {
+    const double u = rng::uniform(seed, rng::kSampleComponent, counter);
     double acc = 0.0;
-    for (std::size_t k = 0; k < uK; ++k)
-      if (u < (acc += p[k])) return static_cast<int>(k);
-    int last = K - 1;  // rounding left u above the sum: the last state of positive probability
+    for (std::size_t k = 0; k < count; ++k)
+      if (u < (acc += p[k])) return k;
+    std::size_t last = count - 1;  // rounding left u above the sum: the last of positive probability
     while (last > 0 && p[last] == 0.0) --last;
     return last;
   };
@@ -346,18 +353,18 @@ HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) 
   out.X.resize(n * uD);
   out.states.resize(n);
   std::vector<double> z(uD);
-  int state = draw_state(model.startprob.data(), 0);
+  std::size_t state = draw(startprob.data(), uK, 0);
   for (std::size_t t = 0; t < n; ++t) {
-    if (t > 0) state = draw_state(model.transmat.data() + static_cast<std::size_t>(state) * uK, t);
-    out.states[t] = state;
-    const std::size_t k = static_cast<std::size_t>(state);
-    const double* mu = model.emissions.means.data() + k * uD;
+    if (t > 0) state = draw(transmat.data() + state * uK, uK, t);
+    out.states[t] = static_cast<int>(state);
+    const std::size_t c = state * uM + (uM > 1 ? draw(weights.data() + state * uM, uM, n + t) : 0);
+    const double* mu = components.means.data() + c * uD;
     for (std::size_t d = 0; d < uD; ++d) z[d] = rng::normal(seed, rng::kSampleNormal, t * uD + d);
     double* x = out.X.data() + t * uD;
     switch (type) {
       case CovarianceType::full:
       case CovarianceType::tied: {
-        const double* L = factors.data() + (type == CovarianceType::full ? k * DD : 0);
+        const double* L = factors.data() + (type == CovarianceType::full ? c * DD : 0);
         for (std::size_t i = 0; i < uD; ++i) {
           double s = 0.0;
           for (std::size_t j = 0; j <= i; ++j) s += L[i * uD + j] * z[j];
@@ -366,14 +373,22 @@ HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) 
         break;
       }
       case CovarianceType::diag:
-        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(model.emissions.covariances[k * uD + d]) * z[d];
+        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(components.covariances[c * uD + d]) * z[d];
         break;
       case CovarianceType::spherical:
-        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(model.emissions.covariances[k]) * z[d];
+        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(components.covariances[c]) * z[d];
         break;
     }
   }
   return out;
+}
+
+}  // namespace
+
+HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) {
+  validate_hmm(model);
+  require(n >= 1, "sample needs n >= 1 frames");
+  return sample_chain(model.startprob, model.transmat, model.emissions, 1, {}, n, seed);
 }
 
 double n_parameters(const HmmModel& m) noexcept {
@@ -476,6 +491,13 @@ double n_parameters(const GmmHmmModel& m) noexcept {
     case CovarianceType::tied: c = K * D * (D + 1) / 2; break;
   }
   return (K - 1) + K * (K - 1) + K * M * D + c + (M - 1);
+}
+
+HmmSamples sample_gmm_hmm(const GmmHmmModel& model, std::size_t n, std::uint64_t seed) {
+  validate_gmm_hmm(model);
+  require(n >= 1, "sample needs n >= 1 frames");
+  return sample_chain(model.startprob, model.transmat, engine::gmm_hmm_components(model), model.n_mix, model.weights,
+                      n, seed);
 }
 
 GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths, const GmmHmmOptions& o) {

@@ -159,5 +159,26 @@ def test_bad_input():
         got.fit(X, LENGTHS)
     with pytest.raises(cuem.NotFittedError):
         cuem.GMMHMM().score(X)
-    with pytest.raises(NotImplementedError):
-        got.sample(3)
+
+
+
+def test_sample_follows_the_model():
+    """Frames drawn from a GMMHMM: the state sequence's transitions and each state's
+    component means and weights as the model's, within sampling error."""
+    startprob, transmat, weights, means, covars = _start("diag")
+    m = cuem.GMMHMM(n_components=K, n_mix=M, covariance_type="diag", random_state=3)
+    m.startprob_, m.transmat_, m.weights_, m.means_, m.covars_ = startprob, transmat, weights, means, covars * 0.01
+    X, states = m.sample(40000)
+    assert X.shape == (40000, D) and states.shape == (40000,)
+    counts = np.zeros((K, K))
+    np.add.at(counts, (states[:-1], states[1:]), 1)
+    np.testing.assert_allclose(counts / counts.sum(1, keepdims=True), transmat, atol=0.02)
+    for k in range(K):
+        Xk = X[states == k]
+        # Each frame lies near one of its state's component means (variances 0.01-0.03).
+        d = np.linalg.norm(Xk[:, None, :] - means[k][None], axis=2)
+        nearest = np.argmin(d, axis=1)
+        assert np.all(d.min(1) < 1.5)
+        np.testing.assert_allclose(np.bincount(nearest, minlength=M) / len(Xk), weights[k], atol=0.03)
+    again, _ = m.sample(40000)
+    np.testing.assert_array_equal(X, again)  # deterministic for a seed
