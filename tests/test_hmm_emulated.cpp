@@ -3,16 +3,19 @@
 // emissions' posteriors and the gamma-weighted statistics (the primitives' 'given'
 // responsibilities) come from the device, the chain from the host. Against the float64
 // CPU: the statistics of given weights, then whole Baum-Welch fits, to rounding in float64
-// and to float32 tolerances a GPU also meets.
+// and to float32 tolerances a GPU also meets; fits on frames with missing entries (the
+// incomplete frames on the host) and GMMHMM fits (its K x M components on the device).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cuem/errors.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "engine/hmm_device_chain.hpp"
 #include "engine/hmm_model.hpp"
@@ -92,9 +95,12 @@ INSTANTIATE_TEST_SUITE_P(
              (c.memory_limit ? "_streamed" : "");
     });
 
+// Starts from rows of X; fits `fit_X` (X where null) under `missing`, in segments of
+// `segment_frames` (0: automatic).
 cuem::HmmFitResult fit_on(const char* device, Precision precision, CovarianceType type,
                           const std::vector<double>& X, const std::vector<std::size_t>& lengths, int D,
-                          std::size_t segment_frames = 0) {
+                          std::size_t segment_frames = 0, const std::vector<double>* fit_X = nullptr,
+                          cuem::MissingPolicy missing = cuem::MissingPolicy::error) {
   cuem::HmmOptions o;
   o.segment_frames = segment_frames;
   o.n_components = 3;
@@ -116,7 +122,9 @@ cuem::HmmFitResult fit_on(const char* device, Precision precision, CovarianceTyp
   }
   o.device = cuem::parse_device(device);
   o.precision = precision;
-  return cuem::fit_hmm(cuem::DataView(X.data(), X.size() / D, D), lengths, o);
+  o.missing = missing;
+  const std::vector<double>& data = fit_X ? *fit_X : X;
+  return cuem::fit_hmm(cuem::DataView(data.data(), data.size() / D, D), lengths, o);
 }
 
 class HmmEmulatedFit : public ::testing::TestWithParam<CovarianceType> {};
@@ -140,6 +148,63 @@ TEST_P(HmmEmulatedFit, MatchesTheCpu) {
     EXPECT_LT(rel(dev.model.emissions.covariances, cpu.model.emissions.covariances), 10 * tol);
     EXPECT_EQ(dev.n_decreases, 0);
   }
+}
+
+// Frames with missing entries: the complete frames' emissions and statistics on the
+// device, the incomplete frames' on the host in float64 (docs/HMM.md).
+TEST_P(HmmEmulatedFit, MissingEntriesMatchTheCpu) {
+  REQUIRE_DEVICE();
+  const int D = 3;
+  const std::vector<std::size_t> lengths{400, 133, 67, 1000};
+  const std::vector<double> X = frames(1600, D, 50.0, 12);
+  std::vector<double> Xn = X;
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (double& v : Xn)
+    if (u(rng) < 0.15) v = std::numeric_limits<double>::quiet_NaN();
+  const auto marginalize = cuem::MissingPolicy::marginalize;
+  const cuem::HmmFitResult cpu = fit_on("cpu", Precision::float64, GetParam(), X, lengths, D, 0, &Xn, marginalize);
+  for (Precision p : {Precision::float64, Precision::float32}) {
+    const cuem::HmmFitResult dev = fit_on("cuda", p, GetParam(), X, lengths, D, 0, &Xn, marginalize);
+    const double tol = p == Precision::float64 ? 1e-9 : 1e-4;
+    ASSERT_EQ(dev.trace.size(), cpu.trace.size());
+    for (std::size_t i = 0; i < cpu.trace.size(); ++i)
+      EXPECT_NEAR(dev.trace[i].mean_log_likelihood, cpu.trace[i].mean_log_likelihood,
+                  tol * std::abs(cpu.trace[i].mean_log_likelihood));
+    EXPECT_LT(rel(dev.model.transmat, cpu.model.transmat), tol);
+    EXPECT_LT(rel(dev.model.emissions.means, cpu.model.emissions.means), tol);
+    EXPECT_LT(rel(dev.model.emissions.covariances, cpu.model.emissions.covariances), 10 * tol);
+    EXPECT_EQ(dev.n_decreases, 0);
+  }
+}
+
+// The GMMHMM's K x M components on the device, against the CPU.
+TEST_P(HmmEmulatedFit, GmmHmmMatchesTheCpu) {
+  REQUIRE_DEVICE();
+  const int D = 2, K = 2, M = 2;
+  const std::vector<std::size_t> lengths{300, 500};
+  const std::vector<double> X = frames(800, D, 50.0, 3);
+  cuem::GmmHmmOptions o;
+  o.n_components = K;
+  o.n_mix = M;
+  o.covariance_type = GetParam();
+  o.n_iter = 5;
+  o.tol = 0.0;
+  o.seed = 2;
+  const auto fit = [&](const char* device, Precision p) {
+    o.device = cuem::parse_device(device);
+    o.precision = p;
+    return cuem::fit_gmm_hmm(cuem::DataView(X.data(), 800, D), lengths, o);
+  };
+  const cuem::GmmHmmFitResult cpu = fit("cpu", Precision::float64);
+  const cuem::GmmHmmFitResult dev = fit("cuda", Precision::float64);
+  ASSERT_EQ(dev.trace.size(), cpu.trace.size());
+  for (std::size_t i = 0; i < cpu.trace.size(); ++i)
+    EXPECT_NEAR(dev.trace[i].mean_log_likelihood, cpu.trace[i].mean_log_likelihood,
+                1e-9 * std::abs(cpu.trace[i].mean_log_likelihood));
+  EXPECT_LT(rel(dev.model.weights, cpu.model.weights), 1e-9);
+  EXPECT_LT(rel(dev.model.means, cpu.model.means), 1e-9);
+  EXPECT_LT(rel(dev.model.covars, cpu.model.covars), 1e-8);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, HmmEmulatedFit, ::testing::ValuesIn(cuem_test::all_covariance_types()),

@@ -78,6 +78,12 @@ struct HmmOptions {
   /// automatic, segments where the whole-data arrays would pass kBoundedChainBytes on a
   /// backend that has the statistics over a row range (the CPU); SIZE_MAX: never.
   std::size_t segment_frames = 0;
+  /// NaN entries: an error, or missing at random (docs/HMM.md): a frame's emission is the
+  /// marginal density of its observed entries, Baum-Welch takes the incomplete frames'
+  /// expected statistics, and a frame with nothing observed has emission 1 in every state
+  /// (the chain passes through it). A column never observed is a DataError. Data with
+  /// missing entries take the whole-data E-step (segment_frames is not used).
+  MissingPolicy missing = MissingPolicy::error;
 };
 
 /// The size of the E-step's whole-data arrays above which segment_frames = 0 segments.

@@ -26,6 +26,7 @@ Errors: bad input is ``ValueError`` (``cuem.DataError`` for data that cannot be 
 
 from ._cuem import DataError, DeviceError, NumericalError
 from .bayesian import BayesianGaussianMixture
+from .gmmhmm import GMMHMM
 from .hmm import GaussianHMM
 from ._cuem import __version__ as _library_version
 from ._cuem import built_with_cuda as _built_with_cuda
@@ -44,6 +45,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DeviceError",
+    "GMMHMM",
     "GaussianHMM",
     "GaussianMixture",
     "InvalidParameterError",

@@ -94,6 +94,13 @@ class GaussianHMM:
         checkpointed forward pass, each segment recomputed beside the backward pass),
         keeping no frames x states array. None: automatic (segments once those arrays
         would pass 1 GiB, on the CPU); -1: never.
+    missing : {"error", "marginalize"}, default="error"
+        Beyond hmmlearn (which refuses NaN): "marginalize" takes NaN entries as missing
+        at random. A frame's emission is the marginal density of its observed entries,
+        Baum-Welch uses the conditional expectations of the missing ones, and a frame
+        with nothing observed has emission 1 in every state (the chain passes through
+        it, with a warning). A feature never observed is an error. The evaluations
+        (score, decode, ...) take NaN the same way. docs/HMM.md.
     """
 
     def __init__(
@@ -121,6 +128,7 @@ class GaussianHMM:
         n_threads=0,
         acceleration="none",
         segment_frames=None,
+        missing="error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -144,6 +152,7 @@ class GaussianHMM:
         self.n_threads = n_threads
         self.acceleration = acceleration
         self.segment_frames = segment_frames
+        self.missing = missing
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
     # ---- scikit-learn's estimator protocol ---------------------------------------------
@@ -151,7 +160,7 @@ class GaussianHMM:
     _PARAM_NAMES = (
         "n_components covariance_type min_covar startprob_prior transmat_prior means_prior means_weight "
         "covars_prior covars_weight algorithm random_state n_iter tol verbose params init_params implementation "
-        "device precision n_threads acceleration segment_frames"
+        "device precision n_threads acceleration segment_frames missing"
     ).split()
 
     def get_params(self, deep=True):
@@ -213,6 +222,8 @@ class GaussianHMM:
             not isinstance(self.segment_frames, numbers.Integral) or self.segment_frames == 0 or self.segment_frames < -1
         ):
             bad("segment_frames", "None, -1 or an int >= 1")
+        if self.missing not in ("error", "marginalize"):
+            bad("missing", "one of ('error', 'marginalize')")
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str) or any(c not in "stmc" for c in value):
@@ -227,8 +238,13 @@ class GaussianHMM:
             X = X.reshape(-1, 1)
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"X must be a non-empty 2-d array (n_samples, n_features), got shape {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X holds NaN or infinity: hidden Markov models here take complete data")
+        if self.missing == "marginalize":
+            if np.any(np.isinf(X)):
+                raise ValueError("X holds infinity (NaN marks a missing entry under missing='marginalize')")
+        elif not np.all(np.isfinite(X)):
+            raise ValueError(
+                "X holds NaN or infinity: with missing='marginalize' NaN entries are taken as missing at random"
+            )
         if fitted and X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, but GaussianHMM is fitted with {self.n_features}")
         return X
@@ -327,6 +343,7 @@ class GaussianHMM:
             on_iteration=on_iteration if self.verbose else None,
             acceleration=self.acceleration,
             segment_frames=0 if self.segment_frames is None else int(self.segment_frames),
+            missing=self.missing,
         )
         self.n_features = D
         self.startprob_ = result["startprob"]
@@ -348,7 +365,9 @@ class GaussianHMM:
         self._check_fitted()
         X = self._check_X(X, fitted=True)
         lengths = self._lengths(lengths, X.shape[0])
-        return _cuem.hmm_evaluate(what, X, lengths, *self._model_arrays(), device=self.device, precision=self.precision)
+        return _cuem.hmm_evaluate(
+            what, X, lengths, *self._model_arrays(), device=self.device, precision=self.precision, missing=self.missing
+        )
 
     def score(self, X, lengths=None):
         """Log-likelihood of X under the model (summed over the sequences)."""

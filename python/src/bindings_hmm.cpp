@@ -18,6 +18,7 @@
 
 #include "array_support.hpp"
 #include "cuem/errors.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "fit_hooks.hpp"
 
@@ -71,7 +72,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
                  const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
                  const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
                  const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
-                 const std::string& acceleration, std::int64_t segment_frames) {
+                 const std::string& acceleration, std::int64_t segment_frames, const std::string& missing) {
   cuem::HmmOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -98,6 +99,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   // 0: automatic; negative: never (the whole-data arrays); positive: frames a segment.
   o.segment_frames = segment_frames < 0 ? std::numeric_limits<std::size_t>::max()
                                         : static_cast<std::size_t>(segment_frames);
+  o.missing = cuem::parse_missing_policy(missing);
 
   FitHooks hooks(std::move(on_iteration));
   cuem::FitOptions wiring;  // FitHooks wires a FitOptions; the HMM's options take the same callbacks
@@ -129,9 +131,10 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
 nb::object hmm_evaluate(const std::string& what, const InputMatrix& X, const std::vector<std::size_t>& lengths,
                         const std::string& covariance_type, const ParameterArray& startprob,
                         const ParameterArray& transmat, const ParameterArray& means, const ParameterArray& covars,
-                        const std::string& device, const std::string& precision) {
+                        const std::string& device, const std::string& precision, const std::string& missing) {
   const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
-  const cuem::HmmEvaluateOptions where = where_of(device, precision);
+  cuem::HmmEvaluateOptions where = where_of(device, precision);
+  where.missing = cuem::parse_missing_policy(missing);
   const cuem::DataView view = view_of(X);
   const std::size_t K = static_cast<std::size_t>(m.n_components());
   if (what == "score") return nb::cast(released([&] { return cuem::score_hmm(m, view, lengths, where); }));
@@ -156,6 +159,133 @@ nb::object hmm_sample(std::size_t n, std::uint64_t seed, const std::string& cova
   return nb::make_tuple(to_numpy(std::move(s.X), {n, D}), to_numpy(std::move(s.states), {n}));
 }
 
+// ---- GMMHMM (python/cuem/gmmhmm.py), in hmmlearn's layouts ------------------------------
+
+std::vector<std::size_t> gmm_hmm_covars_shape(cuem::CovarianceType t, std::size_t K, std::size_t M, std::size_t D) {
+  switch (t) {
+    case cuem::CovarianceType::spherical: return {K, M};
+    case cuem::CovarianceType::diag: return {K, M, D};
+    case cuem::CovarianceType::full: return {K, M, D, D};
+    case cuem::CovarianceType::tied: return {K, D, D};
+  }
+  return {};
+}
+
+cuem::GmmHmmModel make_gmm_hmm(const std::string& covariance_type, const ParameterArray& startprob,
+                               const ParameterArray& transmat, const ParameterArray& weights,
+                               const ParameterArray& means, const ParameterArray& covars) {
+  if (means.ndim() != 3) throw cuem::InvalidArgument("means must be a 3-d array (n_components, n_mix, n_features)");
+  cuem::GmmHmmModel m;
+  m.covariance_type = cuem::parse_covariance_type(covariance_type);
+  m.n_components = static_cast<int>(means.shape(0));
+  m.n_mix = static_cast<int>(means.shape(1));
+  m.n_features = static_cast<int>(means.shape(2));
+  m.startprob = to_vector(startprob);
+  m.transmat = to_vector(transmat);
+  m.weights = to_vector(weights);
+  m.means = to_vector(means);
+  m.covars = to_vector(covars);
+  return m;
+}
+
+nb::dict gmm_hmm_dict(const cuem::GmmHmmModel& m) {
+  const std::size_t K = static_cast<std::size_t>(m.n_components), M = static_cast<std::size_t>(m.n_mix),
+                    D = static_cast<std::size_t>(m.n_features);
+  nb::dict out;
+  out["startprob"] = to_numpy(std::vector<double>(m.startprob), {K});
+  out["transmat"] = to_numpy(std::vector<double>(m.transmat), {K, K});
+  out["weights"] = to_numpy(std::vector<double>(m.weights), {K, M});
+  out["means"] = to_numpy(std::vector<double>(m.means), {K, M, D});
+  out["covars"] = to_numpy(std::vector<double>(m.covars), gmm_hmm_covars_shape(m.covariance_type, K, M, D));
+  return out;
+}
+
+nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components, int n_mix,
+                     const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
+                     const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
+                     const ParameterArray& transmat_prior, double weights_prior, double means_prior,
+                     double means_weight, double covars_prior, double covars_weight,
+                     const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
+                     const std::optional<ParameterArray>& weights, const std::optional<ParameterArray>& means,
+                     const std::optional<ParameterArray>& covars, const std::string& device,
+                     const std::string& precision, int n_threads, nb::object on_iteration) {
+  cuem::GmmHmmOptions o;
+  o.n_components = n_components;
+  o.n_mix = n_mix;
+  o.covariance_type = cuem::parse_covariance_type(covariance_type);
+  o.min_covar = min_covar;
+  o.n_iter = n_iter;
+  o.tol = tol;
+  o.seed = seed;
+  o.params = params;
+  o.init_params = init_params;
+  o.priors.startprob_prior = to_vector(startprob_prior);
+  o.priors.transmat_prior = to_vector(transmat_prior);
+  o.priors.weights_prior = weights_prior;
+  o.priors.means_prior = means_prior;
+  o.priors.means_weight = means_weight;
+  o.priors.covars_prior = covars_prior;
+  o.priors.covars_weight = covars_weight;
+  o.init.startprob = optional_vector(startprob);
+  o.init.transmat = optional_vector(transmat);
+  o.init.weights = optional_vector(weights);
+  o.init.means = optional_vector(means);
+  o.init.covars = optional_vector(covars);
+  o.device = cuem::parse_device(device);
+  o.precision = cuem::parse_precision(precision);
+  o.n_threads = n_threads;
+  FitHooks hooks(std::move(on_iteration));
+  cuem::FitOptions wiring;
+  hooks.attach(wiring);
+  o.interrupted = wiring.interrupted;
+  o.on_iteration = wiring.on_iteration;
+  const cuem::GmmHmmFitResult r = hooks.run([&] { return cuem::fit_gmm_hmm(view_of(X), lengths, o); });
+  nb::dict out = gmm_hmm_dict(r.model);
+  std::vector<double> history;
+  for (const cuem::TracePoint& t : r.trace)
+    if (t.init == r.best_init) history.push_back(t.mean_log_likelihood);
+  const std::size_t n = history.size();
+  out["history"] = to_numpy(std::move(history), {n});
+  out["converged"] = r.converged;
+  out["n_iter"] = r.n_iter;
+  out["n_decreases"] = r.n_decreases;
+  out["device"] = r.device;
+  nb::list notices;
+  for (const std::string& s : r.notices) notices.append(nb::str(s.c_str()));
+  out["notices"] = notices;
+  return out;
+}
+
+nb::object gmm_hmm_evaluate(const std::string& what, const InputMatrix& X, const std::vector<std::size_t>& lengths,
+                            const std::string& covariance_type, const ParameterArray& startprob,
+                            const ParameterArray& transmat, const ParameterArray& weights, const ParameterArray& means,
+                            const ParameterArray& covars, const std::string& device, const std::string& precision) {
+  const cuem::GmmHmmModel m = make_gmm_hmm(covariance_type, startprob, transmat, weights, means, covars);
+  const cuem::HmmEvaluateOptions where = where_of(device, precision);
+  const cuem::DataView view = view_of(X);
+  const std::size_t K = static_cast<std::size_t>(m.n_components);
+  if (what == "score") return nb::cast(released([&] { return cuem::score_gmm_hmm(m, view, lengths, where); }));
+  if (what == "posteriors") {
+    cuem::HmmPosteriors p = released([&] { return cuem::posteriors_gmm_hmm(m, view, lengths, where); });
+    return nb::make_tuple(p.log_likelihood, to_numpy(std::move(p.posteriors), {view.n_rows, K}));
+  }
+  if (what == "viterbi" || what == "map") {
+    cuem::HmmDecoding d = released([&] { return cuem::decode_gmm_hmm(m, view, lengths, what, where); });
+    const std::size_t T = d.states.size();
+    return nb::make_tuple(d.log_probability, to_numpy(std::move(d.states), {T}));
+  }
+  throw cuem::InvalidArgument("unknown evaluation '" + what + "'");
+}
+
+nb::object gmm_hmm_sample(std::size_t n, std::uint64_t seed, const std::string& covariance_type,
+                          const ParameterArray& startprob, const ParameterArray& transmat, const ParameterArray& weights,
+                          const ParameterArray& means, const ParameterArray& covars) {
+  const cuem::GmmHmmModel m = make_gmm_hmm(covariance_type, startprob, transmat, weights, means, covars);
+  cuem::HmmSamples s = released([&] { return cuem::sample_gmm_hmm(m, n, seed); });
+  const std::size_t D = static_cast<std::size_t>(m.n_features);
+  return nb::make_tuple(to_numpy(std::move(s.X), {n, D}), to_numpy(std::move(s.states), {n}));
+}
+
 }  // namespace
 
 void register_hmm(nb::module_& m) {
@@ -164,16 +294,32 @@ void register_hmm(nb::module_& m) {
         "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(),
         "transmat"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
         "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(), "acceleration"_a = "none",
-        "segment_frames"_a = 0,
+        "segment_frames"_a = 0, "missing"_a = "error",
         "Baum-Welch for a Gaussian HMM (hmmlearn's GaussianHMM). Priors are arrays of one value or one per "
         "entry; startprob/transmat/means/covars start the parameters whose letters init_params leaves out. tol "
         "is on the mean log-likelihood per frame. Returns a dict: startprob, transmat, means, covars (cuem's "
         "per-type layout), history (the best restart's mean log-likelihood per frame), converged, n_iter, "
         "n_decreases, convergence_rate, n_estep_passes, device, notices. acceleration 'squarem' extrapolates the "
-        "iterations (SQUAREM). segment_frames: the bounded-memory E-step's segment (0 automatic, negative never).");
+        "iterations (SQUAREM). segment_frames: the bounded-memory E-step's segment (0 automatic, negative never). missing 'marginalize': NaN entries "
+        "missing at random (their frames' emissions the observed entries' marginal densities).");
   m.def("hmm_evaluate", &hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
         "startprob"_a, "transmat"_a, "means"_a, "covars"_a, "device"_a = "cpu", "precision"_a = "float32",
+        "missing"_a = "error",
         "score: log p(X); posteriors: (log p(X), T x K); viterbi/map: (log probability, states).");
+  m.def("fit_gmm_hmm", &fit_gmm_hmm, "X"_a.noconvert(), "lengths"_a, "n_components"_a, "n_mix"_a,
+        "covariance_type"_a, "min_covar"_a, "n_iter"_a, "tol"_a, "seed"_a, "params"_a, "init_params"_a,
+        "startprob_prior"_a, "transmat_prior"_a, "weights_prior"_a, "means_prior"_a, "means_weight"_a,
+        "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(), "transmat"_a = nb::none(),
+        "weights"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
+        "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(),
+        "Baum-Welch for a GMMHMM (hmmlearn's GMMHMM), arrays in hmmlearn's shapes; covars_prior and "
+        "covars_weight NaN take hmmlearn's defaults. Returns a dict: startprob, transmat, weights, means, covars, "
+        "history, converged, n_iter, n_decreases, device, notices.");
+  m.def("gmm_hmm_evaluate", &gmm_hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
+        "startprob"_a, "transmat"_a, "weights"_a, "means"_a, "covars"_a, "device"_a = "cpu",
+        "precision"_a = "float32", "score, posteriors, viterbi or map, as hmm_evaluate.");
+  m.def("gmm_hmm_sample", &gmm_hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a,
+        "weights"_a, "means"_a, "covars"_a, "One GMMHMM sequence of n frames: (X, states).");
   m.def("hmm_sample", &hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
         "covars"_a, "One sequence of n frames: (X, states).");
 }

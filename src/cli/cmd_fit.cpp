@@ -35,6 +35,7 @@ struct Args {
   std::string report_axes = "first";
   std::string model = "gmm";  ///< --model: gmm, bayesian or hmm
   std::string lengths;        ///< --lengths (--model hmm)
+  int n_mix = 0;              ///< --n-mix (--model hmm): a GMMHMM of that many components a state
   // --model bayesian's priors (unset: scikit-learn's defaults)
   std::string weight_prior_type = "dirichlet_process";
   // NaN: not given
@@ -286,9 +287,9 @@ int run(const Args& a, const GlobalFlags& flags) {
     if (!a.weights.empty() || !a.report.empty())
       throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");
     return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace,
-                       [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags);
+                       [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags, a.n_mix);
   }
-  if (!a.lengths.empty()) throw UsageError("--lengths applies to --model hmm only");
+  if (!a.lengths.empty() || a.n_mix != 0) throw UsageError("--lengths and --n-mix apply to --model hmm only");
   check_model_output_name(a.output, "-o");
   check_outputs({a.output, a.trace, a.report}, {a.data.path, a.weights});
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
@@ -443,6 +444,9 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
                   "--model hmm (a Gaussian hidden Markov model, Baum-Welch; -k states, --covariance, --max-iter, "
                   "--tol per frame): text file of sequence lengths, one positive integer per sequence in row order "
                   "(default: one sequence)");
+  cmd->add_option("--n-mix", args->n_mix,
+                  "--model hmm: a GMMHMM (hmmlearn's), a Gaussian mixture of this many components per state")
+      ->check(CLI::Range(1, 1 << 16));
   const char* group = "Bayesian (--model bayesian; the mean and covariance priors are the data's mean and covariance)";
   cmd->add_option("--weight-concentration-prior-type", args->weight_prior_type,
                   "dirichlet_process (stick-breaking, truncated at K) or dirichlet_distribution")

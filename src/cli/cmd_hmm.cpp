@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "cli/outputs.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "io/atomic_file.hpp"
 #include "io/hmm_json.hpp"
@@ -16,7 +17,9 @@
 namespace cuem::cli {
 namespace {
 
-HmmEvaluateOptions where_of(const DeviceArgs& a) { return to_evaluate_options(a); }
+HmmEvaluateOptions where_of(const DeviceArgs& a, const DataArgs& data) {
+  return to_evaluate_options(a, missing_policy(data));
+}
 
 }  // namespace
 
@@ -54,11 +57,9 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 
 int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
                 const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
-                const GlobalFlags& flags) {
+                const GlobalFlags& flags, int n_mix) {
   check_model_output_name(output, "-o");
   check_outputs({output, trace}, {data.path, lengths_path});
-  if (missing_policy(data) != MissingPolicy::error)
-    throw UsageError("--missing marginalize applies to --model gmm only: HMM emissions take complete frames");
   const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
   HmmOptions o;
   o.n_components = g.n_components;
@@ -72,6 +73,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   o.device_memory_limit = g.device_memory_limit;
   o.n_threads = g.n_threads;
   o.acceleration = g.acceleration;
+  o.missing = missing_policy(data);
   const io::Table t = load_table(data, flags);
   const std::string data_name = io::display_name(data.path);
   const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
@@ -79,7 +81,46 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   note(flags, data_name + ": " + std::to_string(t.rows) + " frames x " + std::to_string(t.cols) + " features in " +
                   std::to_string(n_sequences) + (n_sequences == 1 ? " sequence" : " sequences"));
   o.on_iteration = progress_reporter(flags, o.n_iter, o.n_init, "HMM");
-  const HmmFitResult r = with_data_name(data_name, [&] { return fit_hmm(t.view(), lengths, o); });
+  HmmFitResult r;
+  std::string model_json;
+  io::HmmFitMetadata meta{true, false, 0, 0.0, t.rows, n_sequences, data_name};
+  if (n_mix > 0) {
+    if (o.missing != MissingPolicy::error)
+      throw UsageError("--missing marginalize applies to Gaussian HMMs only (leave out --n-mix)");
+    GmmHmmOptions go;
+    go.n_components = o.n_components;
+    go.n_mix = n_mix;
+    go.covariance_type = o.covariance_type;
+    go.n_iter = o.n_iter;
+    go.tol = o.tol;
+    go.n_init = o.n_init;
+    go.seed = o.seed;
+    go.device = o.device;
+    go.precision = o.precision;
+    go.device_memory_limit = o.device_memory_limit;
+    go.n_threads = o.n_threads;
+    go.on_iteration = o.on_iteration;
+    if (o.acceleration != Acceleration::none) throw UsageError("--acceleration applies to Gaussian HMMs only");
+    GmmHmmFitResult g = with_data_name(data_name, [&] { return fit_gmm_hmm(t.view(), lengths, go); });
+    meta.converged = g.converged;
+    meta.n_iter = g.n_iter;
+    meta.lower_bound = g.lower_bound;
+    model_json = io::gmm_hmm_model_to_json(g.model, meta);
+    r.converged = g.converged;
+    r.n_iter = g.n_iter;
+    r.lower_bound = g.lower_bound;
+    r.trace = std::move(g.trace);
+    r.n_decreases = g.n_decreases;
+    r.notices = std::move(g.notices);
+    r.device = g.device;
+    r.n_estep_passes = g.n_iter;
+  } else {
+    r = with_data_name(data_name, [&] { return fit_hmm(t.view(), lengths, o); });
+    meta.converged = r.converged;
+    meta.n_iter = r.n_iter;
+    meta.lower_bound = r.lower_bound;
+    model_json = io::hmm_model_to_json(r.model, meta);
+  }
   end_progress(flags);
   for (const std::string& n : r.notices) note(flags, "note: " + n);
   if (r.n_decreases > 0)
@@ -88,14 +129,12 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   if (!r.converged)
     note(flags, "warning: did not converge in " + std::to_string(o.n_iter) + " iterations; raise --max-iter or --tol");
 
-  io::HmmFitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, n_sequences, data_name};
-  const std::string model_json = io::hmm_model_to_json(r.model, meta);
   io::OutputBatch outputs;
   if (!output.empty()) outputs.add(output, model_json);
   if (!trace.empty()) outputs.add(trace, trace_text(r.trace));
   outputs.commit();
   if (flags.json) {
-    nlohmann::json j = {{"model", "hmm"},         {"n_samples", t.rows},        {"n_sequences", n_sequences},
+    nlohmann::json j = {{"model", n_mix > 0 ? "gmmhmm" : "hmm"},         {"n_samples", t.rows},        {"n_sequences", n_sequences},
                         {"converged", r.converged}, {"n_iter", r.n_iter},      {"lower_bound", r.lower_bound},
                         {"device", r.device},     {"notices", r.notices},
                         {"acceleration", to_string(o.acceleration)}, {"n_estep_passes", r.n_estep_passes},
@@ -104,8 +143,9 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
     print_fit_json(j, output, model_json);
     return kOk;
   }
-  std::printf("HMM of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n", o.n_components,
-              to_string(o.covariance_type), r.converged ? "converged" : "not converged", r.n_iter, r.lower_bound);
+  std::printf("%s of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n",
+              n_mix > 0 ? "GMMHMM" : "HMM", o.n_components, to_string(o.covariance_type),
+              r.converged ? "converged" : "not converged", r.n_iter, r.lower_bound);
   if (o.acceleration == Acceleration::squarem)
     std::printf("SQUAREM: %d forward-backward passes over all restarts (the iterations count the points kept)\n",
                 r.n_estep_passes);
@@ -118,19 +158,25 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
 
 int run_hmm_score(const std::string& model_path, const DataArgs& data, const std::string& lengths_path,
                   const DeviceArgs& where_args, const GlobalFlags& flags) {
-  if (missing_policy(data) != MissingPolicy::error)
-    throw UsageError("--missing marginalize applies to Gaussian mixtures only; an HMM scores complete frames");
-  const HmmEvaluateOptions where = where_of(where_args);
-  const HmmModel m = io::read_hmm_model(model_path);
+  const HmmEvaluateOptions where = where_of(where_args, data);
+  const bool gmm = io::is_gmm_hmm_file(model_path);
+  HmmModel m;
+  GmmHmmModel g;
+  if (gmm)
+    g = io::read_gmm_hmm_model(model_path);
+  else
+    m = io::read_hmm_model(model_path);
   const io::Table t = load_table(data, flags);
   const std::string data_name = io::display_name(data.path);
   const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
-  const double total = with_data_name(data_name, [&] { return score_hmm(m, t.view(), lengths, where); });
-  const double p = n_parameters(m);
+  const double total = with_data_name(data_name, [&] {
+    return gmm ? score_gmm_hmm(g, t.view(), lengths, where) : score_hmm(m, t.view(), lengths, where);
+  });
+  const double p = gmm ? n_parameters(g) : n_parameters(m);
   const double bic = -2 * total + p * std::log(static_cast<double>(t.rows));
   const double aic = -2 * total + 2 * p;
   if (flags.json) {
-    std::printf("%s\n", nlohmann::json({{"kind", "gaussian_hmm"},
+    std::printf("%s\n", nlohmann::json({{"kind", gmm ? "gmm_hmm" : "gaussian_hmm"},
                                         {"n_samples", t.rows},
                                         {"log_likelihood", total},
                                         {"mean_log_likelihood", total / static_cast<double>(t.rows)},
@@ -148,14 +194,23 @@ int run_hmm_score(const std::string& model_path, const DataArgs& data, const std
 
 int run_hmm_sample(const std::string& model_path, std::size_t n, std::uint64_t seed, const std::string& output,
                    const std::string& labels, const GlobalFlags& flags) {
-  const HmmModel m = io::read_hmm_model(model_path);
-  const HmmSamples s = sample_hmm(m, n, seed);
+  HmmSamples s;
+  int D = 0;
+  if (io::is_gmm_hmm_file(model_path)) {
+    const GmmHmmModel g = io::read_gmm_hmm_model(model_path);
+    s = sample_gmm_hmm(g, n, seed);
+    D = g.n_features;
+  } else {
+    const HmmModel m = io::read_hmm_model(model_path);
+    s = sample_hmm(m, n, seed);
+    D = m.n_features();
+  }
   io::OutputBatch outputs;
-  outputs.add(output, matrix_file_bytes(output, s.X.data(), n, static_cast<std::size_t>(m.n_features())));
+  outputs.add(output, matrix_file_bytes(output, s.X.data(), n, static_cast<std::size_t>(D)));
   if (!labels.empty()) outputs.add(labels, labels_file_bytes(labels, s.states));
   outputs.commit();
   if (flags.json) {
-    std::printf("%s\n", nlohmann::json({{"n_samples", n}, {"n_features", m.n_features()}, {"output", output}})
+    std::printf("%s\n", nlohmann::json({{"n_samples", n}, {"n_features", D}, {"output", output}})
                             .dump()
                             .c_str());
   } else {

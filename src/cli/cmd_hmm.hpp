@@ -16,15 +16,16 @@ namespace cuem::cli {
 /// naming the file otherwise (exit 3).
 std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_rows);
 
-/// cuem fit DATA --model hmm -k K [--covariance T] [--lengths FILE] [-o model.json] [--trace t.csv]:
+/// cuem fit DATA --model hmm -k K [--covariance T] [--lengths FILE] [--n-mix M] [-o model.json] [--trace t.csv]:
 /// Baum-Welch from a k-means start; --max-iter, --tol (on the mean log-likelihood per
-/// frame), --seed, --n-init, --threads and the device options as for a mixture.
+/// frame), --seed, --n-init, --threads and the device options as for a mixture. n_mix > 0
+/// fits a GMMHMM (cuem/gmm_hmm.hpp; model kind "gmm_hmm").
 /// `trace_text` writes the --trace CSV (cuem fit's own format).
 int run_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit, const std::string& output,
                 const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
-                const GlobalFlags& flags);
+                const GlobalFlags& flags, int n_mix = 0);
 
-/// cuem score on an HMM file: the total and per-frame log-likelihood, BIC and AIC.
+/// cuem score on an HMM file (either kind): the total and per-frame log-likelihood, BIC and AIC.
 int run_hmm_score(const std::string& model, const DataArgs& data, const std::string& lengths, const DeviceArgs& where,
                   const GlobalFlags& flags);
 

@@ -2,6 +2,7 @@
 // placed once, then the engine's HMM model under the batch driver or one chain pass.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,12 +10,15 @@
 #include "core/rng.hpp"
 #include "core/validate.hpp"
 #include "cuem/errors.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "engine/batch_driver.hpp"
+#include "engine/gmm_hmm_model.hpp"
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_model.hpp"
 #include "engine/hmm_parameter_map.hpp"
 #include "engine/interrupt_scope.hpp"
+#include "engine/missing_layout.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
 
@@ -54,10 +58,10 @@ void check_distribution(const std::vector<double>& p, std::size_t rows, std::siz
   }
 }
 
-void check_letters(const std::string& letters, const char* name) {
+void check_letters(const std::string& letters, const char* name, const std::string& allowed = "stmc") {
   for (char c : letters)
-    require(c == 's' || c == 't' || c == 'm' || c == 'c',
-            std::string(name) + " = '" + letters + "' holds '" + c + "': use the letters s, t, m and c");
+    require(allowed.find(c) != std::string::npos,
+            std::string(name) + " = '" + letters + "' holds '" + c + "': use the letters of '" + allowed + "'");
 }
 
 void check_prior(const std::vector<double>& v, std::size_t n, const char* name) {
@@ -108,47 +112,47 @@ ResourceOptions resources_of(const EvaluateOptions& where) {
   return {where.device, where.precision, 0, where.device_memory_limit, where.cuda_tuning};
 }
 
-void check_model_for(const HmmModel& model, DataView X) {
+// Returns whether X holds missing entries (allowed by `missing`).
+bool check_model_for(const HmmModel& model, DataView X, MissingPolicy missing) {
   validate_hmm(model);
-  validate_data(X);
+  const bool has_missing = validate_data(X, missing);
   require(X.n_cols == static_cast<std::size_t>(model.n_features()),
           "the data have " + std::to_string(X.n_cols) + " features and the model " +
               std::to_string(model.n_features()));
+  return has_missing;
 }
 
-}  // namespace
+// Frames with missing entries placed for a call: their layout (require_columns for a fit)
+// and primitives over its complete rows.
+struct PlacedMissingFrames {
+  engine::MissingLayout layout;
+  std::optional<PlacedData> complete;
+  engine::MissingFrames frames;
 
-void validate_hmm(const HmmModel& m) {
-  const int K = m.n_components(), D = m.n_features();
-  require(K >= 1 && D >= 1, "the HMM has no states or no features");
-  check_distribution(m.startprob, 1, static_cast<std::size_t>(K), "startprob");
-  check_distribution(m.transmat, static_cast<std::size_t>(K), static_cast<std::size_t>(K), "transmat");
-  require(m.emissions.means.size() == static_cast<std::size_t>(K) * D, "the HMM's means are not K x D");
-  require(m.emissions.covariances.size() == covariance_size(m.covariance_type(), K, D),
-          "the HMM's covariances do not match its covariance type");
-  // Positive definite covariances (and the factors the E-step reads), from the covariances.
-  engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
+  PlacedMissingFrames(Resources& resources, DataView X, bool require_columns)
+      : layout(engine::make_missing_layout(X, {}, require_columns)) {
+    if (layout.n_complete > 0) complete.emplace(PlacedData::Impl::unchecked(resources, layout.complete_view(), {}));
+    frames = {&layout, complete ? &complete->impl().primitives() : nullptr, X.n_rows};
+  }
+};
+
+std::string empty_frames_notice(const MissingSummary& s) {
+  std::string rows;
+  for (std::size_t i = 0; i < s.first_empty_rows.size(); ++i) rows += (i ? ", " : "") + std::to_string(s.first_empty_rows[i]);
+  if (s.empty_rows > s.first_empty_rows.size()) rows += ", ...";
+  return std::to_string(s.empty_rows) + " frame" + (s.empty_rows == 1 ? " has" : "s have") +
+         " every entry missing: emission 1 in every state there, so the chain passes through (frame " + rows +
+         ", 0-based)";
 }
 
-HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const HmmOptions& o) {
-  validate_data(X);
-  validate_hmm_options(o, X);
-  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
-  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
-  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
-  PlacedData::Impl& placed = data.impl();
-  const engine::ThreadCountScope threads(o.n_threads);
-  Primitives& prims = placed.primitives();
-  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
-  prims.reserve(o.covariance_type, o.n_components);
-
-  engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+// The batch driver (or SQUAREM) over a prepared model, and the fit's result.
+HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
+                         std::vector<std::string> notices) {
   const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
   engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
                                                                             : engine::run_batch_em(model, batch);
-
   HmmFitResult r;
-  if (!placed.notice.empty()) r.notices.push_back(placed.notice);
+  r.notices = std::move(notices);
   r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
   r.model = std::move(run.params);
   r.converged = run.converged;
@@ -172,6 +176,67 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   return r;
 }
 
+// fit_hmm on frames with missing entries: the start from the layout's filled copy, the
+// E-step from the complete frames' primitives and the incomplete frames' marginals.
+HmmFitResult fit_missing_hmm(Resources& resources, DataView X, const std::vector<std::size_t>& offsets,
+                             const HmmOptions& o) {
+  const PlacedMissingFrames missing(resources, X, true);
+  const engine::MissingLayout& layout = missing.layout;
+  if (layout.n_rows == 0) throw DataError("every frame has every entry missing: there is nothing to fit");
+  const auto starts = [&](char c) { return o.init_params.find(c) != std::string::npos; };
+  if (starts('m') && layout.n_rows < static_cast<std::size_t>(o.n_components))
+    throw DataError("n_components = " + std::to_string(o.n_components) + " is more than the " +
+                    std::to_string(layout.n_rows) + " frames with an observed entry that k-means starts the means from");
+  PlacedData filled = PlacedData::Impl::unchecked(resources, layout.view(), {});
+  PlacedData::Impl& placed = filled.impl();
+  Primitives& prims = placed.primitives();
+  Primitives* complete = missing.frames.complete;
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims, complete});
+  prims.reserve(o.covariance_type, o.n_components);
+  if (complete) complete->reserve(o.covariance_type, o.n_components);
+  engine::GaussianHmmEM model(prims, placed.X, missing.frames, offsets, o, placed.kmeans);
+  std::vector<std::string> notices;
+  if (!placed.notice.empty()) notices.push_back(placed.notice);
+  if (layout.summary.empty_rows > 0) notices.push_back(empty_frames_notice(layout.summary));
+  return run_hmm_fit(model, o, prims, std::move(notices));
+}
+
+}  // namespace
+
+void validate_hmm(const HmmModel& m) {
+  const int K = m.n_components(), D = m.n_features();
+  require(K >= 1 && D >= 1, "the HMM has no states or no features");
+  check_distribution(m.startprob, 1, static_cast<std::size_t>(K), "startprob");
+  check_distribution(m.transmat, static_cast<std::size_t>(K), static_cast<std::size_t>(K), "transmat");
+  require(m.emissions.means.size() == static_cast<std::size_t>(K) * D, "the HMM's means are not K x D");
+  require(m.emissions.covariances.size() == covariance_size(m.covariance_type(), K, D),
+          "the HMM's covariances do not match its covariance type");
+  // Positive definite covariances (and the factors the E-step reads), from the covariances.
+  engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
+}
+
+HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const HmmOptions& o) {
+  const bool has_missing = validate_data(X, o.missing);
+  validate_hmm_options(o, X);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
+  if (has_missing) {
+    const engine::ThreadCountScope threads(o.n_threads);
+    return fit_missing_hmm(resources, X, offsets, o);
+  }
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  const engine::ThreadCountScope threads(o.n_threads);
+  Primitives& prims = placed.primitives();
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
+  prims.reserve(o.covariance_type, o.n_components);
+
+  engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+  std::vector<std::string> notices;
+  if (!placed.notice.empty()) notices.push_back(placed.notice);
+  return run_hmm_fit(model, o, prims, std::move(notices));
+}
+
 namespace {
 
 // The frames of X under a checked model: the sequences' offsets and the emissions from
@@ -183,13 +248,42 @@ struct EvaluatedFrames {
 
 EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                                 const HmmEvaluateOptions& where) {
-  check_model_for(model, X);
+  const bool has_missing = check_model_for(model, X, where.missing);
   EvaluatedFrames out;
   out.offsets = engine::sequence_offsets(lengths, X.n_rows);
   Resources resources(resources_of(where));
+  if (has_missing) {
+    const PlacedMissingFrames missing(resources, X, false);
+    engine::emission_frames(missing.frames, model, out.frames);
+    return out;
+  }
   PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
   out.frames = engine::emission_frames(data.impl().primitives(), model);
   return out;
+}
+
+// Viterbi over every sequence of e into out (states sized), on exact log-densities where
+// a state's normalised emission underflows (engine::exact_log_emissions).
+void viterbi_frames(const std::vector<double>& startprob, const std::vector<double>& transmat,
+                    const EvaluatedFrames& e, const Model& components, int M, DataView X, HmmDecoding& out) {
+  const int K = static_cast<int>(startprob.size());
+  const std::vector<double> log_e = engine::exact_log_emissions(e.frames, components, M, X);
+  std::vector<double> work;
+  for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
+    const std::size_t lo = e.offsets[q];
+    out.log_probability += engine::viterbi_log(startprob.data(), transmat.data(), K, e.offsets[q + 1] - lo,
+                                               log_e.data() + lo * static_cast<std::size_t>(K),
+                                               out.states.data() + lo, work);
+  }
+}
+
+// The most probable state of each frame from the posteriors (T x K).
+void map_states(const HmmPosteriors& p, std::size_t K, HmmDecoding& out) {
+  for (std::size_t t = 0; t < out.states.size(); ++t) {
+    const double* g = p.posteriors.data() + t * K;
+    out.states[t] = static_cast<int>(std::max_element(g, g + K) - g);
+  }
+  out.log_probability = p.log_likelihood;
 }
 
 }  // namespace
@@ -217,45 +311,41 @@ HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std:
   HmmDecoding out;
   out.states.resize(X.n_rows);
   if (algorithm == "map") {
-    const HmmPosteriors p = posteriors_hmm(model, X, lengths, where);
-    const std::size_t K = static_cast<std::size_t>(model.n_components());
-    for (std::size_t t = 0; t < X.n_rows; ++t) {
-      const double* g = p.posteriors.data() + t * K;
-      out.states[t] = static_cast<int>(std::max_element(g, g + K) - g);
-    }
-    out.log_probability = p.log_likelihood;
+    map_states(posteriors_hmm(model, X, lengths, where), static_cast<std::size_t>(model.n_components()), out);
     return out;
   }
   const EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
-  const int K = model.n_components();
-  std::vector<double> work;
-  for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
-    const std::size_t lo = e.offsets[q];
-    out.log_probability += engine::viterbi(model.startprob.data(), model.transmat.data(), K, e.offsets[q + 1] - lo,
-                                           e.frames.b.data() + lo * static_cast<std::size_t>(K),
-                                           e.frames.s.data() + lo, out.states.data() + lo, work);
-  }
+  const Model emissions = engine::hmm_emissions(model.covariance_type(), model.n_components(), model.n_features(),
+                                                model.emissions.means, model.emissions.covariances);
+  viterbi_frames(model.startprob, model.transmat, e, emissions, 1, X, out);
   return out;
 }
 
-HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) {
-  validate_hmm(model);
-  require(n >= 1, "sample needs n >= 1 frames");
-  const int K = model.n_components(), D = model.n_features();
+namespace {
+
+// One sequence of n frames from a chain whose states emit from `components` (M
+// consecutive ones a state, chosen by `weights` (K x M; M = 1: the state's own)). The
+// state of frame t takes the sampler's component stream at counter t, the component within
+// it the same stream at counter n + t.
+HmmSamples sample_chain(const std::vector<double>& startprob, const std::vector<double>& transmat,
+                        const Model& components, int M, const std::vector<double>& weights, std::size_t n,
+                        std::uint64_t seed) {
+  const int K = static_cast<int>(startprob.size()), D = components.n_features;
   const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D), DD = uD * uD;
+  const std::size_t uM = static_cast<std::size_t>(M);
   // Lower Cholesky factors of the covariances (full and tied); square roots otherwise.
   std::vector<double> factors;
-  const CovarianceType type = model.covariance_type();
+  const CovarianceType type = components.covariance_type;
   if (type == CovarianceType::full || type == CovarianceType::tied) {
-    factors = model.emissions.covariances;
+    factors = components.covariances;
     for (std::size_t off = 0; off < factors.size(); off += DD) linalg::cholesky_lower(factors.data() + off, D);
   }
-  const auto draw_state = [&](const double* p, std::size_t t) {
-    const double u = rng::uniform(seed, rng::kSampleComponent, t);
+  const auto draw = [&](const double* p, std::size_t count, std::uint64_t counter) {
+    const double u = rng::uniform(seed, rng::kSampleComponent, counter);
     double acc = 0.0;
-    for (std::size_t k = 0; k < uK; ++k)
-      if (u < (acc += p[k])) return static_cast<int>(k);
-    int last = K - 1;  // rounding left u above the sum: the last state of positive probability
+    for (std::size_t k = 0; k < count; ++k)
+      if (u < (acc += p[k])) return k;
+    std::size_t last = count - 1;  // rounding left u above the sum: the last of positive probability
     while (last > 0 && p[last] == 0.0) --last;
     return last;
   };
@@ -263,18 +353,18 @@ HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) 
   out.X.resize(n * uD);
   out.states.resize(n);
   std::vector<double> z(uD);
-  int state = draw_state(model.startprob.data(), 0);
+  std::size_t state = draw(startprob.data(), uK, 0);
   for (std::size_t t = 0; t < n; ++t) {
-    if (t > 0) state = draw_state(model.transmat.data() + static_cast<std::size_t>(state) * uK, t);
-    out.states[t] = state;
-    const std::size_t k = static_cast<std::size_t>(state);
-    const double* mu = model.emissions.means.data() + k * uD;
+    if (t > 0) state = draw(transmat.data() + state * uK, uK, t);
+    out.states[t] = static_cast<int>(state);
+    const std::size_t c = state * uM + (uM > 1 ? draw(weights.data() + state * uM, uM, n + t) : 0);
+    const double* mu = components.means.data() + c * uD;
     for (std::size_t d = 0; d < uD; ++d) z[d] = rng::normal(seed, rng::kSampleNormal, t * uD + d);
     double* x = out.X.data() + t * uD;
     switch (type) {
       case CovarianceType::full:
       case CovarianceType::tied: {
-        const double* L = factors.data() + (type == CovarianceType::full ? k * DD : 0);
+        const double* L = factors.data() + (type == CovarianceType::full ? c * DD : 0);
         for (std::size_t i = 0; i < uD; ++i) {
           double s = 0.0;
           for (std::size_t j = 0; j <= i; ++j) s += L[i * uD + j] * z[j];
@@ -283,14 +373,22 @@ HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) 
         break;
       }
       case CovarianceType::diag:
-        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(model.emissions.covariances[k * uD + d]) * z[d];
+        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(components.covariances[c * uD + d]) * z[d];
         break;
       case CovarianceType::spherical:
-        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(model.emissions.covariances[k]) * z[d];
+        for (std::size_t d = 0; d < uD; ++d) x[d] = mu[d] + std::sqrt(components.covariances[c]) * z[d];
         break;
     }
   }
   return out;
+}
+
+}  // namespace
+
+HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed) {
+  validate_hmm(model);
+  require(n >= 1, "sample needs n >= 1 frames");
+  return sample_chain(model.startprob, model.transmat, model.emissions, 1, {}, n, seed);
 }
 
 double n_parameters(const HmmModel& m) noexcept {
@@ -303,6 +401,164 @@ double n_parameters(const HmmModel& m) noexcept {
     case CovarianceType::tied: c = D * (D + 1) / 2; break;
   }
   return (K - 1) + K * (K - 1) + K * D + c;
+}
+
+// ---- GMMHMM (include/cuem/gmm_hmm.hpp) ---------------------------------------------------
+
+namespace {
+
+std::size_t gmm_hmm_covars_size(CovarianceType t, std::size_t K, std::size_t M, std::size_t D) {
+  switch (t) {
+    case CovarianceType::spherical: return K * M;
+    case CovarianceType::diag: return K * M * D;
+    case CovarianceType::full: return K * M * D * D;
+    case CovarianceType::tied: return K * D * D;
+  }
+  return 0;
+}
+
+void check_size(const std::vector<double>& v, std::size_t n, const std::string& name) {
+  require(v.size() == n, name + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(n));
+}
+
+void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X) {
+  require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
+  require(o.n_mix >= 1, "n_mix must be at least 1, got " + std::to_string(o.n_mix));
+  require(o.n_iter >= 1, "n_iter must be at least 1, got " + std::to_string(o.n_iter));
+  require(o.n_init >= 1, "n_init must be at least 1, got " + std::to_string(o.n_init));
+  require(std::isfinite(o.tol) && o.tol >= 0.0, "tol must be a finite number >= 0, got " + num(o.tol));
+  require(std::isfinite(o.min_covar) && o.min_covar >= 0.0, "min_covar must be >= 0, got " + num(o.min_covar));
+  check_letters(o.params, "params", "stmcw");
+  check_letters(o.init_params, "init_params", "stmcw");
+  const std::size_t K = static_cast<std::size_t>(o.n_components), M = static_cast<std::size_t>(o.n_mix),
+                    D = X.n_cols;
+  const auto starts = [&](char c) { return o.init_params.find(c) != std::string::npos; };
+  if (starts('m'))
+    require(X.n_rows >= K * M, "n_components x n_mix = " + std::to_string(K * M) + " is more than the " +
+                                   std::to_string(X.n_rows) + " frames that k-means starts the means from");
+  if (starts('c')) require(X.n_rows >= 2, "the covariance start needs at least 2 frames");
+  if (!starts('s')) check_distribution(o.init.startprob, 1, K, "startprob (init_params without 's')");
+  if (!starts('t')) check_distribution(o.init.transmat, K, K, "transmat (init_params without 't')");
+  if (!starts('w')) check_distribution(o.init.weights, K, M, "weights (init_params without 'w')");
+  if (!starts('m')) check_size(o.init.means, K * M * D, "means (init_params without 'm')");
+  if (!starts('c'))
+    check_size(o.init.covars, gmm_hmm_covars_size(o.covariance_type, K, M, D), "covars (init_params without 'c')");
+  check_prior(o.priors.startprob_prior, K, "startprob_prior");
+  check_prior(o.priors.transmat_prior, K * K, "transmat_prior");
+  for (double v : {o.priors.weights_prior, o.priors.means_prior, o.priors.means_weight})
+    require(std::isfinite(v), "weights_prior, means_prior and means_weight must be finite");
+  for (double v : {o.priors.covars_prior, o.priors.covars_weight})
+    require(std::isnan(v) || std::isfinite(v), "covars_prior and covars_weight must be finite (NaN: the default)");
+}
+
+// The chain's emissions of X under a checked GMMHMM.
+EvaluatedFrames evaluate_gmm_hmm_frames(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                        const HmmEvaluateOptions& where) {
+  validate_gmm_hmm(model);
+  validate_data(X);
+  require(X.n_cols == static_cast<std::size_t>(model.n_features),
+          "the data have " + std::to_string(X.n_cols) + " features and the model " + std::to_string(model.n_features));
+  EvaluatedFrames out;
+  out.offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources(resources_of(where));
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  std::vector<double> share;
+  engine::gmm_hmm_emissions(data.impl().primitives(), model, out.frames, share);
+  return out;
+}
+
+}  // namespace
+
+void validate_gmm_hmm(const GmmHmmModel& m) {
+  const int K = m.n_components, M = m.n_mix, D = m.n_features;
+  require(K >= 1 && M >= 1 && D >= 1, "the GMMHMM has no states, no components or no features");
+  const std::size_t uK = static_cast<std::size_t>(K), uM = static_cast<std::size_t>(M), uD = static_cast<std::size_t>(D);
+  check_distribution(m.startprob, 1, uK, "startprob");
+  check_distribution(m.transmat, uK, uK, "transmat");
+  check_distribution(m.weights, uK, uM, "weights");
+  check_size(m.means, uK * uM * uD, "means");
+  check_size(m.covars, gmm_hmm_covars_size(m.covariance_type, uK, uM, uD), "covars");
+  engine::gmm_hmm_components(m);
+}
+
+double n_parameters(const GmmHmmModel& m) noexcept {
+  const double K = m.n_components, M = m.n_mix, D = m.n_features;
+  double c = 0;
+  switch (m.covariance_type) {
+    case CovarianceType::spherical: c = K * M; break;
+    case CovarianceType::diag: c = K * M * D; break;
+    case CovarianceType::full: c = K * M * D * (D + 1) / 2; break;
+    case CovarianceType::tied: c = K * D * (D + 1) / 2; break;
+  }
+  return (K - 1) + K * (K - 1) + K * M * D + c + (M - 1);
+}
+
+HmmSamples sample_gmm_hmm(const GmmHmmModel& model, std::size_t n, std::uint64_t seed) {
+  validate_gmm_hmm(model);
+  require(n >= 1, "sample needs n >= 1 frames");
+  return sample_chain(model.startprob, model.transmat, engine::gmm_hmm_components(model), model.n_mix, model.weights,
+                      n, seed);
+}
+
+GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths, const GmmHmmOptions& o) {
+  validate_data(X);
+  validate_gmm_hmm_options(o, X);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  const engine::ThreadCountScope threads(o.n_threads);
+  Primitives& prims = placed.primitives();
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
+  const CovarianceType type = o.covariance_type == CovarianceType::tied ? CovarianceType::full : o.covariance_type;
+  prims.reserve(type, o.n_components * o.n_mix);
+  engine::GmmHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
+  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
+  engine::BatchResult<GmmHmmModel> run = engine::run_batch_em(model, batch);
+  GmmHmmFitResult r;
+  if (!placed.notice.empty()) r.notices.push_back(placed.notice);
+  r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
+  r.model = std::move(run.params);
+  r.converged = run.converged;
+  r.n_iter = run.n_iter;
+  r.lower_bound = run.lower_bound;
+  r.best_init = run.best_init;
+  r.trace = std::move(run.trace);
+  r.n_decreases = run.n_decreases;
+  r.max_decrease = run.max_decrease;
+  r.device = prims.description();
+  return r;
+}
+
+HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                 const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
+  HmmPosteriors out;
+  std::vector<double> start(static_cast<std::size_t>(model.n_components));
+  out.log_likelihood = engine::chain_pass(engine::gmm_hmm_chain(model), e.offsets, e.frames, start.data(), nullptr);
+  out.posteriors = std::move(e.frames.b);
+  return out;
+}
+
+double score_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                     const HmmEvaluateOptions& where) {
+  EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
+  return engine::chain_pass(engine::gmm_hmm_chain(model), e.offsets, e.frames, nullptr, nullptr);
+}
+
+HmmDecoding decode_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                           const std::string& algorithm, const HmmEvaluateOptions& where) {
+  require(algorithm == "viterbi" || algorithm == "map",
+          "algorithm '" + algorithm + "' is not one of 'viterbi' and 'map'");
+  HmmDecoding out;
+  out.states.resize(X.n_rows);
+  if (algorithm == "map") {
+    map_states(posteriors_gmm_hmm(model, X, lengths, where), static_cast<std::size_t>(model.n_components), out);
+    return out;
+  }
+  const EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
+  viterbi_frames(model.startprob, model.transmat, e, engine::gmm_hmm_components(model), model.n_mix, X, out);
+  return out;
 }
 
 }  // namespace cuem

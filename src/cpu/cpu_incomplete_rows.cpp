@@ -227,8 +227,10 @@ struct PatternFactors {
 
 class RowVisitor {
  public:
-  RowVisitor(const MissingLayout& L, const Model& m)
-      : L_(L), m_(m), p_(prepare(m)), precisions_(precision_matrices(m)), K_(m.n_components), D_(m.n_features) {
+  // every_deviation: y_k for every component in each row, not only for those of
+  // positive responsibility (given weights may be positive where the model's are 0).
+  RowVisitor(const MissingLayout& L, const Model& m, bool every_deviation = false)
+      : L_(L), m_(m), every_(every_deviation), p_(prepare(m)), precisions_(precision_matrices(m)), K_(m.n_components), D_(m.n_features) {
     if (m.covariance_type != CovarianceType::full && m.covariance_type != CovarianceType::tied) return;
     // The factors padded to pad4(D) columns for the tiled rows (cpu::log_joints_full).
     {
@@ -357,7 +359,7 @@ class RowVisitor {
     for (std::size_t r = 0; r < n; ++r) {
       const double* g = resp.data() + r * K;
       for (std::size_t k = 0; k < K; ++k) {
-        if (g[k] == 0.0) continue;
+        if (g[k] == 0.0 && !every_) continue;
         const double* ytk = yt.data() + k * D * 16;
         for (std::size_t d = 0; d < D; ++d) y[k * D + d] = ytk[d * 16 + r];
       }
@@ -371,6 +373,7 @@ class RowVisitor {
  private:
   const MissingLayout& L_;
   const Model& m_;
+  bool every_;
   PreparedParams p_;
   std::vector<double> precisions_;
   std::vector<double> square_;
@@ -378,8 +381,10 @@ class RowVisitor {
   int K_, D_;
 };
 
-// Adds block b's expected statistics into s (zeroed, about the model's means).
-void block_stats(const RowVisitor& visit, std::size_t b, SufficientStats& s) {
+// Adds block b's expected statistics into s (zeroed, about the model's means), each row
+// weighted by its responsibilities or, where `given` is not null, by its row of `given`
+// ((n_rows - n_complete) x K).
+void block_stats(const RowVisitor& visit, std::size_t b, SufficientStats& s, const double* given) {
   const MissingLayout& L = visit.layout();
   const std::size_t K = static_cast<std::size_t>(s.K), D = static_cast<std::size_t>(s.D);
   const CovarianceType type = s.type;
@@ -425,8 +430,9 @@ void block_stats(const RowVisitor& visit, std::size_t b, SufficientStats& s) {
         s.log_likelihood += w * r.log_prob;
         s.weight += w;
         ++s.n_points;
+        const double* resp = given ? given + (r.row - L.n_complete) * K : r.resp;
         for (std::size_t k = 0; k < K; ++k) {
-          const double g = w * r.resp[k];
+          const double g = w * resp[k];
           if (g == 0.0) continue;
           mass[k] += g;
           s.nk[k] += g;
@@ -442,35 +448,38 @@ void block_stats(const RowVisitor& visit, std::size_t b, SufficientStats& s) {
   if (batches) batches->finish(s);
 }
 
+// The statistics of every incomplete row (block_stats), summed block by block in order.
+SufficientStats sum_blocks(const MissingLayout& L, const Model& model, const double* given) {
+  const RowVisitor visit(L, model, given != nullptr);
+  const SufficientStats zero = SufficientStats::zeros(model.covariance_type, model.n_components,
+                                                      model.n_features, model.means);
+  SufficientStats total = zero;
+  const std::size_t B = visit.n_blocks();
+  const std::size_t T = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+  // Waves of blocks: each block's sum is the same whoever computes it, and the blocks
+  // are added in order, so the result does not depend on the thread count. A wave is
+  // as many blocks as 64 MiB of partial sums hold (at least one per thread), so that
+  // most data sets take one wave, and one barrier.
+  const std::size_t part_bytes = (zero.s1.size() + zero.s2.size() + zero.nk.size()) * sizeof(double);
+  const std::size_t wave = std::max(T, (std::size_t{64} << 20) / std::max<std::size_t>(part_bytes, 1));
+  std::vector<SufficientStats> part(std::min(wave, std::max<std::size_t>(B, 1)), zero);
+  for (std::size_t first = 0; first < B; first += part.size()) {
+    const std::size_t n = std::min(part.size(), B - first);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
+      part[static_cast<std::size_t>(i)] = zero;
+      block_stats(visit, first + static_cast<std::size_t>(i), part[static_cast<std::size_t>(i)], given);
+    }
+    for (std::size_t i = 0; i < n; ++i) total.merge(part[i]);
+  }
+  return total;
+}
+
 class CpuIncompleteRows final : public IncompleteRows {
  public:
   explicit CpuIncompleteRows(const MissingLayout& L) : L_(L) {}
 
-  SufficientStats estep(const Model& model) override {
-    const RowVisitor visit(L_, model);
-    const SufficientStats zero = SufficientStats::zeros(model.covariance_type, model.n_components,
-                                                        model.n_features, model.means);
-    SufficientStats total = zero;
-    const std::size_t B = visit.n_blocks();
-    const std::size_t T = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
-    // Waves of blocks: each block's sum is the same whoever computes it, and the blocks
-    // are added in order, so the result does not depend on the thread count. A wave is
-    // as many blocks as 64 MiB of partial sums hold (at least one per thread), so that
-    // most data sets take one wave, and one barrier.
-    const std::size_t part_bytes = (zero.s1.size() + zero.s2.size() + zero.nk.size()) * sizeof(double);
-    const std::size_t wave = std::max(T, (std::size_t{64} << 20) / std::max<std::size_t>(part_bytes, 1));
-    std::vector<SufficientStats> part(std::min(wave, std::max<std::size_t>(B, 1)), zero);
-    for (std::size_t first = 0; first < B; first += part.size()) {
-      const std::size_t n = std::min(part.size(), B - first);
-#pragma omp parallel for schedule(dynamic, 1)
-      for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) {
-        part[static_cast<std::size_t>(i)] = zero;
-        block_stats(visit, first + static_cast<std::size_t>(i), part[static_cast<std::size_t>(i)]);
-      }
-      for (std::size_t i = 0; i < n; ++i) total.merge(part[i]);
-    }
-    return total;
-  }
+  SufficientStats estep(const Model& model) override { return sum_blocks(L_, model, nullptr); }
 
   const char* name() const noexcept override { return "cpu"; }
 
@@ -482,6 +491,10 @@ class CpuIncompleteRows final : public IncompleteRows {
 
 std::unique_ptr<IncompleteRows> make_cpu_incomplete_rows(const MissingLayout& layout) {
   return std::make_unique<CpuIncompleteRows>(layout);
+}
+
+SufficientStats incomplete_weighted_stats(const MissingLayout& layout, const Model& model, const double* weights) {
+  return sum_blocks(layout, model, weights);
 }
 
 void incomplete_posteriors(const MissingLayout& L, const Model& model, double* log_prob, double* resp) {

@@ -331,8 +331,12 @@ double SequenceGroups::total(double* start_out, double* trans_out) const {
   return sum;
 }
 
-double viterbi(const double* pi, const double* A, int K, std::size_t T, const double* b, const double* s,
-               int* states, std::vector<double>& work) {
+namespace {
+
+// Viterbi in log space; log_e(t, k) gives log p(x_t | k).
+template <class LogE>
+double viterbi_impl(const double* pi, const double* A, int K, std::size_t T, LogE log_e, int* states,
+                    std::vector<double>& work) {
   const std::size_t uK = static_cast<std::size_t>(K);
   if (work.size() < T * uK + 2 * uK) work.resize(T * uK + 2 * uK);
   double* delta = work.data();  // T x K
@@ -340,7 +344,7 @@ double viterbi(const double* pi, const double* A, int K, std::size_t T, const do
   for (int k = 0; k < K; ++k) log_pi[k] = std::log(pi[k]);
   std::vector<double> log_A(uK * uK);
   for (std::size_t i = 0; i < uK * uK; ++i) log_A[i] = std::log(A[i]);
-  for (int k = 0; k < K; ++k) delta[k] = log_pi[k] + std::log(b[k]) + s[0];
+  for (int k = 0; k < K; ++k) delta[k] = log_pi[k] + log_e(std::size_t{0}, k);
   for (std::size_t t = 1; t < T; ++t) {
     const double* prev = delta + (t - 1) * uK;
     double* cur = delta + t * uK;
@@ -350,7 +354,7 @@ double viterbi(const double* pi, const double* A, int K, std::size_t T, const do
         const double v = prev[i] + log_A[static_cast<std::size_t>(i) * uK + j];
         if (v > best) best = v;
       }
-      cur[j] = best + std::log(b[t * uK + j]) + s[t];
+      cur[j] = best + log_e(t, j);
     }
   }
   const double* last = delta + (T - 1) * uK;
@@ -375,6 +379,22 @@ double viterbi(const double* pi, const double* A, int K, std::size_t T, const do
     states[t] = state;
   }
   return log_prob;
+}
+
+}  // namespace
+
+double viterbi(const double* pi, const double* A, int K, std::size_t T, const double* b, const double* s,
+               int* states, std::vector<double>& work) {
+  const std::size_t uK = static_cast<std::size_t>(K);
+  return viterbi_impl(pi, A, K, T, [&](std::size_t t, int k) { return std::log(b[t * uK + static_cast<std::size_t>(k)]) + s[t]; },
+                      states, work);
+}
+
+double viterbi_log(const double* pi, const double* A, int K, std::size_t T, const double* log_e, int* states,
+                   std::vector<double>& work) {
+  const std::size_t uK = static_cast<std::size_t>(K);
+  return viterbi_impl(pi, A, K, T, [&](std::size_t t, int k) { return log_e[t * uK + static_cast<std::size_t>(k)]; },
+                      states, work);
 }
 
 }  // namespace cuem::engine

@@ -91,5 +91,8 @@ struct SequenceGroups {
 /// lowest state index.
 double viterbi(const double* startprob, const double* transmat, int K, std::size_t T, const double* b, const double* s,
                int* states, std::vector<double>& work);
+/// The same over log emissions log_e (T x K, log p(x_t | k)).
+double viterbi_log(const double* startprob, const double* transmat, int K, std::size_t T, const double* log_e,
+                   int* states, std::vector<double>& work);
 
 }  // namespace cuem::engine

@@ -10,10 +10,12 @@
 #include <string>
 
 #include "core/m_step.hpp"
+#include "core/point_math.hpp"
 #include "core/prepared_params.hpp"
 #include "cuem/errors.hpp"
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_device_chain.hpp"
+#include "engine/incomplete_rows.hpp"
 
 namespace cuem::engine {
 namespace {
@@ -82,6 +84,104 @@ void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f
   prims.posteriors(prepare(uniform), 0, N, f.s.data(), f.b.data());
   const double log_K = std::log(static_cast<double>(K));
   for (double& v : f.s) v += log_K;
+}
+
+void emission_frames(const MissingFrames& mf, const HmmModel& model, EmissionFrames& f) {
+  const MissingLayout& L = *mf.layout;
+  const std::size_t K = static_cast<std::size_t>(model.n_components());
+  const double log_K = std::log(static_cast<double>(K));
+  // A frame with nothing observed: p(x | k) = 1, so b = 1/K and s = log K.
+  f.b.assign(mf.n_frames * K, 1.0 / static_cast<double>(K));
+  f.s.assign(mf.n_frames, log_K);
+  const Model uniform = hmm_emissions(model.covariance_type(), model.n_components(), model.n_features(),
+                                      model.emissions.means, model.emissions.covariances);
+  const std::size_t nc = L.n_complete, ni = L.n_rows - nc;
+  std::vector<double> s(std::max(nc, ni)), b(std::max(nc, ni) * K);
+  const auto scatter = [&](std::size_t first, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t t = L.order[first + i];
+      f.s[t] = s[i] + log_K;
+      std::copy(b.begin() + static_cast<std::ptrdiff_t>(i * K), b.begin() + static_cast<std::ptrdiff_t>((i + 1) * K),
+                f.b.begin() + static_cast<std::ptrdiff_t>(t * K));
+    }
+  };
+  if (nc > 0) {
+    mf.complete->posteriors(prepare(uniform), 0, nc, s.data(), b.data());
+    scatter(0, nc);
+  }
+  if (ni > 0) {
+    incomplete_posteriors(L, uniform, s.data(), b.data());
+    scatter(nc, ni);
+  }
+}
+
+SufficientStats missing_emission_stats(const MissingFrames& mf, const HmmModel& model, const double* gamma) {
+  const MissingLayout& L = *mf.layout;
+  const int K = model.n_components();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const std::size_t nc = L.n_complete, ni = L.n_rows - nc;
+  // gamma's rows in layout order, from `first` on.
+  std::vector<double> g;
+  const auto gather = [&](std::size_t first, std::size_t n) {
+    g.resize(n * uK);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double* src = gamma + L.order[first + i] * uK;
+      std::copy(src, src + uK, g.begin() + static_cast<std::ptrdiff_t>(i * uK));
+    }
+  };
+  SufficientStats complete, incomplete;
+  if (nc > 0) {
+    gather(0, nc);
+    complete = mf.complete->weighted_stats(Responsibilities::given_weights(g.data()), model.covariance_type(), K,
+                                           model.emissions.means);
+  }
+  if (ni == 0) return complete;
+  gather(nc, ni);
+  const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
+                                      model.emissions.covariances);
+  incomplete = incomplete_weighted_stats(L, uniform, g.data());
+  if (nc == 0) return incomplete;
+  complete.merge(incomplete);
+  return complete;
+}
+
+std::vector<double> exact_log_emissions(const EmissionFrames& f, const Model& components, int M, DataView X) {
+  const std::size_t N = f.s.size(), KM = static_cast<std::size_t>(components.n_components);
+  const std::size_t uM = static_cast<std::size_t>(M), K = KM / uM;
+  const int D = components.n_features;
+  std::vector<double> le(N * K);
+  for (std::size_t i = 0; i < N * K; ++i) le[i] = std::log(f.b[i]) + f.s[i / K];
+  if (X.on_device()) return le;
+  const PreparedParams p = prepare(components);
+  const double log_K = std::log(static_cast<double>(K));
+#pragma omp parallel for schedule(dynamic, 64)
+  for (std::ptrdiff_t ti = 0; ti < static_cast<std::ptrdiff_t>(N); ++ti) {
+    const std::size_t t = static_cast<std::size_t>(ti);
+    double* row = le.data() + t * K;
+    if (std::all_of(row, row + K, [](double v) { return v > -std::numeric_limits<double>::infinity(); })) continue;
+    bool complete = true;
+    for (int d = 0; d < D; ++d) complete = complete && !std::isnan(X.value(t, static_cast<std::size_t>(d)));
+    if (!complete) continue;
+    std::vector<double> v(uM);
+    for (std::size_t k = 0; k < K; ++k) {
+      if (row[k] > -std::numeric_limits<double>::infinity()) continue;
+      for (std::size_t m = 0; m < uM; ++m) {
+        const int c = static_cast<int>(k * uM + m);
+        const double* mu = p.means.data() + static_cast<std::size_t>(c) * static_cast<std::size_t>(D);
+        const auto diff = [&](int d) { return X.value(t, static_cast<std::size_t>(d)) - mu[d]; };
+        double q = 0.0;
+        switch (p.type) {
+          case CovarianceType::full:
+          case CovarianceType::tied: q = math::mahalanobis_sq_full_of(diff, p.factor(c), D); break;
+          case CovarianceType::diag: q = math::mahalanobis_sq_diag_of(diff, p.factor(c), D); break;
+          case CovarianceType::spherical: q = math::mahalanobis_sq_spherical_of(diff, *p.factor(c), D); break;
+        }
+        v[m] = math::log_joint(p.log_weights[static_cast<std::size_t>(c)], p.log_det[static_cast<std::size_t>(c)], q, D);
+      }
+      row[k] = math::logsumexp(v.data(), M) + log_K;  // the weights hold 1 / K
+    }
+  }
+  return le;
 }
 
 double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets, EmissionFrames& frames,
@@ -225,6 +325,35 @@ double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::
   return groups.total(start, trans);
 }
 
+void chain_m_step(const std::vector<double>& start, const std::vector<double>& trans, const HmmPriors& p,
+                  const std::string& params, const std::vector<double>& old_startprob,
+                  const std::vector<double>& old_transmat, std::vector<double>& startprob,
+                  std::vector<double>& transmat) {
+  const std::size_t uK = start.size();
+  const int K = static_cast<int>(uK);
+  const auto updates = [&](char c) { return params.find(c) != std::string::npos; };
+  if (updates('s')) {
+    for (std::size_t k = 0; k < uK; ++k)
+      startprob[k] = old_startprob[k] == 0.0 ? 0.0 : std::max(entry(p.startprob_prior, k) - 1.0 + start[k], 0.0);
+    normalise(startprob.data(), K);
+  }
+  if (updates('t')) {
+    for (std::size_t i = 0; i < uK; ++i) {
+      double* row = transmat.data() + i * uK;
+      double sum = 0.0;
+      for (std::size_t j = 0; j < uK; ++j) {
+        const std::size_t ij = i * uK + j;
+        row[j] = old_transmat[ij] == 0.0 ? 0.0 : std::max(entry(p.transmat_prior, ij) - 1.0 + trans[ij], 0.0);
+        sum += row[j];
+      }
+      if (sum == 0.0)  // never left: keep the row
+        std::copy(old_transmat.begin() + i * uK, old_transmat.begin() + (i + 1) * uK, row);
+      else
+        normalise(row, K);
+    }
+  }
+}
+
 HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* empty_states) {
   const HmmModel& old = s.at;
   const int K = old.n_components(), D = old.n_features();
@@ -242,26 +371,7 @@ HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* em
     if (empty[k] && empty_states) empty_states->push_back(static_cast<int>(k));
   }
 
-  if (updates('s')) {
-    for (std::size_t k = 0; k < uK; ++k)
-      m.startprob[k] = old.startprob[k] == 0.0 ? 0.0 : std::max(entry(p.startprob_prior, k) - 1.0 + s.start[k], 0.0);
-    normalise(m.startprob.data(), K);
-  }
-  if (updates('t')) {
-    for (std::size_t i = 0; i < uK; ++i) {
-      double* row = m.transmat.data() + i * uK;
-      double sum = 0.0;
-      for (std::size_t j = 0; j < uK; ++j) {
-        const std::size_t ij = i * uK + j;
-        row[j] = old.transmat[ij] == 0.0 ? 0.0 : std::max(entry(p.transmat_prior, ij) - 1.0 + s.trans[ij], 0.0);
-        sum += row[j];
-      }
-      if (sum == 0.0)  // never left: keep the row
-        std::copy(old.transmat.begin() + i * uK, old.transmat.begin() + (i + 1) * uK, row);
-      else
-        normalise(row, K);
-    }
-  }
+  chain_m_step(s.start, s.trans, p, o.params, old.startprob, old.transmat, m.startprob, m.transmat);
 
   std::vector<double> means = old.emissions.means;
   const std::vector<double>& nk = s.emission.nk;
@@ -336,6 +446,18 @@ HmmModel hmm_m_step(const HmmStats& s, const HmmOptions& o, std::vector<int>* em
   return m;
 }
 
+std::vector<double> frames_covariance(Primitives& prims, int D, double min_covar) {
+  const std::size_t uD = static_cast<std::size_t>(D);
+  const std::vector<double> zero(uD, 0.0);
+  const SufficientStats all = two_pass_stats(prims, Responsibilities::nearest_centre(zero), CovarianceType::full, 1);
+  std::vector<double> cv(uD * uD);
+  const double n1 = all.nk[0] - 1.0;
+  for (std::size_t i = 0; i < uD; ++i)
+    for (std::size_t j = i; j < uD; ++j) cv[i * uD + j] = cv[j * uD + i] = all.s2[i * uD + j] / n1;
+  for (std::size_t i = 0; i < uD; ++i) cv[i * uD + i] += min_covar;
+  return cv;
+}
+
 HmmModel GaussianHmmEM::initialize(std::uint64_t seed, std::vector<std::string>*) {
   const int K = o_.n_components, D = static_cast<int>(X_.n_cols);
   const std::size_t uK = static_cast<std::size_t>(K), uD = static_cast<std::size_t>(D);
@@ -347,16 +469,9 @@ HmmModel GaussianHmmEM::initialize(std::uint64_t seed, std::vector<std::string>*
       starts('m') ? kmeans(prims_, X_, K, seed, 300, 1e-4, o_.interrupted, &shared_).centers : o_.means_init;
   std::vector<double> covs;
   if (starts('c')) {
-    // hmmlearn's start: the frames' covariance (N - 1 in the denominator) plus min_covar
-    // on the diagonal, for every state as the type keeps it (spherical: the mean of all
-    // of its entries).
-    const std::vector<double> zero(uD, 0.0);
-    const SufficientStats all = two_pass_stats(prims_, Responsibilities::nearest_centre(zero), CovarianceType::full, 1);
-    std::vector<double> cv(uD * uD);
-    const double n1 = all.nk[0] - 1.0;
-    for (std::size_t i = 0; i < uD; ++i)
-      for (std::size_t j = i; j < uD; ++j) cv[i * uD + j] = cv[j * uD + i] = all.s2[i * uD + j] / n1;
-    for (std::size_t i = 0; i < uD; ++i) cv[i * uD + i] += o_.min_covar;
+    // hmmlearn's start: the frames' covariance plus min_covar, for every state as the
+    // type keeps it (spherical: the mean of all of its entries).
+    const std::vector<double> cv = frames_covariance(prims_, D, o_.min_covar);
     switch (o_.covariance_type) {
       case CovarianceType::full:
         for (std::size_t k = 0; k < uK; ++k) covs.insert(covs.end(), cv.begin(), cv.end());
@@ -396,8 +511,15 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   HmmStats s;
   s.start.assign(uK, 0.0);
   s.trans.assign(uK * uK, 0.0);
-  s.weight = static_cast<double>(prims_.rows());
+  s.weight = static_cast<double>(missing_ ? missing_->n_frames : prims_.rows());
   s.at = m;
+  if (missing_) {
+    // The whole-data path: the chain's arrays in frame order, the statistics per part.
+    emission_frames(*missing_, m, frames_);
+    s.log_likelihood = chain_pass(m, offsets_, frames_, s.start.data(), s.trans.data(), &chain_work_);
+    s.emission = missing_emission_stats(*missing_, m, frames_.b.data());
+    return s;
+  }
   if (const std::size_t segment = segment_frames_for(o_, prims_, K)) {
     s.log_likelihood = bounded_chain_stats(prims_, m, offsets_, segment, s.start.data(), s.trans.data(), s.emission);
     return s;

@@ -12,6 +12,7 @@
 #include "core/sufficient_stats.hpp"
 #include "cuem/hmm.hpp"
 #include "engine/hmm_chain.hpp"
+#include "engine/missing_layout.hpp"
 #include "engine/primitives.hpp"
 #include "init/kmeans.hpp"
 
@@ -41,6 +42,32 @@ EmissionFrames emission_frames(Primitives& prims, const HmmModel& model);
 /// The same into f, reusing its storage.
 void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f);
 
+/// Frames with missing entries (NaN, MissingPolicy::marginalize): their layout
+/// (missing_layout.hpp: complete rows first, then the incomplete ones by pattern; frames
+/// with nothing observed left out) and primitives over its complete rows (null when there
+/// are none). n_frames counts every frame, the left-out ones included.
+struct MissingFrames {
+  const MissingLayout* layout = nullptr;
+  Primitives* complete = nullptr;
+  std::size_t n_frames = 0;
+};
+/// The emissions of such frames in frame order: complete frames from the primitives,
+/// incomplete ones from the marginal densities of their observed entries
+/// (incomplete_posteriors), and a frame with nothing observed p(x | k) = 1 for every k.
+void emission_frames(const MissingFrames& frames, const HmmModel& model, EmissionFrames& f);
+/// The emission statistics of such frames under the state posteriors gamma (frames x K):
+/// the complete frames' from the primitives, the incomplete frames' expected statistics
+/// (incomplete_weighted_stats), merged as the missing-data mixture merges them. Frames
+/// with nothing observed add nothing (their emission is integrated out).
+SufficientStats missing_emission_stats(const MissingFrames& frames, const HmmModel& model, const double* gamma);
+
+/// log p(x_t | k) (N x K) for Viterbi: log b_tk + s_t, and where b_tk is 0 (the state's
+/// density underflows against the frame's best, about 745 nats below it) the exact value
+/// from the host frames X under `components` (M consecutive components a state, weights
+/// w_km / K; a Gaussian HMM's emissions with M = 1). Frames with a NaN entry, and data in
+/// device memory, keep -inf there.
+std::vector<double> exact_log_emissions(const EmissionFrames& f, const Model& components, int M, DataView X);
+
 /// Forward-backward over every sequence (offsets from sequence_offsets): gamma replaces
 /// frames.b; start and trans (K and K x K, may be null) receive the sums; returns the
 /// total log-likelihood. Sequences run in parallel over threads, their sums combined in a
@@ -57,8 +84,20 @@ double chain_pass(const HmmModel& model, const std::vector<std::size_t>& offsets
 double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
                            std::size_t segment_frames, double* start, double* trans, SufficientStats& emission);
 
+/// The frames' covariance (D x D, N - 1 in the denominator) plus min_covar on the
+/// diagonal: hmmlearn's covariance start.
+std::vector<double> frames_covariance(Primitives& prims, int D, double min_covar);
+
 /// The segment length the E-step uses under o (0: the whole data at once).
 std::size_t segment_frames_for(const HmmOptions& o, const Primitives& prims, int K);
+
+/// hmmlearn's start and transition M-step (its BaseHMM's, Dirichlet priors from p) for the
+/// letters 's' and 't' of params: startprob and transmat (holding the old values on entry)
+/// from the start and transition counts; rows never left are kept.
+void chain_m_step(const std::vector<double>& start, const std::vector<double>& trans, const HmmPriors& p,
+                  const std::string& params, const std::vector<double>& old_startprob,
+                  const std::vector<double>& old_transmat, std::vector<double>& startprob,
+                  std::vector<double>& transmat);
 
 /// The M-step of hmmlearn's GaussianHMM (MAP under its priors) for the letters of `params`.
 /// States without weight keep their emission and transition row; `empty_states`, when
@@ -74,6 +113,12 @@ class GaussianHmmEM {
   GaussianHmmEM(Primitives& prims, DataView X, const std::vector<std::size_t>& offsets, const HmmOptions& o,
                 KMeansShared& shared)
       : prims_(prims), X_(X), offsets_(offsets), o_(o), shared_(shared) {}
+  /// Frames with missing entries: prims and X are then the layout's filled copy (its
+  /// missing entries hold column means), which the start reads; the E-step reads
+  /// `missing` (which must outlive the model) and never the fill values.
+  GaussianHmmEM(Primitives& filled, DataView filled_view, const MissingFrames& missing,
+                const std::vector<std::size_t>& offsets, const HmmOptions& o, KMeansShared& shared)
+      : prims_(filled), X_(filled_view), offsets_(offsets), o_(o), shared_(shared), missing_(&missing) {}
 
   HmmModel initialize(std::uint64_t seed, std::vector<std::string>* notices);
   HmmStats e_step(const HmmModel& m);
@@ -91,6 +136,7 @@ class GaussianHmmEM {
   const std::vector<std::size_t>& offsets_;
   const HmmOptions& o_;
   KMeansShared& shared_;
+  const MissingFrames* missing_ = nullptr;
   std::vector<int> empty_states_;
   EmissionFrames frames_;            // kept between E-steps: no per-iteration allocation
   std::vector<ChainWork> chain_work_;

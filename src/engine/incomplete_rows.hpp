@@ -31,6 +31,13 @@ class IncompleteRows {
 /// outlive it.
 std::unique_ptr<IncompleteRows> make_cpu_incomplete_rows(const MissingLayout& layout);
 
+/// The expected statistics of layout rows [n_complete, n_rows), as estep's, but with the
+/// caller's weights ((n_rows - n_complete) x K, e.g. an HMM's state posteriors) in place
+/// of the model's responsibilities (times the sample weights, if the layout has them):
+/// float64 on the CPU, about the model's means, summed in estep's fixed order. Only the
+/// model's means and covariances matter (its weights enter log_likelihood alone).
+SufficientStats incomplete_weighted_stats(const MissingLayout& layout, const Model& model, const double* weights);
+
 /// Per-row values of layout rows [n_complete, n_rows) in float64 on the CPU, for the
 /// evaluations: log p(x_o) into log_prob ((n_rows - n_complete), may be null) and the
 /// posteriors into resp ((n_rows - n_complete) x K, may be null).

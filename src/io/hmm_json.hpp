@@ -7,12 +7,17 @@
 //  nested shape, as a mixture's), "fit": {"converged", "n_iter", "lower_bound" (mean
 //  log-likelihood per frame), "n_samples" (frames), "n_sequences", "data"}}
 //
+// A GMMHMM (cuem/gmm_hmm.hpp) has kind "gmm_hmm", "n_mix": M, "weights": [[M] x K],
+// "means": [[[D] x M] x K] and "covariances" in hmmlearn's nested shape per type
+// (spherical K x M, diag K x M x D, full K x M x D x D, tied K x D x D).
+//
 // Version 3: readers of versions 1 and 2 refuse the file ("upgrade cuem") instead of
 // reading an HMM's emissions as a mixture; the mixture reader of this cuem refuses it by
 // its kind and names the commands that take it (decode, score, sample).
 #include <string>
 #include <string_view>
 
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 
 namespace cuem::io {
@@ -31,13 +36,23 @@ struct HmmFitMetadata {
 
 std::string hmm_model_to_json(const HmmModel& model, const HmmFitMetadata& meta = {});
 
-/// Whether `text` is a model file of kind "gaussian_hmm" (false for anything else,
+std::string gmm_hmm_model_to_json(const GmmHmmModel& model, const HmmFitMetadata& meta = {});
+
+/// Whether `text` is a model file of kind "gaussian_hmm" or "gmm_hmm" (false for anything else,
 /// malformed JSON included: the other readers then say what is wrong); is_hmm_file is
 /// false for a file it cannot read, for the same reason.
 bool holds_hmm(std::string_view text);
 bool is_hmm_file(const std::string& path);
 
-/// Parses and validates an HMM file (validate_hmm). DataError naming the file otherwise.
+/// Whether `text` (a file holds_hmm accepts) is a GMMHMM.
+bool holds_gmm_hmm(std::string_view text);
+bool is_gmm_hmm_file(const std::string& path);
+
+/// Parses and validates a GMMHMM file (validate_gmm_hmm). DataError naming the file otherwise.
+GmmHmmModel gmm_hmm_model_from_json(std::string_view text, const std::string& name, HmmFitMetadata* meta = nullptr);
+GmmHmmModel read_gmm_hmm_model(const std::string& path, HmmFitMetadata* meta = nullptr);
+
+/// Parses and validates a Gaussian HMM file (validate_hmm). DataError naming the file otherwise.
 HmmModel hmm_model_from_json(std::string_view text, const std::string& name, HmmFitMetadata* meta = nullptr);
 HmmModel read_hmm_model(const std::string& path, HmmFitMetadata* meta = nullptr);
 

@@ -230,6 +230,9 @@ Header read_header(const json& j, const Reader& r) {
   if (hmm != j.end() && hmm->is_string() && hmm->get<std::string>() == "gaussian_hmm")
     r.fail("holds a Gaussian HMM (kind \"gaussian_hmm\"), not a mixture: run `cuem decode MODEL DATA` for its "
            "states (`cuem score` and `cuem sample` take it too)");
+  if (hmm != j.end() && hmm->is_string() && hmm->get<std::string>() == "gmm_hmm")
+    r.fail("holds a GMMHMM (kind \"gmm_hmm\"), not a mixture: run `cuem decode MODEL DATA` for its states "
+           "(`cuem score` and `cuem sample` take it too)");
   const long long ver = r.integer(j, "version", 1, std::numeric_limits<int>::max());
   if (ver > kModelFormatVersion)
     r.fail("written by a newer cuem (model format version " + std::to_string(ver) + "); this cuem " +

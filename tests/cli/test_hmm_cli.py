@@ -2,7 +2,8 @@
 and `cuem score` / `cuem sample` on an HMM file. The file's parameters, put into
 hmmlearn's GaussianHMM, give the reference for score, Viterbi states and posteriors; the
 mixture commands refuse an HMM file and name `cuem decode`; bad lengths exit 3 and write
-nothing.
+nothing; --missing marginalize fits, scores and decodes frames with NaN entries; --n-mix M
+fits a GMMHMM (kind "gmm_hmm"), checked against hmmlearn's GMMHMM holding its parameters.
 
 Run: python -m pytest -q tests/cli/test_hmm_cli.py --cuem-bin=build/cuem
 """
@@ -107,3 +108,71 @@ def test_hmm_fit_with_squarem_reaches_the_plain_fits_likelihood(cuem, tmp_path):
     assert plain["n_estep_passes"] == plain["n_iter"]
     assert fast["lower_bound"] >= plain["lower_bound"] - 1e-9
     assert fast["lower_bound"] == pytest.approx(plain["lower_bound"], abs=1e-6)
+
+
+def test_missing_entries_marginalised(cuem, tmp_path):
+    """--missing marginalize for HMMs: NaN entries missing at random. The score is checked
+    against a forward pass written here over the diagonal Gaussians' marginal densities
+    (a diagonal density's marginal is the product over the observed features)."""
+    X = _write_data(tmp_path, seed=3)
+    rng = np.random.default_rng(5)
+    X[rng.uniform(size=X.shape) < 0.2] = np.nan
+    X[[10, 400]] = np.nan  # frames with nothing observed
+    np.save(tmp_path / "xn.npy", X)
+    p = cuem("fit", "xn.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "-o", "m.json", expect=BAD_DATA)
+    assert "missing" in p.stderr and not (tmp_path / "m.json").exists()
+    s = cuem.json("fit", "xn.npy", "--model", "hmm", "-k", 3, "--covariance", "diag", "--lengths", "len.txt",
+                  "--missing", "marginalize", "--max-iter", 20, "--tol", 1e-9, "-o", "m.json")
+    n_empty = int(np.isnan(X).all(1).sum())
+    assert any(f"{n_empty} frames have every entry missing" in n for n in s["notices"])
+    model = json.loads((tmp_path / "m.json").read_text())
+    means, var = np.array(model["means"]), np.array(model["covariances"])
+    obs = ~np.isnan(X)
+    z = np.where(obs[:, None, :], (np.nan_to_num(X)[:, None, :] - means) ** 2 / var + np.log(2 * np.pi * var), 0.0)
+    log_b = -0.5 * z.sum(2)
+    log_a, total, lo = np.log(np.array(model["transmat"])), 0.0, 0
+    for T in LENGTHS:
+        alpha = np.log(np.array(model["startprob"])) + log_b[lo]
+        for t in range(1, T):
+            v = alpha[:, None] + log_a
+            alpha = np.log(np.exp(v - v.max(0)).sum(0)) + v.max(0) + log_b[lo + t]
+        total += np.log(np.exp(alpha - alpha.max()).sum()) + alpha.max()
+        lo += T
+    score = cuem.json("score", "m.json", "xn.npy", "--lengths", "len.txt", "--missing", "marginalize")
+    assert score["log_likelihood"] == pytest.approx(total, rel=1e-10)
+    cuem("decode", "m.json", "xn.npy", "--lengths", "len.txt", "--missing", "marginalize", "-o", "states.npy")
+    states = np.load(tmp_path / "states.npy")
+    assert states.shape == (len(X),) and states.min() >= 0 and states.max() < 3
+    cuem("decode", "m.json", "xn.npy", "--lengths", "len.txt", "-o", "bad.npy", expect=BAD_DATA)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "spherical", "tied"])
+def test_gmmhmm_fit_decode_score_against_hmmlearn(cuem, tmp_path, covariance):
+    """--n-mix M fits a GMMHMM (model kind "gmm_hmm"); its file's parameters, put into
+    hmmlearn's GMMHMM, give the reference for score, Viterbi states and posteriors."""
+    X = _write_data(tmp_path, seed=1)
+    s = cuem.json("fit", "x.npy", "--model", "hmm", "-k", 3, "--n-mix", 2, "--covariance", covariance, "--lengths",
+                  "len.txt", "--max-iter", 10, "-o", "g.json")
+    assert s["model"] == "gmmhmm"
+    model = json.loads((tmp_path / "g.json").read_text())
+    assert model["kind"] == "gmm_hmm" and model["n_mix"] == 2
+    ref = hmm.GMMHMM(n_components=3, n_mix=2, covariance_type=covariance, init_params="")
+    ref.startprob_ = np.array(model["startprob"])
+    ref.transmat_ = np.array(model["transmat"])
+    ref.weights_ = np.array(model["weights"])
+    ref.means_ = np.array(model["means"])
+    ref.covars_ = np.array(model["covariances"])
+    ref.n_features = 2
+    score = cuem.json("score", "g.json", "x.npy", "--lengths", "len.txt")
+    assert score["kind"] == "gmm_hmm"
+    assert score["log_likelihood"] == pytest.approx(ref.score(X, LENGTHS), rel=1e-10)
+    assert score["bic"] == pytest.approx(ref.bic(X, LENGTHS), rel=1e-10)
+    cuem("decode", "g.json", "x.npy", "--lengths", "len.txt", "-o", "states.npy", "--proba", "p.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "states.npy"), ref.predict(X, LENGTHS))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), ref.predict_proba(X, LENGTHS), atol=1e-10)
+    p = cuem("predict", "g.json", "x.npy", expect=BAD_DATA)
+    assert "cuem decode" in p.stderr
+    cuem("sample", "g.json", "-n", 5, "-o", "s.npy", "--labels", "z.npy")
+    assert np.load(tmp_path / "s.npy").shape == (5, 2) and np.load(tmp_path / "z.npy").max() < 3
+    p = cuem("fit", "x.npy", "-k", 3, "--n-mix", 2, expect=USAGE)
+    assert "--n-mix" in p.stderr
