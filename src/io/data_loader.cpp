@@ -1,7 +1,5 @@
 #include "io/data_loader.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -10,6 +8,7 @@
 #include <memory>
 
 #include "cuem/errors.hpp"
+#include "io/input_changed.hpp"
 #include "io/mapped_file.hpp"
 #include "io/npy.hpp"
 
@@ -115,13 +114,17 @@ std::function<void(std::size_t)> row_releaser(const Table& t, const std::string&
   const auto start = static_cast<std::size_t>(first - base);
   auto released = std::make_shared<std::size_t>(0);
   const std::string name = display_name(path);
-  return [file, start, row_bytes, released, path, name](std::size_t row) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || static_cast<std::size_t>(st.st_size) != file->size())
-      throw DataError("'" + name + "' changed size while it was read (" + std::to_string(file->size()) +
-                      " bytes when opened, " +
-                      (::stat(path.c_str(), &st) != 0 ? std::string("gone") : std::to_string(st.st_size)) +
-                      " now); the fit stopped, and nothing was written");
+  // Checked now (between the parse and the first chunk) and after every chunk: rows read
+  // from a file that changed under the mapping are not the data the fit started on.
+  const auto check = [file, name] {
+    const std::string change = file->change();
+    if (!change.empty())
+      throw InputChangedError("'" + name + "' changed while it was read: it " + change +
+                              "; the command stopped, and nothing was written");
+  };
+  check();
+  return [file, start, row_bytes, released, check](std::size_t row) {
+    check();
     const std::size_t offset = start + row * row_bytes;
     if (offset < *released) *released = 0;  // a new pass
     file->release(*released, offset);
