@@ -225,8 +225,9 @@ INSTANTIATE_TEST_SUITE_P(Changes, FileChange, testing::Values(Change::grow, Chan
                          });
 
 // Between the parse and the releaser (the first check): a change there is caught before
-// any chunk is read; a file left alone, and one renamed over or deleted (the mapping keeps
-// the bytes that were opened), are not changes.
+// any chunk is read, and by check_unchanged (what an in-memory fit asks before writing);
+// a file left alone, and one renamed over or deleted (the mapping keeps the bytes that
+// were opened), are not changes.
 TEST(OutOfCore, FileChangedBeforeTheFirstChunkOrReplacedByName) {
   const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 123);
   const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2000, 124);
@@ -234,8 +235,10 @@ TEST(OutOfCore, FileChangedBeforeTheFirstChunkOrReplacedByName) {
   cuem::io::write_npy(file.path, ds.x.data(), ds.n, 2);
   {
     const cuem::io::Table t = cuem::io::load_data(file.path, {});
+    EXPECT_NO_THROW(cuem::io::check_unchanged(t, file.path));
     change_file(file.path, Change::grow);
     EXPECT_THROW(cuem::io::row_releaser(t, file.path), cuem::io::InputChangedError);
+    EXPECT_THROW(cuem::io::check_unchanged(t, file.path), cuem::io::InputChangedError);
   }
   cuem::io::write_npy(file.path, ds.x.data(), ds.n, 2);
   cuem::io::write_npy(other.path, ds.x.data(), ds.n / 2, 2);

@@ -38,6 +38,11 @@ Table load_data(const std::string& path, const LoadOptions& options);
 /// made, and at every call. Null for any other table.
 std::function<void(std::size_t)> row_releaser(const Table& table, const std::string& path);
 
+/// For the same tables: throws InputChangedError when the mapped file changed since it was
+/// opened, as row_releaser's check; nothing for any other table. An in-memory fit of a
+/// mapped file calls it before writing its outputs.
+void check_unchanged(const Table& table, const std::string& path);
+
 /// Whether bytes are evidently text rather than raw binary numbers: the first KiB (the whole
 /// content if shorter), after an optional UTF-8 byte-order mark, is only printable ASCII,
 /// tabs and line breaks, with at least one digit. Raw float data practically never passes:

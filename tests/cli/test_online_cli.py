@@ -220,3 +220,18 @@ def test_fit_online_stops_when_a_file_changes(cuem, tmp_path):
     saved = json.loads((tmp_path / "m.json").read_text())
     assert 0 < saved["fit"]["n_iter"] < 3000
     assert listing(tmp_path) == ["m.json", "x.npy"]
+
+
+def test_fit_in_memory_writes_nothing_when_its_file_grew(cuem, tmp_path):
+    # In memory the mapped file is checked once, before the outputs are written.
+    X, _ = three_blobs(9, 20_000)
+    np.save(tmp_path / "x.npy", X)
+    proc = cuem.popen("fit", "x.npy", "-k", 3, "--max-iter", 1000, "--tol", 0, "-o", "m.json")
+    line = proc.stderr.readline()
+    while line and "iter" not in line:
+        line = proc.stderr.readline()
+    _change(tmp_path / "x.npy", "grow")
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == INPUT_CHANGED, line + rest
+    assert CHANGE_MESSAGE["grow"][0] in rest, rest
+    assert listing(tmp_path) == ["x.npy"]
