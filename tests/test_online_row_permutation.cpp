@@ -44,7 +44,7 @@ TEST(RowPermutation, DependsOnTheSeedAndStreamOnly) {
 }
 
 TEST(RowPermutation, SpreadsEachRowEvenly) {
-  // n = 40 (domain 64: cycle walking on about a third of the steps); over S seeds, the
+  // n = 40 (domain 64: cycle walking on a third of the values); over S seeds, the
   // count of seeds sending row i to j is Binomial(S, 1/n): chi-square over the n x n table.
   const std::uint64_t n = 40, seeds = 20000;
   std::vector<double> count(n * n, 0.0);

@@ -1,12 +1,16 @@
 #pragma once
 // A keyed pseudorandom permutation of [0, n), evaluated one index at a time in constant
 // memory (`cuem generate` shuffles its rows with it instead of storing a permutation of
-// n indices). A balanced Feistel network on the smallest domain of 2h bits that holds n
-// (fewer than 4n values), each round's function the counter-based hash (rng.hpp) of the
-// seed, the round and the right half; a value that lands at n or beyond is sent through
-// the network again (cycle walking), which keeps the map a bijection on [0, n): the
-// network permutes the whole domain, so the cycle through i < n comes back below n.
-// Fewer than 4 passes are expected per index. A pure function of (seed, stream, n).
+// n indices). A Feistel network on the smallest domain of t >= 2 bits that holds n (fewer
+// than 2n values), cut into a left part of t/2 bits and a right part of the rest; each
+// round replaces (L, R) by (R, L XOR F_r(R)), which swaps the parts' widths, so an even
+// number of rounds ends on the starting cut. F_r is SplitMix64's finaliser (rng.hpp) of R
+// XOR a round key, the counter-based hash of (seed, stream, r): one mix a round, these
+// being most of generate's cost a row besides the draws. A value that lands at n or
+// beyond is sent through the network again (cycle walking), which keeps the map a
+// bijection on [0, n): the network permutes the whole domain, so the cycle through i < n
+// comes back below n, after fewer than 2 passes on average. A pure function of
+// (seed, stream, n).
 #include <cstdint>
 
 #include "core/rng.hpp"
@@ -15,9 +19,12 @@ namespace cuem {
 
 class RowPermutation {
  public:
-  RowPermutation(std::uint64_t n, std::uint64_t seed, std::uint64_t stream) : n_(n), seed_(seed), stream_(stream) {
-    while (half_bits_ < 32 && (std::uint64_t{1} << (2 * half_bits_)) < n) ++half_bits_;
-    mask_ = (std::uint64_t{1} << half_bits_) - 1;
+  RowPermutation(std::uint64_t n, std::uint64_t seed, std::uint64_t stream) : n_(n) {
+    int bits = 2;
+    while (bits < 64 && (std::uint64_t{1} << bits) < n) ++bits;
+    left_bits_ = bits / 2;
+    right_bits_ = bits - left_bits_;
+    for (int r = 0; r < kRounds; ++r) keys_[r] = rng::hash(seed, stream, static_cast<std::uint64_t>(r));
   }
 
   /// The index that row i takes; i < n.
@@ -28,22 +35,27 @@ class RowPermutation {
   }
 
  private:
-  static constexpr int kRounds = 8;
+  static constexpr int kRounds = 6;  // even: the cut comes back to (left_bits_, right_bits_)
+
+  static std::uint64_t low_bits(int bits) noexcept { return (std::uint64_t{1} << bits) - 1; }
 
   std::uint64_t network(std::uint64_t x) const noexcept {
-    std::uint64_t left = x >> half_bits_, right = x & mask_;
-    for (std::uint64_t round = 0; round < kRounds; ++round) {
-      const std::uint64_t f = rng::hash(seed_, stream_, (round << 32) | right) & mask_;
-      const std::uint64_t next = left ^ f;
+    int lw = left_bits_, rw = right_bits_;
+    std::uint64_t left = x >> rw, right = x & low_bits(rw);
+    for (int round = 0; round < kRounds; ++round) {
+      const std::uint64_t next = left ^ (rng::mix(keys_[round] ^ right) & low_bits(lw));
       left = right;
       right = next;
+      const int w = lw;
+      lw = rw;
+      rw = w;
     }
-    return (left << half_bits_) | right;
+    return (left << rw) | right;
   }
 
-  std::uint64_t n_, seed_, stream_;
-  int half_bits_ = 1;  // at least one bit a half: a domain of 4 for n <= 4
-  std::uint64_t mask_ = 1;
+  std::uint64_t n_;
+  std::uint64_t keys_[kRounds] = {};
+  int left_bits_ = 1, right_bits_ = 1;
 };
 
 }  // namespace cuem

@@ -41,19 +41,24 @@ SAMPLE_COMPONENT, SAMPLE_NORMAL, SHUFFLE = 5, 6, 104
 
 
 def feistel_permutation(n, seed, stream):
-    """Row i of the file is grouped row perm[i]: an 8-round balanced Feistel network on the
-    smallest domain of 2h bits (h >= 1) holding n, round r's function the hash of (seed,
-    stream, r << 32 | right half) masked to h bits, applied again while the value is >= n."""
-    h = 1
-    while h < 32 and (1 << (2 * h)) < n:
-        h += 1
-    mask = (1 << h) - 1
+    """Row i of the file is grouped row perm[i]: a 6-round Feistel network on the smallest
+    domain of t >= 2 bits holding n, cut into t // 2 left bits and the rest; a round maps
+    (L, R) to (R, L ^ (mix(key_r ^ R) masked to L's width)), key_r the hash of (seed,
+    stream, r), swapping the widths; applied again while the value is >= n."""
+    bits = 2
+    while bits < 64 and (1 << bits) < n:
+        bits += 1
+    left_bits = bits // 2
+    right_bits = bits - left_bits
+    keys = [rng_hash(seed, stream, r) for r in range(6)]
 
     def network(x):
-        left, right = x >> h, x & mask
-        for r in range(8):
-            left, right = right, left ^ (rng_hash(seed, stream, (r << 32) | right) & mask)
-        return (left << h) | right
+        lw, rw = left_bits, right_bits
+        left, right = x >> rw, x & ((1 << rw) - 1)
+        for r in range(6):
+            left, right = right, left ^ (mix(keys[r] ^ right) & ((1 << lw) - 1))
+            lw, rw = rw, lw
+        return (left << rw) | right
 
     perm = []
     for i in range(n):
@@ -110,8 +115,8 @@ def test_generate_is_the_shuffled_sample(cuem, cov):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 17, 65])
 def test_generate_shuffle_of_few_rows_is_the_reference(cuem, n):
-    # Domains of 4 to 256 values: cycle walking sends most indices through the network
-    # more than once.
+    # Domains of 4 to 128 values (n = 5, 17 and 65 just above a power of 2): cycle walking
+    # sends indices through the network more than once.
     cuem("-q", "generate", "-n", n, "-d", 2, "-k", 3, "--seed", 5, "-o", "g.npy", "--labels", "l.npy",
          "--model", "m.json", "--chunk-rows", 4)
     model = json.loads((cuem.cwd / "m.json").read_text())
