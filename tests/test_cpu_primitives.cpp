@@ -31,7 +31,7 @@ struct Shape {
 
 // Enough work in each that worth_threads lets the threads in.
 const Shape kShapes[] = {{1, 4, 9001}, {2, 8, 3001}, {5, 3, 3001}, {9, 2, 2001},
-                         {16, 16, 301}, {33, 5, 257}, {3, 64, 9001}, {1, 1, 40001}};
+                         {16, 16, 301}, {33, 5, 257}, {3, 64, 9001}, {1, 1, 40001}, {4, 6, 2049}};
 
 // Statistics about the model's means from the reference responsibilities of test_util.
 cuem::SufficientStats reference_stats(const cuem::Model& m, const cuem_test::Dataset& ds) {

@@ -1,6 +1,7 @@
 #include "cpu/narrow_kernels.hpp"
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/point_math.hpp"
 #include "cpu/cpu_kernels.hpp"
@@ -38,10 +39,10 @@ CUEM_INLINE v8d log_joint(const v8d* x, const double* mu, const double* factor, 
       const v8d y = x[d] - mu[d];
       q += y * y;
     }
-    q = q * (splat(factor[0]) * splat(factor[0]));
+    q = q * (factor[0] * factor[0]);
   }
   const v8d dl = splat(static_cast<double>(D) * math::kLog2Pi);
-  return splat(constant) - splat(0.5) * (dl + q);
+  return constant - splat(0.5) * (dl + q);
 }
 
 template <int D, Kind kind>
@@ -54,39 +55,69 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
   const int nv = (rows + 7) / 8;
   const v8d even_share = splat(1.0 / K);
 
-  // Responsibilities of the block, component-major in g, and the log-likelihood.
-  v8d ll = load(acc + static_cast<std::ptrdiff_t>(K) * S * 8);
-  for (int v = 0; v < nv; ++v) {
+  // Responsibilities of the block, component-major in g, and the log-likelihood. Each group
+  // of 8 points has two halves: its log joints, maximum and exponentials, then its
+  // normalisation, whose two divisions are a long chain. The loop runs the second half of
+  // group v - 1 beside the first half of group v, so the chain overlaps independent work.
+  const auto exponentials = [&](int v, v8d& m, v8d& sum) CUEM_INLINE_LAMBDA {
     v8d x[D];
     for (int d = 0; d < D; ++d) x[d] = load(xt + d * kNarrowRows + v * 8);
     double* gv = g + v * 8;
-    v8d m = splat(0.0);
     for (int k = 0; k < K; ++k) {
       const v8d lj = log_joint<D, kind>(x, p.means + static_cast<std::ptrdiff_t>(k) * D,
                                         p.factors + static_cast<std::ptrdiff_t>(k) * fstride, p.constants[k]);
       store(gv + k * kNarrowRows, lj);
       m = k == 0 ? lj : vmax(lj, m);
     }
-    v8d sum = splat(0.0);
+    sum = splat(0.0);
     for (int k = 0; k < K; ++k) {
       const v8d e = exp_nonpositive(load(gv + k * kNarrowRows) - m);
       store(gv + k * kNarrowRows, e);
       sum += e;
     }
+  };
+  // g keeps the exponentials; a point's factor 1 / sum x w goes to f, applied as the
+  // statistics read g.
+  v8d ll = load(acc + static_cast<std::ptrdiff_t>(K) * S * 8);
+  double f[kNarrowRows], mx[kNarrowRows];
+  v8d unexplained = splat(0.0);
+  const auto normalise = [&](int v, v8d m, v8d sum) CUEM_INLINE_LAMBDA {
     // A point without a finite maximum (-inf or NaN): its sum is meaningless, its log p(x)
-    // is the maximum. (m - m == 0 tests finiteness; GCC 12 lowers `m > -inf` here lane by
-    // lane with branches.)
-    const v8d safe = m - m == splat(0.0) ? sum : splat(1.0);
+    // is the maximum, and its weight is shared evenly (fixed below). (m - m == 0 tests
+    // finiteness; GCC 12 lowers `m > -inf` here lane by lane with branches.)
+    const v8d finite_lanes = m - m;  // 0 where finite, NaN elsewhere
+    const v8d safe = finite_lanes == splat(0.0) ? sum : splat(1.0);
     const v8d inv = splat(1.0) / safe;
     const v8d lp = m + log_positive(safe);
     const v8d wv = load(w + v * 8);
-    for (int k = 0; k < K; ++k) {
-      const v8d gk = m - m == splat(0.0) ? load(gv + k * kNarrowRows) * inv : even_share;
-      store(gv + k * kNarrowRows, gk * wv);
-    }
+    store(f + v * 8, finite_lanes == splat(0.0) ? inv * wv : wv);
+    store(mx + v * 8, m);
+    unexplained = finite_lanes == splat(0.0) ? unexplained : splat(1.0);
     ll += wv != splat(0.0) ? wv * lp : splat(0.0);
+  };
+  v8d m_prev = splat(0.0), sum_prev = splat(0.0);
+  exponentials(0, m_prev, sum_prev);
+  for (int v = 1; v < nv; ++v) {
+    v8d m = splat(0.0), sum = splat(0.0);
+    exponentials(v, m, sum);
+    normalise(v - 1, m_prev, sum_prev);
+    m_prev = m;
+    sum_prev = sum;
   }
+  normalise(nv - 1, m_prev, sum_prev);
   store(acc + static_cast<std::ptrdiff_t>(K) * S * 8, ll);
+  // Rare: points no component explains take 1 / K of their weight from every component.
+  bool any_unexplained = false;
+  for (int l = 0; l < 8; ++l) any_unexplained = any_unexplained || unexplained[l] != 0.0;
+  if (any_unexplained) {
+    for (int v = 0; v < nv; ++v) {
+      const v8d m = load(mx + v * 8);
+      for (int k = 0; k < K; ++k) {
+        double* gk = g + k * kNarrowRows + v * 8;
+        store(gk, m - m == splat(0.0) ? load(gk) : even_share);
+      }
+    }
+  }
 
   // The statistics, one component at a time with its partials in registers.
   for (int k = 0; k < K; ++k) {
@@ -98,7 +129,7 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
     for (int t = 0; t < T; ++t) s2[t] = load(a + (1 + D + t) * 8);
     const double* gk = g + k * kNarrowRows;
     for (int v = 0; v < nv; ++v) {
-      const v8d gw = load(gk + v * 8);
+      const v8d gw = load(gk + v * 8) * load(f + v * 8);
       v8d y[D], gy[D];
       for (int d = 0; d < D; ++d) {
         y[d] = load(xt + d * kNarrowRows + v * 8) - c[d];
@@ -142,7 +173,76 @@ CUEM_INLINE void narrow_dispatch(const NarrowParams& p, const double* xt, int ro
   }
 }
 
+// Rows [r0, r0 + 8) of dense float64 rows (stride D) as D vectors of 8 lanes: D whole
+// vectors loaded and separated by shuffles where D divides the lanes evenly, lane by lane
+// otherwise.
+template <int D>
+CUEM_INLINE void transpose8_dense(const double* x, double* xt) {
+  if constexpr (D == 1) {
+    store(xt, load(x));
+  } else if constexpr (D == 2) {
+    const v8d a = load(x), b = load(x + 8);
+    store(xt, __builtin_shuffle(a, b, v8l{0, 2, 4, 6, 8, 10, 12, 14}));
+    store(xt + kNarrowRows, __builtin_shuffle(a, b, v8l{1, 3, 5, 7, 9, 11, 13, 15}));
+  } else if constexpr (D == 4) {
+    const v8d a = load(x), b = load(x + 8), c = load(x + 16), e = load(x + 24);
+    // a, b: rows 0-3 as (r0 d0..d3, r1 d0..d3); c, e: rows 4-7. First pair the rows'
+    // dimensions 2 by 2, then separate them.
+    const v8d ab02 = __builtin_shuffle(a, b, v8l{0, 2, 4, 6, 8, 10, 12, 14});  // r0d0 r0d2 r1d0 r1d2 r2d0 ...
+    const v8d ab13 = __builtin_shuffle(a, b, v8l{1, 3, 5, 7, 9, 11, 13, 15});
+    const v8d ce02 = __builtin_shuffle(c, e, v8l{0, 2, 4, 6, 8, 10, 12, 14});
+    const v8d ce13 = __builtin_shuffle(c, e, v8l{1, 3, 5, 7, 9, 11, 13, 15});
+    store(xt, __builtin_shuffle(ab02, ce02, v8l{0, 2, 4, 6, 8, 10, 12, 14}));
+    store(xt + 2 * kNarrowRows, __builtin_shuffle(ab02, ce02, v8l{1, 3, 5, 7, 9, 11, 13, 15}));
+    store(xt + kNarrowRows, __builtin_shuffle(ab13, ce13, v8l{0, 2, 4, 6, 8, 10, 12, 14}));
+    store(xt + 3 * kNarrowRows, __builtin_shuffle(ab13, ce13, v8l{1, 3, 5, 7, 9, 11, 13, 15}));
+  } else {
+    for (int d = 0; d < D; ++d)
+      store(xt + d * kNarrowRows, v8d{x[d], x[D + d], x[2 * D + d], x[3 * D + d], x[4 * D + d], x[5 * D + d],
+                                      x[6 * D + d], x[7 * D + d]});
+  }
+}
+
+template <int D, typename T>
+CUEM_INLINE void transpose_impl(const T* x, std::size_t stride, int rows, double* xt) {
+  int r = 0;
+  if constexpr (std::is_same_v<T, double>) {
+    if (stride == static_cast<std::size_t>(D))
+      for (; r + 8 <= rows; r += 8) transpose8_dense<D>(x + static_cast<std::size_t>(r) * D, xt + r);
+  }
+  const int lanes = (rows + 7) / 8 * 8;
+  for (; r < lanes; ++r) {
+    const T* row = x + static_cast<std::size_t>(r < rows ? r : 0) * stride;
+    for (int d = 0; d < D; ++d) xt[d * kNarrowRows + r] = static_cast<double>(row[d]);
+  }
+}
+
+template <typename T>
+CUEM_INLINE void transpose_dispatch(const T* x, std::size_t stride, int D, int rows, double* xt) {
+  switch (D) {
+    case 1: transpose_impl<1>(x, stride, rows, xt); break;
+    case 2: transpose_impl<2>(x, stride, rows, xt); break;
+    case 3: transpose_impl<3>(x, stride, rows, xt); break;
+    case 4: transpose_impl<4>(x, stride, rows, xt); break;
+    case 5: transpose_impl<5>(x, stride, rows, xt); break;
+    case 6: transpose_impl<6>(x, stride, rows, xt); break;
+    case 7: transpose_impl<7>(x, stride, rows, xt); break;
+    case 8: transpose_impl<8>(x, stride, rows, xt); break;
+    default: break;  // narrow_applies rules it out
+  }
+}
+
 }  // namespace
+
+CUEM_CLONES
+void narrow_transpose(const double* x, std::size_t stride, int D, int rows, double* xt) {
+  transpose_dispatch(x, stride, D, rows, xt);
+}
+
+CUEM_CLONES
+void narrow_transpose(const float* x, std::size_t stride, int D, int rows, double* xt) {
+  transpose_dispatch(x, stride, D, rows, xt);
+}
 
 CUEM_CLONES
 void narrow_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* acc) {

@@ -56,4 +56,10 @@ struct NarrowParams {
 /// shared evenly (g = w / K) as in the general path.
 void narrow_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* acc);
 
+/// The block of `rows` (1 to kNarrowRows) rows of D values at x, `stride` values apart,
+/// transposed into xt (D x kNarrowRows) as float64; the lanes past `rows` up to the next
+/// multiple of 8 repeat the first row (finite, and weighted 0 by the kernel).
+void narrow_transpose(const double* x, std::size_t stride, int D, int rows, double* xt);
+void narrow_transpose(const float* x, std::size_t stride, int D, int rows, double* xt);
+
 }  // namespace cuem::cpu

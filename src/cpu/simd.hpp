@@ -15,6 +15,7 @@
 #define CUEM_CLONES
 #endif
 #define CUEM_INLINE inline __attribute__((always_inline))
+#define CUEM_INLINE_LAMBDA __attribute__((always_inline))
 
 // The helpers pass 64-byte vectors by value; they are always inlined, so the baseline
 // clone's different calling convention for them never matters.
@@ -36,20 +37,17 @@ CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
 CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
 
 // exp(t) for t <= 0, 0 below -708 (where exp would be subnormal) and for -inf.
-// t = n ln 2 + r, |r| <= ln2 / 2 (Cody-Waite with a two-part ln 2); exp(r) by its Taylor
-// polynomial of degree 13 (truncation below 1e-17 relative); 2^n built in the exponent bits.
+// t = (8n + j) ln2 / 8 + r with j in 0..7 and |r| <= ln2 / 16 (Cody-Waite with a two-part
+// ln2 / 8, exact products for |8n + j| < 2^13); exp(t) = 2^n 2^(j/8) exp(r), 2^(j/8) from
+// an eight-entry table held in one vector (one permute), exp(r) - 1 by its Taylor polynomial
+// of degree 8 (truncation below 2e-18 relative), 2^n built in the exponent bits.
 CUEM_INLINE v8d exp_nonpositive(v8d t) {
   const v8d shifter = splat(0x1.8p52);  // adding it rounds to an integer held in the low bits
-  const v8d kd = t * splat(1.4426950408889634) + shifter;
-  const v8d n = kd - shifter;
-  v8d r = t - n * splat(6.93147180369123816490e-01);
-  r = r - n * splat(1.90821492927058770002e-10);
-  v8d p = splat(1.0 / 6227020800.0);
-  p = p * r + splat(1.0 / 479001600.0);
-  p = p * r + splat(1.0 / 39916800.0);
-  p = p * r + splat(1.0 / 3628800.0);
-  p = p * r + splat(1.0 / 362880.0);
-  p = p * r + splat(1.0 / 40320.0);
+  const v8d kd = t * splat(11.541560327111707) + shifter;  // 8 / ln2
+  const v8d n8 = kd - shifter;
+  v8d r = t - n8 * splat(6.93147180369123816490e-01 / 8);
+  r = r - n8 * splat(1.90821492927058770002e-10 / 8);
+  v8d p = splat(1.0 / 40320.0);
   p = p * r + splat(1.0 / 5040.0);
   p = p * r + splat(1.0 / 720.0);
   p = p * r + splat(1.0 / 120.0);
@@ -57,13 +55,22 @@ CUEM_INLINE v8d exp_nonpositive(v8d t) {
   p = p * r + splat(1.0 / 6.0);
   p = p * r + splat(0.5);
   p = p * r + splat(1.0);
-  p = p * r + splat(1.0);
+  const v8d em1 = p * r;  // exp(r) - 1: added last, to the table's value, for less rounding
   // GCC's casts between vector types of one size reinterpret the bits.
-  const v8l ni = (v8l)kd - (v8l)shifter;  // NOLINT(google-readability-casting)
-  const v8l bits = (ni + 1023) << 52;
-  const v8d scale = (v8d)bits;  // NOLINT(google-readability-casting)
+  const v8l ni = (v8l)kd - (v8l)shifter;  // NOLINT(google-readability-casting)  8n + j
+  const v8d table = {0x1p0,
+                     1.0905077326652577,  // 2^(1/8)
+                     1.189207115002721,   // 2^(2/8)
+                     1.2968395546510096,  // 2^(3/8)
+                     1.4142135623730951,  // 2^(4/8)
+                     1.5422108254079407,  // 2^(5/8)
+                     1.6817928305074290,  // 2^(6/8)
+                     1.8340080864093424};  // 2^(7/8)
+  const v8l bits = ((ni & ~7LL) << 49) + (1023LL << 52);  // (n + 1023) << 52
+  const v8d scale = (v8d)bits;                                // NOLINT(google-readability-casting)
   const v8d zero = splat(0.0);
-  return t < splat(-708.0) ? zero : p * scale;
+  const v8d tj = __builtin_shuffle(table, ni & 7);
+  return t < splat(-708.0) ? zero : (tj + tj * em1) * scale;
 }
 
 // log(s) for positive normal s: s = 2^e m with m in [sqrt(1/2), sqrt(2)), and
