@@ -4,7 +4,9 @@
 Speed (default): for each config (A-D of scripts/compare_peers.py and L, the issue's
 10^8 x 8, K = 16 full; each scaled by --scale), the
 wall time each method needs to bring the mean log-likelihood within --rtol (1e-4)
-relative of the batch optimum's (batch EM at tol 1e-10 from the same start):
+relative of the batch optimum's (batch EM from the same start at --ref-tol, its remaining
+gap estimated from its last step and linear rate and recorded; each method runs to a tol
+of a thousandth of the margin, and with --repeats the runs interleave):
   batch        cuem fit --trace            (the trace's seconds up to the first bound in reach)
   incr-B       cuem fit --incremental-blocks B --trace  (the free energy, a lower bound of
                the log-likelihood, so the time is an upper bound of the time to target)
@@ -100,21 +102,42 @@ def speed(args):
             np.save(data, X)
             common = ["fit", data, "-k", str(k), "--covariance", cov, "--seed", "1", "--device", "cpu",
                       "--precision", "float64", "--threads", str(args.threads)]
-            ref = run_cli(binary, [*common, "--tol", "1e-10", "--max-iter", str(args.ref_max_iter)])
-            optimum = ref["lower_bound"]  # ref["converged"] is recorded: 5000 passes may not reach tol 1e-10
+            # The reference optimum: batch EM until its remaining gap, estimated from the last
+            # step and the linear rate r as step * r / (1 - r), is below --ref-rtol relative.
+            ref_trace = os.path.join(tmp, "ref.csv")
+            ref = run_cli(binary, [*common, "--tol", str(args.ref_tol), "--max-iter", str(args.ref_max_iter),
+                                   "--trace", ref_trace])
+            optimum = ref["lower_bound"]
+            values = [v for v, _ in read_trace(ref_trace)]
+            last_step = values[-1] - values[-2] if len(values) > 1 else float("inf")
+            rate = ref.get("convergence_rate")
+            gap = last_step * rate / (1.0 - rate) if rate is not None and 0 < rate < 1 else float("inf")
             target = optimum - args.rtol * abs(optimum)
+            # Each method stops once a pass gains under a thousandth of the margin: past the
+            # target unless its rate exceeds 0.999 (then it is reported as not reached).
+            method_tol = 1e-3 * args.rtol * abs(optimum)
             entry = {"config": name, "n": n, "d": d, "k": k, "covariance_type": cov, "optimum": optimum,
                      "reference_converged": ref["converged"], "reference_passes": ref["n_iter"],
+                     "reference_tol": args.ref_tol, "reference_rate": rate,
+                     "reference_gap_estimate_relative": gap / abs(optimum), "method_tol": method_tol,
                      "target": target, "load_before": os.getloadavg()[0], "methods": {}}
-            for label, extra in [("batch", []), *[(f"incr-{b}", ["--incremental-blocks", str(b)]) for b in args.blocks]]:
-                trace = os.path.join(tmp, f"{label}.csv")
-                t0 = time.perf_counter()
-                out = run_cli(binary, [*common, *extra, "--tol", "1e-9", "--max-iter", str(args.max_iter),
-                                       "--trace", trace])
-                wall = time.perf_counter() - t0
-                entry["methods"][label] = {"seconds_to_target": time_to_target(read_trace(trace), target),
-                                           "passes": out["n_iter"], "wall_total": wall,
-                                           "final_bound": out["lower_bound"]}
+            for repeat in range(args.repeats):
+                # Interleaved on a shared machine: every repeat runs each method once, the order
+                # reversed every other repeat; the fastest time of each is kept.
+                order = [("batch", []), *[(f"incr-{b}", ["--incremental-blocks", str(b)]) for b in args.blocks]]
+                for label, extra in order[::-1] if repeat % 2 else order:
+                    trace = os.path.join(tmp, f"{label}.csv")
+                    t0 = time.perf_counter()
+                    out = run_cli(binary, [*common, *extra, "--tol", str(method_tol), "--max-iter",
+                                           str(args.max_iter), "--trace", trace])
+                    wall = time.perf_counter() - t0
+                    got = {"seconds_to_target": time_to_target(read_trace(trace), target), "passes": out["n_iter"],
+                           "wall_total": wall, "final_bound": out["lower_bound"], "load": os.getloadavg()[0]}
+                    best = entry["methods"].get(label)
+                    if best is None or (got["seconds_to_target"] is not None and
+                                        (best["seconds_to_target"] is None
+                                         or got["seconds_to_target"] < best["seconds_to_target"])):
+                        entry["methods"][label] = got
             # Stepwise EM in Python (the same library); k-means start on the first batch.
             gm = cuem.GaussianMixture(k, covariance_type=cov, random_state=1, device="cpu", precision="float64",
                                       learning_decay=args.decay)
@@ -207,7 +230,10 @@ def main():
     p.add_argument("--blocks", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100])
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--max-iter", type=int, default=2000)
-    p.add_argument("--ref-max-iter", type=int, default=5000, help="passes of the tol-1e-10 reference fit")
+    p.add_argument("--ref-max-iter", type=int, default=5000, help="passes of the reference fit")
+    p.add_argument("--ref-tol", type=float, default=1e-9,
+                   help="the reference fit's tol (its estimated remaining gap is recorded)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each cuem method, interleaved")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=10000)
     p.add_argument("--decay", type=float, default=0.6)

@@ -154,6 +154,42 @@ TEST(OutOfCoreMissing, ChunkedFitFollowsTheInMemoryFit) {
   EXPECT_NE(chunked.device.find("out of core"), std::string::npos) << chunked.device;
 }
 
+// A column that no row observes cannot be estimated: out of core refuses it as the
+// in-memory fit does (the chunks' observed columns pooled before the first E-step), while a
+// column that only the last chunk observes is fitted, with the in-memory fit's summary and
+// optimum.
+TEST(OutOfCoreMissing, ColumnNoChunkObservesIsRefusedAsInMemory) {
+  cuem_test::Dataset ds = with_holes(CovarianceType::diag, 1500, 0.1, 71);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  cuem::FitOptions o = options(CovarianceType::diag, 3);
+  o.tol = 1e-10;
+  o.max_iter = 2000;
+  for (std::size_t i = 0; i < 1200; ++i) ds.x[i * 3 + 1] = nan;  // chunks 0-1 (of 500 rows) lack column 1
+  const cuem::FitResult memory = cuem::fit(ds.view(), o);
+  o.weights_init = memory.model.weights;
+  for (double& m : o.means_init = memory.model.means) m += 0.25;  // a start a few steps away
+  o.precisions_init = cuem_test::precisions_of(memory.model);
+  const cuem::FitResult memory_again = cuem::fit(ds.view(), o);
+  o.chunk_rows = 500;
+  const cuem::FitResult chunked = cuem::fit(ds.view(), o);
+  ASSERT_TRUE(chunked.converged);
+  EXPECT_GT(chunked.n_iter, 2);
+  EXPECT_NEAR(chunked.lower_bound, memory_again.lower_bound, 1e-10);
+  EXPECT_EQ(chunked.missing.n_patterns, memory.missing.n_patterns);
+  EXPECT_EQ(chunked.missing.missing_entries, memory.missing.missing_entries);
+
+  for (std::size_t i = 1200; i < ds.n; ++i) ds.x[i * 3 + 1] = nan;  // now no row observes it
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{500}, std::size_t{1500}}) {
+    o.chunk_rows = chunk;
+    try {
+      cuem::fit(ds.view(), o);
+      ADD_FAILURE() << "no error with chunk_rows " << chunk;
+    } catch (const cuem::DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("column 1 (0-based) has no observed value"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Weights: integer weights are repeated rows, for incremental and out-of-core fits of NaN data.
 TEST(IncrementalMissing, WeightsAreRepeatedRows) {
   const cuem_test::Dataset ds = with_holes(CovarianceType::diag, 600, 0.2, 71);

@@ -1,13 +1,15 @@
 // Out of core (FitOptions::chunk_rows, io::row_releaser): a fit over a mapped .npy file
 // read in chunks keeps the file's resident pages to about a chunk (measured from
 // /proc/self/status), gives the same model as the same fit on the data in memory, reaches
-// batch EM's optimum from the same start; a file that changes size while read stops the
-// fit with a DataError.
+// batch EM's optimum from the same start; a file that changes while read (grows, shrinks,
+// is written to in place) stops the fit with an InputChangedError.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wfree-nonheap-object"  // as in test_squarem (make_mixture inlined)
 #endif
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
 #include "io/data_loader.hpp"
+#include "io/input_changed.hpp"
 #include "io/npy.hpp"
 #include "test_util.hpp"
 
@@ -165,10 +168,33 @@ TEST(OutOfCore, WeightedFitIsTheWeightedBatchFit) {
   EXPECT_LT(cuem_test::max_rel_diff(chunked.model.means, rows.model.means), 1e-6);
 }
 
-TEST(OutOfCore, FileThatChangesSizeStopsTheFit) {
+// The releaser checks the mapped file when it is made and after every chunk: a file that
+// grows, shrinks or is written to in place (same size, a new modification time) stops the
+// fit at the next chunk with an InputChangedError (a DataError) saying what changed.
+enum class Change { grow, shrink, rewrite };
+
+void change_file(const std::string& path, Change how) {
+  if (how == Change::grow) {
+    std::ofstream(path, std::ios::app) << "more bytes";
+  } else if (how == Change::shrink) {
+    ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+  } else {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1024);
+    f.write("\x01\x02\x03\x04", 4);
+    f.close();
+    // A modification time of its own: two writes within a clock tick can share one.
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 123456789}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  }
+}
+
+class FileChange : public testing::TestWithParam<Change> {};
+
+TEST_P(FileChange, StopsTheFitAtTheNextChunk) {
   const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 121);
   const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 20000, 122);
-  TempFile file("grow.npy");
+  TempFile file("change.npy");
   cuem::io::write_npy(file.path, ds.x.data(), ds.n, 2);
   const cuem::io::Table t = cuem::io::load_data(file.path, {});
   const std::function<void(std::size_t)> releaser = cuem::io::row_releaser(t, file.path);
@@ -177,16 +203,54 @@ TEST(OutOfCore, FileThatChangesSizeStopsTheFit) {
   o.n_components = 2;
   int calls = 0;
   o.release_rows = [&](std::size_t row) {
-    if (++calls == 30) std::ofstream(file.path, std::ios::app) << "more bytes";  // in the first E-step
+    if (++calls == 30) change_file(file.path, GetParam());  // in the first E-step
     releaser(row);
   };
+  const char* what[] = {"grew by 10 bytes", "shrank by", "was written to"};
   try {
     cuem::fit(t.view(), o);
     ADD_FAILURE() << "no error";
-  } catch (const cuem::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("changed size while it was read"), std::string::npos) << e.what();
+  } catch (const cuem::io::InputChangedError& e) {
+    EXPECT_NE(std::string(e.what()).find("changed while it was read: it "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(what[static_cast<int>(GetParam())]), std::string::npos) << e.what();
   }
   EXPECT_EQ(calls, 30);
+}
+
+INSTANTIATE_TEST_SUITE_P(Changes, FileChange, testing::Values(Change::grow, Change::shrink, Change::rewrite),
+                         [](const auto& info) {
+                           return std::string(info.param == Change::grow     ? "grow"
+                                              : info.param == Change::shrink ? "shrink"
+                                                                             : "rewrite");
+                         });
+
+// Between the parse and the releaser (the first check): a change there is caught before
+// any chunk is read, and by check_unchanged (what an in-memory fit asks before writing);
+// a file left alone, and one renamed over or deleted (the mapping keeps the bytes that
+// were opened), are not changes.
+TEST(OutOfCore, FileChangedBeforeTheFirstChunkOrReplacedByName) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 123);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 2000, 124);
+  TempFile file("early.npy"), other("other.npy");
+  cuem::io::write_npy(file.path, ds.x.data(), ds.n, 2);
+  {
+    const cuem::io::Table t = cuem::io::load_data(file.path, {});
+    EXPECT_NO_THROW(cuem::io::check_unchanged(t, file.path));
+    change_file(file.path, Change::grow);
+    EXPECT_THROW(cuem::io::row_releaser(t, file.path), cuem::io::InputChangedError);
+    EXPECT_THROW(cuem::io::check_unchanged(t, file.path), cuem::io::InputChangedError);
+  }
+  cuem::io::write_npy(file.path, ds.x.data(), ds.n, 2);
+  cuem::io::write_npy(other.path, ds.x.data(), ds.n / 2, 2);
+  const cuem::io::Table t = cuem::io::load_data(file.path, {});
+  const std::function<void(std::size_t)> releaser = cuem::io::row_releaser(t, file.path);
+  ASSERT_TRUE(static_cast<bool>(releaser));
+  EXPECT_NO_THROW(releaser(100));
+  ASSERT_EQ(std::rename(other.path.c_str(), file.path.c_str()), 0);
+  EXPECT_NO_THROW(releaser(200));
+  ASSERT_EQ(std::remove(file.path.c_str()), 0);
+  EXPECT_NO_THROW(releaser(300));
+  EXPECT_EQ(t.view().value(1999, 1), ds.x[1999 * 2 + 1]);  // the opened bytes, still readable
 }
 
 TEST(OutOfCore, OptionErrors) {

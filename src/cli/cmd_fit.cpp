@@ -355,6 +355,9 @@ int run(const Args& a, const GlobalFlags& flags) {
       svg = report::render_svg(r, DataView(complete.data(), n, X.n_cols), ro);
     }
   }
+  // A mapped file read in place that changed during an in-memory fit gave it other data
+  // part way (out of core, the releaser checked after every chunk).
+  io::check_unchanged(t, a.data.path);
   io::FitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, t.rows, data_name, {}};
   if (t.named_columns) meta.feature_names = io::usable_feature_names(t.column_names);
   io::OutputBatch outputs;

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "core/m_step.hpp"
 #include "core/mixture_sampler.hpp"
 #include "core/rng.hpp"
+#include "core/row_permutation.hpp"
 #include "io/atomic_file.hpp"
 #include "io/model_json.hpp"
 #include "io/npy.hpp"
@@ -81,21 +81,13 @@ Model random_model(const Args& a) {
   return m;
 }
 
-// The file is written in chunks of rows, in the order of sample()'s rows after the same
-// Fisher-Yates shuffle as an in-memory sample would get: row i of the file is grouped row
-// perm[i], drawn when its chunk is written. Memory: the permutation (4 bytes a row below
-// 2^32 rows) and one chunk, not the data.
-template <typename Index>
+// The file is written in chunks of rows: row i of the file is sample()'s grouped row
+// perm(i), drawn when its chunk is written, perm a keyed permutation computed row by row
+// (row_permutation.hpp). Memory: one chunk, whatever n.
 void write_rows(const Args& a, const MixtureSampler& sampler, io::AtomicFile& data, io::AtomicFile* labels) {
   const std::size_t n = a.n;
   const auto D = static_cast<std::size_t>(a.d);
-  std::vector<Index> perm(n);
-  for (std::size_t i = 0; i < n; ++i) perm[i] = static_cast<Index>(i);
-  // Fisher-Yates with counter-based draws: deterministic for the seed.
-  for (std::size_t i = n - 1; i > 0; --i) {
-    const auto j = std::min(i, static_cast<std::size_t>(rng::uniform(a.seed, kShuffle, i) * static_cast<double>(i + 1)));
-    std::swap(perm[i], perm[j]);
-  }
+  const RowPermutation perm(n, a.seed, kShuffle);
   const std::size_t chunk = std::min(a.chunk_rows, n);
   std::vector<double> x(chunk * D);
   std::vector<int> k(chunk);
@@ -107,7 +99,7 @@ void write_rows(const Args& a, const MixtureSampler& sampler, io::AtomicFile& da
       std::vector<double> z(D);
 #pragma omp for schedule(static)
       for (std::ptrdiff_t r = 0; r < static_cast<std::ptrdiff_t>(rows); ++r) {
-        const std::size_t row = perm[i0 + static_cast<std::size_t>(r)];
+        const auto row = static_cast<std::size_t>(perm(i0 + static_cast<std::size_t>(r)));
         k[r] = sampler.component_of(row);
         sampler.draw(row, k[r], x.data() + static_cast<std::size_t>(r) * D, z.data());
       }
@@ -140,10 +132,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     labels = std::make_unique<io::AtomicFile>(a.labels);
     labels->write(labels_file_start(a.labels, a.n));
   }
-  if (a.n <= std::numeric_limits<std::uint32_t>::max())
-    write_rows<std::uint32_t>(a, sampler, *data, labels.get());
-  else
-    write_rows<std::uint64_t>(a, sampler, *data, labels.get());
+  write_rows(a, sampler, *data, labels.get());
   io::OutputBatch outputs;
   outputs.add(std::move(data));
   if (labels) outputs.add(std::move(labels));

@@ -9,12 +9,13 @@
 #include "cuem/fit.hpp"
 #include "cuem/resources.hpp"
 #include "io/data_loader.hpp"
+#include "io/input_changed.hpp"
 #include "io/model_json.hpp"
 
 namespace cuem::cli {
 
 /// Exit codes, documented in --help and the README.
-enum ExitCode { kOk = 0, kUsage = 2, kBadData = 3, kNumerical = 4, kDevice = 5, kInternal = 70 };
+enum ExitCode { kOk = 0, kUsage = 2, kBadData = 3, kNumerical = 4, kDevice = 5, kInputChanged = 6, kInternal = 70 };
 
 /// A command-line mistake found after parsing (exit 2).
 struct UsageError : std::runtime_error {
@@ -111,11 +112,14 @@ struct FitArgs {
 /// Bytes from "123", "64K", "512M", "2G" or "1T" (binary units); UsageError otherwise.
 std::size_t parse_byte_size(const std::string& text);
 
-/// Runs a library call on the data from `path`, naming the file in any data error.
+/// Runs a library call on the data from `path`, naming the file in any data error (an
+/// InputChangedError names it already).
 template <typename F>
 auto with_data_name(const std::string& path, F&& f) {
   try {
     return f();
+  } catch (const io::InputChangedError&) {
+    throw;  // names its file already, and keeps its type (its own exit code)
   } catch (const DataError& e) {
     throw DataError(path + ": " + e.what());
   }

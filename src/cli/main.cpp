@@ -1,6 +1,7 @@
 // The cuem command line. Each command lives in its own cmd_*.cpp; this file wires them
 // up and turns every failure into a message and a distinct exit code:
-//   0 ok, 2 usage error, 3 bad input data, 4 numerical failure, 5 device error.
+//   0 ok, 2 usage error, 3 bad input data, 4 numerical failure, 5 device error, 6 an input
+//   file changed while it was read.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -11,13 +12,15 @@
 #include "cuem/errors.hpp"
 #include "cuem/version.hpp"
 #include "io/atomic_file.hpp"
+#include "io/input_changed.hpp"
 #include "io/io_error.hpp"
 
 namespace {
 
 constexpr const char* kFooter =
     "\nExit codes: 0 ok, 2 usage error (including an unwritable output path), 3 bad input data,\n"
-    "4 numerical failure, 5 device error, 130 interrupted (no output is left behind).\n"
+    "4 numerical failure, 5 device error, 6 an input file changed while it was read, 130 interrupted\n"
+    "(no output is left behind).\n"
     "Run 'cuem COMMAND --help' for a command's options.";
 
 }  // namespace
@@ -87,6 +90,9 @@ int main(int argc, char** argv) {
   } catch (const cuem::InvalidArgument& e) {
     std::fprintf(stderr, "cuem: %s\n", e.what());
     return kUsage;
+  } catch (const cuem::io::InputChangedError& e) {
+    std::fprintf(stderr, "cuem: input changed: %s\n", e.what());
+    return kInputChanged;
   } catch (const cuem::DataError& e) {
     std::fprintf(stderr, "cuem: bad input data: %s\n", e.what());
     return kBadData;

@@ -183,6 +183,11 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
       patterns.insert(m->pattern_sets().begin(), m->pattern_sets().end());
     }
     summary.n_patterns = patterns.size();
+    // As the whole data's layout (make_missing_layout with require_columns) refuses it.
+    for (std::size_t d = 0; d < X.n_cols; ++d)
+      if (std::none_of(owned.begin(), owned.end(), [d](const auto& m) { return m->observed_columns()[d]; }))
+        throw DataError("column " + std::to_string(d) + " (0-based) has no observed value in any chunk: nothing can "
+                        "be learnt about it; drop the column");
     check_informative(owned.front()->informative_rows(), !w.empty(), " of the first chunk");
     engine::ChunkedModel<MissingRangeModel> chunked(
         *owned.front(), chunks, [&](std::size_t c) { if (o.release_rows) o.release_rows(starts[c + 1]); });

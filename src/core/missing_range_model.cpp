@@ -30,6 +30,9 @@ MissingRangeModel::MissingRangeModel(DataView X, WeightView w, std::size_t begin
   summary_ = L.summary;
   for (std::size_t& row : summary_.first_empty_rows) row += begin;
   for (const engine::MissingPattern& pattern : L.patterns) patterns_.insert(pattern.missing);
+  observed_.assign(X.n_cols, L.n_complete > 0);  // a complete row observes every column
+  for (const engine::MissingPattern& pattern : L.patterns)
+    for (int d : pattern.observed) observed_[static_cast<std::size_t>(d)] = true;
   informative_ = L.n_rows;
   if (!L.weights.empty())
     informative_ = static_cast<std::size_t>(

@@ -47,6 +47,9 @@ class MissingRangeModel {
   const MissingSummary& summary() const noexcept { return summary_; }
   /// The range's distinct sets of missing columns (to count patterns over chunks).
   const std::set<std::vector<int>>& pattern_sets() const noexcept { return patterns_; }
+  /// observed_columns()[d]: some row of the range observes column d (out of core, a column
+  /// no chunk observes is refused as the whole data's layout refuses it).
+  const std::vector<bool>& observed_columns() const noexcept { return observed_; }
   /// Rows with an observed entry (and a positive weight, with weights).
   std::size_t informative_rows() const noexcept { return informative_; }
   const std::string& notice() const noexcept { return notice_; }
@@ -65,6 +68,7 @@ class MissingRangeModel {
   std::unique_ptr<Placed> kept_;
   MissingSummary summary_;
   std::set<std::vector<int>> patterns_;
+  std::vector<bool> observed_;
   std::size_t informative_ = 0;
   double unit_roundoff_ = 0x1p-53;
   std::string notice_, description_;

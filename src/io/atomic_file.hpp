@@ -76,7 +76,8 @@ void write_file_atomically(const std::string& path, const std::string& contents)
 
 /// Installs SIGINT/SIGTERM handlers (unless the signal arrives ignored) that remove every
 /// live temporary file and exit with 128 + signal (130 for Ctrl-C), and a SIGBUS handler (a memory-mapped input truncated
-/// while read) that does the same and exits 3, as bad input. Call once from main.
+/// while read) that does the same and exits 6, as an input that changed while read. Call
+/// once from main.
 void install_interrupt_cleanup();
 
 }  // namespace cuem::io

@@ -1,7 +1,5 @@
 #include "io/data_loader.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -10,6 +8,7 @@
 #include <memory>
 
 #include "cuem/errors.hpp"
+#include "io/input_changed.hpp"
 #include "io/mapped_file.hpp"
 #include "io/npy.hpp"
 
@@ -103,25 +102,44 @@ bool looks_like_text(const std::string& bytes) {
   return digit;
 }
 
-std::function<void(std::size_t)> row_releaser(const Table& t, const std::string& path) {
-  if (t.in_place.empty_pointer() || !t.storage || is_stdin_name(path)) return {};
-  // load_data keeps the mapping of an in-place table as its storage (parse_npy, parse_raw).
+namespace {
+
+// The mapping of a table that load_data read in place from a file (it keeps the mapping as
+// the table's storage: parse_npy, parse_raw), else null.
+std::shared_ptr<const FileBytes> in_place_mapping(const Table& t, const std::string& path) {
+  if (t.in_place.empty_pointer() || !t.storage || is_stdin_name(path)) return nullptr;
   std::shared_ptr<const FileBytes> file = std::static_pointer_cast<const FileBytes>(t.storage);
-  if (!file->mapped()) return {};
+  return file->mapped() ? file : nullptr;
+}
+
+void throw_if_changed(const FileBytes& file, const std::string& name) {
+  const std::string change = file.change();
+  if (!change.empty())
+    throw InputChangedError("'" + name + "' changed while it was read: it " + change +
+                            "; the command stopped, and nothing was written");
+}
+
+}  // namespace
+
+void check_unchanged(const Table& t, const std::string& path) {
+  if (const std::shared_ptr<const FileBytes> file = in_place_mapping(t, path)) throw_if_changed(*file, display_name(path));
+}
+
+std::function<void(std::size_t)> row_releaser(const Table& t, const std::string& path) {
+  std::shared_ptr<const FileBytes> file = in_place_mapping(t, path);
+  if (!file) return {};
   const auto* base = file->data();
   const auto* first = t.in_place.is_float32() ? reinterpret_cast<const unsigned char*>(t.in_place.data_f32)
                                               : reinterpret_cast<const unsigned char*>(t.in_place.data);
   const std::size_t row_bytes = t.in_place.row_stride * (t.in_place.is_float32() ? sizeof(float) : sizeof(double));
   const auto start = static_cast<std::size_t>(first - base);
   auto released = std::make_shared<std::size_t>(0);
-  const std::string name = display_name(path);
-  return [file, start, row_bytes, released, path, name](std::size_t row) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || static_cast<std::size_t>(st.st_size) != file->size())
-      throw DataError("'" + name + "' changed size while it was read (" + std::to_string(file->size()) +
-                      " bytes when opened, " +
-                      (::stat(path.c_str(), &st) != 0 ? std::string("gone") : std::to_string(st.st_size)) +
-                      " now); the fit stopped, and nothing was written");
+  // Checked now (between the parse and the first chunk) and after every chunk: rows read
+  // from a file that changed under the mapping are not the data the fit started on.
+  const auto check = [file, name = display_name(path)] { throw_if_changed(*file, name); };
+  check();
+  return [file, start, row_bytes, released, check](std::size_t row) {
+    check();
     const std::size_t offset = start + row * row_bytes;
     if (offset < *released) *released = 0;  // a new pass
     file->release(*released, offset);

@@ -33,9 +33,15 @@ Table load_data(const std::string& path, const LoadOptions& options);
 /// --columns): what a fit in chunks calls after each chunk (FitOptions::release_rows).
 /// Given the row a pass has read up to, it releases the mapped pages of the rows since the
 /// previous call (a smaller row starts a new pass), so that resident memory stays about
-/// one chunk, not the file; and it throws DataError when the file at `path` no longer has
-/// the size it had when mapped (grown or shrunk while read). Null for any other table.
+/// one chunk, not the file. It throws InputChangedError (input_changed.hpp) when the mapped
+/// file grew, shrank or was written to since it was opened (FileBytes::change): when it is
+/// made, and at every call. Null for any other table.
 std::function<void(std::size_t)> row_releaser(const Table& table, const std::string& path);
+
+/// For the same tables: throws InputChangedError when the mapped file changed since it was
+/// opened, as row_releaser's check; nothing for any other table. An in-memory fit of a
+/// mapped file calls it before writing its outputs.
+void check_unchanged(const Table& table, const std::string& path);
 
 /// Whether bytes are evidently text rather than raw binary numbers: the first KiB (the whole
 /// content if shorter), after an optional UTF-8 byte-order mark, is only printable ASCII,

@@ -32,12 +32,20 @@ class FileBytes {
   /// through a large mapping in order releases what it passed, at a cost in proportion to
   /// the range, not to the offset.
   void release(std::size_t begin, std::size_t end) const noexcept;
+  /// How a mapped file differs now from when it was mapped: "" when unchanged (or not
+  /// mapped: a copy cannot change), else a phrase such as "is 10 bytes longer". The file
+  /// is asked through its descriptor, so the mapped bytes themselves are judged: a file
+  /// renamed over the path or deleted leaves them as they were; one written to in place
+  /// (its size or modification time moved) does not.
+  std::string change() const;
 
  private:
   FileBytes() = default;
   const unsigned char* data_ = nullptr;
   std::size_t size_ = 0;
   bool mapped_ = false;
+  int fd_ = -1;  // kept open while mapped, for change()
+  long long mtime_sec_ = 0, mtime_nsec_ = 0;
   std::string copy_;  // the bytes, where the file could not be mapped
 };
 

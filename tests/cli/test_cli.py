@@ -255,7 +255,9 @@ def test_fit_report_one_feature(cuem, tmp_path):
 @pytest.mark.parametrize("cov", COVARIANCES)
 def test_fit_covariance_and_init(cuem, tmp_path, blobs, helpers, cov, init):
     # Converged tightly, so that the fitted parameters are a fixed point of EM to rounding.
-    j = cuem.json("fit", blobs["X"], "-k", 3, "--covariance", cov, "--init", init, "--seed", 2,
+    # (Seed 3: with generate's row order, seed 2's random_from_data start falls where two
+    # components share a blob: a poor optimum approached so slowly that tol 1e-12 is no fixed point.)
+    j = cuem.json("fit", blobs["X"], "-k", 3, "--covariance", cov, "--init", init, "--seed", 3,
                   "--tol", 1e-12, "--max-iter", 2000, "-o", "m.json")
     assert FIT_KEYS <= set(j)
     assert j["converged"] is True and j["n_decreases"] == 0

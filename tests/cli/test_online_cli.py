@@ -1,12 +1,19 @@
 """The online and incremental forms of the command line (docs/ONLINE.md):
 `cuem fit --incremental-blocks B`, `cuem fit --chunk-rows R` (out of core) and
 `cuem fit-online FILE...` (stepwise EM over a stream of batches), their summaries and
-their bad input: a clear exit code, and no model file left behind."""
+their bad input: a clear exit code, and no model file left behind (a data file that
+changes while read: exit 6)."""
 import csv
 import json
+import os
+import time
 
 import numpy as np
 import pytest
+
+from conftest import listing
+
+INPUT_CHANGED = 6  # exit code: an input file changed while it was read
 
 
 def three_blobs(seed, n, d=3):
@@ -156,3 +163,75 @@ def test_fit_with_missing_incremental_and_out_of_core(holes):
     # Without --missing marginalize, NaN is still an error (exit 3), and nothing is written.
     c("fit-online", "x.npy", "-k", "3", "-o", "no.json", expect=3)
     assert not (c.cwd / "no.json").exists()
+
+
+def _change(path, how):
+    """Grows, shrinks or rewrites in place (same size, a modification time of its own:
+    two writes within a clock tick can share one) the file at `path`."""
+    if how == "grow":
+        with open(path, "ab") as f:
+            f.write(b"more bytes")
+    elif how == "shrink":
+        os.truncate(path, path.stat().st_size // 2)
+    else:
+        with open(path, "r+b") as f:
+            f.seek(4096)
+            f.write(b"\x01\x02\x03\x04")
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_007))
+
+
+CHANGE_MESSAGE = {"grow": ["changed while it was read: it grew by 10 bytes"],
+                  # in a chunk past the new end the read itself fails (SIGBUS), else the check after a chunk
+                  "shrink": ["changed while it was read: it shrank by", "truncated or became unreadable"],
+                  "rewrite": ["changed while it was read: it was written to (same size"]}
+
+
+@pytest.mark.parametrize("how", ["grow", "shrink", "rewrite"])
+def test_fit_out_of_core_stops_when_its_file_changes(cuem, tmp_path, how):
+    X, _ = three_blobs(7, 40_000)
+    np.save(tmp_path / "x.npy", X)
+    before = listing(tmp_path)
+    proc = cuem.popen("fit", "x.npy", "-k", 3, "--chunk-rows", 4000, "--max-iter", 100000, "--tol", 0,
+                      "-o", "m.json", "--trace", "t.csv")
+    line = proc.stderr.readline()
+    while line and "iter" not in line:  # the iterations have started: the file is mapped and checked
+        line = proc.stderr.readline()
+    _change(tmp_path / "x.npy", how)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == INPUT_CHANGED, line + rest
+    assert any(m in rest for m in CHANGE_MESSAGE[how]), rest
+    assert listing(tmp_path) == before
+
+
+def test_fit_online_stops_when_a_file_changes(cuem, tmp_path):
+    X, _ = three_blobs(8, 100_000)
+    np.save(tmp_path / "x.npy", X)
+    # A model saved after every batch: its first appearance says the stream is in the file.
+    proc = cuem.popen("fit-online", "x.npy", "-k", 3, "--batch-size", 100, "-o", "m.json", "--save-every", 1)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "m.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    _change(tmp_path / "x.npy", "grow")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == INPUT_CHANGED, err
+    assert CHANGE_MESSAGE["grow"][0] in err, err
+    # The last model saved before the change stays, whole; no temporary file is left.
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert 0 < saved["fit"]["n_iter"] < 3000
+    assert listing(tmp_path) == ["m.json", "x.npy"]
+
+
+def test_fit_in_memory_writes_nothing_when_its_file_grew(cuem, tmp_path):
+    # In memory the mapped file is checked once, before the outputs are written.
+    X, _ = three_blobs(9, 20_000)
+    np.save(tmp_path / "x.npy", X)
+    proc = cuem.popen("fit", "x.npy", "-k", 3, "--max-iter", 1000, "--tol", 0, "-o", "m.json")
+    line = proc.stderr.readline()
+    while line and "iter" not in line:
+        line = proc.stderr.readline()
+    _change(tmp_path / "x.npy", "grow")
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == INPUT_CHANGED, line + rest
+    assert CHANGE_MESSAGE["grow"][0] in rest, rest
+    assert listing(tmp_path) == ["x.npy"]

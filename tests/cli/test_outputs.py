@@ -11,6 +11,7 @@ from conftest import OK, listing
 
 USAGE = 2
 BAD_DATA = 3
+INPUT_CHANGED = 6
 
 
 def _data(cuem, name="x.npy"):
@@ -235,7 +236,7 @@ def test_feature_names_from_a_header_are_kept_and_checked(cuem, tmp_path):
 
 def test_an_input_truncated_during_the_fit_is_bad_data_not_a_crash(cuem, tmp_path):
     # The .npy is read in place from its mapping: pages past a new end of file raise
-    # SIGBUS, which cuem reports as bad input (exit 3), leaving no output.
+    # SIGBUS, which cuem reports as an input changed while read (exit 6), leaving no output.
     rng = np.random.default_rng(5)
     np.save(tmp_path / "x.npy", rng.normal(size=(400_000, 4)))
     proc = cuem.popen("fit", "x.npy", "-k", 3, "--max-iter", 100000, "--tol", 0, "-o", "m.json")
@@ -244,7 +245,7 @@ def test_an_input_truncated_during_the_fit_is_bad_data_not_a_crash(cuem, tmp_pat
         line = proc.stderr.readline()
     os.truncate(tmp_path / "x.npy", 1000)
     rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == BAD_DATA, rest
+    assert proc.wait(timeout=60) == INPUT_CHANGED, rest
     assert "truncated or became unreadable" in rest
     assert not any(p.name.startswith("m.json") for p in tmp_path.iterdir())
 
