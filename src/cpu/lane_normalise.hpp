@@ -8,49 +8,42 @@
 
 namespace cuem::cpu {
 
-/// Per block of R rows: g keeps the exponentials; a point's factor 1 / sum x w goes to f,
-/// which the statistics apply as they read g; ll gathers w log p(x) per lane.
+// Group v of 8 points with maximum m and sum of exponentials sum: the point's factor
+// 1 / sum x w goes to f (the statistics apply it as they read g, which keeps the
+// exponentials), m to mx, w log p(x) to the lane partials ll. A point without a finite
+// maximum (-inf or NaN): its sum is meaningless, its log p(x) is the maximum, its lane of
+// `unexplained` turns 1 and share_unexplained gives its weight out evenly. m - m is 0
+// where m is finite and NaN elsewhere; compared with 0 in place it stays a mask register
+// (GCC 12 lowers `m > -inf`, or a comparison kept in a variable, lane by lane with
+// branches). The caller keeps f, mx, ll and unexplained as separate locals: in one
+// object with arrays, the accumulators would go through memory at every store to g.
+CUEM_INLINE void normalise_group(int v, simd::v8d m, simd::v8d sum, const double* w, double* f, double* mx,
+                                 simd::v8d& unexplained, simd::v8d& ll) {
+  using namespace simd;
+  const v8d safe = m - m == splat(0.0) ? sum : splat(1.0);
+  const v8d inv = splat(1.0) / safe;
+  const v8d lp = m + log_positive(safe);
+  const v8d wv = load(w + v * 8);
+  store(f + v * 8, m - m == splat(0.0) ? inv * wv : wv);
+  store(mx + v * 8, m);
+  unexplained = m - m == splat(0.0) ? unexplained : splat(1.0);
+  ll += wv != splat(0.0) ? wv * lp : splat(0.0);
+}
+
+// Rare: points no component explains take 1 / K of their weight from every component
+// (g: K x R). The caller tests its `unexplained` lanes itself: subscripting the vector in
+// here made GCC keep the whole block loop's vectors in memory.
 template <int R>
-struct LaneNormaliser {
-  double f[R];
-  double mx[R];
-  simd::v8d unexplained = simd::splat(0.0);
-  simd::v8d ll;
-
-  explicit LaneNormaliser(simd::v8d ll0) : ll(ll0) {}
-
-  // Group v with maximum m and sum of exponentials sum. A point without a finite maximum
-  // (-inf or NaN): its sum is meaningless, its log p(x) is the maximum, and its weight is
-  // shared evenly (finish). (m - m == 0 tests finiteness; GCC 12 lowers `m > -inf` here
-  // lane by lane with branches.)
-  CUEM_INLINE void group(int v, simd::v8d m, simd::v8d sum, const double* w) {
-    using namespace simd;
-    const v8d finite_lanes = m - m;  // 0 where finite, NaN elsewhere
-    const v8d safe = finite_lanes == splat(0.0) ? sum : splat(1.0);
-    const v8d inv = splat(1.0) / safe;
-    const v8d lp = m + log_positive(safe);
-    const v8d wv = load(w + v * 8);
-    store(f + v * 8, finite_lanes == splat(0.0) ? inv * wv : wv);
-    store(mx + v * 8, m);
-    unexplained = finite_lanes == splat(0.0) ? unexplained : splat(1.0);
-    ll += wv != splat(0.0) ? wv * lp : splat(0.0);
-  }
-
-  // Rare: points no component explains take 1 / K of their weight from every component.
-  CUEM_INLINE void finish(double* g, int K, int nv) {
-    using namespace simd;
-    bool any = false;
-    for (int l = 0; l < 8; ++l) any = any || unexplained[l] != 0.0;
-    if (!any) return;
-    const v8d even_share = splat(1.0 / K);
-    for (int v = 0; v < nv; ++v) {
-      const v8d m = load(mx + v * 8);
-      for (int k = 0; k < K; ++k) {
-        double* gk = g + k * R + v * 8;
-        store(gk, m - m == splat(0.0) ? load(gk) : even_share);
-      }
+CUEM_INLINE void share_unexplained(const double* mx, double* g, int K, int nv) {
+  using namespace simd;
+  const v8d even_share = splat(1.0 / K);
+  for (int v = 0; v < nv; ++v) {
+    const v8d m = load(mx + v * 8);
+    for (int k = 0; k < K; ++k) {
+      double* gk = g + k * R + v * 8;
+      store(gk, m - m == splat(0.0) ? load(gk) : even_share);
     }
   }
-};
+}
 
 }  // namespace cuem::cpu

@@ -74,20 +74,23 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
       sum += e;
     }
   };
-  LaneNormaliser<kNarrowRows> norm(load(acc + static_cast<std::ptrdiff_t>(K) * S * 8));
+  double f[kNarrowRows], mx[kNarrowRows];
+  v8d unexplained = splat(0.0);
+  v8d ll = load(acc + static_cast<std::ptrdiff_t>(K) * S * 8);
   v8d m_prev = splat(0.0), sum_prev = splat(0.0);
   exponentials(0, m_prev, sum_prev);
   for (int v = 1; v < nv; ++v) {
     v8d m = splat(0.0), sum = splat(0.0);
     exponentials(v, m, sum);
-    norm.group(v - 1, m_prev, sum_prev, w);
+    normalise_group(v - 1, m_prev, sum_prev, w, f, mx, unexplained, ll);
     m_prev = m;
     sum_prev = sum;
   }
-  norm.group(nv - 1, m_prev, sum_prev, w);
-  store(acc + static_cast<std::ptrdiff_t>(K) * S * 8, norm.ll);
-  norm.finish(g, K, nv);
-  const double* f = norm.f;
+  normalise_group(nv - 1, m_prev, sum_prev, w, f, mx, unexplained, ll);
+  store(acc + static_cast<std::ptrdiff_t>(K) * S * 8, ll);
+  bool any_unexplained = false;
+  for (int l = 0; l < 8; ++l) any_unexplained = any_unexplained || unexplained[l] != 0.0;
+  if (any_unexplained) share_unexplained<kNarrowRows>(mx, g, K, nv);
 
   // The statistics, one component at a time with its partials in registers.
   for (int k = 0; k < K; ++k) {

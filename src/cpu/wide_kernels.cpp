@@ -82,8 +82,12 @@ CUEM_INLINE void log_joints_full(const NarrowParams& p, const double* xt, int nv
   }
 }
 
-// Exponentials and normalisation of the log joints in g (lane_normalise.hpp).
-CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, LaneNormaliser<R>& norm) {
+// Exponentials and normalisation of the log joints in g (lane_normalise.hpp); the
+// block's w log p(x) lane partials added to acc_ll.
+CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, double* f, double* acc_ll) {
+  double mx[R];
+  v8d unexplained = splat(0.0);
+  v8d ll = load(acc_ll);
   const auto exponentials = [&](int v, v8d& m, v8d& sum) CUEM_INLINE_LAMBDA {
     double* gv = g + v * 8;
     m = load(gv);
@@ -100,12 +104,15 @@ CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, Lane
   for (int v = 1; v < nv; ++v) {
     v8d m = splat(0.0), sum = splat(0.0);
     exponentials(v, m, sum);
-    norm.group(v - 1, m_prev, sum_prev, w);
+    normalise_group(v - 1, m_prev, sum_prev, w, f, mx, unexplained, ll);
     m_prev = m;
     sum_prev = sum;
   }
-  norm.group(nv - 1, m_prev, sum_prev, w);
-  norm.finish(g, K, nv);
+  normalise_group(nv - 1, m_prev, sum_prev, w, f, mx, unexplained, ll);
+  store(acc_ll, ll);
+  bool any_unexplained = false;
+  for (int l = 0; l < 8; ++l) any_unexplained = any_unexplained || unexplained[l] != 0.0;
+  if (any_unexplained) share_unexplained<R>(mx, g, K, nv);
 }
 
 // Component k's weights of the block's groups, g x f, and the groups with any non-zero
@@ -216,10 +223,9 @@ CUEM_INLINE void full_block(const NarrowParams& p, const double* xt, int rows, c
   const int nv = (rows + 7) / 8;
   constexpr int S = 1 + D + pad4(D) * pad4(D);
   log_joints_full<D>(p, xt, nv, g);
-  LaneNormaliser<R> norm(load(acc + static_cast<std::ptrdiff_t>(p.K) * S * 8));
-  normalise_block(p.K, nv, w, g, norm);
-  store(acc + static_cast<std::ptrdiff_t>(p.K) * S * 8, norm.ll);
-  stats_full<D>(p, xt, nv, g, norm.f, scratch, acc);
+  double f[R];
+  normalise_block(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
+  stats_full<D>(p, xt, nv, g, f, scratch, acc);
 }
 
 template <bool spherical>
@@ -237,10 +243,9 @@ CUEM_INLINE void diag_block(const NarrowParams& p, const double* xt, int rows, c
     case 2: log_joints_diag<2, spherical>(p, xt, g); break;
     default: log_joints_diag<1, spherical>(p, xt, g); break;
   }
-  LaneNormaliser<R> norm(load(acc + static_cast<std::ptrdiff_t>(p.K) * S * 8));
-  normalise_block(p.K, nv, w, g, norm);
-  store(acc + static_cast<std::ptrdiff_t>(p.K) * S * 8, norm.ll);
-  stats_diag(p, xt, nv, g, norm.f, acc);
+  double f[R];
+  normalise_block(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
+  stats_diag(p, xt, nv, g, f, acc);
 }
 
 template <typename T>
