@@ -146,13 +146,10 @@ std::string empty_frames_notice(const MissingSummary& s) {
 }
 
 // The batch driver (or SQUAREM) over a prepared model, and the fit's result.
-HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
-                         std::vector<std::string> notices) {
-  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
-  engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
-                                                                            : engine::run_batch_em(model, batch);
-  HmmFitResult r;
-  r.notices = std::move(notices);
+// The batch driver's outcome into a fit result (either HMM kind): its notices after the
+// caller's, the model, and the trace with what was seen of it.
+template <typename Run, typename Result>
+void take_run(Run& run, Result& r) {
   r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
   r.model = std::move(run.params);
   r.converged = run.converged;
@@ -162,6 +159,16 @@ HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, cons
   r.trace = std::move(run.trace);
   r.n_decreases = run.n_decreases;
   r.max_decrease = run.max_decrease;
+}
+
+HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
+                         std::vector<std::string> notices) {
+  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
+  engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
+                                                                            : engine::run_batch_em(model, batch);
+  HmmFitResult r;
+  r.notices = std::move(notices);
+  take_run(run, r);
   r.convergence_rate = run.convergence_rate;
   r.n_estep_passes = run.n_estep_passes;
   r.device = prims.description();
@@ -517,15 +524,7 @@ GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths,
   engine::BatchResult<GmmHmmModel> run = engine::run_batch_em(model, batch);
   GmmHmmFitResult r;
   if (!placed.notice.empty()) r.notices.push_back(placed.notice);
-  r.notices.insert(r.notices.end(), run.notices.begin(), run.notices.end());
-  r.model = std::move(run.params);
-  r.converged = run.converged;
-  r.n_iter = run.n_iter;
-  r.lower_bound = run.lower_bound;
-  r.best_init = run.best_init;
-  r.trace = std::move(run.trace);
-  r.n_decreases = run.n_decreases;
-  r.max_decrease = run.max_decrease;
+  take_run(run, r);
   r.device = prims.description();
   return r;
 }
