@@ -26,6 +26,7 @@ namespace cuem::cpu::simd {
 
 using v8d = double __attribute__((vector_size(64)));
 using v8l = long long __attribute__((vector_size(64)));
+using v8ul = unsigned long long __attribute__((vector_size(64)));
 using v8d_u = double __attribute__((vector_size(64), aligned(8)));  // unaligned access
 
 CUEM_INLINE v8d load(const double* p) { return *reinterpret_cast<const v8d_u*>(p); }
@@ -56,8 +57,9 @@ CUEM_INLINE v8d exp_nonpositive(v8d t) {
   p = p * r + splat(0.5);
   p = p * r + splat(1.0);
   const v8d em1 = p * r;  // exp(r) - 1: added last, to the table's value, for less rounding
-  // GCC's casts between vector types of one size reinterpret the bits.
-  const v8l ni = (v8l)kd - (v8l)shifter;  // NOLINT(google-readability-casting)  8n + j
+  // GCC's casts between vector types of one size reinterpret the bits. Unsigned: lanes
+  // past -708 (masked below) hold anything, and signed overflow would be undefined.
+  const v8ul ni = (v8ul)kd - (v8ul)shifter;  // NOLINT(google-readability-casting)  8n + j
   const v8d table = {0x1p0,
                      1.0905077326652577,  // 2^(1/8)
                      1.189207115002721,   // 2^(2/8)
@@ -66,10 +68,10 @@ CUEM_INLINE v8d exp_nonpositive(v8d t) {
                      1.5422108254079407,  // 2^(5/8)
                      1.6817928305074290,  // 2^(6/8)
                      1.8340080864093424};  // 2^(7/8)
-  const v8l bits = ((ni & ~7LL) << 49) + (1023LL << 52);  // (n + 1023) << 52
-  const v8d scale = (v8d)bits;                                // NOLINT(google-readability-casting)
+  const v8ul bits = ((ni & ~7ULL) << 49) + (1023ULL << 52);  // (n + 1023) << 52
+  const v8d scale = (v8d)bits;                                  // NOLINT(google-readability-casting)
   const v8d zero = splat(0.0);
-  const v8d tj = __builtin_shuffle(table, ni & 7);
+  const v8d tj = __builtin_shuffle(table, (v8l)(ni & 7));  // NOLINT(google-readability-casting)
   return t < splat(-708.0) ? zero : (tj + tj * em1) * scale;
 }
 
