@@ -55,7 +55,7 @@ struct ChainArgs {
   long long* bad;       // G x 2: item and frame (of the whole data) first impossible, -1 none
 };
 
-constexpr unsigned char kStartsSequence = 1, kEndsSequence = 2;
+constexpr unsigned char kStartsSequence = kHmmStartsSequence, kEndsSequence = kHmmEndsSequence;
 
 __global__ void hmm_chain_kernel(ChainArgs p) {
   CUEM_DYNAMIC_SHARED(smem);
@@ -316,6 +316,34 @@ std::size_t chunk_frames(std::size_t T, std::size_t S, std::size_t forced) {
 
 int hmm_chain_threads(int K) noexcept { return K <= 32 ? 32 : 64; }
 
+HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames) {
+  HmmItems it;
+  const std::size_t S = offsets.size() - 1;
+  for (std::size_t q = 0; q < S; ++q) {
+    const std::size_t lo = offsets[q], hi = offsets[q + 1], T = hi - lo;
+    const std::size_t C = chunk_frames(T, S, forced_chunk_frames);
+    if (C == 0) {
+      it.bounds.push_back(hi);
+      it.flags.push_back(kStartsSequence | kEndsSequence);
+      it.from.push_back(0);
+      it.to.push_back(0);
+      continue;
+    }
+    it.seq_lo.push_back(lo);
+    it.item_begin.push_back(it.flags.size());
+    for (std::size_t c0 = lo; c0 < hi; c0 += C) {
+      const std::size_t c1 = std::min(hi, c0 + C);
+      it.bounds.push_back(c1);
+      it.flags.push_back(
+          static_cast<unsigned char>((c0 == lo ? kStartsSequence : 0) | (c1 == hi ? kEndsSequence : 0)));
+      it.from.push_back(c0 == lo ? c0 + 1 : c0);
+      it.to.push_back(c1);
+    }
+    it.item_end.push_back(it.flags.size());
+  }
+  return it;
+}
+
 // The fit's placed data and buffers are already allocated; the pool's cache is not counted.
 bool hmm_scratch_fits(std::size_t bytes) {
   std::size_t free_b = 0, total_b = 0;
@@ -338,29 +366,10 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   std::fill(trans, trans + KK, 0.0);
   if (S == 0 || N == 0) return out;
   // The items: whole sequences, or chunks of the long ones when there are few sequences.
-  std::vector<std::size_t> items{0}, from, to, seq_lo, item_begin, item_end;
-  std::vector<unsigned char> flags;
-  for (std::size_t q = 0; q < S; ++q) {
-    const std::size_t lo = offsets[q], hi = offsets[q + 1], T = hi - lo;
-    const std::size_t C = chunk_frames(T, S, in.chunk_frames);
-    if (C == 0) {
-      items.push_back(hi);
-      flags.push_back(kStartsSequence | kEndsSequence);
-      from.push_back(0);
-      to.push_back(0);
-      continue;
-    }
-    seq_lo.push_back(lo);
-    item_begin.push_back(flags.size());
-    for (std::size_t c0 = lo; c0 < hi; c0 += C) {
-      const std::size_t c1 = std::min(hi, c0 + C);
-      items.push_back(c1);
-      flags.push_back(static_cast<unsigned char>((c0 == lo ? kStartsSequence : 0) | (c1 == hi ? kEndsSequence : 0)));
-      from.push_back(c0 == lo ? c0 + 1 : c0);
-      to.push_back(c1);
-    }
-    item_end.push_back(flags.size());
-  }
+  const HmmItems it = hmm_items(offsets, in.chunk_frames);
+  const std::vector<std::size_t>&items = it.bounds, &from = it.from, &to = it.to, &seq_lo = it.seq_lo,
+                                   &item_begin = it.item_begin, &item_end = it.item_end;
+  const std::vector<unsigned char>& flags = it.flags;
   const std::size_t I = flags.size(), n_chunked = seq_lo.size();
   const std::size_t per_group = (KK + uK + 3) * sizeof(double);
   const std::size_t G = std::min<std::size_t>({I, std::max<std::size_t>(1, kGroupSumsBytes / per_group),
