@@ -46,6 +46,9 @@ struct HmmChainInput {
   const double* log_e = nullptr;
   /// Frames a chunk of a long sequence (0: chosen by the shape; the tests force small ones).
   std::size_t chunk_frames = 0;
+  /// hmm_viterbi's entering deltas of the chunks: chunk after chunk, or by a log-depth tree
+  /// over the chunk products (an inclusive scan); chosen by the shape unless the tests force one.
+  enum class Scan { by_shape, sequential, tree } scan = Scan::by_shape;
 };
 
 struct HmmChainResult {

@@ -30,6 +30,10 @@ namespace {
 
 // The groups' log-probabilities kept on the device at once bound the number of groups.
 constexpr std::size_t kViterbiGroups = std::size_t{1} << 23;
+// Sequences of more chunks than this take the entering deltas by the tree: its log2 levels
+// (a launch each, K^3 a chunk) then cost less than the chunks' one-after-another K^2 steps
+// (bench/NOTES.md has the prediction).
+constexpr std::size_t kTreeAboveChunks = 64;
 constexpr int kTraceThreads = 64;
 
 struct ViterbiArgs {
@@ -134,6 +138,7 @@ struct MaxPlusProductArgs {
   const double* s;
   const std::size_t* from;  // per item: its product runs over frames [from, to) (empty: none)
   const std::size_t* to;
+  const unsigned char* flags;
   double* M;  // n x 2 x K x K: the product ends in the first half
 };
 
@@ -175,6 +180,83 @@ __global__ void hmm_viterbi_product_kernel(MaxPlusProductArgs p) {
   const std::size_t n = to - from;
   if (n & 1)
     for (int e = tid; e < K * K; e += nt) M[e] = M[KK + static_cast<std::size_t>(e)];
+  if (n == 0 && p.flags[i] != (kHmmStartsSequence | kHmmEndsSequence))  // a first chunk of one frame
+    for (int e = tid; e < K * K; e += nt) M[e] = e / K == e % K ? 0.0 : -INFINITY;
+}
+
+// One level of the tree (Hillis-Steele): every chunk at least `offset` chunks into its
+// sequence takes P_{i - offset} x P_i (max-plus), the others keep theirs; the halves of
+// each item's 2 x K x K alternate level by level, so after L levels item i holds the
+// product of its sequence's chunks up to i in half L % 2.
+struct TreeLevelArgs {
+  int K;
+  std::size_t offset;
+  int src_half;
+  const std::size_t* first;  // per item: its sequence's first item
+  const unsigned char* flags;
+  double* M;
+};
+
+__global__ void hmm_viterbi_tree_level_kernel(TreeLevelArgs p) {
+  const int K = p.K;
+  const std::size_t uK = static_cast<std::size_t>(K), KK = uK * uK;
+  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
+  const std::size_t i = blockIdx.x;
+  if (p.flags[i] == (kHmmStartsSequence | kHmmEndsSequence)) return;
+  const std::size_t src = static_cast<std::size_t>(p.src_half) * KK, dst = KK - src;
+  const double* right = p.M + i * 2 * KK + src;
+  double* out = p.M + i * 2 * KK + dst;
+  if (i - p.first[i] < p.offset) {
+    for (int e = tid; e < K * K; e += nt) out[e] = right[e];
+    return;
+  }
+  const double* left = p.M + (i - p.offset) * 2 * KK + src;
+  for (int e = tid; e < K * K; e += nt) {
+    const int r = e / K, col = e % K;
+    double best = -INFINITY;
+    for (int m = 0; m < K; ++m) {
+      const double v = left[r * K + m] + right[m * K + col];
+      best = v > best ? v : best;
+    }
+    out[e] = best;
+  }
+}
+
+// After the tree: the delta entering each chunk but the first, from its sequence's first
+// frame's delta through the product of the chunks before it; one block a chunk.
+struct TreeMessageArgs {
+  const double* log_pi;
+  int K;
+  const double* b;
+  const double* s;
+  const std::size_t* offsets;  // item boundaries
+  const std::size_t* first;
+  const unsigned char* flags;
+  int half;
+  const double* M;
+  double* d_in;
+};
+
+__global__ void hmm_viterbi_tree_messages_kernel(TreeMessageArgs p) {
+  CUEM_DYNAMIC_SHARED(smem);
+  const int K = p.K;
+  const std::size_t uK = static_cast<std::size_t>(K), KK = uK * uK;
+  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
+  const std::size_t i = blockIdx.x;
+  if (p.flags[i] & kHmmStartsSequence) return;  // whole sequences and first chunks
+  double* d0 = reinterpret_cast<double*>(smem);  // K
+  const std::size_t lo = p.offsets[p.first[i]];
+  for (int j = tid; j < K; j += nt) d0[j] = p.log_pi[j] + log_emission(p.b, p.s, lo, uK, j);
+  __syncthreads();
+  const double* P = p.M + (i - 1) * 2 * KK + static_cast<std::size_t>(p.half) * KK;
+  for (int j = tid; j < K; j += nt) {
+    double best = -INFINITY;
+    for (int k = 0; k < K; ++k) {
+      const double v = d0[k] + P[k * K + j];
+      best = v > best ? v : best;
+    }
+    p.d_in[i * uK + static_cast<std::size_t>(j)] = best;
+  }
 }
 
 struct MaxPlusMessageArgs {
@@ -293,6 +375,10 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
   if (S == 0 || N == 0) return out;
   const HmmItems it = hmm_items(offsets, in.chunk_frames);
   const std::size_t I = it.size(), n_chunked = it.chunked();
+  std::size_t most_chunks = 0;
+  for (std::size_t q = 0; q < n_chunked; ++q) most_chunks = std::max(most_chunks, it.item_end[q] - it.item_begin[q]);
+  const bool tree = in.scan == HmmChainInput::Scan::tree ||
+                    (in.scan == HmmChainInput::Scan::by_shape && most_chunks > kTreeAboveChunks);
   const std::size_t G = std::min<std::size_t>({I, kViterbiGroups, std::size_t{0x7fffffff}});
   // Per item where any sequence is chunked: the product (2 K^2), d_in and d_end (K each).
   const std::size_t chunk_doubles = n_chunked ? I * (2 * KK + 2 * uK) + n_chunked : 0;
@@ -300,7 +386,7 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
   const ScopedDevice on(device);
   if (!hmm_scratch_fits((N * uK + N + G + uK + KK + chunk_doubles) * sizeof(double) +
                         (N * uK + N + chunk_ints) * sizeof(int) + G * sizeof(long long) + I +
-                        (I + 1 + 2 * I + 3 * n_chunked) * sizeof(std::size_t))) {
+                        (I + 1 + 3 * I + 3 * n_chunked) * sizeof(std::size_t))) {
     out.ran = false;
     return out;
   }
@@ -312,7 +398,7 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
   for (std::size_t e = 0; e < KK; ++e) logs[uK + e] = std::log(in.transmat[e]);
   DeviceBuffer<double> model(uK + KK), b(N * uK), s(in.log_e ? 0 : N), lp(G), chunk_work(chunk_doubles);
   DeviceBuffer<int> psi(N * uK), path(N), chunk_states(chunk_ints);
-  DeviceBuffer<std::size_t> offs(I + 1), chunk_index(n_chunked ? 2 * I + 3 * n_chunked : 0);
+  DeviceBuffer<std::size_t> offs(I + 1), chunk_index(n_chunked ? (tree ? 3 : 2) * I + 3 * n_chunked : 0);
   DeviceBuffer<long long> bad(G);
   DeviceBuffer<unsigned char> flag_dev(I);
   CUEM_CUDA_CHECK(cudaMemcpyAsync(model.data(), logs.data(), logs.size() * sizeof(double), cudaMemcpyHostToDevice, st));
@@ -338,17 +424,35 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
     index.insert(index.end(), it.seq_lo.begin(), it.seq_lo.end());
     index.insert(index.end(), it.item_begin.begin(), it.item_begin.end());
     index.insert(index.end(), it.item_end.begin(), it.item_end.end());
+    if (tree)  // per item: its sequence's first item
+      for (std::size_t q = 0, i = 0; i < I; ++i) {
+        while (q < n_chunked && it.item_end[q] <= i) ++q;
+        index.push_back(q < n_chunked && it.item_begin[q] <= i ? it.item_begin[q] : i);
+      }
     CUEM_CUDA_CHECK(cudaMemcpyAsync(chunk_index.data(), index.data(), index.size() * sizeof(std::size_t),
                                     cudaMemcpyHostToDevice, st));
-    const MaxPlusProductArgs pa{model.data() + uK, K, b.data(), s_dev, ix, ix + I, M};
-    CUEM_LAUNCH(hmm_viterbi_product_kernel, checked_cast<unsigned>(I, "HMM Viterbi chunk blocks"), threads, 0,
-                st)(pa);
+    const unsigned blocks = checked_cast<unsigned>(I, "HMM Viterbi chunk blocks");
+    const MaxPlusProductArgs pa{model.data() + uK, K, b.data(), s_dev, ix, ix + I, flag_dev.data(), M};
+    CUEM_LAUNCH(hmm_viterbi_product_kernel, blocks, threads, 0, st)(pa);
     CUEM_CUDA_CHECK_LAUNCH();
-    const MaxPlusMessageArgs ma{model.data(), K, b.data(), s_dev, ix + 2 * I, ix + 2 * I + n_chunked,
-                                ix + 2 * I + 2 * n_chunked, ix, ix + I, M, d_in};
-    CUEM_LAUNCH(hmm_viterbi_messages_kernel, checked_cast<unsigned>(n_chunked, "HMM Viterbi message blocks"),
-                threads, 2 * uK * sizeof(double), st)(ma);
-    CUEM_CUDA_CHECK_LAUNCH();
+    if (tree) {
+      const std::size_t* first = ix + 2 * I + 3 * n_chunked;
+      int half = 0;
+      for (std::size_t offset = 1; offset < most_chunks; offset *= 2, half ^= 1) {
+        const TreeLevelArgs ta{K, offset, half, first, flag_dev.data(), M};
+        CUEM_LAUNCH(hmm_viterbi_tree_level_kernel, blocks, threads, 0, st)(ta);
+        CUEM_CUDA_CHECK_LAUNCH();
+      }
+      const TreeMessageArgs ma{model.data(), K, b.data(), s_dev, offs.data(), first, flag_dev.data(), half, M, d_in};
+      CUEM_LAUNCH(hmm_viterbi_tree_messages_kernel, blocks, threads, uK * sizeof(double), st)(ma);
+      CUEM_CUDA_CHECK_LAUNCH();
+    } else {
+      const MaxPlusMessageArgs ma{model.data(), K, b.data(), s_dev, ix + 2 * I, ix + 2 * I + n_chunked,
+                                  ix + 2 * I + 2 * n_chunked, ix, ix + I, M, d_in};
+      CUEM_LAUNCH(hmm_viterbi_messages_kernel, checked_cast<unsigned>(n_chunked, "HMM Viterbi message blocks"),
+                  threads, 2 * uK * sizeof(double), st)(ma);
+      CUEM_CUDA_CHECK_LAUNCH();
+    }
   }
   const ViterbiArgs args{model.data(), model.data() + uK, K, offs.data(), flag_dev.data(), d_in, I, G, b.data(),
                          s_dev, psi.data(), path.data(), lp.data(), bad.data(), d_end, origin};

@@ -13,6 +13,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuem/errors.hpp"
@@ -395,9 +396,10 @@ double host_viterbi(const ChainCase& c, std::vector<int>& states) {
   return lp;
 }
 
-// Long sequences in chunks (the max-plus chunk products, the entering deltas, each chunk's
-// pass and traceback): the host's paths and log-probabilities, forced chunks of 16 and
-// of 1 frame (a first chunk with no product) and the automatic choice (a sequence of 700
+// Long sequences in chunks (the max-plus chunk products, the entering deltas chunk after
+// chunk or by the tree over the products, each chunk's pass and traceback): the host's
+// paths and log-probabilities, forced chunks of 16 and of 1 frame (a first chunk with no
+// product; 600-700 chunks, ten tree levels) and the automatic choice (a sequence of 700
 // frames among few), long and short sequences mixed; bitwise the same for every block size.
 TEST_P(HmmDeviceChain, ViterbiChunkedMatchesTheHost) {
   REQUIRE_DEVICE();
@@ -410,14 +412,19 @@ TEST_P(HmmDeviceChain, ViterbiChunkedMatchesTheHost) {
   const auto prims = device_prims(X);
   std::vector<int> want;
   const double lp_want = host_viterbi(c, want);
-  for (std::size_t chunk : {std::size_t{16}, std::size_t{1}, std::size_t{0}}) {
+  using cuem::engine::ChunkScan;
+  std::vector<std::pair<std::size_t, ChunkScan>> forms{
+      {16, ChunkScan::sequential}, {16, ChunkScan::tree}, {1, ChunkScan::sequential}, {0, ChunkScan::by_shape}};
+  if (K <= 16) forms.emplace_back(1, ChunkScan::tree);  // 700 chunks: the emulator's K^3 levels take long beyond
+  for (const auto& [chunk, scan] : forms) {
     std::vector<int> first;
     double first_lp = 0.0;
     for (int threads : {0, 128}) {
-      SCOPED_TRACE("chunk " + std::to_string(chunk) + ", threads " + std::to_string(threads));
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (scan == ChunkScan::tree ? ", tree" : "") + ", threads " +
+                   std::to_string(threads));
       std::vector<int> got(c.offsets.back(), -1);
       const double lp =
-          cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), threads, chunk);
+          cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), threads, chunk, scan);
       EXPECT_EQ(got, want);
       EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
       if (threads == 0) {
@@ -481,13 +488,15 @@ TEST(HmmDeviceChainErrors, ViterbiTiesGoToTheLowestState) {
   const double lp_want = host_viterbi(c, want);
   ASSERT_NE(std::find(want.begin(), want.end(), 1), want.end());
   EXPECT_EQ(std::find(want.begin(), want.end(), 2), want.end());
-  for (std::size_t chunk : {std::size_t{0}, std::size_t{7}, std::size_t{64}}) {
-    SCOPED_TRACE("chunk " + std::to_string(chunk));
-    std::vector<int> got(c.offsets.back(), -1);
-    const double lp = cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), 0, chunk);
-    EXPECT_EQ(got, want);
-    EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
-  }
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{7}, std::size_t{64}})
+    for (const auto scan : {cuem::engine::ChunkScan::sequential, cuem::engine::ChunkScan::tree}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (scan == cuem::engine::ChunkScan::tree ? ", tree" : ""));
+      std::vector<int> got(c.offsets.back(), -1);
+      const double lp =
+          cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), 0, chunk, scan);
+      EXPECT_EQ(got, want);
+      EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
+    }
 }
 
 // A sequence with no path, whole or in chunks (the impossible frame in a middle chunk):
@@ -509,15 +518,16 @@ TEST(HmmDeviceChainErrors, ViterbiWithoutAPathThrows) {
     want = e.what();
   }
   ASSERT_FALSE(want.empty());
-  for (std::size_t chunk : {std::size_t{0}, std::size_t{8}}) {
-    std::vector<int> got(c.offsets.back());
-    try {
-      cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), 0, chunk);
-      ADD_FAILURE() << "no error with chunk " << chunk;
-    } catch (const cuem::NumericalError& e) {
-      EXPECT_EQ(std::string(e.what()), want);
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{8}})
+    for (const auto scan : {cuem::engine::ChunkScan::sequential, cuem::engine::ChunkScan::tree}) {
+      std::vector<int> got(c.offsets.back());
+      try {
+        cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), 0, chunk, scan);
+        ADD_FAILURE() << "no error with chunk " << chunk;
+      } catch (const cuem::NumericalError& e) {
+        EXPECT_EQ(std::string(e.what()), want);
+      }
     }
-  }
 }
 
 // Where the device has no room for the chain's arrays, the host chain runs: its results

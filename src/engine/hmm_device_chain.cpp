@@ -73,7 +73,8 @@ double device_chain_pass(int device, const HmmModel& model, const std::vector<st
 }
 
 double device_viterbi(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
-                      const EmissionFrames& frames, int* states, int threads, std::size_t chunk_frames) {
+                      const EmissionFrames& frames, int* states, int threads, std::size_t chunk_frames,
+                      ChunkScan scan) {
   const int K = model.n_components();
   const int device = chain_device(prims, K);
   if (device < 0) no_device_chain("Viterbi", std::string("the ") + prims.name() + " backend's device");
@@ -86,6 +87,9 @@ double device_viterbi(const Primitives& prims, const HmmModel& model, const std:
   in.b = const_cast<double*>(frames.b.data());  // read only
   in.s = frames.s.data();
   in.chunk_frames = chunk_frames;
+  in.scan = scan == ChunkScan::tree         ? cuda::HmmChainInput::Scan::tree
+            : scan == ChunkScan::sequential ? cuda::HmmChainInput::Scan::sequential
+                                            : cuda::HmmChainInput::Scan::by_shape;
   const cuda::HmmChainResult r = cuda::hmm_viterbi(device, in, states, threads);
   if (r.ran) {
     if (r.impossible) throw_impossible_frame(r.frame);
@@ -107,6 +111,7 @@ double device_viterbi(const Primitives& prims, const HmmModel& model, const std:
   (void)states;
   (void)threads;
   (void)chunk_frames;
+  (void)scan;
   return 0.0;
 #endif
 }

@@ -34,6 +34,10 @@ double device_chain_pass(int device, const HmmModel& model, const std::vector<st
                          EmissionFrames& frames, double* start, double* trans, int threads = 0,
                          std::size_t chunk_frames = 0);
 
+/// How the device Viterbi forms the deltas entering the chunks of a long sequence: by the
+/// shape, chunk after chunk, or by a log-depth tree over the chunk products (for the tests).
+enum class ChunkScan { by_shape, sequential, tree };
+
 /// Viterbi paths of every sequence on prims' device into states (N), as engine::viterbi
 /// gives them per sequence (ties to the lowest state); returns the sum of the paths'
 /// log-probabilities. Few long sequences run in chunks (`chunk_frames` as for
@@ -41,7 +45,8 @@ double device_chain_pass(int device, const HmmModel& model, const std::vector<st
 /// by rounding only, so only near-ties can differ. Throws NumericalError where a sequence
 /// has no path; the host's Viterbi runs where the device has no room.
 double device_viterbi(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
-                      const EmissionFrames& frames, int* states, int threads = 0, std::size_t chunk_frames = 0);
+                      const EmissionFrames& frames, int* states, int threads = 0, std::size_t chunk_frames = 0,
+                      ChunkScan scan = ChunkScan::by_shape);
 
 /// device_viterbi on CUDA device `device` from log emissions (N x K, as viterbi_log takes
 /// them: decoding's exact log-densities), the host's viterbi_log where the device has no room.
