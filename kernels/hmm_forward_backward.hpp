@@ -17,6 +17,23 @@ int hmm_chain_threads(int K) noexcept;
 /// Whether `bytes` of scratch fit in the current device's free memory with a tenth to spare.
 bool hmm_scratch_fits(std::size_t bytes);
 
+struct HmmChainInput {
+  const double* startprob = nullptr;  ///< K
+  const double* transmat = nullptr;   ///< K x K, row-major
+  int K = 0;
+  const std::vector<std::size_t>* offsets = nullptr;  ///< S + 1 sequence boundaries
+  double* b = nullptr;        ///< N x K normalised emissions, replaced by gamma
+  const double* s = nullptr;  ///< N log scales
+  /// N x K log emissions in place of b and s (hmm_viterbi only: decoding's exact ones).
+  const double* log_e = nullptr;
+  /// Frames a chunk of a long sequence (0: chosen by the shape; the tests force small ones).
+  std::size_t chunk_frames = 0;
+  /// The messages (hmm_viterbi: deltas) entering the chunks: chunk after chunk, or by a
+  /// log-depth tree over the chunk products (inclusive scans); by the shape unless the
+  /// tests force one.
+  enum class Scan { by_shape, sequential, tree } scan = Scan::by_shape;
+};
+
 inline constexpr unsigned char kHmmStartsSequence = 1, kHmmEndsSequence = 2;
 
 /// The items the device passes run, as both the forward-backward and Viterbi take them:
@@ -30,26 +47,18 @@ struct HmmItems {
   std::vector<std::size_t> from, to;
   /// Per chunked sequence: its first frame, and its chunks, items [item_begin, item_end).
   std::vector<std::size_t> seq_lo, item_begin, item_end;
+  /// I: the first and one past the last item of the item's sequence (the trees' bounds).
+  std::vector<std::size_t> first, last;
   std::size_t size() const noexcept { return flags.size(); }
   std::size_t chunked() const noexcept { return seq_lo.size(); }
 };
 HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames);
 
-struct HmmChainInput {
-  const double* startprob = nullptr;  ///< K
-  const double* transmat = nullptr;   ///< K x K, row-major
-  int K = 0;
-  const std::vector<std::size_t>* offsets = nullptr;  ///< S + 1 sequence boundaries
-  double* b = nullptr;        ///< N x K normalised emissions, replaced by gamma
-  const double* s = nullptr;  ///< N log scales
-  /// N x K log emissions in place of b and s (hmm_viterbi only: decoding's exact ones).
-  const double* log_e = nullptr;
-  /// Frames a chunk of a long sequence (0: chosen by the shape; the tests force small ones).
-  std::size_t chunk_frames = 0;
-  /// hmm_viterbi's entering deltas of the chunks: chunk after chunk, or by a log-depth tree
-  /// over the chunk products (an inclusive scan); chosen by the shape unless the tests force one.
-  enum class Scan { by_shape, sequential, tree } scan = Scan::by_shape;
-};
+/// Whether the chunks' entering messages take the tree: forced, or a sequence of more
+/// chunks than the predicted crossover (bench/NOTES.md).
+bool hmm_use_tree(const HmmItems& items, HmmChainInput::Scan scan);
+/// The most chunks of any sequence (the trees' depth is its ceil(log2)).
+std::size_t hmm_most_chunks(const HmmItems& items);
 
 struct HmmChainResult {
   double log_likelihood = 0;

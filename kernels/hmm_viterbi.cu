@@ -30,10 +30,7 @@ namespace {
 
 // The groups' log-probabilities kept on the device at once bound the number of groups.
 constexpr std::size_t kViterbiGroups = std::size_t{1} << 23;
-// Sequences of more chunks than this take the entering deltas by the tree: its log2 levels
-// (a launch each, K^3 a chunk) then cost less than the chunks' one-after-another K^2 steps
-// (bench/NOTES.md has the prediction).
-constexpr std::size_t kTreeAboveChunks = 64;
+
 constexpr int kTraceThreads = 64;
 
 struct ViterbiArgs {
@@ -375,10 +372,8 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
   if (S == 0 || N == 0) return out;
   const HmmItems it = hmm_items(offsets, in.chunk_frames);
   const std::size_t I = it.size(), n_chunked = it.chunked();
-  std::size_t most_chunks = 0;
-  for (std::size_t q = 0; q < n_chunked; ++q) most_chunks = std::max(most_chunks, it.item_end[q] - it.item_begin[q]);
-  const bool tree = in.scan == HmmChainInput::Scan::tree ||
-                    (in.scan == HmmChainInput::Scan::by_shape && most_chunks > kTreeAboveChunks);
+  const std::size_t most_chunks = hmm_most_chunks(it);
+  const bool tree = hmm_use_tree(it, in.scan);
   const std::size_t G = std::min<std::size_t>({I, kViterbiGroups, std::size_t{0x7fffffff}});
   // Per item where any sequence is chunked: the product (2 K^2), d_in and d_end (K each).
   const std::size_t chunk_doubles = n_chunked ? I * (2 * KK + 2 * uK) + n_chunked : 0;
@@ -424,11 +419,7 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
     index.insert(index.end(), it.seq_lo.begin(), it.seq_lo.end());
     index.insert(index.end(), it.item_begin.begin(), it.item_begin.end());
     index.insert(index.end(), it.item_end.begin(), it.item_end.end());
-    if (tree)  // per item: its sequence's first item
-      for (std::size_t q = 0, i = 0; i < I; ++i) {
-        while (q < n_chunked && it.item_end[q] <= i) ++q;
-        index.push_back(q < n_chunked && it.item_begin[q] <= i ? it.item_begin[q] : i);
-      }
+    if (tree) index.insert(index.end(), it.first.begin(), it.first.end());
     CUEM_CUDA_CHECK(cudaMemcpyAsync(chunk_index.data(), index.data(), index.size() * sizeof(std::size_t),
                                     cudaMemcpyHostToDevice, st));
     const unsigned blocks = checked_cast<unsigned>(I, "HMM Viterbi chunk blocks");

@@ -309,10 +309,10 @@ TEST_P(HmmDeviceChain, MatchesTheHostChain) {
   }
 }
 
-// Long sequences cut into chunks (their entering messages from the chunks' products):
-// against the host chain, forced small chunks (several to a sequence, a last chunk of one
-// frame) and the automatic choice (few sequences of at least 512 frames); bitwise the same
-// for every block size.
+// Long sequences cut into chunks (their entering messages from the chunks' products, chunk
+// after chunk or by the tree): against the host chain, forced small chunks (several to a
+// sequence, a last chunk of one frame; chunks of one frame with the tree) and the automatic
+// choice (few sequences of at least 512 frames); bitwise the same for every block size.
 TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
   REQUIRE_DEVICE();
   const int K = GetParam();
@@ -325,15 +325,20 @@ TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
   cuem::engine::EmissionFrames host = c.frames;
   std::vector<double> start_h(uK), trans_h(uK * uK);
   const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
-  for (std::size_t chunk : {std::size_t{16}, std::size_t{0}}) {
+  using cuem::engine::ChunkScan;
+  std::vector<std::pair<std::size_t, ChunkScan>> forms{
+      {16, ChunkScan::sequential}, {16, ChunkScan::tree}, {0, ChunkScan::by_shape}};
+  if (K <= 16) forms.emplace_back(1, ChunkScan::tree);  // a first chunk of one frame; 700 chunks
+  for (const auto& [chunk, scan] : forms) {
     std::vector<double> first_gamma, first_trans;
     double first_ll = 0.0;
     for (int threads : {0, 128}) {
-      SCOPED_TRACE("chunk " + std::to_string(chunk) + ", threads " + std::to_string(threads));
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (scan == ChunkScan::tree ? ", tree" : "") + ", threads " +
+                   std::to_string(threads));
       cuem::engine::EmissionFrames dev = c.frames;
       std::vector<double> start_d(uK), trans_d(uK * uK);
       const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(),
-                                                          trans_d.data(), threads, chunk);
+                                                          trans_d.data(), threads, chunk, scan);
       EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
       EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-10);
       EXPECT_LT(rel(start_d, start_h), 1e-11);
@@ -461,11 +466,14 @@ TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
     want = e.what();
   }
   ASSERT_FALSE(want.empty());
-  // Whole sequences, and chunks of 2 frames (the impossible frame inside the second chunk).
-  for (std::size_t chunk : {std::size_t{0}, std::size_t{2}}) {
+  // Whole sequences, and chunks of 2 frames (the impossible frame inside the second chunk),
+  // their messages chunk after chunk and by the tree.
+  for (const auto& [chunk, scan] : {std::pair{std::size_t{0}, cuem::engine::ChunkScan::by_shape},
+                                    std::pair{std::size_t{2}, cuem::engine::ChunkScan::sequential},
+                                    std::pair{std::size_t{2}, cuem::engine::ChunkScan::tree}}) {
     cuem::engine::EmissionFrames dev = c.frames;
     try {
-      cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start.data(), trans.data(), 0, chunk);
+      cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start.data(), trans.data(), 0, chunk, scan);
       ADD_FAILURE() << "no error with chunk " << chunk;
     } catch (const cuem::NumericalError& e) {
       EXPECT_EQ(std::string(e.what()), want);

@@ -24,6 +24,14 @@ int chain_device(const Primitives& prims, int K) noexcept {
 
 namespace {
 
+#if defined(CUEM_HAVE_CUDA)
+cuda::HmmChainInput::Scan kernel_scan(ChunkScan scan) {
+  return scan == ChunkScan::tree         ? cuda::HmmChainInput::Scan::tree
+         : scan == ChunkScan::sequential ? cuda::HmmChainInput::Scan::sequential
+                                         : cuda::HmmChainInput::Scan::by_shape;
+}
+#endif
+
 [[noreturn]] void no_device_chain(const std::string& what, const std::string& where) {
   throw Error("internal: " + what + " cannot run on " + where);
 }
@@ -32,15 +40,15 @@ namespace {
 
 double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
                          EmissionFrames& frames, double* start, double* trans, int threads,
-                         std::size_t chunk_frames) {
+                         std::size_t chunk_frames, ChunkScan scan) {
   const int device = chain_device(prims, model.n_components());
   if (device < 0) no_device_chain("the HMM chain", std::string("the ") + prims.name() + " backend's device");
-  return device_chain_pass(device, model, offsets, frames, start, trans, threads, chunk_frames);
+  return device_chain_pass(device, model, offsets, frames, start, trans, threads, chunk_frames, scan);
 }
 
 double device_chain_pass(int device, const HmmModel& model, const std::vector<std::size_t>& offsets,
                          EmissionFrames& frames, double* start, double* trans, int threads,
-                         std::size_t chunk_frames) {
+                         std::size_t chunk_frames, ChunkScan scan) {
 #if defined(CUEM_HAVE_CUDA)
   const int K = model.n_components();
   const std::size_t uK = static_cast<std::size_t>(K);
@@ -53,6 +61,7 @@ double device_chain_pass(int device, const HmmModel& model, const std::vector<st
   in.b = frames.b.data();
   in.s = frames.s.data();
   in.chunk_frames = chunk_frames;
+  in.scan = kernel_scan(scan);
   // The device forms both sums; the caller's null asks only not to receive them.
   std::vector<double> scratch((start ? 0 : uK) + (trans ? 0 : uK * uK));
   const cuda::HmmChainResult r = cuda::hmm_chain_pass(device, in, start ? start : scratch.data(),
@@ -68,6 +77,7 @@ double device_chain_pass(int device, const HmmModel& model, const std::vector<st
   (void)trans;
   (void)threads;
   (void)chunk_frames;
+  (void)scan;
   no_device_chain("the HMM chain", "device " + std::to_string(device) + " (a build without CUDA)");
 #endif
 }
@@ -87,9 +97,7 @@ double device_viterbi(const Primitives& prims, const HmmModel& model, const std:
   in.b = const_cast<double*>(frames.b.data());  // read only
   in.s = frames.s.data();
   in.chunk_frames = chunk_frames;
-  in.scan = scan == ChunkScan::tree         ? cuda::HmmChainInput::Scan::tree
-            : scan == ChunkScan::sequential ? cuda::HmmChainInput::Scan::sequential
-                                            : cuda::HmmChainInput::Scan::by_shape;
+  in.scan = kernel_scan(scan);
   const cuda::HmmChainResult r = cuda::hmm_viterbi(device, in, states, threads);
   if (r.ran) {
     if (r.impossible) throw_impossible_frame(r.frame);

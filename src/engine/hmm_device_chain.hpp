@@ -10,6 +10,11 @@
 
 namespace cuem::engine {
 
+/// How the device passes form the messages (Viterbi: deltas) entering the chunks of a long
+/// sequence: by the shape, chunk after chunk, or by a log-depth tree over the chunk
+/// products (the tests force each).
+enum class ChunkScan { by_shape, sequential, tree };
+
 /// Whether the E-step's chain runs on prims' device: a CUDA backend (in a build with
 /// CUDA) and K within the device chain's limit (64 states).
 bool device_chain_available(const Primitives& prims, int K) noexcept;
@@ -26,17 +31,13 @@ int chain_device(const Primitives& prims, int K) noexcept;
 /// free memory cannot hold the pass (2 N K + 2 N doubles), the host chain runs instead.
 double device_chain_pass(const Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
                          EmissionFrames& frames, double* start, double* trans, int threads = 0,
-                         std::size_t chunk_frames = 0);
+                         std::size_t chunk_frames = 0, ChunkScan scan = ChunkScan::by_shape);
 
 /// device_chain_pass on CUDA device `device` (chain_device's); start and trans may be null
 /// where their sums are not wanted, as for chain_pass (gamma replaces frames.b either way).
 double device_chain_pass(int device, const HmmModel& model, const std::vector<std::size_t>& offsets,
                          EmissionFrames& frames, double* start, double* trans, int threads = 0,
-                         std::size_t chunk_frames = 0);
-
-/// How the device Viterbi forms the deltas entering the chunks of a long sequence: by the
-/// shape, chunk after chunk, or by a log-depth tree over the chunk products (for the tests).
-enum class ChunkScan { by_shape, sequential, tree };
+                         std::size_t chunk_frames = 0, ChunkScan scan = ChunkScan::by_shape);
 
 /// Viterbi paths of every sequence on prims' device into states (N), as engine::viterbi
 /// gives them per sequence (ties to the lowest state); returns the sum of the paths'
