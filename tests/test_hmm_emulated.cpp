@@ -210,6 +210,22 @@ TEST_P(HmmEmulatedFit, GmmHmmMatchesTheCpu) {
   EXPECT_LT(rel(dev.model.weights, cpu.model.weights), 1e-9);
   EXPECT_LT(rel(dev.model.means, cpu.model.means), 1e-9);
   EXPECT_LT(rel(dev.model.covars, cpu.model.covars), 1e-8);
+  // Evaluation with device="cuda" (the chain and Viterbi on the device) against the CPU's.
+  cuem::HmmEvaluateOptions on_cpu, on_dev;
+  on_cpu.device = cuem::parse_device("cpu");
+  on_cpu.precision = Precision::float64;
+  on_dev.device = cuem::parse_device("cuda");
+  on_dev.precision = Precision::float64;
+  const cuem::DataView view(X.data(), 800, D);
+  const cuem::HmmDecoding want = cuem::decode_gmm_hmm(cpu.model, view, lengths, "viterbi", on_cpu);
+  const cuem::HmmDecoding got = cuem::decode_gmm_hmm(cpu.model, view, lengths, "viterbi", on_dev);
+  EXPECT_EQ(got.states, want.states);
+  EXPECT_NEAR(got.log_probability, want.log_probability, 1e-11 * std::abs(want.log_probability));
+  const double ll = cuem::score_gmm_hmm(cpu.model, view, lengths, on_cpu);
+  EXPECT_NEAR(cuem::score_gmm_hmm(cpu.model, view, lengths, on_dev), ll, 1e-11 * std::abs(ll));
+  EXPECT_LT(cuem_test::max_rel_diff(cuem::posteriors_gmm_hmm(cpu.model, view, lengths, on_dev).posteriors,
+                                    cuem::posteriors_gmm_hmm(cpu.model, view, lengths, on_cpu).posteriors, 1e-3),
+            1e-10);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, HmmEmulatedFit, ::testing::ValuesIn(cuem_test::all_covariance_types()),
