@@ -55,7 +55,7 @@ struct ChainArgs {
   long long* bad;       // G x 2: item and frame (of the whole data) first impossible, -1 none
 };
 
-constexpr unsigned char kStartsSequence = 1, kEndsSequence = 2;
+constexpr unsigned char kStartsSequence = kHmmStartsSequence, kEndsSequence = kHmmEndsSequence;
 
 __global__ void hmm_chain_kernel(ChainArgs p) {
   CUEM_DYNAMIC_SHARED(smem);
@@ -181,7 +181,9 @@ struct ProductArgs {
   const double* b;
   const std::size_t* from;  // per item: its product runs over frames [from, to) (empty: none)
   const std::size_t* to;
-  double* M;  // n x 2 x K x K: the product ends in the first half
+  const unsigned char* flags;
+  std::size_t stride;  // doubles an item: 2 K^2, or 4 K^2 with the tree's halves
+  double* M;           // per item: the product ends in the first K x K
 };
 
 __global__ void hmm_chunk_product_kernel(ProductArgs p) {
@@ -191,7 +193,7 @@ __global__ void hmm_chunk_product_kernel(ProductArgs p) {
   const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
   double* red = reinterpret_cast<double*>(smem);  // 2 x threads
   const std::size_t i = blockIdx.x;
-  double* M = p.M + i * 2 * KK;
+  double* M = p.M + i * p.stride;
   const std::size_t from = p.from[i], to = p.to[i];
   double inv = 1.0;
   for (std::size_t t = from; t < to; ++t) {
@@ -221,7 +223,11 @@ __global__ void hmm_chunk_product_kernel(ProductArgs p) {
   }
   // The result into the first half, scaled by inv (an even count of frames ends there).
   const std::size_t n = to - from;
-  if (n == 0) return;
+  if (n == 0) {  // a first chunk of one frame: the identity, for the tree
+    if (p.flags[i] != (kStartsSequence | kEndsSequence))
+      for (int e = tid; e < K * K; e += nt) M[e] = e / K == e % K ? 1.0 : 0.0;
+    return;
+  }
   const double* res = M + (n & 1) * KK;
   __syncthreads();
   if (n & 1)
@@ -297,6 +303,136 @@ __global__ void hmm_chunk_messages_kernel(MessageArgs p) {
   for (std::size_t i = i1 - 1; i > i0; --i) step(p.M + i * 2 * KK, false, p.r_in + (i - 1) * uK);
 }
 
+// The messages by a log-depth tree (hmm_use_tree): inclusive scans of the chunk products
+// within each sequence, prefix products P_k = M_first ... M_k (forward) and suffix products
+// Q_k = M_k ... M_last (backward), a Hillis-Steele level a launch; each item's 4 K x K hold
+// P in halves 0 and 1 and Q in halves 2 and 3, alternating level by level (the first level
+// reads both from the product). Products normalised by their largest entry as above.
+struct TreeLevelArgs {
+  int K;
+  std::size_t offset;
+  int src_half;
+  bool first_level;
+  const std::size_t* first;  // per item: its sequence's first item, and one past its last
+  const std::size_t* last;
+  const unsigned char* flags;
+  double* M;  // per item 4 K^2
+};
+
+__global__ void hmm_chunk_tree_level_kernel(TreeLevelArgs p) {
+  CUEM_DYNAMIC_SHARED(smem);
+  const int K = p.K;
+  const std::size_t uK = static_cast<std::size_t>(K), KK = uK * uK;
+  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
+  double* red = reinterpret_cast<double*>(smem);  // 2 x threads
+  const std::size_t i = blockIdx.x;
+  if (p.flags[i] == (kStartsSequence | kEndsSequence)) return;
+  const std::size_t h = static_cast<std::size_t>(p.src_half);
+  const auto at = [&](std::size_t item, std::size_t half) { return p.M + item * 4 * KK + half * KK; };
+  const double* pre = at(i, h);
+  const double* suf = at(i, p.first_level ? 0 : 2 + h);
+  double* pre_out = at(i, 1 - h);
+  double* suf_out = at(i, 3 - h);
+  const bool left = i - p.first[i] >= p.offset, right = i + p.offset < p.last[i];
+  const double* pre_l = left ? at(i - p.offset, h) : nullptr;
+  const double* suf_r = right ? at(i + p.offset, p.first_level ? 0 : 2 + h) : nullptr;
+  double mx_p = 0.0, mx_s = 0.0;
+  for (int e = tid; e < K * K; e += nt) {
+    const int r = e / K, col = e % K;
+    double vp = pre[e], vs = suf[e];
+    if (left) {
+      vp = 0.0;
+      for (int m = 0; m < K; ++m) vp += pre_l[r * K + m] * pre[m * K + col];
+    }
+    if (right) {
+      vs = 0.0;
+      for (int m = 0; m < K; ++m) vs += suf[r * K + m] * suf_r[m * K + col];
+    }
+    pre_out[e] = vp;
+    suf_out[e] = vs;
+    mx_p = vp > mx_p ? vp : mx_p;
+    mx_s = vs > mx_s ? vs : mx_s;
+  }
+  red[tid] = mx_p;
+  red[nt + tid] = mx_s;
+  __syncthreads();
+  mx_p = mx_s = 0.0;
+  for (int k = 0; k < nt; ++k) {
+    mx_p = red[k] > mx_p ? red[k] : mx_p;
+    mx_s = red[nt + k] > mx_s ? red[nt + k] : mx_s;
+  }
+  const double inv_p = left && mx_p > 0.0 ? 1.0 / mx_p : 1.0, inv_s = right && mx_s > 0.0 ? 1.0 / mx_s : 1.0;
+  for (int e = tid; e < K * K; e += nt) {
+    pre_out[e] *= inv_p;
+    suf_out[e] *= inv_s;
+  }
+}
+
+// After the tree, one block a chunk: a_in = f_0 P_{k-1} and r_in = Q_{k+1} 1, normalised
+// to sum 1 (f_0 = pi b_0 normalised), as the sequential messages are.
+struct TreeMessageArgs {
+  const double* pi;
+  int K;
+  const double* b;
+  const std::size_t* offsets;  // item boundaries
+  const std::size_t* first;
+  const unsigned char* flags;
+  int half;
+  const double* M;
+  double* a_in;
+  double* r_in;
+};
+
+__global__ void hmm_chunk_tree_messages_kernel(TreeMessageArgs p) {
+  CUEM_DYNAMIC_SHARED(smem);
+  const int K = p.K;
+  const std::size_t uK = static_cast<std::size_t>(K), KK = uK * uK;
+  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
+  double* f0 = reinterpret_cast<double*>(smem);  // K
+  double* fa = f0 + uK;                          // K
+  double* fr = fa + uK;                          // K
+  const std::size_t i = blockIdx.x;
+  const unsigned char fl = p.flags[i];
+  const std::size_t half = static_cast<std::size_t>(p.half);
+  const auto sum_of = [&](const double* v) {  // every thread in state order: all agree
+    double sum = 0.0;
+    for (int k = 0; k < K; ++k) sum += v[k];
+    return sum > 0.0 ? 1.0 / sum : 0.0;  // 0: no path; the chain pass reports it
+  };
+  if (!(fl & kStartsSequence)) {
+    const std::size_t lo = p.offsets[p.first[i]];
+    for (int j = tid; j < K; j += nt) f0[j] = p.pi[j] * p.b[lo * uK + static_cast<std::size_t>(j)];
+    __syncthreads();
+    const double inv0 = sum_of(f0);
+    __syncthreads();
+    for (int j = tid; j < K; j += nt) f0[j] *= inv0;
+    __syncthreads();
+    const double* P = p.M + (i - 1) * 4 * KK + half * KK;
+    for (int j = tid; j < K; j += nt) {
+      double v = 0.0;
+      for (int k = 0; k < K; ++k) v += f0[k] * P[k * K + j];
+      fa[j] = v;
+    }
+  }
+  if (!(fl & kEndsSequence)) {
+    const double* Q = p.M + (i + 1) * 4 * KK + (2 + half) * KK;
+    for (int j = tid; j < K; j += nt) {
+      double v = 0.0;
+      for (int k = 0; k < K; ++k) v += Q[j * K + k];
+      fr[j] = v;
+    }
+  }
+  __syncthreads();
+  if (!(fl & kStartsSequence)) {
+    const double inv = sum_of(fa);
+    for (int j = tid; j < K; j += nt) p.a_in[i * uK + static_cast<std::size_t>(j)] = fa[j] * inv;
+  }
+  if (!(fl & kEndsSequence)) {
+    const double inv = sum_of(fr);
+    for (int j = tid; j < K; j += nt) p.r_in[i * uK + static_cast<std::size_t>(j)] = fr[j] * inv;
+  }
+}
+
 // The frames of a chunk of a sequence of T frames among S (0: the whole sequence is one
 // item). Chunks of about sqrt(T) frames balance the chunk pass against the messages'
 // sequential pass. Only where the sequences are far too few to fill the device (a device
@@ -315,6 +451,55 @@ std::size_t chunk_frames(std::size_t T, std::size_t S, std::size_t forced) {
 }  // namespace
 
 int hmm_chain_threads(int K) noexcept { return K <= 32 ? 32 : 64; }
+
+HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames) {
+  HmmItems it;
+  const std::size_t S = offsets.size() - 1;
+  for (std::size_t q = 0; q < S; ++q) {
+    const std::size_t lo = offsets[q], hi = offsets[q + 1], T = hi - lo;
+    const std::size_t C = chunk_frames(T, S, forced_chunk_frames);
+    if (C == 0) {
+      it.first.push_back(it.flags.size());
+      it.last.push_back(it.flags.size() + 1);
+      it.bounds.push_back(hi);
+      it.flags.push_back(kStartsSequence | kEndsSequence);
+      it.from.push_back(0);
+      it.to.push_back(0);
+      continue;
+    }
+    it.seq_lo.push_back(lo);
+    it.item_begin.push_back(it.flags.size());
+    for (std::size_t c0 = lo; c0 < hi; c0 += C) {
+      const std::size_t c1 = std::min(hi, c0 + C);
+      it.bounds.push_back(c1);
+      it.flags.push_back(
+          static_cast<unsigned char>((c0 == lo ? kStartsSequence : 0) | (c1 == hi ? kEndsSequence : 0)));
+      it.from.push_back(c0 == lo ? c0 + 1 : c0);
+      it.to.push_back(c1);
+    }
+    it.item_end.push_back(it.flags.size());
+    it.first.resize(it.flags.size(), it.item_begin.back());
+    it.last.resize(it.flags.size(), it.item_end.back());
+  }
+  return it;
+}
+
+// Sequences of more chunks than this take the tree: its ceil(log2 n) levels (a launch each,
+// K^3 a chunk) then cost less than n one-after-another K^2 steps (bench/NOTES.md).
+constexpr std::size_t kTreeAboveChunks = 64;
+
+bool hmm_use_tree(const HmmItems& items, HmmChainInput::Scan scan) {
+  if (scan != HmmChainInput::Scan::by_shape) return scan == HmmChainInput::Scan::tree && items.chunked() > 0;
+  for (std::size_t q = 0; q < items.chunked(); ++q)
+    if (items.item_end[q] - items.item_begin[q] > kTreeAboveChunks) return true;
+  return false;
+}
+
+std::size_t hmm_most_chunks(const HmmItems& items) {
+  std::size_t most = 0;
+  for (std::size_t q = 0; q < items.chunked(); ++q) most = std::max(most, items.item_end[q] - items.item_begin[q]);
+  return most;
+}
 
 // The fit's placed data and buffers are already allocated; the pool's cache is not counted.
 bool hmm_scratch_fits(std::size_t bytes) {
@@ -338,37 +523,20 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   std::fill(trans, trans + KK, 0.0);
   if (S == 0 || N == 0) return out;
   // The items: whole sequences, or chunks of the long ones when there are few sequences.
-  std::vector<std::size_t> items{0}, from, to, seq_lo, item_begin, item_end;
-  std::vector<unsigned char> flags;
-  for (std::size_t q = 0; q < S; ++q) {
-    const std::size_t lo = offsets[q], hi = offsets[q + 1], T = hi - lo;
-    const std::size_t C = chunk_frames(T, S, in.chunk_frames);
-    if (C == 0) {
-      items.push_back(hi);
-      flags.push_back(kStartsSequence | kEndsSequence);
-      from.push_back(0);
-      to.push_back(0);
-      continue;
-    }
-    seq_lo.push_back(lo);
-    item_begin.push_back(flags.size());
-    for (std::size_t c0 = lo; c0 < hi; c0 += C) {
-      const std::size_t c1 = std::min(hi, c0 + C);
-      items.push_back(c1);
-      flags.push_back(static_cast<unsigned char>((c0 == lo ? kStartsSequence : 0) | (c1 == hi ? kEndsSequence : 0)));
-      from.push_back(c0 == lo ? c0 + 1 : c0);
-      to.push_back(c1);
-    }
-    item_end.push_back(flags.size());
-  }
+  const HmmItems it = hmm_items(offsets, in.chunk_frames);
+  const std::vector<std::size_t>&items = it.bounds, &from = it.from, &to = it.to, &seq_lo = it.seq_lo,
+                                   &item_begin = it.item_begin, &item_end = it.item_end;
+  const std::vector<unsigned char>& flags = it.flags;
   const std::size_t I = flags.size(), n_chunked = seq_lo.size();
   const std::size_t per_group = (KK + uK + 3) * sizeof(double);
   const std::size_t G = std::min<std::size_t>({I, std::max<std::size_t>(1, kGroupSumsBytes / per_group),
                                                std::size_t{0x7fffffff}});
-  const std::size_t chunk_doubles = n_chunked ? I * (2 * KK + 2 * uK) : 0;
+  const bool tree = hmm_use_tree(it, in.scan);
+  const std::size_t stride = (tree ? 4 : 2) * KK;  // per item: the product and its scratch, the tree's halves
+  const std::size_t chunk_doubles = n_chunked ? I * (stride + 2 * uK) : 0;
   const ScopedDevice on(device);
   if (!hmm_scratch_fits((2 * N * uK + 2 * N + G * (1 + uK + KK) + uK + 2 * KK + chunk_doubles) * sizeof(double) +
-                      (I + 1) * (sizeof(std::size_t) + 3 * sizeof(std::size_t) + 1))) {
+                      (I + 1) * (sizeof(std::size_t) + 5 * sizeof(std::size_t) + 1))) {
     out.ran = false;
     return out;
   }
@@ -382,7 +550,7 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   DeviceBuffer<long long> bad(2 * G);
   DeviceBuffer<unsigned char> flag_dev(I);
   DeviceBuffer<double> chunk_work(chunk_doubles);  // per item: the product (2 K^2), a_in, r_in
-  DeviceBuffer<std::size_t> chunk_index(n_chunked ? 2 * I + 3 * n_chunked : 0);
+  DeviceBuffer<std::size_t> chunk_index(n_chunked ? (tree ? 4 : 2) * I + 3 * n_chunked : 0);
   CUEM_CUDA_CHECK(cudaMemcpyAsync(model.data(), in.startprob, uK * sizeof(double), cudaMemcpyHostToDevice, st));
   CUEM_CUDA_CHECK(
       cudaMemcpyAsync(model.data() + uK, in.transmat, KK * sizeof(double), cudaMemcpyHostToDevice, st));
@@ -396,7 +564,7 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   CUEM_CUDA_CHECK(cudaMemsetAsync(sums.data(), 0, sums.size() * sizeof(double), st));
   CUEM_CUDA_CHECK(cudaMemsetAsync(bad.data(), 0xff, bad.size() * sizeof(long long), st));
   double* M = chunk_work.data();
-  double* a_in = n_chunked ? M + I * 2 * KK : nullptr;
+  double* a_in = n_chunked ? M + I * stride : nullptr;
   double* r_in = n_chunked ? a_in + I * uK : nullptr;
   if (n_chunked) {
     // The chunks' products, then each chunked sequence's messages.
@@ -405,18 +573,37 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
     index.insert(index.end(), seq_lo.begin(), seq_lo.end());
     index.insert(index.end(), item_begin.begin(), item_begin.end());
     index.insert(index.end(), item_end.begin(), item_end.end());
+    if (tree) {
+      index.insert(index.end(), it.first.begin(), it.first.end());
+      index.insert(index.end(), it.last.begin(), it.last.end());
+    }
     CUEM_CUDA_CHECK(cudaMemcpyAsync(chunk_index.data(), index.data(), index.size() * sizeof(std::size_t),
                                     cudaMemcpyHostToDevice, st));
     const std::size_t* ix = chunk_index.data();
-    const ProductArgs pa{model.data() + uK, K, b.data(), ix, ix + I, M};
-    CUEM_LAUNCH(hmm_chunk_product_kernel, checked_cast<unsigned>(I, "HMM chunk blocks"), threads,
-                2 * static_cast<std::size_t>(threads) * sizeof(double), st)(pa);
+    const unsigned blocks = checked_cast<unsigned>(I, "HMM chunk blocks");
+    const std::size_t reduce_bytes = 2 * static_cast<std::size_t>(threads) * sizeof(double);
+    const ProductArgs pa{model.data() + uK, K, b.data(), ix, ix + I, flag_dev.data(), stride, M};
+    CUEM_LAUNCH(hmm_chunk_product_kernel, blocks, threads, reduce_bytes, st)(pa);
     CUEM_CUDA_CHECK_LAUNCH();
-    const MessageArgs ma{model.data(), K, b.data(), ix + 2 * I, ix + 2 * I + n_chunked, ix + 2 * I + 2 * n_chunked,
-                         ix, ix + I, M, a_in, r_in};
-    CUEM_LAUNCH(hmm_chunk_messages_kernel, checked_cast<unsigned>(n_chunked, "HMM message blocks"), threads,
-                2 * uK * sizeof(double), st)(ma);
-    CUEM_CUDA_CHECK_LAUNCH();
+    if (tree) {
+      const std::size_t* first = ix + 2 * I + 3 * n_chunked;
+      int half = 0;
+      const std::size_t most = hmm_most_chunks(it);
+      for (std::size_t offset = 1; offset < most; offset *= 2, half ^= 1) {
+        const TreeLevelArgs ta{K, offset, half, offset == 1, first, first + I, flag_dev.data(), M};
+        CUEM_LAUNCH(hmm_chunk_tree_level_kernel, blocks, threads, reduce_bytes, st)(ta);
+        CUEM_CUDA_CHECK_LAUNCH();
+      }
+      const TreeMessageArgs ma{model.data(), K, b.data(), offs.data(), first, flag_dev.data(), half, M, a_in, r_in};
+      CUEM_LAUNCH(hmm_chunk_tree_messages_kernel, blocks, threads, 3 * uK * sizeof(double), st)(ma);
+      CUEM_CUDA_CHECK_LAUNCH();
+    } else {
+      const MessageArgs ma{model.data(), K, b.data(), ix + 2 * I, ix + 2 * I + n_chunked,
+                           ix + 2 * I + 2 * n_chunked, ix, ix + I, M, a_in, r_in};
+      CUEM_LAUNCH(hmm_chunk_messages_kernel, checked_cast<unsigned>(n_chunked, "HMM message blocks"), threads,
+                  2 * uK * sizeof(double), st)(ma);
+      CUEM_CUDA_CHECK_LAUNCH();
+    }
   }
   ChainArgs args{model.data(), model.data() + uK, model.data() + uK + KK, K, offs.data(), flag_dev.data(), a_in,
                  r_in, I, G, b.data(), s.data(), a.data(), c.data(), sums.data(), sums.data() + G,

@@ -343,6 +343,27 @@ step_python() {
     else
       note "bench_hmm: skipped (time budget)"
     fi
+    # Viterbi on the device (one long sequence in chunks: H1's and H3's shapes) against the
+    # CPU's: the same paths, and both times (bench/NOTES.md, "Viterbi in chunks").
+    if room_for 90; then
+      PYTHONPATH=/tmp/cuem-py timeout "$(limit 75 10)" "$py" - >"$out/hmm_decode.log" 2>&1 <<'PY'
+import time, numpy as np, cuem
+for name, T, K, D in (("H1", 10**6, 8, 4), ("H3", 2 * 10**5, 64, 16)):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(T, D)) + 3.0 * (np.arange(T)[:, None] // 50 % K == np.arange(D)[None, :] % K)
+    m = cuem.GaussianHMM(n_components=K, covariance_type="diag", n_iter=1, random_state=0).fit(X)
+    res = {}
+    for dev in ("cpu", "cuda"):
+        m.device, m.precision = dev, "float64"
+        t0 = time.perf_counter()
+        lp, states = m.decode(X, algorithm="viterbi")
+        res[dev] = (time.perf_counter() - t0, lp, states)
+    same = bool(np.array_equal(res["cpu"][2], res["cuda"][2]))
+    print(f"{name} decode: cpu {res['cpu'][0]:.3f}s cuda {res['cuda'][0]:.3f}s same paths {same} "
+          f"lp rel {abs(res['cpu'][1] - res['cuda'][1]) / abs(res['cpu'][1]):.1e}")
+PY
+      note "$(grep -h "decode:" "$out/hmm_decode.log" | tr '\n' ';' || true) hmm decode ($(elapsed); hmm_decode.log)"
+    fi
   else
     tail -15 "$out/python_build.log"
     note "python: build FAILED or timed out (python_build.log)"

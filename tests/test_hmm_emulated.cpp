@@ -7,11 +7,13 @@
 // incomplete frames on the host) and GMMHMM fits (its K x M components on the device).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuem/errors.hpp"
@@ -21,6 +23,9 @@
 #include "engine/hmm_model.hpp"
 #include "engine/primitives.hpp"
 #include "test_util.hpp"
+#if defined(CUEM_EMULATED_DEVICE)
+#include <cuda_runtime.h>  // the emulated runtime (tests/emu): its launch counts
+#endif
 
 namespace {
 
@@ -205,6 +210,22 @@ TEST_P(HmmEmulatedFit, GmmHmmMatchesTheCpu) {
   EXPECT_LT(rel(dev.model.weights, cpu.model.weights), 1e-9);
   EXPECT_LT(rel(dev.model.means, cpu.model.means), 1e-9);
   EXPECT_LT(rel(dev.model.covars, cpu.model.covars), 1e-8);
+  // Evaluation with device="cuda" (the chain and Viterbi on the device) against the CPU's.
+  cuem::HmmEvaluateOptions on_cpu, on_dev;
+  on_cpu.device = cuem::parse_device("cpu");
+  on_cpu.precision = Precision::float64;
+  on_dev.device = cuem::parse_device("cuda");
+  on_dev.precision = Precision::float64;
+  const cuem::DataView view(X.data(), 800, D);
+  const cuem::HmmDecoding want = cuem::decode_gmm_hmm(cpu.model, view, lengths, "viterbi", on_cpu);
+  const cuem::HmmDecoding got = cuem::decode_gmm_hmm(cpu.model, view, lengths, "viterbi", on_dev);
+  EXPECT_EQ(got.states, want.states);
+  EXPECT_NEAR(got.log_probability, want.log_probability, 1e-11 * std::abs(want.log_probability));
+  const double ll = cuem::score_gmm_hmm(cpu.model, view, lengths, on_cpu);
+  EXPECT_NEAR(cuem::score_gmm_hmm(cpu.model, view, lengths, on_dev), ll, 1e-11 * std::abs(ll));
+  EXPECT_LT(cuem_test::max_rel_diff(cuem::posteriors_gmm_hmm(cpu.model, view, lengths, on_dev).posteriors,
+                                    cuem::posteriors_gmm_hmm(cpu.model, view, lengths, on_cpu).posteriors, 1e-3),
+            1e-10);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, HmmEmulatedFit, ::testing::ValuesIn(cuem_test::all_covariance_types()),
@@ -304,10 +325,10 @@ TEST_P(HmmDeviceChain, MatchesTheHostChain) {
   }
 }
 
-// Long sequences cut into chunks (their entering messages from the chunks' products):
-// against the host chain, forced small chunks (several to a sequence, a last chunk of one
-// frame) and the automatic choice (few sequences of at least 512 frames); bitwise the same
-// for every block size.
+// Long sequences cut into chunks (their entering messages from the chunks' products, chunk
+// after chunk or by the tree): against the host chain, forced small chunks (several to a
+// sequence, a last chunk of one frame; chunks of one frame with the tree) and the automatic
+// choice (few sequences of at least 512 frames); bitwise the same for every block size.
 TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
   REQUIRE_DEVICE();
   const int K = GetParam();
@@ -320,15 +341,20 @@ TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
   cuem::engine::EmissionFrames host = c.frames;
   std::vector<double> start_h(uK), trans_h(uK * uK);
   const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
-  for (std::size_t chunk : {std::size_t{16}, std::size_t{0}}) {
+  using cuem::engine::ChunkScan;
+  std::vector<std::pair<std::size_t, ChunkScan>> forms{
+      {16, ChunkScan::sequential}, {16, ChunkScan::tree}, {0, ChunkScan::by_shape}};
+  if (K <= 16) forms.emplace_back(1, ChunkScan::tree);  // a first chunk of one frame; 700 chunks
+  for (const auto& [chunk, scan] : forms) {
     std::vector<double> first_gamma, first_trans;
     double first_ll = 0.0;
     for (int threads : {0, 128}) {
-      SCOPED_TRACE("chunk " + std::to_string(chunk) + ", threads " + std::to_string(threads));
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (scan == ChunkScan::tree ? ", tree" : "") + ", threads " +
+                   std::to_string(threads));
       cuem::engine::EmissionFrames dev = c.frames;
       std::vector<double> start_d(uK), trans_d(uK * uK);
       const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(),
-                                                          trans_d.data(), threads, chunk);
+                                                          trans_d.data(), threads, chunk, scan);
       EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
       EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-10);
       EXPECT_LT(rel(start_d, start_h), 1e-11);
@@ -376,6 +402,63 @@ TEST_P(HmmDeviceChain, ViterbiMatchesTheHost) {
   }
 }
 
+// The host's Viterbi, sequence by sequence: the paths into states, the summed log-probability.
+double host_viterbi(const ChainCase& c, std::vector<int>& states) {
+  const int K = c.model.n_components();
+  const std::size_t uK = static_cast<std::size_t>(K);
+  states.assign(c.offsets.back(), -1);
+  double lp = 0.0;
+  std::vector<double> work;
+  for (std::size_t q = 0; q + 1 < c.offsets.size(); ++q) {
+    const std::size_t lo = c.offsets[q];
+    lp += cuem::engine::viterbi(c.model.startprob.data(), c.model.transmat.data(), K, c.offsets[q + 1] - lo,
+                                c.frames.b.data() + lo * uK, c.frames.s.data() + lo, states.data() + lo, work);
+  }
+  return lp;
+}
+
+// Long sequences in chunks (the max-plus chunk products, the entering deltas chunk after
+// chunk or by the tree over the products, each chunk's pass and traceback): the host's
+// paths and log-probabilities, forced chunks of 16 and of 1 frame (a first chunk with no
+// product; 600-700 chunks, ten tree levels) and the automatic choice (a sequence of 700
+// frames among few), long and short sequences mixed; bitwise the same for every block size.
+TEST_P(HmmDeviceChain, ViterbiChunkedMatchesTheHost) {
+  REQUIRE_DEVICE();
+  const int K = GetParam();
+  const std::vector<std::size_t> lengths = K > 16 ? std::vector<std::size_t>{97, 3, 1, 600}
+                                                  : std::vector<std::size_t>{161, 1, 40, 2, 700};
+  ChainCase c = chain_case(K, lengths, 700 + static_cast<std::uint64_t>(K));
+  if (K > 1) c.model.transmat[1] = 0.0;  // a forbidden transition (log 0 = -inf)
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  std::vector<int> want;
+  const double lp_want = host_viterbi(c, want);
+  using cuem::engine::ChunkScan;
+  std::vector<std::pair<std::size_t, ChunkScan>> forms{
+      {16, ChunkScan::sequential}, {16, ChunkScan::tree}, {1, ChunkScan::sequential}, {0, ChunkScan::by_shape}};
+  if (K <= 16) forms.emplace_back(1, ChunkScan::tree);  // 700 chunks: the emulator's K^3 levels take long beyond
+  for (const auto& [chunk, scan] : forms) {
+    std::vector<int> first;
+    double first_lp = 0.0;
+    for (int threads : {0, 128}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (scan == ChunkScan::tree ? ", tree" : "") + ", threads " +
+                   std::to_string(threads));
+      std::vector<int> got(c.offsets.back(), -1);
+      const double lp =
+          cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), threads, chunk, scan);
+      EXPECT_EQ(got, want);
+      EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
+      if (threads == 0) {
+        first = got;
+        first_lp = lp;
+      } else {
+        EXPECT_EQ(got, first);
+        EXPECT_EQ(lp, first_lp);
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(States, HmmDeviceChain, ::testing::Values(1, 2, 3, 8, 17, 33, 64),
                          [](const auto& info) { return "K" + std::to_string(info.param); });
 
@@ -399,16 +482,76 @@ TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
     want = e.what();
   }
   ASSERT_FALSE(want.empty());
-  // Whole sequences, and chunks of 2 frames (the impossible frame inside the second chunk).
-  for (std::size_t chunk : {std::size_t{0}, std::size_t{2}}) {
+  // Whole sequences, and chunks of 2 frames (the impossible frame inside the second chunk),
+  // their messages chunk after chunk and by the tree.
+  for (const auto& [chunk, scan] : {std::pair{std::size_t{0}, cuem::engine::ChunkScan::by_shape},
+                                    std::pair{std::size_t{2}, cuem::engine::ChunkScan::sequential},
+                                    std::pair{std::size_t{2}, cuem::engine::ChunkScan::tree}}) {
     cuem::engine::EmissionFrames dev = c.frames;
     try {
-      cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start.data(), trans.data(), 0, chunk);
+      cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start.data(), trans.data(), 0, chunk, scan);
       ADD_FAILURE() << "no error with chunk " << chunk;
     } catch (const cuem::NumericalError& e) {
       EXPECT_EQ(std::string(e.what()), want);
     }
   }
+}
+
+// Exact ties (state 2 a copy of state 1: the same emissions, transitions into and out of
+// it) go to the lowest state in the chunked form as on the host: state 2 is never on a
+// path. The chunk products treat both states' columns alike, so their deltas tie bitwise.
+TEST(HmmDeviceChainErrors, ViterbiTiesGoToTheLowestState) {
+  REQUIRE_DEVICE();
+  ChainCase c = chain_case(3, {300, 5, 257}, 41);
+  c.model.startprob = {0.2, 0.4, 0.4};
+  c.model.transmat = {0.5, 0.25, 0.25, 0.2, 0.4, 0.4, 0.2, 0.4, 0.4};
+  for (std::size_t t = 0; t < c.offsets.back(); ++t) c.frames.b[t * 3 + 2] = c.frames.b[t * 3 + 1];
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  std::vector<int> want;
+  const double lp_want = host_viterbi(c, want);
+  ASSERT_NE(std::find(want.begin(), want.end(), 1), want.end());
+  EXPECT_EQ(std::find(want.begin(), want.end(), 2), want.end());
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{7}, std::size_t{64}})
+    for (const auto scan : {cuem::engine::ChunkScan::sequential, cuem::engine::ChunkScan::tree}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (scan == cuem::engine::ChunkScan::tree ? ", tree" : ""));
+      std::vector<int> got(c.offsets.back(), -1);
+      const double lp =
+          cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), 0, chunk, scan);
+      EXPECT_EQ(got, want);
+      EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
+    }
+}
+
+// A sequence with no path, whole or in chunks (the impossible frame in a middle chunk):
+// the host Viterbi's NumericalError, naming the sequence's last frame.
+TEST(HmmDeviceChainErrors, ViterbiWithoutAPathThrows) {
+  REQUIRE_DEVICE();
+  ChainCase c = chain_case(2, {5, 40, 6}, 3);
+  c.model.transmat = {1.0, 0.0, 0.0, 1.0};
+  c.model.startprob = {1.0, 0.0};
+  c.frames.b[(5 + 17) * 2 + 0] = 0.0;  // sequence 1 stays in state 0, which cannot emit its frame 17
+  c.frames.b[(5 + 17) * 2 + 1] = 1.0;
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  std::string want;
+  try {
+    std::vector<int> states;
+    host_viterbi(c, states);
+  } catch (const cuem::NumericalError& e) {
+    want = e.what();
+  }
+  ASSERT_FALSE(want.empty());
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{8}})
+    for (const auto scan : {cuem::engine::ChunkScan::sequential, cuem::engine::ChunkScan::tree}) {
+      std::vector<int> got(c.offsets.back());
+      try {
+        cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data(), 0, chunk, scan);
+        ADD_FAILURE() << "no error with chunk " << chunk;
+      } catch (const cuem::NumericalError& e) {
+        EXPECT_EQ(std::string(e.what()), want);
+      }
+    }
 }
 
 // Where the device has no room for the chain's arrays, the host chain runs: its results
@@ -437,6 +580,20 @@ TEST(HmmDeviceChainNoRoom, FallsBackToTheHostChain) {
                                 c.frames.b.data() + c.offsets[q] * K, c.frames.s.data() + c.offsets[q],
                                 want.data() + c.offsets[q], work);
   EXPECT_EQ(cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data()), lp);
+  EXPECT_EQ(got, want);
+  // From log emissions (decoding's), the host's viterbi_log.
+  std::vector<double> log_e(c.frames.b.size());
+  for (std::size_t t = 0; t < c.offsets.back(); ++t)
+    for (int k = 0; k < K; ++k) log_e[t * K + k] = std::log(c.frames.b[t * K + k]) + c.frames.s[t];
+  double lp_log = 0.0;
+  for (std::size_t q = 0; q + 1 < c.offsets.size(); ++q)
+    lp_log += cuem::engine::viterbi_log(c.model.startprob.data(), c.model.transmat.data(), K,
+                                        c.offsets[q + 1] - c.offsets[q], log_e.data() + c.offsets[q] * K,
+                                        want.data() + c.offsets[q], work);
+  std::fill(got.begin(), got.end(), -1);
+  EXPECT_EQ(cuem::engine::device_viterbi_log(prims->cuda_device(), c.model.startprob, c.model.transmat, c.offsets,
+                                             log_e.data(), got.data()),
+            lp_log);
   EXPECT_EQ(got, want);
 }
 
@@ -476,6 +633,62 @@ TEST_P(HmmGivenStats, OverARowRangeMatchTheCpu) {
   EXPECT_LT(rel(got.s1, want.s1, cuem_test::max_abs(want.s1)), tol);
   EXPECT_LT(rel(got.s2, want.s2, cuem_test::max_abs(want.s2)), tol);
   EXPECT_THROW(dev->weighted_stats_rows(given, c.type, K, shift, begin, N + 1), cuem::InvalidArgument);
+}
+
+// Kernel launches by name, to see that evaluation ran on the device (0 on a real one, where
+// the test cannot count them).
+unsigned long long launches(const char* kernel) {
+#if defined(CUEM_EMULATED_DEVICE)
+  return cuem::emu::launches_named(kernel);
+#else
+  (void)kernel;
+  return 0;
+#endif
+}
+
+// decode (Viterbi on the exact log emissions, and MAP), score and posteriors with
+// device="cuda": the chain on the device, against the float64 CPU's; the same paths. Many
+// sequences (whole ones a block) and one long one (in chunks).
+TEST(HmmEmulatedEvaluate, DecodeScoreAndPosteriorsMatchTheCpu) {
+  REQUIRE_DEVICE();
+  const int D = 3;
+  const std::vector<double> X = frames(1600, D, 50.0, 12);
+  const cuem::HmmFitResult fit = fit_on("cpu", Precision::float64, CovarianceType::full, X, {400, 133, 67, 1000}, D);
+  cuem::HmmEvaluateOptions cpu, dev;
+  cpu.device = cuem::parse_device("cpu");
+  cpu.precision = Precision::float64;
+  dev.device = cuem::parse_device("cuda");
+  dev.precision = Precision::float64;
+  const cuem::DataView view(X.data(), 1600, D);
+  for (const std::vector<std::size_t>& lengths :
+       {std::vector<std::size_t>{400, 133, 67, 1, 999}, std::vector<std::size_t>{1600}}) {
+    SCOPED_TRACE("sequences " + std::to_string(lengths.size()));
+    const unsigned long long viterbi_before = launches("hmm_viterbi_kernel"),
+                             chain_before = launches("hmm_chain_kernel");
+    const cuem::HmmDecoding want = cuem::decode_hmm(fit.model, view, lengths, "viterbi", cpu);
+    const cuem::HmmDecoding got = cuem::decode_hmm(fit.model, view, lengths, "viterbi", dev);
+    EXPECT_EQ(got.states, want.states);
+    EXPECT_NEAR(got.log_probability, want.log_probability, 1e-12 * std::abs(want.log_probability));
+    const cuem::HmmDecoding map_want = cuem::decode_hmm(fit.model, view, lengths, "map", cpu);
+    const cuem::HmmDecoding map_got = cuem::decode_hmm(fit.model, view, lengths, "map", dev);
+    EXPECT_EQ(map_got.states, map_want.states);
+    const double ll = cuem::score_hmm(fit.model, view, lengths, cpu);
+    EXPECT_NEAR(cuem::score_hmm(fit.model, view, lengths, dev), ll, 1e-12 * std::abs(ll));
+    const cuem::HmmPosteriors pw = cuem::posteriors_hmm(fit.model, view, lengths, cpu);
+    const cuem::HmmPosteriors pg = cuem::posteriors_hmm(fit.model, view, lengths, dev);
+    EXPECT_NEAR(pg.log_likelihood, pw.log_likelihood, 1e-12 * std::abs(pw.log_likelihood));
+    EXPECT_LT(cuem_test::max_rel_diff(pg.posteriors, pw.posteriors, 1e-3), 1e-10);
+#if defined(CUEM_EMULATED_DEVICE)
+    EXPECT_EQ(launches("hmm_viterbi_kernel"), viterbi_before + 1);
+    EXPECT_EQ(launches("hmm_chain_kernel"), chain_before + 3);  // map, score, posteriors
+    if (lengths.size() == 1) {
+      EXPECT_GT(launches("hmm_viterbi_product_kernel"), 0u);
+    }
+#else
+    (void)viterbi_before;
+    (void)chain_before;
+#endif
+  }
 }
 
 // A fit a segment at a time on the device equals the whole-data fit there and the CPU's.

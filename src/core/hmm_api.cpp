@@ -15,6 +15,7 @@
 #include "engine/batch_driver.hpp"
 #include "engine/gmm_hmm_model.hpp"
 #include "engine/hmm_chain.hpp"
+#include "engine/hmm_device_chain.hpp"
 #include "engine/hmm_model.hpp"
 #include "engine/hmm_parameter_map.hpp"
 #include "engine/interrupt_scope.hpp"
@@ -251,7 +252,14 @@ namespace {
 struct EvaluatedFrames {
   std::vector<std::size_t> offsets;
   engine::EmissionFrames frames;
+  int chain_device = -1;  // where the chain runs on a CUDA device (engine::chain_device)
 };
+
+// chain_pass on the frames' device where they have one, else on the host.
+double run_chain(const HmmModel& chain, EvaluatedFrames& e, double* start) {
+  return e.chain_device >= 0 ? engine::device_chain_pass(e.chain_device, chain, e.offsets, e.frames, start, nullptr)
+                             : engine::chain_pass(chain, e.offsets, e.frames, start, nullptr);
+}
 
 EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                                 const HmmEvaluateOptions& where) {
@@ -266,6 +274,7 @@ EvaluatedFrames evaluate_frames(const HmmModel& model, DataView X, const std::ve
   }
   PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
   out.frames = engine::emission_frames(data.impl().primitives(), model);
+  out.chain_device = engine::chain_device(data.impl().primitives(), model.n_components());
   return out;
 }
 
@@ -275,6 +284,11 @@ void viterbi_frames(const std::vector<double>& startprob, const std::vector<doub
                     const EvaluatedFrames& e, const Model& components, int M, DataView X, HmmDecoding& out) {
   const int K = static_cast<int>(startprob.size());
   const std::vector<double> log_e = engine::exact_log_emissions(e.frames, components, M, X);
+  if (e.chain_device >= 0) {
+    out.log_probability = engine::device_viterbi_log(e.chain_device, startprob, transmat, e.offsets, log_e.data(),
+                                                     out.states.data());
+    return;
+  }
   std::vector<double> work;
   for (std::size_t q = 0; q + 1 < e.offsets.size(); ++q) {
     const std::size_t lo = e.offsets[q];
@@ -300,7 +314,7 @@ HmmPosteriors posteriors_hmm(const HmmModel& model, DataView X, const std::vecto
   EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
   HmmPosteriors out;
   std::vector<double> start(static_cast<std::size_t>(model.n_components()));
-  out.log_likelihood = engine::chain_pass(model, e.offsets, e.frames, start.data(), nullptr);
+  out.log_likelihood = run_chain(model, e, start.data());
   out.posteriors = std::move(e.frames.b);
   return out;
 }
@@ -308,7 +322,7 @@ HmmPosteriors posteriors_hmm(const HmmModel& model, DataView X, const std::vecto
 double score_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                  const HmmEvaluateOptions& where) {
   EvaluatedFrames e = evaluate_frames(model, X, lengths, where);
-  return engine::chain_pass(model, e.offsets, e.frames, nullptr, nullptr);
+  return run_chain(model, e, nullptr);
 }
 
 HmmDecoding decode_hmm(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
@@ -471,6 +485,7 @@ EvaluatedFrames evaluate_gmm_hmm_frames(const GmmHmmModel& model, DataView X, co
   PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
   std::vector<double> share;
   engine::gmm_hmm_emissions(data.impl().primitives(), model, out.frames, share);
+  out.chain_device = engine::chain_device(data.impl().primitives(), model.n_components);
   return out;
 }
 
@@ -534,7 +549,7 @@ HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std
   EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
   HmmPosteriors out;
   std::vector<double> start(static_cast<std::size_t>(model.n_components));
-  out.log_likelihood = engine::chain_pass(engine::gmm_hmm_chain(model), e.offsets, e.frames, start.data(), nullptr);
+  out.log_likelihood = run_chain(engine::gmm_hmm_chain(model), e, start.data());
   out.posteriors = std::move(e.frames.b);
   return out;
 }
@@ -542,7 +557,7 @@ HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std
 double score_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                      const HmmEvaluateOptions& where) {
   EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);
-  return engine::chain_pass(engine::gmm_hmm_chain(model), e.offsets, e.frames, nullptr, nullptr);
+  return run_chain(engine::gmm_hmm_chain(model), e, nullptr);
 }
 
 HmmDecoding decode_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
