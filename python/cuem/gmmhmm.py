@@ -205,6 +205,10 @@ class GMMHMM(GaussianHMM):
             warnings.warn(notice, ConvergenceWarning, stacklevel=2)
         return self
 
+    def partial_fit(self, X, lengths=None):
+        """Not for the GMMHMM yet: cuem.GaussianHMM has stepwise EM."""
+        raise NotImplementedError("GMMHMM has no partial_fit yet (cuem.GaussianHMM has one)")
+
     def _evaluate(self, what, X, lengths):
         self._check_fitted()
         X = self._check_X(X, fitted=True)
