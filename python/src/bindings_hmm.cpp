@@ -239,8 +239,9 @@ nb::dict gmm_hmm_dict(const cuem::GmmHmmModel& m) {
 nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components, int n_mix,
                      const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
                      const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
-                     const ParameterArray& transmat_prior, double weights_prior, double means_prior,
-                     double means_weight, double covars_prior, double covars_weight,
+                     const ParameterArray& transmat_prior, const ParameterArray& weights_prior,
+                     const ParameterArray& means_prior, const ParameterArray& means_weight,
+                     const ParameterArray& covars_prior, const ParameterArray& covars_weight,
                      const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
                      const std::optional<ParameterArray>& weights, const std::optional<ParameterArray>& means,
                      const std::optional<ParameterArray>& covars, const std::string& device,
@@ -257,11 +258,11 @@ nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengt
   o.init_params = init_params;
   o.priors.startprob_prior = to_vector(startprob_prior);
   o.priors.transmat_prior = to_vector(transmat_prior);
-  o.priors.weights_prior = weights_prior;
-  o.priors.means_prior = means_prior;
-  o.priors.means_weight = means_weight;
-  o.priors.covars_prior = covars_prior;
-  o.priors.covars_weight = covars_weight;
+  o.priors.weights_prior = to_vector(weights_prior);
+  o.priors.means_prior = to_vector(means_prior);
+  o.priors.means_weight = to_vector(means_weight);
+  o.priors.covars_prior = to_vector(covars_prior);
+  o.priors.covars_weight = to_vector(covars_weight);
   o.init.startprob = optional_vector(startprob);
   o.init.transmat = optional_vector(transmat);
   o.init.weights = optional_vector(weights);

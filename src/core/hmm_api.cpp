@@ -262,6 +262,28 @@ struct SequenceBlocks {
 
 }  // namespace
 
+std::size_t gmm_hmm_covars_prior_size(CovarianceType type, int K, int M, int D) noexcept {
+  const auto k = static_cast<std::size_t>(K), m = static_cast<std::size_t>(M), d = static_cast<std::size_t>(D);
+  switch (type) {
+    case CovarianceType::full: return k * m * d * d;
+    case CovarianceType::tied: return k * d * d;
+    case CovarianceType::diag: return k * m * d;
+    case CovarianceType::spherical: return k * m;
+  }
+  return 0;
+}
+
+std::size_t gmm_hmm_covars_weight_size(CovarianceType type, int K, int M, int D) noexcept {
+  const auto k = static_cast<std::size_t>(K), m = static_cast<std::size_t>(M), d = static_cast<std::size_t>(D);
+  switch (type) {
+    case CovarianceType::full: return k * m;
+    case CovarianceType::tied: return k;
+    case CovarianceType::diag: return k * m * d;
+    case CovarianceType::spherical: return k * m;
+  }
+  return 0;
+}
+
 void validate_hmm(const HmmModel& m) {
   const int K = m.n_components(), D = m.n_features();
   require(K >= 1 && D >= 1, "the HMM has no states or no features");
@@ -509,10 +531,16 @@ void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X) {
     check_size(o.init.covars, gmm_hmm_covars_size(o.covariance_type, K, M, D), "covars (init_params without 'c')");
   check_prior(o.priors.startprob_prior, K, "startprob_prior");
   check_prior(o.priors.transmat_prior, K * K, "transmat_prior");
-  for (double v : {o.priors.weights_prior, o.priors.means_prior, o.priors.means_weight})
-    require(std::isfinite(v), "weights_prior, means_prior and means_weight must be finite");
-  for (double v : {o.priors.covars_prior, o.priors.covars_weight})
-    require(std::isnan(v) || std::isfinite(v), "covars_prior and covars_weight must be finite (NaN: the default)");
+  check_prior(o.priors.weights_prior, K * M, "weights_prior");
+  check_prior(o.priors.means_prior, K * M * D, "means_prior");
+  check_prior(o.priors.means_weight, K * M, "means_weight");
+  const int k = static_cast<int>(K), m = static_cast<int>(M), d = static_cast<int>(D);
+  const auto check_covars = [&](const std::vector<double>& v, std::size_t n, const char* name) {
+    if (v.size() == 1 && std::isnan(v[0])) return;  // hmmlearn's default for the type
+    check_prior(v, n, name);
+  };
+  check_covars(o.priors.covars_prior, gmm_hmm_covars_prior_size(o.covariance_type, k, m, d), "covars_prior");
+  check_covars(o.priors.covars_weight, gmm_hmm_covars_weight_size(o.covariance_type, k, m, d), "covars_weight");
 }
 
 // The chain's emissions of X under a checked GMMHMM.
