@@ -72,8 +72,8 @@ void scale(HmmStats& s, double f) {
   s.weight *= f;
 }
 
-// log |Sigma| - ... : -(c / 2) log|Sigma| - tr(Sigma^-1 M) / 2 for a precision factor P
-// (Sigma^-1 = P P^T, log_det = log|P|) and a symmetric D x D matrix M.
+// -(c / 2) log|Sigma| - tr(Sigma^-1 M) / 2 from a precision factor P (Sigma^-1 = P P^T,
+// log_det = log|P| = -log|Sigma| / 2) and a symmetric D x D matrix M.
 double inverse_wishart_term(double c, double log_det, const double* P, const std::vector<double>& M, std::size_t D) {
   double tr = 0.0;  // tr(P^T M P)
   for (std::size_t j = 0; j < D; ++j)
