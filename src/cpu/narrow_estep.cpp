@@ -42,12 +42,12 @@ inline __attribute__((always_inline)) void prefetch_block(const T* base, std::si
 
 // The narrow pass (narrow_kernels.hpp): S2 packed as the upper triangle row by row.
 struct NarrowLanes {
-  static constexpr int kRows = kNarrowRows;
+  static int rows(CovarianceType) { return kNarrowRows; }
   static int stats_per_component(CovarianceType type, int D) { return narrow_stats_per_component(type, D); }
   static std::size_t scratch(CovarianceType, int) { return 0; }
   static int upper(int D, int i, int j) { return i * D - i * (i - 1) / 2 + (j - i); }
   template <typename T>
-  static void transpose(const T* x, std::size_t stride, int D, int rows, double* xt) {
+  static void transpose(const T* x, std::size_t stride, int D, int rows, int, double* xt) {
     narrow_transpose(x, stride, D, rows, xt);
   }
   static void block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double*,
@@ -58,13 +58,13 @@ struct NarrowLanes {
 
 // The wide pass (wide_kernels.hpp): S2 as a pad4(D) square.
 struct WideLanes {
-  static constexpr int kRows = kWideRows;
+  static int rows(CovarianceType type) { return wide_rows(type); }
   static int stats_per_component(CovarianceType type, int D) { return wide_stats_per_component(type, D); }
   static std::size_t scratch(CovarianceType type, int D) { return wide_scratch(type, D); }
   static int upper(int D, int i, int j) { return i * pad4(D) + j; }
   template <typename T>
-  static void transpose(const T* x, std::size_t stride, int D, int rows, double* xt) {
-    wide_transpose(x, stride, D, rows, xt);
+  static void transpose(const T* x, std::size_t stride, int D, int rows, int R, double* xt) {
+    wide_transpose(x, stride, D, rows, R, xt);
   }
   static void block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g,
                     double* scratch, double* acc) {
@@ -74,7 +74,7 @@ struct WideLanes {
 
 template <typename Lanes>
 SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
-  constexpr int kRows = Lanes::kRows;
+  const int block_rows = Lanes::rows(p.type);  // divides kNarrowUnitRows
   const int K = p.K, D = p.D;
   const bool full = p.type == CovarianceType::full || p.type == CovarianceType::tied;
   const int S = Lanes::stats_per_component(p.type, D);
@@ -89,11 +89,11 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
 
 #pragma omp parallel num_threads(n_threads)
   {
-    std::vector<double> xt(static_cast<std::size_t>(D) * kRows);
-    std::vector<double> g(static_cast<std::size_t>(K) * kRows);
+    std::vector<double> xt(static_cast<std::size_t>(D) * block_rows);
+    std::vector<double> g(static_cast<std::size_t>(K) * block_rows);
     std::vector<double> scratch(Lanes::scratch(p.type, D));
     std::vector<double> acc(values * 8);
-    std::vector<double> wb(kRows);
+    std::vector<double> wb(block_rows);
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t u = 0; u < static_cast<std::ptrdiff_t>(units); ++u) {
       if (stop.load(std::memory_order_relaxed)) continue;
@@ -110,12 +110,12 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
       std::fill(acc.begin(), acc.end(), 0.0);
       const std::size_t begin = static_cast<std::size_t>(u) * kNarrowUnitRows;
       const std::size_t end = std::min(n, begin + kNarrowUnitRows);
-      for (std::size_t b = begin; b < end; b += kRows) {
-        const int rows = static_cast<int>(std::min<std::size_t>(kRows, end - b));
+      for (std::size_t b = begin; b < end; b += block_rows) {
+        const int rows = static_cast<int>(std::min<std::size_t>(block_rows, end - b));
         const std::size_t next = b + static_cast<std::size_t>(rows);
-        const int next_rows = static_cast<int>(std::min<std::size_t>(kRows, end - std::min(end, next)));
+        const int next_rows = static_cast<int>(std::min<std::size_t>(block_rows, end - std::min(end, next)));
         visit_rows(X, [&](const auto* base) {
-          Lanes::transpose(base + b * X.row_stride, X.row_stride, D, rows, xt.data());
+          Lanes::transpose(base + b * X.row_stride, X.row_stride, D, rows, block_rows, xt.data());
           if (next_rows > 0) prefetch_block(base, X.row_stride, D, next, next_rows);
         });
         // The lanes' weights: the points' (1 without weights), 0 past the rows.

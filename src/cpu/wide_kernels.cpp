@@ -12,8 +12,6 @@ namespace {
 
 using namespace simd;
 
-constexpr int R = kWideRows;
-constexpr int kGroups = R / 8;
 
 CUEM_INLINE v8d finish_log_joint(double constant, int D, v8d q) {
   const v8d dl = splat(static_cast<double>(D) * math::kLog2Pi);
@@ -22,7 +20,7 @@ CUEM_INLINE v8d finish_log_joint(double constant, int D, v8d q) {
 
 // Log joints of NV groups of 8 points for every component into g (K x R), diagonal or
 // spherical factors: each point by cpu_kernels.cpp's log_joints_diag / _spherical sequence.
-template <int NV, bool spherical>
+template <int R, int NV, bool spherical>
 CUEM_INLINE void log_joints_diag(const NarrowParams& p, const double* xt, double* g) {
   const int D = p.D;
   for (int k = 0; k < p.K; ++k) {
@@ -51,31 +49,40 @@ CUEM_INLINE void log_joints_diag(const NarrowParams& p, const double* xt, double
 
 // The same for full (and tied) factors, D known: cpu_kernels.cpp's log_joints_full
 // sequence (columns of P^T (x - mu) in blocks of 4, each summed over rows 0..jb+3 in
-// order, their squares added in column order).
-template <int D>
+// order, their squares added in column order) without its products by P's zeros: the
+// lower half of each diagonal 4 x 4 block and the padding columns past D. Those add
+// y * 0 to a finite sum, so the values are the same bits.
+template <int R, int D>
 CUEM_INLINE void log_joints_full(const NarrowParams& p, const double* xt, int nv, double* g) {
   constexpr int Dp = pad4(D);
-  for (int v = 0; v < nv; ++v) {
-    for (int k = 0; k < p.K; ++k) {
-      const double* mu = p.means + static_cast<std::ptrdiff_t>(k) * D;
-      const double* P = p.factors + static_cast<std::ptrdiff_t>(k) * D * Dp;
+  for (int k = 0; k < p.K; ++k) {  // component outer: its factor stays in L1 for the block
+    const double* mu = p.means + static_cast<std::ptrdiff_t>(k) * D;
+    const double* P = p.factors + static_cast<std::ptrdiff_t>(k) * D * Dp;
+    for (int v = 0; v < nv; ++v) {
       v8d y[D];
+#pragma GCC unroll 16
       for (int d = 0; d < D; ++d) y[d] = load(xt + d * R + v * 8) - mu[d];
       v8d q = splat(0.0);
+#pragma GCC unroll 4
       for (int jb = 0; jb < Dp; jb += 4) {
-        v8d a0 = splat(0.0), a1 = a0, a2 = a0, a3 = a0;
-        const int i_end = jb + 4 < D ? jb + 4 : D;
-        for (int i = 0; i < i_end; ++i) {
+        v8d a[4] = {splat(0.0), splat(0.0), splat(0.0), splat(0.0)};
+#pragma GCC unroll 16
+        for (int i = 0; i < jb; ++i) {
           const double* pr = P + i * Dp + jb;
-          a0 += y[i] * pr[0];
-          a1 += y[i] * pr[1];
-          a2 += y[i] * pr[2];
-          a3 += y[i] * pr[3];
+#pragma GCC unroll 4
+          for (int j = 0; j < 4; ++j)
+            if (jb + j < D) a[j] += y[i] * pr[j];
         }
-        q += a0 * a0;
-        q += a1 * a1;
-        q += a2 * a2;
-        q += a3 * a3;
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          const double* pr = P + (jb + r) * Dp + jb;
+#pragma GCC unroll 4
+          for (int j = r; j < 4; ++j)
+            if (jb + j < D) a[j] += y[jb + r] * pr[j];
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j)
+          if (jb + j < D) q += a[j] * a[j];
       }
       store(g + k * R + v * 8, finish_log_joint(p.constants[k], D, q));
     }
@@ -84,6 +91,7 @@ CUEM_INLINE void log_joints_full(const NarrowParams& p, const double* xt, int nv
 
 // Exponentials and normalisation of the log joints in g (lane_normalise.hpp); the
 // block's w log p(x) lane partials added to acc_ll.
+template <int R>
 CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, double* f, double* acc_ll) {
   double mx[R];
   v8d unexplained = splat(0.0);
@@ -118,6 +126,7 @@ CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, doub
 // Component k's weights of the block's groups, g x f, and the groups with any non-zero
 // weight in order (the others would add exact zeros). The weights are not negative, so a
 // group is all zero when the sum of its lanes is (a NaN keeps its group).
+template <int R>
 CUEM_INLINE int weighted_groups(const double* gk, const double* f, int nv, v8d* gw, int* list) {
   int n = 0;
   for (int v = 0; v < nv; ++v) {
@@ -133,14 +142,15 @@ CUEM_INLINE int weighted_groups(const double* gk, const double* f, int nv, v8d* 
 }
 
 // Diagonal statistics in lanes: N_k, S1_k, S2_k (diagonal) about the shift.
+template <int R>
 CUEM_INLINE void stats_diag(const NarrowParams& p, const double* xt, int nv, const double* g, const double* f,
                             double* acc) {
   const int K = p.K, D = p.D;
   const int S = 1 + 2 * D;
   for (int k = 0; k < K; ++k) {
-    v8d gw[kGroups];
-    int list[kGroups];
-    const int n = weighted_groups(g + k * R, f, nv, gw, list);
+    v8d gw[R / 8];
+    int list[R / 8];
+    const int n = weighted_groups<R>(g + k * R, f, nv, gw, list);
     if (n == 0) continue;
     double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
     v8d nk = load(a);
@@ -163,9 +173,9 @@ CUEM_INLINE void stats_diag(const NarrowParams& p, const double* xt, int nv, con
 }
 
 // Full statistics in lanes, D known: the shifted rows y and gy = g y of the groups kept
-// go to scratch (pad4(D) rows, zero past D), then S2's upper triangle in 4 x 4 tiles with
-// their 16 partials in registers.
-template <int D>
+// go to scratch (pad4(D) rows, of which D are written), then S2's upper triangle in 4 x 4
+// tiles with their partials in registers.
+template <int R, int D>
 CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, const double* g, const double* f,
                             double* scratch, double* acc) {
   constexpr int Dp = pad4(D);
@@ -173,9 +183,9 @@ CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, con
   double* ys = scratch;              // Dp x R
   double* gys = scratch + Dp * R;    // Dp x R
   for (int k = 0; k < p.K; ++k) {
-    v8d gw[kGroups];
-    int list[kGroups];
-    const int n = weighted_groups(g + k * R, f, nv, gw, list);
+    v8d gw[R / 8];
+    int list[R / 8];
+    const int n = weighted_groups<R>(g + k * R, f, nv, gw, list);
     if (n == 0) continue;
     double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
     const double* c = p.shift + static_cast<std::ptrdiff_t>(k) * D;
@@ -193,26 +203,33 @@ CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, con
       }
       store(a + (1 + d) * 8, s1);
     }
-    for (int d = D; d < Dp; ++d)
-      for (int t = 0; t < n; ++t) {
-        store(ys + d * R + t * 8, splat(0.0));
-        store(gys + d * R + t * 8, splat(0.0));
-      }
+    // S2's upper triangle: the tiles on and above the diagonal, and in a diagonal tile
+    // its upper half only (the rest is never read).
     double* s2 = a + (1 + D) * 8;  // Dp x Dp values, 8 lanes each
+#pragma GCC unroll 4
     for (int ib = 0; ib < Dp; ib += 4)
+#pragma GCC unroll 4
       for (int jb = ib; jb < Dp; jb += 4) {
+        const auto kept = [&](int i, int j) CUEM_INLINE_LAMBDA {
+          return ib + i < D && jb + j < D && (jb != ib || j >= i);
+        };
         v8d c4[4][4];
         for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) c4[i][j] = load(s2 + ((ib + i) * Dp + jb + j) * 8);
+          for (int j = 0; j < 4; ++j)
+            if (kept(i, j)) c4[i][j] = load(s2 + ((ib + i) * Dp + jb + j) * 8);
         for (int t = 0; t < n; ++t) {
           v8d gi[4], yj[4];
-          for (int i = 0; i < 4; ++i) gi[i] = load(gys + (ib + i) * R + t * 8);
-          for (int j = 0; j < 4; ++j) yj[j] = load(ys + (jb + j) * R + t * 8);
           for (int i = 0; i < 4; ++i)
-            for (int j = 0; j < 4; ++j) c4[i][j] += gi[i] * yj[j];
+            if (ib + i < D) gi[i] = load(gys + (ib + i) * R + t * 8);
+          for (int j = 0; j < 4; ++j)
+            if (jb + j < D) yj[j] = load(ys + (jb + j) * R + t * 8);
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j)
+              if (kept(i, j)) c4[i][j] += gi[i] * yj[j];
         }
         for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) store(s2 + ((ib + i) * Dp + jb + j) * 8, c4[i][j]);
+          for (int j = 0; j < 4; ++j)
+            if (kept(i, j)) store(s2 + ((ib + i) * Dp + jb + j) * 8, c4[i][j]);
       }
   }
 }
@@ -220,36 +237,39 @@ CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, con
 template <int D>
 CUEM_INLINE void full_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g,
                             double* scratch, double* acc) {
+  constexpr int R = kWideFullRows;
   const int nv = (rows + 7) / 8;
   constexpr int S = 1 + D + pad4(D) * pad4(D);
-  log_joints_full<D>(p, xt, nv, g);
+  log_joints_full<R, D>(p, xt, nv, g);
   double f[R];
-  normalise_block(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
-  stats_full<D>(p, xt, nv, g, f, scratch, acc);
+  normalise_block<R>(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
+  stats_full<R, D>(p, xt, nv, g, f, scratch, acc);
 }
 
 template <bool spherical>
 CUEM_INLINE void diag_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g,
                             double* acc) {
+  constexpr int R = kWideDiagRows;
+  static_assert(R == 64, "the cases below cover 1 to 8 groups");
   const int nv = (rows + 7) / 8;
   const int S = 1 + 2 * p.D;
   switch (nv) {
-    case 8: log_joints_diag<8, spherical>(p, xt, g); break;
-    case 7: log_joints_diag<7, spherical>(p, xt, g); break;
-    case 6: log_joints_diag<6, spherical>(p, xt, g); break;
-    case 5: log_joints_diag<5, spherical>(p, xt, g); break;
-    case 4: log_joints_diag<4, spherical>(p, xt, g); break;
-    case 3: log_joints_diag<3, spherical>(p, xt, g); break;
-    case 2: log_joints_diag<2, spherical>(p, xt, g); break;
-    default: log_joints_diag<1, spherical>(p, xt, g); break;
+    case 8: log_joints_diag<R, 8, spherical>(p, xt, g); break;
+    case 7: log_joints_diag<R, 7, spherical>(p, xt, g); break;
+    case 6: log_joints_diag<R, 6, spherical>(p, xt, g); break;
+    case 5: log_joints_diag<R, 5, spherical>(p, xt, g); break;
+    case 4: log_joints_diag<R, 4, spherical>(p, xt, g); break;
+    case 3: log_joints_diag<R, 3, spherical>(p, xt, g); break;
+    case 2: log_joints_diag<R, 2, spherical>(p, xt, g); break;
+    default: log_joints_diag<R, 1, spherical>(p, xt, g); break;
   }
   double f[R];
-  normalise_block(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
-  stats_diag(p, xt, nv, g, f, acc);
+  normalise_block<R>(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
+  stats_diag<R>(p, xt, nv, g, f, acc);
 }
 
 template <typename T>
-CUEM_INLINE void transpose_any(const T* x, std::size_t stride, int D, int rows, double* xt) {
+CUEM_INLINE void transpose_any(const T* x, std::size_t stride, int D, int rows, int R, double* xt) {
   const int lanes = (rows + 7) / 8 * 8;
   for (int r = 0; r < lanes; ++r) {
     const T* row = x + static_cast<std::size_t>(r < rows ? r : 0) * stride;
@@ -260,13 +280,13 @@ CUEM_INLINE void transpose_any(const T* x, std::size_t stride, int D, int rows, 
 }  // namespace
 
 CUEM_CLONES
-void wide_transpose(const double* x, std::size_t stride, int D, int rows, double* xt) {
-  transpose_any(x, stride, D, rows, xt);
+void wide_transpose(const double* x, std::size_t stride, int D, int rows, int R, double* xt) {
+  transpose_any(x, stride, D, rows, R, xt);
 }
 
 CUEM_CLONES
-void wide_transpose(const float* x, std::size_t stride, int D, int rows, double* xt) {
-  transpose_any(x, stride, D, rows, xt);
+void wide_transpose(const float* x, std::size_t stride, int D, int rows, int R, double* xt) {
+  transpose_any(x, stride, D, rows, R, xt);
 }
 
 CUEM_CLONES

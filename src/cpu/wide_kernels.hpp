@@ -14,8 +14,15 @@
 
 namespace cuem::cpu {
 
-/// Rows per wide block: the transposed buffer holds D x kWideRows doubles.
-constexpr int kWideRows = 64;
+/// Rows per wide block: the transposed buffer holds D x wide_rows(type) doubles. Full
+/// blocks are shorter: a block's rows, its log joints and its scatter's scratch then stay
+/// in L1 beside the accumulators of the component at hand.
+constexpr int kWideFullRows = 32;
+constexpr int kWideDiagRows = 64;
+
+constexpr int wide_rows(CovarianceType type) noexcept {
+  return (type == CovarianceType::full || type == CovarianceType::tied) ? kWideFullRows : kWideDiagRows;
+}
 
 /// Whether the wide pass serves this shape (the narrow one takes precedence): full and
 /// tied from 5 to 16 dimensions, diag and spherical from 9 to 64.
@@ -33,19 +40,19 @@ constexpr int wide_stats_per_component(CovarianceType type, int D) noexcept {
 /// Scratch doubles wide_block needs beside g.
 constexpr std::size_t wide_scratch(CovarianceType type, int D) noexcept {
   return (type == CovarianceType::full || type == CovarianceType::tied)
-             ? 2 * static_cast<std::size_t>(pad4(D)) * kWideRows
+             ? 2 * static_cast<std::size_t>(pad4(D)) * kWideFullRows
              : 0;
 }
 
-/// narrow_block's contract for a block of up to kWideRows rows: xt is D x kWideRows, g
-/// K x kWideRows, scratch wide_scratch(type, D) doubles, and acc holds the
+/// narrow_block's contract for a block of up to R = wide_rows(p.type) rows: xt is D x R,
+/// g K x R, scratch wide_scratch(type, D) doubles, and acc holds the
 /// K * wide_stats_per_component values and then the log-likelihood, 8 lane partials each.
 /// The log joints are cpu_kernels.cpp's, by the same sequence of operations.
 void wide_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* scratch,
                 double* acc);
 
-/// narrow_transpose for kWideRows rows of any width.
-void wide_transpose(const double* x, std::size_t stride, int D, int rows, double* xt);
-void wide_transpose(const float* x, std::size_t stride, int D, int rows, double* xt);
+/// narrow_transpose for blocks of R rows of any width.
+void wide_transpose(const double* x, std::size_t stride, int D, int rows, int R, double* xt);
+void wide_transpose(const float* x, std::size_t stride, int D, int rows, int R, double* xt);
 
 }  // namespace cuem::cpu
