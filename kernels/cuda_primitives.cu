@@ -244,7 +244,28 @@ class CudaPrimitives final : public Primitives {
     return s;
   }
 
-  SufficientStats gaussian_estep(const PreparedParams& p) override {
+  SufficientStats gaussian_estep(const PreparedParams& p) override { return estep_over(p, 0, X_.n_rows); }
+
+  // A block or chunk of the placed data (incremental EM, out of core): the same pass over
+  // its pieces, through the buffers and staging placed once for all of the rows.
+  SufficientStats gaussian_estep_rows(const PreparedParams& p, std::size_t begin, std::size_t end) override {
+    if (begin > end || end > X_.n_rows)
+      throw InvalidArgument("gaussian_estep_rows: rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") are not within the " + std::to_string(X_.n_rows) + " placed rows");
+    SufficientStats st = estep_over(p, begin, end);
+    st.n_points = end - begin;
+    st.weight = static_cast<double>(end - begin);
+    if (weighted()) {
+      st.weight = 0.0;
+      for (std::size_t i = begin; i < end; ++i) st.weight += w_.data[i];
+    }
+    return st;
+  }
+  bool estep_over_rows() const noexcept override { return true; }
+
+ private:
+  // The E-step's statistics over rows [begin, end), weight and n_points those of all rows.
+  SufficientStats estep_over(const PreparedParams& p, std::size_t begin, std::size_t end) {
     const ScopedDevice on(device_);
     std::vector<double> shift;
     const ComponentParams<S> cp = begin_pass(p, &shift);
@@ -253,7 +274,7 @@ class CudaPrimitives final : public Primitives {
     if (weighted()) {
       // Not fused, and normalised in place: the weights scale responsibilities between
       // the posteriors and the statistics.
-      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count, const S* w) {
+      for_each_piece(begin, end, chunk_, [&](const S* x, std::size_t, std::size_t count, const S* w) {
         launch_posteriors(cp, x, count, resp_.data(), chunk_, log_prob_.data(), tuning_, s);
         launch_scale_rows(w, count, p.K, resp_.data(), chunk_, log_prob_.data(), s);
         launch_segment_stats(p.K, p.D, x, count, cp.means, resp_.data(), chunk_, log_prob_.data(), entries_.data(),
@@ -262,7 +283,7 @@ class CudaPrimitives final : public Primitives {
                                    total_.data(), s);
       });
     } else {
-      for_each_piece(0, X_.n_rows, chunk_, [&](const S* x, std::size_t, std::size_t count) {
+      for_each_piece(begin, end, chunk_, [&](const S* x, std::size_t, std::size_t count) {
         if (!launch_fused_estep(cp, x, count, partials_.data(), L_, tuning_, s))
           launch_estep(cp, x, count, resp_.data(), chunk_, log_prob_.data(), norm_.data(), entries_.data(), M_,
                        partials_.data(), L_, tuning_, s);
@@ -275,6 +296,7 @@ class CudaPrimitives final : public Primitives {
     return unpack_stats(p, std::move(shift));
   }
 
+ public:
   void posteriors(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
                   double* resp) override {
     const ScopedDevice on(device_);

@@ -76,8 +76,31 @@ def time_to_target(trace, target):
     return None
 
 
-def run_cli(binary, args):
-    out = subprocess.run([binary, "-q", "--json", *args], check=True, capture_output=True, text=True)
+def passes_to_target(trace, target, blocks):
+    """Passes over the data up to the first bound in reach (machine-independent): the trace
+    of incremental EM with B blocks has a full E-step, then one entry per block step."""
+    for i, (bound, _) in enumerate(trace):
+        if bound >= target:
+            return 1 + (i + blocks - 1) // blocks
+    return None
+
+
+def data_passes_to_target(trace, target, blocks):
+    """Passes over the data up to the first bound in reach, a block step counting 1/B."""
+    for i, (bound, _) in enumerate(trace):
+        if bound >= target:
+            return 1 + i / blocks
+    return None
+
+
+def seconds_per_pass(trace, blocks):
+    """Mean seconds of a pass after the first (the first is a full E-step for every method)."""
+    later = [s for _, s in trace[1:]]
+    return sum(later) / (len(later) / blocks) if later else None
+
+
+def run_cli(binary, args, env=None):
+    out = subprocess.run([binary, "-q", "--json", *args], check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout)
 
 
@@ -88,9 +111,15 @@ def save(args, results):
 
 
 def speed(args):
-    import cuem
-
     binary = cuem_binary(args.build)
+    # OpenMP's wait policy for every method alike: on a shared, oversubscribed machine the
+    # default spin-waits of the threads between parallel regions cost more than the work of
+    # short ones (a block step's), and they cost batch EM too.
+    env = dict(os.environ)
+    if args.wait_policy:
+        env["OMP_WAIT_POLICY"] = args.wait_policy
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
     results = []
     for name in args.configs.split(","):
         cfg = CONFIGS[name]
@@ -106,7 +135,7 @@ def speed(args):
             # step and the linear rate r as step * r / (1 - r), is below --ref-rtol relative.
             ref_trace = os.path.join(tmp, "ref.csv")
             ref = run_cli(binary, [*common, "--tol", str(args.ref_tol), "--max-iter", str(args.ref_max_iter),
-                                   "--trace", ref_trace])
+                                   "--trace", ref_trace], env)
             optimum = ref["lower_bound"]
             values = [v for v, _ in read_trace(ref_trace)]
             last_step = values[-1] - values[-2] if len(values) > 1 else float("inf")
@@ -120,45 +149,55 @@ def speed(args):
                      "reference_converged": ref["converged"], "reference_passes": ref["n_iter"],
                      "reference_tol": args.ref_tol, "reference_rate": rate,
                      "reference_gap_estimate_relative": gap / abs(optimum), "method_tol": method_tol,
-                     "target": target, "load_before": os.getloadavg()[0], "methods": {}}
+                     "target": target, "omp_wait_policy": args.wait_policy or "default",
+                     "load_before": os.getloadavg()[0], "methods": {}}
             for repeat in range(args.repeats):
                 # Interleaved on a shared machine: every repeat runs each method once, the order
                 # reversed every other repeat; the fastest time of each is kept.
-                order = [("batch", []), *[(f"incr-{b}", ["--incremental-blocks", str(b)]) for b in args.blocks]]
-                for label, extra in order[::-1] if repeat % 2 else order:
+                order = [("batch", 1, []),
+                         *[(f"incr-{b}", b, ["--incremental-blocks", str(b)]) for b in args.blocks]]
+                for label, blocks, extra in order[::-1] if repeat % 2 else order:
                     trace = os.path.join(tmp, f"{label}.csv")
                     t0 = time.perf_counter()
                     out = run_cli(binary, [*common, *extra, "--tol", str(method_tol), "--max-iter",
-                                           str(args.max_iter), "--trace", trace])
+                                           str(args.max_iter), "--trace", trace], env)
                     wall = time.perf_counter() - t0
-                    got = {"seconds_to_target": time_to_target(read_trace(trace), target), "passes": out["n_iter"],
+                    steps = read_trace(trace)
+                    got = {"seconds_to_target": time_to_target(steps, target), "passes": out["n_iter"],
+                           "passes_to_target": passes_to_target(steps, target, blocks),
+                           "data_passes_to_target": data_passes_to_target(steps, target, blocks),
+                           "seconds_per_pass": seconds_per_pass(steps, blocks), "first_pass_seconds": steps[0][1],
                            "wall_total": wall, "final_bound": out["lower_bound"], "load": os.getloadavg()[0]}
                     best = entry["methods"].get(label)
                     if best is None or (got["seconds_to_target"] is not None and
                                         (best["seconds_to_target"] is None
                                          or got["seconds_to_target"] < best["seconds_to_target"])):
                         entry["methods"][label] = got
-            # Stepwise EM in Python (the same library); k-means start on the first batch.
-            gm = cuem.GaussianMixture(k, covariance_type=cov, random_state=1, device="cpu", precision="float64",
-                                      learning_decay=args.decay)
-            rng = np.random.default_rng(3)
-            spent, reached = 0.0, None
-            for epoch in range(args.epochs):
-                order = rng.permutation(n)
-                t0 = time.perf_counter()
-                for s in range(0, n, args.batch):
-                    gm.partial_fit(X[order[s:s + args.batch]])
-                spent += time.perf_counter() - t0
-                if gm.score(X) >= target:
-                    reached = spent
-                    break
-            entry["methods"]["stepwise"] = {"seconds_to_target": reached, "epochs": epoch + 1,
-                                            "final_score": gm.score(X), "batch": args.batch,
-                                            "learning_decay": args.decay}
+            if not args.no_stepwise:
+                import cuem  # Stepwise EM in Python (the same library); k-means start on the first batch.
+
+                gm = cuem.GaussianMixture(k, covariance_type=cov, random_state=1, device="cpu", precision="float64",
+                                          learning_decay=args.decay)
+                rng = np.random.default_rng(3)
+                spent, reached = 0.0, None
+                for epoch in range(args.epochs):
+                    order = rng.permutation(n)
+                    t0 = time.perf_counter()
+                    for s in range(0, n, args.batch):
+                        gm.partial_fit(X[order[s:s + args.batch]])
+                    spent += time.perf_counter() - t0
+                    if gm.score(X) >= target:
+                        reached = spent
+                        break
+                entry["methods"]["stepwise"] = {"seconds_to_target": reached, "epochs": epoch + 1,
+                                                "final_score": gm.score(X), "batch": args.batch,
+                                                "learning_decay": args.decay}
             entry["load_after"] = os.getloadavg()[0]
         results.append(entry)
         save(args, results)  # after every config: a long run stopped half-way keeps what it measured
-        row = "  ".join(f"{m} {v['seconds_to_target']:.3g}s" if v["seconds_to_target"] is not None else f"{m} -"
+        row = "  ".join((f"{m} {v['seconds_to_target']:.3g}s" if v["seconds_to_target"] is not None else f"{m} -") +
+                        (f" ({v['passes_to_target']} passes, {v['seconds_per_pass']:.3g} s/pass)"
+                         if v.get("passes_to_target") else "")
                         for m, v in entry["methods"].items())
         print(f"{name} n={n} d={d} k={k} {cov}: {row}  (load {entry['load_before']:.1f})", flush=True)
     return results
@@ -238,6 +277,9 @@ def main():
     p.add_argument("--batch", type=int, default=10000)
     p.add_argument("--decay", type=float, default=0.6)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--wait-policy", default="PASSIVE",
+                   help="OMP_WAIT_POLICY of the cuem runs ('' for the environment's own); recorded")
+    p.add_argument("--no-stepwise", action="store_true", help="skip stepwise EM")
     p.add_argument("--build", default="build-cpu")
     p.add_argument("--out-of-core", type=int, default=0, help="rows of the out-of-core file (0: the speed runs)")
     p.add_argument("--chunk-rows", type=int, default=1 << 20)

@@ -143,7 +143,7 @@ gtest() {
 step_build() {
   build cuem_cli test_cuda_backend test_device test_errors test_init test_kmeans_relocation em_driver bench_cuda \
     test_cuda_sample_weight test_sample_weight_kernels test_sample_weight_primitives test_resources \
-    test_missing_cuda test_hmm_cuda
+    test_missing_cuda test_hmm_cuda test_out_of_core_device
   # ptxas resource usage of every kernel: one line each (registers, spills, shared memory).
   demangle() { if command -v c++filt >/dev/null; then c++filt; else cat; fi; }
   awk '/Compiling entry function/ { match($0, /function .[^ ]+/); name = substr($0, RSTART + 10, RLENGTH - 11); arch = $NF }
@@ -177,6 +177,7 @@ step_build() {
   # host chain (K 1..64, bitwise across block sizes), and whole Baum-Welch fits (the chain on
   # the device, and a segment at a time) against the float64 CPU.
   gtest test_hmm_cuda 90 --
+  gtest test_out_of_core_device 60 --  # out of core and incremental blocks over data placed once, streamed
   gtest test_cuda_backend.untiled 90 CUEM_CUDA_TILED=0 -- \
     --gtest_filter='AllShapes/CudaStats.*_D1_K16_*:AllShapes/CudaStats.*_D2_K5_*:AllShapes/CudaStats.*_D16_K*:AllShapes/CudaStats.*_D33_K64_*:AllShapes/CudaStats.*_D64_K64_*:AllShapes/CudaStats.*_D32_K64_*'
   gtest test_cuda_backend.stats_rk2 60 CUEM_CUDA_STATS_RK=2 -- \

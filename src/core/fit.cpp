@@ -53,9 +53,13 @@ engine::BatchResult<Model> run_driver(M& model, const FitOptions& o) {
   return engine::run_batch_em(model, batch);
 }
 
-// The placed rows cut into blocks of consecutive rows, each placed as its own primitives
-// on the fit's device (sharing its CUDA context) with the engine's Gaussian model over it:
-// incremental EM's blocks, and out-of-core chunks. Block b holds rows [begin(b), begin(b + 1)).
+// The placed rows cut into blocks of consecutive rows with the engine's Gaussian model over
+// each: incremental EM's blocks, and out-of-core chunks. Block b holds rows
+// [begin(b), begin(b + 1)). Where the placed primitives run E-steps over row ranges (CUDA)
+// a block is a range of the data placed once (one set of device buffers, the rows resident
+// or streamed through its pinned staging within the device memory limit, whatever the
+// number of blocks); elsewhere each block is placed as its own primitives, on the fit's
+// device (the CPU reads the rows in place).
 struct RowBlocks {
   std::vector<std::size_t> starts;  // B + 1 row indices
   std::vector<std::unique_ptr<Primitives>> prims;
@@ -71,21 +75,52 @@ struct RowBlocks {
       for (std::size_t r = 0; r < N; r += rows) starts.push_back(r);
       starts.push_back(N);
     }
-    const ResourceOptions& ro = placed.resources->options();
-    const PrimitivesRequest request{ro.device, ro.precision, ro.device_memory_limit, ro.cuda_tuning};
+    Primitives& whole = placed.primitives();
     for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
       const std::size_t begin = starts[b], end = starts[b + 1];
-      DataView X = placed.X;
-      X.n_rows = end - begin;
-      if (X.data) X.data += begin * X.row_stride;
-      else X.data_f32 += begin * X.row_stride;
-      const WeightView w = placed.w.empty() ? WeightView{} : WeightView(placed.w.data + begin, end - begin);
-      prims.push_back(make_primitives(X, w, request, nullptr, &placed.resources->impl().cuda_context));
-      prims.back()->reserve(o.covariance_type, o.n_components);
-      if (o.interrupted) prims.back()->set_interrupt(o.interrupted);  // the blocks' primitives end with the fit
-      owned.push_back(std::make_unique<engine::GaussianMixtureEM>(*prims.back(), X, o, placed.kmeans));
+      if (whole.estep_over_rows()) {
+        owned.push_back(std::make_unique<engine::GaussianMixtureEM>(whole, placed.X, o, placed.kmeans, begin, end));
+      } else {
+        prims.push_back(place_rows(placed, o, begin, end));
+        owned.push_back(
+            std::make_unique<engine::GaussianMixtureEM>(*prims.back(), rows_of(placed.X, begin, end), o, placed.kmeans));
+      }
       models.push_back(owned.back().get());
     }
+  }
+
+  static DataView rows_of(DataView X, std::size_t begin, std::size_t end) {
+    X.n_rows = end - begin;
+    if (X.data) X.data += begin * X.row_stride;
+    else X.data_f32 += begin * X.row_stride;
+    return X;
+  }
+
+  // Rows [begin, end) placed as their own primitives on the fit's device (sharing its CUDA context).
+  static std::unique_ptr<Primitives> place_rows(PlacedData::Impl& placed, const FitOptions& o, std::size_t begin,
+                                                std::size_t end) {
+    const ResourceOptions& ro = placed.resources->options();
+    const PrimitivesRequest request{ro.device, ro.precision, ro.device_memory_limit, ro.cuda_tuning};
+    const WeightView w = placed.w.empty() ? WeightView{} : WeightView(placed.w.data + begin, end - begin);
+    std::unique_ptr<Primitives> p =
+        make_primitives(rows_of(placed.X, begin, end), w, request, nullptr, &placed.resources->impl().cuda_context);
+    p->reserve(o.covariance_type, o.n_components);
+    if (o.interrupted) p->set_interrupt(o.interrupted);  // the blocks' primitives end with the fit
+    return p;
+  }
+
+  // Out of core: a restart's start from the first chunk's rows alone (k-means reads one
+  // chunk, not the file). Over ranges those rows are placed for the start and released
+  // after it, so the device holds them only while a restart initialises.
+  engine::ChunkedModel<engine::GaussianMixtureEM>::Start first_chunk_start(PlacedData::Impl& placed,
+                                                                           const FitOptions& o) const {
+    if (!prims.empty()) return {};  // chunk 0 has primitives of its own and initialises
+    const std::size_t end = starts[1];
+    return [&placed, &o, end](std::uint64_t seed, std::vector<std::string>* notices) {
+      const std::unique_ptr<Primitives> p = place_rows(placed, o, 0, end);
+      engine::GaussianMixtureEM first(*p, rows_of(placed.X, 0, end), o, placed.kmeans);
+      return first.initialize(seed, notices);
+    };
   }
 };
 
@@ -101,10 +136,11 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
     RowBlocks chunks(placed, o, 0, o.chunk_rows);
     const std::vector<std::size_t>& starts = chunks.starts;
     engine::ChunkedModel<engine::GaussianMixtureEM> chunked(
-        model, chunks.models, [&](std::size_t c) { if (o.release_rows) o.release_rows(starts[c + 1]); });
+        model, chunks.models, [&](std::size_t c) { if (o.release_rows) o.release_rows(starts[c + 1]); },
+        chunks.first_chunk_start(placed, o));
     result = result_of(run_driver(chunked, o), placed.notice);
-    result.device = chunks.prims.front()->description() + ", out of core in chunks of " +
-                    std::to_string(o.chunk_rows) + " rows";
+    const Primitives& used = chunks.prims.empty() ? prims : *chunks.prims.front();
+    result.device = used.description() + ", out of core in chunks of " + std::to_string(o.chunk_rows) + " rows";
   } else {
     prims.reserve(o.covariance_type, o.n_components);
     if (o.incremental_blocks > 1) {

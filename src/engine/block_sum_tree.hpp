@@ -38,7 +38,7 @@ class BlockSumTree {
     for (std::size_t i = path.size(); i-- > 0;) recompute(path[i]);
   }
   /// The sum of every leaf.
-  Stats total() const { return leaves_.size() < 2 ? leaves_.front() : nodes_[root_].sum; }
+  const Stats& total() const { return leaves_.size() < 2 ? leaves_.front() : nodes_[root_].sum; }
   /// The sum of every leaf but leaves[b] (B > 1): the subtrees beside b's path, from the
   /// root down.
   Stats total_without(std::size_t b) const {

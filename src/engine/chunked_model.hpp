@@ -25,13 +25,17 @@ class ChunkedModel {
 
   /// `whole` runs the M-step; chunks[c] is the model over chunk c's rows; after_chunk(c),
   /// when given, is called after chunk c's E-step. All must outlive this.
-  ChunkedModel(const Model& whole, std::vector<Model*> chunks, std::function<void(std::size_t)> after_chunk)
-      : whole_(whole), chunks_(std::move(chunks)), after_chunk_(std::move(after_chunk)) {
+  /// `start`, when given, initialises in place of chunks[0] (whose model may then be one
+  /// that runs E-steps only: a row range of data placed once on a device).
+  using Start = std::function<Params(std::uint64_t, std::vector<std::string>*)>;
+  ChunkedModel(const Model& whole, std::vector<Model*> chunks, std::function<void(std::size_t)> after_chunk,
+               Start start = {})
+      : whole_(whole), chunks_(std::move(chunks)), after_chunk_(std::move(after_chunk)), start_(std::move(start)) {
     if (chunks_.empty()) throw Error("internal: a chunked model without chunks");
   }
 
   Params initialize(std::uint64_t seed, std::vector<std::string>* notices) {
-    Params p = chunks_.front()->initialize(seed, notices);
+    Params p = start_ ? start_(seed, notices) : chunks_.front()->initialize(seed, notices);
     if (after_chunk_) after_chunk_(0);
     return p;
   }
@@ -52,6 +56,7 @@ class ChunkedModel {
   const Model& whole_;
   std::vector<Model*> chunks_;
   std::function<void(std::size_t)> after_chunk_;
+  Start start_;
 };
 
 /// The whole model's parameter map (squarem_driver.hpp), where it has one: SQUAREM runs

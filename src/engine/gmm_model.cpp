@@ -7,6 +7,7 @@
 #include "core/incremental_bound.hpp"
 #include "core/m_step.hpp"
 #include "core/prepared_params.hpp"
+#include "cuem/errors.hpp"
 #include "init/initialize.hpp"
 
 namespace cuem::engine {
@@ -58,10 +59,12 @@ std::string swamped_features_notice(const Model& m, double reg_covar) {
 }  // namespace
 
 Model GaussianMixtureEM::initialize(std::uint64_t seed, std::vector<std::string>* notices) {
+  if (end_ > 0) throw Error("internal: a model over a row range does not initialise");
   return cuem::initialize(prims_, X_, o_, seed, notices, &shared_);
 }
 
 SufficientStats GaussianMixtureEM::e_step(const Model& m) {
+  if (end_ > 0) return prims_.gaussian_estep_rows(prepare(m), begin_, end_);
   return prims_.gaussian_estep(prepare(m));
 }
 

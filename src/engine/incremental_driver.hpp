@@ -114,7 +114,7 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
           }
         }
         free_energy += log_prior_of(model, params);
-        const Stats total = sums.total();
+        const Stats& total = sums.total();  // the tree's root: unchanged until the next update
         bound = free_energy / total.weight;
         params = model.m_step(total);
         ++step;

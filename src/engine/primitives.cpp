@@ -16,6 +16,10 @@ SufficientStats Primitives::weighted_stats_rows(const Responsibilities&, Covaria
   throw Error(std::string("internal: the ") + name() + " backend has no statistics over a row range");
 }
 
+SufficientStats Primitives::gaussian_estep_rows(const PreparedParams&, std::size_t, std::size_t) {
+  throw Error(std::string("internal: the ") + name() + " backend has no E-step over a row range");
+}
+
 void Primitives::poll_interrupt() const {
   if (interrupted_ && interrupted_()) throw Interrupted("the fit was interrupted");
 }

@@ -89,6 +89,11 @@ class Primitives {
   /// in a fixed order, statistics in params.type's layout about the backend's shift for
   /// params.means, log_likelihood = sum_n w_n log p(x_n), weight = total_weight().
   virtual SufficientStats gaussian_estep(const PreparedParams& params) = 0;
+  /// gaussian_estep over rows [begin, end) only (weight: those rows' weight): an
+  /// incremental block or out-of-core chunk of data placed once, with no primitives of
+  /// its own. Where estep_over_rows() is false it throws Error.
+  virtual SufficientStats gaussian_estep_rows(const PreparedParams& params, std::size_t begin, std::size_t end);
+  virtual bool estep_over_rows() const noexcept { return false; }
 
   /// For points [begin, end): log p(x_n) into log_prob (may be null) and the
   /// responsibilities, row-major (end - begin) x K, into resp (may be null). Per point,
