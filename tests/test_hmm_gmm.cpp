@@ -184,7 +184,7 @@ TEST(GmmHmmProperties, TraceNeverDecreasesFromAKMeansStart) {
     // denominator D (N + 1) - M is a prior's; alpha = -(D + 2) / 2 makes it D N). The
     // covariances about the old means and then the means is a conditional maximisation
     // in two steps, so the likelihood never falls.
-    if (type == CovarianceType::spherical) o.priors.covars_prior = -2.0;
+    if (type == CovarianceType::spherical) o.priors.covars_prior = {-2.0};
     o.device = cuem::parse_device("cpu");
     const cuem::GmmHmmFitResult fit = cuem::fit_gmm_hmm(cuem::DataView(X.data(), X.size() / 2, 2), lengths, o);
     ASSERT_EQ(fit.trace.size(), 30u) << cuem::to_string(type);

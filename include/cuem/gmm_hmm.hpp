@@ -33,18 +33,25 @@ struct GmmHmmModel {
   CovarianceType covariance_type = CovarianceType::diag;
 };
 
-/// hmmlearn's GMMHMM priors, each one value for every entry. NaN for covars_prior and
-/// covars_weight takes hmmlearn's defaults per type (which make the covariance update the
-/// plain weighted scatter, except spherical's denominator D (N + 1) - M).
+/// hmmlearn's GMMHMM priors, each one value for every entry or one per entry in hmmlearn's
+/// shapes (row-major). A single NaN for covars_prior or covars_weight takes hmmlearn's
+/// defaults per type (which make the covariance update the plain weighted scatter, except
+/// spherical's denominator D (N + 1) - M).
 struct GmmHmmPriors {
-  std::vector<double> startprob_prior{1.0};  ///< one value, or K
-  std::vector<double> transmat_prior{1.0};   ///< one value, or K x K
-  double weights_prior = 1.0;
-  double means_prior = 0.0;
-  double means_weight = 0.0;
-  double covars_prior = std::numeric_limits<double>::quiet_NaN();
-  double covars_weight = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> startprob_prior{1.0};  ///< K
+  std::vector<double> transmat_prior{1.0};   ///< K x K
+  std::vector<double> weights_prior{1.0};    ///< K x M
+  std::vector<double> means_prior{0.0};      ///< K x M x D
+  std::vector<double> means_weight{0.0};     ///< K x M
+  /// full K x M x D x D, tied K x D x D, diag K x M x D, spherical K x M
+  std::vector<double> covars_prior{std::numeric_limits<double>::quiet_NaN()};
+  /// full K x M, tied K, diag K x M x D, spherical K x M
+  std::vector<double> covars_weight{std::numeric_limits<double>::quiet_NaN()};
 };
+
+/// The number of per-entry values of covars_prior and covars_weight for a type (hmmlearn's shapes).
+std::size_t gmm_hmm_covars_prior_size(CovarianceType type, int K, int M, int D) noexcept;
+std::size_t gmm_hmm_covars_weight_size(CovarianceType type, int K, int M, int D) noexcept;
 
 struct GmmHmmOptions {
   int n_components = 1;

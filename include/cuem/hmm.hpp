@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cuem/data_view.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/model.hpp"
+#include "cuem/online.hpp"
 #include "cuem/options.hpp"
 
 namespace cuem {
@@ -72,6 +74,12 @@ struct HmmOptions {
   /// Acceleration::squarem extrapolates Baum-Welch's iterations (SQUAREM, as for the
   /// Gaussian mixture; src/engine/hmm_parameter_map.hpp); n_iter then bounds E-step passes.
   Acceleration acceleration = Acceleration::none;
+  /// Incremental EM (Neal and Hinton; docs/ONLINE.md) over this many blocks of whole
+  /// sequences (consecutive sequences of about equal frame counts: a block never cuts a
+  /// sequence, so there must be at least as many sequences); 1: Baum-Welch. n_iter then
+  /// counts passes, and the trace has one entry per block step. Not with SQUAREM nor with
+  /// missing entries.
+  int incremental_blocks = 1;
   /// Bounded memory (docs/HMM.md): the E-step takes the emissions and the chain a segment
   /// of about this many frames at a time (a forward pass keeping one vector per segment,
   /// the segment recomputed beside the backward pass), so that no T x K array is kept. 0:
@@ -142,6 +150,42 @@ HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed);
 
 /// Free parameters as hmmlearn counts them (for bic and aic).
 double n_parameters(const HmmModel& model) noexcept;
+
+/// Stepwise (online) EM for a Gaussian HMM (docs/HMM.md, "Online and incremental"): each
+/// partial_fit is one step on a batch of whole sequences, s <- (1 - rho_t) s + rho_t s_batch
+/// per frame (stepwise_driver.hpp), the running statistics scaled to the frames seen so far
+/// so that the priors weigh as in a batch fit over them, then the M-step. The first call
+/// initialises from its batch as fit_hmm does (init_params, seed, the *_init arrays). Of the
+/// options, n_iter, tol, n_init, acceleration, incremental_blocks and segment_frames do not
+/// apply; frames with missing entries are refused.
+class OnlineGaussianHmm {
+ public:
+  /// Throws InvalidArgument for a learning_decay outside (0.5, 1] or a bad learning_offset.
+  explicit OnlineGaussianHmm(const HmmOptions& options, const OnlineOptions& online = {});
+  ~OnlineGaussianHmm();
+  OnlineGaussianHmm(OnlineGaussianHmm&&) noexcept;
+  OnlineGaussianHmm& operator=(OnlineGaussianHmm&&) noexcept;
+  OnlineGaussianHmm(const OnlineGaussianHmm&) = delete;
+  OnlineGaussianHmm& operator=(const OnlineGaussianHmm&) = delete;
+
+  /// One step on the batch X of sequences (lengths as fit_hmm's). Returns the batch's mean
+  /// log-likelihood per frame under the model before the step. Throws DataError for an
+  /// empty batch or one whose column count differs from the first batch's, and what
+  /// fit_hmm throws for bad lengths or values; the state is then unchanged.
+  double partial_fit(DataView X, const std::vector<std::size_t>& lengths);
+
+  bool initialized() const noexcept;
+  /// The current model (empty before the first partial_fit).
+  const HmmModel& model() const noexcept;
+  std::int64_t n_steps() const noexcept;
+  /// Frames over all steps.
+  double n_frames_seen() const noexcept;
+  std::string device() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Checks a model's shapes, that startprob and every transition row sum to 1 (within
 /// 1e-8 relative, hmmlearn's rule) and that the covariances are positive definite.

@@ -6,7 +6,9 @@ The constructor parameters, fitted attributes (``weights_`` (n_components, n_mix
 covariance type, ``tied`` being one matrix per state) and methods are hmmlearn's; the
 M-step is hmmlearn's, priors and their per-type defaults included. Differences:
 
-- The priors are scalars (one value for every entry); hmmlearn also takes arrays.
+- The priors take a scalar or an array in hmmlearn's shapes (weights_prior (n_components,
+  n_mix), means_prior (n_components, n_mix, n_features), covars_prior and covars_weight
+  per covariance type), or anything that broadcasts to them.
 - The 'm' start is cuem's k-means with n_components * n_mix centres, state k taking
   centres k * n_mix .. (k + 1) * n_mix - 1 (hmmlearn runs scikit-learn's KMeans for the
   states and again within each state's frames): from init_params containing 'm' the fits
@@ -124,8 +126,8 @@ class GMMHMM(GaussianHMM):
                 bad(name, "a string of the letters 's', 't', 'm', 'c' and 'w'")
         for name in ("weights_prior", "means_prior", "means_weight", "covars_prior", "covars_weight"):
             value = getattr(self, name)
-            if value is not None and np.ndim(value) != 0:
-                bad(name, "a number (cuem takes scalar priors only)")
+            if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                bad(name, "finite numbers (None for covars_prior and covars_weight: hmmlearn's default)")
 
     def _check_fitted(self):
         for name in ("startprob_", "transmat_", "weights_", "means_", "_covars_"):
@@ -164,8 +166,16 @@ class GMMHMM(GaussianHMM):
             print(f"{iteration:>10d} {mean_log_likelihood * N:>16.8f} {change * N:>+16.8f}")
             return True
 
-        def prior(value):
-            return float("nan") if value is None else float(value)
+        K, M, D = int(self.n_components), int(self.n_mix), X.shape[1]
+        covars_prior_shape, covars_weight_shape = {
+            "full": ((K, M, D, D), (K, M)),
+            "tied": ((K, D, D), (K,)),
+            "diag": ((K, M, D), (K, M, D)),
+            "spherical": ((K, M), (K, M)),
+        }[self.covariance_type]
+
+        def prior(value, shape, name):  # None: hmmlearn's default for the type
+            return np.array([np.nan]) if value is None else self._array(value, shape, name)
 
         result = _cuem.fit_gmm_hmm(
             X,
@@ -181,11 +191,11 @@ class GMMHMM(GaussianHMM):
             self.init_params,
             self._array(self.startprob_prior, (self.n_components,), "startprob_prior"),
             self._array(self.transmat_prior, (self.n_components, self.n_components), "transmat_prior"),
-            float(self.weights_prior),
-            float(self.means_prior),
-            float(self.means_weight),
-            prior(self.covars_prior),
-            prior(self.covars_weight),
+            self._array(self.weights_prior, (K, M), "weights_prior"),
+            self._array(self.means_prior, (K, M, D), "means_prior"),
+            self._array(self.means_weight, (K, M), "means_weight"),
+            prior(self.covars_prior, covars_prior_shape, "covars_prior"),
+            prior(self.covars_weight, covars_weight_shape, "covars_weight"),
             **given,
             device=self.device,
             precision=self.precision,
@@ -204,6 +214,10 @@ class GMMHMM(GaussianHMM):
         for notice in result["notices"]:
             warnings.warn(notice, ConvergenceWarning, stacklevel=2)
         return self
+
+    def partial_fit(self, X, lengths=None):
+        """Not for the GMMHMM yet: cuem.GaussianHMM has stepwise EM."""
+        raise NotImplementedError("GMMHMM has no partial_fit yet (cuem.GaussianHMM has one)")
 
     def _evaluate(self, what, X, lengths):
         self._check_fitted()

@@ -94,6 +94,15 @@ class GaussianHMM:
         checkpointed forward pass, each segment recomputed beside the backward pass),
         keeping no frames x states array. None: automatic (segments once those arrays
         would pass 1 GiB, on the CPU); -1: never.
+    incremental_blocks : int, default=1
+        Beyond hmmlearn: incremental EM (Neal and Hinton) over this many blocks of whole
+        sequences (at most the number of sequences; a block never cuts one): one block
+        re-estimated at a time, the statistics of the others kept. ``n_iter`` counts
+        passes over the data and ``monitor_.history`` has one entry per block step (the
+        free energy with the log prior, which never falls). As ``cuem.GaussianMixture``'s.
+    learning_decay, learning_offset : float, default=0.6, 0.0
+        The step sizes of ``partial_fit`` (stepwise EM): rho_t = (t + learning_offset)
+        ^ (-learning_decay), learning_decay in (0.5, 1], as ``cuem.GaussianMixture``'s.
     missing : {"error", "marginalize"}, default="error"
         Beyond hmmlearn (which refuses NaN): "marginalize" takes NaN entries as missing
         at random. A frame's emission is the marginal density of its observed entries,
@@ -129,6 +138,9 @@ class GaussianHMM:
         acceleration="none",
         segment_frames=None,
         missing="error",
+        incremental_blocks=1,
+        learning_decay=0.6,
+        learning_offset=0.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -153,6 +165,9 @@ class GaussianHMM:
         self.acceleration = acceleration
         self.segment_frames = segment_frames
         self.missing = missing
+        self.incremental_blocks = incremental_blocks
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
     # ---- scikit-learn's estimator protocol ---------------------------------------------
@@ -160,7 +175,7 @@ class GaussianHMM:
     _PARAM_NAMES = (
         "n_components covariance_type min_covar startprob_prior transmat_prior means_prior means_weight "
         "covars_prior covars_weight algorithm random_state n_iter tol verbose params init_params implementation "
-        "device precision n_threads acceleration segment_frames missing"
+        "device precision n_threads acceleration segment_frames missing incremental_blocks learning_decay learning_offset"
     ).split()
 
     def get_params(self, deep=True):
@@ -224,6 +239,12 @@ class GaussianHMM:
             bad("segment_frames", "None, -1 or an int >= 1")
         if self.missing not in ("error", "marginalize"):
             bad("missing", "one of ('error', 'marginalize')")
+        if not isinstance(self.incremental_blocks, numbers.Integral) or self.incremental_blocks < 1:
+            bad("incremental_blocks", "an int >= 1")
+        if not isinstance(self.learning_decay, numbers.Real) or not 0.5 < self.learning_decay <= 1:
+            bad("learning_decay", "a float in (0.5, 1]")
+        if not isinstance(self.learning_offset, numbers.Real) or not (np.isfinite(self.learning_offset) and self.learning_offset >= 0):
+            bad("learning_offset", "a float >= 0")
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str) or any(c not in "stmc" for c in value):
@@ -298,20 +319,7 @@ class GaussianHMM:
         lengths = self._lengths(lengths, X.shape[0])
         N, D = X.shape
         K = self.n_components
-        starts = {c: c in self.init_params for c in "stmc"}
-        given = {}
-        for letter, name in (("s", "startprob_"), ("t", "transmat_"), ("m", "means_")):
-            if not starts[letter]:
-                if not hasattr(self, name):
-                    raise ValueError(f"{name} must be set before fit when init_params leaves out {letter!r}")
-                given[name[:-1]] = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
-        if not starts["c"]:
-            if not hasattr(self, "_covars_"):
-                raise ValueError("covars_ must be set before fit when init_params leaves out 'c'")
-            given["covars"] = np.ascontiguousarray(self._covars_, dtype=np.float64)
-        if "means" in given and given["means"].shape != (K, D):
-            raise ValueError(f"means_ must have shape {(K, D)}, got {given['means'].shape}")
-        cov_terms = {"spherical": (K, D), "diag": (K, D), "full": (K, D, D), "tied": (D, D)}[self.covariance_type]
+        prior_args, given = self._start_arrays(D, self.init_params)
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
 
         def on_iteration(init, iteration, mean_log_likelihood, change, seconds):
@@ -330,12 +338,7 @@ class GaussianHMM:
             _seed_from(self.random_state),
             self.params,
             self.init_params,
-            self._array(self.startprob_prior, (K,), "startprob_prior"),
-            self._array(self.transmat_prior, (K, K), "transmat_prior"),
-            self._array(self.means_prior, (K, D), "means_prior"),
-            self._array(self.means_weight, (K,), "means_weight"),
-            self._array(self.covars_prior, cov_terms, "covars_prior"),
-            float(self.covars_weight),
+            *prior_args,
             **given,
             device=self.device,
             precision=self.precision,
@@ -344,7 +347,9 @@ class GaussianHMM:
             acceleration=self.acceleration,
             segment_frames=0 if self.segment_frames is None else int(self.segment_frames),
             missing=self.missing,
+            incremental_blocks=int(self.incremental_blocks),
         )
+        self._online = None  # a later partial_fit continues from this fit's parameters
         self.n_features = D
         self.startprob_ = result["startprob"]
         self.transmat_ = result["transmat"]
@@ -358,6 +363,92 @@ class GaussianHMM:
         for notice in result["notices"]:
             warnings.warn(notice, ConvergenceWarning, stacklevel=2)
         return self
+
+    def _start_arrays(self, D, init_params):
+        """The priors as flat arrays, and the start arrays init_params leaves to the caller."""
+        K = self.n_components
+        starts = {c: c in init_params for c in "stmc"}
+        given = {}
+        for letter, name in (("s", "startprob_"), ("t", "transmat_"), ("m", "means_")):
+            if not starts[letter]:
+                if not hasattr(self, name):
+                    raise ValueError(f"{name} must be set before fit when init_params leaves out {letter!r}")
+                given[name[:-1]] = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+        if not starts["c"]:
+            if not hasattr(self, "_covars_"):
+                raise ValueError("covars_ must be set before fit when init_params leaves out 'c'")
+            given["covars"] = np.ascontiguousarray(self._covars_, dtype=np.float64)
+        if "means" in given and given["means"].shape != (K, D):
+            raise ValueError(f"means_ must have shape {(K, D)}, got {given['means'].shape}")
+        cov_terms = {"spherical": (K, D), "diag": (K, D), "full": (K, D, D), "tied": (D, D)}[self.covariance_type]
+        priors = (
+            self._array(self.startprob_prior, (K,), "startprob_prior"),
+            self._array(self.transmat_prior, (K, K), "transmat_prior"),
+            self._array(self.means_prior, (K, D), "means_prior"),
+            self._array(self.means_weight, (K,), "means_weight"),
+            self._array(self.covars_prior, cov_terms, "covars_prior"),
+            float(self.covars_weight),
+        )
+        return priors, given
+
+    def partial_fit(self, X, lengths=None):
+        """One step of stepwise (online) EM on the batch X of whole sequences.
+
+        The running statistics per frame move towards the batch's, taken under the current
+        parameters, by rho_t = (t + learning_offset)^(-learning_decay) (rho = 1 at the
+        first step), scaled to the frames seen so far so that the priors weigh as in a
+        batch fit over them; the parameters follow by the M-step. The first call
+        initialises from its batch as ``fit`` does (init_params, random_state, the
+        parameters init_params leaves out), or, on a fitted estimator, continues from the
+        fitted parameters. n_iter, tol, acceleration and incremental_blocks do not apply;
+        NaN entries are refused. Sets ``n_steps_``, ``n_frames_seen_`` and
+        ``lower_bound_`` (the batch's mean log-likelihood per frame before the step).
+        """
+        self._check_parameters()
+        state = getattr(self, "_online", None)
+        fitted = hasattr(self, "startprob_") and hasattr(self, "_covars_") and hasattr(self, "means_")
+        X = self._check_X(X, fitted=fitted)
+        if self.missing == "marginalize" and np.isnan(X).any():
+            raise ValueError("partial_fit does not take NaN entries yet; use fit")
+        lengths = self._lengths(lengths, X.shape[0])
+        if state is None:
+            init_params = "" if fitted else self.init_params
+            prior_args, given = self._start_arrays(X.shape[1], init_params)
+            state = _cuem.OnlineGaussianHmm(
+                int(self.n_components),
+                self.covariance_type,
+                float(self.min_covar),
+                _seed_from(self.random_state),
+                self.params,
+                init_params,
+                *prior_args,
+                **given,
+                device=self.device,
+                precision=self.precision,
+                n_threads=int(self.n_threads),
+                learning_decay=float(self.learning_decay),
+                learning_offset=float(self.learning_offset),
+            )
+        batch_log_likelihood = state.partial_fit(X, lengths)
+        self._online = state
+        model = state.model()
+        self.n_features = X.shape[1]
+        self.startprob_ = model["startprob"]
+        self.transmat_ = model["transmat"]
+        self.means_ = model["means"]
+        self._covars_ = model["covars"]
+        self.n_steps_ = int(state.n_steps)
+        self.n_frames_seen_ = int(round(state.n_frames_seen))
+        self.lower_bound_ = np.float64(batch_log_likelihood)
+        self.device_ = state.device
+        return self
+
+    def __getstate__(self):
+        """Pickles without partial_fit's running state (a handle into the library): an
+        unpickled estimator's next partial_fit continues from the pickled parameters."""
+        state = dict(self.__dict__)
+        state.pop("_online", None)
+        return state
 
     # ---- using a fitted model ----------------------------------------------------------
 

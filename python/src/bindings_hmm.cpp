@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,21 +65,20 @@ nb::dict model_dict(const cuem::HmmModel& m) {
   return out;
 }
 
-nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components,
-                 const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
-                 const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
-                 const ParameterArray& transmat_prior, const ParameterArray& means_prior,
-                 const ParameterArray& means_weight, const ParameterArray& covars_prior, double covars_weight,
-                 const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
-                 const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
-                 const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
-                 const std::string& acceleration, std::int64_t segment_frames, const std::string& missing) {
+// The options fit_hmm and OnlineGaussianHmm share.
+cuem::HmmOptions hmm_options(int n_components, const std::string& covariance_type, double min_covar,
+                             std::uint64_t seed, const std::string& params, const std::string& init_params,
+                             const ParameterArray& startprob_prior, const ParameterArray& transmat_prior,
+                             const ParameterArray& means_prior, const ParameterArray& means_weight,
+                             const ParameterArray& covars_prior, double covars_weight,
+                             const std::optional<ParameterArray>& startprob,
+                             const std::optional<ParameterArray>& transmat, const std::optional<ParameterArray>& means,
+                             const std::optional<ParameterArray>& covars, const std::string& device,
+                             const std::string& precision, int n_threads, const std::string& missing) {
   cuem::HmmOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
   o.min_covar = min_covar;
-  o.n_iter = n_iter;
-  o.tol = tol;
   o.seed = seed;
   o.params = params;
   o.init_params = init_params;
@@ -95,11 +95,31 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
+  o.missing = cuem::parse_missing_policy(missing);
+  return o;
+}
+
+nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components,
+                 const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
+                 const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
+                 const ParameterArray& transmat_prior, const ParameterArray& means_prior,
+                 const ParameterArray& means_weight, const ParameterArray& covars_prior, double covars_weight,
+                 const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
+                 const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
+                 const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
+                 const std::string& acceleration, std::int64_t segment_frames, const std::string& missing,
+                 int incremental_blocks) {
+  cuem::HmmOptions o = hmm_options(n_components, covariance_type, min_covar, seed, params, init_params,
+                                   startprob_prior, transmat_prior, means_prior, means_weight, covars_prior,
+                                   covars_weight, startprob, transmat, means, covars, device, precision, n_threads,
+                                   missing);
+  o.n_iter = n_iter;
+  o.tol = tol;
   o.acceleration = cuem::parse_acceleration(acceleration);
   // 0: automatic; negative: never (the whole-data arrays); positive: frames a segment.
   o.segment_frames = segment_frames < 0 ? std::numeric_limits<std::size_t>::max()
                                         : static_cast<std::size_t>(segment_frames);
-  o.missing = cuem::parse_missing_policy(missing);
+  o.incremental_blocks = incremental_blocks;
 
   FitHooks hooks(std::move(on_iteration));
   cuem::FitOptions wiring;  // FitHooks wires a FitOptions; the HMM's options take the same callbacks
@@ -125,6 +145,22 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   out["notices"] = notices;
   return out;
 }
+
+// The stepwise EM state of one estimator. The GIL is released while it computes, so a lock
+// keeps two threads from stepping it at once.
+struct OnlineHmm {
+  cuem::OnlineGaussianHmm state;
+  std::mutex busy;
+
+  OnlineHmm(const cuem::HmmOptions& o, const cuem::OnlineOptions& online) : state(o, online) {}
+  double partial_fit(const InputMatrix& X, const std::vector<std::size_t>& lengths) {
+    const cuem::DataView v = view_of(X);
+    return released([&] {
+      const std::lock_guard<std::mutex> lock(busy);
+      return state.partial_fit(v, lengths);
+    });
+  }
+};
 
 // One evaluation: "score" (float), "posteriors" ((log_likelihood, T x K)), "viterbi" and
 // "map" ((log_probability, states)).
@@ -203,8 +239,9 @@ nb::dict gmm_hmm_dict(const cuem::GmmHmmModel& m) {
 nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components, int n_mix,
                      const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
                      const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
-                     const ParameterArray& transmat_prior, double weights_prior, double means_prior,
-                     double means_weight, double covars_prior, double covars_weight,
+                     const ParameterArray& transmat_prior, const ParameterArray& weights_prior,
+                     const ParameterArray& means_prior, const ParameterArray& means_weight,
+                     const ParameterArray& covars_prior, const ParameterArray& covars_weight,
                      const std::optional<ParameterArray>& startprob, const std::optional<ParameterArray>& transmat,
                      const std::optional<ParameterArray>& weights, const std::optional<ParameterArray>& means,
                      const std::optional<ParameterArray>& covars, const std::string& device,
@@ -221,11 +258,11 @@ nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengt
   o.init_params = init_params;
   o.priors.startprob_prior = to_vector(startprob_prior);
   o.priors.transmat_prior = to_vector(transmat_prior);
-  o.priors.weights_prior = weights_prior;
-  o.priors.means_prior = means_prior;
-  o.priors.means_weight = means_weight;
-  o.priors.covars_prior = covars_prior;
-  o.priors.covars_weight = covars_weight;
+  o.priors.weights_prior = to_vector(weights_prior);
+  o.priors.means_prior = to_vector(means_prior);
+  o.priors.means_weight = to_vector(means_weight);
+  o.priors.covars_prior = to_vector(covars_prior);
+  o.priors.covars_weight = to_vector(covars_weight);
   o.init.startprob = optional_vector(startprob);
   o.init.transmat = optional_vector(transmat);
   o.init.weights = optional_vector(weights);
@@ -294,7 +331,7 @@ void register_hmm(nb::module_& m) {
         "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(),
         "transmat"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
         "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(), "acceleration"_a = "none",
-        "segment_frames"_a = 0, "missing"_a = "error",
+        "segment_frames"_a = 0, "missing"_a = "error", "incremental_blocks"_a = 1,
         "Baum-Welch for a Gaussian HMM (hmmlearn's GaussianHMM). Priors are arrays of one value or one per "
         "entry; startprob/transmat/means/covars start the parameters whose letters init_params leaves out. tol "
         "is on the mean log-likelihood per frame. Returns a dict: startprob, transmat, means, covars (cuem's "
@@ -302,6 +339,37 @@ void register_hmm(nb::module_& m) {
         "n_decreases, convergence_rate, n_estep_passes, device, notices. acceleration 'squarem' extrapolates the "
         "iterations (SQUAREM). segment_frames: the bounded-memory E-step's segment (0 automatic, negative never). missing 'marginalize': NaN entries "
         "missing at random (their frames' emissions the observed entries' marginal densities).");
+  nb::class_<OnlineHmm>(m, "OnlineGaussianHmm",
+                        "Stepwise EM state of a Gaussian HMM (include/cuem/hmm.hpp): the first partial_fit "
+                        "initialises.")
+      .def("__init__",
+           [](OnlineHmm* self, int n_components, const std::string& covariance_type, double min_covar,
+              std::uint64_t seed, const std::string& params, const std::string& init_params,
+              const ParameterArray& startprob_prior, const ParameterArray& transmat_prior,
+              const ParameterArray& means_prior, const ParameterArray& means_weight,
+              const ParameterArray& covars_prior, double covars_weight, const std::optional<ParameterArray>& startprob,
+              const std::optional<ParameterArray>& transmat, const std::optional<ParameterArray>& means,
+              const std::optional<ParameterArray>& covars, const std::string& device, const std::string& precision,
+              int n_threads, double learning_decay, double learning_offset) {
+             new (self) OnlineHmm(hmm_options(n_components, covariance_type, min_covar, seed, params, init_params,
+                                              startprob_prior, transmat_prior, means_prior, means_weight,
+                                              covars_prior, covars_weight, startprob, transmat, means, covars, device,
+                                              precision, n_threads, "error"),
+                                  {learning_decay, learning_offset});
+           },
+           "n_components"_a, "covariance_type"_a, "min_covar"_a, "seed"_a, "params"_a, "init_params"_a,
+           "startprob_prior"_a, "transmat_prior"_a, "means_prior"_a, "means_weight"_a, "covars_prior"_a,
+           "covars_weight"_a, "startprob"_a = nb::none(), "transmat"_a = nb::none(), "means"_a = nb::none(),
+           "covars"_a = nb::none(), "device"_a = "cpu", "precision"_a = "float32", "n_threads"_a = 0,
+           "learning_decay"_a = 0.6, "learning_offset"_a = 0.0)
+      .def("partial_fit", &OnlineHmm::partial_fit, "X"_a.noconvert(), "lengths"_a,
+           "One stepwise EM step on whole sequences; returns the batch's mean log-likelihood per frame under the "
+           "model before it.")
+      .def_prop_ro("n_steps", [](const OnlineHmm& o) { return o.state.n_steps(); })
+      .def_prop_ro("n_frames_seen", [](const OnlineHmm& o) { return o.state.n_frames_seen(); })
+      .def_prop_ro("device", [](const OnlineHmm& o) { return o.state.device(); })
+      .def("model", [](const OnlineHmm& o) { return model_dict(o.state.model()); },
+           "The current model's arrays (startprob, transmat, means, covars).");
   m.def("hmm_evaluate", &hmm_evaluate, "what"_a, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
         "startprob"_a, "transmat"_a, "means"_a, "covars"_a, "device"_a = "cpu", "precision"_a = "float32",
         "missing"_a = "error",

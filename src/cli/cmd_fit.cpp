@@ -286,8 +286,10 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (a.model == "hmm") {
     if (!a.weights.empty() || !a.report.empty())
       throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");
+    if (a.chunk_rows != 0) throw UsageError("--chunk-rows applies to --model gmm only; leave it out with --model hmm");
     return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace,
-                       [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags, a.n_mix);
+                       [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags, a.n_mix,
+                       a.incremental_blocks);
   }
   if (!a.lengths.empty() || a.n_mix != 0) throw UsageError("--lengths and --n-mix apply to --model hmm only");
   check_model_output_name(a.output, "-o");
@@ -428,8 +430,8 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
       ->check(CLI::IsMember({"first", "pca"}))
       ->capture_default_str();
   cmd->add_option("--incremental-blocks", args->incremental_blocks,
-                  "incremental EM (Neal and Hinton): the rows in B blocks, one block re-estimated per step; 1 is "
-                  "batch EM")
+                  "incremental EM (Neal and Hinton): the rows in B blocks (--model hmm: whole sequences), one block "
+                  "re-estimated per step; 1 is batch EM")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
   cmd->add_option("--chunk-rows", args->chunk_rows,

@@ -57,7 +57,7 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 
 int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
                 const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
-                const GlobalFlags& flags, int n_mix) {
+                const GlobalFlags& flags, int n_mix, int incremental_blocks) {
   check_model_output_name(output, "-o");
   check_outputs({output, trace}, {data.path, lengths_path});
   const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
@@ -74,6 +74,9 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   o.n_threads = g.n_threads;
   o.acceleration = g.acceleration;
   o.missing = missing_policy(data);
+  o.incremental_blocks = incremental_blocks;
+  if (incremental_blocks > 1 && o.acceleration != Acceleration::none)
+    throw UsageError("--incremental-blocks and --acceleration squarem cannot be combined: choose one");
   const io::Table t = load_table(data, flags);
   const std::string data_name = io::display_name(data.path);
   const std::vector<std::size_t> lengths = load_lengths(lengths_path, t.rows);
@@ -101,6 +104,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
     go.n_threads = o.n_threads;
     go.on_iteration = o.on_iteration;
     if (o.acceleration != Acceleration::none) throw UsageError("--acceleration applies to Gaussian HMMs only");
+    if (incremental_blocks > 1) throw UsageError("--incremental-blocks applies to Gaussian HMMs only (leave out --n-mix)");
     GmmHmmFitResult g = with_data_name(data_name, [&] { return fit_gmm_hmm(t.view(), lengths, go); });
     meta.converged = g.converged;
     meta.n_iter = g.n_iter;

@@ -2,6 +2,7 @@
 // placed once, then the engine's HMM model under the batch driver or one chain pass.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,10 +19,12 @@
 #include "engine/hmm_device_chain.hpp"
 #include "engine/hmm_model.hpp"
 #include "engine/hmm_parameter_map.hpp"
+#include "engine/incremental_driver.hpp"
 #include "engine/interrupt_scope.hpp"
 #include "engine/missing_layout.hpp"
 #include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
+#include "engine/stepwise_driver.hpp"
 
 namespace cuem {
 namespace {
@@ -107,6 +110,9 @@ void validate_hmm_options(const HmmOptions& o, DataView X) {
                                     : covariance_size(o.covariance_type, static_cast<int>(K), static_cast<int>(D));
   check_prior(p.covars_prior, cov_terms, "covars_prior");
   require(std::isfinite(p.covars_weight), "covars_weight must be finite");
+  require(o.incremental_blocks >= 1, "incremental_blocks must be at least 1, got " + std::to_string(o.incremental_blocks));
+  if (o.incremental_blocks > 1)
+    require(o.acceleration == Acceleration::none, "incremental_blocks > 1 and SQUAREM do not combine: choose one");
 }
 
 ResourceOptions resources_of(const EvaluateOptions& where) {
@@ -163,10 +169,12 @@ void take_run(Run& run, Result& r) {
 }
 
 HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
-                         std::vector<std::string> notices) {
+                         std::vector<std::string> notices,
+                         const std::vector<engine::GaussianHmmEM*>* blocks = nullptr) {
   const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
-  engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
-                                                                            : engine::run_batch_em(model, batch);
+  engine::BatchResult<HmmModel> run = blocks                                      ? engine::run_incremental_em(model, *blocks, batch)
+                                      : o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
+                                                                                : engine::run_batch_em(model, batch);
   HmmFitResult r;
   r.notices = std::move(notices);
   take_run(run, r);
@@ -209,7 +217,73 @@ HmmFitResult fit_missing_hmm(Resources& resources, DataView X, const std::vector
   return run_hmm_fit(model, o, prims, std::move(notices));
 }
 
+// Incremental EM's blocks: consecutive whole sequences of about N / B frames each, every
+// block its own placed frames and model over them.
+struct SequenceBlocks {
+  std::vector<PlacedData> placed;
+  std::vector<std::vector<std::size_t>> offsets;
+  std::vector<std::unique_ptr<engine::GaussianHmmEM>> owned;
+  std::vector<engine::GaussianHmmEM*> models;
+
+  SequenceBlocks(Resources& resources, DataView X, const std::vector<std::size_t>& seq, const HmmOptions& o) {
+    const std::size_t S = seq.size() - 1, B = static_cast<std::size_t>(o.incremental_blocks), N = X.n_rows;
+    if (B > S)
+      throw InvalidArgument("incremental_blocks = " + std::to_string(B) + " is more than the " + std::to_string(S) +
+                            " sequences: a block holds whole sequences; use at most " + std::to_string(S));
+    // first[b]: the first sequence of block b, the first whose start reaches b N / B, at
+    // least one sequence a block.
+    std::vector<std::size_t> first(B + 1, S);
+    first[0] = 0;
+    for (std::size_t b = 1; b < B; ++b) {
+      std::size_t q = first[b - 1] + 1;
+      while (q < S - (B - b) && seq[q] < b * N / B) ++q;
+      first[b] = q;
+    }
+    placed.reserve(B);
+    for (std::size_t b = 0; b < B; ++b) {
+      const std::size_t lo = seq[first[b]], hi = seq[first[b + 1]];
+      DataView part = X;
+      part.n_rows = hi - lo;
+      if (part.data) part.data += lo * X.row_stride;
+      else part.data_f32 += lo * X.row_stride;
+      std::vector<std::size_t> off;
+      for (std::size_t q = first[b]; q <= first[b + 1]; ++q) off.push_back(seq[q] - lo);
+      offsets.push_back(std::move(off));
+      placed.push_back(PlacedData::Impl::unchecked(resources, part, {}));
+    }
+    for (std::size_t b = 0; b < B; ++b) {  // after the vectors stop moving
+      PlacedData::Impl& p = placed[b].impl();
+      if (o.interrupted) p.primitives().set_interrupt(o.interrupted);
+      p.primitives().reserve(o.covariance_type, o.n_components);
+      owned.push_back(std::make_unique<engine::GaussianHmmEM>(p.primitives(), p.X, offsets[b], o, p.kmeans));
+      models.push_back(owned.back().get());
+    }
+  }
+};
+
 }  // namespace
+
+std::size_t gmm_hmm_covars_prior_size(CovarianceType type, int K, int M, int D) noexcept {
+  const auto k = static_cast<std::size_t>(K), m = static_cast<std::size_t>(M), d = static_cast<std::size_t>(D);
+  switch (type) {
+    case CovarianceType::full: return k * m * d * d;
+    case CovarianceType::tied: return k * d * d;
+    case CovarianceType::diag: return k * m * d;
+    case CovarianceType::spherical: return k * m;
+  }
+  return 0;
+}
+
+std::size_t gmm_hmm_covars_weight_size(CovarianceType type, int K, int M, int D) noexcept {
+  const auto k = static_cast<std::size_t>(K), m = static_cast<std::size_t>(M), d = static_cast<std::size_t>(D);
+  switch (type) {
+    case CovarianceType::full: return k * m;
+    case CovarianceType::tied: return k;
+    case CovarianceType::diag: return k * m * d;
+    case CovarianceType::spherical: return k * m;
+  }
+  return 0;
+}
 
 void validate_hmm(const HmmModel& m) {
   const int K = m.n_components(), D = m.n_features();
@@ -229,6 +303,7 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
   Resources resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}});
   if (has_missing) {
+    require(o.incremental_blocks == 1, "incremental_blocks > 1 does not take frames with missing entries yet");
     const engine::ThreadCountScope threads(o.n_threads);
     return fit_missing_hmm(resources, X, offsets, o);
   }
@@ -242,6 +317,10 @@ HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const 
   engine::GaussianHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
   std::vector<std::string> notices;
   if (!placed.notice.empty()) notices.push_back(placed.notice);
+  if (o.incremental_blocks > 1) {
+    const SequenceBlocks blocks(resources, X, offsets, o);
+    return run_hmm_fit(model, o, prims, std::move(notices), &blocks.models);
+  }
   return run_hmm_fit(model, o, prims, std::move(notices));
 }
 
@@ -466,10 +545,16 @@ void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X) {
     check_size(o.init.covars, gmm_hmm_covars_size(o.covariance_type, K, M, D), "covars (init_params without 'c')");
   check_prior(o.priors.startprob_prior, K, "startprob_prior");
   check_prior(o.priors.transmat_prior, K * K, "transmat_prior");
-  for (double v : {o.priors.weights_prior, o.priors.means_prior, o.priors.means_weight})
-    require(std::isfinite(v), "weights_prior, means_prior and means_weight must be finite");
-  for (double v : {o.priors.covars_prior, o.priors.covars_weight})
-    require(std::isnan(v) || std::isfinite(v), "covars_prior and covars_weight must be finite (NaN: the default)");
+  check_prior(o.priors.weights_prior, K * M, "weights_prior");
+  check_prior(o.priors.means_prior, K * M * D, "means_prior");
+  check_prior(o.priors.means_weight, K * M, "means_weight");
+  const int k = static_cast<int>(K), m = static_cast<int>(M), d = static_cast<int>(D);
+  const auto check_covars = [&](const std::vector<double>& v, std::size_t n, const char* name) {
+    if (v.size() == 1 && std::isnan(v[0])) return;  // hmmlearn's default for the type
+    check_prior(v, n, name);
+  };
+  check_covars(o.priors.covars_prior, gmm_hmm_covars_prior_size(o.covariance_type, k, m, d), "covars_prior");
+  check_covars(o.priors.covars_weight, gmm_hmm_covars_weight_size(o.covariance_type, k, m, d), "covars_weight");
 }
 
 // The chain's emissions of X under a checked GMMHMM.
@@ -574,5 +659,75 @@ HmmDecoding decode_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vect
   viterbi_frames(model.startprob, model.transmat, e, engine::gmm_hmm_components(model), model.n_mix, X, out);
   return out;
 }
+
+}  // namespace cuem
+
+namespace cuem {
+
+// ---- stepwise EM (include/cuem/hmm.hpp, OnlineGaussianHmm) ------------------------------
+
+struct OnlineGaussianHmm::Impl {
+  HmmOptions options;
+  Resources resources;
+  engine::StepwiseEM<engine::GaussianHmmEM> em;
+  std::string device;
+  HmmModel empty;
+
+  Impl(const HmmOptions& o, const OnlineOptions& online)
+      : options(o),
+        resources({o.device, o.precision, o.n_threads, o.device_memory_limit, {}}),
+        em(engine::StepwiseSchedule{online.learning_decay, online.learning_offset}) {
+    options.on_iteration = nullptr;
+  }
+};
+
+OnlineGaussianHmm::OnlineGaussianHmm(const HmmOptions& options, const OnlineOptions& online)
+    : impl_(std::make_unique<Impl>(options, online)) {}
+OnlineGaussianHmm::~OnlineGaussianHmm() = default;
+OnlineGaussianHmm::OnlineGaussianHmm(OnlineGaussianHmm&&) noexcept = default;
+OnlineGaussianHmm& OnlineGaussianHmm::operator=(OnlineGaussianHmm&&) noexcept = default;
+
+double OnlineGaussianHmm::partial_fit(DataView X, const std::vector<std::size_t>& lengths) {
+  Impl& s = *impl_;
+  const HmmOptions& o = s.options;
+  if (X.n_rows == 0) throw DataError("an empty batch (0 frames): a step needs at least one frame");
+  const bool first = !s.em.started();
+  if (!first && X.n_cols != static_cast<std::size_t>(s.em.params().n_features()))
+    throw DataError("the batch has " + std::to_string(X.n_cols) + " features; the model was started on " +
+                    std::to_string(s.em.params().n_features()) + " (every batch must have the same features)");
+  if (validate_data(X, o.missing))
+    throw InvalidArgument("partial_fit does not take frames with missing entries yet; use fit");
+  if (first) validate_hmm_options(o, X);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  PlacedData data = PlacedData::Impl::unchecked(s.resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  const engine::ThreadCountScope threads(o.n_threads);
+  Primitives& prims = placed.primitives();
+  const engine::InterruptScope interrupt_scope(o.interrupted, {&prims});
+  prims.reserve(o.covariance_type, o.n_components);
+  engine::GaussianHmmEM batch(prims, placed.X, offsets, o, placed.kmeans);
+  double ll = 0.0;
+  if (first) {
+    s.em.start(batch.initialize(rng::hash(o.seed, rng::kInitSeed, 0), nullptr));
+    try {
+      ll = s.em.step(batch);
+    } catch (...) {
+      s.em = engine::StepwiseEM<engine::GaussianHmmEM>(s.em.schedule());  // not started after all
+      throw;
+    }
+  } else {
+    ll = s.em.step(batch);
+  }
+  s.device = prims.description();
+  return ll;
+}
+
+bool OnlineGaussianHmm::initialized() const noexcept { return impl_->em.steps() > 0; }
+const HmmModel& OnlineGaussianHmm::model() const noexcept {
+  return impl_->em.steps() > 0 ? impl_->em.params() : impl_->empty;
+}
+std::int64_t OnlineGaussianHmm::n_steps() const noexcept { return impl_->em.steps(); }
+double OnlineGaussianHmm::n_frames_seen() const noexcept { return impl_->em.stats().weight; }
+std::string OnlineGaussianHmm::device() const { return impl_->device; }
 
 }  // namespace cuem

@@ -14,17 +14,21 @@ namespace {
 // The components' covariance type: hmmlearn's per-state tie is a full matrix per component.
 CovarianceType component_type(CovarianceType t) { return t == CovarianceType::tied ? CovarianceType::full : t; }
 
-// hmmlearn's prior defaults per type (GMMHMM._init_covar_priors).
-double covars_prior_of(const GmmHmmOptions& o) {
-  if (!std::isnan(o.priors.covars_prior)) return o.priors.covars_prior;
+// A prior array holds one value for every entry or one per entry.
+double entry(const std::vector<double>& v, std::size_t i) { return v.size() == 1 ? v[0] : v[i]; }
+bool is_default(const std::vector<double>& v) { return v.size() == 1 && std::isnan(v[0]); }
+
+// hmmlearn's prior defaults per type (GMMHMM._init_covar_priors), entry i of the type's shape.
+double covars_prior_of(const GmmHmmOptions& o, std::size_t i) {
+  if (!is_default(o.priors.covars_prior)) return entry(o.priors.covars_prior, i);
   switch (o.covariance_type) {
     case CovarianceType::diag: return -1.5;
     case CovarianceType::spherical: return -(o.n_mix + 2.0) / 2.0;
     default: return 0.0;
   }
 }
-double covars_weight_of(const GmmHmmOptions& o, int n_features) {
-  if (!std::isnan(o.priors.covars_weight)) return o.priors.covars_weight;
+double covars_weight_of(const GmmHmmOptions& o, int n_features, std::size_t i) {
+  if (!is_default(o.priors.covars_weight)) return entry(o.priors.covars_weight, i);
   const double D = static_cast<double>(n_features);
   switch (o.covariance_type) {
     case CovarianceType::full: return -(1.0 + D + 1.0);
@@ -137,59 +141,67 @@ GmmHmmModel gmm_hmm_m_step(const GmmHmmStats& s, const GmmHmmOptions& o) {
   std::vector<double> post(uK, 0.0);              // post_sum
   for (std::size_t c = 0; c < KM; ++c) post[c / uM] += nk[c];
   if (updates('w')) {
-    const double a = p.weights_prior - 1.0;
+    // hmmlearn: (N_km + a_km - 1) / (N_k + sum_m (a_km - 1)).
     for (std::size_t c = 0; c < KM; ++c) {
-      const double d = post[c / uM] + a * M;
-      if (d != 0.0) m.weights[c] = (nk[c] + a) / d;
+      double sum_a = 0.0;
+      for (std::size_t j = (c / uM) * uM; j < (c / uM + 1) * uM; ++j) sum_a += entry(p.weights_prior, j) - 1.0;
+      const double d = post[c / uM] + sum_a;
+      if (d != 0.0) m.weights[c] = (nk[c] + entry(p.weights_prior, c) - 1.0) / d;
     }
   }
   if (updates('m')) {
     // (lambda mu0 + sum g x) / (N + lambda), with sum g x = N c + S1 about the shift c.
-    const double lambda = p.means_weight;
     for (std::size_t c = 0; c < KM; ++c) {
+      const double lambda = entry(p.means_weight, c);
       const double d = nk[c] + lambda;
       if (d == 0.0) continue;  // no weight and no prior: the mean is kept
       for (std::size_t i = 0; i < uD; ++i) {
         const std::size_t at = c * uD + i;
         const double shift = s.emission.shift[at];
-        m.means[at] = shift + (lambda * (p.means_prior - shift) + s.emission.s1[at]) / d;
+        m.means[at] = shift + (lambda * (entry(p.means_prior, at) - shift) + s.emission.s1[at]) / d;
       }
     }
   }
   if (updates('c')) {
     // hmmlearn's scatter is about the means the E-step ran under (the old ones).
     const SufficientStats sc = s.emission.recentred(old.means);
-    const double lambda = p.means_weight, psi = covars_prior_of(o), nu = covars_weight_of(o, D);
-    const auto cm = [&](std::size_t c, std::size_t i) { return m.means[c * uD + i] - p.means_prior; };
+    const auto lambda = [&](std::size_t c) { return entry(p.means_weight, c); };
+    const auto psi = [&](std::size_t i) { return covars_prior_of(o, i); };
+    const auto nu = [&](std::size_t i) { return covars_weight_of(o, D, i); };
+    const auto cm = [&](std::size_t c, std::size_t i) { return m.means[c * uD + i] - entry(p.means_prior, c * uD + i); };
     const auto scatter = [&](std::size_t c, std::size_t i, std::size_t j) {  // full layout, upper triangle
       return sc.s2[(c * uD + std::min(i, j)) * uD + std::max(i, j)];
     };
     switch (o.covariance_type) {
       case CovarianceType::full:
         for (std::size_t c = 0; c < KM; ++c) {
-          const double d = nk[c] + 1.0 + nu + D + 1.0;
+          const double d = nk[c] + 1.0 + nu(c) + D + 1.0;
           for (std::size_t i = 0; i < uD; ++i)
-            for (std::size_t j = 0; j < uD; ++j)
-              m.covars[(c * uD + i) * uD + j] = (psi + lambda * cm(c, i) * cm(c, j) + scatter(c, i, j)) / d;
+            for (std::size_t j = 0; j < uD; ++j) {
+              const std::size_t at = (c * uD + i) * uD + j;
+              m.covars[at] = (psi(at) + lambda(c) * cm(c, i) * cm(c, j) + scatter(c, i, j)) / d;
+            }
         }
         break;
       case CovarianceType::tied:
         for (std::size_t k = 0; k < uK; ++k) {
-          const double d = post[k] + M + nu + D + 1.0;
+          const double d = post[k] + M + nu(k) + D + 1.0;
           for (std::size_t i = 0; i < uD; ++i)
             for (std::size_t j = 0; j < uD; ++j) {
-              double v = psi;
-              for (std::size_t c = k * uM; c < (k + 1) * uM; ++c) v += lambda * cm(c, i) * cm(c, j) + scatter(c, i, j);
-              m.covars[(k * uD + i) * uD + j] = v / d;
+              const std::size_t at = (k * uD + i) * uD + j;
+              double v = psi(at);
+              for (std::size_t c = k * uM; c < (k + 1) * uM; ++c)
+                v += lambda(c) * cm(c, i) * cm(c, j) + scatter(c, i, j);
+              m.covars[at] = v / d;
             }
         }
         break;
       case CovarianceType::diag:
-        for (std::size_t c = 0; c < KM; ++c) {
-          const double d = nk[c] + 1.0 + 2.0 * (psi + 1.0);
-          for (std::size_t i = 0; i < uD; ++i)
-            m.covars[c * uD + i] = (lambda * cm(c, i) * cm(c, i) + 2.0 * nu + sc.s2[c * uD + i]) / d;
-        }
+        for (std::size_t c = 0; c < KM; ++c)
+          for (std::size_t i = 0; i < uD; ++i) {
+            const std::size_t at = c * uD + i;
+            m.covars[at] = (lambda(c) * cm(c, i) * cm(c, i) + 2.0 * nu(at) + sc.s2[at]) / (nk[c] + 1.0 + 2.0 * (psi(at) + 1.0));
+          }
         break;
       case CovarianceType::spherical:
         for (std::size_t c = 0; c < KM; ++c) {
@@ -198,7 +210,7 @@ GmmHmmModel gmm_hmm_m_step(const GmmHmmStats& s, const GmmHmmOptions& o) {
             n2 += cm(c, i) * cm(c, i);
             s2 += sc.s2[c * uD + i];
           }
-          m.covars[c] = (lambda * n2 + 2.0 * nu + s2) / (D * (nk[c] + 1.0) + 2.0 * (psi + 1.0));
+          m.covars[c] = (lambda(c) * n2 + 2.0 * nu(c) + s2) / (D * (nk[c] + 1.0) + 2.0 * (psi(c) + 1.0));
         }
         break;
     }

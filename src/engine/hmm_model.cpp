@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <mutex>
 #include <string>
 
+#include "core/incremental_bound.hpp"
 #include "core/m_step.hpp"
 #include "core/point_math.hpp"
 #include "core/prepared_params.hpp"
@@ -40,12 +42,164 @@ std::vector<double> transpose(const std::vector<double>& A, std::size_t n) {
 
 }  // namespace
 
-void HmmStats::add(const HmmStats& o) {
+void HmmStats::merge(const HmmStats& o) {
+  if (start.size() != o.start.size() || trans.size() != o.trans.size())
+    throw Error("internal: HMM statistics of different numbers of states");
   emission.merge(o.emission);
   for (std::size_t i = 0; i < start.size(); ++i) start[i] += o.start[i];
   for (std::size_t i = 0; i < trans.size(); ++i) trans[i] += o.trans[i];
   log_likelihood += o.log_likelihood;
   weight += o.weight;
+  if (o.serial > serial) {
+    at = o.at;
+    serial = o.serial;
+  }
+}
+
+namespace {
+
+// Every additive part of s times f (the emission sums are linear in the weights, whatever
+// their shift).
+void scale(HmmStats& s, double f) {
+  for (double& v : s.emission.nk) v *= f;
+  for (double& v : s.emission.s1) v *= f;
+  for (double& v : s.emission.s2) v *= f;
+  s.emission.log_likelihood *= f;
+  s.emission.weight *= f;
+  for (double& v : s.start) v *= f;
+  for (double& v : s.trans) v *= f;
+  s.log_likelihood *= f;
+  s.weight *= f;
+}
+
+// -(c / 2) log|Sigma| - tr(Sigma^-1 M) / 2 from a precision factor P (Sigma^-1 = P P^T,
+// log_det = log|P| = -log|Sigma| / 2) and a symmetric D x D matrix M.
+double inverse_wishart_term(double c, double log_det, const double* P, const std::vector<double>& M, std::size_t D) {
+  double tr = 0.0;  // tr(P^T M P)
+  for (std::size_t j = 0; j < D; ++j)
+    for (std::size_t a = 0; a < D; ++a) {
+      double mp = 0.0;
+      for (std::size_t b = 0; b < D; ++b) mp += M[a * D + b] * P[b * D + j];
+      tr += P[a * D + j] * mp;
+    }
+  return c * log_det - 0.5 * tr;
+}
+
+}  // namespace
+
+void stepwise_update(HmmStats& s, double rho, const HmmStats& batch) {
+  if (!(rho > 0.0 && rho <= 1.0)) throw Error("internal: a stepwise EM step size outside (0, 1]");
+  if (!(batch.weight > 0.0)) throw DataError("a batch of no frames carries no information");
+  if (rho == 1.0) {  // s may be the empty statistics of no step yet
+    s = batch;
+    return;
+  }
+  const double seen = s.weight + batch.weight;
+  HmmStats next = batch;
+  scale(next, rho * seen / batch.weight);
+  HmmStats kept = s;
+  scale(kept, (1.0 - rho) * seen / s.weight);
+  kept.merge(next);  // `at` from the batch: its E-step is the later one
+  kept.at = batch.at;
+  kept.serial = batch.serial;
+  kept.emission.n_points = s.emission.n_points + batch.emission.n_points;
+  s = std::move(kept);
+}
+
+double hmm_complete_log_likelihood(const HmmStats& s, const HmmModel& m) {
+  const std::size_t K = static_cast<std::size_t>(m.n_components());
+  if (s.start.size() != K || s.trans.size() != K * K) throw Error("internal: HMM statistics of another model");
+  // 0 log 0 = 0: a count can be positive only where its probability is.
+  const auto term = [](double count, double p) { return count == 0.0 ? 0.0 : count * std::log(p); };
+  double q = 0.0;
+  for (std::size_t k = 0; k < K; ++k) q += term(s.start[k], m.startprob[k]);
+  for (std::size_t i = 0; i < K * K; ++i) q += term(s.trans[i], m.transmat[i]);
+  // The mixture's Q under weights 1 / K, less the weights' sum_k N_k log(1 / K).
+  const Model uniform = hmm_emissions(m.covariance_type(), m.n_components(), m.n_features(), m.emissions.means,
+                                      m.emissions.covariances);
+  q += expected_complete_log_likelihood(s.emission, uniform);
+  double n = 0.0;
+  for (double v : s.emission.nk) n += v;
+  return q + n * std::log(static_cast<double>(K));
+}
+
+double hmm_log_prior(const HmmModel& m, const HmmPriors& p, const std::string& params) {
+  const auto updates = [&](char c) { return params.find(c) != std::string::npos; };
+  const std::size_t K = static_cast<std::size_t>(m.n_components()), D = static_cast<std::size_t>(m.n_features());
+  double lp = 0.0;
+  // Dirichlet rows: sum (alpha - 1) log p over the entries that can move.
+  const auto dirichlet = [&](const std::vector<double>& prob, const std::vector<double>& alpha) {
+    for (std::size_t i = 0; i < prob.size(); ++i) {
+      const double a = entry(alpha, i) - 1.0;
+      if (a != 0.0 && prob[i] > 0.0) lp += a * std::log(prob[i]);
+    }
+  };
+  if (updates('s')) dirichlet(m.startprob, p.startprob_prior);
+  if (updates('t')) dirichlet(m.transmat, p.transmat_prior);
+  if (!updates('m') && !updates('c')) return lp;
+  const CovarianceType type = m.covariance_type();
+  const Model uniform = hmm_emissions(type, m.n_components(), m.n_features(), m.emissions.means,
+                                      m.emissions.covariances);
+  const PreparedParams prepared = prepare(uniform);
+  const double cw = p.covars_weight;
+  const bool with_covars = updates('c');
+  // Per covariance (a state's, or the one tied), M = covars_prior + sum w (mu - mu0)(mu - mu0)^T
+  // over its states and c the weight of log|Sigma| (the covariance M-step's extra count).
+  std::vector<double> M(D * D), factor(D * D);
+  const auto add_mean_term = [&](std::size_t k) {
+    const double w = entry(p.means_weight, k);
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = 0; j < D; ++j)
+        M[i * D + j] += w * (m.emissions.means[k * D + i] - entry(p.means_prior, k * D + i)) *
+                        (m.emissions.means[k * D + j] - entry(p.means_prior, k * D + j));
+  };
+  const auto covars_prior_of = [&](std::size_t k) {
+    std::fill(M.begin(), M.end(), 0.0);
+    if (!with_covars) return;
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = 0; j < D; ++j) {
+        switch (type) {
+          case CovarianceType::full: M[i * D + j] = entry(p.covars_prior, k * D * D + i * D + j); break;
+          case CovarianceType::tied: M[i * D + j] = entry(p.covars_prior, i * D + j); break;
+          case CovarianceType::diag:
+          case CovarianceType::spherical:
+            if (i == j) M[i * D + i] = entry(p.covars_prior, k * D + i);
+            break;
+        }
+      }
+  };
+  // The factor as a dense D x D matrix (diag and spherical hold only its diagonal).
+  const auto dense_factor = [&](std::size_t k) {
+    const double* f = prepared.factor(static_cast<int>(k));
+    std::fill(factor.begin(), factor.end(), 0.0);
+    switch (type) {
+      case CovarianceType::full:
+      case CovarianceType::tied: std::copy(f, f + D * D, factor.begin()); break;
+      case CovarianceType::diag:
+        for (std::size_t d = 0; d < D; ++d) factor[d * D + d] = f[d];
+        break;
+      case CovarianceType::spherical:
+        for (std::size_t d = 0; d < D; ++d) factor[d * D + d] = f[0];
+        break;
+    }
+  };
+  if (type == CovarianceType::tied) {
+    covars_prior_of(0);
+    for (std::size_t k = 0; k < K; ++k) add_mean_term(k);
+    dense_factor(0);
+    const double c = with_covars ? std::max(cw - static_cast<double>(D), 0.0) : 0.0;
+    return lp + inverse_wishart_term(c, prepared.log_det[0], factor.data(), M, D);
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    covars_prior_of(k);
+    add_mean_term(k);
+    dense_factor(k);
+    const double c = !with_covars ? 0.0
+                     : type == CovarianceType::full ? std::max(cw - static_cast<double>(D), 0.0)
+                                                    : std::max(cw - 1.0, 0.0);
+    lp += inverse_wishart_term(c, prepared.log_det[k], factor.data(), M, D);
+  }
+  return lp;
 }
 
 Model hmm_emissions(CovarianceType type, int K, int D, std::vector<double> means, std::vector<double> covariances) {
@@ -513,6 +667,8 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   s.trans.assign(uK * uK, 0.0);
   s.weight = static_cast<double>(missing_ ? missing_->n_frames : prims_.rows());
   s.at = m;
+  static std::atomic<std::uint64_t> serials{0};
+  s.serial = ++serials;
   if (missing_) {
     // The whole-data path: the chain's arrays in frame order, the statistics per part.
     emission_frames(*missing_, m, frames_);

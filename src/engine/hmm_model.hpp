@@ -18,7 +18,7 @@
 
 namespace cuem::engine {
 
-/// Baum-Welch statistics, a monoid over sequences (add). `at` is the model the E-step
+/// Baum-Welch statistics, a monoid over sequences (merge). `at` is the model the E-step
 /// ran under: the M-step keeps the parts that `params` leaves fixed from it.
 struct HmmStats {
   SufficientStats emission;   ///< gamma-weighted, in the covariance type's layout
@@ -27,10 +27,28 @@ struct HmmStats {
   double log_likelihood = 0;  ///< sum over sequences of log p(sequence)
   double weight = 0;          ///< frames
   HmmModel at;
+  std::uint64_t serial = 0;  ///< which E-step `at` is from: a later E-step has a larger number
 
-  /// Adds another part taken under the same model (sequences of the same data).
-  void add(const HmmStats& other);
+  /// Adds another part (other sequences). Parts taken under different models (incremental
+  /// EM's blocks) keep the `at` of the later E-step: the current parameters, whose fixed
+  /// parts the M-step keeps.
+  void merge(const HmmStats& other);
 };
+
+/// Stepwise EM's update (stepwise_driver.hpp): s_t = (1 - rho) s_{t-1} + rho s_batch, each
+/// per frame, then scaled to the frames seen so far (s.weight), so that the priors weigh
+/// in the M-step as in a batch fit over those frames. `at` becomes the batch's.
+void stepwise_update(HmmStats& s, double rho, const HmmStats& batch);
+
+/// Q(s, theta) = E_q log p(x, z | theta) for the posteriors q behind s: the start, transition
+/// and emission terms (incremental EM's free energy, incremental_driver.hpp).
+double hmm_complete_log_likelihood(const HmmStats& s, const HmmModel& m);
+
+/// log p(theta) under hmmlearn's priors, up to a constant, for the letters of `params`: the
+/// density whose MAP hmm_m_step computes (Dirichlet start and transition rows; per state a
+/// normal prior on the mean and an inverse-Wishart-like one on the covariance, as the
+/// M-step's closed forms imply). The free energy of MAP EM is F + log p(theta).
+double hmm_log_prior(const HmmModel& m, const HmmPriors& p, const std::string& params);
 
 /// The chain's view of the frames under a model: b (T x K, each row normalised) and the
 /// log scale s (T), with p(x_t | k) = b_tk exp(s_t) (hmm_chain.hpp).
@@ -124,6 +142,11 @@ class GaussianHmmEM {
   HmmStats e_step(const HmmModel& m);
   HmmModel m_step(const HmmStats& s);
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
+  /// Incremental EM's members (incremental_driver.hpp).
+  double complete_log_likelihood(const HmmStats& s, const HmmModel& m) const {
+    return hmm_complete_log_likelihood(s, m);
+  }
+  double log_prior(const HmmModel& m) const { return hmm_log_prior(m, o_.priors, o_.params); }
 
   /// States that went without weight in some M-step (handled as empty mixture
   /// components: their parameters kept), for the fit's notices.

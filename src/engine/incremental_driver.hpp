@@ -29,7 +29,9 @@
 // with the block just re-estimated contributing its exact log-likelihood. This needs of
 // the model, beyond batch EM's members, only
 //   double complete_log_likelihood(const Stats&, const Params&) const;  // Q(s, theta)
-// and of Stats `merge(const Stats&)`.
+// and of Stats `merge(const Stats&)`. A model whose M-step is a MAP estimate adds
+//   double log_prior(const Params&) const;  // log p(theta), up to a constant
+// and the bound is then (F + log p(theta)) per unit weight, which MAP EM never decreases.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -37,6 +39,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,6 +50,19 @@
 #include "engine/model.hpp"
 
 namespace cuem::engine {
+
+template <class M, class = void>
+struct has_log_prior : std::false_type {};
+template <class M>
+struct has_log_prior<M, std::void_t<decltype(double{std::declval<const M&>().log_prior(
+                            std::declval<const typename M::Params&>())})>> : std::true_type {};
+
+/// log p(theta) of a MAP model, 0 for a maximum-likelihood one.
+template <class M>
+double log_prior_of(const M& model, const typename M::Params& params) {
+  if constexpr (has_log_prior<M>::value) return model.log_prior(params);
+  else return 0.0;
+}
 
 /// Runs incremental EM with `blocks[b]` the model over block b's rows (blocks partition
 /// the data of `model`, which initialises and runs the M-step); restarts, the best of
@@ -97,6 +113,7 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
               if (b != i) free_energy += entropy[b];
           }
         }
+        free_energy += log_prior_of(model, params);
         const Stats& total = sums.total();  // the tree's root: unchanged until the next update
         bound = free_energy / total.weight;
         params = model.m_step(total);

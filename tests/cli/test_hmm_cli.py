@@ -110,6 +110,25 @@ def test_hmm_fit_with_squarem_reaches_the_plain_fits_likelihood(cuem, tmp_path):
     assert fast["lower_bound"] == pytest.approx(plain["lower_bound"], abs=1e-6)
 
 
+def test_hmm_fit_with_incremental_blocks_reaches_the_plain_fits_likelihood(cuem, tmp_path):
+    _write_data(tmp_path)
+    common = ["fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "--tol", 1e-10, "--max-iter", 2000,
+              "--seed", 1]
+    plain = cuem.json(*common, "-o", "p.json")
+    inc = cuem.json(*common, "-o", "i.json", "--incremental-blocks", 4)  # one sequence a block
+    assert plain["converged"] and inc["converged"]
+    # The same fixed point from the same start (the incremental bound adds the log prior / N).
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("p.json", "i.json"))
+    np.testing.assert_allclose(b["means"], a["means"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b["transmat"], a["transmat"], rtol=1e-5, atol=1e-6)
+    # Blocks hold whole sequences: more blocks than sequences is refused, nothing written.
+    p = cuem(*common, "-o", "bad.json", "--incremental-blocks", 5, expect=USAGE)
+    assert "sequences" in p.stderr
+    assert not (tmp_path / "bad.json").exists()
+    p = cuem(*common, "-o", "bad.json", "--incremental-blocks", 2, "--n-mix", 2, expect=USAGE)
+    assert "--incremental-blocks" in p.stderr
+
+
 def test_missing_entries_marginalised(cuem, tmp_path):
     """--missing marginalize for HMMs: NaN entries missing at random. The score is checked
     against a forward pass written here over the diagonal Gaussians' marginal densities

@@ -1,7 +1,7 @@
 """cuem.GMMHMM against hmmlearn 0.3's GMMHMM from the same start parameters
 (init_params=''): log-likelihood history, startprob_, transmat_, weights_, means_ and
 covars_ after n iterations to 1e-8 relative, every covariance type, with hmmlearn's
-default priors and with other scalar priors; score, posteriors, Viterbi states, bic and
+default priors, with other scalar priors and with per-entry array priors; score, posteriors, Viterbi states, bic and
 aic of the fitted model; n_mix = 1 gives the GaussianHMM's evaluations."""
 
 import numpy as np
@@ -104,6 +104,31 @@ def test_priors_match_hmmlearn(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
+def test_array_priors_match_hmmlearn(covariance_type):
+    """A different prior value for every state, component and feature, in hmmlearn's shapes."""
+    X = _data(seed=2)
+    D = X.shape[1]
+    rng = np.random.default_rng(7)
+    covars_prior_shape, covars_weight_shape = {
+        "full": ((K, M, D, D), (K, M)),
+        "tied": ((K, D, D), (K,)),
+        "diag": ((K, M, D), (K, M, D)),
+        "spherical": ((K, M), (K, M)),
+    }[covariance_type]
+    if covariance_type in ("full", "tied"):  # symmetric positive definite matrices
+        covars_prior = np.eye(D) * rng.uniform(0.3, 0.8, covars_prior_shape[:-1])[..., None]
+    else:
+        covars_prior = rng.uniform(0.3, 0.8, covars_prior_shape)
+    priors = dict(weights_prior=rng.uniform(1.5, 3.0, (K, M)), means_prior=rng.normal(size=(K, M, D)),
+                  means_weight=rng.uniform(0.05, 0.3, (K, M)), covars_prior=covars_prior,
+                  covars_weight=rng.uniform(1.5, 3.0, covars_weight_shape))
+    ref, got = _pair(covariance_type, n_iter=2, **priors)
+    ref.fit(X, LENGTHS)
+    got.fit(X, LENGTHS)
+    _compare(ref, got)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
 def test_evaluations_match_hmmlearn(covariance_type):
     X = _data(seed=3)
     ref, got = _pair(covariance_type, n_iter=3)
@@ -151,8 +176,10 @@ def test_bad_input():
         cuem.GMMHMM(n_mix=0).fit(X)
     with pytest.raises(ValueError, match="letters"):
         cuem.GMMHMM(params="stmx").fit(X)
-    with pytest.raises(ValueError, match="scalar priors"):
-        cuem.GMMHMM(n_components=K, n_mix=M, weights_prior=np.ones(M)).fit(X)
+    with pytest.raises(ValueError, match="weights_prior"):
+        cuem.GMMHMM(n_components=K, n_mix=M, weights_prior=np.ones(M + 1)).fit(X)
+    with pytest.raises(ValueError, match="covars_prior"):
+        cuem.GMMHMM(n_components=K, n_mix=M, covars_prior=np.nan).fit(X)
     _, got = _pair("diag", n_iter=2)
     got.weights_ = np.full((K, M), 0.6)
     with pytest.raises(ValueError, match="weights"):
