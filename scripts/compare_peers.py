@@ -102,7 +102,8 @@ beside a compiler and 0.56 s alone.
 Output: a table on stdout; --json PATH writes the results with a machine description
 (CPU model, family/model, cores, memory, load average) and tool versions; --save also
 writes bench/results/<machine>/<date>_peers[_quick].json and a markdown summary .md
-beside it (see bench/results/README.md).
+beside it (see bench/results/README.md); a later run the same day adds _2, _3, ... to the
+name rather than overwrite.
 
     python3 scripts/compare_peers.py --quick
     python3 scripts/compare_peers.py --configs A,B,E,C,D --repeat 2 --wait-quiet 400 --save
@@ -915,6 +916,15 @@ def markdown_summary(doc, tools):
 # ---- main -------------------------------------------------------------------------------
 
 
+def unused_stem(stem):
+    """stem, or stem_2, stem_3, ... where an earlier run of the day saved its .json or .md."""
+    candidate, n = stem, 1
+    while os.path.exists(candidate + ".json") or os.path.exists(candidate + ".md"):
+        n += 1
+        candidate = f"{stem}_{n}"
+    return candidate
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--sklearn-worker"]:
@@ -1080,7 +1090,7 @@ def main(argv=None):
     if args.save:
         folder = os.path.join(args.results_dir, doc["machine"]["name"])
         os.makedirs(folder, exist_ok=True)
-        stem = os.path.join(folder, f"{date}_peers{'_quick' if args.quick else ''}")
+        stem = unused_stem(os.path.join(folder, f"{date}_peers{'_quick' if args.quick else ''}"))
         with open(stem + ".json", "w") as f:
             f.write(text + "\n")
         with open(stem + ".md", "w") as f:

@@ -191,7 +191,7 @@ def main(argv=None):
         desc = peers.cpu_description()
         folder = os.path.join(ROOT, "bench", "results", peers.machine_slug(desc))
         os.makedirs(folder, exist_ok=True)
-        stem = os.path.join(folder, f"{datetime.date.today().isoformat()}_whole_fit")
+        stem = peers.unused_stem(os.path.join(folder, f"{datetime.date.today().isoformat()}_whole_fit"))
         doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": desc,
                "cuem": peers.cuem_version(), "args": vars(args), "results": results, "load_after": peers.loadavg()}
         with open(stem + ".json", "w") as f:
