@@ -254,8 +254,10 @@ TEST(HmmOnlineBadInput, RefusedCombinations) {
   cuem::HmmOptions o = f.o;
   o.incremental_blocks = 9;
   EXPECT_THROW(cuem::fit_hmm(f.view(), kLengths, o), cuem::InvalidArgument);
-  o.incremental_blocks = 8;  // one sequence a block
-  EXPECT_NO_THROW(cuem::fit_hmm(f.view(), kLengths, o));
+  o.incremental_blocks = 8;  // one sequence a block: the most allowed, and it fits
+  const cuem::HmmFitResult at_most = cuem::fit_hmm(f.view(), kLengths, o);
+  EXPECT_EQ(at_most.n_decreases, 0);
+  EXPECT_GT(at_most.trace.size(), 8U);
   o.incremental_blocks = 0;
   EXPECT_THROW(cuem::fit_hmm(f.view(), kLengths, o), cuem::InvalidArgument);
   o.incremental_blocks = 2;
