@@ -11,6 +11,7 @@
 
 #include "core/point_math.hpp"
 #include "core/prepared_params.hpp"
+#include "cpu/aligned_buffer.hpp"
 #include "cpu/cpu_kernels.hpp"
 #include "engine/conditional_gaussian.hpp"
 #include "engine/incomplete_rows.hpp"
@@ -143,11 +144,11 @@ class ScatterBatches {
  public:
   ScatterBatches(int K, int D, bool tied)
       : K_(K), D_(D), W_(cpu::pad8(D)), R4_(cpu::pad4(D)), tied_(tied),
-        rows_(static_cast<std::size_t>(K) * kCap * static_cast<std::size_t>(W_), 0.0),
+        rows_(static_cast<std::size_t>(K) * kCap * static_cast<std::size_t>(W_)),
         g_(static_cast<std::size_t>(K) * kCap), count_(static_cast<std::size_t>(K), 0),
         y_(kCap * static_cast<std::size_t>(W_)), a_(kCap * static_cast<std::size_t>(W_)), index_(kCap),
-        zero_(static_cast<std::size_t>(W_), 0.0), s1_(static_cast<std::size_t>(K) * static_cast<std::size_t>(W_), 0.0),
-        s2_((tied ? 1 : static_cast<std::size_t>(K)) * static_cast<std::size_t>(R4_) * static_cast<std::size_t>(W_), 0.0) {
+        zero_(static_cast<std::size_t>(W_)), s1_(static_cast<std::size_t>(K) * static_cast<std::size_t>(W_)),
+        s2_((tied ? 1 : static_cast<std::size_t>(K)) * static_cast<std::size_t>(R4_) * static_cast<std::size_t>(W_)) {
     for (std::size_t t = 0; t < kCap; ++t) index_[t] = static_cast<int>(t);
   }
 
@@ -189,14 +190,14 @@ class ScatterBatches {
 
   int K_, D_, W_, R4_;
   bool tied_;
-  std::vector<double> rows_;  ///< K x kCap x W, zero padding
-  std::vector<double> g_;     ///< K x kCap
-  std::vector<int> count_;    ///< K
-  std::vector<double> y_, a_;
+  cpu::AlignedBuffer rows_;  ///< K x kCap x W, zero padding
+  cpu::AlignedBuffer g_;     ///< K x kCap
+  std::vector<int> count_;   ///< K
+  cpu::AlignedBuffer y_, a_;
   std::vector<int> index_;
-  std::vector<double> zero_;
-  std::vector<double> s1_;    ///< K x W
-  std::vector<double> s2_;    ///< (K or 1) x pad4(D) x W
+  cpu::AlignedBuffer zero_;
+  cpu::AlignedBuffer s1_;    ///< K x W
+  cpu::AlignedBuffer s2_;    ///< (K or 1) x pad4(D) x W
 };
 
 // s1 += g y, s2 += g y * y elementwise.
@@ -319,7 +320,7 @@ class RowVisitor {
   void visit_tile(const MissingPattern& p, const PatternFactors& pf, std::size_t r0, std::size_t n, OnRow& on_row) const {
     const std::size_t K = static_cast<std::size_t>(K_), D = static_cast<std::size_t>(D_);
     const std::size_t o = p.observed.size(), m = p.missing.size();
-    thread_local std::vector<double> xt, yt, scratch, lj, zero, y, e, resp;
+    thread_local cpu::AlignedBuffer xt, yt, scratch, lj, zero, y, e, resp;
     double row_max[16], row_sum[16], log_prob[16];
     xt.assign(D * 16, 0.0);
     yt.resize(K * D * 16);

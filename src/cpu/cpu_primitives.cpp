@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "core/data_access.hpp"
 #include "core/rng.hpp"
+#include "cpu/aligned_buffer.hpp"
 #include "cpu/cpu_kernels.hpp"
 #include "cpu/kmeans_kernels.hpp"
 #include "cpu/narrow_estep.hpp"
@@ -79,7 +81,7 @@ void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, s
   constexpr int R = cpu::kBlockRows;
   const int D = L.D;
   const int K = L.K;
-  std::vector<double> buf(static_cast<std::size_t>(2 * D + 2 * K + 2) * R);
+  cpu::AlignedBuffer buf(static_cast<std::size_t>(2 * D + 2 * K + 2) * R);
   double* xt = buf.data();
   double* yt = xt + static_cast<std::size_t>(D) * R;
   double* lj = yt + static_cast<std::size_t>(D) * R;
@@ -141,10 +143,10 @@ class StatsPass {
         D_(D),
         W_(cpu::pad8(D)),
         full_(type == CovarianceType::full || type == CovarianceType::tied),
-        centres_(static_cast<std::size_t>(K) * W_, 0.0),
+        centres_(static_cast<std::size_t>(K) * W_),
         nk_(static_cast<std::size_t>(K), 0.0),
-        s1_(static_cast<std::size_t>(K) * W_, 0.0),
-        s2_(static_cast<std::size_t>(K) * (full_ ? static_cast<std::size_t>(cpu::pad4(D)) : 1) * W_, 0.0) {
+        s1_(static_cast<std::size_t>(K) * W_),
+        s2_(static_cast<std::size_t>(K) * (full_ ? static_cast<std::size_t>(cpu::pad4(D)) : 1) * W_) {
     for (int k = 0; k < K; ++k)
       std::copy(shift.begin() + static_cast<std::ptrdiff_t>(k) * D, shift.begin() + static_cast<std::ptrdiff_t>(k + 1) * D,
                 centres_.begin() + static_cast<std::ptrdiff_t>(k) * W_);
@@ -161,13 +163,13 @@ class StatsPass {
 
   // Per-thread work buffers.
   struct Scratch {
-    std::vector<double> x, y, a, g;
+    cpu::AlignedBuffer x, y, a, g;
     std::vector<int> index;
   };
   Scratch scratch() const {
     const std::size_t rows = kStatsRows * static_cast<std::size_t>(W_);
-    return {std::vector<double>(rows, 0.0), std::vector<double>(full_ ? rows : 0), std::vector<double>(full_ ? rows : 0),
-            std::vector<double>(kStatsRows + 1), std::vector<int>(kStatsRows + 1)};
+    return {cpu::AlignedBuffer(rows), cpu::AlignedBuffer(full_ ? rows : 0), cpu::AlignedBuffer(full_ ? rows : 0),
+            cpu::AlignedBuffer(kStatsRows + 1), std::vector<int>(kStatsRows + 1)};
   }
 
   // Adds points [begin, begin + count) with responsibilities resp (count x K) to the sums
@@ -179,10 +181,15 @@ class StatsPass {
     const std::size_t R4 = static_cast<std::size_t>(cpu::pad4(D_));
     for (std::size_t b0 = 0; b0 < count; b0 += kStatsRows) {
       const int rows = static_cast<int>(std::min<std::size_t>(kStatsRows, count - b0));
-      // The kernels read rows of W doubles: float64 rows of that stride are read in place.
+      // The kernels read rows of W doubles: float64 rows of that stride are read in place
+      // when they lie on cache lines (every component reads them; split loads cost more
+      // than one aligned copy).
       const double* xs = s.x.data();
       if constexpr (std::is_same_v<T, double>) {
-        if (D_ == W_ && n_cols == static_cast<std::size_t>(W_)) xs = base + (begin + b0) * n_cols;
+        const double* rows0 = base + (begin + b0) * n_cols;
+        if (D_ == W_ && n_cols == static_cast<std::size_t>(W_) &&
+            reinterpret_cast<std::uintptr_t>(rows0) % cpu::AlignedBuffer::kAlignment == 0)
+          xs = rows0;
       }
       if (xs == s.x.data())
         for (int r = 0; r < rows; ++r) {
@@ -256,10 +263,10 @@ class StatsPass {
   int D_;
   int W_;
   bool full_;
-  std::vector<double> centres_;  // K x W
-  std::vector<double> nk_;       // K
-  std::vector<double> s1_;       // K x W
-  std::vector<double> s2_;       // K x pad4(D) x W (full, tied) or K x W
+  cpu::AlignedBuffer centres_;    // K x W
+  std::vector<double> nk_;    // K
+  cpu::AlignedBuffer s1_;         // K x W
+  cpu::AlignedBuffer s2_;         // K x pad4(D) x W (full, tied) or K x W
   std::vector<StatsTask> tasks_;
 };
 
@@ -286,8 +293,8 @@ SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::ve
   const std::size_t chunk = chunk_points(K);
   const int n_threads = worth_threads(std::min(chunk, X.n_rows), K, D) ? omp_get_max_threads() : 1;
   StatsPass pass(type, K, D, s.shift, n_threads);
-  std::vector<double> resp(chunk * static_cast<std::size_t>(K));
-  std::vector<double> log_prob(with_log_likelihood ? chunk : 0);
+  cpu::AlignedBuffer resp(chunk * static_cast<std::size_t>(K));
+  cpu::AlignedBuffer log_prob(with_log_likelihood ? chunk : 0);
   std::exception_ptr error;
   std::mutex error_mutex;
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/data_access.hpp"
+#include "cpu/aligned_buffer.hpp"
 #include "cpu/cpu_primitives.hpp"
 #include "cpu/wide_kernels.hpp"
 
@@ -89,11 +90,11 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
 
 #pragma omp parallel num_threads(n_threads)
   {
-    std::vector<double> xt(static_cast<std::size_t>(D) * block_rows);
-    std::vector<double> g(static_cast<std::size_t>(K) * block_rows);
-    std::vector<double> scratch(Lanes::scratch(p.type, D));
-    std::vector<double> acc(values * 8);
-    std::vector<double> wb(block_rows);
+    AlignedBuffer xt(static_cast<std::size_t>(D) * block_rows);
+    AlignedBuffer g(static_cast<std::size_t>(K) * block_rows);
+    AlignedBuffer scratch(Lanes::scratch(p.type, D));
+    AlignedBuffer acc(values * 8);
+    AlignedBuffer wb(block_rows);
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t u = 0; u < static_cast<std::ptrdiff_t>(units); ++u) {
       if (stop.load(std::memory_order_relaxed)) continue;

@@ -93,7 +93,7 @@ CUEM_INLINE void log_joints_full(const NarrowParams& p, const double* xt, int nv
 // block's w log p(x) lane partials added to acc_ll.
 template <int R>
 CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, double* f, double* acc_ll) {
-  double mx[R];
+  alignas(64) double mx[R];
   v8d unexplained = splat(0.0);
   v8d ll = load(acc_ll);
   const auto exponentials = [&](int v, v8d& m, v8d& sum) CUEM_INLINE_LAMBDA {
@@ -241,7 +241,7 @@ CUEM_INLINE void full_block(const NarrowParams& p, const double* xt, int rows, c
   const int nv = (rows + 7) / 8;
   constexpr int S = 1 + D + pad4(D) * pad4(D);
   log_joints_full<R, D>(p, xt, nv, g);
-  double f[R];
+  alignas(64) double f[R];
   normalise_block<R>(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
   stats_full<R, D>(p, xt, nv, g, f, scratch, acc);
 }
@@ -263,7 +263,7 @@ CUEM_INLINE void diag_block(const NarrowParams& p, const double* xt, int rows, c
     case 2: log_joints_diag<R, 2, spherical>(p, xt, g); break;
     default: log_joints_diag<R, 1, spherical>(p, xt, g); break;
   }
-  double f[R];
+  alignas(64) double f[R];
   normalise_block<R>(p.K, nv, w, g, f, acc + static_cast<std::ptrdiff_t>(p.K) * S * 8);
   stats_diag<R>(p, xt, nv, g, f, acc);
 }
