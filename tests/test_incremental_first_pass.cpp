@@ -13,6 +13,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpu/cpu_primitives.hpp"
@@ -61,7 +62,8 @@ void set_start(cuem::FitOptions& o, const cuem::Model& start) {
 }
 
 // Neal and Hinton's first pass by hand: block b's responsibilities (times the weights)
-// under the parameters so far, then the M-step on the rows of blocks 0..b.
+// under the parameters so far, then the M-step on the rows of blocks 0..b, from the
+// ceil(B / 10)-th block on (the blocks before stay under the start).
 cuem::Model plain_first_pass(const cuem_test::Dataset& ds, const std::vector<double>& w, std::size_t B,
                              cuem::Model params, double reg_covar) {
   const std::size_t k = static_cast<std::size_t>(params.n_components);
@@ -73,6 +75,7 @@ cuem::Model plain_first_pass(const cuem_test::Dataset& ds, const std::vector<dou
     for (std::size_t p = 0; p < block.n_rows; ++p)
       for (std::size_t c = 0; c < k; ++c) r[p * k + c] *= w.empty() ? 1.0 : w[begin + p];
     resp.insert(resp.end(), r.begin(), r.end());
+    if (b + 1 < (B + 9) / 10) continue;
     const cuem::DataView seen(ds.x.data(), end, static_cast<std::size_t>(ds.d));
     params = cuem_test::m_step(seen, resp, params.n_components, params.covariance_type, reg_covar);
   }
@@ -92,7 +95,8 @@ double weighted_mean_ll(const cuem::Model& m, cuem::DataView x, const double* w)
 class FirstPassIncremental : public testing::TestWithParam<CovarianceType> {};
 
 // One pass through fit(): the plain loop's parameters to 1e-12, away from batch EM's one
-// step; the first trace entry is block 0's mean log-likelihood under the start.
+// step; the first trace entry is block 0's mean log-likelihood under the start. B = 4: an
+// M-step after every block; B = 23: after the third block on.
 TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
   const CovarianceType type = GetParam();
   const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 2.0, 61);
@@ -101,10 +105,9 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
   cuem_test::Rng rng(63);
   std::vector<double> weights(ds.n);
   for (double& v : weights) v = rng.uniform(0.2, 3.0);
-  for (const bool weighted : {false, true}) {
+  for (const auto& [weighted, B] : {std::pair<bool, std::size_t>{false, 4}, {true, 4}, {false, 23}, {true, 23}}) {
     const std::vector<double> w = weighted ? weights : std::vector<double>{};
     const cuem::WeightView wv = weighted ? cuem::WeightView{w.data(), w.size()} : cuem::WeightView{};
-    const std::size_t B = 4;
     cuem::FitOptions o = options(type, 3);
     set_start(o, start);
     o.max_iter = 1;
@@ -115,7 +118,7 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
     o.incremental_blocks = 1;
     const cuem::FitResult batch = cuem::fit(ds.view(), o, wv);
     const cuem::Model ref = plain_first_pass(ds, w, B, start, o.reg_covar);
-    const std::string what = std::string(type_name(type)) + (weighted ? ", weighted" : "");
+    const std::string what = std::string(type_name(type)) + (weighted ? ", weighted" : "") + ", B = " + std::to_string(B);
     ASSERT_EQ(inc.n_iter, 1) << what;
     ASSERT_EQ(inc.trace.size(), B) << what;
     ASSERT_GT(cuem_test::max_abs(inc.model.means), 0.5) << what;  // not vacuous

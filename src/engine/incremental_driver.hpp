@@ -12,10 +12,13 @@
 //    parameters of the M-step on blocks 0..b-1 (the start for block 0), i.e. the total
 //    holds only the blocks seen so far. Their statistics are those of a subsample, so the
 //    M-step on them is a consistent estimate of the full M-step when the blocks are alike
-//    (rows in random order); it is stepwise EM with step 1/b. The start is not blended in:
-//    the estimate from a block of N/B rows is already better than the start, which
-//    the seen blocks' statistics replace anyway by the end of the pass. Blocks that are
-//    not alike (sorted rows) can empty a component early: take the full first pass.
+//    (rows in random order); it is stepwise EM with step 1/b. The start is not blended
+//    into the statistics; instead the M-steps begin once the seen blocks hold a tenth of
+//    the blocks (first_pass_start_blocks): the blocks before are estimated under the
+//    start. A block of 1/100 of the rows can hold fewer points a component than a
+//    covariance has dimensions, and an M-step on it collapses components that later
+//    blocks cannot revive; a tenth costs a tenth of a pass and is what B = 10 uses. Blocks
+//    that are not alike (sorted rows) can still empty a component: take the full first pass.
 //    The bound of a first-pass step is F over the seen blocks per unit of their weight:
 //    not comparable between steps, so the monotonicity watch starts at the pass's last
 //    step, the first with every block's statistics.
@@ -80,6 +83,9 @@ double log_prior_of(const M& model, const typename M::Params& params) {
 /// them, the trace and its monotonicity watch as run_batch_em. The trace has one entry
 /// per iteration (a full first pass is one, an incremental one B, then one a block);
 /// n_iter and n_estep_passes count passes over the data.
+/// An incremental first pass runs its first M-step after this many blocks: a tenth of them.
+inline std::size_t first_pass_start_blocks(std::size_t B) { return (B + 9) / 10; }
+
 template <class Model>
 BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::vector<Model*>& blocks,
                                                        const BatchOptions& o, FirstPass first_pass = FirstPass::full) {
@@ -147,7 +153,8 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
         // The tree's root (unchanged until the next update), or the seen blocks' sum.
         const Stats& total = seen_total ? *seen_total : sums.total();
         bound = free_energy / total.weight;
-        params = model.m_step(total);
+        // An incremental first pass keeps the start until a tenth of the blocks are in.
+        if (!(pass == 1 && !full_first && i + 1 < first_pass_start_blocks(B))) params = model.m_step(total);
         ++step;
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         // F's B + 1 parts are each rounded to about their own size: B times the slack.
