@@ -128,7 +128,9 @@ struct FitOptions {
   /// entries each block holds its own copy of its rows (the whole data's copy besides).
   int incremental_blocks = 1;
   /// Incremental EM's first pass (incremental_blocks > 1): full, or with an M-step after
-  /// each block. The trace then has B entries for it, and only its last covers every block.
+  /// each block from the ceil(B / 10)-th on (the trace then has B entries for it, and only
+  /// its last covers every block). Incremental needs rows in random order: on sorted rows
+  /// it can end at a worse optimum, hence the default.
   FirstPass first_pass = FirstPass::full;
   /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
   /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and

@@ -381,10 +381,11 @@ class GaussianMixture(*_Bases):
     first_pass : {'full', 'incremental'}, default='full'
         Incremental EM's first pass: 'full' estimates every block under the start and
         then runs one M-step; 'incremental' runs an M-step after each block, on the
-        statistics of the blocks seen so far (fewer passes to the optimum where the rows
-        are in random order; sorted rows can empty a component early). Its first-pass
-        entries of ``lower_bounds_`` are the bound over the blocks seen so far; from the
-        pass's last entry on they never decrease.
+        statistics of the blocks seen so far, from the ceil(B / 10)-th block on (fewer
+        passes to the optimum where the rows are in random order; on sorted rows it can
+        end at a worse optimum, hence the default). Its first-pass entries of
+        ``lower_bounds_`` are the bound over the blocks seen so far; from the pass's last
+        entry on they never decrease.
     learning_decay, learning_offset : float, default=0.6 and 0.0
         The step sizes of ``partial_fit`` (stepwise EM): rho_t = (t + learning_offset)
         ** -learning_decay, learning_decay in (0.5, 1] (1 with offset 0: the running
