@@ -127,10 +127,8 @@ struct FitOptions {
   /// the data, and the trace has one entry per block step. Not with SQUAREM. With missing
   /// entries each block holds its own copy of its rows (the whole data's copy besides).
   int incremental_blocks = 1;
-  /// Incremental EM's first pass (incremental_blocks > 1): full, or with an M-step after
-  /// each block from the ceil(B / 10)-th on (the trace then has B entries for it, and only
-  /// its last covers every block). Incremental needs rows in random order: on sorted rows
-  /// it can end at a worse optimum, hence the default.
+  /// Incremental EM's first pass (B > 1): full, or an M-step after each block from the ceil(B / 10)-th on (B trace
+  /// entries, the last the first over every block); that needs shuffled rows (sorted: a worse optimum), hence full.
   FirstPass first_pass = FirstPass::full;
   /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
   /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and
