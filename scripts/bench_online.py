@@ -53,14 +53,22 @@ def cuem_binary(build):
     return path
 
 
-def mixture_data(n, d, k, seed):
+def mixture_data(n, d, k, seed, chunk=10_000_000):
     """n points from a random mixture of k Gaussians in d dimensions (means spread 4
-    standard deviations), float64, shuffled."""
+    standard deviations), float64, shuffled. Written in chunks of rows into one array, so
+    that memory is the result plus a chunk (10^8 x 8 is 6.4 GB); the draws are in the
+    same order as one chunk's."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0.0, 4.0 / np.sqrt(d) * 2, (k, d))
     labels = rng.integers(0, k, n)
     scales = rng.uniform(0.5, 1.5, (k, d))
-    return means[labels] + rng.normal(size=(n, d)) * scales[labels]
+    X = np.empty((n, d))
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        X[s:e] = rng.normal(size=(e - s, d))
+        X[s:e] *= scales[labels[s:e]]
+        X[s:e] += means[labels[s:e]]
+    return X
 
 
 def read_trace(path):
@@ -142,6 +150,8 @@ def speed(args):
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "x.npy")
             np.save(data, X)
+            if args.no_stepwise:
+                del X  # only stepwise EM reads it again
             common = ["fit", data, "-k", str(k), "--covariance", cov, "--seed", "1", "--device", "cpu",
                       "--precision", "float64", "--threads", str(args.threads)]
             # The reference optimum: batch EM until its remaining gap, estimated from the last
