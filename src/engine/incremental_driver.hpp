@@ -18,7 +18,8 @@
 //    start. A block of 1/100 of the rows can hold fewer points a component than a
 //    covariance has dimensions, and an M-step on it collapses components that later
 //    blocks cannot revive; a tenth costs a tenth of a pass and is what B = 10 uses. Blocks
-//    that are not alike (sorted rows) can still empty a component: take the full first pass.
+//    that are not alike (sorted rows) mislead the first M-steps towards a worse optimum:
+//    take the full first pass there (the default).
 //    The bound of a first-pass step is F over the seen blocks per unit of their weight:
 //    not comparable between steps, so the monotonicity watch starts at the pass's last
 //    step, the first with every block's statistics.
@@ -78,14 +79,14 @@ double log_prior_of(const M& model, const typename M::Params& params) {
   else return 0.0;
 }
 
+/// An incremental first pass runs its first M-step after this many blocks: a tenth of them.
+inline std::size_t first_pass_start_blocks(std::size_t B) { return (B + 9) / 10; }
+
 /// Runs incremental EM with `blocks[b]` the model over block b's rows (blocks partition
 /// the data of `model`, which initialises and runs the M-step); restarts, the best of
 /// them, the trace and its monotonicity watch as run_batch_em. The trace has one entry
 /// per iteration (a full first pass is one, an incremental one B, then one a block);
-/// n_iter and n_estep_passes count passes over the data.
-/// An incremental first pass runs its first M-step after this many blocks: a tenth of them.
-inline std::size_t first_pass_start_blocks(std::size_t B) { return (B + 9) / 10; }
-
+/// n_iter and n_estep_passes count passes over the data. `first_pass`: see the schedule above.
 template <class Model>
 BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::vector<Model*>& blocks,
                                                        const BatchOptions& o, FirstPass first_pass = FirstPass::full) {
