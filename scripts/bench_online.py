@@ -10,6 +10,8 @@ of a thousandth of the margin, and with --repeats the runs interleave):
   batch        cuem fit --trace            (the trace's seconds up to the first bound in reach)
   incr-B       cuem fit --incremental-blocks B --trace  (the free energy, a lower bound of
                the log-likelihood, so the time is an upper bound of the time to target)
+  incr-B-inc   the same with --first-pass incremental (--first-passes picks which run); the
+               first pass's entries before its last bound fewer blocks and are not read
   stepwise     GaussianMixture.partial_fit over shuffled batches of --batch rows, the
                model scored after each epoch (scoring not timed), up to --epochs epochs
 All on the CPU (float64). The machine is shared: every result records the load average.
@@ -51,14 +53,22 @@ def cuem_binary(build):
     return path
 
 
-def mixture_data(n, d, k, seed):
+def mixture_data(n, d, k, seed, chunk=10_000_000):
     """n points from a random mixture of k Gaussians in d dimensions (means spread 4
-    standard deviations), float64, shuffled."""
+    standard deviations), float64, shuffled. Written in chunks of rows into one array, so
+    that memory is the result plus a chunk (10^8 x 8 is 6.4 GB); the draws are in the
+    same order as one chunk's."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0.0, 4.0 / np.sqrt(d) * 2, (k, d))
     labels = rng.integers(0, k, n)
     scales = rng.uniform(0.5, 1.5, (k, d))
-    return means[labels] + rng.normal(size=(n, d)) * scales[labels]
+    X = np.empty((n, d))
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        X[s:e] = rng.normal(size=(e - s, d))
+        X[s:e] *= scales[labels[s:e]]
+        X[s:e] += means[labels[s:e]]
+    return X
 
 
 def read_trace(path):
@@ -67,35 +77,46 @@ def read_trace(path):
     return [(float(r["mean_log_likelihood"]), float(r["seconds"])) for r in rows]
 
 
-def time_to_target(trace, target):
-    elapsed = 0.0
-    for bound, seconds in trace:
-        elapsed += seconds
-        if bound >= target:
-            return elapsed
+def first_pass_entries(blocks, first_pass):
+    """Trace entries of the first pass: one for a full first pass (and batch EM), B for an
+    incremental one (whose entries before the last bound only the blocks seen so far)."""
+    return blocks if first_pass == "incremental" else 1
+
+
+def first_in_reach(trace, target, blocks, first_pass):
+    """Index of the first entry whose bound covers every block and reaches the target."""
+    for i in range(first_pass_entries(blocks, first_pass) - 1, len(trace)):
+        if trace[i][0] >= target:
+            return i
     return None
 
 
-def passes_to_target(trace, target, blocks):
+def time_to_target(trace, target, blocks=1, first_pass="full"):
+    i = first_in_reach(trace, target, blocks, first_pass)
+    return None if i is None else sum(s for _, s in trace[: i + 1])
+
+
+def passes_to_target(trace, target, blocks, first_pass="full"):
     """Passes over the data up to the first bound in reach (machine-independent): the trace
-    of incremental EM with B blocks has a full E-step, then one entry per block step."""
-    for i, (bound, _) in enumerate(trace):
-        if bound >= target:
-            return 1 + (i + blocks - 1) // blocks
-    return None
+    of incremental EM with B blocks has a full E-step (or B steps of an incremental first
+    pass), then one entry per block step."""
+    i = first_in_reach(trace, target, blocks, first_pass)
+    if i is None:
+        return None
+    return 1 + i // blocks if first_pass == "incremental" else 1 + (i + blocks - 1) // blocks
 
 
-def data_passes_to_target(trace, target, blocks):
+def data_passes_to_target(trace, target, blocks, first_pass="full"):
     """Passes over the data up to the first bound in reach, a block step counting 1/B."""
-    for i, (bound, _) in enumerate(trace):
-        if bound >= target:
-            return 1 + i / blocks
-    return None
+    i = first_in_reach(trace, target, blocks, first_pass)
+    if i is None:
+        return None
+    return (i + 1) / blocks if first_pass == "incremental" else 1 + i / blocks
 
 
-def seconds_per_pass(trace, blocks):
-    """Mean seconds of a pass after the first (the first is a full E-step for every method)."""
-    later = [s for _, s in trace[1:]]
+def seconds_per_pass(trace, blocks, first_pass="full"):
+    """Mean seconds of a pass after the first."""
+    later = [s for _, s in trace[first_pass_entries(blocks, first_pass):]]
     return sum(later) / (len(later) / blocks) if later else None
 
 
@@ -129,6 +150,8 @@ def speed(args):
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "x.npy")
             np.save(data, X)
+            if args.no_stepwise:
+                del X  # only stepwise EM reads it again
             common = ["fit", data, "-k", str(k), "--covariance", cov, "--seed", "1", "--device", "cpu",
                       "--precision", "float64", "--threads", str(args.threads)]
             # The reference optimum: batch EM until its remaining gap, estimated from the last
@@ -154,19 +177,25 @@ def speed(args):
             for repeat in range(args.repeats):
                 # Interleaved on a shared machine: every repeat runs each method once, the order
                 # reversed every other repeat; the fastest time of each is kept.
-                order = [("batch", 1, []),
-                         *[(f"incr-{b}", b, ["--incremental-blocks", str(b)]) for b in args.blocks]]
-                for label, blocks, extra in order[::-1] if repeat % 2 else order:
+                order = [("batch", 1, "full", [])]
+                for b in args.blocks:
+                    for first in args.first_passes:
+                        order.append((f"incr-{b}" + ("-inc" if first == "incremental" else ""), b, first,
+                                      ["--incremental-blocks", str(b), "--first-pass", first]))
+                for label, blocks, first, extra in order[::-1] if repeat % 2 else order:
                     trace = os.path.join(tmp, f"{label}.csv")
                     t0 = time.perf_counter()
                     out = run_cli(binary, [*common, *extra, "--tol", str(method_tol), "--max-iter",
                                            str(args.max_iter), "--trace", trace], env)
                     wall = time.perf_counter() - t0
                     steps = read_trace(trace)
-                    got = {"seconds_to_target": time_to_target(steps, target), "passes": out["n_iter"],
-                           "passes_to_target": passes_to_target(steps, target, blocks),
-                           "data_passes_to_target": data_passes_to_target(steps, target, blocks),
-                           "seconds_per_pass": seconds_per_pass(steps, blocks), "first_pass_seconds": steps[0][1],
+                    head = first_pass_entries(blocks, first)
+                    got = {"seconds_to_target": time_to_target(steps, target, blocks, first),
+                           "passes": out["n_iter"], "first_pass": first,
+                           "passes_to_target": passes_to_target(steps, target, blocks, first),
+                           "data_passes_to_target": data_passes_to_target(steps, target, blocks, first),
+                           "seconds_per_pass": seconds_per_pass(steps, blocks, first),
+                           "first_pass_seconds": sum(s for _, s in steps[:head]),
                            "wall_total": wall, "final_bound": out["lower_bound"], "load": os.getloadavg()[0]}
                     best = entry["methods"].get(label)
                     if best is None or (got["seconds_to_target"] is not None and
@@ -267,6 +296,8 @@ def main():
     p.add_argument("--configs", default="A,B,C,D")
     p.add_argument("--scale", type=float, default=1.0, help="multiply each config's n by this")
     p.add_argument("--blocks", type=lambda s: [int(v) for v in s.split(",")], default=[10, 100])
+    p.add_argument("--first-passes", type=lambda s: s.split(","), default=["full", "incremental"],
+                   help="incremental EM's first passes to run (full, incremental or both)")
     p.add_argument("--rtol", type=float, default=1e-4)
     p.add_argument("--max-iter", type=int, default=2000)
     p.add_argument("--ref-max-iter", type=int, default=5000, help="passes of the reference fit")

@@ -69,6 +69,18 @@ const char* to_string(Acceleration acceleration) noexcept;
 /// "none" or "squarem".
 Acceleration parse_acceleration(const std::string& name);
 
+/// How incremental EM's first pass over the blocks runs (docs/ONLINE.md).
+enum class FirstPass {
+  full,         ///< every block under the start, then one M-step
+  /// an M-step after each block, on the statistics of the blocks seen so far: blocks
+  /// should be alike (rows in random order)
+  incremental,
+};
+
+const char* to_string(FirstPass first_pass) noexcept;
+/// "full" or "incremental".
+FirstPass parse_first_pass(const std::string& name);
+
 /// Choices among CUDA kernels that compute the same values (up to rounding), for timing
 /// them side by side (bench/NOTES.md); the defaults are the ones to use.
 struct CudaTuning {
@@ -115,6 +127,9 @@ struct FitOptions {
   /// the data, and the trace has one entry per block step. Not with SQUAREM. With missing
   /// entries each block holds its own copy of its rows (the whole data's copy besides).
   int incremental_blocks = 1;
+  /// Incremental EM's first pass (B > 1): full, or an M-step after each block from the ceil(B / 10)-th on (B trace
+  /// entries, the last the first over every block); that needs shuffled rows (sorted: a worse optimum), hence full.
+  FirstPass first_pass = FirstPass::full;
   /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
   /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and
   /// calls release_rows(end) after each chunk, `end` the row the pass has read up to, so

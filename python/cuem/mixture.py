@@ -158,6 +158,7 @@ _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _PRECISIONS = ("float32", "float64")
 _MISSING = ("error", "marginalize")
 _ACCELERATION = ("none", "squarem")
+_FIRST_PASS = ("full", "incremental")
 _DEVICE = re.compile(r"^(cpu|auto|cuda|cuda:[0-9]{1,4})$")
 _MAX_SEED = 2**63 - 1
 
@@ -377,6 +378,14 @@ class GaussianMixture(*_Bases):
         ``lower_bound_`` and ``lower_bounds_`` (one entry per block step) are the free
         energy, which never decreases and is at most the log-likelihood. Not with
         'squarem' or missing='marginalize'. docs/ONLINE.md.
+    first_pass : {'full', 'incremental'}, default='full'
+        Incremental EM's first pass: 'full' estimates every block under the start and
+        then runs one M-step; 'incremental' runs an M-step after each block, on the
+        statistics of the blocks seen so far, from the ceil(B / 10)-th block on (fewer
+        passes to the optimum where the rows are in random order; on sorted rows it can
+        end at a worse optimum, hence the default). Its first-pass entries of
+        ``lower_bounds_`` are the bound over the blocks seen so far; from the pass's last
+        entry on they never decrease.
     learning_decay, learning_offset : float, default=0.6 and 0.0
         The step sizes of ``partial_fit`` (stepwise EM): rho_t = (t + learning_offset)
         ** -learning_decay, learning_decay in (0.5, 1] (1 with offset 0: the running
@@ -445,6 +454,7 @@ class GaussianMixture(*_Bases):
         missing="error",
         acceleration="none",
         incremental_blocks=1,
+        first_pass="full",
         learning_decay=0.6,
         learning_offset=0.0,
     ):
@@ -468,6 +478,7 @@ class GaussianMixture(*_Bases):
         self.missing = missing
         self.acceleration = acceleration
         self.incremental_blocks = incremental_blocks
+        self.first_pass = first_pass
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
 
@@ -483,6 +494,7 @@ class GaussianMixture(*_Bases):
         self._check_shared_parameters()
         self._check_option("missing", _MISSING)
         self._check_option("acceleration", _ACCELERATION)
+        self._check_option("first_pass", _FIRST_PASS)
         self._check_online_parameters()
 
     def _check_online_parameters(self):
@@ -760,6 +772,7 @@ class GaussianMixture(*_Bases):
             missing=self.missing,
             acceleration=self.acceleration,
             incremental_blocks=int(self.incremental_blocks),
+            first_pass=self.first_pass,
         )
         self._online = None  # a later partial_fit continues from this fit's parameters
         if placed:  # its device, precision and weights

@@ -146,7 +146,7 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
     if (o.incremental_blocks > 1) {
       RowBlocks blocks(placed, o, static_cast<std::size_t>(o.incremental_blocks), 0);
       const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      result = result_of(engine::run_incremental_em(model, blocks.models, batch), placed.notice);
+      result = result_of(engine::run_incremental_em(model, blocks.models, batch, o.first_pass), placed.notice);
     } else {
       result = result_of(run_driver(model, o), placed.notice);
     }
@@ -241,7 +241,7 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
       std::vector<MissingRangeModel*> blocks;
       for (const auto& m : owned) blocks.push_back(m.get());
       const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      result = result_of(engine::run_incremental_em(model, blocks, batch), model.notice());
+      result = result_of(engine::run_incremental_em(model, blocks, batch, o.first_pass), model.notice());
     } else {
       result = result_of(run_driver(model, o), model.notice());
     }

@@ -76,6 +76,16 @@ Acceleration parse_acceleration(const std::string& name) {
   throw InvalidArgument("unknown acceleration '" + name + "': use none or squarem");
 }
 
+const char* to_string(FirstPass first_pass) noexcept {
+  return first_pass == FirstPass::incremental ? "incremental" : "full";
+}
+
+FirstPass parse_first_pass(const std::string& name) {
+  if (name == "full") return FirstPass::full;
+  if (name == "incremental") return FirstPass::incremental;
+  throw InvalidArgument("unknown first pass '" + name + "': use full or incremental");
+}
+
 Device parse_device(const std::string& name) {
   if (name == "cpu") return {DeviceKind::cpu, 0};
   if (name == "auto") return {DeviceKind::automatic, 0};

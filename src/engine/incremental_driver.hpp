@@ -3,12 +3,26 @@
 // incremental, sparse, and other variants") for any model whose data split into blocks of
 // rows: each block is the same model over fewer rows. The driver knows no model.
 //
-// Schedule: the first iteration is a full E-step (every block under the initial
-// parameters, in order) and an M-step; after it, each iteration re-estimates one block
-// (in turn, 0..B-1) under the current parameters, replaces that block's kept statistics,
-// and runs the M-step on their total. A pass is B such iterations: max_iter counts passes,
-// and the convergence test compares the bound at the end of one pass with the previous
-// pass's.
+// Schedule: each iteration re-estimates one block (in turn, 0..B-1) under the current
+// parameters, replaces that block's kept statistics, and runs the M-step on their total. A
+// pass is B such iterations: max_iter counts passes, and the convergence test compares the
+// bound at the end of one pass with the previous pass's. The first pass is either
+//  - full: one iteration, every block under the initial parameters, then one M-step; or
+//  - incremental (Neal and Hinton's scheme from the start): block b's E-step under the
+//    parameters of the M-step on blocks 0..b-1 (the start for block 0), i.e. the total
+//    holds only the blocks seen so far. Their statistics are those of a subsample, so the
+//    M-step on them is a consistent estimate of the full M-step when the blocks are alike
+//    (rows in random order); it is stepwise EM with step 1/b. The start is not blended
+//    into the statistics; instead the M-steps begin once the seen blocks hold a tenth of
+//    the blocks (first_pass_start_blocks): the blocks before are estimated under the
+//    start. A block of 1/100 of the rows can hold fewer points a component than a
+//    covariance has dimensions, and an M-step on it collapses components that later
+//    blocks cannot revive; a tenth costs a tenth of a pass and is what B = 10 uses. Blocks
+//    that are not alike (sorted rows) mislead the first M-steps towards a worse optimum:
+//    take the full first pass there (the default).
+//    The bound of a first-pass step is F over the seen blocks per unit of their weight:
+//    not comparable between steps, so the monotonicity watch starts at the pass's last
+//    step, the first with every block's statistics.
 //
 // Totals: sums of the kept block statistics through a fixed tree of partial sums
 // (block_sum_tree.hpp), not updated by difference (total - old_b + new_b). The difference
@@ -45,6 +59,7 @@
 
 #include "core/rng.hpp"
 #include "cuem/errors.hpp"
+#include "cuem/options.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/block_sum_tree.hpp"
 #include "engine/model.hpp"
@@ -64,14 +79,17 @@ double log_prior_of(const M& model, const typename M::Params& params) {
   else return 0.0;
 }
 
+/// An incremental first pass runs its first M-step after this many blocks: a tenth of them.
+inline std::size_t first_pass_start_blocks(std::size_t B) { return (B + 9) / 10; }
+
 /// Runs incremental EM with `blocks[b]` the model over block b's rows (blocks partition
 /// the data of `model`, which initialises and runs the M-step); restarts, the best of
 /// them, the trace and its monotonicity watch as run_batch_em. The trace has one entry
-/// per iteration (a full E-step first, then one block each); n_iter and
-/// n_estep_passes count passes over the data.
+/// per iteration (a full first pass is one, an incremental one B, then one a block);
+/// n_iter and n_estep_passes count passes over the data. `first_pass`: see the schedule above.
 template <class Model>
 BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::vector<Model*>& blocks,
-                                                       const BatchOptions& o) {
+                                                       const BatchOptions& o, FirstPass first_pass = FirstPass::full) {
   static_assert(is_batch_model<Model>::value, "not an engine model: see src/engine/model.hpp for the members");
   using Clock = std::chrono::steady_clock;
   using Stats = typename Model::Stats;
@@ -92,17 +110,36 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
     double bound = -std::numeric_limits<double>::infinity(), pass_bound = bound;
     bool converged = false;
     int n_pass = 0, step = 0;
+    // One block: both first passes are the same full E-step (batch EM bitwise).
+    const bool full_first = first_pass == FirstPass::full || B == 1;
+    const int first_complete = full_first ? 1 : static_cast<int>(B);  // the first step whose F covers every block
+    Stats seen;  // incremental first pass: blocks 0..i-1, summed in order
     for (int pass = 1; pass <= o.max_iter && !stopped; ++pass) {
       const auto pass_start = Clock::now();
-      const std::size_t steps = pass == 1 ? 1 : B;  // the first pass is one full E-step
+      const std::size_t steps = pass == 1 && full_first ? 1 : B;
       for (std::size_t i = 0; i < steps; ++i) {
         const auto t0 = Clock::now();
         const double previous = bound;
         double free_energy = 0.0;
-        if (pass == 1) {
+        const Stats* seen_total = nullptr;
+        if (pass == 1 && full_first) {
           for (std::size_t b = 0; b < B; ++b) estimate(b);
           for (std::size_t b = 0; b < B; ++b) free_energy += kept[b].log_likelihood;
           sums.build();
+        } else if (pass == 1) {
+          estimate(i);
+          free_energy = kept[i].log_likelihood;
+          if (i > 0) {
+            free_energy += model.complete_log_likelihood(seen, params);
+            for (std::size_t b = 0; b < i; ++b) free_energy += entropy[b];
+          }
+          if (i + 1 == B) {
+            sums.build();  // from here on the tree's fixed order, as in every later pass
+          } else {
+            if (i == 0) seen = kept[0];
+            else seen.merge(kept[i]);
+            seen_total = &seen;
+          }
         } else {
           estimate(i);
           sums.update(i);
@@ -114,13 +151,15 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
           }
         }
         free_energy += log_prior_of(model, params);
-        const Stats& total = sums.total();  // the tree's root: unchanged until the next update
+        // The tree's root (unchanged until the next update), or the seen blocks' sum.
+        const Stats& total = seen_total ? *seen_total : sums.total();
         bound = free_energy / total.weight;
-        params = model.m_step(total);
+        // An incremental first pass keeps the start until a tenth of the blocks are in.
+        if (!(pass == 1 && !full_first && i + 1 < first_pass_start_blocks(B))) params = model.m_step(total);
         ++step;
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         // F's B + 1 parts are each rounded to about their own size: B times the slack.
-        if (step > 1) watch_decrease(result, previous, bound - previous, static_cast<double>(B) * model.unit_roundoff());
+        if (step > first_complete) watch_decrease(result, previous, bound - previous, static_cast<double>(B) * model.unit_roundoff());
         if (i + 1 == steps && pass > 1) rate.add(pass_bound, bound - pass_bound, pass > 2);  // per pass
         result.trace.push_back({init, step, bound, seconds, rate.rate()});
       }

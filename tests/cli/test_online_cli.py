@@ -51,6 +51,29 @@ def test_incremental_blocks_fit_and_trace(data):
     assert "incremental EM over 6 blocks" in text
 
 
+def test_incremental_first_pass_fit_and_trace(data):
+    batch = data.json("fit", "x.npy", "-k", "3", "--tol", "1e-10", "--max-iter", "2000")
+    inc = data.json("fit", "x.npy", "-k", "3", "--tol", "1e-10", "--max-iter", "2000", "--incremental-blocks", "6",
+                    "--first-pass", "incremental", "--trace", "inc_first.csv")
+    assert inc["first_pass"] == "incremental" and "first_pass" not in batch
+    assert inc["converged"] and inc["n_decreases"] == 0
+    assert inc["lower_bound"] == pytest.approx(batch["lower_bound"], abs=1e-8)
+    with open(data.cwd / "inc_first.csv") as f:
+        values = [float(r["mean_log_likelihood"]) for r in csv.DictReader(f)]
+    assert len(values) == inc["n_iter"] * 6  # the first pass has a row per block too
+    assert all(b >= a - 1e-12 for a, b in zip(values[5:], values[6:]))  # from the first complete bound on
+    assert "incremental first pass" in data("fit", "x.npy", "-k", "3", "--incremental-blocks", "6",
+                                            "--first-pass", "incremental").stdout
+
+
+@pytest.mark.parametrize("extra", [["--first-pass", "half"], ["--first-pass", "full", "--model", "hmm"],
+                                   ["--first-pass", "full", "--model", "bayesian"]])
+def test_first_pass_bad_uses_are_usage_errors(data, extra):
+    proc = data("fit", "x.npy", "-k", "3", "--incremental-blocks", "6", *extra, "-o", "bad_first.json", expect=2)
+    assert "first-pass" in proc.stderr or "first_pass" in proc.stderr
+    assert not (data.cwd / "bad_first.json").exists()
+
+
 def test_chunked_fit_matches_its_in_memory_criteria(data):
     chunked = data.json("fit", "x.npy", "-k", "3", "--chunk-rows", "1000", "--tol", "1e-10", "--max-iter", "2000")
     assert "out of core in chunks of 1000 rows" in chunked["device"]

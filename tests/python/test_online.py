@@ -1,6 +1,8 @@
 """Incremental EM (GaussianMixture(incremental_blocks=B)), stepwise EM
 (GaussianMixture.partial_fit) and the statistics functions a distributed driver uses
 (cuem._cuem.statistics, add_statistics, m_step), against scikit-learn and plain NumPy."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ import cuem
 from cuem import _cuem
 
 sklearn = pytest.importorskip("sklearn")
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.mixture import GaussianMixture as SkGaussianMixture  # noqa: E402
 
 
@@ -70,6 +73,74 @@ def test_incremental_option_errors():
         cuem.GaussianMixture(2, incremental_blocks=3, acceleration="squarem").fit(X3)
     with pytest.raises(ValueError, match="more than the"):
         cuem.GaussianMixture(2, incremental_blocks=10).fit(X3[:5])
+
+
+# ---- incremental EM's incremental first pass -----------------------------------------
+
+
+def plain_first_pass(X, w, blocks, weights, means, covariances, reg_covar=1e-6):
+    """Neal and Hinton's first pass by NumPy: block b's responsibilities (times the sample
+    weights) under the parameters so far, then scikit-learn's M-step (N_k + 10 eps) on
+    the rows of blocks 0..b, from the ceil(B / 10)-th block on."""
+    n = len(X)
+    resp = []
+    eps10 = 10 * np.finfo(float).eps
+    for b in range(blocks):
+        lo, hi = b * n // blocks, (b + 1) * n // blocks
+        resp.append(responsibilities(X[lo:hi], weights, means, covariances) * w[lo:hi, None])
+        if b + 1 < (blocks + 9) // 10:
+            continue
+        R, seen = np.vstack(resp), X[:hi]
+        nk = R.sum(0) + eps10
+        means = R.T @ seen / nk[:, None]
+        covariances = np.array([((R[:, k, None] * (seen - means[k])).T @ (seen - means[k])) / nk[k]
+                                + reg_covar * np.eye(X.shape[1]) for k in range(len(nk))])
+        weights = nk / nk.sum()
+    return weights, means, covariances
+
+
+@pytest.mark.parametrize("blocks", [4, 23])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_incremental_first_pass_is_the_plain_loop(weighted, blocks):
+    X = X3[:1003]  # blocks of unequal size
+    w = np.random.default_rng(5).uniform(0.2, 3.0, len(X)) if weighted else np.ones(len(X))
+    start_w = np.full(3, 1 / 3)
+    start_mu = np.array([[1.0, 1.0], [5.0, 0.0], [3.0, 6.0]])
+    start_cov = np.array([np.eye(2) * 2.0] * 3)
+    init = dict(weights_init=start_w, means_init=start_mu, precisions_init=np.linalg.inv(start_cov))
+    kw = dict(precision="float64", max_iter=1, tol=0.0, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = cuem.GaussianMixture(3, incremental_blocks=blocks, first_pass="incremental", **kw).fit(
+            X, sample_weight=w if weighted else None)
+        batch = cuem.GaussianMixture(3, **kw).fit(X, sample_weight=w if weighted else None)
+    weights, means, covariances = plain_first_pass(X, w, blocks, start_w, start_mu, start_cov)
+    assert len(gm.lower_bounds_) == blocks
+    np.testing.assert_allclose(gm.weights_, weights, rtol=1e-10)
+    np.testing.assert_allclose(gm.means_, means, rtol=1e-10)
+    np.testing.assert_allclose(gm.covariances_, covariances, rtol=1e-10)
+    assert np.abs(gm.means_ - batch.means_).max() > 1e-3  # the M-steps within the pass happened
+
+
+@pytest.mark.parametrize("blocks", [4, 10])
+def test_incremental_first_pass_reaches_the_batch_optimum(blocks):
+    batch = SkGaussianMixture(3, tol=1e-12, max_iter=10000, random_state=0).fit(X3)
+    gm = cuem.GaussianMixture(3, tol=1e-12, max_iter=10000, random_state=0, incremental_blocks=blocks,
+                              first_pass="incremental").fit(X3)
+    assert gm.converged_
+    bounds = np.asarray(gm.lower_bounds_)
+    assert len(bounds) == gm.n_iter_ * blocks  # the first pass has one entry per block too
+    assert (np.diff(bounds[blocks - 1:]) >= -1e-12).all(), np.diff(bounds[blocks - 1:]).min()
+    assert gm.score(X3) == pytest.approx(batch.score(X3), abs=1e-8)
+
+
+def test_incremental_first_pass_one_block_and_errors():
+    a = cuem.GaussianMixture(3, random_state=1, tol=1e-8, max_iter=500).fit(X3)
+    b = cuem.GaussianMixture(3, random_state=1, tol=1e-8, max_iter=500, first_pass="incremental").fit(X3)
+    assert np.array_equal(a.means_, b.means_) and a.lower_bounds_ == b.lower_bounds_
+    assert cuem.GaussianMixture(2).first_pass == "full"
+    with pytest.raises(ValueError, match="first_pass"):
+        cuem.GaussianMixture(2, incremental_blocks=3, first_pass="half").fit(X3)
 
 
 # ---- stepwise EM -----------------------------------------------------------------------

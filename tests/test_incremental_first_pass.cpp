@@ -1,0 +1,261 @@
+// Incremental EM's incremental first pass (src/engine/incremental_driver.hpp,
+// FirstPass::incremental): one pass equals a plain loop written here (block b's
+// responsibilities under the M-step of blocks 0..b-1, the start for block 0) and differs
+// from batch EM's first step; from the pass's last step on the bound never falls; the fit
+// reaches batch EM's optimum; one block is batch EM bit for bit; sample weights.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"  // as in test_squarem (make_mixture inlined)
+#endif
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cpu/cpu_primitives.hpp"
+#include "cuem/fit.hpp"
+#include "cuem/resources.hpp"
+#include "engine/batch_driver.hpp"
+#include "engine/gmm_model.hpp"
+#include "engine/incremental_driver.hpp"
+#include "engine/placed_data.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using cuem::CovarianceType;
+using cuem::FirstPass;
+using cuem::engine::BatchOptions;
+using cuem::engine::GaussianMixtureEM;
+
+const char* type_name(CovarianceType t) { return cuem::to_string(t); }
+
+cuem::FitOptions options(CovarianceType type, int k) {
+  cuem::FitOptions o;
+  o.n_components = k;
+  o.covariance_type = type;
+  o.seed = 11;
+  o.n_init = 1;
+  o.device = cuem::parse_device("cpu");
+  o.precision = cuem::Precision::float64;
+  return o;
+}
+
+// The start: the generating mixture moved off its optimum, so that the first pass has work.
+cuem::Model start_of(const cuem_test::Mixture& mix, CovarianceType type) {
+  cuem::Model m = cuem_test::model_from_mixture(mix, type);
+  for (std::size_t i = 0; i < m.means.size(); ++i) m.means[i] += 0.4 * std::cos(3.0 * static_cast<double>(i));
+  for (double& v : m.covariances) v *= 1.7;
+  m.weights = std::vector<double>(m.n_components, 1.0 / m.n_components);
+  cuem_test::set_precisions_cholesky(m);
+  return m;
+}
+
+void set_start(cuem::FitOptions& o, const cuem::Model& start) {
+  o.weights_init = start.weights;
+  o.means_init = start.means;
+  o.precisions_init = cuem_test::precisions_of(start);
+}
+
+// Neal and Hinton's first pass by hand: block b's responsibilities (times the weights)
+// under the parameters so far, then the M-step on the rows of blocks 0..b, from the
+// ceil(B / 10)-th block on (the blocks before stay under the start).
+cuem::Model plain_first_pass(const cuem_test::Dataset& ds, const std::vector<double>& w, std::size_t B,
+                             cuem::Model params, double reg_covar) {
+  const std::size_t k = static_cast<std::size_t>(params.n_components);
+  std::vector<double> resp;
+  for (std::size_t b = 0; b < B; ++b) {
+    const std::size_t begin = b * ds.n / B, end = (b + 1) * ds.n / B;
+    const cuem::DataView block(ds.x.data() + begin * ds.d, end - begin, static_cast<std::size_t>(ds.d));
+    std::vector<double> r = cuem_test::responsibilities(params, block);
+    for (std::size_t p = 0; p < block.n_rows; ++p)
+      for (std::size_t c = 0; c < k; ++c) r[p * k + c] *= w.empty() ? 1.0 : w[begin + p];
+    resp.insert(resp.end(), r.begin(), r.end());
+    if (b + 1 < (B + 9) / 10) continue;
+    const cuem::DataView seen(ds.x.data(), end, static_cast<std::size_t>(ds.d));
+    params = cuem_test::m_step(seen, resp, params.n_components, params.covariance_type, reg_covar);
+  }
+  return params;
+}
+
+double weighted_mean_ll(const cuem::Model& m, cuem::DataView x, const double* w) {
+  const std::vector<double> ll = cuem_test::log_likelihoods(m, x);
+  double s = 0, total = 0;
+  for (std::size_t p = 0; p < ll.size(); ++p) {
+    s += (w ? w[p] : 1.0) * ll[p];
+    total += w ? w[p] : 1.0;
+  }
+  return s / total;
+}
+
+class FirstPassIncremental : public testing::TestWithParam<CovarianceType> {};
+
+// One pass through fit(): the plain loop's parameters to 1e-12, away from batch EM's one
+// step; the first trace entry is block 0's mean log-likelihood under the start. B = 4: an
+// M-step after every block; B = 23: after the third block on.
+TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
+  const CovarianceType type = GetParam();
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 2.0, 61);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 403, 62);  // blocks of unequal size
+  const cuem::Model start = start_of(mix, type);
+  cuem_test::Rng rng(63);
+  std::vector<double> weights(ds.n);
+  for (double& v : weights) v = rng.uniform(0.2, 3.0);
+  for (const auto& [weighted, B] : {std::pair<bool, std::size_t>{false, 4}, {true, 4}, {false, 23}, {true, 23}}) {
+    const std::vector<double> w = weighted ? weights : std::vector<double>{};
+    const cuem::WeightView wv = weighted ? cuem::WeightView{w.data(), w.size()} : cuem::WeightView{};
+    cuem::FitOptions o = options(type, 3);
+    set_start(o, start);
+    o.max_iter = 1;
+    o.tol = 0;
+    o.incremental_blocks = static_cast<int>(B);
+    o.first_pass = FirstPass::incremental;
+    const cuem::FitResult inc = cuem::fit(ds.view(), o, wv);
+    o.incremental_blocks = 1;
+    const cuem::FitResult batch = cuem::fit(ds.view(), o, wv);
+    const cuem::Model ref = plain_first_pass(ds, w, B, start, o.reg_covar);
+    const std::string what = std::string(type_name(type)) + (weighted ? ", weighted" : "") + ", B = " + std::to_string(B);
+    ASSERT_EQ(inc.n_iter, 1) << what;
+    ASSERT_EQ(inc.trace.size(), B) << what;
+    ASSERT_GT(cuem_test::max_abs(inc.model.means), 0.5) << what;  // not vacuous
+    EXPECT_LT(cuem_test::max_rel_diff(inc.model.weights, ref.weights), 1e-12) << what;
+    EXPECT_LT(cuem_test::max_rel_diff(inc.model.means, ref.means), 1e-12) << what;
+    EXPECT_LT(cuem_test::max_rel_diff(inc.model.covariances, ref.covariances), 1e-12) << what;
+    // The M-steps within the pass moved it away from batch EM's one step.
+    EXPECT_GT(cuem_test::max_rel_diff(inc.model.means, batch.model.means), 1e-4) << what;
+    const std::size_t end0 = ds.n / B;
+    const cuem::DataView block0(ds.x.data(), end0, static_cast<std::size_t>(ds.d));
+    EXPECT_NEAR(inc.trace[0].mean_log_likelihood, weighted_mean_ll(start, block0, weighted ? w.data() : nullptr),
+                1e-12)
+        << what;
+  }
+}
+
+// The driver on the GMM, as fit() builds it, with blocks of consecutive rows.
+struct Fixture {
+  cuem_test::Dataset ds;
+  cuem::FitOptions o;
+  cuem::Resources resources;
+  cuem::PlacedData data;
+  std::vector<std::unique_ptr<cuem::CpuPrimitives>> block_prims;
+  std::vector<std::unique_ptr<GaussianMixtureEM>> block_models;
+
+  Fixture(cuem_test::Dataset d, const cuem::FitOptions& opts)
+      : ds(std::move(d)), o(opts), resources({cuem::parse_device("cpu"), cuem::Precision::float64, 0, 0, {}}),
+        data(resources, ds.view()) {
+    data.impl().primitives().reserve(o.covariance_type, o.n_components);
+  }
+  GaussianMixtureEM model() {
+    cuem::PlacedData::Impl& placed = data.impl();
+    return GaussianMixtureEM(placed.primitives(), placed.X, o, placed.kmeans);
+  }
+  std::vector<GaussianMixtureEM*> blocks(std::size_t B) {
+    std::vector<GaussianMixtureEM*> out;
+    for (std::size_t b = 0; b < B; ++b) {
+      const std::size_t begin = b * ds.n / B, end = (b + 1) * ds.n / B;
+      const cuem::DataView X(ds.x.data() + begin * ds.d, end - begin, static_cast<std::size_t>(ds.d));
+      block_prims.push_back(std::make_unique<cuem::CpuPrimitives>(X, cuem::WeightView{}));
+      block_models.push_back(std::make_unique<GaussianMixtureEM>(*block_prims.back(), X, o, data.impl().kmeans));
+      out.push_back(block_models.back().get());
+    }
+    return out;
+  }
+  BatchOptions batch(double tol, int max_iter) const { return {o.n_init, max_iter, tol, o.seed, {}}; }
+};
+
+// From the first pass's last step on the bound never falls (the first-pass entries before
+// it are bounds over fewer blocks, allowed to), and the fit ends at batch EM's optimum.
+TEST_P(FirstPassIncremental, MonotoneAfterFirstPassAndReachesBatchOptimum) {
+  const CovarianceType type = GetParam();
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 2.0, 31);
+  Fixture f(cuem_test::sample_mixture(mix, 1200, 32), options(type, 3));
+  GaussianMixtureEM model = f.model();
+  const auto ref = cuem::engine::run_batch_em(model, f.batch(1e-14, 100000));
+  ASSERT_TRUE(ref.converged);
+  for (std::size_t B : {2u, 7u, 30u}) {
+    const auto inc =
+        cuem::engine::run_incremental_em(model, f.blocks(B), f.batch(1e-13, 100000), FirstPass::incremental);
+    ASSERT_TRUE(inc.converged) << "B = " << B;
+    EXPECT_EQ(inc.n_decreases, 0) << "B = " << B << ", largest fall " << inc.max_decrease;
+    ASSERT_EQ(inc.trace.size(), static_cast<std::size_t>(inc.n_iter) * B) << "B = " << B;
+    for (std::size_t i = B; i < inc.trace.size(); ++i)
+      EXPECT_GE(inc.trace[i].mean_log_likelihood, inc.trace[i - 1].mean_log_likelihood - 1e-12)
+          << "B = " << B << ", entry " << i;
+    const double ll = cuem_test::mean_log_likelihood(inc.params, f.ds.view());
+    const double ll_ref = cuem_test::mean_log_likelihood(ref.params, f.ds.view());
+    std::printf("%s B=%zu: %d passes (batch %d), bound %.14f, ll %.14f, batch ll %.14f\n", type_name(type), B,
+                inc.n_iter, ref.n_iter, inc.lower_bound, ll, ll_ref);
+    EXPECT_NEAR(ll, ll_ref, 1e-8) << "B = " << B;
+    EXPECT_NEAR(inc.lower_bound, ll_ref, 1e-8) << "B = " << B;
+    EXPECT_LE(inc.lower_bound, ll + 1e-12) << "the free energy bounds the log-likelihood";
+    EXPECT_LT(cuem_test::max_rel_diff(inc.params.means, ref.params.means), 1e-4) << "B = " << B;
+  }
+}
+
+// One block: the incremental first pass is the full one, so batch EM bit for bit.
+TEST_P(FirstPassIncremental, OneBlockIsBatchEmBitwise) {
+  const CovarianceType type = GetParam();
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 1.5, 21);
+  Fixture f(cuem_test::sample_mixture(mix, 900, 22), options(type, 3));
+  f.o.n_init = 2;
+  GaussianMixtureEM model = f.model();
+  const auto batch = cuem::engine::run_batch_em(model, f.batch(1e-6, 200));
+  const auto inc = cuem::engine::run_incremental_em(model, f.blocks(1), f.batch(1e-6, 200), FirstPass::incremental);
+  ASSERT_GT(batch.n_iter, 3);
+  EXPECT_EQ(inc.n_iter, batch.n_iter);
+  EXPECT_EQ(inc.best_init, batch.best_init);
+  ASSERT_EQ(inc.trace.size(), batch.trace.size());
+  for (std::size_t i = 0; i < inc.trace.size(); ++i)
+    EXPECT_EQ(inc.trace[i].mean_log_likelihood, batch.trace[i].mean_log_likelihood) << i;
+  EXPECT_EQ(inc.lower_bound, batch.lower_bound);
+  EXPECT_EQ(inc.params.means, batch.params.means);
+  EXPECT_EQ(inc.params.covariances, batch.params.covariances);
+  EXPECT_EQ(inc.params.precisions_cholesky, batch.params.precisions_cholesky);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, FirstPassIncremental, testing::ValuesIn(cuem_test::all_covariance_types()),
+                         [](const auto& info) { return std::string(type_name(info.param)); });
+
+// Sample weights through fit(): the weighted batch optimum.
+TEST(FirstPassIncrementalFit, WeightedReachesWeightedBatchOptimum) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 2.0, 41);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 1000, 42);
+  cuem_test::Rng rng(43);
+  std::vector<double> w(ds.n);
+  for (double& v : w) v = rng.uniform(0.0, 3.0);
+  cuem::FitOptions o = options(CovarianceType::full, 3);
+  o.tol = 1e-14;
+  o.max_iter = 100000;
+  const cuem::FitResult batch = cuem::fit(ds.view(), o, {w.data(), w.size()});
+  o.incremental_blocks = 5;
+  o.first_pass = FirstPass::incremental;
+  o.tol = 1e-13;
+  const cuem::FitResult inc = cuem::fit(ds.view(), o, {w.data(), w.size()});
+  ASSERT_TRUE(batch.converged);
+  ASSERT_TRUE(inc.converged);
+  EXPECT_EQ(inc.n_decreases, 0);
+  EXPECT_EQ(inc.trace.size(), static_cast<std::size_t>(inc.n_iter) * 5);
+  const double s_batch = cuem::score(batch.model, ds.view(), {}, {w.data(), w.size()});
+  const double s_inc = cuem::score(inc.model, ds.view(), {}, {w.data(), w.size()});
+  EXPECT_NEAR(s_inc, s_batch, 1e-8);
+  EXPECT_NEAR(inc.lower_bound, s_batch, 1e-8);
+}
+
+TEST(FirstPassIncrementalFit, NamesParseAndUnknownIsAClearError) {
+  EXPECT_EQ(cuem::parse_first_pass("full"), FirstPass::full);
+  EXPECT_EQ(cuem::parse_first_pass("incremental"), FirstPass::incremental);
+  EXPECT_STREQ(cuem::to_string(FirstPass::incremental), "incremental");
+  EXPECT_STREQ(cuem::to_string(FirstPass::full), "full");
+  try {
+    cuem::parse_first_pass("half");
+    ADD_FAILURE() << "no InvalidArgument";
+  } catch (const cuem::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("use full or incremental"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
