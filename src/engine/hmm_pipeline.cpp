@@ -164,22 +164,24 @@ class SequencePipeline {
   void combine_ready() {
     const std::size_t KK = uK_ * uK_;
     while (!stop_.load(std::memory_order_acquire)) {
+      // The progress before the scan: a change after it may make a block ready that the
+      // scan saw as not, so the wait below is for a change from these values.
+      const std::size_t f = fwd_.load(std::memory_order_acquire), g = bwd_.load(std::memory_order_acquire);
       bool all_claimed = true, did = false;
       for (std::size_t q = 0; q < n_blocks_; ++q) {
         if (claimed_[q].load(std::memory_order_relaxed)) continue;
         all_claimed = false;
-        if (!block_ready(q) || claimed_[q].exchange(true, std::memory_order_acq_rel)) continue;
+        if (!block_ready(q)) continue;
+        did = true;  // combined here, or just claimed by the other thread: look again
+        if (claimed_[q].exchange(true, std::memory_order_acq_rel)) continue;
         const std::size_t lo = q * B_;
         block_ll_[q] = combine_frames(m_, lo, std::min(T_, lo + B_), w_.a.data(), w_.c.data(), w_.r.data(), s_, b_,
                                       nullptr, w_.xi_blocks.data() + q * KK);
-        did = true;
       }
       if (all_claimed) return;
-      if (!did) {
-        const std::size_t f = fwd_.load(std::memory_order_acquire), g = bwd_.load(std::memory_order_acquire);
+      if (!did)
         wait_for([&] { return fwd_.load(std::memory_order_acquire) != f || bwd_.load(std::memory_order_acquire) != g; },
                  stop_);
-      }
     }
   }
 
