@@ -683,7 +683,7 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   }
   EmissionFrames& frames = frames_;
   if (!device_chain_available(prims_, K) &&
-      pipelined_chain_applies(prims_, offsets_.size() - 1, omp_get_max_threads())) {
+      pipelined_chain_applies(prims_, offsets_.size() - 1, K, omp_get_max_threads())) {
     // Few long sequences: the emissions computed beside the chain (hmm_pipeline.hpp).
     if (chain_work_.empty()) chain_work_.resize(1);
     s.log_likelihood = pipelined_chain_pass(prims_, m, offsets_, frames, s.start.data(), s.trans.data(), chain_work_[0]);

@@ -204,8 +204,8 @@ class SequencePipeline {
 
 }  // namespace
 
-bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, int n_threads) noexcept {
-  return prims.stats_over_rows() && prims.cuda_device() < 0 &&
+bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, int K, int n_threads) noexcept {
+  return prims.stats_over_rows() && prims.cuda_device() < 0 && K <= kPipelineMaxStates &&
          n_sequences < static_cast<std::size_t>(std::max(n_threads, 1)) * 2;
 }
 

@@ -21,9 +21,12 @@
 namespace cuem::engine {
 
 /// Whether the E-step takes the pipeline: host primitives whose posteriors may run on one
-/// thread beside the chain, and sequences few enough that chain_pass would run them one
-/// at a time (fewer than two per thread).
-bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, int n_threads) noexcept;
+/// thread beside the chain, sequences few enough that chain_pass would run them one at a
+/// time (fewer than two per thread), and at most kPipelineMaxStates states: beyond that a
+/// recursion step is bound by its K^2 multiply-adds rather than their latency, so
+/// interleaving gains nothing and the two recursions are better on two threads.
+constexpr int kPipelineMaxStates = 16;
+bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, int K, int n_threads) noexcept;
 
 /// emission_frames(prims, model, frames) followed by chain_pass(model, offsets, frames,
 /// start, trans, workspace), bitwise, with the two overlapped as above: frames.b holds
