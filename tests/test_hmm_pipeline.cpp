@@ -118,14 +118,14 @@ TEST_P(HmmPipeline, EqualsTheTwoStepPassBitwiseOnAnyThreadCount) {
   }
 }
 
-// Where the E-step takes the pipeline: the CPU backend, few sequences, at most 16 states.
+// Where the E-step takes the pipeline: the CPU backend, few sequences, at most 8 states.
 TEST(HmmPipelineApplies, FewSequencesSmallKOnTheCpu) {
   const std::vector<double> X(40, 0.5);
   cuem::CpuPrimitives prims(cuem::DataView(X.data(), 20, 2), cuem::WeightView{});
   EXPECT_TRUE(cuem::engine::pipelined_chain_applies(prims, 1, 8, 2));
-  EXPECT_TRUE(cuem::engine::pipelined_chain_applies(prims, 3, 16, 2));
+  EXPECT_TRUE(cuem::engine::pipelined_chain_applies(prims, 3, 2, 2));
   EXPECT_FALSE(cuem::engine::pipelined_chain_applies(prims, 4, 8, 2));  // chain_pass's sequences over threads
-  EXPECT_FALSE(cuem::engine::pipelined_chain_applies(prims, 1, 17, 2));
+  EXPECT_FALSE(cuem::engine::pipelined_chain_applies(prims, 1, 16, 2));
   EXPECT_FALSE(cuem::engine::pipelined_chain_applies(prims, 1, 64, 2));
 }
 

@@ -79,6 +79,11 @@ inline double dot4(const double* a, const double* b, int K) {
 // small K; KC = 0 takes K at run time. One frame of each recursion is a step function, so
 // that the separate passes and the interleaved one do the same operations in the same order.
 
+// Where the steps' products take four partial sums: compile-time K of 4 to 8 (K 16 ran
+// ~5x slower so, its partial sums no longer held in registers).
+template <int KC>
+constexpr bool kPartialSums = KC >= 4 && KC <= 8;
+
 // a_t from prev = a_{t-1} (null: t is the sequence's frame 0, from pi); false where the
 // frame is impossible (c_t = 0).
 template <int KC>
@@ -87,7 +92,7 @@ inline bool forward_step(const ChainModel& m, int K, const double* __restrict pr
   const std::size_t uK = static_cast<std::size_t>(K);
   if (!prev) {
     for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
-  } else if constexpr (KC >= 4) {
+  } else if constexpr (kPartialSums<KC>) {
     // a_{t-1} A as four partial sums over the rows i (i mod 4), added in a fixed order:
     // a quarter of one sum's chain of dependent multiply-adds (the step is latency-bound).
     double p[4][KC > 0 ? KC : 1] = {};
@@ -134,7 +139,7 @@ inline void backward_step(const ChainModel& m, int K, const double* __restrict b
   for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
   // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
   // the compiler vectorises, where a dot product per row would be a serial reduction.
-  if constexpr (KC >= 4) {
+  if constexpr (kPartialSums<KC>) {
     // Four partial sums over the columns j (j mod 4), as the forward step.
     double p[4][KC > 0 ? KC : 1] = {};
     int j = 0;
@@ -165,14 +170,42 @@ inline void backward_step(const ChainModel& m, int K, const double* __restrict b
   }
 }
 
+// The separate passes: through the step functions where those take partial sums, else
+// the same operations written out in the loop (the compiler keeps a_t in registers there
+// and not through the step function: K 16's forward pass ran ~2.5x slower).
 template <int KC>
 std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size_t n, const double* a_prev,
                       double* __restrict a, double* __restrict c) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
+  if constexpr (kPartialSums<KC>) {
+    for (std::size_t t = 0; t < n; ++t) {
+      double* at = a + t * uK;
+      if (!forward_step<KC>(m, K, t > 0 ? at - uK : a_prev, b + t * uK, at, c[t])) return t;
+    }
+    return n;
+  }
+  const double* A = m.A;
   for (std::size_t t = 0; t < n; ++t) {
     double* at = a + t * uK;
-    if (!forward_step<KC>(m, K, t > 0 ? at - uK : a_prev, b + t * uK, at, c[t])) return t;
+    const double* bt = b + t * uK;
+    const double* prev = t > 0 ? at - uK : a_prev;
+    if (!prev) {
+      for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
+    } else {
+      for (int j = 0; j < K; ++j) at[j] = 0.0;
+      for (int i = 0; i < K; ++i) {
+        const double ai = prev[i];
+        const double* Ai = A + static_cast<std::size_t>(i) * uK;
+        for (int j = 0; j < K; ++j) at[j] += ai * Ai[j];
+      }
+      for (int j = 0; j < K; ++j) at[j] *= bt[j];
+    }
+    const double sum = sum4(at, K);
+    if (!(sum > 0.0)) return t;
+    c[t] = sum;
+    const double inv = 1.0 / sum;
+    for (int k = 0; k < K; ++k) at[k] *= inv;
   }
   return n;
 }
@@ -185,10 +218,34 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
   double u_store[KC > 0 ? KC : 1];
   std::vector<double> u_heap(KC > 0 ? 0 : uK);
   double* u = KC > 0 ? u_store : u_heap.data();
+  if constexpr (kPartialSums<KC>) {
+    for (std::size_t t = n; t-- > 0;) {
+      double* rt = r + t * uK;
+      const bool inside = t + 1 < n;
+      backward_step<KC>(m, K, inside ? b + (t + 1) * uK : b_next, inside ? rt + uK : r_next, rt, u);
+    }
+    return;
+  }
   for (std::size_t t = n; t-- > 0;) {
     double* rt = r + t * uK;
-    const bool inside = t + 1 < n;
-    backward_step<KC>(m, K, inside ? b + (t + 1) * uK : b_next, inside ? rt + uK : r_next, rt, u);
+    const double* bn = t + 1 < n ? b + (t + 1) * uK : b_next;
+    const double* rn = t + 1 < n ? rt + uK : r_next;
+    if (!bn) {  // the sequence's last frame
+      for (int k = 0; k < K; ++k) rt[k] = 1.0;
+      continue;
+    }
+    for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
+    for (int i = 0; i < K; ++i) rt[i] = 0.0;
+    for (int j = 0; j < K; ++j) {
+      const double uj = u[j];
+      const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
+      for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
+    }
+    const double sum = sum4(rt, K);
+    if (sum > 0.0) {
+      const double inv = 1.0 / sum;
+      for (int k = 0; k < K; ++k) rt[k] *= inv;
+    }
   }
 }
 

@@ -22,10 +22,11 @@ namespace cuem::engine {
 
 /// Whether the E-step takes the pipeline: host primitives whose posteriors may run on one
 /// thread beside the chain, sequences few enough that chain_pass would run them one at a
-/// time (fewer than two per thread), and at most kPipelineMaxStates states: beyond that a
-/// recursion step is bound by its K^2 multiply-adds rather than their latency, so
-/// interleaving gains nothing and the two recursions are better on two threads.
-constexpr int kPipelineMaxStates = 16;
+/// time (fewer than two per thread), and at most kPipelineMaxStates states: beyond that
+/// the interleaved steps ran slower than the two recursions on two threads (K 16: the
+/// step function's products leave registers; K 64: bound by its K^2 multiply-adds, not
+/// their latency).
+constexpr int kPipelineMaxStates = 8;
 bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, int K, int n_threads) noexcept;
 
 /// emission_frames(prims, model, frames) followed by chain_pass(model, offsets, frames,
