@@ -79,8 +79,8 @@ inline double dot4(const double* a, const double* b, int K) {
 // small K; KC = 0 takes K at run time. One frame of each recursion is a step function, so
 // that the separate passes and the interleaved one do the same operations in the same order.
 
-// Where the steps' products take four partial sums: compile-time K of 4 to 8 (K 16 ran
-// ~5x slower so, its partial sums no longer held in registers).
+// Where the steps' products take four partial sums: compile-time K of 4 to 8 (at K 16
+// they ran ~5x slower: the partial sums no longer stay in registers).
 template <int KC>
 constexpr bool kPartialSums = KC >= 4 && KC <= 8;
 
