@@ -76,12 +76,115 @@ inline double dot4(const double* a, const double* b, int K) {
 
 // The three passes with K known at compile time where it is small (KC > 0): the K-long
 // loops then unroll into a few vector operations, which is most of the chain's speed at
-// small K; KC = 0 takes K at run time.
+// small K; KC = 0 takes K at run time. One frame of each recursion is a step function, so
+// that the separate passes and the interleaved one do the same operations in the same order.
+
+// Where the steps' products take four partial sums: compile-time K of 4 to 8 (at K 16
+// they ran ~5x slower: the partial sums no longer stay in registers).
+template <int KC>
+constexpr bool kPartialSums = KC >= 4 && KC <= 8;
+
+// a_t from prev = a_{t-1} (null: t is the sequence's frame 0, from pi); false where the
+// frame is impossible (c_t = 0).
+template <int KC>
+inline bool forward_step(const ChainModel& m, int K, const double* __restrict prev, const double* __restrict bt,
+                         double* __restrict at, double& ct) {
+  const std::size_t uK = static_cast<std::size_t>(K);
+  if (!prev) {
+    for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
+  } else if constexpr (kPartialSums<KC>) {
+    // a_{t-1} A as four partial sums over the rows i (i mod 4), added in a fixed order:
+    // a quarter of one sum's chain of dependent multiply-adds (the step is latency-bound).
+    double p[4][KC > 0 ? KC : 1] = {};
+    int i = 0;
+    for (; i + 4 <= K; i += 4)
+      for (int q = 0; q < 4; ++q) {
+        const double ai = prev[i + q];
+        const double* Ai = m.A + static_cast<std::size_t>(i + q) * uK;
+        for (int j = 0; j < K; ++j) p[q][j] += ai * Ai[j];
+      }
+    for (; i < K; ++i) {
+      const double ai = prev[i];
+      const double* Ai = m.A + static_cast<std::size_t>(i) * uK;
+      for (int j = 0; j < K; ++j) p[0][j] += ai * Ai[j];
+    }
+    for (int j = 0; j < K; ++j) at[j] = ((p[0][j] + p[1][j]) + (p[2][j] + p[3][j])) * bt[j];
+  } else {
+    for (int j = 0; j < K; ++j) at[j] = 0.0;
+    for (int i = 0; i < K; ++i) {
+      const double ai = prev[i];
+      const double* Ai = m.A + static_cast<std::size_t>(i) * uK;
+      for (int j = 0; j < K; ++j) at[j] += ai * Ai[j];
+    }
+    for (int j = 0; j < K; ++j) at[j] *= bt[j];
+  }
+  const double sum = sum4(at, K);
+  if (!(sum > 0.0)) return false;
+  ct = sum;
+  const double inv = 1.0 / sum;
+  for (int k = 0; k < K; ++k) at[k] *= inv;
+  return true;
+}
+
+// r_t from bn = b_{t+1} and rn = r_{t+1} (null: t is the sequence's last frame, r = 1);
+// u is K of scratch.
+template <int KC>
+inline void backward_step(const ChainModel& m, int K, const double* __restrict bn, const double* __restrict rn,
+                          double* __restrict rt, double* __restrict u) {
+  const std::size_t uK = static_cast<std::size_t>(K);
+  if (!bn) {
+    for (int k = 0; k < K; ++k) rt[k] = 1.0;
+    return;
+  }
+  for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
+  // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
+  // the compiler vectorises, where a dot product per row would be a serial reduction.
+  if constexpr (kPartialSums<KC>) {
+    // Four partial sums over the columns j (j mod 4), as the forward step.
+    double p[4][KC > 0 ? KC : 1] = {};
+    int j = 0;
+    for (; j + 4 <= K; j += 4)
+      for (int q = 0; q < 4; ++q) {
+        const double uj = u[j + q];
+        const double* ATj = m.AT + static_cast<std::size_t>(j + q) * uK;
+        for (int i = 0; i < K; ++i) p[q][i] += uj * ATj[i];
+      }
+    for (; j < K; ++j) {
+      const double uj = u[j];
+      const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
+      for (int i = 0; i < K; ++i) p[0][i] += uj * ATj[i];
+    }
+    for (int i = 0; i < K; ++i) rt[i] = (p[0][i] + p[1][i]) + (p[2][i] + p[3][i]);
+  } else {
+    for (int i = 0; i < K; ++i) rt[i] = 0.0;
+    for (int j = 0; j < K; ++j) {
+      const double uj = u[j];
+      const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
+      for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
+    }
+  }
+  const double sum = sum4(rt, K);
+  if (sum > 0.0) {  // a zero sum is an impossible frame, which the forward pass reports
+    const double inv = 1.0 / sum;
+    for (int k = 0; k < K; ++k) rt[k] *= inv;
+  }
+}
+
+// The separate passes: through the step functions where those take partial sums, else
+// the same operations written out in the loop (the compiler keeps a_t in registers there
+// and not through the step function: K 16's forward pass ran ~2.5x slower).
 template <int KC>
 std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size_t n, const double* a_prev,
                       double* __restrict a, double* __restrict c) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
+  if constexpr (kPartialSums<KC>) {
+    for (std::size_t t = 0; t < n; ++t) {
+      double* at = a + t * uK;
+      if (!forward_step<KC>(m, K, t > 0 ? at - uK : a_prev, b + t * uK, at, c[t])) return t;
+    }
+    return n;
+  }
   const double* A = m.A;
   for (std::size_t t = 0; t < n; ++t) {
     double* at = a + t * uK;
@@ -115,6 +218,14 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
   double u_store[KC > 0 ? KC : 1];
   std::vector<double> u_heap(KC > 0 ? 0 : uK);
   double* u = KC > 0 ? u_store : u_heap.data();
+  if constexpr (kPartialSums<KC>) {
+    for (std::size_t t = n; t-- > 0;) {
+      double* rt = r + t * uK;
+      const bool inside = t + 1 < n;
+      backward_step<KC>(m, K, inside ? b + (t + 1) * uK : b_next, inside ? rt + uK : r_next, rt, u);
+    }
+    return;
+  }
   for (std::size_t t = n; t-- > 0;) {
     double* rt = r + t * uK;
     const double* bn = t + 1 < n ? b + (t + 1) * uK : b_next;
@@ -124,8 +235,6 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
       continue;
     }
     for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
-    // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
-    // the compiler vectorises, where a dot product per row would be a serial reduction.
     for (int i = 0; i < K; ++i) rt[i] = 0.0;
     for (int j = 0; j < K; ++j) {
       const double uj = u[j];
@@ -133,11 +242,41 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
       for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
     }
     const double sum = sum4(rt, K);
-    if (sum > 0.0) {  // a zero sum is an impossible frame, which the forward pass reports
+    if (sum > 0.0) {
       const double inv = 1.0 / sum;
       for (int k = 0; k < K; ++k) rt[k] *= inv;
     }
   }
+}
+
+// Forward over [f0, f1) and backward over [g0, g1) (from g1 - 1 down) of one sequence of
+// T frames, one step of each per iteration: the two recursions are independent chains of
+// dependent operations, so each fills the other's stalls. Returns f1, or the first
+// impossible frame of the forward range.
+template <int KC>
+std::size_t interleaved_k(const ChainModel& m, const double* __restrict b, std::size_t T, std::size_t f0,
+                          std::size_t f1, std::size_t g0, std::size_t g1, double* __restrict a, double* __restrict c,
+                          double* __restrict r) {
+  const int K = KC > 0 ? KC : m.K;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  double u_store[KC > 0 ? KC : 1];
+  std::vector<double> u_heap(KC > 0 ? 0 : uK);
+  double* u = KC > 0 ? u_store : u_heap.data();
+  const std::size_t nf = f1 - f0, ng = g1 - g0, n = std::max(nf, ng);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i < nf) {
+      const std::size_t t = f0 + i;
+      double* at = a + t * uK;
+      if (!forward_step<KC>(m, K, t > 0 ? at - uK : nullptr, b + t * uK, at, c[t])) return t;
+    }
+    if (i < ng) {
+      const std::size_t t = g1 - 1 - i;
+      double* rt = r + t * uK;
+      const bool inside = t + 1 < T;
+      backward_step<KC>(m, K, inside ? b + (t + 1) * uK : nullptr, inside ? rt + uK : nullptr, rt, u);
+    }
+  }
+  return f1;
 }
 
 template <int KC>
@@ -230,6 +369,12 @@ CUEM_CHAIN_CLONES
 void backward_segment(const ChainModel& m, const double* b, std::size_t n, const double* b_next,
                       const double* r_next, double* r) {
   dispatch_k(m.K, [&](auto kc) { backward_k<decltype(kc)::value>(m, b, n, b_next, r_next, r); });
+}
+
+CUEM_CHAIN_CLONES
+std::size_t interleaved_steps(const ChainModel& m, const double* b, std::size_t T, std::size_t f0, std::size_t f1,
+                              std::size_t g0, std::size_t g1, double* a, double* c, double* r) {
+  return dispatch_k(m.K, [&](auto kc) { return interleaved_k<decltype(kc)::value>(m, b, T, f0, f1, g0, g1, a, c, r); });
 }
 
 CUEM_CHAIN_CLONES

@@ -46,6 +46,15 @@ std::size_t forward_segment(const ChainModel& m, const double* b, std::size_t n,
 void backward_segment(const ChainModel& m, const double* b, std::size_t n, const double* b_next,
                       const double* r_next, double* r);
 
+/// Forward over frames [f0, f1) and backward over frames [g0, g1) of a whole sequence of T
+/// frames (b, a, c and r its T-frame arrays), interleaved in one loop on the calling
+/// thread; each pass continues from what the arrays hold (a of frame f0 - 1, r and b of
+/// frame g1), so that a sequence runs as a series of such calls. The same operations per
+/// frame as forward_segment and backward_segment, so the same bits. Returns f1, or the
+/// first impossible frame in [f0, f1).
+std::size_t interleaved_steps(const ChainModel& m, const double* b, std::size_t T, std::size_t f0, std::size_t f1,
+                              std::size_t g0, std::size_t g1, double* a, double* c, double* r);
+
 /// Frames [lo, hi) of a segment after both passes: gamma_t replaces b_t; xi (K x K, may
 /// be null) has the pairs (t - 1, t) added, where the frame before index 0 has a_before
 /// (null: index 0 starts the sequence, no pair); returns sum_t (log c_t + s_t).

@@ -17,6 +17,7 @@
 #include "cuem/errors.hpp"
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_device_chain.hpp"
+#include "engine/hmm_pipeline.hpp"
 #include "engine/incomplete_rows.hpp"
 
 namespace cuem::engine {
@@ -681,11 +682,18 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
     return s;
   }
   EmissionFrames& frames = frames_;
-  emission_frames(prims_, m, frames);
-  // The chain on the backend's device where it has one (the host chain is the reference).
-  s.log_likelihood = device_chain_available(prims_, K)
-                         ? device_chain_pass(prims_, m, offsets_, frames, s.start.data(), s.trans.data())
-                         : chain_pass(m, offsets_, frames, s.start.data(), s.trans.data(), &chain_work_);
+  if (!device_chain_available(prims_, K) &&
+      pipelined_chain_applies(prims_, offsets_.size() - 1, K, omp_get_max_threads())) {
+    // Few long sequences: the emissions computed beside the chain (hmm_pipeline.hpp).
+    if (chain_work_.empty()) chain_work_.resize(1);
+    s.log_likelihood = pipelined_chain_pass(prims_, m, offsets_, frames, s.start.data(), s.trans.data(), chain_work_[0]);
+  } else {
+    emission_frames(prims_, m, frames);
+    // The chain on the backend's device where it has one (the host chain is the reference).
+    s.log_likelihood = device_chain_available(prims_, K)
+                           ? device_chain_pass(prims_, m, offsets_, frames, s.start.data(), s.trans.data())
+                           : chain_pass(m, offsets_, frames, s.start.data(), s.trans.data(), &chain_work_);
+  }
   s.emission = prims_.weighted_stats(Responsibilities::given_weights(frames.b.data()), m.covariance_type(), K,
                                      m.emissions.means);
   return s;
