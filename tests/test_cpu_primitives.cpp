@@ -8,6 +8,8 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdint>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "core/prepared_params.hpp"
 #include "core/rng.hpp"
 #include "core/sufficient_stats.hpp"
+#include "cpu/cpu_kernels.hpp"
 #include "cpu/cpu_primitives.hpp"
 #include "engine/primitives.hpp"
 #include "test_util.hpp"
@@ -303,6 +306,45 @@ std::string shape_name(const testing::TestParamInfo<CpuKernels::ParamType>& info
   const Shape s = std::get<1>(info.param);
   return std::string(cuem::to_string(std::get<0>(info.param))) + "_d" + std::to_string(s.d) + "_k" +
          std::to_string(s.k) + "_n" + std::to_string(s.n);
+}
+
+// The 32-row full log joints against two calls of the 16-row kernel: the same bits for
+// every row, including ragged column blocks (D not a multiple of 4) and one dimension.
+TEST(CpuKernelsFull32, SameBitsAsTwoSixteenRowBlocks) {
+  for (int D : {1, 3, 4, 5, 17, 33, 64}) {
+    for (int K : {1, 3}) {
+      SCOPED_TRACE("D " + std::to_string(D) + " K " + std::to_string(K));
+      const int Dp = cuem::cpu::pad4(D);
+      std::mt19937_64 gen(static_cast<std::uint64_t>(100 * D + K));
+      std::normal_distribution<double> normal;
+      std::uniform_real_distribution<double> uniform;
+      std::vector<double> means(static_cast<std::size_t>(K) * D), factors(static_cast<std::size_t>(K) * D * Dp, 0.0),
+          constants(K);
+      for (double& m : means) m = normal(gen);
+      for (int k = 0; k < K; ++k) {
+        constants[k] = normal(gen);
+        for (int i = 0; i < D; ++i)
+          for (int j = i; j < D; ++j)
+            factors[(static_cast<std::size_t>(k) * D + i) * Dp + j] = i == j ? 1.0 + uniform(gen) : 0.3 * normal(gen);
+      }
+      std::vector<double> panels(static_cast<std::size_t>(K) * cuem::cpu::full_panel_size(D));
+      cuem::cpu::pack_full_panels(factors.data(), D, K, panels.data());
+      std::vector<double> x32(static_cast<std::size_t>(D) * 32), y32(x32.size()), lj0(K * 16), lj1(K * 16);
+      for (double& x : x32) x = 3.0 * normal(gen);
+      cuem::cpu::log_joints_full32(x32.data(), D, K, means.data(), panels.data(), constants.data(), y32.data(),
+                                   lj0.data(), lj1.data());
+      for (int h = 0; h < 2; ++h) {
+        std::vector<double> x16(static_cast<std::size_t>(D) * 16), y16(x16.size()), lj(K * 16);
+        for (int d = 0; d < D; ++d)
+          for (int r = 0; r < 16; ++r) x16[d * 16 + r] = x32[d * 32 + h * 16 + r];
+        cuem::cpu::log_joints_full(x16.data(), D, K, means.data(), factors.data(), constants.data(), y16.data(),
+                                   lj.data());
+        const std::vector<double>& got = h == 0 ? lj0 : lj1;
+        for (int i = 0; i < K * 16; ++i) ASSERT_EQ(got[i], lj[i]) << "half " << h << " value " << i;
+        for (double v : got) ASSERT_TRUE(std::isfinite(v));
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypesAndShapes, CpuKernels,

@@ -74,6 +74,51 @@ void log_joints_full(const double* xt, int D, int K, const double* means, const 
   }
 }
 
+void pack_full_panels(const double* factors, int D, int K, double* out) {
+  const int Dp = pad4(D);
+  for (int k = 0; k < K; ++k) {
+    const double* P = factors + static_cast<std::size_t>(k) * D * Dp;
+    for (int jb = 0; jb < Dp; jb += 4) {
+      const int i_end = jb + 4 < D ? jb + 4 : D;
+      for (int i = 0; i < i_end; ++i)
+        for (int j = 0; j < 4; ++j) *out++ = P[static_cast<std::size_t>(i) * Dp + jb + j];
+    }
+  }
+}
+
+CUEM_CLONES
+void log_joints_full32(const double* xt, int D, int K, const double* means, const double* panels,
+                       const double* constants, double* yt, double* lj0, double* lj1) {
+  const int Dp = pad4(D);
+  const double* pr = panels;
+  for (int k = 0; k < K; ++k) {
+    const double* mu = means + static_cast<std::size_t>(k) * D;
+    for (int i = 0; i < D; ++i)
+      for (int v = 0; v < 4; ++v) store(yt + i * 32 + v * 8, load(xt + i * 32 + v * 8) - mu[i]);
+    // log_joints_full's column blocks, with 16 partial sums (4 columns x 4 vectors) in
+    // registers; each still sums rows 0..jb+3 in order, squares joining in column order.
+    v8d m[4] = {splat(0.0), splat(0.0), splat(0.0), splat(0.0)};
+    for (int jb = 0; jb < Dp; jb += 4) {
+      v8d a[4][4];
+      for (int j = 0; j < 4; ++j)
+        for (int v = 0; v < 4; ++v) a[j][v] = splat(0.0);
+      const int i_end = jb + 4 < D ? jb + 4 : D;
+      for (int i = 0; i < i_end; ++i, pr += 4) {
+        v8d y[4];
+        for (int v = 0; v < 4; ++v) y[v] = load(yt + i * 32 + v * 8);
+        for (int j = 0; j < 4; ++j) {
+          const double b = pr[j];
+          for (int v = 0; v < 4; ++v) a[j][v] += y[v] * b;
+        }
+      }
+      for (int j = 0; j < 4; ++j)
+        for (int v = 0; v < 4; ++v) m[v] += a[j][v] * a[j][v];
+    }
+    finish_log_joint(constants[k], D, m[0], m[1], lj0 + k * 16);
+    finish_log_joint(constants[k], D, m[2], m[3], lj1 + k * 16);
+  }
+}
+
 namespace {
 
 // Component k's sum over dimensions of ((x - mu) f)^2 for the block's two row vectors.

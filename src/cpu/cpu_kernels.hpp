@@ -33,6 +33,25 @@ constexpr int pad8(int n) noexcept { return (n + 7) / 8 * 8; }
 void log_joints_full(const double* xt, int D, int K, const double* means, const double* factors,
                      const double* constants, double* yt, double* lj);
 
+/// Doubles per component of pack_full_panels' layout.
+constexpr std::size_t full_panel_size(int D) noexcept {
+  std::size_t n = 0;
+  for (int jb = 0; jb < pad4(D); jb += 4) n += 4 * static_cast<std::size_t>(jb + 4 < D ? jb + 4 : D);
+  return n;
+}
+
+/// log_joints_full's factors (K x D x pad4(D)) in column panels: for each block of 4
+/// columns jb, the rows 0 .. min(jb + 4, D) - 1 of those columns one after another, the
+/// order log_joints_full32 reads them in. out: K x full_panel_size(D).
+void pack_full_panels(const double* factors, int D, int K, double* out);
+
+/// log_joints_full for 32 rows (four vectors) at once, the factors as pack_full_panels
+/// lays them out: each factor value read once for 32 rows instead of 16, from consecutive
+/// addresses. Every row's value is log_joints_full's bit for bit (the same operations in
+/// the same order). xt, yt: D x 32; lj0 and lj1: K x 16 each, rows 0-15 and 16-31.
+void log_joints_full32(const double* xt, int D, int K, const double* means, const double* panels,
+                       const double* constants, double* yt, double* lj0, double* lj1);
+
 /// The same for diagonal factors (K x D, 1 / sigma per dimension).
 void log_joints_diag(const double* xt, int D, int K, const double* means, const double* factors,
                      const double* constants, double* lj);

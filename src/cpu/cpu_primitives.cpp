@@ -42,6 +42,7 @@ struct EstepLayout {
   const double* means;
   std::vector<double> factors;
   std::vector<double> constants;
+  cpu::AlignedBuffer panels;  // full and tied: the factors as cpu::pack_full_panels lays them out
 
   explicit EstepLayout(const PreparedParams& p) : type(p.type), K(p.K), D(p.D), means(p.means.data()) {
     const std::size_t uD = static_cast<std::size_t>(D);
@@ -58,6 +59,8 @@ struct EstepLayout {
           for (std::size_t i = 0; i < uD; ++i)
             for (std::size_t j = i; j < uD; ++j) out[i * Dp + j] = P[i * uD + j];
         }
+        panels = cpu::AlignedBuffer(static_cast<std::size_t>(K) * cpu::full_panel_size(D));
+        cpu::pack_full_panels(factors.data(), D, K, panels.data());
         break;
       }
       case CovarianceType::diag:
@@ -75,40 +78,50 @@ struct EstepLayout {
 // Posteriors of points [begin, begin + count), one block of 16 rows at a time, on the
 // calling thread. Each row is computed in its own vector lane (padding lanes repeat the
 // first row and are dropped), so a row's values do not depend on the block it falls in.
+// Full and tied log joints take 32 rows at a time where there are more than 16 left
+// (cpu::log_joints_full32, the same bits), then normalise as two blocks of 16.
 template <typename T>
 void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, std::size_t begin,
                       std::size_t count, double* resp, double* log_prob) {
   constexpr int R = cpu::kBlockRows;
+  constexpr int R2 = 2 * R;
   const int D = L.D;
   const int K = L.K;
-  cpu::AlignedBuffer buf(static_cast<std::size_t>(2 * D + 2 * K + 2) * R);
-  double* xt = buf.data();
-  double* yt = xt + static_cast<std::size_t>(D) * R;
-  double* lj = yt + static_cast<std::size_t>(D) * R;
-  double* e = lj + static_cast<std::size_t>(K) * R;
-  double* row_max = e + static_cast<std::size_t>(K) * R;
-  double* row_sum = row_max + R;
-  for (std::size_t b0 = 0; b0 < count; b0 += R) {
-    const int rows = static_cast<int>(std::min<std::size_t>(R, count - b0));
-    for (int r = 0; r < R; ++r) {
+  const bool full = L.type == CovarianceType::full || L.type == CovarianceType::tied;
+  const std::size_t uD = static_cast<std::size_t>(D), uK = static_cast<std::size_t>(K);
+  cpu::AlignedBuffer xt(uD * R2), yt(uD * R2), lj(uK * R2), e(uK * R), row_max(R), row_sum(R);
+  for (std::size_t b0 = 0; b0 < count;) {
+    const std::size_t left = count - b0;
+    const int lanes = full && left > static_cast<std::size_t>(R) ? R2 : R;
+    const int rows = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(lanes), left));
+    for (int r = 0; r < lanes; ++r) {
       const T* x = base + (begin + b0 + static_cast<std::size_t>(r < rows ? r : 0)) * n_cols;
-      for (int d = 0; d < D; ++d) xt[d * R + r] = static_cast<double>(x[d]);
+      for (int d = 0; d < D; ++d) xt[static_cast<std::size_t>(d * lanes + r)] = static_cast<double>(x[d]);
     }
     switch (L.type) {
       case CovarianceType::full:
       case CovarianceType::tied:
-        cpu::log_joints_full(xt, D, K, L.means, L.factors.data(), L.constants.data(), yt, lj);
+        if (lanes == R2)
+          cpu::log_joints_full32(xt.data(), D, K, L.means, L.panels.data(), L.constants.data(), yt.data(), lj.data(),
+                                 lj.data() + uK * R);
+        else
+          cpu::log_joints_full(xt.data(), D, K, L.means, L.factors.data(), L.constants.data(), yt.data(), lj.data());
         break;
       case CovarianceType::diag:
-        cpu::log_joints_diag(xt, D, K, L.means, L.factors.data(), L.constants.data(), lj);
+        cpu::log_joints_diag(xt.data(), D, K, L.means, L.factors.data(), L.constants.data(), lj.data());
         break;
       case CovarianceType::spherical:
-        cpu::log_joints_spherical(xt, D, K, L.means, L.factors.data(), L.constants.data(), lj);
+        cpu::log_joints_spherical(xt.data(), D, K, L.means, L.factors.data(), L.constants.data(), lj.data());
         break;
     }
-    cpu::exp_normalise_block(lj, K, e, row_max, row_sum);
-    cpu::responsibilities_block(e, row_max, row_sum, K, rows, resp + b0 * static_cast<std::size_t>(K),
-                                log_prob ? log_prob + b0 : nullptr);
+    for (int h = 0; h * R < rows; ++h) {
+      const std::size_t at = b0 + static_cast<std::size_t>(h * R);
+      cpu::exp_normalise_block(lj.data() + static_cast<std::size_t>(h) * uK * R, K, e.data(), row_max.data(),
+                               row_sum.data());
+      cpu::responsibilities_block(e.data(), row_max.data(), row_sum.data(), K, std::min(R, rows - h * R),
+                                  resp + at * uK, log_prob ? log_prob + at : nullptr);
+    }
+    b0 += static_cast<std::size_t>(rows);
   }
 }
 
