@@ -24,6 +24,7 @@
 #include "engine/gmm_model.hpp"
 #include "engine/incremental_driver.hpp"
 #include "engine/placed_data.hpp"
+#include "gmm_blocks.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -64,37 +65,7 @@ INSTANTIATE_TEST_SUITE_P(Types, CompleteLogLikelihood, testing::ValuesIn(cuem_te
 // ---- the driver on the Gaussian mixture ---------------------------------------------------
 
 // The GMM as fit() builds it, on the float64 CPU, with blocks of consecutive rows.
-struct Fixture {
-  cuem_test::Dataset ds;
-  cuem::FitOptions o;
-  cuem::Resources resources;
-  cuem::PlacedData data;
-  std::vector<std::unique_ptr<cuem::CpuPrimitives>> block_prims;
-  std::vector<std::unique_ptr<GaussianMixtureEM>> block_models;
-
-  Fixture(cuem_test::Dataset d, const cuem::FitOptions& opts)
-      : ds(std::move(d)), o(opts), resources({cuem::parse_device("cpu"), cuem::Precision::float64, 0, 0, {}}),
-        data(resources, ds.view()) {
-    data.impl().primitives().reserve(o.covariance_type, o.n_components);
-  }
-  GaussianMixtureEM model() {
-    cuem::PlacedData::Impl& placed = data.impl();
-    return GaussianMixtureEM(placed.primitives(), placed.X, o, placed.kmeans);
-  }
-  std::vector<GaussianMixtureEM*> blocks(std::size_t B) {
-    std::vector<GaussianMixtureEM*> out;
-    for (std::size_t b = 0; b < B; ++b) {
-      const std::size_t begin = b * ds.n / B, end = (b + 1) * ds.n / B;
-      const cuem::DataView X(ds.x.data() + begin * ds.d, end - begin, static_cast<std::size_t>(ds.d));
-      block_prims.push_back(std::make_unique<cuem::CpuPrimitives>(X, cuem::WeightView{}));
-      block_models.push_back(
-          std::make_unique<GaussianMixtureEM>(*block_prims.back(), X, o, data.impl().kmeans));
-      out.push_back(block_models.back().get());
-    }
-    return out;
-  }
-  BatchOptions batch(double tol, int max_iter) const { return {o.n_init, max_iter, tol, o.seed, {}}; }
-};
+using Fixture = cuem_test::GmmBlocks;
 
 cuem::FitOptions options(CovarianceType type, int k) {
   cuem::FitOptions o;

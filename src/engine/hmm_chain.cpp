@@ -84,6 +84,28 @@ inline double dot4(const double* a, const double* b, int K) {
 template <int KC>
 constexpr bool kPartialSums = KC >= 4 && KC <= 8;
 
+// out = v M for a K x K row-major M, as four partial sums over M's rows (row i into sum
+// i mod 4, the rest past the last multiple of 4 into sum 0), added in a fixed order: a
+// quarter of one sum's chain of dependent multiply-adds (the steps are latency-bound).
+template <int KC>
+inline void vector_matrix4(const double* __restrict v, const double* __restrict M, int K, double* __restrict out) {
+  const std::size_t uK = static_cast<std::size_t>(K);
+  double p[4][KC > 0 ? KC : 1] = {};
+  int i = 0;
+  for (; i + 4 <= K; i += 4)
+    for (int q = 0; q < 4; ++q) {
+      const double vi = v[i + q];
+      const double* Mi = M + static_cast<std::size_t>(i + q) * uK;
+      for (int j = 0; j < K; ++j) p[q][j] += vi * Mi[j];
+    }
+  for (; i < K; ++i) {
+    const double vi = v[i];
+    const double* Mi = M + static_cast<std::size_t>(i) * uK;
+    for (int j = 0; j < K; ++j) p[0][j] += vi * Mi[j];
+  }
+  for (int j = 0; j < K; ++j) out[j] = (p[0][j] + p[1][j]) + (p[2][j] + p[3][j]);
+}
+
 // a_t from prev = a_{t-1} (null: t is the sequence's frame 0, from pi); false where the
 // frame is impossible (c_t = 0).
 template <int KC>
@@ -93,22 +115,9 @@ inline bool forward_step(const ChainModel& m, int K, const double* __restrict pr
   if (!prev) {
     for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
   } else if constexpr (kPartialSums<KC>) {
-    // a_{t-1} A as four partial sums over the rows i (i mod 4), added in a fixed order:
-    // a quarter of one sum's chain of dependent multiply-adds (the step is latency-bound).
-    double p[4][KC > 0 ? KC : 1] = {};
-    int i = 0;
-    for (; i + 4 <= K; i += 4)
-      for (int q = 0; q < 4; ++q) {
-        const double ai = prev[i + q];
-        const double* Ai = m.A + static_cast<std::size_t>(i + q) * uK;
-        for (int j = 0; j < K; ++j) p[q][j] += ai * Ai[j];
-      }
-    for (; i < K; ++i) {
-      const double ai = prev[i];
-      const double* Ai = m.A + static_cast<std::size_t>(i) * uK;
-      for (int j = 0; j < K; ++j) p[0][j] += ai * Ai[j];
-    }
-    for (int j = 0; j < K; ++j) at[j] = ((p[0][j] + p[1][j]) + (p[2][j] + p[3][j])) * bt[j];
+    // a_{t-1} A in four partial sums (vector_matrix4).
+    vector_matrix4<KC>(prev, m.A, K, at);
+    for (int j = 0; j < K; ++j) at[j] *= bt[j];
   } else {
     for (int j = 0; j < K; ++j) at[j] = 0.0;
     for (int i = 0; i < K; ++i) {
@@ -140,21 +149,8 @@ inline void backward_step(const ChainModel& m, int K, const double* __restrict b
   // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
   // the compiler vectorises, where a dot product per row would be a serial reduction.
   if constexpr (kPartialSums<KC>) {
-    // Four partial sums over the columns j (j mod 4), as the forward step.
-    double p[4][KC > 0 ? KC : 1] = {};
-    int j = 0;
-    for (; j + 4 <= K; j += 4)
-      for (int q = 0; q < 4; ++q) {
-        const double uj = u[j + q];
-        const double* ATj = m.AT + static_cast<std::size_t>(j + q) * uK;
-        for (int i = 0; i < K; ++i) p[q][i] += uj * ATj[i];
-      }
-    for (; j < K; ++j) {
-      const double uj = u[j];
-      const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
-      for (int i = 0; i < K; ++i) p[0][i] += uj * ATj[i];
-    }
-    for (int i = 0; i < K; ++i) rt[i] = (p[0][i] + p[1][i]) + (p[2][i] + p[3][i]);
+    // u^T A^T in four partial sums, as the forward step.
+    vector_matrix4<KC>(u, m.AT, K, rt);
   } else {
     for (int i = 0; i < K; ++i) rt[i] = 0.0;
     for (int j = 0; j < K; ++j) {
