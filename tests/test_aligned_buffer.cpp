@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "cpu/aligned_buffer.hpp"
@@ -62,6 +63,26 @@ TEST(AlignedBuffer, ResizeKeepsThePrefixAndZeroesGrowth) {
   EXPECT_EQ(b[0], 1.0);
   EXPECT_EQ(b[2], 3.0);
   for (std::size_t i = 3; i < 1000; ++i) ASSERT_EQ(b[i], 0.0) << i;
+}
+
+TEST(AlignedBuffer, MovesLeaveTheSourceEmpty) {
+  AlignedBuffer a(10);
+  a[3] = 4.0;
+  const double* storage = a.data();
+  AlignedBuffer b(std::move(a));
+  EXPECT_EQ(b.data(), storage);
+  EXPECT_EQ(b.size(), 10u);
+  EXPECT_EQ(b[3], 4.0);
+  EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move): the state after a move is the point
+  EXPECT_EQ(a.data(), nullptr);
+  AlignedBuffer c(2);
+  c = std::move(b);
+  EXPECT_EQ(c.data(), storage);
+  EXPECT_EQ(c.size(), 10u);
+  EXPECT_EQ(b.size(), 0u);  // NOLINT(bugprone-use-after-move)
+  a.resize(3);  // a moved-from buffer is usable again
+  EXPECT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[2], 0.0);
 }
 
 TEST(AlignedBuffer, AssignFillsEveryValue) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <utility>
 
 namespace cuem::cpu {
 
@@ -21,6 +22,17 @@ class AlignedBuffer {
   explicit AlignedBuffer(std::size_t n) : data_(allocate(n)), size_(n), capacity_(n) {
     std::fill(data_.get(), data_.get() + n, 0.0);
   }
+  // Moves leave the source empty (a moved-from buffer must not report its old size).
+  AlignedBuffer(AlignedBuffer&& o) noexcept
+      : data_(std::move(o.data_)), size_(std::exchange(o.size_, 0)), capacity_(std::exchange(o.capacity_, 0)) {}
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    data_ = std::move(o.data_);
+    size_ = std::exchange(o.size_, 0);
+    capacity_ = std::exchange(o.capacity_, 0);
+    return *this;
+  }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 
   /// n doubles: the first min(n, size()) kept, the rest zero; reallocates only to grow.
   void resize(std::size_t n) {
