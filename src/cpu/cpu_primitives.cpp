@@ -34,17 +34,21 @@ namespace {
 // and every one of its components then reads from L1.
 constexpr int kStatsRows = 64;
 
-// The parameters in the kernels' layout (cpu_kernels.hpp), built once per E-step.
+// The parameters in the kernels' layout (cpu_kernels.hpp), built once per E-step. The
+// lanes pass (narrow_estep.hpp) reads the padded factors; the row-block pass reads full
+// and tied factors as column panels (cpu::pack_full_panels), built only for it.
 struct EstepLayout {
+  enum class For { lanes, row_blocks };
+
   CovarianceType type;
   int K;
   int D;
   const double* means;
-  std::vector<double> factors;
+  std::vector<double> factors;  // lanes, and diag and spherical row blocks
   std::vector<double> constants;
-  cpu::AlignedBuffer panels;  // full and tied: the factors as cpu::pack_full_panels lays them out
+  cpu::AlignedBuffer panels;  // full and tied row blocks
 
-  explicit EstepLayout(const PreparedParams& p) : type(p.type), K(p.K), D(p.D), means(p.means.data()) {
+  EstepLayout(const PreparedParams& p, For use) : type(p.type), K(p.K), D(p.D), means(p.means.data()) {
     const std::size_t uD = static_cast<std::size_t>(D);
     constants.resize(static_cast<std::size_t>(K));
     for (int k = 0; k < K; ++k) constants[k] = p.log_weights[k] + p.log_det[k];
@@ -59,8 +63,11 @@ struct EstepLayout {
           for (std::size_t i = 0; i < uD; ++i)
             for (std::size_t j = i; j < uD; ++j) out[i * Dp + j] = P[i * uD + j];
         }
-        panels = cpu::AlignedBuffer(static_cast<std::size_t>(K) * cpu::full_panel_size(D));
-        cpu::pack_full_panels(factors.data(), D, K, panels.data());
+        if (use == For::row_blocks) {
+          panels = cpu::AlignedBuffer(static_cast<std::size_t>(K) * cpu::full_panel_size(D));
+          cpu::pack_full_panels(factors.data(), D, K, panels.data());
+          factors = {};
+        }
         break;
       }
       case CovarianceType::diag:
@@ -75,25 +82,39 @@ struct EstepLayout {
   }
 };
 
-// Posteriors of points [begin, begin + count), one block of 16 rows at a time, on the
-// calling thread. Each row is computed in its own vector lane (padding lanes repeat the
-// first row and are dropped), so a row's values do not depend on the block it falls in.
-// Full and tied log joints take 32 rows at a time where there are more than 16 left
-// (cpu::log_joints_full32, the same bits), then normalise as two blocks of 16.
+// The layout for a pass over data of D columns: the lanes pass where it applies.
+EstepLayout::For layout_for(CovarianceType type, int D) {
+  return cpu::lanes_applies(type, D) ? EstepLayout::For::lanes : EstepLayout::For::row_blocks;
+}
+
+// Posteriors of points [begin, begin + count), one block of rows at a time, on the
+// calling thread: 16 rows, or 32 for full and tied log joints (cpu::log_joints_full32, its
+// factor values read once per 32 rows). Each row is computed in its own vector lane
+// (padding lanes repeat the first row and are dropped), and every row of a type goes
+// through the same kernel, so a row's values do not depend on the block it falls in
+// however the compiler contracts the kernels' products and sums.
 template <typename T>
 void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, std::size_t begin,
                       std::size_t count, double* resp, double* log_prob) {
   constexpr int R = cpu::kBlockRows;
-  constexpr int R2 = 2 * R;
   const int D = L.D;
   const int K = L.K;
   const bool full = L.type == CovarianceType::full || L.type == CovarianceType::tied;
+  const int lanes = full ? 2 * R : R;
   const std::size_t uD = static_cast<std::size_t>(D), uK = static_cast<std::size_t>(K);
-  cpu::AlignedBuffer xt(uD * R2), yt(uD * R2), lj(uK * R2), e(uK * R), row_max(R), row_sum(R);
+  const std::size_t ul = static_cast<std::size_t>(lanes), uR = static_cast<std::size_t>(R);
+  // One allocation for the block's buffers; each size a multiple of 8 doubles keeps
+  // every part on a cache line.
+  const std::size_t n_xt = uD * ul, n_lj = uK * ul, n_e = uK * uR;
+  cpu::AlignedBuffer buf(2 * n_xt + n_lj + n_e + 2 * uR);
+  double* xt = buf.data();
+  double* yt = xt + n_xt;
+  double* lj = yt + n_xt;
+  double* e = lj + n_lj;
+  double* row_max = e + n_e;
+  double* row_sum = row_max + uR;
   for (std::size_t b0 = 0; b0 < count;) {
-    const std::size_t left = count - b0;
-    const int lanes = full && left > static_cast<std::size_t>(R) ? R2 : R;
-    const int rows = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(lanes), left));
+    const int rows = static_cast<int>(std::min<std::size_t>(ul, count - b0));
     for (int r = 0; r < lanes; ++r) {
       const T* x = base + (begin + b0 + static_cast<std::size_t>(r < rows ? r : 0)) * n_cols;
       for (int d = 0; d < D; ++d) xt[static_cast<std::size_t>(d * lanes + r)] = static_cast<double>(x[d]);
@@ -101,25 +122,20 @@ void posteriors_range(const T* base, std::size_t n_cols, const EstepLayout& L, s
     switch (L.type) {
       case CovarianceType::full:
       case CovarianceType::tied:
-        if (lanes == R2)
-          cpu::log_joints_full32(xt.data(), D, K, L.means, L.panels.data(), L.constants.data(), yt.data(), lj.data(),
-                                 lj.data() + uK * R);
-        else
-          cpu::log_joints_full(xt.data(), D, K, L.means, L.factors.data(), L.constants.data(), yt.data(), lj.data());
+        cpu::log_joints_full32(xt, D, K, L.means, L.panels.data(), L.constants.data(), yt, lj, lj + uK * uR);
         break;
       case CovarianceType::diag:
-        cpu::log_joints_diag(xt.data(), D, K, L.means, L.factors.data(), L.constants.data(), lj.data());
+        cpu::log_joints_diag(xt, D, K, L.means, L.factors.data(), L.constants.data(), lj);
         break;
       case CovarianceType::spherical:
-        cpu::log_joints_spherical(xt.data(), D, K, L.means, L.factors.data(), L.constants.data(), lj.data());
+        cpu::log_joints_spherical(xt, D, K, L.means, L.factors.data(), L.constants.data(), lj);
         break;
     }
     for (int h = 0; h * R < rows; ++h) {
       const std::size_t at = b0 + static_cast<std::size_t>(h * R);
-      cpu::exp_normalise_block(lj.data() + static_cast<std::size_t>(h) * uK * R, K, e.data(), row_max.data(),
-                               row_sum.data());
-      cpu::responsibilities_block(e.data(), row_max.data(), row_sum.data(), K, std::min(R, rows - h * R),
-                                  resp + at * uK, log_prob ? log_prob + at : nullptr);
+      cpu::exp_normalise_block(lj + static_cast<std::size_t>(h) * uK * uR, K, e, row_max, row_sum);
+      cpu::responsibilities_block(e, row_max, row_sum, K, std::min(R, rows - h * R), resp + at * uK,
+                                  log_prob ? log_prob + at : nullptr);
     }
     b0 += static_cast<std::size_t>(rows);
   }
@@ -283,19 +299,24 @@ class StatsPass {
   std::vector<StatsTask> tasks_;
 };
 
-}  // namespace
-
-void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count, double* resp,
-                    double* log_prob) {
-  const EstepLayout L(p);
-  const int nt = worth_threads(count, p.K, p.D) ? omp_get_max_threads() : 1;
+// cpu_posteriors with the layout built.
+void posteriors_parallel(DataView X, const EstepLayout& L, std::size_t begin, std::size_t count, double* resp,
+                         double* log_prob) {
+  const int nt = worth_threads(count, L.K, L.D) ? omp_get_max_threads() : 1;
 #pragma omp parallel num_threads(nt)
   {
     const auto [lo, hi] = block_share(count, omp_get_thread_num(), omp_get_num_threads());
     if (lo < hi)
-      posteriors_range(X, L, begin + lo, hi - lo, resp + lo * static_cast<std::size_t>(p.K),
+      posteriors_range(X, L, begin + lo, hi - lo, resp + lo * static_cast<std::size_t>(L.K),
                        log_prob ? log_prob + lo : nullptr);
   }
+}
+
+}  // namespace
+
+void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count, double* resp,
+                    double* log_prob) {
+  posteriors_parallel(X, EstepLayout(p, EstepLayout::For::row_blocks), begin, count, resp, log_prob);
 }
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
@@ -383,7 +404,7 @@ CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_wei
 }
 
 SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
-  const EstepLayout L(p);
+  const EstepLayout L(p, layout_for(p.type, p.D));
   if (cpu::lanes_applies(p.type, p.D)) {
     const cpu::NarrowParams np{p.type, p.K, p.D, L.means, L.factors.data(), L.constants.data(), L.means};
     SufficientStats s = cpu::lanes_estep(X_, np, w_, [this] { poll_interrupt(); });
@@ -402,12 +423,13 @@ SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
 
 void CpuPrimitives::posteriors(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
                                double* resp) {
+  const EstepLayout L(p, EstepLayout::For::row_blocks);
   const std::size_t chunk = chunk_points(p.K);
   std::vector<double> scratch(resp ? 0 : chunk * static_cast<std::size_t>(p.K));
   for (std::size_t b = begin; b < end; b += chunk) {
     const std::size_t count = std::min(chunk, end - b);
     double* r = resp ? resp + (b - begin) * static_cast<std::size_t>(p.K) : scratch.data();
-    cpu_posteriors(X_, p, b, count, r, log_prob ? log_prob + (b - begin) : nullptr);
+    posteriors_parallel(X_, L, b, count, r, log_prob ? log_prob + (b - begin) : nullptr);
   }
 }
 
@@ -447,8 +469,8 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
       break;
     case Responsibilities::Kind::posteriors:
       if (!g.params || g.params->K != K) throw InvalidArgument("weighted_stats: posteriors needs K components");
-      layout = std::make_unique<EstepLayout>(*g.params);
       if (cpu::lanes_applies(type, D) && g.params->type == type && g.params->D == D) {
+        layout = std::make_unique<EstepLayout>(*g.params, EstepLayout::For::lanes);
         // The E-step's own pass, so that this composition stays the E-step bitwise.
         if (shift.size() != uK * X_.n_cols) throw InvalidArgument("weighted_stats: the shift must be K x D");
         const cpu::NarrowParams np{type, K, D, layout->means, layout->factors.data(), layout->constants.data(),
@@ -458,6 +480,7 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
         s.weight = total_weight_;
         return s;
       }
+      layout = std::make_unique<EstepLayout>(*g.params, EstepLayout::For::row_blocks);
       fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
         posteriors_range(X_, *layout, begin, count, resp, nullptr);
       };
