@@ -31,7 +31,11 @@ reports=build-reports
 rm -rf "$reports" && mkdir -p "$reports"
 summary=$reports/summary.txt
 : >"$summary"
+times=$reports/times.txt
+: >"$times"
 status=0
+# took STEP START: the wall time of a step since START (a $SECONDS value), for the summary.
+took() { echo "time: $1 $((SECONDS - $2)) s" >>"$times"; }
 
 # run_ctest PHASE BUILD_DIR REQUIRED [ctest args...]: every registered test of the
 # selection must run; REQUIRED names tests that must be among them.
@@ -50,34 +54,45 @@ run_ctest() {
 
 if has_phase release; then
   echo "== build (Release) =="
+  t=$SECONDS
   CUEM_BUILD_DIR=build CUEM_CUDA_ARCHS=${CUEM_CUDA_ARCHS:-80-real} bash scripts/build.sh \
     -DCUEM_BUILD_TESTS=ON -DCUEM_BUILD_BENCH=ON -DCUEM_BUILD_CLI=ON -DCUEM_SANITIZE=OFF -DCUEM_PYTHON="$py"
+  took "build (Release)" $t
   echo "== tests (Release) =="
+  t=$SECONDS
   run_ctest ctest-release build "compare_sklearn,compare_gpu_smoke,cli_end_to_end,cli_demo_fit,install_consumer,emulated:,scripts_syntax,golden_models" ||
     status=1
+  took "tests (Release)" $t
 fi
 
 if has_phase python; then
   echo "== Python package (pip install . into .venv, pytest tests/python) =="
+  t=$SECONDS
   rc=0
   bash scripts/test_python.sh --junitxml="$PWD/$reports/pytest-python.xml" || rc=$?
   "$py" scripts/test_summary.py "$reports/pytest-python.xml" --phase pytest-python --out "$summary" || rc=1
   [ $rc -eq 0 ] || status=1
+  took "Python package (build and tests)" $t
 fi
 
 if has_phase asan; then
   echo "== build (ASan + UBSan, CPU only) =="
+  t=$SECONDS
   CUEM_NO_CUDA=1 CUEM_BUILD_DIR=build-asan CUEM_BUILD_TYPE=RelWithDebInfo bash scripts/build.sh \
     -DCUEM_BUILD_TESTS=ON -DCUEM_BUILD_CLI=ON -DCUEM_SANITIZE=ON -DCUEM_BUILD_BENCH=OFF -DCUEM_PYTHON="$py"
+  took "build (ASan + UBSan)" $t
   echo "== tests (ASan + UBSan) =="
+  t=$SECONDS
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_ctest ctest-asan build-asan "cli_end_to_end,emulated:" -L 'unit|cli' || status=1
   unset ASAN_OPTIONS UBSAN_OPTIONS
+  took "tests (ASan + UBSan)" $t
 fi
 
 if has_phase fuzz; then
   echo "== fuzzing (npy, CSV and model readers) =="
+  t=$SECONDS
   if bash scripts/fuzz.sh | tee "$reports/fuzz.log"; then
     n=$(grep -c '^fuzz [a-z]*: ok' "$reports/fuzz.log" || true)
     echo "fuzz: ${n} targets clean for ${FUZZ_SECONDS:-60} s each" >>"$summary"
@@ -85,11 +100,13 @@ if has_phase fuzz; then
     echo "fuzz: FAILED ($(grep -E '^fuzz: FAILED' "$reports/fuzz.log" | head -1))" >>"$summary"
     status=1
   fi
+  took "fuzzing (build and runs)" $t
 fi
 
 echo
 echo "==================== test summary ===================="
 cat "$summary"
+cat "$times"
 # One closing line over every phase's test reports.
 "$py" - "$reports" <<'EOF'
 import glob, sys, xml.etree.ElementTree as ET
