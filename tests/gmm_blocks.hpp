@@ -1,7 +1,7 @@
 #pragma once
 // The Gaussian mixture as fit() builds it, on the float64 CPU, over a data set held by the
-// fixture, and models over blocks of consecutive rows: what the incremental driver tests
-// run the driver on.
+// fixture, and models over blocks of consecutive rows: what the incremental and SQUAREM
+// driver tests run the drivers on.
 #include <memory>
 #include <utility>
 #include <vector>

@@ -9,42 +9,20 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
-#include <memory>
-#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "cpu/cpu_primitives.hpp"
+#include "cuem/errors.hpp"
 #include "cuem/fit.hpp"
-#include "cuem/resources.hpp"
-#include "engine/batch_driver.hpp"
-#include "engine/gmm_model.hpp"
-#include "engine/incremental_driver.hpp"
-#include "engine/placed_data.hpp"
-#include "gmm_blocks.hpp"
+#include "incremental_gmm.hpp"
 #include "test_util.hpp"
 
 namespace {
 
 using cuem::CovarianceType;
 using cuem::FirstPass;
-using cuem::engine::BatchOptions;
-using cuem::engine::GaussianMixtureEM;
-
-const char* type_name(CovarianceType t) { return cuem::to_string(t); }
-
-cuem::FitOptions options(CovarianceType type, int k) {
-  cuem::FitOptions o;
-  o.n_components = k;
-  o.covariance_type = type;
-  o.seed = 11;
-  o.n_init = 1;
-  o.device = cuem::parse_device("cpu");
-  o.precision = cuem::Precision::float64;
-  return o;
-}
+using cuem_test::incremental_options;
 
 // The start: the generating mixture moved off its optimum, so that the first pass has work.
 cuem::Model start_of(const cuem_test::Mixture& mix, CovarianceType type) {
@@ -109,7 +87,7 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
   for (const auto& [weighted, B] : {std::pair<bool, std::size_t>{false, 4}, {true, 4}, {false, 23}, {true, 23}}) {
     const std::vector<double> w = weighted ? weights : std::vector<double>{};
     const cuem::WeightView wv = weighted ? cuem::WeightView{w.data(), w.size()} : cuem::WeightView{};
-    cuem::FitOptions o = options(type, 3);
+    cuem::FitOptions o = incremental_options(type, 3, 1);
     set_start(o, start);
     o.max_iter = 1;
     o.tol = 0;
@@ -119,7 +97,8 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
     o.incremental_blocks = 1;
     const cuem::FitResult batch = cuem::fit(ds.view(), o, wv);
     const cuem::Model ref = plain_first_pass(ds, w, B, start, o.reg_covar);
-    const std::string what = std::string(type_name(type)) + (weighted ? ", weighted" : "") + ", B = " + std::to_string(B);
+    const std::string what =
+        std::string(cuem::to_string(type)) + (weighted ? ", weighted" : "") + ", B = " + std::to_string(B);
     ASSERT_EQ(inc.n_iter, 1) << what;
     ASSERT_EQ(inc.trace.size(), B) << what;
     ASSERT_GT(cuem_test::max_abs(inc.model.means), 0.5) << what;  // not vacuous
@@ -130,91 +109,31 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
     EXPECT_GT(cuem_test::max_rel_diff(inc.model.means, batch.model.means), 1e-4) << what;
     const std::size_t end0 = ds.n / B;
     const cuem::DataView block0(ds.x.data(), end0, static_cast<std::size_t>(ds.d));
-    EXPECT_NEAR(inc.trace[0].mean_log_likelihood, weighted_mean_ll(start, block0, weighted ? w.data() : nullptr),
-                1e-12)
+    EXPECT_NEAR(inc.trace[0].mean_log_likelihood, weighted_mean_ll(start, block0, weighted ? w.data() : nullptr), 1e-12)
         << what;
   }
 }
 
-// The driver on the GMM, as fit() builds it, with blocks of consecutive rows.
-using Fixture = cuem_test::GmmBlocks;
+// The driver on the GMM, as fit() builds it, with blocks of consecutive rows: the checks
+// shared with the full first pass's tests (tests/incremental_gmm.hpp).
 
 // From the first pass's last step on the bound never falls (the first-pass entries before
 // it are bounds over fewer blocks, allowed to), and the fit ends at batch EM's optimum.
 TEST_P(FirstPassIncremental, MonotoneAfterFirstPassAndReachesBatchOptimum) {
-  const CovarianceType type = GetParam();
-  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 2.0, 31);
-  Fixture f(cuem_test::sample_mixture(mix, 1200, 32), options(type, 3));
-  GaussianMixtureEM model = f.model();
-  const auto ref = cuem::engine::run_batch_em(model, f.batch(1e-14, 100000));
-  ASSERT_TRUE(ref.converged);
-  for (std::size_t B : {2u, 7u, 30u}) {
-    const auto inc =
-        cuem::engine::run_incremental_em(model, f.blocks(B), f.batch(1e-13, 100000), FirstPass::incremental);
-    ASSERT_TRUE(inc.converged) << "B = " << B;
-    EXPECT_EQ(inc.n_decreases, 0) << "B = " << B << ", largest fall " << inc.max_decrease;
-    ASSERT_EQ(inc.trace.size(), static_cast<std::size_t>(inc.n_iter) * B) << "B = " << B;
-    for (std::size_t i = B; i < inc.trace.size(); ++i)
-      EXPECT_GE(inc.trace[i].mean_log_likelihood, inc.trace[i - 1].mean_log_likelihood - 1e-12)
-          << "B = " << B << ", entry " << i;
-    const double ll = cuem_test::mean_log_likelihood(inc.params, f.ds.view());
-    const double ll_ref = cuem_test::mean_log_likelihood(ref.params, f.ds.view());
-    std::printf("%s B=%zu: %d passes (batch %d), bound %.14f, ll %.14f, batch ll %.14f\n", type_name(type), B,
-                inc.n_iter, ref.n_iter, inc.lower_bound, ll, ll_ref);
-    EXPECT_NEAR(ll, ll_ref, 1e-8) << "B = " << B;
-    EXPECT_NEAR(inc.lower_bound, ll_ref, 1e-8) << "B = " << B;
-    EXPECT_LE(inc.lower_bound, ll + 1e-12) << "the free energy bounds the log-likelihood";
-    EXPECT_LT(cuem_test::max_rel_diff(inc.params.means, ref.params.means), 1e-4) << "B = " << B;
-  }
+  cuem_test::expect_blocks_reach_batch_optimum(GetParam(), FirstPass::incremental);
 }
 
 // One block: the incremental first pass is the full one, so batch EM bit for bit.
 TEST_P(FirstPassIncremental, OneBlockIsBatchEmBitwise) {
-  const CovarianceType type = GetParam();
-  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 1.5, 21);
-  Fixture f(cuem_test::sample_mixture(mix, 900, 22), options(type, 3));
-  f.o.n_init = 2;
-  GaussianMixtureEM model = f.model();
-  const auto batch = cuem::engine::run_batch_em(model, f.batch(1e-6, 200));
-  const auto inc = cuem::engine::run_incremental_em(model, f.blocks(1), f.batch(1e-6, 200), FirstPass::incremental);
-  ASSERT_GT(batch.n_iter, 3);
-  EXPECT_EQ(inc.n_iter, batch.n_iter);
-  EXPECT_EQ(inc.best_init, batch.best_init);
-  ASSERT_EQ(inc.trace.size(), batch.trace.size());
-  for (std::size_t i = 0; i < inc.trace.size(); ++i)
-    EXPECT_EQ(inc.trace[i].mean_log_likelihood, batch.trace[i].mean_log_likelihood) << i;
-  EXPECT_EQ(inc.lower_bound, batch.lower_bound);
-  EXPECT_EQ(inc.params.means, batch.params.means);
-  EXPECT_EQ(inc.params.covariances, batch.params.covariances);
-  EXPECT_EQ(inc.params.precisions_cholesky, batch.params.precisions_cholesky);
+  cuem_test::expect_one_block_is_batch_em_bitwise(GetParam(), FirstPass::incremental);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, FirstPassIncremental, testing::ValuesIn(cuem_test::all_covariance_types()),
-                         [](const auto& info) { return std::string(type_name(info.param)); });
+                         [](const auto& info) { return std::string(cuem::to_string(info.param)); });
 
 // Sample weights through fit(): the weighted batch optimum.
 TEST(FirstPassIncrementalFit, WeightedReachesWeightedBatchOptimum) {
-  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::full, 3, 2, 2.0, 41);
-  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 1000, 42);
-  cuem_test::Rng rng(43);
-  std::vector<double> w(ds.n);
-  for (double& v : w) v = rng.uniform(0.0, 3.0);
-  cuem::FitOptions o = options(CovarianceType::full, 3);
-  o.tol = 1e-14;
-  o.max_iter = 100000;
-  const cuem::FitResult batch = cuem::fit(ds.view(), o, {w.data(), w.size()});
-  o.incremental_blocks = 5;
-  o.first_pass = FirstPass::incremental;
-  o.tol = 1e-13;
-  const cuem::FitResult inc = cuem::fit(ds.view(), o, {w.data(), w.size()});
-  ASSERT_TRUE(batch.converged);
-  ASSERT_TRUE(inc.converged);
-  EXPECT_EQ(inc.n_decreases, 0);
-  EXPECT_EQ(inc.trace.size(), static_cast<std::size_t>(inc.n_iter) * 5);
-  const double s_batch = cuem::score(batch.model, ds.view(), {}, {w.data(), w.size()});
-  const double s_inc = cuem::score(inc.model, ds.view(), {}, {w.data(), w.size()});
-  EXPECT_NEAR(s_inc, s_batch, 1e-8);
-  EXPECT_NEAR(inc.lower_bound, s_batch, 1e-8);
+  cuem_test::expect_weighted_fit_reaches_weighted_batch_optimum(CovarianceType::full, FirstPass::incremental);
 }
 
 TEST(FirstPassIncrementalFit, NamesParseAndUnknownIsAClearError) {

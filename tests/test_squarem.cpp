@@ -23,14 +23,12 @@
 #include "core/linalg.hpp"
 #include "core/m_step.hpp"
 #include "core/rng.hpp"
-#include "cuem/devices.hpp"
 #include "cuem/errors.hpp"
-#include "cuem/resources.hpp"
 #include "engine/batch_driver.hpp"
 #include "engine/gmm_model.hpp"
 #include "engine/gmm_parameter_map.hpp"
-#include "engine/placed_data.hpp"
 #include "engine/squarem_driver.hpp"
+#include "gmm_blocks.hpp"
 #include "test_util.hpp"
 #include "trace_checks.hpp"
 
@@ -430,23 +428,7 @@ TEST(Squarem, BernoulliMixtureReachesPlainEmsOptimumInFewerPasses) {
 
 // ---- the Gaussian mixture -----------------------------------------------------------
 
-// The GMM as fit() builds it (src/core/fit.cpp), on the float64 CPU.
-struct GmmFixture {
-  cuem_test::Dataset ds;
-  cuem::FitOptions o;
-  cuem::Resources resources;
-  cuem::PlacedData data;
-  GmmFixture(cuem_test::Dataset d, const cuem::FitOptions& opts)
-      : ds(std::move(d)), o(opts), resources({cuem::parse_device("cpu"), cuem::Precision::float64, 0, 0, {}}),
-        data(resources, ds.view()) {
-    data.impl().primitives().reserve(o.covariance_type, o.n_components);
-  }
-  cuem::engine::GaussianMixtureEM model() {
-    cuem::PlacedData::Impl& placed = data.impl();
-    return cuem::engine::GaussianMixtureEM(placed.primitives(), placed.X, o, placed.kmeans);
-  }
-  BatchOptions batch(double tol, int max_iter) const { return {o.n_init, max_iter, tol, o.seed, {}}; }
-};
+// The runs below take the GMM as fit() builds it, on the float64 CPU, from tests/gmm_blocks.hpp.
 
 struct GmmCase {
   const char* name;
@@ -469,7 +451,7 @@ TEST_P(SquaremGmm, ReachesPlainEmsOptimum) {
   o.covariance_type = c.type;
   o.seed = 43;
   o.reg_covar = 1e-6;
-  GmmFixture f(cuem_test::sample_mixture(mix, c.n, 42), o);
+  cuem_test::GmmBlocks f(cuem_test::sample_mixture(mix, c.n, 42), o);
   auto model = f.model();
   const double tol = 1e-10;
   const auto plain = run_batch_em(model, f.batch(tol, 50000));
@@ -518,7 +500,7 @@ TEST(ConvergenceRate, GmmRateMatchesTheObservedApproach) {
   o.n_components = 3;
   o.covariance_type = CovarianceType::full;
   o.seed = 43;
-  GmmFixture f(cuem_test::sample_mixture(mix, 3000, 42), o);
+  cuem_test::GmmBlocks f(cuem_test::sample_mixture(mix, 3000, 42), o);
   auto model = f.model();
   const auto r = run_batch_em(model, f.batch(1e-9, 50000));
   const auto ref = run_batch_em(model, f.batch(1e-14, 200000));
