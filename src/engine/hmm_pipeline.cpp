@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/prepared_params.hpp"
+#include "engine/large_arrays.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -46,9 +47,7 @@ class SequencePipeline {
       : prims_(prims), prepared_(prepared), log_K_(log_K), m_(m), lo_(lo), T_(T), uK_(static_cast<std::size_t>(m.K)),
         b_(b), s_(s), w_(w), B_(chain_block_frames(T)), n_blocks_((T + B_ - 1) / B_),
         claimed_(new std::atomic<bool>[n_blocks_]), back_(T), bwd_(T) {
-    if (w.a.size() < T * uK_) w.a.resize(T * uK_);
-    if (w.c.size() < T) w.c.resize(T);
-    if (w.r.size() < T * uK_) w.r.resize(T * uK_);
+    // a, c and r hold T frames already (pipelined_chain_pass sized them).
     w.xi_blocks.assign(n_blocks_ * uK_ * uK_, 0.0);
     block_ll_.assign(n_blocks_, 0.0);
     for (std::size_t q = 0; q < n_blocks_; ++q) claimed_[q].store(false, std::memory_order_relaxed);
@@ -214,8 +213,17 @@ double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std:
   const int K = model.n_components();
   const std::size_t uK = static_cast<std::size_t>(K);
   const std::size_t N = prims.rows(), S = offsets.size() - 1;
-  frames.b.resize(N * uK);
-  frames.s.resize(N);
+  const bool two_threads = omp_get_max_threads() >= 2;
+  // The frames' arrays and the chain's, sized for the longest sequence, first touched here
+  // on both threads (a fit's first E-step; later ones reuse them).
+  std::size_t T_max = 0;
+  for (std::size_t q = 0; q < S; ++q) T_max = std::max(T_max, offsets[q + 1] - offsets[q]);
+  resize_large({{&frames.b, N * uK},
+                {&frames.s, N},
+                {&work.a, std::max(work.a.size(), T_max * uK)},
+                {&work.c, std::max(work.c.size(), T_max)},
+                {&work.r, std::max(work.r.size(), T_max * uK)}},
+               two_threads);
   // As emission_frames: the posteriors under uniform weights, and log K added to their scale.
   const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
                                       model.emissions.covariances);
@@ -225,7 +233,6 @@ double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std:
   for (std::size_t i = 0; i < uK; ++i)
     for (std::size_t j = 0; j < uK; ++j) transposed[j * uK + i] = model.transmat[i * uK + j];
   const ChainModel chain{model.startprob.data(), model.transmat.data(), transposed.data(), K};
-  const bool two_threads = omp_get_max_threads() >= 2;
   // chain_pass's sums: sequences in fixed groups, each summed in order, then the groups.
   SequenceGroups groups(S, K, true, true);
   for (std::size_t g = 0; g < groups.n_groups(); ++g) {
