@@ -2,12 +2,15 @@
 // interleaved forward-backward recursions, blocks combined as they become ready. Against
 // emission_frames followed by chain_pass (the two-step path it replaces) bitwise, on 1, 2
 // and 3 threads; against the plain log-space reference loop of hmm_reference.hpp to
-// rounding; and the impossible frame reported as chain_pass reports it.
+// rounding; the emission chunks that the recursion thread computes where it would wait
+// among those compared; and the impossible frame reported as chain_pass reports it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -87,10 +90,12 @@ TEST_P(HmmPipeline, EqualsTheTwoStepPassBitwiseOnAnyThreadCount) {
   for (std::size_t i = 0; i < ref.gamma.size(); ++i) worst = std::max(worst, std::abs(two_step.gamma[i] - ref.gamma[i]));
   EXPECT_LT(worst, tol);
 
+  const std::size_t T_max = *std::max_element(p.lengths.begin(), p.lengths.end());
   for (int threads : {1, 2, 3}) {
     const cuem::engine::ThreadCountScope scope(threads);
     cuem::engine::EmissionFrames f;
     cuem::engine::ChainWork work;
+    cuem::engine::PipelineSplit split;
     Pass piped;
     piped.start.assign(uK, 0.0);
     piped.trans.assign(uK * uK, 0.0);
@@ -106,7 +111,7 @@ TEST_P(HmmPipeline, EqualsTheTwoStepPassBitwiseOnAnyThreadCount) {
       std::fill(piped.start.begin(), piped.start.end(), 0.0);
       std::fill(piped.trans.begin(), piped.trans.end(), 0.0);
       piped.ll = cuem::engine::pipelined_chain_pass(prims, model, offsets, f, piped.start.data(), piped.trans.data(),
-                                                     work);
+                                                     work, &split);
       EXPECT_EQ(piped.ll, two_step.ll) << threads << " threads, call " << rep;
       EXPECT_EQ(piped.start, two_step.start) << threads << " threads, call " << rep;
       EXPECT_EQ(piped.trans, two_step.trans) << threads << " threads, call " << rep;
@@ -115,6 +120,17 @@ TEST_P(HmmPipeline, EqualsTheTwoStepPassBitwiseOnAnyThreadCount) {
         ASSERT_EQ(f.b[i], two_step.gamma[i]) << threads << " threads: first mismatch at frame " << i / uK;
       EXPECT_EQ(f.s, two_step.s) << threads << " threads";
     }
+    // How many chunks the recursion thread computed depends on when each thread starts
+    // (on a loaded machine either may start milliseconds after the other), so it is
+    // reported, not required; one thread computes them all in the emissions role.
+    if (threads == 1) {
+      EXPECT_EQ(split.chunks_by_recursions, 0u);
+    }
+    EXPECT_EQ(split.chunks, 4 * std::accumulate(p.lengths.begin(), p.lengths.end(), std::size_t{0},
+                                                [](std::size_t n, std::size_t T) { return n + (T + 1023) / 1024; }));
+    EXPECT_LE(split.chunks_by_recursions, split.chunks);
+    std::printf("%d threads, T %zu: the recursion thread computed %zu of %zu emission chunks\n", threads, T_max,
+                split.chunks_by_recursions, split.chunks);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "cuem/errors.hpp"
+#include "engine/large_arrays.hpp"
 
 // The three passes are compiled once per instruction-set level, chosen by the loader, with
 // everything they call inlined into each clone (flatten), as src/cpu/cpu_kernels.cpp does.
@@ -335,11 +336,13 @@ decltype(auto) dispatch_k(int K, F&& f) {
   }
 }
 
-// Sizes the scratch for T frames: a, c, r (and the per-block transition sums, zeroed).
-void reserve(ChainWork& w, std::size_t T, std::size_t uK, std::size_t n_blocks, bool with_xi) {
-  if (w.a.size() < T * uK) w.a.resize(T * uK);
-  if (w.c.size() < T) w.c.resize(T);
-  if (w.r.size() < T * uK) w.r.resize(T * uK);
+// Sizes the scratch for T frames: a, c, r (and the per-block transition sums, zeroed);
+// `parallel`: a fresh allocation is first touched on two threads (large_arrays.hpp).
+void reserve(ChainWork& w, std::size_t T, std::size_t uK, std::size_t n_blocks, bool with_xi, bool parallel) {
+  resize_large({{&w.a, std::max(w.a.size(), T * uK)},
+                {&w.c, std::max(w.c.size(), T)},
+                {&w.r, std::max(w.r.size(), T * uK)}},
+               parallel);
   if (with_xi) w.xi_blocks.assign(n_blocks * uK * uK, 0.0);
 }
 
@@ -401,7 +404,7 @@ std::vector<std::size_t> sequence_offsets(const std::vector<std::size_t>& length
 
 double forward_log_likelihood(const ChainModel& m, std::size_t T, const double* b, const double* s, ChainWork& w) {
   const std::size_t uK = static_cast<std::size_t>(m.K);
-  reserve(w, T, uK, 0, false);
+  reserve(w, T, uK, 0, false, false);
   const std::size_t bad = forward_segment(m, b, T, nullptr, w.a.data(), w.c.data());
   if (bad < T) throw_impossible_frame(bad);
   const std::size_t B = chain_block_frames(T);
@@ -422,7 +425,7 @@ double forward_backward(const ChainModel& m, std::size_t T, double* b, const dou
                         ChainWork& w, bool parallel) {
   const std::size_t uK = static_cast<std::size_t>(m.K), KK = uK * uK;
   const std::size_t B = chain_block_frames(T), n_blocks = (T + B - 1) / B;
-  reserve(w, T, uK, n_blocks, xi_sum != nullptr);
+  reserve(w, T, uK, n_blocks, xi_sum != nullptr, parallel);
   std::size_t bad = T;
   // The two passes are independent (the backward pass normalises itself).
 #pragma omp parallel sections num_threads(2) if (parallel)

@@ -19,6 +19,7 @@
 #include "engine/hmm_device_chain.hpp"
 #include "engine/hmm_pipeline.hpp"
 #include "engine/incomplete_rows.hpp"
+#include "engine/large_arrays.hpp"
 
 namespace cuem::engine {
 namespace {
@@ -229,8 +230,7 @@ EmissionFrames emission_frames(Primitives& prims, const HmmModel& model) {
 void emission_frames(Primitives& prims, const HmmModel& model, EmissionFrames& f) {
   const std::size_t N = prims.rows();
   const int K = model.n_components();
-  f.b.resize(N * static_cast<std::size_t>(K));
-  f.s.resize(N);
+  resize_large({{&f.b, N * static_cast<std::size_t>(K)}, {&f.s, N}}, omp_get_max_threads() >= 2);
   // Under uniform weights 1/K the posterior of state k is p(x | k) / sum_j p(x | j) and
   // log p(x) = log sum_j p(x | j) - log K. The precision factors follow from the
   // covariances (a model read from a file or given by a caller holds only those).

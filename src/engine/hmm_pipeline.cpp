@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/prepared_params.hpp"
+#include "engine/large_arrays.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -45,14 +46,17 @@ class SequencePipeline {
                    std::size_t lo, std::size_t T, double* b, double* s, ChainWork& w)
       : prims_(prims), prepared_(prepared), log_K_(log_K), m_(m), lo_(lo), T_(T), uK_(static_cast<std::size_t>(m.K)),
         b_(b), s_(s), w_(w), B_(chain_block_frames(T)), n_blocks_((T + B_ - 1) / B_),
-        claimed_(new std::atomic<bool>[n_blocks_]), back_(T), bwd_(T) {
-    if (w.a.size() < T * uK_) w.a.resize(T * uK_);
-    if (w.c.size() < T) w.c.resize(T);
-    if (w.r.size() < T * uK_) w.r.resize(T * uK_);
+        n_chunks_((T + kEmissionChunk - 1) / kEmissionChunk), claimed_(new std::atomic<bool>[n_blocks_]),
+        chunk_done_(new std::atomic<bool>[n_chunks_]), bwd_(T) {
+    // a, c and r hold T frames already (pipelined_chain_pass sized them).
     w.xi_blocks.assign(n_blocks_ * uK_ * uK_, 0.0);
     block_ll_.assign(n_blocks_, 0.0);
     for (std::size_t q = 0; q < n_blocks_; ++q) claimed_[q].store(false, std::memory_order_relaxed);
+    for (std::size_t q = 0; q < n_chunks_; ++q) chunk_done_[q].store(false, std::memory_order_relaxed);
   }
+
+  std::size_t n_chunks() const noexcept { return n_chunks_; }
+  std::size_t chunks_by_recursions() const noexcept { return chunks_by_recursions_; }
 
   // The sequence's log-likelihood; xi_sum (K x K) has its transition sums added.
   double run(bool two_threads, double* xi_sum) {
@@ -105,27 +109,31 @@ class SequencePipeline {
     }
   }
 
-  // Emission chunks from both ends, alternately, until they meet; front_ and back_ say
-  // which frames are ready ([0, front_) and [back_, T)), both the whole once they meet.
+  // Claims the next emission chunk (from both ends alternately: claim n is chunk n / 2
+  // from the front where n is even, from the back where odd, so the claims meet in the
+  // middle) and computes it; false once every chunk is claimed. Either thread claims: the
+  // recursion thread computes chunks where it would otherwise wait for them.
+  bool emit_next_chunk() {
+    const std::size_t n = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+    if (n >= n_chunks_) return false;
+    const std::size_t chunk = n % 2 == 0 ? n / 2 : n_chunks_ - 1 - n / 2;
+    const std::size_t r0 = chunk * kEmissionChunk, r1 = std::min(T_, r0 + kEmissionChunk);
+    prims_.posteriors(prepared_, lo_ + r0, lo_ + r1, s_ + r0, b_ + r0 * uK_);
+    for (std::size_t t = r0; t < r1; ++t) s_[t] += log_K_;
+    chunk_done_[chunk].store(true, std::memory_order_release);
+    return true;
+  }
+
   void emissions() {
-    const std::size_t n_chunks = (T_ + kEmissionChunk - 1) / kEmissionChunk;
-    std::size_t i = 0, j = n_chunks;  // chunks [i, j) remain
-    bool from_front = true;
-    while (i < j && !stop_.load(std::memory_order_acquire)) {
-      const std::size_t chunk = from_front ? i++ : --j;
-      const std::size_t r0 = chunk * kEmissionChunk, r1 = std::min(T_, r0 + kEmissionChunk);
-      prims_.posteriors(prepared_, lo_ + r0, lo_ + r1, s_ + r0, b_ + r0 * uK_);
-      for (std::size_t t = r0; t < r1; ++t) s_[t] += log_K_;
-      if (i == j) {
-        front_.store(T_, std::memory_order_release);
-        back_.store(0, std::memory_order_release);
-      } else if (from_front) {
-        front_.store(r1, std::memory_order_release);
-      } else {
-        back_.store(r0, std::memory_order_release);
-      }
-      from_front = !from_front;
+    while (!stop_.load(std::memory_order_acquire) && emit_next_chunk()) {
     }
+  }
+
+  // Whether the emissions of frames [f0, f1) are computed (f0 < f1 <= T).
+  bool emitted(std::size_t f0, std::size_t f1) const {
+    for (std::size_t q = f0 / kEmissionChunk; q <= (f1 - 1) / kEmissionChunk; ++q)
+      if (!chunk_done_[q].load(std::memory_order_acquire)) return false;
+    return true;
   }
 
   // Forward from frame 0 and backward from frame T - 1, a step chunk of each at a time,
@@ -135,10 +143,11 @@ class SequencePipeline {
     for (std::size_t done = 0; done < T_ && !stop_.load(std::memory_order_acquire);) {
       const std::size_t n = std::min(kStepChunk, T_ - done);
       const std::size_t f0 = done, f1 = done + n, g1 = T_ - done, g0 = g1 - n;
-      // The forward steps read b of [f0, f1), the backward steps b of (g0, g1].
-      wait_for([&] { return front_.load(std::memory_order_acquire) >= f1 &&
-                            back_.load(std::memory_order_acquire) <= g0; },
-               stop_);
+      // The forward steps read b of [f0, f1), the backward steps b of (g0, g1] (frame T
+      // is none); rather than wait for a chunk, this thread computes the next one.
+      const auto ready = [&] { return emitted(f0, f1) && emitted(g0, std::min(T_, g1 + 1)); };
+      while (!ready() && !stop_.load(std::memory_order_acquire) && emit_next_chunk()) ++chunks_by_recursions_;
+      wait_for(ready, stop_);
       if (stop_.load(std::memory_order_acquire)) return;
       const std::size_t bad = interleaved_steps(m_, b_, T_, f0, f1, g0, g1, w_.a.data(), w_.c.data(), w_.r.data());
       if (bad < f1) {
@@ -193,11 +202,12 @@ class SequencePipeline {
   double* const b_;
   double* const s_;
   ChainWork& w_;
-  const std::size_t B_, n_blocks_;
-  std::unique_ptr<std::atomic<bool>[]> claimed_;
+  const std::size_t B_, n_blocks_, n_chunks_;
+  std::unique_ptr<std::atomic<bool>[]> claimed_, chunk_done_;
   std::vector<double> block_ll_;
-  std::atomic<std::size_t> front_{0}, back_, fwd_{0}, bwd_;
+  std::atomic<std::size_t> next_chunk_{0}, fwd_{0}, bwd_;
   std::atomic<bool> stop_{false};
+  std::size_t chunks_by_recursions_ = 0;  // written by the recursion thread alone
   std::size_t bad_ = static_cast<std::size_t>(-1);
   std::exception_ptr error_;
 };
@@ -210,12 +220,22 @@ bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, i
 }
 
 double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
-                            EmissionFrames& frames, double* start, double* trans, ChainWork& work) {
+                            EmissionFrames& frames, double* start, double* trans, ChainWork& work,
+                            PipelineSplit* split) {
   const int K = model.n_components();
   const std::size_t uK = static_cast<std::size_t>(K);
   const std::size_t N = prims.rows(), S = offsets.size() - 1;
-  frames.b.resize(N * uK);
-  frames.s.resize(N);
+  const bool two_threads = omp_get_max_threads() >= 2;
+  // The frames' arrays and the chain's, sized for the longest sequence, first touched here
+  // on both threads (a fit's first E-step; later ones reuse them).
+  std::size_t T_max = 0;
+  for (std::size_t q = 0; q < S; ++q) T_max = std::max(T_max, offsets[q + 1] - offsets[q]);
+  resize_large({{&frames.b, N * uK},
+                {&frames.s, N},
+                {&work.a, std::max(work.a.size(), T_max * uK)},
+                {&work.c, std::max(work.c.size(), T_max)},
+                {&work.r, std::max(work.r.size(), T_max * uK)}},
+               two_threads);
   // As emission_frames: the posteriors under uniform weights, and log K added to their scale.
   const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
                                       model.emissions.covariances);
@@ -225,7 +245,6 @@ double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std:
   for (std::size_t i = 0; i < uK; ++i)
     for (std::size_t j = 0; j < uK; ++j) transposed[j * uK + i] = model.transmat[i * uK + j];
   const ChainModel chain{model.startprob.data(), model.transmat.data(), transposed.data(), K};
-  const bool two_threads = omp_get_max_threads() >= 2;
   // chain_pass's sums: sequences in fixed groups, each summed in order, then the groups.
   SequenceGroups groups(S, K, true, true);
   for (std::size_t g = 0; g < groups.n_groups(); ++g) {
@@ -234,6 +253,10 @@ double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std:
       double* b = frames.b.data() + lo * uK;
       SequencePipeline p(prims, prepared, log_K, chain, lo, T, b, frames.s.data() + lo, work);
       groups.ll[g] += p.run(two_threads, groups.trans_of(g));
+      if (split) {
+        split->chunks += p.n_chunks();
+        split->chunks_by_recursions += p.chunks_by_recursions();
+      }
       for (std::size_t k = 0; k < uK; ++k) groups.start_of(g)[k] += b[k];
     }
   }

@@ -8,6 +8,10 @@
 //   recursions, then combines each time block (combine_frames: gamma, its xi and
 //   log-likelihood sums) as soon as both messages of the block exist, while its frames are
 //   still in cache; the recursion thread joins the combine when the recursions end.
+// - where the recursions would wait for an emission chunk, their thread computes the next
+//   unclaimed chunk itself (the two threads claim chunks from one counter, so the
+//   emissions reach the middle sooner; the host primitives' posteriors keep no state
+//   between calls, so two threads may compute disjoint rows at once).
 // Each frame's operations and each block's sums are those of emission_frames followed by
 // chain_pass, and the blocks are summed in order afterwards, so the result is bitwise the
 // same on any thread count (one thread runs the three roles one after the other).
@@ -29,11 +33,19 @@ namespace cuem::engine {
 constexpr int kPipelineMaxStates = 8;
 bool pipelined_chain_applies(const Primitives& prims, std::size_t n_sequences, int K, int n_threads) noexcept;
 
+/// How the emission chunks were shared: all of them, and those the recursion thread
+/// computed instead of waiting for them.
+struct PipelineSplit {
+  std::size_t chunks = 0, chunks_by_recursions = 0;
+};
+
 /// emission_frames(prims, model, frames) followed by chain_pass(model, offsets, frames,
 /// start, trans, workspace), bitwise, with the two overlapped as above: frames.b holds
 /// gamma afterwards and frames.s the log scales; start (K) and trans (K x K) receive the
-/// sums; returns the log-likelihood. Throws NumericalError for an impossible frame.
+/// sums; returns the log-likelihood; split (may be null) has the sequences' chunk counts
+/// added. Throws NumericalError for an impossible frame.
 double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std::vector<std::size_t>& offsets,
-                            EmissionFrames& frames, double* start, double* trans, ChainWork& work);
+                            EmissionFrames& frames, double* start, double* trans, ChainWork& work,
+                            PipelineSplit* split = nullptr);
 
 }  // namespace cuem::engine
