@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/point_math.hpp"
 #include "core/prepared_params.hpp"
 #include "core/rng.hpp"
 #include "core/sufficient_stats.hpp"
@@ -323,7 +324,7 @@ double reference_full_log_joint(const double* x, int D, int k, const std::vector
            factors[(static_cast<std::size_t>(k) * D + i) * Dp + j];
     maha += y * y;
   }
-  return constant - 0.5 * (D * 1.8378770664093454835606594728112 + maha);
+  return constant - 0.5 * (D * cuem::math::kLog2Pi + maha);
 }
 
 // The two full kernels (32 rows for the row-block pass, 16 for the missing-data path)

@@ -299,7 +299,9 @@ class StatsPass {
   std::vector<StatsTask> tasks_;
 };
 
-// cpu_posteriors with the layout built.
+// Log joints, log p(x) and responsibilities for points [begin, begin + count), in
+// parallel over blocks of points; every point's values are the same however the points
+// are split (posteriors_range).
 void posteriors_parallel(DataView X, const EstepLayout& L, std::size_t begin, std::size_t count, double* resp,
                          double* log_prob) {
   const int nt = worth_threads(count, L.K, L.D) ? omp_get_max_threads() : 1;
@@ -313,11 +315,6 @@ void posteriors_parallel(DataView X, const EstepLayout& L, std::size_t begin, st
 }
 
 }  // namespace
-
-void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count, double* resp,
-                    double* log_prob) {
-  posteriors_parallel(X, EstepLayout(p, EstepLayout::For::row_blocks), begin, count, resp, log_prob);
-}
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
                                  const ResponsibilityFn& resp_fn, bool with_log_likelihood,

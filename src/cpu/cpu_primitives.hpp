@@ -38,12 +38,6 @@ inline bool worth_threads(std::size_t count, int K, int D) noexcept {
 /// Points per chunk for K components: bounded work buffers whatever N is.
 std::size_t chunk_points(int K) noexcept;
 
-/// Log joints, log p(x) and responsibilities for points [begin, begin + count), in
-/// parallel over blocks of points (vector kernels of cpu_kernels.hpp; every point's
-/// values are the same however the points are split).
-void cpu_posteriors(DataView X, const PreparedParams& p, std::size_t begin, std::size_t count,
-                    double* resp, double* log_prob);
-
 class CpuPrimitives final : public Primitives {
  public:
   /// The primitives over X with weights w (empty for none); both must outlive them.
