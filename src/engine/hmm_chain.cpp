@@ -339,10 +339,7 @@ decltype(auto) dispatch_k(int K, F&& f) {
 // Sizes the scratch for T frames: a, c, r (and the per-block transition sums, zeroed);
 // `parallel`: a fresh allocation is first touched on two threads (large_arrays.hpp).
 void reserve(ChainWork& w, std::size_t T, std::size_t uK, std::size_t n_blocks, bool with_xi, bool parallel) {
-  resize_large({{&w.a, std::max(w.a.size(), T * uK)},
-                {&w.c, std::max(w.c.size(), T)},
-                {&w.r, std::max(w.r.size(), T * uK)}},
-               parallel);
+  resize_large(chain_arrays(w, T, static_cast<int>(uK)), parallel);
   if (with_xi) w.xi_blocks.assign(n_blocks * uK * uK, 0.0);
 }
 
@@ -352,6 +349,12 @@ void throw_impossible_frame(std::size_t t) {
   throw NumericalError("frame " + std::to_string(t) +
                        " of a sequence (0-based within it) has probability 0 under the chain: every path into it "
                        "uses a zero start or transition probability; check startprob_ and transmat_");
+}
+
+std::vector<ArraySize> chain_arrays(ChainWork& work, std::size_t T, int K) {
+  const std::size_t TK = T * static_cast<std::size_t>(K);
+  return {{&work.a, std::max(work.a.size(), TK)}, {&work.c, std::max(work.c.size(), T)},
+          {&work.r, std::max(work.r.size(), TK)}};
 }
 
 std::size_t chain_block_frames(std::size_t T) noexcept {

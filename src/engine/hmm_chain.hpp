@@ -12,6 +12,7 @@
 // Viterbi in log space: d_0 = log pi + log b_0, d_t(j) = max_i (d_{t-1}(i) + log A_ij) + log b_t(j).
 #include <cstddef>
 #include <vector>
+#include "engine/large_arrays.hpp"
 
 namespace cuem::engine {
 
@@ -65,6 +66,10 @@ double combine_frames(const ChainModel& m, std::size_t lo, std::size_t hi, const
 struct ChainWork {
   std::vector<double> a, c, r, xi_blocks, u;
 };
+
+/// work.a, c and r with the sizes sequences of up to T frames need (never less than they
+/// have), for resize_large: a caller sizing other arrays too passes them all in one call.
+std::vector<ArraySize> chain_arrays(ChainWork& work, std::size_t T, int K);
 
 /// One sequence's forward-backward. b (T x K) is replaced by gamma; s (T) is read; xi_sum
 /// (K x K, may be null) has sum_t xi_t added. Returns the sequence's log-likelihood.

@@ -230,12 +230,10 @@ double pipelined_chain_pass(Primitives& prims, const HmmModel& model, const std:
   // on both threads (a fit's first E-step; later ones reuse them).
   std::size_t T_max = 0;
   for (std::size_t q = 0; q < S; ++q) T_max = std::max(T_max, offsets[q + 1] - offsets[q]);
-  resize_large({{&frames.b, N * uK},
-                {&frames.s, N},
-                {&work.a, std::max(work.a.size(), T_max * uK)},
-                {&work.c, std::max(work.c.size(), T_max)},
-                {&work.r, std::max(work.r.size(), T_max * uK)}},
-               two_threads);
+  std::vector<ArraySize> arrays = chain_arrays(work, T_max, K);
+  arrays.push_back({&frames.b, N * uK});
+  arrays.push_back({&frames.s, N});
+  resize_large(arrays, two_threads);
   // As emission_frames: the posteriors under uniform weights, and log K added to their scale.
   const Model uniform = hmm_emissions(model.covariance_type(), K, model.n_features(), model.emissions.means,
                                       model.emissions.covariances);

@@ -43,7 +43,7 @@ void resize_large(std::vector<double>& v, std::size_t n) {
   v.swap(grown);
 }
 
-void resize_large(std::initializer_list<ArraySize> arrays, bool two_threads) {
+void resize_large(const std::vector<ArraySize>& arrays, bool two_threads) {
   // Each array that reallocates goes to the thread with fewer bytes so far, largest first.
   std::vector<ArraySize> growing, group[2];
   for (const ArraySize& a : arrays) {

@@ -6,7 +6,6 @@
 // huge pages, in either mode) before it is touched, and several arrays can grow on two
 // threads at once. The contents follow std::vector::resize, so no result depends on this.
 #include <cstddef>
-#include <initializer_list>
 #include <vector>
 
 namespace cuem::engine {
@@ -23,6 +22,6 @@ struct ArraySize {
 
 /// resize_large of each array; with two_threads and more than one array to reallocate, the
 /// reallocations are split over two threads by bytes (each array on one thread).
-void resize_large(std::initializer_list<ArraySize> arrays, bool two_threads);
+void resize_large(const std::vector<ArraySize>& arrays, bool two_threads);
 
 }  // namespace cuem::engine
