@@ -13,6 +13,12 @@ if [ -z "${CUEM_NO_CUDA:-}" ] && { command -v nvcc >/dev/null || [ -x /usr/local
 else
   args+=(-DCUEM_WITH_CUDA=OFF)
 fi
+# ccache, where installed, lets another build folder with the same flags (the Python
+# package's, CI's second build) reuse these objects. Absolute paths, no CCACHE_BASEDIR: the
+# folders sit at different depths, and only the preprocessed text then matches.
+if [ -z "${CUEM_NO_CCACHE:-}" ] && command -v ccache >/dev/null; then
+  args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+fi
 cmake -S . -B "$build_dir" "${args[@]}" "$@" >"$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log"; exit 1; }
 targets=()

@@ -42,6 +42,11 @@ else
   export CUEM_WITH_CUDA=OFF
 fi
 
+# ccache as scripts/build.sh uses it: the library's objects of an earlier build are reused.
+if [ -z "${CUEM_NO_CCACHE:-}" ] && command -v ccache >/dev/null; then
+  export CMAKE_ARGS="${CMAKE_ARGS:-} -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache"
+fi
+
 echo "== pip install . (into .venv) =="
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 mkdir -p build-python
