@@ -378,7 +378,7 @@ class GaussianMixture(*_Bases):
         more, ``max_iter`` and ``n_iter_`` count passes over the data, and
         ``lower_bound_`` and ``lower_bounds_`` (one entry per block step) are the free
         energy, which never decreases and is at most the log-likelihood. Not with
-        'squarem' or missing='marginalize'. docs/ONLINE.md.
+        'squarem'. docs/ONLINE.md.
     first_pass : {'full', 'incremental'}, default='full'
         Incremental EM's first pass: 'full' estimates every block under the start and
         then runs one M-step; 'incremental' runs an M-step after each block, on the
