@@ -122,13 +122,14 @@ struct FitOptions {
   MissingPolicy missing = MissingPolicy::error;
   Acceleration acceleration = Acceleration::none;
   /// Incremental EM (Neal and Hinton 1998; docs/ONLINE.md): the rows split into this many
-  /// blocks of consecutive rows; after a first full E-step each iteration re-estimates one
+  /// interleaved blocks (tiles of consecutive rows, tile t in block t mod B:
+  /// src/engine/interleaved_blocks.hpp); after the first pass each iteration re-estimates one
   /// block and runs the M-step. 1 is batch EM (bitwise). max_iter then counts passes over
   /// the data, and the trace has one entry per block step. Not with SQUAREM. With missing
   /// entries each block holds its own copy of its rows (the whole data's copy besides).
   int incremental_blocks = 1;
-  /// Incremental EM's first pass (B > 1): full, or an M-step after each block from the ceil(B / 10)-th on (B trace
-  /// entries, the last the first over every block); that needs shuffled rows (sorted: a worse optimum), hence full.
+  /// Incremental EM's first pass (B > 1): full, or an M-step after each block from the ceil(B / 5)-th on (B trace
+  /// entries, the last the first over every block); its blocks must be alike, as fit()'s interleaved blocks are.
   FirstPass first_pass = FirstPass::full;
   /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
   /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and

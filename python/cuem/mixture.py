@@ -372,18 +372,18 @@ class GaussianMixture(*_Bases):
         ``lower_bounds_`` count the points kept.
     incremental_blocks : int, default=1
         Incremental EM (Neal and Hinton 1998) for ``fit``: the rows split into this many
-        blocks of consecutive rows; after a first full E-step each iteration
+        interleaved blocks (tiles of consecutive rows, tile t in block t mod B, so that
+        every block samples the whole order of the rows); after the first pass each iteration
         re-estimates one block and runs the M-step. 1 is plain EM (bit for bit). With
         more, ``max_iter`` and ``n_iter_`` count passes over the data, and
         ``lower_bound_`` and ``lower_bounds_`` (one entry per block step) are the free
         energy, which never decreases and is at most the log-likelihood. Not with
-        'squarem' or missing='marginalize'. docs/ONLINE.md.
+        'squarem'. docs/ONLINE.md.
     first_pass : {'full', 'incremental'}, default='full'
         Incremental EM's first pass: 'full' estimates every block under the start and
         then runs one M-step; 'incremental' runs an M-step after each block, on the
-        statistics of the blocks seen so far, from the ceil(B / 10)-th block on (fewer
-        passes to the optimum where the rows are in random order; on sorted rows it can
-        end at a worse optimum, hence the default). Its first-pass entries of
+        statistics of the blocks seen so far, from the ceil(B / 5)-th block on (fewer
+        passes to the optimum; the interleaved blocks make it safe on sorted rows). Its first-pass entries of
         ``lower_bounds_`` are the bound over the blocks seen so far; from the pass's last
         entry on they never decrease.
     learning_decay, learning_offset : float, default=0.6 and 0.0

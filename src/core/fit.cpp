@@ -15,6 +15,7 @@
 #include "engine/gmm_model.hpp"
 #include "engine/gmm_parameter_map.hpp"
 #include "engine/incremental_driver.hpp"
+#include "engine/interleaved_blocks.hpp"
 #include "engine/incomplete_rows.hpp"
 #include "engine/missing_gmm_model.hpp"
 #include "engine/missing_layout.hpp"
@@ -54,7 +55,7 @@ engine::BatchResult<Model> run_driver(M& model, const FitOptions& o) {
 }
 
 // The placed rows cut into blocks of consecutive rows with the engine's Gaussian model over
-// each: incremental EM's blocks, and out-of-core chunks. Block b holds rows
+// each: incremental EM's tiles (grouped into interleaved blocks), and out-of-core chunks. Block b holds rows
 // [begin(b), begin(b + 1)). Where the placed primitives run E-steps over row ranges (CUDA)
 // a block is a range of the data placed once (one set of device buffers, the rows resident
 // or streamed through its pinned staging within the device memory limit, whatever the
@@ -72,8 +73,7 @@ struct RowBlocks {
     if (count > 0) {
       for (std::size_t b = 0; b <= count; ++b) starts.push_back(b * N / count);
     } else {
-      for (std::size_t r = 0; r < N; r += rows) starts.push_back(r);
-      starts.push_back(N);
+      starts = engine::tile_starts(N, rows);
     }
     Primitives& whole = placed.primitives();
     for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
@@ -124,6 +124,23 @@ struct RowBlocks {
   }
 };
 
+// Incremental EM's B blocks over the models of consecutive tiles: block b the tiles
+// b, b + B, b + 2B, ... (engine/interleaved_blocks.hpp), their statistics summed in row order.
+template <class M>
+struct InterleavedBlocks {
+  std::vector<std::unique_ptr<engine::ChunkedModel<M>>> owned;
+  std::vector<engine::ChunkedModel<M>*> pointers;
+
+  InterleavedBlocks(const M& whole, const std::vector<M*>& tiles, std::size_t B) {
+    for (const std::vector<std::size_t>& of_block : engine::tiles_of_blocks(tiles.size(), B)) {
+      std::vector<M*> members;
+      for (std::size_t t : of_block) members.push_back(tiles[t]);
+      owned.push_back(std::make_unique<engine::ChunkedModel<M>>(whole, std::move(members), nullptr));
+      pointers.push_back(owned.back().get());
+    }
+  }
+};
+
 // The fit proper, on validated options and weights.
 FitResult run_fit(PlacedData& data, const FitOptions& o) {
   PlacedData::Impl& placed = data.impl();
@@ -144,9 +161,11 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
   } else {
     prims.reserve(o.covariance_type, o.n_components);
     if (o.incremental_blocks > 1) {
-      RowBlocks blocks(placed, o, static_cast<std::size_t>(o.incremental_blocks), 0);
+      const auto B = static_cast<std::size_t>(o.incremental_blocks);
+      RowBlocks tiles(placed, o, 0, engine::interleaved_tile_rows(placed.X.n_rows, B));
+      InterleavedBlocks<engine::GaussianMixtureEM> blocks(model, tiles.models, B);
       const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      result = result_of(engine::run_incremental_em(model, blocks.models, batch, o.first_pass), placed.notice);
+      result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), placed.notice);
     } else {
       result = result_of(run_driver(model, o), placed.notice);
     }
@@ -171,7 +190,7 @@ std::string empty_rows_notice(const MissingSummary& s) {
 
 // The fit of data with missing entries: the rows regrouped by pattern (a copy), the
 // complete ones placed for the ordinary E-step, the filled copy for k-means
-// (missing_range_model.hpp). Incremental EM keeps a second copy, cut in blocks; out of
+// (missing_range_model.hpp). Incremental EM keeps a second copy, cut in tiles; out of
 // core, each chunk's copy is made for its E-step and dropped.
 FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const FitOptions& o) {
   const engine::ThreadCountScope threads(resources.options().n_threads);
@@ -202,9 +221,7 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
   FitResult result;
   MissingSummary summary;
   if (o.chunk_rows > 0) {
-    std::vector<std::size_t> starts;
-    for (std::size_t r = 0; r < X.n_rows; r += o.chunk_rows) starts.push_back(r);
-    starts.push_back(X.n_rows);
+    const std::vector<std::size_t> starts = engine::tile_starts(X.n_rows, o.chunk_rows);
     const std::vector<std::unique_ptr<MissingRangeModel>> owned = ranges(starts, false);
     std::vector<MissingRangeModel*> chunks;
     std::set<std::vector<int>> patterns;
@@ -235,13 +252,13 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
     check_informative(model.informative_rows(), !w.empty(), "");
     if (o.incremental_blocks > 1) {
       const auto B = static_cast<std::size_t>(o.incremental_blocks);
-      std::vector<std::size_t> starts;
-      for (std::size_t b = 0; b <= B; ++b) starts.push_back(b * X.n_rows / B);
-      const std::vector<std::unique_ptr<MissingRangeModel>> owned = ranges(starts, true);
-      std::vector<MissingRangeModel*> blocks;
-      for (const auto& m : owned) blocks.push_back(m.get());
+      const std::vector<std::unique_ptr<MissingRangeModel>> owned =
+          ranges(engine::tile_starts(X.n_rows, engine::interleaved_tile_rows(X.n_rows, B)), true);
+      std::vector<MissingRangeModel*> tiles;
+      for (const auto& m : owned) tiles.push_back(m.get());
+      InterleavedBlocks<MissingRangeModel> blocks(model, tiles, B);
       const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      result = result_of(engine::run_incremental_em(model, blocks, batch, o.first_pass), model.notice());
+      result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), model.notice());
     } else {
       result = result_of(run_driver(model, o), model.notice());
     }

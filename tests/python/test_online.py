@@ -78,19 +78,21 @@ def test_incremental_option_errors():
 # ---- incremental EM's incremental first pass -----------------------------------------
 
 
-def plain_first_pass(X, w, blocks, weights, means, covariances, reg_covar=1e-6):
+def plain_first_pass(X, w, blocks, tile, weights, means, covariances, reg_covar=1e-6):
     """Neal and Hinton's first pass by NumPy: block b's responsibilities (times the sample
     weights) under the parameters so far, then scikit-learn's M-step (N_k + 10 eps) on
-    the rows of blocks 0..b, from the ceil(B / 10)-th block on."""
-    n = len(X)
-    resp = []
+    the rows of blocks 0..b, from the ceil(B / 5)-th block on. Blocks as fit() interleaves
+    them: tiles of `tile` consecutive rows, tile t in block t mod B."""
+    block_of_row = (np.arange(len(X)) // tile) % blocks
+    resp, rows = [], []
     eps10 = 10 * np.finfo(float).eps
     for b in range(blocks):
-        lo, hi = b * n // blocks, (b + 1) * n // blocks
-        resp.append(responsibilities(X[lo:hi], weights, means, covariances) * w[lo:hi, None])
-        if b + 1 < (blocks + 9) // 10:
+        idx = np.flatnonzero(block_of_row == b)
+        rows.append(idx)
+        resp.append(responsibilities(X[idx], weights, means, covariances) * w[idx, None])
+        if b + 1 < (blocks + 4) // 5:
             continue
-        R, seen = np.vstack(resp), X[:hi]
+        R, seen = np.vstack(resp), X[np.concatenate(rows)]
         nk = R.sum(0) + eps10
         means = R.T @ seen / nk[:, None]
         covariances = np.array([((R[:, k, None] * (seen - means[k])).T @ (seen - means[k])) / nk[k]
@@ -114,7 +116,8 @@ def test_incremental_first_pass_is_the_plain_loop(weighted, blocks):
         gm = cuem.GaussianMixture(3, incremental_blocks=blocks, first_pass="incremental", **kw).fit(
             X, sample_weight=w if weighted else None)
         batch = cuem.GaussianMixture(3, **kw).fit(X, sample_weight=w if weighted else None)
-    weights, means, covariances = plain_first_pass(X, w, blocks, start_w, start_mu, start_cov)
+    tile = {4: 15, 23: 2}[blocks]  # 1003 // (16 B), the last tile shorter
+    weights, means, covariances = plain_first_pass(X, w, blocks, tile, start_w, start_mu, start_cov)
     assert len(gm.lower_bounds_) == blocks
     np.testing.assert_allclose(gm.weights_, weights, rtol=1e-10)
     np.testing.assert_allclose(gm.means_, means, rtol=1e-10)
