@@ -8,7 +8,6 @@
 #endif
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -22,7 +21,6 @@
 #include "cuem/fit.hpp"
 #include "cuem/online.hpp"
 #include "engine/batch_driver.hpp"
-#include "engine/chunked_model.hpp"
 #include "engine/incremental_driver.hpp"
 #include "test_util.hpp"
 
@@ -84,21 +82,14 @@ TEST_P(IncrementalMissing, WithoutNanIsTheCompleteModel) {
   o.max_iter = 300;
   const cuem::FitResult complete = cuem::fit(ds.view(), o);  // no NaN: the complete model
   cuem::MissingRangeModel model(ds.view(), {}, 0, o, kCpu64, nullptr, true, true);
-  // fit()'s blocks: interleaved tiles of 1200 / 64 = 18 rows, tile t in block t mod 4.
   std::vector<std::unique_ptr<cuem::MissingRangeModel>> owned;
-  std::vector<std::vector<cuem::MissingRangeModel*>> tiles(4);
-  for (std::size_t begin = 0, t = 0; begin < ds.n; begin += 18, ++t) {
-    const std::size_t end = std::min(ds.n, begin + 18);
+  std::vector<cuem::MissingRangeModel*> blocks;
+  for (std::size_t b = 0; b < 4; ++b) {
+    const std::size_t begin = b * ds.n / 4, end = (b + 1) * ds.n / 4;
     const cuem::DataView X(ds.x.data() + begin * ds.d, end - begin, static_cast<std::size_t>(ds.d));
     owned.push_back(
         std::make_unique<cuem::MissingRangeModel>(X, cuem::WeightView{}, begin, o, kCpu64, nullptr, true, false));
-    tiles[t % 4].push_back(owned.back().get());
-  }
-  std::vector<std::unique_ptr<cuem::engine::ChunkedModel<cuem::MissingRangeModel>>> chunked;
-  std::vector<cuem::engine::ChunkedModel<cuem::MissingRangeModel>*> blocks;
-  for (auto& of_block : tiles) {
-    chunked.push_back(std::make_unique<cuem::engine::ChunkedModel<cuem::MissingRangeModel>>(model, of_block, nullptr));
-    blocks.push_back(chunked.back().get());
+    blocks.push_back(owned.back().get());
   }
   const auto missing = cuem::engine::run_incremental_em(model, blocks, {o.n_init, o.max_iter, o.tol, o.seed, {}});
   EXPECT_EQ(missing.n_iter, complete.n_iter);

@@ -122,8 +122,8 @@ struct FitOptions {
   MissingPolicy missing = MissingPolicy::error;
   Acceleration acceleration = Acceleration::none;
   /// Incremental EM (Neal and Hinton 1998; docs/ONLINE.md): the rows split into this many
-  /// interleaved blocks (tiles of consecutive rows, tile t in block t mod B:
-  /// src/engine/interleaved_blocks.hpp); after the first pass each iteration re-estimates one
+  /// blocks: B of consecutive rows with the full first pass, interleaved tiles (tile t in block
+  /// t mod B: src/engine/interleaved_blocks.hpp) with the incremental one; after the first pass each iteration re-estimates one
   /// block and runs the M-step. 1 is batch EM (bitwise). max_iter then counts passes over
   /// the data, and the trace has one entry per block step. Not with SQUAREM. With missing
   /// entries each block holds its own copy of its rows (the whole data's copy besides).

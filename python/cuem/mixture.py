@@ -372,8 +372,9 @@ class GaussianMixture(*_Bases):
         ``lower_bounds_`` count the points kept.
     incremental_blocks : int, default=1
         Incremental EM (Neal and Hinton 1998) for ``fit``: the rows split into this many
-        interleaved blocks (tiles of consecutive rows, tile t in block t mod B, so that
-        every block samples the whole order of the rows); after the first pass each iteration
+        blocks: B of consecutive rows with first_pass='full', interleaved tiles with
+        first_pass='incremental' (tile t in block t mod B, so that every block samples the
+        whole order of the rows); after the first pass each iteration
         re-estimates one block and runs the M-step. 1 is plain EM (bit for bit). With
         more, ``max_iter`` and ``n_iter_`` count passes over the data, and
         ``lower_bound_`` and ``lower_bounds_`` (one entry per block step) are the free

@@ -435,9 +435,9 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
       ->check(CLI::IsMember({"first", "pca"}))
       ->capture_default_str();
   cmd->add_option("--incremental-blocks", args->incremental_blocks,
-                  "incremental EM (Neal and Hinton): the rows in B interleaved blocks (tiles of consecutive rows, tile t "
-                  "in block t mod B; --model hmm: consecutive whole sequences), one block re-estimated per step; 1 "
-                  "is batch EM")
+                  "incremental EM (Neal and Hinton): the rows in B blocks (consecutive rows; with --first-pass "
+                  "incremental, interleaved tiles, tile t in block t mod B; --model hmm: consecutive whole sequences), "
+                  "one block re-estimated per step; 1 is batch EM")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
   cmd->add_option("--first-pass", args->first_pass,

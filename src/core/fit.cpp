@@ -67,14 +67,9 @@ struct RowBlocks {
   std::vector<std::unique_ptr<engine::GaussianMixtureEM>> owned;
   std::vector<engine::GaussianMixtureEM*> models;
 
-  // `count` blocks of near-equal size, or (count == 0) blocks of `rows` rows, the last shorter.
-  RowBlocks(PlacedData::Impl& placed, const FitOptions& o, std::size_t count, std::size_t rows) {
-    const std::size_t N = placed.X.n_rows;
-    if (count > 0) {
-      for (std::size_t b = 0; b <= count; ++b) starts.push_back(b * N / count);
-    } else {
-      starts = engine::tile_starts(N, rows);
-    }
+  // Blocks starting at `starts` (the last entry is N).
+  RowBlocks(PlacedData::Impl& placed, const FitOptions& o, std::vector<std::size_t> block_starts)
+      : starts(std::move(block_starts)) {
     Primitives& whole = placed.primitives();
     for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
       const std::size_t begin = starts[b], end = starts[b + 1];
@@ -150,7 +145,7 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
   engine::GaussianMixtureEM model(prims, placed.X, o, placed.kmeans);
   FitResult result;
   if (o.chunk_rows > 0) {  // out of core: the whole data's primitives are never asked to read
-    RowBlocks chunks(placed, o, 0, o.chunk_rows);
+    RowBlocks chunks(placed, o, engine::tile_starts(placed.X.n_rows, o.chunk_rows));
     const std::vector<std::size_t>& starts = chunks.starts;
     engine::ChunkedModel<engine::GaussianMixtureEM> chunked(
         model, chunks.models, [&](std::size_t c) { if (o.release_rows) o.release_rows(starts[c + 1]); },
@@ -162,10 +157,15 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
     prims.reserve(o.covariance_type, o.n_components);
     if (o.incremental_blocks > 1) {
       const auto B = static_cast<std::size_t>(o.incremental_blocks);
-      RowBlocks tiles(placed, o, 0, engine::interleaved_tile_rows(placed.X.n_rows, B));
-      InterleavedBlocks<engine::GaussianMixtureEM> blocks(model, tiles.models, B);
+      const bool interleave = o.first_pass == FirstPass::incremental;
+      RowBlocks tiles(placed, o, engine::incremental_tile_starts(placed.X.n_rows, B, interleave));
       const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), placed.notice);
+      if (interleave) {
+        InterleavedBlocks<engine::GaussianMixtureEM> blocks(model, tiles.models, B);
+        result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), placed.notice);
+      } else {
+        result = result_of(engine::run_incremental_em(model, tiles.models, batch, o.first_pass), placed.notice);
+      }
     } else {
       result = result_of(run_driver(model, o), placed.notice);
     }
@@ -252,13 +252,18 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
     check_informative(model.informative_rows(), !w.empty(), "");
     if (o.incremental_blocks > 1) {
       const auto B = static_cast<std::size_t>(o.incremental_blocks);
+      const bool interleave = o.first_pass == FirstPass::incremental;
       const std::vector<std::unique_ptr<MissingRangeModel>> owned =
-          ranges(engine::tile_starts(X.n_rows, engine::interleaved_tile_rows(X.n_rows, B)), true);
+          ranges(engine::incremental_tile_starts(X.n_rows, B, interleave), true);
       std::vector<MissingRangeModel*> tiles;
       for (const auto& m : owned) tiles.push_back(m.get());
-      InterleavedBlocks<MissingRangeModel> blocks(model, tiles, B);
       const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), model.notice());
+      if (interleave) {
+        InterleavedBlocks<MissingRangeModel> blocks(model, tiles, B);
+        result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), model.notice());
+      } else {
+        result = result_of(engine::run_incremental_em(model, tiles, batch, o.first_pass), model.notice());
+      }
     } else {
       result = result_of(run_driver(model, o), model.notice());
     }
