@@ -45,7 +45,7 @@ inline __attribute__((always_inline)) void prefetch_block(const T* base, std::si
 struct NarrowLanes {
   static int rows(CovarianceType) { return kNarrowRows; }
   static int stats_per_component(CovarianceType type, int D) { return narrow_stats_per_component(type, D); }
-  static std::size_t scratch(CovarianceType, int) { return 0; }
+  static std::size_t scratch(CovarianceType, int, int) { return 0; }
   static int upper(int D, int i, int j) { return i * D - i * (i - 1) / 2 + (j - i); }
   template <typename T>
   static void transpose(const T* x, std::size_t stride, int D, int rows, int, double* xt) {
@@ -55,13 +55,14 @@ struct NarrowLanes {
                     double* acc) {
     narrow_block(p, xt, rows, w, g, acc);
   }
+  static void finish(const NarrowParams&, double*, double*) {}
 };
 
 // The wide pass (wide_kernels.hpp): S2 as a pad4(D) square.
 struct WideLanes {
   static int rows(CovarianceType type) { return wide_rows(type); }
   static int stats_per_component(CovarianceType type, int D) { return wide_stats_per_component(type, D); }
-  static std::size_t scratch(CovarianceType type, int D) { return wide_scratch(type, D); }
+  static std::size_t scratch(CovarianceType type, int D, int K) { return wide_scratch(type, D, K); }
   static int upper(int D, int i, int j) { return i * pad4(D) + j; }
   template <typename T>
   static void transpose(const T* x, std::size_t stride, int D, int rows, int R, double* xt) {
@@ -71,15 +72,19 @@ struct WideLanes {
                     double* scratch, double* acc) {
     wide_block(p, xt, rows, w, g, scratch, acc);
   }
+  static void finish(const NarrowParams& p, double* scratch, double* acc) { wide_flush(p, scratch, acc); }
 };
 
+// One pass; `skipped` receives the K weights left out (the values after the log-likelihood).
 template <typename Lanes>
-SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
+SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
+                           std::vector<double>& skipped) {
   const int block_rows = Lanes::rows(p.type);  // divides kNarrowUnitRows
   const int K = p.K, D = p.D;
   const bool full = p.type == CovarianceType::full || p.type == CovarianceType::tied;
   const int S = Lanes::stats_per_component(p.type, D);
-  const std::size_t values = static_cast<std::size_t>(K) * S + 1;  // then the log-likelihood
+  // Then the log-likelihood and the K weights skipped.
+  const std::size_t values = static_cast<std::size_t>(K) * S + 1 + static_cast<std::size_t>(K);
   const std::size_t n = X.n_rows;
   const std::size_t units = (n + kNarrowUnitRows - 1) / kNarrowUnitRows;
   std::vector<double> partial(units * values);
@@ -92,7 +97,8 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
   {
     AlignedBuffer xt(static_cast<std::size_t>(D) * block_rows);
     AlignedBuffer g(static_cast<std::size_t>(K) * block_rows);
-    AlignedBuffer scratch(Lanes::scratch(p.type, D));
+    AlignedBuffer scratch(Lanes::scratch(p.type, D, K));
+    std::fill(scratch.begin(), scratch.end(), 0.0);  // no pairs pending (each unit's finish empties them)
     AlignedBuffer acc(values * 8);
     AlignedBuffer wb(block_rows);
 #pragma omp for schedule(dynamic, 1)
@@ -127,6 +133,7 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
         std::fill(wb.begin() + rows, wb.end(), 0.0);
         Lanes::block(p, xt.data(), rows, wb.data(), g.data(), scratch.data(), acc.data());
       }
+      Lanes::finish(p, scratch.data(), acc.data());
       double* out = partial.data() + static_cast<std::size_t>(u) * values;
       for (std::size_t v = 0; v < values; ++v) out[v] = lane_sum(acc.data() + v * 8);
     }
@@ -155,7 +162,8 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
       for (std::size_t d = 0; d < uD; ++d) s.s2[uk * uD + d] = t2[d];
     }
   }
-  s.log_likelihood = total[values - 1];
+  s.log_likelihood = total[static_cast<std::size_t>(K) * S];
+  skipped.assign(total.end() - K, total.end());
   s.n_points = n;
   s.weight = static_cast<double>(n);
   if (!w.empty()) {
@@ -169,8 +177,27 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
 
 bool lanes_applies(CovarianceType type, int D) noexcept { return narrow_applies(type, D) || wide_applies(type, D); }
 
-SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
-  return narrow_applies(p.type, p.D) ? lanes_pass<NarrowLanes>(X, p, w, poll) : lanes_pass<WideLanes>(X, p, w, poll);
+SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
+                            double tolerance, std::vector<double>* skipped) {
+  std::vector<double> left_out;
+  if (narrow_applies(p.type, p.D)) {
+    SufficientStats s = lanes_pass<NarrowLanes>(X, p, w, poll, left_out);
+    if (skipped) skipped->assign(static_cast<std::size_t>(p.K), 0.0);
+    return s;
+  }
+  SufficientStats s = lanes_pass<WideLanes>(X, p, w, poll, left_out);
+  bool safe = true;
+  for (int k = 0; k < p.K; ++k) {
+    const std::size_t uk = static_cast<std::size_t>(k);
+    safe = safe && !(left_out[uk] > tolerance * s.nk[uk]);
+  }
+  if (!safe) {  // a component's kept weight is not large enough beside what was left out
+    NarrowParams exact = p;
+    exact.negligible = 0.0;
+    s = lanes_pass<WideLanes>(X, exact, w, poll, left_out);
+  }
+  if (skipped) *skipped = left_out;
+  return s;
 }
 
 }  // namespace cuem::cpu
