@@ -62,10 +62,8 @@ cuem::SufficientStats pass(const cuem_test::Dataset& ds, const cuem::PreparedPar
 }
 
 // Statistics about the means from test_util's responsibilities, leaving out the pairs the
-// wide pass leaves out: for full and tied every pair whose responsibility is <= negligible
-// (the pairs kept are packed), for diag and spherical component k of each group of 8
-// consecutive rows whose responsibilities for k are all <= negligible. The weight so left
-// out goes to skipped.
+// wide pass leaves out: component k of each group of 8 consecutive rows whose
+// responsibilities for k are all <= negligible. The weight so left out goes to skipped.
 cuem::SufficientStats plain_skipped(const cuem::Model& m, const cuem_test::Dataset& ds, double negligible,
                                     std::vector<double>& skipped) {
   const int K = m.n_components, D = m.n_features;
@@ -81,7 +79,7 @@ cuem::SufficientStats plain_skipped(const cuem::Model& m, const cuem_test::Datas
       for (std::size_t p = g0; p < g1; ++p) top = std::max(top, resp[p * K + k]);
       for (std::size_t p = g0; p < g1; ++p) {
         const double g = resp[p * K + k];
-        if ((full ? g : top) <= negligible) {
+        if (top <= negligible) {
           skipped[k] += g;
           continue;
         }

@@ -45,7 +45,7 @@ inline __attribute__((always_inline)) void prefetch_block(const T* base, std::si
 struct NarrowLanes {
   static int rows(CovarianceType) { return kNarrowRows; }
   static int stats_per_component(CovarianceType type, int D) { return narrow_stats_per_component(type, D); }
-  static std::size_t scratch(CovarianceType, int, int) { return 0; }
+  static std::size_t scratch(CovarianceType, int) { return 0; }
   static int upper(int D, int i, int j) { return i * D - i * (i - 1) / 2 + (j - i); }
   template <typename T>
   static void transpose(const T* x, std::size_t stride, int D, int rows, int, double* xt) {
@@ -55,14 +55,13 @@ struct NarrowLanes {
                     double* acc) {
     narrow_block(p, xt, rows, w, g, acc);
   }
-  static void finish(const NarrowParams&, double*, double*) {}
 };
 
 // The wide pass (wide_kernels.hpp): S2 as a pad4(D) square.
 struct WideLanes {
   static int rows(CovarianceType type) { return wide_rows(type); }
   static int stats_per_component(CovarianceType type, int D) { return wide_stats_per_component(type, D); }
-  static std::size_t scratch(CovarianceType type, int D, int K) { return wide_scratch(type, D, K); }
+  static std::size_t scratch(CovarianceType type, int D) { return wide_scratch(type, D); }
   static int upper(int D, int i, int j) { return i * pad4(D) + j; }
   template <typename T>
   static void transpose(const T* x, std::size_t stride, int D, int rows, int R, double* xt) {
@@ -72,7 +71,6 @@ struct WideLanes {
                     double* scratch, double* acc) {
     wide_block(p, xt, rows, w, g, scratch, acc);
   }
-  static void finish(const NarrowParams& p, double* scratch, double* acc) { wide_flush(p, scratch, acc); }
 };
 
 // One pass; `skipped` receives the K weights left out (the values after the log-likelihood).
@@ -97,8 +95,7 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
   {
     AlignedBuffer xt(static_cast<std::size_t>(D) * block_rows);
     AlignedBuffer g(static_cast<std::size_t>(K) * block_rows);
-    AlignedBuffer scratch(Lanes::scratch(p.type, D, K));
-    std::fill(scratch.begin(), scratch.end(), 0.0);  // no pairs pending (each unit's finish empties them)
+    AlignedBuffer scratch(Lanes::scratch(p.type, D));
     AlignedBuffer acc(values * 8);
     AlignedBuffer wb(block_rows);
 #pragma omp for schedule(dynamic, 1)
@@ -133,7 +130,6 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
         std::fill(wb.begin() + rows, wb.end(), 0.0);
         Lanes::block(p, xt.data(), rows, wb.data(), g.data(), scratch.data(), acc.data());
       }
-      Lanes::finish(p, scratch.data(), acc.data());
       double* out = partial.data() + static_cast<std::size_t>(u) * values;
       for (std::size_t v = 0; v < values; ++v) out[v] = lane_sum(acc.data() + v * 8);
     }

@@ -185,181 +185,70 @@ CUEM_INLINE void stats_diag(const NarrowParams& p, const double* xt, int nv, con
   }
 }
 
-// Component k's weights of the block, g x f, sorted into what the statistics take: the groups
-// of 8 whose every lane is above p.negligible (or NaN) in `whole`, the other lanes above it
-// one by one in `lanes` (to be packed 8 to a group); the weights of the lanes left out are
-// added to *skipped. With negligible 0 the lanes left out hold exact zeros.
-template <int R>
-CUEM_INLINE void sort_weights(const double* gk, const double* f, int nv, double negligible, double* gw, int* whole,
-                              int& n_whole, long long* lanes, int& n_lanes, v8d* skipped) {
-  const v8d limit = splat(negligible);
-  const v8d zero = splat(0.0);
-  v8d sk = *skipped;
-  n_whole = 0;
-  n_lanes = 0;
-  for (int v = 0; v < nv; ++v) {
-    const v8d x = load(gk + v * 8) * load(f + v * 8);
-    store(gw + v * 8, x);
-    const v8l out = x <= limit;
-    sk += out ? x : zero;
-    int n_out = 0;
-    for (int l = 0; l < 8; ++l) n_out += out[l] != 0 ? 1 : 0;
-    if (n_out == 0) {
-      whole[n_whole++] = v;
-    } else if (n_out < 8) {
-      for (int l = 0; l < 8; ++l) {
-        lanes[n_lanes] = v * 8 + l;
-        n_lanes += out[l] == 0 ? 1 : 0;
-      }
-    }
-  }
-  *skipped = sk;
-}
-
-// S2's upper triangle from n columns of 8 pairs, y and gy = g y at ys and gys (rows `stride`
-// apart): the tiles on and above the diagonal, and in a diagonal tile its upper half only
-// (the rest is never read), with their partials in registers.
-template <int D>
-CUEM_INLINE void scatter_tiles(const double* ys, const double* gys, int stride, int n, double* s2) {
-  constexpr int Dp = pad4(D);
-#pragma GCC unroll 4
-  for (int ib = 0; ib < Dp; ib += 4)
-#pragma GCC unroll 4
-    for (int jb = ib; jb < Dp; jb += 4) {
-      const auto kept = [&](int i, int j) CUEM_INLINE_LAMBDA {
-        return ib + i < D && jb + j < D && (jb != ib || j >= i);
-      };
-      v8d c4[4][4];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j)
-          if (kept(i, j)) c4[i][j] = load(s2 + ((ib + i) * Dp + jb + j) * 8);
-      for (int t = 0; t < n; ++t) {
-        v8d gi[4], yj[4];
-        for (int i = 0; i < 4; ++i)
-          if (ib + i < D) gi[i] = load(gys + (ib + i) * stride + t * 8);
-        for (int j = 0; j < 4; ++j)
-          if (jb + j < D) yj[j] = load(ys + (jb + j) * stride + t * 8);
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j)
-            if (kept(i, j)) c4[i][j] += gi[i] * yj[j];
-      }
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j)
-          if (kept(i, j)) store(s2 + ((ib + i) * Dp + jb + j) * 8, c4[i][j]);
-    }
-}
-
-// Component k's pending pairs (wide_kernels.hpp): y and gy, pad4(D) rows of kWidePending
-// lanes each, then the weights, then the count of lanes filled (a double, in 8 for alignment).
-struct Pending {
-  double* ys;
-  double* gys;
-  double* w;
-  double* count;
-};
-
-template <int D>
-CUEM_INLINE Pending pending_of(double* scratch, int k) {
-  constexpr int Dp = pad4(D);
-  constexpr int L = kWidePending;
-  double* base = scratch + 2 * static_cast<std::ptrdiff_t>(Dp) * kWideFullRows +
-                 static_cast<std::ptrdiff_t>(k) * (2 * Dp * L + L + 8);
-  return {base, base + Dp * L, base + 2 * Dp * L, base + 2 * Dp * L + L};
-}
-
-// Adds component k's pending pairs to its lane partials and empties it: the lanes past the
-// count are zeroed, so they add nothing.
-template <int D>
-CUEM_INLINE void flush_pending(const Pending& q, double* a) {
-  constexpr int L = kWidePending;
-  const int filled = static_cast<int>(*q.count);
-  if (filled == 0) return;
-  const int n = (filled + 7) / 8;
-  for (int l = filled; l < n * 8; ++l) {
-    q.w[l] = 0.0;
-    for (int d = 0; d < D; ++d) q.ys[d * L + l] = q.gys[d * L + l] = 0.0;
-  }
-  v8d nk = load(a);
-  for (int t = 0; t < n; ++t) nk += load(q.w + t * 8);
-  store(a, nk);
-  for (int d = 0; d < D; ++d) {
-    v8d s1 = load(a + (1 + d) * 8);
-    for (int t = 0; t < n; ++t) s1 += load(q.gys + d * L + t * 8);
-    store(a + (1 + d) * 8, s1);
-  }
-  scatter_tiles<D>(q.ys, q.gys, L, n, a + (1 + D) * 8);
-  *q.count = 0.0;
-}
-
-// Full statistics in lanes, D known. The groups of 8 kept whole go through at once: their
-// shifted rows y and gy = g y to scratch (pad4(D) rows, of which D are written), then S2's
-// tiles. The other pairs kept are packed one by one into the component's pending columns,
-// which go through the tiles when full and at the end of the unit (wide_flush): on data
-// where most pairs are negligible, a component's pairs of many blocks share the loads and
-// stores of its accumulators.
+// Full statistics in lanes, D known: the shifted rows y and gy = g y of the groups kept
+// (weighted_groups: a group whose 8 weights are all negligible is left out) go to scratch
+// (pad4(D) rows, of which D are written), then S2's upper triangle in 4 x 4 tiles with
+// their partials in registers.
 template <int R, int D>
 CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, const double* g, const double* f,
                             double* scratch, double* acc) {
   constexpr int Dp = pad4(D);
   constexpr int S = 1 + D + Dp * Dp;
-  constexpr int L = kWidePending;
   double* ys = scratch;              // Dp x R
   double* gys = scratch + Dp * R;    // Dp x R
   double* skipped = acc + (static_cast<std::ptrdiff_t>(p.K) * S + 1) * 8;
   for (int k = 0; k < p.K; ++k) {
-    alignas(64) double gw[R];
-    alignas(64) long long lanes[R];
-    int whole[R / 8];
-    int n_whole = 0, n_lanes = 0;
+    v8d gw[R / 8];
+    int list[R / 8];
     v8d sk = load(skipped + k * 8);
-    sort_weights<R>(g + k * R, f, nv, p.negligible, gw, whole, n_whole, lanes, n_lanes, &sk);
+    const int n = weighted_groups<R>(g + k * R, f, nv, p.negligible, gw, list, &sk);
     store(skipped + k * 8, sk);
+    if (n == 0) continue;
     double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
     const double* c = p.shift + static_cast<std::ptrdiff_t>(k) * D;
-    if (n_lanes > 0) {
-      const Pending q = pending_of<D>(scratch, k);
-      int filled = static_cast<int>(*q.count);
-      for (int t = 0; t < n_lanes; ++t) {
-        if (filled == L) {
-          flush_pending<D>(q, a);
-          filled = 0;
-        }
-        const int r = static_cast<int>(lanes[t]);
-        const double wr = gw[r];
-        q.w[filled] = wr;
-        for (int d = 0; d < D; ++d) {
-          const double y = xt[d * R + r] - c[d];
-          q.ys[d * L + filled] = y;
-          q.gys[d * L + filled] = wr * y;
-        }
-        *q.count = ++filled;
-      }
-    }
-    if (n_whole == 0) continue;
-    v8d w[R / 8];
-    for (int t = 0; t < n_whole; ++t) w[t] = load(gw + whole[t] * 8);
     v8d nk = load(a);
-    for (int t = 0; t < n_whole; ++t) nk += w[t];
+    for (int t = 0; t < n; ++t) nk += gw[t];
     store(a, nk);
     for (int d = 0; d < D; ++d) {
       v8d s1 = load(a + (1 + d) * 8);
-      for (int t = 0; t < n_whole; ++t) {
-        const v8d y = load(xt + d * R + whole[t] * 8) - c[d];
-        const v8d gy = w[t] * y;
+      for (int t = 0; t < n; ++t) {
+        const v8d y = load(xt + d * R + list[t] * 8) - c[d];
+        const v8d gy = gw[t] * y;
         store(ys + d * R + t * 8, y);
         store(gys + d * R + t * 8, gy);
         s1 += gy;
       }
       store(a + (1 + d) * 8, s1);
     }
-    scatter_tiles<D>(ys, gys, R, n_whole, a + (1 + D) * 8);
+    // S2's upper triangle: the tiles on and above the diagonal, and in a diagonal tile
+    // its upper half only (the rest is never read).
+    double* s2 = a + (1 + D) * 8;  // Dp x Dp values, 8 lanes each
+#pragma GCC unroll 4
+    for (int ib = 0; ib < Dp; ib += 4)
+#pragma GCC unroll 4
+      for (int jb = ib; jb < Dp; jb += 4) {
+        const auto kept = [&](int i, int j) CUEM_INLINE_LAMBDA {
+          return ib + i < D && jb + j < D && (jb != ib || j >= i);
+        };
+        v8d c4[4][4];
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j)
+            if (kept(i, j)) c4[i][j] = load(s2 + ((ib + i) * Dp + jb + j) * 8);
+        for (int t = 0; t < n; ++t) {
+          v8d gi[4], yj[4];
+          for (int i = 0; i < 4; ++i)
+            if (ib + i < D) gi[i] = load(gys + (ib + i) * R + t * 8);
+          for (int j = 0; j < 4; ++j)
+            if (jb + j < D) yj[j] = load(ys + (jb + j) * R + t * 8);
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j)
+              if (kept(i, j)) c4[i][j] += gi[i] * yj[j];
+        }
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j)
+            if (kept(i, j)) store(s2 + ((ib + i) * Dp + jb + j) * 8, c4[i][j]);
+      }
   }
-}
-
-template <int D>
-CUEM_INLINE void full_flush(const NarrowParams& p, double* scratch, double* acc) {
-  constexpr int S = 1 + D + pad4(D) * pad4(D);
-  for (int k = 0; k < p.K; ++k) flush_pending<D>(pending_of<D>(scratch, k), acc + static_cast<std::ptrdiff_t>(k) * S * 8);
 }
 
 template <int D>
@@ -450,26 +339,6 @@ void wide_transpose(const double* x, std::size_t stride, int D, int rows, int R,
 CUEM_CLONES
 void wide_transpose(const float* x, std::size_t stride, int D, int rows, int R, double* xt) {
   transpose_any(x, stride, D, rows, R, xt);
-}
-
-CUEM_CLONES
-void wide_flush(const NarrowParams& p, double* scratch, double* acc) {
-  if (p.type != CovarianceType::full && p.type != CovarianceType::tied) return;
-  switch (p.D) {
-    case 5: full_flush<5>(p, scratch, acc); break;
-    case 6: full_flush<6>(p, scratch, acc); break;
-    case 7: full_flush<7>(p, scratch, acc); break;
-    case 8: full_flush<8>(p, scratch, acc); break;
-    case 9: full_flush<9>(p, scratch, acc); break;
-    case 10: full_flush<10>(p, scratch, acc); break;
-    case 11: full_flush<11>(p, scratch, acc); break;
-    case 12: full_flush<12>(p, scratch, acc); break;
-    case 13: full_flush<13>(p, scratch, acc); break;
-    case 14: full_flush<14>(p, scratch, acc); break;
-    case 15: full_flush<15>(p, scratch, acc); break;
-    case 16: full_flush<16>(p, scratch, acc); break;
-    default: break;
-  }
 }
 
 CUEM_CLONES

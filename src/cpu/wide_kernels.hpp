@@ -2,9 +2,9 @@
 // The one-pass E-step of narrow_kernels.hpp for wider data: every vector lane a point
 // through the log joints, the normalisation and the statistics, with no responsibilities
 // matrix, no index lists and no per-chunk synchronisation. The statistics of 8 points
-// at a time go to per-lane partial sums. Weights at most NarrowParams::negligible are left
-// out and summed apart (narrow_estep.hpp decides whether that was safe): diag and spherical
-// skip a group of 8 whose weights for a component all are, full and tied each such pair.
+// at a time go to per-lane partial sums; a group of 8 points whose weights for a
+// component are all at most NarrowParams::negligible is left out for it, and those weights
+// are summed apart (narrow_estep.hpp decides whether leaving them out was safe).
 //
 // Compiled once per instruction-set level like cpu_kernels.hpp (simd.hpp).
 #include <cstddef>
@@ -38,31 +38,20 @@ constexpr int wide_stats_per_component(CovarianceType type, int D) noexcept {
   return 1 + D + ((type == CovarianceType::full || type == CovarianceType::tied) ? pad4(D) * pad4(D) : D);
 }
 
-/// Lanes of a component's pending pairs (full and tied): the pairs kept outside whole
-/// groups of 8, packed one by one, go through S2's tiles kWidePending / 8 columns at a time.
-constexpr int kWidePending = 32;
-
-/// Scratch doubles wide_block needs beside g: for full and tied, y and g y of a block, and
-/// each component's pending pairs (y, g y, weights, count).
-constexpr std::size_t wide_scratch(CovarianceType type, int D, int K) noexcept {
+/// Scratch doubles wide_block needs beside g.
+constexpr std::size_t wide_scratch(CovarianceType type, int D) noexcept {
   return (type == CovarianceType::full || type == CovarianceType::tied)
-             ? 2 * static_cast<std::size_t>(pad4(D)) * kWideFullRows +
-                   static_cast<std::size_t>(K) * (2 * static_cast<std::size_t>(pad4(D)) * kWidePending + kWidePending + 8)
+             ? 2 * static_cast<std::size_t>(pad4(D)) * kWideFullRows
              : 0;
 }
 
 /// narrow_block's contract for a block of up to R = wide_rows(p.type) rows: xt is D x R,
-/// g K x R, scratch wide_scratch(type, D, K) doubles (zeroed before the first block; each
-/// unit's wide_flush leaves it so), and acc holds the
+/// g K x R, scratch wide_scratch(type, D) doubles, and acc holds the
 /// K * wide_stats_per_component values, then the log-likelihood, then per component the
 /// weight left out (above), 8 lane partials each.
 /// The log joints are cpu_kernels.cpp's, by the same sequence of operations.
 void wide_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* scratch,
                 double* acc);
-
-/// Adds the pairs still pending in scratch to acc: after a unit's last block, before acc is
-/// read (the statistics are complete only then).
-void wide_flush(const NarrowParams& p, double* scratch, double* acc);
 
 /// narrow_transpose for blocks of R rows of any width.
 void wide_transpose(const double* x, std::size_t stride, int D, int rows, int R, double* xt);
