@@ -403,7 +403,8 @@ CpuPrimitives::CpuPrimitives(DataView X, WeightView w) : X_(X), w_(w), total_wei
 SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
   const EstepLayout L(p, layout_for(p.type, p.D));
   if (cpu::lanes_applies(p.type, p.D)) {
-    const cpu::NarrowParams np{p.type, p.K, p.D, L.means, L.factors.data(), L.constants.data(), L.means};
+    const cpu::NarrowParams np{p.type, p.K, p.D, L.means, L.factors.data(), L.constants.data(), L.means,
+                               cpu::kNegligibleWeight};
     SufficientStats s = cpu::lanes_estep(X_, np, w_, [this] { poll_interrupt(); });
     s.weight = total_weight_;
     return s;
@@ -471,7 +472,7 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
         // The E-step's own pass, so that this composition stays the E-step bitwise.
         if (shift.size() != uK * X_.n_cols) throw InvalidArgument("weighted_stats: the shift must be K x D");
         const cpu::NarrowParams np{type, K, D, layout->means, layout->factors.data(), layout->constants.data(),
-                                   shift.data()};
+                                   shift.data(), cpu::kNegligibleWeight};
         SufficientStats s = cpu::lanes_estep(X_, np, w_, [this] { poll_interrupt(); });
         s.log_likelihood = 0.0;
         s.weight = total_weight_;

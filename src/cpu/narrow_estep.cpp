@@ -73,13 +73,16 @@ struct WideLanes {
   }
 };
 
+// One pass; `skipped` receives the K weights left out (the values after the log-likelihood).
 template <typename Lanes>
-SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
+SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
+                           std::vector<double>& skipped) {
   const int block_rows = Lanes::rows(p.type);  // divides kNarrowUnitRows
   const int K = p.K, D = p.D;
   const bool full = p.type == CovarianceType::full || p.type == CovarianceType::tied;
   const int S = Lanes::stats_per_component(p.type, D);
-  const std::size_t values = static_cast<std::size_t>(K) * S + 1;  // then the log-likelihood
+  // Then the log-likelihood and the K weights skipped.
+  const std::size_t values = static_cast<std::size_t>(K) * S + 1 + static_cast<std::size_t>(K);
   const std::size_t n = X.n_rows;
   const std::size_t units = (n + kNarrowUnitRows - 1) / kNarrowUnitRows;
   std::vector<double> partial(units * values);
@@ -155,7 +158,8 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
       for (std::size_t d = 0; d < uD; ++d) s.s2[uk * uD + d] = t2[d];
     }
   }
-  s.log_likelihood = total[values - 1];
+  s.log_likelihood = total[static_cast<std::size_t>(K) * S];
+  skipped.assign(total.end() - K, total.end());
   s.n_points = n;
   s.weight = static_cast<double>(n);
   if (!w.empty()) {
@@ -169,8 +173,27 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
 
 bool lanes_applies(CovarianceType type, int D) noexcept { return narrow_applies(type, D) || wide_applies(type, D); }
 
-SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll) {
-  return narrow_applies(p.type, p.D) ? lanes_pass<NarrowLanes>(X, p, w, poll) : lanes_pass<WideLanes>(X, p, w, poll);
+SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
+                            double tolerance, std::vector<double>* skipped) {
+  std::vector<double> left_out;
+  if (narrow_applies(p.type, p.D)) {
+    SufficientStats s = lanes_pass<NarrowLanes>(X, p, w, poll, left_out);
+    if (skipped) skipped->assign(static_cast<std::size_t>(p.K), 0.0);
+    return s;
+  }
+  SufficientStats s = lanes_pass<WideLanes>(X, p, w, poll, left_out);
+  bool safe = true;
+  for (int k = 0; k < p.K; ++k) {
+    const std::size_t uk = static_cast<std::size_t>(k);
+    safe = safe && !(left_out[uk] > tolerance * s.nk[uk]);
+  }
+  if (!safe) {  // a component's kept weight is not large enough beside what was left out
+    NarrowParams exact = p;
+    exact.negligible = 0.0;
+    s = lanes_pass<WideLanes>(X, exact, w, poll, left_out);
+  }
+  if (skipped) *skipped = left_out;
+  return s;
 }
 
 }  // namespace cuem::cpu

@@ -32,7 +32,10 @@ constexpr int narrow_stats_per_component(CovarianceType type, int D) noexcept {
 /// means K x D, factors K x D x pad4(D) (full, tied: upper-triangular precision Cholesky
 /// factors, zeros elsewhere), K x D (diag: 1 / sigma) or K (spherical: 1 / sigma), and
 /// constants K (log pi_k + log|P_k|); shift K x D: the centres c_k of the statistics
-/// (the means, for the E-step).
+/// (the means, for the E-step). negligible: the wide pass (wide_kernels.hpp) leaves out of
+/// the statistics the weights at most this (0: only exact zeros, which add nothing; see
+/// wide_kernels.hpp for which are left out);
+/// the narrow pass ignores it.
 struct NarrowParams {
   CovarianceType type;
   int K;
@@ -41,6 +44,7 @@ struct NarrowParams {
   const double* factors;
   const double* constants;
   const double* shift;
+  double negligible = 0.0;
 };
 
 /// Adds `rows` (1 to kNarrowRows) points to per-lane partial sums. xt: D x kNarrowRows,

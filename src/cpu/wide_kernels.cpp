@@ -123,21 +123,31 @@ CUEM_INLINE void normalise_block(int K, int nv, const double* w, double* g, doub
   if (any_unexplained) share_unexplained<R>(mx, g, K, nv);
 }
 
-// Component k's weights of the block's groups, g x f, and the groups with any non-zero
-// weight in order (the others would add exact zeros). The weights are not negative, so a
-// group is all zero when the sum of its lanes is (a NaN keeps its group).
+// Component k's weights of the block's groups, g x f, and the groups with a weight above
+// p.negligible in order; the weights of the groups left out are added to *skipped. The
+// weights are not negative, so with negligible 0 the groups left out are those of exact
+// zeros, which would add nothing. A NaN keeps its group (the comparison fails).
 template <int R>
-CUEM_INLINE int weighted_groups(const double* gk, const double* f, int nv, v8d* gw, int* list) {
+CUEM_INLINE int weighted_groups(const double* gk, const double* f, int nv, double negligible, v8d* gw, int* list,
+                                v8d* skipped) {
+  const v8d limit = splat(negligible);
+  const v8d zero = splat(0.0);
+  v8d sk = *skipped;
   int n = 0;
   for (int v = 0; v < nv; ++v) {
     const v8d x = load(gk + v * 8) * load(f + v * 8);
-    v8d h = x + __builtin_shuffle(x, v8l{4, 5, 6, 7, 0, 1, 2, 3});
-    h = h + __builtin_shuffle(h, v8l{2, 3, 0, 1, 6, 7, 4, 5});
-    h = h + __builtin_shuffle(h, v8l{1, 0, 3, 2, 5, 4, 7, 6});
+    // Lanes above the limit (or NaN) as all-ones masks; any of them keeps the group.
+    v8l above = ~(x <= limit);
+    above = above | __builtin_shuffle(above, v8l{4, 5, 6, 7, 0, 1, 2, 3});
+    above = above | __builtin_shuffle(above, v8l{2, 3, 0, 1, 6, 7, 4, 5});
+    above = above | __builtin_shuffle(above, v8l{1, 0, 3, 2, 5, 4, 7, 6});
+    const bool keep = above[0] != 0;
     gw[n] = x;
     list[n] = v;
-    n += h[0] != 0.0 ? 1 : 0;
+    sk += keep ? zero : x;
+    n += keep ? 1 : 0;
   }
+  *skipped = sk;
   return n;
 }
 
@@ -147,10 +157,13 @@ CUEM_INLINE void stats_diag(const NarrowParams& p, const double* xt, int nv, con
                             double* acc) {
   const int K = p.K, D = p.D;
   const int S = 1 + 2 * D;
+  double* skipped = acc + (static_cast<std::ptrdiff_t>(K) * S + 1) * 8;
   for (int k = 0; k < K; ++k) {
     v8d gw[R / 8];
     int list[R / 8];
-    const int n = weighted_groups<R>(g + k * R, f, nv, gw, list);
+    v8d sk = load(skipped + k * 8);
+    const int n = weighted_groups<R>(g + k * R, f, nv, p.negligible, gw, list, &sk);
+    store(skipped + k * 8, sk);
     if (n == 0) continue;
     double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
     v8d nk = load(a);
@@ -173,8 +186,9 @@ CUEM_INLINE void stats_diag(const NarrowParams& p, const double* xt, int nv, con
 }
 
 // Full statistics in lanes, D known: the shifted rows y and gy = g y of the groups kept
-// go to scratch (pad4(D) rows, of which D are written), then S2's upper triangle in 4 x 4
-// tiles with their partials in registers.
+// (weighted_groups: a group whose 8 weights are all negligible is left out) go to scratch
+// (pad4(D) rows, of which D are written), then S2's upper triangle in 4 x 4 tiles with
+// their partials in registers.
 template <int R, int D>
 CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, const double* g, const double* f,
                             double* scratch, double* acc) {
@@ -182,10 +196,13 @@ CUEM_INLINE void stats_full(const NarrowParams& p, const double* xt, int nv, con
   constexpr int S = 1 + D + Dp * Dp;
   double* ys = scratch;              // Dp x R
   double* gys = scratch + Dp * R;    // Dp x R
+  double* skipped = acc + (static_cast<std::ptrdiff_t>(p.K) * S + 1) * 8;
   for (int k = 0; k < p.K; ++k) {
     v8d gw[R / 8];
     int list[R / 8];
-    const int n = weighted_groups<R>(g + k * R, f, nv, gw, list);
+    v8d sk = load(skipped + k * 8);
+    const int n = weighted_groups<R>(g + k * R, f, nv, p.negligible, gw, list, &sk);
+    store(skipped + k * 8, sk);
     if (n == 0) continue;
     double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
     const double* c = p.shift + static_cast<std::ptrdiff_t>(k) * D;

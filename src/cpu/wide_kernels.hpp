@@ -3,7 +3,8 @@
 // through the log joints, the normalisation and the statistics, with no responsibilities
 // matrix, no index lists and no per-chunk synchronisation. The statistics of 8 points
 // at a time go to per-lane partial sums; a group of 8 points whose weights for a
-// component are all exactly zero is skipped for it (exact: it would add zeros).
+// component are all at most NarrowParams::negligible is left out for it, and those weights
+// are summed apart (narrow_estep.hpp decides whether leaving them out was safe).
 //
 // Compiled once per instruction-set level like cpu_kernels.hpp (simd.hpp).
 #include <cstddef>
@@ -46,7 +47,8 @@ constexpr std::size_t wide_scratch(CovarianceType type, int D) noexcept {
 
 /// narrow_block's contract for a block of up to R = wide_rows(p.type) rows: xt is D x R,
 /// g K x R, scratch wide_scratch(type, D) doubles, and acc holds the
-/// K * wide_stats_per_component values and then the log-likelihood, 8 lane partials each.
+/// K * wide_stats_per_component values, then the log-likelihood, then per component the
+/// weight left out (above), 8 lane partials each.
 /// The log joints are cpu_kernels.cpp's, by the same sequence of operations.
 void wide_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* scratch,
                 double* acc);
