@@ -21,6 +21,7 @@
 #include "cpu/cpu_kernels.hpp"
 #include "cpu/cpu_primitives.hpp"
 #include "engine/primitives.hpp"
+#include "stats_reference.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -43,24 +44,9 @@ cuem::SufficientStats reference_stats(const cuem::Model& m, const cuem_test::Dat
   const std::vector<double> resp = cuem_test::responsibilities(m, ds.view());
   const std::vector<double> ll = cuem_test::log_likelihoods(m, ds.view());
   cuem::SufficientStats s = cuem::SufficientStats::zeros(m.covariance_type, K, D, m.means);
-  const bool full = m.covariance_type == CovarianceType::full || m.covariance_type == CovarianceType::tied;
-  const std::size_t DD = static_cast<std::size_t>(D) * D;
   for (std::size_t p = 0; p < ds.n; ++p) {
     s.log_likelihood += ll[p];
-    for (int k = 0; k < K; ++k) {
-      const double g = resp[p * K + k];
-      s.nk[k] += g;
-      for (int i = 0; i < D; ++i) {
-        const double di = ds.row(p)[i] - m.means[k * D + i];
-        s.s1[k * D + i] += g * di;
-        if (!full) {
-          s.s2[k * D + i] += g * di * di;
-          continue;
-        }
-        double* row = s.s2.data() + (m.covariance_type == CovarianceType::full ? k * DD : 0) + i * D;
-        for (int j = i; j < D; ++j) row[j] += g * di * (ds.row(p)[j] - m.means[k * D + j]);
-      }
-    }
+    for (int k = 0; k < K; ++k) cuem_test::add_pair_stats(s, m, ds.row(p), k, resp[p * K + k]);
   }
   return s;
 }

@@ -18,6 +18,7 @@
 #include "cpu/narrow_estep.hpp"
 #include "cpu/narrow_kernels.hpp"
 #include "cpu/wide_kernels.hpp"
+#include "stats_reference.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -70,8 +71,6 @@ cuem::SufficientStats plain_skipped(const cuem::Model& m, const cuem_test::Datas
   const std::vector<double> resp = cuem_test::responsibilities(m, ds.view());
   cuem::SufficientStats s = cuem::SufficientStats::zeros(m.covariance_type, K, D, m.means);
   skipped.assign(K, 0.0);
-  const bool full = m.covariance_type == CovarianceType::full || m.covariance_type == CovarianceType::tied;
-  const std::size_t DD = static_cast<std::size_t>(D) * D;
   for (std::size_t g0 = 0; g0 < ds.n; g0 += 8) {
     const std::size_t g1 = std::min(ds.n, g0 + 8);
     for (int k = 0; k < K; ++k) {
@@ -83,17 +82,7 @@ cuem::SufficientStats plain_skipped(const cuem::Model& m, const cuem_test::Datas
           skipped[k] += g;
           continue;
         }
-        s.nk[k] += g;
-        for (int i = 0; i < D; ++i) {
-          const double di = ds.row(p)[i] - m.means[k * D + i];
-          s.s1[k * D + i] += g * di;
-          if (!full) {
-            s.s2[k * D + i] += g * di * di;
-            continue;
-          }
-          double* row = s.s2.data() + (m.covariance_type == CovarianceType::full ? k * DD : 0) + i * D;
-          for (int j = i; j < D; ++j) row[j] += g * di * (ds.row(p)[j] - m.means[k * D + j]);
-        }
+        cuem_test::add_pair_stats(s, m, ds.row(p), k, g);
       }
     }
   }
