@@ -27,7 +27,18 @@ std::size_t n_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
 struct CpuPointValues final : PointValues {
   std::vector<double> closest;     // N
   std::vector<double> block_sums;  // per kBlock points
+  // The last closest_potentials call's distances, candidate t's at [t N, (t + 1) N), where
+  // it kept them (n_kept of them; 0 for none).
+  std::vector<double> trials;
+  int n_kept = 0;
 };
+
+// closest_potentials keeps its distances when they take at most a quarter of the data's
+// memory: then closest_keep reads one value a point instead of the point's row.
+bool keep_trials(const DataView& X, int n) {
+  const std::size_t row_bytes = X.n_cols * (X.data_f32 ? sizeof(float) : sizeof(double));
+  return static_cast<std::size_t>(n) * sizeof(double) * 4 <= row_bytes;
+}
 
 // Values exist only after a reset (X has at least one row).
 void require_closest(const CpuPointValues& v, std::size_t n, const char* what) {
@@ -71,8 +82,84 @@ double blocked_dist_sum(const DataView& X, const double* c, F f, std::vector<dou
   return total;
 }
 
+// For n centres c at once: sums[t] = sum over i in [0, n_rows) of min(closest_i, ||x_i - c_t||^2),
+// each term times w_i where w is given, block by block like blocked_dist_sum (so each sum
+// is the one blocked_dist_sum forms for c_t alone), every block's rows read once. With
+// `kept` (n x N) the distances stay there.
+void blocked_potentials(const DataView& X, const double* c, int n, const std::vector<double>& closest,
+                        const double* w, double* sums, double* kept) {
+  const std::size_t N = X.n_rows;
+  const std::size_t nb = n_blocks(N);
+  const int D = static_cast<int>(X.n_cols);
+  std::vector<double> partial(nb * static_cast<std::size_t>(n));
+#pragma omp parallel if (nb > 1)
+  {
+    std::vector<double> dist(kept ? 0 : kBlock * static_cast<std::size_t>(n));
+#pragma omp for schedule(dynamic, 1)
+    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+      const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+      const std::size_t hi = std::min(N, lo + kBlock);
+      double* out = kept ? kept + lo : dist.data();
+      const std::size_t out_stride = kept ? N : kBlock;
+      visit_rows(X, [&](const auto* base) {
+        cpu::dist_sq_rows_multi(base + lo * X.row_stride, X.row_stride, D, static_cast<int>(hi - lo), c, n, out,
+                                out_stride);
+      });
+      for (int t = 0; t < n; ++t) {
+        const double* d = out + static_cast<std::size_t>(t) * out_stride;
+        double s = 0.0;
+        if (w) {
+          for (std::size_t i = lo; i < hi; ++i) s += w[i] * std::min(closest[i], d[i - lo]);
+        } else {
+          for (std::size_t i = lo; i < hi; ++i) s += std::min(closest[i], d[i - lo]);
+        }
+        partial[static_cast<std::size_t>(b) * n + t] = s;
+      }
+    }
+  }
+  for (int t = 0; t < n; ++t) {
+    double total = 0.0;
+    for (std::size_t b = 0; b < nb; ++b) total += partial[b * n + t];
+    sums[t] = total;
+  }
+}
+
 }  // namespace
 
+void CpuPrimitives::closest_potentials(PointValues& values, const double* c, int n, double* potentials) {
+  CpuPointValues& v = cpu_values(values);
+  require_closest(v, X_.n_rows, "closest_potentials");
+  v.n_kept = 0;
+  if (n <= 0) return;
+  const bool keep = keep_trials(X_, n);
+  if (keep) v.trials.resize(static_cast<std::size_t>(n) * X_.n_rows);
+  blocked_potentials(X_, c, n, v.closest, w_.empty() ? nullptr : w_.data, potentials, keep ? v.trials.data() : nullptr);
+  if (keep) v.n_kept = n;
+}
+
+// closest(update) from candidate t's kept distances: the same terms, blocks and order.
+double CpuPrimitives::closest_keep(PointValues& values, const double* c_t, int t) {
+  CpuPointValues& v = cpu_values(values);
+  if (t < 0 || t >= v.n_kept) return closest(v, c_t, ClosestMode::update);
+  const std::size_t N = X_.n_rows;
+  const std::size_t nb = n_blocks(N);
+  const double* d = v.trials.data() + static_cast<std::size_t>(t) * N;
+  const double* w = w_.empty() ? nullptr : w_.data;
+  v.block_sums.assign(nb, 0.0);
+#pragma omp parallel for schedule(static) if (nb > 1)
+  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+    const std::size_t hi = std::min(N, lo + kBlock);
+    double s = 0.0;
+    for (std::size_t i = lo; i < hi; ++i) {
+      const double m = v.closest[i] = std::min(v.closest[i], d[i]);
+      s += w ? w[i] * m : m;
+    }
+    v.block_sums[b] = s;
+  }
+  v.n_kept = 0;
+  return std::accumulate(v.block_sums.begin(), v.block_sums.end(), 0.0);
+}
 
 // closest() with weights: the values stay distances, the sums are of w_i v_i.
 double CpuPrimitives::weighted_closest(PointValues& values, const double* c, ClosestMode mode) {
@@ -226,29 +313,46 @@ void CpuPrimitives::nearest_labels(const std::vector<double>& centers, int K, st
 
 // The population variance of each feature in two host passes (the mean, then the
 // squares about it), averaged over the features; weighted by w where there are weights.
+// Two passes (the weighted means, then the squares about them), each summing rows in
+// order within blocks of kBlock and the blocks' sums in block order, so that the result
+// does not depend on the thread count; every row is read whole, in parallel over blocks.
 double CpuPrimitives::mean_feature_variance() {
   const std::size_t N = X_.n_rows;
-  const int D = static_cast<int>(X_.n_cols);
-  double mean_var = 0.0;
-  if (!w_.empty()) {
-    const double* w = w_.data;
-    for (int d = 0; d < D; ++d) {
-      double m = 0.0, v = 0.0;
-      for (std::size_t i = 0; i < N; ++i) m += w[i] * X_.value(i, d);
-      m /= total_weight_;
-      for (std::size_t i = 0; i < N; ++i) v += w[i] * ((X_.value(i, d) - m) * (X_.value(i, d) - m));
-      mean_var += v / total_weight_;
+  const std::size_t D = X_.n_cols;
+  const std::size_t nb = n_blocks(N);
+  const double* w = w_.empty() ? nullptr : w_.data;
+  // sum over rows of f(i) * g(x_id) per feature d, block by block, into out (D).
+  const auto column_sums = [&](const std::vector<double>& about, bool square, std::vector<double>& out) {
+    std::vector<double> partial(nb * D, 0.0);
+#pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
+    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
+      double* acc = partial.data() + static_cast<std::size_t>(b) * D;
+      const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
+      const std::size_t hi = std::min(N, lo + kBlock);
+      visit_rows(X_, [&](const auto* base) {
+        for (std::size_t i = lo; i < hi; ++i) {
+          const auto* x = base + i * X_.row_stride;
+          const double wi = w ? w[i] : 1.0;
+          for (std::size_t d = 0; d < D; ++d) {
+            const double v = static_cast<double>(x[d]) - about[d];
+            acc[d] += wi * (square ? v * v : v);
+          }
+        }
+      });
     }
-    return mean_var / D;
-  }
-  for (int d = 0; d < D; ++d) {
-    double m = 0.0, v = 0.0;
-    for (std::size_t i = 0; i < N; ++i) m += X_.value(i, d);
-    m /= static_cast<double>(N);
-    for (std::size_t i = 0; i < N; ++i) v += (X_.value(i, d) - m) * (X_.value(i, d) - m);
-    mean_var += v / static_cast<double>(N);
-  }
-  return mean_var / D;
+    out.assign(D, 0.0);
+    for (std::size_t b = 0; b < nb; ++b)
+      for (std::size_t d = 0; d < D; ++d) out[d] += partial[b * D + d];
+  };
+  const double W = w ? total_weight_ : static_cast<double>(N);
+  std::vector<double> mean;
+  column_sums(std::vector<double>(D, 0.0), false, mean);
+  for (double& m : mean) m /= W;
+  std::vector<double> var;
+  column_sums(mean, true, var);
+  double mean_var = 0.0;
+  for (std::size_t d = 0; d < D; ++d) mean_var += var[d] / W;
+  return mean_var / static_cast<double>(D);
 }
 
 }  // namespace cuem

@@ -67,6 +67,8 @@ class CpuPrimitives final : public Primitives {
   // k-means (cpu_kmeans.cpp)
   std::unique_ptr<PointValues> make_point_values() override;
   double closest(PointValues& v, const double* c, ClosestMode mode) override;
+  void closest_potentials(PointValues& v, const double* c, int n, double* potentials) override;
+  double closest_keep(PointValues& v, const double* c_t, int t) override;
   std::size_t sample_point(const PointValues& v, double r) override;
   LloydStep lloyd_step(const std::vector<double>& centers, int K) override;
   void nearest_labels(const std::vector<double>& centers, int K, std::size_t begin, std::size_t count,

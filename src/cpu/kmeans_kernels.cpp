@@ -1,6 +1,7 @@
 #include "cpu/kmeans_kernels.hpp"
 
 #include <limits>
+#include <type_traits>
 
 #include "cpu/simd.hpp"
 
@@ -18,9 +19,55 @@ CUEM_INLINE v8d column(const T* x, std::size_t stride, int rows, int r, int d) {
   return v;
 }
 
+// The 8 rows from r, dimensions 0..dc-1 (dc = min(D, kMaxD)), transposed into xt: float64
+// rows eight whole dimensions at a time where all 8 rows exist (loads of consecutive
+// values, then shuffles), the rest a value at a time.
+constexpr int kMaxD = 64;
+
+template <typename T>
+CUEM_INLINE void transpose8(const T* x, std::size_t stride, int D, int rows, int r, v8d* xt) {
+  const int dc = D < kMaxD ? D : kMaxD;
+  int d = 0;
+  if constexpr (std::is_same_v<T, double>) {
+    if (r + 8 <= rows) {
+      for (; d + 8 <= dc; d += 8) {
+        v8d a[8];
+        for (int l = 0; l < 8; ++l) a[l] = load(x + static_cast<std::size_t>(r + l) * stride + d);
+        transpose8x8(a, xt + d);
+      }
+    }
+  }
+  for (; d < dc; ++d) xt[d] = column(x, stride, rows, r, d);
+}
+
+// Every distance sums (x_d - c_d)^2 over d in order in one lane; what differs between the
+// kernels below is only how many such chains run side by side (a chain is bound by the
+// add's latency, not the FMA rate).
+
+// Four groups of 8 rows per sweep over the dimensions, one centre.
 template <typename T>
 CUEM_INLINE void dist_sq_impl(const T* x, std::size_t stride, int D, int rows, const double* c, double* out) {
-  for (int r = 0; r < rows; r += 8) {
+  int r = 0;
+  for (; r + 32 <= rows; r += 32) {
+    v8d s0 = splat(0.0), s1 = s0, s2 = s0, s3 = s0;
+    for (int d = 0; d < D; ++d) {
+      const v8d t0 = column(x, stride, rows, r, d) - c[d];
+      const v8d t1 = column(x, stride, rows, r + 8, d) - c[d];
+      const v8d t2 = column(x, stride, rows, r + 16, d) - c[d];
+      const v8d t3 = column(x, stride, rows, r + 24, d) - c[d];
+      s0 += t0 * t0;
+      s1 += t1 * t1;
+      s2 += t2 * t2;
+      s3 += t3 * t3;
+    }
+    for (int l = 0; l < 8; ++l) {
+      out[r + l] = s0[l];
+      out[r + 8 + l] = s1[l];
+      out[r + 16 + l] = s2[l];
+      out[r + 24 + l] = s3[l];
+    }
+  }
+  for (; r < rows; r += 8) {
     v8d s = splat(0.0);
     for (int d = 0; d < D; ++d) {
       const v8d t = column(x, stride, rows, r, d) - c[d];
@@ -30,16 +77,64 @@ CUEM_INLINE void dist_sq_impl(const T* x, std::size_t stride, int D, int rows, c
   }
 }
 
+// n centres, four per sweep over the 8 rows' dimensions, transposed once (further
+// dimensions past kMaxD are read again per sweep).
+template <typename T>
+CUEM_INLINE void dist_sq_multi_impl(const T* x, std::size_t stride, int D, int rows, const double* c, int n,
+                                    double* out, std::size_t out_stride) {
+  v8d xt[kMaxD];
+  for (int r = 0; r < rows; r += 8) {
+    if (r + 24 <= rows) {
+      const char* ahead = reinterpret_cast<const char*>(x + static_cast<std::size_t>(r + 16) * stride);
+      const std::size_t bytes = 8 * stride * sizeof(T);
+      for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
+    }
+    transpose8(x, stride, D, rows, r, xt);
+    const auto x_d = [&](int d) CUEM_INLINE_LAMBDA { return d < kMaxD ? xt[d] : column(x, stride, rows, r, d); };
+    const auto store = [&](int t, v8d s) CUEM_INLINE_LAMBDA {
+      double* o = out + static_cast<std::size_t>(t) * out_stride + r;
+      for (int l = 0; l < 8 && r + l < rows; ++l) o[l] = s[l];
+    };
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+      const double* c0 = c + static_cast<std::size_t>(t) * D;
+      const double* c1 = c0 + D;
+      const double* c2 = c1 + D;
+      const double* c3 = c2 + D;
+      v8d s0 = splat(0.0), s1 = s0, s2 = s0, s3 = s0;
+      for (int d = 0; d < D; ++d) {
+        const v8d xv = x_d(d);
+        const v8d t0 = xv - c0[d], t1 = xv - c1[d], t2 = xv - c2[d], t3 = xv - c3[d];
+        s0 += t0 * t0;
+        s1 += t1 * t1;
+        s2 += t2 * t2;
+        s3 += t3 * t3;
+      }
+      store(t, s0);
+      store(t + 1, s1);
+      store(t + 2, s2);
+      store(t + 3, s3);
+    }
+    for (; t < n; ++t) {
+      const double* c0 = c + static_cast<std::size_t>(t) * D;
+      v8d s0 = splat(0.0);
+      for (int d = 0; d < D; ++d) {
+        const v8d t0 = x_d(d) - c0[d];
+        s0 += t0 * t0;
+      }
+      store(t, s0);
+    }
+  }
+}
+
 // Four centres per sweep over the dimensions (four independent chains), the rows'
 // dimensions read once per sweep from a transposed copy.
 template <typename T>
 CUEM_INLINE void nearest_impl(const T* x, std::size_t stride, int D, int rows, const double* centers, int K,
                               int* labels, double* dist) {
-  constexpr int kMaxD = 64;
   v8d xt[kMaxD];
   for (int r = 0; r < rows; r += 8) {
-    const int dc = D < kMaxD ? D : kMaxD;
-    for (int d = 0; d < dc; ++d) xt[d] = column(x, stride, rows, r, d);
+    transpose8(x, stride, D, rows, r, xt);
     const auto x_d = [&](int d) CUEM_INLINE_LAMBDA { return d < kMaxD ? xt[d] : column(x, stride, rows, r, d); };
     v8d best = splat(std::numeric_limits<double>::infinity());
     v8d best_k = splat(0.0);
@@ -95,6 +190,18 @@ void dist_sq_rows(const double* x, std::size_t stride, int D, int rows, const do
 CUEM_CLONES
 void dist_sq_rows(const float* x, std::size_t stride, int D, int rows, const double* c, double* out) {
   dist_sq_impl(x, stride, D, rows, c, out);
+}
+
+CUEM_CLONES
+void dist_sq_rows_multi(const double* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,
+                        std::size_t out_stride) {
+  dist_sq_multi_impl(x, stride, D, rows, c, n, out, out_stride);
+}
+
+CUEM_CLONES
+void dist_sq_rows_multi(const float* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,
+                        std::size_t out_stride) {
+  dist_sq_multi_impl(x, stride, D, rows, c, n, out, out_stride);
 }
 
 CUEM_CLONES

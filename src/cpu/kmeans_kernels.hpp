@@ -11,6 +11,13 @@ namespace cuem::cpu {
 void dist_sq_rows(const double* x, std::size_t stride, int D, int rows, const double* c, double* out);
 void dist_sq_rows(const float* x, std::size_t stride, int D, int rows, const double* c, double* out);
 
+/// out[t * out_stride + r] = ||x_r - c_t||^2 for the n centres c (n x D), each value equal
+/// bit for bit to dist_sq_rows' for c_t; every row read once for all n.
+void dist_sq_rows_multi(const double* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,
+                        std::size_t out_stride);
+void dist_sq_rows_multi(const float* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,
+                        std::size_t out_stride);
+
 /// For each of the `rows` rows: the nearest of the K centres (K x D; the first of equals)
 /// in labels and its squared distance in dist.
 void nearest_rows(const double* x, std::size_t stride, int D, int rows, const double* centers, int K, int* labels,

@@ -37,6 +37,26 @@ CUEM_INLINE void store(double* p, v8d v) { *reinterpret_cast<v8d_u*>(p) = v; }
 CUEM_INLINE v8d splat(double x) { return v8d{} + x; }
 CUEM_INLINE v8d vmax(v8d a, v8d b) { return a > b ? a : b; }
 
+// An 8 x 8 block transposed: out[j][r] = in[r][j], in three rounds of two-source shuffles.
+CUEM_INLINE void transpose8x8(const v8d* in, v8d* out) {
+  v8d t[8], u[8];
+  for (int r = 0; r < 8; r += 2) {
+    t[r] = __builtin_shuffle(in[r], in[r + 1], v8l{0, 8, 2, 10, 4, 12, 6, 14});
+    t[r + 1] = __builtin_shuffle(in[r], in[r + 1], v8l{1, 9, 3, 11, 5, 13, 7, 15});
+  }
+  for (int h = 0; h < 8; h += 4)
+    for (int o = 0; o < 2; ++o) {
+      u[h + o] = __builtin_shuffle(t[h + o], t[h + o + 2], v8l{0, 1, 8, 9, 4, 5, 12, 13});
+      u[h + o + 2] = __builtin_shuffle(t[h + o], t[h + o + 2], v8l{2, 3, 10, 11, 6, 7, 14, 15});
+    }
+  // u[0]: columns 0 and 4 of rows 0-3, u[1]: 1 and 5, u[2]: 2 and 6, u[3]: 3 and 7; u[4..7]
+  // the same for rows 4-7.
+  for (int c = 0; c < 4; ++c) {
+    out[c] = __builtin_shuffle(u[c], u[c + 4], v8l{0, 1, 2, 3, 8, 9, 10, 11});
+    out[c + 4] = __builtin_shuffle(u[c], u[c + 4], v8l{4, 5, 6, 7, 12, 13, 14, 15});
+  }
+}
+
 // exp(t) for t <= 0, 0 below -708 (where exp would be subnormal) and for -inf.
 // t = (8n + j) ln2 / 8 + r with j in 0..7 and |r| <= ln2 / 16 (Cody-Waite with a two-part
 // ln2 / 8, exact products for |8n + j| < 2^13); exp(t) = 2^n 2^(j/8) exp(r), 2^(j/8) from

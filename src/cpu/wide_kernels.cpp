@@ -294,27 +294,14 @@ CUEM_INLINE void transpose_any(const T* x, std::size_t stride, int D, int rows, 
   }
 }
 
-// Eight rows of eight float64 values into eight columns (three rounds of two-source
-// shuffles), stored R apart: the bulk of a float64 block's transposition.
+// Eight rows of eight float64 values into eight columns (simd.hpp's transpose8x8), stored
+// R apart: the bulk of a float64 block's transposition.
 CUEM_INLINE void transpose8x8(const double* const* row, int d0, int R, double* out) {
   v8d a[8];
   for (int r = 0; r < 8; ++r) a[r] = load(row[r] + d0);
-  v8d t[8], u[8];
-  for (int r = 0; r < 8; r += 2) {
-    t[r] = __builtin_shuffle(a[r], a[r + 1], v8l{0, 8, 2, 10, 4, 12, 6, 14});
-    t[r + 1] = __builtin_shuffle(a[r], a[r + 1], v8l{1, 9, 3, 11, 5, 13, 7, 15});
-  }
-  for (int h = 0; h < 8; h += 4)
-    for (int o = 0; o < 2; ++o) {
-      u[h + o] = __builtin_shuffle(t[h + o], t[h + o + 2], v8l{0, 1, 8, 9, 4, 5, 12, 13});
-      u[h + o + 2] = __builtin_shuffle(t[h + o], t[h + o + 2], v8l{2, 3, 10, 11, 6, 7, 14, 15});
-    }
-  // u[0]: columns 0 and 4 of rows 0-3, u[1]: 1 and 5, u[2]: 2 and 6, u[3]: 3 and 7; u[4..7]
-  // the same for rows 4-7.
-  for (int c = 0; c < 4; ++c) {
-    store(out + c * R, __builtin_shuffle(u[c], u[c + 4], v8l{0, 1, 2, 3, 8, 9, 10, 11}));
-    store(out + (c + 4) * R, __builtin_shuffle(u[c], u[c + 4], v8l{4, 5, 6, 7, 12, 13, 14, 15}));
-  }
+  v8d c[8];
+  simd::transpose8x8(a, c);
+  for (int j = 0; j < 8; ++j) store(out + j * R, c[j]);
 }
 
 CUEM_INLINE void transpose_double(const double* x, std::size_t stride, int D, int rows, int R, double* xt) {

@@ -20,6 +20,15 @@ SufficientStats Primitives::gaussian_estep_rows(const PreparedParams&, std::size
   throw Error(std::string("internal: the ") + name() + " backend has no E-step over a row range");
 }
 
+void Primitives::closest_potentials(PointValues& v, const double* c, int n, double* potentials) {
+  const std::size_t D = cols();
+  for (int t = 0; t < n; ++t) potentials[t] = closest(v, c + static_cast<std::size_t>(t) * D, ClosestMode::potential);
+}
+
+double Primitives::closest_keep(PointValues& v, const double* c_t, int) {
+  return closest(v, c_t, ClosestMode::update);
+}
+
 void Primitives::poll_interrupt() const {
   if (interrupted_ && interrupted_()) throw Interrupted("the fit was interrupted");
 }

@@ -133,6 +133,14 @@ class Primitives {
   /// Updates `v` as `mode` says and returns sum_n w_n v'_n (v' the values the mode
   /// leaves, or would leave for `potential`).
   virtual double closest(PointValues& v, const double* c, ClosestMode mode) = 0;
+  /// closest(v, c_t, potential) for n candidate centres c_t (rows of c, n x D) at once,
+  /// into potentials[t], each equal bit for bit to its own closest() call: k-means++'s
+  /// trials, in one pass over the data where the backend can (the default calls closest()
+  /// n times).
+  virtual void closest_potentials(PointValues& v, const double* c, int n, double* potentials);
+  /// After closest_potentials: closest(v, c_t, update) for its candidate t (c_t that
+  /// call's row t), from the distances it kept where it kept them.
+  virtual double closest_keep(PointValues& v, const double* c_t, int t);
   /// The first index whose running sum of w_n v_n exceeds r (the last index if none),
   /// from v's last reset or update.
   virtual std::size_t sample_point(const PointValues& v, double r) = 0;

@@ -141,20 +141,23 @@ std::vector<std::size_t> kmeans_plusplus(Primitives& prims, DataView X, int K, s
   const std::unique_ptr<PointValues> closest = prims.make_point_values();
   double potential = prims.closest(*closest, row_copy(prims, chosen[0]).data(), ClosestMode::reset);
 
+  const std::size_t D = X.n_cols;
   std::vector<std::size_t> candidates(n_trials);
+  std::vector<double> candidate_rows(static_cast<std::size_t>(n_trials) * D);
   std::vector<double> candidate_potential(n_trials);
   for (int c = 1; c < K; ++c) {
     if (interrupted && interrupted()) throw Interrupted("the fit was interrupted during k-means++ seeding");
     for (int t = 0; t < n_trials; ++t) {
       const double r = rng::uniform(seed, rng::kKmeansPlusPlus, counter++) * potential;
       candidates[t] = prims.sample_point(*closest, r);
+      prims.copy_rows(candidates[t], 1, candidate_rows.data() + static_cast<std::size_t>(t) * D);
     }
+    // The trials in one pass over the data (the pass, not the arithmetic, is the cost).
+    prims.closest_potentials(*closest, candidate_rows.data(), n_trials, candidate_potential.data());
     int best = 0;
-    for (int t = 0; t < n_trials; ++t) {
-      candidate_potential[t] = prims.closest(*closest, row_copy(prims, candidates[t]).data(), ClosestMode::potential);
+    for (int t = 1; t < n_trials; ++t)
       if (candidate_potential[t] < candidate_potential[best]) best = t;
-    }
-    potential = prims.closest(*closest, row_copy(prims, candidates[best]).data(), ClosestMode::update);
+    potential = prims.closest_keep(*closest, candidate_rows.data() + static_cast<std::size_t>(best) * D, best);
     chosen.push_back(candidates[best]);
   }
   return chosen;
