@@ -42,6 +42,17 @@ sys.path.insert(0, HERE)
 import compare_peers as peers  # noqa: E402  (the configs, their data, the machine description)
 
 
+def error_reason(message):
+    """A failed run's reason in one line: the exception's line of a worker's traceback and
+    the details the library printed after it (oneDAL names the component), else the end."""
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if "Error:" in lines[i] or "Exception:" in lines[i]:
+            reason = "; ".join([lines[i]] + [ln for ln in lines[i + 1:] if ln != "Details:"])
+            return reason.replace("|", "/")[:160]
+    return (lines[-1] if lines else "no message").replace("|", "/")[:160]
+
+
 def sklearn_worker(spec):
     from sklearn.mixture import GaussianMixture
 
@@ -171,14 +182,14 @@ def main(argv=None):
             line = [f"{name}:"]
             for tool, r in entry["tools"].items():
                 line.append(f"{tool} {r['seconds']:.3f} s ({r['n_iter']} it, {r['lower_bound']:.6f})" if "seconds" in r
-                            else f"{tool} error")
+                            else f"{tool} failed: {error_reason(r['error'])}")
             print("  ".join(line), flush=True)
     rows = ["| cfg | tool | whole fit s | iterations | s / iteration | outside the iterations s | final mean loglik |",
             "|---|---|---:|---:|---:|---:|---:|"]
     for e in results:
         for tool, r in e["tools"].items():
             if "error" in r:
-                rows.append(f"| {e['config']} | {tool} | error | | | | |")
+                rows.append(f"| {e['config']} | {tool} | failed: {error_reason(r['error'])} | | | | |")
                 continue
             per = r.get("iterations_seconds")
             outside = r["seconds"] - per if per is not None else None
