@@ -55,8 +55,8 @@ engine::BatchResult<Model> run_driver(M& model, const FitOptions& o) {
 }
 
 // The placed rows cut into blocks of consecutive rows with the engine's Gaussian model over
-// each: incremental EM's tiles (grouped into interleaved blocks), and out-of-core chunks. Block b holds rows
-// [begin(b), begin(b + 1)). Where the placed primitives run E-steps over row ranges (CUDA)
+// each: incremental EM's blocks or tiles (run_incremental), and out-of-core chunks. Block b
+// holds rows [begin(b), begin(b + 1)). Where the placed primitives run E-steps over row ranges (CUDA)
 // a block is a range of the data placed once (one set of device buffers, the rows resident
 // or streamed through its pinned staging within the device memory limit, whatever the
 // number of blocks); elsewhere each block is placed as its own primitives, on the fit's
@@ -119,22 +119,33 @@ struct RowBlocks {
   }
 };
 
-// Incremental EM's B blocks over the models of consecutive tiles: block b the tiles
-// b, b + B, b + 2B, ... (engine/interleaved_blocks.hpp), their statistics summed in row order.
-template <class M>
-struct InterleavedBlocks {
-  std::vector<std::unique_ptr<engine::ChunkedModel<M>>> owned;
-  std::vector<engine::ChunkedModel<M>*> pointers;
+// Whether incremental EM's blocks are interleaved tiles (engine/interleaved_blocks.hpp):
+// for the incremental first pass only.
+bool interleaved(const FitOptions& o) { return o.first_pass == FirstPass::incremental; }
 
-  InterleavedBlocks(const M& whole, const std::vector<M*>& tiles, std::size_t B) {
-    for (const std::vector<std::size_t>& of_block : engine::tiles_of_blocks(tiles.size(), B)) {
-      std::vector<M*> members;
-      for (std::size_t t : of_block) members.push_back(tiles[t]);
-      owned.push_back(std::make_unique<engine::ChunkedModel<M>>(whole, std::move(members), nullptr));
-      pointers.push_back(owned.back().get());
-    }
+// The row starts of incremental EM's tiles for N rows.
+std::vector<std::size_t> incremental_starts(std::size_t N, const FitOptions& o) {
+  return engine::incremental_tile_starts(N, static_cast<std::size_t>(o.incremental_blocks), interleaved(o));
+}
+
+// Incremental EM over the models of the tiles of incremental_starts: each tile a block
+// (contiguous blocks), or interleaved, block b the tiles b, b + B, b + 2B, ... as one
+// chunked model, their statistics summed in row order.
+template <class M>
+engine::BatchResult<Model> run_incremental(M& whole, const std::vector<M*>& tiles, const FitOptions& o) {
+  const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
+  if (!interleaved(o)) return engine::run_incremental_em(whole, tiles, batch, o.first_pass);
+  std::vector<std::unique_ptr<engine::ChunkedModel<M>>> owned;
+  std::vector<engine::ChunkedModel<M>*> blocks;
+  for (const std::vector<std::size_t>& of_block :
+       engine::tiles_of_blocks(tiles.size(), static_cast<std::size_t>(o.incremental_blocks))) {
+    std::vector<M*> members;
+    for (std::size_t t : of_block) members.push_back(tiles[t]);
+    owned.push_back(std::make_unique<engine::ChunkedModel<M>>(whole, std::move(members), nullptr));
+    blocks.push_back(owned.back().get());
   }
-};
+  return engine::run_incremental_em(whole, blocks, batch, o.first_pass);
+}
 
 // The fit proper, on validated options and weights.
 FitResult run_fit(PlacedData& data, const FitOptions& o) {
@@ -156,16 +167,8 @@ FitResult run_fit(PlacedData& data, const FitOptions& o) {
   } else {
     prims.reserve(o.covariance_type, o.n_components);
     if (o.incremental_blocks > 1) {
-      const auto B = static_cast<std::size_t>(o.incremental_blocks);
-      const bool interleave = o.first_pass == FirstPass::incremental;
-      RowBlocks tiles(placed, o, engine::incremental_tile_starts(placed.X.n_rows, B, interleave));
-      const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      if (interleave) {
-        InterleavedBlocks<engine::GaussianMixtureEM> blocks(model, tiles.models, B);
-        result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), placed.notice);
-      } else {
-        result = result_of(engine::run_incremental_em(model, tiles.models, batch, o.first_pass), placed.notice);
-      }
+      RowBlocks tiles(placed, o, incremental_starts(placed.X.n_rows, o));
+      result = result_of(run_incremental(model, tiles.models, o), placed.notice);
     } else {
       result = result_of(run_driver(model, o), placed.notice);
     }
@@ -251,19 +254,10 @@ FitResult run_missing_fit(Resources& resources, DataView X, WeightView w, const 
     summary = model.summary();
     check_informative(model.informative_rows(), !w.empty(), "");
     if (o.incremental_blocks > 1) {
-      const auto B = static_cast<std::size_t>(o.incremental_blocks);
-      const bool interleave = o.first_pass == FirstPass::incremental;
-      const std::vector<std::unique_ptr<MissingRangeModel>> owned =
-          ranges(engine::incremental_tile_starts(X.n_rows, B, interleave), true);
+      const std::vector<std::unique_ptr<MissingRangeModel>> owned = ranges(incremental_starts(X.n_rows, o), true);
       std::vector<MissingRangeModel*> tiles;
       for (const auto& m : owned) tiles.push_back(m.get());
-      const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
-      if (interleave) {
-        InterleavedBlocks<MissingRangeModel> blocks(model, tiles, B);
-        result = result_of(engine::run_incremental_em(model, blocks.pointers, batch, o.first_pass), model.notice());
-      } else {
-        result = result_of(engine::run_incremental_em(model, tiles, batch, o.first_pass), model.notice());
-      }
+      result = result_of(run_incremental(model, tiles, o), model.notice());
     } else {
       result = result_of(run_driver(model, o), model.notice());
     }

@@ -3,8 +3,9 @@
 // incremental, sparse, and other variants") for any model whose data split into blocks of
 // rows: each block is the same model over fewer rows. The driver knows no model.
 //
-// Blocks: whatever the caller cuts; fit() cuts interleaved tiles (interleaved_blocks.hpp),
-// so that each block is a sample of the whole order of the rows.
+// Blocks: whatever the caller cuts. fit() cuts B contiguous blocks for the full first pass
+// and interleaved tiles (interleaved_blocks.hpp) for the incremental one, whose M-steps
+// need each block to sample the whole order of the rows.
 //
 // Schedule: each iteration re-estimates one block (in turn, 0..B-1) under the current
 // parameters, replaces that block's kept statistics, and runs the M-step on their total. A

@@ -31,14 +31,6 @@ inline std::size_t interleaved_tile_rows(std::size_t N, std::size_t B) {
   return rows;
 }
 
-/// Incremental EM's tiles for N rows in B blocks, as their first rows and then N. Where the
-/// first pass is incremental (its M-steps come block by block, so each block must sample
-/// the whole order of the rows): interleaved tiles of interleaved_tile_rows(N, B). With the
-/// full first pass every block is seen before the first M-step, so the blocks' order does
-/// not bias it: B contiguous tiles, one a block (rows [b N / B, (b + 1) N / B)), the fewest
-/// and longest E-step calls.
-inline std::vector<std::size_t> incremental_tile_starts(std::size_t N, std::size_t B, bool interleave);
-
 /// The first row of each tile of `tile_rows` rows, then N: the last tile holds the rest
 /// (also out of core's chunks of rows).
 inline std::vector<std::size_t> tile_starts(std::size_t N, std::size_t tile_rows) {
@@ -59,6 +51,12 @@ inline std::vector<std::vector<std::size_t>> tiles_of_blocks(std::size_t n_tiles
   return tiles;
 }
 
+/// Incremental EM's tiles for N rows in B blocks, as their first rows and then N. Where the
+/// first pass is incremental (its M-steps come block by block, so each block must sample
+/// the whole order of the rows): interleaved tiles of interleaved_tile_rows(N, B). With the
+/// full first pass every block is seen before the first M-step, so the blocks' order does
+/// not bias it: B contiguous tiles, one a block (rows [b N / B, (b + 1) N / B)), the fewest
+/// and longest E-step calls.
 inline std::vector<std::size_t> incremental_tile_starts(std::size_t N, std::size_t B, bool interleave) {
   if (interleave) return tile_starts(N, interleaved_tile_rows(N, B));
   std::vector<std::size_t> starts;
