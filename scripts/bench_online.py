@@ -131,6 +131,25 @@ def save(args, results):
             json.dump({"machine": os.uname().nodename, "cpus": os.cpu_count(), "results": results}, f, indent=1)
 
 
+def part_first_pass(binary, common, extra, blocks, part_steps, target, data, tmp, env):
+    """The incremental first pass's parameters part-way, scored: for each S in part_steps
+    (at most B), `--max-block-steps S` stops after S block steps with the parameters of the
+    last M-step; `cuem score` (not timed) gives their mean log-likelihood, which the trace
+    cannot (its bound covers the blocks seen so far). Returns each S's EM seconds (the
+    trace's, as time_to_target counts them) and score, and the first S at the target."""
+    rows, reached = [], None
+    for S in sorted(v for v in part_steps if 0 < v <= blocks):
+        trace = os.path.join(tmp, f"part{S}.csv")
+        model = os.path.join(tmp, f"part{S}.json")
+        run_cli(binary, [*common, *extra, "--max-block-steps", str(S), "--trace", trace, "-o", model], env)
+        seconds = sum(t for _, t in read_trace(trace))
+        score = run_cli(binary, ["score", model, data], env)["mean_log_likelihood"]
+        rows.append({"steps": S, "data_passes": S / blocks, "seconds": seconds, "score": score})
+        if reached is None and score >= target:
+            reached = rows[-1]
+    return {"steps": rows, "first_at_target": reached}
+
+
 def speed(args):
     binary = cuem_binary(args.build)
     # OpenMP's wait policy for every method alike: on a shared, oversubscribed machine the
@@ -197,6 +216,9 @@ def speed(args):
                            "seconds_per_pass": seconds_per_pass(steps, blocks, first),
                            "first_pass_seconds": sum(s for _, s in steps[:head]),
                            "wall_total": wall, "final_bound": out["lower_bound"], "load": os.getloadavg()[0]}
+                    if first == "incremental" and args.part_steps:
+                        got["part_first_pass"] = part_first_pass(binary, common, extra, blocks, args.part_steps,
+                                                                 target, data, tmp, env)
                     best = entry["methods"].get(label)
                     if best is None or (got["seconds_to_target"] is not None and
                                         (best["seconds_to_target"] is None
@@ -229,6 +251,11 @@ def speed(args):
                          if v.get("passes_to_target") else "")
                         for m, v in entry["methods"].items())
         print(f"{name} n={n} d={d} k={k} {cov}: {row}  (load {entry['load_before']:.1f})", flush=True)
+        for m, v in entry["methods"].items():
+            part = v.get("part_first_pass")
+            if part:
+                print(f"  {m} part-way: " + ", ".join(f"{r['steps']} steps {r['seconds']:.3g}s {r['score']:.8g}"
+                                                       for r in part["steps"]), flush=True)
     return results
 
 
@@ -311,6 +338,9 @@ def main():
     p.add_argument("--wait-policy", default="PASSIVE",
                    help="OMP_WAIT_POLICY of the cuem runs ('' for the environment's own); recorded")
     p.add_argument("--no-stepwise", action="store_true", help="skip stepwise EM")
+    p.add_argument("--part-steps", type=lambda s: [int(v) for v in s.split(",")], default=[],
+                   help="block steps S (e.g. 3,5,7,10) at which the incremental first pass's parameters are "
+                        "scored: time to target part-way through the first pass, which the free energy cannot show")
     p.add_argument("--build", default="build-cpu")
     p.add_argument("--out-of-core", type=int, default=0, help="rows of the out-of-core file (0: the speed runs)")
     p.add_argument("--chunk-rows", type=int, default=1 << 20)

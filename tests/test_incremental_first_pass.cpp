@@ -52,12 +52,12 @@ std::vector<std::size_t> interleaved_rows(std::size_t n, std::size_t B, std::siz
 // Neal and Hinton's first pass by hand: block b's responsibilities (times the weights)
 // under the parameters so far, then the M-step on the rows of blocks 0..b, from the
 // ceil(B / 5)-th block on (the blocks before stay under the start). Blocks: interleaved
-// tiles of `tile` rows.
+// tiles of `tile` rows; the first `steps` blocks (all B by default).
 cuem::Model plain_first_pass(const cuem_test::Dataset& ds, const std::vector<double>& w, std::size_t B,
-                             std::size_t tile, cuem::Model params, double reg_covar) {
+                             std::size_t tile, cuem::Model params, double reg_covar, std::size_t steps = 0) {
   const std::size_t k = static_cast<std::size_t>(params.n_components), d = static_cast<std::size_t>(ds.d);
   std::vector<double> resp, seen_x;
-  for (std::size_t b = 0; b < B; ++b) {
+  for (std::size_t b = 0; b < (steps ? steps : B); ++b) {
     std::vector<double> block_x;
     const std::vector<std::size_t> rows = interleaved_rows(ds.n, B, tile, b);
     for (std::size_t r : rows) block_x.insert(block_x.end(), ds.row(r), ds.row(r) + d);
@@ -130,6 +130,54 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
     EXPECT_NEAR(inc.trace[0].mean_log_likelihood, weighted_mean_ll(start, block0, weighted ? w0.data() : nullptr), 1e-12)
         << what;
   }
+}
+
+// max_block_steps S stops part-way through the first pass with the plain loop's
+// parameters after S blocks (the start itself before the M-steps begin, at the fifth
+// block of 23), and past it with the unlimited fit's first S trace entries, bit for bit.
+TEST_P(FirstPassIncremental, MaxBlockStepsStopsWhereThePlainLoopIs) {
+  const CovarianceType type = GetParam();
+  const cuem_test::Mixture mix = cuem_test::make_mixture(type, 3, 3, 2.0, 71);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 403, 72);
+  const cuem::Model start = start_of(mix, type);
+  const std::size_t B = 23;
+  cuem::FitOptions o = incremental_options(type, 3, 1);
+  set_start(o, start);
+  o.max_iter = 4;
+  o.tol = 0;
+  o.incremental_blocks = static_cast<int>(B);
+  o.first_pass = FirstPass::incremental;
+  const cuem::FitResult all = cuem::fit(ds.view(), o);
+  ASSERT_EQ(all.trace.size(), 4 * B);
+  for (std::size_t S : {std::size_t{3}, std::size_t{5}, std::size_t{12}, B, B + 7, 3 * B + 1}) {
+    o.max_block_steps = static_cast<int>(S);
+    const cuem::FitResult part = cuem::fit(ds.view(), o);
+    const std::string what = std::string(cuem::to_string(type)) + ", S = " + std::to_string(S);
+    ASSERT_EQ(part.trace.size(), S) << what;
+    EXPECT_FALSE(part.converged) << what;
+    EXPECT_EQ(part.n_iter, static_cast<int>((S + B - 1) / B)) << what;
+    for (std::size_t i = 0; i < S; ++i)
+      ASSERT_EQ(part.trace[i].mean_log_likelihood, all.trace[i].mean_log_likelihood) << what << ", step " << i;
+    if (S > B) continue;
+    const cuem::Model ref = plain_first_pass(ds, {}, B, 1, start, o.reg_covar, S);
+    EXPECT_LT(cuem_test::max_rel_diff(part.model.means, ref.means), 1e-12) << what;
+    EXPECT_LT(cuem_test::max_rel_diff(part.model.covariances, ref.covariances), 1e-12) << what;
+    EXPECT_LT(cuem_test::max_rel_diff(part.model.weights, ref.weights), 1e-12) << what;
+    if (S < 5) {
+      EXPECT_LT(cuem_test::max_rel_diff(part.model.means, start.means), 1e-15) << what;
+    }
+  }
+}
+
+TEST(FirstPassIncrementalFit, MaxBlockStepsNeedsBlocksAndIsNotNegative) {
+  const cuem_test::Mixture mix = cuem_test::make_mixture(CovarianceType::diag, 2, 2, 3.0, 5);
+  const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 200, 6);
+  cuem::FitOptions o = incremental_options(CovarianceType::diag, 2, 1);
+  o.max_block_steps = 3;
+  EXPECT_THROW(cuem::fit(ds.view(), o), cuem::InvalidArgument);  // incremental_blocks = 1
+  o.incremental_blocks = 4;
+  o.max_block_steps = -1;
+  EXPECT_THROW(cuem::fit(ds.view(), o), cuem::InvalidArgument);
 }
 
 // The driver on the GMM, as fit() builds it, with blocks of consecutive rows: the checks

@@ -131,6 +131,13 @@ struct FitOptions {
   /// Incremental EM's first pass (B > 1): full, or an M-step after each block from the ceil(B / 5)-th on (B trace
   /// entries, the last the first over every block); its blocks must be alike, as fit()'s interleaved blocks are.
   FirstPass first_pass = FirstPass::full;
+  /// Incremental EM (B > 1): each restart stops after this many block steps, the trace's
+  /// entries (a full first pass is one step, an incremental one B), with the parameters of
+  /// its last M-step (the start while an incremental first pass has not begun its
+  /// M-steps); 0: no limit, max_iter alone. A budget finer than a pass: where a part of the
+  /// first pass already reaches the optimum's neighbourhood on large data, this stops
+  /// there. The fit then reports no convergence.
+  int max_block_steps = 0;
   /// Out of core (docs/ONLINE.md): > 0 reads the data in chunks of this many rows. Every
   /// pass (the validation of fit(DataView, ...), each E-step) runs the chunks in order and
   /// calls release_rows(end) after each chunk, `end` the row the pass has read up to, so

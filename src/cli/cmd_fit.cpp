@@ -48,6 +48,7 @@ struct Args {
   bool prune_patience_given = false;
   int incremental_blocks = 1;  ///< --incremental-blocks: 1 is batch EM
   std::string first_pass;      ///< --first-pass; empty: not given (FitOptions' default)
+  int max_block_steps = 0;     ///< --max-block-steps: 0 is no limit
   std::size_t chunk_rows = 0;  ///< --chunk-rows: > 0 reads the data out of core
   DistributedArgs distributed;  ///< --distributed and its options (src/mpi/cli_fit.hpp)
 };
@@ -118,9 +119,9 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   if (io::is_stdin_name(a.data.path) && io::is_stdin_name(a.weights))
     throw UsageError("DATA and --weights cannot both be '-' (standard input)");
   // Combinations a variational fit has no use for, refused before the data are read.
-  if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty())
-    throw UsageError("--incremental-blocks, --first-pass and --chunk-rows apply to --model gmm only (leave them out "
-                     "with --model bayesian)");
+  if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty() || a.max_block_steps != 0)
+    throw UsageError("--incremental-blocks, --first-pass, --max-block-steps and --chunk-rows apply to --model gmm "
+                     "only (leave them out with --model bayesian)");
   if (missing_policy(a.data) != MissingPolicy::error)
     throw UsageError("--missing marginalize applies to --model gmm only: the Bayesian mixture does not fit data "
                      "with missing entries (impute them first with a gmm fit and cuem impute, or drop those rows)");
@@ -268,8 +269,9 @@ int run(const Args& a, const GlobalFlags& flags) {
   if (d.enabled) {
     if (a.model != "gmm" || !a.report.empty())
       throw UsageError("--distributed fits --model gmm without --report");
-    if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty())
-      throw UsageError("--distributed runs batch EM: leave out --incremental-blocks, --first-pass and --chunk-rows");
+    if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty() || a.max_block_steps != 0)
+      throw UsageError("--distributed runs batch EM: leave out --incremental-blocks, --first-pass, --max-block-steps "
+                       "and --chunk-rows");
 #ifdef CUEM_HAVE_MPI
     return run_distributed_fit(a.data, a.weights, a.fit, a.output, a.trace, d, flags,
                                [](const std::vector<TracePoint>& t) { return trace_csv(t); });
@@ -288,8 +290,9 @@ int run(const Args& a, const GlobalFlags& flags) {
     if (!a.weights.empty() || !a.report.empty())
       throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");
     if (a.chunk_rows != 0) throw UsageError("--chunk-rows applies to --model gmm only; leave it out with --model hmm");
-    if (!a.first_pass.empty())
-      throw UsageError("--first-pass applies to --model gmm only (an HMM's incremental first pass is full)");
+    if (!a.first_pass.empty() || a.max_block_steps != 0)
+      throw UsageError("--first-pass and --max-block-steps apply to --model gmm only (an HMM's incremental first pass "
+                       "is full)");
     return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace,
                        [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags, a.n_mix,
                        a.incremental_blocks);
@@ -303,6 +306,9 @@ int run(const Args& a, const GlobalFlags& flags) {
   o.missing = missing_policy(a.data);
   o.incremental_blocks = a.incremental_blocks;
   if (!a.first_pass.empty()) o.first_pass = parse_first_pass(a.first_pass);
+  o.max_block_steps = a.max_block_steps;
+  if (o.max_block_steps > 0 && o.incremental_blocks == 1)
+    throw UsageError("--max-block-steps limits incremental EM's block steps: give --incremental-blocks B > 1");
   if (o.incremental_blocks > 1 && o.acceleration != Acceleration::none)
     throw UsageError("--incremental-blocks and --acceleration squarem cannot be combined: choose one");
   o.chunk_rows = a.chunk_rows;
@@ -380,6 +386,7 @@ int run(const Args& a, const GlobalFlags& flags) {
     add_convergence_json(j, r, o.acceleration);
     j["incremental_blocks"] = o.incremental_blocks;
     if (o.incremental_blocks > 1) j["first_pass"] = to_string(o.first_pass);
+    if (o.max_block_steps > 0) j["max_block_steps"] = o.max_block_steps;
     if (!w.empty()) j["sum_weights"] = crit.total_weight;
     if (o.missing == MissingPolicy::marginalize) j["missing"] = missing_json(r.missing);
     print_fit_json(j, a.output, io::model_to_json(r.model, meta));
@@ -397,6 +404,8 @@ int run(const Args& a, const GlobalFlags& flags) {
     std::printf("incremental EM over %d blocks, %s first pass: iterations are passes over the data; the lower bound "
                 "and trace are the free energy, one trace row per block step\n",
                 o.incremental_blocks, to_string(o.first_pass));
+  if (o.max_block_steps > 0)
+    std::printf("each restart limited to %d block steps (--max-block-steps)\n", o.max_block_steps);
   if (a.output.empty()) {
     std::printf("\n%s", model_text(r.model, t.named_columns ? t.column_names : std::vector<std::string>{}).c_str());
   } else {
@@ -445,6 +454,12 @@ void add_fit_command(CLI::App& app, const GlobalFlags& flags, int& exit_code) {
                   "M-step after each block, on the blocks seen so far; for rows in random order). Default: " +
                       std::string(to_string(FitOptions{}.first_pass)))
       ->check(CLI::IsMember({"full", "incremental"}));
+  cmd->add_option("--max-block-steps", args->max_block_steps,
+                  "incremental EM: stop after S block steps (the trace's rows; a full first pass is one, an "
+                  "incremental one B), keeping the parameters of the last M-step; a budget finer than --max-iter's "
+                  "passes. 0: no limit")
+      ->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
   cmd->add_option("--chunk-rows", args->chunk_rows,
                   "out of core: read DATA in chunks of R rows in every pass, releasing the pages of a mapped .npy or "
                   "raw file behind the reader (resident memory about one chunk); the start is made from the first "

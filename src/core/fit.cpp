@@ -133,7 +133,7 @@ std::vector<std::size_t> incremental_starts(std::size_t N, const FitOptions& o) 
 // chunked model, their statistics summed in row order.
 template <class M>
 engine::BatchResult<Model> run_incremental(M& whole, const std::vector<M*>& tiles, const FitOptions& o) {
-  const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration};
+  const engine::BatchOptions batch{o.n_init, o.max_iter, o.tol, o.seed, o.on_iteration, o.max_block_steps};
   if (!interleaved(o)) return engine::run_incremental_em(whole, tiles, batch, o.first_pass);
   std::vector<std::unique_ptr<engine::ChunkedModel<M>>> owned;
   std::vector<engine::ChunkedModel<M>*> blocks;

@@ -117,6 +117,9 @@ void validate_options(const FitOptions& o, DataView X) {
   require(o.incremental_blocks == 1 || static_cast<std::size_t>(o.incremental_blocks) <= X.n_rows,
           "incremental_blocks = " + std::to_string(o.incremental_blocks) + " is more than the " +
               std::to_string(X.n_rows) + " rows: every block needs a row; use fewer blocks");
+  require(o.max_block_steps >= 0, "max_block_steps must be >= 0 (0: no limit), got " + std::to_string(o.max_block_steps));
+  require(o.max_block_steps == 0 || o.incremental_blocks > 1,
+          "max_block_steps limits incremental EM's block steps: it needs incremental_blocks > 1");
   require(o.chunk_rows == 0 || o.incremental_blocks == 1,
           "chunk_rows (out of core) and incremental_blocks > 1 cannot be combined: choose one");
   require(o.chunk_rows == 0 || o.chunk_rows >= static_cast<std::size_t>(o.n_components),

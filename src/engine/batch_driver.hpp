@@ -27,6 +27,9 @@ struct BatchOptions {
   std::uint64_t seed = 0;
   /// Called after every iteration; false stops the fit (the best model so far is kept).
   std::function<bool(const IterationInfo&)> on_iteration;
+  /// Incremental EM only: a restart ends after this many block steps (its trace entries),
+  /// with the parameters of its last M-step; 0: no limit.
+  int max_steps = 0;
 };
 
 template <class Params>

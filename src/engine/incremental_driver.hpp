@@ -93,7 +93,8 @@ inline std::size_t first_pass_start_blocks(std::size_t B) { return (B + 4) / 5; 
 /// interleaved_blocks.hpp); restarts, the best of them, the trace and its monotonicity
 /// watch as run_batch_em. The trace has one entry
 /// per iteration (a full first pass is one, an incremental one B, then one a block);
-/// n_iter and n_estep_passes count passes over the data. `first_pass`: see the schedule above.
+/// n_iter and n_estep_passes count passes over the data (a pass cut short by
+/// o.max_steps counts as one). `first_pass`: see the schedule above.
 template <class Model, class Block = Model>
 BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::vector<Block*>& blocks,
                                                        const BatchOptions& o, FirstPass first_pass = FirstPass::full) {
@@ -121,7 +122,8 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
     const bool full_first = first_pass == FirstPass::full || B == 1;
     const int first_complete = full_first ? 1 : static_cast<int>(B);  // the first step whose F covers every block
     Stats seen;  // incremental first pass: blocks 0..i-1, summed in order
-    for (int pass = 1; pass <= o.max_iter && !stopped; ++pass) {
+    bool at_step_limit = false;
+    for (int pass = 1; pass <= o.max_iter && !stopped && !at_step_limit; ++pass) {
       const auto pass_start = Clock::now();
       const std::size_t steps = pass == 1 && full_first ? 1 : B;
       for (std::size_t i = 0; i < steps; ++i) {
@@ -169,9 +171,14 @@ BatchResult<typename Model::Params> run_incremental_em(Model& model, const std::
         if (step > first_complete) watch_decrease(result, previous, bound - previous, static_cast<double>(B) * model.unit_roundoff());
         if (i + 1 == steps && pass > 1) rate.add(pass_bound, bound - pass_bound, pass > 2);  // per pass
         result.trace.push_back({init, step, bound, seconds, rate.rate()});
+        if (o.max_steps > 0 && step >= o.max_steps) {
+          at_step_limit = true;
+          break;
+        }
       }
       ++result.n_estep_passes;
       n_pass = pass;
+      if (at_step_limit) break;
       const double change = bound - pass_bound;
       pass_bound = bound;
       const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();

@@ -66,6 +66,35 @@ def test_incremental_first_pass_fit_and_trace(data):
                                             "--first-pass", "incremental").stdout
 
 
+def test_max_block_steps_stops_part_way(data):
+    full = data.json("fit", "x.npy", "-k", "3", "--incremental-blocks", "6", "--first-pass", "incremental",
+                     "--tol", "0", "--max-iter", "3", "--trace", "all_steps.csv")
+    part = data.json("fit", "x.npy", "-k", "3", "--incremental-blocks", "6", "--first-pass", "incremental",
+                     "--tol", "0", "--max-iter", "3", "--max-block-steps", "4", "--trace", "four_steps.csv",
+                     "-o", "four_steps.json")
+    assert part["max_block_steps"] == 4 and "max_block_steps" not in full
+    assert not part["converged"] and part["n_iter"] == 1
+    with open(data.cwd / "all_steps.csv") as f:
+        every = list(csv.DictReader(f))
+    with open(data.cwd / "four_steps.csv") as f:
+        four = list(csv.DictReader(f))
+    assert len(every) == 18 and len(four) == 4
+    # The same steps as the unlimited fit's first four.
+    assert [r["mean_log_likelihood"] for r in four] == [r["mean_log_likelihood"] for r in every[:4]]
+    assert (data.cwd / "four_steps.json").exists()
+    assert "limited to 4 block steps" in data("fit", "x.npy", "-k", "3", "--incremental-blocks", "6",
+                                              "--max-block-steps", "4").stdout
+
+
+@pytest.mark.parametrize("extra", [["--max-block-steps", "3"], ["--max-block-steps", "-1", "--incremental-blocks", "6"],
+                                   ["--max-block-steps", "3", "--incremental-blocks", "6", "--model", "hmm"],
+                                   ["--max-block-steps", "3", "--model", "bayesian"]])
+def test_max_block_steps_bad_uses_are_usage_errors(data, extra):
+    proc = data("fit", "x.npy", "-k", "3", *extra, "-o", "bad_steps.json", expect=2)
+    assert "max-block-steps" in proc.stderr
+    assert not (data.cwd / "bad_steps.json").exists()
+
+
 @pytest.mark.parametrize("extra", [["--first-pass", "half"], ["--first-pass", "full", "--model", "hmm"],
                                    ["--first-pass", "full", "--model", "bayesian"]])
 def test_first_pass_bad_uses_are_usage_errors(data, extra):
