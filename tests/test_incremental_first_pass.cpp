@@ -40,6 +40,17 @@ void set_start(cuem::FitOptions& o, const cuem::Model& start) {
   o.precisions_init = cuem_test::precisions_of(start);
 }
 
+// From `start`, B blocks, an incremental first pass, max_iter passes, tol 0.
+cuem::FitOptions first_pass_options(CovarianceType type, const cuem::Model& start, std::size_t B, int max_iter) {
+  cuem::FitOptions o = incremental_options(type, start.n_components, 1);
+  set_start(o, start);
+  o.max_iter = max_iter;
+  o.tol = 0;
+  o.incremental_blocks = static_cast<int>(B);
+  o.first_pass = FirstPass::incremental;
+  return o;
+}
+
 // Block b's rows as fit() interleaves them: tiles of `tile` consecutive rows (the last
 // one shorter), tile t in block t mod B; the rows in order.
 std::vector<std::size_t> interleaved_rows(std::size_t n, std::size_t B, std::size_t tile, std::size_t b) {
@@ -101,12 +112,7 @@ TEST_P(FirstPassIncremental, OnePassIsThePlainLoop) {
     const std::size_t tile = B == 4 ? 6 : 1;
     const std::vector<double> w = weighted ? weights : std::vector<double>{};
     const cuem::WeightView wv = weighted ? cuem::WeightView{w.data(), w.size()} : cuem::WeightView{};
-    cuem::FitOptions o = incremental_options(type, 3, 1);
-    set_start(o, start);
-    o.max_iter = 1;
-    o.tol = 0;
-    o.incremental_blocks = static_cast<int>(B);
-    o.first_pass = FirstPass::incremental;
+    cuem::FitOptions o = first_pass_options(type, start, B, 1);
     const cuem::FitResult inc = cuem::fit(ds.view(), o, wv);
     o.incremental_blocks = 1;
     const cuem::FitResult batch = cuem::fit(ds.view(), o, wv);
@@ -141,12 +147,7 @@ TEST_P(FirstPassIncremental, MaxBlockStepsStopsWhereThePlainLoopIs) {
   const cuem_test::Dataset ds = cuem_test::sample_mixture(mix, 403, 72);
   const cuem::Model start = start_of(mix, type);
   const std::size_t B = 23;
-  cuem::FitOptions o = incremental_options(type, 3, 1);
-  set_start(o, start);
-  o.max_iter = 4;
-  o.tol = 0;
-  o.incremental_blocks = static_cast<int>(B);
-  o.first_pass = FirstPass::incremental;
+  cuem::FitOptions o = first_pass_options(type, start, B, 4);
   const cuem::FitResult all = cuem::fit(ds.view(), o);
   ASSERT_EQ(all.trace.size(), 4 * B);
   for (std::size_t S : {std::size_t{3}, std::size_t{5}, std::size_t{12}, B, B + 7, 3 * B + 1}) {
