@@ -387,6 +387,10 @@ class GaussianMixture(*_Bases):
         passes to the optimum; the interleaved blocks make it safe on sorted rows). Its first-pass entries of
         ``lower_bounds_`` are the bound over the blocks seen so far; from the pass's last
         entry on they never decrease.
+    max_block_steps : int, default=0
+        Incremental EM: each restart stops after this many block steps (entries of
+        ``lower_bounds_``; a full first pass is one, an incremental one B), with the
+        parameters of its last M-step, and ``converged_`` is False. 0: no limit.
     learning_decay, learning_offset : float, default=0.6 and 0.0
         The step sizes of ``partial_fit`` (stepwise EM): rho_t = (t + learning_offset)
         ** -learning_decay, learning_decay in (0.5, 1] (1 with offset 0: the running
@@ -456,6 +460,7 @@ class GaussianMixture(*_Bases):
         acceleration="none",
         incremental_blocks=1,
         first_pass="full",
+        max_block_steps=0,
         learning_decay=0.6,
         learning_offset=0.0,
     ):
@@ -480,6 +485,7 @@ class GaussianMixture(*_Bases):
         self.acceleration = acceleration
         self.incremental_blocks = incremental_blocks
         self.first_pass = first_pass
+        self.max_block_steps = max_block_steps
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
 
@@ -505,6 +511,12 @@ class GaussianMixture(*_Bases):
             raise InvalidParameterError(
                 f"The 'incremental_blocks' parameter of {name} must be an int in the range [1, inf). "
                 f"Got {blocks!r} instead."
+            )
+        steps = self.max_block_steps
+        if not isinstance(steps, numbers.Integral) or isinstance(steps, (bool, np.bool_)) or steps < 0:
+            raise InvalidParameterError(
+                f"The 'max_block_steps' parameter of {name} must be an int in the range [0, inf). "
+                f"Got {steps!r} instead."
             )
         decay = self.learning_decay
         if not isinstance(decay, numbers.Real) or isinstance(decay, bool) or not 0.5 < decay <= 1.0:
@@ -774,6 +786,7 @@ class GaussianMixture(*_Bases):
             acceleration=self.acceleration,
             incremental_blocks=int(self.incremental_blocks),
             first_pass=self.first_pass,
+            max_block_steps=int(self.max_block_steps),
         )
         self._online = None  # a later partial_fit continues from this fit's parameters
         if placed:  # its device, precision and weights

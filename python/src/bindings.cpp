@@ -62,7 +62,7 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
                              const std::optional<ParameterArray>& means_init,
                              const std::optional<ParameterArray>& precisions_init, const std::string& missing,
                              const std::string& acceleration, int incremental_blocks,
-                             const std::string& first_pass) {
+                             const std::string& first_pass, int max_block_steps) {
   cuem::FitOptions o;
   o.n_components = n_components;
   o.covariance_type = cuem::parse_covariance_type(covariance_type);
@@ -76,6 +76,7 @@ cuem::FitOptions fit_options(int n_components, const std::string& covariance_typ
   o.acceleration = cuem::parse_acceleration(acceleration);
   o.incremental_blocks = incremental_blocks;
   o.first_pass = cuem::parse_first_pass(first_pass);
+  o.max_block_steps = max_block_steps;
   if (weights_init) o.weights_init = to_vector(*weights_init);
   if (means_init) o.means_init = to_vector(*means_init);
   if (precisions_init) o.precisions_init = to_vector(*precisions_init);
@@ -133,10 +134,11 @@ nb::dict fit(const InputMatrix& X, int n_components, const std::string& covarian
              const std::optional<ParameterArray>& weights_init,
              const std::optional<ParameterArray>& means_init, const std::optional<ParameterArray>& precisions_init,
              nb::object on_iteration, const std::optional<WeightArray>& sample_weight, const std::string& missing,
-             const std::string& acceleration, int incremental_blocks, const std::string& first_pass) {
+             const std::string& acceleration, int incremental_blocks, const std::string& first_pass,
+             int max_block_steps) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
                                    weights_init, means_init, precisions_init, missing, acceleration,
-                                   incremental_blocks, first_pass);
+                                   incremental_blocks, first_pass, max_block_steps);
   o.device = cuem::parse_device(device);
   o.precision = cuem::parse_precision(precision);
   o.n_threads = n_threads;
@@ -189,10 +191,10 @@ nb::dict placed_fit(Placed& p, int n_components, const std::string& covariance_t
                     const std::optional<ParameterArray>& weights_init, const std::optional<ParameterArray>& means_init,
                     const std::optional<ParameterArray>& precisions_init, nb::object on_iteration,
                     const std::string& missing, const std::string& acceleration, int incremental_blocks,
-                    const std::string& first_pass) {
+                    const std::string& first_pass, int max_block_steps) {
   cuem::FitOptions o = fit_options(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, seed,
                                    weights_init, means_init, precisions_init, missing, acceleration,
-                                   incremental_blocks, first_pass);
+                                   incremental_blocks, first_pass, max_block_steps);
   // run_fit has released the GIL already; the lock alone keeps other threads out.
   return run_fit(std::move(o), std::move(on_iteration), [&](const cuem::FitOptions& opts) {
     std::lock_guard<std::mutex> lock(p.busy);
@@ -421,7 +423,7 @@ NB_MODULE(_cuem, m) {
         "weights_init"_a = nb::none(), "means_init"_a = nb::none(), "precisions_init"_a = nb::none(),
         "on_iteration"_a = nb::none(), "sample_weight"_a.noconvert() = nb::none(), "missing"_a = "error",
         "acceleration"_a = "none", "incremental_blocks"_a = 1,
-        "first_pass"_a = std::string(cuem::to_string(cuem::FitOptions{}.first_pass)),
+        "first_pass"_a = std::string(cuem::to_string(cuem::FitOptions{}.first_pass)), "max_block_steps"_a = 0,
         "Fits a Gaussian mixture with EM (sample_weight: None, or float64 n_samples; missing: 'error' or "
         "'marginalize', what NaN entries mean; acceleration: 'none' or 'squarem'). "
         "Returns a dict: weights, means, covariances, "
@@ -470,7 +472,7 @@ NB_MODULE(_cuem, m) {
         "max_iter"_a, "n_init"_a, "init_params"_a, "seed"_a, "weights_init"_a = nb::none(),
         "means_init"_a = nb::none(), "precisions_init"_a = nb::none(), "on_iteration"_a = nb::none(),
         "missing"_a = "error", "acceleration"_a = "none", "incremental_blocks"_a = 1,
-        "first_pass"_a = std::string(cuem::to_string(cuem::FitOptions{}.first_pass)),
+        "first_pass"_a = std::string(cuem::to_string(cuem::FitOptions{}.first_pass)), "max_block_steps"_a = 0,
         "fit on placed data, on its device with its weights; returns fit's dict.");
 #define CUEM_PLACED_MODEL_ARGS                                                                            \
   "data"_a, "covariance_type"_a, "weights"_a, "means"_a, "covariances"_a, "precisions_cholesky"_a

@@ -162,7 +162,7 @@ def test_is_a_sklearn_density_estimator():
     assert sk_params <= set(gm.get_params())
     assert set(gm.get_params()) - sk_params == {
         "device", "precision", "device_memory_limit", "missing", "acceleration",
-        "incremental_blocks", "first_pass", "learning_decay", "learning_offset"}
+        "incremental_blocks", "first_pass", "max_block_steps", "learning_decay", "learning_offset"}
 
 
 # ---- pickling ---------------------------------------------------------------------------

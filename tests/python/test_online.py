@@ -125,6 +125,29 @@ def test_incremental_first_pass_is_the_plain_loop(weighted, blocks):
     assert np.abs(gm.means_ - batch.means_).max() > 1e-3  # the M-steps within the pass happened
 
 
+def test_max_block_steps_stops_part_way_through_the_first_pass():
+    X = X3[:1003]
+    start_mu = np.array([[1.0, 1.0], [5.0, 0.0], [3.0, 6.0]])
+    init = dict(weights_init=np.full(3, 1 / 3), means_init=start_mu,
+                precisions_init=np.linalg.inv(np.array([np.eye(2) * 2.0] * 3)))
+    kw = dict(precision="float64", max_iter=3, tol=0.0, incremental_blocks=10, first_pass="incremental", **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        every = cuem.GaussianMixture(3, **kw).fit(X)
+        part = cuem.GaussianMixture(3, max_block_steps=4, **kw).fit(X)
+        first = cuem.GaussianMixture(3, max_block_steps=10, **kw).fit(X)
+        one_pass = cuem.GaussianMixture(3, **dict(kw, max_iter=1)).fit(X)
+    assert len(every.lower_bounds_) == 30 and len(part.lower_bounds_) == 4
+    assert list(part.lower_bounds_) == list(every.lower_bounds_[:4])
+    assert not part.converged_
+    np.testing.assert_array_equal(first.means_, one_pass.means_)  # B steps are the first pass
+    assert np.abs(part.means_ - first.means_).max() > 1e-6  # stopped part-way, after its M-steps began
+    with pytest.raises(ValueError, match="max_block_steps"):
+        cuem.GaussianMixture(3, max_block_steps=-1).fit(X)
+    with pytest.raises(ValueError, match="max_block_steps"):
+        cuem.GaussianMixture(3, max_block_steps=2).fit(X)  # needs incremental_blocks > 1
+
+
 @pytest.mark.parametrize("blocks", [4, 10])
 def test_incremental_first_pass_reaches_the_batch_optimum(blocks):
     batch = SkGaussianMixture(3, tol=1e-12, max_iter=10000, random_state=0).fit(X3)
