@@ -311,17 +311,18 @@ void CpuPrimitives::nearest_labels(const std::vector<double>& centers, int K, st
   }
 }
 
-// The population variance of each feature in two host passes (the mean, then the
-// squares about it), averaged over the features; weighted by w where there are weights.
-// Two passes (the weighted means, then the squares about them), each summing rows in
-// order within blocks of kBlock and the blocks' sums in block order, so that the result
-// does not depend on the thread count; every row is read whole, in parallel over blocks.
+// The population variance of each feature, averaged over the features (weighted by w
+// where there are weights), in two passes: the means, then the squares about them. Each
+// sums the rows in order within blocks of kBlock and the blocks' sums in block order, so
+// that the result does not depend on the thread count; rows are read whole, blocks in
+// parallel.
 double CpuPrimitives::mean_feature_variance() {
   const std::size_t N = X_.n_rows;
   const std::size_t D = X_.n_cols;
   const std::size_t nb = n_blocks(N);
   const double* w = w_.empty() ? nullptr : w_.data;
-  // sum over rows of f(i) * g(x_id) per feature d, block by block, into out (D).
+  // Per feature d, the sum over rows of w_i (x_id - about_d), or of w_i (x_id - about_d)^2
+  // with `square`, into out (D).
   const auto column_sums = [&](const std::vector<double>& about, bool square, std::vector<double>& out) {
     std::vector<double> partial(nb * D, 0.0);
 #pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
