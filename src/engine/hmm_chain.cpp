@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -29,8 +31,8 @@ namespace {
 constexpr std::size_t kMaxChainBlocks = 256;
 constexpr std::size_t kMinBlockFrames = 64;
 
-// sum_t log c_t as the log of running products (c_t <= 1: a_{t-1} A and b_t both sum to
-// 1), a log only when the product nears the bottom of the range.
+// sum_t log c_t as the log of running products (each c_t a power of two, at most 2, so the
+// products are exact), a log only when the product nears the bottom of the range.
 struct LogProduct {
   double log_sum = 0.0, product = 1.0;
   void add(double ct) {
@@ -46,6 +48,24 @@ struct LogProduct {
   }
   double value() const { return log_sum + std::log(product); }
 };
+
+// 2^-e and 2^e for e = floor(log2 v), v > 0, from v's exponent bits: a scale that rounds
+// nothing, so no division sits on a recursion's chain of dependent operations and the
+// order of the scaling and the other products does not change a bit. e is clamped to the
+// normal range (a subnormal or zero v gets 2^1022; the next frame's scale does the rest).
+struct PowerOfTwo {
+  double down, up;
+};
+inline PowerOfTwo power_of_two_scale(double v) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  const std::uint64_t e = std::min<std::uint64_t>(std::max<std::uint64_t>((bits >> 52) & 0x7ff, 1), 2045);
+  const std::uint64_t down = (2046 - e) << 52, up = e << 52;
+  PowerOfTwo p{};
+  std::memcpy(&p.down, &down, sizeof down);
+  std::memcpy(&p.up, &up, sizeof up);
+  return p;
+}
 
 // Sums of K terms in four interleaved partial sums, combined in a fixed order: a quarter
 // of a serial sum's dependency chain (the chain's passes are latency-bound), and the same
@@ -107,18 +127,22 @@ inline void vector_matrix4(const double* __restrict v, const double* __restrict 
   for (int j = 0; j < K; ++j) out[j] = (p[0][j] + p[1][j]) + (p[2][j] + p[3][j]);
 }
 
-// a_t from prev = a_{t-1} (null: t is the sequence's frame 0, from pi); false where the
-// frame is impossible (c_t = 0).
+// a_t from prev = a_{t-1} and prev_sum, its sum (null prev: t is the sequence's frame 0,
+// from pi): a_t = ((a_{t-1} A) * b_t) 2^-e with 2^e = c_t from prev_sum. Returns a_t's
+// sum (0: the frame is impossible).
 template <int KC>
-inline bool forward_step(const ChainModel& m, int K, const double* __restrict prev, const double* __restrict bt,
-                         double* __restrict at, double& ct) {
+inline double forward_step(const ChainModel& m, int K, const double* __restrict prev, double prev_sum,
+                           const double* __restrict bt, double* __restrict at, double& ct) {
   const std::size_t uK = static_cast<std::size_t>(K);
   if (!prev) {
     for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
-  } else if constexpr (kPartialSums<KC>) {
+    ct = 1.0;
+    return sum4(at, K);
+  }
+  const PowerOfTwo scale = power_of_two_scale(prev_sum);
+  if constexpr (kPartialSums<KC>) {
     // a_{t-1} A in four partial sums (vector_matrix4).
     vector_matrix4<KC>(prev, m.A, K, at);
-    for (int j = 0; j < K; ++j) at[j] *= bt[j];
   } else {
     for (int j = 0; j < K; ++j) at[j] = 0.0;
     for (int i = 0; i < K; ++i) {
@@ -126,26 +150,24 @@ inline bool forward_step(const ChainModel& m, int K, const double* __restrict pr
       const double* Ai = m.A + static_cast<std::size_t>(i) * uK;
       for (int j = 0; j < K; ++j) at[j] += ai * Ai[j];
     }
-    for (int j = 0; j < K; ++j) at[j] *= bt[j];
   }
-  const double sum = sum4(at, K);
-  if (!(sum > 0.0)) return false;
-  ct = sum;
-  const double inv = 1.0 / sum;
-  for (int k = 0; k < K; ++k) at[k] *= inv;
-  return true;
+  for (int j = 0; j < K; ++j) at[j] *= bt[j] * scale.down;
+  ct = scale.up;
+  return sum4(at, K);
 }
 
-// r_t from bn = b_{t+1} and rn = r_{t+1} (null: t is the sequence's last frame, r = 1);
-// u is K of scratch.
+// r_t from bn = b_{t+1}, rn = r_{t+1} and rn_sum, its sum (null bn: t is the sequence's
+// last frame, r = 1): r_t = (A (b_{t+1} * r_{t+1})) 2^-e with e from rn_sum (the scale of
+// r cancels in gamma and xi). u is K of scratch. Returns r_t's sum.
 template <int KC>
-inline void backward_step(const ChainModel& m, int K, const double* __restrict bn, const double* __restrict rn,
-                          double* __restrict rt, double* __restrict u) {
+inline double backward_step(const ChainModel& m, int K, const double* __restrict bn, const double* __restrict rn,
+                            double rn_sum, double* __restrict rt, double* __restrict u) {
   const std::size_t uK = static_cast<std::size_t>(K);
   if (!bn) {
     for (int k = 0; k < K; ++k) rt[k] = 1.0;
-    return;
+    return sum4(rt, K);
   }
+  const PowerOfTwo scale = power_of_two_scale(rn_sum);
   for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
   // r_t = A u as a sum of A's columns (rows of A^T) scaled by u_j: contiguous updates
   // the compiler vectorises, where a dot product per row would be a serial reduction.
@@ -160,11 +182,8 @@ inline void backward_step(const ChainModel& m, int K, const double* __restrict b
       for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
     }
   }
-  const double sum = sum4(rt, K);
-  if (sum > 0.0) {  // a zero sum is an impossible frame, which the forward pass reports
-    const double inv = 1.0 / sum;
-    for (int k = 0; k < K; ++k) rt[k] *= inv;
-  }
+  for (int k = 0; k < K; ++k) rt[k] *= scale.down;
+  return sum4(rt, K);
 }
 
 // The separate passes: through the step functions where those take partial sums, else
@@ -175,10 +194,12 @@ std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size
                       double* __restrict a, double* __restrict c) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
+  double prev_sum = a_prev ? sum4(a_prev, K) : 0.0;
   if constexpr (kPartialSums<KC>) {
     for (std::size_t t = 0; t < n; ++t) {
       double* at = a + t * uK;
-      if (!forward_step<KC>(m, K, t > 0 ? at - uK : a_prev, b + t * uK, at, c[t])) return t;
+      prev_sum = forward_step<KC>(m, K, t > 0 ? at - uK : a_prev, prev_sum, b + t * uK, at, c[t]);
+      if (!(prev_sum > 0.0)) return t;
     }
     return n;
   }
@@ -189,20 +210,20 @@ std::size_t forward_k(const ChainModel& m, const double* __restrict b, std::size
     const double* prev = t > 0 ? at - uK : a_prev;
     if (!prev) {
       for (int k = 0; k < K; ++k) at[k] = m.pi[k] * bt[k];
+      c[t] = 1.0;
     } else {
+      const PowerOfTwo scale = power_of_two_scale(prev_sum);
       for (int j = 0; j < K; ++j) at[j] = 0.0;
       for (int i = 0; i < K; ++i) {
         const double ai = prev[i];
         const double* Ai = A + static_cast<std::size_t>(i) * uK;
         for (int j = 0; j < K; ++j) at[j] += ai * Ai[j];
       }
-      for (int j = 0; j < K; ++j) at[j] *= bt[j];
+      for (int j = 0; j < K; ++j) at[j] *= bt[j] * scale.down;
+      c[t] = scale.up;
     }
-    const double sum = sum4(at, K);
-    if (!(sum > 0.0)) return t;
-    c[t] = sum;
-    const double inv = 1.0 / sum;
-    for (int k = 0; k < K; ++k) at[k] *= inv;
+    prev_sum = sum4(at, K);
+    if (!(prev_sum > 0.0)) return t;
   }
   return n;
 }
@@ -215,11 +236,12 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
   double u_store[KC > 0 ? KC : 1];
   std::vector<double> u_heap(KC > 0 ? 0 : uK);
   double* u = KC > 0 ? u_store : u_heap.data();
+  double next_sum = b_next ? sum4(r_next, K) : 0.0;
   if constexpr (kPartialSums<KC>) {
     for (std::size_t t = n; t-- > 0;) {
       double* rt = r + t * uK;
       const bool inside = t + 1 < n;
-      backward_step<KC>(m, K, inside ? b + (t + 1) * uK : b_next, inside ? rt + uK : r_next, rt, u);
+      next_sum = backward_step<KC>(m, K, inside ? b + (t + 1) * uK : b_next, inside ? rt + uK : r_next, next_sum, rt, u);
     }
     return;
   }
@@ -229,20 +251,17 @@ void backward_k(const ChainModel& m, const double* __restrict b, std::size_t n, 
     const double* rn = t + 1 < n ? rt + uK : r_next;
     if (!bn) {  // the sequence's last frame
       for (int k = 0; k < K; ++k) rt[k] = 1.0;
-      continue;
+    } else {
+      const PowerOfTwo scale = power_of_two_scale(next_sum);
+      for (int i = 0; i < K; ++i) rt[i] = 0.0;
+      for (int j = 0; j < K; ++j) {
+        const double uj = bn[j] * rn[j];  // not through scratch, which could alias rt for all the compiler knows
+        const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
+        for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
+      }
+      for (int k = 0; k < K; ++k) rt[k] *= scale.down;
     }
-    for (int j = 0; j < K; ++j) u[j] = bn[j] * rn[j];
-    for (int i = 0; i < K; ++i) rt[i] = 0.0;
-    for (int j = 0; j < K; ++j) {
-      const double uj = u[j];
-      const double* ATj = m.AT + static_cast<std::size_t>(j) * uK;
-      for (int i = 0; i < K; ++i) rt[i] += uj * ATj[i];
-    }
-    const double sum = sum4(rt, K);
-    if (sum > 0.0) {
-      const double inv = 1.0 / sum;
-      for (int k = 0; k < K; ++k) rt[k] *= inv;
-    }
+    next_sum = sum4(rt, K);
   }
 }
 
@@ -260,17 +279,21 @@ std::size_t interleaved_k(const ChainModel& m, const double* __restrict b, std::
   std::vector<double> u_heap(KC > 0 ? 0 : uK);
   double* u = KC > 0 ? u_store : u_heap.data();
   const std::size_t nf = f1 - f0, ng = g1 - g0, n = std::max(nf, ng);
+  // The sums the steps carry, from the arrays where the passes continue.
+  double f_sum = f0 > 0 ? sum4(a + (f0 - 1) * uK, K) : 0.0;
+  double g_sum = g1 < T ? sum4(r + g1 * uK, K) : 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     if (i < nf) {
       const std::size_t t = f0 + i;
       double* at = a + t * uK;
-      if (!forward_step<KC>(m, K, t > 0 ? at - uK : nullptr, b + t * uK, at, c[t])) return t;
+      f_sum = forward_step<KC>(m, K, t > 0 ? at - uK : nullptr, f_sum, b + t * uK, at, c[t]);
+      if (!(f_sum > 0.0)) return t;
     }
     if (i < ng) {
       const std::size_t t = g1 - 1 - i;
       double* rt = r + t * uK;
       const bool inside = t + 1 < T;
-      backward_step<KC>(m, K, inside ? b + (t + 1) * uK : nullptr, inside ? rt + uK : nullptr, rt, u);
+      g_sum = backward_step<KC>(m, K, inside ? b + (t + 1) * uK : nullptr, inside ? rt + uK : nullptr, g_sum, rt, u);
     }
   }
   return f1;
@@ -279,7 +302,7 @@ std::size_t interleaved_k(const ChainModel& m, const double* __restrict b, std::
 template <int KC>
 double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const double* __restrict a,
                  const double* __restrict c, const double* __restrict r, const double* __restrict s,
-                 double* __restrict b, const double* a_before, double* xi) {
+                 double* __restrict b, const double* a_before, double* xi, bool ends_sequence) {
   const int K = KC > 0 ? KC : m.K;
   const std::size_t uK = static_cast<std::size_t>(K);
   double u_store[KC > 0 ? KC : 1];
@@ -314,6 +337,7 @@ double combine_k(const ChainModel& m, std::size_t lo, std::size_t hi, const doub
     log_c.add(c[t]);
     sum_s += s[t];
   }
+  if (ends_sequence) log_c.add(sum4(a + (hi - 1) * uK, K));  // the last a's sum: p(x) = its sum times prod c_t
   if (xi)
     for (std::size_t i = 0; i < uK * uK; ++i) xi[i] += m.A[i] * outer[i];
   return log_c.value() + sum_s;
@@ -381,8 +405,11 @@ std::size_t interleaved_steps(const ChainModel& m, const double* b, std::size_t 
 
 CUEM_CHAIN_CLONES
 double combine_frames(const ChainModel& m, std::size_t lo, std::size_t hi, const double* a, const double* c,
-                      const double* r, const double* s, double* b, const double* a_before, double* xi) {
-  return dispatch_k(m.K, [&](auto kc) { return combine_k<decltype(kc)::value>(m, lo, hi, a, c, r, s, b, a_before, xi); });
+                      const double* r, const double* s, double* b, const double* a_before, double* xi,
+                      bool ends_sequence) {
+  return dispatch_k(m.K, [&](auto kc) {
+    return combine_k<decltype(kc)::value>(m, lo, hi, a, c, r, s, b, a_before, xi, ends_sequence);
+  });
 }
 
 std::vector<std::size_t> sequence_offsets(const std::vector<std::size_t>& lengths, std::size_t n_rows) {
@@ -415,10 +442,12 @@ double forward_log_likelihood(const ChainModel& m, std::size_t T, const double* 
   for (std::size_t lo = 0; lo < T; lo += B) {
     LogProduct log_c;
     double sum_s = 0.0;
-    for (std::size_t t = lo; t < std::min(T, lo + B); ++t) {
+    const std::size_t hi = std::min(T, lo + B);
+    for (std::size_t t = lo; t < hi; ++t) {
       log_c.add(w.c[t]);
       sum_s += s[t];
     }
+    if (hi == T) log_c.add(sum4(w.a.data() + (T - 1) * uK, m.K));
     ll += log_c.value() + sum_s;  // as combine_frames sums a block
   }
   return ll;
@@ -445,7 +474,7 @@ double forward_backward(const ChainModel& m, std::size_t T, double* b, const dou
     const std::size_t lo = static_cast<std::size_t>(q) * B;
     block_ll[static_cast<std::size_t>(q)] =
         combine_frames(m, lo, std::min(T, lo + B), w.a.data(), w.c.data(), w.r.data(), s, b, nullptr,
-                       xi_sum ? w.xi_blocks.data() + static_cast<std::size_t>(q) * KK : nullptr);
+                       xi_sum ? w.xi_blocks.data() + static_cast<std::size_t>(q) * KK : nullptr, lo + B >= T);
   }
   double ll = 0.0;
   for (std::size_t q = 0; q < n_blocks; ++q) {

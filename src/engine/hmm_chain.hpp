@@ -5,10 +5,12 @@
 // the Gaussians under uniform weights give exactly this (b = responsibilities, s = log
 // p(x_t) + log K), and the normalised form keeps the forward recursion far from underflow.
 //
-// Forward (scaled): a_0 = pi * b_0 / c_0, a_t = (a_{t-1} A) * b_t / c_t with c_t the sum
-// that normalises a_t; log p(x_0..x_{T-1}) = sum_t (log c_t + s_t).
-// Backward: r_{T-1} = 1, r_t = A (b_{t+1} * r_{t+1}) / c_{t+1}.
-// gamma_t = a_t * r_t (normalised), xi_t(i, j) = a_t(i) A_ij b_{t+1}(j) r_{t+1}(j) / c_{t+1}.
+// Forward, scaled by powers of two: a_0 = pi * b_0, c_0 = 1; a_t = ((a_{t-1} A) * b_t) / c_t
+// with c_t = 2^floor(log2 sum_k a_{t-1}(k)): a_{t-1} / c_t sums to [1, 2), a_t to less
+// than 2, and the scaling rounds nothing; log p(x_0..x_{T-1}) = sum_t (log c_t + s_t) + log sum_k a_{T-1}(k).
+// Backward: r_{T-1} = 1, r_t = A (b_{t+1} * r_{t+1}) scaled by the power of two of r_{t+1}'s sum.
+// gamma_t = a_t * r_t / G_t with G_t = sum_k a_t(k) r_t(k); xi_t(i, j) = a_t(i) A_ij
+// b_{t+1}(j) r_{t+1}(j) / (c_{t+1} G_{t+1}), since (a_t A) * b_{t+1} = c_{t+1} a_{t+1}.
 // Viterbi in log space: d_0 = log pi + log b_0, d_t(j) = max_i (d_{t-1}(i) + log A_ij) + log b_t(j).
 #include <cstddef>
 #include <vector>
@@ -37,12 +39,13 @@ std::size_t chain_block_frames(std::size_t T) noexcept;
 
 /// Scaled forward pass over n frames of a sequence: a_prev is a of the frame before the
 /// first (null when the first is the sequence's frame 0, which starts from pi). Writes a
-/// (n x K) and c (n). Returns n, or the index of the first frame impossible under the chain.
+/// (n x K) and c (n): a restart from any a_prev the pass wrote gives its bits again.
+/// Returns n, or the index of the first frame impossible under the chain.
 std::size_t forward_segment(const ChainModel& m, const double* b, std::size_t n, const double* a_prev, double* a,
                             double* c);
 
-/// Backward pass over n frames, each r_t normalised to sum 1 (its scale cancels in gamma
-/// and xi, so it needs no c from the forward pass and can run beside it): b_next and
+/// Backward pass over n frames, each r_t scaled by a power of two (its scale cancels in
+/// gamma and xi, so it needs no c from the forward pass and can run beside it): b_next and
 /// r_next are the frame after the last (null when the last ends the sequence: r = 1).
 void backward_segment(const ChainModel& m, const double* b, std::size_t n, const double* b_next,
                       const double* r_next, double* r);
@@ -58,9 +61,11 @@ std::size_t interleaved_steps(const ChainModel& m, const double* b, std::size_t 
 
 /// Frames [lo, hi) of a segment after both passes: gamma_t replaces b_t; xi (K x K, may
 /// be null) has the pairs (t - 1, t) added, where the frame before index 0 has a_before
-/// (null: index 0 starts the sequence, no pair); returns sum_t (log c_t + s_t).
+/// (null: index 0 starts the sequence, no pair); returns sum_t (log c_t + s_t), plus
+/// log sum_k a_{hi-1}(k) where hi - 1 is the sequence's last frame (ends_sequence).
 double combine_frames(const ChainModel& m, std::size_t lo, std::size_t hi, const double* a, const double* c,
-                      const double* r, const double* s, double* b, const double* a_before, double* xi);
+                      const double* r, const double* s, double* b, const double* a_before, double* xi,
+                      bool ends_sequence);
 
 /// Scratch of one sequence's chain, kept between calls so that an iteration allocates nothing.
 struct ChainWork {

@@ -452,7 +452,8 @@ double bounded_chain_stats(Primitives& prims, const HmmModel& model, const std::
         for (std::ptrdiff_t qi = static_cast<std::ptrdiff_t>(q0); qi < static_cast<std::ptrdiff_t>(q1); ++qi) {
           const std::size_t qq = static_cast<std::size_t>(qi);
           block_ll[qq] = combine_frames(chain, qq * B - t0, std::min(T, (qq + 1) * B) - t0, a.data(), c.data(),
-                                        r.data(), s.data(), b.data(), a_before, xi_blocks.data() + qq * KK);
+                                        r.data(), s.data(), b.data(), a_before, xi_blocks.data() + qq * KK,
+                                        (qq + 1) * B >= T);
         }
         SufficientStats part = prims.weighted_stats_rows(Responsibilities::given_weights(b.data()),
                                                          model.covariance_type(), K, model.emissions.means, lo + t0,

@@ -185,7 +185,7 @@ class SequencePipeline {
         if (claimed_[q].exchange(true, std::memory_order_acq_rel)) continue;
         const std::size_t lo = q * B_;
         block_ll_[q] = combine_frames(m_, lo, std::min(T_, lo + B_), w_.a.data(), w_.c.data(), w_.r.data(), s_, b_,
-                                      nullptr, w_.xi_blocks.data() + q * KK);
+                                      nullptr, w_.xi_blocks.data() + q * KK, lo + B_ >= T_);
       }
       if (all_claimed) return;
       if (!did)
