@@ -314,6 +314,13 @@ void posteriors_parallel(DataView X, const EstepLayout& L, std::size_t begin, st
   }
 }
 
+// Given weights of narrow rows go to the lanes' statistics pass (narrow_estep.hpp), which
+// reads them once, component-major, instead of copying them into the general pass's chunks.
+bool given_in_lanes(CovarianceType type, const DataView& X, int K, const std::vector<double>& shift) {
+  return cpu::narrow_applies(type, static_cast<int>(X.n_cols)) &&
+         shift.size() == static_cast<std::size_t>(K) * X.n_cols;
+}
+
 }  // namespace
 
 SufficientStats accumulate_stats(DataView X, CovarianceType type, int K, std::vector<double> shift,
@@ -485,6 +492,11 @@ SufficientStats CpuPrimitives::weighted_stats(const Responsibilities& g, Covaria
       break;
     case Responsibilities::Kind::given:
       if (!g.given) throw InvalidArgument("weighted_stats: given needs an N x K matrix of weights");
+      if (given_in_lanes(type, X_, K, shift)) {
+        SufficientStats s = cpu::lanes_given_stats(X_, type, K, shift.data(), g.given, w_, [this] { poll_interrupt(); });
+        s.weight = total_weight_;
+        return s;
+      }
       fill = [&](std::size_t begin, std::size_t count, double* resp, double*) {
         std::copy(g.given + begin * uK, g.given + (begin + count) * uK, resp);
       };
@@ -513,6 +525,8 @@ SufficientStats CpuPrimitives::weighted_stats_rows(const Responsibilities& g, Co
     w.data += begin;
     w.n = end - begin;
   }
+  if (given_in_lanes(type, rows, K, shift))
+    return cpu::lanes_given_stats(rows, type, K, shift.data(), g.given, w, [this] { poll_interrupt(); });
   const std::size_t uK = static_cast<std::size_t>(K);
   const ResponsibilityFn fill = [&](std::size_t b, std::size_t count, double* resp, double*) {
     std::copy(g.given + b * uK, g.given + (b + count) * uK, resp);

@@ -74,9 +74,11 @@ struct WideLanes {
 };
 
 // One pass; `skipped` receives the K weights left out (the values after the log-likelihood).
-template <typename Lanes>
+// With `given` (kGiven: the narrow pass only), the rows' weights are given (N x K) and
+// only the statistics are formed.
+template <typename Lanes, bool kGiven = false>
 SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
-                           std::vector<double>& skipped) {
+                           std::vector<double>& skipped, const double* given = nullptr) {
   const int block_rows = Lanes::rows(p.type);  // divides kNarrowUnitRows
   const int K = p.K, D = p.D;
   const bool full = p.type == CovarianceType::full || p.type == CovarianceType::tied;
@@ -122,13 +124,28 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
           Lanes::transpose(base + b * X.row_stride, X.row_stride, D, rows, block_rows, xt.data());
           if (next_rows > 0) prefetch_block(base, X.row_stride, D, next, next_rows);
         });
-        // The lanes' weights: the points' (1 without weights), 0 past the rows.
-        if (w.empty())
-          std::fill(wb.begin(), wb.begin() + rows, 1.0);
-        else
-          std::copy(w.data + b, w.data + b + rows, wb.begin());
-        std::fill(wb.begin() + rows, wb.end(), 0.0);
-        Lanes::block(p, xt.data(), rows, wb.data(), g.data(), scratch.data(), acc.data());
+        if constexpr (kGiven) {
+          // The given weights component-major (times the points' weights), 0 past the rows.
+          const std::size_t uK = static_cast<std::size_t>(K);
+          const int lanes = (rows + 7) / 8 * 8;
+          for (int k = 0; k < K; ++k) {
+            double* gk = g.data() + static_cast<std::size_t>(k) * block_rows;
+            const double* src = given + b * uK + static_cast<std::size_t>(k);
+            for (int r = 0; r < rows; ++r) gk[r] = src[static_cast<std::size_t>(r) * uK];
+            if (!w.empty())
+              for (int r = 0; r < rows; ++r) gk[r] *= w.data[b + static_cast<std::size_t>(r)];
+            for (int r = rows; r < lanes; ++r) gk[r] = 0.0;
+          }
+          narrow_given_block(p, xt.data(), rows, g.data(), acc.data());
+        } else {
+          // The lanes' weights: the points' (1 without weights), 0 past the rows.
+          if (w.empty())
+            std::fill(wb.begin(), wb.begin() + rows, 1.0);
+          else
+            std::copy(w.data + b, w.data + b + rows, wb.begin());
+          std::fill(wb.begin() + rows, wb.end(), 0.0);
+          Lanes::block(p, xt.data(), rows, wb.data(), g.data(), scratch.data(), acc.data());
+        }
       }
       double* out = partial.data() + static_cast<std::size_t>(u) * values;
       for (std::size_t v = 0; v < values; ++v) out[v] = lane_sum(acc.data() + v * 8);
@@ -172,6 +189,13 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
 }  // namespace
 
 bool lanes_applies(CovarianceType type, int D) noexcept { return narrow_applies(type, D) || wide_applies(type, D); }
+
+SufficientStats lanes_given_stats(DataView X, CovarianceType type, int K, const double* shift, const double* g,
+                                  WeightView w, const std::function<void()>& poll) {
+  const NarrowParams p{type, K, static_cast<int>(X.n_cols), nullptr, nullptr, nullptr, shift};
+  std::vector<double> left_out;
+  return lanes_pass<NarrowLanes, true>(X, p, w, poll, left_out, g);
+}
 
 SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
                             double tolerance, std::vector<double>* skipped) {

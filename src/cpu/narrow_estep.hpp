@@ -45,6 +45,12 @@ constexpr double kSkippedTolerance = 1e-13;
 SufficientStats lanes_estep(DataView X, const NarrowParams& p, WeightView w, const std::function<void()>& poll,
                             double tolerance = kSkippedTolerance, std::vector<double>* skipped = nullptr);
 
+/// The statistics about `shift` (K x D) of the rows of X with given weights g (n_rows x K,
+/// row-major; times w where w is given), by the narrow pass's lanes and units (the same
+/// result for any thread count); log_likelihood 0. For the shapes narrow_applies serves.
+SufficientStats lanes_given_stats(DataView X, CovarianceType type, int K, const double* shift, const double* g,
+                                  WeightView w, const std::function<void()>& poll);
+
 /// Whether lanes_estep serves this shape (narrow_applies or wide_applies).
 bool lanes_applies(CovarianceType type, int D) noexcept;
 

@@ -46,6 +46,45 @@ CUEM_INLINE v8d log_joint(const v8d* x, const double* mu, const double* factor, 
   return constant - splat(0.5) * (dl + q);
 }
 
+// The statistics of a block, one component at a time with its partials in registers:
+// weights g (K x kNarrowRows) times the lanes' factors f where `scaled`, as given otherwise.
+template <int D, Kind kind, bool scaled>
+CUEM_INLINE void add_stats(const NarrowParams& p, const double* xt, int nv, const double* g, const double* f,
+                           double* acc) {
+  constexpr int T = kind == kFull ? D * (D + 1) / 2 : D;
+  constexpr int S = 1 + D + T;
+  for (int k = 0; k < p.K; ++k) {
+    const double* c = p.shift + static_cast<std::ptrdiff_t>(k) * D;
+    double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
+    v8d nk = load(a);
+    v8d s1[D], s2[T];
+    for (int d = 0; d < D; ++d) s1[d] = load(a + (1 + d) * 8);
+    for (int t = 0; t < T; ++t) s2[t] = load(a + (1 + D + t) * 8);
+    const double* gk = g + k * kNarrowRows;
+    for (int v = 0; v < nv; ++v) {
+      v8d gw = load(gk + v * 8);
+      if constexpr (scaled) gw = gw * load(f + v * 8);
+      v8d y[D], gy[D];
+      for (int d = 0; d < D; ++d) {
+        y[d] = load(xt + d * kNarrowRows + v * 8) - c[d];
+        gy[d] = gw * y[d];
+        s1[d] += gy[d];
+      }
+      nk += gw;
+      if constexpr (kind == kFull) {
+        int t = 0;
+        for (int i = 0; i < D; ++i)
+          for (int j = i; j < D; ++j) s2[t++] += gy[i] * y[j];
+      } else {
+        for (int d = 0; d < D; ++d) s2[d] += gy[d] * y[d];
+      }
+    }
+    store(a, nk);
+    for (int d = 0; d < D; ++d) store(a + (1 + d) * 8, s1[d]);
+    for (int t = 0; t < T; ++t) store(a + (1 + D + t) * 8, s2[t]);
+  }
+}
+
 template <int D, Kind kind>
 CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, const double* w, double* g,
                              double* acc) {
@@ -92,57 +131,39 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
   for (int l = 0; l < 8; ++l) any_unexplained = any_unexplained || unexplained[l] != 0.0;
   if (any_unexplained) share_unexplained<kNarrowRows>(mx, g, K, nv);
 
-  // The statistics, one component at a time with its partials in registers.
-  for (int k = 0; k < K; ++k) {
-    const double* c = p.shift + static_cast<std::ptrdiff_t>(k) * D;
-    double* a = acc + static_cast<std::ptrdiff_t>(k) * S * 8;
-    v8d nk = load(a);
-    v8d s1[D], s2[T];
-    for (int d = 0; d < D; ++d) s1[d] = load(a + (1 + d) * 8);
-    for (int t = 0; t < T; ++t) s2[t] = load(a + (1 + D + t) * 8);
-    const double* gk = g + k * kNarrowRows;
-    for (int v = 0; v < nv; ++v) {
-      const v8d gw = load(gk + v * 8) * load(f + v * 8);
-      v8d y[D], gy[D];
-      for (int d = 0; d < D; ++d) {
-        y[d] = load(xt + d * kNarrowRows + v * 8) - c[d];
-        gy[d] = gw * y[d];
-        s1[d] += gy[d];
-      }
-      nk += gw;
-      if constexpr (kind == kFull) {
-        int t = 0;
-        for (int i = 0; i < D; ++i)
-          for (int j = i; j < D; ++j) s2[t++] += gy[i] * y[j];
-      } else {
-        for (int d = 0; d < D; ++d) s2[d] += gy[d] * y[d];
-      }
-    }
-    store(a, nk);
-    for (int d = 0; d < D; ++d) store(a + (1 + d) * 8, s1[d]);
-    for (int t = 0; t < T; ++t) store(a + (1 + D + t) * 8, s2[t]);
-  }
+  add_stats<D, kind, true>(p, xt, nv, g, f, acc);
 }
 
-template <Kind kind>
-CUEM_INLINE void narrow_dispatch(const NarrowParams& p, const double* xt, int rows, const double* w, double* g,
-                                 double* acc) {
-  switch (p.D) {
-    case 1: narrow_impl<1, kind>(p, xt, rows, w, g, acc); break;
-    case 2: narrow_impl<2, kind>(p, xt, rows, w, g, acc); break;
-    case 3: narrow_impl<3, kind>(p, xt, rows, w, g, acc); break;
-    case 4: narrow_impl<4, kind>(p, xt, rows, w, g, acc); break;
+// f(std::integral_constant<int, D>{}) for the narrow pass's D of this kind.
+template <Kind kind, class F>
+CUEM_INLINE void dispatch_d(int D, F&& f) {
+  switch (D) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
     default:
       if constexpr (kind != kFull) {
-        switch (p.D) {
-          case 5: narrow_impl<5, kind>(p, xt, rows, w, g, acc); break;
-          case 6: narrow_impl<6, kind>(p, xt, rows, w, g, acc); break;
-          case 7: narrow_impl<7, kind>(p, xt, rows, w, g, acc); break;
-          case 8: narrow_impl<8, kind>(p, xt, rows, w, g, acc); break;
+        switch (D) {
+          case 5: f(std::integral_constant<int, 5>{}); break;
+          case 6: f(std::integral_constant<int, 6>{}); break;
+          case 7: f(std::integral_constant<int, 7>{}); break;
+          case 8: f(std::integral_constant<int, 8>{}); break;
           default: break;  // narrow_applies rules it out
         }
       }
       break;
+  }
+}
+
+// f(std::integral_constant<Kind, kind>{}) for the covariance type.
+template <class F>
+CUEM_INLINE void dispatch_kind(CovarianceType type, F&& f) {
+  switch (type) {
+    case CovarianceType::full:
+    case CovarianceType::tied: f(std::integral_constant<Kind, kFull>{}); break;
+    case CovarianceType::diag: f(std::integral_constant<Kind, kDiag>{}); break;
+    case CovarianceType::spherical: f(std::integral_constant<Kind, kSpherical>{}); break;
   }
 }
 
@@ -219,12 +240,20 @@ void narrow_transpose(const float* x, std::size_t stride, int D, int rows, doubl
 
 CUEM_CLONES
 void narrow_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* acc) {
-  switch (p.type) {
-    case CovarianceType::full:
-    case CovarianceType::tied: narrow_dispatch<kFull>(p, xt, rows, w, g, acc); break;
-    case CovarianceType::diag: narrow_dispatch<kDiag>(p, xt, rows, w, g, acc); break;
-    case CovarianceType::spherical: narrow_dispatch<kSpherical>(p, xt, rows, w, g, acc); break;
-  }
+  dispatch_kind(p.type, [&](auto kind) CUEM_INLINE_LAMBDA {
+    dispatch_d<decltype(kind)::value>(p.D, [&](auto d) CUEM_INLINE_LAMBDA {
+      narrow_impl<decltype(d)::value, decltype(kind)::value>(p, xt, rows, w, g, acc);
+    });
+  });
+}
+
+CUEM_CLONES
+void narrow_given_block(const NarrowParams& p, const double* xt, int rows, const double* g, double* acc) {
+  dispatch_kind(p.type, [&](auto kind) CUEM_INLINE_LAMBDA {
+    dispatch_d<decltype(kind)::value>(p.D, [&](auto d) CUEM_INLINE_LAMBDA {
+      add_stats<decltype(d)::value, decltype(kind)::value, false>(p, xt, (rows + 7) / 8, g, nullptr, acc);
+    });
+  });
 }
 
 }  // namespace cuem::cpu

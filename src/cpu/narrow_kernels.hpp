@@ -60,6 +60,12 @@ struct NarrowParams {
 /// shared evenly (g = w / K) as in the general path.
 void narrow_block(const NarrowParams& p, const double* xt, int rows, const double* w, double* g, double* acc);
 
+/// The statistics half of narrow_block for weights that are given: g (K x kNarrowRows,
+/// component-major, 0 in the lanes past `rows`) are the points' weights as they are (the
+/// sample weights already in them). Adds N_k, S1_k and S2_k about p.shift to acc's lane
+/// partials as narrow_block does; the log-likelihood's partials are left as they are.
+void narrow_given_block(const NarrowParams& p, const double* xt, int rows, const double* g, double* acc);
+
 /// The block of `rows` (1 to kNarrowRows) rows of D values at x, `stride` values apart,
 /// transposed into xt (D x kNarrowRows) as float64; the lanes past `rows` up to the next
 /// multiple of 8 repeat the first row (finite, and weighted 0 by the kernel).
