@@ -146,6 +146,30 @@ void posteriors_range(DataView X, const EstepLayout& L, std::size_t begin, std::
   visit_rows(X, [&](const auto* base) { posteriors_range(base, X.row_stride, L, begin, count, resp, log_prob); });
 }
 
+// Posteriors of rows [begin, end) for narrow diag and spherical data: the narrow kernels'
+// blocks (each point in its own lane, the row blocks' operations) over the threads.
+void narrow_posteriors(DataView X, const EstepLayout& L, std::size_t begin, std::size_t end, double* log_prob,
+                       double* resp) {
+  const cpu::NarrowParams np{L.type, L.K, L.D, L.means, L.factors.data(), L.constants.data(), L.means};
+  constexpr std::size_t R = cpu::kNarrowRows;
+  const std::size_t uK = static_cast<std::size_t>(L.K), n = end - begin, blocks = (n + R - 1) / R;
+  const int nt = worth_threads(n, L.K, L.D) ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(nt)
+  {
+    cpu::AlignedBuffer xt(static_cast<std::size_t>(L.D) * R), g(8 * uK), scratch(resp ? 0 : R * uK);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t q = 0; q < static_cast<std::ptrdiff_t>(blocks); ++q) {
+      const std::size_t b = static_cast<std::size_t>(q) * R;
+      const int rows = static_cast<int>(std::min(R, n - b));
+      visit_rows(X, [&](const auto* base) {
+        cpu::narrow_transpose(base + (begin + b) * X.row_stride, X.row_stride, L.D, rows, xt.data());
+      });
+      cpu::narrow_posteriors_block(np, xt.data(), rows, g.data(), resp ? resp + b * uK : scratch.data(),
+                                   log_prob ? log_prob + b : nullptr);
+    }
+  }
+}
+
 // Rows [lo, hi) of `blocks` whole blocks of cpu::kBlockRows rows split evenly over nt parts.
 std::pair<std::size_t, std::size_t> block_share(std::size_t count, int part, int nt) {
   const std::size_t blocks = (count + cpu::kBlockRows - 1) / cpu::kBlockRows;
@@ -428,6 +452,12 @@ SufficientStats CpuPrimitives::gaussian_estep(const PreparedParams& p) {
 
 void CpuPrimitives::posteriors(const PreparedParams& p, std::size_t begin, std::size_t end, double* log_prob,
                                double* resp) {
+  // Diag and spherical: the narrow kernels give the row-block path's bits (their full log
+  // joints take another order of operations than the row blocks' 32-row panels).
+  if ((p.type == CovarianceType::diag || p.type == CovarianceType::spherical) && cpu::narrow_applies(p.type, p.D)) {
+    narrow_posteriors(X_, EstepLayout(p, EstepLayout::For::lanes), begin, end, log_prob, resp);
+    return;
+  }
   const EstepLayout L(p, EstepLayout::For::row_blocks);
   const std::size_t chunk = chunk_points(p.K);
   std::vector<double> scratch(resp ? 0 : chunk * static_cast<std::size_t>(p.K));

@@ -1,5 +1,6 @@
 #include "cpu/narrow_kernels.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -134,6 +135,59 @@ CUEM_INLINE void narrow_impl(const NarrowParams& p, const double* xt, int rows, 
   add_stats<D, kind, true>(p, xt, nv, g, f, acc);
 }
 
+// The posteriors of a block as the general path defines them (cpu_kernels.hpp's
+// exp_normalise_block and responsibilities_block: the same operations per point), every
+// lane a point; resp written row by row, through 8 x 8 transposes where K is 8.
+template <int D, Kind kind>
+CUEM_INLINE void posteriors_impl(const NarrowParams& p, const double* xt, int rows, double* g, double* resp,
+                                 double* log_prob) {
+  const int K = p.K;
+  const std::size_t uK = static_cast<std::size_t>(K);
+  const int fstride = kind == kFull ? D * pad4(D) : kind == kDiag ? D : 1;
+  const int nv = (rows + 7) / 8;
+  for (int v = 0; v < nv; ++v) {
+    v8d x[D];
+    for (int d = 0; d < D; ++d) x[d] = load(xt + d * kNarrowRows + v * 8);
+    v8d m = splat(0.0);
+    for (int k = 0; k < K; ++k) {
+      const v8d lj = log_joint<D, kind>(x, p.means + static_cast<std::ptrdiff_t>(k) * D,
+                                        p.factors + static_cast<std::ptrdiff_t>(k) * fstride, p.constants[k]);
+      store(g + k * 8, lj);
+      m = k == 0 ? lj : vmax(lj, m);
+    }
+    v8d sum = splat(0.0);
+    for (int k = 0; k < K; ++k) {
+      const v8d e = exp_nonpositive(load(g + k * 8) - m);
+      store(g + k * 8, e);
+      sum += e;
+    }
+    // Points without a finite maximum: 1 / K each, log p(x) the maximum (m - m is 0 where
+    // m is finite, NaN elsewhere).
+    const v8d finite = m - m;
+    const v8d safe = finite == splat(0.0) ? sum : splat(1.0);
+    const v8d inv = splat(1.0) / safe;
+    const v8d lp = m + log_positive(safe);
+    const v8d even = splat(1.0 / K);
+    const int lanes = std::min(8, rows - v * 8);
+    double* out = resp + static_cast<std::size_t>(v) * 8 * uK;
+    if (K == 8 && lanes == 8) {
+      v8d col[8], row[8];
+      for (int k = 0; k < 8; ++k) col[k] = finite == splat(0.0) ? load(g + k * 8) * inv : even;
+      simd::transpose8x8(col, row);
+      for (int r = 0; r < 8; ++r) store(out + r * 8, row[r]);
+    } else {
+      for (int k = 0; k < K; ++k) store(g + k * 8, finite == splat(0.0) ? load(g + k * 8) * inv : even);
+      for (int r = 0; r < lanes; ++r)
+        for (int k = 0; k < K; ++k) out[static_cast<std::size_t>(r) * uK + static_cast<std::size_t>(k)] = g[k * 8 + r];
+    }
+    if (log_prob) {
+      double lps[8];
+      store(lps, finite == splat(0.0) ? lp : m);
+      for (int r = 0; r < lanes; ++r) log_prob[v * 8 + r] = lps[r];
+    }
+  }
+}
+
 // f(std::integral_constant<int, D>{}) for the narrow pass's D of this kind.
 template <Kind kind, class F>
 CUEM_INLINE void dispatch_d(int D, F&& f) {
@@ -243,6 +297,16 @@ void narrow_block(const NarrowParams& p, const double* xt, int rows, const doubl
   dispatch_kind(p.type, [&](auto kind) CUEM_INLINE_LAMBDA {
     dispatch_d<decltype(kind)::value>(p.D, [&](auto d) CUEM_INLINE_LAMBDA {
       narrow_impl<decltype(d)::value, decltype(kind)::value>(p, xt, rows, w, g, acc);
+    });
+  });
+}
+
+CUEM_CLONES
+void narrow_posteriors_block(const NarrowParams& p, const double* xt, int rows, double* g, double* resp,
+                             double* log_prob) {
+  dispatch_kind(p.type, [&](auto kind) CUEM_INLINE_LAMBDA {
+    dispatch_d<decltype(kind)::value>(p.D, [&](auto d) CUEM_INLINE_LAMBDA {
+      posteriors_impl<decltype(d)::value, decltype(kind)::value>(p, xt, rows, g, resp, log_prob);
     });
   });
 }

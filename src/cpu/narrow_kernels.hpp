@@ -66,6 +66,15 @@ void narrow_block(const NarrowParams& p, const double* xt, int rows, const doubl
 /// partials as narrow_block does; the log-likelihood's partials are left as they are.
 void narrow_given_block(const NarrowParams& p, const double* xt, int rows, const double* g, double* acc);
 
+/// The posteriors of `rows` (1 to kNarrowRows) points transposed in xt: resp (rows x K,
+/// row-major) = p(k | x) and log_prob (rows; may be null) = log p(x), by the operations of
+/// the row-block path (cpu_kernels.hpp: log joints, exp_normalise_block,
+/// responsibilities_block), so the same bits for diag and spherical (full: its log joints
+/// are summed in another order); a point no component explains gets 1 / K each and its
+/// maximum log joint. g: 8 K doubles of scratch.
+void narrow_posteriors_block(const NarrowParams& p, const double* xt, int rows, double* g, double* resp,
+                             double* log_prob);
+
 /// The block of `rows` (1 to kNarrowRows) rows of D values at x, `stride` values apart,
 /// transposed into xt (D x kNarrowRows) as float64; the lanes past `rows` up to the next
 /// multiple of 8 repeat the first row (finite, and weighted 0 by the kernel).
