@@ -2,9 +2,9 @@
 // potentials in one pass (closest_potentials) equal bit for bit the one-candidate pass
 // (closest with ClosestMode::potential) they replace, and closest_keep equals
 // closest(update), with and without kept distances, weights, float32 rows and strided
-// rows; the distance kernels against a plain loop; the mean feature variance against a
-// plain two-pass loop and across thread counts; whole seedings against a plain
-// k-means++ written here.
+// rows; the sums' blocks and their order and the distance kernel against plain loops;
+// the mean feature variance against a plain two-pass loop and across thread counts;
+// whole seedings against a plain k-means++ written here.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -135,8 +135,53 @@ TEST_P(Seeding, KeepOfAnUnknownCandidateUpdatesFromTheCentre) {
   EXPECT_TRUE(same_bits(prims.closest_keep(*a, r1.data(), 3), prims.closest(*b, r1.data(), ClosestMode::update)));
 }
 
-// The kernels' distances against a plain loop (to rounding: the kernels may fuse the
-// multiply and add), the one-centre and n-centre kernels bit for bit alike.
+// closest()'s sums against a plain loop over the kernel's distances: blocks of 4096 points
+// (cpu_kmeans.cpp's kBlock), each summed in point order, the blocks' sums in block order;
+// bit for bit, for reset, potential and update, at 1 and 2 threads (a wrong block order
+// shows where there are three blocks or more).
+TEST_P(Seeding, SumsAddBlocksInOrder) {
+  const Case c = GetParam();
+  const Data data = make_data(c, 17);
+  const std::size_t kBlock = 4096;
+  const auto distances = [&](const std::vector<double>& centre) {
+    std::vector<double> d(c.n);
+    if (c.f32)
+      cuem::cpu::dist_sq_rows_multi(data.view.data_f32, data.view.row_stride, c.d, static_cast<int>(c.n),
+                                    centre.data(), 1, d.data(), c.n);
+    else
+      cuem::cpu::dist_sq_rows_multi(data.view.data, data.view.row_stride, c.d, static_cast<int>(c.n), centre.data(),
+                                    1, d.data(), c.n);
+    return d;
+  };
+  const auto blocked = [&](const std::vector<double>& v) {
+    double total = 0.0;
+    for (std::size_t lo = 0; lo < c.n; lo += kBlock) {
+      double s = 0.0;
+      for (std::size_t i = lo; i < std::min(c.n, lo + kBlock); ++i) s += data.weights.empty() ? v[i] : data.w[i] * v[i];
+      total += s;
+    }
+    return total;
+  };
+  const std::vector<double> c0 = row_of(data.view, 1), c1 = row_of(data.view, c.n - 2);
+  const std::vector<double> d0 = distances(c0), d1 = distances(c1);
+  std::vector<double> closest = d0, potential(c.n);
+  for (std::size_t i = 0; i < c.n; ++i) potential[i] = std::min(d0[i], d1[i]);
+  const double want_reset = blocked(d0), want_min = blocked(potential);
+  const int threads = omp_get_max_threads();
+  for (int th : {1, 2}) {
+    omp_set_num_threads(th);
+    cuem::CpuPrimitives prims(data.view, data.weights);
+    auto v = prims.make_point_values();
+    EXPECT_TRUE(same_bits(prims.closest(*v, c0.data(), ClosestMode::reset), want_reset)) << th << " threads";
+    EXPECT_TRUE(same_bits(prims.closest(*v, c1.data(), ClosestMode::potential), want_min)) << th << " threads";
+    EXPECT_TRUE(same_bits(prims.closest(*v, c1.data(), ClosestMode::update), want_min)) << th << " threads";
+  }
+  omp_set_num_threads(threads);
+}
+
+// The distance kernel against a plain loop (to rounding: the kernel may fuse the multiply
+// and add), and each centre's distances the same bits among 6 at once (a sweep of four
+// and the remainder) as alone.
 TEST_P(Seeding, DistanceKernelsMatchAPlainLoop) {
   const Case c = GetParam();
   const Data data = make_data(c, 3);
@@ -148,17 +193,18 @@ TEST_P(Seeding, DistanceKernelsMatchAPlainLoop) {
   for (double& v : cand) v = normal(gen);
   std::vector<double> multi(static_cast<std::size_t>(n) * rows);
   std::vector<double> one(rows);
-  const auto call = [&](auto* base) {
-    cuem::cpu::dist_sq_rows_multi(base, data.view.row_stride, c.d, rows, cand.data(), n, multi.data(),
-                                  static_cast<std::size_t>(rows));
+  const auto call = [&](const double* centres, int count, double* out) {
+    if (c.f32)
+      cuem::cpu::dist_sq_rows_multi(data.view.data_f32, data.view.row_stride, c.d, rows, centres, count, out,
+                                    static_cast<std::size_t>(rows));
+    else
+      cuem::cpu::dist_sq_rows_multi(data.view.data, data.view.row_stride, c.d, rows, centres, count, out,
+                                    static_cast<std::size_t>(rows));
   };
-  if (c.f32) call(data.view.data_f32); else call(data.view.data);
+  call(cand.data(), n, multi.data());
   for (int t = 0; t < n; ++t) {
     const double* ct = cand.data() + static_cast<std::size_t>(t) * c.d;
-    if (c.f32)
-      cuem::cpu::dist_sq_rows(data.view.data_f32, data.view.row_stride, c.d, rows, ct, one.data());
-    else
-      cuem::cpu::dist_sq_rows(data.view.data, data.view.row_stride, c.d, rows, ct, one.data());
+    call(ct, 1, one.data());
     for (int r = 0; r < rows; ++r) {
       double plain = 0.0;
       for (int d = 0; d < c.d; ++d) {

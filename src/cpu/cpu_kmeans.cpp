@@ -7,7 +7,6 @@
 #include <atomic>
 #include <exception>
 #include <limits>
-#include <numeric>
 #include <string>
 
 #include "core/data_access.hpp"
@@ -53,76 +52,79 @@ CpuPointValues& cpu_values(PointValues& v) {
 }
 const CpuPointValues& cpu_values(const PointValues& v) { return cpu_values(const_cast<PointValues&>(v)); }
 
-// The sum of f(i, ||x_i - c||^2) over i in [0, n), block by block of kBlock points (each
-// block's distances computed at once by the vector kernel, cpu/kmeans_kernels.hpp, then
-// its terms added in order), the blocks' sums in block order; block_sums receives them.
+// The one place the k-means++ sums are formed: the n sums of the N points, block by block
+// of kBlock points in parallel, block_sum(lo, hi, scratch, out) writing the block's n sums
+// (each added in point order) to out; sums[t] adds the blocks' in block order, so that no
+// sum depends on the thread count or the schedule. scratch is the thread's own
+// (scratch_size values). Returns the per-block sums (block b's at [b n, (b + 1) n)).
 template <typename F>
-double blocked_dist_sum(const DataView& X, const double* c, F f, std::vector<double>* block_sums = nullptr) {
-  const std::size_t n = X.n_rows;
-  const std::size_t nb = n_blocks(n);
-  const int D = static_cast<int>(X.n_cols);
-  std::vector<double> partial(nb);
-#pragma omp parallel if (nb > 1)
-  {
-    std::vector<double> dist(kBlock);
-#pragma omp for schedule(dynamic, 1)
-    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
-      const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
-      const std::size_t hi = std::min(n, lo + kBlock);
-      visit_rows(X, [&](const auto* base) {
-        cpu::dist_sq_rows(base + lo * X.row_stride, X.row_stride, D, static_cast<int>(hi - lo), c, dist.data());
-      });
-      double s = 0.0;
-      for (std::size_t i = lo; i < hi; ++i) s += f(i, dist[i - lo]);
-      partial[b] = s;
-    }
-  }
-  const double total = std::accumulate(partial.begin(), partial.end(), 0.0);
-  if (block_sums) *block_sums = std::move(partial);
-  return total;
-}
-
-// For n centres c at once: sums[t] = sum over i in [0, n_rows) of min(closest_i, ||x_i - c_t||^2),
-// each term times w_i where w is given, block by block like blocked_dist_sum (so each sum
-// is the one blocked_dist_sum forms for c_t alone), every block's rows read once. With
-// `kept` (n x N) the distances stay there.
-void blocked_potentials(const DataView& X, const double* c, int n, const std::vector<double>& closest,
-                        const double* w, double* sums, double* kept) {
-  const std::size_t N = X.n_rows;
+std::vector<double> blocked_sums(std::size_t N, int n, std::size_t scratch_size, F block_sum, double* sums) {
   const std::size_t nb = n_blocks(N);
-  const int D = static_cast<int>(X.n_cols);
-  std::vector<double> partial(nb * static_cast<std::size_t>(n));
+  const std::size_t nn = static_cast<std::size_t>(n);
+  std::vector<double> partial(nb * nn);
 #pragma omp parallel if (nb > 1)
   {
-    std::vector<double> dist(kept ? 0 : kBlock * static_cast<std::size_t>(n));
+    std::vector<double> scratch(scratch_size);
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
       const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
-      const std::size_t hi = std::min(N, lo + kBlock);
-      double* out = kept ? kept + lo : dist.data();
-      const std::size_t out_stride = kept ? N : kBlock;
-      visit_rows(X, [&](const auto* base) {
-        cpu::dist_sq_rows_multi(base + lo * X.row_stride, X.row_stride, D, static_cast<int>(hi - lo), c, n, out,
-                                out_stride);
-      });
-      for (int t = 0; t < n; ++t) {
-        const double* d = out + static_cast<std::size_t>(t) * out_stride;
-        double s = 0.0;
-        if (w) {
-          for (std::size_t i = lo; i < hi; ++i) s += w[i] * std::min(closest[i], d[i - lo]);
-        } else {
-          for (std::size_t i = lo; i < hi; ++i) s += std::min(closest[i], d[i - lo]);
-        }
-        partial[static_cast<std::size_t>(b) * n + t] = s;
-      }
+      block_sum(lo, std::min(N, lo + kBlock), scratch.data(), partial.data() + static_cast<std::size_t>(b) * nn);
     }
   }
-  for (int t = 0; t < n; ++t) {
+  for (std::size_t t = 0; t < nn; ++t) {
     double total = 0.0;
-    for (std::size_t b = 0; b < nb; ++b) total += partial[b * n + t];
+    for (std::size_t b = 0; b < nb; ++b) total += partial[b * nn + t];
     sums[t] = total;
   }
+  return partial;
 }
+
+// The sum over points i in [lo, hi) of term(i, d[i - lo]), in order.
+template <typename Term>
+double block_terms(std::size_t lo, std::size_t hi, const double* d, Term term) {
+  double s = 0.0;
+  for (std::size_t i = lo; i < hi; ++i) s += term(i, d[i - lo]);
+  return s;
+}
+
+// For the n centres c (n x D): sums[t] = sum over points i of term(i, ||x_i - c_t||^2),
+// every block's rows read once for all n (cpu/kmeans_kernels.hpp). With `kept` (n x N)
+// the distances stay there. Returns the per-block sums as blocked_sums does.
+template <typename Term>
+std::vector<double> blocked_dist_sums(const DataView& X, const double* c, int n, double* kept, Term term,
+                                      double* sums) {
+  const std::size_t N = X.n_rows;
+  const int D = static_cast<int>(X.n_cols);
+  const std::size_t stride = kept ? N : kBlock;
+  return blocked_sums(
+      N, n, kept ? 0 : kBlock * static_cast<std::size_t>(n),
+      [&](std::size_t lo, std::size_t hi, double* scratch, double* out) {
+        double* dist = kept ? kept + lo : scratch;
+        visit_rows(X, [&](const auto* base) {
+          cpu::dist_sq_rows_multi(base + lo * X.row_stride, X.row_stride, D, static_cast<int>(hi - lo), c, n, dist,
+                                  stride);
+        });
+        for (int t = 0; t < n; ++t) out[t] = block_terms(lo, hi, dist + static_cast<std::size_t>(t) * stride, term);
+      },
+      sums);
+}
+
+// The terms of closest()'s modes for distance d to point i, times w_i where w is given:
+// reset and update also set the point's value.
+struct ClosestTerms {
+  std::vector<double>& closest;
+  const double* w;
+  double weighted(std::size_t i, double v) const { return w ? w[i] * v : v; }
+  auto reset() const {
+    return [this](std::size_t i, double d) { return weighted(i, closest[i] = d); };
+  }
+  auto potential() const {
+    return [this](std::size_t i, double d) { return weighted(i, std::min(closest[i], d)); };
+  }
+  auto update() const {
+    return [this](std::size_t i, double d) { return weighted(i, closest[i] = std::min(closest[i], d)); };
+  }
+};
 
 }  // namespace
 
@@ -133,7 +135,8 @@ void CpuPrimitives::closest_potentials(PointValues& values, const double* c, int
   if (n <= 0) return;
   const bool keep = keep_trials(X_, n);
   if (keep) v.trials.resize(static_cast<std::size_t>(n) * X_.n_rows);
-  blocked_potentials(X_, c, n, v.closest, w_.empty() ? nullptr : w_.data, potentials, keep ? v.trials.data() : nullptr);
+  const ClosestTerms terms{v.closest, w_.empty() ? nullptr : w_.data};
+  blocked_dist_sums(X_, c, n, keep ? v.trials.data() : nullptr, terms.potential(), potentials);
   if (keep) v.n_kept = n;
 }
 
@@ -141,64 +144,36 @@ void CpuPrimitives::closest_potentials(PointValues& values, const double* c, int
 double CpuPrimitives::closest_keep(PointValues& values, const double* c_t, int t) {
   CpuPointValues& v = cpu_values(values);
   if (t < 0 || t >= v.n_kept) return closest(v, c_t, ClosestMode::update);
-  const std::size_t N = X_.n_rows;
-  const std::size_t nb = n_blocks(N);
-  const double* d = v.trials.data() + static_cast<std::size_t>(t) * N;
-  const double* w = w_.empty() ? nullptr : w_.data;
-  v.block_sums.assign(nb, 0.0);
-#pragma omp parallel for schedule(static) if (nb > 1)
-  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
-    const std::size_t lo = static_cast<std::size_t>(b) * kBlock;
-    const std::size_t hi = std::min(N, lo + kBlock);
-    double s = 0.0;
-    for (std::size_t i = lo; i < hi; ++i) {
-      const double m = v.closest[i] = std::min(v.closest[i], d[i]);
-      s += w ? w[i] * m : m;
-    }
-    v.block_sums[b] = s;
-  }
+  const double* d = v.trials.data() + static_cast<std::size_t>(t) * X_.n_rows;
+  const ClosestTerms terms{v.closest, w_.empty() ? nullptr : w_.data};
+  double total = 0.0;
+  v.block_sums = blocked_sums(
+      X_.n_rows, 1, 0,
+      [&](std::size_t lo, std::size_t hi, double*, double* out) { *out = block_terms(lo, hi, d + lo, terms.update()); },
+      &total);
   v.n_kept = 0;
-  return std::accumulate(v.block_sums.begin(), v.block_sums.end(), 0.0);
-}
-
-// closest() with weights: the values stay distances, the sums are of w_i v_i.
-double CpuPrimitives::weighted_closest(PointValues& values, const double* c, ClosestMode mode) {
-  CpuPointValues& v = cpu_values(values);
-  const double* w = w_.data;
-  switch (mode) {
-    case ClosestMode::reset:
-      v.closest.resize(X_.n_rows);
-      return blocked_dist_sum(
-          X_, c, [&](std::size_t i, double d) { return w[i] * (v.closest[i] = d); }, &v.block_sums);
-    case ClosestMode::potential:
-      require_closest(v, X_.n_rows, "closest(potential)");
-      return blocked_dist_sum(X_, c, [&](std::size_t i, double d) { return w[i] * std::min(v.closest[i], d); });
-    case ClosestMode::update:
-      require_closest(v, X_.n_rows, "closest(update)");
-      return blocked_dist_sum(
-          X_, c, [&](std::size_t i, double d) { return w[i] * (v.closest[i] = std::min(v.closest[i], d)); },
-          &v.block_sums);
-  }
-  throw InvalidArgument("unknown closest mode");
+  return total;
 }
 
 std::unique_ptr<PointValues> CpuPrimitives::make_point_values() { return std::make_unique<CpuPointValues>(); }
 
 double CpuPrimitives::closest(PointValues& values, const double* c, ClosestMode mode) {
   CpuPointValues& v = cpu_values(values);
-  if (!w_.empty()) return weighted_closest(v, c, mode);
+  const ClosestTerms terms{v.closest, w_.empty() ? nullptr : w_.data};
+  double total = 0.0;
   switch (mode) {
     case ClosestMode::reset:
       v.closest.resize(X_.n_rows);
-      return blocked_dist_sum(
-          X_, c, [&](std::size_t i, double d) { return v.closest[i] = d; }, &v.block_sums);
+      v.block_sums = blocked_dist_sums(X_, c, 1, nullptr, terms.reset(), &total);
+      return total;
     case ClosestMode::potential:
       require_closest(v, X_.n_rows, "closest(potential)");
-      return blocked_dist_sum(X_, c, [&](std::size_t i, double d) { return std::min(v.closest[i], d); });
+      blocked_dist_sums(X_, c, 1, nullptr, terms.potential(), &total);
+      return total;
     case ClosestMode::update:
       require_closest(v, X_.n_rows, "closest(update)");
-      return blocked_dist_sum(
-          X_, c, [&](std::size_t i, double d) { return v.closest[i] = std::min(v.closest[i], d); }, &v.block_sums);
+      v.block_sums = blocked_dist_sums(X_, c, 1, nullptr, terms.update(), &total);
+      return total;
   }
   throw InvalidArgument("unknown closest mode");
 }

@@ -78,8 +78,6 @@ class CpuPrimitives final : public Primitives {
   const char* name() const noexcept override { return "cpu"; }
 
  private:
-  double weighted_closest(PointValues& v, const double* c, ClosestMode mode);
-
   DataView X_;
   WeightView w_;
   double total_weight_;

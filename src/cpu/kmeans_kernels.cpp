@@ -40,43 +40,6 @@ CUEM_INLINE void transpose8(const T* x, std::size_t stride, int D, int rows, int
   for (; d < dc; ++d) xt[d] = column(x, stride, rows, r, d);
 }
 
-// Every distance sums (x_d - c_d)^2 over d in order in one lane; what differs between the
-// kernels below is only how many such chains run side by side (a chain is bound by the
-// add's latency, not the FMA rate).
-
-// Four groups of 8 rows per sweep over the dimensions, one centre.
-template <typename T>
-CUEM_INLINE void dist_sq_impl(const T* x, std::size_t stride, int D, int rows, const double* c, double* out) {
-  int r = 0;
-  for (; r + 32 <= rows; r += 32) {
-    v8d s0 = splat(0.0), s1 = s0, s2 = s0, s3 = s0;
-    for (int d = 0; d < D; ++d) {
-      const v8d t0 = column(x, stride, rows, r, d) - c[d];
-      const v8d t1 = column(x, stride, rows, r + 8, d) - c[d];
-      const v8d t2 = column(x, stride, rows, r + 16, d) - c[d];
-      const v8d t3 = column(x, stride, rows, r + 24, d) - c[d];
-      s0 += t0 * t0;
-      s1 += t1 * t1;
-      s2 += t2 * t2;
-      s3 += t3 * t3;
-    }
-    for (int l = 0; l < 8; ++l) {
-      out[r + l] = s0[l];
-      out[r + 8 + l] = s1[l];
-      out[r + 16 + l] = s2[l];
-      out[r + 24 + l] = s3[l];
-    }
-  }
-  for (; r < rows; r += 8) {
-    v8d s = splat(0.0);
-    for (int d = 0; d < D; ++d) {
-      const v8d t = column(x, stride, rows, r, d) - c[d];
-      s += t * t;
-    }
-    for (int l = 0; l < 8 && r + l < rows; ++l) out[r + l] = s[l];
-  }
-}
-
 // Prefetches the 8 rows from r + 16 (the kernels below are bound by reading the rows when
 // their centres are few).
 template <typename T>
@@ -161,16 +124,6 @@ CUEM_INLINE void nearest_impl(const T* x, std::size_t stride, int D, int rows, c
 }
 
 }  // namespace
-
-CUEM_CLONES
-void dist_sq_rows(const double* x, std::size_t stride, int D, int rows, const double* c, double* out) {
-  dist_sq_impl(x, stride, D, rows, c, out);
-}
-
-CUEM_CLONES
-void dist_sq_rows(const float* x, std::size_t stride, int D, int rows, const double* c, double* out) {
-  dist_sq_impl(x, stride, D, rows, c, out);
-}
 
 CUEM_CLONES
 void dist_sq_rows_multi(const double* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,

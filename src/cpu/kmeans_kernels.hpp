@@ -7,12 +7,9 @@
 
 namespace cuem::cpu {
 
-/// out[r] = ||x_r - c||^2 for the `rows` rows at x, `stride` values apart, of D values.
-void dist_sq_rows(const double* x, std::size_t stride, int D, int rows, const double* c, double* out);
-void dist_sq_rows(const float* x, std::size_t stride, int D, int rows, const double* c, double* out);
-
-/// out[t * out_stride + r] = ||x_r - c_t||^2 for the n centres c (n x D), each value equal
-/// bit for bit to dist_sq_rows' for c_t; every row read once for all n.
+/// out[t * out_stride + r] = ||x_r - c_t||^2 for the `rows` rows at x (`stride` values
+/// apart, D values each) and the n centres c (n x D); each value the same bits whatever n
+/// and t, every row read once for all n.
 void dist_sq_rows_multi(const double* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,
                         std::size_t out_stride);
 void dist_sq_rows_multi(const float* x, std::size_t stride, int D, int rows, const double* c, int n, double* out,
