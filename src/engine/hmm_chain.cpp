@@ -31,8 +31,9 @@ namespace {
 constexpr std::size_t kMaxChainBlocks = 256;
 constexpr std::size_t kMinBlockFrames = 64;
 
-// sum_t log c_t as the log of running products (each c_t a power of two, at most 2, so the
-// products are exact), a log only when the product nears the bottom of the range.
+// sum_t log c_t as the log of running products (each c_t a power of two, so the products
+// are exact; a sequence's last block adds the sum of its last a once), a log only when the
+// product nears the bottom of the range.
 struct LogProduct {
   double log_sum = 0.0, product = 1.0;
   void add(double ct) {
