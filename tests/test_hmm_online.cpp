@@ -198,6 +198,31 @@ TEST_P(HmmOnline, IncrementalReachesBatchOptimumWithoutDecrease) {
   }
 }
 
+// max_block_steps = S: the trace is the unlimited fit's first S steps bitwise, and S = 1 +
+// B (P - 1) (the full first pass, then B steps a pass) is the fit of P passes bitwise.
+TEST_P(HmmOnline, MaxBlockStepsStopsWhereThePassesAre) {
+  Frames f(GetParam(), 6);
+  cuem::HmmOptions o = f.o;
+  o.tol = 0.0;
+  o.incremental_blocks = 3;
+  const cuem::HmmFitResult whole = cuem::fit_hmm(f.view(), kLengths, o);
+  ASSERT_EQ(whole.trace.size(), 1U + 5 * 3);
+  o.max_block_steps = 5;
+  const cuem::HmmFitResult part = cuem::fit_hmm(f.view(), kLengths, o);
+  ASSERT_EQ(part.trace.size(), 5U);
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(part.trace[i].mean_log_likelihood, whole.trace[i].mean_log_likelihood);
+  EXPECT_FALSE(part.converged);
+  o.max_block_steps = 1 + 3 * 2;
+  const cuem::HmmFitResult steps = cuem::fit_hmm(f.view(), kLengths, o);
+  o.max_block_steps = 0;
+  o.n_iter = 3;
+  const cuem::HmmFitResult passes = cuem::fit_hmm(f.view(), kLengths, o);
+  EXPECT_EQ(steps.model.startprob, passes.model.startprob);
+  EXPECT_EQ(steps.model.transmat, passes.model.transmat);
+  EXPECT_EQ(steps.model.emissions.means, passes.model.emissions.means);
+  EXPECT_EQ(steps.model.emissions.covariances, passes.model.emissions.covariances);
+}
+
 // Stepwise EM with rho_t = 1/t over batches of whole sequences: the running statistics per
 // frame are the plain mean of each batch's statistics per frame, each taken under the
 // parameters of its step (recomputed here by the batch's own E-step).
@@ -260,7 +285,13 @@ TEST(HmmOnlineBadInput, RefusedCombinations) {
   EXPECT_GT(at_most.trace.size(), 8U);
   o.incremental_blocks = 0;
   EXPECT_THROW(cuem::fit_hmm(f.view(), kLengths, o), cuem::InvalidArgument);
+  o.incremental_blocks = 1;
+  o.max_block_steps = 4;  // a budget of block steps needs blocks
+  EXPECT_THROW(cuem::fit_hmm(f.view(), kLengths, o), cuem::InvalidArgument);
   o.incremental_blocks = 2;
+  o.max_block_steps = -1;
+  EXPECT_THROW(cuem::fit_hmm(f.view(), kLengths, o), cuem::InvalidArgument);
+  o.max_block_steps = 0;
   o.acceleration = cuem::Acceleration::squarem;
   EXPECT_THROW(cuem::fit_hmm(f.view(), kLengths, o), cuem::InvalidArgument);
   o.acceleration = cuem::Acceleration::none;

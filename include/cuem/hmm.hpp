@@ -80,6 +80,10 @@ struct HmmOptions {
   /// counts passes, and the trace has one entry per block step. Not with SQUAREM nor with
   /// missing entries.
   int incremental_blocks = 1;
+  /// Incremental EM: each restart ends after this many block steps (the trace's rows; the
+  /// first pass, which is full, counts as one), with the parameters of its last M-step; a
+  /// budget finer than n_iter's passes. 0: no limit. Needs incremental_blocks > 1.
+  int max_block_steps = 0;
   /// Bounded memory (docs/HMM.md): the E-step takes the emissions and the chain a segment
   /// of about this many frames at a time (a forward pass keeping one vector per segment,
   /// the segment recomputed beside the backward pass), so that no T x K array is kept. 0:

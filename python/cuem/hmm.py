@@ -100,6 +100,11 @@ class GaussianHMM:
         re-estimated at a time, the statistics of the others kept. ``n_iter`` counts
         passes over the data and ``monitor_.history`` has one entry per block step (the
         free energy with the log prior, which never falls). As ``cuem.GaussianMixture``'s.
+    max_block_steps : int, default=0
+        Beyond hmmlearn: with ``incremental_blocks`` > 1, each restart ends after this
+        many block steps (the history's entries; the first pass counts as one), keeping
+        the parameters of its last M-step: a budget finer than ``n_iter``'s passes.
+        0: no limit.
     learning_decay, learning_offset : float, default=0.6, 0.0
         The step sizes of ``partial_fit`` (stepwise EM): rho_t = (t + learning_offset)
         ^ (-learning_decay), learning_decay in (0.5, 1], as ``cuem.GaussianMixture``'s.
@@ -139,6 +144,7 @@ class GaussianHMM:
         segment_frames=None,
         missing="error",
         incremental_blocks=1,
+        max_block_steps=0,
         learning_decay=0.6,
         learning_offset=0.0,
     ):
@@ -166,6 +172,7 @@ class GaussianHMM:
         self.segment_frames = segment_frames
         self.missing = missing
         self.incremental_blocks = incremental_blocks
+        self.max_block_steps = max_block_steps
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
@@ -175,7 +182,8 @@ class GaussianHMM:
     _PARAM_NAMES = (
         "n_components covariance_type min_covar startprob_prior transmat_prior means_prior means_weight "
         "covars_prior covars_weight algorithm random_state n_iter tol verbose params init_params implementation "
-        "device precision n_threads acceleration segment_frames missing incremental_blocks learning_decay learning_offset"
+        "device precision n_threads acceleration segment_frames missing incremental_blocks max_block_steps learning_decay "
+        "learning_offset"
     ).split()
 
     def get_params(self, deep=True):
@@ -241,6 +249,13 @@ class GaussianHMM:
             bad("missing", "one of ('error', 'marginalize')")
         if not isinstance(self.incremental_blocks, numbers.Integral) or self.incremental_blocks < 1:
             bad("incremental_blocks", "an int >= 1")
+        if not isinstance(self.max_block_steps, numbers.Integral) or self.max_block_steps < 0:
+            bad("max_block_steps", "an int >= 0")
+        if self.max_block_steps > 0 and self.incremental_blocks == 1:
+            raise ValueError(
+                "max_block_steps limits incremental EM's block steps: it needs incremental_blocks > 1, got "
+                f"max_block_steps={self.max_block_steps!r} with incremental_blocks=1"
+            )
         if not isinstance(self.learning_decay, numbers.Real) or not 0.5 < self.learning_decay <= 1:
             bad("learning_decay", "a float in (0.5, 1]")
         if not isinstance(self.learning_offset, numbers.Real) or not (np.isfinite(self.learning_offset) and self.learning_offset >= 0):
@@ -348,6 +363,7 @@ class GaussianHMM:
             segment_frames=0 if self.segment_frames is None else int(self.segment_frames),
             missing=self.missing,
             incremental_blocks=int(self.incremental_blocks),
+            max_block_steps=int(self.max_block_steps),
         )
         self._online = None  # a later partial_fit continues from this fit's parameters
         self.n_features = D

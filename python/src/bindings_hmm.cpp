@@ -108,7 +108,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
                  const std::optional<ParameterArray>& means, const std::optional<ParameterArray>& covars,
                  const std::string& device, const std::string& precision, int n_threads, nb::object on_iteration,
                  const std::string& acceleration, std::int64_t segment_frames, const std::string& missing,
-                 int incremental_blocks) {
+                 int incremental_blocks, int max_block_steps) {
   cuem::HmmOptions o = hmm_options(n_components, covariance_type, min_covar, seed, params, init_params,
                                    startprob_prior, transmat_prior, means_prior, means_weight, covars_prior,
                                    covars_weight, startprob, transmat, means, covars, device, precision, n_threads,
@@ -120,6 +120,7 @@ nb::dict fit_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, 
   o.segment_frames = segment_frames < 0 ? std::numeric_limits<std::size_t>::max()
                                         : static_cast<std::size_t>(segment_frames);
   o.incremental_blocks = incremental_blocks;
+  o.max_block_steps = max_block_steps;
 
   FitHooks hooks(std::move(on_iteration));
   cuem::FitOptions wiring;  // FitHooks wires a FitOptions; the HMM's options take the same callbacks
@@ -331,7 +332,7 @@ void register_hmm(nb::module_& m) {
         "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a, "startprob"_a = nb::none(),
         "transmat"_a = nb::none(), "means"_a = nb::none(), "covars"_a = nb::none(), "device"_a = "cpu",
         "precision"_a = "float32", "n_threads"_a = 0, "on_iteration"_a = nb::none(), "acceleration"_a = "none",
-        "segment_frames"_a = 0, "missing"_a = "error", "incremental_blocks"_a = 1,
+        "segment_frames"_a = 0, "missing"_a = "error", "incremental_blocks"_a = 1, "max_block_steps"_a = 0,
         "Baum-Welch for a Gaussian HMM (hmmlearn's GaussianHMM). Priors are arrays of one value or one per "
         "entry; startprob/transmat/means/covars start the parameters whose letters init_params leaves out. tol "
         "is on the mean log-likelihood per frame. Returns a dict: startprob, transmat, means, covars (cuem's "

@@ -290,12 +290,11 @@ int run(const Args& a, const GlobalFlags& flags) {
     if (!a.weights.empty() || !a.report.empty())
       throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");
     if (a.chunk_rows != 0) throw UsageError("--chunk-rows applies to --model gmm only; leave it out with --model hmm");
-    if (!a.first_pass.empty() || a.max_block_steps != 0)
-      throw UsageError("--first-pass and --max-block-steps apply to --model gmm only (an HMM's incremental first pass "
-                       "is full)");
+    if (!a.first_pass.empty())
+      throw UsageError("--first-pass applies to --model gmm only (an HMM's incremental first pass is full)");
     return run_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace,
                        [](const std::vector<TracePoint>& t) { return trace_csv(t); }, flags, a.n_mix,
-                       a.incremental_blocks);
+                       a.incremental_blocks, a.max_block_steps);
   }
   if (!a.lengths.empty() || a.n_mix != 0) throw UsageError("--lengths and --n-mix apply to --model hmm only");
   check_model_output_name(a.output, "-o");

@@ -57,7 +57,7 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 
 int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
                 const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
-                const GlobalFlags& flags, int n_mix, int incremental_blocks) {
+                const GlobalFlags& flags, int n_mix, int incremental_blocks, int max_block_steps) {
   check_model_output_name(output, "-o");
   check_outputs({output, trace}, {data.path, lengths_path});
   const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
@@ -75,6 +75,9 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   o.acceleration = g.acceleration;
   o.missing = missing_policy(data);
   o.incremental_blocks = incremental_blocks;
+  o.max_block_steps = max_block_steps;
+  if (max_block_steps > 0 && incremental_blocks <= 1)
+    throw UsageError("--max-block-steps limits incremental EM's block steps: give --incremental-blocks B > 1");
   if (incremental_blocks > 1 && o.acceleration != Acceleration::none)
     throw UsageError("--incremental-blocks and --acceleration squarem cannot be combined: choose one");
   const io::Table t = load_table(data, flags);

@@ -20,11 +20,12 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 /// Baum-Welch from a k-means start; --max-iter, --tol (on the mean log-likelihood per
 /// frame), --seed, --n-init, --threads and the device options as for a mixture. n_mix > 0
 /// fits a GMMHMM (cuem/gmm_hmm.hpp; model kind "gmm_hmm"). incremental_blocks > 1: incremental
-/// EM over blocks of whole sequences (Gaussian HMMs only).
+/// EM over blocks of whole sequences (Gaussian HMMs only), max_block_steps > 0 its budget of
+/// block steps (--max-block-steps).
 /// `trace_text` writes the --trace CSV (cuem fit's own format).
 int run_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit, const std::string& output,
                 const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
-                const GlobalFlags& flags, int n_mix = 0, int incremental_blocks = 1);
+                const GlobalFlags& flags, int n_mix = 0, int incremental_blocks = 1, int max_block_steps = 0);
 
 /// cuem score on an HMM file (either kind): the total and per-frame log-likelihood, BIC and AIC.
 int run_hmm_score(const std::string& model, const DataArgs& data, const std::string& lengths, const DeviceArgs& where,

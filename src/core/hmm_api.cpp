@@ -113,6 +113,9 @@ void validate_hmm_options(const HmmOptions& o, DataView X) {
   require(o.incremental_blocks >= 1, "incremental_blocks must be at least 1, got " + std::to_string(o.incremental_blocks));
   if (o.incremental_blocks > 1)
     require(o.acceleration == Acceleration::none, "incremental_blocks > 1 and SQUAREM do not combine: choose one");
+  require(o.max_block_steps >= 0, "max_block_steps must be >= 0 (0: no limit), got " + std::to_string(o.max_block_steps));
+  require(o.max_block_steps == 0 || o.incremental_blocks > 1,
+          "max_block_steps limits incremental EM's block steps: it needs incremental_blocks > 1");
 }
 
 ResourceOptions resources_of(const EvaluateOptions& where) {
@@ -171,7 +174,7 @@ void take_run(Run& run, Result& r) {
 HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
                          std::vector<std::string> notices,
                          const std::vector<engine::GaussianHmmEM*>* blocks = nullptr) {
-  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
+  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration, o.max_block_steps};
   engine::BatchResult<HmmModel> run = blocks                                      ? engine::run_incremental_em(model, *blocks, batch)
                                       : o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
                                                                                 : engine::run_batch_em(model, batch);

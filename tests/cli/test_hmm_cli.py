@@ -129,6 +129,30 @@ def test_hmm_fit_with_incremental_blocks_reaches_the_plain_fits_likelihood(cuem,
     assert "--incremental-blocks" in p.stderr
 
 
+def test_hmm_max_block_steps_stops_incremental_em_part_way(cuem, tmp_path):
+    """--max-block-steps S with --incremental-blocks B: the trace is the unlimited fit's first
+    S block steps, bitwise; S = B x P steps is the same fit as --max-iter P; without B > 1 it
+    is a usage error and nothing is written."""
+    _write_data(tmp_path)
+    common = ["fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "--tol", 0, "--seed", 1,
+              "--incremental-blocks", 4]
+    cuem.json(*common, "--max-iter", 5, "--trace", "all.csv", "-o", "all.json")
+    part = cuem.json(*common, "--max-iter", 5, "--max-block-steps", 6, "--trace", "six.csv", "-o", "six.json")
+    assert not part["converged"]
+    # init, iteration and mean log-likelihood of each row (not its seconds)
+    rows = [[r.split(",")[:3] for r in (tmp_path / name).read_text().splitlines()] for name in ("all.csv", "six.csv")]
+    assert len(rows[0]) == 1 + 1 + 4 * 4  # the header; the first pass (full) is one row, then B a pass
+    assert rows[1] == rows[0][:1 + 6]
+    cuem.json(*common, "--max-iter", 2, "-o", "two_passes.json")
+    cuem.json(*common, "--max-iter", 5, "--max-block-steps", 1 + 4, "-o", "five_steps.json")
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("two_passes.json", "five_steps.json"))
+    for key in ("startprob", "transmat", "means", "covariances"):
+        assert a[key] == b[key], key
+    p = cuem("fit", "x.npy", "--model", "hmm", "-k", 3, "--lengths", "len.txt", "--max-block-steps", 3, "-o", "bad.json",
+             expect=USAGE)
+    assert "--max-block-steps" in p.stderr and not (tmp_path / "bad.json").exists()
+
+
 def test_missing_entries_marginalised(cuem, tmp_path):
     """--missing marginalize for HMMs: NaN entries missing at random. The score is checked
     against a forward pass written here over the diagonal Gaussians' marginal densities

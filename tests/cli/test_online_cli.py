@@ -87,7 +87,7 @@ def test_max_block_steps_stops_part_way(data):
 
 
 @pytest.mark.parametrize("extra", [["--max-block-steps", "3"], ["--max-block-steps", "-1", "--incremental-blocks", "6"],
-                                   ["--max-block-steps", "3", "--incremental-blocks", "6", "--model", "hmm"],
+                                   ["--max-block-steps", "3", "--model", "hmm"],
                                    ["--max-block-steps", "3", "--model", "bayesian"]])
 def test_max_block_steps_bad_uses_are_usage_errors(data, extra):
     proc = data("fit", "x.npy", "-k", "3", *extra, "-o", "bad_steps.json", expect=2)

@@ -90,3 +90,25 @@ def test_online_bad_input():
         cuem.GaussianHMM(n_components=3, learning_decay=0.5).partial_fit(X, LENGTHS)
     with pytest.raises(NotImplementedError):
         cuem.GMMHMM(n_components=2, n_mix=2).partial_fit(X, LENGTHS)
+
+
+def test_max_block_steps_stops_part_way():
+    """max_block_steps=S: the history is the unlimited fit's first S block steps, bitwise;
+    S = 1 + B (P - 1) steps (a full first pass, then B a pass) is the fit with n_iter=P."""
+    X = _data(seed=6)
+    _, whole = _models("diag", 6, incremental_blocks=3)
+    whole.fit(X, LENGTHS)
+    _, part = _models("diag", 6, incremental_blocks=3, max_block_steps=5)
+    part.fit(X, LENGTHS)
+    assert len(whole.monitor_.history) == 1 + 5 * 3
+    assert list(part.monitor_.history) == list(whole.monitor_.history)[:5]
+    _, passes = _models("diag", 3, incremental_blocks=3)
+    passes.fit(X, LENGTHS)
+    _, steps = _models("diag", 6, incremental_blocks=3, max_block_steps=1 + 3 * 2)
+    steps.fit(X, LENGTHS)
+    for name in ("startprob_", "transmat_", "means_", "_covars_"):
+        np.testing.assert_array_equal(getattr(steps, name), getattr(passes, name), err_msg=name)
+    with pytest.raises(ValueError, match="max_block_steps"):
+        cuem.GaussianHMM(n_components=3, max_block_steps=-1).fit(X, LENGTHS)
+    with pytest.raises(ValueError, match="incremental_blocks > 1"):
+        cuem.GaussianHMM(n_components=3, max_block_steps=4).fit(X, LENGTHS)
