@@ -113,9 +113,7 @@ void validate_hmm_options(const HmmOptions& o, DataView X) {
   require(o.incremental_blocks >= 1, "incremental_blocks must be at least 1, got " + std::to_string(o.incremental_blocks));
   if (o.incremental_blocks > 1)
     require(o.acceleration == Acceleration::none, "incremental_blocks > 1 and SQUAREM do not combine: choose one");
-  require(o.max_block_steps >= 0, "max_block_steps must be >= 0 (0: no limit), got " + std::to_string(o.max_block_steps));
-  require(o.max_block_steps == 0 || o.incremental_blocks > 1,
-          "max_block_steps limits incremental EM's block steps: it needs incremental_blocks > 1");
+  validate_block_budget(o.max_block_steps, o.incremental_blocks);
 }
 
 ResourceOptions resources_of(const EvaluateOptions& where) {

@@ -105,6 +105,12 @@ void validate_weights(WeightView w, DataView X, int n_components) {
                     std::to_string(positive) + " rows with a positive sample_weight; use at most as many components");
 }
 
+void validate_block_budget(int max_block_steps, int incremental_blocks) {
+  require(max_block_steps >= 0, "max_block_steps must be >= 0 (0: no limit), got " + std::to_string(max_block_steps));
+  require(max_block_steps == 0 || incremental_blocks > 1,
+          "max_block_steps limits incremental EM's block steps: it needs incremental_blocks > 1");
+}
+
 void validate_options(const FitOptions& o, DataView X) {
   require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
   require(std::isfinite(o.tol) && o.tol >= 0.0, "tol must be a finite number >= 0, got " + num(o.tol));
@@ -117,9 +123,7 @@ void validate_options(const FitOptions& o, DataView X) {
   require(o.incremental_blocks == 1 || static_cast<std::size_t>(o.incremental_blocks) <= X.n_rows,
           "incremental_blocks = " + std::to_string(o.incremental_blocks) + " is more than the " +
               std::to_string(X.n_rows) + " rows: every block needs a row; use fewer blocks");
-  require(o.max_block_steps >= 0, "max_block_steps must be >= 0 (0: no limit), got " + std::to_string(o.max_block_steps));
-  require(o.max_block_steps == 0 || o.incremental_blocks > 1,
-          "max_block_steps limits incremental EM's block steps: it needs incremental_blocks > 1");
+  validate_block_budget(o.max_block_steps, o.incremental_blocks);
   require(o.chunk_rows == 0 || o.incremental_blocks == 1,
           "chunk_rows (out of core) and incremental_blocks > 1 cannot be combined: choose one");
   require(o.chunk_rows == 0 || o.chunk_rows >= static_cast<std::size_t>(o.n_components),

@@ -15,6 +15,10 @@ bool validate_data(DataView X, MissingPolicy missing = MissingPolicy::error);
 /// (or DataError for K > N).
 void validate_options(const FitOptions& options, DataView X);
 
+/// Incremental EM's budget of block steps (FitOptions and HmmOptions::max_block_steps): at
+/// least 0, and positive only with incremental_blocks > 1; InvalidArgument otherwise.
+void validate_block_budget(int max_block_steps, int incremental_blocks);
+
 /// Per-point weights for X (sample_weight): one per row, finite, non-negative and not all
 /// zero; InvalidArgument naming the first bad one otherwise. With weights, n_components
 /// may not exceed the number of rows of positive weight (DataError, as K > N).

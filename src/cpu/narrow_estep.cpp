@@ -99,7 +99,7 @@ SufficientStats lanes_pass(DataView X, const NarrowParams& p, WeightView w, cons
     AlignedBuffer g(static_cast<std::size_t>(K) * block_rows);
     AlignedBuffer scratch(Lanes::scratch(p.type, D));
     AlignedBuffer acc(values * 8);
-    AlignedBuffer wb(block_rows);
+    AlignedBuffer wb(kGiven ? 0 : block_rows);  // the given weights carry the points' weights
 #pragma omp for schedule(dynamic, 1)
     for (std::ptrdiff_t u = 0; u < static_cast<std::ptrdiff_t>(units); ++u) {
       if (stop.load(std::memory_order_relaxed)) continue;

@@ -304,11 +304,13 @@ void narrow_block(const NarrowParams& p, const double* xt, int rows, const doubl
 CUEM_CLONES
 void narrow_posteriors_block(const NarrowParams& p, const double* xt, int rows, double* g, double* resp,
                              double* log_prob) {
-  dispatch_kind(p.type, [&](auto kind) CUEM_INLINE_LAMBDA {
+  const auto run = [&](auto kind) CUEM_INLINE_LAMBDA {
     dispatch_d<decltype(kind)::value>(p.D, [&](auto d) CUEM_INLINE_LAMBDA {
       posteriors_impl<decltype(d)::value, decltype(kind)::value>(p, xt, rows, g, resp, log_prob);
     });
-  });
+  };
+  if (p.type == CovarianceType::diag) run(std::integral_constant<Kind, kDiag>{});
+  if (p.type == CovarianceType::spherical) run(std::integral_constant<Kind, kSpherical>{});
 }
 
 CUEM_CLONES

@@ -69,9 +69,10 @@ void narrow_given_block(const NarrowParams& p, const double* xt, int rows, const
 /// The posteriors of `rows` (1 to kNarrowRows) points transposed in xt: resp (rows x K,
 /// row-major) = p(k | x) and log_prob (rows; may be null) = log p(x), by the operations of
 /// the row-block path (cpu_kernels.hpp: log joints, exp_normalise_block,
-/// responsibilities_block), so the same bits for diag and spherical (full: its log joints
-/// are summed in another order); a point no component explains gets 1 / K each and its
-/// maximum log joint. g: 8 K doubles of scratch.
+/// responsibilities_block), so the same bits. Diag and spherical only (full and tied log
+/// joints sum in another order than the row blocks' panels; nothing is written for them);
+/// a point no component explains gets 1 / K each and its maximum log joint. g: 8 K
+/// doubles of scratch.
 void narrow_posteriors_block(const NarrowParams& p, const double* xt, int rows, double* g, double* resp,
                              double* log_prob);
 
