@@ -267,12 +267,18 @@ int run(const Args& a, const GlobalFlags& flags) {
                      d.segment_rows != DistributedArgs{}.segment_rows))
     throw UsageError("--checkpoint, --reduction and --segment-rows apply to --distributed fits only");
   if (d.enabled) {
-    if (a.model != "gmm" || !a.report.empty())
-      throw UsageError("--distributed fits --model gmm without --report");
+    if ((a.model != "gmm" && a.model != "hmm") || !a.report.empty())
+      throw UsageError("--distributed fits --model gmm or hmm, without --report");
     if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty() || a.max_block_steps != 0)
       throw UsageError("--distributed runs batch EM: leave out --incremental-blocks, --first-pass, --max-block-steps "
                        "and --chunk-rows");
+    if (a.model == "gmm" && (!a.lengths.empty() || a.n_mix != 0))
+      throw UsageError("--lengths and --n-mix apply to --model hmm only");
 #ifdef CUEM_HAVE_MPI
+    if (a.model == "hmm")
+      return run_distributed_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace, d, flags,
+                                     [](const std::vector<TracePoint>& t) { return trace_csv(t); },
+                                     a.n_mix != 0 || !a.weights.empty());
     return run_distributed_fit(a.data, a.weights, a.fit, a.output, a.trace, d, flags,
                                [](const std::vector<TracePoint>& t) { return trace_csv(t); });
 #else

@@ -55,11 +55,7 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
   return lengths;
 }
 
-int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
-                const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
-                const GlobalFlags& flags, int n_mix, int incremental_blocks, int max_block_steps) {
-  check_model_output_name(output, "-o");
-  check_outputs({output, trace}, {data.path, lengths_path});
+HmmOptions hmm_options(const FitArgs& fit, const DataArgs& data) {
   const FitOptions g = to_fit_options(fit);  // the shared option checks and device settings
   HmmOptions o;
   o.n_components = g.n_components;
@@ -74,6 +70,54 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   o.n_threads = g.n_threads;
   o.acceleration = g.acceleration;
   o.missing = missing_policy(data);
+  return o;
+}
+
+int report_hmm_fit(const HmmFitResult& r, const HmmOptions& o, int n_mix, const std::string& model_json,
+                   std::size_t n_frames, std::size_t n_sequences, const std::string& output, const std::string& trace,
+                   const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                   const GlobalFlags& flags, const nlohmann::json& extra) {
+  for (const std::string& n : r.notices) note(flags, "note: " + n);
+  if (r.n_decreases > 0)
+    note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) +
+                    " time(s); Baum-Welch forbids this: please report it");
+  if (!r.converged)
+    note(flags, "warning: did not converge in " + std::to_string(o.n_iter) + " iterations; raise --max-iter or --tol");
+
+  io::OutputBatch outputs;
+  if (!output.empty()) outputs.add(output, model_json);
+  if (!trace.empty()) outputs.add(trace, trace_text(r.trace));
+  outputs.commit();
+  if (flags.json) {
+    nlohmann::json j = {{"model", n_mix > 0 ? "gmmhmm" : "hmm"},         {"n_samples", n_frames},        {"n_sequences", n_sequences},
+                        {"converged", r.converged}, {"n_iter", r.n_iter},      {"lower_bound", r.lower_bound},
+                        {"device", r.device},     {"notices", r.notices},
+                        {"acceleration", to_string(o.acceleration)}, {"n_estep_passes", r.n_estep_passes},
+                        {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(r.convergence_rate)}};
+    j.update(extra);
+    print_fit_json(j, output, model_json);
+    return kOk;
+  }
+  std::printf("%s of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n",
+              n_mix > 0 ? "GMMHMM" : "HMM", o.n_components, to_string(o.covariance_type),
+              r.converged ? "converged" : "not converged", r.n_iter, r.lower_bound);
+  if (o.acceleration == Acceleration::squarem)
+    std::printf("SQUAREM: %d forward-backward passes over all restarts (the iterations count the points kept)\n",
+                r.n_estep_passes);
+  if (output.empty())
+    std::printf("\n%s", model_json.c_str());
+  else
+    std::printf("model written to %s\n", output.c_str());
+  return kOk;
+}
+
+int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const FitArgs& fit, const std::string& output,
+                const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                const GlobalFlags& flags, int n_mix, int incremental_blocks, int max_block_steps) {
+  check_model_output_name(output, "-o");
+  check_outputs({output, trace}, {data.path, lengths_path});
+  HmmOptions o = hmm_options(fit, data);
   o.incremental_blocks = incremental_blocks;
   o.max_block_steps = max_block_steps;
   if (max_block_steps > 0 && incremental_blocks <= 1)
@@ -129,38 +173,7 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
     model_json = io::hmm_model_to_json(r.model, meta);
   }
   end_progress(flags);
-  for (const std::string& n : r.notices) note(flags, "note: " + n);
-  if (r.n_decreases > 0)
-    note(flags, "warning: the log-likelihood fell " + std::to_string(r.n_decreases) +
-                    " time(s); Baum-Welch forbids this: please report it");
-  if (!r.converged)
-    note(flags, "warning: did not converge in " + std::to_string(o.n_iter) + " iterations; raise --max-iter or --tol");
-
-  io::OutputBatch outputs;
-  if (!output.empty()) outputs.add(output, model_json);
-  if (!trace.empty()) outputs.add(trace, trace_text(r.trace));
-  outputs.commit();
-  if (flags.json) {
-    nlohmann::json j = {{"model", n_mix > 0 ? "gmmhmm" : "hmm"},         {"n_samples", t.rows},        {"n_sequences", n_sequences},
-                        {"converged", r.converged}, {"n_iter", r.n_iter},      {"lower_bound", r.lower_bound},
-                        {"device", r.device},     {"notices", r.notices},
-                        {"acceleration", to_string(o.acceleration)}, {"n_estep_passes", r.n_estep_passes},
-                        {"convergence_rate", std::isnan(r.convergence_rate) ? nlohmann::json(nullptr)
-                                                                            : nlohmann::json(r.convergence_rate)}};
-    print_fit_json(j, output, model_json);
-    return kOk;
-  }
-  std::printf("%s of %d states (%s): %s after %d iterations, mean log-likelihood per frame %.10g\n",
-              n_mix > 0 ? "GMMHMM" : "HMM", o.n_components, to_string(o.covariance_type),
-              r.converged ? "converged" : "not converged", r.n_iter, r.lower_bound);
-  if (o.acceleration == Acceleration::squarem)
-    std::printf("SQUAREM: %d forward-backward passes over all restarts (the iterations count the points kept)\n",
-                r.n_estep_passes);
-  if (output.empty())
-    std::printf("\n%s", model_json.c_str());
-  else
-    std::printf("model written to %s\n", output.c_str());
-  return kOk;
+  return report_hmm_fit(r, o, n_mix, model_json, t.rows, n_sequences, output, trace, trace_text, flags);
 }
 
 int run_hmm_score(const std::string& model_path, const DataArgs& data, const std::string& lengths_path,

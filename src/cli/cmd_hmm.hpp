@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/common.hpp"
+#include "cuem/hmm.hpp"
 
 namespace cuem::cli {
 
@@ -26,6 +27,18 @@ std::vector<std::size_t> load_lengths(const std::string& path, std::size_t n_row
 int run_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit, const std::string& output,
                 const std::string& trace, const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
                 const GlobalFlags& flags, int n_mix = 0, int incremental_blocks = 1, int max_block_steps = 0);
+
+/// The HmmOptions of cuem fit's arguments (to_fit_options' checks): states, covariance type,
+/// iterations, tolerance, restarts, seed, device, threads, acceleration, missing policy.
+HmmOptions hmm_options(const FitArgs& fit, const DataArgs& data);
+
+/// What cuem fit --model hmm says after a fit: the notes and warnings, the model (-o) and
+/// trace files written together, and the summary as text or JSON (`extra`'s keys added
+/// to the JSON). n_mix > 0 for a GMMHMM.
+int report_hmm_fit(const HmmFitResult& r, const HmmOptions& o, int n_mix, const std::string& model_json,
+                   std::size_t n_frames, std::size_t n_sequences, const std::string& output, const std::string& trace,
+                   const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
+                   const GlobalFlags& flags, const nlohmann::json& extra = nlohmann::json::object());
 
 /// cuem score on an HMM file (either kind): the total and per-frame log-likelihood, BIC and AIC.
 int run_hmm_score(const std::string& model, const DataArgs& data, const std::string& lengths, const DeviceArgs& where,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/hmm_fit.hpp"
 #include "core/linalg.hpp"
 #include "core/rng.hpp"
 #include "core/validate.hpp"
@@ -74,6 +75,8 @@ void check_prior(const std::vector<double>& v, std::size_t n, const char* name) 
   for (double x : v) require(std::isfinite(x), std::string(name) + " holds a value that is not finite");
 }
 
+}  // namespace
+
 void validate_hmm_options(const HmmOptions& o, DataView X) {
   const std::size_t K = static_cast<std::size_t>(std::max(o.n_components, 1)), D = X.n_cols;
   require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
@@ -115,6 +118,8 @@ void validate_hmm_options(const HmmOptions& o, DataView X) {
     require(o.acceleration == Acceleration::none, "incremental_blocks > 1 and SQUAREM do not combine: choose one");
   validate_block_budget(o.max_block_steps, o.incremental_blocks);
 }
+
+namespace {
 
 ResourceOptions resources_of(const EvaluateOptions& where) {
   return {where.device, where.precision, 0, where.device_memory_limit, where.cuda_tuning};
@@ -169,28 +174,40 @@ void take_run(Run& run, Result& r) {
   r.max_decrease = run.max_decrease;
 }
 
-HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
-                         std::vector<std::string> notices,
-                         const std::vector<engine::GaussianHmmEM*>* blocks = nullptr) {
-  const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration, o.max_block_steps};
-  engine::BatchResult<HmmModel> run = blocks                                      ? engine::run_incremental_em(model, *blocks, batch)
-                                      : o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
-                                                                                : engine::run_batch_em(model, batch);
+}  // namespace
+
+engine::BatchOptions hmm_batch_options(const HmmOptions& o) {
+  return {o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration, o.max_block_steps};
+}
+
+HmmFitResult hmm_fit_result(engine::BatchResult<HmmModel>& run, const std::string& device,
+                            const std::vector<int>& empty_states, std::vector<std::string> notices) {
   HmmFitResult r;
   r.notices = std::move(notices);
   take_run(run, r);
   r.convergence_rate = run.convergence_rate;
   r.n_estep_passes = run.n_estep_passes;
-  r.device = prims.description();
-  if (!model.empty_states().empty()) {
+  r.device = device;
+  if (!empty_states.empty()) {
     std::string list;
-    for (std::size_t i = 0; i < model.empty_states().size(); ++i)
-      list += (i ? ", " : "") + std::to_string(model.empty_states()[i]);
-    r.notices.push_back("state" + std::string(model.empty_states().size() == 1 ? " " : "s ") + list +
+    for (std::size_t i = 0; i < empty_states.size(); ++i) list += (i ? ", " : "") + std::to_string(empty_states[i]);
+    r.notices.push_back("state" + std::string(empty_states.size() == 1 ? " " : "s ") + list +
                         " (0-based) received no weight in some iteration and kept their parameters there, as an "
                         "empty mixture component does; use fewer states or another start");
   }
   return r;
+}
+
+namespace {
+
+HmmFitResult run_hmm_fit(engine::GaussianHmmEM& model, const HmmOptions& o, const Primitives& prims,
+                         std::vector<std::string> notices,
+                         const std::vector<engine::GaussianHmmEM*>* blocks = nullptr) {
+  const engine::BatchOptions batch = hmm_batch_options(o);
+  engine::BatchResult<HmmModel> run = blocks                                      ? engine::run_incremental_em(model, *blocks, batch)
+                                      : o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
+                                                                                : engine::run_batch_em(model, batch);
+  return hmm_fit_result(run, prims.description(), model.empty_states(), std::move(notices));
 }
 
 // fit_hmm on frames with missing entries: the start from the layout's filled copy, the

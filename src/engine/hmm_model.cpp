@@ -58,6 +58,44 @@ void HmmStats::merge(const HmmStats& o) {
   }
 }
 
+std::vector<double> additive_parts(const HmmStats& s) {
+  const SufficientStats e = s.emission.shift == s.at.emissions.means ? s.emission
+                                                                      : s.emission.recentred(s.at.emissions.means);
+  std::vector<double> v;
+  v.reserve(e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2);
+  for (const std::vector<double>* part : {&e.nk, &e.s1, &e.s2}) v.insert(v.end(), part->begin(), part->end());
+  v.push_back(e.log_likelihood);
+  v.push_back(static_cast<double>(e.n_points));
+  v.push_back(e.weight);
+  v.insert(v.end(), s.start.begin(), s.start.end());
+  v.insert(v.end(), s.trans.begin(), s.trans.end());
+  v.push_back(s.log_likelihood);
+  v.push_back(s.weight);
+  return v;
+}
+
+void set_additive_parts(HmmStats& s, const std::vector<double>& v) {
+  SufficientStats& e = s.emission;
+  const std::size_t n = e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2;
+  if (v.size() != n) throw Error("internal: HMM statistics of another shape");
+  auto at = v.begin();
+  const auto take = [&](std::vector<double>& part) {
+    std::copy_n(at, part.size(), part.begin());
+    at += static_cast<std::ptrdiff_t>(part.size());
+  };
+  take(e.nk);
+  take(e.s1);
+  take(e.s2);
+  e.log_likelihood = at[0];
+  e.n_points = static_cast<std::size_t>(at[1]);
+  e.weight = at[2];
+  at += 3;
+  take(s.start);
+  take(s.trans);
+  s.log_likelihood = at[0];
+  s.weight = at[1];
+}
+
 namespace {
 
 // Every additive part of s times f (the emission sums are linear in the weights, whatever
@@ -697,6 +735,16 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   }
   s.emission = prims_.weighted_stats(Responsibilities::given_weights(frames.b.data()), m.covariance_type(), K,
                                      m.emissions.means);
+  return s;
+}
+
+HmmStats GaussianHmmEM::zero_stats(const HmmModel& m) const {
+  const int K = m.n_components();
+  HmmStats s;
+  s.emission = SufficientStats::zeros(m.covariance_type(), K, m.n_features(), m.emissions.means);
+  s.start.assign(static_cast<std::size_t>(K), 0.0);
+  s.trans.assign(static_cast<std::size_t>(K) * static_cast<std::size_t>(K), 0.0);
+  s.at = m;
   return s;
 }
 

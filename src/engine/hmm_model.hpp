@@ -35,6 +35,13 @@ struct HmmStats {
   void merge(const HmmStats& other);
 };
 
+/// The statistics as one vector of their additive values, for sums over processes
+/// (src/mpi/distributed_model.hpp): the emission sums about `at`'s means, then start,
+/// transitions, log-likelihood and frames. set_additive_parts writes such a vector into
+/// statistics of the same shape (GaussianHmmEM::zero_stats).
+std::vector<double> additive_parts(const HmmStats& s);
+void set_additive_parts(HmmStats& s, const std::vector<double>& v);
+
 /// Stepwise EM's update (stepwise_driver.hpp): s_t = (1 - rho) s_{t-1} + rho s_batch, each
 /// per frame, then scaled to the frames seen so far (s.weight), so that the priors weigh
 /// in the M-step as in a batch fit over those frames. `at` becomes the batch's.
@@ -141,6 +148,8 @@ class GaussianHmmEM {
   HmmModel initialize(std::uint64_t seed, std::vector<std::string>* notices);
   HmmStats e_step(const HmmModel& m);
   HmmModel m_step(const HmmStats& s);
+  /// Statistics of no frames under m: the shape that e_step's results have.
+  HmmStats zero_stats(const HmmModel& m) const;
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
   /// Incremental EM's members (incremental_driver.hpp).
   double complete_log_likelihood(const HmmStats& s, const HmmModel& m) const {

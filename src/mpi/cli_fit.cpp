@@ -12,12 +12,16 @@
 #include <cmath>
 #include <cstdio>
 
+#include "cli/cmd_hmm.hpp"
 #include "cli/outputs.hpp"
 #include "cuem/errors.hpp"
+#include "engine/hmm_chain.hpp"
 #include "io/atomic_file.hpp"
+#include "io/hmm_json.hpp"
 #include "io/model_json.hpp"
 #include "mpi/communicator.hpp"
 #include "mpi/distributed_fit.hpp"
+#include "mpi/distributed_hmm.hpp"
 
 namespace cuem::cli {
 namespace {
@@ -70,6 +74,47 @@ DataView rows_of_shards(const std::vector<io::Table>& shards, std::size_t begin,
   return DataView(copy.data(), end - begin, D);
 }
 
+// This rank's part of DATA (one file or shard files, their rows concatenated): the layout
+// that layout_of gives for the total rows, the rows it gives this rank, checked (finite
+// values), and the whole data's digest. Every rank learns of any rank's failure.
+struct RankData {
+  std::vector<io::Table> shards;
+  std::vector<double> copied;
+  mpi::SegmentLayout layout;
+  DataView rows;
+  std::uint64_t digest = 0;
+};
+
+void load_rank_data(mpi::Communicator& comm, const DataArgs& data, const GlobalFlags& flags,
+                    const std::function<mpi::SegmentLayout(std::size_t n_rows)>& layout_of, RankData& out) {
+  if (io::is_stdin_name(data.path))
+    throw UsageError("--distributed reads DATA from files every rank can open, not '-'");
+  const mpi::LocalStatus loaded = mpi::run_local([&] {
+    std::size_t n_rows = 0;
+    const std::vector<std::string> paths = shard_paths(data.path);
+    for (const std::string& path : paths) {
+      DataArgs one = data;
+      one.path = path;
+      out.shards.push_back(with_data_name(io::display_name(path), [&] { return load_table(one, flags); }));
+      if (out.shards.back().cols != out.shards.front().cols)
+        throw DataError("shard " + path + " has " + std::to_string(out.shards.back().cols) + " columns but " +
+                        paths.front() + " has " + std::to_string(out.shards.front().cols) +
+                        ": every shard must have the same columns");
+      n_rows += out.shards.back().rows;
+    }
+    out.layout = layout_of(n_rows);
+    out.rows = rows_of_shards(out.shards, out.layout.rank_row_begin(comm.rank()),
+                              out.layout.rank_row_end(comm.rank()), out.copied);
+  });
+  if (!loaded.failed()) comm.set_rank_label(out.layout.rank_label(comm.rank()) + " of " + io::display_name(data.path));
+  comm.all_gather(loaded, std::string());
+  std::vector<std::uint64_t> digests;
+  const mpi::LocalStatus checked = mpi::run_local([&] {
+    digests = mpi::check_rows(out.rows, out.layout.rank_row_begin(comm.rank()), out.layout, comm.rank());
+  });
+  out.digest = mpi::data_digest(comm, checked, digests);
+}
+
 int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string& weights_path, const FitArgs& fit_args,
                 const std::string& output, const std::string& trace, const DistributedArgs& d, GlobalFlags flags,
                 const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
@@ -98,32 +143,14 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string
                   std::string());
 
   const std::string data_name = io::display_name(data.path);
-  if (io::is_stdin_name(data.path) || io::is_stdin_name(weights_path))
+  if (io::is_stdin_name(weights_path))
     throw UsageError("--distributed reads DATA and --weights from files every rank can open, not '-'");
-  std::vector<io::Table> shards;
-  std::vector<double> copied;
-  mpi::SegmentLayout layout;
-  DataView rows;
-  // Loading and checking this rank's rows; every rank learns of any rank's failure.
-  const mpi::LocalStatus loaded = mpi::run_local([&] {
-    std::size_t n_rows = 0;
-    const std::vector<std::string> paths = shard_paths(data.path);
-    for (const std::string& path : paths) {
-      DataArgs one = data;
-      one.path = path;
-      shards.push_back(with_data_name(io::display_name(path), [&] { return load_table(one, flags); }));
-      if (shards.back().cols != shards.front().cols)
-        throw DataError("shard " + path + " has " + std::to_string(shards.back().cols) + " columns but " +
-                        paths.front() + " has " + std::to_string(shards.front().cols) +
-                        ": every shard must have the same columns");
-      n_rows += shards.back().rows;
-    }
-    layout = {n_rows, d.segment_rows, comm.size()};
-    rows = rows_of_shards(shards, layout.rank_row_begin(comm.rank()), layout.rank_row_end(comm.rank()), copied);
-  });
-  if (!loaded.failed()) comm.set_rank_label(layout.rank_label(comm.rank()) + " of " + data_name);
-  comm.all_gather(loaded, std::string());
-  const io::Table& table = shards.front();  // the columns (every shard's the same)
+  RankData rank_data;
+  load_rank_data(comm, data, flags, [&](std::size_t n) { return mpi::SegmentLayout{n, d.segment_rows, comm.size()}; },
+                 rank_data);
+  const mpi::SegmentLayout& layout = rank_data.layout;
+  const DataView rows = rank_data.rows;
+  const io::Table& table = rank_data.shards.front();  // the columns (every shard's the same)
   const std::size_t n_rows = layout.n_rows;
   // Every rank reads all of the weights (one value a row): the host's k-means steps index
   // them by global row.
@@ -140,10 +167,7 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string
     total_weight = 0.0;
     for (double v : weights) total_weight += v;
   }
-  std::vector<std::uint64_t> digests;
-  const mpi::LocalStatus checked = mpi::run_local(
-      [&] { digests = mpi::check_rows(rows, layout.rank_row_begin(comm.rank()), layout, comm.rank()); });
-  const std::uint64_t digest = mpi::data_digest(comm, checked, digests);
+  const std::uint64_t digest = rank_data.digest;
   note(flags, data_name + ": " + std::to_string(n_rows) + " points x " + std::to_string(table.cols) +
                   " features over " + std::to_string(comm.size()) + " rank(s)");
 
@@ -199,6 +223,62 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string
   return kOk;
 }
 
+// cuem fit DATA --model hmm --distributed: every rank reads the whole --lengths file, the
+// units are the sequences starting in each window of --segment-rows rows, and each rank
+// keeps the rows of its units.
+int run_hmm_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string& lengths_path,
+                    const FitArgs& fit_args, const std::string& output, const std::string& trace,
+                    const DistributedArgs& d, GlobalFlags flags,
+                    const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
+  const bool root = comm.rank() == 0;
+  if (!root) flags.quiet = true;
+  if (!data.missing.empty() && data.missing != "error")
+    throw UsageError("--missing marginalize is not distributed: a distributed fit needs complete frames");
+  if (!d.checkpoint.empty())
+    throw UsageError("--checkpoint applies to distributed mixtures only: a distributed HMM fit is not journaled yet");
+  HmmOptions o = hmm_options(fit_args, data);
+  mpi::DistributedOptions options;
+  options.segment_rows = d.segment_rows;
+  options.reduction = mpi::parse_reduction(d.reduction);
+  if (io::is_stdin_name(lengths_path))
+    throw UsageError("--distributed reads DATA and --lengths from files every rank can open, not '-'");
+  comm.all_gather(mpi::run_local([&] {
+                    if (!root) return;
+                    try {
+                      check_model_output_name(output, "-o");
+                      check_outputs({output, trace}, {data.path, lengths_path});
+                    } catch (const std::exception& e) {
+                      throw InvalidArgument(e.what());
+                    }
+                  }),
+                  std::string());
+
+  std::vector<std::size_t> offsets;
+  RankData rank_data;
+  load_rank_data(
+      comm, data, flags,
+      [&](std::size_t n) {
+        offsets = engine::sequence_offsets(load_lengths(lengths_path, n), n);
+        return mpi::sequence_units(offsets, d.segment_rows, comm.size());
+      },
+      rank_data);
+  const mpi::SegmentLayout& layout = rank_data.layout;
+  const std::string data_name = io::display_name(data.path);
+  const std::size_t n_sequences = offsets.size() - 1;
+  note(flags, data_name + ": " + std::to_string(layout.n_rows) + " frames x " +
+                  std::to_string(rank_data.shards.front().cols) + " features in " + std::to_string(n_sequences) +
+                  (n_sequences == 1 ? " sequence" : " sequences") + ", " + std::to_string(layout.segments()) +
+                  " unit(s) over " + std::to_string(comm.size()) + " rank(s)");
+
+  o.on_iteration = progress_reporter(flags, o.n_iter, o.n_init, "HMM");
+  const HmmFitResult r = mpi::fit_hmm_distributed(comm, rank_data.rows, layout, offsets, o, options);
+  end_progress(flags);
+  if (!root) return kOk;
+  const io::HmmFitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, layout.n_rows, n_sequences, data_name};
+  return report_hmm_fit(r, o, 0, io::hmm_model_to_json(r.model, meta), layout.n_rows, n_sequences, output, trace,
+                        trace_csv, flags, {{"ranks", comm.size()}, {"reduction", d.reduction}});
+}
+
 // What main() prints before an error's message (src/cli/main.cpp), by the error's type.
 std::string error_prefix(const std::exception& e) {
   if (dynamic_cast<const DataError*>(&e)) return "bad input data: ";
@@ -224,15 +304,11 @@ void report_once(const mpi::Communicator& comm, const std::exception& e) {
   if (!std::freopen("/dev/null", "w", stderr)) std::fclose(stderr);
 }
 
-}  // namespace
-
-int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
-                        const std::string& output, const std::string& trace, const DistributedArgs& d,
-                        const GlobalFlags& flags,
-                        const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
+// `body` on this rank, its failures said once for the whole job.
+int on_every_rank(const std::function<int(mpi::Communicator&)>& body) {
   mpi::Communicator comm(nullptr, nullptr);
   try {
-    return run_on_rank(comm, data, weights, fit, output, trace, d, flags, trace_csv);
+    return body(comm);
   } catch (const mpi::AgreedFailure& agreed) {
     try {
       agreed.rethrow_typed();
@@ -252,6 +328,29 @@ int run_distributed_fit(const DataArgs& data, const std::string& weights, const 
     // Anything else may be this rank's alone: the others could wait for it forever.
     comm.abort(e.what(), kInternal);
   }
+}
+
+}  // namespace
+
+int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
+                        const std::string& output, const std::string& trace, const DistributedArgs& d,
+                        const GlobalFlags& flags,
+                        const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
+  return on_every_rank([&](mpi::Communicator& comm) {
+    return run_on_rank(comm, data, weights, fit, output, trace, d, flags, trace_csv);
+  });
+}
+
+int run_distributed_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit,
+                            const std::string& output, const std::string& trace, const DistributedArgs& d,
+                            const GlobalFlags& flags,
+                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv,
+                            bool mixture_options) {
+  return on_every_rank([&](mpi::Communicator& comm) {
+    if (mixture_options)
+      throw UsageError("--distributed fits Gaussian HMMs: leave out --n-mix and --weights with --model hmm");
+    return run_hmm_on_rank(comm, data, lengths, fit, output, trace, d, flags, trace_csv);
+  });
 }
 
 }  // namespace cuem::cli

@@ -42,7 +42,8 @@ inline void add_distributed_options(CLI::App* cmd, DistributedArgs& args) {
       ->capture_default_str()
       ->group(group);
   cmd->add_option("--segment-rows", args.segment_rows,
-                  "rows per fixed segment, the unit of the ordered sums (the model depends on it, not on the ranks)")
+                  "rows per fixed segment, the unit of the ordered sums (the model depends on it, not on the ranks); "
+                  "with --model hmm a unit is the whole sequences starting in each window of this many rows")
       ->check(CLI::PositiveNumber)
       ->capture_default_str()
       ->group(group);
@@ -55,5 +56,15 @@ int run_distributed_fit(const DataArgs& data, const std::string& weights, const 
                         const std::string& output, const std::string& trace,
                         const DistributedArgs& distributed, const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv);
+
+/// cuem fit DATA --model hmm --lengths FILE --distributed on every rank (docs/DISTRIBUTED.md):
+/// each rank keeps the rows of its units of whole sequences; rank 0 reports as cuem fit
+/// --model hmm does. `mixture_options`: --n-mix or --weights were given, which it refuses
+/// (once for the job).
+int run_distributed_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit,
+                            const std::string& output, const std::string& trace, const DistributedArgs& d,
+                            const GlobalFlags& flags,
+                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv,
+                            bool mixture_options);
 
 }  // namespace cuem::cli

@@ -51,7 +51,8 @@ std::string read_checkpoint(const Communicator& comm, const std::string& path) {
   return comm.all_gather(status, bytes)[0];
 }
 
-// The device of this rank: its local rank's turn among the node's CUDA devices.
+}  // namespace
+
 Device rank_device(Device d) {
   if (d.kind == DeviceKind::cpu) return d;
   const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
@@ -60,8 +61,6 @@ Device rank_device(Device d) {
   d.index = devices[static_cast<std::size_t>(std::atoi(local)) % devices.size()].index;
   return d;
 }
-
-}  // namespace
 
 std::vector<std::uint64_t> check_rows(DataView rows, std::size_t first_row, const SegmentLayout& layout, int rank) {
   std::vector<std::uint64_t> digests;

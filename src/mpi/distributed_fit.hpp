@@ -31,6 +31,10 @@ struct DistributedFitResult {
   long resumed_after = -1;
 };
 
+/// The device of this rank: on a CUDA device, its local rank's turn among the node's
+/// devices (OMPI_COMM_WORLD_LOCAL_RANK); the CPU as it is.
+Device rank_device(Device d);
+
 /// The checks of this rank's rows (finite values), with their position in the data:
 /// DataError naming the global row and column. Returns a digest of each of its
 /// segments' values.

@@ -141,6 +141,29 @@ SufficientStats DistributedPrimitives::reduced_stats(const std::function<Suffici
   return out;
 }
 
+std::vector<double> DistributedPrimitives::reduced_sum(
+    const std::function<std::vector<std::vector<double>>()>& local, std::size_t length) {
+  if (journal_ && journal_->replaying()) {
+    const std::string bytes = journal_->replay();
+    return Reader(bytes).get_vector<double>();
+  }
+  std::vector<std::vector<double>> parts;
+  std::vector<double> mine(length, 0.0);
+  const LocalStatus status = run_local([&] {
+    parts = local();
+    if (parts.size() != segments_.size()) throw std::logic_error("reduced_sum: one vector per local segment");
+    for (const std::vector<double>& p : parts)
+      if (p.size() != length) throw std::logic_error("reduced_sum: a vector of another length");
+    if (reduction_ == Reduction::allreduce)  // this rank's segments in order, then a plain sum over ranks
+      for (const std::vector<double>& p : parts)
+        for (std::size_t i = 0; i < length; ++i) mine[i] += p[i];
+  });
+  std::vector<double> out = reduction_ == Reduction::ordered ? comm_.ordered_sum(status, parts, length)
+                                                             : comm_.all_sum(status, mine);
+  if (journal_) journal_->record(Writer().put_vector(out).take());
+  return out;
+}
+
 void DistributedPrimitives::for_rows(
     std::size_t begin, std::size_t end,
     const std::function<void(std::size_t local_segment, std::size_t lo, std::size_t hi)>& f) const {
@@ -351,9 +374,12 @@ const char* DistributedPrimitives::name() const noexcept { return segments_[0]->
 double DistributedPrimitives::unit_roundoff() const noexcept { return segments_[0]->unit_roundoff(); }
 
 std::string DistributedPrimitives::description() const {
+  const std::string units = layout_.bounds.empty()
+                                ? " segments of " + std::to_string(layout_.segment_rows) + " rows, "
+                                : " units of the sequences starting in each window of " +
+                                      std::to_string(layout_.segment_rows) + " rows, ";
   return segments_[0]->description() + "; " + std::to_string(layout_.ranks) + " MPI rank(s), " +
-         std::to_string(layout_.segments()) + " segments of " + std::to_string(layout_.segment_rows) + " rows, " +
-         to_string(reduction_) + " reduction";
+         std::to_string(layout_.segments()) + units + to_string(reduction_) + " reduction";
 }
 
 }  // namespace cuem::mpi

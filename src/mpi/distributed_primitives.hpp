@@ -67,6 +67,17 @@ class DistributedPrimitives final : public Primitives {
   double unit_roundoff() const noexcept override;
   std::string description() const override;
 
+  /// This rank's segments' own backends, in segment order: a model whose E-step is more
+  /// than the primitives (an HMM's chain) runs it per segment and sums with reduced_sum.
+  std::size_t local_segments() const noexcept { return segments_.size(); }
+  Primitives& local_segment(std::size_t i) { return *segments_[i]; }
+
+  /// The sum of every segment's vector of `length` values over the whole data, on every
+  /// rank: `local` gives this rank's, one per local segment in order; they are folded in
+  /// global segment order (or all-reduced, by the reduction). Collective; journaled.
+  std::vector<double> reduced_sum(const std::function<std::vector<std::vector<double>>()>& local,
+                                  std::size_t length);
+
   /// Where the local passes' device description comes from, and the notice of a device
   /// fallback, if any ("" otherwise).
   const std::string& placement_notice() const noexcept { return notice_; }

@@ -13,6 +13,10 @@
 #             uninterrupted fit (and the resume says it replayed iterations)
 #   weights   --weights: R = 1..4 byte-identical (kmeans, k-means++, random_from_data; rows
 #             of weight 0 included) and close to the plain weighted fit
+#   hmm       --model hmm: sequences of unequal lengths (one longer than a segment), each
+#             covariance type, restarts, SQUAREM: R = 1..4 byte-identical and close to the
+#             plain fit; one unit on one rank is the plain fit bitwise; allreduce close; the
+#             refusals (more ranks than units, --n-mix, --checkpoint, bad lengths) say so once
 #   shards    the data split into 3 shard files (uneven, segments across their borders),
 #             named as a list and as a glob: R = 1..4 byte-identical, and bitwise the
 #             single file's model; shards of different widths: exit 3 naming the shard
@@ -33,7 +37,8 @@ mpi=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mec
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-# Relative agreement of two model JSON files' numbers (weights, means, covariances).
+# Relative agreement of two model JSON files' numbers (a mixture's weights, means and
+# covariances; an HMM's startprob, transmat, means and covariances).
 close() {
   python3 - "$1" "$2" "$3" <<'PY'
 import json, sys
@@ -44,7 +49,9 @@ def flat(v):
     else:
         yield v
 worst = 0.0
-for key in ("weights", "means", "covariances"):
+keys = [k for k in ("weights", "startprob", "transmat", "means", "covariances") if k in b]
+assert "means" in keys and all(k in a for k in keys), keys
+for key in keys:
     xa, xb = list(flat(a[key])), list(flat(b[key]))
     assert len(xa) == len(xb) and len(xa) > 0, key
     scale = max(abs(x) for x in xb) or 1.0
@@ -239,6 +246,65 @@ PY
       fi
       echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
     done
+    ;;
+  hmm)
+    gen 4000 3 4 "$work/H.npy"
+    # Sequences of 1 to 900 frames (the 900 spans several windows of 256 rows), summing to 4000.
+    python3 - "$work/H_len.txt" <<'PY' || fail "could not write the lengths"
+import random, sys
+random.seed(5)
+lengths = [1, 900, 2]
+while sum(lengths) < 3850:
+    lengths.append(random.randint(3, 120))
+lengths.append(4000 - sum(lengths))
+open(sys.argv[1], "w").write("\n".join(map(str, lengths)) + "\n")
+PY
+    hmm=(--model hmm --lengths "$work/H_len.txt")
+    for cov in full diag spherical tied; do
+      same_for_all_ranks "$work/H.npy" "${hmm[@]}" -k 3 --covariance "$cov" --max-iter 5 --tol 0 --segment-rows 256
+    done
+    same_for_all_ranks "$work/H.npy" "${hmm[@]}" -k 4 --covariance diag --n-init 2 --seed 3 --max-iter 4 --tol 0 \
+      --segment-rows 300
+    same_for_all_ranks "$work/H.npy" "${hmm[@]}" -k 3 --acceleration squarem --max-iter 8 --tol 0 --segment-rows 256
+    # One unit on one rank is the plain fit, bitwise.
+    dfit 1 "$work/H.npy" "$work/one.json" "${hmm[@]}" -k 3 --max-iter 5 --tol 0 --segment-rows 4000
+    "$cuem" fit "$work/H.npy" -q -o "$work/plain1.json" "${hmm[@]}" -k 3 --max-iter 5 --tol 0 >/dev/null ||
+      fail "plain HMM fit failed"
+    cmp "$work/one.json" "$work/plain1.json" || fail "one unit on one rank differs from the plain HMM fit"
+    echo "ok: one unit on one rank equals the plain HMM fit bitwise"
+    dfit 3 "$work/H.npy" "$work/ordered.json" "${hmm[@]}" -k 3 --max-iter 5 --tol 0 --segment-rows 256
+    dfit 3 "$work/H.npy" "$work/all.json" "${hmm[@]}" -k 3 --max-iter 5 --tol 0 --segment-rows 256 \
+      --reduction allreduce
+    close "$work/all.json" "$work/ordered.json" 1e-9 || fail "allreduce and ordered HMM fits differ"
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/H.npy" --distributed -q --json "${hmm[@]}" -k 3 --max-iter 5 --tol 0 \
+      --segment-rows 256 >"$work/d.json" || fail "distributed --json HMM fit failed"
+    "$cuem" fit "$work/H.npy" -q --json "${hmm[@]}" -k 3 --max-iter 5 --tol 0 >"$work/p.json" || fail "plain fit failed"
+    python3 - "$work/d.json" "$work/p.json" <<'PY' || fail "the JSON summaries differ"
+import json, sys
+d, p = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["ranks"] == 2 and d["n_sequences"] == p["n_sequences"] == 50, (d["ranks"], d["n_sequences"])
+assert d["n_iter"] == p["n_iter"] == 5, (d["n_iter"], p["n_iter"])
+assert abs(d["lower_bound"] - p["lower_bound"]) <= 1e-10 * abs(p["lower_bound"]), (d["lower_bound"], p["lower_bound"])
+print("ok: the distributed HMM's summary agrees with the plain fit's:", d["lower_bound"], p["lower_bound"])
+PY
+    # Refusals: exit code and one message for the job, nothing written.
+    refused() {  # code pattern ranks args...
+      local code=$1 pattern=$2 r=$3
+      shift 3
+      "${mpi[@]}" -n "$r" "$cuem" fit "$work/H.npy" --distributed -o "$work/refused.json" "$@" >/dev/null 2>"$work/err.txt"
+      local got=$?
+      [ "$got" -eq "$code" ] || { cat "$work/err.txt"; fail "$*: exit $got, expected $code"; }
+      grep -q -- "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "$*: no '$pattern' in the message"; }
+      [ "$(grep -c '^cuem:' "$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "$*: not one message"; }
+      [ ! -e "$work/refused.json" ] || fail "$*: a model was written"
+    }
+    refused 2 "make 1 unit(s), fewer than the 3 ranks" 3 "${hmm[@]}" -k 3 --segment-rows 4000
+    refused 2 "make 1 unit(s), fewer than the 2 ranks" 2 --model hmm -k 3 --segment-rows 256
+    refused 2 "leave out --n-mix" 2 "${hmm[@]}" -k 3 --n-mix 2
+    refused 2 "--checkpoint applies to distributed mixtures only" 2 "${hmm[@]}" -k 3 --checkpoint "$work/c.ckpt"
+    echo 3999 >"$work/short_len.txt"
+    refused 3 "sum to 3999 frames but the data have 4000" 2 --model hmm --lengths "$work/short_len.txt" -k 3
+    echo "ok: the HMM's refusals exit with their codes and one message"
     ;;
   shards)
     gen 3000 4 5 "$work/whole.npy"

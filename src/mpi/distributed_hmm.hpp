@@ -1,0 +1,26 @@
+#pragma once
+// A Gaussian HMM fit over MPI ranks (docs/DISTRIBUTED.md): the units of the sums are whole
+// sequences, those starting in each window of S rows (sequence_units), never split; each
+// rank runs Baum-Welch's E-step on its units and the statistics are summed in unit order,
+// so the model is bitwise the same for any number of ranks.
+#include <cstddef>
+#include <vector>
+
+#include "cuem/data_view.hpp"
+#include "cuem/hmm.hpp"
+#include "mpi/communicator.hpp"
+#include "mpi/distributed_fit.hpp"
+#include "mpi/segments.hpp"
+
+namespace cuem::mpi {
+
+/// Fits on `rows`, this rank's rows (from layout.rank_row_begin(rank) to
+/// rank_row_end(rank)) of the frames whose sequences `offsets` bounds (every sequence's, on
+/// every rank); `layout` is sequence_units(offsets, S, R). Collective: every rank calls it
+/// with the same options. Batch EM or SQUAREM on complete frames; a checkpoint, missing
+/// entries and incremental blocks are refused (InvalidArgument).
+HmmFitResult fit_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
+                                 const std::vector<std::size_t>& offsets, const HmmOptions& options,
+                                 const DistributedOptions& distributed);
+
+}  // namespace cuem::mpi
