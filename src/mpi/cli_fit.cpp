@@ -234,19 +234,19 @@ int run_hmm_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::st
   if (!root) flags.quiet = true;
   if (!data.missing.empty() && data.missing != "error")
     throw UsageError("--missing marginalize is not distributed: a distributed fit needs complete frames");
-  if (!d.checkpoint.empty())
-    throw UsageError("--checkpoint applies to distributed mixtures only: a distributed HMM fit is not journaled yet");
   HmmOptions o = hmm_options(fit_args, data);
   mpi::DistributedOptions options;
   options.segment_rows = d.segment_rows;
   options.reduction = mpi::parse_reduction(d.reduction);
+  options.checkpoint = d.checkpoint;
+  options.checkpoint_every = d.checkpoint_every;
   if (io::is_stdin_name(lengths_path))
     throw UsageError("--distributed reads DATA and --lengths from files every rank can open, not '-'");
   comm.all_gather(mpi::run_local([&] {
                     if (!root) return;
                     try {
                       check_model_output_name(output, "-o");
-                      check_outputs({output, trace}, {data.path, lengths_path});
+                      check_outputs({output, trace, d.checkpoint}, {data.path, lengths_path});
                     } catch (const std::exception& e) {
                       throw InvalidArgument(e.what());
                     }
@@ -271,12 +271,18 @@ int run_hmm_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::st
                   " unit(s) over " + std::to_string(comm.size()) + " rank(s)");
 
   o.on_iteration = progress_reporter(flags, o.n_iter, o.n_init, "HMM");
-  const HmmFitResult r = mpi::fit_hmm_distributed(comm, rank_data.rows, layout, offsets, o, options);
+  const mpi::DistributedHmmResult dr =
+      mpi::fit_hmm_distributed(comm, rank_data.rows, layout, offsets, o, options, rank_data.digest);
   end_progress(flags);
   if (!root) return kOk;
+  const HmmFitResult& r = dr.fit;
+  if (dr.resumed_after >= 0)
+    note(flags, "note: resumed from checkpoint " + d.checkpoint + " after " + std::to_string(dr.resumed_after) +
+                    " iteration(s)");
   const io::HmmFitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, layout.n_rows, n_sequences, data_name};
   return report_hmm_fit(r, o, 0, io::hmm_model_to_json(r.model, meta), layout.n_rows, n_sequences, output, trace,
-                        trace_csv, flags, {{"ranks", comm.size()}, {"reduction", d.reduction}});
+                        trace_csv, flags,
+                        {{"ranks", comm.size()}, {"reduction", d.reduction}, {"resumed_after", dr.resumed_after}});
 }
 
 // What main() prints before an error's message (src/cli/main.cpp), by the error's type.

@@ -62,6 +62,45 @@ Device rank_device(Device d) {
   return d;
 }
 
+Checkpoint::Checkpoint(const Communicator& comm, const DistributedOptions& d, std::string signature)
+    : comm_(comm), d_(d), signature_(std::move(signature)) {
+  if (d_.checkpoint_every < 1) throw InvalidArgument("checkpoint_every must be at least 1");
+  if (d_.checkpoint.empty()) return;
+  const std::string bytes = read_checkpoint(comm, d_.checkpoint);
+  long saved_iterations = 0;
+  // Every rank parses the same bytes, but a failure (memory) may still be one rank's.
+  const LocalStatus parsed = run_local([&] {
+    if (!bytes.empty()) journal_ = Journal::parse(bytes, signature_, d_.checkpoint, &saved_iterations);
+  });
+  comm.all_gather(parsed, std::string());
+  if (!bytes.empty()) resumed_after_ = saved_iterations;
+  saved_entries_ = journal_.size();
+}
+
+std::function<bool(const IterationInfo&)> Checkpoint::writing(std::function<bool(const IterationInfo&)> user) {
+  if (d_.checkpoint.empty()) return user;
+  // Every checkpoint_every iterations (counted over restarts), once the replay is over,
+  // rank 0 writes the journal; every rank learns whether that worked.
+  return [this, user = std::move(user)](const IterationInfo& info) {
+    ++iterations_;
+    if (iterations_ % d_.checkpoint_every == 0 && !journal_.replaying() && journal_.size() > saved_entries_) {
+      const LocalStatus status = run_local([&] {
+        if (comm_.rank() != 0) return;
+        try {
+          io::write_file_atomically(d_.checkpoint, journal_.serialize(signature_, iterations_));
+        } catch (const std::exception& e) {
+          throw InvalidArgument(std::string("cannot write the checkpoint: ") + e.what());
+        }
+      });
+      comm_.all_gather(status, std::string());
+      saved_entries_ = journal_.size();
+    }
+    return user ? user(info) : true;
+  };
+}
+
+std::uint64_t fnv1a_bytes(std::uint64_t h, const void* data, std::size_t n) { return fnv1a(h, data, n); }
+
 std::vector<std::uint64_t> check_rows(DataView rows, std::size_t first_row, const SegmentLayout& layout, int rank) {
   std::vector<std::uint64_t> digests;
   for (std::size_t j = layout.first_segment(rank); j < layout.end_segment(rank); ++j) {
@@ -93,51 +132,18 @@ DistributedFitResult fit_distributed(const Communicator& comm, DataView rows, co
                                      const FitOptions& options, const DistributedOptions& d,
                                      std::uint64_t data_digest, WeightView weights) {
   if (!(d.segment_rows >= 1)) throw InvalidArgument("segment_rows must be at least 1");
-  if (d.checkpoint_every < 1) throw InvalidArgument("checkpoint_every must be at least 1");
   DistributedFitResult out;
   std::uint64_t digest = data_digest;
   if (!weights.empty()) digest = fnv1a(digest, weights.data, weights.n * sizeof(double));  // another data set
-  const std::string signature = signature_of(layout, rows.n_cols, options, d, digest);
-  Journal journal;
-  long saved_iterations = 0;
-  if (!d.checkpoint.empty()) {
-    const std::string bytes = read_checkpoint(comm, d.checkpoint);
-    // Every rank parses the same bytes, but a failure (memory) may still be one rank's.
-    const LocalStatus parsed = run_local([&] {
-      if (!bytes.empty()) journal = Journal::parse(bytes, signature, d.checkpoint, &saved_iterations);
-    });
-    comm.all_gather(parsed, std::string());
-    if (!bytes.empty()) out.resumed_after = saved_iterations;
-  }
+  Checkpoint checkpoint(comm, d, signature_of(layout, rows.n_cols, options, d, digest));
+  out.resumed_after = checkpoint.resumed_after();
   const Device device = rank_device(options.device);
   const PrimitivesRequest request{device, options.precision, options.device_memory_limit, options.cuda_tuning};
-  auto prims = std::make_unique<DistributedPrimitives>(comm, layout, rows, request, d.reduction,
-                                                       d.checkpoint.empty() ? nullptr : &journal, weights);
+  auto prims = std::make_unique<DistributedPrimitives>(comm, layout, rows, request, d.reduction, checkpoint.journal(),
+                                                       weights);
   DistributedPrimitives& distributed = *prims;
-
   FitOptions o = options;
-  long iterations = 0;
-  std::size_t saved_entries = journal.size();
-  if (!d.checkpoint.empty()) {
-    // Every checkpoint_every iterations (counted over restarts), once the replay is over,
-    // rank 0 writes the journal; every rank learns whether that worked.
-    o.on_iteration = [&, user = options.on_iteration](const IterationInfo& info) {
-      ++iterations;
-      if (iterations % d.checkpoint_every == 0 && !journal.replaying() && journal.size() > saved_entries) {
-        const LocalStatus status = run_local([&] {
-          if (comm.rank() != 0) return;
-          try {
-            io::write_file_atomically(d.checkpoint, journal.serialize(signature, iterations));
-          } catch (const std::exception& e) {
-            throw InvalidArgument(std::string("cannot write the checkpoint: ") + e.what());
-          }
-        });
-        comm.all_gather(status, std::string());
-        saved_entries = journal.size();
-      }
-      return user ? user(info) : true;
-    };
-  }
+  o.on_iteration = checkpoint.writing(options.on_iteration);
 
   Resources resources({device, o.precision, o.n_threads, o.device_memory_limit, o.cuda_tuning});
   // The placed data are the distributed primitives; the view gives only the shape (the

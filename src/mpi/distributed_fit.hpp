@@ -4,12 +4,14 @@
 // fitted model is the same on every rank. Checkpoints journal the collective results.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "cuem/data_view.hpp"
 #include "cuem/fit.hpp"
 #include "cuem/options.hpp"
+#include "mpi/checkpoint.hpp"
 #include "mpi/communicator.hpp"
 #include "mpi/distributed_primitives.hpp"
 #include "mpi/segments.hpp"
@@ -30,6 +32,35 @@ struct DistributedFitResult {
   /// Iterations the checkpoint held when the fit resumed from it; -1 when it did not.
   long resumed_after = -1;
 };
+
+/// A distributed fit's checkpoint (DistributedOptions::checkpoint, "" for none): the
+/// journal of its collective results, read where the file exists (InvalidArgument when it
+/// belongs to a fit of another `signature`: options and data), and written by rank 0 every
+/// checkpoint_every iterations once the replay is over. Collective.
+class Checkpoint {
+ public:
+  Checkpoint(const Communicator& comm, const DistributedOptions& d, std::string signature);
+  Checkpoint(const Checkpoint&) = delete;
+  Checkpoint& operator=(const Checkpoint&) = delete;
+  /// For the distributed primitives: null without a checkpoint.
+  Journal* journal() noexcept { return d_.checkpoint.empty() ? nullptr : &journal_; }
+  /// Iterations the file held when the fit resumed from it; -1 when it did not.
+  long resumed_after() const noexcept { return resumed_after_; }
+  /// `user` (may be empty) called after writing the journal where it is due.
+  std::function<bool(const IterationInfo&)> writing(std::function<bool(const IterationInfo&)> user);
+
+ private:
+  const Communicator& comm_;
+  const DistributedOptions& d_;
+  std::string signature_;
+  Journal journal_;
+  long resumed_after_ = -1;
+  long iterations_ = 0;
+  std::size_t saved_entries_ = 0;
+};
+
+/// FNV-1a over n bytes, continued from h: the digests of data and options.
+std::uint64_t fnv1a_bytes(std::uint64_t h, const void* data, std::size_t n);
 
 /// The device of this rank: on a CUDA device, its local rank's turn among the node's
 /// devices (OMPI_COMM_WORLD_LOCAL_RANK); the CPU as it is.

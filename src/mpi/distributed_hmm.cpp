@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "core/hmm_fit.hpp"
@@ -13,23 +14,59 @@
 #include "mpi/distributed_model.hpp"
 
 namespace cuem::mpi {
+namespace {
 
-HmmFitResult fit_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
-                                 const std::vector<std::size_t>& offsets, const HmmOptions& o,
-                                 const DistributedOptions& d) {
+std::uint64_t digest_of(std::uint64_t h, const std::vector<double>& v) {
+  const std::uint64_t n = v.size();
+  return fnv1a_bytes(fnv1a_bytes(h, &n, sizeof n), v.data(), v.size() * sizeof(double));
+}
+
+// What a checkpoint belongs to: the options that shape the fit, the units, and the data
+// with their sequences.
+std::string signature_of(const SegmentLayout& layout, std::size_t D, const std::vector<std::size_t>& offsets,
+                         const HmmOptions& o, const DistributedOptions& d, std::uint64_t data_digest) {
+  std::uint64_t h = fnv1a_bytes(data_digest, offsets.data(), offsets.size() * sizeof(std::size_t));
+  // The given start and the priors (the defaults where the caller gave none).
+  for (const std::vector<double>* v : {&o.startprob_init, &o.transmat_init, &o.means_init, &o.covars_init,
+                                       &o.priors.startprob_prior, &o.priors.transmat_prior, &o.priors.means_prior,
+                                       &o.priors.means_weight, &o.priors.covars_prior})
+    h = digest_of(h, *v);
+  h = fnv1a_bytes(h, &o.priors.covars_weight, sizeof o.priors.covars_weight);
+  std::ostringstream s;
+  s.precision(17);
+  s << "Gaussian HMM, N " << layout.n_rows << ", D " << D << ", K " << o.n_components << ", "
+    << to_string(o.covariance_type) << ", init_params '" << o.init_params << "', params '" << o.params
+    << "', seed " << o.seed << ", n_init " << o.n_init << ", n_iter " << o.n_iter << ", tol " << o.tol
+    << ", min_covar " << o.min_covar << ", " << to_string(o.acceleration) << ", " << to_string(o.precision)
+    << ", units of " << layout.segment_rows << " rows, " << to_string(d.reduction);
+  if (d.reduction == Reduction::allreduce) s << " over " << layout.ranks << " ranks";
+  s << ", data, sequences and parameters digest " << std::hex << h;
+  return s.str();
+}
+
+}  // namespace
+
+DistributedHmmResult fit_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
+                                         const std::vector<std::size_t>& offsets, const HmmOptions& o,
+                                         const DistributedOptions& d, std::uint64_t data_digest) {
   // The whole data's shape: the start reads rows through the primitives.
   const DataView shape(static_cast<const double*>(nullptr), layout.n_rows, rows.n_cols);
   validate_hmm_options(o, shape);
   if (o.incremental_blocks > 1) throw InvalidArgument("a distributed HMM fit runs batch EM: incremental_blocks must be 1");
   if (o.missing != MissingPolicy::error)
     throw InvalidArgument("a distributed HMM fit needs complete frames (missing entries are not distributed)");
-  if (!d.checkpoint.empty()) throw InvalidArgument("a distributed HMM fit takes no checkpoint yet");
   if (offsets.empty() || offsets.front() != 0 || offsets.back() != layout.n_rows)
     throw Error("internal: sequence offsets of other data");
 
+  DistributedHmmResult out;
+  Checkpoint checkpoint(comm, d, signature_of(layout, rows.n_cols, offsets, o, d, data_digest));
+  out.resumed_after = checkpoint.resumed_after();
+  HmmOptions with_checkpoint = o;
+  with_checkpoint.on_iteration = checkpoint.writing(o.on_iteration);
+
   const engine::ThreadCountScope threads(o.n_threads);
   const PrimitivesRequest request{rank_device(o.device), o.precision, o.device_memory_limit, {}};
-  DistributedPrimitives prims(comm, layout, rows, request, d.reduction, nullptr);
+  DistributedPrimitives prims(comm, layout, rows, request, d.reduction, checkpoint.journal());
   prims.reserve(o.covariance_type, o.n_components);
   KMeansShared shared;
   engine::GaussianHmmEM whole(prims, shape, offsets, o, shared);
@@ -52,12 +89,13 @@ HmmFitResult fit_hmm_distributed(const Communicator& comm, DataView rows, const 
     units.push_back(owned.back().get());
   }
   DistributedModel<engine::GaussianHmmEM> model(whole, units, prims);
-  const engine::BatchOptions batch = hmm_batch_options(o);
+  const engine::BatchOptions batch = hmm_batch_options(with_checkpoint);
   engine::BatchResult<HmmModel> run = o.acceleration == Acceleration::squarem ? engine::run_squarem_em(model, batch)
                                                                               : engine::run_batch_em(model, batch);
   std::vector<std::string> notices;
   if (!prims.placement_notice().empty()) notices.push_back(prims.placement_notice());
-  return hmm_fit_result(run, prims.description(), whole.empty_states(), std::move(notices));
+  out.fit = hmm_fit_result(run, prims.description(), whole.empty_states(), std::move(notices));
+  return out;
 }
 
 }  // namespace cuem::mpi

@@ -4,6 +4,7 @@
 // rank runs Baum-Welch's E-step on its units and the statistics are summed in unit order,
 // so the model is bitwise the same for any number of ranks.
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "cuem/data_view.hpp"
@@ -14,13 +15,20 @@
 
 namespace cuem::mpi {
 
+struct DistributedHmmResult {
+  HmmFitResult fit;
+  /// Iterations the checkpoint held when the fit resumed from it; -1 when it did not.
+  long resumed_after = -1;
+};
+
 /// Fits on `rows`, this rank's rows (from layout.rank_row_begin(rank) to
 /// rank_row_end(rank)) of the frames whose sequences `offsets` bounds (every sequence's, on
 /// every rank); `layout` is sequence_units(offsets, S, R). Collective: every rank calls it
-/// with the same options. Batch EM or SQUAREM on complete frames; a checkpoint, missing
-/// entries and incremental blocks are refused (InvalidArgument).
-HmmFitResult fit_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
-                                 const std::vector<std::size_t>& offsets, const HmmOptions& options,
-                                 const DistributedOptions& distributed);
+/// with the same options. Batch EM or SQUAREM on complete frames (missing entries and
+/// incremental blocks are refused: InvalidArgument). `data_digest` (data_digest(), every
+/// rank's the same) ties a checkpoint to its data.
+DistributedHmmResult fit_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
+                                         const std::vector<std::size_t>& offsets, const HmmOptions& options,
+                                         const DistributedOptions& distributed, std::uint64_t data_digest);
 
 }  // namespace cuem::mpi

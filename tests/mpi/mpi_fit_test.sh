@@ -16,7 +16,9 @@
 #   hmm       --model hmm: sequences of unequal lengths (one longer than a segment), each
 #             covariance type, restarts, SQUAREM: R = 1..4 byte-identical and close to the
 #             plain fit; one unit on one rank is the plain fit bitwise; allreduce close; the
-#             refusals (more ranks than units, --n-mix, --checkpoint, bad lengths) say so once
+#             refusals (more ranks than units, --n-mix, bad lengths) say so once
+#   hmm_resume  a checkpointed HMM fit killed mid-way, resumed on 2 and on 3 ranks, ends
+#             byte-identical to an uninterrupted fit; another fit's checkpoint is refused
 #   shards    the data split into 3 shard files (uneven, segments across their borders),
 #             named as a list and as a glob: R = 1..4 byte-identical, and bitwise the
 #             single file's model; shards of different widths: exit 3 naming the shard
@@ -301,10 +303,41 @@ PY
     refused 2 "make 1 unit(s), fewer than the 3 ranks" 3 "${hmm[@]}" -k 3 --segment-rows 4000
     refused 2 "make 1 unit(s), fewer than the 2 ranks" 2 --model hmm -k 3 --segment-rows 256
     refused 2 "leave out --n-mix" 2 "${hmm[@]}" -k 3 --n-mix 2
-    refused 2 "--checkpoint applies to distributed mixtures only" 2 "${hmm[@]}" -k 3 --checkpoint "$work/c.ckpt"
     echo 3999 >"$work/short_len.txt"
     refused 3 "sum to 3999 frames but the data have 4000" 2 --model hmm --lengths "$work/short_len.txt" -k 3
     echo "ok: the HMM's refusals exit with their codes and one message"
+    ;;
+  hmm_resume)
+    gen 40000 4 4 "$work/big.npy"
+    python3 -c "import sys; open(sys.argv[1], 'w').write(' '.join(['100'] * 400))" "$work/len.txt" ||
+      fail "could not write the lengths"
+    opts=(--model hmm --lengths "$work/len.txt" -k 4 --covariance diag --max-iter 600 --tol 0 --segment-rows 4096)
+    dfit 2 "$work/big.npy" "$work/straight.json" "${opts[@]}"
+    opts+=(--checkpoint "$work/fit.ckpt" --checkpoint-every 20)
+    "${mpi[@]}" -n 2 bash -c '[ "$OMPI_COMM_WORLD_RANK" = 1 ] && echo $$ >"$0/rank1.pid"; exec "$@"' "$work" \
+      "$cuem" fit "$work/big.npy" --distributed -q -o "$work/killed.json" "${opts[@]}" >/dev/null 2>&1 &
+    job=$!
+    for _ in $(seq 300); do [ -s "$work/fit.ckpt" ] && break; sleep 0.05; done
+    [ -s "$work/fit.ckpt" ] || fail "no checkpoint was written"
+    kill -KILL "$(cat "$work/rank1.pid")" || fail "rank 1 had already ended: the fit was too short for the test"
+    wait "$job" && fail "mpirun exited 0 after a rank was killed"
+    [ ! -e "$work/killed.json" ] || fail "a killed fit wrote a model"
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/big.npy" --distributed -o "$work/resumed.json" "${opts[@]}" \
+      2>"$work/err.txt" >/dev/null || { cat "$work/err.txt"; fail "the resumed HMM fit failed"; }
+    grep -o "resumed from checkpoint .*" "$work/err.txt" || fail "the fit did not say it resumed"
+    cmp -s "$work/straight.json" "$work/resumed.json" || fail "the resumed HMM fit differs from the uninterrupted one"
+    dfit 3 "$work/big.npy" "$work/resumed3.json" "${opts[@]}"
+    cmp -s "$work/straight.json" "$work/resumed3.json" || fail "the HMM resume on 3 ranks differs"
+    echo "ok: the resumed HMM fit is byte-identical to the uninterrupted one (on 2 and 3 ranks)"
+    # Another fit (other states) refuses the checkpoint, naming both.
+    "${mpi[@]}" -n 2 "$cuem" fit "$work/big.npy" --distributed -o "$work/other.json" \
+      --model hmm --lengths "$work/len.txt" -k 3 --covariance diag --max-iter 600 --tol 0 --segment-rows 4096 \
+      --checkpoint "$work/fit.ckpt" >/dev/null 2>"$work/err.txt"
+    code=$?
+    [ "$code" -eq 2 ] && grep -q "belongs to another fit" "$work/err.txt" ||
+      { cat "$work/err.txt"; fail "another HMM fit's checkpoint: exit $code"; }
+    [ ! -e "$work/other.json" ] || fail "a refused fit wrote a model"
+    echo "ok: another fit's checkpoint is refused"
     ;;
   shards)
     gen 3000 4 5 "$work/whole.npy"
