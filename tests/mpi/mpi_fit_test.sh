@@ -8,7 +8,7 @@
 #             column; exit code 3 on every rank, no hang
 #   kill      SIGKILL to rank 1 mid-fit: mpirun ends the whole job, non-zero, within 60 s
 #   emulated  the emulated CUDA backend (the mpi_emulated_fit driver, $3): R = 1..4 bitwise
-#             identical, within float32 rounding of the CPU fit; with weights too
+#             identical, within float32 rounding of the CPU fit; with weights too; the HMM too
 #   resume    a checkpointed fit killed mid-way, resumed, ends byte-identical to an
 #             uninterrupted fit (and the resume says it replayed iterations)
 #   weights   --weights: R = 1..4 byte-identical (kmeans, k-means++, random_from_data; rows
@@ -247,6 +247,29 @@ PY
         cmp -s "$work/emu_1.bin" "$work/unweighted.bin" && fail "the weighted emulated fit equals the unweighted one"
       fi
       echo "ok: emulated CUDA R = 1..4 bitwise identical ($cfg)"
+    done
+    # The Gaussian HMM: units of whole sequences, each on its own emulated CUDA backend
+    # (emissions, the device chain and the statistics).
+    for cfg in "full 3 2000 3 300" "diag 4 2500 3 400" "spherical 2 1500 2 256" "tied 3 2000 2 300"; do
+      set -- $cfg
+      for r in 1 2 3 4; do
+        "${mpi[@]}" -n $r "$driver" "$work/emu_$r.bin" cuda "$1" "$2" "$3" "$4" "$5" 4 hmm >"$work/emu_out.txt" ||
+          fail "emulated HMM fit on $r ranks failed ($cfg)"
+      done
+      grep -q "^cuda.*units of the sequences" "$work/emu_out.txt" ||
+        fail "the HMM fit did not run on the (emulated) CUDA device: $(cat "$work/emu_out.txt")"
+      for r in 2 3 4; do cmp -s "$work/emu_1.bin" "$work/emu_$r.bin" || fail "emulated HMM R = $r differs ($cfg)"; done
+      "${mpi[@]}" -n 2 "$driver" "$work/cpu.bin" cpu "$1" "$2" "$3" "$4" "$5" 4 hmm >/dev/null || fail "CPU HMM fit failed"
+      python3 - "$work/emu_1.bin" "$work/cpu.bin" <<'PY' || fail "emulated and CPU HMM fits differ ($cfg)"
+import struct, sys
+a, b = (open(p, "rb").read() for p in sys.argv[1:3])
+x, y = struct.unpack(f"{len(a)//8}d", a), struct.unpack(f"{len(b)//8}d", b)
+assert len(x) == len(y) > 0
+worst = max(abs(u - v) for u, v in zip(x, y)) / max(abs(v) for v in y)
+print(f"emulated HMM against CPU float64: largest relative difference {worst:.3g}")
+sys.exit(0 if worst < 1e-4 else 1)
+PY
+      echo "ok: emulated CUDA HMM R = 1..4 bitwise identical ($cfg)"
     done
     ;;
   hmm)
