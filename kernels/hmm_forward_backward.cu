@@ -8,6 +8,10 @@
 // blocks) fill the device; K <= 64 keeps a block's transition sums and vectors in shared
 // memory. Few long sequences are cut into chunks that run as items of the same kernel
 // from messages formed by the chunks' matrix products (below, "long sequences in chunks").
+// Large K (65 to 512): a sequence across a block of up to eight warps, each thread its
+// states' K multiply-adds a step, the transition sums in the group's slice of device
+// memory (K^2 doubles, too many for shared memory), no chunks (their products' K^3 a frame
+// would cost K times the chain itself).
 //
 // Forward: v_t(j) = (sum_i v_{t-1}(i) A_ij) / c_{t-1} * b_t(j), c_t = sum_j v_t(j) (summed
 // by every thread in state order, so all threads agree without a second barrier),
@@ -34,6 +38,7 @@ namespace {
 
 // The bytes of the groups' sums kept on the device at once bound the number of groups.
 constexpr std::size_t kGroupSumsBytes = std::size_t{64} << 20;
+constexpr std::size_t kMinGroups = 64;
 
 struct ChainArgs {
   const double* pi;
@@ -53,6 +58,7 @@ struct ChainArgs {
   double* group_start;  // G x K
   double* group_trans;  // G x K x K
   long long* bad;       // G x 2: item and frame (of the whole data) first impossible, -1 none
+  double* xi;           // G x K x K: an item's transition sums where K > kHmmSharedSumsStates (else null)
 };
 
 constexpr unsigned char kStartsSequence = kHmmStartsSequence, kEndsSequence = kHmmEndsSequence;
@@ -61,13 +67,14 @@ __global__ void hmm_chain_kernel(ChainArgs p) {
   CUEM_DYNAMIC_SHARED(smem);
   const int K = p.K;
   const std::size_t uK = static_cast<std::size_t>(K), KK = uK * uK;
-  double* xi = reinterpret_cast<double*>(smem);  // KK
-  double* v = xi + KK;                           // 2K (forward)
+  double* shared = reinterpret_cast<double*>(smem);
+  const std::size_t g = blockIdx.x;
+  double* xi = p.xi ? p.xi + g * KK : shared;  // KK, in shared memory up to kHmmSharedSumsStates
+  double* v = p.xi ? shared : shared + KK;     // 2K (forward)
   double* u = v + 2 * uK;                        // 3K (backward)
   double* ab = u + 3 * uK;                       // 3K
   double* gb = ab + 3 * uK;                      // 3K
   const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
-  const std::size_t g = blockIdx.x;
   const std::size_t q0 = p.S * g / p.G, q1 = p.S * (g + 1) / p.G;
   for (std::size_t e = static_cast<std::size_t>(tid); e < KK; e += static_cast<std::size_t>(nt)) xi[e] = 0.0;
   double ll_group = 0.0;  // thread 0's
@@ -142,7 +149,7 @@ __global__ void hmm_chain_kernel(ChainArgs p) {
         gq[t * uK + static_cast<std::size_t>(j)] = gb[at * uK + static_cast<std::size_t>(j)] / G;
       if (t + 1 < T) {
         const double scale = 1.0 / (cq[t + 1] * G_next);
-        // int indices: K <= 64, and a 64-bit division costs tens of instructions here.
+        // int indices: K^2 fits (K <= 512), and a 64-bit division costs tens of instructions here.
         const double* at_vec = ab + at * uK;
         for (int e = tid; e < K * K; e += nt) xi[e] += at_vec[e / K] * un[e % K] * scale;
       }
@@ -439,9 +446,9 @@ __global__ void hmm_chunk_tree_messages_kernel(TreeMessageArgs p) {
 // holds a few thousand of these blocks): the products cost K times the chain's work a
 // frame, which many sequences of moderate length do not repay (bench/NOTES.md).
 constexpr std::size_t kChunkBelowSequences = 256, kMinChunkFrames = 256;
-std::size_t chunk_frames(std::size_t T, std::size_t S, std::size_t forced) {
+std::size_t chunk_frames(std::size_t T, std::size_t S, std::size_t forced, int K) {
   if (forced) return T > forced ? forced : 0;
-  if (S >= kChunkBelowSequences) return 0;
+  if (S >= kChunkBelowSequences || K > kHmmSharedSumsStates) return 0;
   const std::size_t C =
       std::max(kMinChunkFrames, static_cast<std::size_t>(std::ceil(std::sqrt(static_cast<double>(T)))));
   return T >= 2 * C ? C : 0;
@@ -450,14 +457,14 @@ std::size_t chunk_frames(std::size_t T, std::size_t S, std::size_t forced) {
 
 }  // namespace
 
-int hmm_chain_threads(int K) noexcept { return K <= 32 ? 32 : 64; }
+int hmm_chain_threads(int K) noexcept { return K <= 32 ? 32 : K <= 64 ? 64 : K <= 128 ? 128 : 256; }
 
-HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames) {
+HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames, int K) {
   HmmItems it;
   const std::size_t S = offsets.size() - 1;
   for (std::size_t q = 0; q < S; ++q) {
     const std::size_t lo = offsets[q], hi = offsets[q + 1], T = hi - lo;
-    const std::size_t C = chunk_frames(T, S, forced_chunk_frames);
+    const std::size_t C = chunk_frames(T, S, forced_chunk_frames, K);
     if (C == 0) {
       it.first.push_back(it.flags.size());
       it.last.push_back(it.flags.size() + 1);
@@ -523,19 +530,24 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   std::fill(trans, trans + KK, 0.0);
   if (S == 0 || N == 0) return out;
   // The items: whole sequences, or chunks of the long ones when there are few sequences.
-  const HmmItems it = hmm_items(offsets, in.chunk_frames);
+  const HmmItems it = hmm_items(offsets, in.chunk_frames, K);
   const std::vector<std::size_t>&items = it.bounds, &from = it.from, &to = it.to, &seq_lo = it.seq_lo,
                                    &item_begin = it.item_begin, &item_end = it.item_end;
   const std::vector<unsigned char>& flags = it.flags;
   const std::size_t I = flags.size(), n_chunked = seq_lo.size();
-  const std::size_t per_group = (KK + uK + 3) * sizeof(double);
-  const std::size_t G = std::min<std::size_t>({I, std::max<std::size_t>(1, kGroupSumsBytes / per_group),
+  const bool shared_sums = K <= kHmmSharedSumsStates;
+  const std::size_t per_group = ((shared_sums ? 1 : 2) * KK + uK + 3) * sizeof(double);
+  // At least kMinGroups blocks where the items allow, however large K: fewer leave the
+  // device idle.
+  const std::size_t G = std::min<std::size_t>({I, std::max<std::size_t>(kMinGroups, kGroupSumsBytes / per_group),
                                                std::size_t{0x7fffffff}});
   const bool tree = hmm_use_tree(it, in.scan);
   const std::size_t stride = (tree ? 4 : 2) * KK;  // per item: the product and its scratch, the tree's halves
   const std::size_t chunk_doubles = n_chunked ? I * (stride + 2 * uK) : 0;
   const ScopedDevice on(device);
-  if (!hmm_scratch_fits((2 * N * uK + 2 * N + G * (1 + uK + KK) + uK + 2 * KK + chunk_doubles) * sizeof(double) +
+  const std::size_t xi_doubles = shared_sums ? 0 : G * KK;
+  if (!hmm_scratch_fits((2 * N * uK + 2 * N + G * (1 + uK + KK) + uK + 2 * KK + chunk_doubles + xi_doubles) *
+                            sizeof(double) +
                       (I + 1) * (sizeof(std::size_t) + 5 * sizeof(std::size_t) + 1))) {
     out.ran = false;
     return out;
@@ -550,6 +562,7 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   DeviceBuffer<long long> bad(2 * G);
   DeviceBuffer<unsigned char> flag_dev(I);
   DeviceBuffer<double> chunk_work(chunk_doubles);  // per item: the product (2 K^2), a_in, r_in
+  DeviceBuffer<double> xi_work(xi_doubles);        // per group: an item's transition sums (large K)
   DeviceBuffer<std::size_t> chunk_index(n_chunked ? (tree ? 4 : 2) * I + 3 * n_chunked : 0);
   CUEM_CUDA_CHECK(cudaMemcpyAsync(model.data(), in.startprob, uK * sizeof(double), cudaMemcpyHostToDevice, st));
   CUEM_CUDA_CHECK(
@@ -607,8 +620,8 @@ HmmChainResult hmm_chain_pass(int device, const HmmChainInput& in, double* start
   }
   ChainArgs args{model.data(), model.data() + uK, model.data() + uK + KK, K, offs.data(), flag_dev.data(), a_in,
                  r_in, I, G, b.data(), s.data(), a.data(), c.data(), sums.data(), sums.data() + G,
-                 sums.data() + G * (1 + uK), bad.data()};
-  const std::size_t shared = (KK + 11 * uK) * sizeof(double);
+                 sums.data() + G * (1 + uK), bad.data(), shared_sums ? nullptr : xi_work.data()};
+  const std::size_t shared = ((shared_sums ? KK : 0) + 11 * uK) * sizeof(double);
   CUEM_LAUNCH(hmm_chain_kernel, checked_cast<unsigned>(G, "HMM chain blocks"), threads, shared, st)(args);
   CUEM_CUDA_CHECK_LAUNCH();
   std::vector<double> host_sums(sums.size());

@@ -7,11 +7,19 @@
 
 namespace cuem::cuda {
 
-/// The largest K the device chain takes (the block's transition sums and vectors live in
-/// shared memory); larger K stays on the host chain.
-inline constexpr int kHmmChainMaxStates = 64;
+/// The largest K the device chain takes: a block's eleven K-vectors live in shared memory
+/// (45 KB at 512, under the 48 KiB every device gives without opting in); larger K stays
+/// on the host chain.
+inline constexpr int kHmmChainMaxStates = 512;
+/// Up to this K a block's K x K transition sums live in shared memory too; above, in the
+/// group's slice of device memory (the same entries by the same threads in the same order,
+/// so the sums do not change). Also the largest K whose long sequences are cut into chunks
+/// by shape (a chunk product costs K^3 a frame: above, one block runs a sequence across its
+/// threads).
+inline constexpr int kHmmSharedSumsStates = 64;
 
-/// The threads of a block for K states: one warp up to 32, two up to 64.
+/// The threads of a block for K states: one warp up to 32, two up to 64, four up to 128,
+/// eight above.
 int hmm_chain_threads(int K) noexcept;
 
 /// Whether `bytes` of scratch fit in the current device's free memory with a tenth to spare.
@@ -38,7 +46,8 @@ inline constexpr unsigned char kHmmStartsSequence = 1, kHmmEndsSequence = 2;
 
 /// The items the device passes run, as both the forward-backward and Viterbi take them:
 /// whole sequences, or the chunks of long ones where the sequences are too few to fill
-/// the device (or every sequence longer than `forced` frames in chunks of `forced`).
+/// the device and K is at most kHmmSharedSumsStates (or every sequence longer than `forced`
+/// frames in chunks of `forced`, whatever K).
 struct HmmItems {
   std::vector<std::size_t> bounds{0};  ///< I + 1 item boundaries (frames of the whole data)
   std::vector<unsigned char> flags;    ///< I: kHmmStartsSequence | kHmmEndsSequence
@@ -52,7 +61,7 @@ struct HmmItems {
   std::size_t size() const noexcept { return flags.size(); }
   std::size_t chunked() const noexcept { return seq_lo.size(); }
 };
-HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames);
+HmmItems hmm_items(const std::vector<std::size_t>& offsets, std::size_t forced_chunk_frames, int K);
 
 /// Whether the chunks' entering messages take the tree: forced, or a sequence of more
 /// chunks than the predicted crossover (bench/NOTES.md).

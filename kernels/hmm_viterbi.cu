@@ -370,7 +370,7 @@ HmmChainResult hmm_viterbi(int device, const HmmChainInput& in, int* states, int
   const std::size_t S = offsets.size() - 1, N = offsets.back(), uK = static_cast<std::size_t>(K), KK = uK * uK;
   HmmChainResult out;
   if (S == 0 || N == 0) return out;
-  const HmmItems it = hmm_items(offsets, in.chunk_frames);
+  const HmmItems it = hmm_items(offsets, in.chunk_frames, K);
   const std::size_t I = it.size(), n_chunked = it.chunked();
   const std::size_t most_chunks = hmm_most_chunks(it);
   const bool tree = hmm_use_tree(it, in.scan);

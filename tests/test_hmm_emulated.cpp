@@ -345,6 +345,10 @@ TEST_P(HmmDeviceChain, ChunkedMatchesTheHostChain) {
   std::vector<std::pair<std::size_t, ChunkScan>> forms{
       {16, ChunkScan::sequential}, {16, ChunkScan::tree}, {0, ChunkScan::by_shape}};
   if (K <= 16) forms.emplace_back(1, ChunkScan::tree);  // a first chunk of one frame; 700 chunks
+  // Large K: by shape no chunks at all; forced ones (their K^3 products) only where the
+  // emulator takes them in seconds.
+  if (K > 64) forms = K <= 100 ? decltype(forms){{0, ChunkScan::by_shape}, {300, ChunkScan::sequential}}
+                               : decltype(forms){{0, ChunkScan::by_shape}};
   for (const auto& [chunk, scan] : forms) {
     std::vector<double> first_gamma, first_trans;
     double first_ll = 0.0;
@@ -437,6 +441,8 @@ TEST_P(HmmDeviceChain, ViterbiChunkedMatchesTheHost) {
   std::vector<std::pair<std::size_t, ChunkScan>> forms{
       {16, ChunkScan::sequential}, {16, ChunkScan::tree}, {1, ChunkScan::sequential}, {0, ChunkScan::by_shape}};
   if (K <= 16) forms.emplace_back(1, ChunkScan::tree);  // 700 chunks: the emulator's K^3 levels take long beyond
+  if (K > 64) forms = K <= 100 ? decltype(forms){{0, ChunkScan::by_shape}, {300, ChunkScan::sequential}}
+                               : decltype(forms){{0, ChunkScan::by_shape}};
   for (const auto& [chunk, scan] : forms) {
     std::vector<int> first;
     double first_lp = 0.0;
@@ -459,8 +465,40 @@ TEST_P(HmmDeviceChain, ViterbiChunkedMatchesTheHost) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(States, HmmDeviceChain, ::testing::Values(1, 2, 3, 8, 17, 33, 64),
+// 65 and 130: the transition sums in device memory, blocks of four and eight warps.
+INSTANTIATE_TEST_SUITE_P(States, HmmDeviceChain, ::testing::Values(1, 2, 3, 8, 17, 33, 64, 65, 130),
                          [](const auto& info) { return "K" + std::to_string(info.param); });
+
+// The largest K the device chain takes (its vectors fill most of 48 KiB of shared memory):
+// forward-backward and Viterbi against the host's, on short sequences, more of them than
+// the kernel's 64 groups (so that a group's transition sums in device memory serve
+// several sequences in turn).
+TEST(HmmDeviceChainLargest, MatchesTheHostChainAndViterbi) {
+  REQUIRE_DEVICE();
+  const int K = 512;  // kHmmChainMaxStates (kernels/hmm_forward_backward.hpp): K + 1 is refused below
+  const std::size_t uK = static_cast<std::size_t>(K);
+  std::vector<std::size_t> lengths{40, 1, 25};
+  for (int i = 0; i < 97; ++i) lengths.push_back(1 + static_cast<std::size_t>(i % 3));
+  const ChainCase c = chain_case(K, lengths, 900);
+  const std::vector<double> X(8, 1.0);
+  const auto prims = device_prims(X);
+  ASSERT_TRUE(cuem::engine::device_chain_available(*prims, K));
+  ASSERT_FALSE(cuem::engine::device_chain_available(*prims, K + 1));
+  cuem::engine::EmissionFrames host = c.frames, dev = c.frames;
+  std::vector<double> start_h(uK), trans_h(uK * uK), start_d(uK), trans_d(uK * uK);
+  const double ll_h = cuem::engine::chain_pass(c.model, c.offsets, host, start_h.data(), trans_h.data());
+  const double ll_d = cuem::engine::device_chain_pass(*prims, c.model, c.offsets, dev, start_d.data(), trans_d.data());
+  EXPECT_NEAR(ll_d, ll_h, 1e-12 * std::abs(ll_h));
+  EXPECT_LT(cuem_test::max_rel_diff(dev.b, host.b, 1e-3), 1e-11);
+  EXPECT_LT(rel(start_d, start_h), 1e-11);
+  EXPECT_LT(rel(trans_d, trans_h), 1e-11);
+  std::vector<int> want;
+  const double lp_want = host_viterbi(c, want);
+  std::vector<int> got(c.offsets.back(), -1);
+  const double lp = cuem::engine::device_viterbi(*prims, c.model, c.offsets, c.frames, got.data());
+  EXPECT_EQ(got, want);
+  EXPECT_NEAR(lp, lp_want, 1e-12 * std::abs(lp_want));
+}
 
 // A frame no state can emit after its predecessor: the host chain's NumericalError.
 TEST(HmmDeviceChainErrors, ImpossibleFrameThrows) {
@@ -718,8 +756,8 @@ TEST(HmmEmulatedBounded, SegmentedFitMatchesTheWholePassAndTheCpu) {
   }
 }
 
-// Whole Baum-Welch fits with the chain on the device, K from 1 to 64 states, against the
-// float64 CPU fit from the same start.
+// Whole Baum-Welch fits with the chain on the device, K from 1 to 65 states (65: the
+// transition sums in device memory), against the float64 CPU fit from the same start.
 class HmmEmulatedFitStates : public ::testing::TestWithParam<int> {};
 
 TEST_P(HmmEmulatedFitStates, MatchesTheCpu) {
@@ -762,7 +800,7 @@ TEST_P(HmmEmulatedFitStates, MatchesTheCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(States, HmmEmulatedFitStates, ::testing::Values(1, 5, 24, 64),
+INSTANTIATE_TEST_SUITE_P(States, HmmEmulatedFitStates, ::testing::Values(1, 5, 24, 64, 65),
                          [](const auto& info) { return "K" + std::to_string(info.param); });
 
 }  // namespace
