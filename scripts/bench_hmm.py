@@ -6,6 +6,8 @@ issue 16:
   H1  one sequence, T = 10^6, K = 8,  D = 4,  diag
   H2  1000 sequences of 1000,  K = 16, D = 8,  full
   H3  one sequence, T = 2x10^5, K = 64, D = 16, diag
+  H4  one sequence, T = 2x10^5, K = 256, D = 16, diag (not the issue's; the device chain at
+      large K; not run unless named)
 
 Both start from the same parameters (init_params='') and run --iters iterations (tol
 below reach); the time per iteration is the fit's wall time over the iterations, so the
@@ -35,6 +37,8 @@ CONFIGS = {
     "H1": dict(lengths=[1_000_000], K=8, D=4, covariance_type="diag"),
     "H2": dict(lengths=[1000] * 1000, K=16, D=8, covariance_type="full"),
     "H3": dict(lengths=[200_000], K=64, D=16, covariance_type="diag"),
+    # Not in the issue's set: the device chain at large K (a sequence across a block).
+    "H4": dict(lengths=[200_000], K=256, D=16, covariance_type="diag"),
 }
 
 

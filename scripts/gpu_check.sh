@@ -12,7 +12,8 @@
 #   gpu_check.sh bench      bench_cuda (ceilings, configurations against their floors, two
 #                           kernel variants) and compare_gpu.py against scikit-learn
 #   gpu_check.sh python     the Python package built against this card, its tests, then
-#                           the HMM configurations H1-H3 (bench_hmm.py, device and CPU)
+#                           the HMM configurations H1-H3 (bench_hmm.py, device and CPU;
+#                           H4, K 256, on the device only)
 #   gpu_check.sh all        the four in turn (a machine of your own, no per-call limit)
 #
 # A later step reuses build-gpu/ where the machine is still warm, and builds only what it
@@ -334,12 +335,12 @@ step_python() {
     if room_for 150; then
       results+=(hmm_gpu.json hmm_cpu.json)
       PYTHONPATH=/tmp/cuem-py timeout "$(limit 120 10)" "$py" scripts/bench_hmm.py --device cuda --precision float32 \
-        --skip-hmmlearn --iters 2 --json "$out/hmm_gpu.json" >"$out/bench_hmm_gpu.log" 2>&1 &&
+        --configs H1,H2,H3,H4 --skip-hmmlearn --iters 2 --json "$out/hmm_gpu.json" >"$out/bench_hmm_gpu.log" 2>&1 &&
         note "bench_hmm cuda: done ($(elapsed))" || note "bench_hmm cuda: FAILED or timed out (bench_hmm_gpu.log)"
       PYTHONPATH=/tmp/cuem-py timeout "$(limit 90 10)" "$py" scripts/bench_hmm.py --device cpu --precision float64 \
         --threads "$(nproc)" --skip-hmmlearn --iters 2 --json "$out/hmm_cpu.json" >"$out/bench_hmm_cpu.log" 2>&1 &&
         note "bench_hmm cpu: done ($(elapsed))" || note "bench_hmm cpu: FAILED or timed out (bench_hmm_cpu.log)"
-      grep -hE "^H[123] " "$out/bench_hmm_gpu.log" "$out/bench_hmm_cpu.log"
+      grep -hE "^H[1234] " "$out/bench_hmm_gpu.log" "$out/bench_hmm_cpu.log"
     else
       note "bench_hmm: skipped (time budget)"
     fi
