@@ -2,13 +2,15 @@
 // statistics as one vector of additive values and back, and the E-step run per unit of
 // whole sequences (mpi::sequence_units), each unit on its own backend over its own rows,
 // its vectors summed in unit order, against the plain log-space reference loop
-// (hmm_reference.hpp) and the one-backend E-step.
+// (hmm_reference.hpp) and the one-backend E-step; the GMMHMM's statistics likewise.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "cpu/cpu_primitives.hpp"
+#include "cuem/gmm_hmm.hpp"
+#include "engine/gmm_hmm_model.hpp"
 #include "engine/hmm_chain.hpp"
 #include "engine/hmm_model.hpp"
 #include "engine/placed_data.hpp"
@@ -130,6 +132,51 @@ TEST_P(HmmUnits, UnitsSummedInOrderAreTheWholeEStep) {
       EXPECT_EQ(folded.emission.s2, whole.emission.s2);
     }
   }
+}
+
+// The GMMHMM's statistics the same way: round trip bitwise, and units summed in order
+// against the one-backend E-step.
+TEST_P(HmmUnits, GmmHmmPartsRoundTripAndUnitsSumToTheWhole) {
+  const Chain c = make_chain(GetParam(), 2, 2, 41);
+  const std::vector<std::size_t> lengths{260, 1, 90, 3, 150};
+  const std::vector<double> X = draw(c, lengths, 8);
+  const std::size_t D = 2, N = X.size() / D;
+  const std::vector<std::size_t> offsets = cuem::engine::sequence_offsets(lengths, N);
+  cuem::GmmHmmOptions o;
+  o.n_components = 2;
+  o.n_mix = 2;
+  o.covariance_type = GetParam();
+  o.n_iter = 1;
+  o.device = cuem::parse_device("cpu");
+  const cuem::GmmHmmModel m = cuem::fit_gmm_hmm(cuem::DataView(X.data(), N, D), lengths, o).model;
+  const auto estep = [&](const double* data, std::size_t rows, const std::vector<std::size_t>& offs) {
+    const cuem::DataView view(data, rows, D);
+    cuem::CpuPrimitives prims(view, cuem::WeightView{});
+    cuem::KMeansShared shared;
+    cuem::engine::GmmHmmEM model(prims, view, offs, o, shared);
+    return model.e_step(m);
+  };
+  const cuem::engine::GmmHmmStats whole = estep(X.data(), N, offsets);
+  cuem::engine::GmmHmmStats back = whole;
+  for (double* v : {&back.log_likelihood, &back.weight}) *v = -1.0;
+  cuem::engine::set_additive_parts(back, cuem::engine::additive_parts(whole));
+  EXPECT_EQ(cuem::engine::additive_parts(back), cuem::engine::additive_parts(whole));
+  EXPECT_EQ(back.log_likelihood, whole.log_likelihood);
+  EXPECT_EQ(back.emission.s2, whole.emission.s2);
+  const cuem::mpi::SegmentLayout units = cuem::mpi::sequence_units(offsets, 200, 1);
+  ASSERT_GT(units.segments(), 1u);
+  std::vector<double> sum;
+  for (std::size_t j = 0; j < units.segments(); ++j) {
+    const std::size_t lo = units.row_begin(j), hi = units.row_end(j);
+    std::vector<std::size_t> local{0};
+    for (std::size_t q = 1; q < offsets.size(); ++q)
+      if (offsets[q] > lo && offsets[q] <= hi) local.push_back(offsets[q] - lo);
+    const std::vector<double> part = cuem::engine::additive_parts(estep(X.data() + lo * D, hi - lo, local));
+    if (sum.empty()) sum.assign(part.size(), 0.0);
+    for (std::size_t i = 0; i < part.size(); ++i) sum[i] += part[i];
+  }
+  const std::vector<double> want = cuem::engine::additive_parts(whole);
+  EXPECT_LT(cuem_test::max_rel_diff(sum, want, 1e-3), 1e-12);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, HmmUnits,

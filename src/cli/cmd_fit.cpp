@@ -277,8 +277,8 @@ int run(const Args& a, const GlobalFlags& flags) {
 #ifdef CUEM_HAVE_MPI
     if (a.model == "hmm")
       return run_distributed_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace, d, flags,
-                                     [](const std::vector<TracePoint>& t) { return trace_csv(t); },
-                                     a.n_mix != 0 || !a.weights.empty());
+                                     [](const std::vector<TracePoint>& t) { return trace_csv(t); }, a.n_mix,
+                                     !a.weights.empty());
     return run_distributed_fit(a.data, a.weights, a.fit, a.output, a.trace, d, flags,
                                [](const std::vector<TracePoint>& t) { return trace_csv(t); });
 #else

@@ -73,6 +73,37 @@ HmmOptions hmm_options(const FitArgs& fit, const DataArgs& data) {
   return o;
 }
 
+GmmHmmOptions gmm_hmm_options(const HmmOptions& o, int n_mix) {
+  if (o.acceleration != Acceleration::none) throw UsageError("--acceleration applies to Gaussian HMMs only");
+  GmmHmmOptions go;
+  go.n_components = o.n_components;
+  go.n_mix = n_mix;
+  go.covariance_type = o.covariance_type;
+  go.n_iter = o.n_iter;
+  go.tol = o.tol;
+  go.n_init = o.n_init;
+  go.seed = o.seed;
+  go.device = o.device;
+  go.precision = o.precision;
+  go.device_memory_limit = o.device_memory_limit;
+  go.n_threads = o.n_threads;
+  go.on_iteration = o.on_iteration;
+  return go;
+}
+
+HmmFitResult as_hmm_report(GmmHmmFitResult&& g) {
+  HmmFitResult r;
+  r.converged = g.converged;
+  r.n_iter = g.n_iter;
+  r.lower_bound = g.lower_bound;
+  r.trace = std::move(g.trace);
+  r.n_decreases = g.n_decreases;
+  r.notices = std::move(g.notices);
+  r.device = std::move(g.device);
+  r.n_estep_passes = g.n_iter;
+  return r;
+}
+
 int report_hmm_fit(const HmmFitResult& r, const HmmOptions& o, int n_mix, const std::string& model_json,
                    std::size_t n_frames, std::size_t n_sequences, const std::string& output, const std::string& trace,
                    const std::function<std::string(const std::vector<TracePoint>&)>& trace_text,
@@ -137,34 +168,14 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths_path, const Fit
   if (n_mix > 0) {
     if (o.missing != MissingPolicy::error)
       throw UsageError("--missing marginalize applies to Gaussian HMMs only (leave out --n-mix)");
-    GmmHmmOptions go;
-    go.n_components = o.n_components;
-    go.n_mix = n_mix;
-    go.covariance_type = o.covariance_type;
-    go.n_iter = o.n_iter;
-    go.tol = o.tol;
-    go.n_init = o.n_init;
-    go.seed = o.seed;
-    go.device = o.device;
-    go.precision = o.precision;
-    go.device_memory_limit = o.device_memory_limit;
-    go.n_threads = o.n_threads;
-    go.on_iteration = o.on_iteration;
-    if (o.acceleration != Acceleration::none) throw UsageError("--acceleration applies to Gaussian HMMs only");
+    const GmmHmmOptions go = gmm_hmm_options(o, n_mix);
     if (incremental_blocks > 1) throw UsageError("--incremental-blocks applies to Gaussian HMMs only (leave out --n-mix)");
     GmmHmmFitResult g = with_data_name(data_name, [&] { return fit_gmm_hmm(t.view(), lengths, go); });
     meta.converged = g.converged;
     meta.n_iter = g.n_iter;
     meta.lower_bound = g.lower_bound;
     model_json = io::gmm_hmm_model_to_json(g.model, meta);
-    r.converged = g.converged;
-    r.n_iter = g.n_iter;
-    r.lower_bound = g.lower_bound;
-    r.trace = std::move(g.trace);
-    r.n_decreases = g.n_decreases;
-    r.notices = std::move(g.notices);
-    r.device = g.device;
-    r.n_estep_passes = g.n_iter;
+    r = as_hmm_report(std::move(g));
   } else {
     r = with_data_name(data_name, [&] { return fit_hmm(t.view(), lengths, o); });
     meta.converged = r.converged;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/common.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 
 namespace cuem::cli {
@@ -31,6 +32,12 @@ int run_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs&
 /// The HmmOptions of cuem fit's arguments (to_fit_options' checks): states, covariance type,
 /// iterations, tolerance, restarts, seed, device, threads, acceleration, missing policy.
 HmmOptions hmm_options(const FitArgs& fit, const DataArgs& data);
+
+/// A GMMHMM's options from the Gaussian HMM's (their shared fields; on_iteration too), n_mix
+/// components a state; UsageError for SQUAREM, which the GMMHMM does not take.
+GmmHmmOptions gmm_hmm_options(const HmmOptions& o, int n_mix);
+/// The fields of a GMMHMM fit that report_hmm_fit reads, as a Gaussian HMM's result.
+HmmFitResult as_hmm_report(GmmHmmFitResult&& g);
 
 /// What cuem fit --model hmm says after a fit: the notes and warnings, the model (-o) and
 /// trace files written together, and the summary as text or JSON (`extra`'s keys added

@@ -180,6 +180,15 @@ engine::BatchOptions hmm_batch_options(const HmmOptions& o) {
   return {o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration, o.max_block_steps};
 }
 
+GmmHmmFitResult gmm_hmm_fit_result(engine::BatchResult<GmmHmmModel>& run, const std::string& device,
+                                   std::vector<std::string> notices) {
+  GmmHmmFitResult r;
+  r.notices = std::move(notices);
+  take_run(run, r);
+  r.device = device;
+  return r;
+}
+
 HmmFitResult hmm_fit_result(engine::BatchResult<HmmModel>& run, const std::string& device,
                             const std::vector<int>& empty_states, std::vector<std::string> notices) {
   HmmFitResult r;
@@ -539,6 +548,8 @@ void check_size(const std::vector<double>& v, std::size_t n, const std::string& 
   require(v.size() == n, name + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(n));
 }
 
+}  // namespace
+
 void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X) {
   require(o.n_components >= 1, "n_components must be at least 1, got " + std::to_string(o.n_components));
   require(o.n_mix >= 1, "n_mix must be at least 1, got " + std::to_string(o.n_mix));
@@ -574,6 +585,8 @@ void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X) {
   check_covars(o.priors.covars_prior, gmm_hmm_covars_prior_size(o.covariance_type, k, m, d), "covars_prior");
   check_covars(o.priors.covars_weight, gmm_hmm_covars_weight_size(o.covariance_type, k, m, d), "covars_weight");
 }
+
+namespace {
 
 // The chain's emissions of X under a checked GMMHMM.
 EvaluatedFrames evaluate_gmm_hmm_frames(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
@@ -640,11 +653,9 @@ GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths,
   engine::GmmHmmEM model(prims, placed.X, offsets, o, placed.kmeans);
   const engine::BatchOptions batch{o.n_init, o.n_iter, o.tol, o.seed, o.on_iteration};
   engine::BatchResult<GmmHmmModel> run = engine::run_batch_em(model, batch);
-  GmmHmmFitResult r;
-  if (!placed.notice.empty()) r.notices.push_back(placed.notice);
-  take_run(run, r);
-  r.device = prims.description();
-  return r;
+  std::vector<std::string> notices;
+  if (!placed.notice.empty()) notices.push_back(placed.notice);
+  return gmm_hmm_fit_result(run, prims.description(), std::move(notices));
 }
 
 HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cuem/data_view.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "engine/batch_driver.hpp"
 
@@ -15,6 +16,9 @@ namespace cuem {
 /// InvalidArgument naming what is wrong.
 void validate_hmm_options(const HmmOptions& o, DataView X);
 
+/// The same for a GMMHMM (cuem/gmm_hmm.hpp).
+void validate_gmm_hmm_options(const GmmHmmOptions& o, DataView X);
+
 /// The batch driver's options from the HMM's.
 engine::BatchOptions hmm_batch_options(const HmmOptions& o);
 
@@ -22,5 +26,9 @@ engine::BatchOptions hmm_batch_options(const HmmOptions& o);
 /// naming the states that went without weight.
 HmmFitResult hmm_fit_result(engine::BatchResult<HmmModel>& run, const std::string& device,
                             const std::vector<int>& empty_states, std::vector<std::string> notices);
+
+/// The same for a GMMHMM fit's driver.
+GmmHmmFitResult gmm_hmm_fit_result(engine::BatchResult<GmmHmmModel>& run, const std::string& device,
+                                   std::vector<std::string> notices);
 
 }  // namespace cuem

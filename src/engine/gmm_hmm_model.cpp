@@ -124,6 +124,55 @@ GmmHmmStats GmmHmmEM::e_step(const GmmHmmModel& m) {
   return s;
 }
 
+std::vector<double> additive_parts(const GmmHmmStats& s) {
+  const std::vector<double> means = gmm_hmm_components(s.at).means;
+  const SufficientStats e = s.emission.shift == means ? s.emission : s.emission.recentred(means);
+  std::vector<double> v;
+  v.reserve(e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2);
+  for (const std::vector<double>* part : {&e.nk, &e.s1, &e.s2}) v.insert(v.end(), part->begin(), part->end());
+  v.push_back(e.log_likelihood);
+  v.push_back(static_cast<double>(e.n_points));
+  v.push_back(e.weight);
+  v.insert(v.end(), s.start.begin(), s.start.end());
+  v.insert(v.end(), s.trans.begin(), s.trans.end());
+  v.push_back(s.log_likelihood);
+  v.push_back(s.weight);
+  return v;
+}
+
+void set_additive_parts(GmmHmmStats& s, const std::vector<double>& v) {
+  SufficientStats& e = s.emission;
+  if (v.size() != e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2)
+    throw Error("internal: GMMHMM statistics of another shape");
+  auto at = v.begin();
+  const auto take = [&](std::vector<double>& part) {
+    std::copy_n(at, part.size(), part.begin());
+    at += static_cast<std::ptrdiff_t>(part.size());
+  };
+  take(e.nk);
+  take(e.s1);
+  take(e.s2);
+  e.log_likelihood = at[0];
+  e.n_points = static_cast<std::size_t>(at[1]);
+  e.weight = at[2];
+  at += 3;
+  take(s.start);
+  take(s.trans);
+  s.log_likelihood = at[0];
+  s.weight = at[1];
+}
+
+GmmHmmStats GmmHmmEM::zero_stats(const GmmHmmModel& m) const {
+  const std::size_t K = static_cast<std::size_t>(m.n_components);
+  const Model comps = gmm_hmm_components(m);
+  GmmHmmStats s;
+  s.emission = SufficientStats::zeros(comps.covariance_type, comps.n_components, comps.n_features, comps.means);
+  s.start.assign(K, 0.0);
+  s.trans.assign(K * K, 0.0);
+  s.at = m;
+  return s;
+}
+
 GmmHmmModel gmm_hmm_m_step(const GmmHmmStats& s, const GmmHmmOptions& o) {
   const GmmHmmModel& old = s.at;
   const int K = old.n_components, M = old.n_mix, D = old.n_features;

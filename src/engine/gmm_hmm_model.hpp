@@ -40,6 +40,12 @@ struct GmmHmmStats {
   GmmHmmModel at;
 };
 
+/// The statistics as one vector of additive values (the emission sums about `at`'s
+/// components' means, start, transitions, log-likelihood, frames) and back into statistics
+/// of the same shape (GmmHmmEM::zero_stats): sums over processes (src/mpi/distributed_model.hpp).
+std::vector<double> additive_parts(const GmmHmmStats& s);
+void set_additive_parts(GmmHmmStats& s, const std::vector<double>& v);
+
 /// hmmlearn's GMMHMM M-step for the letters of o.params.
 GmmHmmModel gmm_hmm_m_step(const GmmHmmStats& s, const GmmHmmOptions& o);
 
@@ -56,6 +62,8 @@ class GmmHmmEM {
   GmmHmmStats e_step(const GmmHmmModel& m);
   GmmHmmModel m_step(const GmmHmmStats& s) const { return gmm_hmm_m_step(s, o_); }
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
+  /// Statistics of no frames under m: the shape that e_step's results have.
+  GmmHmmStats zero_stats(const GmmHmmModel& m) const;
 
  private:
   Primitives& prims_;

@@ -229,12 +229,13 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string
 int run_hmm_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string& lengths_path,
                     const FitArgs& fit_args, const std::string& output, const std::string& trace,
                     const DistributedArgs& d, GlobalFlags flags,
-                    const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
+                    const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix) {
   const bool root = comm.rank() == 0;
   if (!root) flags.quiet = true;
   if (!data.missing.empty() && data.missing != "error")
     throw UsageError("--missing marginalize is not distributed: a distributed fit needs complete frames");
   HmmOptions o = hmm_options(fit_args, data);
+  if (n_mix > 0) gmm_hmm_options(o, n_mix);  // its refusals before any work
   mpi::DistributedOptions options;
   options.segment_rows = d.segment_rows;
   options.reduction = mpi::parse_reduction(d.reduction);
@@ -271,18 +272,36 @@ int run_hmm_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::st
                   " unit(s) over " + std::to_string(comm.size()) + " rank(s)");
 
   o.on_iteration = progress_reporter(flags, o.n_iter, o.n_init, "HMM");
-  const mpi::DistributedHmmResult dr =
-      mpi::fit_hmm_distributed(comm, rank_data.rows, layout, offsets, o, options, rank_data.digest);
+  HmmFitResult r;
+  std::string model_json;
+  long resumed_after = -1;
+  io::HmmFitMetadata meta{true, false, 0, 0.0, layout.n_rows, n_sequences, data_name};
+  if (n_mix > 0) {
+    mpi::DistributedGmmHmmResult dr = mpi::fit_gmm_hmm_distributed(comm, rank_data.rows, layout, offsets,
+                                                                   gmm_hmm_options(o, n_mix), options, rank_data.digest);
+    meta.converged = dr.fit.converged;
+    meta.n_iter = dr.fit.n_iter;
+    meta.lower_bound = dr.fit.lower_bound;
+    if (root) model_json = io::gmm_hmm_model_to_json(dr.fit.model, meta);
+    resumed_after = dr.resumed_after;
+    r = as_hmm_report(std::move(dr.fit));
+  } else {
+    mpi::DistributedHmmResult dr =
+        mpi::fit_hmm_distributed(comm, rank_data.rows, layout, offsets, o, options, rank_data.digest);
+    meta.converged = dr.fit.converged;
+    meta.n_iter = dr.fit.n_iter;
+    meta.lower_bound = dr.fit.lower_bound;
+    if (root) model_json = io::hmm_model_to_json(dr.fit.model, meta);
+    resumed_after = dr.resumed_after;
+    r = std::move(dr.fit);
+  }
   end_progress(flags);
   if (!root) return kOk;
-  const HmmFitResult& r = dr.fit;
-  if (dr.resumed_after >= 0)
-    note(flags, "note: resumed from checkpoint " + d.checkpoint + " after " + std::to_string(dr.resumed_after) +
+  if (resumed_after >= 0)
+    note(flags, "note: resumed from checkpoint " + d.checkpoint + " after " + std::to_string(resumed_after) +
                     " iteration(s)");
-  const io::HmmFitMetadata meta{true, r.converged, r.n_iter, r.lower_bound, layout.n_rows, n_sequences, data_name};
-  return report_hmm_fit(r, o, 0, io::hmm_model_to_json(r.model, meta), layout.n_rows, n_sequences, output, trace,
-                        trace_csv, flags,
-                        {{"ranks", comm.size()}, {"reduction", d.reduction}, {"resumed_after", dr.resumed_after}});
+  return report_hmm_fit(r, o, n_mix, model_json, layout.n_rows, n_sequences, output, trace, trace_csv, flags,
+                        {{"ranks", comm.size()}, {"reduction", d.reduction}, {"resumed_after", resumed_after}});
 }
 
 // What main() prints before an error's message (src/cli/main.cpp), by the error's type.
@@ -350,12 +369,11 @@ int run_distributed_fit(const DataArgs& data, const std::string& weights, const 
 int run_distributed_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit,
                             const std::string& output, const std::string& trace, const DistributedArgs& d,
                             const GlobalFlags& flags,
-                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv,
-                            bool mixture_options) {
+                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix,
+                            bool weights) {
   return on_every_rank([&](mpi::Communicator& comm) {
-    if (mixture_options)
-      throw UsageError("--distributed fits Gaussian HMMs: leave out --n-mix and --weights with --model hmm");
-    return run_hmm_on_rank(comm, data, lengths, fit, output, trace, d, flags, trace_csv);
+    if (weights) throw UsageError("--weights apply to mixtures only; leave them out with --model hmm");
+    return run_hmm_on_rank(comm, data, lengths, fit, output, trace, d, flags, trace_csv, n_mix);
   });
 }
 

@@ -59,12 +59,12 @@ int run_distributed_fit(const DataArgs& data, const std::string& weights, const 
 
 /// cuem fit DATA --model hmm --lengths FILE --distributed on every rank (docs/DISTRIBUTED.md):
 /// each rank keeps the rows of its units of whole sequences; rank 0 reports as cuem fit
-/// --model hmm does. `mixture_options`: --n-mix or --weights were given, which it refuses
-/// (once for the job).
+/// --model hmm does. n_mix > 0: a GMMHMM of n_mix components a state. `weights`: --weights
+/// was given, which it refuses (once for the job).
 int run_distributed_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit,
                             const std::string& output, const std::string& trace, const DistributedArgs& d,
                             const GlobalFlags& flags,
-                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv,
-                            bool mixture_options);
+                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix,
+                            bool weights);
 
 }  // namespace cuem::cli

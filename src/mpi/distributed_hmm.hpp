@@ -1,13 +1,14 @@
 #pragma once
-// A Gaussian HMM fit over MPI ranks (docs/DISTRIBUTED.md): the units of the sums are whole
-// sequences, those starting in each window of S rows (sequence_units), never split; each
-// rank runs Baum-Welch's E-step on its units and the statistics are summed in unit order,
-// so the model is bitwise the same for any number of ranks.
+// A Gaussian HMM or GMMHMM fit over MPI ranks (docs/DISTRIBUTED.md): the units of the sums
+// are whole sequences, those starting in each window of S rows (sequence_units), never
+// split; each rank runs Baum-Welch's E-step on its units and the statistics are summed in
+// unit order, so the model is bitwise the same for any number of ranks.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "cuem/data_view.hpp"
+#include "cuem/gmm_hmm.hpp"
 #include "cuem/hmm.hpp"
 #include "mpi/communicator.hpp"
 #include "mpi/distributed_fit.hpp"
@@ -30,5 +31,15 @@ struct DistributedHmmResult {
 DistributedHmmResult fit_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
                                          const std::vector<std::size_t>& offsets, const HmmOptions& options,
                                          const DistributedOptions& distributed, std::uint64_t data_digest);
+
+struct DistributedGmmHmmResult {
+  GmmHmmFitResult fit;
+  long resumed_after = -1;  ///< as DistributedHmmResult's
+};
+
+/// The same for a GMMHMM (cuem/gmm_hmm.hpp; batch EM).
+DistributedGmmHmmResult fit_gmm_hmm_distributed(const Communicator& comm, DataView rows, const SegmentLayout& layout,
+                                                const std::vector<std::size_t>& offsets, const GmmHmmOptions& options,
+                                                const DistributedOptions& distributed, std::uint64_t data_digest);
 
 }  // namespace cuem::mpi

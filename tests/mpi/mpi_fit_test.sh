@@ -14,9 +14,10 @@
 #   weights   --weights: R = 1..4 byte-identical (kmeans, k-means++, random_from_data; rows
 #             of weight 0 included) and close to the plain weighted fit
 #   hmm       --model hmm: sequences of unequal lengths (one longer than a segment), each
-#             covariance type, restarts, SQUAREM: R = 1..4 byte-identical and close to the
-#             plain fit; one unit on one rank is the plain fit bitwise; allreduce close; the
-#             refusals (more ranks than units, --n-mix, bad lengths) say so once
+#             covariance type, restarts, SQUAREM, GMMHMMs: R = 1..4 byte-identical and close
+#             to the plain fit; one unit on one rank is the plain fit bitwise; allreduce
+#             close; the refusals (more ranks than units, SQUAREM with --n-mix, --weights,
+#             bad lengths) say so once
 #   hmm_resume  a checkpointed HMM fit killed mid-way, resumed on 2 and on 3 ranks, ends
 #             byte-identical to an uninterrupted fit; another fit's checkpoint is refused
 #   shards    the data split into 3 shard files (uneven, segments across their borders),
@@ -291,6 +292,15 @@ PY
     same_for_all_ranks "$work/H.npy" "${hmm[@]}" -k 4 --covariance diag --n-init 2 --seed 3 --max-iter 4 --tol 0 \
       --segment-rows 300
     same_for_all_ranks "$work/H.npy" "${hmm[@]}" -k 3 --acceleration squarem --max-iter 8 --tol 0 --segment-rows 256
+    # GMMHMMs (two components a state): the same units and sums.
+    for cov in diag tied; do
+      same_for_all_ranks "$work/H.npy" "${hmm[@]}" -k 2 --n-mix 2 --covariance "$cov" --max-iter 4 --tol 0 \
+        --segment-rows 256
+    done
+    dfit 1 "$work/H.npy" "$work/gone.json" "${hmm[@]}" -k 2 --n-mix 2 --max-iter 4 --tol 0 --segment-rows 4000
+    "$cuem" fit "$work/H.npy" -q -o "$work/gplain.json" "${hmm[@]}" -k 2 --n-mix 2 --max-iter 4 --tol 0 >/dev/null ||
+      fail "plain GMMHMM fit failed"
+    cmp "$work/gone.json" "$work/gplain.json" || fail "one unit on one rank differs from the plain GMMHMM fit"
     # One unit on one rank is the plain fit, bitwise.
     dfit 1 "$work/H.npy" "$work/one.json" "${hmm[@]}" -k 3 --max-iter 5 --tol 0 --segment-rows 4000
     "$cuem" fit "$work/H.npy" -q -o "$work/plain1.json" "${hmm[@]}" -k 3 --max-iter 5 --tol 0 >/dev/null ||
@@ -325,7 +335,8 @@ PY
     }
     refused 2 "make 1 unit(s), fewer than the 3 ranks" 3 "${hmm[@]}" -k 3 --segment-rows 4000
     refused 2 "make 1 unit(s), fewer than the 2 ranks" 2 --model hmm -k 3 --segment-rows 256
-    refused 2 "leave out --n-mix" 2 "${hmm[@]}" -k 3 --n-mix 2
+    refused 2 "--acceleration applies to Gaussian HMMs only" 2 "${hmm[@]}" -k 3 --n-mix 2 --acceleration squarem
+    refused 2 "--weights apply to mixtures only" 2 "${hmm[@]}" -k 3 --weights "$work/H_len.txt"
     echo 3999 >"$work/short_len.txt"
     refused 3 "sum to 3999 frames but the data have 4000" 2 --model hmm --lengths "$work/short_len.txt" -k 3
     echo "ok: the HMM's refusals exit with their codes and one message"
