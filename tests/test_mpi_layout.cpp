@@ -120,6 +120,11 @@ TEST(SequenceUnits, RanksShareRowsNotUnitCounts) {
     for (int r = 0; r < 3; ++r) EXPECT_GT(three.end_segment(r), three.first_segment(r)) << "rank " << r;
     EXPECT_EQ(three.end_segment(2), 10u);
   }
+  // The nearer boundary: units at rows 0, 23 and 59 of 60 split 23 / 37 over two ranks,
+  // not 59 / 1.
+  const SegmentLayout nearer = sequence_units({0, 23, 59, 60}, 13, 2);
+  ASSERT_EQ(nearer.segments(), 3u);
+  EXPECT_EQ(nearer.rank_row_end(0), 23u);
   // Balanced as far as whole units allow: 4 ranks over units of equal rows.
   const SegmentLayout even = sequence_units(offsets_of(std::vector<std::size_t>(8, 25)), 25, 4);
   for (int r = 0; r < 4; ++r) EXPECT_EQ(even.end_segment(r) - even.first_segment(r), 2u) << r;
@@ -134,6 +139,15 @@ TEST(SequenceUnits, MoreRanksThanUnitsIsRefusedSayingWhatToDo) {
     EXPECT_NE(std::string(e.what()).find("--segment-rows"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(sequence_units(offsets_of({500, 500}), 500, 2));
+  // Fewer sequences than ranks: no window size helps, and the message says so.
+  try {
+    sequence_units(offsets_of({1000}), 10, 2);
+    FAIL() << "one sequence on two ranks";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("1 sequence(s) for 2 ranks"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("--segment-rows"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(sequence_units(offsets_of({10}), 0, 1), InvalidArgument);
 }
 
 TEST(SegmentLayout, RowRangeViewsInPlace) {

@@ -261,37 +261,47 @@ int run_bayesian(const Args& a, const GlobalFlags& flags) {
   return kOk;
 }
 
-int run(const Args& a, const GlobalFlags& flags) {
-  const DistributedArgs& d = a.distributed;
-  if (!d.enabled && (!d.checkpoint.empty() || d.reduction != DistributedArgs{}.reduction ||
-                     d.segment_rows != DistributedArgs{}.segment_rows))
-    throw UsageError("--checkpoint, --reduction and --segment-rows apply to --distributed fits only");
-  if (d.enabled) {
-    if ((a.model != "gmm" && a.model != "hmm") || !a.report.empty())
-      throw UsageError("--distributed fits --model gmm or hmm, without --report");
-    if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty() || a.max_block_steps != 0)
-      throw UsageError("--distributed runs batch EM: leave out --incremental-blocks, --first-pass, --max-block-steps "
-                       "and --chunk-rows");
-    if (a.model == "gmm" && (!a.lengths.empty() || a.n_mix != 0))
-      throw UsageError("--lengths and --n-mix apply to --model hmm only");
-#ifdef CUEM_HAVE_MPI
-    if (a.model == "hmm")
-      return run_distributed_hmm_fit(a.data, a.lengths, a.fit, a.output, a.trace, d, flags,
-                                     [](const std::vector<TracePoint>& t) { return trace_csv(t); }, a.n_mix,
-                                     !a.weights.empty());
-    return run_distributed_fit(a.data, a.weights, a.fit, a.output, a.trace, d, flags,
-                               [](const std::vector<TracePoint>& t) { return trace_csv(t); });
-#else
-    throw UsageError("this cuem was built without MPI: install Open MPI (scripts/setup.sh) and rebuild for --distributed");
-#endif
-  }
-  if (a.model == "bayesian") return run_bayesian(a, flags);
+// The variational Bayesian mixture's options, given to another model.
+void refuse_bayesian_options(const Args& a) {
   if (a.weight_prior_type_given || !std::isnan(a.weight_concentration_prior) || !std::isnan(a.mean_precision_prior) ||
       !std::isnan(a.degrees_of_freedom_prior))
     throw UsageError("--weight-concentration-prior-type, --weight-concentration-prior, --mean-precision-prior and "
                      "--degrees-of-freedom-prior apply to --model bayesian only");
   if (!std::isnan(a.prune_threshold) || a.prune_patience_given)
     throw UsageError("--prune-threshold and --prune-patience apply to --model bayesian only");
+}
+
+int run(const Args& a, const GlobalFlags& flags) {
+  const DistributedArgs& d = a.distributed;
+  if (!d.enabled && (!d.checkpoint.empty() || d.reduction != DistributedArgs{}.reduction ||
+                     d.segment_rows != DistributedArgs{}.segment_rows))
+    throw UsageError("--checkpoint, --reduction and --segment-rows apply to --distributed fits only");
+  if (d.enabled) {
+    // Under mpirun every rank parses the same arguments: a refusal is said once for the job.
+    const auto check = [&] {
+      if ((a.model != "gmm" && a.model != "hmm") || !a.report.empty())
+        throw UsageError("--distributed fits --model gmm or hmm, without --report");
+      if (a.incremental_blocks != 1 || a.chunk_rows != 0 || !a.first_pass.empty() || a.max_block_steps != 0)
+        throw UsageError("--distributed runs batch EM: leave out --incremental-blocks, --first-pass, "
+                         "--max-block-steps and --chunk-rows");
+      if (a.model == "gmm" && (!a.lengths.empty() || a.n_mix != 0))
+        throw UsageError("--lengths and --n-mix apply to --model hmm only");
+      if (a.model == "hmm" && !a.weights.empty())
+        throw UsageError("--weights apply to mixtures only; leave them out with --model hmm");
+      refuse_bayesian_options(a);
+    };
+#ifdef CUEM_HAVE_MPI
+    const auto csv = [](const std::vector<TracePoint>& t) { return trace_csv(t); };
+    return a.model == "hmm" ? run_distributed_hmm_fit(check, a.data, a.lengths, a.fit, a.output, a.trace, d, flags,
+                                                      csv, a.n_mix)
+                            : run_distributed_fit(check, a.data, a.weights, a.fit, a.output, a.trace, d, flags, csv);
+#else
+    check();
+    throw UsageError("this cuem was built without MPI: install Open MPI (scripts/setup.sh) and rebuild for --distributed");
+#endif
+  }
+  if (a.model == "bayesian") return run_bayesian(a, flags);
+  refuse_bayesian_options(a);
   if (a.model == "hmm") {
     if (!a.weights.empty() || !a.report.empty())
       throw UsageError("--weights and --report apply to mixtures only; leave them out with --model hmm");

@@ -357,22 +357,22 @@ int on_every_rank(const std::function<int(mpi::Communicator&)>& body) {
 
 }  // namespace
 
-int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
-                        const std::string& output, const std::string& trace, const DistributedArgs& d,
-                        const GlobalFlags& flags,
+int run_distributed_fit(const std::function<void()>& check, const DataArgs& data, const std::string& weights,
+                        const FitArgs& fit, const std::string& output, const std::string& trace,
+                        const DistributedArgs& d, const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv) {
   return on_every_rank([&](mpi::Communicator& comm) {
+    check();
     return run_on_rank(comm, data, weights, fit, output, trace, d, flags, trace_csv);
   });
 }
 
-int run_distributed_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit,
-                            const std::string& output, const std::string& trace, const DistributedArgs& d,
-                            const GlobalFlags& flags,
-                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix,
-                            bool weights) {
+int run_distributed_hmm_fit(const std::function<void()>& check, const DataArgs& data, const std::string& lengths,
+                            const FitArgs& fit, const std::string& output, const std::string& trace,
+                            const DistributedArgs& d, const GlobalFlags& flags,
+                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix) {
   return on_every_rank([&](mpi::Communicator& comm) {
-    if (weights) throw UsageError("--weights apply to mixtures only; leave them out with --model hmm");
+    check();
     return run_hmm_on_rank(comm, data, lengths, fit, output, trace, d, flags, trace_csv, n_mix);
   });
 }

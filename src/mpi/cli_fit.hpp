@@ -49,22 +49,22 @@ inline void add_distributed_options(CLI::App* cmd, DistributedArgs& args) {
       ->group(group);
 }
 
-/// The fit on every rank; rank 0 alone prints and writes the outputs. `weights` is the
-/// --weights file ("" for none), read whole by every rank. `trace_csv` formats the trace as
-/// cuem fit writes it.
-int run_distributed_fit(const DataArgs& data, const std::string& weights, const FitArgs& fit,
+/// The fit on every rank; rank 0 alone prints and writes the outputs. `check` (the
+/// command line's refusals) runs first, on every rank, its UsageError said once for the job.
+/// `weights` is the --weights file ("" for none), read whole by every rank. `trace_csv`
+/// formats the trace as cuem fit writes it.
+int run_distributed_fit(const std::function<void()>& check, const DataArgs& data, const std::string& weights,
+                        const FitArgs& fit,
                         const std::string& output, const std::string& trace,
                         const DistributedArgs& distributed, const GlobalFlags& flags,
                         const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv);
 
 /// cuem fit DATA --model hmm --lengths FILE --distributed on every rank (docs/DISTRIBUTED.md):
 /// each rank keeps the rows of its units of whole sequences; rank 0 reports as cuem fit
-/// --model hmm does. n_mix > 0: a GMMHMM of n_mix components a state. `weights`: --weights
-/// was given, which it refuses (once for the job).
-int run_distributed_hmm_fit(const DataArgs& data, const std::string& lengths, const FitArgs& fit,
-                            const std::string& output, const std::string& trace, const DistributedArgs& d,
-                            const GlobalFlags& flags,
-                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix,
-                            bool weights);
+/// --model hmm does. n_mix > 0: a GMMHMM of n_mix components a state. `check` as above.
+int run_distributed_hmm_fit(const std::function<void()>& check, const DataArgs& data, const std::string& lengths,
+                            const FitArgs& fit, const std::string& output, const std::string& trace,
+                            const DistributedArgs& d, const GlobalFlags& flags,
+                            const std::function<std::string(const std::vector<TracePoint>&)>& trace_csv, int n_mix);
 
 }  // namespace cuem::cli

@@ -50,9 +50,10 @@ struct SegmentLayout {
 /// The units of a distributed HMM fit: unit j holds the whole sequences whose first frame
 /// lies in rows [j S, (j + 1) S), windows where none starts left out, so the units depend
 /// on the sequences and S only, never on R. Ranks own contiguous runs of units, at least
-/// one each, balanced by rows. `offsets` are the sequences' bounds (0 first, N last).
+/// one each, balanced by rows (rank r from the unit boundary nearest r N / R). `offsets` are the sequences' bounds (0 first, N last).
 /// InvalidArgument where there are fewer units than ranks.
 inline SegmentLayout sequence_units(const std::vector<std::size_t>& offsets, std::size_t segment_rows, int ranks) {
+  if (segment_rows < 1 || ranks < 1) throw InvalidArgument("segment_rows and ranks must be at least 1");
   SegmentLayout L;
   L.n_rows = offsets.back();
   L.segment_rows = segment_rows;
@@ -60,21 +61,25 @@ inline SegmentLayout sequence_units(const std::vector<std::size_t>& offsets, std
   for (std::size_t q = 0; q + 1 < offsets.size(); ++q)
     if (q == 0 || offsets[q] / segment_rows != offsets[q - 1] / segment_rows) L.bounds.push_back(offsets[q]);
   L.bounds.push_back(L.n_rows);
-  const std::size_t U = L.bounds.size() - 1, R = static_cast<std::size_t>(ranks);
+  const std::size_t U = L.bounds.size() - 1, R = static_cast<std::size_t>(ranks), n_seq = offsets.size() - 1;
+  if (n_seq < R)
+    throw InvalidArgument(std::to_string(n_seq) + " sequence(s) for " + std::to_string(R) +
+                          " ranks: a sequence is never split, so run at most " + std::to_string(n_seq) + " rank(s)");
   if (U < R)
-    throw InvalidArgument(std::to_string(offsets.size() - 1) + " sequence(s) starting in windows of " +
+    throw InvalidArgument(std::to_string(n_seq) + " sequence(s) starting in windows of " +
                           std::to_string(segment_rows) + " rows make " + std::to_string(U) +
                           " unit(s), fewer than the " + std::to_string(R) +
                           " ranks: run at most " + std::to_string(U) +
                           " rank(s), or give a smaller --segment-rows (a sequence is never split)");
-  // Rank r from the first unit that starts at or after r N / R, leaving every rank a unit.
+  // Rank r from the unit boundary nearest r N / R, leaving every rank a unit.
   L.rank_first.assign(R + 1, 0);
   L.rank_first[R] = U;
   std::size_t u = 0;
   for (std::size_t r = 1; r < R; ++r) {
     const std::size_t target = L.n_rows / R * r + L.n_rows % R * r / R;
     while (u < U && L.bounds[u] < target) ++u;
-    L.rank_first[r] = std::min(std::max(u, L.rank_first[r - 1] + 1), U - (R - r));
+    const std::size_t nearest = u > 0 && target - L.bounds[u - 1] < L.bounds[u] - target ? u - 1 : u;
+    L.rank_first[r] = std::min(std::max(nearest, L.rank_first[r - 1] + 1), U - (R - r));
   }
   return L;
 }

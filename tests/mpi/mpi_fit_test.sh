@@ -334,9 +334,11 @@ PY
       [ ! -e "$work/refused.json" ] || fail "$*: a model was written"
     }
     refused 2 "make 1 unit(s), fewer than the 3 ranks" 3 "${hmm[@]}" -k 3 --segment-rows 4000
-    refused 2 "make 1 unit(s), fewer than the 2 ranks" 2 --model hmm -k 3 --segment-rows 256
+    refused 2 "1 sequence(s) for 2 ranks" 2 --model hmm -k 3 --segment-rows 256
     refused 2 "--acceleration applies to Gaussian HMMs only" 2 "${hmm[@]}" -k 3 --n-mix 2 --acceleration squarem
     refused 2 "--weights apply to mixtures only" 2 "${hmm[@]}" -k 3 --weights "$work/H_len.txt"
+    refused 2 "apply to --model bayesian only" 3 "${hmm[@]}" -k 3 --prune-threshold 0.1
+    refused 2 "--distributed runs batch EM" 3 "${hmm[@]}" -k 3 --incremental-blocks 2
     echo 3999 >"$work/short_len.txt"
     refused 3 "sum to 3999 frames but the data have 4000" 2 --model hmm --lengths "$work/short_len.txt" -k 3
     echo "ok: the HMM's refusals exit with their codes and one message"
