@@ -2,7 +2,8 @@
 // statistics as one vector of additive values and back, and the E-step run per unit of
 // whole sequences (mpi::sequence_units), each unit on its own backend over its own rows,
 // its vectors summed in unit order, against the plain log-space reference loop
-// (hmm_reference.hpp) and the one-backend E-step; the GMMHMM's statistics likewise.
+// (hmm_reference.hpp) and the one-backend E-step; the GMMHMM's statistics likewise; the
+// public statistics API (hmm_statistics, hmm_model_from_statistics) against fit_hmm.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -177,6 +178,40 @@ TEST_P(HmmUnits, GmmHmmPartsRoundTripAndUnitsSumToTheWhole) {
   }
   const std::vector<double> want = cuem::engine::additive_parts(whole);
   EXPECT_LT(cuem_test::max_rel_diff(sum, want, 1e-3), 1e-12);
+}
+
+// The public statistics API (cuem/hmm.hpp): one Baum-Welch step by hmm_statistics and
+// hmm_model_from_statistics is fit_hmm's first iteration, bitwise; two halves of the
+// sequences summed give it to rounding; a vector of another length is refused.
+TEST_P(HmmUnits, PublicStatisticsAreOneBaumWelchStep) {
+  const Chain c = make_chain(GetParam(), 3, 2, 51);
+  const std::vector<std::size_t> lengths{120, 1, 75, 300, 9};
+  const std::vector<double> X = draw(c, lengths, 10);
+  const std::size_t D = 2, N = X.size() / D;
+  cuem::HmmOptions o = options_from(c, 1);
+  o.priors.means_weight = {0.5};
+  o.priors.transmat_prior = {1.5};
+  const cuem::HmmModel start = to_hmm(c);
+  const cuem::HmmFitResult fit = cuem::fit_hmm(cuem::DataView(X.data(), N, D), lengths, o);
+  const std::vector<double> all = cuem::hmm_statistics(start, cuem::DataView(X.data(), N, D), lengths);
+  const cuem::HmmModel step = cuem::hmm_model_from_statistics(start, all, o);
+  EXPECT_EQ(step.startprob, fit.model.startprob);
+  EXPECT_EQ(step.transmat, fit.model.transmat);
+  EXPECT_EQ(step.emissions.means, fit.model.emissions.means);
+  EXPECT_EQ(step.emissions.covariances, fit.model.emissions.covariances);
+  // Sequences 0-1 and 2-4 apart, summed.
+  const std::size_t split = 121;
+  std::vector<double> sum = cuem::hmm_statistics(start, cuem::DataView(X.data(), split, D), {120, 1});
+  const std::vector<double> rest =
+      cuem::hmm_statistics(start, cuem::DataView(X.data() + split * D, N - split, D), {75, 300, 9});
+  ASSERT_EQ(sum.size(), all.size());
+  for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += rest[i];
+  EXPECT_LT(cuem_test::max_rel_diff(sum, all, 1e-3), 1e-12);
+  const cuem::HmmModel halves = cuem::hmm_model_from_statistics(start, sum, o);
+  EXPECT_LT(cuem_test::max_rel_diff(halves.emissions.means, step.emissions.means), 1e-12);
+  EXPECT_LT(cuem_test::max_rel_diff(halves.transmat, step.transmat), 1e-12);
+  sum.pop_back();
+  EXPECT_THROW(cuem::hmm_model_from_statistics(start, sum, o), cuem::InvalidArgument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, HmmUnits,

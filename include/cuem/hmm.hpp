@@ -155,6 +155,22 @@ HmmSamples sample_hmm(const HmmModel& model, std::size_t n, std::uint64_t seed);
 /// Free parameters as hmmlearn counts them (for bic and aic).
 double n_parameters(const HmmModel& model) noexcept;
 
+/// Baum-Welch's E-step over whole sequences as one vector of additive values, for a driver
+/// of one's own (cuem.dask.GaussianHMM sums them over a cluster): the vectors of disjoint
+/// sets of sequences, taken under the same model, sum to their union's. With K states, D
+/// features and the model's covariance type: the states' emission sums about the model's
+/// means under the state posteriors gamma, N_k (K), S1 (K x D), S2 (the type's layout, as
+/// MixtureStatistics'), their log-likelihood slot, frames, weight; then the start counts
+/// (K), transition counts (K x K), the log-likelihood sum_seq log p(seq), and frames.
+/// Complete frames (no NaN).
+std::vector<double> hmm_statistics(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                   const HmmEvaluateOptions& where = {});
+/// The M-step from such a sum (hmmlearn's, with options' priors and `params` letters; its
+/// other fields are not read): the model that follows `model`. InvalidArgument for a
+/// vector of another length.
+HmmModel hmm_model_from_statistics(const HmmModel& model, const std::vector<double>& statistics,
+                                   const HmmOptions& options);
+
 /// Stepwise (online) EM for a Gaussian HMM (docs/HMM.md, "Online and incremental"): each
 /// partial_fit is one step on a batch of whole sequences, s <- (1 - rho_t) s + rho_t s_batch
 /// per frame (stepwise_driver.hpp), the running statistics scaled to the frames seen so far

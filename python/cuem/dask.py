@@ -50,6 +50,8 @@ from concurrent.futures import CancelledError
 import numpy as np
 
 from . import _cuem
+from .hmm import ConvergenceMonitor as _ConvergenceMonitor
+from .hmm import GaussianHMM as _LocalGaussianHMM
 from .mixture import (
     ConvergenceWarning,
     GaussianMixture as _LocalGaussianMixture,
@@ -68,7 +70,7 @@ except ImportError as error:  # pragma: no cover - the tests need dask
         "cuem.dask needs dask and dask.distributed: pip install 'dask[distributed]'"
     ) from error
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "GaussianHMM"]
 
 _KMEANS_TOL = 1e-4
 _KMEANS_MAX_ITER = 300
@@ -371,6 +373,35 @@ def _point_seeded_model(points, n_points, total_weight, covariance_type, reg_cov
     return dict(_cuem.m_step(stats, reg_covar), covariance_type=covariance_type)
 
 
+def _kmeans_centres(client, data, K, rng, lloyd):
+    """K centres: greedy k-means++ on a sample of rows drawn by global index (weighted by
+    sample_weight), then, with `lloyd`, Lloyd's steps over all chunks (sums in the tree's
+    order) until the squared centre shift falls below 1e-4 times the sample's mean feature
+    variance, at most 300 steps."""
+    m = min(data.n_rows, _INIT_SAMPLE_ROWS)
+    index = np.sort(rng.choice(data.n_rows, m, replace=False))
+    sample = np.asarray(data.X[index].compute(), dtype=np.float64)
+    w = np.ones(m) if data.sample_weight is None else data.sample_weight[index].compute()
+    if not np.any(w > 0):
+        raise ValueError("the rows sampled for k-means++ all have sample_weight 0; use init_params='kmeans' "
+                         "with fewer zero weights, or give means_init")
+    seeds = _kmeans_plusplus(sample, w, K, rng)
+    centres = sample[seeds]
+    if not lloyd:
+        return centres
+    mean_variance = np.average((sample - np.average(sample, axis=0, weights=w)) ** 2, axis=0, weights=w).mean()
+    threshold = _KMEANS_TOL * mean_variance
+    for _ in range(_KMEANS_MAX_ITER):
+        stats = _chunk_sum(client, data, _block_partition, centres, "diag", False)
+        moved = np.where(stats["nk"][:, None] > 0, centres + stats["s1"] / np.maximum(stats["nk"], 1e-300)[:, None],
+                         centres)
+        shift = ((moved - centres) ** 2).sum()
+        centres = moved
+        if shift <= threshold:
+            break
+    return centres
+
+
 class _DaskData:
     """X (and sample weights) persisted on the workers, as futures in chunk order."""
 
@@ -643,27 +674,9 @@ class GaussianMixture(*_Bases):
         """k-means++ seeds from a sample of rows drawn by global index; for 'kmeans' then
         Lloyd over all chunks and the partition's M-step (module docstring)."""
         K, cov = int(self.n_components), self.covariance_type
-        m = min(data.n_rows, _INIT_SAMPLE_ROWS)
-        index = np.sort(rng.choice(data.n_rows, m, replace=False))
-        sample = np.asarray(data.X[index].compute(), dtype=np.float64)
-        w = np.ones(m) if data.sample_weight is None else data.sample_weight[index].compute()
-        if not np.any(w > 0):
-            raise ValueError("the rows sampled for k-means++ all have sample_weight 0; use init_params='kmeans' "
-                             "with fewer zero weights, or give means_init")
-        seeds = _kmeans_plusplus(sample, w, K, rng)
-        centres = sample[seeds]
+        centres = _kmeans_centres(client, data, K, rng, lloyd=self.init_params != "k-means++")
         if self.init_params == "k-means++":
             return _point_seeded_model(centres, data.n_rows, data.total_weight(), cov, float(self.reg_covar))
-        mean_variance = np.average((sample - np.average(sample, axis=0, weights=w)) ** 2, axis=0, weights=w).mean()
-        threshold = _KMEANS_TOL * mean_variance
-        for _ in range(_KMEANS_MAX_ITER):
-            stats = self._partition(client, data, centres, with_scatter=False)
-            moved = np.where(stats["nk"][:, None] > 0, centres + stats["s1"] / np.maximum(stats["nk"], 1e-300)[:, None],
-                             centres)
-            shift = ((moved - centres) ** 2).sum()
-            centres = moved
-            if shift <= threshold:
-                break
         stats = self._partition(client, data, centres, with_scatter=True)
         n_empty = int(np.sum(stats["nk"] == 0))
         if n_empty:
@@ -764,3 +777,241 @@ class GaussianMixture(*_Bases):
     def sample(self, n_samples=1):
         """Random samples from the fitted mixture, as ``cuem.GaussianMixture.sample`` (NumPy)."""
         return _LocalGaussianMixture.sample(self, n_samples)
+
+
+# ---- Gaussian HMMs ---------------------------------------------------------------------
+
+
+def _sequence_chunks(offsets, chunks):
+    """Row chunk sizes of whole sequences: each of X's chunk boundaries moved to the first
+    sequence boundary at or after it (so the chunks depend on the lengths and X's chunking
+    alone)."""
+    n = int(offsets[-1])
+    inner = np.cumsum(chunks)[:-1]
+    cuts = np.unique(offsets[np.searchsorted(offsets, inner, side="left")])
+    cuts = cuts[(cuts > 0) & (cuts < n)]
+    return tuple(int(v) for v in np.diff(np.concatenate([[0], cuts, [n]])))
+
+
+def _block_hmm_statistics(X, sample_weight, rows, offsets, model, where):
+    """Baum-Welch's E-step statistics of one chunk of whole sequences (a float64 vector)."""
+    first, end = rows
+    lo, hi = np.searchsorted(offsets, [first, end])
+    lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
+    try:
+        return _cuem.hmm_statistics(_as_cuem_rows(X), lengths, *_hmm_tuple(model), **where)
+    except ValueError as error:
+        raise type(error)(f"rows {first}-{end - 1} of X: {error}") from None
+
+
+def _block_hmm_evaluate(X, offsets, first, what, model, where):
+    """score (a 1 x 1 array) or the states of one chunk of whole sequences."""
+    lo, hi = np.searchsorted(offsets, [first, first + X.shape[0]])
+    lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
+    out = _cuem.hmm_evaluate(what, _as_cuem_rows(X), lengths, *_hmm_tuple(model), **where)
+    return np.array([[out]]) if what == "score" else out[1].astype(np.int64)
+
+
+def _add_vectors(a, b):
+    return a + b
+
+
+def _hmm_tuple(model):
+    return (model["covariance_type"], model["startprob"], model["transmat"], model["means"], model["covars"])
+
+
+class GaussianHMM(_LocalGaussianHMM):
+    """hmmlearn's GaussianHMM fitted by Baum-Welch over a dask array of frames on a
+    dask.distributed cluster: ``cuem.GaussianHMM``'s parameters and fitted attributes
+    (startprob_, transmat_, means_, covars_, monitor_), the statistics of each chunk of
+    whole sequences computed where it lives.
+
+    fit(X, lengths) takes X as a dask array (or a dask DataFrame) of frames and lengths as
+    for hmmlearn (the whole sequence list, on the client). X is rechunked so that every
+    chunk holds whole sequences (each chunk boundary moved to the next sequence boundary),
+    persisted, and every iteration each chunk's statistics (``_cuem.hmm_statistics``: the
+    chain, the posteriors and the gamma-weighted emission sums, on the worker, GIL
+    released) are summed by the same binary tree over the chunks as the mixture's; the
+    client runs hmmlearn's M-step with the priors (``_cuem.hmm_m_step``) and the local
+    class's convergence test (the change of the log-likelihood below tol; monitor_ records
+    the history). The sums depend on the chunking, never on the workers,
+    so from the same start (init_params='' with the arrays set) the model is
+    ``cuem.GaussianHMM``'s on the computed array to rounding (one chunk: the same bits).
+    The start for the letters of init_params: 's' and 't' uniform, 'm' k-means (k-means++
+    on a sample of frames drawn by global index, then Lloyd's steps over the chunks, as
+    ``cuem.dask.GaussianMixture``'s, so not the local class's k-means), 'c' the frames'
+    covariance plus min_covar, in two passes over the chunks.
+
+    Batch Baum-Welch on complete frames: acceleration, incremental_blocks and
+    missing='marginalize' are refused. score, predict and decode take a dask X (score a
+    float; predict and decode's states a dask array); the other methods take NumPy arrays
+    as ``cuem.GaussianHMM``'s.
+    """
+
+    def fit(self, X, lengths=None):
+        """Baum-Welch over the dask array X of frames, sequences as `lengths` (None: one)."""
+        self._check_parameters()
+        for name, local in (("acceleration", "none"), ("missing", "error"), ("incremental_blocks", 1)):
+            if getattr(self, name) != local:
+                raise ValueError(
+                    f"cuem.dask.GaussianHMM runs batch Baum-Welch on complete frames: {name}="
+                    f"{getattr(self, name)!r} is not distributed (use cuem.GaussianHMM)"
+                )
+        X = _as_dask_rows(X)
+        N, D = X.shape
+        lengths = self._lengths(lengths, N)
+        K = int(self.n_components)
+        if "m" in self.init_params and N < K:
+            raise ValueError(f"n_components = {K} is more than the {N} frames that k-means starts the means from")
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        X = X.rechunk({0: _sequence_chunks(offsets, X.chunks[0]), 1: -1})
+        client = _client()
+        data = _DaskData(client, X, None)
+        GaussianMixture._check_finite(data)
+        priors, given = self._start_arrays(D, self.init_params)
+        rng = np.random.default_rng(_seed_from(self.random_state))
+        model = self._dask_start(client, data, given, rng, D)
+        _cuem.hmm_evaluate("score", np.zeros((1, D)), [1], *_hmm_tuple(model))  # a model the library takes
+        where = {"device": self.device, "precision": self.precision}
+        self.monitor_ = _ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        iterations = 0
+        bound = -np.inf
+        on_workers = _to_workers(client, offsets)
+        for iteration in range(int(self.n_iter)):
+            model_on_workers = _to_workers(client, model)
+            parts = [
+                client.submit(_block_hmm_statistics, block, None, rows, on_workers, model_on_workers, where,
+                              pure=False)
+                for block, rows in zip(data.blocks, data.rows)
+            ]
+            stats = _tree_sum(client, parts, _add_vectors)
+            previous, bound = bound, float(stats[-2]) / float(stats[-1])  # per frame, as the local fit's
+            model = dict(_cuem.hmm_m_step(stats, *_hmm_tuple(model), self.params, *priors),
+                         covariance_type=self.covariance_type)
+            iterations += 1
+            self.monitor_.report(bound * N)
+            change = bound - previous
+            if self.verbose:
+                print(f"{iteration + 1:>10d} {bound * N:>16.8f} {change * N:>+16.8f}")
+            # The library's test (src/engine/batch_driver.hpp): |change| below tol per frame,
+            # never on the first iteration.
+            if iteration > 0 and abs(change) < float(self.tol) / N:
+                break
+        self._online = None
+        self.n_features = D
+        self.startprob_ = model["startprob"]
+        self.transmat_ = model["transmat"]
+        self.means_ = model["means"]
+        self._covars_ = model["covars"]
+        self.device_ = self.device
+        self.n_estep_passes_ = iterations
+        self.convergence_rate_ = np.nan
+        return self
+
+    def _dask_start(self, client, data, given, rng, D):
+        """The start arrays (cuem's layouts) for the letters of init_params; the given ones
+        for the others."""
+        K, cov = int(self.n_components), self.covariance_type
+        model = {"covariance_type": cov}
+        model["startprob"] = given.get("startprob", np.full(K, 1.0 / K))
+        model["transmat"] = given.get("transmat", np.full((K, K), 1.0 / K))
+        model["means"] = given["means"] if "means" in given else np.ascontiguousarray(
+            _kmeans_centres(client, data, K, rng, lloyd=True))
+        if "covars" in given:
+            model["covars"] = given["covars"]
+        else:
+            cv = self._frames_covariance(client, data) + float(self.min_covar) * np.eye(D)
+            model["covars"] = {
+                "full": np.tile(cv, (K, 1, 1)),
+                "tied": cv,
+                "diag": np.tile(np.diag(cv), (K, 1)),
+                "spherical": np.full(K, cv.mean()),
+            }[cov]
+        return {k: v if k == "covariance_type" else np.ascontiguousarray(v, dtype=np.float64)
+                for k, v in model.items()}
+
+    @staticmethod
+    def _frames_covariance(client, data):
+        """The frames' covariance (N - 1 in the denominator): their sum about the first
+        frame, then the scatter about the mean, both summed over the chunks in tree order."""
+        origin = np.asarray(data.X[:1].compute(), dtype=np.float64)
+        first = _chunk_sum(client, data, _block_partition, origin, "full", False)
+        mean = origin + first["s1"] / first["nk"][:, None]
+        second = _chunk_sum(client, data, _block_partition, mean, "full", True)
+        n, s1 = second["nk"][0], second["s1"][0]
+        D = mean.shape[1]
+        return (second["s2"].reshape(D, D) - np.outer(s1, s1) / n) / (n - 1)
+
+    # ---- using the fitted model on dask arrays ---------------------------------------
+
+    def _dask_frames(self, X, lengths):
+        """X (a dask array) rechunked to whole sequences, and the sequences' offsets."""
+        self._check_fitted()
+        X = _as_dask_rows(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, but GaussianHMM is fitted with {self.n_features}")
+        lengths = self._lengths(lengths, X.shape[0])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return X.rechunk({0: _sequence_chunks(offsets, X.chunks[0]), 1: -1}), offsets
+
+    def _dask_map(self, what, X, lengths):
+        X, offsets = self._dask_frames(X, lengths)
+        model = {"covariance_type": self.covariance_type, **dict(zip(
+            ("startprob", "transmat", "means", "covars"), self._model_arrays()[1:]))}
+        where = {"device": self.device, "precision": self.precision}
+        firsts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
+        blocks = [
+            da.map_blocks(_block_hmm_evaluate, X.blocks[i], offsets, int(firsts[i]), what, model, where,
+                          **({"chunks": (1, 1), "dtype": np.float64} if what == "score" else
+                             {"drop_axis": 1, "dtype": np.int64, "meta": np.empty((0,), dtype=np.int64)}))
+            for i in range(len(X.chunks[0]))
+        ]
+        return da.concatenate(blocks, axis=0)
+
+    def score(self, X, lengths=None):
+        """log p(X) over all sequences; X a NumPy array (as cuem.GaussianHMM) or a dask array
+        (each chunk of whole sequences scored on the cluster, summed in chunk order)."""
+        if not isinstance(X, da.Array) and not hasattr(X, "to_dask_array"):
+            return super().score(X, lengths)
+        parts = self._dask_map("score", X, lengths).compute().ravel()
+        total = 0.0
+        for v in parts:
+            total += float(v)
+        return total
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """As cuem.GaussianHMM.decode; for a dask X with algorithm 'viterbi', (log
+        probability, states as a dask array)."""
+        algorithm = algorithm or self.algorithm
+        if not isinstance(X, da.Array) and not hasattr(X, "to_dask_array"):
+            return super().decode(X, lengths, algorithm)
+        if algorithm != "viterbi":
+            raise ValueError("cuem.dask.GaussianHMM decodes dask arrays by Viterbi; compute X for 'map'")
+        states = self._dask_map("viterbi", X, lengths)
+        log_prob = self._viterbi_log_probability(X, lengths)
+        return log_prob, states
+
+    def _viterbi_log_probability(self, X, lengths):
+        X, offsets = self._dask_frames(X, lengths)
+        model = {"covariance_type": self.covariance_type, **dict(zip(
+            ("startprob", "transmat", "means", "covars"), self._model_arrays()[1:]))}
+        where = {"device": self.device, "precision": self.precision}
+        firsts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
+        parts = [da.map_blocks(_block_viterbi_log_probability, X.blocks[i], offsets, int(firsts[i]), model, where,
+                               chunks=(1, 1), dtype=np.float64) for i in range(len(X.chunks[0]))]
+        total = 0.0
+        for v in da.concatenate(parts, axis=0).compute().ravel():
+            total += float(v)
+        return total
+
+    def predict(self, X, lengths=None):
+        """The Viterbi states (as cuem.GaussianHMM); a dask array for a dask X."""
+        if not isinstance(X, da.Array) and not hasattr(X, "to_dask_array"):
+            return super().predict(X, lengths)
+        return self.decode(X, lengths, "viterbi")[1]
+
+
+def _block_viterbi_log_probability(X, offsets, first, model, where):
+    lo, hi = np.searchsorted(offsets, [first, first + X.shape[0]])
+    lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
+    return np.array([[_cuem.hmm_evaluate("viterbi", _as_cuem_rows(X), lengths, *_hmm_tuple(model), **where)[0]]])

@@ -1,5 +1,6 @@
 // cuem._cuem's functions under cuem.GaussianHMM (python/cuem/hmm.py): fit_hmm and the
-// evaluations of a fitted HMM (score, posteriors, decode) and sampling, on NumPy arrays.
+// evaluations of a fitted HMM (score, posteriors, decode) and sampling, on NumPy arrays;
+// the statistics and M-step that cuem.dask.GaussianHMM drives.
 // Covariances travel in cuem's per-type layout (include/cuem/model.hpp); hmm.py gives
 // hmmlearn's shapes. Data are read in place as bindings.cpp reads them, the GIL is
 // released while cuem computes, and Ctrl-C and the iteration callback are wired by FitHooks.
@@ -196,6 +197,36 @@ nb::object hmm_sample(std::size_t n, std::uint64_t seed, const std::string& cova
   return nb::make_tuple(to_numpy(std::move(s.X), {n, D}), to_numpy(std::move(s.states), {n}));
 }
 
+// ---- the statistics API (cuem.dask.GaussianHMM) -----------------------------------------
+
+nb::object hmm_statistics(const InputMatrix& X, const std::vector<std::size_t>& lengths,
+                          const std::string& covariance_type, const ParameterArray& startprob,
+                          const ParameterArray& transmat, const ParameterArray& means, const ParameterArray& covars,
+                          const std::string& device, const std::string& precision) {
+  const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
+  const cuem::DataView view = view_of(X);
+  std::vector<double> v = released([&] { return cuem::hmm_statistics(m, view, lengths, where_of(device, precision)); });
+  const std::size_t n = v.size();
+  return nb::cast(to_numpy(std::move(v), {n}));
+}
+
+nb::dict hmm_m_step(const ParameterArray& statistics, const std::string& covariance_type,
+                    const ParameterArray& startprob, const ParameterArray& transmat, const ParameterArray& means,
+                    const ParameterArray& covars, const std::string& params, const ParameterArray& startprob_prior,
+                    const ParameterArray& transmat_prior, const ParameterArray& means_prior,
+                    const ParameterArray& means_weight, const ParameterArray& covars_prior, double covars_weight) {
+  const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
+  cuem::HmmOptions o;
+  o.params = params;
+  o.priors.startprob_prior = to_vector(startprob_prior);
+  o.priors.transmat_prior = to_vector(transmat_prior);
+  o.priors.means_prior = to_vector(means_prior);
+  o.priors.means_weight = to_vector(means_weight);
+  o.priors.covars_prior = to_vector(covars_prior);
+  o.priors.covars_weight = covars_weight;
+  return model_dict(cuem::hmm_model_from_statistics(m, to_vector(statistics), o));
+}
+
 // ---- GMMHMM (python/cuem/gmmhmm.py), in hmmlearn's layouts ------------------------------
 
 std::vector<std::size_t> gmm_hmm_covars_shape(cuem::CovarianceType t, std::size_t K, std::size_t M, std::size_t D) {
@@ -389,6 +420,15 @@ void register_hmm(nb::module_& m) {
         "precision"_a = "float32", "score, posteriors, viterbi or map, as hmm_evaluate.");
   m.def("gmm_hmm_sample", &gmm_hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a,
         "weights"_a, "means"_a, "covars"_a, "One GMMHMM sequence of n frames: (X, states).");
+  m.def("hmm_statistics", &hmm_statistics, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a, "startprob"_a,
+        "transmat"_a, "means"_a, "covars"_a, "device"_a = "cpu", "precision"_a = "float32",
+        "Baum-Welch's E-step over whole sequences as one float64 vector of additive values (cuem/hmm.hpp "
+        "hmm_statistics): sums over disjoint sets of sequences are their union's.");
+  m.def("hmm_m_step", &hmm_m_step, "statistics"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
+        "covars"_a, "params"_a, "startprob_prior"_a, "transmat_prior"_a, "means_prior"_a, "means_weight"_a,
+        "covars_prior"_a, "covars_weight"_a,
+        "hmmlearn's M-step from summed hmm_statistics under the model they were taken at: the next model's "
+        "arrays (startprob, transmat, means, covars).");
   m.def("hmm_sample", &hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
         "covars"_a, "One sequence of n frames: (X, states).");
 }

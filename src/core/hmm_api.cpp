@@ -324,6 +324,54 @@ void validate_hmm(const HmmModel& m) {
   engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
 }
 
+std::vector<double> hmm_statistics(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                   const HmmEvaluateOptions& where) {
+  require(where.missing == MissingPolicy::error, "hmm_statistics takes complete frames (no missing='marginalize')");
+  check_model_for(model, X, MissingPolicy::error);
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources(resources_of(where));
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  Primitives& prims = placed.primitives();
+  prims.reserve(model.covariance_type(), model.n_components());
+  HmmOptions o;
+  o.n_components = model.n_components();
+  o.covariance_type = model.covariance_type();
+  engine::GaussianHmmEM em(prims, placed.X, offsets, o, placed.kmeans);
+  return engine::additive_parts(em.e_step(model));
+}
+
+HmmModel hmm_model_from_statistics(const HmmModel& model, const std::vector<double>& statistics,
+                                   const HmmOptions& options) {
+  validate_hmm(model);
+  const std::size_t K = static_cast<std::size_t>(model.n_components()), D = static_cast<std::size_t>(model.n_features());
+  check_letters(options.params, "params");
+  const HmmPriors& p = options.priors;
+  check_prior(p.startprob_prior, K, "startprob_prior");
+  check_prior(p.transmat_prior, K * K, "transmat_prior");
+  check_prior(p.means_prior, K * D, "means_prior");
+  check_prior(p.means_weight, K, "means_weight");
+  const CovarianceType type = model.covariance_type();
+  check_prior(p.covars_prior,
+              type == CovarianceType::spherical
+                  ? K * D
+                  : covariance_size(type, static_cast<int>(K), static_cast<int>(D)),
+              "covars_prior");
+  require(std::isfinite(p.covars_weight), "covars_weight must be finite");
+  engine::HmmStats s = engine::hmm_zero_stats(model);
+  const std::size_t n = engine::additive_parts(s).size();
+  require(statistics.size() == n, "HMM statistics of " + std::to_string(statistics.size()) +
+                                      " values for a model that takes " + std::to_string(n) +
+                                      " (K = " + std::to_string(K) + ", D = " + std::to_string(D) + ", " +
+                                      to_string(type) + ")");
+  for (double v : statistics) require(std::isfinite(v), "HMM statistics hold a value that is not finite");
+  engine::set_additive_parts(s, statistics);
+  HmmOptions o = options;
+  o.n_components = model.n_components();
+  o.covariance_type = type;
+  return engine::hmm_m_step(s, o);
+}
+
 HmmFitResult fit_hmm(DataView X, const std::vector<std::size_t>& lengths, const HmmOptions& o) {
   const bool has_missing = validate_data(X, o.missing);
   validate_hmm_options(o, X);

@@ -738,7 +738,7 @@ HmmStats GaussianHmmEM::e_step(const HmmModel& m) {
   return s;
 }
 
-HmmStats GaussianHmmEM::zero_stats(const HmmModel& m) const {
+HmmStats hmm_zero_stats(const HmmModel& m) {
   const int K = m.n_components();
   HmmStats s;
   s.emission = SufficientStats::zeros(m.covariance_type(), K, m.n_features(), m.emissions.means);

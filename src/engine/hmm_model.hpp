@@ -41,6 +41,8 @@ struct HmmStats {
 /// statistics of the same shape (GaussianHmmEM::zero_stats).
 std::vector<double> additive_parts(const HmmStats& s);
 void set_additive_parts(HmmStats& s, const std::vector<double>& v);
+/// Statistics of no frames under m (the shape of an E-step's under m).
+HmmStats hmm_zero_stats(const HmmModel& m);
 
 /// Stepwise EM's update (stepwise_driver.hpp): s_t = (1 - rho) s_{t-1} + rho s_batch, each
 /// per frame, then scaled to the frames seen so far (s.weight), so that the priors weigh
@@ -149,7 +151,7 @@ class GaussianHmmEM {
   HmmStats e_step(const HmmModel& m);
   HmmModel m_step(const HmmStats& s);
   /// Statistics of no frames under m: the shape that e_step's results have.
-  HmmStats zero_stats(const HmmModel& m) const;
+  HmmStats zero_stats(const HmmModel& m) const { return hmm_zero_stats(m); }
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
   /// Incremental EM's members (incremental_driver.hpp).
   double complete_log_likelihood(const HmmStats& s, const HmmModel& m) const {
