@@ -28,6 +28,14 @@ using cuem::engine::HmmStats;
 
 class HmmUnits : public ::testing::TestWithParam<CovarianceType> {};
 
+// The offsets of the sequences of rows [lo, hi) (whole sequences), from lo.
+std::vector<std::size_t> unit_offsets(const std::vector<std::size_t>& offsets, std::size_t lo, std::size_t hi) {
+  std::vector<std::size_t> local{0};
+  for (std::size_t q = 1; q < offsets.size(); ++q)
+    if (offsets[q] > lo && offsets[q] <= hi) local.push_back(offsets[q] - lo);
+  return local;
+}
+
 // One E-step of the model over all of X on one backend.
 HmmStats whole_estep(const std::vector<double>& X, std::size_t D, const std::vector<std::size_t>& offsets,
                      const cuem::HmmOptions& o, const cuem::HmmModel& m) {
@@ -96,9 +104,7 @@ TEST_P(HmmUnits, UnitsSummedInOrderAreTheWholeEStep) {
     std::vector<double> sum;
     for (std::size_t j = 0; j < units.segments(); ++j) {
       const std::size_t lo = units.row_begin(j), hi = units.row_end(j);
-      std::vector<std::size_t> local{0};
-      for (std::size_t q = 1; q < offsets.size(); ++q)
-        if (offsets[q] > lo && offsets[q] <= hi) local.push_back(offsets[q] - lo);
+      const std::vector<std::size_t> local = unit_offsets(offsets, lo, hi);
       // The unit's own rows, copied: nothing of the other units is in reach.
       const std::vector<double> rows(X.begin() + static_cast<std::ptrdiff_t>(lo * D),
                                      X.begin() + static_cast<std::ptrdiff_t>(hi * D));
@@ -169,10 +175,8 @@ TEST_P(HmmUnits, GmmHmmPartsRoundTripAndUnitsSumToTheWhole) {
   std::vector<double> sum;
   for (std::size_t j = 0; j < units.segments(); ++j) {
     const std::size_t lo = units.row_begin(j), hi = units.row_end(j);
-    std::vector<std::size_t> local{0};
-    for (std::size_t q = 1; q < offsets.size(); ++q)
-      if (offsets[q] > lo && offsets[q] <= hi) local.push_back(offsets[q] - lo);
-    const std::vector<double> part = cuem::engine::additive_parts(estep(X.data() + lo * D, hi - lo, local));
+    const std::vector<double> part =
+        cuem::engine::additive_parts(estep(X.data() + lo * D, hi - lo, unit_offsets(offsets, lo, hi)));
     if (sum.empty()) sum.assign(part.size(), 0.0);
     for (std::size_t i = 0; i < part.size(); ++i) sum[i] += part[i];
   }

@@ -66,6 +66,19 @@ nb::dict model_dict(const cuem::HmmModel& m) {
   return out;
 }
 
+cuem::HmmPriors priors_of(const ParameterArray& startprob_prior, const ParameterArray& transmat_prior,
+                          const ParameterArray& means_prior, const ParameterArray& means_weight,
+                          const ParameterArray& covars_prior, double covars_weight) {
+  cuem::HmmPriors p;
+  p.startprob_prior = to_vector(startprob_prior);
+  p.transmat_prior = to_vector(transmat_prior);
+  p.means_prior = to_vector(means_prior);
+  p.means_weight = to_vector(means_weight);
+  p.covars_prior = to_vector(covars_prior);
+  p.covars_weight = covars_weight;
+  return p;
+}
+
 // The options fit_hmm and OnlineGaussianHmm share.
 cuem::HmmOptions hmm_options(int n_components, const std::string& covariance_type, double min_covar,
                              std::uint64_t seed, const std::string& params, const std::string& init_params,
@@ -83,12 +96,7 @@ cuem::HmmOptions hmm_options(int n_components, const std::string& covariance_typ
   o.seed = seed;
   o.params = params;
   o.init_params = init_params;
-  o.priors.startprob_prior = to_vector(startprob_prior);
-  o.priors.transmat_prior = to_vector(transmat_prior);
-  o.priors.means_prior = to_vector(means_prior);
-  o.priors.means_weight = to_vector(means_weight);
-  o.priors.covars_prior = to_vector(covars_prior);
-  o.priors.covars_weight = covars_weight;
+  o.priors = priors_of(startprob_prior, transmat_prior, means_prior, means_weight, covars_prior, covars_weight);
   o.startprob_init = optional_vector(startprob);
   o.transmat_init = optional_vector(transmat);
   o.means_init = optional_vector(means);
@@ -218,12 +226,7 @@ nb::dict hmm_m_step(const ParameterArray& statistics, const std::string& covaria
   const cuem::HmmModel m = make_model(covariance_type, startprob, transmat, means, covars);
   cuem::HmmOptions o;
   o.params = params;
-  o.priors.startprob_prior = to_vector(startprob_prior);
-  o.priors.transmat_prior = to_vector(transmat_prior);
-  o.priors.means_prior = to_vector(means_prior);
-  o.priors.means_weight = to_vector(means_weight);
-  o.priors.covars_prior = to_vector(covars_prior);
-  o.priors.covars_weight = covars_weight;
+  o.priors = priors_of(startprob_prior, transmat_prior, means_prior, means_weight, covars_prior, covars_weight);
   return model_dict(cuem::hmm_model_from_statistics(m, to_vector(statistics), o));
 }
 

@@ -125,41 +125,12 @@ GmmHmmStats GmmHmmEM::e_step(const GmmHmmModel& m) {
 }
 
 std::vector<double> additive_parts(const GmmHmmStats& s) {
-  const std::vector<double> means = gmm_hmm_components(s.at).means;
-  const SufficientStats e = s.emission.shift == means ? s.emission : s.emission.recentred(means);
-  std::vector<double> v;
-  v.reserve(e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2);
-  for (const std::vector<double>* part : {&e.nk, &e.s1, &e.s2}) v.insert(v.end(), part->begin(), part->end());
-  v.push_back(e.log_likelihood);
-  v.push_back(static_cast<double>(e.n_points));
-  v.push_back(e.weight);
-  v.insert(v.end(), s.start.begin(), s.start.end());
-  v.insert(v.end(), s.trans.begin(), s.trans.end());
-  v.push_back(s.log_likelihood);
-  v.push_back(s.weight);
-  return v;
+  return chain_additive_parts(s.emission, gmm_hmm_components(s.at).means, s.start, s.trans, s.log_likelihood,
+                              s.weight);
 }
 
 void set_additive_parts(GmmHmmStats& s, const std::vector<double>& v) {
-  SufficientStats& e = s.emission;
-  if (v.size() != e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2)
-    throw Error("internal: GMMHMM statistics of another shape");
-  auto at = v.begin();
-  const auto take = [&](std::vector<double>& part) {
-    std::copy_n(at, part.size(), part.begin());
-    at += static_cast<std::ptrdiff_t>(part.size());
-  };
-  take(e.nk);
-  take(e.s1);
-  take(e.s2);
-  e.log_likelihood = at[0];
-  e.n_points = static_cast<std::size_t>(at[1]);
-  e.weight = at[2];
-  at += 3;
-  take(s.start);
-  take(s.trans);
-  s.log_likelihood = at[0];
-  s.weight = at[1];
+  set_chain_additive_parts(v, s.emission, s.start, s.trans, s.log_likelihood, s.weight);
 }
 
 GmmHmmStats GmmHmmEM::zero_stats(const GmmHmmModel& m) const {

@@ -58,26 +58,27 @@ void HmmStats::merge(const HmmStats& o) {
   }
 }
 
-std::vector<double> additive_parts(const HmmStats& s) {
-  const SufficientStats e = s.emission.shift == s.at.emissions.means ? s.emission
-                                                                      : s.emission.recentred(s.at.emissions.means);
+std::vector<double> chain_additive_parts(const SufficientStats& emission, const std::vector<double>& means,
+                                         const std::vector<double>& start, const std::vector<double>& trans,
+                                         double log_likelihood, double weight) {
+  const SufficientStats e = emission.shift == means ? emission : emission.recentred(means);
   std::vector<double> v;
-  v.reserve(e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2);
+  v.reserve(e.nk.size() + e.s1.size() + e.s2.size() + 3 + start.size() + trans.size() + 2);
   for (const std::vector<double>* part : {&e.nk, &e.s1, &e.s2}) v.insert(v.end(), part->begin(), part->end());
   v.push_back(e.log_likelihood);
   v.push_back(static_cast<double>(e.n_points));
   v.push_back(e.weight);
-  v.insert(v.end(), s.start.begin(), s.start.end());
-  v.insert(v.end(), s.trans.begin(), s.trans.end());
-  v.push_back(s.log_likelihood);
-  v.push_back(s.weight);
+  v.insert(v.end(), start.begin(), start.end());
+  v.insert(v.end(), trans.begin(), trans.end());
+  v.push_back(log_likelihood);
+  v.push_back(weight);
   return v;
 }
 
-void set_additive_parts(HmmStats& s, const std::vector<double>& v) {
-  SufficientStats& e = s.emission;
-  const std::size_t n = e.nk.size() + e.s1.size() + e.s2.size() + 3 + s.start.size() + s.trans.size() + 2;
-  if (v.size() != n) throw Error("internal: HMM statistics of another shape");
+void set_chain_additive_parts(const std::vector<double>& v, SufficientStats& e, std::vector<double>& start,
+                              std::vector<double>& trans, double& log_likelihood, double& weight) {
+  if (v.size() != e.nk.size() + e.s1.size() + e.s2.size() + 3 + start.size() + trans.size() + 2)
+    throw Error("internal: HMM statistics of another shape");
   auto at = v.begin();
   const auto take = [&](std::vector<double>& part) {
     std::copy_n(at, part.size(), part.begin());
@@ -90,10 +91,18 @@ void set_additive_parts(HmmStats& s, const std::vector<double>& v) {
   e.n_points = static_cast<std::size_t>(at[1]);
   e.weight = at[2];
   at += 3;
-  take(s.start);
-  take(s.trans);
-  s.log_likelihood = at[0];
-  s.weight = at[1];
+  take(start);
+  take(trans);
+  log_likelihood = at[0];
+  weight = at[1];
+}
+
+std::vector<double> additive_parts(const HmmStats& s) {
+  return chain_additive_parts(s.emission, s.at.emissions.means, s.start, s.trans, s.log_likelihood, s.weight);
+}
+
+void set_additive_parts(HmmStats& s, const std::vector<double>& v) {
+  set_chain_additive_parts(v, s.emission, s.start, s.trans, s.log_likelihood, s.weight);
 }
 
 namespace {

@@ -41,6 +41,13 @@ struct HmmStats {
 /// statistics of the same shape (GaussianHmmEM::zero_stats).
 std::vector<double> additive_parts(const HmmStats& s);
 void set_additive_parts(HmmStats& s, const std::vector<double>& v);
+/// The layout both HMM kinds' statistics share: the emission sums about `means`, then the
+/// chain's parts (the GMMHMM's statistics use it with its components' means).
+std::vector<double> chain_additive_parts(const SufficientStats& emission, const std::vector<double>& means,
+                                         const std::vector<double>& start, const std::vector<double>& trans,
+                                         double log_likelihood, double weight);
+void set_chain_additive_parts(const std::vector<double>& v, SufficientStats& emission, std::vector<double>& start,
+                              std::vector<double>& trans, double& log_likelihood, double& weight);
 /// Statistics of no frames under m (the shape of an E-step's under m).
 HmmStats hmm_zero_stats(const HmmModel& m);
 

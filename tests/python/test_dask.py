@@ -61,14 +61,6 @@ CHUNKINGS = {
 FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as c:
-        yield c
-
-
 def local(covariance_type, **params):
     return cuem.GaussianMixture(K, covariance_type=covariance_type, **params).fit(X)
 

@@ -33,14 +33,6 @@ N = X.shape[0]
 CHUNKINGS = {"one": (N,), "even": (300, 300, 300, N - 900), "uneven": (1, 499, 0, 200, N - 700)}
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as c:
-        yield c
-
-
 def started(model, covariance_type):
     """A start near the truth, set by hand (init_params='')."""
     model.startprob_ = np.array([0.4, 0.3, 0.3])
