@@ -214,6 +214,11 @@ TEST_P(HmmUnits, PublicStatisticsAreOneBaumWelchStep) {
   const cuem::HmmModel halves = cuem::hmm_model_from_statistics(start, sum, o);
   EXPECT_LT(cuem_test::max_rel_diff(halves.emissions.means, step.emissions.means), 1e-12);
   EXPECT_LT(cuem_test::max_rel_diff(halves.transmat, step.transmat), 1e-12);
+  EXPECT_THROW(cuem::hmm_model_from_statistics(start, std::vector<double>(sum.size(), 0.0), o),
+               cuem::InvalidArgument);  // no frames
+  std::vector<double> negative = sum;
+  negative[0] = -1.0;  // a state's count
+  EXPECT_THROW(cuem::hmm_model_from_statistics(start, negative, o), cuem::InvalidArgument);
   sum.pop_back();
   EXPECT_THROW(cuem::hmm_model_from_statistics(start, sum, o), cuem::InvalidArgument);
 }

@@ -63,6 +63,7 @@ from .mixture import (
 )
 
 try:
+    import dask
     import dask.array as da
     import distributed
 except ImportError as error:  # pragma: no cover - the tests need dask
@@ -265,7 +266,7 @@ def _tree_sum(client, parts, add):
         ) from error
 
 
-def _as_dask_rows(X, name="X"):
+def _as_dask_rows(X, name="X", local="cuem.GaussianMixture"):
     """X as a 2-D float64 or float32 dask array with known chunk sizes and every column in
     one chunk (a dask DataFrame's values; other dtypes converted chunk by chunk)."""
     if hasattr(X, "to_dask_array"):  # a dask DataFrame
@@ -273,7 +274,7 @@ def _as_dask_rows(X, name="X"):
     if not isinstance(X, da.Array):
         raise TypeError(
             f"{name} must be a dask array or a dask DataFrame, not {type(X).__name__}; for arrays in memory "
-            "use cuem.GaussianMixture"
+            f"use {local}"
         )
     if X.ndim != 2:
         raise ValueError(f"Expected a 2D array, got {X.ndim}D array instead")
@@ -804,12 +805,29 @@ def _block_hmm_statistics(X, sample_weight, rows, offsets, model, where):
         raise type(error)(f"rows {first}-{end - 1} of X: {error}") from None
 
 
-def _block_hmm_evaluate(X, offsets, first, what, model, where):
-    """score (a 1 x 1 array) or the states of one chunk of whole sequences."""
-    lo, hi = np.searchsorted(offsets, [first, first + X.shape[0]])
-    lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
-    out = _cuem.hmm_evaluate(what, _as_cuem_rows(X), lengths, *_hmm_tuple(model), **where)
-    return np.array([[out]]) if what == "score" else out[1].astype(np.int64)
+def _block_hmm_decode(X, lengths, rows, algorithm, model, where):
+    """(log probability, states) of one chunk of whole sequences: Viterbi's, or 'map' as
+    cuem.GaussianHMM.decode forms it (each frame's most probable state, and the sum of
+    the largest posteriors, hmmlearn's); for 'score', (log p, None)."""
+    X = _as_cuem_rows(X)
+    try:
+        if algorithm == "score":
+            return float(_cuem.hmm_evaluate("score", X, lengths, *_hmm_tuple(model), **where)), None
+        if algorithm == "viterbi":
+            log_prob, states = _cuem.hmm_evaluate("viterbi", X, lengths, *_hmm_tuple(model), **where)
+            return float(log_prob), states.astype(np.int64)
+        _, posteriors = _cuem.hmm_evaluate("posteriors", X, lengths, *_hmm_tuple(model), **where)
+        return float(np.max(posteriors, axis=1).sum()), np.argmax(posteriors, axis=1).astype(np.int64)
+    except ValueError as error:
+        raise type(error)(f"rows {rows[0]}-{rows[1] - 1} of X (the row below counts from {rows[0]}): {error}") from None
+
+
+def _first(pair):
+    return pair[0]
+
+
+def _second(pair):
+    return pair[1]
 
 
 def _add_vectors(a, b):
@@ -843,9 +861,10 @@ class GaussianHMM(_LocalGaussianHMM):
     covariance plus min_covar, in two passes over the chunks.
 
     Batch Baum-Welch on complete frames: acceleration, incremental_blocks and
-    missing='marginalize' are refused. score, predict and decode take a dask X (score a
-    float; predict and decode's states a dask array); the other methods take NumPy arrays
-    as ``cuem.GaussianHMM``'s.
+    missing='marginalize' are refused; segment_frames is the workers' own choice and
+    n_threads their default. score, predict and decode take a dask X (score a float;
+    predict and decode's states a dask array, each chunk decoded once); the other methods
+    are ``cuem.GaussianHMM``'s, which bring a dask X to the client whole.
     """
 
     def fit(self, X, lengths=None):
@@ -857,12 +876,16 @@ class GaussianHMM(_LocalGaussianHMM):
                     f"cuem.dask.GaussianHMM runs batch Baum-Welch on complete frames: {name}="
                     f"{getattr(self, name)!r} is not distributed (use cuem.GaussianHMM)"
                 )
-        X = _as_dask_rows(X)
+        X = _as_dask_rows(X, local="cuem.GaussianHMM")
         N, D = X.shape
+        if N < 1 or D < 1:
+            raise ValueError(f"X must be a non-empty 2-d array (n_samples, n_features), got shape {X.shape}")
         lengths = self._lengths(lengths, N)
         K = int(self.n_components)
         if "m" in self.init_params and N < K:
             raise ValueError(f"n_components = {K} is more than the {N} frames that k-means starts the means from")
+        if "c" in self.init_params and N < 2:
+            raise ValueError("the covariance start needs at least 2 frames")
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         X = X.rechunk({0: _sequence_chunks(offsets, X.chunks[0]), 1: -1})
         client = _client()
@@ -876,6 +899,7 @@ class GaussianHMM(_LocalGaussianHMM):
         self.monitor_ = _ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         iterations = 0
         bound = -np.inf
+        empty = set()  # states without weight in some iteration
         on_workers = _to_workers(client, offsets)
         for iteration in range(int(self.n_iter)):
             model_on_workers = _to_workers(client, model)
@@ -885,6 +909,7 @@ class GaussianHMM(_LocalGaussianHMM):
                 for block, rows in zip(data.blocks, data.rows)
             ]
             stats = _tree_sum(client, parts, _add_vectors)
+            empty.update(int(k) for k in np.flatnonzero(~(stats[:K] > 0)))
             previous, bound = bound, float(stats[-2]) / float(stats[-1])  # per frame, as the local fit's
             model = dict(_cuem.hmm_m_step(stats, *_hmm_tuple(model), self.params, *priors),
                          covariance_type=self.covariance_type)
@@ -906,6 +931,14 @@ class GaussianHMM(_LocalGaussianHMM):
         self.device_ = self.device
         self.n_estep_passes_ = iterations
         self.convergence_rate_ = np.nan
+        if empty:  # as the local fit says it (src/core/hmm_api.cpp)
+            states = ", ".join(str(k) for k in sorted(empty))
+            warnings.warn(
+                f"state{'s' if len(empty) > 1 else ''} {states} (0-based) received no weight in some iteration and "
+                "kept their parameters there, as an empty mixture component does; use fewer states or another start",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         return self
 
     def _dask_start(self, client, data, given, rng, D):
@@ -944,74 +977,69 @@ class GaussianHMM(_LocalGaussianHMM):
 
     # ---- using the fitted model on dask arrays ---------------------------------------
 
-    def _dask_frames(self, X, lengths):
-        """X (a dask array) rechunked to whole sequences, and the sequences' offsets."""
+    @staticmethod
+    def _is_dask(X):
+        return isinstance(X, da.Array) or hasattr(X, "to_dask_array")
+
+    def _on_chunks(self, X, lengths, algorithm):
+        """Each chunk of whole sequences of the dask array X evaluated on the cluster: the
+        chunks' (log probability, states) as persisted futures, and their row counts."""
         self._check_fitted()
-        X = _as_dask_rows(X)
+        X = _as_dask_rows(X, local="cuem.GaussianHMM")
         if X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features, but GaussianHMM is fitted with {self.n_features}")
         lengths = self._lengths(lengths, X.shape[0])
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return X.rechunk({0: _sequence_chunks(offsets, X.chunks[0]), 1: -1}), offsets
-
-    def _dask_map(self, what, X, lengths):
-        X, offsets = self._dask_frames(X, lengths)
-        model = {"covariance_type": self.covariance_type, **dict(zip(
-            ("startprob", "transmat", "means", "covars"), self._model_arrays()[1:]))}
+        X = X.rechunk({0: _sequence_chunks(offsets, X.chunks[0]), 1: -1})
+        client = _client()
+        model = {"covariance_type": self.covariance_type,
+                 **dict(zip(("startprob", "transmat", "means", "covars"), self._model_arrays()[1:]))}
+        model = _to_workers(client, model)
         where = {"device": self.device, "precision": self.precision}
-        firsts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
-        blocks = [
-            da.map_blocks(_block_hmm_evaluate, X.blocks[i], offsets, int(firsts[i]), what, model, where,
-                          **({"chunks": (1, 1), "dtype": np.float64} if what == "score" else
-                             {"drop_axis": 1, "dtype": np.int64, "meta": np.empty((0,), dtype=np.int64)}))
-            for i in range(len(X.chunks[0]))
-        ]
-        return da.concatenate(blocks, axis=0)
+        bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+        parts, sizes = [], []
+        for i, block in enumerate(X.to_delayed().ravel()):
+            first, end = int(bounds[i]), int(bounds[i + 1])
+            lo, hi = np.searchsorted(offsets, [first, end])
+            chunk_lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
+            parts.append(client.compute(dask.delayed(_block_hmm_decode)(block, chunk_lengths, (first, end),
+                                                                       algorithm, model, where)))
+            sizes.append(end - first)
+        return parts, sizes
+
+    @staticmethod
+    def _log_probability(client, parts):
+        total = 0.0  # in chunk order
+        for value in client.gather([client.submit(_first, p) for p in parts]):
+            total += value
+        return total
 
     def score(self, X, lengths=None):
         """log p(X) over all sequences; X a NumPy array (as cuem.GaussianHMM) or a dask array
         (each chunk of whole sequences scored on the cluster, summed in chunk order)."""
-        if not isinstance(X, da.Array) and not hasattr(X, "to_dask_array"):
+        if not self._is_dask(X):
             return super().score(X, lengths)
-        parts = self._dask_map("score", X, lengths).compute().ravel()
-        total = 0.0
-        for v in parts:
-            total += float(v)
-        return total
+        parts, _ = self._on_chunks(X, lengths, "score")
+        return self._log_probability(_client(), parts)
 
     def decode(self, X, lengths=None, algorithm=None):
-        """As cuem.GaussianHMM.decode; for a dask X with algorithm 'viterbi', (log
-        probability, states as a dask array)."""
+        """As cuem.GaussianHMM.decode; for a dask X, (log probability, states as a dask array
+        chunked as X's whole-sequence chunks), each chunk decoded once on the cluster."""
         algorithm = algorithm or self.algorithm
-        if not isinstance(X, da.Array) and not hasattr(X, "to_dask_array"):
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"Unknown decoder {algorithm!r}")
+        if not self._is_dask(X):
             return super().decode(X, lengths, algorithm)
-        if algorithm != "viterbi":
-            raise ValueError("cuem.dask.GaussianHMM decodes dask arrays by Viterbi; compute X for 'map'")
-        states = self._dask_map("viterbi", X, lengths)
-        log_prob = self._viterbi_log_probability(X, lengths)
-        return log_prob, states
-
-    def _viterbi_log_probability(self, X, lengths):
-        X, offsets = self._dask_frames(X, lengths)
-        model = {"covariance_type": self.covariance_type, **dict(zip(
-            ("startprob", "transmat", "means", "covars"), self._model_arrays()[1:]))}
-        where = {"device": self.device, "precision": self.precision}
-        firsts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
-        parts = [da.map_blocks(_block_viterbi_log_probability, X.blocks[i], offsets, int(firsts[i]), model, where,
-                               chunks=(1, 1), dtype=np.float64) for i in range(len(X.chunks[0]))]
-        total = 0.0
-        for v in da.concatenate(parts, axis=0).compute().ravel():
-            total += float(v)
-        return total
+        parts, sizes = self._on_chunks(X, lengths, algorithm)
+        client = _client()
+        states = da.concatenate([
+            da.from_delayed(dask.delayed(_second)(p), shape=(n,), dtype=np.int64) for p, n in zip(parts, sizes)
+        ])
+        return self._log_probability(client, parts), states
 
     def predict(self, X, lengths=None):
-        """The Viterbi states (as cuem.GaussianHMM); a dask array for a dask X."""
-        if not isinstance(X, da.Array) and not hasattr(X, "to_dask_array"):
+        """The states by the estimator's algorithm (as cuem.GaussianHMM); a dask array for a
+        dask X."""
+        if not self._is_dask(X):
             return super().predict(X, lengths)
-        return self.decode(X, lengths, "viterbi")[1]
-
-
-def _block_viterbi_log_probability(X, offsets, first, model, where):
-    lo, hi = np.searchsorted(offsets, [first, first + X.shape[0]])
-    lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
-    return np.array([[_cuem.hmm_evaluate("viterbi", _as_cuem_rows(X), lengths, *_hmm_tuple(model), **where)[0]]])
+        return self.decode(X, lengths)[1]

@@ -496,6 +496,7 @@ class GaussianHMM:
         if algorithm == "viterbi":
             log_prob, states = self._evaluate("viterbi", X, lengths)
             return float(log_prob), states.astype(np.int64)
+        self._check_fitted()
         X = self._check_X(X, fitted=True)
         lengths = self._lengths(lengths, X.shape[0])
         _, posteriors = self.score_samples(X, lengths)

@@ -366,6 +366,12 @@ HmmModel hmm_model_from_statistics(const HmmModel& model, const std::vector<doub
                                       to_string(type) + ")");
   for (double v : statistics) require(std::isfinite(v), "HMM statistics hold a value that is not finite");
   engine::set_additive_parts(s, statistics);
+  const auto non_negative = [](const std::vector<double>& v) {
+    return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0.0; });
+  };
+  require(s.weight > 0.0, "HMM statistics of no frames: sum the statistics of some sequences first");
+  require(non_negative(s.emission.nk) && non_negative(s.start) && non_negative(s.trans),
+          "HMM statistics with a negative state, start or transition count are no E-step's");
   HmmOptions o = options;
   o.n_components = model.n_components();
   o.covariance_type = type;

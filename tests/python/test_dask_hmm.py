@@ -123,6 +123,35 @@ def test_score_and_decode_on_dask_arrays(client):
     np.testing.assert_array_equal(states.compute(), want)
     assert abs(log_prob - want_lp) < 1e-9 * abs(want_lp)
     np.testing.assert_array_equal(m.predict(arr, LENGTHS).compute(), want)
+    # 'map' (the estimator's algorithm, or named): the local class's states and log probability.
+    map_lp, map_states = m.decode(arr, LENGTHS, algorithm="map")
+    want_lp, want = local.decode(X, LENGTHS, algorithm="map")
+    np.testing.assert_array_equal(map_states.compute(), want)
+    assert abs(map_lp - want_lp) < 1e-9 * abs(want_lp)
+    m.algorithm = "map"
+    np.testing.assert_array_equal(m.predict(arr, LENGTHS).compute(), want)
+    with pytest.raises(ValueError, match="Unknown decoder"):
+        m.decode(arr, LENGTHS, algorithm="forward")
+    bad = X.copy()
+    bad[700, 1] = np.nan
+    with pytest.raises(ValueError, match=r"rows \d+-\d+ of X \(the row below counts from"):
+        m.score(da.from_array(bad, chunks=(333, D)), LENGTHS)
+
+
+def test_a_state_without_weight_is_kept_with_the_local_warning(client):
+    """A state whose density underflows at every frame: kept, and the local class's warning."""
+    params = dict(covariance_type="diag", n_iter=2, tol=0.0, init_params="", precision="float64")
+
+    def far(model):
+        started(model, "diag")
+        model.means_ = model.means_ + np.array([[0, 0], [0, 0], [1e4, 1e4]])
+        return model
+
+    with pytest.warns(cuem.ConvergenceWarning, match=r"state 2 \(0-based\) received no weight"):
+        local = far(cuem.GaussianHMM(K, **params)).fit(X, LENGTHS)
+    with pytest.warns(cuem.ConvergenceWarning, match=r"state 2 \(0-based\) received no weight"):
+        dist = far(cuem.dask.GaussianHMM(K, **params)).fit(da.from_array(X, chunks=(400, D)), LENGTHS)
+    assert rel(dist.means_, local.means_) < 1e-10
 
 
 def test_bad_input(client):
@@ -137,7 +166,9 @@ def test_bad_input(client):
     bad[700, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         cuem.dask.GaussianHMM(K).fit(da.from_array(bad, chunks=(400, D)), LENGTHS)
-    with pytest.raises(TypeError, match="dask array"):
-        cuem.dask.GaussianHMM(K).fit(X, LENGTHS)
     with pytest.raises(ValueError, match="more than the"):
         cuem.dask.GaussianHMM(N + 1).fit(arr, LENGTHS)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        cuem.dask.GaussianHMM(1).fit(da.from_array(X[:1], chunks=(1, D)))
+    with pytest.raises(TypeError, match="use cuem.GaussianHMM"):
+        cuem.dask.GaussianHMM(K).fit(X, LENGTHS)
