@@ -214,6 +214,16 @@ TEST_P(HmmUnits, PublicStatisticsAreOneBaumWelchStep) {
   const cuem::HmmModel halves = cuem::hmm_model_from_statistics(start, sum, o);
   EXPECT_LT(cuem_test::max_rel_diff(halves.emissions.means, step.emissions.means), 1e-12);
   EXPECT_LT(cuem_test::max_rel_diff(halves.transmat, step.transmat), 1e-12);
+  // A start prior below 1 that takes every start count to 0 keeps the start (a distribution).
+  std::vector<double> spread = all;
+  const std::size_t K = 3, at_start = all.size() - 2 - K * K - K;
+  for (std::size_t k = 0; k < K; ++k) spread[at_start + k] = 1.0 / 3.0;
+  cuem::HmmOptions weak = o;
+  weak.priors.startprob_prior = {0.5};
+  EXPECT_EQ(cuem::hmm_model_from_statistics(start, spread, weak).startprob, start.startprob);
+  weak.priors.startprob_prior = {0.9};  // counts above 0 remain: renormalised as hmmlearn does
+  const std::vector<double> renormalised = cuem::hmm_model_from_statistics(start, spread, weak).startprob;
+  for (double v : renormalised) EXPECT_NEAR(v, 1.0 / 3.0, 1e-15);
   EXPECT_THROW(cuem::hmm_model_from_statistics(start, std::vector<double>(sum.size(), 0.0), o),
                cuem::InvalidArgument);  // no frames
   std::vector<double> negative = sum;

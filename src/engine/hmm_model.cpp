@@ -536,9 +536,17 @@ void chain_m_step(const std::vector<double>& start, const std::vector<double>& t
   const int K = static_cast<int>(uK);
   const auto updates = [&](char c) { return params.find(c) != std::string::npos; };
   if (updates('s')) {
-    for (std::size_t k = 0; k < uK; ++k)
+    double sum = 0.0;
+    for (std::size_t k = 0; k < uK; ++k) {
       startprob[k] = old_startprob[k] == 0.0 ? 0.0 : std::max(entry(p.startprob_prior, k) - 1.0 + start[k], 0.0);
-    normalise(startprob.data(), K);
+      sum += startprob[k];
+    }
+    // A prior below 1 can take every count to 0 (few sequences): keep the start, as a
+    // transition row never left is kept (hmmlearn's would stay all 0, no distribution).
+    if (sum == 0.0)
+      std::copy(old_startprob.begin(), old_startprob.end(), startprob.begin());
+    else
+      normalise(startprob.data(), K);
   }
   if (updates('t')) {
     for (std::size_t i = 0; i < uK; ++i) {
