@@ -182,6 +182,21 @@ TEST_P(HmmUnits, GmmHmmPartsRoundTripAndUnitsSumToTheWhole) {
   }
   const std::vector<double> want = cuem::engine::additive_parts(whole);
   EXPECT_LT(cuem_test::max_rel_diff(sum, want, 1e-3), 1e-12);
+  // The public API: one step from m is fit_gmm_hmm's first iteration from m, bitwise.
+  cuem::GmmHmmOptions from_m = o;
+  from_m.init = m;
+  from_m.init_params = "";
+  from_m.priors.means_weight = {0.5};
+  const cuem::GmmHmmModel fitted = cuem::fit_gmm_hmm(cuem::DataView(X.data(), N, D), lengths, from_m).model;
+  const cuem::GmmHmmModel step = cuem::gmm_hmm_model_from_statistics(
+      m, cuem::gmm_hmm_statistics(m, cuem::DataView(X.data(), N, D), lengths), from_m);
+  EXPECT_EQ(step.startprob, fitted.startprob);
+  EXPECT_EQ(step.transmat, fitted.transmat);
+  EXPECT_EQ(step.weights, fitted.weights);
+  EXPECT_EQ(step.means, fitted.means);
+  EXPECT_EQ(step.covars, fitted.covars);
+  EXPECT_THROW(cuem::gmm_hmm_model_from_statistics(m, std::vector<double>(want.size(), 0.0), from_m),
+               cuem::InvalidArgument);
 }
 
 // The public statistics API (cuem/hmm.hpp): one Baum-Welch step by hmm_statistics and

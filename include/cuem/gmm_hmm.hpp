@@ -98,6 +98,15 @@ GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths,
 /// definite) for a model that is not valid.
 void validate_gmm_hmm(const GmmHmmModel& model);
 
+/// As hmm_statistics (cuem/hmm.hpp) for a GMMHMM: the emission sums are over its K x M
+/// components (about their means, in the components' layout: tied components hold full
+/// sums), then the chain's parts.
+std::vector<double> gmm_hmm_statistics(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                       const HmmEvaluateOptions& where = {});
+/// hmmlearn's GMMHMM M-step from such a sum with options' priors and `params`.
+GmmHmmModel gmm_hmm_model_from_statistics(const GmmHmmModel& model, const std::vector<double>& statistics,
+                                          const GmmHmmOptions& options);
+
 double score_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                      const HmmEvaluateOptions& where = {});
 HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,

@@ -51,6 +51,7 @@ import numpy as np
 
 from . import _cuem
 from .hmm import ConvergenceMonitor as _ConvergenceMonitor
+from .gmmhmm import GMMHMM as _LocalGMMHMM
 from .hmm import GaussianHMM as _LocalGaussianHMM
 from .mixture import (
     ConvergenceWarning,
@@ -71,7 +72,7 @@ except ImportError as error:  # pragma: no cover - the tests need dask
         "cuem.dask needs dask and dask.distributed: pip install 'dask[distributed]'"
     ) from error
 
-__all__ = ["GaussianMixture", "GaussianHMM"]
+__all__ = ["GaussianMixture", "GaussianHMM", "GMMHMM"]
 
 _KMEANS_TOL = 1e-4
 _KMEANS_MAX_ITER = 300
@@ -227,8 +228,8 @@ def _client():
 def _to_workers(client, value):
     """`value` (parameters) as a task argument: sent with every task where small, scattered
     to every worker once where large (a scatter is a round trip of its own)."""
-    size = value.nbytes if isinstance(value, np.ndarray) else sum(
-        v.nbytes for v in value.values() if isinstance(v, np.ndarray))
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else [value]
+    size = sum(v.nbytes for v in items if isinstance(v, np.ndarray))
     if size < _INLINE_BYTES:
         return value
     [future] = client.scatter([value], broadcast=True, hash=False)
@@ -780,7 +781,7 @@ class GaussianMixture(*_Bases):
         return _LocalGaussianMixture.sample(self, n_samples)
 
 
-# ---- Gaussian HMMs ---------------------------------------------------------------------
+# ---- hidden Markov models ---------------------------------------------------------------
 
 
 def _sequence_chunks(offsets, chunks):
@@ -794,29 +795,35 @@ def _sequence_chunks(offsets, chunks):
     return tuple(int(v) for v in np.diff(np.concatenate([[0], cuts, [n]])))
 
 
-def _block_hmm_statistics(X, sample_weight, rows, offsets, model, where):
-    """Baum-Welch's E-step statistics of one chunk of whole sequences (a float64 vector)."""
-    first, end = rows
+def _chunk_lengths(offsets, first, end):
     lo, hi = np.searchsorted(offsets, [first, end])
-    lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
+    return [int(v) for v in np.diff(offsets[lo : hi + 1])]
+
+
+def _block_hmm_statistics(X, sample_weight, rows, offsets, statistics, arrays, where):
+    """Baum-Welch's E-step statistics of one chunk of whole sequences (a float64 vector):
+    `statistics` names the binding (hmm_statistics, gmm_hmm_statistics), `arrays` the model."""
+    first, end = rows
     try:
-        return _cuem.hmm_statistics(_as_cuem_rows(X), lengths, *_hmm_tuple(model), **where)
+        return getattr(_cuem, statistics)(_as_cuem_rows(X), _chunk_lengths(offsets, first, end), *arrays, **where)
     except ValueError as error:
-        raise type(error)(f"rows {first}-{end - 1} of X: {error}") from None
+        raise type(error)(f"rows {first}-{end - 1} of X (the row below counts from {first}): {error}") from None
 
 
-def _block_hmm_decode(X, lengths, rows, algorithm, model, where):
+def _block_hmm_decode(X, lengths, rows, algorithm, evaluate, arrays, where):
     """(log probability, states) of one chunk of whole sequences: Viterbi's, or 'map' as
     cuem.GaussianHMM.decode forms it (each frame's most probable state, and the sum of
-    the largest posteriors, hmmlearn's); for 'score', (log p, None)."""
+    the largest posteriors, hmmlearn's); for 'score', (log p, None). `evaluate` names the
+    binding (hmm_evaluate, gmm_hmm_evaluate)."""
     X = _as_cuem_rows(X)
+    run = getattr(_cuem, evaluate)
     try:
         if algorithm == "score":
-            return float(_cuem.hmm_evaluate("score", X, lengths, *_hmm_tuple(model), **where)), None
+            return float(run("score", X, lengths, *arrays, **where)), None
         if algorithm == "viterbi":
-            log_prob, states = _cuem.hmm_evaluate("viterbi", X, lengths, *_hmm_tuple(model), **where)
+            log_prob, states = run("viterbi", X, lengths, *arrays, **where)
             return float(log_prob), states.astype(np.int64)
-        _, posteriors = _cuem.hmm_evaluate("posteriors", X, lengths, *_hmm_tuple(model), **where)
+        _, posteriors = run("posteriors", X, lengths, *arrays, **where)
         return float(np.max(posteriors, axis=1).sum()), np.argmax(posteriors, axis=1).astype(np.int64)
     except ValueError as error:
         raise type(error)(f"rows {rows[0]}-{rows[1] - 1} of X (the row below counts from {rows[0]}): {error}") from None
@@ -834,56 +841,45 @@ def _add_vectors(a, b):
     return a + b
 
 
-def _hmm_tuple(model):
-    return (model["covariance_type"], model["startprob"], model["transmat"], model["means"], model["covars"])
+def _frames_covariance(client, data):
+    """The frames' covariance (N - 1 in the denominator): their sum about the first frame,
+    then the scatter about the mean, both summed over the chunks in tree order."""
+    origin = np.asarray(data.X[:1].compute(), dtype=np.float64)
+    first = _chunk_sum(client, data, _block_partition, origin, "full", False)
+    mean = origin + first["s1"] / first["nk"][:, None]
+    second = _chunk_sum(client, data, _block_partition, mean, "full", True)
+    n, s1 = second["nk"][0], second["s1"][0]
+    D = mean.shape[1]
+    return (second["s2"].reshape(D, D) - np.outer(s1, s1) / n) / (n - 1)
 
 
-class GaussianHMM(_LocalGaussianHMM):
-    """hmmlearn's GaussianHMM fitted by Baum-Welch over a dask array of frames on a
-    dask.distributed cluster: ``cuem.GaussianHMM``'s parameters and fitted attributes
-    (startprob_, transmat_, means_, covars_, monitor_), the statistics of each chunk of
-    whole sequences computed where it lives.
+class _DaskBaumWelch:
+    """What cuem.dask's HMMs share: Baum-Welch over chunks of whole sequences, and score,
+    decode and predict on dask arrays. A subclass names its bindings (_STATISTICS,
+    _EVALUATE) and provides _dask_start, _dask_m_step, _set_fitted, _empty_states and
+    _min_frames; its local base class provides the rest (_model_arrays, _lengths, ...)."""
 
-    fit(X, lengths) takes X as a dask array (or a dask DataFrame) of frames and lengths as
-    for hmmlearn (the whole sequence list, on the client). X is rechunked so that every
-    chunk holds whole sequences (each chunk boundary moved to the next sequence boundary),
-    persisted, and every iteration each chunk's statistics (``_cuem.hmm_statistics``: the
-    chain, the posteriors and the gamma-weighted emission sums, on the worker, GIL
-    released) are summed by the same binary tree over the chunks as the mixture's; the
-    client runs hmmlearn's M-step with the priors (``_cuem.hmm_m_step``) and the local
-    class's convergence test (the change of the log-likelihood below tol; monitor_ records
-    the history). The sums depend on the chunking, never on the workers,
-    so from the same start (init_params='' with the arrays set) the model is
-    ``cuem.GaussianHMM``'s on the computed array to rounding (one chunk: the same bits).
-    The start for the letters of init_params: 's' and 't' uniform, 'm' k-means (k-means++
-    on a sample of frames drawn by global index, then Lloyd's steps over the chunks, as
-    ``cuem.dask.GaussianMixture``'s, so not the local class's k-means), 'c' the frames'
-    covariance plus min_covar, in two passes over the chunks.
+    _LOCAL = "cuem.GaussianHMM"
 
-    Batch Baum-Welch on complete frames: acceleration, incremental_blocks and
-    missing='marginalize' are refused; segment_frames is the workers' own choice and
-    n_threads their default. score, predict and decode take a dask X (score a float;
-    predict and decode's states a dask array, each chunk decoded once); the other methods
-    are ``cuem.GaussianHMM``'s, which bring a dask X to the client whole.
-    """
+    def _refuse_local_only(self):
+        for name, local in (("acceleration", "none"), ("missing", "error"), ("incremental_blocks", 1)):
+            if getattr(self, name, local) != local:
+                raise ValueError(
+                    f"cuem.dask.{type(self).__name__} runs batch Baum-Welch on complete frames: {name}="
+                    f"{getattr(self, name)!r} is not distributed (use {self._LOCAL})"
+                )
 
     def fit(self, X, lengths=None):
         """Baum-Welch over the dask array X of frames, sequences as `lengths` (None: one)."""
         self._check_parameters()
-        for name, local in (("acceleration", "none"), ("missing", "error"), ("incremental_blocks", 1)):
-            if getattr(self, name) != local:
-                raise ValueError(
-                    f"cuem.dask.GaussianHMM runs batch Baum-Welch on complete frames: {name}="
-                    f"{getattr(self, name)!r} is not distributed (use cuem.GaussianHMM)"
-                )
-        X = _as_dask_rows(X, local="cuem.GaussianHMM")
+        self._refuse_local_only()
+        X = _as_dask_rows(X, local=self._LOCAL)
         N, D = X.shape
         if N < 1 or D < 1:
             raise ValueError(f"X must be a non-empty 2-d array (n_samples, n_features), got shape {X.shape}")
         lengths = self._lengths(lengths, N)
-        K = int(self.n_components)
-        if "m" in self.init_params and N < K:
-            raise ValueError(f"n_components = {K} is more than the {N} frames that k-means starts the means from")
+        if "m" in self.init_params and N < self._min_frames():
+            raise ValueError(f"{self._min_frames()} means are more than the {N} frames that k-means starts them from")
         if "c" in self.init_params and N < 2:
             raise ValueError("the covariance start needs at least 2 frames")
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -891,28 +887,25 @@ class GaussianHMM(_LocalGaussianHMM):
         client = _client()
         data = _DaskData(client, X, None)
         GaussianMixture._check_finite(data)
-        priors, given = self._start_arrays(D, self.init_params)
-        rng = np.random.default_rng(_seed_from(self.random_state))
-        model = self._dask_start(client, data, given, rng, D)
-        _cuem.hmm_evaluate("score", np.zeros((1, D)), [1], *_hmm_tuple(model))  # a model the library takes
+        arrays = self._dask_start(client, data, D, np.random.default_rng(_seed_from(self.random_state)))
+        getattr(_cuem, self._EVALUATE)("score", np.zeros((1, D)), [1], *arrays)  # a start the library takes
         where = {"device": self.device, "precision": self.precision}
         self.monitor_ = _ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         iterations = 0
         bound = -np.inf
-        empty = set()  # states without weight in some iteration
+        empty = set()
         on_workers = _to_workers(client, offsets)
         for iteration in range(int(self.n_iter)):
-            model_on_workers = _to_workers(client, model)
+            model_on_workers = _to_workers(client, arrays)
             parts = [
-                client.submit(_block_hmm_statistics, block, None, rows, on_workers, model_on_workers, where,
-                              pure=False)
+                client.submit(_block_hmm_statistics, block, None, rows, on_workers, self._STATISTICS,
+                              model_on_workers, where, pure=False)
                 for block, rows in zip(data.blocks, data.rows)
             ]
             stats = _tree_sum(client, parts, _add_vectors)
-            empty.update(int(k) for k in np.flatnonzero(~(stats[:K] > 0)))
+            empty |= self._empty_states(stats)
             previous, bound = bound, float(stats[-2]) / float(stats[-1])  # per frame, as the local fit's
-            model = dict(_cuem.hmm_m_step(stats, *_hmm_tuple(model), self.params, *priors),
-                         covariance_type=self.covariance_type)
+            arrays = self._dask_m_step(stats, arrays)
             iterations += 1
             self.monitor_.report(bound * N)
             change = bound - previous
@@ -924,10 +917,7 @@ class GaussianHMM(_LocalGaussianHMM):
                 break
         self._online = None
         self.n_features = D
-        self.startprob_ = model["startprob"]
-        self.transmat_ = model["transmat"]
-        self.means_ = model["means"]
-        self._covars_ = model["covars"]
+        self._set_fitted(arrays)
         self.device_ = self.device
         self.n_estep_passes_ = iterations
         self.convergence_rate_ = np.nan
@@ -941,39 +931,11 @@ class GaussianHMM(_LocalGaussianHMM):
             )
         return self
 
-    def _dask_start(self, client, data, given, rng, D):
-        """The start arrays (cuem's layouts) for the letters of init_params; the given ones
-        for the others."""
-        K, cov = int(self.n_components), self.covariance_type
-        model = {"covariance_type": cov}
-        model["startprob"] = given.get("startprob", np.full(K, 1.0 / K))
-        model["transmat"] = given.get("transmat", np.full((K, K), 1.0 / K))
-        model["means"] = given["means"] if "means" in given else np.ascontiguousarray(
-            _kmeans_centres(client, data, K, rng, lloyd=True))
-        if "covars" in given:
-            model["covars"] = given["covars"]
-        else:
-            cv = self._frames_covariance(client, data) + float(self.min_covar) * np.eye(D)
-            model["covars"] = {
-                "full": np.tile(cv, (K, 1, 1)),
-                "tied": cv,
-                "diag": np.tile(np.diag(cv), (K, 1)),
-                "spherical": np.full(K, cv.mean()),
-            }[cov]
-        return {k: v if k == "covariance_type" else np.ascontiguousarray(v, dtype=np.float64)
-                for k, v in model.items()}
+    def _empty_states(self, stats):
+        return set()
 
-    @staticmethod
-    def _frames_covariance(client, data):
-        """The frames' covariance (N - 1 in the denominator): their sum about the first
-        frame, then the scatter about the mean, both summed over the chunks in tree order."""
-        origin = np.asarray(data.X[:1].compute(), dtype=np.float64)
-        first = _chunk_sum(client, data, _block_partition, origin, "full", False)
-        mean = origin + first["s1"] / first["nk"][:, None]
-        second = _chunk_sum(client, data, _block_partition, mean, "full", True)
-        n, s1 = second["nk"][0], second["s1"][0]
-        D = mean.shape[1]
-        return (second["s2"].reshape(D, D) - np.outer(s1, s1) / n) / (n - 1)
+    def _frames_covariance_start(self, client, data, D):
+        return _frames_covariance(client, data) + float(self.min_covar) * np.eye(D)
 
     # ---- using the fitted model on dask arrays ---------------------------------------
 
@@ -983,27 +945,25 @@ class GaussianHMM(_LocalGaussianHMM):
 
     def _on_chunks(self, X, lengths, algorithm):
         """Each chunk of whole sequences of the dask array X evaluated on the cluster: the
-        chunks' (log probability, states) as persisted futures, and their row counts."""
+        chunks' (log probability, states) as futures, and their row counts."""
         self._check_fitted()
-        X = _as_dask_rows(X, local="cuem.GaussianHMM")
+        X = _as_dask_rows(X, local=self._LOCAL)
         if X.shape[1] != self.n_features:
-            raise ValueError(f"X has {X.shape[1]} features, but GaussianHMM is fitted with {self.n_features}")
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is fitted with "
+                             f"{self.n_features}")
         lengths = self._lengths(lengths, X.shape[0])
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         X = X.rechunk({0: _sequence_chunks(offsets, X.chunks[0]), 1: -1})
         client = _client()
-        model = {"covariance_type": self.covariance_type,
-                 **dict(zip(("startprob", "transmat", "means", "covars"), self._model_arrays()[1:]))}
-        model = _to_workers(client, model)
+        arrays = _to_workers(client, self._model_arrays())
         where = {"device": self.device, "precision": self.precision}
         bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
         parts, sizes = [], []
         for i, block in enumerate(X.to_delayed().ravel()):
             first, end = int(bounds[i]), int(bounds[i + 1])
-            lo, hi = np.searchsorted(offsets, [first, end])
-            chunk_lengths = [int(v) for v in np.diff(offsets[lo : hi + 1])]
-            parts.append(client.compute(dask.delayed(_block_hmm_decode)(block, chunk_lengths, (first, end),
-                                                                       algorithm, model, where)))
+            task = dask.delayed(_block_hmm_decode)(block, _chunk_lengths(offsets, first, end), (first, end),
+                                                   algorithm, self._EVALUATE, arrays, where)
+            parts.append(client.compute(task))
             sizes.append(end - first)
         return parts, sizes
 
@@ -1015,7 +975,7 @@ class GaussianHMM(_LocalGaussianHMM):
         return total
 
     def score(self, X, lengths=None):
-        """log p(X) over all sequences; X a NumPy array (as cuem.GaussianHMM) or a dask array
+        """log p(X) over all sequences; X a NumPy array (as the local class) or a dask array
         (each chunk of whole sequences scored on the cluster, summed in chunk order)."""
         if not self._is_dask(X):
             return super().score(X, lengths)
@@ -1023,23 +983,149 @@ class GaussianHMM(_LocalGaussianHMM):
         return self._log_probability(_client(), parts)
 
     def decode(self, X, lengths=None, algorithm=None):
-        """As cuem.GaussianHMM.decode; for a dask X, (log probability, states as a dask array
-        chunked as X's whole-sequence chunks), each chunk decoded once on the cluster."""
+        """As the local class's decode; for a dask X, (log probability, states as a dask
+        array chunked as X's whole-sequence chunks), each chunk decoded once on the cluster."""
         algorithm = algorithm or self.algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValueError(f"Unknown decoder {algorithm!r}")
         if not self._is_dask(X):
             return super().decode(X, lengths, algorithm)
         parts, sizes = self._on_chunks(X, lengths, algorithm)
-        client = _client()
         states = da.concatenate([
             da.from_delayed(dask.delayed(_second)(p), shape=(n,), dtype=np.int64) for p, n in zip(parts, sizes)
         ])
-        return self._log_probability(client, parts), states
+        return self._log_probability(_client(), parts), states
 
     def predict(self, X, lengths=None):
-        """The states by the estimator's algorithm (as cuem.GaussianHMM); a dask array for a
+        """The states by the estimator's algorithm (as the local class); a dask array for a
         dask X."""
         if not self._is_dask(X):
             return super().predict(X, lengths)
         return self.decode(X, lengths)[1]
+
+
+class GaussianHMM(_DaskBaumWelch, _LocalGaussianHMM):
+    """hmmlearn's GaussianHMM fitted by Baum-Welch over a dask array of frames on a
+    dask.distributed cluster: ``cuem.GaussianHMM``'s parameters and fitted attributes
+    (startprob_, transmat_, means_, covars_, monitor_), the statistics of each chunk of
+    whole sequences computed where it lives.
+
+    fit(X, lengths) takes X as a dask array (or a dask DataFrame) of frames and lengths as
+    for hmmlearn (the whole sequence list, on the client). X is rechunked so that every
+    chunk holds whole sequences (each chunk boundary moved to the next sequence boundary),
+    persisted, and every iteration each chunk's statistics (``_cuem.hmm_statistics``: the
+    chain, the posteriors and the gamma-weighted emission sums, on the worker, GIL
+    released) are summed by the same binary tree over the chunks as the mixture's; the
+    client runs hmmlearn's M-step with the priors (``_cuem.hmm_m_step``) and the local
+    class's convergence test (the change of the log-likelihood below tol; monitor_ records
+    the history). The sums depend on the chunking, never on the workers, so from the same
+    start (init_params='' with the arrays set) the model is ``cuem.GaussianHMM``'s on the
+    computed array to rounding (one chunk: the same bits). The start for the letters of
+    init_params: 's' and 't' uniform, 'm' k-means (k-means++ on a sample of frames drawn by
+    global index, then Lloyd's steps over the chunks, as ``cuem.dask.GaussianMixture``'s,
+    so not the local class's k-means), 'c' the frames' covariance plus min_covar, in two
+    passes over the chunks.
+
+    Batch Baum-Welch on complete frames: acceleration, incremental_blocks and
+    missing='marginalize' are refused; segment_frames is the workers' own choice and
+    n_threads their default. score, predict and decode take a dask X (score a float;
+    predict and decode's states a dask array, each chunk decoded once); the other methods
+    are ``cuem.GaussianHMM``'s, which bring a dask X to the client whole.
+    """
+
+    _STATISTICS, _EVALUATE = "hmm_statistics", "hmm_evaluate"
+
+    def _min_frames(self):
+        return int(self.n_components)
+
+    def _dask_start(self, client, data, D, rng):
+        """The start (cuem's layouts) for the letters of init_params, the set arrays for the
+        others; also the priors for the M-steps."""
+        self._priors, given = self._start_arrays(D, self.init_params)
+        K, cov = int(self.n_components), self.covariance_type
+        startprob = given.get("startprob", np.full(K, 1.0 / K))
+        transmat = given.get("transmat", np.full((K, K), 1.0 / K))
+        means = given["means"] if "means" in given else _kmeans_centres(client, data, K, rng, lloyd=True)
+        if "covars" in given:
+            covars = given["covars"]
+        else:
+            cv = self._frames_covariance_start(client, data, D)
+            covars = {"full": np.tile(cv, (K, 1, 1)), "tied": cv, "diag": np.tile(np.diag(cv), (K, 1)),
+                      "spherical": np.full(K, cv.mean())}[cov]
+        return (cov, *(np.ascontiguousarray(a, dtype=np.float64) for a in (startprob, transmat, means, covars)))
+
+    def _dask_m_step(self, stats, arrays):
+        m = _cuem.hmm_m_step(stats, *arrays, self.params, *self._priors)
+        return (self.covariance_type, m["startprob"], m["transmat"], m["means"], m["covars"])
+
+    def _set_fitted(self, arrays):
+        _, self.startprob_, self.transmat_, self.means_, self._covars_ = arrays
+
+    def _empty_states(self, stats):
+        return {int(k) for k in np.flatnonzero(~(stats[: int(self.n_components)] > 0))}
+
+
+class GMMHMM(_DaskBaumWelch, _LocalGMMHMM):
+    """hmmlearn's GMMHMM fitted over a dask array of frames, as cuem.dask.GaussianHMM fits
+    the Gaussian one: ``cuem.GMMHMM``'s parameters and fitted attributes (startprob_,
+    transmat_, weights_, means_, covars_, monitor_), each chunk's statistics by
+    ``_cuem.gmm_hmm_statistics``, the M-step by ``_cuem.gmm_hmm_m_step``. The start for
+    init_params' letters: 's', 't', 'w' uniform, 'm' the distributed k-means with
+    n_components x n_mix centres (state k takes centres k n_mix .. (k + 1) n_mix - 1, as the
+    local class), 'c' the frames' covariance plus min_covar for every component.
+    """
+
+    _STATISTICS, _EVALUATE = "gmm_hmm_statistics", "gmm_hmm_evaluate"
+    _LOCAL = "cuem.GMMHMM"
+
+    def _min_frames(self):
+        return int(self.n_components) * int(self.n_mix)
+
+    def _dask_start(self, client, data, D, rng):
+        K, M, cov = int(self.n_components), int(self.n_mix), self.covariance_type
+        given = {}
+        for letter, name in (("s", "startprob_"), ("t", "transmat_"), ("w", "weights_"), ("m", "means_"),
+                             ("c", "_covars_")):
+            if letter not in self.init_params:
+                if not hasattr(self, name):
+                    raise ValueError(f"{name.lstrip('_')} must be set before fit when init_params leaves out {letter!r}")
+                given[name.strip("_")] = getattr(self, name)
+        covars_prior_shape, covars_weight_shape = {
+            "full": ((K, M, D, D), (K, M)),
+            "tied": ((K, D, D), (K,)),
+            "diag": ((K, M, D), (K, M, D)),
+            "spherical": ((K, M), (K, M)),
+        }[cov]
+
+        def prior(value, shape, name):  # None: hmmlearn's default for the type
+            return np.array([np.nan]) if value is None else self._array(value, shape, name)
+
+        self._priors = (
+            self._array(self.startprob_prior, (K,), "startprob_prior"),
+            self._array(self.transmat_prior, (K, K), "transmat_prior"),
+            self._array(self.weights_prior, (K, M), "weights_prior"),
+            self._array(self.means_prior, (K, M, D), "means_prior"),
+            self._array(self.means_weight, (K, M), "means_weight"),
+            prior(self.covars_prior, covars_prior_shape, "covars_prior"),
+            prior(self.covars_weight, covars_weight_shape, "covars_weight"),
+        )
+        startprob = given.get("startprob", np.full(K, 1.0 / K))
+        transmat = given.get("transmat", np.full((K, K), 1.0 / K))
+        weights = given.get("weights", np.full((K, M), 1.0 / M))
+        means = given["means"] if "means" in given else _kmeans_centres(
+            client, data, K * M, rng, lloyd=True).reshape(K, M, D)
+        if "covars" in given:
+            covars = given["covars"]
+        else:
+            cv = self._frames_covariance_start(client, data, D)
+            covars = {"full": np.tile(cv, (K, M, 1, 1)), "tied": np.tile(cv, (K, 1, 1)),
+                      "diag": np.tile(np.diag(cv), (K, M, 1)), "spherical": np.full((K, M), cv.mean())}[cov]
+        return (cov, *(np.ascontiguousarray(a, dtype=np.float64)
+                       for a in (startprob, transmat, weights, means, covars)))
+
+    def _dask_m_step(self, stats, arrays):
+        m = _cuem.gmm_hmm_m_step(stats, *arrays, self.params, *self._priors)
+        return (self.covariance_type, m["startprob"], m["transmat"], m["weights"], m["means"], m["covars"])
+
+    def _set_fitted(self, arrays):
+        _, self.startprob_, self.transmat_, self.weights_, self.means_, self._covars_ = arrays

@@ -271,6 +271,49 @@ nb::dict gmm_hmm_dict(const cuem::GmmHmmModel& m) {
   return out;
 }
 
+cuem::GmmHmmPriors gmm_hmm_priors_of(const ParameterArray& startprob_prior, const ParameterArray& transmat_prior,
+                                     const ParameterArray& weights_prior, const ParameterArray& means_prior,
+                                     const ParameterArray& means_weight, const ParameterArray& covars_prior,
+                                     const ParameterArray& covars_weight) {
+  cuem::GmmHmmPriors p;
+  p.startprob_prior = to_vector(startprob_prior);
+  p.transmat_prior = to_vector(transmat_prior);
+  p.weights_prior = to_vector(weights_prior);
+  p.means_prior = to_vector(means_prior);
+  p.means_weight = to_vector(means_weight);
+  p.covars_prior = to_vector(covars_prior);
+  p.covars_weight = to_vector(covars_weight);
+  return p;
+}
+
+nb::object gmm_hmm_statistics(const InputMatrix& X, const std::vector<std::size_t>& lengths,
+                              const std::string& covariance_type, const ParameterArray& startprob,
+                              const ParameterArray& transmat, const ParameterArray& weights,
+                              const ParameterArray& means, const ParameterArray& covars, const std::string& device,
+                              const std::string& precision) {
+  const cuem::GmmHmmModel m = make_gmm_hmm(covariance_type, startprob, transmat, weights, means, covars);
+  const cuem::DataView view = view_of(X);
+  std::vector<double> v =
+      released([&] { return cuem::gmm_hmm_statistics(m, view, lengths, where_of(device, precision)); });
+  const std::size_t n = v.size();
+  return nb::cast(to_numpy(std::move(v), {n}));
+}
+
+nb::dict gmm_hmm_m_step(const ParameterArray& statistics, const std::string& covariance_type,
+                        const ParameterArray& startprob, const ParameterArray& transmat, const ParameterArray& weights,
+                        const ParameterArray& means, const ParameterArray& covars, const std::string& params,
+                        const ParameterArray& startprob_prior, const ParameterArray& transmat_prior,
+                        const ParameterArray& weights_prior, const ParameterArray& means_prior,
+                        const ParameterArray& means_weight, const ParameterArray& covars_prior,
+                        const ParameterArray& covars_weight) {
+  const cuem::GmmHmmModel m = make_gmm_hmm(covariance_type, startprob, transmat, weights, means, covars);
+  cuem::GmmHmmOptions o;
+  o.params = params;
+  o.priors = gmm_hmm_priors_of(startprob_prior, transmat_prior, weights_prior, means_prior, means_weight,
+                               covars_prior, covars_weight);
+  return gmm_hmm_dict(cuem::gmm_hmm_model_from_statistics(m, to_vector(statistics), o));
+}
+
 nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengths, int n_components, int n_mix,
                      const std::string& covariance_type, double min_covar, int n_iter, double tol, std::uint64_t seed,
                      const std::string& params, const std::string& init_params, const ParameterArray& startprob_prior,
@@ -291,13 +334,8 @@ nb::dict fit_gmm_hmm(const InputMatrix& X, const std::vector<std::size_t>& lengt
   o.seed = seed;
   o.params = params;
   o.init_params = init_params;
-  o.priors.startprob_prior = to_vector(startprob_prior);
-  o.priors.transmat_prior = to_vector(transmat_prior);
-  o.priors.weights_prior = to_vector(weights_prior);
-  o.priors.means_prior = to_vector(means_prior);
-  o.priors.means_weight = to_vector(means_weight);
-  o.priors.covars_prior = to_vector(covars_prior);
-  o.priors.covars_weight = to_vector(covars_weight);
+  o.priors = gmm_hmm_priors_of(startprob_prior, transmat_prior, weights_prior, means_prior, means_weight,
+                               covars_prior, covars_weight);
   o.init.startprob = optional_vector(startprob);
   o.init.transmat = optional_vector(transmat);
   o.init.weights = optional_vector(weights);
@@ -432,6 +470,13 @@ void register_hmm(nb::module_& m) {
         "covars_prior"_a, "covars_weight"_a,
         "hmmlearn's M-step from summed hmm_statistics under the model they were taken at: the next model's "
         "arrays (startprob, transmat, means, covars).");
+  m.def("gmm_hmm_statistics", &gmm_hmm_statistics, "X"_a.noconvert(), "lengths"_a, "covariance_type"_a,
+        "startprob"_a, "transmat"_a, "weights"_a, "means"_a, "covars"_a, "device"_a = "cpu",
+        "precision"_a = "float32", "hmm_statistics for a GMMHMM (arrays in hmmlearn's shapes).");
+  m.def("gmm_hmm_m_step", &gmm_hmm_m_step, "statistics"_a, "covariance_type"_a, "startprob"_a, "transmat"_a,
+        "weights"_a, "means"_a, "covars"_a, "params"_a, "startprob_prior"_a, "transmat_prior"_a, "weights_prior"_a,
+        "means_prior"_a, "means_weight"_a, "covars_prior"_a, "covars_weight"_a,
+        "hmmlearn's GMMHMM M-step from summed gmm_hmm_statistics: the next model's arrays.");
   m.def("hmm_sample", &hmm_sample, "n"_a, "seed"_a, "covariance_type"_a, "startprob"_a, "transmat"_a, "means"_a,
         "covars"_a, "One sequence of n frames: (X, states).");
 }

@@ -712,6 +712,54 @@ GmmHmmFitResult fit_gmm_hmm(DataView X, const std::vector<std::size_t>& lengths,
   return gmm_hmm_fit_result(run, prims.description(), std::move(notices));
 }
 
+std::vector<double> gmm_hmm_statistics(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
+                                       const HmmEvaluateOptions& where) {
+  require(where.missing == MissingPolicy::error, "gmm_hmm_statistics takes complete frames");
+  validate_gmm_hmm(model);
+  validate_data(X);
+  require(X.n_cols == static_cast<std::size_t>(model.n_features),
+          "the data have " + std::to_string(X.n_cols) + " features and the model " + std::to_string(model.n_features));
+  const std::vector<std::size_t> offsets = engine::sequence_offsets(lengths, X.n_rows);
+  Resources resources(resources_of(where));
+  PlacedData data = PlacedData::Impl::unchecked(resources, X, {});
+  PlacedData::Impl& placed = data.impl();
+  Primitives& prims = placed.primitives();
+  const CovarianceType type =
+      model.covariance_type == CovarianceType::tied ? CovarianceType::full : model.covariance_type;
+  prims.reserve(type, model.n_components * model.n_mix);
+  GmmHmmOptions o;
+  o.n_components = model.n_components;
+  o.n_mix = model.n_mix;
+  o.covariance_type = model.covariance_type;
+  engine::GmmHmmEM em(prims, placed.X, offsets, o, placed.kmeans);
+  return engine::additive_parts(em.e_step(model));
+}
+
+GmmHmmModel gmm_hmm_model_from_statistics(const GmmHmmModel& model, const std::vector<double>& statistics,
+                                          const GmmHmmOptions& options) {
+  validate_gmm_hmm(model);
+  engine::GmmHmmStats s = engine::gmm_hmm_zero_stats(model);
+  const std::size_t n = engine::additive_parts(s).size();
+  require(statistics.size() == n, "GMMHMM statistics of " + std::to_string(statistics.size()) +
+                                      " values for a model that takes " + std::to_string(n));
+  for (double v : statistics) require(std::isfinite(v), "GMMHMM statistics hold a value that is not finite");
+  engine::set_additive_parts(s, statistics);
+  const auto non_negative = [](const std::vector<double>& v) {
+    return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0.0; });
+  };
+  require(s.weight > 0.0, "GMMHMM statistics of no frames: sum the statistics of some sequences first");
+  require(non_negative(s.emission.nk) && non_negative(s.start) && non_negative(s.trans),
+          "GMMHMM statistics with a negative component, start or transition count are no E-step's");
+  GmmHmmOptions o = options;
+  o.n_components = model.n_components;
+  o.n_mix = model.n_mix;
+  o.covariance_type = model.covariance_type;
+  o.init = model;  // the option checks then look at the priors' shapes and the letters only
+  o.init_params = "";
+  validate_gmm_hmm_options(o, DataView(static_cast<const double*>(nullptr), 1, static_cast<std::size_t>(model.n_features)));
+  return engine::gmm_hmm_m_step(s, o);
+}
+
 HmmPosteriors posteriors_gmm_hmm(const GmmHmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                                  const HmmEvaluateOptions& where) {
   EvaluatedFrames e = evaluate_gmm_hmm_frames(model, X, lengths, where);

@@ -133,7 +133,7 @@ void set_additive_parts(GmmHmmStats& s, const std::vector<double>& v) {
   set_chain_additive_parts(v, s.emission, s.start, s.trans, s.log_likelihood, s.weight);
 }
 
-GmmHmmStats GmmHmmEM::zero_stats(const GmmHmmModel& m) const {
+GmmHmmStats gmm_hmm_zero_stats(const GmmHmmModel& m) {
   const std::size_t K = static_cast<std::size_t>(m.n_components);
   const Model comps = gmm_hmm_components(m);
   GmmHmmStats s;

@@ -45,6 +45,8 @@ struct GmmHmmStats {
 /// of the same shape (GmmHmmEM::zero_stats): sums over processes (src/mpi/distributed_model.hpp).
 std::vector<double> additive_parts(const GmmHmmStats& s);
 void set_additive_parts(GmmHmmStats& s, const std::vector<double>& v);
+/// Statistics of no frames under m (the shape of an E-step's under m).
+GmmHmmStats gmm_hmm_zero_stats(const GmmHmmModel& m);
 
 /// hmmlearn's GMMHMM M-step for the letters of o.params.
 GmmHmmModel gmm_hmm_m_step(const GmmHmmStats& s, const GmmHmmOptions& o);
@@ -63,7 +65,7 @@ class GmmHmmEM {
   GmmHmmModel m_step(const GmmHmmStats& s) const { return gmm_hmm_m_step(s, o_); }
   double unit_roundoff() const noexcept { return prims_.unit_roundoff(); }
   /// Statistics of no frames under m: the shape that e_step's results have.
-  GmmHmmStats zero_stats(const GmmHmmModel& m) const;
+  GmmHmmStats zero_stats(const GmmHmmModel& m) const { return gmm_hmm_zero_stats(m); }
 
  private:
   Primitives& prims_;

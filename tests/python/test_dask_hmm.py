@@ -1,8 +1,9 @@
-"""cuem.dask.GaussianHMM on a dask.distributed LocalCluster (2 worker processes of one
-thread): from the same start, the fit of cuem.GaussianHMM on the computed array, for every
-covariance type and several chunkings (one chunk: the same bits); the start's pieces
-(uniform start and transitions, k-means means, the frames' covariance) against NumPy;
-score and Viterbi on dask arrays against the local class; bad input."""
+"""cuem.dask.GaussianHMM and cuem.dask.GMMHMM on a dask.distributed LocalCluster (2 worker
+processes of one thread): from the same start, the fit of cuem.GaussianHMM (cuem.GMMHMM)
+on the computed array, for every covariance type and several chunkings (one chunk: the
+same bits); the start's pieces (uniform start and transitions, k-means means, the frames'
+covariance) against NumPy; score, Viterbi and 'map' on dask arrays against the local
+class; bad input."""
 import numpy as np
 import pytest
 
@@ -88,7 +89,8 @@ def test_the_start(client, covariance_type):
     arr = da.from_array(X, chunks=(500, D))
     client_data = cuem.dask._DaskData(client, arr.rechunk({0: cuem.dask._sequence_chunks(
         np.concatenate([[0], np.cumsum(LENGTHS)]), arr.chunks[0])}), None)
-    start = m._dask_start(client, client_data, {}, np.random.default_rng(cuem.dask._seed_from(3)), D)
+    arrays = m._dask_start(client, client_data, D, np.random.default_rng(cuem.dask._seed_from(3)))
+    start = dict(zip(("covariance_type", "startprob", "transmat", "means", "covars"), arrays))
     np.testing.assert_array_equal(start["startprob"], np.full(K, 1 / K))
     np.testing.assert_array_equal(start["transmat"], np.full((K, K), 1 / K))
     cv = np.cov(X.T) + 1e-3 * np.eye(D)
@@ -172,3 +174,56 @@ def test_bad_input(client):
         cuem.dask.GaussianHMM(1).fit(da.from_array(X[:1], chunks=(1, D)))
     with pytest.raises(TypeError, match="use cuem.GaussianHMM"):
         cuem.dask.GaussianHMM(K).fit(X, LENGTHS)
+
+
+def gmm_started(model, covariance_type, M=2):
+    """A GMMHMM start near the truth: the Gaussian start's states, each split in two."""
+    g = started(cuem.GaussianHMM(K, covariance_type="diag"), "diag")
+    model.startprob_, model.transmat_ = g.startprob_, g.transmat_
+    model.weights_ = np.full((K, M), 1.0 / M)
+    model.means_ = np.stack([g.means_ + 0.5 * (m - 0.5) for m in range(M)], axis=1)
+    model.covars_ = {
+        "full": np.tile(np.eye(D) * 1.2, (K, M, 1, 1)),
+        "tied": np.tile(np.eye(D) * 1.2, (K, 1, 1)),
+        "diag": np.full((K, M, D), 1.2),
+        "spherical": np.full((K, M), 1.2),
+    }[covariance_type]
+    return model
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("chunking", ("one", "uneven"))
+def test_gmmhmm_same_start_is_the_local_fit(client, covariance_type, chunking):
+    params = dict(n_mix=2, covariance_type=covariance_type, n_iter=4, tol=0.0, init_params="", precision="float64")
+    local = gmm_started(cuem.GMMHMM(K, **params), covariance_type).fit(X, LENGTHS)
+    dist = gmm_started(cuem.dask.GMMHMM(K, **params), covariance_type).fit(
+        da.from_array(X, chunks=(CHUNKINGS[chunking], D)), LENGTHS)
+    if chunking == "one":
+        for name in ("startprob_", "transmat_", "weights_", "means_", "_covars_"):
+            np.testing.assert_array_equal(getattr(dist, name), getattr(local, name), err_msg=name)
+    for name in ("startprob_", "transmat_", "weights_", "means_", "_covars_"):
+        assert rel(getattr(dist, name), getattr(local, name)) < 1e-10, name
+    assert rel(list(dist.monitor_.history), list(local.monitor_.history)) < 1e-12
+    arr = da.from_array(X, chunks=(300, D))
+    assert abs(dist.score(arr, LENGTHS) - local.score(X, LENGTHS)) < 1e-9 * abs(local.score(X, LENGTHS))
+    np.testing.assert_array_equal(dist.predict(arr, LENGTHS).compute(), local.predict(X, LENGTHS))
+
+
+def test_gmmhmm_start_and_refusals(client):
+    """From init_params 'stmcw': uniform start, transitions and weights, k-means means (K x M
+    centres), the frames' covariance; the fit runs and improves the log-likelihood."""
+    arr = da.from_array(X, chunks=(400, D))
+    m = cuem.dask.GMMHMM(K, n_mix=2, covariance_type="diag", n_iter=5, tol=0.0, random_state=1, precision="float64")
+    arrays = m._dask_start(client, cuem.dask._DaskData(client, arr.rechunk({0: cuem.dask._sequence_chunks(
+        np.concatenate([[0], np.cumsum(LENGTHS)]), arr.chunks[0])}), None), D, np.random.default_rng(
+        cuem.dask._seed_from(1)))
+    _, startprob, transmat, weights, means, covars = arrays
+    np.testing.assert_array_equal(weights, np.full((K, 2), 0.5))
+    assert means.shape == (K, 2, D)
+    assert rel(covars, np.tile(np.diag(np.cov(X.T) + 1e-3 * np.eye(D)), (K, 2, 1))) < 1e-12
+    m.fit(arr, LENGTHS)
+    assert m.monitor_.history[-1] > m.monitor_.history[0]
+    with pytest.raises(TypeError, match="use cuem.GMMHMM"):
+        cuem.dask.GMMHMM(K).fit(X, LENGTHS)
+    with pytest.raises(ValueError, match="more than the"):
+        cuem.dask.GMMHMM(K, n_mix=N).fit(arr, LENGTHS)
