@@ -1083,32 +1083,8 @@ class GMMHMM(_DaskBaumWelch, _LocalGMMHMM):
 
     def _dask_start(self, client, data, D, rng):
         K, M, cov = int(self.n_components), int(self.n_mix), self.covariance_type
-        given = {}
-        for letter, name in (("s", "startprob_"), ("t", "transmat_"), ("w", "weights_"), ("m", "means_"),
-                             ("c", "_covars_")):
-            if letter not in self.init_params:
-                if not hasattr(self, name):
-                    raise ValueError(f"{name.lstrip('_')} must be set before fit when init_params leaves out {letter!r}")
-                given[name.strip("_")] = getattr(self, name)
-        covars_prior_shape, covars_weight_shape = {
-            "full": ((K, M, D, D), (K, M)),
-            "tied": ((K, D, D), (K,)),
-            "diag": ((K, M, D), (K, M, D)),
-            "spherical": ((K, M), (K, M)),
-        }[cov]
-
-        def prior(value, shape, name):  # None: hmmlearn's default for the type
-            return np.array([np.nan]) if value is None else self._array(value, shape, name)
-
-        self._priors = (
-            self._array(self.startprob_prior, (K,), "startprob_prior"),
-            self._array(self.transmat_prior, (K, K), "transmat_prior"),
-            self._array(self.weights_prior, (K, M), "weights_prior"),
-            self._array(self.means_prior, (K, M, D), "means_prior"),
-            self._array(self.means_weight, (K, M), "means_weight"),
-            prior(self.covars_prior, covars_prior_shape, "covars_prior"),
-            prior(self.covars_weight, covars_weight_shape, "covars_weight"),
-        )
+        given = self._given_arrays()
+        self._priors = self._prior_arrays(D)
         startprob = given.get("startprob", np.full(K, 1.0 / K))
         transmat = given.get("transmat", np.full((K, K), 1.0 / K))
         weights = given.get("weights", np.full((K, M), 1.0 / M))

@@ -147,12 +147,8 @@ class GMMHMM(GaussianHMM):
             np.ascontiguousarray(self._covars_, dtype=np.float64),
         )
 
-    def fit(self, X, lengths=None):
-        """Estimate the parameters by Baum-Welch from the init_params start."""
-        self._check_parameters()
-        X = self._check_X(X, fitted=False)
-        lengths = self._lengths(lengths, X.shape[0])
-        N = X.shape[0]
+    def _given_arrays(self):
+        """The start arrays that init_params leaves to the caller (hmmlearn's shapes)."""
         given = {}
         for letter, name in (("s", "startprob_"), ("t", "transmat_"), ("w", "weights_"), ("m", "means_"),
                              ("c", "_covars_")):
@@ -160,13 +156,12 @@ class GMMHMM(GaussianHMM):
                 if not hasattr(self, name):
                     raise ValueError(f"{name.lstrip('_')} must be set before fit when init_params leaves out {letter!r}")
                 given[name.strip("_")] = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
-        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        return given
 
-        def on_iteration(init, iteration, mean_log_likelihood, change, seconds):
-            print(f"{iteration:>10d} {mean_log_likelihood * N:>16.8f} {change * N:>+16.8f}")
-            return True
-
-        K, M, D = int(self.n_components), int(self.n_mix), X.shape[1]
+    def _prior_arrays(self, D):
+        """The priors as flat arrays for D features (covars_prior and covars_weight None:
+        hmmlearn's default for the type, as a single NaN)."""
+        K, M = int(self.n_components), int(self.n_mix)
         covars_prior_shape, covars_weight_shape = {
             "full": ((K, M, D, D), (K, M)),
             "tied": ((K, D, D), (K,)),
@@ -174,8 +169,31 @@ class GMMHMM(GaussianHMM):
             "spherical": ((K, M), (K, M)),
         }[self.covariance_type]
 
-        def prior(value, shape, name):  # None: hmmlearn's default for the type
+        def prior(value, shape, name):
             return np.array([np.nan]) if value is None else self._array(value, shape, name)
+
+        return (
+            self._array(self.startprob_prior, (K,), "startprob_prior"),
+            self._array(self.transmat_prior, (K, K), "transmat_prior"),
+            self._array(self.weights_prior, (K, M), "weights_prior"),
+            self._array(self.means_prior, (K, M, D), "means_prior"),
+            self._array(self.means_weight, (K, M), "means_weight"),
+            prior(self.covars_prior, covars_prior_shape, "covars_prior"),
+            prior(self.covars_weight, covars_weight_shape, "covars_weight"),
+        )
+
+    def fit(self, X, lengths=None):
+        """Estimate the parameters by Baum-Welch from the init_params start."""
+        self._check_parameters()
+        X = self._check_X(X, fitted=False)
+        lengths = self._lengths(lengths, X.shape[0])
+        N = X.shape[0]
+        given = self._given_arrays()
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+
+        def on_iteration(init, iteration, mean_log_likelihood, change, seconds):
+            print(f"{iteration:>10d} {mean_log_likelihood * N:>16.8f} {change * N:>+16.8f}")
+            return True
 
         result = _cuem.fit_gmm_hmm(
             X,
@@ -189,13 +207,7 @@ class GMMHMM(GaussianHMM):
             _seed_from(self.random_state),
             self.params,
             self.init_params,
-            self._array(self.startprob_prior, (self.n_components,), "startprob_prior"),
-            self._array(self.transmat_prior, (self.n_components, self.n_components), "transmat_prior"),
-            self._array(self.weights_prior, (K, M), "weights_prior"),
-            self._array(self.means_prior, (K, M, D), "means_prior"),
-            self._array(self.means_weight, (K, M), "means_weight"),
-            prior(self.covars_prior, covars_prior_shape, "covars_prior"),
-            prior(self.covars_weight, covars_weight_shape, "covars_weight"),
+            *self._prior_arrays(X.shape[1]),
             **given,
             device=self.device,
             precision=self.precision,

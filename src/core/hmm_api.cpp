@@ -324,6 +324,21 @@ void validate_hmm(const HmmModel& m) {
   engine::hmm_emissions(m.covariance_type(), K, D, m.emissions.means, m.emissions.covariances);
 }
 
+namespace {
+
+// Statistics summed from E-steps: some frames, and no negative count.
+void check_counts(double frames, const std::vector<double>& nk, const std::vector<double>& start,
+                  const std::vector<double>& trans, const std::string& kind) {
+  const auto non_negative = [](const std::vector<double>& v) {
+    return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0.0; });
+  };
+  require(frames > 0.0, kind + " statistics of no frames: sum the statistics of some sequences first");
+  require(non_negative(nk) && non_negative(start) && non_negative(trans),
+          kind + " statistics with a negative emission, start or transition count are no E-step's");
+}
+
+}  // namespace
+
 std::vector<double> hmm_statistics(const HmmModel& model, DataView X, const std::vector<std::size_t>& lengths,
                                    const HmmEvaluateOptions& where) {
   require(where.missing == MissingPolicy::error, "hmm_statistics takes complete frames (no missing='marginalize')");
@@ -366,12 +381,7 @@ HmmModel hmm_model_from_statistics(const HmmModel& model, const std::vector<doub
                                       to_string(type) + ")");
   for (double v : statistics) require(std::isfinite(v), "HMM statistics hold a value that is not finite");
   engine::set_additive_parts(s, statistics);
-  const auto non_negative = [](const std::vector<double>& v) {
-    return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0.0; });
-  };
-  require(s.weight > 0.0, "HMM statistics of no frames: sum the statistics of some sequences first");
-  require(non_negative(s.emission.nk) && non_negative(s.start) && non_negative(s.trans),
-          "HMM statistics with a negative state, start or transition count are no E-step's");
+  check_counts(s.weight, s.emission.nk, s.start, s.trans, "HMM");
   HmmOptions o = options;
   o.n_components = model.n_components();
   o.covariance_type = type;
@@ -744,12 +754,7 @@ GmmHmmModel gmm_hmm_model_from_statistics(const GmmHmmModel& model, const std::v
                                       " values for a model that takes " + std::to_string(n));
   for (double v : statistics) require(std::isfinite(v), "GMMHMM statistics hold a value that is not finite");
   engine::set_additive_parts(s, statistics);
-  const auto non_negative = [](const std::vector<double>& v) {
-    return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0.0; });
-  };
-  require(s.weight > 0.0, "GMMHMM statistics of no frames: sum the statistics of some sequences first");
-  require(non_negative(s.emission.nk) && non_negative(s.start) && non_negative(s.trans),
-          "GMMHMM statistics with a negative component, start or transition count are no E-step's");
+  check_counts(s.weight, s.emission.nk, s.start, s.trans, "GMMHMM");
   GmmHmmOptions o = options;
   o.n_components = model.n_components;
   o.n_mix = model.n_mix;
