@@ -247,18 +247,26 @@ def _chunk_sum(client, data, fn, *args):
     return _tree_sum(client, parts, _add_statistics)
 
 
-def _tree_sum(client, parts, add):
-    """The sum of futures `parts` by a binary tree over their positions ((0+1), (2+3), ...,
-    then pairs of those), computed on the workers; fetched to the client. Work that Dask
-    cannot redo after losing a worker is a RuntimeError saying so."""
+def _sum_in_tree(add, *parts):
+    """The sum of `parts` by a binary tree over their positions ((0+1), (2+3), ..., then
+    pairs of those)."""
     parts = list(parts)
     while len(parts) > 1:
-        paired = [client.submit(add, parts[i], parts[i + 1], pure=False) for i in range(0, len(parts) - 1, 2)]
+        paired = [add(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
         if len(parts) % 2:
             paired.append(parts[-1])
         parts = paired
+    return parts[0]
+
+
+def _tree_sum(client, parts, add):
+    """The sum of futures `parts` by a binary tree over their positions (_sum_in_tree), in
+    one task on a worker (one scheduling round trip, where a task per addition took one per
+    level); fetched to the client. Work that Dask cannot redo after losing a worker is a
+    RuntimeError saying so."""
+    total = client.submit(_sum_in_tree, add, *parts, pure=False)
     try:
-        return parts[0].result()
+        return total.result()
     except (CancelledError, distributed.KilledWorker) as error:
         raise RuntimeError(
             "cuem.dask: the fit lost work it cannot redo: a worker died holding chunks of X that have no task "
