@@ -138,7 +138,10 @@ TEST(SequenceUnits, MoreRanksThanUnitsIsRefusedSayingWhatToDo) {
     EXPECT_NE(std::string(e.what()).find("make 1 unit(s), fewer than the 2 ranks"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("--segment-rows"), std::string::npos) << e.what();
   }
-  EXPECT_NO_THROW(sequence_units(offsets_of({500, 500}), 500, 2));
+  // Windows of 500 rows: the two sequences are two units, one a rank.
+  const SegmentLayout two = sequence_units(offsets_of({500, 500}), 500, 2);
+  EXPECT_EQ(two.bounds, (std::vector<std::size_t>{0, 500, 1000}));
+  EXPECT_EQ(two.rank_first, (std::vector<std::size_t>{0, 1, 2}));
   // Fewer sequences than ranks: no window size helps, and the message says so.
   try {
     sequence_units(offsets_of({1000}), 10, 2);
