@@ -74,6 +74,29 @@ DataView rows_of_shards(const std::vector<io::Table>& shards, std::size_t begin,
   return DataView(copy.data(), end - begin, D);
 }
 
+// The distributed fit's options from the command line's.
+mpi::DistributedOptions distributed_options(const DistributedArgs& d) {
+  mpi::DistributedOptions options;
+  options.segment_rows = d.segment_rows;
+  options.reduction = mpi::parse_reduction(d.reduction);
+  options.checkpoint = d.checkpoint;
+  options.checkpoint_every = d.checkpoint_every;
+  return options;
+}
+
+// Rank 0 writes the outputs: it runs `check` on their paths, and every rank learns its answer.
+void check_outputs_on_root(mpi::Communicator& comm, const std::function<void()>& check) {
+  comm.all_gather(mpi::run_local([&] {
+                    if (comm.rank() != 0) return;
+                    try {
+                      check();
+                    } catch (const std::exception& e) {
+                      throw InvalidArgument(e.what());
+                    }
+                  }),
+                  std::string());
+}
+
 // This rank's part of DATA (one file or shard files, their rows concatenated): the layout
 // that layout_of gives for the total rows, the rows it gives this rank, checked (finite
 // values), and the whole data's digest. Every rank learns of any rank's failure.
@@ -126,21 +149,8 @@ int run_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::string
   if (o.init == InitMethod::random)
     throw UsageError("--init random draws responsibilities by a row's place within a device's rows, which would "
                      "change with the number of ranks: use kmeans, k-means++ or random_from_data with --distributed");
-  mpi::DistributedOptions options;
-  options.segment_rows = d.segment_rows;
-  options.reduction = mpi::parse_reduction(d.reduction);
-  options.checkpoint = d.checkpoint;
-  options.checkpoint_every = d.checkpoint_every;
-  // Rank 0 writes the outputs; the others wait for its answer on their paths.
-  comm.all_gather(mpi::run_local([&] {
-                    if (!root) return;
-                    try {
-                      check_outputs({output, trace, d.checkpoint}, {data.path, weights_path});
-                    } catch (const std::exception& e) {
-                      throw InvalidArgument(e.what());
-                    }
-                  }),
-                  std::string());
+  const mpi::DistributedOptions options = distributed_options(d);
+  check_outputs_on_root(comm, [&] { check_outputs({output, trace, d.checkpoint}, {data.path, weights_path}); });
 
   const std::string data_name = io::display_name(data.path);
   if (io::is_stdin_name(weights_path))
@@ -236,23 +246,13 @@ int run_hmm_on_rank(mpi::Communicator& comm, const DataArgs& data, const std::st
     throw UsageError("--missing marginalize is not distributed: a distributed fit needs complete frames");
   HmmOptions o = hmm_options(fit_args, data);
   if (n_mix > 0) gmm_hmm_options(o, n_mix);  // its refusals before any work
-  mpi::DistributedOptions options;
-  options.segment_rows = d.segment_rows;
-  options.reduction = mpi::parse_reduction(d.reduction);
-  options.checkpoint = d.checkpoint;
-  options.checkpoint_every = d.checkpoint_every;
+  const mpi::DistributedOptions options = distributed_options(d);
   if (io::is_stdin_name(lengths_path))
     throw UsageError("--distributed reads DATA and --lengths from files every rank can open, not '-'");
-  comm.all_gather(mpi::run_local([&] {
-                    if (!root) return;
-                    try {
-                      check_model_output_name(output, "-o");
-                      check_outputs({output, trace, d.checkpoint}, {data.path, lengths_path});
-                    } catch (const std::exception& e) {
-                      throw InvalidArgument(e.what());
-                    }
-                  }),
-                  std::string());
+  check_outputs_on_root(comm, [&] {
+    check_model_output_name(output, "-o");
+    check_outputs({output, trace, d.checkpoint}, {data.path, lengths_path});
+  });
 
   std::vector<std::size_t> offsets;
   RankData rank_data;
